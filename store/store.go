@@ -138,7 +138,7 @@ type Appointments interface {
 
 // Observations stores device measurements. AppendObservations stores a batch
 // from one device in one transaction and advances the device's LastSeq to
-// lastSeq; an observation whose (DeviceID, Seq) is already stored is skipped,
+// lastSeq; an observation whose (DeviceID, Seq, Code) is already stored is skipped,
 // never stored twice.
 type Observations interface {
 	AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []Observation) error
