@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/store"
+)
+
+// adminFlags parses an admin command's flags plus the shared store ones.
+func adminFlags(name string, args []string, getenv func(string) string, stderr io.Writer, define func(fs *flag.FlagSet)) (data string, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataFlag(fs, getenv, &data)
+	define(fs)
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
+	}
+	return data, nil
+}
+
+func openForAdmin(ctx context.Context, data string, getenv func(string) string) (store.Store, error) {
+	st, _, err := openStore(ctx, data, getenv("DATABASE_URL"))
+	return st, err
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	data, err := adminFlags("migrate", args, getenv, stderr, func(*flag.FlagSet) {})
+	if err != nil {
+		return err
+	}
+	st, where, err := openStore(ctx, data, getenv("DATABASE_URL"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintf(stdout, "migrations applied to %s\n", where)
+	return nil
+}
+
+func userAdd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var role, email, name, tz string
+	var noPassword bool
+	data, err := adminFlags("user add", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&role, "role", "", "scheduler, physician, patient or admin")
+		fs.StringVar(&email, "email", "", "email address (the sign-in name)")
+		fs.StringVar(&name, "name", "", "full name")
+		fs.StringVar(&tz, "tz", "UTC", "IANA time zone, e.g. Europe/London")
+		fs.BoolVar(&noPassword, "no-password", false, "create without a password (patients who only use join links)")
+	})
+	if err != nil {
+		return err
+	}
+	email = strings.ToLower(strings.TrimSpace(email))
+	switch {
+	case !store.Role(role).Valid():
+		return fmt.Errorf("user add: --role must be scheduler, physician, patient or admin, not %q", role)
+	case !strings.Contains(email, "@"):
+		return fmt.Errorf("user add: --email %q is not an email address", email)
+	case strings.TrimSpace(name) == "":
+		return errors.New("user add: --name is required")
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return fmt.Errorf("user add: --tz %q is not an IANA time zone", tz)
+	}
+	u := store.User{Email: email, Name: strings.TrimSpace(name), Role: store.Role(role), TimeZone: tz}
+	var generated string
+	if !noPassword {
+		password, err := readPassword(stdin)
+		if err != nil {
+			return err
+		}
+		if password == "" {
+			generated = auth.GeneratePassword()
+			password = generated
+		}
+		if u.PasswordHash, err = auth.HashPassword(password); err != nil {
+			return fmt.Errorf("user add: %w", err)
+		}
+	}
+	st, err := openForAdmin(ctx, data, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err = st.CreateUser(ctx, u)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("user add: %s already has an account", email)
+	}
+	if err != nil {
+		return fmt.Errorf("user add: %w", err)
+	}
+	if u.Role == store.RolePhysician {
+		if err := st.SetWeeklyHours(ctx, u.ID, weekdays(9*60, 17*60), 30*time.Minute); err != nil {
+			return fmt.Errorf("user add: default hours: %w", err)
+		}
+	}
+	fmt.Fprintf(stdout, "added %s %s <%s> (id %d)\n", u.Role, u.Name, u.Email, u.ID)
+	if generated != "" {
+		fmt.Fprintf(stdout, "password: %s\n", generated)
+	}
+	return nil
+}
+
+// readPassword reads one line from stdin when it is not a terminal; an empty
+// result means "generate one".
+func readPassword(stdin io.Reader) (string, error) {
+	if stdin == nil {
+		return "", nil
+	}
+	if f, ok := stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return "", nil // a terminal: generate rather than echo a typed password
+		}
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func tokenIssue(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var email string
+	var ttl time.Duration
+	data, err := adminFlags("token issue", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "the user the token acts for")
+		fs.DurationVar(&ttl, "ttl", 30*24*time.Hour, "how long the token is valid")
+	})
+	if err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return errors.New("token issue: --ttl must be positive")
+	}
+	st, err := openForAdmin(ctx, data, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := st.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	if err != nil {
+		return fmt.Errorf("token issue: no user with email %q", email)
+	}
+	token, hash := auth.NewToken()
+	now := time.Now()
+	if _, err := st.CreateCredential(ctx, store.Credential{
+		Kind: store.CredentialAPI, TokenHash: hash, UserID: u.ID, Name: "api token",
+		CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}); err != nil {
+		return fmt.Errorf("token issue: %w", err)
+	}
+	fmt.Fprintln(stdout, token)
+	return nil
+}
+
+func deviceAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var email, name string
+	data, err := adminFlags("device add", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "patient", "", "email of the patient the device measures")
+		fs.StringVar(&name, "name", "", "what the device is, e.g. \"Pulse oximeter\"")
+	})
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(name) == "" {
+		return errors.New("device add: --name is required")
+	}
+	st, err := openForAdmin(ctx, data, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	token, err := addDevice(ctx, st, strings.ToLower(strings.TrimSpace(email)), strings.TrimSpace(name))
+	if err != nil {
+		return fmt.Errorf("device add: %w", err)
+	}
+	fmt.Fprintln(stdout, token)
+	return nil
+}
+
+func addDevice(ctx context.Context, st store.Store, patientEmail, name string) (string, error) {
+	u, err := st.UserByEmail(ctx, patientEmail)
+	if err != nil {
+		return "", fmt.Errorf("no user with email %q", patientEmail)
+	}
+	if u.Role != store.RolePatient {
+		return "", fmt.Errorf("%s is a %s, not a patient", patientEmail, u.Role)
+	}
+	token, hash := auth.NewToken()
+	if _, err := st.CreateCredential(ctx, store.Credential{
+		Kind: store.CredentialDevice, TokenHash: hash, UserID: u.ID, Name: name, CreatedAt: time.Now(),
+	}); err != nil {
+		return "", err
+	}
+	return token, nil
+}

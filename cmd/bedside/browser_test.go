@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds Debian's chromium. Outside CI a machine without it skips
+// the browser test; in CI its absence is a failure.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("BEDSIDE_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed; .ci/run installs Debian's chromium package")
+	}
+	t.Skip("chromium not installed (apt-get install chromium); CI fails instead of skipping")
+	return ""
+}
+
+// newBrowser starts a headless Chromium with a fake camera and microphone and
+// its own profile, so two browsers hold two different sessions.
+func newBrowser(t *testing.T, path string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(func() { cancelC(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// waitJS polls a JavaScript expression until it is true, or fails the test
+// with what the page last said.
+func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr, chromedp.EvalAwaitPromise)); err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector('#call-state')||{}).textContent + ' | ' + document.body.innerText.slice(0, 600)`))
+			t.Fatalf("%s: not true after %s (%s); page: %s", what, timeout, expr, state)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the page, not standing in for a signal
+	}
+}
+
+// videoPlaying is true when the remote video has frames and its clock moves.
+const videoPlaying = `(async () => {
+  const v = document.querySelector('#remote-video');
+  if (!v || v.videoWidth === 0) return false;
+  const t0 = v.currentTime;
+  await new Promise(r => setTimeout(r, 300));
+  return v.videoWidth > 0 && v.currentTime > t0;
+})()`
+
+func TestBrowserVisit(t *testing.T) {
+	chromium := chromiumPath(t)
+	ts := startServer(t, nil)
+	link := bookFirstFree(t, ts)
+
+	// The patient opens the join link, checks devices and enters the waiting room.
+	patient := newBrowser(t, chromium)
+	if err := chromedp.Do(patient, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := chromedp.Run(patient, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`/visit/(\d+)$`).FindStringSubmatch(loc)
+	if m == nil {
+		t.Fatalf("join link landed on %q, want /visit/{id}", loc)
+	}
+	visit, _ := strconv.Atoi(m[1])
+	waitJS(t, patient, "camera preview", `(() => { const v = document.querySelector('#local-video'); return !!v && v.videoWidth > 0; })()`, 15*time.Second)
+	waitJS(t, patient, "join button enabled", `!document.querySelector('#join-button').disabled`, 15*time.Second)
+	if err := chromedp.Do(patient, chromedp.Click(chromedp.CSS("#join-button"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, patient, "patient waiting", `document.querySelector('#call-state').dataset.state === 'waiting'`, 10*time.Second)
+
+	// The physician signs in, opens the visit, starts it and admits the patient.
+	doctor := newBrowser(t, chromium)
+	err = chromedp.Do(doctor,
+		chromedp.Navigate(ts.URL+"/login"),
+		chromedp.SendKeys(chromedp.CSS("#email"), "dr.okafor@demo.bedside.test"),
+		chromedp.SendKeys(chromedp.CSS("#password"), ts.demoPassword(t, "dr.okafor@demo.bedside.test")),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("#visits")),
+		chromedp.Navigate(fmt.Sprintf("%s/consult/%d", ts.URL, visit)),
+	)
+	if err == nil {
+		waitJS(t, doctor, "start button enabled", `!document.querySelector('#start-button').disabled`, 15*time.Second)
+		err = chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#start-button")))
+	}
+	if err != nil {
+		t.Fatalf("physician: %v", err)
+	}
+	waitJS(t, doctor, "patient in the lobby", `!!document.querySelector('#lobby button.admit')`, 15*time.Second)
+	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#lobby button.admit"))); err != nil {
+		t.Fatal(err)
+	}
+
+	// Both see each other's video playing.
+	waitJS(t, doctor, "physician sees the patient's video", videoPlaying, 20*time.Second)
+	waitJS(t, patient, "patient sees the physician's video", videoPlaying, 20*time.Second)
+
+	// The simulated home hub streams; the overlay shows a heart rate.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	simBin := filepath.Join(t.TempDir(), "devicesim")
+	if out, err := exec.Command("go", "build", "-o", simBin, "../devicesim").CombinedOutput(); err != nil {
+		t.Fatalf("build devicesim: %v\n%s", err, out)
+	}
+	sim := exec.CommandContext(ctx, simBin,
+		"--token", ts.demoDeviceToken(t), "--url", strings.Replace(ts.URL, "http://", "ws://", 1)+"/ws/device", "--rate", "200ms")
+	simOut := &syncBuffer{}
+	sim.Stdout, sim.Stderr = simOut, simOut
+	sim.Cancel = func() error { return sim.Process.Signal(os.Interrupt) }
+	sim.WaitDelay = 5 * time.Second
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = sim.Wait() }()
+	waitJS(t, doctor, "heart rate on the overlay",
+		`(() => { const e = document.querySelector('#vital-8867-4'); const n = e && parseFloat(e.textContent); return n > 30 && n < 200; })()`,
+		30*time.Second)
+	if out := simOut.String(); !strings.Contains(out, "acknowledged up to") {
+		t.Errorf("devicesim saw no acknowledgement:\n%s", out)
+	}
+
+	resp, err := http.Get(ts.URL + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("server unhealthy after the visit: %v", err)
+	}
+	resp.Body.Close()
+}

@@ -1,0 +1,76 @@
+// Command bedside runs the Bedside telemedicine server and its admin tasks.
+//
+//	bedside [serve] [--addr :8080] [--data ./bedside-data] [--public-url URL]
+//	bedside user add --role ROLE --email E --name N [--tz Area/City]
+//	bedside token issue --email E [--ttl 720h]
+//	bedside device add --patient E --name N
+//	bedside migrate
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bedside:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; tests call it with their own arguments,
+// environment and streams.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args, getenv, stdout, stderr)
+	case "user", "token", "device":
+		if len(args) == 0 {
+			return fmt.Errorf("%s: missing action (see bedside help)", cmd)
+		}
+		action := cmd + " " + args[0]
+		switch action {
+		case "user add":
+			return userAdd(ctx, args[1:], getenv, stdin, stdout, stderr)
+		case "token issue":
+			return tokenIssue(ctx, args[1:], getenv, stdout, stderr)
+		case "device add":
+			return deviceAdd(ctx, args[1:], getenv, stdout, stderr)
+		}
+		return fmt.Errorf("unknown command %q (see bedside help)", action)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (see bedside help)", cmd)
+}
+
+const usage = `Bedside: telemedicine visits with live vitals.
+
+Usage:
+  bedside [serve] [flags]       run the server (the default)
+  bedside migrate               apply database migrations and exit
+  bedside user add --role scheduler|physician|patient|admin --email E --name N [--tz Area/City]
+                                add a user; the password is read from stdin, or generated and printed
+  bedside token issue --email E [--ttl 720h]
+                                print an API bearer token for a user
+  bedside device add --patient E --name N
+                                print a device token that streams vitals for a patient
+
+Every command takes --data DIR (BEDSIDE_DATA, default ./bedside-data).
+Run 'bedside serve --help' for the server's flags.
+`

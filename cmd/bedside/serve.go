@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/bedside-health/bedside/cluster"
+	"github.com/bedside-health/bedside/media"
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/sqlite"
+	"github.com/bedside-health/bedside/web"
+)
+
+// config is everything serve reads from flags and the environment.
+type config struct {
+	addr          string
+	data          string
+	publicURL     string
+	databaseURL   string
+	redisURL      string
+	iceLoopback   bool
+	icePorts      string
+	iceNAT1To1    string
+	iceServers    string
+	logLevel      string
+	seedDemo      bool
+	allowedOrigin string
+}
+
+// envOr returns the environment value for key, or def when unset.
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func dataFlag(fs *flag.FlagSet, getenv func(string) string, p *string) {
+	fs.StringVar(p, "data", envOr(getenv, "BEDSIDE_DATA", "./bedside-data"), "data folder for the embedded SQLite store (BEDSIDE_DATA)")
+}
+
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", envOr(getenv, "BEDSIDE_ADDR", ":8080"), "listen address (BEDSIDE_ADDR)")
+	dataFlag(fs, getenv, &c.data)
+	fs.StringVar(&c.publicURL, "public-url", getenv("BEDSIDE_PUBLIC_URL"), "public base URL used in join links (BEDSIDE_PUBLIC_URL); default: the request's host")
+	fs.StringVar(&c.iceServers, "ice-servers", getenv("BEDSIDE_ICE_SERVERS"), "comma-separated STUN/TURN URLs given to browsers (BEDSIDE_ICE_SERVERS); turn: URLs take user:pass@ before the host")
+	fs.StringVar(&c.icePorts, "ice-udp-ports", getenv("BEDSIDE_ICE_UDP_PORTS"), "UDP port range for media, e.g. 50000-50100 (BEDSIDE_ICE_UDP_PORTS)")
+	fs.StringVar(&c.iceNAT1To1, "ice-nat-ip", getenv("BEDSIDE_ICE_NAT_IP"), "public IP to advertise when behind a 1:1 NAT (BEDSIDE_ICE_NAT_IP)")
+	fs.BoolVar(&c.iceLoopback, "ice-loopback", getenv("BEDSIDE_ICE_LOOPBACK") == "1", "offer loopback ICE candidates, for tests on one machine (BEDSIDE_ICE_LOOPBACK=1)")
+	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "BEDSIDE_LOG_LEVEL", "info"), "debug, info, warn or error (BEDSIDE_LOG_LEVEL)")
+	fs.BoolVar(&c.seedDemo, "demo", envOr(getenv, "BEDSIDE_DEMO", "1") != "0", "seed a demo clinic when the database is empty (BEDSIDE_DEMO=0 to disable)")
+	fs.StringVar(&c.allowedOrigin, "allowed-origins", getenv("BEDSIDE_ALLOWED_ORIGINS"), "extra comma-separated origins allowed to open WebSockets (BEDSIDE_ALLOWED_ORIGINS)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.databaseURL = getenv("DATABASE_URL")
+	c.redisURL = getenv("REDIS_URL")
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// openStore opens the record store the configuration selects.
+func openStore(ctx context.Context, data, databaseURL string) (store.Store, string, error) {
+	if strings.HasPrefix(databaseURL, "postgres://") || strings.HasPrefix(databaseURL, "postgresql://") {
+		return nil, "", errors.New("DATABASE_URL selects PostgreSQL, which this version does not support yet; unset it to use the embedded SQLite store")
+	}
+	if databaseURL != "" {
+		return nil, "", fmt.Errorf("DATABASE_URL %q: only postgres:// URLs are recognised", databaseURL)
+	}
+	path := filepath.Join(data, "bedside.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, "", fmt.Errorf("open store %s: %w", path, err)
+	}
+	return db, "sqlite:" + path, nil
+}
+
+func mediaConfig(c config) (media.Config, error) {
+	mc := media.Config{AllowLoopback: c.iceLoopback}
+	if c.icePorts != "" {
+		lo, hi, ok := strings.Cut(c.icePorts, "-")
+		min, err1 := strconv.ParseUint(lo, 10, 16)
+		max, err2 := strconv.ParseUint(hi, 10, 16)
+		if !ok || err1 != nil || err2 != nil || min == 0 || max < min {
+			return mc, fmt.Errorf("ice-udp-ports %q: want a range such as 50000-50100", c.icePorts)
+		}
+		mc.UDPPortMin, mc.UDPPortMax = uint16(min), uint16(max)
+	}
+	if c.iceNAT1To1 != "" {
+		if net.ParseIP(c.iceNAT1To1) == nil {
+			return mc, fmt.Errorf("ice-nat-ip %q is not an IP address", c.iceNAT1To1)
+		}
+		mc.NAT1To1IPs = []string{c.iceNAT1To1}
+	}
+	for _, raw := range strings.Split(c.iceServers, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		srv, err := parseICEServer(raw)
+		if err != nil {
+			return mc, err
+		}
+		mc.ICEServers = append(mc.ICEServers, srv)
+	}
+	return mc, nil
+}
+
+// parseICEServer reads stun:host:port or turn:user:pass@host:port.
+func parseICEServer(raw string) (webrtc.ICEServer, error) {
+	scheme, rest, ok := strings.Cut(raw, ":")
+	if !ok || (scheme != "stun" && scheme != "turn" && scheme != "turns") {
+		return webrtc.ICEServer{}, fmt.Errorf("ice server %q: want stun:host:port or turn:user:pass@host:port", raw)
+	}
+	if cred, host, ok := strings.Cut(rest, "@"); ok {
+		user, pass, _ := strings.Cut(cred, ":")
+		return webrtc.ICEServer{URLs: []string{scheme + ":" + host}, Username: user, Credential: pass}, nil
+	}
+	return webrtc.ICEServer{URLs: []string{raw}}, nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(stderr, c.logLevel)
+	if err != nil {
+		return err
+	}
+	mc, err := mediaConfig(c)
+	if err != nil {
+		return err
+	}
+	st, where, err := openStore(ctx, c.data, c.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var bus cluster.Bus = cluster.NewLocal()
+	busName := "in-process"
+	if c.redisURL != "" {
+		rb, err := cluster.NewRedis(ctx, c.redisURL, log.With("component", "cluster"))
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		bus, busName = rb, "redis"
+	}
+	defer bus.Close()
+
+	if c.seedDemo {
+		if err := seedDemo(ctx, st, c.data, stdout); err != nil {
+			return fmt.Errorf("seed demo clinic: %w", err)
+		}
+	}
+
+	sfu, err := media.New(mc, log.With("component", "media"))
+	if err != nil {
+		return fmt.Errorf("start media: %w", err)
+	}
+	hub := signaling.NewHub(sfu, log.With("component", "signaling"))
+
+	var origins []string
+	for _, o := range strings.Split(c.allowedOrigin, ",") {
+		if o = strings.TrimSpace(strings.ToLower(o)); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	handler := web.NewServer(web.Deps{
+		Log: log, Store: st, Bus: bus, Calls: hub,
+		PublicURL: strings.TrimRight(c.publicURL, "/"), AllowedOrigins: origins,
+	})
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	log.Info("bedside serving", "addr", ln.Addr().String(), "store", where, "bus", busName)
+	fmt.Fprintf(stdout, "Bedside is running at %s\n", displayURL(c.publicURL, ln.Addr()))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	return nil
+}
+
+func displayURL(public string, addr net.Addr) string {
+	if public != "" {
+		return public
+	}
+	host, port, _ := net.SplitHostPort(addr.String())
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

@@ -1,0 +1,430 @@
+// The browser side of a visit: pre-call check, signaling (docs/protocol.md,
+// "Call signaling"), the waiting room, and the call itself. Used by both the
+// patient's page (data-role="patient") and the physician's (data-role="physician").
+//
+// Page states, shown on #call[data-state] and #call-state[data-state]:
+//   ready -> connecting -> waiting (patient only) -> in-call -> left,
+//   and reconnecting whenever the signaling socket drops.
+// Elements carrying data-show="state state ..." are visible only in those states.
+
+import { MediaCheck } from './precall.js';
+import { Publisher, Subscriber } from './peers.js';
+import { ReconnectingSocket } from './socket.js';
+
+const root = document.getElementById('call');
+if (root) new Call(root).init();
+
+/** Call ties the page's elements to one signaling session. */
+function Call(root) {
+  const $ = (id) => document.getElementById(id);
+  const role = root.dataset.role;
+  const remoteName = root.dataset.remoteName || (role === 'patient' ? 'Your physician' : 'The patient');
+  const el = {
+    state: $('call-state'),
+    status: $('status-message'),
+    error: $('call-error'),
+    stage: $('stage'),
+    remoteTile: $('remote-tile'),
+    remoteVideo: $('remote-video'),
+    remotePlaceholder: $('remote-placeholder'),
+    remoteName: $('remote-name'),
+    soundButton: $('sound-button'),
+    startButton: $(role === 'patient' ? 'join-button' : 'start-button'),
+    mute: $('mute-button'),
+    camera: $('camera-button'),
+    leave: $('leave-button'),
+    devices: $('devices'),
+    lobby: $('lobby'),
+    lobbyEmpty: $('lobby-empty'),
+  };
+  const placeholderText = el.remotePlaceholder.textContent;
+  const media = new MediaCheck(root);
+
+  let state = '';
+  let sock = null;
+  let gen = 0; // bumps on every new socket connection; stale async work checks it
+  let iceServers = [];
+  let pub = null;
+  let sub = null;
+  let admitted = false;
+  let leaving = false;
+  let lobbyIds = new Set();
+  let lastError = '';
+  let failures = 0; // socket closes since the last welcome
+  // One entry per remote participant: {id, name, stream}.
+  const remotes = new Map();
+  const trackOwner = new Map(); // remote track -> participant id
+  let shown = null; // the participant on #remote-video
+
+  // ---- state and announcements ----
+
+  const stateText = { ready: 'ready', connecting: 'connecting', waiting: 'waiting', 'in-call': 'in call', reconnecting: 'reconnecting', left: 'left' };
+
+  function setState(next, message) {
+    if (next !== state) {
+      const prev = state;
+      state = next;
+      root.dataset.state = next;
+      el.state.dataset.state = next;
+      el.state.textContent = stateText[next] || next;
+      for (const node of root.querySelectorAll('[data-show]')) {
+        node.hidden = !node.dataset.show.split(/\s+/).includes(next);
+      }
+      el.stage.classList.toggle('solo', el.remoteTile.hidden);
+      media.setMetering(next !== 'left' && (next !== 'in-call' || el.devices.open));
+      if (prev) keepFocus();
+    }
+    if (message) announce(message);
+  }
+
+  /** announce writes a sentence to the polite live region. */
+  function announce(text) {
+    // Re-setting identical text is not announced; make each message distinct.
+    el.status.textContent = el.status.textContent === text ? text + '\u00a0' : text;
+  }
+
+  function showError(text) {
+    lastError = text;
+    el.error.textContent = text;
+    el.error.hidden = !text;
+  }
+
+  /** keepFocus moves focus to the new state's heading when its element vanished. */
+  function keepFocus() {
+    const a = document.activeElement;
+    if (a && a !== document.body && a.offsetParent !== null && !a.closest('[hidden]')) return;
+    const target = root.querySelector(`[data-show~="${state}"]:not([hidden]) h2[tabindex="-1"]`) ||
+      [el.mute, el.leave].find((b) => b && !b.hidden);
+    if (target) target.focus({ preventScroll: false });
+  }
+
+  // ---- signaling ----
+
+  function connect() {
+    leaving = false;
+    showError('');
+    setState('connecting', 'Connecting to the visit…');
+    sock = new ReconnectingSocket(root.dataset.ws, {
+      onopen: () => { gen++; },
+      onmessage: (msg) => handle(msg, gen),
+      onclose: (e, willRetry) => {
+        teardown();
+        if (leaving || !willRetry) return;
+        failures++;
+        if (failures === 3) {
+          showError('The visit cannot be reached right now. We keep trying; check your internet connection, or reload the page.');
+        }
+        if (state === 'connecting' || state === 'reconnecting') return; // said already
+        setState('reconnecting', 'Connection to the visit lost. Reconnecting…');
+      },
+    });
+    sock.start();
+  }
+
+  function send(obj) {
+    if (!sock || !sock.send(obj)) console.warn('not connected; dropped', obj.type);
+  }
+
+  function handle(msg, g) {
+    switch (msg.type) {
+      case 'welcome':
+        iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
+        failures = 0;
+        showError('');
+        if (el.lobby) renderLobby([], true);
+        if (msg.state === 'admitted') onAdmitted(g);
+        else setState('waiting', `You are in the waiting room. ${remoteName} will let you in shortly.`);
+        break;
+      case 'lobby':
+        renderLobby(Array.isArray(msg.waiting) ? msg.waiting : []);
+        break;
+      case 'admitted':
+        onAdmitted(g);
+        break;
+      case 'publish-answer':
+        if (pub) pub.answer(msg.sdp).catch((err) => fail('Could not start sending your video', err));
+        break;
+      case 'subscribe-offer':
+        onSubscribeOffer(msg);
+        break;
+      case 'candidate': {
+        const link = msg.target === 'publish' ? pub : msg.target === 'subscribe' ? ensureSubscriber() : null;
+        if (link) link.addRemoteCandidate(msg.candidate);
+        break;
+      }
+      case 'peer-left':
+        removeParticipant(msg.participant);
+        break;
+      case 'error':
+        showError(msg.error || 'The server refused a request.');
+        for (const b of root.querySelectorAll('button.admit:disabled')) {
+          b.disabled = false;
+          b.firstChild.textContent = 'Admit';
+        }
+        break;
+      default:
+        // Unknown types are ignored, as the protocol asks.
+    }
+  }
+
+  async function onAdmitted(g) {
+    if (admitted) return;
+    admitted = true;
+    setState('in-call', role === 'patient'
+      ? `You are in the visit with ${remoteName}.`
+      : `The visit has started. ${remoteName} can join once you admit them.`);
+    if (role === 'patient' && el.devices.open) el.devices.open = false;
+    // The physician may press Start before the camera prompt is answered.
+    await media.ready;
+    if (g !== gen || pub || !admitted) return;
+    pub = new Publisher(iceServers, send, media.stream);
+    pub.pc.onconnectionstatechange = () => watchConnection(pub, 'sending');
+    try {
+      await pub.offer();
+    } catch (err) {
+      fail('Could not start sending your video', err);
+    }
+  }
+
+  function ensureSubscriber() {
+    if (!sub) {
+      sub = new Subscriber(iceServers, send, { ontrack: addTrack, onremoved: removeTrack });
+      sub.pc.onconnectionstatechange = () => watchConnection(sub, 'receiving');
+    }
+    return sub;
+  }
+
+  function onSubscribeOffer(msg) {
+    const s = ensureSubscriber();
+    s.offer(msg).catch((err) => {
+      if (s === sub) fail('Could not receive the other side’s video', err);
+    });
+  }
+
+  function watchConnection(link, what) {
+    if (!link || link.closed) return;
+    const st = link.pc.connectionState;
+    if (st === 'failed') {
+      showError(`The connection for ${what} media failed. Reconnecting…`);
+      // Rejoin from scratch: simplest recovery the protocol allows.
+      if (sock) {
+        sock.stop(4000);
+        teardown();
+        connect();
+      }
+    } else if (st === 'connected' && lastError.startsWith('The connection for')) {
+      showError('');
+    }
+  }
+
+  function fail(text, err) {
+    console.error(text, err);
+    showError(`${text}. Please leave and join again.`);
+  }
+
+  /** teardown closes both connections and forgets remote media. */
+  function teardown() {
+    admitted = false;
+    if (pub) pub.close();
+    if (sub) sub.close();
+    pub = null;
+    sub = null;
+    for (const id of [...remotes.keys()]) removeParticipant(id, true);
+    trackOwner.clear();
+    if (el.lobby) renderLobby([], true);
+  }
+
+  // ---- remote media ----
+
+  function addTrack(track, meta, streams) {
+    const id = (meta && meta.participant) || (streams[0] && streams[0].id) || 'remote';
+    let r = remotes.get(id);
+    if (!r) {
+      r = { id, name: (meta && meta.name) || remoteName, stream: new MediaStream() };
+      remotes.set(id, r);
+    } else if (meta && meta.name) {
+      r.name = meta.name;
+    }
+    // One audio and one video per participant: a newer track of a kind replaces the older.
+    for (const t of r.stream.getTracks()) {
+      if (t.kind === track.kind && t !== track) {
+        r.stream.removeTrack(t);
+        trackOwner.delete(t);
+      }
+    }
+    if (!r.stream.getTracks().includes(track)) r.stream.addTrack(track);
+    trackOwner.set(track, id);
+    track.onmute = track.onunmute = () => { if (shown === r) updateRemoteTile(); };
+    render(true);
+  }
+
+  function removeTrack(track) {
+    const id = trackOwner.get(track);
+    trackOwner.delete(track);
+    const r = id && remotes.get(id);
+    if (!r) return;
+    r.stream.removeTrack(track);
+    render(true);
+  }
+
+  function removeParticipant(id, quiet = false) {
+    const r = remotes.get(id);
+    if (!r) {
+      if (!quiet && id) announce(`${remoteName} left the call.`);
+      return;
+    }
+    remotes.delete(id);
+    for (const t of r.stream.getTracks()) trackOwner.delete(t);
+    if (!quiet) announce(`${r.name} left the call.`);
+    render(true);
+  }
+
+  /** render puts the first remote participant with media on #remote-video. */
+  function render(changed) {
+    const next = [...remotes.values()].find((r) => r.stream.getTracks().length) || null;
+    if (next !== shown || changed) {
+      const arrived = next && next !== shown;
+      shown = next;
+      // Re-assigning srcObject makes every browser notice added or removed tracks.
+      el.remoteVideo.srcObject = null;
+      if (shown) {
+        el.remoteVideo.srcObject = shown.stream;
+        playRemote();
+      }
+      if (arrived) announce(`${shown.name} is connected.`);
+    }
+    updateRemoteTile();
+  }
+
+  function updateRemoteTile() {
+    const v = shown && shown.stream.getVideoTracks()[0];
+    const hasVideo = !!v && !v.muted;
+    el.remoteTile.classList.toggle('no-video', !hasVideo);
+    el.remoteName.textContent = shown ? shown.name : remoteName;
+    if (!shown) el.remotePlaceholder.textContent = placeholderText;
+    else if (!v) el.remotePlaceholder.textContent = `${shown.name}’s camera is off. You can still talk.`;
+    else el.remotePlaceholder.textContent = `Waiting for ${shown.name}’s video…`;
+    el.remotePlaceholder.hidden = hasVideo;
+    el.remoteVideo.dataset.participant = shown ? shown.id : '';
+  }
+
+  function playRemote() {
+    el.remoteVideo.muted = false;
+    el.remoteVideo.play().catch((err) => {
+      if (err.name !== 'NotAllowedError') return; // AbortError: a newer srcObject took over
+      // Autoplay with sound was refused: play muted and offer a button.
+      el.remoteVideo.muted = true;
+      el.remoteVideo.play().catch(() => {});
+      el.soundButton.hidden = false;
+      announce('Sound is off. Press Turn on sound to hear the other side.');
+    });
+  }
+
+  // ---- waiting room (physician) ----
+
+  function renderLobby(waiting, quiet = false) {
+    if (!el.lobby) return;
+    const fresh = new Set(waiting.map((w) => String(w.participant)));
+    if (!quiet) {
+      for (const w of waiting) {
+        if (!lobbyIds.has(String(w.participant))) announce(`${w.name || 'Someone'} is in the waiting room.`);
+      }
+    }
+    lobbyIds = fresh;
+    const focused = document.activeElement && document.activeElement.closest('#lobby') ? document.activeElement.dataset.participant : null;
+    el.lobby.replaceChildren(...waiting.map((w) => {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      name.className = 'who';
+      name.textContent = w.name || 'Unnamed participant';
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'button admit';
+      b.dataset.participant = String(w.participant);
+      b.append('Admit');
+      const sr = document.createElement('span');
+      sr.className = 'sr-only';
+      sr.textContent = ' ' + (w.name || '');
+      b.append(sr);
+      li.append(name, ' ', b);
+      return li;
+    }));
+    el.lobbyEmpty.textContent = state === 'ready' ? 'Start the visit to see who is waiting.' : 'Nobody is waiting.';
+    el.lobbyEmpty.hidden = waiting.length > 0;
+    if (focused) {
+      const again = el.lobby.querySelector(`button.admit[data-participant="${CSS.escape(focused)}"]`);
+      (again || el.mute).focus();
+    }
+  }
+
+  // ---- controls ----
+
+  function toggle(button, on, textOn, textOff) {
+    button.setAttribute('aria-pressed', String(!on));
+    announce(on ? textOn : textOff);
+  }
+
+  this.init = function init() {
+    media.start().then(() => {
+      el.startButton.disabled = false;
+      if (state !== 'ready') return;
+      const have = media.stream.getTracks().length > 0;
+      announce(role === 'patient'
+        ? `${have ? 'Ready.' : 'You can still join without camera and microphone.'} Press Join the waiting room when you are.`
+        : `${have ? 'Ready.' : 'No camera or microphone.'} Press Start visit when you are.`);
+    });
+    media.onTrack((kind, track) => { if (pub) pub.replace(kind, track); });
+
+    el.startButton.addEventListener('click', () => {
+      if (state !== 'ready') return;
+      media.resumeAudio();
+      if (!media.stream.getTracks().length) {
+        announce('Joining without camera and microphone. The other side will not see or hear you.');
+      }
+      connect();
+    });
+    el.mute.addEventListener('click', () => {
+      const on = media.setMic(!media.micOn);
+      toggle(el.mute, on, 'Microphone on.', 'Microphone muted.');
+    });
+    el.camera.addEventListener('click', () => {
+      const on = media.setCamera(!media.cameraOn);
+      toggle(el.camera, on, 'Camera on.', 'Camera off.');
+    });
+    el.leave.addEventListener('click', leave);
+    el.soundButton.addEventListener('click', () => {
+      el.remoteVideo.muted = false;
+      el.remoteVideo.play().catch(() => {});
+      el.soundButton.hidden = true;
+      announce('Sound on.');
+      el.mute.focus();
+    });
+    el.devices.addEventListener('toggle', () => media.setMetering(state !== 'left' && el.devices.open));
+    if (el.lobby) {
+      el.lobby.addEventListener('click', (e) => {
+        const b = e.target.closest('button.admit');
+        if (!b || b.disabled) return;
+        b.disabled = true;
+        b.firstChild.textContent = 'Admitting…';
+        send({ type: 'admit', participant: b.dataset.participant });
+      });
+    }
+    addEventListener('pagehide', () => {
+      if (sock && sock.isOpen) sock.send({ type: 'leave' });
+    });
+    setState('ready');
+    announce('Your browser may ask to use your camera and microphone: please choose Allow.');
+  };
+
+  function leave() {
+    leaving = true;
+    send({ type: 'leave' });
+    if (sock) sock.stop();
+    sock = null;
+    teardown();
+    media.stop();
+    el.remoteVideo.srcObject = null;
+    showError('');
+    setState('left', 'You have left the visit.');
+  }
+}

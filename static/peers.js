@@ -1,0 +1,208 @@
+// The two RTCPeerConnections of a call participant (docs/protocol.md):
+// publish (we offer our camera and microphone) and subscribe (the server
+// offers the others' tracks and re-offers when they change). Each buffers
+// remote ICE candidates until its remote description is set, and holds back
+// its own candidates until its SDP has been sent, so the server never sees a
+// candidate for a session it does not know yet.
+
+/** Link is one RTCPeerConnection with trickle ICE tagged by target. */
+class Link {
+  constructor(target, iceServers, send) {
+    this.target = target;
+    this.send = send;
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: 'max-bundle' });
+    this.remoteReady = false;
+    this.remoteQueue = [];
+    this.sdpSent = false;
+    this.localQueue = [];
+    this.closed = false;
+    this.pc.onicecandidate = (e) => {
+      const c = e.candidate ? e.candidate.toJSON() : null; // null: gathering is over
+      if (this.sdpSent) this.sendCandidate(c);
+      else this.localQueue.push(c);
+    };
+  }
+
+  sendCandidate(c) {
+    this.send({ type: 'candidate', target: this.target, candidate: c });
+  }
+
+  /** markSent is called right after our offer or answer went out. */
+  markSent() {
+    if (this.sdpSent) return;
+    this.sdpSent = true;
+    for (const c of this.localQueue.splice(0)) this.sendCandidate(c);
+  }
+
+  /** addRemoteCandidate applies c now, or once the remote description is set. */
+  addRemoteCandidate(c) {
+    if (this.closed) return;
+    if (!this.remoteReady) {
+      this.remoteQueue.push(c);
+      return;
+    }
+    this.applyCandidate(c);
+  }
+
+  applyCandidate(c) {
+    const end = !c || !c.candidate;
+    // addIceCandidate is queued on the connection's operation chain, so
+    // calling it while a re-offer is being applied is safe.
+    const p = end ? this.pc.addIceCandidate() : this.pc.addIceCandidate(c);
+    p.catch((err) => {
+      if (!this.closed) console.warn(`${this.target}: candidate not applied`, err);
+    });
+  }
+
+  /** setRemote applies a description, then the candidates that waited for it. */
+  async setRemote(desc) {
+    await this.pc.setRemoteDescription(desc);
+    if (!this.remoteReady && !this.closed) {
+      this.remoteReady = true;
+      for (const c of this.remoteQueue.splice(0)) this.applyCandidate(c);
+    }
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.remoteQueue = [];
+    this.localQueue = [];
+    this.pc.onicecandidate = null;
+    this.pc.ontrack = null;
+    this.pc.onconnectionstatechange = null;
+    this.pc.close();
+  }
+}
+
+/**
+ * Publisher sends the local microphone and camera. It always offers one
+ * audio and one video m-line, even without a device, so that a device found
+ * later is sent with replaceTrack and no renegotiation.
+ */
+export class Publisher extends Link {
+  constructor(iceServers, send, stream) {
+    super('publish', iceServers, send);
+    this.senders = {};
+    for (const kind of ['audio', 'video']) {
+      const track = stream.getTracks().find((t) => t.kind === kind) || null;
+      const tr = this.pc.addTransceiver(track || kind, { direction: 'sendonly', streams: [stream] });
+      this.senders[kind] = tr.sender;
+    }
+  }
+
+  /** offer creates the publish offer and sends it. */
+  async offer() {
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    if (this.closed) return;
+    this.send({ type: 'publish-offer', sdp: this.pc.localDescription.sdp });
+    this.markSent();
+  }
+
+  /** answer applies the server's publish-answer. */
+  async answer(sdp) {
+    if (this.closed) return;
+    if (this.pc.signalingState !== 'have-local-offer') {
+      console.warn('publish-answer without an offer pending; ignored');
+      return;
+    }
+    await this.setRemote({ type: 'answer', sdp });
+  }
+
+  /** replace swaps the sent track of kind (null sends nothing). */
+  replace(kind, track) {
+    const s = this.senders[kind];
+    if (!s || this.closed || s.track === track) return;
+    s.replaceTrack(track).catch((err) => console.warn('replaceTrack', err));
+  }
+}
+
+/**
+ * Subscriber receives the others' tracks. Offers are applied one at a time in
+ * arrival order; ontrack(track, meta, streams) and onremoved(track) report
+ * tracks coming and going, meta being the offer's {id, kind, participant,
+ * name} entry for the track when it can be matched.
+ */
+export class Subscriber extends Link {
+  constructor(iceServers, send, { ontrack, onremoved }) {
+    super('subscribe', iceServers, send);
+    this.queue = Promise.resolve();
+    this.meta = []; // the last offer's track list
+    this.msid = new Map(); // mid -> {stream, track} from the last offer's SDP
+    this.live = new Set(); // receiver tracks reported to ontrack
+    this.ontrackCb = ontrack;
+    this.onremovedCb = onremoved;
+    this.pc.ontrack = (e) => {
+      // During setRemoteDescription: this.meta and this.msid already hold this offer.
+      const m = this.match(e.track, e.transceiver, e.streams);
+      this.live.add(e.track);
+      e.track.addEventListener('ended', () => this.removed(e.track));
+      this.ontrackCb(e.track, m, e.streams);
+    };
+  }
+
+  /** offer queues a subscribe-offer; offers are handled strictly in order. */
+  offer(msg) {
+    const run = () => this.handleOffer(msg);
+    this.queue = this.queue.then(run, run);
+    return this.queue;
+  }
+
+  async handleOffer(msg) {
+    if (this.closed) return;
+    this.meta = Array.isArray(msg.tracks) ? msg.tracks : [];
+    this.msid = parseMsid(msg.sdp || '');
+    await this.setRemote({ type: 'offer', sdp: msg.sdp });
+    if (this.closed) return;
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    if (this.closed) return;
+    this.send({ type: 'subscribe-answer', sdp: this.pc.localDescription.sdp });
+    this.markSent();
+    this.prune();
+  }
+
+  /** prune reports tracks whose transceiver no longer receives. */
+  prune() {
+    for (const tr of this.pc.getTransceivers()) {
+      const t = tr.receiver.track;
+      if (!this.live.has(t)) continue;
+      const dir = tr.currentDirection;
+      if (tr.stopped || dir === 'inactive' || dir === 'sendonly' || dir === 'stopped' || t.readyState === 'ended') {
+        this.removed(t);
+      }
+    }
+  }
+
+  removed(t) {
+    if (!this.live.delete(t)) return;
+    this.onremovedCb(t);
+  }
+
+  /** match finds the offer's metadata of a track by id, msid or stream. */
+  match(track, transceiver, streams) {
+    const byId = (id) => id && this.meta.find((m) => m.id === id);
+    const fromSdp = transceiver && this.msid.get(transceiver.mid);
+    const streamIds = streams.map((s) => s.id);
+    if (fromSdp) streamIds.push(fromSdp.stream);
+    let m = byId(track.id) || (fromSdp && byId(fromSdp.track));
+    if (!m) m = this.meta.find((x) => streamIds.includes(x.participant) || streamIds.includes(x.id));
+    if (!m) {
+      const who = new Set(this.meta.map((x) => x.participant));
+      if (who.size === 1) m = this.meta.find((x) => x.kind === track.kind) || this.meta[0];
+    }
+    return m || null;
+  }
+}
+
+/** parseMsid maps each m-section's mid to its a=msid stream and track ids. */
+export function parseMsid(sdp) {
+  const out = new Map();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /^a=mid:(\S+)/m.exec(section);
+    const msid = /^a=msid:(\S+)(?: (\S+))?/m.exec(section);
+    if (mid && msid) out.set(mid[1], { stream: msid[1], track: msid[2] || '' });
+  }
+  return out;
+}

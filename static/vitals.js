@@ -1,0 +1,240 @@
+// The live vitals overlay on the patient's video tile (physician's page).
+// Reads `reading` messages from data-vitals-ws (docs/protocol.md, "Live vitals
+// for viewers"), shows each numeric with its unit, greys values older than
+// their tile's data-stale-ms, and draws a small trend sparkline per numeric.
+
+import { ReconnectingSocket } from './socket.js';
+
+const WINDOW_MS = 5 * 60 * 1000; // longest sparkline span
+const MIN_SPAN_MS = 20 * 1000;
+const MAX_POINTS = 600;
+const BP_PARTNER_MS = 3000; // how long a lone systolic or diastolic waits for its pair
+
+// LOINC code -> overlay tile and decimals shown.
+const NUMERICS = {
+  '8867-4': { tile: '8867-4', digits: 0 },
+  '59408-5': { tile: '59408-5', digits: 0 },
+  '2708-6': { tile: '59408-5', digits: 0 },
+  '8310-5': { tile: '8310-5', digits: 1 },
+  '9279-1': { tile: '9279-1', digits: 0 },
+};
+const SYSTOLIC = '8480-6';
+const DIASTOLIC = '8462-4';
+
+const UNITS = {
+  'Cel': ['°C', 'degrees Celsius'],
+  '[degF]': ['°F', 'degrees Fahrenheit'],
+  '/min': ['/min', null], // keep the tile's own spoken unit (beats or breaths)
+  '%': ['%', 'percent'],
+};
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+
+/** age says how long ago ms was, briefly. */
+function age(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 90) return `${s} s ago`;
+  const m = Math.round(s / 60);
+  if (m < 90) return `${m} min ago`;
+  return `${Math.round(m / 60)} h ago`;
+}
+
+/** Tile is one value on the overlay, with its history for the sparkline. */
+class Tile {
+  constructor(el) {
+    this.el = el;
+    this.value = el.querySelector('.value');
+    this.note = el.querySelector('.stale-note');
+    this.canvas = el.querySelector('canvas.spark');
+    this.unitText = el.querySelector('.unit-text');
+    this.unitSpoken = el.querySelector('.unit-spoken');
+    this.staleMs = Number(el.dataset.staleMs) || 30000;
+    this.time = 0; // of the value shown
+    this.series = [[]]; // one or more lines of {t, v}
+    this.stale = false;
+  }
+
+  /** show puts text on the tile if the reading is not older than the one shown. */
+  show(text, t, device) {
+    if (t < this.time) return false;
+    this.time = t;
+    this.value.textContent = text;
+    this.el.classList.remove('empty');
+    this.el.title = `${device ? device + ', ' : ''}${timeFmt.format(t)}`;
+    this.tick(Date.now());
+    return true;
+  }
+
+  setUnit(unit) {
+    const u = UNITS[unit];
+    if (!u || !this.unitText) return;
+    this.unitText.textContent = u[0];
+    if (u[1] && this.unitSpoken) this.unitSpoken.textContent = ' ' + u[1];
+  }
+
+  add(line, t, v) {
+    const s = this.series[line] || (this.series[line] = []);
+    // Keep time order; a replayed reading (same time) replaces its twin.
+    let i = s.length;
+    while (i > 0 && s[i - 1].t > t) i--;
+    if (i > 0 && s[i - 1].t === t) s[i - 1].v = v;
+    else s.splice(i, 0, { t, v });
+    if (s.length > MAX_POINTS) s.splice(0, s.length - MAX_POINTS);
+  }
+
+  /** tick marks the tile stale when its value is older than staleMs. */
+  tick(now) {
+    if (!this.time) return;
+    const old = now - this.time;
+    const stale = old > this.staleMs;
+    if (stale !== this.stale) {
+      this.stale = stale;
+      this.el.classList.toggle('stale', stale);
+      this.el.dataset.stale = String(stale);
+    }
+    if (this.note) this.renderAge(stale, old);
+    this.draw(now);
+  }
+
+  renderAge(stale, old) {
+    this.note.textContent = stale ? `stale, ${age(old)}` : '';
+  }
+
+  draw(now) {
+    const c = this.canvas;
+    if (!c || !c.clientWidth) return; // hidden (small screens)
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.round(c.clientWidth * dpr);
+    const h = Math.round(c.clientHeight * dpr);
+    if (c.width !== w || c.height !== h) {
+      c.width = w;
+      c.height = h;
+    }
+    const g = c.getContext('2d');
+    g.clearRect(0, 0, w, h);
+    const lines = this.series.map((s) => s.filter((p) => p.t >= now - WINDOW_MS));
+    const all = lines.flat();
+    if (all.length < 2) return;
+    // The time axis spans the data shown, at least MIN_SPAN_MS, at most WINDOW_MS.
+    const first = Math.min(...all.map((p) => p.t));
+    const span = Math.max(MIN_SPAN_MS, now - first);
+    const from = now - span;
+    let min = Math.min(...all.map((p) => p.v));
+    let max = Math.max(...all.map((p) => p.v));
+    if (max - min < 1e-9) {
+      min -= 1;
+      max += 1;
+    }
+    const pad = 3 * dpr;
+    const x = (t) => ((t - from) / span) * (w - 2 * pad) + pad;
+    const y = (v) => h - pad - ((v - min) / (max - min)) * (h - 2 * pad);
+    g.lineWidth = 1.5 * dpr;
+    g.lineJoin = 'round';
+    g.strokeStyle = g.fillStyle = this.stale ? '#b0b0b0' : '#ffffff';
+    for (const pts of lines) {
+      if (!pts.length) continue;
+      g.beginPath();
+      pts.forEach((p, i) => (i ? g.lineTo(x(p.t), y(p.v)) : g.moveTo(x(p.t), y(p.v))));
+      g.stroke();
+      const last = pts[pts.length - 1];
+      g.beginPath();
+      g.arc(x(last.t), y(last.v), 2 * dpr, 0, 2 * Math.PI);
+      g.fill();
+    }
+  }
+}
+
+/** BPTile shows systolic/diastolic and the time they were measured. */
+class BPTile extends Tile {
+  constructor(el, timeEl) {
+    super(el);
+    this.timeEl = timeEl;
+    this.series = [[], []];
+    this.parts = new Map(); // time -> {sys, dia, device}
+    this.timer = 0;
+  }
+
+  reading(code, v, t, device) {
+    const p = this.parts.get(t) || { sys: null, dia: null, device };
+    if (code === SYSTOLIC) p.sys = v;
+    else p.dia = v;
+    this.parts.set(t, p);
+    this.add(code === SYSTOLIC ? 0 : 1, t, v);
+    if (p.sys !== null && p.dia !== null) {
+      this.render(t, p);
+    } else {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.render(t, p), BP_PARTNER_MS);
+    }
+    // Forget all but the latest few measurements.
+    for (const k of [...this.parts.keys()].sort((a, b) => a - b).slice(0, -4)) this.parts.delete(k);
+  }
+
+  render(t, p) {
+    if (p.sys !== null && p.dia !== null) clearTimeout(this.timer);
+    const f = (v) => (v === null ? '–' : String(Math.round(v)));
+    if (this.show(`${f(p.sys)}/${f(p.dia)}`, t, p.device)) {
+      this.timeEl.dateTime = new Date(t).toISOString();
+      this.timeEl.textContent = `at ${timeFmt.format(t)}`;
+    }
+  }
+
+  renderAge(stale) {
+    // The time is always shown; say stale too, so it is not told by colour alone.
+    this.note.textContent = stale ? ', stale' : '';
+  }
+}
+
+function start(path, overlay) {
+  const status = document.getElementById('vitals-status');
+  const tiles = {};
+  for (const el of overlay.querySelectorAll('.vital[data-code]')) tiles[el.dataset.code] = new Tile(el);
+  const bpEl = document.getElementById('tile-bp');
+  const bp = bpEl ? new BPTile(bpEl, document.getElementById('vital-bp-time')) : null;
+  const all = () => [...Object.values(tiles), ...(bp ? [bp] : [])];
+  let received = 0;
+
+  function setStatus(text, live) {
+    status.textContent = text;
+    status.classList.toggle('live', !!live);
+  }
+
+  function reading(msg) {
+    const v = Number(msg.value);
+    if (typeof msg.code !== 'string' || !Number.isFinite(v)) return;
+    let t = Date.parse(msg.time);
+    const now = Date.now();
+    if (!Number.isFinite(t) || t > now + 5000) t = now; // missing or future clock
+    received++;
+    if (received === 1) setStatus('Vitals: live', true);
+    if ((msg.code === SYSTOLIC || msg.code === DIASTOLIC) && bp) {
+      bp.reading(msg.code, v, t, msg.device);
+      return;
+    }
+    const n = NUMERICS[msg.code];
+    const tile = n && tiles[n.tile];
+    if (!tile) return;
+    tile.add(0, t, v);
+    if (tile.show(v.toFixed(n.digits), t, msg.device)) tile.setUnit(msg.unit);
+  }
+
+  const sock = new ReconnectingSocket(path, {
+    onopen: () => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0),
+    onmessage: (msg) => {
+      if (msg.type === 'reading') reading(msg);
+      // Waveform chunks are not drawn yet.
+    },
+    onclose: (e, willRetry) => setStatus(willRetry ? 'Vitals: connection lost, reconnecting…' : 'Vitals: off', false),
+  });
+  sock.start();
+  setInterval(() => {
+    const now = Date.now();
+    for (const t of all()) t.tick(now);
+  }, 1000);
+  // When the physician leaves the call, stop streaming vitals too.
+  document.getElementById('leave-button')?.addEventListener('click', () => sock.stop());
+}
+
+const root = document.getElementById('call');
+const overlay = document.getElementById('vitals');
+if (root && overlay && root.dataset.vitalsWs) start(root.dataset.vitalsWs, overlay);

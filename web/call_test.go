@@ -1,0 +1,116 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+)
+
+// joinClient opens a fresh join link for appointment a and returns a client
+// holding the resulting visit session.
+func (f *fixture) joinClient(t *testing.T, a scheduling.Appointment) *http.Client {
+	t.Helper()
+	tok, h := auth.NewToken()
+	if _, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialJoin, TokenHash: h,
+		UserID: a.PatientID, AppointmentID: a.ID, CreatedAt: time.Now(), ExpiresAt: a.End.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(f.srv.URL + "/join/" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := fmt.Sprintf("/visit/%d", a.ID); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+		t.Fatalf("join link: %d %q, want 303 %s", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	return c
+}
+
+func TestCallSocketOnlyForParticipants(t *testing.T) {
+	f := newFixture(t)
+	start := f.visit.End.Add(time.Hour)
+	otherVisit, err := f.st.BookAppointment(t.Context(), scheduling.Appointment{PhysicianID: f.doc2.ID, PatientID: f.other.ID,
+		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callURL := f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID))
+	dial := func(c *http.Client, extra http.Header) int {
+		h := http.Header{}
+		if c != nil {
+			h = f.cookieHeader(c)
+		}
+		for k, v := range extra {
+			h[k] = v
+		}
+		ws, resp, err := websocket.DefaultDialer.Dial(callURL, h)
+		if err == nil {
+			ws.Close()
+			return http.StatusSwitchingProtocols
+		}
+		if resp == nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	cases := []struct {
+		name   string
+		client *http.Client
+		header http.Header
+		want   int
+	}{
+		{"anonymous", nil, nil, http.StatusUnauthorized},
+		{"another appointment's patient", f.joinClient(t, otherVisit), nil, http.StatusForbidden},
+		{"another physician", f.signIn(t, "doc2@example.org"), nil, http.StatusForbidden},
+		{"scheduler", f.signIn(t, "sched@example.org"), nil, http.StatusForbidden},
+		{"the physician from another site", f.signIn(t, "doc@example.org"), http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
+		{"the physician", f.signIn(t, "doc@example.org"), nil, http.StatusSwitchingProtocols},
+		{"the patient", f.joinClient(t, f.visit), nil, http.StatusSwitchingProtocols},
+	}
+	for _, c := range cases {
+		if got := dial(c.client, c.header); got != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestJoinLinkRevokedAndExpired(t *testing.T) {
+	f := newFixture(t)
+	tok, h := auth.NewToken()
+	cred, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialJoin, TokenHash: h,
+		UserID: f.pat.ID, AppointmentID: f.visit.ID, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.RevokeCredential(t.Context(), cred.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	expTok, h2 := auth.NewToken()
+	if _, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialJoin, TokenHash: h2,
+		UserID: f.pat.ID, AppointmentID: f.visit.ID, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		tok  string
+		want int
+	}{"revoked": {tok, http.StatusGone}, "expired": {expTok, http.StatusGone}, "unknown": {"nope", http.StatusNotFound}} {
+		resp, err := http.Get(f.srv.URL + "/join/" + c.tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want || len(resp.Cookies()) != 0 {
+			t.Errorf("%s link: %d with %d cookies, want %d and no session", name, resp.StatusCode, len(resp.Cookies()), c.want)
+		}
+	}
+}

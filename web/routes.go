@@ -1,0 +1,51 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+
+	"github.com/bedside-health/bedside/static"
+	"github.com/bedside-health/bedside/store"
+)
+
+// routes lists every URL the server answers. Each handler states who may use
+// it: public, signed-in staff of given roles, or a participant of the visit
+// (checked inside the handler against the appointment).
+func (s *server) routes(mux *http.ServeMux) {
+	staticFS, _ := fs.Sub(static.Files, ".")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(staticFS))))
+
+	// Public.
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.HandleFunc("GET /login", s.handleLoginPage)
+	mux.HandleFunc("POST /login", s.handleLogin)
+	mux.HandleFunc("GET /join/{token}", s.handleJoinLink)
+	mux.HandleFunc("GET /ws/device", s.handleDeviceWS) // device token or patient's visit session
+
+	// Any session.
+	mux.Handle("GET /{$}", s.signedIn(s.handleHome))
+	mux.Handle("POST /logout", s.signedIn(s.handleLogout))
+
+	// Schedulers (and admins).
+	mux.Handle("GET /schedule", s.staff(s.handleSchedule, store.RoleScheduler, store.RoleAdmin))
+	mux.Handle("POST /appointments", s.staff(s.handleBook, store.RoleScheduler, store.RoleAdmin))
+	mux.Handle("GET /appointments/{id}", s.staff(s.handleAppointment, store.RoleScheduler, store.RoleAdmin))
+	mux.Handle("POST /appointments/{id}/link", s.staff(s.handleNewJoinLink, store.RoleScheduler, store.RoleAdmin))
+
+	// Physicians; each handler also checks the appointment is theirs.
+	mux.Handle("GET /today", s.staff(s.handleToday, store.RolePhysician))
+	mux.Handle("GET /consult/{id}", s.staff(s.handleConsult, store.RolePhysician))
+	mux.Handle("GET /ws/vitals/{id}", s.staff(s.handleVitalsWS, store.RolePhysician))
+
+	// Visit participants: the patient's join-link session or the physician.
+	mux.Handle("GET /visit/{id}", s.signedIn(s.handleVisit))
+	mux.Handle("GET /ws/call/{id}", s.signedIn(s.handleCallWS))
+}
+
+func cacheStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}

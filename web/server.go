@@ -1,0 +1,75 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/bedside-health/bedside/cluster"
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/wsconn"
+)
+
+// CallHub is the signaling service the call WebSocket hands connections to.
+type CallHub interface {
+	Serve(ctx context.Context, conn *wsconn.Conn, p signaling.Peer) error
+	Waiting(appointment int64) []signaling.Peer
+}
+
+// Deps are the services the web layer needs. Store, Bus and Calls are
+// required; the rest have defaults.
+type Deps struct {
+	Log       *slog.Logger
+	Store     store.Store
+	Bus       cluster.Bus
+	Calls     CallHub
+	PublicURL string           // e.g. "https://clinic.example"; used in join links
+	Secure    bool             // cookies marked Secure (set under TLS)
+	Now       func() time.Time // clock; time.Now by default
+	// AllowedOrigins are extra origins (scheme://host[:port]) that may open
+	// WebSockets besides the server's own host.
+	AllowedOrigins []string
+}
+
+// Session and link lifetimes.
+const (
+	sessionTTL  = 12 * time.Hour
+	joinSession = 4 * time.Hour
+	// joinGrace is how long after an appointment's end its join link still opens.
+	joinGrace = 2 * time.Hour
+)
+
+type server struct {
+	Deps
+	devices *deviceRegistry
+}
+
+// NewServer returns the HTTP handler for the whole application.
+func NewServer(d Deps) http.Handler {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &server{Deps: d, devices: newDeviceRegistry()}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	cop := http.NewCrossOriginProtection()
+	return securityHeaders(cop.Handler(mux))
+}
+
+// securityHeaders sets the headers every response carries.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Permissions-Policy", "camera=(self), microphone=(self), bluetooth=(self), geolocation=()")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}

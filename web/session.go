@@ -1,0 +1,116 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/store"
+)
+
+const sessionCookie = "bedside_session"
+
+// caller is who is asking: a signed-in user, optionally confined to one visit.
+type caller struct {
+	User store.User
+	// Appointment is non-zero for a join-link session: it may use that visit only.
+	Appointment int64
+	tokenHash   []byte
+}
+
+type callerKey struct{}
+
+func callerFrom(ctx context.Context) (caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(caller)
+	return c, ok
+}
+
+// lookupSession resolves the session cookie, if any, to a caller.
+func (s *server) lookupSession(r *http.Request) (caller, error) {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil || ck.Value == "" {
+		return caller{}, errNoSession
+	}
+	hash := auth.HashToken(ck.Value)
+	sess, err := s.Store.SessionByHash(r.Context(), hash)
+	if err != nil {
+		return caller{}, errNoSession
+	}
+	if !s.Now().Before(sess.ExpiresAt) {
+		_ = s.Store.DeleteSession(r.Context(), hash)
+		return caller{}, errNoSession
+	}
+	u, err := s.Store.UserByID(r.Context(), sess.UserID)
+	if err != nil {
+		return caller{}, errNoSession
+	}
+	return caller{User: u, Appointment: sess.AppointmentID, tokenHash: hash}, nil
+}
+
+var errNoSession = errors.New("no valid session")
+
+// startSession stores a new session and sets its cookie.
+func (s *server) startSession(w http.ResponseWriter, r *http.Request, userID, appointment int64, ttl time.Duration) error {
+	// A new sign-in replaces whatever session the browser had (rotation).
+	if old, err := r.Cookie(sessionCookie); err == nil {
+		_ = s.Store.DeleteSession(r.Context(), auth.HashToken(old.Value))
+	}
+	token, hash := auth.NewToken()
+	now := s.Now()
+	if err := s.Store.CreateSession(r.Context(), store.Session{
+		TokenHash: hash, UserID: userID, AppointmentID: appointment,
+		CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}); err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
+		Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(ttl.Seconds()),
+	})
+	return nil
+}
+
+func (s *server) clearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true,
+		Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+// signedIn admits any valid session; others are sent to sign in (pages) or
+// refused with 401 (WebSockets and other non-page requests).
+func (s *server) signedIn(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.lookupSession(r)
+		if err != nil {
+			s.unauthenticated(w, r)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), c)
+	})
+}
+
+// staff admits signed-in users (not join-link sessions) of the given roles.
+func (s *server) staff(h func(http.ResponseWriter, *http.Request, caller), roles ...store.Role) http.Handler {
+	return s.signedIn(func(w http.ResponseWriter, r *http.Request, c caller) {
+		if c.Appointment != 0 || !slices.Contains(roles, c.User.Role) {
+			s.forbidden(w, r, "your account may not open this page")
+			return
+		}
+		h(w, r, c)
+	})
+}
+
+func (s *server) unauthenticated(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.Header.Get("Upgrade") == "" {
+		http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		return
+	}
+	http.Error(w, "sign in first", http.StatusUnauthorized)
+}
+
+func (s *server) forbidden(w http.ResponseWriter, r *http.Request, msg string) {
+	s.Log.WarnContext(r.Context(), "access refused", "path", r.URL.Path, "reason", msg)
+	http.Error(w, msg, http.StatusForbidden)
+}

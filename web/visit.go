@@ -1,0 +1,116 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/templates"
+)
+
+// handleJoinLink exchanges a patient's join link for a session bound to that
+// visit, then redirects so the token leaves the address bar.
+func (s *server) handleJoinLink(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	w.Header().Set("Cache-Control", "no-store")
+	cred, err := s.Store.CredentialByHash(ctx, store.CredentialJoin, auth.HashToken(r.PathValue("token")))
+	if err != nil {
+		s.message(w, r, http.StatusNotFound, "This link does not work",
+			"The link may be mistyped or replaced by a newer one. Please use the latest invitation, or contact the clinic.")
+		return
+	}
+	now := s.Now()
+	if !cred.RevokedAt.IsZero() {
+		s.message(w, r, http.StatusGone, "This link was replaced",
+			"The clinic issued a newer link for this visit. Please use the latest invitation.")
+		return
+	}
+	if !cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt) {
+		s.message(w, r, http.StatusGone, "This link has expired",
+			"The visit it was for is over. Contact the clinic to book another.")
+		return
+	}
+	a, err := s.Store.AppointmentByID(ctx, cred.AppointmentID)
+	if err != nil || a.PatientID != cred.UserID {
+		s.message(w, r, http.StatusNotFound, "This link does not work", "The visit no longer exists. Please contact the clinic.")
+		return
+	}
+	if a.Status == scheduling.StatusCancelled {
+		s.message(w, r, http.StatusGone, "This visit was cancelled", "Please contact the clinic to book another time.")
+		return
+	}
+	ttl := joinSession
+	if left := cred.ExpiresAt.Sub(now); !cred.ExpiresAt.IsZero() && left < ttl {
+		ttl = left
+	}
+	if err := s.startSession(w, r, cred.UserID, a.ID, ttl); err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.Log.InfoContext(ctx, "join link used", "appointment", a.ID)
+	http.Redirect(w, r, "/visit/"+strconv.FormatInt(a.ID, 10), http.StatusSeeOther)
+}
+
+// handleVisit is the patient's pre-call check, waiting room and call.
+func (s *server) handleVisit(w http.ResponseWriter, r *http.Request, c caller) {
+	a, ok := s.appointmentParam(w, r)
+	if !ok {
+		return
+	}
+	if c.User.Role == store.RolePhysician && mayJoin(c, a) {
+		http.Redirect(w, r, "/consult/"+strconv.FormatInt(a.ID, 10), http.StatusSeeOther)
+		return
+	}
+	if !mayJoin(c, a) {
+		s.forbidden(w, r, "this visit is not yours")
+		return
+	}
+	s.render(w, r, http.StatusOK, templates.JoinPage(templates.JoinView{
+		Page:          page("Your visit", c),
+		AppointmentID: a.ID,
+		PatientName:   c.User.Name,
+		PhysicianName: s.userName(r, a.PhysicianID),
+		StartsAt:      formatWhen(a.Start, viewerZone(c.User)),
+	}))
+}
+
+// handleToday lists a physician's visits from yesterday to a week ahead.
+func (s *server) handleToday(w http.ResponseWriter, r *http.Request, c caller) {
+	loc := viewerZone(c.User)
+	now := s.Now().In(loc)
+	from := time.Date(now.Year(), now.Month(), now.Day()-1, 0, 0, 0, 0, loc)
+	list, err := s.Store.AppointmentsBetween(r.Context(), c.User.ID, 0, from, from.AddDate(0, 0, 8))
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	v := templates.TodayView{Page: page("Your visits", c), Zone: loc.String()}
+	for _, a := range list {
+		v.Visits = append(v.Visits, templates.TodayVisit{
+			ID: a.ID, When: a.Start.In(loc).Format("Mon 2 Jan 15:04"), PatientName: s.userName(r, a.PatientID),
+			Status: string(a.Status), Waiting: len(s.Calls.Waiting(a.ID)) > 0,
+		})
+	}
+	s.render(w, r, http.StatusOK, templates.TodayPage(v))
+}
+
+// handleConsult is the physician's call page with the vitals overlay.
+func (s *server) handleConsult(w http.ResponseWriter, r *http.Request, c caller) {
+	a, ok := s.appointmentParam(w, r)
+	if !ok {
+		return
+	}
+	if !mayJoin(c, a) {
+		s.forbidden(w, r, "this visit is not yours")
+		return
+	}
+	s.render(w, r, http.StatusOK, templates.ConsultPage(templates.ConsultView{
+		Page:          page("Visit", c),
+		AppointmentID: a.ID,
+		PatientName:   s.userName(r, a.PatientID),
+		StartsAt:      formatWhen(a.Start, viewerZone(c.User)),
+	}))
+}

@@ -1,0 +1,252 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// observation builds a device envelope with one numeric observation.
+func envelope(seq int, code string, value float64, unit string, subject string) string {
+	subj := ""
+	if subject != "" {
+		subj = fmt.Sprintf(`"subject":{"reference":%q},`, subject)
+	}
+	return fmt.Sprintf(`{"seq":%d,"observation":{"resourceType":"Observation","status":"final",%s
+"code":{"coding":[{"system":"http://loinc.org","code":%q}]},
+"effectiveDateTime":%q,
+"valueQuantity":{"value":%v,"unit":%q,"system":"http://unitsofmeasure.org","code":%q}}}`,
+		seq, subj, code, time.Now().UTC().Format(time.RFC3339Nano), value, unit, unit)
+}
+
+type reply struct {
+	Ack   *int64 `json:"ack"`
+	Error string `json:"error"`
+	Seq   *int64 `json:"seq"`
+}
+
+func dialDevice(t *testing.T, f *fixture, token string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), h)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial device: %v (status %d)", err, status)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// send writes one frame and reads replies until one matches want.
+func sendFrame(t *testing.T, ws *websocket.Conn, frame string) []reply {
+	t.Helper()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		t.Fatal(err)
+	}
+	var out []reply
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("read reply: %v (so far %+v)", err, out)
+		}
+		var r reply
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("reply %s is not JSON: %v", b, err)
+		}
+		out = append(out, r)
+		if r.Ack != nil || (r.Error != "" && r.Seq == nil) {
+			return out
+		}
+	}
+}
+
+func lastAck(t *testing.T, rs []reply) int64 {
+	t.Helper()
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i].Ack != nil {
+			return *rs[i].Ack
+		}
+	}
+	t.Fatalf("no ack in %+v", rs)
+	return 0
+}
+
+type liveReading struct {
+	Type  string  `json:"type"`
+	Code  string  `json:"code"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+}
+
+func dialVitals(t *testing.T, f *fixture, email string) (*websocket.Conn, int) {
+	t.Helper()
+	c := f.signIn(t, email)
+	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL(fmt.Sprintf("/ws/vitals/%d", f.visit.ID)), f.cookieHeader(c))
+	if err != nil {
+		if resp == nil {
+			t.Fatal(err)
+		}
+		return nil, resp.StatusCode
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws, http.StatusSwitchingProtocols
+}
+
+func nextReading(t *testing.T, ws *websocket.Conn) liveReading {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("viewer read: %v", err)
+		}
+		var r liveReading
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("viewer message %s: %v", b, err)
+		}
+		if r.Type == "reading" {
+			return r
+		}
+	}
+}
+
+func (f *fixture) storedCount(t *testing.T) int {
+	t.Helper()
+	obs, err := f.st.ObservationsBetween(context.Background(), f.pat.ID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(obs)
+}
+
+func TestDeviceReadingReachesPhysician(t *testing.T) {
+	f := newFixture(t)
+	viewer, status := dialVitals(t, f, "doc@example.org")
+	if viewer == nil {
+		t.Fatalf("physician's vitals socket refused: %d", status)
+	}
+	dev := dialDevice(t, f, f.devToken)
+	if ack := lastAck(t, sendFrame(t, dev, envelope(1, "8867-4", 72, "/min", ""))); ack != 1 {
+		t.Fatalf("ack %d, want 1", ack)
+	}
+	r := nextReading(t, viewer)
+	if r.Code != "8867-4" || r.Value != 72 || r.Unit != "/min" {
+		t.Fatalf("viewer got %+v, want 8867-4 72 /min", r)
+	}
+
+	// Reconnect and resend seq 1 (unacked from the device's view) with seq 2:
+	// seq 1 is acked again but neither stored nor shown twice.
+	dev.Close()
+	dev = dialDevice(t, f, f.devToken)
+	sendFrame(t, dev, envelope(1, "8867-4", 72, "/min", ""))
+	if ack := lastAck(t, sendFrame(t, dev, envelope(2, "59408-5", 97, "%", ""))); ack != 2 {
+		t.Fatalf("ack after resend %d, want 2", ack)
+	}
+	if r := nextReading(t, viewer); r.Code != "59408-5" || r.Value != 97 {
+		t.Fatalf("after resend the viewer got %+v, want the SpO2 reading (no duplicate heart rate)", r)
+	}
+	if n := f.storedCount(t); n != 2 {
+		t.Fatalf("stored %d observations, want 2", n)
+	}
+}
+
+func TestDeviceBadInputLeavesStoreIntact(t *testing.T) {
+	f := newFixture(t)
+	dev := dialDevice(t, f, f.devToken)
+	lastAck(t, sendFrame(t, dev, envelope(1, "8867-4", 70, "/min", "")))
+
+	cases := []struct {
+		name, frame, field string
+		withSeq            bool
+	}{
+		{"malformed JSON", `{"seq": 2, "observation": {`, "", false},
+		{"wrong unit", envelope(2, "8867-4", 70, "mm[Hg]", ""), "unit", true},
+		{"impossible value", envelope(3, "59408-5", 140, "%", ""), "value", true},
+		{"another patient", envelope(4, "8867-4", 70, "/min", fmt.Sprintf("Patient/%d", f.other.ID)), "subject", true},
+	}
+	for _, c := range cases {
+		rs := sendFrame(t, dev, c.frame)
+		var errReply *reply
+		for i := range rs {
+			if rs[i].Error != "" {
+				errReply = &rs[i]
+			}
+		}
+		if errReply == nil {
+			t.Errorf("%s: no error reply in %+v", c.name, rs)
+			continue
+		}
+		if c.withSeq != (errReply.Seq != nil) {
+			t.Errorf("%s: error %q seq present=%v, want %v", c.name, errReply.Error, errReply.Seq != nil, c.withSeq)
+		}
+		if !strings.Contains(errReply.Error, c.field) {
+			t.Errorf("%s: error %q does not name the field %q", c.name, errReply.Error, c.field)
+		}
+	}
+	if n := f.storedCount(t); n != 1 {
+		t.Fatalf("after bad input the store holds %d observations, want 1", n)
+	}
+
+	// An oversized frame closes the connection with 1009 and stores nothing.
+	big := envelope(5, "8867-4", 70, "/min", "")
+	big = big[:len(big)-1] + `,"pad":"` + strings.Repeat("x", 70<<10) + `"}`
+	if err := dev.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	_ = dev.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var closeErr *websocket.CloseError
+	for {
+		_, _, err := dev.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !errors.As(err, &closeErr) || closeErr.Code != websocket.CloseMessageTooBig {
+			t.Fatalf("oversized frame: %v, want close 1009", err)
+		}
+		break
+	}
+	if n := f.storedCount(t); n != 1 {
+		t.Fatalf("after an oversized frame the store holds %d observations, want 1", n)
+	}
+}
+
+func TestDeviceAndViewerAccess(t *testing.T) {
+	f := newFixture(t)
+	// Unknown token, no token, cross-site origin.
+	for name, h := range map[string]http.Header{
+		"no token":      {},
+		"unknown token": {"Authorization": {"Bearer not-a-token"}},
+		"cross-site":    {"Authorization": {"Bearer " + f.devToken}, "Origin": {"https://evil.example"}},
+	} {
+		_, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), h)
+		if err == nil || resp == nil || (resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden) {
+			t.Errorf("%s: device socket accepted (err %v)", name, err)
+		}
+	}
+	// The other patient's device streams, but its readings never reach this visit.
+	viewer, _ := dialVitals(t, f, "doc@example.org")
+	other := dialDevice(t, f, f.otherToken)
+	lastAck(t, sendFrame(t, other, envelope(1, "8867-4", 111, "/min", "")))
+	dev := dialDevice(t, f, f.devToken)
+	lastAck(t, sendFrame(t, dev, envelope(1, "8867-4", 64, "/min", "")))
+	if r := nextReading(t, viewer); r.Value != 64 {
+		t.Fatalf("viewer of this visit got %+v, want only its patient's 64", r)
+	}
+	// Only the visit's physician may watch its vitals.
+	for _, who := range []string{"doc2@example.org", "sched@example.org"} {
+		if ws, status := dialVitals(t, f, who); ws != nil || status != http.StatusForbidden {
+			t.Errorf("%s watching vitals: status %d, want 403", who, status)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/wsconn"
+)
+
+// upgrader returns an Upgrader whose origin check admits requests without an
+// Origin (devices, tools) and browsers on this site or an allowed origin.
+func (s *server) upgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     s.originAllowed,
+	}
+}
+
+func (s *server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if s.PublicURL != "" {
+		if pu, err := url.Parse(s.PublicURL); err == nil && strings.EqualFold(pu.Host, u.Host) && pu.Scheme == u.Scheme {
+			return true
+		}
+	}
+	return slices.Contains(s.AllowedOrigins, strings.ToLower(u.Scheme+"://"+u.Host))
+}
+
+// refuseCrossOrigin answers 403 before an upgrade from another site.
+func (s *server) refuseCrossOrigin(w http.ResponseWriter, r *http.Request) bool {
+	if s.originAllowed(r) {
+		return false
+	}
+	s.forbidden(w, r, "cross-origin WebSocket refused")
+	return true
+}
+
+// handleCallWS connects a visit participant to the call's signaling.
+func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) {
+	if s.refuseCrossOrigin(w, r) {
+		return
+	}
+	a, ok := s.appointmentParam(w, r)
+	if !ok {
+		return
+	}
+	if !mayJoin(c, a) {
+		s.forbidden(w, r, "this visit is not yours")
+		return
+	}
+	role := "patient"
+	if c.User.Role == store.RolePhysician {
+		role = "physician"
+	}
+	ws, err := s.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	conn := wsconn.New(ws, wsconn.Options{})
+	defer conn.Close()
+	peer := signaling.Peer{
+		ID:          "u" + strconv.FormatInt(c.User.ID, 10),
+		Name:        c.User.Name,
+		Role:        role,
+		Appointment: a.ID,
+	}
+	s.Log.InfoContext(r.Context(), "call connected", "appointment", a.ID, "user", c.User.ID, "role", role)
+	err = s.Calls.Serve(r.Context(), conn, peer)
+	s.Log.InfoContext(r.Context(), "call disconnected", "appointment", a.ID, "user", c.User.ID, "err", err)
+}
+
+// vitalsTopic is the bus topic carrying one patient's live readings.
+func vitalsTopic(patientID int64) string {
+	return fmt.Sprintf("vitals.patient.%d", patientID)
+}
+
+// handleVitalsWS streams the visit's patient's live readings to its physician.
+func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller) {
+	if s.refuseCrossOrigin(w, r) {
+		return
+	}
+	a, ok := s.appointmentParam(w, r)
+	if !ok {
+		return
+	}
+	if !mayJoin(c, a) {
+		s.forbidden(w, r, "this visit is not yours")
+		return
+	}
+	ws, err := s.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	conn := wsconn.New(ws, wsconn.Options{ReadLimit: 4096})
+	defer conn.Close()
+	sub := s.Bus.Subscribe(vitalsTopic(a.PatientID), 256)
+	defer sub.Close()
+	s.Log.InfoContext(r.Context(), "vitals viewer connected", "appointment", a.ID, "user", c.User.ID)
+	// The viewer sends nothing we act on; reading detects its departure.
+	go func() {
+		for {
+			if _, _, err := conn.Read(r.Context()); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case msg, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			if err := conn.Send(msg); err != nil {
+				return
+			}
+		case <-conn.Done():
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// deviceRegistry keeps one live connection per device: a new connection of
+// the same device closes the old one and waits until its handler has finished,
+// so one Ingester at a time owns a device's sequence.
+type deviceRegistry struct {
+	mu    sync.Mutex
+	conns map[int64]*deviceConn
+}
+
+type deviceConn struct {
+	conn *wsconn.Conn
+	done chan struct{} // closed when the handler returns
+}
+
+func newDeviceRegistry() *deviceRegistry {
+	return &deviceRegistry{conns: make(map[int64]*deviceConn)}
+}
+
+// claim makes c the device's connection and returns the function to call when
+// its handler is done.
+func (d *deviceRegistry) claim(id int64, c *wsconn.Conn) (release func()) {
+	mine := &deviceConn{conn: c, done: make(chan struct{})}
+	for {
+		d.mu.Lock()
+		old := d.conns[id]
+		if old == nil {
+			d.conns[id] = mine
+			d.mu.Unlock()
+			break
+		}
+		d.mu.Unlock()
+		old.conn.CloseWith(websocket.ClosePolicyViolation, "replaced by a newer connection")
+		<-old.done
+	}
+	return func() {
+		d.mu.Lock()
+		if d.conns[id] == mine {
+			delete(d.conns, id)
+		}
+		d.mu.Unlock()
+		close(mine.done)
+	}
+}
