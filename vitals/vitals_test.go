@@ -137,7 +137,9 @@ func (p *memPub) Publish(_ context.Context, _ int64, msg []byte) error {
 	return nil
 }
 
-func env(seq int, obs string) []byte { return []byte(fmt.Sprintf(`{"seq":%d,"observation":%s}`, seq, obs)) }
+func env(seq int, obs string) []byte {
+	return []byte(fmt.Sprintf(`{"seq":%d,"observation":%s}`, seq, obs))
+}
 
 type replyMsg struct {
 	Ack   *int64 `json:"ack"`
