@@ -1,12 +1,20 @@
 package vitals
 
 import (
-	"fmt"
-	"sort"
+	"math"
+	"strconv"
 	"strings"
 )
 
-// LOINC codes Bedside accepts.
+// Code systems an observation's coding may name.
+const (
+	SystemLOINC = "http://loinc.org"
+	SystemUCUM  = "http://unitsofmeasure.org"
+	// SystemMDC is ISO/IEEE 11073-10101 (MDC), which names waveforms.
+	SystemMDC = "urn:oid:2.16.840.1.113883.6.24"
+)
+
+// LOINC codes of the numeric measurements Bedside accepts.
 const (
 	CodeHeartRate   = "8867-4"
 	CodeRespRate    = "9279-1"
@@ -21,44 +29,153 @@ const (
 	CodeGlucoseMol  = "15074-8"
 )
 
-// measure describes one accepted measurement: the UCUM units it may arrive
-// in (with the conversion to its canonical unit) and its possible range,
-// exclusive at both ends unless maxInclusive.
+// MDC codes of the waveforms Bedside accepts as SampledData.
+const (
+	CodeECG       = "131328" // MDC_ECG_ELEC_POTL, lead unspecified
+	CodeECGLeadI  = "131329" // MDC_ECG_ELEC_POTL_I
+	CodeECGLeadII = "131330" // MDC_ECG_ELEC_POTL_II
+	CodePleth     = "150452" // MDC_PULS_OXIM_PLETH
+)
+
+// measure describes one numeric measurement: the UCUM unit it is stored in,
+// the units it may arrive in with their conversion to the stored unit, and
+// its possible range in the stored unit, exclusive at both ends unless
+// maxIncl.
 type measure struct {
-	unit         string // canonical UCUM unit stored and shown
-	units        map[string]func(float64) float64
-	min, max     float64 // in the canonical unit
-	maxInclusive bool
+	name    string
+	unit    string
+	units   []unitConv
+	min     float64
+	max     float64
+	maxIncl bool
 }
 
-func same(v float64) float64 { return v }
+// unitConv is an accepted UCUM unit and its conversion to the stored unit.
+type unitConv struct {
+	ucum string
+	to   func(float64) float64 // nil: already the stored unit
+}
 
+// fahrenheitToCelsius converts and rounds to 0.01 Cel, finer than any
+// clinical thermometer, so 98.6 [degF] is stored as exactly 37.
+func fahrenheitToCelsius(f float64) float64 {
+	return math.Round((f-32)*5/9*100) / 100
+}
+
+var (
+	perMin = []unitConv{{ucum: "/min"}}
+	mmHg   = []unitConv{{ucum: "mm[Hg]"}}
+)
+
+// catalogue holds every numeric measurement, by LOINC code. The ranges are
+// the design brief's impossible values; where the brief sets none, they are
+// wide bounds beyond any recorded human value.
 var catalogue = map[string]measure{
-	CodeHeartRate:   {unit: "/min", units: map[string]func(float64) float64{"/min": same}, min: 0, max: 300},
-	CodeRespRate:    {unit: "/min", units: map[string]func(float64) float64{"/min": same}, min: 0, max: 70},
-	CodeSpO2:        {unit: "%", units: map[string]func(float64) float64{"%": same}, min: 0, max: 100, maxInclusive: true},
-	CodeSpO2Alt:     {unit: "%", units: map[string]func(float64) float64{"%": same}, min: 0, max: 100, maxInclusive: true},
-	CodeSystolic:    {unit: "mm[Hg]", units: map[string]func(float64) float64{"mm[Hg]": same}, min: 0, max: 400},
-	CodeDiastolic:   {unit: "mm[Hg]", units: map[string]func(float64) float64{"mm[Hg]": same}, min: 0, max: 300},
-	CodeTemperature: {unit: "Cel", units: map[string]func(float64) float64{"Cel": same, "[degF]": func(f float64) float64 { return (f - 32) * 5 / 9 }}, min: 10, max: 50},
-	CodeWeight:      {unit: "kg", units: map[string]func(float64) float64{"kg": same}, min: 0, max: 500},
-	CodeGlucoseMass: {unit: "mg/dL", units: map[string]func(float64) float64{"mg/dL": same}, min: 0, max: 1000},
-	CodeGlucoseMol:  {unit: "mmol/L", units: map[string]func(float64) float64{"mmol/L": same}, min: 0, max: 55},
+	CodeHeartRate:   {name: "heart rate", unit: "/min", units: perMin, min: 0, max: 300},
+	CodeRespRate:    {name: "respiratory rate", unit: "/min", units: perMin, min: 0, max: 70},
+	CodeSpO2:        {name: "SpO2", unit: "%", units: []unitConv{{ucum: "%"}}, min: 0, max: 100, maxIncl: true},
+	CodeSpO2Alt:     {name: "SpO2", unit: "%", units: []unitConv{{ucum: "%"}}, min: 0, max: 100, maxIncl: true},
+	CodeSystolic:    {name: "systolic blood pressure", unit: "mm[Hg]", units: mmHg, min: 0, max: 400},
+	CodeDiastolic:   {name: "diastolic blood pressure", unit: "mm[Hg]", units: mmHg, min: 0, max: 300},
+	CodeTemperature: {name: "body temperature", unit: "Cel", units: []unitConv{{ucum: "Cel"}, {ucum: "[degF]", to: fahrenheitToCelsius}}, min: 10, max: 50},
+	CodeWeight:      {name: "body weight", unit: "kg", units: []unitConv{{ucum: "kg"}}, min: 0, max: 700},
+	CodeGlucoseMass: {name: "glucose", unit: "mg/dL", units: []unitConv{{ucum: "mg/dL"}}, min: 0, max: 3000},
+	CodeGlucoseMol:  {name: "glucose", unit: "mmol/L", units: []unitConv{{ucum: "mmol/L"}}, min: 0, max: 170},
 }
 
-func (m measure) unitList() string {
-	var us []string
-	for u := range m.units {
-		us = append(us, fmt.Sprintf("%q", u))
+// waveforms names the SampledData codes Bedside accepts.
+var waveforms = map[string]string{
+	CodeECG:       "ECG",
+	CodeECGLeadI:  "ECG lead I",
+	CodeECGLeadII: "ECG lead II",
+	CodePleth:     "plethysmogram",
+}
+
+// IsWaveform reports whether code is a waveform Bedside accepts.
+func IsWaveform(code string) bool {
+	_, ok := waveforms[code]
+	return ok
+}
+
+// Unit returns the UCUM unit a numeric code is stored and shown in, and
+// whether the code is a numeric measurement Bedside accepts.
+func Unit(code string) (string, bool) {
+	m, ok := catalogue[code]
+	return m.unit, ok
+}
+
+// Plausible reports whether v, in the stored unit of code, is a possible
+// value of that measurement.
+func Plausible(code string, v float64) bool {
+	m, ok := catalogue[code]
+	return ok && m.possible(v)
+}
+
+func (m measure) possible(v float64) bool {
+	if math.IsNaN(v) || v <= m.min {
+		return false
 	}
-	sort.Strings(us)
-	return strings.Join(us, " or ")
+	if m.maxIncl {
+		return v <= m.max
+	}
+	return v < m.max
 }
 
+// convert returns v in the stored unit, or false if ucum is not accepted.
+// UCUM annotations such as {beats}/min mean the same as /min.
+func (m measure) convert(ucum string, v float64) (float64, bool) {
+	ucum = stripAnnotations(ucum)
+	for _, u := range m.units {
+		if u.ucum == ucum {
+			if u.to != nil {
+				v = u.to(v)
+			}
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// stripAnnotations removes UCUM curly-brace annotations: "{beats}/min" is
+// "/min". A unit that is only an annotation is left alone.
+func stripAnnotations(u string) string {
+	if !strings.Contains(u, "{") {
+		return u
+	}
+	var b strings.Builder
+	depth := 0
+	for _, r := range u {
+		switch {
+		case r == '{':
+			depth++
+		case r == '}' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 || depth != 0 {
+		return u
+	}
+	return b.String()
+}
+
+// unitList quotes the accepted units: `"Cel" or "[degF]"`.
+func (m measure) unitList() string {
+	qs := make([]string, len(m.units))
+	for i, u := range m.units {
+		qs[i] = strconv.Quote(u.ucum)
+	}
+	return strings.Join(qs, " or ")
+}
+
+// rangeText states the possible range: "must be > 0 and < 300 /min".
 func (m measure) rangeText() string {
 	hi := "<"
-	if m.maxInclusive {
+	if m.maxIncl {
 		hi = "<="
 	}
-	return fmt.Sprintf("must be > %v and %s %v %s", m.min, hi, m.max, m.unit)
+	return "must be > " + fmtNum(m.min) + " and " + hi + " " + fmtNum(m.max) + " " + m.unit
 }
+
+func fmtNum(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

@@ -6,21 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
-
-	"github.com/gorilla/websocket"
-
-	"github.com/bedside-health/bedside/wsconn"
+	"strings"
 )
 
-// StoredReading is a reading with the device sequence it arrived in.
-type StoredReading struct {
-	Seq     int64
-	Reading Reading
-}
+// ErrStore reports that the Sink failed: nothing of the message was
+// handled, the ack did not move, and the device must send it again.
+var ErrStore = errors.New("could not store readings")
+
+// ErrGap reports a sequence too far ahead of the last handled one to be
+// held until the gap before it fills; the device must resend from the ack.
+var ErrGap = errors.New("sequence gap too large")
+
+// Limits on messages held while waiting for an earlier sequence.
+const (
+	MaxAhead        = 256     // highest seq accepted is LastSeq + MaxAhead
+	maxPendingBytes = 1 << 20 // total size of held observations
+)
 
 // Device is the device a connection streams for, with the highest
-// contiguous sequence already handled.
+// contiguous sequence already handled (stored or rejected).
 type Device struct {
 	ID        int64
 	PatientID int64
@@ -28,188 +32,173 @@ type Device struct {
 	LastSeq   int64
 }
 
+// StoredReading is a reading with the device sequence it arrived in.
+type StoredReading struct {
+	Seq     int64
+	Reading Reading
+}
+
 // Sink stores a device's readings. Append must, in one transaction, store
-// readings not stored before (by device, sequence and code) and advance the
-// device's last handled sequence to lastSeq.
+// the readings not already stored (by device, sequence and code) and advance
+// the device's last handled sequence to lastSeq. readings may be empty: the
+// messages up to lastSeq were rejected or were waveforms, and only the
+// sequence moves. On error nothing may be stored.
 type Sink interface {
 	Append(ctx context.Context, deviceID, lastSeq int64, readings []StoredReading) error
 }
 
-// Publisher sends an encoded live message to a patient's viewers.
+// Publisher sends one encoded live-vitals message (docs/protocol.md) to the
+// viewers of a patient. The same bytes go to every viewer.
 type Publisher interface {
 	Publish(ctx context.Context, patientID int64, msg []byte) error
 }
 
-// maxPending bounds how many messages ahead of a gap are held.
-const maxPending = 256
+// held is a message waiting for the sequences before it.
+type held struct {
+	obs json.RawMessage
+	err error // a rejection already known from the envelope
+}
 
 // Ingester applies the device acknowledgement contract to one device's
-// frames: each sequence is handled once, in order, and acknowledged with the
-// highest sequence up to which everything is handled. It is not safe for
-// concurrent use; one connection owns it.
+// frames, independent of the transport: each sequence is handled (stored,
+// or rejected) exactly once and in order, and every reply ends with
+// {"ack": N}, N the highest sequence up to which all are handled. Waveforms
+// are validated and published live but not stored. It is not safe for
+// concurrent use: one connection owns it, and only one connection per
+// device may be open at a time.
 type Ingester struct {
-	sink    Sink
-	pub     Publisher
-	dev     Device
-	pending map[int64]json.RawMessage
+	sink         Sink
+	pub          Publisher
+	dev          Device
+	pending      map[int64]held
+	pendingBytes int
+	err          error
 }
 
-// NewIngester returns an Ingester continuing after dev.LastSeq.
+// NewIngester returns an Ingester for dev that continues after dev.LastSeq,
+// which must be the sequence the Sink last stored for the device.
 func NewIngester(sink Sink, pub Publisher, dev Device) *Ingester {
-	return &Ingester{sink: sink, pub: pub, dev: dev, pending: make(map[int64]json.RawMessage)}
+	return &Ingester{sink: sink, pub: pub, dev: dev, pending: make(map[int64]held)}
 }
 
-// LastSeq is the highest contiguous sequence handled.
+// LastSeq is the highest sequence up to which every message is handled.
 func (in *Ingester) LastSeq() int64 { return in.dev.LastSeq }
 
-type ackReply struct {
-	Ack int64 `json:"ack"`
+// Pending is how many messages are held waiting for an earlier sequence.
+func (in *Ingester) Pending() int { return len(in.pending) }
+
+// Err reports why the last Handle could not make progress: an error
+// wrapping ErrStore or ErrGap, or nil. After either, the connection should
+// be closed so the device reconnects and resends what is not acked.
+func (in *Ingester) Err() error { return in.err }
+
+// Handle processes one text frame and returns the replies to send, in
+// order: rejections ({"error", "seq"}) then {"ack": N}; or a lone
+// {"error"} without seq for a frame that is not an envelope.
+func (in *Ingester) Handle(ctx context.Context, frame []byte) (replies [][]byte) {
+	replies, in.err = in.handle(ctx, frame)
+	return replies
 }
 
-type errorReply struct {
-	Error string `json:"error"`
-	Seq   *int64 `json:"seq,omitempty"`
-}
-
-func encode(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
-}
-
-// Handle processes one text frame and returns the replies to send.
-func (in *Ingester) Handle(ctx context.Context, frame []byte) [][]byte {
+func (in *Ingester) handle(ctx context.Context, frame []byte) ([][]byte, error) {
 	env, err := DecodeEnvelope(frame)
-	if err != nil {
-		var fe *FieldError
-		if env.Seq > 0 && errors.As(err, &fe) {
-			// A known sequence with no observation: reject it like any bad observation.
-			return in.handleSeq(ctx, env.Seq, nil, err)
-		}
-		return [][]byte{encode(errorReply{Error: err.Error()})}
+	var fe *FieldError
+	if err != nil && (env.Seq == 0 || !errors.As(err, &fe)) {
+		return [][]byte{errorReply(err.Error(), 0)}, nil
 	}
-	return in.handleSeq(ctx, env.Seq, env.Observation, nil)
-}
-
-func (in *Ingester) handleSeq(ctx context.Context, seq int64, obs json.RawMessage, decodeErr error) [][]byte {
-	var replies [][]byte
+	seq, last := env.Seq, in.dev.LastSeq
 	switch {
-	case seq <= in.dev.LastSeq:
-		// Already handled: acknowledge again, store and show nothing.
-	case seq > in.dev.LastSeq+1:
+	case seq <= last:
+		// Already handled: acknowledge again; store and show nothing.
+		return [][]byte{ackReply(last)}, nil
+	case seq > last+1:
+		if seq-last > MaxAhead || in.pendingBytes+len(env.Observation) > maxPendingBytes {
+			msg := fmt.Sprintf("seq %d is too far ahead of %d to hold; send again from %d", seq, last, last+1)
+			return [][]byte{errorReply(msg, 0), ackReply(last)}, fmt.Errorf("%w: seq %d after %d", ErrGap, seq, last)
+		}
 		if _, dup := in.pending[seq]; !dup {
-			if len(in.pending) >= maxPending {
-				s := seq
-				return [][]byte{encode(errorReply{Error: fmt.Sprintf("seq: %d is too far ahead of %d; resend from %d", seq, in.dev.LastSeq, in.dev.LastSeq+1), Seq: &s})}
-			}
-			if decodeErr != nil {
-				obs = nil
-			}
-			in.pending[seq] = obs
+			in.pending[seq] = held{obs: env.Observation, err: err}
+			in.pendingBytes += len(env.Observation)
 		}
-	default:
-		replies = in.apply(ctx, seq, obs, decodeErr)
-		for {
-			next, ok := in.pending[in.dev.LastSeq+1]
-			if !ok {
-				break
-			}
-			delete(in.pending, in.dev.LastSeq+1)
-			var perr error
-			if next == nil {
-				perr = fieldErr("observation", "missing")
-			}
-			replies = append(replies, in.apply(ctx, in.dev.LastSeq+1, next, perr)...)
-		}
+		return [][]byte{ackReply(last)}, nil
 	}
-	return append(replies, encode(ackReply{Ack: in.dev.LastSeq}))
+	return in.handleRun(ctx, held{obs: env.Observation, err: err})
 }
 
-// apply validates, stores and publishes the message with the next sequence.
-// A failure to store leaves LastSeq where it was, so the device resends.
-func (in *Ingester) apply(ctx context.Context, seq int64, obs json.RawMessage, perr error) [][]byte {
-	var p Parsed
-	if perr == nil {
-		p, perr = ParseObservation(obs)
+// handleRun handles the message with seq LastSeq+1 and every held one that
+// follows it without a gap, storing them in one Append.
+func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error) {
+	start := in.dev.LastSeq + 1
+	run := []held{first}
+	for s := start + 1; ; s++ {
+		h, ok := in.pending[s]
+		if !ok {
+			break
+		}
+		run = append(run, h)
 	}
-	if perr == nil && p.Subject != "" && p.Subject != "Patient/"+strconv.FormatInt(in.dev.PatientID, 10) {
-		perr = fieldErr("observation.subject", "%q: a device may post only for its own patient", p.Subject)
-	}
-	var rejected []byte
+	end := start + int64(len(run)) - 1
+
+	var replies, live [][]byte
 	var readings []StoredReading
-	if perr != nil {
-		s := seq
-		rejected = encode(errorReply{Error: perr.Error(), Seq: &s})
-	} else {
+	for i, h := range run {
+		seq := start + int64(i)
+		p, err := in.parse(h)
+		if err != nil {
+			replies = append(replies, errorReply(err.Error(), seq))
+			continue
+		}
 		for _, r := range p.Readings {
 			readings = append(readings, StoredReading{Seq: seq, Reading: r})
 		}
+		live = append(live, encodeLive(p, in.dev.Name)...)
 	}
-	// A rejected message is handled too: advance the stored sequence past it.
-	if err := in.sink.Append(ctx, in.dev.ID, seq, readings); err != nil {
-		s := seq
-		return [][]byte{encode(errorReply{Error: "could not store; send it again", Seq: &s})}
+	if err := in.sink.Append(ctx, in.dev.ID, end, readings); err != nil {
+		// Nothing is handled; the later messages stay held.
+		msg := fmt.Sprintf("could not store seq %d; reconnect and send it again", start)
+		return [][]byte{errorReply(msg, 0), ackReply(in.dev.LastSeq)}, fmt.Errorf("%w: seq %d to %d: %w", ErrStore, start, end, err)
 	}
-	in.dev.LastSeq = seq
-	if rejected != nil {
-		return [][]byte{rejected}
+	for s := start + 1; s <= end; s++ {
+		in.pendingBytes -= len(in.pending[s].obs)
+		delete(in.pending, s)
 	}
-	for _, msg := range liveMessages(p, in.dev.Name) {
+	in.dev.LastSeq = end
+	// Live delivery is best effort: a viewer that misses a reading finds it
+	// in the stored history.
+	for _, msg := range live {
 		_ = in.pub.Publish(ctx, in.dev.PatientID, msg)
 	}
-	return nil
+	return append(replies, ackReply(end)), nil
 }
 
-// LiveReading is the message viewers receive for each numeric reading.
-type LiveReading struct {
-	Type   string    `json:"type"` // "reading"
-	Code   string    `json:"code"`
-	Value  float64   `json:"value"`
-	Unit   string    `json:"unit"`
-	Time   time.Time `json:"time"`
-	Device string    `json:"device,omitempty"`
-}
-
-// LiveWaveform is the message viewers receive for a waveform chunk.
-type LiveWaveform struct {
-	Type   string    `json:"type"` // "waveform"
-	Code   string    `json:"code"`
-	Origin float64   `json:"origin"`
-	Factor float64   `json:"factor"`
-	Period float64   `json:"period"`
-	Data   []float64 `json:"data"`
-	Time   time.Time `json:"time"`
-}
-
-// liveMessages encodes an observation once for all its viewers.
-func liveMessages(p Parsed, device string) [][]byte {
-	var out [][]byte
-	for _, r := range p.Readings {
-		out = append(out, encode(LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device}))
+// parse validates a message, including that its subject, if named, is the
+// device's own patient.
+func (in *Ingester) parse(h held) (Parsed, error) {
+	if h.err != nil {
+		return Parsed{}, h.err
 	}
-	if w := p.Waveform; w != nil {
-		out = append(out, encode(LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor, Period: w.Period, Data: w.Data, Time: w.Time}))
+	p, err := ParseObservation(h.obs)
+	if err != nil {
+		return Parsed{}, err
 	}
-	return out
-}
-
-// ServeDevice reads a device connection's frames until it closes, answering
-// each through the Ingester.
-func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
-	for {
-		kind, frame, err := conn.Read(ctx)
-		if err != nil {
-			return err
-		}
-		if kind != websocket.TextMessage {
-			if err := conn.Send(encode(errorReply{Error: "frames must be JSON text"})); err != nil {
-				return err
-			}
-			continue
-		}
-		for _, r := range ing.Handle(ctx, frame) {
-			if err := conn.Send(r); err != nil {
-				return err
-			}
+	if p.Subject != "" {
+		own := "Patient/" + strconv.FormatInt(in.dev.PatientID, 10)
+		if p.Subject != own && !strings.HasSuffix(p.Subject, "/"+own) {
+			return Parsed{}, fieldErr("observation.subject.reference", "%q: a device may post only for its own patient", truncate(p.Subject, 60))
 		}
 	}
+	return p, nil
+}
+
+func ackReply(n int64) []byte {
+	return append(strconv.AppendInt([]byte(`{"ack":`), n, 10), '}')
+}
+
+func errorReply(msg string, seq int64) []byte {
+	type reply struct {
+		Error string `json:"error"`
+		Seq   int64  `json:"seq,omitempty"`
+	}
+	b, _ := json.Marshal(reply{Error: msg, Seq: seq})
+	return b
 }

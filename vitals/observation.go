@@ -1,29 +1,32 @@
 package vitals
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// FieldError is a rejected input, naming the field at fault.
+// FieldError is a rejected input, naming the field at fault in JSON path
+// form, such as "observation.valueQuantity.unit".
 type FieldError struct {
 	Field  string
 	Reason string
 }
 
+// Error returns "field: reason".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
-func fieldErr(field, format string, args ...any) error {
+func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Reading is one validated numeric measurement.
+// Reading is one validated numeric measurement, in the catalogue's stored
+// unit (a temperature sent in [degF] arrives here in Cel).
 type Reading struct {
 	Code  string // LOINC
 	Value float64
@@ -31,18 +34,23 @@ type Reading struct {
 	Time  time.Time
 }
 
-// Waveform is a validated chunk of samples (FHIR SampledData).
+// Waveform is a validated chunk of samples (FHIR SampledData). The physical
+// value of sample i is Origin + Factor*Data[i]; a sample sent as one of
+// FHIR's codes E (error), L (below the detection limit) or U (above it) is
+// NaN in Data.
 type Waveform struct {
-	Code   string
-	Origin float64
-	Period float64 // milliseconds between samples
-	Factor float64
-	Data   []float64 // raw sample values; physical value = Origin + Factor*sample
-	Time   time.Time
+	Code       string  // MDC
+	Origin     float64 // in OriginUnit
+	OriginUnit string  // UCUM, "" if not sent
+	Period     float64 // milliseconds between samples
+	Factor     float64
+	Dimensions int // always 1: one channel per observation
+	Data       []float64
+	Time       time.Time // time of the first sample
 }
 
 // Parsed is what one observation yields: numeric readings (two for a
-// blood-pressure panel) or a waveform chunk.
+// blood-pressure panel) or one waveform chunk.
 type Parsed struct {
 	Readings []Reading
 	Waveform *Waveform
@@ -55,25 +63,28 @@ type Envelope struct {
 	Observation json.RawMessage
 }
 
-// DecodeEnvelope reads {"seq": N, "observation": {...}}.
+// DecodeEnvelope reads {"seq": N, "observation": {...}}, N a whole number
+// from 1 up. A frame that is not a JSON object yields an error that is not
+// a *FieldError. A valid seq with a missing observation yields the Envelope
+// with its Seq and a *FieldError, so the message can be rejected by number.
 func DecodeEnvelope(b []byte) (Envelope, error) {
 	var raw struct {
 		Seq         json.RawMessage `json:"seq"`
 		Observation json.RawMessage `json:"observation"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&raw); err != nil {
-		return Envelope{}, fmt.Errorf("not a JSON envelope: %v", jsonReason(err))
-	}
-	if dec.More() {
-		return Envelope{}, fmt.Errorf("not a JSON envelope: data after the object")
+	if err := json.Unmarshal(b, &raw); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			return Envelope{}, fmt.Errorf("not a JSON envelope: the frame is %s, want an object", jsonValueKind(te.Value))
+		}
+		return Envelope{}, fmt.Errorf("not a JSON envelope: %v", err)
 	}
 	if len(raw.Seq) == 0 {
 		return Envelope{}, fieldErr("seq", "missing")
 	}
 	seq, err := strconv.ParseInt(string(raw.Seq), 10, 64)
 	if err != nil || seq < 1 {
-		return Envelope{}, fieldErr("seq", "%s is not a whole number from 1 up", raw.Seq)
+		return Envelope{}, fieldErr("seq", "%s is not a whole number from 1 up", truncate(string(raw.Seq), 40))
 	}
 	if len(raw.Observation) == 0 || string(raw.Observation) == "null" {
 		return Envelope{Seq: seq}, fieldErr("observation", "missing")
@@ -81,209 +92,323 @@ func DecodeEnvelope(b []byte) (Envelope, error) {
 	return Envelope{Seq: seq, Observation: raw.Observation}, nil
 }
 
-func jsonReason(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("%s at byte %d", se.Error(), se.Offset)
-	}
-	return err.Error()
-}
-
 type coding struct {
 	System string `json:"system"`
 	Code   string `json:"code"`
 }
 
+type codeableConcept struct {
+	Coding []coding `json:"coding"`
+}
+
 type quantity struct {
-	Value  *float64 `json:"value"`
-	Unit   string   `json:"unit"`
-	System string   `json:"system"`
-	Code   string   `json:"code"`
+	Value      *float64 `json:"value"`
+	Comparator string   `json:"comparator"`
+	Unit       string   `json:"unit"`
+	System     string   `json:"system"`
+	Code       string   `json:"code"`
 }
 
 type sampledData struct {
 	Origin     *quantity `json:"origin"`
-	Period     float64   `json:"period"`
+	Period     *float64  `json:"period"`
 	Factor     *float64  `json:"factor"`
-	Dimensions int       `json:"dimensions"`
-	Data       string    `json:"data"`
+	Dimensions *int      `json:"dimensions"`
+	Data       *string   `json:"data"`
 }
 
 type fhirObservation struct {
-	ResourceType string `json:"resourceType"`
-	Status       string `json:"status"`
-	Code         struct {
-		Coding []coding `json:"coding"`
-	} `json:"code"`
-	Subject *struct {
+	ResourceType string          `json:"resourceType"`
+	Status       string          `json:"status"`
+	Code         codeableConcept `json:"code"`
+	Subject      *struct {
 		Reference string `json:"reference"`
 	} `json:"subject"`
-	EffectiveDateTime string       `json:"effectiveDateTime"`
+	EffectiveDateTime *string      `json:"effectiveDateTime"`
 	ValueQuantity     *quantity    `json:"valueQuantity"`
 	ValueSampledData  *sampledData `json:"valueSampledData"`
 	Component         []struct {
-		Code struct {
-			Coding []coding `json:"coding"`
-		} `json:"code"`
-		ValueQuantity *quantity `json:"valueQuantity"`
+		Code          codeableConcept `json:"code"`
+		ValueQuantity *quantity       `json:"valueQuantity"`
 	} `json:"component"`
 }
 
-const loincSystem = "http://loinc.org"
+// maxSamples bounds one waveform chunk (16 s at 250 Hz).
+const maxSamples = 4096
 
-// loincCode returns the first LOINC code of a coding list.
-func loincCode(cs []coding) string {
+// ParseObservation validates one FHIR R4 Observation and returns its
+// readings or waveform. Every error is a *FieldError naming the field.
+func ParseObservation(raw json.RawMessage) (Parsed, error) {
+	var o fhirObservation
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return Parsed{}, decodeError(err)
+	}
+	if o.ResourceType != "Observation" {
+		return Parsed{}, fieldErr("observation.resourceType", "%q, want \"Observation\"", truncate(o.ResourceType, 40))
+	}
+	switch o.Status {
+	case "final", "amended", "corrected", "preliminary":
+	case "":
+		return Parsed{}, fieldErr("observation.status", "missing")
+	default:
+		return Parsed{}, fieldErr("observation.status", "%q, want final, amended, corrected or preliminary", truncate(o.Status, 40))
+	}
+	code, err := observationCode("observation.code.coding", o.Code.Coding)
+	if err != nil {
+		return Parsed{}, err
+	}
+	var p Parsed
+	if o.Subject != nil {
+		p.Subject = o.Subject.Reference
+	}
+	if o.EffectiveDateTime == nil {
+		return Parsed{}, fieldErr("observation.effectiveDateTime", "missing")
+	}
+	when, err := time.Parse(time.RFC3339Nano, *o.EffectiveDateTime)
+	if err != nil {
+		return Parsed{}, fieldErr("observation.effectiveDateTime", "%q is not an RFC 3339 date-time with a time zone", truncate(*o.EffectiveDateTime, 40))
+	}
+	when = when.UTC()
+
+	switch {
+	case IsWaveform(code):
+		if o.ValueSampledData == nil {
+			return Parsed{}, fieldErr("observation.valueSampledData", "missing: %s is a waveform", code)
+		}
+		w, err := parseWaveform("observation.valueSampledData", code, o.ValueSampledData, when)
+		if err != nil {
+			return Parsed{}, err
+		}
+		p.Waveform = w
+	case code == CodeBPPanel:
+		if len(o.Component) == 0 {
+			return Parsed{}, fieldErr("observation.component", "missing: a blood-pressure panel needs systolic (8480-6) and diastolic (8462-4) components")
+		}
+		var sys, dia *Reading
+		var diaField string
+		for i, c := range o.Component {
+			field := fmt.Sprintf("observation.component[%d]", i)
+			cc := componentCode(c.Code.Coding)
+			if cc != CodeSystolic && cc != CodeDiastolic {
+				continue // other components, such as mean pressure, are not kept
+			}
+			if (cc == CodeSystolic && sys != nil) || (cc == CodeDiastolic && dia != nil) {
+				return Parsed{}, fieldErr(field+".code", "%s appears twice", cc)
+			}
+			r, err := quantityReading(field+".valueQuantity", cc, c.ValueQuantity, when)
+			if err != nil {
+				return Parsed{}, err
+			}
+			if cc == CodeSystolic {
+				sys = &r
+			} else {
+				dia, diaField = &r, field+".valueQuantity.value"
+			}
+		}
+		if sys == nil || dia == nil {
+			return Parsed{}, fieldErr("observation.component", "a blood-pressure panel needs both systolic (8480-6) and diastolic (8462-4)")
+		}
+		if dia.Value >= sys.Value {
+			return Parsed{}, fieldErr(diaField, "diastolic %s is not below systolic %s", fmtNum(dia.Value), fmtNum(sys.Value))
+		}
+		p.Readings = []Reading{*sys, *dia}
+	default:
+		if o.ValueQuantity == nil {
+			return Parsed{}, fieldErr("observation.valueQuantity", "missing: %s is a numeric measurement", code)
+		}
+		r, err := quantityReading("observation.valueQuantity", code, o.ValueQuantity, when)
+		if err != nil {
+			return Parsed{}, err
+		}
+		p.Readings = []Reading{r}
+	}
+	return p, nil
+}
+
+// observationCode returns the first accepted code among the codings: a
+// LOINC numeric or panel code, or an MDC waveform code. A coding without a
+// system is read as either.
+func observationCode(field string, cs []coding) (string, error) {
 	for _, c := range cs {
-		if c.System == loincSystem || c.System == "" {
+		_, numeric := catalogue[c.Code]
+		numeric = numeric || c.Code == CodeBPPanel
+		switch {
+		case numeric && (c.System == SystemLOINC || c.System == ""):
+			return c.Code, nil
+		case IsWaveform(c.Code) && (c.System == SystemMDC || c.System == ""):
+			return c.Code, nil
+		}
+	}
+	for i, c := range cs {
+		if c.Code != "" {
+			return "", fieldErr(fmt.Sprintf("%s[%d].code", field, i), "%q (system %q) is not a measurement Bedside accepts", truncate(c.Code, 40), truncate(c.System, 60))
+		}
+	}
+	return "", fieldErr(field, "missing: want a LOINC code (system %q) or an MDC waveform code (system %q)", SystemLOINC, SystemMDC)
+}
+
+// componentCode returns a blood-pressure component's LOINC code, or "".
+func componentCode(cs []coding) string {
+	for _, c := range cs {
+		if (c.Code == CodeSystolic || c.Code == CodeDiastolic) && (c.System == SystemLOINC || c.System == "") {
 			return c.Code
 		}
 	}
 	return ""
 }
 
-// maxSamples bounds one waveform chunk.
-const maxSamples = 4096
-
-// ParseObservation validates one FHIR Observation and returns its readings.
-func ParseObservation(raw json.RawMessage) (Parsed, error) {
-	var o fhirObservation
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return Parsed{}, fieldErr("observation", "not a FHIR Observation: %v", jsonReason(err))
-	}
-	if o.ResourceType != "Observation" {
-		return Parsed{}, fieldErr("observation.resourceType", "%q, want \"Observation\"", o.ResourceType)
-	}
-	switch o.Status {
-	case "final", "preliminary", "amended":
-	default:
-		return Parsed{}, fieldErr("observation.status", "%q, want final, preliminary or amended", o.Status)
-	}
-	var p Parsed
-	if o.Subject != nil {
-		p.Subject = o.Subject.Reference
-	}
-	if o.EffectiveDateTime == "" {
-		return p, fieldErr("observation.effectiveDateTime", "missing")
-	}
-	when, err := time.Parse(time.RFC3339Nano, o.EffectiveDateTime)
-	if err != nil {
-		return p, fieldErr("observation.effectiveDateTime", "%q is not an RFC 3339 date-time with a zone", o.EffectiveDateTime)
-	}
-	when = when.UTC()
-	code := loincCode(o.Code.Coding)
-	if code == "" {
-		return p, fieldErr("observation.code.coding", "no LOINC code (system %q)", loincSystem)
-	}
-	if o.ValueSampledData != nil {
-		w, err := parseWaveform(code, o.ValueSampledData, when)
-		if err != nil {
-			return p, err
-		}
-		p.Waveform = w
-		return p, nil
-	}
-	if code == CodeBPPanel {
-		if len(o.Component) == 0 {
-			return p, fieldErr("observation.component", "a blood-pressure panel needs systolic (8480-6) and diastolic (8462-4) components")
-		}
-		seen := map[string]bool{}
-		for i, c := range o.Component {
-			field := fmt.Sprintf("observation.component[%d]", i)
-			cc := loincCode(c.Code.Coding)
-			if cc != CodeSystolic && cc != CodeDiastolic {
-				return p, fieldErr(field+".code", "%q is not 8480-6 or 8462-4", cc)
-			}
-			if seen[cc] {
-				return p, fieldErr(field+".code", "%s appears twice", cc)
-			}
-			seen[cc] = true
-			r, err := quantityReading(field+".valueQuantity", cc, c.ValueQuantity, when)
-			if err != nil {
-				return p, err
-			}
-			p.Readings = append(p.Readings, r)
-		}
-		if !seen[CodeSystolic] || !seen[CodeDiastolic] {
-			return p, fieldErr("observation.component", "a blood-pressure panel needs both systolic (8480-6) and diastolic (8462-4)")
-		}
-		return p, nil
-	}
-	if o.ValueQuantity == nil {
-		return p, fieldErr("observation.valueQuantity", "missing")
-	}
-	r, err := quantityReading("observation.valueQuantity", code, o.ValueQuantity, when)
-	if err != nil {
-		return p, err
-	}
-	p.Readings = []Reading{r}
-	return p, nil
-}
-
 func quantityReading(field, code string, q *quantity, when time.Time) (Reading, error) {
-	m, ok := catalogue[code]
-	if !ok {
-		return Reading{}, fieldErr("observation.code.coding", "LOINC %q is not a measurement Bedside accepts", code)
-	}
+	m := catalogue[code]
 	if q == nil {
 		return Reading{}, fieldErr(field, "missing")
 	}
 	if q.Value == nil {
 		return Reading{}, fieldErr(field+".value", "missing")
 	}
-	v := *q.Value
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	sent := *q.Value
+	if math.IsNaN(sent) || math.IsInf(sent, 0) {
 		return Reading{}, fieldErr(field+".value", "not a finite number")
 	}
-	unit := q.Code
-	unitField := field + ".code"
+	if q.Comparator != "" {
+		return Reading{}, fieldErr(field+".comparator", "%q: only exact values are accepted", truncate(q.Comparator, 10))
+	}
+	if q.System != "" && q.System != SystemUCUM {
+		return Reading{}, fieldErr(field+".system", "%q, want %q", truncate(q.System, 60), SystemUCUM)
+	}
+	// code holds the computable UCUM unit; unit is display text, read only
+	// when code is absent.
+	unit, unitField := q.Code, field+".code"
 	if unit == "" {
 		unit, unitField = q.Unit, field+".unit"
 	}
-	conv, ok := m.units[unit]
-	if !ok {
-		return Reading{}, fieldErr(unitField, "%q is not the UCUM unit for %s (want %s)", unit, code, m.unitList())
+	if unit == "" {
+		return Reading{}, fieldErr(field+".code", "missing: want the UCUM unit %s", m.unitList())
 	}
-	v = conv(v)
-	if !(v > m.min && v < m.max) && !(m.maxInclusive && v == m.max && v > m.min) {
-		return Reading{}, fieldErr(field+".value", "%v %s is impossible for %s (%s)", *q.Value, unit, code, m.rangeText())
+	v, ok := m.convert(unit, sent)
+	if !ok {
+		return Reading{}, fieldErr(unitField, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
+	}
+	if !m.possible(v) {
+		return Reading{}, fieldErr(field+".value", "%s %s is impossible for %s (%s)", fmtNum(sent), unit, m.name, m.rangeText())
 	}
 	return Reading{Code: code, Value: v, Unit: m.unit, Time: when}, nil
 }
 
-func parseWaveform(code string, sd *sampledData, when time.Time) (*Waveform, error) {
-	const f = "observation.valueSampledData"
-	w := &Waveform{Code: code, Time: when, Factor: 1}
+func parseWaveform(f, code string, sd *sampledData, when time.Time) (*Waveform, error) {
+	w := &Waveform{Code: code, Time: when, Factor: 1, Dimensions: 1}
 	if sd.Origin == nil || sd.Origin.Value == nil {
-		return nil, fieldErr(f+".origin", "missing")
+		return nil, fieldErr(f+".origin.value", "missing")
 	}
 	w.Origin = *sd.Origin.Value
-	if !(sd.Period > 0) || math.IsInf(sd.Period, 0) {
-		return nil, fieldErr(f+".period", "%v, want milliseconds above 0", sd.Period)
+	w.OriginUnit = sd.Origin.Code
+	if w.OriginUnit == "" {
+		w.OriginUnit = sd.Origin.Unit
 	}
-	w.Period = sd.Period
+	if sd.Period == nil {
+		return nil, fieldErr(f+".period", "missing: want the milliseconds between samples")
+	}
+	if p := *sd.Period; !(p > 0) || math.IsInf(p, 0) {
+		return nil, fieldErr(f+".period", "%s, want milliseconds above 0", fmtNum(p))
+	}
+	w.Period = *sd.Period
 	if sd.Factor != nil {
-		if *sd.Factor == 0 || math.IsNaN(*sd.Factor) || math.IsInf(*sd.Factor, 0) {
-			return nil, fieldErr(f+".factor", "must be a finite non-zero number")
+		if fa := *sd.Factor; fa == 0 || math.IsInf(fa, 0) {
+			return nil, fieldErr(f+".factor", "%s, want a finite number other than 0", fmtNum(fa))
 		}
 		w.Factor = *sd.Factor
 	}
-	if sd.Dimensions != 1 {
-		return nil, fieldErr(f+".dimensions", "%d, want 1", sd.Dimensions)
+	if sd.Dimensions == nil {
+		return nil, fieldErr(f+".dimensions", "missing: want 1")
 	}
-	fields := strings.Fields(sd.Data)
-	if len(fields) == 0 {
+	if *sd.Dimensions != 1 {
+		return nil, fieldErr(f+".dimensions", "%d: only one channel per observation (1) is accepted", *sd.Dimensions)
+	}
+	if sd.Data == nil {
+		return nil, fieldErr(f+".data", "missing")
+	}
+	w.Data = make([]float64, 0, min(strings.Count(*sd.Data, " ")+1, maxSamples))
+	for i, s := range strings.Fields(*sd.Data) {
+		if i == maxSamples {
+			return nil, fieldErr(f+".data", "more than %d samples; send at most %d per chunk", maxSamples, maxSamples)
+		}
+		var v float64
+		switch s {
+		case "E", "L", "U":
+			v = math.NaN()
+		default:
+			var err error
+			v, err = strconv.ParseFloat(s, 64)
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || math.IsInf(w.Origin+w.Factor*v, 0) {
+				return nil, fieldErr(f+".data", "sample %d (%q) is not a finite decimal or E, L or U", i, truncate(s, 30))
+			}
+		}
+		w.Data = append(w.Data, v)
+	}
+	if len(w.Data) == 0 {
 		return nil, fieldErr(f+".data", "no samples")
 	}
-	if len(fields) > maxSamples {
-		return nil, fieldErr(f+".data", "%d samples, at most %d per chunk", len(fields), maxSamples)
-	}
-	w.Data = make([]float64, len(fields))
-	for i, s := range fields {
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fieldErr(f+".data", "sample %d (%q) is not a finite number", i, s)
-		}
-		w.Data[i] = v
-	}
 	return w, nil
+}
+
+// decodeError names the field a JSON type mismatch is in.
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := "observation"
+		if te.Field != "" {
+			field += "." + te.Field
+		}
+		if strings.HasPrefix(te.Value, "number") && te.Type.Kind() == reflect.Float64 {
+			return fieldErr(field, "%s is not a finite number", truncate(te.Value, 40))
+		}
+		return fieldErr(field, "%s, want %s", jsonValueKind(te.Value), goTypeKind(te.Type))
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fieldErr("observation", "not valid JSON at byte %d: %v", se.Offset, err)
+	}
+	return fieldErr("observation", "not a FHIR Observation: %v", err)
+}
+
+// jsonValueKind phrases an UnmarshalTypeError's Value: "a string".
+func jsonValueKind(v string) string {
+	switch {
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	case v == "array", v == "object":
+		return "an " + v
+	case v == "string":
+		return "a string"
+	case v == "bool":
+		return "true or false"
+	}
+	return v
+}
+
+// goTypeKind names the JSON kind a Go type is decoded from.
+func goTypeKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Float64:
+		return "a number"
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Struct:
+		return "an object"
+	}
+	return t.Kind().String()
+}
+
+// truncate shortens untrusted text quoted in an error.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -104,8 +104,11 @@ func (s *server) renderSchedule(w http.ResponseWriter, r *http.Request, c caller
 	}
 	for d := 0; d < 7; d++ {
 		day := monday.AddDate(0, 0, d)
-		dv := templates.DayView{Label: day.Format("Mon 2 Jan")}
 		next := monday.AddDate(0, 0, d+1)
+		dv := templates.DayView{Label: day.Format("Mon 2 Jan"), Empty: "No hours"}
+		if !next.After(s.Now()) {
+			dv.Empty = "Past"
+		}
 		for _, sl := range slots {
 			if st := sl.Start.In(loc); !st.Before(day) && st.Before(next) {
 				dv.Slots = append(dv.Slots, templates.SlotView{

@@ -1,58 +1,306 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/bedside-health/bedside/vitals"
+	"github.com/bedside-health/bedside/wsconn"
 )
 
-func TestSimulatedPatientIsValidAndNormal(t *testing.T) {
-	p := newPatient(1, time.Now())
-	start := time.Now()
-	counts := map[string]int{}
-	normal := map[string][2]float64{
-		"8867-4": {55, 95}, "59408-5": {95, 100}, "9279-1": {12, 18},
-		"8310-5": {36.3, 37.3}, "8480-6": {100, 140}, "8462-4": {60, 95},
+func TestFlags(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	bad := [][]string{
+		{},
+		{"--token", "x", "--scenario", "zombie"},
+		{"--token", "x", "--rate", "0s"},
+		{"--token", "x", "--duration", "-1s"},
+		{"--token", "x", "stray"},
+		{"--nope"},
 	}
-	for i := range 600 { // ten minutes at 1 Hz
-		for _, obs := range p.observations(start.Add(time.Duration(i) * time.Second)) {
-			parsed, err := vitals.ParseObservation(json.RawMessage(obs))
-			if err != nil {
-				t.Fatalf("round %d: %v\n%s", i, err, obs)
-			}
-			for _, r := range parsed.Readings {
-				counts[r.Code]++
-				lo, hi := normal[r.Code][0], normal[r.Code][1]
-				if r.Value < lo || r.Value > hi {
-					t.Fatalf("%s = %v is not a normal adult's (%v-%v)", r.Code, r.Value, lo, hi)
+	for _, args := range bad {
+		if _, err := parseFlags(args, noEnv, io.Discard); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+	o, err := parseFlags(nil, func(k string) string {
+		if k == "DEVICESIM_TOKEN" {
+			return "from-env"
+		}
+		return ""
+	}, io.Discard)
+	if err != nil || o.token != "from-env" || o.url != "ws://localhost:8080/ws/device" || o.rate != time.Second || o.scenario != "normal" || !o.ecg || o.seed == 0 {
+		t.Fatalf("defaults: %+v %v", o, err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, noEnv, &out, &out); err != nil || !strings.Contains(out.String(), "-scenario") {
+		t.Fatalf("--help: %v\n%s", err, out.String())
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	b := outbox{max: 4}
+	for range 4 {
+		if _, ok := b.add(json.RawMessage(`{}`)); !ok {
+			t.Fatal("add refused below the limit")
+		}
+	}
+	if _, ok := b.add(json.RawMessage(`{}`)); ok {
+		t.Fatal("add accepted beyond the limit")
+	}
+	if b.ack(2) || len(b.pending) != 2 || b.pending[0].Seq != 3 || b.acked != 2 {
+		t.Fatalf("after ack 2: %+v", b)
+	}
+	if b.ack(1) || len(b.pending) != 2 {
+		t.Fatalf("an older ack changed the outbox: %+v", b)
+	}
+	// The server has seen this device up to 500 in an earlier run.
+	if !b.ack(500) || b.pending[0].Seq != 501 || b.pending[1].Seq != 502 || b.next != 502 {
+		t.Fatalf("after ack 500: %+v", b)
+	}
+	if e, _ := b.add(json.RawMessage(`{}`)); e.Seq != 503 {
+		t.Fatalf("next seq %d, want 503", e.Seq)
+	}
+}
+
+// TestPatientNumericsValidate runs each scenario for half an hour of 1 Hz
+// rounds: every observation passes the server's validation, and the normal
+// patient stays normal.
+func TestPatientNumericsValidate(t *testing.T) {
+	normal := map[string][2]float64{
+		vitals.CodeHeartRate: {55, 90}, vitals.CodeSpO2: {97, 99}, vitals.CodeRespRate: {14, 16},
+		vitals.CodeTemperature: {36.5, 37.1}, vitals.CodeSystolic: {100, 136}, vitals.CodeDiastolic: {62, 90},
+	}
+	for name, sc := range scenarios {
+		t.Run(name, func(t *testing.T) {
+			start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			p := newPatient(sc, 7, start)
+			counts := map[string]int{}
+			var hrSum float64
+			for i := range 1800 {
+				now := start.Add(time.Duration(i) * time.Second)
+				for _, obs := range p.numerics(now) {
+					parsed, err := vitals.ParseObservation(obs)
+					if err != nil {
+						t.Fatalf("second %d: %v\n%s", i, err, obs)
+					}
+					for _, r := range parsed.Readings {
+						counts[r.Code]++
+						if !r.Time.Equal(now) {
+							t.Fatalf("reading time %v, want %v", r.Time, now)
+						}
+						if r.Code == vitals.CodeHeartRate {
+							hrSum += r.Value
+						}
+						if lim, ok := normal[r.Code]; ok && name == "normal" && (r.Value < lim[0] || r.Value > lim[1]) {
+							t.Fatalf("second %d: %s = %v is outside a resting adult's %v", i, r.Code, r.Value, lim)
+						}
+					}
 				}
 			}
-		}
-	}
-	if counts["8867-4"] != 600 || counts["8480-6"] != 4 {
-		t.Fatalf("counts %v: want 600 heart rates and a blood pressure every 3 minutes (4)", counts)
-	}
-}
-
-func TestOutboxAck(t *testing.T) {
-	var b outbox
-	for range 5 {
-		b.add(`{}`)
-	}
-	b.ack(3)
-	if len(b.pending) != 2 || b.pending[0].Seq != 4 {
-		t.Fatalf("pending after ack 3: %+v", b.pending)
+			if counts[vitals.CodeHeartRate] != 1800 || counts[vitals.CodeSystolic] != 10 || counts[vitals.CodeDiastolic] != 10 {
+				t.Fatalf("counts %v: want 1800 of each numeric and a blood pressure at once and every 3 minutes (10)", counts)
+			}
+			if mean := hrSum / 1800; mean < sc.hr-5 || mean > sc.hr+5 {
+				t.Fatalf("mean heart rate %.1f, want about %v", mean, sc.hr)
+			}
+		})
 	}
 }
 
-func TestFlagsErrors(t *testing.T) {
-	env := func(string) string { return "" }
-	for _, args := range [][]string{{}, {"--token", "x", "--scenario", "fever"}, {"--token", "x", "--rate", "0s"}} {
-		if _, err := parse(args, env, io.Discard); err == nil {
-			t.Errorf("%v accepted", args)
+// TestPatientECG checks the waveform: every chunk validates, chunks follow
+// one another without gaps at 250 Hz, and the beats match the heart rate.
+func TestPatientECG(t *testing.T) {
+	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	p := newPatient(scenarios["normal"], 3, start)
+	var samples []float64
+	var next time.Time
+	for i := 1; i <= 600; i++ { // one minute of chunks
+		now := start.Add(time.Duration(i) * chunkEvery)
+		if i%10 == 0 {
+			p.numerics(now) // the heart rate drifts as in the real loop
 		}
+		obs := p.ecgChunk(now)
+		parsed, err := vitals.ParseObservation(obs)
+		if err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+		w := parsed.Waveform
+		if w == nil || w.Period != 4 || w.Code != vitals.CodeECGLeadII {
+			t.Fatalf("chunk %d: %+v", i, w)
+		}
+		if !next.IsZero() && !w.Time.Equal(next) {
+			t.Fatalf("chunk %d starts at %v, want %v (no gap, no overlap)", i, w.Time, next)
+		}
+		if i > 1 && len(w.Data) != 25 {
+			t.Fatalf("chunk %d has %d samples, want 25", i, len(w.Data))
+		}
+		next = w.Time.Add(time.Duration(len(w.Data)) * samplePeriod)
+		for _, v := range w.Data {
+			samples = append(samples, w.Origin+w.Factor*v)
+		}
+	}
+	// Count R peaks: local maxima above 0.7 mV.
+	beats := 0
+	for i := 1; i+1 < len(samples); i++ {
+		if samples[i] > 0.7 && samples[i] >= samples[i-1] && samples[i] > samples[i+1] {
+			beats++
+		}
+	}
+	if beats < 62 || beats > 82 {
+		t.Fatalf("%d R peaks in a minute, want about 72", beats)
+	}
+	// After a pause the waveform restarts instead of sending a backlog.
+	obs := p.ecgChunk(start.Add(2 * time.Hour))
+	parsed, err := vitals.ParseObservation(obs)
+	if err != nil || len(parsed.Waveform.Data) > 26 {
+		t.Fatalf("after a pause: %v, %d samples", err, len(parsed.Waveform.Data))
+	}
+}
+
+// testServer is a device endpoint built from the real vitals.ServeDevice and
+// an in-memory store that keeps the store's rules. It can cut the first
+// connection after a number of frames.
+type testServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	lastSeq  int64
+	rows     map[string]bool
+	conns    int
+	cutAfter int // frames; 0: never
+}
+
+func (s *testServer) Append(_ context.Context, deviceID, lastSeq int64, rs []vitals.StoredReading) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		s.rows[fmt.Sprintf("%d/%s", r.Seq, r.Reading.Code)] = true
+	}
+	s.lastSeq = lastSeq
+	return nil
+}
+
+func (s *testServer) Publish(context.Context, int64, []byte) error { return nil }
+
+func (s *testServer) state() (int64, int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSeq, len(s.rows), s.conns
+}
+
+func newTestServer(t *testing.T, cutAfter int) *testServer {
+	s := &testServer{rows: map[string]bool{}, cutAfter: cutAfter}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer good" {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		up := websocket.Upgrader{}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		conn := wsconn.New(ws, wsconn.Options{})
+		defer conn.Close()
+		s.mu.Lock()
+		s.conns++
+		first := s.conns == 1
+		last := s.lastSeq
+		s.mu.Unlock()
+		in := vitals.NewIngester(s, s, vitals.Device{ID: 1, PatientID: 2, LastSeq: last})
+		if first && s.cutAfter > 0 {
+			for range s.cutAfter {
+				_, frame, err := conn.Read(r.Context())
+				if err != nil {
+					return
+				}
+				for _, rep := range in.Handle(r.Context(), frame) {
+					_ = conn.Send(rep)
+				}
+			}
+			return // drop the connection without a close frame
+		}
+		_ = vitals.ServeDevice(r.Context(), conn, in)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *testServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+
+func TestRunStreamsAndResendsAfterReconnect(t *testing.T) {
+	s := newTestServer(t, 12)
+	var stdout, stderr bytes.Buffer
+	args := []string{"--token", "good", "--url", s.wsURL(), "--rate", "100ms", "--duration", "2500ms", "--seed", "5"}
+	if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	lastSeq, rows, conns := s.state()
+	var measured, acked, rejected, unacked int
+	if _, err := fmt.Sscanf(stdout.String(), "devicesim: %d messages measured, %d acknowledged (%d of them rejected), %d unacknowledged",
+		&measured, &acked, &rejected, &unacked); err != nil {
+		t.Fatalf("summary %q: %v", stdout.String(), err)
+	}
+	t.Logf("%d connections; server at seq %d with %d readings; %s", conns, lastSeq, rows, strings.TrimSpace(stdout.String()))
+	if conns < 2 || !strings.Contains(stderr.String(), "reconnecting") {
+		t.Fatalf("the cut connection was not re-established:\n%s", stderr.String())
+	}
+	if rejected != 0 {
+		t.Fatalf("the server rejected simulated observations:\n%s", stderr.String())
+	}
+	// Everything acknowledged is on the server, without a gap (the server's
+	// sequence only moves over contiguous messages).
+	if int64(acked) != lastSeq || acked+unacked != measured || acked < 100 {
+		t.Fatalf("measured %d, acked %d, unacked %d; server at %d", measured, acked, unacked, lastSeq)
+	}
+	// 25 rounds of 4 numerics plus a blood pressure (2 readings) at least.
+	if rows < 4*20+2 {
+		t.Fatalf("only %d readings stored", rows)
+	}
+}
+
+func TestRunRenumbersAfterAnEarlierRun(t *testing.T) {
+	s := newTestServer(t, 0)
+	s.lastSeq = 1000 // this device token streamed before
+	var stdout, stderr bytes.Buffer
+	args := []string{"--token", "good", "--url", s.wsURL(), "--rate", "100ms", "--duration", "800ms", "--ecg=false"}
+	if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	lastSeq, rows, _ := s.state()
+	if lastSeq <= 1005 || rows < 20 || !strings.Contains(stderr.String(), "renumbering") {
+		t.Fatalf("server at %d with %d readings\n%s", lastSeq, rows, stderr.String())
+	}
+}
+
+func TestRunRefusedToken(t *testing.T) {
+	s := newTestServer(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"--token", "bad", "--url", s.wsURL()}, func(string) string { return "" }, io.Discard, io.Discard)
+	if !errors.Is(err, errRefused) {
+		t.Fatalf("run with a bad token: %v", err)
+	}
+}
+
+func TestRunWithoutServerStopsCleanly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"--token", "x", "--url", "ws://127.0.0.1:1/ws/device", "--rate", "100ms"}, func(string) string { return "" }, &stdout, &stderr)
+	if err != nil || !strings.Contains(stderr.String(), "retrying in") || !strings.Contains(stdout.String(), "0 acknowledged") {
+		t.Fatalf("err %v\nstdout %s\nstderr %s", err, stdout.String(), stderr.String())
 	}
 }

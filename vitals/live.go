@@ -1,0 +1,88 @@
+package vitals
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+)
+
+// LiveReading is the live-vitals message for one numeric reading.
+type LiveReading struct {
+	Type   string    `json:"type"` // "reading"
+	Code   string    `json:"code"`
+	Value  float64   `json:"value"`
+	Unit   string    `json:"unit"`
+	Time   time.Time `json:"time"`
+	Device string    `json:"device,omitempty"`
+}
+
+// LiveWaveform is the live-vitals message for one waveform chunk. Data
+// holds the raw samples; a sample sent as E, L or U is null.
+type LiveWaveform struct {
+	Type   string    `json:"type"` // "waveform"
+	Code   string    `json:"code"`
+	Origin float64   `json:"origin"`
+	Factor float64   `json:"factor"`
+	Period float64   `json:"period"`
+	Unit   string    `json:"unit,omitempty"`
+	Data   Samples   `json:"data"`
+	Time   time.Time `json:"time"`
+	Device string    `json:"device,omitempty"`
+}
+
+// Samples encodes as a JSON array with null for each NaN.
+type Samples []float64
+
+// MarshalJSON writes the samples, NaN as null.
+func (s Samples) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 2+len(s)*6)
+	b = append(b, '[')
+	for i, v := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(v) {
+			b = append(b, "null"...)
+			continue
+		}
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	}
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads an array of numbers, null as NaN.
+func (s *Samples) UnmarshalJSON(b []byte) error {
+	var raw []*float64
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*s = make(Samples, len(raw))
+	for i, v := range raw {
+		if v == nil {
+			(*s)[i] = math.NaN()
+		} else {
+			(*s)[i] = *v
+		}
+	}
+	return nil
+}
+
+// encodeLive encodes an observation's live messages, once for all viewers.
+func encodeLive(p Parsed, device string) [][]byte {
+	out := make([][]byte, 0, len(p.Readings)+1)
+	for _, r := range p.Readings {
+		b, err := json.Marshal(LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device})
+		if err == nil {
+			out = append(out, b)
+		}
+	}
+	if w := p.Waveform; w != nil {
+		b, err := json.Marshal(LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor,
+			Period: w.Period, Unit: w.OriginUnit, Data: Samples(w.Data), Time: w.Time, Device: device})
+		if err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}

@@ -1,0 +1,58 @@
+package vitals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/wsconn"
+)
+
+// ServeDevice runs one device connection until it closes: it reads each
+// frame, hands it to ing and sends the replies. It returns nil when the
+// device closes normally, and otherwise why the connection ended.
+//
+// A frame over conn's read limit makes gorilla/websocket close the
+// connection with code 1009 (message too big). A Sink failure closes it with
+// 1011 and a gap too large to hold with 1013 (try again later), after the
+// replies, so the device reconnects and resends what is not acked. When ctx
+// ends the connection is closed with 1001 (going away).
+func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
+	stop := context.AfterFunc(ctx, func() { conn.CloseWith(websocket.CloseGoingAway, "server shutting down") })
+	defer stop()
+	for {
+		kind, frame, err := conn.Read(ctx)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case errors.Is(err, websocket.ErrReadLimit):
+				return fmt.Errorf("device frame too large: %w", err)
+			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
+				return nil
+			}
+			return fmt.Errorf("read device frame: %w", err)
+		}
+		if kind != websocket.TextMessage {
+			if err := conn.Send(errorReply("frames must be JSON text", 0)); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, r := range ing.Handle(ctx, frame) {
+			if err := conn.Send(r); err != nil {
+				return fmt.Errorf("send reply: %w", err)
+			}
+		}
+		if herr := ing.Err(); herr != nil {
+			code, reason := websocket.CloseTryAgainLater, "sequence gap too large; resend from the last ack"
+			if errors.Is(herr, ErrStore) {
+				code, reason = websocket.CloseInternalServerErr, "could not store; reconnect and resend from the last ack"
+			}
+			conn.CloseWith(code, reason)
+			return herr
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package vitals
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/wsconn"
+)
+
+// deviceServer serves /ws/device-like connections for one device, each
+// with a new Ingester continuing from the stored sequence, as the web
+// layer does.
+type deviceServer struct {
+	*httptest.Server
+	st     *memStore
+	pub    *memPub
+	ended  chan error
+	cancel context.CancelFunc
+}
+
+func newDeviceServer(t *testing.T) *deviceServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &deviceServer{st: newMemStore(t), pub: &memPub{}, ended: make(chan error, 10), cancel: cancel}
+	up := websocket.Upgrader{}
+	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		conn := wsconn.New(ws, wsconn.Options{})
+		defer conn.Close()
+		in := NewIngester(d.st, d.pub, Device{ID: devID, PatientID: patientID, Name: "hub", LastSeq: d.st.last(devID)})
+		d.ended <- ServeDevice(ctx, conn, in)
+	}))
+	t.Cleanup(func() { cancel(); d.Close() })
+	return d
+}
+
+func (d *deviceServer) dial(t *testing.T) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(d.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+func (d *deviceServer) serveResult(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-d.ended:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeDevice did not return")
+		return nil
+	}
+}
+
+// exchange sends a frame and reads replies up to the ack or a plain error.
+func exchange(t *testing.T, ws *websocket.Conn, kind int, frame []byte) []reply {
+	t.Helper()
+	if err := ws.WriteMessage(kind, frame); err != nil {
+		t.Fatal(err)
+	}
+	var out []reply
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		var r reply
+		if err := ws.ReadJSON(&r); err != nil {
+			t.Fatalf("read reply: %v (so far %+v)", err, out)
+		}
+		out = append(out, r)
+		if r.Ack != nil || (r.Error != "" && r.Seq == nil) {
+			return out
+		}
+	}
+}
+
+func TestServeDevice(t *testing.T) {
+	d := newDeviceServer(t)
+	ws := d.dial(t)
+	if rs := exchange(t, ws, websocket.TextMessage, env(1, hrObs)); *rs[0].Ack != 1 {
+		t.Fatalf("replies %+v", rs)
+	}
+	rs := exchange(t, ws, websocket.TextMessage, env(2, quantityObs(CodeHeartRate, 0, "/min")))
+	if len(rs) != 2 || *rs[0].Seq != 2 || *rs[1].Ack != 2 {
+		t.Fatalf("reject: %+v", rs)
+	}
+	if rs := exchange(t, ws, websocket.BinaryMessage, []byte{1, 2}); len(rs) != 1 || rs[0].Seq != nil || rs[0].Error == "" {
+		t.Fatalf("binary frame: %+v", rs)
+	}
+	_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	if err := d.serveResult(t); err != nil {
+		t.Fatalf("normal close: ServeDevice returned %v", err)
+	}
+	if d.st.count() != 1 || d.st.last(devID) != 2 {
+		t.Fatalf("stored %d up to %d", d.st.count(), d.st.last(devID))
+	}
+}
+
+func TestServeDeviceOversizedFrameCloses1009(t *testing.T) {
+	d := newDeviceServer(t)
+	ws := d.dial(t)
+	big := env(1, waveObs(CodePleth, strings.TrimSpace(strings.Repeat("1 ", 33<<10))))
+	if err := ws.WriteMessage(websocket.TextMessage, big); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("read after an oversized frame: %v; want close 1009", err)
+	}
+	if err := d.serveResult(t); !errors.Is(err, websocket.ErrReadLimit) {
+		t.Fatalf("ServeDevice returned %v", err)
+	}
+	if d.st.appends != 0 {
+		t.Fatal("an oversized frame reached the store")
+	}
+}
+
+func TestServeDeviceStoreFailureCloses1011(t *testing.T) {
+	d := newDeviceServer(t)
+	ws := d.dial(t)
+	exchange(t, ws, websocket.TextMessage, env(1, hrObs))
+	d.st.mu.Lock()
+	d.st.failNext = 1
+	d.st.mu.Unlock()
+	rs := exchange(t, ws, websocket.TextMessage, env(2, hrObs))
+	if len(rs) != 1 || rs[0].Seq != nil || !strings.Contains(rs[0].Error, "could not store") {
+		t.Fatalf("replies %+v", rs)
+	}
+	var r reply
+	if err := ws.ReadJSON(&r); err != nil || r.Ack == nil || *r.Ack != 1 {
+		t.Fatalf("ack after the failure: %+v %v; want 1", r, err)
+	}
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseInternalServerErr) {
+		t.Fatalf("after a store failure: %v; want close 1011", err)
+	}
+	if err := d.serveResult(t); !errors.Is(err, ErrStore) {
+		t.Fatalf("ServeDevice returned %v", err)
+	}
+	// The device reconnects and resends what was not acked.
+	ws = d.dial(t)
+	if rs := exchange(t, ws, websocket.TextMessage, env(2, hrObs)); *rs[0].Ack != 2 {
+		t.Fatalf("resend: %+v", rs)
+	}
+	if d.st.count() != 2 {
+		t.Fatalf("stored %d, want 2", d.st.count())
+	}
+}
+
+func TestServeDeviceContextEndCloses1001(t *testing.T) {
+	d := newDeviceServer(t)
+	ws := d.dial(t)
+	exchange(t, ws, websocket.TextMessage, env(1, hrObs))
+	d.cancel()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("after shutdown: %v; want close 1001", err)
+	}
+	if err := d.serveResult(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ServeDevice returned %v", err)
+	}
+}
