@@ -161,6 +161,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	// Take the port first, so a second copy fails before touching the data.
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.addr, err)
+	}
+	defer ln.Close()
 	st, where, err := openStore(ctx, c.data, c.databaseURL)
 	if err != nil {
 		return err
@@ -200,10 +206,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		PublicURL: strings.TrimRight(c.publicURL, "/"), AllowedOrigins: origins,
 	})
 
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.addr, err)
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
