@@ -138,14 +138,21 @@ type Appointments interface {
 
 // Observations stores device measurements. AppendObservations stores a batch
 // from one device in one transaction and advances the device's LastSeq to
-// lastSeq; an observation whose (DeviceID, Seq, Code) is already stored is skipped,
-// never stored twice.
+// max(LastSeq, lastSeq); an observation whose (DeviceID, Seq, Code) is already
+// stored is skipped, never stored twice (Code is in the key because one
+// envelope may carry a panel: systolic and diastolic share a Seq). An
+// observation with DeviceID 0 is taken to come from deviceID; a deviceID of 0
+// means readings entered by hand; an unknown device gives ErrNotFound and
+// stores nothing.
 type Observations interface {
 	AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []Observation) error
 	ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]Observation, error)
 }
 
-// Store is everything Bedside persists.
+// Store is everything Bedside persists. Times come back in UTC, the same
+// instants as were stored to at least the millisecond. Lookups of a missing
+// record, and writes referring to one, give errors wrapping ErrNotFound.
+// storetest.Run checks an implementation against this contract.
 type Store interface {
 	Users
 	Sessions

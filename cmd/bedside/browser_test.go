@@ -159,7 +159,7 @@ func TestBrowserVisit(t *testing.T) {
 	waitJS(t, doctor, "heart rate on the overlay",
 		`(() => { const e = document.querySelector('#vital-8867-4'); const n = e && parseFloat(e.textContent); return n > 30 && n < 200; })()`,
 		30*time.Second)
-	if out := simOut.String(); !strings.Contains(out, "acknowledged up to") {
+	if out := simOut.String(); !strings.Contains(out, "acknowledgement") && !strings.Contains(out, "acknowledged up to") {
 		t.Errorf("devicesim saw no acknowledgement:\n%s", out)
 	}
 

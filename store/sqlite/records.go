@@ -10,7 +10,7 @@ import (
 
 const userCols = `id, email, name, role, time_zone, password_hash, created_at`
 
-func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
+func scanUser(row scanner) (store.User, error) {
 	var u store.User
 	var created int64
 	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, &created)
@@ -18,61 +18,56 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	return u, err
 }
 
-// CreateUser stores a new user; an email already in use gives store.ErrConflict.
+// CreateUser stores a new user and returns it with its ID; an empty TimeZone
+// is stored as "UTC" and a zero CreatedAt as now. An email already in use
+// gives store.ErrConflict.
 func (s *DB) CreateUser(ctx context.Context, u store.User) (store.User, error) {
+	if !u.Role.Valid() {
+		return u, fmt.Errorf("create user %s: unknown role %q", u.Email, u.Role)
+	}
 	if u.CreatedAt.IsZero() {
-		u.CreatedAt = time.Now().UTC()
+		u.CreatedAt = time.Now()
 	}
 	if u.TimeZone == "" {
 		u.TimeZone = "UTC"
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO users (email, name, role, time_zone, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		u.Email, u.Name, u.Role, u.TimeZone, u.PasswordHash, ms(u.CreatedAt))
-	if isUnique(err) {
-		return u, fmt.Errorf("create user %s: %w", u.Email, store.ErrConflict)
-	}
+	u.CreatedAt = norm(u.CreatedAt)
+	err := s.w.QueryRowContext(ctx, `INSERT INTO users (email, name, role, time_zone, password_hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		u.Email, u.Name, u.Role, u.TimeZone, u.PasswordHash, ms(u.CreatedAt)).Scan(&u.ID)
 	if err != nil {
-		return u, fmt.Errorf("create user: %w", err)
+		return u, wrap(err, "create user %s", u.Email)
 	}
-	u.ID, _ = res.LastInsertId()
-	u.CreatedAt = at(ms(u.CreatedAt))
 	return u, nil
 }
 
-// UserByID finds a user by id.
+// UserByID finds a user by ID.
 func (s *DB) UserByID(ctx context.Context, id int64) (store.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	if err != nil {
-		return u, notFound(err, fmt.Sprintf("user %d", id))
+		return u, wrap(err, "user %d", id)
 	}
 	return u, nil
 }
 
-// UserByEmail finds a user by email.
+// UserByEmail finds a user by exact email.
 func (s *DB) UserByEmail(ctx context.Context, email string) (store.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE email = ?`, email))
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE email = ?`, email))
 	if err != nil {
-		return u, notFound(err, "user by email")
+		return u, wrap(err, "user by email")
 	}
 	return u, nil
 }
 
-// ListUsers lists users of a role by name, or every user when role is "".
+// ListUsers lists the users of a role, or every user when role is "",
+// ordered by name then ID.
 func (s *DB) ListUsers(ctx context.Context, role store.Role) ([]store.User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users WHERE ? = '' OR role = ? ORDER BY name, id`, role, role)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+userCols+` FROM users WHERE ? = '' OR role = ? ORDER BY name, id`, role, role)
+	out, err := collect(rows, err, scanUser)
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, wrap(err, "list users")
 	}
-	defer rows.Close()
-	var out []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // SetPassword replaces a user's password hash.
@@ -80,36 +75,44 @@ func (s *DB) SetPassword(ctx context.Context, userID int64, hash string) error {
 	return s.execOne(ctx, fmt.Sprintf("set password of user %d", userID), `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
 }
 
-// execOne runs a statement that must change exactly one row.
+// execOne runs a statement that must change exactly one row; none is
+// store.ErrNotFound.
 func (s *DB) execOne(ctx context.Context, what, query string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, query, args...)
+	res, err := s.w.ExecContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return wrap(err, "%s", what)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n, err := res.RowsAffected(); err != nil {
+		return wrap(err, "%s", what)
+	} else if n == 0 {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	}
 	return nil
 }
 
-// CreateSession stores a session.
+// CreateSession stores a session; a token hash already stored gives
+// store.ErrConflict and an unknown user store.ErrNotFound.
 func (s *DB) CreateSession(ctx context.Context, se store.Session) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, appointment_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+	if se.CreatedAt.IsZero() {
+		se.CreatedAt = time.Now()
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, appointment_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
 		se.TokenHash, se.UserID, se.AppointmentID, ms(se.CreatedAt), ms(se.ExpiresAt))
 	if err != nil {
-		return fmt.Errorf("create session: %w", err)
+		return wrap(err, "create session for user %d", se.UserID)
 	}
 	return nil
 }
 
-// SessionByHash finds a session by the hash of its token.
+// SessionByHash finds a session by the hash of its token. Expiry is the
+// caller's to check.
 func (s *DB) SessionByHash(ctx context.Context, hash []byte) (store.Session, error) {
 	var se store.Session
 	var created, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT token_hash, user_id, appointment_id, created_at, expires_at FROM sessions WHERE token_hash = ?`, hash).
+	err := s.r.QueryRowContext(ctx, `SELECT token_hash, user_id, appointment_id, created_at, expires_at FROM sessions WHERE token_hash = ?`, hash).
 		Scan(&se.TokenHash, &se.UserID, &se.AppointmentID, &created, &expires)
 	if err != nil {
-		return se, notFound(err, "session")
+		return se, wrap(err, "session")
 	}
 	se.CreatedAt, se.ExpiresAt = at(created), at(expires)
 	return se, nil
@@ -117,15 +120,15 @@ func (s *DB) SessionByHash(ctx context.Context, hash []byte) (store.Session, err
 
 // DeleteSession removes a session; removing a missing one is not an error.
 func (s *DB) DeleteSession(ctx context.Context, hash []byte) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, hash); err != nil {
-		return fmt.Errorf("delete session: %w", err)
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, hash); err != nil {
+		return wrap(err, "delete session")
 	}
 	return nil
 }
 
 const credCols = `id, kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq`
 
-func scanCredential(row interface{ Scan(...any) error }) (store.Credential, error) {
+func scanCredential(row scanner) (store.Credential, error) {
 	var c store.Credential
 	var created, expires, revoked int64
 	err := row.Scan(&c.ID, &c.Kind, &c.TokenHash, &c.UserID, &c.AppointmentID, &c.Name, &created, &expires, &revoked, &c.LastSeq)
@@ -133,48 +136,54 @@ func scanCredential(row interface{ Scan(...any) error }) (store.Credential, erro
 	return c, err
 }
 
-// CreateCredential stores a hashed bearer credential.
+// CreateCredential stores a hashed bearer credential and returns it with its
+// ID; a zero CreatedAt is stored as now. A token hash already stored gives
+// store.ErrConflict and an unknown user store.ErrNotFound.
 func (s *DB) CreateCredential(ctx context.Context, c store.Credential) (store.Credential, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO credentials (kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.Kind, c.TokenHash, c.UserID, c.AppointmentID, c.Name, ms(c.CreatedAt), ms(c.ExpiresAt), ms(c.RevokedAt), c.LastSeq)
-	if isUnique(err) {
-		return c, fmt.Errorf("create credential: %w", store.ErrConflict)
+	switch c.Kind {
+	case store.CredentialAPI, store.CredentialDevice, store.CredentialJoin:
+	default:
+		return c, fmt.Errorf("create credential: unknown kind %q", c.Kind)
 	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	c.CreatedAt, c.ExpiresAt, c.RevokedAt = norm(c.CreatedAt), norm(c.ExpiresAt), norm(c.RevokedAt)
+	err := s.w.QueryRowContext(ctx, `INSERT INTO credentials (kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		c.Kind, c.TokenHash, c.UserID, c.AppointmentID, c.Name, ms(c.CreatedAt), ms(c.ExpiresAt), ms(c.RevokedAt), c.LastSeq).Scan(&c.ID)
 	if err != nil {
-		return c, fmt.Errorf("create credential: %w", err)
+		return c, wrap(err, "create %s credential for user %d", c.Kind, c.UserID)
 	}
-	c.ID, _ = res.LastInsertId()
 	return c, nil
 }
 
-// CredentialByHash finds a credential of a kind by its token's hash.
+// CredentialByHash finds a credential of a kind by its token's hash, revoked
+// and expired ones included: validity is the caller's to check.
 func (s *DB) CredentialByHash(ctx context.Context, kind string, hash []byte) (store.Credential, error) {
-	c, err := scanCredential(s.db.QueryRowContext(ctx, `SELECT `+credCols+` FROM credentials WHERE kind = ? AND token_hash = ?`, kind, hash))
+	c, err := scanCredential(s.r.QueryRowContext(ctx, `SELECT `+credCols+` FROM credentials WHERE kind = ? AND token_hash = ?`, kind, hash))
 	if err != nil {
-		return c, notFound(err, kind+" credential")
+		return c, wrap(err, "%s credential", kind)
 	}
 	return c, nil
 }
 
 // ListCredentials lists a user's credentials of a kind, oldest first.
 func (s *DB) ListCredentials(ctx context.Context, kind string, userID int64) ([]store.Credential, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+credCols+` FROM credentials WHERE kind = ? AND user_id = ? ORDER BY id`, kind, userID)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+credCols+` FROM credentials WHERE kind = ? AND user_id = ? ORDER BY id`, kind, userID)
+	out, err := collect(rows, err, scanCredential)
 	if err != nil {
-		return nil, fmt.Errorf("list credentials: %w", err)
+		return nil, wrap(err, "list %s credentials of user %d", kind, userID)
 	}
-	defer rows.Close()
-	var out []store.Credential
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list credentials: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
-// RevokeCredential marks a credential revoked at the given time.
+// RevokeCredential marks a credential revoked at the given time; revoking it
+// again keeps the first time. An unknown ID gives store.ErrNotFound.
 func (s *DB) RevokeCredential(ctx context.Context, id int64, when time.Time) error {
-	return s.execOne(ctx, fmt.Sprintf("revoke credential %d", id), `UPDATE credentials SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`, ms(when), id)
+	if when.IsZero() {
+		when = time.Now()
+	}
+	return s.execOne(ctx, fmt.Sprintf("revoke credential %d", id),
+		`UPDATE credentials SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`, ms(when), id)
 }

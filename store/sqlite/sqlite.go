@@ -1,5 +1,3 @@
-// Package sqlite implements store.Store on an embedded SQLite file (pure Go,
-// modernc.org/sqlite), Bedside's default on a single machine.
 package sqlite
 
 import (
@@ -16,7 +14,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/bedside-health/bedside/store"
 )
@@ -24,51 +23,91 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// DB is the SQLite store.
+// DB is the SQLite store. It is safe for concurrent use.
+//
+// It holds two pools on the one file: w, a single connection that every
+// write goes through, and r, for reads, which WAL lets run beside the writer.
+// SQLite allows one writer at a time anyway; queueing writers on w in Go
+// instead of in SQLite's busy handler (which polls with sleeps of up to
+// 100 ms) keeps contended writes fast and fair. The busy timeout still
+// covers writers in other processes, such as the admin CLI.
 type DB struct {
-	db *sql.DB
+	w *sql.DB // the writer: one connection, every write
+	r *sql.DB // readers: query_only connections
 }
 
 var _ store.Store = (*DB)(nil)
 
-// Open opens (creating if needed) the database at path, with its folder
-// readable by the owner only, and applies pending migrations.
+// Open opens the database at path, creating it and its folder if needed
+// (the folder 0700, the file 0600, so only the owner can read patient data),
+// and applies pending migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
-	// Create the file owner-only before SQLite does, with its default mode.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// Create the file owner-only before SQLite does so with its default
+	// mode; SQLite gives the -wal and -shm files the database file's mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create database file: %w", err)
 	}
 	f.Close()
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(30000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate") // writers take the lock at BEGIN: no upgrade deadlocks
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	w, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite: %w", err)
+		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
-	s := &DB{db: db}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
+	}
+	s := &DB{w: w, r: r}
 	if err := s.Migrate(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Migrate applies, in name order, each embedded migration not yet recorded.
+// dsn is the driver's name for the database file at the absolute path abs: a
+// file: URI, so characters such as '?', '#' and '%' in the path are escaped
+// rather than read as URI syntax. A readOnly connection refuses writes.
+func dsn(abs string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(30000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	// NORMAL in WAL mode survives a crash of the process (a restart loses
+	// nothing committed); only a power cut can lose the last commits. FULL
+	// would fsync every commit, about four times the cost of a booking.
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate") // every BeginTx is BEGIN IMMEDIATE
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	if !strings.HasPrefix(u.Path, "/") { // a Windows path: file:///C:/...
+		u.Path = "/" + u.Path
+	}
+	return u.String()
+}
+
+// Migrate applies, in name order, each embedded migration not yet recorded in
+// schema_migrations, each in its own transaction. Open calls it; running it
+// again does nothing.
 func (s *DB) Migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
-		return err
+		return fmt.Errorf("list migrations: %w", err)
 	}
 	sort.Strings(names)
 	for _, name := range names {
@@ -79,8 +118,11 @@ func (s *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// migrateOne applies one migration unless it is recorded. The check runs
+// inside the (immediate) transaction, so two processes opening a new database
+// at once apply each migration once.
 func (s *DB) migrateOne(ctx context.Context, name string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -105,11 +147,17 @@ func (s *DB) migrateOne(ctx context.Context, name string) error {
 	return tx.Commit()
 }
 
-// Ping checks that the database answers.
-func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Ping checks that the database answers a query.
+func (s *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("ping sqlite: %w", err)
+	}
+	return nil
+}
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error { return errors.Join(s.r.Close(), s.w.Close()) }
 
 // ms converts an instant to stored Unix milliseconds; the zero time is 0.
 func ms(t time.Time) int64 {
@@ -127,13 +175,67 @@ func at(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+// norm is t as it will read back: UTC, truncated to the millisecond.
+func norm(t time.Time) time.Time { return at(ms(t)) }
+
+// overlapMessage is what the no-overlap triggers raise (see migrations).
+const overlapMessage = "appointment overlaps another"
+
+// code is SQLite's extended result code for err, or 0.
+func code(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
 }
 
-func notFound(err error, what string) error {
-	if errors.Is(err, sql.ErrNoRows) {
+// isUnique reports a UNIQUE or PRIMARY KEY violation.
+func isUnique(err error) bool {
+	c := code(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// isOverlap reports that a no-overlap trigger refused the statement.
+func isOverlap(err error) bool {
+	return code(err) == sqlite3.SQLITE_CONSTRAINT_TRIGGER && strings.Contains(err.Error(), overlapMessage)
+}
+
+// isForeignKey reports a reference to a row that does not exist.
+func isForeignKey(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY }
+
+// wrap adds context to err, mapping SQLite's errors to the store's
+// sentinels: no rows and a dangling reference are store.ErrNotFound, a
+// uniqueness violation store.ErrConflict.
+func wrap(err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	case isForeignKey(err):
+		return fmt.Errorf("%s: a referenced record is missing: %w", what, store.ErrNotFound)
+	case isUnique(err):
+		return fmt.Errorf("%s: %w", what, store.ErrConflict)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(...any) error }
+
+// collect reads every row of a query with scan.
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

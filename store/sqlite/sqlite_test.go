@@ -2,8 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,9 +15,9 @@ import (
 	"github.com/bedside-health/bedside/store/storetest"
 )
 
-func openTemp(t *testing.T) store.Store {
+func openAt(t testing.TB, path string) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "data", "bedside.db"))
+	db, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,22 +25,21 @@ func openTemp(t *testing.T) store.Store {
 	return db
 }
 
-func TestContract(t *testing.T) { storetest.Run(t, openTemp) }
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openAt(t, filepath.Join(t.TempDir(), "data", "bedside.db"))
+	})
+}
 
-func TestFilesOwnerOnlyAndMigrationsIdempotent(t *testing.T) {
+func TestFilesOwnerOnly(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	path := filepath.Join(dir, "bedside.db")
-	ctx := context.Background()
-	db, err := Open(ctx, path)
-	if err != nil {
+	db := openAt(t, path)
+	if _, err := db.CreateUser(context.Background(), store.User{Email: "a@example.org", Name: "A", Role: store.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
-	u, err := db.CreateUser(ctx, store.User{Email: "a@example.org", Name: "A", Role: store.RoleAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
+	// The -wal and -shm files exist while the database is open.
+	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600, path + "-wal": 0o600, path + "-shm": 0o600} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -46,43 +48,160 @@ func TestFilesOwnerOnlyAndMigrationsIdempotent(t *testing.T) {
 			t.Errorf("%s mode %o, want %o", p, got, want)
 		}
 	}
-	db, err = Open(ctx, path)
-	if err != nil {
-		t.Fatalf("reopen: %v", err)
-	}
-	defer db.Close()
-	if got, err := db.UserByID(ctx, u.ID); err != nil || got.Email != "a@example.org" {
-		t.Fatalf("after reopen: %+v, %v", got, err)
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 3 {
+		t.Errorf("data folder holds %d files, want bedside.db, -wal and -shm", len(entries))
 	}
 }
 
-// BenchmarkBookConcurrent measures booking throughput with concurrent
-// clients, each booking distinct slots.
-func BenchmarkBookConcurrent(b *testing.B) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(b.TempDir(), "bedside.db"))
-	if err != nil {
-		b.Fatal(err)
+func TestPathNeedingEscapes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a b?c#d%20e", "bedside.db")
+	db := openAt(t, path)
+	if err := db.Ping(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	defer db.Close()
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("database not at %s: %v", path, err)
+	}
+}
+
+func TestMigrationsIdempotentAndDataKept(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bedside.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := db.CreateUser(ctx, store.User{Email: "a@example.org", Name: "A", Role: store.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	db.Close()
+
+	db = openAt(t, path)
+	if got, err := db.UserByID(ctx, u.ID); err != nil || got.Email != "a@example.org" {
+		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+	files, _ := fs.Glob(migrations, "migrations/*.sql")
+	var n int
+	if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(files) || n == 0 {
+		t.Fatalf("schema_migrations holds %d rows (%v), want one per migration (%d)", n, err, len(files))
+	}
+}
+
+// TestDatabaseRefusesOverlap writes around BookAppointment's own check: the
+// triggers alone must refuse an overlapping insert or update.
+func TestDatabaseRefusesOverlap(t *testing.T) {
+	ctx := context.Background()
+	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
+	d, _ := db.CreateUser(ctx, store.User{Email: "d@example.org", Name: "D", Role: store.RolePhysician})
+	p, _ := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+	ten := time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)
+	insert := func(start time.Time, status string) error {
+		_, err := db.w.ExecContext(ctx, `INSERT INTO appointments (physician_id, patient_id, start_at, end_at, status, created_at) VALUES (?, ?, ?, ?, ?, 1)`,
+			d.ID, p.ID, ms(start), ms(start.Add(30*time.Minute)), status)
+		return err
+	}
+	if err := insert(ten, "booked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := insert(ten.Add(15*time.Minute), "arrived"); !isOverlap(err) {
+		t.Fatalf("overlapping insert: %v, want the trigger's refusal", err)
+	}
+	if err := insert(ten.Add(15*time.Minute), "cancelled"); err != nil {
+		t.Fatalf("cancelled overlapping row refused: %v", err)
+	}
+	if err := insert(ten.Add(30*time.Minute), "booked"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.w.ExecContext(ctx, `UPDATE appointments SET start_at = ?, end_at = ? WHERE start_at = ?`,
+		ms(ten.Add(20*time.Minute)), ms(ten.Add(50*time.Minute)), ms(ten.Add(30*time.Minute)))
+	if !isOverlap(err) {
+		t.Fatalf("update moving into a taken time: %v, want the trigger's refusal", err)
+	}
+	_, err = db.w.ExecContext(ctx, `UPDATE appointments SET status = 'booked' WHERE status = 'cancelled'`)
+	if !isOverlap(err) {
+		t.Fatalf("reviving into a taken time: %v, want the trigger's refusal", err)
+	}
+	// The refusal maps to ErrSlotTaken at the store's surface.
+	_, err = db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: ten, End: ten.Add(time.Minute)})
+	if !errors.Is(err, scheduling.ErrSlotTaken) {
+		t.Fatalf("BookAppointment: %v", err)
+	}
+}
+
+// benchBook books with parallelism goroutines per CPU, each booking taking
+// its own slot.
+func benchBook(b *testing.B, parallelism int) {
+	ctx := context.Background()
+	db := openAt(b, filepath.Join(b.TempDir(), "bedside.db"))
 	d, _ := db.CreateUser(ctx, store.User{Email: "d@example.org", Name: "D", Role: store.RolePhysician})
 	p, _ := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	var next int64
-	var mu = make(chan struct{}, 1)
-	mu <- struct{}{}
-	b.SetParallelism(4)
+	var next atomic.Int64
+	b.SetParallelism(parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			<-mu
-			i := next
-			next++
-			mu <- struct{}{}
-			s := base.Add(time.Duration(i) * 30 * time.Minute)
+			s := base.Add(time.Duration(next.Add(1)) * 30 * time.Minute)
 			if _, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "bookings/s")
+}
+
+// BenchmarkBook measures sustained booking throughput: one booking at a
+// time, and with 8 goroutines per CPU booking distinct slots concurrently.
+func BenchmarkBook(b *testing.B) {
+	b.Run("serial", func(b *testing.B) {
+		ctx := context.Background()
+		db := openAt(b, filepath.Join(b.TempDir(), "bedside.db"))
+		d, _ := db.CreateUser(ctx, store.User{Email: "d@example.org", Name: "D", Role: store.RolePhysician})
+		p, _ := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+		s := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		for b.Loop() {
+			s = s.Add(30 * time.Minute)
+			if _, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "bookings/s")
+	})
+	b.Run("concurrent", func(b *testing.B) { benchBook(b, 8) })
+}
+
+// BenchmarkBookContended is 200 goroutines racing for one slot per
+// iteration, the contract's scenario, timed end to end.
+func BenchmarkBookContended(b *testing.B) {
+	ctx := context.Background()
+	db := openAt(b, filepath.Join(b.TempDir(), "bedside.db"))
+	d, _ := db.CreateUser(ctx, store.User{Email: "d@example.org", Name: "D", Role: store.RolePhysician})
+	p, _ := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+	s := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		s = s.Add(30 * time.Minute)
+		done := make(chan error, 200)
+		for range 200 {
+			go func() {
+				_, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)})
+				done <- err
+			}()
+		}
+		ok := 0
+		for range 200 {
+			if err := <-done; err == nil {
+				ok++
+			} else if !errors.Is(err, scheduling.ErrSlotTaken) {
+				b.Fatal(err)
+			}
+		}
+		if ok != 1 {
+			b.Fatalf("%d bookings of one slot", ok)
+		}
+	}
 }

@@ -2,75 +2,84 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/bedside-health/bedside/scheduling"
-	"github.com/bedside-health/bedside/store"
 )
 
-// SetWeeklyHours replaces a physician's weekly hours and slot length.
+// SetWeeklyHours replaces a physician's weekly hours and slot length, which
+// must be a whole number of minutes. An unknown physician gives
+// store.ErrNotFound.
 func (s *DB) SetWeeklyHours(ctx context.Context, physicianID int64, hours []scheduling.WeeklyHours, slot time.Duration) error {
-	if slot < time.Minute {
-		return fmt.Errorf("set weekly hours: slot length %s is under a minute", slot)
+	if slot < time.Minute || slot%time.Minute != 0 {
+		return fmt.Errorf("set weekly hours of %d: slot length %s is not a whole number of minutes", physicianID, slot)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	for _, h := range hours {
+		if h.Weekday < time.Sunday || h.Weekday > time.Saturday || h.Start < 0 || h.End > 24*60 || h.Start >= h.End {
+			return fmt.Errorf("set weekly hours of %d: bad block %v %d-%d", physicianID, h.Weekday, h.Start, h.End)
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("set weekly hours: %w", err)
+		return wrap(err, "set weekly hours of %d", physicianID)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schedules (physician_id, slot_minutes) VALUES (?, ?)
 		ON CONFLICT (physician_id) DO UPDATE SET slot_minutes = excluded.slot_minutes`, physicianID, int(slot/time.Minute)); err != nil {
-		return fmt.Errorf("set weekly hours: %w", err)
+		return wrap(err, "set weekly hours of %d", physicianID)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM weekly_hours WHERE physician_id = ?`, physicianID); err != nil {
-		return fmt.Errorf("set weekly hours: %w", err)
+		return wrap(err, "set weekly hours of %d", physicianID)
 	}
 	for _, h := range hours {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO weekly_hours (physician_id, weekday, start_minute, end_minute) VALUES (?, ?, ?, ?)`,
 			physicianID, int(h.Weekday), h.Start, h.End); err != nil {
-			return fmt.Errorf("set weekly hours %v %d-%d: %w", h.Weekday, h.Start, h.End, err)
+			return wrap(err, "set weekly hours of %d: %v %d-%d", physicianID, h.Weekday, h.Start, h.End)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return wrap(err, "set weekly hours of %d", physicianID)
+	}
+	return nil
 }
 
-// Availability loads a physician's zone, slot length and weekly hours.
+// Availability loads a physician's zone (the user's TimeZone), slot length
+// and weekly hours, ordered by weekday and start. A physician whose hours were
+// never set gives store.ErrNotFound.
 func (s *DB) Availability(ctx context.Context, physicianID int64) (scheduling.Availability, error) {
 	var a scheduling.Availability
 	var zone string
 	var minutes int
-	err := s.db.QueryRowContext(ctx, `SELECT u.time_zone, s.slot_minutes FROM schedules s JOIN users u ON u.id = s.physician_id WHERE s.physician_id = ?`, physicianID).
+	err := s.r.QueryRowContext(ctx, `SELECT u.time_zone, s.slot_minutes FROM schedules s JOIN users u ON u.id = s.physician_id WHERE s.physician_id = ?`, physicianID).
 		Scan(&zone, &minutes)
 	if err != nil {
-		return a, notFound(err, fmt.Sprintf("availability of %d", physicianID))
+		return a, wrap(err, "availability of %d", physicianID)
 	}
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		return a, fmt.Errorf("availability of %d: zone %q: %w", physicianID, zone, err)
 	}
-	a.Zone, a.SlotLength = loc, time.Duration(minutes)*time.Minute
-	rows, err := s.db.QueryContext(ctx, `SELECT weekday, start_minute, end_minute FROM weekly_hours WHERE physician_id = ? ORDER BY weekday, start_minute`, physicianID)
-	if err != nil {
-		return a, fmt.Errorf("availability of %d: %w", physicianID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	rows, err := s.r.QueryContext(ctx, `SELECT weekday, start_minute, end_minute FROM weekly_hours WHERE physician_id = ? ORDER BY weekday, start_minute`, physicianID)
+	weekly, err := collect(rows, err, func(r scanner) (scheduling.WeeklyHours, error) {
 		var h scheduling.WeeklyHours
 		var wd int
-		if err := rows.Scan(&wd, &h.Start, &h.End); err != nil {
-			return a, err
-		}
+		err := r.Scan(&wd, &h.Start, &h.End)
 		h.Weekday = time.Weekday(wd)
-		a.Weekly = append(a.Weekly, h)
+		return h, err
+	})
+	if err != nil {
+		return a, wrap(err, "availability of %d", physicianID)
 	}
-	return a, rows.Err()
+	a.Zone, a.SlotLength, a.Weekly = loc, time.Duration(minutes)*time.Minute, weekly
+	return a, nil
 }
 
 const apptCols = `id, physician_id, patient_id, start_at, end_at, status, created_at`
 
-func scanAppointment(row interface{ Scan(...any) error }) (scheduling.Appointment, error) {
+func scanAppointment(row scanner) (scheduling.Appointment, error) {
 	var a scheduling.Appointment
 	var start, end, created int64
 	err := row.Scan(&a.ID, &a.PhysicianID, &a.PatientID, &start, &end, &a.Status, &created)
@@ -78,131 +87,102 @@ func scanAppointment(row interface{ Scan(...any) error }) (scheduling.Appointmen
 	return a, err
 }
 
-// BookAppointment stores a appointment unless it overlaps a live appointment
-// of the same physician. The check and the insert share one write
-// transaction (BEGIN IMMEDIATE serialises writers), and a trigger enforces
-// the same rule inside the database.
+// live reports whether an appointment in status st holds its time; the SQL
+// spelling of the same rule is liveSQL.
+func live(st scheduling.Status) bool {
+	return st != scheduling.StatusCancelled && st != "entered-in-error"
+}
+
+const liveSQL = `status NOT IN ('cancelled', 'entered-in-error')`
+
+// BookAppointment stores an appointment (status booked if empty, CreatedAt
+// now if zero) and returns it with its ID and its times as stored: UTC, to
+// the millisecond. A live appointment that overlaps another live one of the
+// same physician is refused with an error wrapping scheduling.ErrSlotTaken.
+//
+// The overlap check and the insert share one BEGIN IMMEDIATE transaction,
+// which holds SQLite's write lock from its start, so concurrent bookings are
+// serialised and exactly one of several overlapping attempts succeeds. The
+// appointments_no_overlap triggers hold the same rule in the database for
+// any writer that skips this check.
 func (s *DB) BookAppointment(ctx context.Context, a scheduling.Appointment) (scheduling.Appointment, error) {
+	if a.PhysicianID == 0 || a.PatientID == 0 {
+		return a, fmt.Errorf("book appointment: physician and patient are required")
+	}
 	if !a.End.After(a.Start) {
 		return a, fmt.Errorf("book appointment: end %s is not after start %s", a.End, a.Start)
 	}
 	if a.CreatedAt.IsZero() {
-		a.CreatedAt = time.Now().UTC()
+		a.CreatedAt = time.Now()
 	}
 	if a.Status == "" {
 		a.Status = scheduling.StatusBooked
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	a.Start, a.End, a.CreatedAt = norm(a.Start), norm(a.End), norm(a.CreatedAt)
+	taken := func() error {
+		return fmt.Errorf("book appointment with %d at %s: %w", a.PhysicianID, a.Start.Format(time.RFC3339), scheduling.ErrSlotTaken)
+	}
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
 	if err != nil {
-		return a, fmt.Errorf("book appointment: %w", err)
+		return a, wrap(err, "book appointment")
 	}
 	defer tx.Rollback()
-	var clash int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM appointments WHERE physician_id = ?
-		AND status NOT IN ('cancelled', 'entered-in-error') AND start_at < ? AND ? < end_at`,
-		a.PhysicianID, ms(a.End), ms(a.Start)).Scan(&clash); err != nil {
-		return a, fmt.Errorf("book appointment: %w", err)
-	}
-	if clash > 0 {
-		return a, fmt.Errorf("book appointment at %s: %w", a.Start.Format(time.RFC3339), scheduling.ErrSlotTaken)
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO appointments (physician_id, patient_id, start_at, end_at, status, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		a.PhysicianID, a.PatientID, ms(a.Start), ms(a.End), a.Status, ms(a.CreatedAt))
-	if err != nil {
-		if strings.Contains(err.Error(), "overlaps another") {
-			return a, fmt.Errorf("book appointment at %s: %w", a.Start.Format(time.RFC3339), scheduling.ErrSlotTaken)
+	if live(a.Status) {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM appointments WHERE physician_id = ? AND `+liveSQL+`
+			AND end_at > ? AND start_at < ? LIMIT 1`, a.PhysicianID, ms(a.Start), ms(a.End)).Scan(&one)
+		if err == nil {
+			return a, taken()
 		}
-		return a, fmt.Errorf("book appointment: %w", err)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return a, wrap(err, "book appointment")
+		}
+	}
+	err = tx.QueryRowContext(ctx, `INSERT INTO appointments (physician_id, patient_id, start_at, end_at, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		a.PhysicianID, a.PatientID, ms(a.Start), ms(a.End), a.Status, ms(a.CreatedAt)).Scan(&a.ID)
+	if isOverlap(err) {
+		return a, taken()
+	}
+	if err != nil {
+		return a, wrap(err, "book appointment")
 	}
 	if err := tx.Commit(); err != nil {
-		return a, fmt.Errorf("book appointment: %w", err)
+		return a, wrap(err, "book appointment")
 	}
-	a.ID, _ = res.LastInsertId()
-	a.Start, a.End, a.CreatedAt = at(ms(a.Start)), at(ms(a.End)), at(ms(a.CreatedAt))
 	return a, nil
 }
 
-// AppointmentByID finds an appointment.
+// AppointmentByID finds an appointment, whatever its status.
 func (s *DB) AppointmentByID(ctx context.Context, id int64) (scheduling.Appointment, error) {
-	a, err := scanAppointment(s.db.QueryRowContext(ctx, `SELECT `+apptCols+` FROM appointments WHERE id = ?`, id))
+	a, err := scanAppointment(s.r.QueryRowContext(ctx, `SELECT `+apptCols+` FROM appointments WHERE id = ?`, id))
 	if err != nil {
-		return a, notFound(err, fmt.Sprintf("appointment %d", id))
+		return a, wrap(err, "appointment %d", id)
 	}
 	return a, nil
 }
 
-// AppointmentsBetween lists live appointments starting in [from, to), by start.
+// AppointmentsBetween lists live appointments starting in [from, to), by
+// start; a physicianID or patientID of 0 matches any.
 func (s *DB) AppointmentsBetween(ctx context.Context, physicianID, patientID int64, from, to time.Time) ([]scheduling.Appointment, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+apptCols+` FROM appointments
+	rows, err := s.r.QueryContext(ctx, `SELECT `+apptCols+` FROM appointments
 		WHERE (? = 0 OR physician_id = ?) AND (? = 0 OR patient_id = ?)
-		  AND status NOT IN ('cancelled', 'entered-in-error') AND start_at >= ? AND start_at < ?
+		  AND `+liveSQL+` AND start_at >= ? AND start_at < ?
 		ORDER BY start_at, id`, physicianID, physicianID, patientID, patientID, ms(from), ms(to))
+	out, err := collect(rows, err, scanAppointment)
 	if err != nil {
-		return nil, fmt.Errorf("list appointments: %w", err)
+		return nil, wrap(err, "list appointments")
 	}
-	defer rows.Close()
-	var out []scheduling.Appointment
-	for rows.Next() {
-		a, err := scanAppointment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list appointments: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
-// SetAppointmentStatus changes an appointment's status. Reviving a cancelled
-// appointment into a time now taken fails with scheduling.ErrSlotTaken.
+// SetAppointmentStatus changes an appointment's status. An unknown ID gives
+// store.ErrNotFound; reviving a cancelled appointment whose time has since
+// been taken gives an error wrapping scheduling.ErrSlotTaken.
 func (s *DB) SetAppointmentStatus(ctx context.Context, id int64, status scheduling.Status) error {
-	err := s.execOne(ctx, fmt.Sprintf("set status of appointment %d", id), `UPDATE appointments SET status = ? WHERE id = ?`, status, id)
-	if err != nil && strings.Contains(err.Error(), "overlaps another") {
+	err := s.execOne(ctx, fmt.Sprintf("set status of appointment %d to %s", id, status), `UPDATE appointments SET status = ? WHERE id = ?`, status, id)
+	if isOverlap(err) {
 		return fmt.Errorf("set status of appointment %d: %w", id, scheduling.ErrSlotTaken)
 	}
 	return err
-}
-
-// AppendObservations stores a device's readings and advances its sequence in
-// one transaction; a (device, seq, code) already stored is skipped.
-func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []store.Observation) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("append observations: %w", err)
-	}
-	defer tx.Rollback()
-	for _, o := range obs {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt)); err != nil {
-			return fmt.Errorf("append observation seq %d: %w", o.Seq, err)
-		}
-	}
-	if deviceID != 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET last_seq = max(last_seq, ?) WHERE id = ? AND kind = 'device'`, lastSeq, deviceID); err != nil {
-			return fmt.Errorf("advance device %d: %w", deviceID, err)
-		}
-	}
-	return tx.Commit()
-}
-
-// ObservationsBetween lists a patient's observations effective in [from, to).
-func (s *DB) ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, patient_id, device_id, seq, code, value, unit, effective_at, received_at
-		FROM observations WHERE patient_id = ? AND effective_at >= ? AND effective_at < ? ORDER BY effective_at, id`,
-		patientID, ms(from), ms(to))
-	if err != nil {
-		return nil, fmt.Errorf("list observations: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Observation
-	for rows.Next() {
-		var o store.Observation
-		var eff, rec int64
-		if err := rows.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, &eff, &rec); err != nil {
-			return nil, fmt.Errorf("list observations: %w", err)
-		}
-		o.EffectiveAt, o.ReceivedAt = at(eff), at(rec)
-		out = append(out, o)
-	}
-	return out, rows.Err()
 }
