@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -28,15 +30,9 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	if s.refuseCrossOrigin(w, r) {
 		return
 	}
-	token := bearerToken(r)
-	if token == "" {
-		http.Error(w, "a device token is required (Authorization: Bearer, or ?token=)", http.StatusUnauthorized)
-		return
-	}
-	cred, err := s.Store.CredentialByHash(r.Context(), store.CredentialDevice, auth.HashToken(token))
-	now := s.Now()
-	if err != nil || !cred.RevokedAt.IsZero() || (!cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt)) {
-		http.Error(w, "unknown, expired or revoked device token", http.StatusUnauthorized)
+	cred, err := s.deviceCredential(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	ws, err := s.upgrader().Upgrade(w, r, nil)
@@ -86,4 +82,41 @@ type busPublisher struct{ s *server }
 
 func (b busPublisher) Publish(ctx context.Context, patientID int64, msg []byte) error {
 	return b.s.Bus.Publish(ctx, vitalsTopic(patientID), msg)
+}
+
+// browserDevice names the device credential behind a patient's browser, which
+// relays the Bluetooth devices it pairs during a visit.
+const browserDevice = "Web browser"
+
+// deviceCredential finds who is streaming: a device token, or else a
+// patient's join-link session, which streams as that patient's browser device.
+func (s *server) deviceCredential(r *http.Request) (store.Credential, error) {
+	ctx := r.Context()
+	now := s.Now()
+	if token := bearerToken(r); token != "" {
+		cred, err := s.Store.CredentialByHash(ctx, store.CredentialDevice, auth.HashToken(token))
+		if err != nil || !cred.RevokedAt.IsZero() || (!cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt)) {
+			return cred, errors.New("unknown, expired or revoked device token")
+		}
+		return cred, nil
+	}
+	c, err := s.lookupSession(r)
+	if err != nil || c.Appointment == 0 || c.User.Role != store.RolePatient {
+		return store.Credential{}, errors.New("a device token (Authorization: Bearer, or ?token=) or a patient's visit session is required")
+	}
+	creds, err := s.Store.ListCredentials(ctx, store.CredentialDevice, c.User.ID)
+	if err != nil {
+		return store.Credential{}, fmt.Errorf("look up the browser device: %w", err)
+	}
+	for _, cr := range creds {
+		if cr.Name == browserDevice && cr.RevokedAt.IsZero() {
+			return cr, nil
+		}
+	}
+	// The browser's device has no usable token: its hash is of a secret
+	// nobody keeps, so only the patient's session can stream as it.
+	_, hash := auth.NewToken()
+	return s.Store.CreateCredential(ctx, store.Credential{
+		Kind: store.CredentialDevice, TokenHash: hash, UserID: c.User.ID, Name: browserDevice, CreatedAt: now,
+	})
 }

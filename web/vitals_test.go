@@ -250,3 +250,25 @@ func TestDeviceAndViewerAccess(t *testing.T) {
 		}
 	}
 }
+
+func TestPatientBrowserStreamsWithItsVisitSession(t *testing.T) {
+	f := newFixture(t)
+	viewer, _ := dialVitals(t, f, "doc@example.org")
+	patient := f.joinClient(t, f.visit)
+	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err != nil {
+		t.Fatalf("patient's browser refused: %v (%v)", err, resp)
+	}
+	defer ws.Close()
+	if ack := lastAck(t, sendFrame(t, ws, envelope(1, "59408-5", 96, "%", ""))); ack != 1 {
+		t.Fatalf("ack %d, want 1", ack)
+	}
+	if r := nextReading(t, viewer); r.Code != "59408-5" || r.Value != 96 {
+		t.Fatalf("viewer got %+v", r)
+	}
+	// A staff session is not a device.
+	staff := f.signIn(t, "doc@example.org")
+	if _, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(staff)); err == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("physician session on /ws/device: %v, want 401", err)
+	}
+}
