@@ -1,0 +1,111 @@
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// serve runs handle on the server side of one real WebSocket and returns the
+// client side.
+func serve(t *testing.T, opts Options, handle func(*Conn)) *websocket.Conn {
+	t.Helper()
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := websocket.Upgrader{}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c := New(ws, opts)
+		defer c.Close()
+		handle(c)
+		close(done)
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+	})
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close(); <-done })
+	return ws
+}
+
+func TestSendDeliversInOrder(t *testing.T) {
+	ws := serve(t, Options{}, func(c *Conn) {
+		for i := range 100 {
+			if err := c.Send([]byte{byte(i)}); err != nil {
+				t.Errorf("send %d: %v", i, err)
+			}
+		}
+		_, _, _ = c.Read(context.Background()) // until the client closes
+	})
+	for i := range 100 {
+		_, b, err := ws.ReadMessage()
+		if err != nil || len(b) != 1 || b[0] != byte(i) {
+			t.Fatalf("message %d: %v %v", i, b, err)
+		}
+	}
+}
+
+func TestSlowPeerIsDroppedNotWaitedFor(t *testing.T) {
+	result := make(chan error, 1)
+	serve(t, Options{QueueLen: 4, WriteTimeout: time.Second}, func(c *Conn) {
+		// The client never reads: the socket buffers fill, then the queue.
+		big := make([]byte, 64<<10)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if err := c.Send(big); err != nil {
+				result <- err
+				return
+			}
+		}
+		result <- errors.New("send never failed")
+	})
+	select {
+	case err := <-result:
+		if !errors.Is(err, ErrSlow) && !errors.Is(err, ErrClosed) {
+			t.Fatalf("send to a stalled peer: %v, want ErrSlow or ErrClosed", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("send blocked on a stalled peer")
+	}
+}
+
+func TestReadLimitClosesWith1009(t *testing.T) {
+	ws := serve(t, Options{ReadLimit: 1024}, func(c *Conn) {
+		if _, _, err := c.Read(context.Background()); err == nil {
+			t.Error("oversized message was read")
+		}
+	})
+	if err := ws.WriteMessage(websocket.TextMessage, make([]byte, 2048)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+		t.Fatalf("got %v, want close 1009", err)
+	}
+}
+
+func TestCloseWithSendsReason(t *testing.T) {
+	ws := serve(t, Options{}, func(c *Conn) {
+		c.CloseWith(websocket.ClosePolicyViolation, "replaced")
+		if err := c.Send([]byte("late")); !errors.Is(err, ErrClosed) {
+			t.Errorf("send after close: %v, want ErrClosed", err)
+		}
+	})
+	_, _, err := ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "replaced" {
+		t.Fatalf("got %v, want close 1008 'replaced'", err)
+	}
+}
