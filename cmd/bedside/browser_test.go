@@ -87,6 +87,12 @@ const videoPlaying = `(async () => {
   return v.videoWidth > 0 && v.currentTime > t0;
 })()`
 
+// remoteAudioLive is true when the remote stream carries a live, unmuted audio track.
+const remoteAudioLive = `(() => {
+  const s = document.querySelector('#remote-video').srcObject;
+  return !!s && s.getAudioTracks().some(a => a.readyState === 'live' && !a.muted);
+})()`
+
 func TestBrowserVisit(t *testing.T) {
 	chromium := chromiumPath(t)
 	ts := startServer(t, nil)
@@ -138,6 +144,9 @@ func TestBrowserVisit(t *testing.T) {
 	// Both see each other's video playing.
 	waitJS(t, doctor, "physician sees the patient's video", videoPlaying, 20*time.Second)
 	waitJS(t, patient, "patient sees the physician's video", videoPlaying, 20*time.Second)
+	for who, ctx := range map[string]context.Context{"physician": doctor, "patient": patient} {
+		waitJS(t, ctx, who+" receives live audio", remoteAudioLive, 10*time.Second)
+	}
 
 	// The simulated home hub streams; the overlay shows a heart rate.
 	ctx, cancel := context.WithCancel(context.Background())
