@@ -82,17 +82,23 @@ func (r *Room) register(id string, sig Signaler) (*Participant, []*forwarded, er
 func (r *Room) addTrack(f *forwarded) {
 	r.mu.Lock()
 	r.tracks[f.local.ID()] = f
-	var others []*Participant
-	for _, p := range r.participants {
-		if p != f.owner {
-			others = append(others, p)
-		}
-	}
+	others := r.othersLocked(f.owner)
 	r.mu.Unlock()
 	for _, p := range others {
 		p.subscribe(f)
 		p.negotiate()
 	}
+}
+
+// othersLocked lists the participants other than p; r.mu must be held.
+func (r *Room) othersLocked(p *Participant) []*Participant {
+	var out []*Participant
+	for _, o := range r.participants {
+		if o != p {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // removeTrack withdraws f from every subscriber, once.
@@ -103,12 +109,7 @@ func (r *Room) removeTrack(f *forwarded) {
 		return
 	}
 	delete(r.tracks, f.local.ID())
-	var others []*Participant
-	for _, p := range r.participants {
-		if p != f.owner {
-			others = append(others, p)
-		}
-	}
+	others := r.othersLocked(f.owner)
 	r.mu.Unlock()
 	for _, p := range others {
 		if p.unsubscribe(f) {

@@ -157,6 +157,20 @@ func (s *server) appointmentParam(w http.ResponseWriter, r *http.Request) (sched
 	return a, true
 }
 
+// participantVisit loads the {id} appointment and answers 403 unless c is
+// one of its participants. It is the one check behind every visit URL.
+func (s *server) participantVisit(w http.ResponseWriter, r *http.Request, c caller) (scheduling.Appointment, bool) {
+	a, ok := s.appointmentParam(w, r)
+	if !ok {
+		return a, false
+	}
+	if !mayJoin(c, a) {
+		s.forbidden(w, r, "this visit is not yours")
+		return a, false
+	}
+	return a, true
+}
+
 // mayJoin reports whether c is a participant of a: its physician, or its
 // patient through a session opened by that visit's join link.
 func mayJoin(c caller, a scheduling.Appointment) bool {

@@ -99,12 +99,8 @@ func (s *server) handleToday(w http.ResponseWriter, r *http.Request, c caller) {
 
 // handleConsult is the physician's call page with the vitals overlay.
 func (s *server) handleConsult(w http.ResponseWriter, r *http.Request, c caller) {
-	a, ok := s.appointmentParam(w, r)
+	a, ok := s.participantVisit(w, r, c)
 	if !ok {
-		return
-	}
-	if !mayJoin(c, a) {
-		s.forbidden(w, r, "this visit is not yours")
 		return
 	}
 	s.render(w, r, http.StatusOK, templates.ConsultPage(templates.ConsultView{

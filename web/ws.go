@@ -60,12 +60,8 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 	if s.refuseCrossOrigin(w, r) {
 		return
 	}
-	a, ok := s.appointmentParam(w, r)
+	a, ok := s.participantVisit(w, r, c)
 	if !ok {
-		return
-	}
-	if !mayJoin(c, a) {
-		s.forbidden(w, r, "this visit is not yours")
 		return
 	}
 	role := "patient"
@@ -99,12 +95,8 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	if s.refuseCrossOrigin(w, r) {
 		return
 	}
-	a, ok := s.appointmentParam(w, r)
+	a, ok := s.participantVisit(w, r, c)
 	if !ok {
-		return
-	}
-	if !mayJoin(c, a) {
-		s.forbidden(w, r, "this visit is not yours")
 		return
 	}
 	ws, err := s.upgrader().Upgrade(w, r, nil)
