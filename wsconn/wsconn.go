@@ -6,6 +6,7 @@ package wsconn
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -162,6 +163,14 @@ func (c *Conn) CloseWith(code int, reason string) {
 func (c *Conn) Read(ctx context.Context) (kind int, data []byte, err error) {
 	kind, data, err = c.ws.ReadMessage()
 	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			// gorilla has queued close 1009. Drain what the peer is still
+			// sending, briefly, so closing does not reset the connection
+			// before the peer has read why.
+			nc := c.ws.NetConn()
+			_ = nc.SetReadDeadline(time.Now().Add(time.Second))
+			_, _ = io.Copy(io.Discard, nc)
+		}
 		c.fail(err)
 		return 0, nil, err
 	}
