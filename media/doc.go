@@ -1,8 +1,14 @@
-// Package media is Bedside's selective forwarding unit: one room per
-// appointment, where each participant publishes over one peer connection
-// (the client offers) and receives everyone else's tracks over another (the
-// server offers, and offers again when tracks come and go). It forwards RTP
-// untouched, asks publishers for keyframes when someone new subscribes, and
-// forwards subscribers' keyframe requests, throttled. It knows nothing of
-// HTTP or WebSockets: outgoing signaling goes through a Signaler.
+// Package media is Bedside's selective forwarding unit (SFU), built on Pion
+// WebRTC: one room per appointment, where each participant publishes over one
+// peer connection (the client offers) and receives everyone else's tracks
+// over another (the server offers, and offers again when tracks come and go).
+//
+// RTP is forwarded untouched: one read loop per published track writes into
+// a local track that fans out to every subscriber. The SFU asks publishers
+// for a keyframe (RTCP PLI) when someone starts receiving their video, and
+// forwards subscribers' PLI and FIR to the publisher, throttled.
+//
+// The package knows nothing of HTTP or WebSockets: a participant's outgoing
+// signaling goes through the Signaler it joined with, and its incoming
+// signaling arrives through Participant's methods.
 package media

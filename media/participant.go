@@ -3,18 +3,26 @@ package media
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
-// Signaler carries a participant's outgoing signaling to its client.
-// Its methods must not block for long (queue, don't write inline).
+// Signaler carries a participant's outgoing signaling to its client. Its
+// methods are called from Pion's goroutines and from other participants'
+// calls, so they must not block: queue the message, don't write it inline.
 type Signaler interface {
-	// SubscribeOffer sends an offer for the subscribe connection.
+	// PublishAnswer sends the answer to the client's publish offer.
+	PublishAnswer(sdp string)
+	// SubscribeOffer sends an offer for the subscribe connection and the
+	// tracks it carries.
 	SubscribeOffer(sdp string, tracks []TrackInfo)
-	// Candidate sends a server ICE candidate for "publish" or "subscribe".
+	// Candidate sends a server ICE candidate for TargetPublish or
+	// TargetSubscribe. Candidates of a connection are sent only after its
+	// first answer or offer.
 	Candidate(target string, c webrtc.ICECandidateInit)
 }
 
@@ -24,253 +32,327 @@ const (
 	TargetSubscribe = "subscribe"
 )
 
-// Participant is one person in a room, with a publish and a subscribe
-// peer connection.
-type Participant struct {
-	id   string
-	room *Room
-	sig  Signaler
-	sub  *webrtc.PeerConnection
+// Limits on what one client may make the server hold.
+const (
+	maxPendingCandidates = 64 // client candidates held until a description arrives
+	maxPublishedTracks   = 4  // tracks forwarded per participant
+)
 
-	mu          sync.Mutex
-	pub         *webrtc.PeerConnection
-	senders     map[string]*webrtc.RTPSender // by local track id
-	offering    bool                         // an offer awaits its answer
-	reoffer     bool                         // tracks changed while offering
-	closed      bool
-	pendingSubs []webrtc.ICECandidateInit // remote candidates before the remote description
+// link is the signaling state of one of a participant's peer connections;
+// its fields are guarded by the participant's mu.
+type link struct {
+	target      string
+	pc          *webrtc.PeerConnection // nil until the publish offer
+	remoteReady bool                   // a remote description has been applied
+	pending     []webrtc.ICECandidateInit
+	sdpSent     bool // our first offer or answer has gone out
+	held        []webrtc.ICECandidateInit
+}
+
+// subscription is one forwarded track on a subscribe connection.
+type subscription struct {
+	f      *forwarded
+	sender *webrtc.RTPSender
+	fresh  bool // added since the last answer
+}
+
+// Participant is one person in a room, with a publish and a subscribe peer
+// connection. Its methods are safe for concurrent use.
+type Participant struct {
+	id, name string
+	room     *Room
+	sig      Signaler
+	log      *slog.Logger
+
+	pubMu sync.Mutex // serialises Publish
+
+	mu        sync.Mutex
+	closed    bool
+	pub, sub  *link
+	published int
+
+	// subMu serialises changes to the subscribe connection: adding and
+	// removing tracks, offering and applying answers. It is never held
+	// across network I/O (those calls only change local state).
+	subMu    sync.Mutex
+	subs     map[string]*subscription // by local track id
+	offering bool                     // an offer awaits its answer
+	reoffer  bool                     // tracks changed while offering
+}
+
+func newParticipant(r *Room, id, name string, sig Signaler, sub *webrtc.PeerConnection) *Participant {
+	p := &Participant{
+		id: id, name: name, room: r, sig: sig,
+		log:  r.sfu.log.With("room", r.id, "participant", id),
+		pub:  &link{target: TargetPublish},
+		sub:  &link{target: TargetSubscribe, pc: sub},
+		subs: make(map[string]*subscription),
+	}
+	sub.OnICECandidate(func(c *webrtc.ICECandidate) { p.localCandidate(p.sub, c) })
+	sub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.log.Debug("subscribe connection", "state", s.String())
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			// Media can now flow: ask for keyframes so that video starts
+			// at once instead of at the publisher's next keyframe.
+			p.requestKeyframes()
+		case webrtc.PeerConnectionStateFailed:
+			p.log.Warn("subscribe connection failed")
+		}
+	})
+	return p
 }
 
 // ID is the participant's id in its room.
 func (p *Participant) ID() string { return p.id }
 
+func (p *Participant) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
 func (p *Participant) publisher() *webrtc.PeerConnection {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.pub
+	return p.pub.pc
 }
 
-// start creates the subscribe connection and offers the room's tracks.
-func (p *Participant) start(existing []*forwarded) error {
-	sub, err := p.room.sfu.newPeerConnection()
-	if err != nil {
-		return fmt.Errorf("subscribe connection: %w", err)
-	}
-	sub.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			p.sig.Candidate(TargetSubscribe, c.ToJSON())
-		}
-	})
-	p.mu.Lock()
-	p.sub = sub
-	p.mu.Unlock()
+// start offers the tracks already published when p joined.
+func (p *Participant) start(existing []*forwarded) {
+	changed := false
 	for _, f := range existing {
-		p.subscribe(f)
+		if p.subscribe(f) {
+			changed = true
+		}
 	}
-	if len(existing) > 0 {
+	if changed {
 		p.negotiate()
 	}
-	return nil
 }
 
-// Publish answers the client's offer for its publish connection.
-func (p *Participant) Publish(offer string) (answer string, err error) {
+// Publish applies the client's offer for its publish connection and sends
+// the answer through the Signaler. The client may offer again later (to add
+// or remove tracks) on the same connection.
+func (p *Participant) Publish(offer string) error {
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
 	p.mu.Lock()
-	pc := p.pub
+	l := p.pub
+	pc := l.pc
 	p.mu.Unlock()
 	if pc == nil {
-		if pc, err = p.newPublisher(); err != nil {
-			return "", err
+		var err error
+		if pc, err = p.newPublisher(l); err != nil {
+			return err
 		}
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("publish offer: %w", err)
+		if pc.SignalingState() != webrtc.SignalingStateStable {
+			// Pion may keep a half-applied offer it cannot roll back:
+			// start afresh with the client's next offer.
+			p.dropPublisher(pc)
+			return fmt.Errorf("publish offer (the publish connection was reset; offer again on a new one): %w", err)
+		}
+		return fmt.Errorf("publish offer: %w", err)
 	}
-	ans, err := pc.CreateAnswer(nil)
+	p.remoteApplied(l)
+	answer, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(answer)
+	}
 	if err != nil {
-		return "", fmt.Errorf("publish answer: %w", err)
+		return fmt.Errorf("publish answer: %w", err)
 	}
-	if err := pc.SetLocalDescription(ans); err != nil {
-		return "", fmt.Errorf("publish answer: %w", err)
-	}
-	return pc.LocalDescription().SDP, nil
+	p.sig.PublishAnswer(pc.LocalDescription().SDP)
+	p.sdpSent(l)
+	return nil
 }
 
-func (p *Participant) newPublisher() (*webrtc.PeerConnection, error) {
+// newPublisher creates the publish connection of l.
+func (p *Participant) newPublisher(l *link) (*webrtc.PeerConnection, error) {
 	pc, err := p.room.sfu.newPeerConnection()
 	if err != nil {
 		return nil, fmt.Errorf("publish connection: %w", err)
 	}
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			p.sig.Candidate(TargetPublish, c.ToJSON())
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.localCandidate(l, c) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.log.Debug("publish connection", "state", s.String())
+		if s == webrtc.PeerConnectionStateFailed {
+			p.log.Warn("publish connection failed")
 		}
 	})
-	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, remote.Kind().String()+"-"+p.id+"-"+remote.ID(), p.id)
-		if err != nil {
-			p.room.sfu.log.Warn("cannot forward track", "room", p.room.id, "participant", p.id, "err", err)
-			return
-		}
-		f := &forwarded{owner: p, remote: remote, local: local}
-		p.room.addTrack(f)
-		go p.room.forward(f)
-	})
+	pc.OnTrack(p.onTrack)
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		pc.Close()
-		return nil, errors.New("participant has left")
+	defer p.mu.Unlock()
+	if p.closed || p.pub != l {
+		_ = pc.Close()
+		return nil, ErrClosed
 	}
-	if p.pub != nil { // another Publish raced us
-		existing := p.pub
-		p.mu.Unlock()
-		pc.Close()
-		return existing, nil
-	}
-	p.pub = pc
-	p.mu.Unlock()
+	l.pc = pc
 	return pc, nil
 }
 
-// subscribe adds f's local track to the subscribe connection.
-func (p *Participant) subscribe(f *forwarded) {
+// dropPublisher closes pc and forgets it, so that the next offer starts a
+// new publish connection.
+func (p *Participant) dropPublisher(pc *webrtc.PeerConnection) {
 	p.mu.Lock()
-	sub, closed := p.sub, p.closed
-	_, have := p.senders[f.local.ID()]
-	p.mu.Unlock()
-	if closed || have || sub == nil {
-		return
+	if p.pub.pc == pc {
+		p.pub = &link{target: TargetPublish}
 	}
-	sender, err := sub.AddTrack(f.local)
-	if err != nil {
-		p.room.sfu.log.Warn("cannot subscribe", "room", p.room.id, "participant", p.id, "err", err)
-		return
-	}
-	p.mu.Lock()
-	p.senders[f.local.ID()] = sender
 	p.mu.Unlock()
-	go readRTCP(sender, f)
+	_ = pc.Close()
 }
 
-// readRTCP drains a subscriber's RTCP for one track (keeping the NACK and
-// report interceptors running) and forwards its keyframe requests.
-func readRTCP(sender *webrtc.RTPSender, f *forwarded) {
-	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
-			return
-		}
-		for _, pkt := range pkts {
-			switch pkt.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				f.requestKeyframe()
-			}
-		}
+// onTrack starts forwarding a track the client publishes.
+func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	go drainRTCP(receiver)
+	p.mu.Lock()
+	full := p.published >= maxPublishedTracks
+	if !full {
+		p.published++
 	}
+	p.mu.Unlock()
+	if full {
+		p.log.Warn("too many published tracks; track ignored", "kind", remote.Kind().String())
+		return
+	}
+	kind := remote.Kind().String()
+	id := fmt.Sprintf("%s-%s-%d", p.id, kind, p.room.sfu.trackSeq.Add(1))
+	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, id, p.id)
+	if err != nil {
+		p.log.Warn("cannot forward track", "kind", kind, "err", err)
+		return
+	}
+	f := &forwarded{owner: p, kind: remote.Kind(), local: local, remote: remote}
+	if p.room.addTrack(f) {
+		go f.forward()
+	}
+}
+
+// trackEnded frees the place of a published track that has ended.
+func (p *Participant) trackEnded() {
+	p.mu.Lock()
+	p.published--
+	p.mu.Unlock()
+}
+
+// subscribe adds f to the subscribe connection; it reports whether anything
+// changed.
+func (p *Participant) subscribe(f *forwarded) bool {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	// Checking the room under subMu orders this against removeTrack, which
+	// takes f out of the room before unsubscribing.
+	if p.isClosed() || p.subs[f.id()] != nil || !p.room.has(f) {
+		return false
+	}
+	sender, err := p.sub.pc.AddTrack(f.local)
+	if err != nil {
+		p.log.Warn("cannot subscribe", "track", f.id(), "err", err)
+		return false
+	}
+	p.subs[f.id()] = &subscription{f: f, sender: sender, fresh: true}
+	go f.readSubscriberRTCP(sender)
+	return true
 }
 
 // unsubscribe removes f from the subscribe connection; it reports whether
 // anything changed.
 func (p *Participant) unsubscribe(f *forwarded) bool {
-	p.mu.Lock()
-	sender, ok := p.senders[f.local.ID()]
-	delete(p.senders, f.local.ID())
-	sub := p.sub
-	p.mu.Unlock()
-	if !ok || sub == nil {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	s := p.subs[f.id()]
+	if s == nil {
 		return false
 	}
-	_ = sub.RemoveTrack(sender)
+	delete(p.subs, f.id())
+	if err := p.sub.pc.RemoveTrack(s.sender); err != nil && !p.isClosed() {
+		p.log.Warn("cannot unsubscribe", "track", f.id(), "err", err)
+	}
 	return true
 }
 
 // negotiate offers the subscribe connection's current tracks, unless an
 // offer is outstanding, in which case it offers again after the answer.
 func (p *Participant) negotiate() {
-	p.mu.Lock()
-	if p.closed || p.sub == nil {
-		p.mu.Unlock()
+	p.subMu.Lock()
+	if p.isClosed() {
+		p.subMu.Unlock()
 		return
 	}
 	if p.offering {
 		p.reoffer = true
-		p.mu.Unlock()
+		p.subMu.Unlock()
+		return
+	}
+	pc := p.sub.pc
+	offer, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		p.subMu.Unlock()
+		if !p.isClosed() {
+			p.log.Warn("subscribe offer failed", "err", err)
+		}
 		return
 	}
 	p.offering = true
-	sub := p.sub
-	p.mu.Unlock()
-
-	offer, err := sub.CreateOffer(nil)
-	if err == nil {
-		err = sub.SetLocalDescription(offer)
-	}
-	if err != nil {
-		p.room.sfu.log.Warn("subscribe offer failed", "room", p.room.id, "participant", p.id, "err", err)
-		p.mu.Lock()
-		p.offering = false
-		p.mu.Unlock()
-		return
-	}
-	p.sig.SubscribeOffer(sub.LocalDescription().SDP, p.trackInfos())
+	sdp := pc.LocalDescription().SDP
+	tracks := p.trackInfosLocked()
+	p.subMu.Unlock()
+	p.sig.SubscribeOffer(sdp, tracks)
+	p.sdpSent(p.sub)
 }
 
-func (p *Participant) trackInfos() []TrackInfo {
-	p.mu.Lock()
-	ids := make([]string, 0, len(p.senders))
-	for id := range p.senders {
-		ids = append(ids, id)
+// trackInfosLocked lists the subscribed tracks by id; p.subMu must be held.
+func (p *Participant) trackInfosLocked() []TrackInfo {
+	out := make([]TrackInfo, 0, len(p.subs))
+	for _, s := range p.subs {
+		out = append(out, s.f.info())
 	}
-	p.mu.Unlock()
-	r := p.room
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]TrackInfo, 0, len(ids))
-	for _, id := range ids {
-		if f := r.tracks[id]; f != nil {
-			out = append(out, f.info())
-		}
-	}
+	slices.SortFunc(out, func(a, b TrackInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
-// AnswerSubscribe applies the client's answer to the last subscribe offer,
-// then asks the publishers for keyframes so the new tracks start at once.
+// AnswerSubscribe applies the client's answer to the outstanding subscribe
+// offer. Then it asks the publishers of newly added video for keyframes, and
+// offers again if the tracks changed meanwhile. An answer that cannot be
+// applied is refused and the offer stays outstanding.
 func (p *Participant) AnswerSubscribe(answer string) error {
-	p.mu.Lock()
-	sub, offering := p.sub, p.offering
-	p.mu.Unlock()
-	if sub == nil || !offering {
+	p.subMu.Lock()
+	if p.isClosed() {
+		p.subMu.Unlock()
+		return ErrClosed
+	}
+	if !p.offering {
+		p.subMu.Unlock()
 		return errors.New("subscribe answer without an outstanding offer")
 	}
-	if err := sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+	pc := p.sub.pc
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		p.subMu.Unlock()
 		return fmt.Errorf("subscribe answer: %w", err)
 	}
-	p.mu.Lock()
 	p.offering = false
 	again := p.reoffer
 	p.reoffer = false
-	pending := p.pendingSubs
-	p.pendingSubs = nil
-	ids := make([]string, 0, len(p.senders))
-	for id := range p.senders {
-		ids = append(ids, id)
-	}
-	p.mu.Unlock()
-	for _, c := range pending {
-		_ = sub.AddICECandidate(c)
-	}
-	p.room.mu.Lock()
-	var fs []*forwarded
-	for _, id := range ids {
-		if f := p.room.tracks[id]; f != nil {
-			fs = append(fs, f)
+	var fresh []*forwarded
+	for _, s := range p.subs {
+		if s.fresh {
+			s.fresh = false
+			fresh = append(fresh, s.f)
 		}
 	}
-	p.room.mu.Unlock()
-	for _, f := range fs {
-		f.requestKeyframe()
+	connected := pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+	p.subMu.Unlock()
+	p.remoteApplied(p.sub)
+	// Before the connection is up, the connected handler asks instead.
+	if connected {
+		for _, f := range fresh {
+			f.requestKeyframe()
+		}
 	}
 	if again {
 		p.negotiate()
@@ -278,35 +360,115 @@ func (p *Participant) AnswerSubscribe(answer string) error {
 	return nil
 }
 
-// AddCandidate applies a client ICE candidate to the named connection.
+// requestKeyframes asks the publisher of every subscribed video track for a
+// keyframe.
+func (p *Participant) requestKeyframes() {
+	p.subMu.Lock()
+	fs := make([]*forwarded, 0, len(p.subs))
+	for _, s := range p.subs {
+		fs = append(fs, s.f)
+	}
+	p.subMu.Unlock()
+	for _, f := range fs {
+		f.requestKeyframe()
+	}
+}
+
+// AddCandidate applies a client ICE candidate to the connection named by
+// target (TargetPublish or TargetSubscribe). A candidate that arrives before
+// its connection's remote description is held until then.
 func (p *Participant) AddCandidate(target string, c webrtc.ICECandidateInit) error {
 	p.mu.Lock()
-	var pc *webrtc.PeerConnection
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	var l *link
 	switch target {
 	case TargetPublish:
-		pc = p.pub
+		l = p.pub
 	case TargetSubscribe:
-		pc = p.sub
-		if pc != nil && pc.RemoteDescription() == nil {
-			p.pendingSubs = append(p.pendingSubs, c)
-			p.mu.Unlock()
-			return nil
-		}
+		l = p.sub
 	default:
 		p.mu.Unlock()
-		return fmt.Errorf("candidate target %q: want publish or subscribe", target)
+		return fmt.Errorf("candidate target %q: want %q or %q", target, TargetPublish, TargetSubscribe)
 	}
+	if !l.remoteReady {
+		defer p.mu.Unlock()
+		if len(l.pending) >= maxPendingCandidates {
+			return fmt.Errorf("more than %d %s candidates before the %s description", maxPendingCandidates, target, target)
+		}
+		l.pending = append(l.pending, c)
+		return nil
+	}
+	pc := l.pc
 	p.mu.Unlock()
-	if pc == nil {
-		return fmt.Errorf("candidate for %s before its offer", target)
-	}
 	if err := pc.AddICECandidate(c); err != nil {
-		return fmt.Errorf("candidate: %w", err)
+		return fmt.Errorf("%s candidate: %w", target, err)
 	}
 	return nil
 }
 
-// Close leaves the room and closes both connections.
+// remoteApplied marks l's remote description as set and applies the client
+// candidates that waited for it.
+func (p *Participant) remoteApplied(l *link) {
+	p.mu.Lock()
+	if l.remoteReady {
+		p.mu.Unlock()
+		return
+	}
+	l.remoteReady = true
+	pending := l.pending
+	l.pending = nil
+	pc := l.pc
+	p.mu.Unlock()
+	for _, c := range pending {
+		if err := pc.AddICECandidate(c); err != nil {
+			p.log.Debug("held candidate refused", "target", l.target, "err", err)
+		}
+	}
+}
+
+// localCandidate sends a server candidate, or holds it until l's first SDP
+// has been sent so that the client never hears of a candidate before the
+// session it belongs to.
+func (p *Participant) localCandidate(l *link, c *webrtc.ICECandidate) {
+	if c == nil {
+		return // gathering finished
+	}
+	init := c.ToJSON()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	if !l.sdpSent {
+		l.held = append(l.held, init)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	p.sig.Candidate(l.target, init)
+}
+
+// sdpSent marks l's first SDP as sent and sends the candidates held back.
+func (p *Participant) sdpSent(l *link) {
+	p.mu.Lock()
+	if l.sdpSent {
+		p.mu.Unlock()
+		return
+	}
+	l.sdpSent = true
+	held := l.held
+	l.held = nil
+	p.mu.Unlock()
+	for _, c := range held {
+		p.sig.Candidate(l.target, c)
+	}
+}
+
+// Close leaves the room (the others are re-offered without p's tracks) and
+// closes both connections. It is safe to call more than once.
 func (p *Participant) Close() {
 	p.mu.Lock()
 	if p.closed {
@@ -314,13 +476,11 @@ func (p *Participant) Close() {
 		return
 	}
 	p.closed = true
-	pub, sub := p.pub, p.sub
+	pub, sub := p.pub.pc, p.sub.pc
 	p.mu.Unlock()
 	p.room.leave(p)
 	if pub != nil {
 		_ = pub.Close()
 	}
-	if sub != nil {
-		_ = sub.Close()
-	}
+	_ = sub.Close()
 }

@@ -1,18 +1,11 @@
 package media
 
 import (
-	"errors"
-	"fmt"
-	"io"
 	"sync"
-	"sync/atomic"
-	"time"
-
-	"github.com/pion/rtcp"
-	"github.com/pion/webrtc/v4"
 )
 
-// Room is one appointment's call.
+// Room is one appointment's call: its participants and the tracks they
+// publish.
 type Room struct {
 	id  int64
 	sfu *SFU
@@ -22,77 +15,41 @@ type Room struct {
 	tracks       map[string]*forwarded // by local track id
 }
 
-// TrackInfo describes a track offered to a subscriber.
-type TrackInfo struct {
-	ID          string `json:"id"`
-	Kind        string `json:"kind"`
-	Participant string `json:"participant"`
+func newRoom(s *SFU, id int64) *Room {
+	return &Room{id: id, sfu: s, participants: make(map[string]*Participant), tracks: make(map[string]*forwarded)}
 }
 
-// forwarded is one published track and the local track that fans it out.
-type forwarded struct {
-	owner   *Participant
-	remote  *webrtc.TrackRemote
-	local   *webrtc.TrackLocalStaticRTP
-	lastPLI atomic.Int64 // unix nanoseconds of the last keyframe request sent
-	packets atomic.Uint64
-}
-
-func (f *forwarded) info() TrackInfo {
-	return TrackInfo{ID: f.local.ID(), Kind: f.remote.Kind().String(), Participant: f.owner.id}
-}
-
-// pliInterval is the shortest time between keyframe requests to a publisher.
-const pliInterval = 500 * time.Millisecond
-
-// requestKeyframe asks the publisher for a keyframe, at most twice a second.
-func (f *forwarded) requestKeyframe() {
-	if f.remote.Kind() != webrtc.RTPCodecTypeVideo {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := f.lastPLI.Load()
-	if now-last < int64(pliInterval) || !f.lastPLI.CompareAndSwap(last, now) {
-		return
-	}
-	pc := f.owner.publisher()
-	if pc == nil {
-		return
-	}
-	_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(f.remote.SSRC())}})
-}
-
-// register adds a participant record and returns the tracks it should receive.
-func (r *Room) register(id string, sig Signaler) (*Participant, []*forwarded, error) {
+func (r *Room) empty() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.participants[id]; dup {
-		return nil, nil, fmt.Errorf("join %s: %w", id, ErrDuplicate)
+	return len(r.participants) == 0
+}
+
+// register adds p to the room and returns the tracks it should receive.
+func (r *Room) register(p *Participant) ([]*forwarded, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.participants[p.id]; dup {
+		return nil, ErrDuplicate
 	}
-	p := &Participant{id: id, room: r, sig: sig, senders: make(map[string]*webrtc.RTPSender)}
-	r.participants[id] = p
-	var existing []*forwarded
+	r.participants[p.id] = p
+	existing := make([]*forwarded, 0, len(r.tracks))
 	for _, f := range r.tracks {
 		existing = append(existing, f)
 	}
-	return p, existing, nil
+	return existing, nil
 }
 
-// addTrack publishes f to every other participant.
-func (r *Room) addTrack(f *forwarded) {
+// has reports whether f is still published in the room.
+func (r *Room) has(f *forwarded) bool {
 	r.mu.Lock()
-	r.tracks[f.local.ID()] = f
-	others := r.othersLocked(f.owner)
-	r.mu.Unlock()
-	for _, p := range others {
-		p.subscribe(f)
-		p.negotiate()
-	}
+	defer r.mu.Unlock()
+	return r.tracks[f.id()] == f
 }
 
 // othersLocked lists the participants other than p; r.mu must be held.
 func (r *Room) othersLocked(p *Participant) []*Participant {
-	var out []*Participant
+	out := make([]*Participant, 0, len(r.participants))
 	for _, o := range r.participants {
 		if o != p {
 			out = append(out, o)
@@ -101,16 +58,37 @@ func (r *Room) othersLocked(p *Participant) []*Participant {
 	return out
 }
 
+// addTrack publishes f to every other participant. It reports false if f's
+// owner has already left.
+func (r *Room) addTrack(f *forwarded) bool {
+	r.mu.Lock()
+	if r.participants[f.owner.id] != f.owner {
+		r.mu.Unlock()
+		return false
+	}
+	r.tracks[f.id()] = f
+	others := r.othersLocked(f.owner)
+	r.mu.Unlock()
+	r.sfu.log.Info("track published", "room", r.id, "participant", f.owner.id, "track", f.id(), "kind", f.kind.String())
+	for _, p := range others {
+		if p.subscribe(f) {
+			p.negotiate()
+		}
+	}
+	return true
+}
+
 // removeTrack withdraws f from every subscriber, once.
 func (r *Room) removeTrack(f *forwarded) {
 	r.mu.Lock()
-	if r.tracks[f.local.ID()] != f {
+	if r.tracks[f.id()] != f {
 		r.mu.Unlock()
 		return
 	}
-	delete(r.tracks, f.local.ID())
+	delete(r.tracks, f.id())
 	others := r.othersLocked(f.owner)
 	r.mu.Unlock()
+	r.sfu.log.Info("track withdrawn", "room", r.id, "participant", f.owner.id, "track", f.id())
 	for _, p := range others {
 		if p.unsubscribe(f) {
 			p.negotiate()
@@ -118,7 +96,8 @@ func (r *Room) removeTrack(f *forwarded) {
 	}
 }
 
-// leave removes p and its tracks.
+// leave removes p and withdraws its tracks from the others, with one
+// renegotiation each; the room closes when its last participant leaves.
 func (r *Room) leave(p *Participant) {
 	r.mu.Lock()
 	if r.participants[p.id] != p {
@@ -127,33 +106,25 @@ func (r *Room) leave(p *Participant) {
 	}
 	delete(r.participants, p.id)
 	var owned []*forwarded
-	for _, f := range r.tracks {
+	for id, f := range r.tracks {
 		if f.owner == p {
 			owned = append(owned, f)
+			delete(r.tracks, id)
 		}
 	}
+	others := r.othersLocked(p)
 	r.mu.Unlock()
-	for _, f := range owned {
-		r.removeTrack(f)
+	r.sfu.log.Info("participant left", "room", r.id, "participant", p.id, "tracks", len(owned))
+	for _, o := range others {
+		changed := false
+		for _, f := range owned {
+			if o.unsubscribe(f) {
+				changed = true
+			}
+		}
+		if changed {
+			o.negotiate()
+		}
 	}
 	r.sfu.dropIfEmpty(r)
-}
-
-// forward copies RTP from the publisher's track to the shared local track
-// until the track ends.
-func (r *Room) forward(f *forwarded) {
-	defer r.removeTrack(f)
-	for {
-		pkt, _, err := f.remote.ReadRTP()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				r.sfu.log.Debug("track ended", "room", r.id, "track", f.local.ID(), "err", err)
-			}
-			return
-		}
-		f.packets.Add(1)
-		if err := f.local.WriteRTP(pkt); err != nil && !errors.Is(err, io.ErrClosedPipe) {
-			return
-		}
-	}
 }

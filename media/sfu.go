@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
@@ -14,34 +15,48 @@ import (
 type Config struct {
 	// AllowLoopback offers loopback ICE candidates (tests on one machine).
 	AllowLoopback bool
-	// UDPPortMin and UDPPortMax bound the UDP ports used for media; 0 means any.
+	// UDPPortMin and UDPPortMax bound the UDP ports used for media; 0 and 0
+	// mean any port.
 	UDPPortMin, UDPPortMax uint16
-	// NAT1To1IPs are public addresses advertised instead of the host's own.
+	// NAT1To1IPs are public addresses advertised in host candidates instead
+	// of the host's own (a server behind 1:1 NAT).
 	NAT1To1IPs []string
-	// ICEServers are given to clients (STUN/TURN).
+	// ICEServers are the STUN/TURN servers handed to clients.
 	ICEServers []webrtc.ICEServer
 }
 
-// SFU holds the rooms of one node.
+// ErrDuplicate reports a participant id already present in the room.
+var ErrDuplicate = errors.New("participant already in the room")
+
+// ErrClosed reports a call on a participant that has left.
+var ErrClosed = errors.New("participant has left")
+
+// SFU holds the rooms of one node. It is safe for concurrent use.
 type SFU struct {
 	api *webrtc.API
 	cfg Config
 	log *slog.Logger
 
+	trackSeq atomic.Uint64 // makes local track ids unique
+
 	mu    sync.Mutex
 	rooms map[int64]*Room
 }
 
-// New builds the WebRTC stack (VP8 and Opus, NACK, RTCP reports) and an
-// empty set of rooms.
+// New builds the WebRTC stack (VP8 and Opus, NACK, RTCP reports) shared by
+// every peer connection, and an empty set of rooms.
 func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &webrtc.MediaEngine{}
-	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}}
+	videoFB := []webrtc.RTCPFeedback{
+		{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
+		{Type: webrtc.TypeRTCPFBNACK},
+		{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
+	}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB},
 		PayloadType:        96,
 	}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("register VP8: %w", err)
@@ -53,6 +68,8 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 		return nil, fmt.Errorf("register Opus: %w", err)
 	}
 	ir := &interceptor.Registry{}
+	// NACK generator and responder, RTCP sender and receiver reports,
+	// stats and TWCC header extensions.
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
@@ -61,11 +78,18 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
 		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
-			return nil, fmt.Errorf("udp port range: %w", err)
+			return nil, fmt.Errorf("udp port range %d-%d: %w", cfg.UDPPortMin, cfg.UDPPortMax, err)
 		}
 	}
 	if len(cfg.NAT1To1IPs) > 0 {
-		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        cfg.NAT1To1IPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nat 1:1 addresses: %w", err)
+		}
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	return &SFU{api: api, cfg: cfg, log: log, rooms: make(map[int64]*Room)}, nil
@@ -74,29 +98,34 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 // ICEServers are the STUN/TURN servers clients should use.
 func (s *SFU) ICEServers() []webrtc.ICEServer { return s.cfg.ICEServers }
 
-// ErrDuplicate reports a participant id already present in the room.
-var ErrDuplicate = errors.New("participant already in the room")
-
 // Join adds a participant to the appointment's room, creating the room if
-// needed. sig receives the participant's outgoing signaling. The new
-// participant is offered every track already published in the room.
-func (s *SFU) Join(appointment int64, id string, sig Signaler) (*Participant, error) {
+// needed. id must be unique in the room (ErrDuplicate otherwise); name is
+// shown to the others. sig carries the participant's outgoing signaling: it
+// is first offered every track already published in the room. Call Close on
+// the participant when it leaves.
+func (s *SFU) Join(appointment int64, id, name string, sig Signaler) (*Participant, error) {
+	sub, err := s.newPeerConnection()
+	if err != nil {
+		return nil, fmt.Errorf("join room %d: subscribe connection: %w", appointment, err)
+	}
 	s.mu.Lock()
 	r := s.rooms[appointment]
 	if r == nil {
-		r = &Room{id: appointment, sfu: s, participants: make(map[string]*Participant), tracks: make(map[string]*forwarded)}
+		r = newRoom(s, appointment)
 		s.rooms[appointment] = r
 	}
-	// Register under the SFU lock so an emptying room is not dropped meanwhile.
-	p, existing, err := r.register(id, sig)
+	p := newParticipant(r, id, name, sig, sub)
+	// Register under the SFU lock so that a room emptying meanwhile is not
+	// dropped with the newcomer in it.
+	existing, err := r.register(p)
 	s.mu.Unlock()
 	if err != nil {
-		return nil, err
+		_ = sub.Close()
+		s.dropIfEmpty(r)
+		return nil, fmt.Errorf("join room %d: %w", appointment, err)
 	}
-	if err := p.start(existing); err != nil {
-		p.Close()
-		return nil, err
-	}
+	s.log.Info("participant joined", "room", appointment, "participant", id)
+	p.start(existing)
 	return p, nil
 }
 
@@ -111,11 +140,9 @@ func (s *SFU) Rooms() int {
 func (s *SFU) dropIfEmpty(r *Room) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r.mu.Lock()
-	empty := len(r.participants) == 0
-	r.mu.Unlock()
-	if empty && s.rooms[r.id] == r {
+	if r.empty() && s.rooms[r.id] == r {
 		delete(s.rooms, r.id)
+		s.log.Info("room closed", "room", r.id)
 	}
 }
 

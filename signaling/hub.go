@@ -2,10 +2,10 @@ package signaling
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,21 +16,36 @@ import (
 	"github.com/bedside-health/bedside/wsconn"
 )
 
+// ErrReplaced is returned by Serve when a newer connection of the same
+// participant took over.
+var ErrReplaced = errors.New("replaced by a newer connection")
+
 // Peer is an authenticated, authorised participant of one appointment.
 type Peer struct {
-	ID          string
-	Name        string
+	ID          string // unique per person, stable across reconnections
+	Name        string // shown to the other participants
 	Role        string // RolePhysician or RolePatient
 	Appointment int64
 }
 
-// Hub holds every connected participant of this node, by appointment.
+func (p Peer) validate() error {
+	if p.ID == "" {
+		return errors.New("peer has no id")
+	}
+	if p.Role != RolePhysician && p.Role != RolePatient {
+		return fmt.Errorf("peer role %q: want %q or %q", p.Role, RolePhysician, RolePatient)
+	}
+	return nil
+}
+
+// Hub holds every connected participant of this node, by appointment, and
+// their waiting room. It is safe for concurrent use.
 type Hub struct {
 	sfu *media.SFU
 	log *slog.Logger
 
 	mu     sync.Mutex
-	visits map[int64]map[string]*client
+	visits map[int64]map[string]*client // by appointment, then Peer.ID
 }
 
 // NewHub returns a hub forwarding media through sfu.
@@ -41,197 +56,132 @@ func NewHub(sfu *media.SFU, log *slog.Logger) *Hub {
 	return &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client)}
 }
 
-// client is one connected participant.
-type client struct {
-	hub   *Hub
-	peer  Peer
-	conn  *wsconn.Conn
-	since time.Time
-
-	mu       sync.Mutex
-	admitted bool
-	part     *media.Participant
-}
-
-func (c *client) send(m Message) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return
-	}
-	_ = c.conn.Send(b)
-}
-
-func (c *client) sendError(format string, args ...any) {
-	c.send(Message{Type: TypeError, Error: fmt.Sprintf(format, args...)})
-}
-
-// SubscribeOffer implements media.Signaler.
-func (c *client) SubscribeOffer(sdp string, tracks []media.TrackInfo) {
-	c.send(Message{Type: TypeSubscribeOffer, SDP: sdp, Tracks: tracks})
-}
-
-// Candidate implements media.Signaler.
-func (c *client) Candidate(target string, cand webrtc.ICECandidateInit) {
-	c.send(Message{Type: TypeCandidate, Target: target, Candidate: &cand})
-}
-
 // Waiting lists who waits to be admitted to an appointment, by arrival.
-func (h *Hub) Waiting(appointment int64) []Peer {
-	return h.list(appointment, false)
-}
+func (h *Hub) Waiting(appointment int64) []Peer { return h.list(appointment, false) }
 
-// InCall lists who is admitted to an appointment's call.
-func (h *Hub) InCall(appointment int64) []Peer {
-	return h.list(appointment, true)
-}
+// InCall lists who is admitted to an appointment's call, by arrival.
+func (h *Hub) InCall(appointment int64) []Peer { return h.list(appointment, true) }
 
 func (h *Hub) list(appointment int64, admitted bool) []Peer {
-	h.mu.Lock()
-	var cs []*client
-	for _, c := range h.visits[appointment] {
-		cs = append(cs, c)
-	}
-	h.mu.Unlock()
-	sort.Slice(cs, func(i, j int) bool { return cs[i].since.Before(cs[j].since) })
+	cs := h.clients(appointment, nil)
+	slices.SortFunc(cs, func(a, b *client) int { return a.since.Compare(b.since) })
 	var out []Peer
 	for _, c := range cs {
-		c.mu.Lock()
-		a := c.admitted
-		c.mu.Unlock()
-		if a == admitted {
+		if c.isAdmitted() == admitted {
 			out = append(out, c.peer)
 		}
 	}
 	return out
 }
 
-// others returns the appointment's clients except c.
-func (h *Hub) others(c *client) []*client {
+// clients returns an appointment's clients other than except.
+func (h *Hub) clients(appointment int64, except *client) []*client {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []*client
-	for _, o := range h.visits[c.peer.Appointment] {
-		if o != c {
-			out = append(out, o)
+	out := make([]*client, 0, len(h.visits[appointment]))
+	for _, c := range h.visits[appointment] {
+		if c != except {
+			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// Serve runs one participant's connection until it closes, ctx ends or the
-// participant leaves. The caller has checked who p is and that p belongs to
-// the appointment.
+// Serve runs one participant's connection until it closes, ctx ends, the
+// participant leaves or a newer connection of the same participant replaces
+// it. The caller has authenticated p and checked that p belongs to the
+// appointment; Serve trusts it. Serve reads from conn (it is the one reader)
+// and closes it before returning. It returns nil when the client closed or
+// left, ErrReplaced, ctx's error, or why the connection failed.
 func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
-	c := &client{hub: h, peer: p, conn: conn, since: time.Now(), admitted: p.Role == RolePhysician}
-	h.mu.Lock()
-	room := h.visits[p.Appointment]
-	if room == nil {
-		room = make(map[string]*client)
-		h.visits[p.Appointment] = room
+	defer conn.Close()
+	c := &client{hub: h, peer: p, conn: conn, since: time.Now(), finished: make(chan struct{}), joined: make(chan struct{}),
+		admitted: p.Role == RolePhysician} // physicians are admitted on connect
+	if err := p.validate(); err != nil {
+		c.sendError("%v", err)
+		conn.CloseWith(websocket.ClosePolicyViolation, "invalid participant")
+		return err
 	}
-	old := room[p.ID]
-	room[p.ID] = c
-	h.mu.Unlock()
-	if old != nil {
-		// The same person connected again (a reload, a second tab): the
-		// newer connection wins.
-		old.conn.CloseWith(websocket.ClosePolicyViolation, "replaced by a newer connection")
-		<-old.done()
-		if part := old.participant(); part != nil {
-			part.Close() // leave the media room before this connection joins it
-		}
+	if err := h.claim(ctx, c); err != nil {
+		return err
 	}
+	defer close(c.finished)
 	defer h.leave(c)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 
 	state := StateWaiting
-	if c.admitted {
+	if c.isAdmitted() {
 		state = StateAdmitted
+	}
+	ice := h.sfu.ICEServers()
+	if ice == nil {
+		ice = []webrtc.ICEServer{}
+	}
+	c.send(Message{Type: TypeWelcome, Participant: p.ID, Role: p.Role, State: state, ICEServers: ice})
+	h.log.InfoContext(ctx, "participant connected", "appointment", p.Appointment, "participant", p.ID, "role", p.Role, "state", state)
+	if state == StateAdmitted {
 		if err := c.join(); err != nil {
 			c.sendError("could not start the call: %v", err)
+			conn.CloseWith(websocket.CloseInternalServerErr, "could not start the call")
 			return err
 		}
 	}
-	c.send(Message{Type: TypeWelcome, Participant: p.ID, Role: p.Role, State: state, ICEServers: h.sfu.ICEServers()})
 	if p.Role == RolePhysician {
 		c.send(h.lobbyMessage(p.Appointment))
 	} else {
 		h.broadcastLobby(p.Appointment)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+
 	for {
-		_, data, err := conn.Read(ctx)
+		kind, data, err := conn.Read(ctx)
 		if err != nil {
-			return nil // closed by the client, the network or ctx
+			return c.readError(ctx, err)
 		}
-		var m Message
-		if err := json.Unmarshal(data, &m); err != nil {
-			c.sendError("message is not JSON: %v", err)
+		if kind != websocket.TextMessage {
+			c.sendError("binary messages are not part of the protocol")
 			continue
 		}
-		if m.Type == TypeLeave {
+		if !c.handle(data) {
+			conn.CloseWith(websocket.CloseNormalClosure, "left")
 			return nil
 		}
-		c.handle(m)
 	}
 }
 
-func (c *client) done() <-chan struct{} { return c.conn.Done() }
-
-func (c *client) handle(m Message) {
-	switch m.Type {
-	case TypeAdmit:
-		c.hub.admit(c, m.Participant)
-	case TypePublishOffer:
-		part := c.participant()
-		if part == nil {
-			c.sendError("publish-offer before being admitted")
-			return
+// claim registers c as its participant's connection, first closing any
+// older connection of the same participant and waiting until that one has
+// left the call. A participant who was admitted stays admitted.
+func (h *Hub) claim(ctx context.Context, c *client) error {
+	p := c.peer
+	for {
+		h.mu.Lock()
+		visit := h.visits[p.Appointment]
+		if visit == nil {
+			visit = make(map[string]*client)
+			h.visits[p.Appointment] = visit
 		}
-		answer, err := part.Publish(m.SDP)
-		if err != nil {
-			c.sendError("the publish offer was refused: %v", err)
-			return
+		old := visit[p.ID]
+		if old == nil {
+			visit[p.ID] = c
+			h.mu.Unlock()
+			return nil
 		}
-		c.send(Message{Type: TypePublishAnswer, SDP: answer})
-	case TypeSubscribeAnswer:
-		part := c.participant()
-		if part == nil {
-			c.sendError("subscribe-answer before being admitted")
-			return
+		h.mu.Unlock()
+		h.log.InfoContext(ctx, "connection replaced", "appointment", p.Appointment, "participant", p.ID)
+		old.replaced.Store(true)
+		old.conn.CloseWith(websocket.ClosePolicyViolation, ErrReplaced.Error())
+		select {
+		case <-old.finished:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if err := part.AnswerSubscribe(m.SDP); err != nil {
-			c.sendError("the subscribe answer was refused: %v", err)
+		if old.isAdmitted() {
+			c.mu.Lock()
+			c.admitted = true
+			c.mu.Unlock()
 		}
-	case TypeCandidate:
-		part := c.participant()
-		if part == nil || m.Candidate == nil {
-			return // an end-of-candidates marker, or too early: nothing to do
-		}
-		if err := part.AddCandidate(m.Target, *m.Candidate); err != nil {
-			c.sendError("%v", err)
-		}
-	default:
-		c.sendError("unknown message type %q", m.Type)
 	}
-}
-
-func (c *client) participant() *media.Participant {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.part
-}
-
-// join enters the media room.
-func (c *client) join() error {
-	part, err := c.hub.sfu.Join(c.peer.Appointment, c.peer.ID, c)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.part = part
-	c.mu.Unlock()
-	return nil
 }
 
 // admit lets a waiting participant into the call; only physicians may.
@@ -244,22 +194,20 @@ func (h *Hub) admit(by *client, id string) {
 	target := h.visits[by.peer.Appointment][id]
 	h.mu.Unlock()
 	if target == nil {
-		by.sendError("%s is no longer waiting", id)
+		by.sendError("%q is not in the waiting room", id)
 		return
 	}
-	target.mu.Lock()
-	already := target.admitted
-	target.admitted = true
-	target.mu.Unlock()
-	if already {
-		return
+	if !target.admit() {
+		return // already admitted: a second click is harmless
 	}
+	target.send(Message{Type: TypeAdmitted})
 	if err := target.join(); err != nil {
-		by.sendError("could not admit %s: %v", target.peer.Name, err)
+		if !errors.Is(err, errLeft) {
+			by.sendError("could not admit %s: %v", target.peer.Name, err)
+		}
 		return
 	}
 	h.log.Info("participant admitted", "appointment", by.peer.Appointment, "participant", id, "by", by.peer.ID)
-	target.send(Message{Type: TypeAdmitted})
 	h.broadcastLobby(by.peer.Appointment)
 }
 
@@ -274,40 +222,42 @@ func (h *Hub) lobbyMessage(appointment int64) Message {
 // broadcastLobby tells the appointment's physicians who is waiting.
 func (h *Hub) broadcastLobby(appointment int64) {
 	m := h.lobbyMessage(appointment)
-	h.mu.Lock()
-	var phys []*client
-	for _, c := range h.visits[appointment] {
+	for _, c := range h.clients(appointment, nil) {
 		if c.peer.Role == RolePhysician {
-			phys = append(phys, c)
+			c.send(m)
 		}
-	}
-	h.mu.Unlock()
-	for _, c := range phys {
-		c.send(m)
 	}
 }
 
-// leave removes c from its appointment and the media room.
+// leave removes c from its appointment and the media room, and tells the
+// others: peer-left to those in the call before the renegotiation that
+// withdraws c's tracks, and a new lobby to the physicians.
 func (h *Hub) leave(c *client) {
+	appt := c.peer.Appointment
 	h.mu.Lock()
-	room := h.visits[c.peer.Appointment]
-	replaced := room[c.peer.ID] != c
-	if !replaced {
-		delete(room, c.peer.ID)
-		if len(room) == 0 {
-			delete(h.visits, c.peer.Appointment)
+	visit := h.visits[appt]
+	current := visit[c.peer.ID] == c
+	if current {
+		delete(visit, c.peer.ID)
+		if len(visit) == 0 {
+			delete(h.visits, appt)
 		}
 	}
 	h.mu.Unlock()
-	if part := c.participant(); part != nil {
+	wasAdmitted, part := c.markLeft()
+	if wasAdmitted {
+		for _, o := range h.clients(appt, c) {
+			if o.isAdmitted() {
+				o.send(Message{Type: TypePeerLeft, Participant: c.peer.ID})
+			}
+		}
+	}
+	if part != nil {
 		part.Close()
 	}
 	c.conn.Close()
-	if replaced {
-		return
+	if current {
+		h.broadcastLobby(appt)
 	}
-	for _, o := range h.others(c) {
-		o.send(Message{Type: TypePeerLeft, Participant: c.peer.ID})
-	}
-	h.broadcastLobby(c.peer.Appointment)
+	h.log.Info("participant disconnected", "appointment", appt, "participant", c.peer.ID)
 }

@@ -8,18 +8,18 @@ import (
 
 // Message types, as in docs/protocol.md.
 const (
-	TypeWelcome         = "welcome"
-	TypeLobby           = "lobby"
-	TypeAdmitted        = "admitted"
-	TypeAdmit           = "admit"
-	TypePublishOffer    = "publish-offer"
-	TypePublishAnswer   = "publish-answer"
-	TypeSubscribeOffer  = "subscribe-offer"
-	TypeSubscribeAnswer = "subscribe-answer"
-	TypeCandidate       = "candidate"
-	TypePeerLeft        = "peer-left"
-	TypeLeave           = "leave"
-	TypeError           = "error"
+	TypeWelcome         = "welcome"          // server: first message
+	TypeLobby           = "lobby"            // server, to physicians: who waits
+	TypeAdmitted        = "admitted"         // server: the client may publish
+	TypeAdmit           = "admit"            // client, physician: admit a participant
+	TypePublishOffer    = "publish-offer"    // client: offer for the publish connection
+	TypePublishAnswer   = "publish-answer"   // server: its answer
+	TypeSubscribeOffer  = "subscribe-offer"  // server: offer for the subscribe connection
+	TypeSubscribeAnswer = "subscribe-answer" // client: its answer
+	TypeCandidate       = "candidate"        // both: a trickled ICE candidate
+	TypePeerLeft        = "peer-left"        // server: a participant left the call
+	TypeLeave           = "leave"            // client: leave the call
+	TypeError           = "error"            // server: a request was refused
 )
 
 // Participant states in a welcome.
@@ -34,19 +34,32 @@ const (
 	RolePatient   = "patient"
 )
 
-// Message is every signaling message; each type uses some of the fields.
+// Candidate targets: the connection a candidate belongs to.
+const (
+	TargetPublish   = media.TargetPublish
+	TargetSubscribe = media.TargetSubscribe
+)
+
+// Message is every signaling message, in either direction; each type uses
+// some of the fields (see docs/protocol.md).
 type Message struct {
-	Type        string                   `json:"type"`
-	Participant string                   `json:"participant,omitempty"`
-	Role        string                   `json:"role,omitempty"`
-	State       string                   `json:"state,omitempty"`
-	SDP         string                   `json:"sdp,omitempty"`
-	Target      string                   `json:"target,omitempty"`
-	Candidate   *webrtc.ICECandidateInit `json:"candidate,omitempty"`
-	Tracks      []media.TrackInfo        `json:"tracks,omitempty"`
-	Waiting     *[]Waiting               `json:"waiting,omitempty"`
-	ICEServers  []webrtc.ICEServer       `json:"iceServers,omitempty"`
-	Error       string                   `json:"error,omitempty"`
+	Type        string `json:"type"`
+	Participant string `json:"participant,omitempty"` // welcome, admit, peer-left
+	Role        string `json:"role,omitempty"`        // welcome
+	State       string `json:"state,omitempty"`       // welcome
+	SDP         string `json:"sdp,omitempty"`         // offers and answers
+	Target      string `json:"target,omitempty"`      // candidate
+	// Candidate is a trickled candidate; nil (JSON null) from a client
+	// ends its gathering.
+	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	// Tracks lists a subscribe-offer's tracks; it is sent (possibly empty)
+	// with every subscribe-offer.
+	Tracks []media.TrackInfo `json:"tracks,omitzero"`
+	// Waiting lists the lobby; it is sent (possibly empty) with every lobby
+	// message.
+	Waiting    *[]Waiting         `json:"waiting,omitempty"`
+	ICEServers []webrtc.ICEServer `json:"iceServers,omitzero"` // welcome
+	Error      string             `json:"error,omitempty"`     // error
 }
 
 // Waiting is one person in the waiting room.

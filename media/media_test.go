@@ -1,0 +1,302 @@
+package media
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// offer is one subscribe offer as the Signaler saw it.
+type offer struct {
+	sdp    string
+	tracks []TrackInfo
+}
+
+// recorder is a Signaler that keeps what it is asked to send.
+type recorder struct {
+	offers  chan offer
+	answers chan string
+}
+
+func newRecorder() *recorder {
+	return &recorder{offers: make(chan offer, 16), answers: make(chan string, 16)}
+}
+
+func (r *recorder) PublishAnswer(sdp string) { r.answers <- sdp }
+
+func (r *recorder) SubscribeOffer(sdp string, tracks []TrackInfo) {
+	r.offers <- offer{sdp, tracks}
+}
+
+func (r *recorder) Candidate(string, webrtc.ICECandidateInit) {}
+
+// next returns the offer sent so far; negotiation is synchronous, so it is
+// already there or was never sent.
+func (r *recorder) next(t *testing.T) offer {
+	t.Helper()
+	select {
+	case o := <-r.offers:
+		return o
+	default:
+		t.Fatal("no subscribe offer was sent")
+		return offer{}
+	}
+}
+
+func (r *recorder) none(t *testing.T) {
+	t.Helper()
+	select {
+	case o := <-r.offers:
+		t.Fatalf("unexpected subscribe offer with %d tracks", len(o.tracks))
+	default:
+	}
+}
+
+func newSFU(t *testing.T) *SFU {
+	t.Helper()
+	s, err := New(Config{AllowLoopback: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func join(t *testing.T, s *SFU, appointment int64, id string) (*Participant, *recorder) {
+	t.Helper()
+	r := newRecorder()
+	p, err := s.Join(appointment, id, "Name of "+id, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, r
+}
+
+// fakeTrack is a track published by p without a publish connection.
+func fakeTrack(t *testing.T, p *Participant, kind webrtc.RTPCodecType) *forwarded {
+	t.Helper()
+	c := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	if kind == webrtc.RTPCodecTypeVideo {
+		c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	}
+	local, err := webrtc.NewTrackLocalStaticRTP(c, p.id+"-"+kind.String(), p.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &forwarded{owner: p, kind: kind, local: local}
+}
+
+// answerer is the client side of a subscribe connection.
+type answerer struct{ pc *webrtc.PeerConnection }
+
+func newAnswerer(t *testing.T) *answerer {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return &answerer{pc}
+}
+
+func (a *answerer) answer(t *testing.T, o offer) string {
+	t.Helper()
+	if err := a.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.sdp}); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := a.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.pc.SetLocalDescription(ans); err != nil {
+		t.Fatal(err)
+	}
+	return a.pc.LocalDescription().SDP
+}
+
+func trackIDs(ts []TrackInfo) string {
+	var ids []string
+	for _, t := range ts {
+		ids = append(ids, t.ID)
+	}
+	return strings.Join(ids, ",")
+}
+
+func TestRenegotiationWaitsForTheAnswer(t *testing.T) {
+	s := newSFU(t)
+	a, ra := join(t, s, 1, "a")
+	b, _ := join(t, s, 1, "b")
+	client := newAnswerer(t)
+
+	video, audio := fakeTrack(t, b, webrtc.RTPCodecTypeVideo), fakeTrack(t, b, webrtc.RTPCodecTypeAudio)
+	if !a.room.addTrack(video) {
+		t.Fatal("addTrack refused a present participant's track")
+	}
+	o := ra.next(t)
+	if got := trackIDs(o.tracks); got != "b-video" {
+		t.Fatalf("first offer carries %q, want b-video", got)
+	}
+	if o.tracks[0] != (TrackInfo{ID: "b-video", Kind: "video", Participant: "b", Name: "Name of b"}) {
+		t.Fatalf("track info %+v", o.tracks[0])
+	}
+	// A change while the offer is outstanding waits for its answer.
+	a.room.addTrack(audio)
+	ra.none(t)
+	if err := a.AnswerSubscribe(client.answer(t, o)); err != nil {
+		t.Fatal(err)
+	}
+	o = ra.next(t)
+	if got := trackIDs(o.tracks); got != "b-audio,b-video" {
+		t.Fatalf("re-offer carries %q, want b-audio,b-video", got)
+	}
+	if strings.Count(o.sdp, "m=") != 2 {
+		t.Fatalf("re-offer has %d media sections, want 2", strings.Count(o.sdp, "m="))
+	}
+	if err := a.AnswerSubscribe(client.answer(t, o)); err != nil {
+		t.Fatal(err)
+	}
+	ra.none(t)
+
+	// b leaving withdraws both tracks in one offer.
+	b.Close()
+	o = ra.next(t)
+	if len(o.tracks) != 0 {
+		t.Fatalf("after b left, the offer carries %q", trackIDs(o.tracks))
+	}
+	ra.none(t)
+	if err := a.AnswerSubscribe(client.answer(t, o)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Rooms() != 1 {
+		t.Fatalf("%d rooms, want 1", s.Rooms())
+	}
+	a.Close()
+	if s.Rooms() != 0 {
+		t.Fatalf("%d rooms after everyone left, want 0", s.Rooms())
+	}
+	if err := a.AnswerSubscribe("v=0"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("answer after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestJoinerIsOfferedExistingTracks(t *testing.T) {
+	s := newSFU(t)
+	b, _ := join(t, s, 1, "b")
+	b.room.addTrack(fakeTrack(t, b, webrtc.RTPCodecTypeVideo))
+	_, ra := join(t, s, 1, "a")
+	if got := trackIDs(ra.next(t).tracks); got != "b-video" {
+		t.Fatalf("newcomer offered %q, want b-video", got)
+	}
+	// Rooms are per appointment.
+	_, rc := join(t, s, 2, "c")
+	rc.none(t)
+}
+
+func TestBadAnswerKeepsTheOfferOutstanding(t *testing.T) {
+	s := newSFU(t)
+	a, ra := join(t, s, 1, "a")
+	b, _ := join(t, s, 1, "b")
+	if err := a.AnswerSubscribe("v=0"); err == nil {
+		t.Fatal("answer without an offer accepted")
+	}
+	a.room.addTrack(fakeTrack(t, b, webrtc.RTPCodecTypeVideo))
+	o := ra.next(t)
+	if err := a.AnswerSubscribe("this is not SDP"); err == nil {
+		t.Fatal("malformed answer accepted")
+	}
+	if err := a.AnswerSubscribe(newAnswerer(t).answer(t, o)); err != nil {
+		t.Fatalf("good answer after a bad one: %v", err)
+	}
+}
+
+func TestJoinRefusesDuplicates(t *testing.T) {
+	s := newSFU(t)
+	join(t, s, 1, "a")
+	if _, err := s.Join(1, "a", "again", newRecorder()); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("second join: %v, want ErrDuplicate", err)
+	}
+}
+
+func TestPublishRefusesBadOffers(t *testing.T) {
+	s := newSFU(t)
+	a, ra := join(t, s, 1, "a")
+	for _, sdp := range []string{"", "v=0 this is not SDP"} {
+		if err := a.Publish(sdp); err == nil || !strings.Contains(err.Error(), "publish offer") {
+			t.Fatalf("Publish(%q) = %v, want a publish offer error", sdp, err)
+		}
+	}
+	// A real offer is answered through the Signaler.
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(o)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(o.SDP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ans := <-ra.answers:
+		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
+			t.Fatalf("server answer: %v", err)
+		}
+	default:
+		t.Fatal("no publish answer sent")
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	s := newSFU(t)
+	a, _ := join(t, s, 1, "a")
+	c := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"}
+	if err := a.AddCandidate("sideways", c); err == nil {
+		t.Fatal("unknown target accepted")
+	}
+	// Held until the descriptions arrive, within a bound.
+	for i := range maxPendingCandidates {
+		if err := a.AddCandidate(TargetPublish, c); err != nil {
+			t.Fatalf("candidate %d: %v", i, err)
+		}
+	}
+	if err := a.AddCandidate(TargetPublish, c); err == nil {
+		t.Fatal("unbounded candidates held")
+	}
+	if err := a.AddCandidate(TargetSubscribe, c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKeyframeThrottle(t *testing.T) {
+	var th throttle
+	t0 := time.Now()
+	steps := []struct {
+		at   time.Duration
+		want bool
+	}{{0, true}, {100 * time.Millisecond, false}, {499 * time.Millisecond, false}, {500 * time.Millisecond, true}, {600 * time.Millisecond, false}, {time.Second, true}}
+	for _, s := range steps {
+		if got := th.allow(t0.Add(s.at)); got != s.want {
+			t.Fatalf("allow at %v = %v, want %v", s.at, got, s.want)
+		}
+	}
+}
+
+func TestNewRefusesBadPortRange(t *testing.T) {
+	if _, err := New(Config{UDPPortMin: 6000, UDPPortMax: 5000}, nil); err == nil {
+		t.Fatal("inverted port range accepted")
+	}
+	if _, err := New(Config{NAT1To1IPs: []string{"203.0.113.7"}, UDPPortMin: 50000, UDPPortMax: 50100}, nil); err != nil {
+		t.Fatal(err)
+	}
+}

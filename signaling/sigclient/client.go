@@ -1,0 +1,413 @@
+package sigclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/wsconn"
+)
+
+// ErrClosed reports that the signaling connection has closed and no
+// message is left to read.
+var ErrClosed = errors.New("sigclient: connection closed")
+
+// Options configure a Client. The zero value subscribes only.
+type Options struct {
+	// Header is sent with the upgrade request (a session cookie, say).
+	Header http.Header
+	// Tracks are published, on one publish connection, once admitted.
+	Tracks []webrtc.TrackLocal
+	// API builds the peer connections; nil means NewAPI(true).
+	API *webrtc.API
+	// Dialer opens the WebSocket; nil means websocket.DefaultDialer.
+	Dialer *websocket.Dialer
+}
+
+// NewAPI returns a Pion API with the default codecs and interceptors, using
+// UDP over IPv4, and loopback candidates if loopback is set (a client on
+// the server's machine).
+func NewAPI(loopback bool) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, fmt.Errorf("register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(loopback)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// link is the signaling state of one peer connection; guarded by Client.mu.
+type link struct {
+	target      string
+	pc          *webrtc.PeerConnection
+	remoteReady bool
+	pending     []webrtc.ICECandidateInit // server candidates before the remote description
+	sdpSent     bool
+	held        []webrtc.ICECandidateInit // our candidates before our SDP went out
+}
+
+// Client is one call participant. Its methods are safe for concurrent use.
+type Client struct {
+	conn      *wsconn.Conn
+	api       *webrtc.API
+	local     []webrtc.TrackLocal
+	msgs      *queue[signaling.Message]
+	tracks    *queue[*webrtc.TrackRemote]
+	keyframes chan string
+
+	mu        sync.Mutex
+	pub, sub  *link
+	published bool
+	err       error
+}
+
+// Dial connects to the call signaling WebSocket at url (ws:// or wss://)
+// and starts handling the protocol: publishing opts.Tracks when admitted,
+// answering subscribe offers and trickling candidates. Close the client
+// when done.
+func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
+	api := opts.API
+	if api == nil {
+		var err error
+		if api, err = NewAPI(true); err != nil {
+			return nil, err
+		}
+	}
+	d := opts.Dialer
+	if d == nil {
+		d = websocket.DefaultDialer
+	}
+	ws, resp, err := d.DialContext(ctx, url, opts.Header)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: %w (HTTP %d)", url, err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("dial %s: %w", url, err)
+	}
+	conn := wsconn.New(ws, wsconn.Options{})
+	c := &Client{
+		conn: conn, api: api, local: opts.Tracks,
+		msgs:      newQueue[signaling.Message](conn.Done()),
+		tracks:    newQueue[*webrtc.TrackRemote](conn.Done()),
+		keyframes: make(chan string, 64),
+		pub:       &link{target: signaling.TargetPublish},
+		sub:       &link{target: signaling.TargetSubscribe},
+	}
+	go c.read()
+	return c, nil
+}
+
+// Send sends a message to the server.
+func (c *Client) Send(m signaling.Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", m.Type, err)
+	}
+	return c.conn.Send(b)
+}
+
+// SendRaw sends a text frame as is (for testing malformed input).
+func (c *Client) SendRaw(data []byte) error { return c.conn.Send(data) }
+
+// Next returns the next message from the server, candidates excepted (the
+// client applies those itself). Messages the client acts on (welcome,
+// admitted, offers and answers) are returned too, after being handled.
+func (c *Client) Next(ctx context.Context) (signaling.Message, error) {
+	return c.msgs.pop(ctx)
+}
+
+// Await returns the next message of type typ, dropping the others before it.
+func (c *Client) Await(ctx context.Context, typ string) (signaling.Message, error) {
+	for {
+		m, err := c.Next(ctx)
+		if err != nil {
+			return m, fmt.Errorf("awaiting %s: %w", typ, err)
+		}
+		if m.Type == typ {
+			return m, nil
+		}
+	}
+}
+
+// NextTrack returns the next track received on the subscribe connection.
+func (c *Client) NextTrack(ctx context.Context) (*webrtc.TrackRemote, error) {
+	return c.tracks.pop(ctx)
+}
+
+// KeyframeRequests receives the id of a published track each time the
+// server asks for its keyframe (PLI or FIR). Requests are dropped while 64
+// are unread.
+func (c *Client) KeyframeRequests() <-chan string { return c.keyframes }
+
+// Subscriber returns the subscribe connection, nil before the first offer.
+func (c *Client) Subscriber() *webrtc.PeerConnection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sub.pc
+}
+
+// Publisher returns the publish connection, nil before admission.
+func (c *Client) Publisher() *webrtc.PeerConnection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pub.pc
+}
+
+// Err returns the first failure handling the protocol (an SDP the client
+// could not apply, say), or nil.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Done is closed when the signaling connection has closed.
+func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
+
+// Close closes the signaling connection (with a close frame, as a browser
+// leaving the page does) and both peer connections.
+func (c *Client) Close() error {
+	c.conn.CloseWith(websocket.CloseGoingAway, "")
+	c.mu.Lock()
+	pcs := []*webrtc.PeerConnection{c.pub.pc, c.sub.pc}
+	c.mu.Unlock()
+	var errs []error
+	for _, pc := range pcs {
+		if pc != nil {
+			errs = append(errs, pc.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// read is the one reader of the signaling connection.
+func (c *Client) read() {
+	for {
+		_, data, err := c.conn.Read(context.Background())
+		if err != nil {
+			return
+		}
+		var m signaling.Message
+		if err := json.Unmarshal(data, &m); err != nil {
+			c.fail(fmt.Errorf("server message: %w", err))
+			continue
+		}
+		switch m.Type {
+		case signaling.TypeWelcome:
+			if m.State == signaling.StateAdmitted {
+				c.publish()
+			}
+		case signaling.TypeAdmitted:
+			c.publish()
+		case signaling.TypePublishAnswer:
+			c.setRemote(c.pub, webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+		case signaling.TypeSubscribeOffer:
+			c.answer(m.SDP)
+		case signaling.TypeCandidate:
+			if m.Candidate != nil {
+				c.remoteCandidate(m.Target, *m.Candidate)
+			}
+			continue
+		}
+		c.msgs.push(m)
+	}
+}
+
+func (c *Client) newPC(l *link) (*webrtc.PeerConnection, error) {
+	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("%s connection: %w", l.target, err)
+	}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		init := cand.ToJSON()
+		c.mu.Lock()
+		if !l.sdpSent {
+			l.held = append(l.held, init)
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		_ = c.Send(signaling.Message{Type: signaling.TypeCandidate, Target: l.target, Candidate: &init})
+	})
+	return pc, nil
+}
+
+// sdpSent sends the candidates held back until l's SDP went out.
+func (c *Client) sdpSent(l *link) {
+	c.mu.Lock()
+	l.sdpSent = true
+	held := l.held
+	l.held = nil
+	c.mu.Unlock()
+	for _, init := range held {
+		_ = c.Send(signaling.Message{Type: signaling.TypeCandidate, Target: l.target, Candidate: &init})
+	}
+}
+
+// publish offers the local tracks on a new publish connection, once.
+func (c *Client) publish() {
+	c.mu.Lock()
+	if c.published || len(c.local) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.published = true
+	c.mu.Unlock()
+	pc, err := c.newPC(c.pub)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	for _, tr := range c.local {
+		sender, err := pc.AddTrack(tr)
+		if err != nil {
+			c.fail(fmt.Errorf("publish %s: %w", tr.ID(), err))
+			_ = pc.Close()
+			return
+		}
+		go c.readRTCP(tr.ID(), sender)
+	}
+	c.mu.Lock()
+	c.pub.pc = pc
+	c.mu.Unlock()
+	offer, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		c.fail(fmt.Errorf("publish offer: %w", err))
+		return
+	}
+	if err := c.Send(signaling.Message{Type: signaling.TypePublishOffer, SDP: pc.LocalDescription().SDP}); err != nil {
+		return
+	}
+	c.sdpSent(c.pub)
+}
+
+// readRTCP reads a publish sender's RTCP and reports keyframe requests.
+func (c *Client) readRTCP(track string, sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				select {
+				case c.keyframes <- track:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// answer applies a subscribe offer and answers it.
+func (c *Client) answer(sdp string) {
+	c.mu.Lock()
+	pc := c.sub.pc
+	c.mu.Unlock()
+	if pc == nil {
+		var err error
+		if pc, err = c.newPC(c.sub); err != nil {
+			c.fail(err)
+			return
+		}
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.tracks.push(tr) })
+		c.mu.Lock()
+		c.sub.pc = pc
+		c.mu.Unlock()
+	}
+	if !c.setRemote(c.sub, webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}) {
+		return
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		c.fail(fmt.Errorf("subscribe answer: %w", err))
+		return
+	}
+	if err := c.Send(signaling.Message{Type: signaling.TypeSubscribeAnswer, SDP: pc.LocalDescription().SDP}); err != nil {
+		return
+	}
+	c.sdpSent(c.sub)
+}
+
+// setRemote applies a remote description, then the candidates that waited
+// for it.
+func (c *Client) setRemote(l *link, d webrtc.SessionDescription) bool {
+	c.mu.Lock()
+	pc := l.pc
+	c.mu.Unlock()
+	if pc == nil {
+		c.fail(fmt.Errorf("%s %s without a connection", l.target, d.Type))
+		return false
+	}
+	if err := pc.SetRemoteDescription(d); err != nil {
+		c.fail(fmt.Errorf("%s remote description: %w", l.target, err))
+		return false
+	}
+	c.mu.Lock()
+	l.remoteReady = true
+	pending := l.pending
+	l.pending = nil
+	c.mu.Unlock()
+	for _, cand := range pending {
+		_ = pc.AddICECandidate(cand)
+	}
+	return true
+}
+
+// remoteCandidate applies a server candidate, or holds it until its
+// connection has a remote description.
+func (c *Client) remoteCandidate(target string, cand webrtc.ICECandidateInit) {
+	c.mu.Lock()
+	var l *link
+	switch target {
+	case signaling.TargetPublish:
+		l = c.pub
+	case signaling.TargetSubscribe:
+		l = c.sub
+	default:
+		c.mu.Unlock()
+		c.fail(fmt.Errorf("candidate for unknown target %q", target))
+		return
+	}
+	if !l.remoteReady {
+		l.pending = append(l.pending, cand)
+		c.mu.Unlock()
+		return
+	}
+	pc := l.pc
+	c.mu.Unlock()
+	_ = pc.AddICECandidate(cand)
+}
