@@ -3,7 +3,6 @@ package signaling_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -19,17 +18,6 @@ import (
 )
 
 const appt = 42
-
-// payload is the bytes of packet n of a stream: its counter, then a
-// pattern derived from it.
-func payload(n uint32, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint32(b, n)
-	for i := 4; i < size; i++ {
-		b[i] = byte(n) ^ byte(i)
-	}
-	return b
-}
 
 // call is a physician and an admitted patient who publishes numbered VP8
 // and Opus packets until the test ends.
@@ -95,8 +83,8 @@ func startCall(t *testing.T) *call {
 				return
 			case <-tick.C:
 			}
-			_ = c.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: payload(n, payloadSize["video"])})
-			_ = c.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 240}, Payload: payload(n, payloadSize["audio"])})
+			_ = c.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: sigclient.NumberedPayload(n, payloadSize["video"])})
+			_ = c.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 240}, Payload: sigclient.NumberedPayload(n, payloadSize["audio"])})
 		}
 	}()
 	return c
@@ -153,12 +141,12 @@ func readInOrder(t *testing.T, kind string, tr *webrtc.TrackRemote, n int) {
 				errc <- errors.New("short payload")
 				return
 			}
-			k := binary.BigEndian.Uint32(pkt.Payload)
+			k := sigclient.PayloadNumber(pkt.Payload)
 			if i > 0 && k != prev+1 {
 				errc <- errors.New("lost or reordered packets: counter " + itoa(k) + " after " + itoa(prev))
 				return
 			}
-			if !bytes.Equal(pkt.Payload, payload(k, payloadSize[kind])) {
+			if !bytes.Equal(pkt.Payload, sigclient.NumberedPayload(k, payloadSize[kind])) {
 				errc <- errors.New("payload of packet " + itoa(k) + " altered")
 				return
 			}

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -43,16 +42,6 @@ func await(t *testing.T, c *sigclient.Client, typ string) signaling.Message {
 	return m
 }
 
-// payload is the bytes of packet n of a stream: its counter, then a pattern.
-func payload(n uint32, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint32(b, n)
-	for i := 4; i < size; i++ {
-		b[i] = byte(n) ^ byte(i)
-	}
-	return b
-}
-
 func TestCallForwardsMediaThroughTheSFU(t *testing.T) {
 	f := newFixture(t)
 	url := f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID))
@@ -89,8 +78,8 @@ func TestCallForwardsMediaThroughTheSFU(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: payload(n, 900)})
-			_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 240}, Payload: payload(n, 80)})
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: sigclient.NumberedPayload(n, 900)})
+			_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 240}, Payload: sigclient.NumberedPayload(n, 80)})
 		}
 	}()
 
@@ -118,11 +107,11 @@ func TestCallForwardsMediaThroughTheSFU(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s read: %v", kind, err)
 			}
-			n := binary.BigEndian.Uint32(pkt.Payload)
+			n := sigclient.PayloadNumber(pkt.Payload)
 			if i > 0 && n != prev+1 {
 				t.Fatalf("%s packet %d carries counter %d after %d: lost or reordered", kind, i, n, prev)
 			}
-			if string(pkt.Payload) != string(payload(n, size)) {
+			if string(pkt.Payload) != string(sigclient.NumberedPayload(n, size)) {
 				t.Fatalf("%s packet %d payload altered", kind, n)
 			}
 			prev = n
