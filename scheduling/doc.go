@@ -1,3 +1,5 @@
-// Package scheduling computes physicians' free slots from their weekly hours
-// and holds the appointment model and its rules; it does no I/O.
+// Package scheduling computes physicians' slots from their weekly hours,
+// date overrides, time off and visit types, checks requested bookings
+// against them, and holds the appointment model and its lifecycle; it does
+// no I/O.
 package scheduling
