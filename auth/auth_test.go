@@ -47,3 +47,26 @@ func TestTokens(t *testing.T) {
 		t.Fatal("hash of token differs from the one returned")
 	}
 }
+
+func TestDeriveToken(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a, ha := DeriveToken(key, "join", "7", "1700000000000")
+	b, hb := DeriveToken(key, "join", "7", "1700000000000")
+	if a != b || string(ha) != string(hb) || string(ha) != string(HashToken(a)) {
+		t.Fatalf("the same key and parts gave %q and %q", a, b)
+	}
+	for name, other := range map[string]string{
+		"another key":         first(DeriveToken([]byte("another key, just as long as the first"), "join", "7", "1700000000000")),
+		"another part":        first(DeriveToken(key, "join", "8", "1700000000000")),
+		"parts joined anyhow": first(DeriveToken(key, "join7", "", "1700000000000")),
+	} {
+		if other == a {
+			t.Errorf("%s gave the same token", name)
+		}
+	}
+	if len(a) != 43 {
+		t.Errorf("token %q is %d characters, want 43 (256 bits, unpadded base64url)", a, len(a))
+	}
+}
+
+func first(s string, _ []byte) string { return s }

@@ -44,6 +44,8 @@ type User struct {
 	Role         Role
 	TimeZone     string // IANA name, e.g. "Europe/London"
 	PasswordHash string
+	BirthDate    string // patients: YYYY-MM-DD, "" if unknown
+	Phone        string // contact number as entered, "" if none
 	CreatedAt    time.Time
 }
 
@@ -94,12 +96,29 @@ type Observation struct {
 	ReceivedAt  time.Time
 }
 
+// UserQuery selects users. Empty fields match everything. Text matches,
+// without regard to case, any part of the name or email; each word of Text
+// must match. Results are ordered by name then ID; Limit 0 means 100.
+type UserQuery struct {
+	Role      Role
+	Text      string
+	Email     string // exact, without regard to case
+	BirthDate string // YYYY-MM-DD
+	Limit     int
+	Offset    int
+}
+
 // Users stores people.
 type Users interface {
 	CreateUser(ctx context.Context, u User) (User, error)
 	UserByID(ctx context.Context, id int64) (User, error)
 	UserByEmail(ctx context.Context, email string) (User, error)
 	ListUsers(ctx context.Context, role Role) ([]User, error)
+	// SearchUsers returns one page of the users q selects and how many it
+	// selects in all.
+	SearchUsers(ctx context.Context, q UserQuery) (page []User, total int, err error)
+	// UpdateUser replaces a user's name, time zone, birth date and phone.
+	UpdateUser(ctx context.Context, u User) (User, error)
 	SetPassword(ctx context.Context, userID int64, hash string) error
 }
 
@@ -118,22 +137,131 @@ type Credentials interface {
 	RevokeCredential(ctx context.Context, id int64, at time.Time) error
 }
 
-// Schedules stores physicians' weekly hours.
+// Schedules stores physicians' availability.
 type Schedules interface {
-	SetWeeklyHours(ctx context.Context, physicianID int64, hours []scheduling.WeeklyHours, slot time.Duration) error
+	// SetAvailability replaces everything about a physician's availability
+	// but its Zone, which is the physician's TimeZone. It refuses what
+	// a.Validate refuses (the zone aside).
+	SetAvailability(ctx context.Context, physicianID int64, a scheduling.Availability) error
+	// Availability loads it, with Zone; a physician whose availability was
+	// never set gives ErrNotFound.
 	Availability(ctx context.Context, physicianID int64) (scheduling.Availability, error)
 }
 
-// Appointments stores visits. BookAppointment must refuse, atomically, an
-// appointment that overlaps another non-cancelled one of the same physician,
-// returning an error wrapping scheduling.ErrSlotTaken.
+// Change says who changes an appointment, when and why, for its history.
+type Change struct {
+	ActorID int64 // the user making the change, 0 for Bedside itself
+	At      time.Time
+	Reason  string // why, e.g. a cancellation reason; may be empty
+}
+
+// Appointment event kinds in an appointment's history.
+const (
+	EventBooked      = "booked"
+	EventRescheduled = "rescheduled"
+	EventStatus      = "status"
+)
+
+// AppointmentEvent is one entry in an appointment's history.
+type AppointmentEvent struct {
+	ID            int64
+	AppointmentID int64
+	Kind          string
+	ActorID       int64
+	At            time.Time
+	FromStatus    scheduling.Status // status changes; "" for bookings
+	ToStatus      scheduling.Status
+	OldStart      time.Time // reschedules only
+	OldEnd        time.Time
+	NewStart      time.Time // bookings and reschedules
+	NewEnd        time.Time
+	Reason        string
+}
+
+// AppointmentQuery selects appointments. Zero fields match everything:
+// From and To bound the start, [From, To); Statuses lists the statuses to
+// include. Results are ordered by start then ID; Limit 0 means 100.
+type AppointmentQuery struct {
+	PhysicianID int64
+	PatientID   int64
+	From, To    time.Time
+	Statuses    []scheduling.Status
+	Limit       int
+	Offset      int
+}
+
+// Appointments stores visits. No write may leave two live appointments
+// (scheduling.Status.Live) of one physician overlapping: such a write is
+// refused, atomically and by the database itself, with an error wrapping
+// scheduling.ErrSlotTaken.
 type Appointments interface {
-	BookAppointment(ctx context.Context, a scheduling.Appointment) (scheduling.Appointment, error)
+	// BookAppointment stores a new appointment (status booked if empty) and
+	// records its booking in the history.
+	BookAppointment(ctx context.Context, a scheduling.Appointment, c Change) (scheduling.Appointment, error)
 	AppointmentByID(ctx context.Context, id int64) (scheduling.Appointment, error)
-	// AppointmentsBetween lists non-cancelled appointments whose start is in [from, to);
+	// AppointmentsBetween lists live appointments whose start is in [from, to);
 	// physicianID or patientID of 0 means any.
 	AppointmentsBetween(ctx context.Context, physicianID, patientID int64, from, to time.Time) ([]scheduling.Appointment, error)
-	SetAppointmentStatus(ctx context.Context, id int64, status scheduling.Status) error
+	// SearchAppointments returns one page of the appointments q selects and
+	// how many it selects in all.
+	SearchAppointments(ctx context.Context, q AppointmentQuery) (page []scheduling.Appointment, total int, err error)
+	// RescheduleAppointment moves a booked appointment to [start, end),
+	// increments its Sequence, revokes its join links and records the move.
+	// An appointment that is not booked gives scheduling.ErrTransition.
+	RescheduleAppointment(ctx context.Context, id int64, start, end time.Time, c Change) (scheduling.Appointment, error)
+	// SetAppointmentStatus changes the status as the lifecycle allows
+	// (else scheduling.ErrTransition) and records it. Cancelling stores
+	// c.Reason as the CancelReason, increments Sequence and revokes the
+	// join links; so does entered-in-error.
+	SetAppointmentStatus(ctx context.Context, id int64, status scheduling.Status, c Change) (scheduling.Appointment, error)
+	// AppointmentHistory lists an appointment's events, oldest first.
+	AppointmentHistory(ctx context.Context, id int64) ([]AppointmentEvent, error)
+}
+
+// Message is an email to send, kept in the outbox until it is delivered.
+// Key is unique: enqueueing a message whose Key is already in the outbox
+// does nothing, which is how a reminder is sent once however often, and on
+// however many restarts, it is enqueued.
+type Message struct {
+	ID            int64
+	Key           string
+	AppointmentID int64
+	Kind          string // invite, update, cancel, reminder
+	To            string
+	ToName        string
+	Subject       string
+	Text          string
+	Calendar      []byte // iCalendar attachment, nil if none
+	Method        string // the calendar's METHOD
+	CreatedAt     time.Time
+	NextAttemptAt time.Time
+	Attempts      int
+	LastError     string
+	SentAt        time.Time // zero until delivered
+	Via           string    // smtp, or outbox when no mail server is configured
+	Failed        bool      // given up: a permanent error or too many attempts
+}
+
+// Outbox stores messages to send.
+type Outbox interface {
+	// EnqueueMessage stores m unless its Key is taken; created reports
+	// whether it was stored, and the message returned is the stored one.
+	EnqueueMessage(ctx context.Context, m Message) (msg Message, created bool, err error)
+	// ClaimMessages takes up to limit undelivered, not failed messages whose
+	// next attempt is due at now, oldest first, and moves their next attempt
+	// to now+lease in the same statement, so that no other node (or later
+	// call) takes them while this one delivers them. A message whose sender
+	// crashed is taken again when the lease runs out.
+	ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Message, error)
+	// MarkMessageSent records a delivery.
+	MarkMessageSent(ctx context.Context, id int64, at time.Time, via string) error
+	// MarkMessageFailed records a failed attempt: retry at retryAt, or
+	// never when permanent.
+	MarkMessageFailed(ctx context.Context, id int64, reason string, retryAt time.Time, permanent bool) error
+	// MessageByID finds one message.
+	MessageByID(ctx context.Context, id int64) (Message, error)
+	// ListMessages lists messages newest first; appointmentID 0 means all.
+	ListMessages(ctx context.Context, appointmentID int64, limit, offset int) ([]Message, error)
 }
 
 // Observations stores device measurements. AppendObservations stores a batch
@@ -159,6 +287,7 @@ type Store interface {
 	Credentials
 	Schedules
 	Appointments
+	Outbox
 	Observations
 	Ping(ctx context.Context) error
 	Close() error

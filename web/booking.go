@@ -1,13 +1,14 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
-	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
@@ -22,19 +23,61 @@ func weekStart(t time.Time, loc *time.Location) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day()-offset, 0, 0, 0, 0, loc)
 }
 
-func (s *server) handleSchedule(w http.ResponseWriter, r *http.Request, c caller) {
-	s.renderSchedule(w, r, c, http.StatusOK, "")
+// slotsFor computes a physician's slots for a visit type that start in
+// [from, to), with the time of live appointments busy, except's own.
+func (s *server) slotsFor(ctx context.Context, physicianID int64, visitType string, from, to time.Time, except int64) (scheduling.Availability, []scheduling.Slot, error) {
+	avail, err := s.Store.Availability(ctx, physicianID)
+	if errors.Is(err, store.ErrNotFound) {
+		return avail, nil, nil
+	}
+	if err != nil {
+		return avail, nil, err
+	}
+	// Visits starting up to a day before from may still be running, and
+	// buffers reach past both ends.
+	booked, err := s.Store.AppointmentsBetween(ctx, physicianID, 0, from.Add(-24*time.Hour), to.Add(24*time.Hour))
+	if err != nil {
+		return avail, nil, err
+	}
+	busy := make([]scheduling.Interval, 0, len(booked))
+	for _, a := range booked {
+		if a.ID != except {
+			busy = append(busy, scheduling.Interval{Start: a.Start, End: a.End})
+		}
+	}
+	return avail, scheduling.Slots(avail, scheduling.Query{From: from, To: to, Now: s.Now(), VisitType: visitType, Busy: busy}), nil
 }
 
-func (s *server) renderSchedule(w http.ResponseWriter, r *http.Request, c caller, status int, flash string) {
+// weekRequest is what the week view shows: whose week, which week, for
+// which visit type and patient, and what choosing a slot does.
+type weekRequest struct {
+	physicianID  int64
+	patientID    int64
+	visitType    string
+	week         string // yyyy-mm-dd in the viewer's zone; "" for this week
+	query        string // patient search text
+	reschedule   scheduling.Appointment
+	status       int
+	flash        string
+	alternatives []scheduling.Slot
+}
+
+func weekRequestFrom(q url.Values) weekRequest {
+	phys, _ := strconv.ParseInt(q.Get("physician"), 10, 64)
+	pat, _ := strconv.ParseInt(q.Get("patient"), 10, 64)
+	return weekRequest{physicianID: phys, patientID: pat, visitType: q.Get("visit_type"), week: q.Get("week"), query: q.Get("q"), status: http.StatusOK}
+}
+
+func (s *server) handleSchedule(w http.ResponseWriter, r *http.Request, c caller) {
+	s.renderWeek(w, r, c, weekRequestFrom(r.URL.Query()))
+}
+
+// renderWeek renders a physician's week: to book for a patient, or to
+// move an appointment (wr.reschedule.ID != 0).
+func (s *server) renderWeek(w http.ResponseWriter, r *http.Request, c caller, wr weekRequest) {
 	ctx := r.Context()
 	loc := viewerZone(c.User)
 	physicians, err := s.Store.ListUsers(ctx, store.RolePhysician)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	patients, err := s.Store.ListUsers(ctx, store.RolePatient)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -43,44 +86,23 @@ func (s *server) renderSchedule(w http.ResponseWriter, r *http.Request, c caller
 		s.message(w, r, http.StatusOK, "No physicians yet", "Add a physician with `bedside user add --role physician` first.")
 		return
 	}
-	q := r.URL.Query()
-	if r.Method == http.MethodPost {
-		q = r.PostForm
-	}
-	physID, _ := strconv.ParseInt(q.Get("physician"), 10, 64)
-	var phys store.User
+	phys := physicians[0]
 	for _, p := range physicians {
-		if p.ID == physID {
+		if p.ID == wr.physicianID {
 			phys = p
 		}
 	}
-	if phys.ID == 0 {
-		phys = physicians[0]
-	}
 	monday := weekStart(s.Now(), loc)
-	if wk := q.Get("week"); wk != "" {
-		if d, err := time.ParseInLocation(dateLayout, wk, loc); err == nil {
+	if wr.week != "" {
+		if d, err := time.ParseInLocation(dateLayout, wr.week, loc); err == nil {
 			monday = weekStart(d, loc)
 		}
 	}
 	end := monday.AddDate(0, 0, 7)
-	avail, err := s.Store.Availability(ctx, phys.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.serverError(w, r, err)
-		return
-	}
-	booked, err := s.Store.AppointmentsBetween(ctx, phys.ID, 0, monday.Add(-24*time.Hour), end.Add(24*time.Hour))
+	avail, slots, err := s.slotsFor(ctx, phys.ID, wr.visitType, monday, end, wr.reschedule.ID)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
-	}
-	busy := make([]scheduling.Interval, len(booked))
-	for i, a := range booked {
-		busy[i] = scheduling.Interval{Start: a.Start, End: a.End}
-	}
-	var slots []scheduling.Slot
-	if avail.Zone != nil {
-		slots = scheduling.Slots(avail, monday, end, s.Now(), busy)
 	}
 	v := templates.ScheduleView{
 		Page:        page("Schedule", c),
@@ -90,17 +112,49 @@ func (s *server) renderSchedule(w http.ResponseWriter, r *http.Request, c caller
 		Week:        monday.Format(dateLayout),
 		PrevWeek:    monday.AddDate(0, 0, -7).Format(dateLayout),
 		NextWeek:    end.Format(dateLayout),
-		Error:       flash,
+		Today:       s.Now().In(loc).Format(dateLayout),
+		VisitType:   wr.visitType,
+		Error:       wr.flash,
+		Action:      "/appointments",
+		Query:       wr.query,
 	}
 	if avail.Zone != nil {
 		v.PhysicianZone = avail.Zone.String()
 	}
 	for _, p := range physicians {
-		v.Physicians = append(v.Physicians, templates.Option{ID: p.ID, Label: p.Name, Selected: p.ID == phys.ID})
+		v.Physicians = append(v.Physicians, templates.Option{Value: strconv.FormatInt(p.ID, 10), Label: p.Name, Selected: p.ID == phys.ID})
 	}
-	selPatient, _ := strconv.ParseInt(q.Get("patient"), 10, 64)
-	for _, p := range patients {
-		v.Patients = append(v.Patients, templates.Option{ID: p.ID, Label: p.Name + " <" + p.Email + ">", Selected: p.ID == selPatient})
+	v.VisitTypes = append(v.VisitTypes, templates.Option{Value: "", Label: fmt.Sprintf("Standard visit (%d min)", int(avail.SlotLength/time.Minute)), Selected: wr.visitType == ""})
+	for _, t := range avail.VisitTypes {
+		v.VisitTypes = append(v.VisitTypes, templates.Option{Value: t.Code, Label: fmt.Sprintf("%s (%d min)", t.Name, int(t.Duration/time.Minute)), Selected: t.Code == wr.visitType})
+	}
+	if wr.reschedule.ID != 0 {
+		a := wr.reschedule
+		v.Page.Title = "Move a visit"
+		v.Action = "/appointments/" + strconv.FormatInt(a.ID, 10) + "/reschedule"
+		v.Rescheduling = fmt.Sprintf("Moving %s's visit of %s", s.userName(r, a.PatientID), formatWhen(a.Start, loc))
+		v.BaseURL = "/appointments/" + strconv.FormatInt(a.ID, 10) + "/reschedule?"
+		v.VisitType = a.VisitType
+		v.VisitTypes = nil // a moved visit keeps its type
+		v.PatientID = a.PatientID
+	} else {
+		v.BaseURL = "/schedule?"
+		if wr.patientID != 0 {
+			if p, err := s.Store.UserByID(ctx, wr.patientID); err == nil && p.Role == store.RolePatient {
+				v.PatientID, v.PatientLabel = p.ID, patientLabel(p)
+			}
+		}
+		if v.PatientID == 0 && wr.query != "" {
+			found, total, err := s.Store.SearchUsers(ctx, store.UserQuery{Role: store.RolePatient, Text: wr.query, Limit: 10})
+			if err != nil {
+				s.serverError(w, r, err)
+				return
+			}
+			v.Searched, v.Found = true, total
+			for _, p := range found {
+				v.Matches = append(v.Matches, templates.Option{Value: strconv.FormatInt(p.ID, 10), Label: patientLabel(p)})
+			}
+		}
 	}
 	for d := 0; d < 7; d++ {
 		day := monday.AddDate(0, 0, d)
@@ -111,67 +165,121 @@ func (s *server) renderSchedule(w http.ResponseWriter, r *http.Request, c caller
 		}
 		for _, sl := range slots {
 			if st := sl.Start.In(loc); !st.Before(day) && st.Before(next) {
-				dv.Slots = append(dv.Slots, templates.SlotView{
-					Value: sl.Start.UTC().Format(time.RFC3339), Label: st.Format("15:04"), Free: sl.Free})
+				dv.Slots = append(dv.Slots, slotView(sl, loc))
 			}
 		}
 		v.Days = append(v.Days, dv)
 	}
+	for _, sl := range wr.alternatives {
+		v.Alternatives = append(v.Alternatives, templates.SlotView{Value: sl.Start.UTC().Format(time.RFC3339), Label: formatWhen(sl.Start, loc), Free: true})
+	}
+	status := wr.status
+	if status == 0 {
+		status = http.StatusOK
+	}
 	s.render(w, r, status, templates.SchedulePage(v))
+}
+
+func slotView(sl scheduling.Slot, loc *time.Location) templates.SlotView {
+	return templates.SlotView{Value: sl.Start.UTC().Format(time.RFC3339), Label: sl.Start.In(loc).Format("15:04"), Free: sl.Free}
+}
+
+// patientLabel names a patient so that namesakes can be told apart.
+func patientLabel(p store.User) string {
+	l := p.Name
+	if p.BirthDate != "" {
+		l += ", born " + p.BirthDate
+	}
+	return l + " <" + p.Email + ">"
+}
+
+// alternativesTo lists up to three free slots of the physician nearest to
+// want, looking a week either side, for a "that time was just taken" answer.
+func (s *server) alternativesTo(ctx context.Context, physicianID int64, visitType string, want time.Time, except int64) []scheduling.Slot {
+	_, slots, err := s.slotsFor(ctx, physicianID, visitType, want.AddDate(0, 0, -7), want.AddDate(0, 0, 7), except)
+	if err != nil {
+		return nil
+	}
+	return scheduling.Alternatives(slots, want, 3)
+}
+
+// checkSlot explains, for a form, why a start cannot be booked.
+func checkSlotMessage(err error) string {
+	switch {
+	case errors.Is(err, scheduling.ErrTooSoon):
+		return "That time is too soon to book: the physician needs more notice. Choose a later one."
+	case errors.Is(err, scheduling.ErrTooFar):
+		return "That time is too far ahead: the physician's diary is not open that far yet."
+	case errors.Is(err, scheduling.ErrTimeOff):
+		return "The physician is away at that time. Choose another."
+	}
+	return "That time is not one of the physician's slots. Choose a time from the week below."
+}
+
+// readForm parses a small urlencoded form; false means an answer was sent.
+func readForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "the form could not be read", http.StatusBadRequest)
+		return false
+	}
+	return true
 }
 
 func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "the form could not be read", http.StatusBadRequest)
+	if !readForm(w, r) {
 		return
 	}
-	bad := func(msg string) { s.renderSchedule(w, r, c, http.StatusUnprocessableEntity, msg) }
-	physID, err1 := strconv.ParseInt(r.PostFormValue("physician"), 10, 64)
-	patID, err2 := strconv.ParseInt(r.PostFormValue("patient"), 10, 64)
-	start, err3 := time.Parse(time.RFC3339, r.PostFormValue("start"))
+	wr := weekRequestFrom(r.PostForm)
+	bad := func(status int, msg string) {
+		wr.status, wr.flash = status, msg
+		s.renderWeek(w, r, c, wr)
+	}
+	start, err := time.Parse(time.RFC3339, r.PostFormValue("start"))
 	switch {
-	case err1 != nil:
-		bad("Choose a physician.")
+	case wr.physicianID == 0:
+		bad(http.StatusUnprocessableEntity, "Choose a physician.")
 		return
-	case err2 != nil:
-		bad("Choose a patient.")
+	case wr.patientID == 0:
+		bad(http.StatusUnprocessableEntity, "Choose a patient first: search for them above, or add a new patient.")
 		return
-	case err3 != nil:
-		bad("Choose a time from the week below.")
+	case err != nil:
+		bad(http.StatusUnprocessableEntity, "Choose a time from the week below.")
 		return
 	}
-	phys, err := s.Store.UserByID(ctx, physID)
+	phys, err := s.Store.UserByID(ctx, wr.physicianID)
 	if err != nil || phys.Role != store.RolePhysician {
-		bad("That physician does not exist.")
+		bad(http.StatusUnprocessableEntity, "That physician does not exist.")
 		return
 	}
-	pat, err := s.Store.UserByID(ctx, patID)
+	pat, err := s.Store.UserByID(ctx, wr.patientID)
 	if err != nil || pat.Role != store.RolePatient {
-		bad("That patient does not exist.")
+		wr.patientID = 0
+		bad(http.StatusUnprocessableEntity, "That patient does not exist.")
 		return
 	}
-	avail, err := s.Store.Availability(ctx, physID)
+	avail, err := s.Store.Availability(ctx, phys.ID)
 	if err != nil || avail.Zone == nil {
-		bad("That physician has no working hours set.")
+		bad(http.StatusUnprocessableEntity, "That physician has no working hours set.")
 		return
 	}
-	end := start.Add(avail.SlotLength)
 	if !start.After(s.Now()) {
-		bad("That time has already passed. Choose a later one.")
+		bad(http.StatusUnprocessableEntity, "That time has already passed. Choose a later one.")
 		return
 	}
-	if !avail.Contains(start, end) {
-		bad("That time is outside the physician's hours.")
+	end, err := avail.Check(start, wr.visitType, s.Now())
+	if err != nil {
+		bad(http.StatusUnprocessableEntity, checkSlotMessage(err))
 		return
 	}
 	a, err := s.Store.BookAppointment(ctx, scheduling.Appointment{
-		PhysicianID: physID, PatientID: patID, Start: start.UTC(), End: end.UTC(),
-		Status: scheduling.StatusBooked, CreatedAt: s.Now().UTC(),
-	})
+		PhysicianID: phys.ID, PatientID: pat.ID, Start: start.UTC(), End: end.UTC(),
+		Status: scheduling.StatusBooked, VisitType: wr.visitType,
+	}, store.Change{ActorID: c.User.ID, At: s.Now()})
 	if errors.Is(err, scheduling.ErrSlotTaken) {
-		s.renderSchedule(w, r, c, http.StatusConflict, "That time was just taken. Please choose another.")
+		wr.alternatives = s.alternativesTo(ctx, phys.ID, wr.visitType, start, 0)
+		bad(http.StatusConflict, "That time was just taken. Please choose another; the nearest free times are below.")
 		return
 	}
 	if err != nil {
@@ -179,84 +287,14 @@ func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	s.Log.InfoContext(ctx, "appointment booked", "appointment", a.ID, "by", c.User.ID)
-	link, err := s.issueJoinLink(r, a)
+	link, err := s.links().Issue(ctx, a)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	s.renderAppointment(w, r, c, a, http.StatusCreated, link, "Booked.")
-}
-
-// issueJoinLink revokes the visit's earlier join links and issues a new one.
-func (s *server) issueJoinLink(r *http.Request, a scheduling.Appointment) (string, error) {
-	ctx := r.Context()
-	old, err := s.Store.ListCredentials(ctx, store.CredentialJoin, a.PatientID)
-	if err != nil {
-		return "", fmt.Errorf("list join links: %w", err)
+	flash := "Booked. The patient is being emailed an invitation with this link."
+	if err := s.notify(ctx, a); err != nil {
+		flash = "Booked, but the invitation could not be queued: please send the patient this link yourself."
 	}
-	for _, cr := range old {
-		if cr.AppointmentID == a.ID && cr.RevokedAt.IsZero() {
-			if err := s.Store.RevokeCredential(ctx, cr.ID, s.Now()); err != nil {
-				return "", fmt.Errorf("revoke join link: %w", err)
-			}
-		}
-	}
-	token, hash := auth.NewToken()
-	if _, err := s.Store.CreateCredential(ctx, store.Credential{
-		Kind: store.CredentialJoin, TokenHash: hash, UserID: a.PatientID, AppointmentID: a.ID,
-		Name: "join link", CreatedAt: s.Now(), ExpiresAt: a.End.Add(joinGrace),
-	}); err != nil {
-		return "", fmt.Errorf("store join link: %w", err)
-	}
-	return s.baseURL(r) + "/join/" + token, nil
-}
-
-// baseURL is the configured public URL, or the one the request came in on.
-func (s *server) baseURL(r *http.Request) string {
-	if s.PublicURL != "" {
-		return s.PublicURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
-}
-
-func (s *server) handleAppointment(w http.ResponseWriter, r *http.Request, c caller) {
-	a, ok := s.appointmentParam(w, r)
-	if !ok {
-		return
-	}
-	s.renderAppointment(w, r, c, a, http.StatusOK, "", "")
-}
-
-func (s *server) handleNewJoinLink(w http.ResponseWriter, r *http.Request, c caller) {
-	a, ok := s.appointmentParam(w, r)
-	if !ok {
-		return
-	}
-	if a.Status == scheduling.StatusCancelled {
-		http.Error(w, "this visit was cancelled", http.StatusConflict)
-		return
-	}
-	link, err := s.issueJoinLink(r, a)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	s.renderAppointment(w, r, c, a, http.StatusOK, link, "A new join link was issued; the previous one no longer works.")
-}
-
-func (s *server) renderAppointment(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, status int, link, flash string) {
-	s.render(w, r, status, templates.AppointmentPage(templates.AppointmentView{
-		Page:          page("Visit", c),
-		ID:            a.ID,
-		PatientName:   s.userName(r, a.PatientID),
-		PhysicianName: s.userName(r, a.PhysicianID),
-		When:          formatWhen(a.Start, viewerZone(c.User)),
-		Status:        string(a.Status),
-		JoinLink:      link,
-		Flash:         flash,
-	}))
+	s.renderAppointment(w, r, c, a, http.StatusCreated, s.joinURL(r, link), flash)
 }

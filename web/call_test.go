@@ -40,7 +40,7 @@ func TestCallSocketOnlyForParticipants(t *testing.T) {
 	f := newFixture(t)
 	start := f.visit.End.Add(time.Hour)
 	otherVisit, err := f.st.BookAppointment(t.Context(), scheduling.Appointment{PhysicianID: f.doc2.ID, PatientID: f.other.ID,
-		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()})
+		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()}, store.Change{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,12 +42,7 @@ func (s *server) message(w http.ResponseWriter, r *http.Request, status int, hea
 }
 
 // viewerZone is the zone a user's pages are shown in.
-func viewerZone(u store.User) *time.Location {
-	if loc, err := time.LoadLocation(u.TimeZone); err == nil && u.TimeZone != "" {
-		return loc
-	}
-	return time.UTC
-}
+func viewerZone(u store.User) *time.Location { return zoneOf(u.TimeZone) }
 
 func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -28,10 +28,28 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /logout", s.signedIn(s.handleLogout))
 
 	// Schedulers (and admins).
-	mux.Handle("GET /schedule", s.staff(s.handleSchedule, store.RoleScheduler, store.RoleAdmin))
-	mux.Handle("POST /appointments", s.staff(s.handleBook, store.RoleScheduler, store.RoleAdmin))
-	mux.Handle("GET /appointments/{id}", s.staff(s.handleAppointment, store.RoleScheduler, store.RoleAdmin))
-	mux.Handle("POST /appointments/{id}/link", s.staff(s.handleNewJoinLink, store.RoleScheduler, store.RoleAdmin))
+	sched := func(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
+		return s.staff(h, store.RoleScheduler, store.RoleAdmin)
+	}
+	mux.Handle("GET /schedule", sched(s.handleSchedule))
+	mux.Handle("GET /schedule/day", sched(s.handleDay))
+	mux.Handle("POST /appointments", sched(s.handleBook))
+	mux.Handle("GET /appointments/{id}", sched(s.handleAppointment))
+	mux.Handle("POST /appointments/{id}/link", sched(s.handleNewJoinLink))
+	mux.Handle("GET /appointments/{id}/reschedule", sched(s.handleRescheduleForm))
+	mux.Handle("POST /appointments/{id}/reschedule", sched(s.handleReschedule))
+	mux.Handle("POST /appointments/{id}/cancel", sched(s.handleCancel))
+	mux.Handle("POST /appointments/{id}/status", sched(s.handleStatus))
+	mux.Handle("GET /patients", sched(s.handlePatients))
+	mux.Handle("GET /patients/new", sched(s.handleNewPatient))
+	mux.Handle("POST /patients", sched(s.handleCreatePatient))
+	mux.Handle("GET /patients/{id}", sched(s.handlePatient))
+	mux.Handle("GET /outbox", sched(s.handleOutbox))
+	mux.Handle("GET /outbox/{id}", sched(s.handleOutboxMessage))
+
+	// Schedulers, admins, and each physician for their own hours.
+	mux.Handle("GET /physicians/{id}/availability", s.staff(s.handleAvailability, store.RoleScheduler, store.RoleAdmin, store.RolePhysician))
+	mux.Handle("POST /physicians/{id}/availability", s.staff(s.handleSetAvailability, store.RoleScheduler, store.RoleAdmin, store.RolePhysician))
 
 	// Physicians; each handler also checks the appointment is theirs.
 	mux.Handle("GET /today", s.staff(s.handleToday, store.RolePhysician))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/cluster"
+	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/wsconn"
@@ -28,17 +29,27 @@ type Deps struct {
 	PublicURL string           // e.g. "https://clinic.example"; used in join links
 	Secure    bool             // cookies marked Secure (set under TLS)
 	Now       func() time.Time // clock; time.Now by default
+	// Secret is the server's key (at least 32 bytes) from which join links
+	// are derived, so invites and reminders can carry the same link.
+	Secret []byte
+	// Notifier queues the patient's emails when a visit changes; nil sends none.
+	Notifier Notifier
+	// MailConfigured says whether emails leave the outbox over SMTP.
+	MailConfigured bool
 	// AllowedOrigins are extra origins (scheme://host[:port]) that may open
 	// WebSockets besides the server's own host.
 	AllowedOrigins []string
+}
+
+// Notifier queues the emails a change of appointment calls for.
+type Notifier interface {
+	Changed(ctx context.Context, a scheduling.Appointment) error
 }
 
 // Session and link lifetimes.
 const (
 	sessionTTL  = 12 * time.Hour
 	joinSession = 4 * time.Hour
-	// joinGrace is how long after an appointment's end its join link still opens.
-	joinGrace = 2 * time.Hour
 )
 
 type server struct {

@@ -87,11 +87,11 @@ func (s *server) handleToday(w http.ResponseWriter, r *http.Request, c caller) {
 		s.serverError(w, r, err)
 		return
 	}
-	v := templates.TodayView{Page: page("Your visits", c), Zone: loc.String()}
+	v := templates.TodayView{Page: page("Your visits", c), Zone: loc.String(), PhysicianID: c.User.ID}
 	for _, a := range list {
 		v.Visits = append(v.Visits, templates.TodayVisit{
 			ID: a.ID, When: a.Start.In(loc).Format("Mon 2 Jan 15:04"), PatientName: s.userName(r, a.PatientID),
-			Status: string(a.Status), Waiting: len(s.Calls.Waiting(a.ID)) > 0,
+			Status: statusLabel(a.Status), Waiting: len(s.Calls.Waiting(a.ID)) > 0,
 		})
 	}
 	s.render(w, r, http.StatusOK, templates.TodayPage(v))

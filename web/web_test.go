@@ -37,7 +37,10 @@ type fixture struct {
 
 const testPassword = "a-long-test-password"
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the server's Deps adjusted by adjust.
+func newFixtureWith(t testing.TB, adjust func(*Deps)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir()+"/bedside.db")
@@ -66,7 +69,7 @@ func newFixture(t *testing.T) *fixture {
 	mk("sched@example.org", store.RoleScheduler)
 	start := time.Now().Add(time.Hour).Truncate(time.Minute).UTC()
 	f.visit, err = st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: f.doc.ID, PatientID: f.pat.ID,
-		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()})
+		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()}, store.Change{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +83,17 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.devToken, f.devID = newDevice(f.pat.ID)
 	f.otherToken, _ = newDevice(f.other.ID)
-	f.srv = httptest.NewServer(NewServer(Deps{Log: log, Store: st, Bus: cluster.NewLocal(), Calls: signaling.NewHub(sfu, log)}))
+	deps := Deps{Log: log, Store: st, Bus: cluster.NewLocal(), Calls: signaling.NewHub(sfu, log), Secret: []byte("a test key of thirty-two bytes, or more")}
+	if adjust != nil {
+		adjust(&deps)
+	}
+	f.srv = httptest.NewServer(NewServer(deps))
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
 // signIn returns a client holding a session of the given user.
-func (f *fixture) signIn(t *testing.T, email string) *http.Client {
+func (f *fixture) signIn(t testing.TB, email string) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/wsconn"
@@ -64,9 +67,15 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 	if !ok {
 		return
 	}
+	if !a.Status.Live() {
+		http.Error(w, "this visit was cancelled", http.StatusGone)
+		return
+	}
 	role := "patient"
 	if c.User.Role == store.RolePhysician {
 		role = "physician"
+	} else {
+		s.checkIn(r.Context(), a)
 	}
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
@@ -83,6 +92,18 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 	s.Log.InfoContext(r.Context(), "call connected", "appointment", a.ID, "user", c.User.ID, "role", role)
 	err = s.Calls.Serve(r.Context(), conn, peer)
 	s.Log.InfoContext(r.Context(), "call disconnected", "appointment", a.ID, "user", c.User.ID, "err", err)
+}
+
+// checkIn marks a visit arrived when its patient enters the waiting room
+// (a late patient marked a no-show included).
+func (s *server) checkIn(ctx context.Context, a scheduling.Appointment) {
+	if a.Status != scheduling.StatusBooked && a.Status != scheduling.StatusNoShow {
+		return
+	}
+	_, err := s.Store.SetAppointmentStatus(ctx, a.ID, scheduling.StatusArrived, store.Change{ActorID: a.PatientID, At: s.Now(), Reason: "entered the waiting room"})
+	if err != nil && !errors.Is(err, scheduling.ErrTransition) {
+		s.Log.ErrorContext(ctx, "check-in", "appointment", a.ID, "err", err)
+	}
 }
 
 // vitalsTopic is the bus topic carrying one patient's live readings.

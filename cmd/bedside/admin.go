@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
 
@@ -102,7 +103,7 @@ func userAdd(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("user add: %w", err)
 	}
 	if u.Role == store.RolePhysician {
-		if err := st.SetWeeklyHours(ctx, u.ID, weekdays(9*60, 17*60), 30*time.Minute); err != nil {
+		if err := st.SetAvailability(ctx, u.ID, scheduling.Availability{Weekly: weekdays(9*60, 17*60), SlotLength: 30 * time.Minute}); err != nil {
 			return fmt.Errorf("user add: default hours: %w", err)
 		}
 	}

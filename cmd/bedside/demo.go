@@ -42,18 +42,31 @@ type demoUser struct {
 	email string
 	name  string
 	tz    string
-	hours []scheduling.WeeklyHours
+	born  string
+	phone string
+	avail *scheduling.Availability
+}
+
+// demoVisitTypes are the kinds of visit the demo physicians offer.
+var demoVisitTypes = []scheduling.VisitType{
+	{Code: "follow-up", Name: "Follow-up", Duration: 30 * time.Minute},
+	{Code: "new", Name: "New patient", Duration: time.Hour},
 }
 
 // The demo physicians work long days in zones twelve hours apart, so that
 // someone trying Bedside at any hour finds a slot to book within the day.
 var demoUsers = []demoUser{
-	{store.RoleScheduler, "scheduler@demo.bedside.test", "Sam Rivera", "Europe/London", nil},
-	{store.RolePhysician, "dr.okafor@demo.bedside.test", "Dr Ada Okafor", "America/New_York", everyDay(7*60, 22*60)},
-	{store.RolePhysician, "dr.tanaka@demo.bedside.test", "Dr Ken Tanaka", "Australia/Sydney", everyDay(7*60, 22*60)},
-	{store.RolePatient, "maria.silva@demo.bedside.test", "Maria Silva", "Europe/Lisbon", nil},
-	{store.RolePatient, "john.doe@demo.bedside.test", "John Doe", "America/Chicago", nil},
-	{store.RolePatient, "li.wei@demo.bedside.test", "Li Wei", "Asia/Singapore", nil},
+	{store.RoleScheduler, "scheduler@demo.bedside.test", "Sam Rivera", "Europe/London", "", "", nil},
+	{store.RolePhysician, "dr.okafor@demo.bedside.test", "Dr Ada Okafor", "America/New_York", "", "", &scheduling.Availability{
+		Weekly: everyDay(7*60, 22*60), SlotLength: 30 * time.Minute, VisitTypes: demoVisitTypes}},
+	// Dr Tanaka keeps 10 minutes between visits, takes bookings an hour
+	// ahead at the soonest and opens the diary 90 days ahead.
+	{store.RolePhysician, "dr.tanaka@demo.bedside.test", "Dr Ken Tanaka", "Australia/Sydney", "", "", &scheduling.Availability{
+		Weekly: everyDay(7*60, 22*60), SlotLength: 30 * time.Minute, VisitTypes: demoVisitTypes,
+		Buffer: 10 * time.Minute, MinNotice: time.Hour, Horizon: 90 * 24 * time.Hour}},
+	{store.RolePatient, "maria.silva@demo.bedside.test", "Maria Silva", "Europe/Lisbon", "1961-04-12", "+351 21 000 0000", nil},
+	{store.RolePatient, "john.doe@demo.bedside.test", "John Doe", "America/Chicago", "1975-09-30", "+1 312 555 0100", nil},
+	{store.RolePatient, "li.wei@demo.bedside.test", "Li Wei", "Asia/Singapore", "1990-01-15", "", nil},
 }
 
 // seedDemo fills an empty store with a demo clinic, then prints how to sign in.
@@ -67,7 +80,7 @@ func seedDemo(ctx context.Context, st store.Store, data string, stdout io.Writer
 		var b strings.Builder
 		b.WriteString("Demo clinic sign-ins (generated at first start):\n")
 		for _, d := range demoUsers {
-			u := store.User{Email: d.email, Name: d.name, Role: d.role, TimeZone: d.tz}
+			u := store.User{Email: d.email, Name: d.name, Role: d.role, TimeZone: d.tz, BirthDate: d.born, Phone: d.phone}
 			var password string
 			if d.role != store.RolePatient {
 				password = auth.GeneratePassword()
@@ -78,8 +91,8 @@ func seedDemo(ctx context.Context, st store.Store, data string, stdout io.Writer
 			if u, err = st.CreateUser(ctx, u); err != nil {
 				return fmt.Errorf("create %s: %w", d.email, err)
 			}
-			if d.hours != nil {
-				if err := st.SetWeeklyHours(ctx, u.ID, d.hours, 30*time.Minute); err != nil {
+			if d.avail != nil {
+				if err := st.SetAvailability(ctx, u.ID, *d.avail); err != nil {
 					return fmt.Errorf("hours of %s: %w", d.email, err)
 				}
 			}

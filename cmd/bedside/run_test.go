@@ -170,7 +170,7 @@ func get(t *testing.T, c *http.Client, u string) (int, string) {
 
 var (
 	freeSlotRE  = regexp.MustCompile(`name="start" value="([^"]+)"`)
-	patientOpt  = regexp.MustCompile(`<option value="(\d+)"[^>]*>Maria Silva`)
+	patientOpt  = regexp.MustCompile(`patient=(\d+)">Maria Silva`)
 	physOptRE   = regexp.MustCompile(`<option value="(\d+)"[^>]*>Dr Ada Okafor`)
 	joinLinkRE  = regexp.MustCompile(`id="join-link"[^>]*value="([^"]+)"`)
 	joinLinkRE2 = regexp.MustCompile(`value="([^"]+/join/[^"]+)"`)
@@ -182,7 +182,8 @@ func bookFirstFree(t *testing.T, ts *testServer) (joinLink string) {
 	t.Helper()
 	c := client(t)
 	signIn(t, c, ts.URL, "scheduler@demo.bedside.test", ts.demoPassword(t, "scheduler@demo.bedside.test"))
-	status, body := get(t, c, ts.URL+"/schedule")
+	// The scheduler finds the patient by name, then picks the physician.
+	status, body := get(t, c, ts.URL+"/schedule?q=maria+silva")
 	if status != http.StatusOK {
 		t.Fatalf("schedule: status %d", status)
 	}
@@ -195,7 +196,7 @@ func bookFirstFree(t *testing.T, ts *testServer) (joinLink string) {
 	slot := freeSlotRE.FindStringSubmatch(body)
 	if slot == nil {
 		// Late in the week every slot may be past: look at next week.
-		m := regexp.MustCompile(`week=(\d{4}-\d\d-\d\d)">Next week`).FindStringSubmatch(body)
+		m := regexp.MustCompile(`week=(\d{4}-\d\d-\d\d)"[^>]*>Next week`).FindStringSubmatch(body)
 		if m == nil {
 			t.Fatalf("no free slot and no next-week link:\n%s", body)
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/bedside-health/bedside/media"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/postgres"
 	"github.com/bedside-health/bedside/store/sqlite"
 	"github.com/bedside-health/bedside/web"
 )
@@ -38,6 +40,12 @@ type config struct {
 	logLevel      string
 	seedDemo      bool
 	allowedOrigin string
+	smtpURL       string
+	mailFrom      string
+	clinicName    string
+	reminders     string
+	noShowGrace   time.Duration
+	secret        string
 }
 
 // envOr returns the environment value for key, or def when unset.
@@ -66,9 +74,26 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "BEDSIDE_LOG_LEVEL", "info"), "debug, info, warn or error (BEDSIDE_LOG_LEVEL)")
 	fs.BoolVar(&c.seedDemo, "demo", envOr(getenv, "BEDSIDE_DEMO", "1") != "0", "seed a demo clinic when the database is empty (BEDSIDE_DEMO=0 to disable)")
 	fs.StringVar(&c.allowedOrigin, "allowed-origins", getenv("BEDSIDE_ALLOWED_ORIGINS"), "extra comma-separated origins allowed to open WebSockets (BEDSIDE_ALLOWED_ORIGINS)")
+	fs.StringVar(&c.smtpURL, "smtp-url", getenv("BEDSIDE_SMTP_URL"), "mail server for invites and reminders, e.g. smtp://user:pass@smtp.example.org:587?from=visits@example.org (BEDSIDE_SMTP_URL); without it mail stays in the outbox page")
+	fs.StringVar(&c.mailFrom, "mail-from", getenv("BEDSIDE_MAIL_FROM"), "sender address of invites (BEDSIDE_MAIL_FROM); default: the SMTP URL's from, else visits@ the public host")
+	fs.StringVar(&c.clinicName, "clinic-name", envOr(getenv, "BEDSIDE_CLINIC_NAME", "Bedside clinic"), "the clinic's name as the sender of invites (BEDSIDE_CLINIC_NAME)")
+	fs.StringVar(&c.reminders, "reminders", envOr(getenv, "BEDSIDE_REMINDERS", "24h,1h"), "when to remind patients before a visit, comma-separated durations, or none (BEDSIDE_REMINDERS)")
+	grace := envOr(getenv, "BEDSIDE_NOSHOW_GRACE", "15m")
+	fs.Func("noshow-grace", "mark a visit a no-show this long after its start with nobody checked in; 0 never (BEDSIDE_NOSHOW_GRACE, default 15m)", func(v string) error {
+		grace = v
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	var err error
+	if c.noShowGrace, err = time.ParseDuration(grace); err != nil || c.noShowGrace < 0 {
+		return c, fmt.Errorf("serve: no-show grace %q: want a duration such as 15m, or 0 for never", grace)
+	}
+	if _, err := parseReminders(c.reminders); err != nil {
+		return c, err
+	}
+	c.secret = getenv("BEDSIDE_SECRET")
 	c.databaseURL = getenv("DATABASE_URL")
 	c.redisURL = getenv("REDIS_URL")
 	if fs.NArg() > 0 {
@@ -88,7 +113,15 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 // openStore opens the record store the configuration selects.
 func openStore(ctx context.Context, data, databaseURL string) (store.Store, string, error) {
 	if strings.HasPrefix(databaseURL, "postgres://") || strings.HasPrefix(databaseURL, "postgresql://") {
-		return nil, "", errors.New("DATABASE_URL selects PostgreSQL, which this version does not support yet; unset it to use the embedded SQLite store")
+		where := "postgres"
+		if u, err := url.Parse(databaseURL); err == nil {
+			where = "postgres:" + u.Redacted()
+		}
+		db, err := postgres.Open(ctx, databaseURL)
+		if err != nil {
+			return nil, "", fmt.Errorf("open store %s: %w", where, err)
+		}
+		return db, where, nil
 	}
 	if databaseURL != "" {
 		return nil, "", fmt.Errorf("DATABASE_URL %q: only postgres:// URLs are recognised", databaseURL)
@@ -201,9 +234,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			origins = append(origins, o)
 		}
 	}
+	secret, err := loadSecret(c.secret, c.data)
+	if err != nil {
+		return err
+	}
+	notifier, err := newNotifier(c, st, secret, displayURL(c.publicURL, ln.Addr()), log.With("component", "notify"))
+	if err != nil {
+		return err
+	}
+	go notifier.Run(ctx, 30*time.Second)
 	handler := web.NewServer(web.Deps{
 		Log: log, Store: st, Bus: bus, Calls: hub,
 		PublicURL: strings.TrimRight(c.publicURL, "/"), AllowedOrigins: origins,
+		Secret: secret, Notifier: notifier, MailConfigured: notifier.Sender != nil,
 	})
 
 	srv := &http.Server{

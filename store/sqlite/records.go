@@ -3,17 +3,18 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bedside-health/bedside/store"
 )
 
-const userCols = `id, email, name, role, time_zone, password_hash, created_at`
+const userCols = `id, email, name, role, time_zone, password_hash, created_at, birth_date, phone`
 
 func scanUser(row scanner) (store.User, error) {
 	var u store.User
 	var created int64
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, &created)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, &created, &u.BirthDate, &u.Phone)
 	u.CreatedAt = at(created)
 	return u, err
 }
@@ -31,10 +32,13 @@ func (s *DB) CreateUser(ctx context.Context, u store.User) (store.User, error) {
 	if u.TimeZone == "" {
 		u.TimeZone = "UTC"
 	}
+	if err := checkBirthDate(u.BirthDate); err != nil {
+		return u, fmt.Errorf("create user %s: %w", u.Email, err)
+	}
 	u.CreatedAt = norm(u.CreatedAt)
-	err := s.w.QueryRowContext(ctx, `INSERT INTO users (email, name, role, time_zone, password_hash, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-		u.Email, u.Name, u.Role, u.TimeZone, u.PasswordHash, ms(u.CreatedAt)).Scan(&u.ID)
+	err := s.w.QueryRowContext(ctx, `INSERT INTO users (email, name, role, time_zone, password_hash, created_at, birth_date, phone)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		u.Email, u.Name, u.Role, u.TimeZone, u.PasswordHash, ms(u.CreatedAt), u.BirthDate, u.Phone).Scan(&u.ID)
 	if err != nil {
 		return u, wrap(err, "create user %s", u.Email)
 	}
@@ -68,6 +72,81 @@ func (s *DB) ListUsers(ctx context.Context, role store.Role) ([]store.User, erro
 		return nil, wrap(err, "list users")
 	}
 	return out, nil
+}
+
+// checkBirthDate accepts "" or a real date written YYYY-MM-DD.
+func checkBirthDate(d string) error {
+	if d == "" {
+		return nil
+	}
+	if _, err := time.Parse(time.DateOnly, d); err != nil {
+		return fmt.Errorf("birth date %q is not a date written YYYY-MM-DD", d)
+	}
+	return nil
+}
+
+// SearchUsers returns one page of the users q selects, by name then ID, and
+// how many it selects in all.
+func (s *DB) SearchUsers(ctx context.Context, q store.UserQuery) ([]store.User, int, error) {
+	where := []string{"1 = 1"}
+	var args []any
+	if q.Role != "" {
+		where, args = append(where, "role = ?"), append(args, q.Role)
+	}
+	if q.Email != "" {
+		where, args = append(where, "email = ? COLLATE NOCASE"), append(args, q.Email)
+	}
+	if q.BirthDate != "" {
+		where, args = append(where, "birth_date = ?"), append(args, q.BirthDate)
+	}
+	for _, w := range strings.Fields(q.Text) {
+		pat := "%" + likeEscape(w) + "%"
+		where, args = append(where, `(name LIKE ? ESCAPE '\' OR email LIKE ? ESCAPE '\')`), append(args, pat, pat)
+	}
+	cond := strings.Join(where, " AND ")
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE `+cond, args...).Scan(&total); err != nil {
+		return nil, 0, wrap(err, "search users")
+	}
+	limit, offset := page(q.Limit, q.Offset)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+userCols+` FROM users WHERE `+cond+` ORDER BY name, id LIMIT ? OFFSET ?`,
+		append(args, limit, offset)...)
+	out, err := collect(rows, err, scanUser)
+	if err != nil {
+		return nil, 0, wrap(err, "search users")
+	}
+	return out, total, nil
+}
+
+// likeEscape escapes LIKE's wildcards in a search word.
+func likeEscape(w string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(w)
+}
+
+// page is a query's LIMIT and OFFSET: a limit of 0 is 100, and neither
+// may be negative or the limit above 1000.
+func page(limit, offset int) (int, int) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return min(limit, 1000), max(offset, 0)
+}
+
+// UpdateUser replaces a user's name, time zone, birth date and phone and
+// returns the user as stored.
+func (s *DB) UpdateUser(ctx context.Context, u store.User) (store.User, error) {
+	if err := checkBirthDate(u.BirthDate); err != nil {
+		return u, fmt.Errorf("update user %d: %w", u.ID, err)
+	}
+	if u.TimeZone == "" {
+		u.TimeZone = "UTC"
+	}
+	if err := s.execOne(ctx, fmt.Sprintf("update user %d", u.ID),
+		`UPDATE users SET name = ?, time_zone = ?, birth_date = ?, phone = ? WHERE id = ?`,
+		u.Name, u.TimeZone, u.BirthDate, u.Phone, u.ID); err != nil {
+		return u, err
+	}
+	return s.UserByID(ctx, u.ID)
 }
 
 // SetPassword replaces a user's password hash.

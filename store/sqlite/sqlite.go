@@ -86,9 +86,12 @@ func dsn(abs string, readOnly bool) string {
 	// nothing committed); only a power cut can lose the last commits. FULL
 	// would fsync every commit, about four times the cost of a booking.
 	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate") // every BeginTx is BEGIN IMMEDIATE
+	q.Set("_txlock", "immediate") // every write BeginTx is BEGIN IMMEDIATE
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
+		// A read transaction takes its snapshot at its first read and never
+		// needs the write lock.
+		q.Set("_txlock", "deferred")
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	if !strings.HasPrefix(u.Path, "/") { // a Windows path: file:///C:/...

@@ -127,7 +127,7 @@ func TestDatabaseRefusesOverlap(t *testing.T) {
 		t.Fatalf("reviving into a taken time: %v, want the trigger's refusal", err)
 	}
 	// The refusal maps to ErrSlotTaken at the store's surface.
-	_, err = db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: ten, End: ten.Add(time.Minute)})
+	_, err = db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: ten, End: ten.Add(time.Minute)}, store.Change{})
 	if !errors.Is(err, scheduling.ErrSlotTaken) {
 		t.Fatalf("BookAppointment: %v", err)
 	}
@@ -147,7 +147,7 @@ func benchBook(b *testing.B, parallelism int) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			s := base.Add(time.Duration(next.Add(1)) * 30 * time.Minute)
-			if _, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)}); err != nil {
+			if _, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)}, store.Change{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -166,7 +166,7 @@ func BenchmarkBook(b *testing.B) {
 		s := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 		for b.Loop() {
 			s = s.Add(30 * time.Minute)
-			if _, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)}); err != nil {
+			if _, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)}, store.Change{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -188,7 +188,7 @@ func BenchmarkBookContended(b *testing.B) {
 		done := make(chan error, 200)
 		for range 200 {
 			go func() {
-				_, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)})
+				_, err := db.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: s, End: s.Add(30 * time.Minute)}, store.Change{})
 				done <- err
 			}()
 		}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -16,33 +17,66 @@ func testAvailability(t *testing.T, st store.Store) {
 	d := user(t, st, "d@example.org", store.RolePhysician)
 	_, err := st.Availability(ctx, d.ID)
 	wantErr(t, "no hours yet", err, store.ErrNotFound)
-	hours := []scheduling.WeeklyHours{{Weekday: time.Friday, Start: 780, End: 1020}, {Weekday: time.Monday, Start: 540, End: 720}}
-	if err := st.SetWeeklyHours(ctx, d.ID, hours, 20*time.Minute); err != nil {
+	day := func(s string) scheduling.Date {
+		d, err := scheduling.ParseDate(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	want := scheduling.Availability{
+		Weekly:     []scheduling.WeeklyHours{{Weekday: time.Monday, Start: 540, End: 720}, {Weekday: time.Friday, Start: 780, End: 1020}},
+		SlotLength: 20 * time.Minute,
+		Overrides: []scheduling.Override{
+			{Date: day("2030-03-30"), Blocks: []scheduling.Block{{Start: 480, End: 600}, {Start: 780, End: 840}}},
+			{Date: day("2030-03-31")}, // a day off
+		},
+		TimeOff:    []scheduling.Interval{{Start: odd(t), End: odd(t).Add(72 * time.Hour)}},
+		Buffer:     10 * time.Minute,
+		MinNotice:  2 * time.Hour,
+		Horizon:    60 * 24 * time.Hour,
+		VisitTypes: []scheduling.VisitType{{Code: "new", Name: "New patient", Duration: time.Hour}, {Code: "follow-up", Name: "Follow-up", Duration: 20 * time.Minute}},
+	}
+	if err := st.SetAvailability(ctx, d.ID, want); err != nil {
 		t.Fatal(err)
 	}
-	a, err := st.Availability(ctx, d.ID)
-	if err != nil || a.Zone.String() != "Europe/London" || a.SlotLength != 20*time.Minute ||
-		len(a.Weekly) != 2 || a.Weekly[0] != hours[1] || a.Weekly[1] != hours[0] {
-		t.Fatalf("Availability = %+v, %v; want Monday then Friday", a, err)
+	got, err := st.Availability(ctx, d.ID)
+	if err != nil || got.Zone.String() != "Europe/London" {
+		t.Fatalf("Availability = %+v, %v; want the physician's zone", got, err)
 	}
-	// Setting again replaces the hours and the slot length.
-	hours = []scheduling.WeeklyHours{{Weekday: time.Tuesday, Start: 600, End: 660}}
-	if err := st.SetWeeklyHours(ctx, d.ID, hours, 15*time.Minute); err != nil {
+	same := func(got, want scheduling.Availability) bool {
+		return fmt.Sprint(got.Weekly, got.SlotLength, got.Overrides, got.Buffer, got.MinNotice, got.Horizon, got.VisitTypes) ==
+			fmt.Sprint(want.Weekly, want.SlotLength, want.Overrides, want.Buffer, want.MinNotice, want.Horizon, want.VisitTypes) &&
+			len(got.TimeOff) == len(want.TimeOff) && sameInstant(want.TimeOff[0].Start, got.TimeOff[0].Start) &&
+			sameInstant(want.TimeOff[0].End, got.TimeOff[0].End)
+	}
+	if !same(got, want) {
+		t.Fatalf("Availability = %+v\nwant %+v", got, want)
+	}
+	// Setting again replaces all of it.
+	next := scheduling.Availability{Weekly: []scheduling.WeeklyHours{{Weekday: time.Tuesday, Start: 600, End: 660}}, SlotLength: 15 * time.Minute,
+		TimeOff: []scheduling.Interval{{Start: slotAt(1), End: slotAt(2)}}}
+	if err := st.SetAvailability(ctx, d.ID, next); err != nil {
 		t.Fatal(err)
 	}
-	if a, err := st.Availability(ctx, d.ID); err != nil || a.SlotLength != 15*time.Minute || len(a.Weekly) != 1 || a.Weekly[0] != hours[0] {
-		t.Fatalf("replaced Availability = %+v, %v", a, err)
+	if got, err := st.Availability(ctx, d.ID); err != nil || !same(got, next) {
+		t.Fatalf("replaced Availability = %+v, %v", got, err)
 	}
-	if err := st.SetWeeklyHours(ctx, d.ID, nil, 90*time.Second); err == nil {
-		t.Error("a slot of 90s was accepted")
+	for name, bad := range map[string]scheduling.Availability{
+		"a slot of 90s":                   {Weekly: next.Weekly, SlotLength: 90 * time.Second},
+		"a block ending before it starts": {Weekly: []scheduling.WeeklyHours{{Weekday: time.Monday, Start: 600, End: 540}}, SlotLength: 15 * time.Minute},
+		"two visit types with one code": {Weekly: next.Weekly, SlotLength: 15 * time.Minute,
+			VisitTypes: []scheduling.VisitType{{Code: "a", Name: "A", Duration: time.Hour}, {Code: "a", Name: "B", Duration: time.Hour}}},
+		"negative buffer": {Weekly: next.Weekly, SlotLength: 15 * time.Minute, Buffer: -time.Minute},
+	} {
+		if err := st.SetAvailability(ctx, d.ID, bad); err == nil {
+			t.Errorf("%s was accepted", name)
+		}
 	}
-	if err := st.SetWeeklyHours(ctx, d.ID, []scheduling.WeeklyHours{{Weekday: time.Monday, Start: 600, End: 540}}, 15*time.Minute); err == nil {
-		t.Error("a block ending before it starts was accepted")
+	if got, _ := st.Availability(ctx, d.ID); !same(got, next) {
+		t.Errorf("a refused update changed the availability: %+v", got)
 	}
-	if a, _ := st.Availability(ctx, d.ID); len(a.Weekly) != 1 {
-		t.Errorf("a refused update changed the hours: %+v", a)
-	}
-	wantErr(t, "hours of a missing physician", st.SetWeeklyHours(ctx, 9999, hours, 15*time.Minute), store.ErrNotFound)
+	wantErr(t, "hours of a missing physician", st.SetAvailability(ctx, 9999, next), store.ErrNotFound)
 }
 
 // slotAt is an hour on a fixed future Monday, in UTC.
@@ -56,7 +90,7 @@ type booker struct {
 
 func (b booker) book(physician int64, start time.Time, d time.Duration) (scheduling.Appointment, error) {
 	return b.st.BookAppointment(context.Background(), scheduling.Appointment{
-		PhysicianID: physician, PatientID: b.patient, Start: start, End: start.Add(d), Status: scheduling.StatusBooked})
+		PhysicianID: physician, PatientID: b.patient, Start: start, End: start.Add(d), Status: scheduling.StatusBooked}, store.Change{})
 }
 
 func testOverlaps(t *testing.T, st store.Store) {
@@ -67,7 +101,7 @@ func testOverlaps(t *testing.T, st store.Store) {
 	b := booker{st, p.ID}
 
 	start := odd(t)
-	first, err := st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: start, End: start.Add(time.Hour)})
+	first, err := st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: start, End: start.Add(time.Hour)}, store.Change{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,30 +160,32 @@ func testCancel(t *testing.T, st store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetAppointmentStatus(ctx, first.ID, scheduling.StatusCancelled); err != nil {
+	if _, err := st.SetAppointmentStatus(ctx, first.ID, scheduling.StatusCancelled, store.Change{Reason: "patient unwell"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := st.AppointmentByID(ctx, first.ID); got.Status != scheduling.StatusCancelled {
-		t.Fatalf("status %q after cancelling", got.Status)
+	if got, _ := st.AppointmentByID(ctx, first.ID); got.Status != scheduling.StatusCancelled || got.CancelReason != "patient unwell" || got.Sequence != 1 {
+		t.Fatalf("after cancelling: %+v; want cancelled, the reason kept, sequence 1", got)
 	}
 	second, err := b.book(d.ID, slotAt(10).Add(30*time.Minute), time.Hour)
 	if err != nil {
 		t.Fatalf("booking into a cancelled time: %v", err)
 	}
-	// Reviving the cancelled one would overlap the second.
-	wantErr(t, "reviving into a taken time", st.SetAppointmentStatus(ctx, first.ID, scheduling.StatusBooked), scheduling.ErrSlotTaken)
+	// A cancelled visit stays cancelled: rebook instead.
+	_, err = st.SetAppointmentStatus(ctx, first.ID, scheduling.StatusBooked, store.Change{})
+	wantErr(t, "reviving a cancelled visit", err, scheduling.ErrTransition)
 	if got, _ := st.AppointmentByID(ctx, first.ID); got.Status != scheduling.StatusCancelled {
 		t.Fatalf("refused revival changed the status to %q", got.Status)
 	}
-	for _, s := range []scheduling.Status{scheduling.StatusArrived, scheduling.StatusFulfilled, scheduling.StatusNoShow} {
-		if err := st.SetAppointmentStatus(ctx, second.ID, s); err != nil {
+	for _, s := range []scheduling.Status{scheduling.StatusNoShow, scheduling.StatusArrived, scheduling.StatusFulfilled} {
+		if _, err := st.SetAppointmentStatus(ctx, second.ID, s, store.Change{}); err != nil {
 			t.Fatalf("set status %s: %v", s, err)
 		}
 	}
 	if _, err := b.book(d.ID, slotAt(10).Add(30*time.Minute), time.Hour); !errors.Is(err, scheduling.ErrSlotTaken) {
-		t.Errorf("a no-show still holds its time: %v, want ErrSlotTaken", err)
+		t.Errorf("a fulfilled visit still holds its time: %v, want ErrSlotTaken", err)
 	}
-	wantErr(t, "status of a missing appointment", st.SetAppointmentStatus(ctx, 9999, scheduling.StatusCancelled), store.ErrNotFound)
+	_, err = st.SetAppointmentStatus(ctx, 9999, scheduling.StatusCancelled, store.Change{})
+	wantErr(t, "status of a missing appointment", err, store.ErrNotFound)
 }
 
 func testAppointmentsBetween(t *testing.T, st store.Store) {
@@ -171,7 +207,7 @@ func testAppointmentsBetween(t *testing.T, st store.Store) {
 	b9 := book(d2, p2, 9)
 	a11 := book(d1, p1, 11)
 	gone := book(d2, p1, 12)
-	if err := st.SetAppointmentStatus(ctx, gone.ID, scheduling.StatusCancelled); err != nil {
+	if _, err := st.SetAppointmentStatus(ctx, gone.ID, scheduling.StatusCancelled, store.Change{}); err != nil {
 		t.Fatal(err)
 	}
 	ids := func(phys, pat int64, from, to time.Time) []int64 {

@@ -26,6 +26,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppointmentsBetween", testAppointmentsBetween},
 		{"ConcurrentBookingOfOneSlot", testConcurrentSameSlot},
 		{"ConcurrentOverlappingBookings", testConcurrentOverlapping},
+		{"Reschedule", testReschedule},
+		{"History", testHistory},
+		{"SearchUsers", testSearchUsers},
+		{"SearchAppointments", testSearchAppointments},
+		{"Outbox", testOutbox},
 		{"Observations", testObservations},
 		{"ObservationsOfUnknownDevice", testUnknownDevice},
 	} {
