@@ -1343,7 +1343,7 @@ func AppointmentPage(v AppointmentView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				if t.Value == "entered-in-error" {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 119, "<label for=\"error-reason\" class=\"visually-hidden\">Why it was entered in error</label> <input id=\"error-reason\" name=\"reason\" required placeholder=\"Why it was entered in error\" maxlength=\"500\"> ")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 119, "<label for=\"error-reason\" class=\"sr-only\">Why it was entered in error</label> <input id=\"error-reason\" name=\"reason\" required placeholder=\"Why it was entered in error\" maxlength=\"500\"> ")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

@@ -1,8 +1,12 @@
 package web
 
 import (
+	"context"
 	"io/fs"
 	"net/http"
+
+	"github.com/bedside-health/bedside/fhir"
+	"github.com/bedside-health/bedside/scheduling"
 
 	"github.com/bedside-health/bedside/static"
 	"github.com/bedside-health/bedside/store"
@@ -22,6 +26,16 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /login", s.handleLogin)
 	mux.HandleFunc("GET /join/{token}", s.handleJoinLink)
 	mux.HandleFunc("GET /ws/device", s.handleDeviceWS) // device token or patient's visit session
+
+	// FHIR R4, Bearer-authenticated; the fhir package decides per resource
+	// who may see and change what.
+	var changed func(ctx context.Context, a scheduling.Appointment) error
+	if s.Notifier != nil {
+		changed = s.Notifier.Changed
+	}
+	mux.Handle("/fhir/", http.StripPrefix("/fhir", fhir.NewHandler(fhir.Deps{
+		Store: s.Store, Log: s.Log.With("component", "fhir"), Now: s.Now, BaseURL: s.PublicURL, Changed: changed,
+	})))
 
 	// Any session.
 	mux.Handle("GET /{$}", s.signedIn(s.handleHome))

@@ -120,14 +120,16 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	if !ok {
 		return
 	}
+	// Subscribe before the upgrade completes, so every reading published
+	// after the viewer sees its socket open reaches it.
+	sub := s.Bus.Subscribe(vitalsTopic(a.PatientID), 256)
+	defer sub.Close()
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
 	conn := wsconn.New(ws, wsconn.Options{ReadLimit: 4096})
 	defer conn.Close()
-	sub := s.Bus.Subscribe(vitalsTopic(a.PatientID), 256)
-	defer sub.Close()
 	s.Log.InfoContext(r.Context(), "vitals viewer connected", "appointment", a.ID, "user", c.User.ID)
 	// The viewer sends nothing we act on; reading detects its departure.
 	go func() {

@@ -1,0 +1,236 @@
+package fhir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+)
+
+// Appointment is a visit as a FHIR Appointment.
+type Appointment struct {
+	ResourceType      string            `json:"resourceType"`
+	ID                string            `json:"id"`
+	Meta              Meta              `json:"meta"`
+	Status            string            `json:"status"`
+	CancelationReason *CodeableConcept  `json:"cancelationReason,omitempty"`
+	ServiceType       []CodeableConcept `json:"serviceType,omitempty"`
+	Start             string            `json:"start"`
+	End               string            `json:"end"`
+	MinutesDuration   int               `json:"minutesDuration"`
+	Created           string            `json:"created"`
+	Slot              []Reference       `json:"slot,omitempty"`
+	Participant       []Participant     `json:"participant"`
+}
+
+// Meta is a resource's version and time of its last change.
+type Meta struct {
+	VersionID   string `json:"versionId,omitempty"`
+	LastUpdated string `json:"lastUpdated,omitempty"`
+}
+
+// Participant is a person taking part in an Appointment.
+type Participant struct {
+	Actor  Reference `json:"actor"`
+	Status string    `json:"status"`
+}
+
+// names looks up display names for one request, each user once.
+type names struct {
+	h     *handler
+	cache map[int64]string
+}
+
+func (h *handler) names() *names { return &names{h: h, cache: make(map[int64]string)} }
+
+func (n *names) of(ctx context.Context, id int64) (string, error) {
+	if name, ok := n.cache[id]; ok {
+		return name, nil
+	}
+	u, err := n.h.Store.UserByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		err = nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("name of user %d: %w", id, err)
+	}
+	n.cache[id] = u.Name
+	return u.Name, nil
+}
+
+// appointmentResource renders a as an Appointment. Its versionId is its
+// Sequence + 1: it changes when the visit moves or ends.
+func appointmentResource(ctx context.Context, n *names, a scheduling.Appointment) (Appointment, error) {
+	patient, err := n.of(ctx, a.PatientID)
+	if err != nil {
+		return Appointment{}, err
+	}
+	physician, err := n.of(ctx, a.PhysicianID)
+	if err != nil {
+		return Appointment{}, err
+	}
+	out := Appointment{
+		ResourceType:    kindAppointment,
+		ID:              strconv.FormatInt(a.ID, 10),
+		Meta:            Meta{VersionID: strconv.Itoa(a.Sequence + 1), LastUpdated: instant(a.UpdatedAt)},
+		Status:          string(a.Status),
+		Start:           instant(a.Start),
+		End:             instant(a.End),
+		MinutesDuration: int(a.End.Sub(a.Start) / time.Minute),
+		Created:         instant(a.CreatedAt),
+		Slot:            []Reference{{Reference: kindSlot + "/" + slotID{a.PhysicianID, a.Start, a.VisitType}.String()}},
+		Participant: []Participant{
+			{Actor: Reference{Reference: ref(kindPatient, a.PatientID), Display: patient}, Status: "accepted"},
+			{Actor: Reference{Reference: ref(kindPractitioner, a.PhysicianID), Display: physician}, Status: "accepted"},
+		},
+	}
+	if a.UpdatedAt.IsZero() {
+		out.Meta.LastUpdated = ""
+	}
+	if a.CancelReason != "" {
+		out.CancelationReason = &CodeableConcept{Text: a.CancelReason}
+	}
+	if a.VisitType != "" {
+		out.ServiceType = []CodeableConcept{{Coding: []Coding{{System: visitTypeSystem, Code: a.VisitType}}}}
+	}
+	return out, nil
+}
+
+// appointmentOf loads the appointment an ID names, if the caller may see it.
+func (h *handler) appointmentOf(ctx context.Context, c *caller, rawID string) (scheduling.Appointment, error) {
+	id, ok := parseID(rawID)
+	if !ok {
+		return scheduling.Appointment{}, notFound(kindAppointment, rawID)
+	}
+	a, err := h.Store.AppointmentByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, notFound(kindAppointment, rawID)
+	}
+	if err != nil {
+		return a, fmt.Errorf("appointment %d: %w", id, err)
+	}
+	return a, h.check(ctx, c, actRead, target{kind: kindAppointment, appt: a})
+}
+
+// writeAppointment answers with a as an Appointment.
+func (h *handler) writeAppointment(w http.ResponseWriter, r *http.Request, status int, a scheduling.Appointment) error {
+	res, err := appointmentResource(r.Context(), h.names(), a)
+	if err != nil {
+		return err
+	}
+	h.write(w, r, status, res)
+	return nil
+}
+
+// readAppointment answers GET /Appointment/{id}.
+func (h *handler) readAppointment(w http.ResponseWriter, r *http.Request, c *caller) error {
+	a, err := h.appointmentOf(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return h.writeAppointment(w, r, http.StatusOK, a)
+}
+
+// searchAppointments answers GET /Appointment.
+func (h *handler) searchAppointments(w http.ResponseWriter, r *http.Request, c *caller) error {
+	ctx := r.Context()
+	q, err := parseQuery(kindAppointment, r.URL.Query(), appointmentParams)
+	if err != nil {
+		return err
+	}
+	aq, none, err := appointmentQuery(q)
+	if err != nil {
+		return err
+	}
+	exact := true
+	if !none {
+		exact, none = narrowAppointments(c, &aq)
+	}
+	var page []scheduling.Appointment
+	total := 0
+	if !none {
+		fetch := func(limit, offset int) ([]scheduling.Appointment, int, error) {
+			aq.Limit, aq.Offset = limit, offset
+			return h.Store.SearchAppointments(ctx, aq)
+		}
+		keep := func(a scheduling.Appointment) (bool, error) {
+			return h.visible(ctx, c, target{kind: kindAppointment, appt: a})
+		}
+		page, total, err = pageOf(q, exact, fetch, keep)
+		if err = h.scoped(ctx, kindAppointment, err); err != nil {
+			return err
+		}
+	}
+	n := h.names()
+	entries := make([]entry, len(page))
+	for i, a := range page {
+		res, err := appointmentResource(ctx, n, a)
+		if err != nil {
+			return err
+		}
+		entries[i] = entry{ref(kindAppointment, a.ID), res}
+	}
+	h.writeBundle(w, r, q, total, entries)
+	return nil
+}
+
+// appointmentQuery turns Appointment search parameters into a store
+// query; none reports conditions that nothing can meet.
+func appointmentQuery(q query) (aq store.AppointmentQuery, none bool, err error) {
+	set := func(field *int64, id int64) {
+		if *field != 0 && *field != id {
+			none = true
+		}
+		*field = id
+	}
+	if v := q.first("patient"); v != "" {
+		_, id, err := parseRef("patient", v, kindPatient)
+		if err != nil {
+			return aq, false, err
+		}
+		set(&aq.PatientID, id)
+	}
+	if v := q.first("practitioner"); v != "" {
+		_, id, err := parseRef("practitioner", v, kindPractitioner)
+		if err != nil {
+			return aq, false, err
+		}
+		set(&aq.PhysicianID, id)
+	}
+	if v := q.first("actor"); v != "" {
+		kind, id, err := parseRef("actor", v, kindPatient, kindPractitioner)
+		if err != nil {
+			return aq, false, err
+		}
+		if kind == kindPatient {
+			set(&aq.PatientID, id)
+		} else {
+			set(&aq.PhysicianID, id)
+		}
+	}
+	var b bounds
+	for _, v := range q.values["date"] {
+		if err := b.and("date", v); err != nil {
+			return aq, false, err
+		}
+	}
+	if b.empty() {
+		none = true
+	}
+	aq.From, aq.To = b.from, b.to
+	if v := q.first("status"); v != "" {
+		for _, s := range tokens(v) {
+			st := scheduling.Status(s)
+			if !st.Valid() {
+				return aq, false, badRequest(codeValue, "status: %q is not an appointment status Bedside uses; use booked, arrived, fulfilled, cancelled, noshow or entered-in-error", s)
+			}
+			aq.Statuses = append(aq.Statuses, st)
+		}
+	}
+	return aq, none, nil
+}
