@@ -15,7 +15,7 @@ import (
 // Store is what join links are kept in.
 type Store interface {
 	CreateCredential(ctx context.Context, c store.Credential) (store.Credential, error)
-	ListCredentials(ctx context.Context, kind string, userID int64) ([]store.Credential, error)
+	JoinCredentials(ctx context.Context, appointmentID int64) ([]store.Credential, error)
 	RevokeCredential(ctx context.Context, id int64, at time.Time) error
 }
 
@@ -53,12 +53,12 @@ func (l Links) Issue(ctx context.Context, a scheduling.Appointment) (string, err
 		return "", fmt.Errorf("issue join link: the server key is shorter than 32 bytes")
 	}
 	now := l.now()
-	old, err := l.Store.ListCredentials(ctx, store.CredentialJoin, a.PatientID)
+	old, err := l.Store.JoinCredentials(ctx, a.ID)
 	if err != nil {
 		return "", fmt.Errorf("issue join link: %w", err)
 	}
 	for _, c := range old {
-		if c.AppointmentID == a.ID && c.RevokedAt.IsZero() {
+		if c.RevokedAt.IsZero() {
 			if err := l.Store.RevokeCredential(ctx, c.ID, now); err != nil {
 				return "", fmt.Errorf("issue join link: revoke the old one: %w", err)
 			}
@@ -92,14 +92,14 @@ func (l Links) Issue(ctx context.Context, a scheduling.Appointment) (string, err
 // Current returns the token of a's live join link (not revoked, not
 // expired), or ErrNone.
 func (l Links) Current(ctx context.Context, a scheduling.Appointment) (string, error) {
-	list, err := l.Store.ListCredentials(ctx, store.CredentialJoin, a.PatientID)
+	list, err := l.Store.JoinCredentials(ctx, a.ID)
 	if err != nil {
 		return "", fmt.Errorf("join link of visit %d: %w", a.ID, err)
 	}
 	now := l.now()
 	for i := len(list) - 1; i >= 0; i-- {
 		c := list[i]
-		if c.AppointmentID != a.ID || !c.RevokedAt.IsZero() || (!c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)) {
+		if c.UserID != a.PatientID || !c.RevokedAt.IsZero() || (!c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)) {
 			continue
 		}
 		token, hash := l.token(a.ID, c.CreatedAt)

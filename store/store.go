@@ -134,6 +134,8 @@ type Credentials interface {
 	CreateCredential(ctx context.Context, c Credential) (Credential, error)
 	CredentialByHash(ctx context.Context, kind string, hash []byte) (Credential, error)
 	ListCredentials(ctx context.Context, kind string, userID int64) ([]Credential, error)
+	// JoinCredentials lists an appointment's join links, oldest first.
+	JoinCredentials(ctx context.Context, appointmentID int64) ([]Credential, error)
 	RevokeCredential(ctx context.Context, id int64, at time.Time) error
 }
 

@@ -2,10 +2,12 @@ package web
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,4 +68,34 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// BenchmarkBookOverHTTP books distinct slots through POST /appointments
+// from parallel clients, as schedulers do: slot check, the store's
+// booking, a join link, the invite queued and the visit page rendered.
+func BenchmarkBookOverHTTP(b *testing.B) {
+	f := schedFixture(b)
+	c := f.signIn(b, "sched@example.org")
+	first := tomorrowAt(0, 0)
+	var next atomic.Int64
+	b.SetParallelism(4) // 8 clients on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			start := first.Add(time.Duration(i) * 30 * time.Minute)
+			resp, err := c.PostForm(f.srv.URL+"/appointments", bookForm(f, start, ""))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				b.Errorf("booking %d: status %d", i, resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "bookings/s")
 }

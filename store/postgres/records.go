@@ -257,6 +257,16 @@ func (s *DB) ListCredentials(ctx context.Context, kind string, userID int64) ([]
 	return out, nil
 }
 
+// JoinCredentials lists an appointment's join links, oldest first.
+func (s *DB) JoinCredentials(ctx context.Context, appointmentID int64) ([]store.Credential, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+credCols+` FROM credentials WHERE kind = 'join' AND appointment_id = $1 ORDER BY id`, appointmentID)
+	out, err := collect(rows, err, scanCredential)
+	if err != nil {
+		return nil, wrap(err, "join links of appointment %d", appointmentID)
+	}
+	return out, nil
+}
+
 // RevokeCredential marks a credential revoked at the given time (now if
 // zero); revoking it again keeps the first time. An unknown ID gives
 // store.ErrNotFound.

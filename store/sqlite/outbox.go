@@ -91,8 +91,12 @@ func (s *DB) MessageByID(ctx context.Context, id int64) (store.Message, error) {
 // ListMessages lists messages newest first; appointmentID 0 means all.
 func (s *DB) ListMessages(ctx context.Context, appointmentID int64, limit, offset int) ([]store.Message, error) {
 	limit, offset = page(limit, offset)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE ? = 0 OR appointment_id = ? ORDER BY id DESC LIMIT ? OFFSET ?`,
-		appointmentID, appointmentID, limit, offset)
+	// Two spellings, so that one visit's messages come from its index.
+	q, args := `SELECT `+msgCols+` FROM outbox ORDER BY id DESC LIMIT ? OFFSET ?`, []any{limit, offset}
+	if appointmentID != 0 {
+		q, args = `SELECT `+msgCols+` FROM outbox WHERE appointment_id = ? ORDER BY id DESC LIMIT ? OFFSET ?`, []any{appointmentID, limit, offset}
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	out, err := collect(rows, err, scanMessage)
 	if err != nil {
 		return nil, wrap(err, "list messages")

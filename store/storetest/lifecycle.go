@@ -32,6 +32,13 @@ func testReschedule(t *testing.T, st store.Store) {
 		t.Fatal(err)
 	}
 
+	if list, err := st.JoinCredentials(ctx, a.ID); err != nil || len(list) != 1 || string(list[0].TokenHash) != "join-a" {
+		t.Fatalf("JoinCredentials of the first visit = %+v, %v; want its one link", list, err)
+	}
+	if list, err := st.JoinCredentials(ctx, 9999); err != nil || len(list) != 0 {
+		t.Fatalf("JoinCredentials of a missing visit = %+v, %v; want none", list, err)
+	}
+
 	// Into the other visit's time, even by a millisecond: refused, nothing changed.
 	_, err = st.RescheduleAppointment(ctx, a.ID, slotAt(11).Add(29*time.Minute+59*time.Second), slotAt(12), store.Change{ActorID: d.ID})
 	wantErr(t, "moving onto another visit", err, scheduling.ErrSlotTaken)
