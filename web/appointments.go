@@ -110,18 +110,9 @@ func (s *server) handleReschedule(w http.ResponseWriter, r *http.Request, c call
 		bad(http.StatusUnprocessableEntity, "Choose the new time from the week below.")
 		return
 	}
-	avail, err := s.Store.Availability(ctx, a.PhysicianID)
-	if err != nil || avail.Zone == nil {
-		bad(http.StatusUnprocessableEntity, "That physician has no working hours set.")
-		return
-	}
-	if !start.After(s.Now()) {
-		bad(http.StatusUnprocessableEntity, "That time has already passed. Choose a later one.")
-		return
-	}
-	end, err := avail.Check(start, a.VisitType, s.Now())
-	if err != nil {
-		bad(http.StatusUnprocessableEntity, checkSlotMessage(err))
+	end, problem := s.checkStart(ctx, a.PhysicianID, start, a.VisitType)
+	if problem != "" {
+		bad(http.StatusUnprocessableEntity, problem)
 		return
 	}
 	moved, err := s.Store.RescheduleAppointment(ctx, a.ID, start.UTC(), end.UTC(), store.Change{ActorID: c.User.ID, At: s.Now()})

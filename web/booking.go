@@ -203,7 +203,25 @@ func (s *server) alternativesTo(ctx context.Context, physicianID int64, visitTyp
 	return scheduling.Alternatives(slots, want, 3)
 }
 
-// checkSlot explains, for a form, why a start cannot be booked.
+// checkStart checks that a visit of the physician may start at start and
+// returns its end, or what to tell the scheduler. Busy time is the store's
+// to check, atomically, as it books.
+func (s *server) checkStart(ctx context.Context, physicianID int64, start time.Time, visitType string) (time.Time, string) {
+	avail, err := s.Store.Availability(ctx, physicianID)
+	if err != nil || avail.Zone == nil {
+		return time.Time{}, "That physician has no working hours set."
+	}
+	if !start.After(s.Now()) {
+		return time.Time{}, "That time has already passed. Choose a later one."
+	}
+	end, err := avail.Check(start, visitType, s.Now())
+	if err != nil {
+		return time.Time{}, checkSlotMessage(err)
+	}
+	return end, ""
+}
+
+// checkSlotMessage explains, for a form, why a start cannot be booked.
 func checkSlotMessage(err error) string {
 	switch {
 	case errors.Is(err, scheduling.ErrTooSoon):
@@ -259,18 +277,9 @@ func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 		bad(http.StatusUnprocessableEntity, "That patient does not exist.")
 		return
 	}
-	avail, err := s.Store.Availability(ctx, phys.ID)
-	if err != nil || avail.Zone == nil {
-		bad(http.StatusUnprocessableEntity, "That physician has no working hours set.")
-		return
-	}
-	if !start.After(s.Now()) {
-		bad(http.StatusUnprocessableEntity, "That time has already passed. Choose a later one.")
-		return
-	}
-	end, err := avail.Check(start, wr.visitType, s.Now())
-	if err != nil {
-		bad(http.StatusUnprocessableEntity, checkSlotMessage(err))
+	end, problem := s.checkStart(ctx, phys.ID, start, wr.visitType)
+	if problem != "" {
+		bad(http.StatusUnprocessableEntity, problem)
 		return
 	}
 	a, err := s.Store.BookAppointment(ctx, scheduling.Appointment{
