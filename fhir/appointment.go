@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
@@ -130,10 +131,19 @@ func (h *handler) writeAppointment(w http.ResponseWriter, r *http.Request, statu
 // readAppointment answers GET /Appointment/{id}.
 func (h *handler) readAppointment(w http.ResponseWriter, r *http.Request, c *caller) error {
 	a, err := h.appointmentOf(r.Context(), c, r.PathValue("id"))
-	if err != nil {
-		return err
+	if err == nil {
+		err = h.writeAppointment(w, r, http.StatusOK, a)
 	}
-	return h.writeAppointment(w, r, http.StatusOK, a)
+	h.recordAppointment(r, c, audit.ActionRead, a, err)
+	return err
+}
+
+// recordAppointment records an action on a, unless a was never loaded
+// (an unknown appointment is nobody's data).
+func (h *handler) recordAppointment(r *http.Request, c *caller, action string, a scheduling.Appointment, err error) {
+	if a.ID != 0 {
+		h.record(r, c, action, a.PatientID, ref(kindAppointment, a.ID), err)
+	}
 }
 
 // searchAppointments answers GET /Appointment.
@@ -147,6 +157,7 @@ func (h *handler) searchAppointments(w http.ResponseWriter, r *http.Request, c *
 	if err != nil {
 		return err
 	}
+	asked := aq.PatientID
 	exact := true
 	if !none {
 		exact, none = narrowAppointments(c, &aq)
@@ -168,14 +179,17 @@ func (h *handler) searchAppointments(w http.ResponseWriter, r *http.Request, c *
 	}
 	n := h.names()
 	entries := make([]entry, len(page))
+	found := make([]recordRef, len(page))
 	for i, a := range page {
 		res, err := appointmentResource(ctx, n, a)
 		if err != nil {
 			return err
 		}
 		entries[i] = entry{ref(kindAppointment, a.ID), res}
+		found[i] = recordRef{id: a.ID, patient: a.PatientID}
 	}
 	h.writeBundle(w, r, q, total, entries)
+	h.recordFound(r, c, kindAppointment, asked, found)
 	return nil
 }
 

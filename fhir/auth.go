@@ -60,6 +60,7 @@ const (
 	kindSchedule     = "Schedule"
 	kindSlot         = "Slot"
 	kindAppointment  = "Appointment"
+	kindAuditEvent   = "AuditEvent"
 )
 
 // action is what a caller wants to do to a resource.
@@ -98,7 +99,9 @@ const (
 //     and may set their own appointments arrived, fulfilled or noshow;
 //   - a patient sees their own Patient and Appointments and every
 //     Practitioner, Schedule and Slot, and may cancel their own booked
-//     appointment.
+//     appointment;
+//   - only an admin reads AuditEvents (the audit trail); others are
+//     refused with 403, and nobody writes them.
 //
 // why explains a refusal.
 func (h *handler) decide(ctx context.Context, c *caller, act action, t target) (v verdict, why string, err error) {
@@ -130,6 +133,11 @@ func (h *handler) decide(ctx context.Context, c *caller, act action, t target) (
 			return allow, "", nil
 		}
 		return hide, "", nil
+	case kindAuditEvent:
+		if act == actRead && u.Role == store.RoleAdmin {
+			return allow, "", nil
+		}
+		return refuse, "only an admin may read the audit trail", nil
 	case kindAppointment:
 		if act == actBook {
 			if staff {

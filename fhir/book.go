@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
@@ -155,8 +156,11 @@ func refPath(reference string) string {
 }
 
 // createAppointment answers POST /Appointment: it books a free slot.
-func (h *handler) createAppointment(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (h *handler) createAppointment(w http.ResponseWriter, r *http.Request, c *caller) (err error) {
 	ctx := r.Context()
+	var patient int64
+	resource := kindAppointment
+	defer func() { h.record(r, c, audit.ActionCreate, patient, resource, err) }()
 	if err := h.check(ctx, c, actBook, target{kind: kindAppointment}); err != nil {
 		return err
 	}
@@ -172,6 +176,7 @@ func (h *handler) createAppointment(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		return err
 	}
+	patient = bk.patientID
 	for _, p := range []struct {
 		id    int64
 		kind  string
@@ -233,6 +238,7 @@ func (h *handler) createAppointment(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		return fmt.Errorf("book %s: %w", slotRef, err)
 	}
+	resource = ref(kindAppointment, a.ID)
 	h.Log.InfoContext(ctx, "appointment booked", "appointment", a.ID, "by", c.user.ID, "via", "fhir")
 	h.changed(ctx, a)
 	w.Header().Set("Location", h.base(r)+"/"+ref(kindAppointment, a.ID))

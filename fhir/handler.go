@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
@@ -27,6 +28,7 @@ type Store interface {
 	SearchAppointments(ctx context.Context, q store.AppointmentQuery) ([]scheduling.Appointment, int, error)
 	BookAppointment(ctx context.Context, a scheduling.Appointment, c store.Change) (scheduling.Appointment, error)
 	SetAppointmentStatus(ctx context.Context, id int64, status scheduling.Status, c store.Change) (scheduling.Appointment, error)
+	AuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, int, error)
 }
 
 var _ Store = store.Store(nil)
@@ -44,6 +46,9 @@ type Deps struct {
 	// patient is emailed; it may be nil. Its error is logged: the change
 	// itself stands.
 	Changed func(ctx context.Context, a scheduling.Appointment) error
+	// Audit records each read, search, creation and update of Patients and
+	// Appointments, and each export of the audit trail; nil records nothing.
+	Audit *audit.Recorder
 }
 
 // contentType is the media type of every response.

@@ -5,7 +5,7 @@ import (
 )
 
 // capabilityDate is when this CapabilityStatement last changed.
-const capabilityDate = "2026-05-01"
+const capabilityDate = "2026-11-25"
 
 // CapabilityStatement says what this server implements.
 type CapabilityStatement struct {
@@ -117,6 +117,9 @@ func capability(base string) CapabilityStatement {
 					Documentation: "Create books a free Slot (status booked, one slot, the Patient and the slot's Practitioner as participants). Update changes only the status (cancelled, noshow, arrived, fulfilled, entered-in-error) and cancelationReason.",
 					Interaction:   interactions("read", "search-type", "create", "update"), UpdateCreate: &no,
 					SearchParam: searchParams(appointmentParams)},
+				{Type: kindAuditEvent,
+					Documentation: "The audit trail of access to patient data, in the order it was recorded; admins only (others are answered 403). It holds identifiers, never clinical values.",
+					Interaction:   interactions("search-type"), SearchParam: searchParams(auditEventParams)},
 			},
 			SearchParam: searchParams(pagingParams),
 		}},

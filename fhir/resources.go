@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
@@ -148,7 +149,11 @@ func (h *handler) readPerson(kind string) apiFunc {
 		if err != nil {
 			return err
 		}
-		if err := h.check(ctx, c, actRead, target{kind: kind, id: u.ID}); err != nil {
+		err = h.check(ctx, c, actRead, target{kind: kind, id: u.ID})
+		if kind == kindPatient {
+			h.record(r, c, audit.ActionRead, u.ID, ref(kindPatient, u.ID), err)
+		}
+		if err != nil {
 			return err
 		}
 		h.write(w, r, http.StatusOK, personResource(kind, u))
@@ -191,10 +196,15 @@ func (h *handler) searchPersons(kind string) apiFunc {
 			}
 		}
 		entries := make([]entry, len(page))
+		found := make([]recordRef, len(page))
 		for i, u := range page {
 			entries[i] = entry{ref(kind, u.ID), personResource(kind, u)}
+			found[i] = recordRef{id: u.ID, patient: u.ID}
 		}
 		h.writeBundle(w, r, q, total, entries)
+		if kind == kindPatient {
+			h.recordFound(r, c, kind, 0, found)
+		}
 		return nil
 	}
 }

@@ -24,6 +24,7 @@ func (h *handler) routes(mux *http.ServeMux) {
 	mux.Handle("POST /Appointment", h.authed(h.createAppointment))
 	mux.Handle("GET /Appointment/{id}", h.authed(h.readAppointment))
 	mux.Handle("PUT /Appointment/{id}", h.authed(h.updateAppointment))
+	mux.Handle("GET /AuditEvent", h.authed(h.searchAuditEvents))
 
 	mux.Handle("/metadata", h.notAllowed("GET"))
 	for _, kind := range []string{kindPatient, kindPractitioner, kindSchedule, kindSlot} {
@@ -32,6 +33,7 @@ func (h *handler) routes(mux *http.ServeMux) {
 	}
 	mux.Handle("/Appointment", h.notAllowed("GET", "POST"))
 	mux.Handle("/Appointment/{id}", h.notAllowed("GET", "PUT"))
+	mux.Handle("/AuditEvent", h.notAllowed("GET"))
 	mux.Handle("/", h.public(func(w http.ResponseWriter, r *http.Request) error {
 		return newError(http.StatusNotFound, codeNotFound, "%s is not a path of this FHIR API; GET /fhir/metadata lists what is", r.URL.Path)
 	}))

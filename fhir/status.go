@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
@@ -127,9 +128,10 @@ func sameAppointment(res appointmentBody, cur Appointment) error {
 }
 
 // updateAppointment answers PUT /Appointment/{id}: a change of status.
-func (h *handler) updateAppointment(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (h *handler) updateAppointment(w http.ResponseWriter, r *http.Request, c *caller) (err error) {
 	ctx := r.Context()
 	a, err := h.appointmentOf(ctx, c, r.PathValue("id"))
+	defer func() { h.recordAppointment(r, c, audit.ActionUpdate, a, err) }()
 	if err != nil {
 		return err
 	}

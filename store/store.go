@@ -57,7 +57,8 @@ type Session struct {
 	UserID        int64
 	AppointmentID int64
 	CreatedAt     time.Time
-	ExpiresAt     time.Time
+	ExpiresAt     time.Time // the absolute timeout
+	LastSeenAt    time.Time // last use, for the idle timeout; CreatedAt until touched
 }
 
 // Credential kinds stored hashed in the credentials table.
@@ -126,7 +127,67 @@ type Users interface {
 type Sessions interface {
 	CreateSession(ctx context.Context, s Session) error
 	SessionByHash(ctx context.Context, hash []byte) (Session, error)
+	// TouchSession sets a session's LastSeenAt; a missing one is ErrNotFound.
+	TouchSession(ctx context.Context, hash []byte, at time.Time) error
 	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteUserSessions ends every session of a user (sign out
+	// everywhere) and says how many there were.
+	DeleteUserSessions(ctx context.Context, userID int64) (int, error)
+}
+
+// Throttle counts failed sign-ins, per key (an account or an address), so
+// that every node sees the same count.
+type Throttle interface {
+	// RecordLoginFailure records a failure for key at at and returns how
+	// many failures key has had at or after since, this one included.
+	RecordLoginFailure(ctx context.Context, key string, at, since time.Time) (int, error)
+	// LoginFailures counts key's failures at or after since.
+	LoginFailures(ctx context.Context, key string, since time.Time) (int, error)
+	// ClearLoginFailures forgets key's failures (after a good sign-in).
+	ClearLoginFailures(ctx context.Context, key string) error
+}
+
+// AuditEvent is one access to patient data (or a sign-in), as the audit
+// trail keeps it: who, what, whose, which record, when, from where, and how
+// it ended. It never holds vital values or notes. Seq, PrevHash and Hash
+// are set by the store: each event's Hash covers its fields and the
+// previous event's Hash, so a changed, removed or inserted row breaks the
+// chain (audit.Verify finds where).
+type AuditEvent struct {
+	Seq       int64
+	At        time.Time
+	ActorID   int64  // 0 for an anonymous caller or Bedside itself
+	ActorRole string // a Role, or "device", "anonymous", "system"
+	Action    string // read, search, create, update, delete, export, login, ...
+	PatientID int64  // whose data, 0 if none
+	Resource  string // e.g. "Appointment/12", "Patient/4", "vitals/live"
+	Address   string // the client's address
+	Outcome   string // success, denied or failed
+	PrevHash  []byte
+	Hash      []byte
+}
+
+// AuditQuery selects audit events; zero fields match everything. From and
+// To bound At, [From, To). Results are in chain order (Seq); Limit 0 means 100.
+type AuditQuery struct {
+	ActorID   int64
+	PatientID int64
+	Action    string
+	From, To  time.Time
+	AfterSeq  int64 // only events with Seq > AfterSeq
+	Limit     int
+	Offset    int
+}
+
+// Audit stores the append-only audit trail.
+type Audit interface {
+	// AppendAudit adds e at the end of the chain, setting Seq, PrevHash and
+	// Hash (with audit.Hash) in one transaction, so concurrent appends
+	// chain one after another.
+	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
+	// AuditEvents returns one page of the events q selects and how many it
+	// selects in all.
+	AuditEvents(ctx context.Context, q AuditQuery) (page []AuditEvent, total int, err error)
 }
 
 // Credentials stores API, device and join tokens.
@@ -291,6 +352,8 @@ type Store interface {
 	Appointments
 	Outbox
 	Observations
+	Throttle
+	Audit
 	Ping(ctx context.Context) error
 	Close() error
 }

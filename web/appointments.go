@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/joinlink"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -54,6 +55,7 @@ func (s *server) handleAppointment(w http.ResponseWriter, r *http.Request, c cal
 	if !ok {
 		return
 	}
+	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID))
 	s.renderAppointment(w, r, c, a, http.StatusOK, "", "")
 }
 
@@ -72,6 +74,7 @@ func (s *server) handleNewJoinLink(w http.ResponseWriter, r *http.Request, c cal
 		return
 	}
 	s.Log.InfoContext(r.Context(), "join link reissued", "appointment", a.ID, "by", c.User.ID)
+	s.audited(r, c, audit.ActionUpdate, a.PatientID, audit.Ref("Appointment", a.ID)+"/link")
 	s.renderAppointment(w, r, c, a, http.StatusOK, s.joinURL(r, token), "A new join link was issued; the previous one no longer works.")
 }
 
@@ -129,6 +132,7 @@ func (s *server) handleReschedule(w http.ResponseWriter, r *http.Request, c call
 		return
 	}
 	s.Log.InfoContext(ctx, "appointment rescheduled", "appointment", a.ID, "by", c.User.ID)
+	s.audited(r, c, audit.ActionUpdate, a.PatientID, audit.Ref("Appointment", a.ID))
 	token, err := s.links().Issue(ctx, moved)
 	if err != nil {
 		s.serverError(w, r, err)
@@ -187,6 +191,7 @@ func (s *server) changeStatus(w http.ResponseWriter, r *http.Request, c caller, 
 		return
 	}
 	s.Log.InfoContext(ctx, "appointment status changed", "appointment", a.ID, "status", st, "by", c.User.ID)
+	s.audited(r, c, audit.ActionUpdate, a.PatientID, audit.Ref("Appointment", a.ID))
 	flash := "The visit is now " + statusLabel(st) + "."
 	if st == scheduling.StatusCancelled {
 		flash = "Cancelled. The join link no longer works, and the patient is being emailed the cancellation."

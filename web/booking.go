@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
@@ -142,6 +143,7 @@ func (s *server) renderWeek(w http.ResponseWriter, r *http.Request, c caller, wr
 		if wr.patientID != 0 {
 			if p, err := s.Store.UserByID(ctx, wr.patientID); err == nil && p.Role == store.RolePatient {
 				v.PatientID, v.PatientLabel = p.ID, patientLabel(p)
+				s.audited(r, c, audit.ActionRead, p.ID, audit.Ref("Patient", p.ID))
 			}
 		}
 		if v.PatientID == 0 && wr.query != "" {
@@ -153,6 +155,7 @@ func (s *server) renderWeek(w http.ResponseWriter, r *http.Request, c caller, wr
 			v.Searched, v.Found = true, total
 			for _, p := range found {
 				v.Matches = append(v.Matches, templates.Option{Value: strconv.FormatInt(p.ID, 10), Label: patientLabel(p)})
+				s.audited(r, c, audit.ActionSearch, p.ID, audit.Ref("Patient", p.ID))
 			}
 		}
 	}
@@ -296,6 +299,7 @@ func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	s.Log.InfoContext(ctx, "appointment booked", "appointment", a.ID, "by", c.User.ID)
+	s.audited(r, c, audit.ActionCreate, a.PatientID, audit.Ref("Appointment", a.ID))
 	link, err := s.links().Issue(ctx, a)
 	if err != nil {
 		s.serverError(w, r, err)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
 )
@@ -96,6 +97,9 @@ func (s *server) handleOutboxMessage(w http.ResponseWriter, r *http.Request, c c
 	if err != nil {
 		s.serverError(w, r, err)
 		return
+	}
+	if a, err := s.Store.AppointmentByID(r.Context(), m.AppointmentID); err == nil {
+		s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Message", m.ID))
 	}
 	s.render(w, r, http.StatusOK, templates.OutboxMessagePage(templates.OutboxMessageView{
 		Page: page("Message", c), Row: messageRow(m, viewerZone(c.User)), Text: m.Text, Calendar: string(m.Calendar)}))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals"
@@ -32,6 +33,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	}
 	cred, err := s.deviceCredential(r)
 	if err != nil {
+		s.Audit.Denied(r.Context(), audit.Who{Role: audit.RoleAnonymous, Address: audit.Address(r)}, audit.ActionCreate, 0, "Observation")
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
@@ -54,6 +56,10 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	})
 	s.Log.InfoContext(r.Context(), "device connected", "device", cred.ID, "patient", cred.UserID)
+	// One event per connection: the device (or the patient's browser)
+	// writes the patient's observations from here on.
+	s.Audit.Success(r.Context(), audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
+		audit.ActionCreate, cred.UserID, audit.Ref("Device", cred.ID))
 	err = vitals.ServeDevice(r.Context(), conn, ing)
 	s.Log.InfoContext(r.Context(), "device disconnected", "device", cred.ID, "err", err)
 }

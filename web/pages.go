@@ -11,6 +11,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -90,23 +91,45 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			Page: templates.Page{Title: "Sign in"}, Email: email, Next: next,
 			Error: "That email and password do not match an account."}))
 	}
+	wait, err := s.signInWait(r, email)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if wait > 0 {
+		// Refused before the password is even looked at, so guessing
+		// gains nothing while blocked.
+		s.Log.WarnContext(r.Context(), "sign-in throttled", "address", clientAddress(r))
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
+		s.render(w, r, http.StatusTooManyRequests, templates.LoginPage(templates.LoginView{
+			Page: templates.Page{Title: "Sign in"}, Email: email, Next: next,
+			Error: "Too many failed sign-ins. Please wait " + waitText(wait) + " and try again, or ask an administrator to reset your password."}))
+		return
+	}
 	u, err := s.Store.UserByEmail(r.Context(), email)
 	if err != nil || u.PasswordHash == "" {
 		// Spend the same effort as a real check so timing does not reveal accounts.
 		_ = auth.CheckPassword(dummyHash, r.PostFormValue("password"))
+		s.signInFailed(r, email)
 		fail()
 		return
 	}
 	if err := auth.CheckPassword(u.PasswordHash, r.PostFormValue("password")); err != nil {
 		s.Log.InfoContext(r.Context(), "sign-in failed", "user", u.ID)
+		s.Audit.Failed(r.Context(), audit.User(u, r), audit.ActionLogin, 0, "")
+		s.signInFailed(r, email)
 		fail()
 		return
+	}
+	if err := s.Store.ClearLoginFailures(r.Context(), accountKey(email)); err != nil {
+		s.Log.ErrorContext(r.Context(), "clear sign-in failures", "err", err)
 	}
 	if err := s.startSession(w, r, u.ID, 0, sessionTTL); err != nil {
 		s.serverError(w, r, err)
 		return
 	}
 	s.Log.InfoContext(r.Context(), "signed in", "user", u.ID, "role", u.Role)
+	s.Audit.Success(r.Context(), audit.User(u, r), audit.ActionLogin, 0, "")
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -114,6 +137,19 @@ var dummyHash, _ = auth.HashPassword("not-a-real-password")
 
 func (s *server) handleLogout(w http.ResponseWriter, r *http.Request, c caller) {
 	_ = s.Store.DeleteSession(r.Context(), c.tokenHash)
+	s.clearCookie(w)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// handleLogoutEverywhere ends every session of the caller's account, on
+// every device (a lost laptop, a shared computer left signed in).
+func (s *server) handleLogoutEverywhere(w http.ResponseWriter, r *http.Request, c caller) {
+	n, err := s.Store.DeleteUserSessions(r.Context(), c.User.ID)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.Log.InfoContext(r.Context(), "signed out everywhere", "user", c.User.ID, "sessions", n)
 	s.clearCookie(w)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -160,9 +196,11 @@ func (s *server) participantVisit(w http.ResponseWriter, r *http.Request, c call
 		return a, false
 	}
 	if !mayJoin(c, a) {
+		s.auditDenied(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID))
 		s.forbidden(w, r, "this visit is not yours")
 		return a, false
 	}
+	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID))
 	return a, true
 }
 

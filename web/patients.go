@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
@@ -29,6 +30,7 @@ func (s *server) handlePatients(w http.ResponseWriter, r *http.Request, c caller
 	}
 	v := templates.PatientsView{Page: page("Patients", c), Query: q, Total: total, From: offset + 1, To: offset + len(list)}
 	for _, p := range list {
+		s.audited(r, c, audit.ActionSearch, p.ID, audit.Ref("Patient", p.ID))
 		v.Patients = append(v.Patients, templates.PatientRow{ID: p.ID, Name: p.Name, BirthDate: p.BirthDate, Email: p.Email, Phone: p.Phone, Zone: p.TimeZone})
 	}
 	base := "/patients?q=" + urlQueryEscape(q) + "&offset="
@@ -104,6 +106,7 @@ func (s *server) handleCreatePatient(w http.ResponseWriter, r *http.Request, c c
 			return
 		default:
 			s.Log.InfoContext(r.Context(), "patient created", "patient", u.ID, "by", c.User.ID)
+			s.audited(r, c, audit.ActionCreate, u.ID, audit.Ref("Patient", u.ID))
 			http.Redirect(w, r, "/schedule?patient="+strconv.FormatInt(u.ID, 10), http.StatusSeeOther)
 			return
 		}
@@ -129,6 +132,7 @@ func (s *server) handlePatient(w http.ResponseWriter, r *http.Request, c caller)
 		s.serverError(w, r, err)
 		return
 	}
+	s.audited(r, c, audit.ActionRead, p.ID, audit.Ref("Patient", p.ID))
 	loc := viewerZone(c.User)
 	v := templates.PatientView{Page: page(p.Name, c), Patient: templates.PatientRow{
 		ID: p.ID, Name: p.Name, BirthDate: p.BirthDate, Email: p.Email, Phone: p.Phone, Zone: p.TimeZone}}

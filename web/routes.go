@@ -12,67 +12,95 @@ import (
 	"github.com/bedside-health/bedside/store"
 )
 
-// routes lists every URL the server answers. Each handler states who may use
-// it: public, signed-in staff of given roles, or a participant of the visit
-// (checked inside the handler against the appointment).
+// route is one URL pattern and its handler, wrapped in the check of who
+// may use it.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// routes registers every route of routeTable.
 func (s *server) routes(mux *http.ServeMux) {
+	for _, rt := range s.routeTable() {
+		mux.Handle(rt.pattern, rt.handler)
+	}
+}
+
+// routeTable lists every URL the server answers. Each handler states who
+// may use it: public, any session, signed-in staff of given roles, or a
+// participant of the visit (checked inside the handler against the
+// appointment); FHIR decides per resource. The authorization matrix test
+// (TestAuthorizationMatrix) holds an expected outcome for every pattern
+// here and every kind of caller, and fails for a route it does not know.
+func (s *server) routeTable() []route {
 	staticFS, _ := fs.Sub(static.Files, ".")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(staticFS))))
-
-	// Public.
-	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.HandleFunc("GET /login", s.handleLoginPage)
-	mux.HandleFunc("POST /login", s.handleLogin)
-	mux.HandleFunc("GET /join/{token}", s.handleJoinLink)
-	mux.HandleFunc("GET /ws/device", s.handleDeviceWS) // device token or patient's visit session
-
-	// FHIR R4, Bearer-authenticated; the fhir package decides per resource
-	// who may see and change what.
 	var changed func(ctx context.Context, a scheduling.Appointment) error
 	if s.Notifier != nil {
 		changed = s.Notifier.Changed
 	}
-	mux.Handle("/fhir/", http.StripPrefix("/fhir", fhir.NewHandler(fhir.Deps{
-		Store: s.Store, Log: s.Log.With("component", "fhir"), Now: s.Now, BaseURL: s.PublicURL, Changed: changed,
-	})))
-
-	// Any session.
-	mux.Handle("GET /{$}", s.signedIn(s.handleHome))
-	mux.Handle("POST /logout", s.signedIn(s.handleLogout))
-
-	// Schedulers (and admins).
 	sched := func(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
 		return s.staff(h, store.RoleScheduler, store.RoleAdmin)
 	}
-	mux.Handle("GET /schedule", sched(s.handleSchedule))
-	mux.Handle("GET /schedule/day", sched(s.handleDay))
-	mux.Handle("POST /appointments", sched(s.handleBook))
-	mux.Handle("GET /appointments/{id}", sched(s.handleAppointment))
-	mux.Handle("POST /appointments/{id}/link", sched(s.handleNewJoinLink))
-	mux.Handle("GET /appointments/{id}/reschedule", sched(s.handleRescheduleForm))
-	mux.Handle("POST /appointments/{id}/reschedule", sched(s.handleReschedule))
-	mux.Handle("POST /appointments/{id}/cancel", sched(s.handleCancel))
-	mux.Handle("POST /appointments/{id}/status", sched(s.handleStatus))
-	mux.Handle("GET /patients", sched(s.handlePatients))
-	mux.Handle("GET /patients/new", sched(s.handleNewPatient))
-	mux.Handle("POST /patients", sched(s.handleCreatePatient))
-	mux.Handle("GET /patients/{id}", sched(s.handlePatient))
-	mux.Handle("GET /outbox", sched(s.handleOutbox))
-	mux.Handle("GET /outbox/{id}", sched(s.handleOutboxMessage))
+	hours := func(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
+		return s.staff(h, store.RoleScheduler, store.RoleAdmin, store.RolePhysician) // a physician: own hours only
+	}
+	physician := func(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
+		return s.staff(h, store.RolePhysician) // and the handler checks the visit is theirs
+	}
+	return []route{
+		// Public.
+		{"GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(staticFS)))},
+		{"GET /healthz", http.HandlerFunc(s.handleHealthz)},
+		{"GET /readyz", http.HandlerFunc(s.handleReadyz)},
+		{"GET /login", http.HandlerFunc(s.handleLoginPage)},
+		{"POST /login", http.HandlerFunc(s.handleLogin)},
+		{"GET /join/{token}", http.HandlerFunc(s.handleJoinLink)},
+		{"GET /ws/device", http.HandlerFunc(s.handleDeviceWS)}, // a device token or a patient's visit session
 
-	// Schedulers, admins, and each physician for their own hours.
-	mux.Handle("GET /physicians/{id}/availability", s.staff(s.handleAvailability, store.RoleScheduler, store.RoleAdmin, store.RolePhysician))
-	mux.Handle("POST /physicians/{id}/availability", s.staff(s.handleSetAvailability, store.RoleScheduler, store.RoleAdmin, store.RolePhysician))
+		// FHIR R4, Bearer-authenticated; the fhir package decides per
+		// resource who may see and change what.
+		{"/fhir/", http.StripPrefix("/fhir", fhir.NewHandler(fhir.Deps{
+			Store: s.Store, Log: s.Log.With("component", "fhir"), Now: s.Now, BaseURL: s.PublicURL, Changed: changed, Audit: s.Audit,
+		}))},
 
-	// Physicians; each handler also checks the appointment is theirs.
-	mux.Handle("GET /today", s.staff(s.handleToday, store.RolePhysician))
-	mux.Handle("GET /consult/{id}", s.staff(s.handleConsult, store.RolePhysician))
-	mux.Handle("GET /ws/vitals/{id}", s.staff(s.handleVitalsWS, store.RolePhysician))
+		// Any session.
+		{"GET /{$}", s.signedIn(s.handleHome)},
+		{"POST /logout", s.signedIn(s.handleLogout)},
+		{"POST /logout/everywhere", s.staff(s.handleLogoutEverywhere, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},
 
-	// Visit participants: the patient's join-link session or the physician.
-	mux.Handle("GET /visit/{id}", s.signedIn(s.handleVisit))
-	mux.Handle("GET /ws/call/{id}", s.signedIn(s.handleCallWS))
+		// Schedulers (and admins).
+		{"GET /schedule", sched(s.handleSchedule)},
+		{"GET /schedule/day", sched(s.handleDay)},
+		{"POST /appointments", sched(s.handleBook)},
+		{"GET /appointments/{id}", sched(s.handleAppointment)},
+		{"POST /appointments/{id}/link", sched(s.handleNewJoinLink)},
+		{"GET /appointments/{id}/reschedule", sched(s.handleRescheduleForm)},
+		{"POST /appointments/{id}/reschedule", sched(s.handleReschedule)},
+		{"POST /appointments/{id}/cancel", sched(s.handleCancel)},
+		{"POST /appointments/{id}/status", sched(s.handleStatus)},
+		{"GET /patients", sched(s.handlePatients)},
+		{"GET /patients/new", sched(s.handleNewPatient)},
+		{"POST /patients", sched(s.handleCreatePatient)},
+		{"GET /patients/{id}", sched(s.handlePatient)},
+		{"GET /outbox", sched(s.handleOutbox)},
+		{"GET /outbox/{id}", sched(s.handleOutboxMessage)},
+
+		// Schedulers, admins, and each physician for their own hours.
+		{"GET /physicians/{id}/availability", hours(s.handleAvailability)},
+		{"POST /physicians/{id}/availability", hours(s.handleSetAvailability)},
+
+		// Physicians; each handler also checks the appointment is theirs.
+		{"GET /today", physician(s.handleToday)},
+		{"GET /consult/{id}", physician(s.handleConsult)},
+		{"GET /ws/vitals/{id}", physician(s.handleVitalsWS)},
+
+		// Admins.
+		{"GET /audit", s.staff(s.handleAudit, store.RoleAdmin)},
+
+		// Visit participants: the patient's join-link session or the physician.
+		{"GET /visit/{id}", s.signedIn(s.handleVisit)},
+		{"GET /ws/call/{id}", s.signedIn(s.handleCallWS)},
+	}
 }
 
 func cacheStatic(next http.Handler) http.Handler {

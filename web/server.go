@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/cluster"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
@@ -27,7 +28,7 @@ type Deps struct {
 	Bus       cluster.Bus
 	Calls     CallHub
 	PublicURL string           // e.g. "https://clinic.example"; used in join links
-	Secure    bool             // cookies marked Secure (set under TLS)
+	Secure    bool             // served over HTTPS: cookies marked Secure, HSTS sent
 	Now       func() time.Time // clock; time.Now by default
 	// Secret is the server's key (at least 32 bytes) from which join links
 	// are derived, so invites and reminders can carry the same link.
@@ -36,6 +37,8 @@ type Deps struct {
 	Notifier Notifier
 	// MailConfigured says whether emails leave the outbox over SMTP.
 	MailConfigured bool
+	// Audit records every access to patient data; nil records nothing.
+	Audit *audit.Recorder
 	// AllowedOrigins are extra origins (scheme://host[:port]) that may open
 	// WebSockets besides the server's own host.
 	AllowedOrigins []string
@@ -48,7 +51,9 @@ type Notifier interface {
 
 // Session and link lifetimes.
 const (
-	sessionTTL  = 12 * time.Hour
+	sessionTTL = 12 * time.Hour
+	// idleTimeout ends a session unused this long (staff and patients).
+	idleTimeout = 30 * time.Minute
 	joinSession = 4 * time.Hour
 )
 
@@ -69,13 +74,18 @@ func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	cop := http.NewCrossOriginProtection()
-	return securityHeaders(cop.Handler(mux))
+	return securityHeaders(cop.Handler(mux), d.Secure)
 }
 
-// securityHeaders sets the headers every response carries.
-func securityHeaders(next http.Handler) http.Handler {
+// securityHeaders sets the headers every response carries; secure (the
+// site is served over HTTPS) adds HSTS, so browsers never fall back to
+// plain HTTP.
+func securityHeaders(next http.Handler, secure bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if secure {
+			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		}
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")

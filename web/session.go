@@ -39,9 +39,18 @@ func (s *server) lookupSession(r *http.Request) (caller, error) {
 	if err != nil {
 		return caller{}, errNoSession
 	}
-	if !s.Now().Before(sess.ExpiresAt) {
+	now := s.Now()
+	// Absolute timeout, then idle timeout: a session left alone for
+	// idleTimeout ends, as on a shared clinic computer it should.
+	if !now.Before(sess.ExpiresAt) || !now.Before(sess.LastSeenAt.Add(idleTimeout)) {
 		_ = s.Store.DeleteSession(r.Context(), hash)
 		return caller{}, errNoSession
+	}
+	// Record use at most once a minute, not a write per request.
+	if now.Sub(sess.LastSeenAt) >= time.Minute {
+		if err := s.Store.TouchSession(r.Context(), hash, now); err != nil {
+			s.Log.WarnContext(r.Context(), "touch session", "err", err)
+		}
 	}
 	u, err := s.Store.UserByID(r.Context(), sess.UserID)
 	if err != nil {

@@ -56,16 +56,12 @@ func (s *server) handleJoinLink(w http.ResponseWriter, r *http.Request) {
 
 // handleVisit is the patient's pre-call check, waiting room and call.
 func (s *server) handleVisit(w http.ResponseWriter, r *http.Request, c caller) {
-	a, ok := s.appointmentParam(w, r)
+	a, ok := s.participantVisit(w, r, c)
 	if !ok {
 		return
 	}
-	if c.User.Role == store.RolePhysician && mayJoin(c, a) {
+	if c.User.Role == store.RolePhysician {
 		http.Redirect(w, r, "/consult/"+strconv.FormatInt(a.ID, 10), http.StatusSeeOther)
-		return
-	}
-	if !mayJoin(c, a) {
-		s.forbidden(w, r, "this visit is not yours")
 		return
 	}
 	s.render(w, r, http.StatusOK, templates.JoinPage(templates.JoinView{

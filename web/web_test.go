@@ -142,6 +142,36 @@ func TestSecurityHeaders(t *testing.T) {
 	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP allows inline code: %s", csp)
 	}
+	if hsts := resp.Header.Get("Strict-Transport-Security"); hsts != "" {
+		t.Errorf("HSTS sent over plain HTTP: %q", hsts)
+	}
+}
+
+// TestSecureSite: served over HTTPS (the public URL says so), the session
+// cookie is Secure and browsers are told to keep to HTTPS.
+func TestSecureSite(t *testing.T) {
+	f := newFixtureWith(t, func(d *Deps) { d.Secure = true })
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(f.srv.URL+"/login", url.Values{"email": {"doc@example.org"}, "password": {testPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if hsts := resp.Header.Get("Strict-Transport-Security"); !strings.Contains(hsts, "max-age=31536000") {
+		t.Errorf("HSTS = %q", hsts)
+	}
+	var found bool
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			found = true
+			if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+				t.Errorf("session cookie %+v: want Secure, HttpOnly, SameSite=Lax", c)
+			}
+		}
+	}
+	if !found {
+		t.Error("no session cookie after signing in")
+	}
 }
 
 func TestCrossOriginFormRefused(t *testing.T) {

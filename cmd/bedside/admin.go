@@ -86,6 +86,9 @@ func userAdd(ctx context.Context, args []string, getenv func(string) string, std
 			generated = auth.GeneratePassword()
 			password = generated
 		}
+		if err := auth.CheckPasswordPolicy(password, u.Email, u.Name); err != nil {
+			return fmt.Errorf("user add: %w", err)
+		}
 		if u.PasswordHash, err = auth.HashPassword(password); err != nil {
 			return fmt.Errorf("user add: %w", err)
 		}

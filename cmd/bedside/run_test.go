@@ -101,11 +101,22 @@ func (ts *testServer) getenv(k string) string { return ts.env[k] }
 // cli runs an admin command against the server's data folder.
 func (ts *testServer) cli(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	if err := run(context.Background(), args, ts.getenv, strings.NewReader(stdin), &out, &errOut); err != nil {
-		t.Fatalf("bedside %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	out, err := ts.cliErr(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("bedside %s: %v", strings.Join(args, " "), err)
 	}
-	return out.String()
+	return out
+}
+
+// cliErr runs an admin command and returns its output and error.
+func (ts *testServer) cliErr(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, ts.getenv, strings.NewReader(stdin), &out, &errOut)
+	if err != nil {
+		err = fmt.Errorf("%w\n%s", err, errOut.String())
+	}
+	return out.String(), err
 }
 
 // demoPassword reads a demo account's password from the credentials file.
@@ -319,6 +330,9 @@ func TestCLIAddsUsersAndTokens(t *testing.T) {
 	out := ts.cli(t, "a-long-enough-password\n", "user", "add", "--role", "physician", "--email", "New.Doc@Example.org", "--name", "Dr New", "--tz", "Europe/Paris")
 	if !strings.Contains(out, "added physician Dr New <new.doc@example.org>") {
 		t.Fatalf("user add printed %q", out)
+	}
+	if _, err := ts.cliErr(t, "Password123\n", "user", "add", "--role", "scheduler", "--email", "weak@example.org", "--name", "Weak"); err == nil || !strings.Contains(err.Error(), "most common passwords") {
+		t.Fatalf("a common password was accepted: %v", err)
 	}
 	out = ts.cli(t, "", "user", "add", "--role", "patient", "--email", "p@example.org", "--name", "Pat")
 	if !regexp.MustCompile(`password: \S{12,}`).MatchString(out) {

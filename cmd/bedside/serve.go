@@ -17,6 +17,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/cluster"
 	"github.com/bedside-health/bedside/media"
 	"github.com/bedside-health/bedside/signaling"
@@ -246,7 +247,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	handler := web.NewServer(web.Deps{
 		Log: log, Store: st, Bus: bus, Calls: hub,
 		PublicURL: strings.TrimRight(c.publicURL, "/"), AllowedOrigins: origins,
+		// Behind a TLS-terminating proxy the public URL says HTTPS: then
+		// cookies are Secure and browsers are told to stay on HTTPS.
+		Secure: strings.HasPrefix(strings.ToLower(c.publicURL), "https://"),
 		Secret: secret, Notifier: notifier, MailConfigured: notifier.Sender != nil,
+		Audit: &audit.Recorder{Store: st, Log: log.With("component", "audit")},
 	})
 
 	srv := &http.Server{

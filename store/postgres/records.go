@@ -178,8 +178,11 @@ func (s *DB) CreateSession(ctx context.Context, se store.Session) error {
 	if se.CreatedAt.IsZero() {
 		se.CreatedAt = time.Now()
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, appointment_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		se.TokenHash, se.UserID, se.AppointmentID, norm(se.CreatedAt), norm(se.ExpiresAt))
+	if se.LastSeenAt.IsZero() {
+		se.LastSeenAt = se.CreatedAt
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, appointment_id, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		se.TokenHash, se.UserID, se.AppointmentID, norm(se.CreatedAt), norm(se.ExpiresAt), norm(se.LastSeenAt))
 	if err != nil {
 		return wrap(err, "create session for user %d", se.UserID)
 	}
@@ -190,12 +193,60 @@ func (s *DB) CreateSession(ctx context.Context, se store.Session) error {
 // caller's to check.
 func (s *DB) SessionByHash(ctx context.Context, hash []byte) (store.Session, error) {
 	var se store.Session
-	err := s.pool.QueryRow(ctx, `SELECT token_hash, user_id, appointment_id, created_at, expires_at FROM sessions WHERE token_hash = $1`, hash).
-		Scan(&se.TokenHash, &se.UserID, &se.AppointmentID, utc(&se.CreatedAt), utc(&se.ExpiresAt))
+	err := s.pool.QueryRow(ctx, `SELECT token_hash, user_id, appointment_id, created_at, expires_at, COALESCE(last_seen_at, created_at) FROM sessions WHERE token_hash = $1`, hash).
+		Scan(&se.TokenHash, &se.UserID, &se.AppointmentID, utc(&se.CreatedAt), utc(&se.ExpiresAt), utc(&se.LastSeenAt))
 	if err != nil {
 		return se, wrap(err, "session")
 	}
 	return se, nil
+}
+
+// TouchSession records a session's last use.
+func (s *DB) TouchSession(ctx context.Context, hash []byte, when time.Time) error {
+	return s.execOne(ctx, "touch session", `UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2`, norm(when), hash)
+}
+
+// DeleteUserSessions ends every session of a user and says how many there were.
+func (s *DB) DeleteUserSessions(ctx context.Context, userID int64) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID)
+	if err != nil {
+		return 0, wrap(err, "delete sessions of user %d", userID)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// RecordLoginFailure records a failed sign-in for key and counts key's
+// failures since since, in one statement; failures older than a day are
+// pruned first.
+func (s *DB) RecordLoginFailure(ctx context.Context, key string, when, since time.Time) (int, error) {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE key = $1 AND at < $2`, key, norm(when.Add(-24*time.Hour))); err != nil {
+		return 0, wrap(err, "record login failure")
+	}
+	var n int
+	err := s.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING at)
+		SELECT (SELECT count(*) FROM login_failures WHERE key = $1 AND at >= $3) + (SELECT count(*) FROM ins WHERE at >= $3)`,
+		key, norm(when), norm(since)).Scan(&n)
+	if err != nil {
+		return 0, wrap(err, "record login failure")
+	}
+	return n, nil
+}
+
+// LoginFailures counts key's failed sign-ins since since.
+func (s *DB) LoginFailures(ctx context.Context, key string, since time.Time) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM login_failures WHERE key = $1 AND at >= $2`, key, norm(since)).Scan(&n); err != nil {
+		return 0, wrap(err, "count login failures")
+	}
+	return n, nil
+}
+
+// ClearLoginFailures forgets key's failed sign-ins.
+func (s *DB) ClearLoginFailures(ctx context.Context, key string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE key = $1`, key); err != nil {
+		return wrap(err, "clear login failures")
+	}
+	return nil
 }
 
 // DeleteSession removes a session; removing a missing one is not an error.

@@ -175,8 +175,11 @@ func (s *DB) CreateSession(ctx context.Context, se store.Session) error {
 	if se.CreatedAt.IsZero() {
 		se.CreatedAt = time.Now()
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, appointment_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		se.TokenHash, se.UserID, se.AppointmentID, ms(se.CreatedAt), ms(se.ExpiresAt))
+	if se.LastSeenAt.IsZero() {
+		se.LastSeenAt = se.CreatedAt
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, appointment_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		se.TokenHash, se.UserID, se.AppointmentID, ms(se.CreatedAt), ms(se.ExpiresAt), ms(se.LastSeenAt))
 	if err != nil {
 		return wrap(err, "create session for user %d", se.UserID)
 	}
@@ -187,14 +190,75 @@ func (s *DB) CreateSession(ctx context.Context, se store.Session) error {
 // caller's to check.
 func (s *DB) SessionByHash(ctx context.Context, hash []byte) (store.Session, error) {
 	var se store.Session
-	var created, expires int64
-	err := s.r.QueryRowContext(ctx, `SELECT token_hash, user_id, appointment_id, created_at, expires_at FROM sessions WHERE token_hash = ?`, hash).
-		Scan(&se.TokenHash, &se.UserID, &se.AppointmentID, &created, &expires)
+	var created, expires, seen int64
+	err := s.r.QueryRowContext(ctx, `SELECT token_hash, user_id, appointment_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = ?`, hash).
+		Scan(&se.TokenHash, &se.UserID, &se.AppointmentID, &created, &expires, &seen)
 	if err != nil {
 		return se, wrap(err, "session")
 	}
-	se.CreatedAt, se.ExpiresAt = at(created), at(expires)
+	se.CreatedAt, se.ExpiresAt, se.LastSeenAt = at(created), at(expires), at(seen)
+	if se.LastSeenAt.IsZero() {
+		se.LastSeenAt = se.CreatedAt
+	}
 	return se, nil
+}
+
+// TouchSession records a session's last use.
+func (s *DB) TouchSession(ctx context.Context, hash []byte, when time.Time) error {
+	return s.execOne(ctx, "touch session", `UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?`, ms(when), hash)
+}
+
+// DeleteUserSessions ends every session of a user and says how many there were.
+func (s *DB) DeleteUserSessions(ctx context.Context, userID int64) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+	if err != nil {
+		return 0, wrap(err, "delete sessions of user %d", userID)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// RecordLoginFailure records a failed sign-in for key and counts key's
+// failures since since, in one transaction; failures older than a day are
+// pruned on the way.
+func (s *DB) RecordLoginFailure(ctx context.Context, key string, when, since time.Time) (int, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, wrap(err, "record login failure")
+	}
+	defer tx.Rollback()
+	var n int
+	_, err = tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key = ? AND at < ?`, key, ms(when.Add(-24*time.Hour)))
+	if err == nil {
+		_, err = tx.ExecContext(ctx, `INSERT INTO login_failures (key, at) VALUES (?, ?)`, key, ms(when))
+	}
+	if err == nil {
+		err = tx.QueryRowContext(ctx, `SELECT count(*) FROM login_failures WHERE key = ? AND at >= ?`, key, ms(since)).Scan(&n)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		return 0, wrap(err, "record login failure")
+	}
+	return n, nil
+}
+
+// LoginFailures counts key's failed sign-ins since since.
+func (s *DB) LoginFailures(ctx context.Context, key string, since time.Time) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM login_failures WHERE key = ? AND at >= ?`, key, ms(since)).Scan(&n); err != nil {
+		return 0, wrap(err, "count login failures")
+	}
+	return n, nil
+}
+
+// ClearLoginFailures forgets key's failed sign-ins.
+func (s *DB) ClearLoginFailures(ctx context.Context, key string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM login_failures WHERE key = ?`, key); err != nil {
+		return wrap(err, "clear login failures")
+	}
+	return nil
 }
 
 // DeleteSession removes a session; removing a missing one is not an error.

@@ -19,6 +19,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Ping", testPing},
 		{"Users", testUsers},
 		{"Sessions", testSessions},
+		{"Throttle", testThrottle},
 		{"Credentials", testCredentials},
 		{"Availability", testAvailability},
 		{"BookingRefusesOverlaps", testOverlaps},
@@ -33,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Outbox", testOutbox},
 		{"Observations", testObservations},
 		{"ObservationsOfUnknownDevice", testUnknownDevice},
+		{"Audit", testAudit},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
 	}
@@ -141,9 +143,16 @@ func testSessions(t *testing.T, st store.Store) {
 
 	got, err := st.SessionByHash(ctx, []byte("h1"))
 	if err != nil || string(got.TokenHash) != "h1" || got.UserID != u.ID || got.AppointmentID != 7 ||
-		!sameInstant(se.CreatedAt, got.CreatedAt) || !sameInstant(se.ExpiresAt, got.ExpiresAt) {
-		t.Fatalf("SessionByHash = %+v, %v", got, err)
+		!sameInstant(se.CreatedAt, got.CreatedAt) || !sameInstant(se.ExpiresAt, got.ExpiresAt) || !sameInstant(se.CreatedAt, got.LastSeenAt) {
+		t.Fatalf("SessionByHash = %+v, %v; want LastSeenAt = CreatedAt until touched", got, err)
 	}
+	if err := st.TouchSession(ctx, []byte("h1"), now.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.SessionByHash(ctx, []byte("h1")); !sameInstant(now.Add(10*time.Minute), got.LastSeenAt) {
+		t.Fatalf("after TouchSession, LastSeenAt = %v", got.LastSeenAt)
+	}
+	wantErr(t, "touching a missing session", st.TouchSession(ctx, []byte("nope"), now), store.ErrNotFound)
 	if err := st.DeleteSession(ctx, []byte("h1")); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +160,50 @@ func testSessions(t *testing.T, st store.Store) {
 	wantErr(t, "deleted session", err, store.ErrNotFound)
 	if err := st.DeleteSession(ctx, []byte("h1")); err != nil {
 		t.Fatalf("deleting a missing session: %v", err)
+	}
+
+	// Sign out everywhere ends that user's sessions and nobody else's.
+	other := user(t, st, "q@example.org", store.RolePatient)
+	for i, owner := range []int64{u.ID, u.ID, u.ID, other.ID} {
+		if err := st.CreateSession(ctx, store.Session{TokenHash: []byte{byte(i)}, UserID: owner, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := st.DeleteUserSessions(ctx, u.ID); err != nil || n != 3 {
+		t.Fatalf("DeleteUserSessions = %d, %v; want 3", n, err)
+	}
+	if _, err := st.SessionByHash(ctx, []byte{3}); err != nil {
+		t.Errorf("another user's session went too: %v", err)
+	}
+}
+
+func testThrottle(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	t0 := odd(t)
+	for i := range 3 {
+		n, err := st.RecordLoginFailure(ctx, "account:a@example.org", t0.Add(time.Duration(i)*time.Minute), t0)
+		if err != nil || n != i+1 {
+			t.Fatalf("failure %d: count %d, %v", i+1, n, err)
+		}
+	}
+	if n, _ := st.RecordLoginFailure(ctx, "addr:192.0.2.1", t0, t0); n != 1 {
+		t.Errorf("another key counts %d, want 1", n)
+	}
+	// Only failures since the window's start count.
+	if n, err := st.LoginFailures(ctx, "account:a@example.org", t0.Add(time.Minute)); err != nil || n != 2 {
+		t.Errorf("LoginFailures since t0+1m = %d, %v; want 2", n, err)
+	}
+	if n, _ := st.RecordLoginFailure(ctx, "account:a@example.org", t0.Add(10*time.Minute), t0.Add(5*time.Minute)); n != 1 {
+		t.Errorf("a failure after a quiet window counts %d, want 1", n)
+	}
+	if err := st.ClearLoginFailures(ctx, "account:a@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.LoginFailures(ctx, "account:a@example.org", t0); n != 0 {
+		t.Errorf("after clearing: %d", n)
+	}
+	if n, _ := st.LoginFailures(ctx, "addr:192.0.2.1", t0); n != 1 {
+		t.Errorf("clearing one key cleared another: %d", n)
 	}
 }
 

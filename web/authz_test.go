@@ -1,0 +1,299 @@
+package web
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+)
+
+// The kinds of caller the matrix tries on every route.
+const (
+	anonymous      = "anonymous"
+	patient        = "patient"         // the visit's patient, by its join-link session
+	otherPatient   = "other patient"   // another patient, by their own visit's session
+	physician      = "physician"       // the visit's physician
+	otherPhysician = "other physician" // a physician with no part in the visit
+	scheduler      = "scheduler"
+	admin          = "admin"
+	device         = "device token" // the visit's patient's home hub
+	apiToken       = "API token"    // a scheduler's bearer token
+	expiredAPI     = "expired API token"
+	expiredSession = "expired session" // a scheduler's session past its lifetime
+)
+
+var callers = []string{anonymous, patient, otherPatient, physician, otherPhysician, scheduler, admin, device, apiToken, expiredAPI, expiredSession}
+
+// allowed lists, for each route, the callers it lets through; every other
+// caller must be refused. "*" means everyone (a public route).
+var allowed = map[string][]string{
+	"GET /static/":            {"*"},
+	"GET /healthz":            {"*"},
+	"GET /readyz":             {"*"},
+	"GET /login":              {"*"},
+	"POST /login":             {"*"},                           // answers every caller alike: the form is the credential
+	"GET /join/{token}":       {"*"},                           // the token is the credential: see TestJoinLinkStates
+	"GET /ws/device":          {patient, otherPatient, device}, // each for their own record
+	"/fhir/":                  {apiToken},
+	"GET /{$}":                {patient, otherPatient, physician, otherPhysician, scheduler, admin},
+	"POST /logout":            {patient, otherPatient, physician, otherPhysician, scheduler, admin},
+	"POST /logout/everywhere": {physician, otherPhysician, scheduler, admin},
+
+	"GET /schedule":                      {scheduler, admin},
+	"GET /schedule/day":                  {scheduler, admin},
+	"POST /appointments":                 {scheduler, admin},
+	"GET /appointments/{id}":             {scheduler, admin},
+	"POST /appointments/{id}/link":       {scheduler, admin},
+	"GET /appointments/{id}/reschedule":  {scheduler, admin},
+	"POST /appointments/{id}/reschedule": {scheduler, admin},
+	"POST /appointments/{id}/cancel":     {scheduler, admin},
+	"POST /appointments/{id}/status":     {scheduler, admin},
+	"GET /patients":                      {scheduler, admin},
+	"GET /patients/new":                  {scheduler, admin},
+	"POST /patients":                     {scheduler, admin},
+	"GET /patients/{id}":                 {scheduler, admin},
+	"GET /outbox":                        {scheduler, admin},
+	"GET /outbox/{id}":                   {scheduler, admin},
+
+	"GET /physicians/{id}/availability":  {scheduler, admin, physician}, // {id} is the visit's physician
+	"POST /physicians/{id}/availability": {scheduler, admin, physician},
+
+	"GET /audit": {admin},
+
+	"GET /today":          {physician, otherPhysician},
+	"GET /consult/{id}":   {physician},
+	"GET /ws/vitals/{id}": {physician},
+	"GET /visit/{id}":     {patient, physician},
+	"GET /ws/call/{id}":   {patient, physician},
+}
+
+// matrix is the fixture's server with one more visit (the other patient's,
+// with the other physician), an admin, and a way to make each caller.
+type matrix struct {
+	*fixture
+	otherVisit scheduling.Appointment
+	join       string // a live join link of the visit
+	apiTok     string
+	expiredTok string
+	adminID    int64
+	schedID    int64
+}
+
+func newMatrix(t *testing.T) *matrix {
+	f := newFixture(t)
+	ctx := t.Context()
+	m := &matrix{fixture: f}
+	start := f.visit.End.Add(time.Hour)
+	var err error
+	m.otherVisit, err = f.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: f.doc2.ID, PatientID: f.other.ID,
+		Start: start, End: start.Add(30 * time.Minute)}, store.Change{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.st.CreateUser(ctx, store.User{Email: "admin@example.org", Name: "Admin", Role: store.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.adminID = a.ID
+	sched, err := f.st.UserByEmail(ctx, "sched@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.schedID = sched.ID
+	tok, hash := auth.NewToken()
+	if _, err := f.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: sched.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	m.apiTok = tok
+	tok, hash = auth.NewToken()
+	if _, err := f.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: sched.ID, ExpiresAt: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	m.expiredTok = tok
+	tok, hash = auth.NewToken()
+	if _, err := f.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialJoin, TokenHash: hash, UserID: f.pat.ID, AppointmentID: f.visit.ID, ExpiresAt: f.visit.End.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	m.join = tok
+	return m
+}
+
+// session stores a fresh session for a user (bound to a visit for
+// patients) and returns its cookie value.
+func (m *matrix) session(t *testing.T, userID, visit int64, expires time.Time) string {
+	t.Helper()
+	tok, hash := auth.NewToken()
+	if err := m.st.CreateSession(t.Context(), store.Session{TokenHash: hash, UserID: userID, AppointmentID: visit,
+		CreatedAt: time.Now(), ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// as makes req come from the given kind of caller.
+func (m *matrix) as(t *testing.T, req *http.Request, who string) {
+	t.Helper()
+	later := time.Now().Add(time.Hour)
+	cookie := func(v string) { req.AddCookie(&http.Cookie{Name: sessionCookie, Value: v}) }
+	switch who {
+	case anonymous:
+	case patient:
+		cookie(m.session(t, m.pat.ID, m.visit.ID, later))
+	case otherPatient:
+		cookie(m.session(t, m.other.ID, m.otherVisit.ID, later))
+	case physician:
+		cookie(m.session(t, m.doc.ID, 0, later))
+	case otherPhysician:
+		cookie(m.session(t, m.doc2.ID, 0, later))
+	case scheduler:
+		cookie(m.session(t, m.schedID, 0, later))
+	case admin:
+		cookie(m.session(t, m.adminID, 0, later))
+	case device:
+		req.Header.Set("Authorization", "Bearer "+m.devToken)
+	case apiToken:
+		req.Header.Set("Authorization", "Bearer "+m.apiTok)
+	case expiredAPI:
+		req.Header.Set("Authorization", "Bearer "+m.expiredTok)
+	case expiredSession:
+		cookie(m.session(t, m.schedID, 0, time.Now().Add(-time.Second)))
+	default:
+		t.Fatalf("unknown caller %q", who)
+	}
+}
+
+// path is a concrete URL for a pattern, aimed at the fixture's visit.
+func (m *matrix) path(pattern string) (method, path string) {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "GET", pattern
+	}
+	r := strings.NewReplacer(
+		"{$}", "",
+		"{token}", m.join,
+		"/static/", "/static/app.css",
+		"/fhir/", "/fhir/Appointment",
+		"/patients/{id}", fmt.Sprintf("/patients/%d", m.pat.ID),
+		"/physicians/{id}", fmt.Sprintf("/physicians/%d", m.doc.ID),
+		"/outbox/{id}", "/outbox/1",
+		"{id}", fmt.Sprint(m.visit.ID),
+	)
+	return method, r.Replace(path)
+}
+
+// refused reports whether a response turns the caller away: 401, 403, or,
+// for a page (GET), a redirect to sign in. (Signing out also ends at the
+// sign-in page: a POST answered so succeeded.)
+func refused(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden ||
+		(resp.Request.Method == http.MethodGet && resp.StatusCode == http.StatusSeeOther &&
+			strings.HasPrefix(resp.Header.Get("Location"), "/login"))
+}
+
+// TestAuthorizationMatrix tries every route of the route table as every
+// kind of caller. A route missing from the allowed table fails the test:
+// whoever adds a route decides who may use it.
+func TestAuthorizationMatrix(t *testing.T) {
+	m := newMatrix(t)
+	s := server{Deps: Deps{Store: m.st, Log: slog.New(slog.DiscardHandler)}}
+	var patterns []string
+	for _, rt := range s.routeTable() {
+		patterns = append(patterns, rt.pattern)
+	}
+	sort.Strings(patterns)
+	for _, p := range patterns {
+		if _, ok := allowed[p]; !ok {
+			t.Errorf("route %q is not in the authorization matrix: decide who may use it", p)
+		}
+	}
+	for p := range allowed {
+		if !containsString(patterns, p) {
+			t.Errorf("the matrix lists %q, which is no longer a route", p)
+		}
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range patterns {
+		method, path := m.path(p)
+		for _, who := range callers {
+			want := containsString(allowed[p], "*") || containsString(allowed[p], who)
+			req, err := http.NewRequest(method, m.srv.URL+path, strings.NewReader(url.Values{}.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if method == http.MethodPost {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			m.as(t, req, who)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode >= 500:
+				t.Errorf("%s %s as %s: %d", method, path, who, resp.StatusCode)
+			case want && refused(resp) && !containsString(allowed[p], "*"):
+				t.Errorf("%s as %s: refused (%d %s), want let through", p, who, resp.StatusCode, resp.Header.Get("Location"))
+			case !want && !refused(resp):
+				t.Errorf("%s as %s: let through (%d), want refused", p, who, resp.StatusCode)
+			}
+		}
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestJoinLinkStates: the join route's credential is its token, and only a
+// live one opens its visit.
+func TestJoinLinkStates(t *testing.T) {
+	m := newMatrix(t)
+	ctx := t.Context()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	mk := func(expires, revoked time.Time) string {
+		tok, hash := auth.NewToken()
+		if _, err := m.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialJoin, TokenHash: hash, UserID: m.pat.ID,
+			AppointmentID: m.visit.ID, ExpiresAt: expires, RevokedAt: revoked}); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for _, c := range []struct {
+		name  string
+		token string
+		want  int
+	}{
+		{"live", m.join, http.StatusSeeOther},
+		{"expired", mk(time.Now().Add(-time.Minute), time.Time{}), http.StatusGone},
+		{"revoked", mk(time.Now().Add(time.Hour), time.Now().Add(-time.Minute)), http.StatusGone},
+		{"unknown", "not-a-token", http.StatusNotFound},
+		{"an API token", m.apiTok, http.StatusNotFound},
+		{"a device token", m.devToken, http.StatusNotFound},
+	} {
+		resp, err := client.Get(m.srv.URL + "/join/" + c.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s join link: %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+		if c.want != http.StatusSeeOther && len(resp.Cookies()) > 0 {
+			t.Errorf("%s join link set a cookie", c.name)
+		}
+	}
+}
