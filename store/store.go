@@ -46,6 +46,7 @@ type User struct {
 	PasswordHash string
 	BirthDate    string // patients: YYYY-MM-DD, "" if unknown
 	Phone        string // contact number as entered, "" if none
+	TOTPSecret   []byte // the second factor's secret, sealed with the server key; nil if none
 	CreatedAt    time.Time
 }
 
@@ -121,6 +122,8 @@ type Users interface {
 	// UpdateUser replaces a user's name, time zone, birth date and phone.
 	UpdateUser(ctx context.Context, u User) (User, error)
 	SetPassword(ctx context.Context, userID int64, hash string) error
+	// SetTOTPSecret sets (nil: removes) a user's sealed second-factor secret.
+	SetTOTPSecret(ctx context.Context, userID int64, sealed []byte) error
 }
 
 // Sessions stores browser sessions.

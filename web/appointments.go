@@ -99,7 +99,7 @@ func (s *server) handleRescheduleForm(w http.ResponseWriter, r *http.Request, c 
 func (s *server) handleReschedule(w http.ResponseWriter, r *http.Request, c caller) {
 	ctx := r.Context()
 	a, ok := s.appointmentParam(w, r)
-	if !ok || !readForm(w, r) {
+	if !ok || !s.readForm(w, r) {
 		return
 	}
 	wr := weekRequestFrom(r.PostForm)
@@ -153,7 +153,7 @@ func (s *server) handleCancel(w http.ResponseWriter, r *http.Request, c caller) 
 }
 
 func (s *server) handleStatus(w http.ResponseWriter, r *http.Request, c caller) {
-	if !readForm(w, r) {
+	if !s.readForm(w, r) {
 		return
 	}
 	st := scheduling.Status(r.PostFormValue("status"))
@@ -169,7 +169,7 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request, c caller) 
 func (s *server) changeStatus(w http.ResponseWriter, r *http.Request, c caller, st scheduling.Status) {
 	ctx := r.Context()
 	a, ok := s.appointmentParam(w, r)
-	if !ok || !readForm(w, r) {
+	if !ok || !s.readForm(w, r) {
 		return
 	}
 	reason := strings.TrimSpace(r.PostFormValue("reason"))

@@ -37,6 +37,7 @@ var callers = []string{anonymous, patient, otherPatient, physician, otherPhysici
 var allowed = map[string][]string{
 	"GET /static/":            {"*"},
 	"GET /healthz":            {"*"},
+	"GET /metrics":            {"*"}, // from loopback without a token: see TestMetricsAccess
 	"GET /readyz":             {"*"},
 	"GET /login":              {"*"},
 	"POST /login":             {"*"},                           // answers every caller alike: the form is the credential
@@ -295,5 +296,31 @@ func TestJoinLinkStates(t *testing.T) {
 		if c.want != http.StatusSeeOther && len(resp.Cookies()) > 0 {
 			t.Errorf("%s join link set a cookie", c.name)
 		}
+	}
+}
+
+// TestJoinLinkOpensAroundItsVisit: a link for a visit more than a day
+// away does not open yet, and sets no session.
+func TestJoinLinkOpensAroundItsVisit(t *testing.T) {
+	m := newMatrix(t)
+	ctx := t.Context()
+	start := time.Now().Add(72 * time.Hour).Truncate(time.Minute)
+	later, err := m.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: m.doc.ID, PatientID: m.pat.ID, Start: start, End: start.Add(30 * time.Minute)}, store.Change{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, hash := auth.NewToken()
+	if _, err := m.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialJoin, TokenHash: hash, UserID: m.pat.ID,
+		AppointmentID: later.ID, ExpiresAt: later.End.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(m.srv.URL + "/join/" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Errorf("a link three days early: %d with %d cookies, want 403 and none", resp.StatusCode, len(resp.Cookies()))
 	}
 }

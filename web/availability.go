@@ -249,7 +249,7 @@ func (s *server) handleAvailability(w http.ResponseWriter, r *http.Request, c ca
 
 func (s *server) handleSetAvailability(w http.ResponseWriter, r *http.Request, c caller) {
 	p, ok := s.physicianParam(w, r, c)
-	if !ok || !readForm(w, r) {
+	if !ok || !s.readForm(w, r) {
 		return
 	}
 	zone := zoneOf(p.TimeZone)

@@ -237,10 +237,18 @@ func checkSlotMessage(err error) string {
 	return "That time is not one of the physician's slots. Choose a time from the week below."
 }
 
+// maxForm bounds every form's body.
+const maxForm = 16 << 10
+
 // readForm parses a small urlencoded form; false means an answer was sent.
-func readForm(w http.ResponseWriter, r *http.Request) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+func (s *server) readForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.metrics.refused.Inc("body")
+			http.Error(w, "the form is larger than 16 KiB", http.StatusRequestEntityTooLarge)
+			return false
+		}
 		http.Error(w, "the form could not be read", http.StatusBadRequest)
 		return false
 	}
@@ -249,7 +257,7 @@ func readForm(w http.ResponseWriter, r *http.Request) bool {
 
 func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 	ctx := r.Context()
-	if !readForm(w, r) {
+	if !s.readForm(w, r) {
 		return
 	}
 	wr := weekRequestFrom(r.PostForm)
@@ -290,6 +298,7 @@ func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 		Status: scheduling.StatusBooked, VisitType: wr.visitType,
 	}, store.Change{ActorID: c.User.ID, At: s.Now()})
 	if errors.Is(err, scheduling.ErrSlotTaken) {
+		s.metrics.bookings.Inc("taken")
 		wr.alternatives = s.alternativesTo(ctx, phys.ID, wr.visitType, start, 0)
 		bad(http.StatusConflict, "That time was just taken. Please choose another; the nearest free times are below.")
 		return
@@ -299,6 +308,7 @@ func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	s.Log.InfoContext(ctx, "appointment booked", "appointment", a.ID, "by", c.User.ID)
+	s.metrics.bookings.Inc("booked")
 	s.audited(r, c, audit.ActionCreate, a.PatientID, audit.Ref("Appointment", a.ID))
 	link, err := s.links().Issue(ctx, a)
 	if err != nil {

@@ -43,6 +43,8 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := wsconn.New(ws, wsconn.Options{ReadLimit: deviceMaxMessage})
 	defer conn.Close()
+	s.metrics.sockets.Add(1, "device")
+	defer s.metrics.sockets.Add(-1, "device")
 	release := s.devices.claim(cred.ID, conn)
 	defer release()
 	// Read the acknowledged sequence only once this connection owns the

@@ -100,6 +100,8 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		// Refused before the password is even looked at, so guessing
 		// gains nothing while blocked.
 		s.Log.WarnContext(r.Context(), "sign-in throttled", "address", clientAddress(r))
+		s.metrics.signIns.Inc("throttled")
+		s.metrics.refused.Inc("sign-in")
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
 		s.render(w, r, http.StatusTooManyRequests, templates.LoginPage(templates.LoginView{
 			Page: templates.Page{Title: "Sign in"}, Email: email, Next: next,
@@ -111,12 +113,14 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		// Spend the same effort as a real check so timing does not reveal accounts.
 		_ = auth.CheckPassword(dummyHash, r.PostFormValue("password"))
 		s.signInFailed(r, email)
+		s.metrics.signIns.Inc("failed")
 		fail()
 		return
 	}
 	if err := auth.CheckPassword(u.PasswordHash, r.PostFormValue("password")); err != nil {
 		s.Log.InfoContext(r.Context(), "sign-in failed", "user", u.ID)
 		s.Audit.Failed(r.Context(), audit.User(u, r), audit.ActionLogin, 0, "")
+		s.metrics.signIns.Inc("failed")
 		s.signInFailed(r, email)
 		fail()
 		return
@@ -130,6 +134,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Log.InfoContext(r.Context(), "signed in", "user", u.ID, "role", u.Role)
 	s.Audit.Success(r.Context(), audit.User(u, r), audit.ActionLogin, 0, "")
+	s.metrics.signIns.Inc("success")
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -214,6 +219,15 @@ func mayJoin(c caller, a scheduling.Appointment) bool {
 		return c.User.ID == a.PhysicianID
 	}
 	return false
+}
+
+// userZone is a user's time zone name, "" if unknown.
+func (s *server) userZone(r *http.Request, id int64) string {
+	u, err := s.Store.UserByID(r.Context(), id)
+	if err != nil {
+		return ""
+	}
+	return u.TimeZone
 }
 
 func (s *server) userName(r *http.Request, id int64) string {

@@ -91,7 +91,7 @@ func readPatientForm(r *http.Request, now time.Time) patientForm {
 }
 
 func (s *server) handleCreatePatient(w http.ResponseWriter, r *http.Request, c caller) {
-	if !readForm(w, r) {
+	if !s.readForm(w, r) {
 		return
 	}
 	f := readPatientForm(r, s.Now())

@@ -52,6 +52,7 @@ func (s *server) routeTable() []route {
 		{"GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(staticFS)))},
 		{"GET /healthz", http.HandlerFunc(s.handleHealthz)},
 		{"GET /readyz", http.HandlerFunc(s.handleReadyz)},
+		{"GET /metrics", http.HandlerFunc(s.handleMetrics)}, // counts only; a token, or loopback callers
 		{"GET /login", http.HandlerFunc(s.handleLoginPage)},
 		{"POST /login", http.HandlerFunc(s.handleLogin)},
 		{"GET /join/{token}", http.HandlerFunc(s.handleJoinLink)},

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/joinlink"
 	"github.com/bedside-health/bedside/notify"
 	"github.com/bedside-health/bedside/scheduling"
@@ -207,8 +208,9 @@ func TestBookRescheduleCancel(t *testing.T) {
 	if st, _ := getPage(t, anon, first); st != http.StatusGone {
 		t.Errorf("the link of before the move: %d, want 410", st)
 	}
-	if st, _ := getPage(t, anon, second); st != http.StatusSeeOther {
-		t.Errorf("the new link: %d, want 303", st)
+	// The new link is live (it opens a day before the visit).
+	if cred, err := f.st.CredentialByHash(ctx, store.CredentialJoin, auth.HashToken(second[strings.LastIndex(second, "/")+1:])); err != nil || !cred.RevokedAt.IsZero() || cred.AppointmentID != a.ID {
+		t.Errorf("the new link: %+v, %v; want a live link of the visit", cred, err)
 	}
 
 	// Cancelling needs a reason; then the link is dead too.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/cluster"
+	"github.com/bedside-health/bedside/metrics"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
@@ -39,6 +40,11 @@ type Deps struct {
 	MailConfigured bool
 	// Audit records every access to patient data; nil records nothing.
 	Audit *audit.Recorder
+	// Metrics is where the web layer counts; a fresh registry if nil.
+	Metrics *metrics.Registry
+	// MetricsToken, if set, is the bearer token GET /metrics requires;
+	// without it only loopback callers may read the metrics.
+	MetricsToken string
 	// AllowedOrigins are extra origins (scheme://host[:port]) that may open
 	// WebSockets besides the server's own host.
 	AllowedOrigins []string
@@ -55,11 +61,14 @@ const (
 	// idleTimeout ends a session unused this long (staff and patients).
 	idleTimeout = 30 * time.Minute
 	joinSession = 4 * time.Hour
+	// joinOpensBefore is how long before its visit a join link opens.
+	joinOpensBefore = 24 * time.Hour
 )
 
 type server struct {
 	Deps
 	devices *deviceRegistry
+	metrics *webMetrics
 }
 
 // NewServer returns the HTTP handler for the whole application.
@@ -70,11 +79,14 @@ func NewServer(d Deps) http.Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	s := &server{Deps: d, devices: newDeviceRegistry()}
+	if d.Metrics == nil {
+		d.Metrics = metrics.NewRegistry()
+	}
+	s := &server{Deps: d, devices: newDeviceRegistry(), metrics: newWebMetrics(d.Metrics)}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	cop := http.NewCrossOriginProtection()
-	return securityHeaders(cop.Handler(mux), d.Secure)
+	return securityHeaders(s.countRequests(cop.Handler(mux)), d.Secure)
 }
 
 // securityHeaders sets the headers every response carries; secure (the

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/auth"
-	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
 )
@@ -38,8 +37,15 @@ func (s *server) handleJoinLink(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusNotFound, "This link does not work", "The visit no longer exists. Please contact the clinic.")
 		return
 	}
-	if a.Status == scheduling.StatusCancelled {
+	if !a.Status.Live() {
 		s.message(w, r, http.StatusGone, "This visit was cancelled", "Please contact the clinic to book another time.")
+		return
+	}
+	// A join link opens only around its visit: from a day before, so the
+	// patient can check camera, microphone and devices ahead of time.
+	if opens := a.Start.Add(-joinOpensBefore); now.Before(opens) {
+		s.message(w, r, http.StatusForbidden, "This link is not open yet",
+			"It opens on "+formatWhen(opens, zoneOf(s.userZone(r, a.PatientID)))+", a day before your visit. Please come back then.")
 		return
 	}
 	ttl := joinSession

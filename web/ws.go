@@ -83,6 +83,8 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 	}
 	conn := wsconn.New(ws, wsconn.Options{})
 	defer conn.Close()
+	s.metrics.sockets.Add(1, "call")
+	defer s.metrics.sockets.Add(-1, "call")
 	peer := signaling.Peer{
 		ID:          "u" + strconv.FormatInt(c.User.ID, 10),
 		Name:        c.User.Name,
@@ -130,6 +132,8 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	}
 	conn := wsconn.New(ws, wsconn.Options{ReadLimit: 4096})
 	defer conn.Close()
+	s.metrics.sockets.Add(1, "vitals")
+	defer s.metrics.sockets.Add(-1, "vitals")
 	s.Log.InfoContext(r.Context(), "vitals viewer connected", "appointment", a.ID, "user", c.User.ID)
 	// The viewer sends nothing we act on; reading detects its departure.
 	go func() {

@@ -251,7 +251,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// cookies are Secure and browsers are told to stay on HTTPS.
 		Secure: strings.HasPrefix(strings.ToLower(c.publicURL), "https://"),
 		Secret: secret, Notifier: notifier, MailConfigured: notifier.Sender != nil,
-		Audit: &audit.Recorder{Store: st, Log: log.With("component", "audit")},
+		Audit:   &audit.Recorder{Store: st, Log: log.With("component", "audit")},
+		Metrics: newMetrics(), MetricsToken: getenv("BEDSIDE_METRICS_TOKEN"),
 	})
 
 	srv := &http.Server{

@@ -9,12 +9,12 @@ import (
 	"github.com/bedside-health/bedside/store"
 )
 
-const userCols = `id, email, name, role, time_zone, password_hash, created_at, birth_date, phone`
+const userCols = `id, email, name, role, time_zone, password_hash, created_at, birth_date, phone, totp_secret`
 
 func scanUser(row scanner) (store.User, error) {
 	var u store.User
 	var created int64
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, &created, &u.BirthDate, &u.Phone)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, &created, &u.BirthDate, &u.Phone, &u.TOTPSecret)
 	u.CreatedAt = at(created)
 	return u, err
 }

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Observations", testObservations},
 		{"ObservationsOfUnknownDevice", testUnknownDevice},
 		{"Audit", testAudit},
+		{"TOTP", testTOTP},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
 	}
