@@ -52,7 +52,8 @@ type User struct {
 
 // Session is a server-side browser session. TokenHash is the SHA-256 of the
 // cookie value. A session opened from a join link is bound to one appointment
-// (AppointmentID != 0) and grants nothing else.
+// (AppointmentID > 0) and grants nothing else; AppointmentID -1 marks a
+// sign-in waiting for its second factor, which grants nothing at all.
 type Session struct {
 	TokenHash     []byte
 	UserID        int64

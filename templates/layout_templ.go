@@ -84,7 +84,7 @@ func Layout(p Page) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if p.Role != "" && p.Role != "patient" {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<form method=\"post\" action=\"/logout/everywhere\" class=\"inline\"><button type=\"submit\" class=\"link\">Sign out everywhere</button></form>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<a href=\"/account/totp\">Two-step sign-in</a><form method=\"post\" action=\"/logout/everywhere\" class=\"inline\"><button type=\"submit\" class=\"link\">Sign out everywhere</button></form>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

@@ -67,7 +67,12 @@ var allowed = map[string][]string{
 	"GET /physicians/{id}/availability":  {scheduler, admin, physician}, // {id} is the visit's physician
 	"POST /physicians/{id}/availability": {scheduler, admin, physician},
 
-	"GET /audit": {admin},
+	"GET /login/code":        {"*"}, // the pending sign-in's cookie is the credential: see TestTOTPSignIn
+	"POST /login/code":       {"*"},
+	"GET /account/totp":      {physician, otherPhysician, scheduler, admin},
+	"POST /account/totp":     {physician, otherPhysician, scheduler, admin},
+	"POST /account/totp/off": {physician, otherPhysician, scheduler, admin},
+	"GET /audit":             {admin},
 
 	"GET /today":          {physician, otherPhysician},
 	"GET /consult/{id}":   {physician},

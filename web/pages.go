@@ -125,6 +125,11 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		fail()
 		return
 	}
+	if len(u.TOTPSecret) > 0 {
+		// No session yet: the code from the authenticator app comes next (totp.go).
+		s.askSecondFactor(w, r, u, next)
+		return
+	}
 	if err := s.Store.ClearLoginFailures(r.Context(), accountKey(email)); err != nil {
 		s.Log.ErrorContext(r.Context(), "clear sign-in failures", "err", err)
 	}

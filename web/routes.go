@@ -55,6 +55,8 @@ func (s *server) routeTable() []route {
 		{"GET /metrics", http.HandlerFunc(s.handleMetrics)}, // counts only; a token, or loopback callers
 		{"GET /login", http.HandlerFunc(s.handleLoginPage)},
 		{"POST /login", http.HandlerFunc(s.handleLogin)},
+		{"GET /login/code", http.HandlerFunc(s.handleLoginCodePage)}, // the pending sign-in's cookie is the credential
+		{"POST /login/code", http.HandlerFunc(s.handleLoginCode)},
 		{"GET /join/{token}", http.HandlerFunc(s.handleJoinLink)},
 		{"GET /ws/device", http.HandlerFunc(s.handleDeviceWS)}, // a device token or a patient's visit session
 
@@ -94,6 +96,11 @@ func (s *server) routeTable() []route {
 		{"GET /today", physician(s.handleToday)},
 		{"GET /consult/{id}", physician(s.handleConsult)},
 		{"GET /ws/vitals/{id}", physician(s.handleVitalsWS)},
+
+		// Staff: their own two-step sign-in.
+		{"GET /account/totp", s.staff(s.handleTOTPPage, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},
+		{"POST /account/totp", s.staff(s.handleTOTPEnrol, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},
+		{"POST /account/totp/off", s.staff(s.handleTOTPOff, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},
 
 		// Admins.
 		{"GET /audit", s.staff(s.handleAudit, store.RoleAdmin)},

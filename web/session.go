@@ -39,6 +39,12 @@ func (s *server) lookupSession(r *http.Request) (caller, error) {
 	if err != nil {
 		return caller{}, errNoSession
 	}
+	// A sign-in still waiting for its code (AppointmentID
+	// pendingSecondFactor, see totp.go) grants nothing here, whatever
+	// cookie carries its token; no negative ID is a real session.
+	if sess.AppointmentID < 0 {
+		return caller{}, errNoSession
+	}
 	now := s.Now()
 	// Absolute timeout, then idle timeout: a session left alone for
 	// idleTimeout ends, as on a shared clinic computer it should.

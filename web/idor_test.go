@@ -1,0 +1,84 @@
+package web
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+)
+
+// TestGuessedIdentifiers walks sequential identifiers through every URL
+// that takes one, as a patient and as an unrelated physician, over the web
+// and FHIR: each may reach only their own records.
+func TestGuessedIdentifiers(t *testing.T) {
+	m := newMatrix(t)
+	ctx := t.Context()
+	// A few more visits, so that guessing has something to find.
+	for i := range 4 {
+		start := m.visit.End.Add(time.Duration(2+i) * time.Hour)
+		if _, err := m.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: m.doc.ID, PatientID: m.other.ID,
+			Start: start, End: start.Add(30 * time.Minute)}, store.Change{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patientTok, hash := auth.NewToken()
+	if _, err := m.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: m.pat.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(req *http.Request) (int, string) {
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for id := int64(1); id <= 12; id++ {
+		for _, path := range []string{"/visit/%d", "/consult/%d", "/ws/call/%d", "/ws/vitals/%d", "/appointments/%d", "/patients/%d"} {
+			u := m.srv.URL + fmt.Sprintf(path, id)
+			// The visit's patient, by their join-link session: their own visit only.
+			req, _ := http.NewRequest("GET", u, nil)
+			m.as(t, req, patient)
+			if st, _ := do(req); st < 400 && !(id == m.visit.ID && (path == "/visit/%d" || path == "/ws/call/%d")) {
+				t.Errorf("patient reached %s: %d", fmt.Sprintf(path, id), st)
+			}
+			// A physician with no visit there reaches nothing of it.
+			req, _ = http.NewRequest("GET", u, nil)
+			m.as(t, req, otherPhysician)
+			if st, _ := do(req); st < 400 {
+				a, err := m.st.AppointmentByID(ctx, id)
+				if err != nil || a.PhysicianID != m.doc2.ID {
+					t.Errorf("another physician reached %s: %d", fmt.Sprintf(path, id), st)
+				}
+			}
+		}
+		// FHIR, with the patient's own API token.
+		for _, res := range []string{"Appointment", "Patient"} {
+			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/fhir/%s/%d", m.srv.URL, res, id), nil)
+			req.Header.Set("Authorization", "Bearer "+patientTok)
+			st, body := do(req)
+			own := res == "Patient" && id == m.pat.ID || res == "Appointment" && id == m.visit.ID
+			if st == http.StatusOK && !own {
+				t.Errorf("patient read %s/%d over FHIR", res, id)
+			}
+			if st == http.StatusOK && strings.Contains(body, m.other.Email) {
+				t.Errorf("%s/%d carries another patient's email", res, id)
+			}
+		}
+	}
+	// A search without parameters finds the patient's own visits only.
+	req, _ := http.NewRequest("GET", m.srv.URL+"/fhir/Appointment", nil)
+	req.Header.Set("Authorization", "Bearer "+patientTok)
+	st, body := do(req)
+	if st != http.StatusOK || !strings.Contains(body, `"total":1`) && !strings.Contains(body, `"total": 1`) {
+		t.Errorf("patient's Appointment search: %d %s", st, body)
+	}
+}
