@@ -36,12 +36,24 @@ func parseWeekday(s string) (time.Weekday, bool) {
 // parseClock reads 09:00 (or 24:00) as minutes after midnight.
 func parseClock(s string) (int, bool) {
 	h, m, ok := strings.Cut(s, ":")
-	hh, err1 := strconv.Atoi(h)
-	mm, err2 := strconv.Atoi(m)
-	if !ok || err1 != nil || err2 != nil || len(m) != 2 || hh < 0 || mm < 0 || mm > 59 || hh*60+mm > 24*60 {
+	if !ok || len(h) < 1 || len(h) > 2 || len(m) != 2 || !allDigits(h) || !allDigits(m) {
+		return 0, false // also keeps hh*60 far from overflowing
+	}
+	hh, _ := strconv.Atoi(h)
+	mm, _ := strconv.Atoi(m)
+	if mm > 59 || hh*60+mm > 24*60 {
 		return 0, false
 	}
 	return hh*60 + mm, true
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func clock(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }

@@ -116,3 +116,28 @@ func TestAvailabilityEditor(t *testing.T) {
 		t.Errorf("patient on the editor: %d, want 403", st)
 	}
 }
+
+func TestClockRefusesOverflowAndSigns(t *testing.T) {
+	for _, s := range []string{"307445734561825861:00", "307445734561825860:00", "+9:00", "10:+5", "9:5", "123:00", "24:01", "-1:00"} {
+		if m, ok := parseClock(s); ok {
+			t.Errorf("parseClock(%q) = %d, true; want refused", s, m)
+		}
+	}
+	for s, want := range map[string]int{"0:00": 0, "09:30": 570, "24:00": 1440, "9:05": 545} {
+		if m, ok := parseClock(s); !ok || m != want {
+			t.Errorf("parseClock(%q) = %d, %v; want %d", s, m, ok, want)
+		}
+	}
+}
+
+func TestPatientZoneNames(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"Europe/London": true, "America/Argentina/Buenos_Aires": true, "UTC": true, "Etc/UTC": true,
+		"Local": false, "localtime": false, "posixrules": false, "Factory": false, "right/UTC": false,
+		"posix/Europe/London": false, "Europe//London": false, "./UTC": false, "Europe/./London": false, "Mars/Olympus": false, "": false,
+	} {
+		if got := ianaZone(name); got != ok {
+			t.Errorf("ianaZone(%q) = %v, want %v", name, got, ok)
+		}
+	}
+}
