@@ -5,6 +5,8 @@
 //	bedside token issue --email E [--ttl 720h]
 //	bedside device add --patient E --name N
 //	bedside migrate
+//	bedside backup --out DIR
+//	bedside restore --from DIR
 package main
 
 import (
@@ -38,6 +40,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, args, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, getenv, stdout, stderr)
+	case "backup": // backup.go
+		return backup(ctx, args, getenv, stdout, stderr)
+	case "restore":
+		return restore(ctx, args, getenv, stdout, stderr)
 	case "user", "token", "device":
 		if len(args) == 0 {
 			return fmt.Errorf("%s: missing action (see bedside help)", cmd)
@@ -70,6 +76,8 @@ Usage:
                                 print an API bearer token for a user
   bedside device add --patient E --name N
                                 print a device token that streams vitals for a patient
+  bedside backup --out DIR      copy the store and its key into a new folder while the server runs
+  bedside restore --from DIR    put a backup in place of the store (the server must be stopped)
 
 Every command takes --data DIR (BEDSIDE_DATA, default ./bedside-data).
 Run 'bedside serve --help' for the server's flags.

@@ -47,6 +47,7 @@ type config struct {
 	reminders     string
 	noShowGrace   time.Duration
 	secret        string
+	https         httpsSettings // serving TLS itself: see tls.go
 }
 
 // envOr returns the environment value for key, or def when unset.
@@ -84,7 +85,11 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		grace = v
 		return nil
 	})
+	finishTLS := tlsFlags(fs, getenv, &c) // tls.go
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := finishTLS(); err != nil {
 		return c, err
 	}
 	var err error
@@ -201,6 +206,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen on %s: %w", c.addr, err)
 	}
 	defer ln.Close()
+	// One server (or restore) at a time on a data folder: see backup.go.
+	lock, err := lockDataFolder(ctx, c.data, c.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	// HTTPS, and with ACME the challenge port: see tls.go.
+	tlsSrv, err := c.listenTLS(log)
+	if err != nil {
+		return err
+	}
+	defer tlsSrv.close()
 	st, where, err := openStore(ctx, c.data, c.databaseURL)
 	if err != nil {
 		return err
@@ -261,11 +278,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	log.Info("bedside serving", "addr", ln.Addr().String(), "store", where, "bus", busName)
+	log.Info("bedside serving", "addr", ln.Addr().String(), "store", where, "bus", busName, "tls", c.https.mode())
 	fmt.Fprintf(stdout, "Bedside is running at %s\n", displayURL(c.publicURL, ln.Addr()))
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- tlsSrv.serve(srv, ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
