@@ -56,8 +56,15 @@ func freePort(t *testing.T) string {
 // startServer runs bedside serve until the test ends and waits for /healthz.
 func startServer(t *testing.T, extraEnv map[string]string) *testServer {
 	t.Helper()
+	return launch(t, "http", extraEnv, http.DefaultClient)
+}
+
+// launch runs bedside serve on a free port until the test ends and waits
+// until c gets 200 from /healthz at scheme://addr.
+func launch(t *testing.T, scheme string, extraEnv map[string]string, c *http.Client) *testServer {
+	t.Helper()
 	addr := freePort(t)
-	ts := &testServer{URL: "http://" + addr, Data: t.TempDir(), out: &syncBuffer{}}
+	ts := &testServer{URL: scheme + "://" + addr, Data: t.TempDir(), out: &syncBuffer{}}
 	ts.env = map[string]string{"BEDSIDE_ADDR": addr, "BEDSIDE_DATA": ts.Data, "BEDSIDE_ICE_LOOPBACK": "1"}
 	for k, v := range extraEnv {
 		ts.env[k] = v
@@ -78,7 +85,7 @@ func startServer(t *testing.T, extraEnv map[string]string) *testServer {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(ts.URL + "/healthz")
+		resp, err := c.Get(ts.URL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

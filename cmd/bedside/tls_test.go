@@ -83,43 +83,7 @@ func trusting(c *http.Client, cert *x509.Certificate) *http.Client {
 // ends, like startServer, and waits for /healthz over HTTPS.
 func startTLSServer(t *testing.T, certFile, keyFile string, cert *x509.Certificate) *testServer {
 	t.Helper()
-	addr := freePort(t)
-	ts := &testServer{URL: "https://" + addr, Data: t.TempDir(), out: &syncBuffer{}}
-	ts.env = map[string]string{"BEDSIDE_ADDR": addr, "BEDSIDE_DATA": ts.Data, "BEDSIDE_ICE_LOOPBACK": "1",
-		"BEDSIDE_TLS_CERT": certFile, "BEDSIDE_TLS_KEY": keyFile}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, ts.getenv, nil, ts.out, ts.out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("server did not shut down within 15s")
-		}
-	})
-	c := trusting(client(t), cert)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := c.Get(ts.URL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return ts
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("server exited before becoming healthy: %v\n%s", err, ts.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not healthy over HTTPS after 30s:\n%s", ts.out.String())
-		}
-	}
+	return launch(t, "https", map[string]string{"BEDSIDE_TLS_CERT": certFile, "BEDSIDE_TLS_KEY": keyFile}, trusting(client(t), cert))
 }
 
 func TestServeHTTPSWithCertificateFiles(t *testing.T) {
