@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
@@ -63,6 +65,9 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	s.Audit.Success(r.Context(), audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
 		audit.ActionCreate, cred.UserID, audit.Ref("Device", cred.ID))
 	err = vitals.ServeDevice(r.Context(), conn, ing)
+	if errors.Is(err, websocket.ErrReadLimit) {
+		s.metrics.refused.Inc("device-frame")
+	}
 	s.Log.InfoContext(r.Context(), "device disconnected", "device", cred.ID, "err", err)
 }
 

@@ -219,6 +219,18 @@ func TestDeviceBadInputLeavesStoreIntact(t *testing.T) {
 	if n := f.storedCount(t); n != 1 {
 		t.Fatalf("after an oversized frame the store holds %d observations, want 1", n)
 	}
+	// The refusal is counted (once the handler has returned, just after the close).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body := scrape(t, f, "")
+		if strings.Contains(body, `bedside_limit_refusals_total{limit="device-frame"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the oversized frame is not counted in /metrics:\n%s", body)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the metrics, not standing in for a signal
+	}
 }
 
 func TestDeviceAndViewerAccess(t *testing.T) {

@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		switch action {
 		case "user add":
 			return userAdd(ctx, args[1:], getenv, stdin, stdout, stderr)
+		case "user reset-2fa":
+			return userReset2FA(ctx, args[1:], getenv, stdout, stderr)
 		case "token issue":
 			return tokenIssue(ctx, args[1:], getenv, stdout, stderr)
 		case "device add":
@@ -72,6 +74,8 @@ Usage:
   bedside migrate               apply database migrations and exit
   bedside user add --role scheduler|physician|patient|admin --email E --name N [--tz Area/City]
                                 add a user; the password is read from stdin, or generated and printed
+  bedside user reset-2fa --email E
+                                turn off a user's two-step sign-in (a lost phone) and end their sessions
   bedside token issue --email E [--ttl 720h]
                                 print an API bearer token for a user
   bedside device add --patient E --name N

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/sqlite"
+)
+
+// TestResetSecondFactor: an admin turns off a lost phone's two-step
+// sign-in from the command line; the user's sessions end and it is audited.
+func TestResetSecondFactor(t *testing.T) {
+	ts := &testServer{Data: t.TempDir()}
+	ts.env = map[string]string{"BEDSIDE_DATA": ts.Data}
+	ts.cli(t, "", "user", "add", "--role", "physician", "--email", "doc@example.org", "--name", "Dr Doc")
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(ts.Data, "bedside.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := db.UserByEmail(ctx, "doc@example.org")
+	if err := db.SetTOTPSecret(ctx, u.ID, []byte("sealed secret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateSession(ctx, store.Session{TokenHash: []byte("s1"), UserID: u.ID, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	out := ts.cli(t, "", "user", "reset-2fa", "--email", "DOC@example.org")
+	if !strings.Contains(out, "turned off; 1 sessions ended") {
+		t.Fatalf("reset-2fa printed %q", out)
+	}
+	db, err = sqlite.Open(ctx, filepath.Join(ts.Data, "bedside.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if u, _ := db.UserByEmail(ctx, "doc@example.org"); u.TOTPSecret != nil {
+		t.Error("the second factor is still set")
+	}
+	if _, err := db.SessionByHash(ctx, []byte("s1")); err == nil {
+		t.Error("the user's session survived")
+	}
+	events, _, _ := db.AuditEvents(ctx, store.AuditQuery{Action: "delete"})
+	if len(events) != 1 || !strings.HasSuffix(events[0].Resource, "/totp") {
+		t.Errorf("audit events %+v, want the reset", events)
+	}
+	if out := ts.cli(t, "", "user", "reset-2fa", "--email", "doc@example.org"); !strings.Contains(out, "nothing changed") {
+		t.Errorf("a second reset printed %q", out)
+	}
+	if _, err := ts.cliErr(t, "", "user", "reset-2fa", "--email", "nobody@example.org"); err == nil {
+		t.Error("resetting an unknown user succeeded")
+	}
+}
