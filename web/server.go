@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
@@ -42,6 +43,9 @@ type Deps struct {
 	Audit *audit.Recorder
 	// Metrics is where the web layer counts; a fresh registry if nil.
 	Metrics *metrics.Registry
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed; from anyone else the header is ignored.
+	TrustedProxies []netip.Prefix
 	// MetricsToken, if set, is the bearer token GET /metrics requires;
 	// without it only loopback callers may read the metrics.
 	MetricsToken string
@@ -86,7 +90,7 @@ func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	cop := http.NewCrossOriginProtection()
-	return securityHeaders(s.countRequests(cop.Handler(mux)), d.Secure)
+	return s.realClient(securityHeaders(s.countRequests(cop.Handler(mux)), d.Secure))
 }
 
 // securityHeaders sets the headers every response carries; secure (the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,5 +56,21 @@ func TestResetSecondFactor(t *testing.T) {
 	}
 	if _, err := ts.cliErr(t, "", "user", "reset-2fa", "--email", "nobody@example.org"); err == nil {
 		t.Error("resetting an unknown user succeeded")
+	}
+}
+
+func TestParseProxies(t *testing.T) {
+	got, err := parseProxies(" 127.0.0.1, 10.0.0.0/8 ,::1,192.168.1.77/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[127.0.0.1/32 10.0.0.0/8 ::1/128 192.168.1.0/24]" {
+		t.Errorf("parsed %v", got)
+	}
+	if got, err := parseProxies(""); err != nil || len(got) != 0 {
+		t.Errorf("empty: %v, %v", got, err)
+	}
+	if _, err := parseProxies("10.0.0.0/8, proxy.internal"); err == nil || !strings.Contains(err.Error(), "proxy.internal") {
+		t.Errorf("a host name: %v, want an error naming it", err)
 	}
 }

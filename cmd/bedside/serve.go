@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -29,25 +30,47 @@ import (
 
 // config is everything serve reads from flags and the environment.
 type config struct {
-	addr          string
-	data          string
-	publicURL     string
-	databaseURL   string
-	redisURL      string
-	iceLoopback   bool
-	icePorts      string
-	iceNAT1To1    string
-	iceServers    string
-	logLevel      string
-	seedDemo      bool
-	allowedOrigin string
-	smtpURL       string
-	mailFrom      string
-	clinicName    string
-	reminders     string
-	noShowGrace   time.Duration
-	secret        string
-	https         httpsSettings // serving TLS itself: see tls.go
+	addr           string
+	data           string
+	publicURL      string
+	databaseURL    string
+	redisURL       string
+	iceLoopback    bool
+	icePorts       string
+	iceNAT1To1     string
+	iceServers     string
+	logLevel       string
+	seedDemo       bool
+	allowedOrigin  string
+	smtpURL        string
+	mailFrom       string
+	clinicName     string
+	reminders      string
+	noShowGrace    time.Duration
+	secret         string
+	trustedProxies []netip.Prefix
+	https          httpsSettings // serving TLS itself: see tls.go
+}
+
+// parseProxies reads BEDSIDE_TRUSTED_PROXIES: comma-separated addresses
+// or CIDR prefixes of the reverse proxies whose X-Forwarded-For to believe.
+func parseProxies(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(part); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("BEDSIDE_TRUSTED_PROXIES: %q is neither an address nor a prefix such as 10.0.0.0/8", part)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // envOr returns the environment value for key, or def when unset.
@@ -100,6 +123,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, err
 	}
 	c.secret = getenv("BEDSIDE_SECRET")
+	if c.trustedProxies, err = parseProxies(getenv("BEDSIDE_TRUSTED_PROXIES")); err != nil {
+		return c, err
+	}
 	c.databaseURL = getenv("DATABASE_URL")
 	c.redisURL = getenv("REDIS_URL")
 	if fs.NArg() > 0 {
@@ -270,6 +296,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Secret: secret, Notifier: notifier, MailConfigured: notifier.Sender != nil,
 		Audit:   &audit.Recorder{Store: st, Log: log.With("component", "audit")},
 		Metrics: newMetrics(), MetricsToken: getenv("BEDSIDE_METRICS_TOKEN"),
+		TrustedProxies: c.trustedProxies,
 	})
 
 	srv := &http.Server{
