@@ -144,7 +144,7 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 // openStore opens the record store the configuration selects.
 func openStore(ctx context.Context, data, databaseURL string) (store.Store, string, error) {
-	if strings.HasPrefix(databaseURL, "postgres://") || strings.HasPrefix(databaseURL, "postgresql://") {
+	if isPostgres(databaseURL) {
 		where := "postgres"
 		if u, err := url.Parse(databaseURL); err == nil {
 			where = "postgres:" + u.Redacted()

@@ -34,17 +34,10 @@ func OpenExisting(ctx context.Context, path string) (*DB, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("open sqlite: %s is not a file", abs)
 	}
-	w, err := sql.Open("sqlite", dsn(abs, false))
+	s, err := openPools(abs)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
+		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn(abs, true))
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
-	}
-	s := &DB{w: w, r: r}
 	if _, err := applied(ctx, s.r); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)

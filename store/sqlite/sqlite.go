@@ -56,6 +56,20 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("create database file: %w", err)
 	}
 	f.Close()
+	s, err := openPools(abs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openPools opens the writer and the readers on the database file at the
+// absolute path abs, without touching its contents.
+func openPools(abs string) (*DB, error) {
 	w, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
@@ -66,12 +80,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
-	s := &DB{w: w, r: r}
-	if err := s.Migrate(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return &DB{w: w, r: r}, nil
 }
 
 // dsn is the driver's name for the database file at the absolute path abs: a
