@@ -77,24 +77,28 @@ func TOTPCode(secret []byte, t time.Time) string {
 }
 
 // CheckTOTP reports whether code is secret's code for the 30-second step
-// of t, the step before or the step after. It compares in constant time
-// and checks all three steps whatever matches. A code that is not exactly
-// six digits never matches; callers strip the spaces people type.
-func CheckTOTP(secret []byte, code string, t time.Time) bool {
+// of t, the step before or the step after, and which step it matched, so
+// the caller can refuse a code already used (RFC 6238 section 5.2). It
+// compares in constant time and checks all three steps whatever matches. A
+// code that is not exactly six digits never matches; callers strip the
+// spaces people type.
+func CheckTOTP(secret []byte, code string, t time.Time) (step int64, ok bool) {
 	if len(code) != totpDigits || len(secret) == 0 {
-		return false
+		return 0, false
 	}
 	for _, c := range code {
 		if c < '0' || c > '9' {
-			return false
+			return 0, false
 		}
 	}
 	now := totpStep(t)
-	ok := 0
-	for step := now - totpSkew; step <= now+totpSkew; step++ {
-		ok |= subtle.ConstantTimeCompare([]byte(hotp(secret, uint64(step), totpDigits)), []byte(code))
+	matched := 0
+	for s := now - totpSkew; s <= now+totpSkew; s++ {
+		eq := subtle.ConstantTimeCompare([]byte(hotp(secret, uint64(s), totpDigits)), []byte(code))
+		step = int64(subtle.ConstantTimeSelect(eq, int(s), int(step)))
+		matched |= eq
 	}
-	return ok == 1
+	return step, matched == 1
 }
 
 // TOTPSecretText is secret in base32, as people type it into an

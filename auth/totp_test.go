@@ -51,20 +51,24 @@ func TestCheckTOTPWindow(t *testing.T) {
 		{"an hour ago", -time.Hour, false},
 	} {
 		code := TOTPCode(secret, now.Add(c.codeAt))
-		if got := CheckTOTP(secret, code, now); got != c.want {
+		step, got := CheckTOTP(secret, code, now)
+		if got != c.want {
 			t.Errorf("%s (%s): %v, want %v", c.name, code, got, c.want)
+		}
+		if want := totpStep(now.Add(c.codeAt)); got && step != want {
+			t.Errorf("%s: matched step %d, want %d (the step the code was made for)", c.name, step, want)
 		}
 	}
 	code := TOTPCode(secret, now)
 	for _, bad := range []string{"", code[:5], code + "0", " " + code[1:], "12345a", "１２３４５６"} {
-		if CheckTOTP(secret, bad, now) {
+		if _, ok := CheckTOTP(secret, bad, now); ok {
 			t.Errorf("malformed code %q accepted", bad)
 		}
 	}
-	if CheckTOTP(NewTOTPSecret(), code, now) {
+	if _, ok := CheckTOTP(NewTOTPSecret(), code, now); ok {
 		t.Error("another secret's code accepted") // 3 in a million: a failure here is almost surely a bug
 	}
-	if CheckTOTP(nil, code, now) {
+	if _, ok := CheckTOTP(nil, code, now); ok {
 		t.Error("code accepted without a secret")
 	}
 }

@@ -125,6 +125,10 @@ type Users interface {
 	SetPassword(ctx context.Context, userID int64, hash string) error
 	// SetTOTPSecret sets (nil: removes) a user's sealed second-factor secret.
 	SetTOTPSecret(ctx context.Context, userID int64, sealed []byte) error
+	// UseTOTPStep records that a code of the given second-factor time step
+	// was accepted; a step at or before the last one recorded gives
+	// ErrConflict, so each code works only once.
+	UseTOTPStep(ctx context.Context, userID, step int64) error
 }
 
 // Sessions stores browser sessions.

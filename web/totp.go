@@ -1,9 +1,11 @@
 package web
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -144,12 +146,19 @@ func (s *server) handleLoginCode(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	if !auth.CheckTOTP(secret, cleanCode(r.PostFormValue("code")), s.Now()) {
-		s.Log.InfoContext(r.Context(), "sign-in code wrong", "user", u.ID)
+	if ok, reused, err := s.checkCode(r.Context(), u.ID, secret, r.PostFormValue("code")); err != nil {
+		s.serverError(w, r, err)
+		return
+	} else if !ok {
+		s.Log.InfoContext(r.Context(), "sign-in code wrong", "user", u.ID, "reused", reused)
 		s.Audit.Failed(r.Context(), audit.User(u, r), audit.ActionLogin, 0, "")
 		s.metrics.signIns.Inc("failed")
 		s.signInFailed(r, email)
-		codePage(http.StatusUnauthorized, "That code is not right. Enter the 6-digit code your authenticator app shows for Bedside now.")
+		msg := "That code is not right. Enter the 6-digit code your authenticator app shows for Bedside now."
+		if reused {
+			msg = usedCode
+		}
+		codePage(http.StatusUnauthorized, msg)
 		return
 	}
 	if err := s.Store.ClearLoginFailures(r.Context(), accountKey(email)); err != nil {
@@ -168,6 +177,28 @@ func (s *server) handleLoginCode(w http.ResponseWriter, r *http.Request) {
 	s.Audit.Success(r.Context(), audit.User(u, r), audit.ActionLogin, 0, "")
 	s.metrics.signIns.Inc("success")
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// usedCode tells someone that a right code was refused because it was
+// already used once.
+const usedCode = "That code was already used. Wait for your app to show a new code, then enter that one."
+
+// checkCode reports whether typed is secret's code now and was not used
+// before (reused: it was right, but its time step's code was already
+// accepted once). A code it accepts is recorded, so it never works again,
+// not even on another node or tab (RFC 6238 section 5.2).
+func (s *server) checkCode(ctx context.Context, userID int64, secret []byte, typed string) (ok, reused bool, err error) {
+	step, ok := auth.CheckTOTP(secret, cleanCode(typed), s.Now())
+	if !ok {
+		return false, false, nil
+	}
+	switch err := s.Store.UseTOTPStep(ctx, userID, step); {
+	case errors.Is(err, store.ErrConflict):
+		return false, true, nil
+	case err != nil:
+		return false, false, fmt.Errorf("record second-factor step: %w", err)
+	}
+	return true, false, nil
 }
 
 // cleanCode drops the spaces and dashes people type or paste in a code.
@@ -279,8 +310,15 @@ func (s *server) handleTOTPEnrol(w http.ResponseWriter, r *http.Request, c calle
 		s.totpPage(w, r, c, http.StatusUnprocessableEntity, v)
 		return
 	}
-	if !auth.CheckTOTP(secret, cleanCode(r.PostFormValue("code")), s.Now()) {
-		v, err := s.enrolView(c, secret, "That code is not right. Check that the app has the key above and enter the code it shows now.")
+	if ok, reused, err := s.checkCode(r.Context(), c.User.ID, secret, r.PostFormValue("code")); err != nil {
+		s.serverError(w, r, err)
+		return
+	} else if !ok {
+		msg := "That code is not right. Check that the app has the key above and enter the code it shows now."
+		if reused {
+			msg = usedCode
+		}
+		v, err := s.enrolView(c, secret, msg)
 		if err != nil {
 			s.serverError(w, r, err)
 			return
@@ -345,11 +383,17 @@ func (s *server) handleTOTPOff(w http.ResponseWriter, r *http.Request, c caller)
 		s.serverError(w, r, err)
 		return
 	}
-	if !auth.CheckTOTP(secret, cleanCode(r.PostFormValue("code")), s.Now()) {
+	if ok, reused, err := s.checkCode(r.Context(), c.User.ID, secret, r.PostFormValue("code")); err != nil {
+		s.serverError(w, r, err)
+		return
+	} else if !ok {
 		s.Audit.Failed(r.Context(), audit.User(c.User, r), audit.ActionDelete, 0, totpResource(c.User.ID))
 		s.signInFailed(r, email)
-		s.totpPage(w, r, c, http.StatusUnprocessableEntity, templates.TOTPView{Enabled: true,
-			Error: "That code is not right, so two-step sign-in is still on. Enter the code your app shows now."})
+		msg := "That code is not right, so two-step sign-in is still on. Enter the code your app shows now."
+		if reused {
+			msg = "Two-step sign-in is still on. " + usedCode
+		}
+		s.totpPage(w, r, c, http.StatusUnprocessableEntity, templates.TOTPView{Enabled: true, Error: msg})
 		return
 	}
 	if err := s.Store.SetTOTPSecret(r.Context(), c.User.ID, nil); err != nil {

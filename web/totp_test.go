@@ -78,7 +78,7 @@ func storedSecret(t *testing.T, f *fixture, email string) []byte {
 func wrongCode(secret []byte, at time.Time) string {
 	for i := 0; ; i++ {
 		c := fmt.Sprintf("%06d", i)
-		if !auth.CheckTOTP(secret, c, at) {
+		if _, ok := auth.CheckTOTP(secret, c, at); !ok {
 			return c
 		}
 	}
@@ -448,6 +448,7 @@ func TestTOTPOff(t *testing.T) {
 		t.Errorf("failures after a wrong code: %d, want 1", n)
 	}
 
+	clk.add(30 * time.Second) // the sign-in used this step's code
 	resp, body = call(t, c, "POST", f.srv.URL+"/account/totp/off", url.Values{"code": {auth.TOTPCode(secret, clk.now())}})
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "is off") {
 		t.Fatalf("right code to turn off: %d\n%s", resp.StatusCode, body)
@@ -476,5 +477,42 @@ func TestTOTPOffThrottled(t *testing.T) {
 	resp, _ := call(t, c, "POST", f.srv.URL+"/account/totp/off", url.Values{"code": {auth.TOTPCode(secret, clk.now())}})
 	if resp.StatusCode != http.StatusTooManyRequests || storedSecret(t, f, "sched@example.org") == nil {
 		t.Fatalf("right code after 5 wrong ones: %d, want 429 and still on", resp.StatusCode)
+	}
+}
+
+// TestTOTPCodeWorksOnce: a right code that was already accepted is refused,
+// from another browser too, with a message saying to wait for the next one,
+// and counts as a failed sign-in; the next step's code then works.
+func TestTOTPCodeWorksOnce(t *testing.T) {
+	f, clk := clockFixture(t)
+	secret := enableTOTP(t, f, "sched@example.org")
+	code := auth.TOTPCode(secret, clk.now())
+
+	first := passwordStep(t, f, "sched@example.org", "/patients")
+	if resp, _ := call(t, first, "POST", f.srv.URL+"/login/code", url.Values{"code": {code}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("first use of the code: %d, want 303", resp.StatusCode)
+	}
+	// Someone who watched the code typed, in another browser with the password.
+	second := passwordStep(t, f, "sched@example.org", "/patients")
+	resp, body := call(t, second, "POST", f.srv.URL+"/login/code", url.Values{"code": {code}})
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "already used") {
+		t.Fatalf("the same code again: %d\n%s", resp.StatusCode, body)
+	}
+	refusedPending(t, f, second)
+	// The step before is older than the one used: refused too.
+	if resp, body := call(t, second, "POST", f.srv.URL+"/login/code", url.Values{"code": {auth.TOTPCode(secret, clk.now().Add(-30*time.Second))}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "already used") {
+		t.Fatalf("the previous step's code after this step's: %d\n%s", resp.StatusCode, body)
+	}
+	// Turning the factor off is guarded the same way.
+	if resp, body := call(t, first, "POST", f.srv.URL+"/account/totp/off", url.Values{"code": {code}}); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "already used") {
+		t.Fatalf("turning off with a used code: %d\n%s", resp.StatusCode, body)
+	}
+	if storedSecret(t, f, "sched@example.org") == nil {
+		t.Fatal("a used code turned the second factor off")
+	}
+
+	clk.add(30 * time.Second)
+	if resp, _ := call(t, second, "POST", f.srv.URL+"/login/code", url.Values{"code": {auth.TOTPCode(secret, clk.now())}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the next step's code: %d, want 303", resp.StatusCode)
 	}
 }

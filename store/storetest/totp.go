@@ -55,4 +55,19 @@ func testTOTP(t *testing.T, st store.Store) {
 	read("removed", nil)
 
 	wantErr(t, "second factor of a missing user", st.SetTOTPSecret(ctx, 9999, sealed), store.ErrNotFound)
+
+	// Each time step's code works once, and never an earlier step's.
+	const step = 59_000_000 // about now: steps are 30 s since 1970
+	if err := st.UseTOTPStep(ctx, u.ID, step); err != nil {
+		t.Fatalf("first use of a step: %v", err)
+	}
+	wantErr(t, "the same step again", st.UseTOTPStep(ctx, u.ID, step), store.ErrConflict)
+	wantErr(t, "an earlier step", st.UseTOTPStep(ctx, u.ID, step-1), store.ErrConflict)
+	if err := st.UseTOTPStep(ctx, other.ID, step); err != nil {
+		t.Errorf("another user's use of the same step: %v", err)
+	}
+	if err := st.UseTOTPStep(ctx, u.ID, step+1); err != nil {
+		t.Errorf("the next step: %v", err)
+	}
+	wantErr(t, "a step of a missing user", st.UseTOTPStep(ctx, 9999, step), store.ErrNotFound)
 }
