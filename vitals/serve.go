@@ -10,6 +10,10 @@ import (
 	"github.com/bedside-health/bedside/wsconn"
 )
 
+// tooFast tells a device that sent frames faster than its rate allows what
+// to do.
+const tooFast = "too many messages: pause, reconnect and resend from the last ack"
+
 // ServeDevice runs one device connection until it closes: it reads each
 // frame, hands it to ing and sends the replies. It returns nil when the
 // device closes normally, and otherwise why the connection ended.
@@ -17,7 +21,10 @@ import (
 // A frame over conn's read limit makes gorilla/websocket close the
 // connection with code 1009 (message too big). A Sink failure closes it with
 // 1011 and a gap too large to hold with 1013 (try again later), after the
-// replies, so the device reconnects and resends what is not acked. When ctx
+// replies, so the device reconnects and resends what is not acked. A frame
+// beyond conn's message rate (wsconn.ErrTooFast) is not handled: the device
+// is told so and the connection closed with 1008 (policy violation), and it
+// resends from its last ack after reconnecting, so nothing is lost. When ctx
 // ends the connection is closed with 1001 (going away).
 func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 	stop := context.AfterFunc(ctx, func() { conn.CloseWith(websocket.CloseGoingAway, "server shutting down") })
@@ -30,6 +37,10 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 				return ctx.Err()
 			case errors.Is(err, websocket.ErrReadLimit):
 				return fmt.Errorf("device frame too large: %w", err)
+			case errors.Is(err, wsconn.ErrTooFast):
+				_ = conn.Send(errorReply(tooFast, 0))
+				conn.CloseWith(websocket.ClosePolicyViolation, tooFast)
+				return fmt.Errorf("device frames: %w", err)
 			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
 				return nil
 			}

@@ -43,7 +43,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	conn := wsconn.New(ws, wsconn.Options{ReadLimit: deviceMaxMessage})
+	conn := wsconn.New(ws, wsconn.Options{ReadLimit: deviceMaxMessage, Rate: s.devices.rate(cred.ID, s.DeviceRate)})
 	defer conn.Close()
 	s.metrics.sockets.Add(1, "device")
 	defer s.metrics.sockets.Add(-1, "device")
@@ -65,8 +65,11 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	s.Audit.Success(r.Context(), audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
 		audit.ActionCreate, cred.UserID, audit.Ref("Device", cred.ID))
 	err = vitals.ServeDevice(r.Context(), conn, ing)
-	if errors.Is(err, websocket.ErrReadLimit) {
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
 		s.metrics.refused.Inc("device-frame")
+	case errors.Is(err, wsconn.ErrTooFast):
+		s.metrics.refused.Inc("device-rate")
 	}
 	s.Log.InfoContext(r.Context(), "device disconnected", "device", cred.ID, "err", err)
 }

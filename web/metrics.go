@@ -24,7 +24,7 @@ type webMetrics struct {
 func newWebMetrics(r *metrics.Registry) *webMetrics {
 	return &webMetrics{
 		requests:  r.Counter("bedside_http_requests_total", "HTTP requests by route pattern and status class.", "route", "code"),
-		refused:   r.Counter("bedside_limit_refusals_total", "Inputs refused by a limit (body size, sign-in throttle), by limit.", "limit"),
+		refused:   r.Counter("bedside_limit_refusals_total", "Inputs refused by a limit (body size, frame size, message rate, sign-in throttle), by limit.", "limit"),
 		signIns:   r.Counter("bedside_sign_ins_total", "Sign-in attempts by outcome.", "outcome"),
 		sockets:   r.Gauge("bedside_websockets_open", "Open WebSockets by kind (call, vitals, device).", "kind"),
 		bookings:  r.Counter("bedside_bookings_total", "Booking attempts over the web by outcome.", "outcome"),

@@ -220,17 +220,71 @@ func TestDeviceBadInputLeavesStoreIntact(t *testing.T) {
 		t.Fatalf("after an oversized frame the store holds %d observations, want 1", n)
 	}
 	// The refusal is counted (once the handler has returned, just after the close).
+	awaitMetric(t, f, `bedside_limit_refusals_total{limit="device-frame"} 1`)
+}
+
+// awaitMetric polls /metrics until it carries line: handlers count a
+// refusal as they return, just after the client saw the close.
+func awaitMetric(t *testing.T, f *fixture, line string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, body := scrape(t, f, "")
-		if strings.Contains(body, `bedside_limit_refusals_total{limit="device-frame"} 1`) {
-			break
+		if strings.Contains(body, line) {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the oversized frame is not counted in /metrics:\n%s", body)
+			t.Fatalf("/metrics lacks %s:\n%s", line, body)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the metrics, not standing in for a signal
 	}
+}
+
+// awaitCloseCode reads ws until its close frame and checks the code.
+func awaitCloseCode(t *testing.T, ws *websocket.Conn, want int) {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != want {
+			t.Fatalf("connection ended with %v, want close %d", err, want)
+		}
+		return
+	}
+}
+
+// TestDeviceRateRefusesAFlood: a device beyond its message budget is told
+// so without a seq (nothing of that frame handled) and closed with 1008;
+// reconnecting does not refill the budget; the refusals are counted and
+// nothing refused is stored.
+func TestDeviceRateRefusesAFlood(t *testing.T) {
+	f := newFixtureWith(t, func(d *Deps) { d.DeviceRate = MessageRate{PerSecond: 1e-9, Burst: 3} })
+	dev := dialDevice(t, f, f.devToken)
+	for seq := 1; seq <= 3; seq++ {
+		if ack := lastAck(t, sendFrame(t, dev, envelope(seq, "8867-4", 70, "/min", ""))); ack != int64(seq) {
+			t.Fatalf("ack %d, want %d", ack, seq)
+		}
+	}
+	refused := func(ws *websocket.Conn, seq int) {
+		t.Helper()
+		rs := sendFrame(t, ws, envelope(seq, "8867-4", 70, "/min", ""))
+		last := rs[len(rs)-1]
+		if last.Seq != nil || !strings.Contains(last.Error, "too many messages") {
+			t.Fatalf("frame beyond the rate: replies %+v, want an error without seq", rs)
+		}
+		awaitCloseCode(t, ws, websocket.ClosePolicyViolation)
+	}
+	refused(dev, 4)
+	// The device resends seq 4 after reconnecting; its budget is still spent.
+	refused(dialDevice(t, f, f.devToken), 4)
+	if n := f.storedCount(t); n != 3 {
+		t.Fatalf("stored %d observations, want the 3 within the rate", n)
+	}
+	awaitMetric(t, f, `bedside_limit_refusals_total{limit="device-rate"} 2`)
 }
 
 func TestDeviceAndViewerAccess(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // ErrSlow reports that a connection's send queue was full; the connection is
@@ -20,9 +21,14 @@ var ErrSlow = errors.New("peer too slow: send queue full")
 // ErrClosed reports a send on a closed connection.
 var ErrClosed = errors.New("connection closed")
 
+// ErrTooFast reports a message read beyond Options.Rate. The connection is
+// still open, so the caller can say why before it closes it.
+var ErrTooFast = errors.New("too many messages")
+
 // Options tune a connection. Zero values take the defaults.
 type Options struct {
 	ReadLimit    int64         // largest accepted message in bytes (default 64 KiB)
+	Rate         *rate.Limiter // messages read beyond it give ErrTooFast; nil: no limit. It may be shared, to limit a sender across its connections
 	QueueLen     int           // outgoing messages buffered (default 256)
 	WriteTimeout time.Duration // deadline per write (default 10s)
 	PingInterval time.Duration // keepalive ping period (default 25s); pong wait is 2.5x
@@ -159,9 +165,14 @@ func (c *Conn) CloseWith(code int, reason string) {
 }
 
 // Read returns the next text or binary message. It must be called from a
-// single goroutine. It returns an error once the connection is closed.
+// single goroutine. It returns an error once the connection is closed, and
+// ErrTooFast, with the connection still open, for a message that came
+// faster than Options.Rate allows (that message is dropped).
 func (c *Conn) Read(ctx context.Context) (kind int, data []byte, err error) {
 	kind, data, err = c.ws.ReadMessage()
+	if err == nil && c.opts.Rate != nil && !c.opts.Rate.Allow() {
+		return 0, nil, ErrTooFast
+	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
 			// gorilla has queued close 1009. Drain what the peer is still

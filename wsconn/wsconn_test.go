@@ -3,6 +3,7 @@ package wsconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // serve runs handle on the server side of one real WebSocket and returns the
@@ -107,5 +109,52 @@ func TestCloseWithSendsReason(t *testing.T) {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "replaced" {
 		t.Fatalf("got %v, want close 1008 'replaced'", err)
+	}
+}
+
+// TestRateRefusesMessagesBeyondIt: with a bucket of three that never
+// refills, three messages are read, the fourth gives ErrTooFast with the
+// connection still open (the reply arrives), and the bucket is shared by
+// every connection given it.
+func TestRateRefusesMessagesBeyondIt(t *testing.T) {
+	lim := rate.NewLimiter(0, 3)
+	got := make(chan string, 8)
+	ws := serve(t, Options{Rate: lim}, func(c *Conn) {
+		for {
+			_, b, err := c.Read(context.Background())
+			if errors.Is(err, ErrTooFast) {
+				got <- "too fast"
+				_ = c.Send([]byte("slow down"))
+				continue
+			}
+			if err != nil {
+				return
+			}
+			got <- string(b)
+		}
+	})
+	for _, m := range []string{"a", "b", "c", "d"} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"a", "b", "c", "too fast"} {
+		if g := <-got; g != want {
+			t.Fatalf("read %q, want %q", g, want)
+		}
+	}
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "slow down" {
+		t.Fatalf("reply after ErrTooFast: %q, %v", b, err)
+	}
+	// A second connection with the same limiter has nothing left.
+	ws2 := serve(t, Options{Rate: lim}, func(c *Conn) {
+		_, _, err := c.Read(context.Background())
+		got <- fmt.Sprint(err)
+	})
+	if err := ws2.WriteMessage(websocket.TextMessage, []byte("e")); err != nil {
+		t.Fatal(err)
+	}
+	if g := <-got; g != ErrTooFast.Error() {
+		t.Fatalf("second connection's first read: %s, want %v", g, ErrTooFast)
 	}
 }
