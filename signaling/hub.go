@@ -38,14 +38,38 @@ func (p Peer) validate() error {
 	return nil
 }
 
+// ErrFull is returned by Serve when admitting the participant would exceed
+// one of the hub's Limits; the client was told to try again later.
+var ErrFull = errors.New("call capacity reached")
+
+// ErrTooFast is returned by Serve when a client sent messages faster than its
+// connection's rate allows; the client was told so and disconnected.
+var ErrTooFast = errors.New("too many signaling messages")
+
+// Limits bound what one node holds, so a surge degrades into clear refusals
+// rather than into calls nobody can hear. Zero means no limit.
+type Limits struct {
+	Visits       int // visits (waiting rooms and calls) open at once
+	Participants int // connected participants across all visits
+	PerVisit     int // participants in one visit
+}
+
+// DefaultPerVisit is how many people one visit holds: the patient, the
+// physician and up to four more (interpreter, family, a second physician).
+const DefaultPerVisit = 6
+
 // Hub holds every connected participant of this node, by appointment, and
 // their waiting room. It is safe for concurrent use.
 type Hub struct {
 	sfu *media.SFU
 	log *slog.Logger
+	// limits and refused are set before the hub serves anyone.
+	limits  Limits
+	refused func(limit string)
 
-	mu     sync.Mutex
-	visits map[int64]map[string]*client // by appointment, then Peer.ID
+	mu           sync.Mutex
+	visits       map[int64]map[string]*client // by appointment, then Peer.ID
+	participants int                          // clients in visits
 }
 
 // NewHub returns a hub forwarding media through sfu.
@@ -53,7 +77,18 @@ func NewHub(sfu *media.SFU, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client)}
+	return &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client),
+		limits: Limits{PerVisit: DefaultPerVisit}, refused: func(string) {}}
+}
+
+// SetLimits sets the hub's limits and the function told the name of each
+// limit that refuses someone ("visits", "participants", "per-visit",
+// "rate", "frame"), for counting. Call it before the hub serves anyone.
+func (h *Hub) SetLimits(l Limits, refused func(limit string)) {
+	h.limits = l
+	if refused != nil {
+		h.refused = refused
+	}
 }
 
 // Waiting lists who waits to be admitted to an appointment, by arrival.
@@ -103,6 +138,10 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 		return err
 	}
 	if err := h.claim(ctx, c); err != nil {
+		if errors.Is(err, ErrFull) {
+			c.sendError("%v: please try again in a minute", err)
+			conn.CloseWith(websocket.CloseTryAgainLater, "capacity reached")
+		}
 		return err
 	}
 	defer close(c.finished)
@@ -135,7 +174,16 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 
 	for {
 		kind, data, err := conn.Read(ctx)
+		if errors.Is(err, wsconn.ErrTooFast) {
+			h.refused("rate")
+			c.sendError("too many messages: slow down and reconnect")
+			conn.CloseWith(websocket.ClosePolicyViolation, "too many messages")
+			return ErrTooFast
+		}
 		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				h.refused("frame") // gorilla has closed with 1009
+			}
 			return c.readError(ctx, err)
 		}
 		if kind != websocket.TextMessage {
@@ -151,19 +199,29 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 
 // claim registers c as its participant's connection, first closing any
 // older connection of the same participant and waiting until that one has
-// left the call. A participant who was admitted stays admitted.
+// left the call. A participant who was admitted stays admitted. A new
+// participant beyond the hub's limits is refused with ErrFull; one that
+// replaces its own older connection never is.
 func (h *Hub) claim(ctx context.Context, c *client) error {
 	p := c.peer
+	replacing := false
 	for {
 		h.mu.Lock()
 		visit := h.visits[p.Appointment]
-		if visit == nil {
-			visit = make(map[string]*client)
-			h.visits[p.Appointment] = visit
-		}
 		old := visit[p.ID]
 		if old == nil {
+			if limit := h.full(visit); limit != "" && !replacing {
+				h.mu.Unlock()
+				h.refused(limit)
+				h.log.WarnContext(ctx, "participant refused", "appointment", p.Appointment, "participant", p.ID, "limit", limit)
+				return fmt.Errorf("%w (%s)", ErrFull, limit)
+			}
+			if visit == nil {
+				visit = make(map[string]*client)
+				h.visits[p.Appointment] = visit
+			}
 			visit[p.ID] = c
+			h.participants++
 			h.mu.Unlock()
 			return nil
 		}
@@ -176,12 +234,28 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		replacing = true
 		if old.isAdmitted() {
 			c.mu.Lock()
 			c.admitted = true
 			c.mu.Unlock()
 		}
 	}
+}
+
+// full names the limit one more participant in visit (nil: a visit not yet
+// open) would exceed, or returns "". h.mu is held.
+func (h *Hub) full(visit map[string]*client) string {
+	l := h.limits
+	switch {
+	case visit == nil && l.Visits > 0 && len(h.visits) >= l.Visits:
+		return "visits"
+	case l.PerVisit > 0 && len(visit) >= l.PerVisit:
+		return "per-visit"
+	case l.Participants > 0 && h.participants >= l.Participants:
+		return "participants"
+	}
+	return ""
 }
 
 // admit lets a waiting participant into the call; only physicians may.
@@ -239,6 +313,7 @@ func (h *Hub) leave(c *client) {
 	current := visit[c.peer.ID] == c
 	if current {
 		delete(visit, c.peer.ID)
+		h.participants--
 		if len(visit) == 0 {
 			delete(h.visits, appt)
 		}

@@ -42,6 +42,12 @@ type testServer struct {
 
 func newTestServer(t *testing.T) *testServer {
 	t.Helper()
+	return newTestServerWith(t, wsconn.Options{})
+}
+
+// newTestServerWith is newTestServer with opts for every connection.
+func newTestServerWith(t *testing.T, opts wsconn.Options) *testServer {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -63,7 +69,7 @@ func newTestServer(t *testing.T) *testServer {
 		if err != nil {
 			return // the upgrader has answered
 		}
-		conn := wsconn.New(ws, wsconn.Options{})
+		conn := wsconn.New(ws, opts)
 		p := signaling.Peer{ID: q.Get("id"), Name: q.Get("name"), Role: q.Get("role"), Appointment: appt}
 		err = s.hub.Serve(r.Context(), conn, p)
 		s.served <- served{p.ID, err}

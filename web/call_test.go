@@ -1,9 +1,11 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
 )
 
@@ -112,5 +115,37 @@ func TestJoinLinkRevokedAndExpired(t *testing.T) {
 		if resp.StatusCode != c.want || len(resp.Cookies()) != 0 {
 			t.Errorf("%s link: %d with %d cookies, want %d and no session", name, resp.StatusCode, len(resp.Cookies()), c.want)
 		}
+	}
+}
+
+// TestCallRateClosesAFloodingClient: the call socket carries CallRate, so
+// a client sending beyond it is told so and closed with 1008.
+func TestCallRateClosesAFloodingClient(t *testing.T) {
+	f := newFixtureWith(t, func(d *Deps) { d.CallRate = MessageRate{PerSecond: 1e-9, Burst: 3} })
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.joinClient(t, f.visit)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	for range 4 {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"leave-not"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sawTooMany bool
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		var m signaling.Message
+		if err := ws.ReadJSON(&m); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+				t.Fatalf("connection ended with %v, want close 1008", err)
+			}
+			break
+		}
+		sawTooMany = sawTooMany || (m.Type == signaling.TypeError && strings.Contains(m.Error, "too many messages"))
+	}
+	if !sawTooMany {
+		t.Fatal("no 'too many messages' error before the close")
 	}
 }

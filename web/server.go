@@ -52,6 +52,9 @@ type Deps struct {
 	// AllowedOrigins are extra origins (scheme://host[:port]) that may open
 	// WebSockets besides the server's own host.
 	AllowedOrigins []string
+	// DeviceRate bounds the messages of one device across its connections,
+	// CallRate those of one call connection; zero takes the defaults.
+	DeviceRate, CallRate MessageRate
 }
 
 // Notifier queues the emails a change of appointment calls for.

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
@@ -81,7 +82,7 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return // the upgrader has answered
 	}
-	conn := wsconn.New(ws, wsconn.Options{})
+	conn := wsconn.New(ws, wsconn.Options{Rate: s.CallRate.limiter(defaultCallRate)})
 	defer conn.Close()
 	s.metrics.sockets.Add(1, "call")
 	defer s.metrics.sockets.Add(-1, "call")
@@ -130,7 +131,7 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	if err != nil {
 		return
 	}
-	conn := wsconn.New(ws, wsconn.Options{ReadLimit: 4096})
+	conn := wsconn.New(ws, wsconn.Options{ReadLimit: 4096, Rate: viewerRate.limiter(viewerRate)})
 	defer conn.Close()
 	s.metrics.sockets.Add(1, "vitals")
 	defer s.metrics.sockets.Add(-1, "vitals")
@@ -138,7 +139,16 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	// The viewer sends nothing we act on; reading detects its departure.
 	go func() {
 		for {
-			if _, _, err := conn.Read(r.Context()); err != nil {
+			_, _, err := conn.Read(r.Context())
+			switch {
+			case errors.Is(err, wsconn.ErrTooFast):
+				s.metrics.refused.Inc("vitals-rate")
+				conn.CloseWith(websocket.ClosePolicyViolation, "too many messages")
+				return
+			case errors.Is(err, websocket.ErrReadLimit):
+				s.metrics.refused.Inc("vitals-frame")
+				return
+			case err != nil:
 				return
 			}
 		}
@@ -166,6 +176,9 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 type deviceRegistry struct {
 	mu    sync.Mutex
 	conns map[int64]*deviceConn
+	// rates holds each device's message budget across reconnections, so
+	// reconnecting does not refill it. One small entry per device seen.
+	rates map[int64]*rate.Limiter
 }
 
 type deviceConn struct {
@@ -174,7 +187,19 @@ type deviceConn struct {
 }
 
 func newDeviceRegistry() *deviceRegistry {
-	return &deviceRegistry{conns: make(map[int64]*deviceConn)}
+	return &deviceRegistry{conns: make(map[int64]*deviceConn), rates: make(map[int64]*rate.Limiter)}
+}
+
+// rate returns device id's message budget, made from r on first use.
+func (d *deviceRegistry) rate(id int64, r MessageRate) *rate.Limiter {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	lim := d.rates[id]
+	if lim == nil {
+		lim = r.limiter(defaultDeviceRate)
+		d.rates[id] = lim
+	}
+	return lim
 }
 
 // claim makes c the device's connection and returns the function to call when

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/store/sqlite"
 )
@@ -72,5 +74,40 @@ func TestParseProxies(t *testing.T) {
 	}
 	if _, err := parseProxies("10.0.0.0/8, proxy.internal"); err == nil || !strings.Contains(err.Error(), "proxy.internal") {
 		t.Errorf("a host name: %v, want an error naming it", err)
+	}
+}
+
+func TestServeCallLimits(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantVisits  int
+		wantPeople  int
+		wantErrText string
+	}{
+		{"defaults", nil, nil, 200, 600, ""},
+		{"environment", nil, map[string]string{"BEDSIDE_MAX_VISITS": "10", "BEDSIDE_MAX_PARTICIPANTS": "0"}, 10, 0, ""},
+		{"flags over environment", []string{"--max-visits", "3", "--max-participants", "9"}, map[string]string{"BEDSIDE_MAX_VISITS": "10"}, 3, 9, ""},
+		{"negative", []string{"--max-visits", "-1"}, nil, 0, 0, "max-visits"},
+		{"not a number", nil, map[string]string{"BEDSIDE_MAX_PARTICIPANTS": "lots"}, 0, 0, "max-participants"},
+	}
+	for _, tc := range cases {
+		c, err := parseServe(append([]string{"--data", t.TempDir()}, tc.args...), env(tc.env), io.Discard)
+		if tc.wantErrText != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErrText) {
+				t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.wantErrText)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		l := c.callLimits
+		if l.Visits != tc.wantVisits || l.Participants != tc.wantPeople || l.PerVisit != signaling.DefaultPerVisit {
+			t.Errorf("%s: limits %+v, want visits %d, participants %d, per visit %d", tc.name, l, tc.wantVisits, tc.wantPeople, signaling.DefaultPerVisit)
+		}
 	}
 }

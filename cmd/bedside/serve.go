@@ -49,6 +49,7 @@ type config struct {
 	noShowGrace    time.Duration
 	secret         string
 	trustedProxies []netip.Prefix
+	callLimits     signaling.Limits
 	https          httpsSettings // serving TLS itself: see tls.go
 }
 
@@ -71,6 +72,15 @@ func parseProxies(v string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// parseCount reads a non-negative whole number setting.
+func parseCount(name, v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("serve: %s %q: want a whole number, 0 for no limit", name, v)
+	}
+	return n, nil
 }
 
 // envOr returns the environment value for key, or def when unset.
@@ -108,6 +118,16 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		grace = v
 		return nil
 	})
+	maxVisits := envOr(getenv, "BEDSIDE_MAX_VISITS", "200")
+	fs.Func("max-visits", "visits (waiting rooms and calls) this node holds at once; 0 no limit (BEDSIDE_MAX_VISITS, default 200)", func(v string) error {
+		maxVisits = v
+		return nil
+	})
+	maxParticipants := envOr(getenv, "BEDSIDE_MAX_PARTICIPANTS", "600")
+	fs.Func("max-participants", "call participants this node holds at once; 0 no limit (BEDSIDE_MAX_PARTICIPANTS, default 600)", func(v string) error {
+		maxParticipants = v
+		return nil
+	})
 	finishTLS := tlsFlags(fs, getenv, &c) // tls.go
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -120,6 +140,13 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, fmt.Errorf("serve: no-show grace %q: want a duration such as 15m, or 0 for never", grace)
 	}
 	if _, err := parseReminders(c.reminders); err != nil {
+		return c, err
+	}
+	c.callLimits = signaling.Limits{PerVisit: signaling.DefaultPerVisit}
+	if c.callLimits.Visits, err = parseCount("max-visits", maxVisits); err != nil {
+		return c, err
+	}
+	if c.callLimits.Participants, err = parseCount("max-participants", maxParticipants); err != nil {
 		return c, err
 	}
 	c.secret = getenv("BEDSIDE_SECRET")
@@ -271,6 +298,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("start media: %w", err)
 	}
 	hub := signaling.NewHub(sfu, log.With("component", "signaling"))
+	reg := newMetrics()
+	callRefused := reg.Counter("bedside_call_refusals_total",
+		"Call connections refused by a node limit (visits, participants, per-visit) or ended for their message rate or frame size, by limit.", "limit")
+	hub.SetLimits(c.callLimits, func(limit string) { callRefused.Inc(limit) })
 
 	var origins []string
 	for _, o := range strings.Split(c.allowedOrigin, ",") {
@@ -295,7 +326,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Secure: strings.HasPrefix(strings.ToLower(c.publicURL), "https://"),
 		Secret: secret, Notifier: notifier, MailConfigured: notifier.Sender != nil,
 		Audit:   &audit.Recorder{Store: st, Log: log.With("component", "audit")},
-		Metrics: newMetrics(), MetricsToken: getenv("BEDSIDE_METRICS_TOKEN"),
+		Metrics: reg, MetricsToken: getenv("BEDSIDE_METRICS_TOKEN"),
 		TrustedProxies: c.trustedProxies,
 	})
 

@@ -1,0 +1,173 @@
+package signaling_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/wsconn"
+)
+
+// rawDial opens a bare WebSocket to the hub and returns it with its first
+// message.
+func rawDial(t *testing.T, s *testServer, id string, appointment int64) (*websocket.Conn, signaling.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url(id, id, signaling.RolePatient, appointment), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	var m signaling.Message
+	if err := ws.ReadJSON(&m); err != nil {
+		t.Fatalf("%s: first message: %v", id, err)
+	}
+	return ws, m
+}
+
+// awaitClose reads ws until it closes and returns the close error.
+func awaitClose(t *testing.T, ws *websocket.Conn) *websocket.CloseError {
+	t.Helper()
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("connection ended without a close frame: %v", err)
+		}
+		return ce
+	}
+}
+
+// TestLimitsRefuseNewParticipants: each node limit refuses the participant
+// that would exceed it with an error message and close 1013, counts the
+// refusal under the limit's name, and never refuses someone reconnecting
+// in place of their own older connection.
+func TestLimitsRefuseNewParticipants(t *testing.T) {
+	s := newTestServer(t)
+	var mu sync.Mutex
+	var refused []string
+	s.hub.SetLimits(signaling.Limits{Visits: 2, PerVisit: 2, Participants: 3}, func(limit string) {
+		mu.Lock()
+		refused = append(refused, limit)
+		mu.Unlock()
+	})
+	admitted := func(id string, appointment int64) *websocket.Conn {
+		t.Helper()
+		ws, m := rawDial(t, s, id, appointment)
+		if m.Type != signaling.TypeWelcome {
+			t.Fatalf("%s: first message %+v, want welcome", id, m)
+		}
+		return ws // the welcome follows registration: id now counts
+	}
+	refusedWith := func(id string, appointment int64, limit string) {
+		t.Helper()
+		ws, m := rawDial(t, s, id, appointment)
+		if m.Type != signaling.TypeError || !strings.Contains(m.Error, "try again") || !strings.Contains(m.Error, limit) {
+			t.Fatalf("%s: first message %+v, want an error naming %q and saying to try again", id, m, limit)
+		}
+		if ce := awaitClose(t, ws); ce.Code != websocket.CloseTryAgainLater {
+			t.Fatalf("%s: closed with %d, want 1013", id, ce.Code)
+		}
+		if err := s.awaitServed(t, id); !errors.Is(err, signaling.ErrFull) {
+			t.Fatalf("%s: Serve returned %v, want ErrFull", id, err)
+		}
+	}
+
+	admitted("p1", 1)
+	admitted("p2", 1)
+	refusedWith("p3", 1, "per-visit")
+	p4 := admitted("p4", 2)
+	refusedWith("p5", 3, "visits")
+	refusedWith("p6", 2, "participants")
+	// p1 again replaces its own connection though the node is full.
+	admitted("p1", 1)
+	if err := s.awaitServed(t, "p1"); !errors.Is(err, signaling.ErrReplaced) {
+		t.Fatalf("p1's old connection: %v, want ErrReplaced", err)
+	}
+	// Once p4 leaves there is room again.
+	if err := p4.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.awaitServed(t, "p4"); err != nil {
+		t.Fatalf("p4 leaving: %v", err)
+	}
+	admitted("p6", 2)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(refused, ","); got != "per-visit,visits,participants" {
+		t.Fatalf("refusals counted %q", got)
+	}
+}
+
+// TestDefaultPerVisitLimit: without SetLimits a visit holds six people.
+func TestDefaultPerVisitLimit(t *testing.T) {
+	s := newTestServer(t)
+	for _, id := range []string{"a", "b", "c", "d", "e", "f"} {
+		if _, m := rawDial(t, s, id, 7); m.Type != signaling.TypeWelcome {
+			t.Fatalf("%s: %+v, want welcome", id, m)
+		}
+	}
+	if _, m := rawDial(t, s, "g", 7); m.Type != signaling.TypeError {
+		t.Fatalf("seventh participant got %+v, want an error", m)
+	}
+}
+
+// TestRateDisconnectsAFloodingClient: a client sending beyond its
+// connection's rate is told so and closed with 1008, and Serve reports it.
+func TestRateDisconnectsAFloodingClient(t *testing.T) {
+	var mu sync.Mutex
+	var refused []string
+	s := newTestServerWith(t, wsconn.Options{Rate: rate.NewLimiter(0, 5)})
+	s.hub.SetLimits(signaling.Limits{}, func(limit string) {
+		mu.Lock()
+		refused = append(refused, limit)
+		mu.Unlock()
+	})
+	ws, m := rawDial(t, s, "p1", 1)
+	if m.Type != signaling.TypeWelcome {
+		t.Fatalf("first message %+v", m)
+	}
+	for range 6 {
+		// An unknown message type draws an error reply but keeps the
+		// connection; only the rate ends it.
+		if err := ws.WriteJSON(signaling.Message{Type: "nonsense"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sawTooMany bool
+	for {
+		var got signaling.Message
+		if err := ws.ReadJSON(&got); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+				t.Fatalf("connection ended with %v, want close 1008", err)
+			}
+			break
+		}
+		if got.Type == signaling.TypeError && strings.Contains(got.Error, "too many messages") {
+			sawTooMany = true
+		}
+	}
+	if !sawTooMany {
+		t.Fatal("no 'too many messages' error before the close")
+	}
+	if err := s.awaitServed(t, "p1"); !errors.Is(err, signaling.ErrTooFast) {
+		t.Fatalf("Serve returned %v, want ErrTooFast", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(refused, ",") != "rate" {
+		t.Fatalf("refusals counted %q, want rate", refused)
+	}
+}
