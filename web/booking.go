@@ -245,7 +245,6 @@ func (s *server) readForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.metrics.refused.Inc("body")
 			http.Error(w, "the form is larger than 16 KiB", http.StatusRequestEntityTooLarge)
 			return false
 		}

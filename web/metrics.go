@@ -43,6 +43,9 @@ func (s *server) countRequests(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		s.metrics.requests.Inc(route, string("12345"[min(max(sw.code/100, 1), 5)-1])+"xx")
+		if sw.code == http.StatusRequestEntityTooLarge { // a form or FHIR body over its limit
+			s.metrics.refused.Inc("body")
+		}
 	})
 }
 

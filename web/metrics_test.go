@@ -7,6 +7,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/store"
 )
 
 func scrape(t *testing.T, f *fixture, token string) (int, string) {
@@ -38,6 +42,25 @@ func TestMetricsCount(t *testing.T) {
 	if st, _ := post(t, c, f.srv.URL+"/patients", big); st != http.StatusRequestEntityTooLarge {
 		t.Errorf("an oversized form: %d, want 413", st)
 	}
+	sched, err := f.st.UserByEmail(t.Context(), "sched@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, hash := auth.NewToken()
+	if _, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: sched.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", f.srv.URL+"/fhir/Appointment", strings.NewReader(`{"resourceType":"Appointment","text":"`+strings.Repeat("x", 70<<10)+`"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("an oversized FHIR body: %d, want 413", resp.StatusCode)
+	}
 	st, body := scrape(t, f, "")
 	if st != http.StatusOK {
 		t.Fatalf("metrics from loopback: %d", st)
@@ -47,7 +70,7 @@ func TestMetricsCount(t *testing.T) {
 		`bedside_http_requests_total{route="GET /join/{token}",code="4xx"} 1`,
 		`bedside_sign_ins_total{outcome="success"} 1`,
 		`bedside_sign_ins_total{outcome="failed"} 2`,
-		`bedside_limit_refusals_total{limit="body"} 1`,
+		`bedside_limit_refusals_total{limit="body"} 2`,
 		`bedside_http_requests_total{route="POST /patients",code="4xx"} 1`,
 	} {
 		if !strings.Contains(body, want) {
