@@ -139,7 +139,10 @@ func (n *Notifier) enqueue(ctx context.Context, a scheduling.Appointment, kind, 
 	c := compose(kind, a, patient, physician, link, n.now())
 	m := store.Message{Key: key, AppointmentID: a.ID, Kind: kind, To: patient.Email, ToName: patient.Name,
 		Subject: c.subject, Text: c.text, CreatedAt: n.now()}
-	if kind != KindReminder {
+	// Every message carries the visit's calendar entry, reminders too: the
+	// same UID and SEQUENCE, so a calendar that already holds the visit
+	// sees no change, and one that lost it gets it back.
+	{
 		ev := calendar.Event{
 			UID: uid(a.ID, n.PublicURL), Sequence: a.Sequence, Method: calendar.MethodRequest, Status: "CONFIRMED",
 			Start: a.Start, End: a.End, Stamp: n.now(), Summary: c.summary, Description: c.description, JoinURL: link,

@@ -225,10 +225,24 @@ func TestRemindersOnceAcrossRestarts(t *testing.T) {
 	step(e.start.Add(-time.Minute), r24, r1)
 	step(e.start.Add(time.Hour+50*time.Minute), r24, r1)
 
-	// Each reminder went out once, with the visit's live join link.
+	// Each reminder went out once, with the visit's live join link and
+	// the visit's unchanged calendar entry (the invite's UID and SEQUENCE).
+	inviteUID := uid(a.ID, e.publicURL)
 	for _, m := range e.messages(t) {
-		if m.Kind == KindReminder && (!strings.Contains(m.Text, "/join/") || m.Calendar != nil || !m.SentAt.Equal(e.start.Add(-24*time.Hour)) && !m.SentAt.Equal(e.start.Add(-time.Hour))) {
-			t.Errorf("reminder %s: sent %v, calendar %d bytes, text:\n%s", m.Key, m.SentAt, len(m.Calendar), m.Text)
+		if m.Kind != KindReminder {
+			continue
+		}
+		if !strings.Contains(m.Text, "/join/") || !m.SentAt.Equal(e.start.Add(-24*time.Hour)) && !m.SentAt.Equal(e.start.Add(-time.Hour)) {
+			t.Errorf("reminder %s: sent %v, text:\n%s", m.Key, m.SentAt, m.Text)
+		}
+		ev, err := calendar.Decode(m.Calendar)
+		if err != nil {
+			t.Fatalf("reminder %s: calendar: %v", m.Key, err)
+		}
+		if ev.UID != inviteUID || ev.Sequence != a.Sequence || ev.Method != calendar.MethodRequest || m.Method != "REQUEST" ||
+			!ev.Start.Equal(e.start) || !strings.Contains(m.Text, ev.JoinURL) {
+			t.Errorf("reminder %s: calendar %+v (method %q), want the invite's UID %q, sequence %d, REQUEST, start %v and the text's link",
+				m.Key, ev, m.Method, inviteUID, a.Sequence, e.start)
 		}
 	}
 }
