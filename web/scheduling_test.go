@@ -92,7 +92,8 @@ func liveAppointments(t *testing.T, f *fixture) []scheduling.Appointment {
 	return list
 }
 
-// race posts n bookings at once with the i-th form and counts the answers.
+// race posts n bookings at once with the i-th form and counts the answers;
+// each refusal must offer free alternatives.
 func raceBookings(t *testing.T, f *fixture, n int, form func(i int) url.Values) (created, taken int) {
 	t.Helper()
 	c := f.signIn(t, "sched@example.org")
@@ -117,6 +118,16 @@ func raceBookings(t *testing.T, f *fixture, n int, form func(i int) url.Values) 
 			case resp.StatusCode == http.StatusCreated:
 				created++
 			case resp.StatusCode == http.StatusConflict && strings.Contains(string(b), "That time was just taken"):
+				// The answer offers free times nearby, never the one taken.
+				alts := altRE.FindAllStringSubmatch(string(b), -1)
+				if len(alts) == 0 {
+					t.Errorf("booking %d: taken, but no alternatives offered", i)
+				}
+				for _, alt := range alts {
+					if alt[1] == form(i).Get("start") {
+						t.Errorf("booking %d: the taken time %s offered as an alternative", i, alt[1])
+					}
+				}
 				taken++
 			default:
 				t.Errorf("booking %d: status %d", i, resp.StatusCode)
