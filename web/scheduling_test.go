@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/calendar"
 	"github.com/bedside-health/bedside/joinlink"
 	"github.com/bedside-health/bedside/notify"
 	"github.com/bedside-health/bedside/scheduling"
@@ -404,5 +406,92 @@ func TestWeekViewAcrossDST(t *testing.T) {
 	}
 	if got, want := firstSlots("2027-03-22"), "Mon 22 Mar 17:00, Tue 23 Mar 17:00, Wed 24 Mar 17:00, Thu 25 Mar 17:00, Fri 26 Mar 17:00, Sat 27 Mar 17:00, Sun 28 Mar 18:00"; got != want {
 		t.Errorf("week of 22 March:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestBookAndMoveAcrossDST is a scheduler's day across the spring change:
+// a New York physician's 13:00 visit is booked for the week after the US
+// clocks change and then moved to the week before, for a patient in London
+// (whose clocks change three weeks later). The calendar invite, its update
+// and the visit page each carry the instant the physician's 13:00 is on
+// that day, and the patient's email gives the patient's own time.
+func TestBookAndMoveAcrossDST(t *testing.T) {
+	now := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	f := newFixtureWith(t, func(d *Deps) {
+		d.Now = clock
+		d.Notifier = &notify.Notifier{Store: d.Store, Links: joinlink.Links{Store: d.Store, Key: d.Secret},
+			PublicURL: "https://clinic.example", From: "visits@clinic.example", Now: clock}
+	})
+	ny, err := f.st.CreateUser(t.Context(), store.User{Email: "ny@example.org", Name: "Dr NY", Role: store.RolePhysician, TimeZone: "America/New_York"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var week []scheduling.WeeklyHours
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		week = append(week, scheduling.WeeklyHours{Weekday: d, Start: 13 * 60, End: 15 * 60})
+	}
+	if err := f.st.SetAvailability(t.Context(), ny.ID, scheduling.Availability{Weekly: week, SlotLength: 30 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.signIn(t, "sched@example.org")
+	after := time.Date(2027, 3, 15, 17, 0, 0, 0, time.UTC) // Monday 13:00 EDT (UTC-4)
+	before := time.Date(2027, 3, 8, 18, 0, 0, 0, time.UTC) // Monday 13:00 EST (UTC-5)
+
+	status, _ := post(t, c, f.srv.URL+"/appointments", url.Values{"physician": {strconv.FormatInt(ny.ID, 10)},
+		"patient": {strconv.FormatInt(f.pat.ID, 10)}, "start": {after.Format(time.RFC3339)}})
+	if status != http.StatusCreated {
+		t.Fatalf("book 13:00 New York on 15 March: %d", status)
+	}
+	list, err := f.st.AppointmentsBetween(t.Context(), ny.ID, 0, now, now.AddDate(0, 1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || !list[0].Start.Equal(after) {
+		t.Fatalf("stored %+v, want one visit at %v", list, after)
+	}
+	a := list[0]
+	// The scheduler (London) sees the physician's 13:00 and their own 17:00.
+	_, page := getPage(t, c, fmt.Sprintf("%s/appointments/%d", f.srv.URL, a.ID))
+	for _, want := range []string{"Mon 15 Mar 2027, 13:00 EDT (America/New_York)", "Mon 15 Mar 2027, 17:00 GMT (Europe/London)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("visit page lacks %q", want)
+		}
+	}
+
+	status, _ = post(t, c, fmt.Sprintf("%s/appointments/%d/reschedule", f.srv.URL, a.ID), url.Values{"start": {before.Format(time.RFC3339)}})
+	if status != http.StatusOK {
+		t.Fatalf("move to 13:00 New York on 8 March: %d", status)
+	}
+	_, page = getPage(t, c, fmt.Sprintf("%s/appointments/%d", f.srv.URL, a.ID))
+	for _, want := range []string{"Mon 8 Mar 2027, 13:00 EST (America/New_York)", "Mon 8 Mar 2027, 18:00 GMT (Europe/London)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("visit page after the move lacks %q", want)
+		}
+	}
+
+	msgs, err := f.st.ListMessages(t.Context(), a.ID, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(msgs) // oldest first
+	if len(msgs) != 2 {
+		t.Fatalf("%d emails, want the invite and its update", len(msgs))
+	}
+	for i, want := range []struct {
+		start time.Time
+		seq   int
+		text  string
+	}{{after, 0, "Monday 15 March 2027, 17:00 (Europe/London)"}, {before, 1, "Monday 8 March 2027, 18:00 (Europe/London)"}} {
+		ev, err := calendar.Decode(msgs[i].Calendar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ev.Start.Equal(want.start) || ev.Sequence != want.seq || ev.End.Sub(ev.Start) != 30*time.Minute {
+			t.Errorf("email %d: calendar starts %v (sequence %d), want %v (sequence %d)", i, ev.Start, ev.Sequence, want.start, want.seq)
+		}
+		if !strings.Contains(msgs[i].Text, want.text) {
+			t.Errorf("email %d does not give the patient's time %q:\n%s", i, want.text, msgs[i].Text)
+		}
 	}
 }
