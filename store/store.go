@@ -277,13 +277,14 @@ type Appointments interface {
 	// how many it selects in all.
 	SearchAppointments(ctx context.Context, q AppointmentQuery) (page []scheduling.Appointment, total int, err error)
 	// RescheduleAppointment moves a booked appointment to [start, end),
-	// increments its Sequence, revokes its join links and records the move.
+	// increments its Sequence, revokes its join links (ending the sessions
+	// they opened) and records the move.
 	// An appointment that is not booked gives scheduling.ErrTransition.
 	RescheduleAppointment(ctx context.Context, id int64, start, end time.Time, c Change) (scheduling.Appointment, error)
 	// SetAppointmentStatus changes the status as the lifecycle allows
 	// (else scheduling.ErrTransition) and records it. Cancelling stores
 	// c.Reason as the CancelReason, increments Sequence and revokes the
-	// join links; so does entered-in-error.
+	// join links, ending their sessions; so does entered-in-error.
 	SetAppointmentStatus(ctx context.Context, id int64, status scheduling.Status, c Change) (scheduling.Appointment, error)
 	// AppointmentHistory lists an appointment's events, oldest first.
 	AppointmentHistory(ctx context.Context, id int64) ([]AppointmentEvent, error)

@@ -214,6 +214,20 @@ func (s *server) participantVisit(w http.ResponseWriter, r *http.Request, c call
 	return a, true
 }
 
+// Live vitals are a patient's, not a visit's: they are shown to a visit's
+// physician only from shortly before the visit until a while after it, so
+// having once seen a patient does not open their readings for good.
+const (
+	vitalsOpenBefore = 30 * time.Minute
+	vitalsOpenAfter  = 2 * time.Hour
+)
+
+// vitalsOpen reports whether a's live vitals may be watched at now.
+func vitalsOpen(a scheduling.Appointment, now time.Time) bool {
+	return a.Status.Live() && a.Status != scheduling.StatusFulfilled &&
+		!now.Before(a.Start.Add(-vitalsOpenBefore)) && now.Before(a.End.Add(vitalsOpenAfter))
+}
+
 // mayJoin reports whether c is a participant of a: its physician, or its
 // patient through a session opened by that visit's join link.
 func mayJoin(c caller, a scheduling.Appointment) bool {

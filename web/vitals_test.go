@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
 )
 
 // observation builds a device envelope with one numeric observation.
@@ -336,5 +340,70 @@ func TestPatientBrowserStreamsWithItsVisitSession(t *testing.T) {
 	staff := f.signIn(t, "doc@example.org")
 	if _, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(staff)); err == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("physician session on /ws/device: %v, want 401", err)
+	}
+}
+
+// TestLiveVitalsOnlyAroundTheVisit: the physician watches a patient's live
+// vitals from 30 minutes before the visit until 2 hours after it, and never
+// for a cancelled visit; each refusal is audited.
+func TestLiveVitalsOnlyAroundTheVisit(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	f := newFixtureWith(t, func(d *Deps) {
+		d.Now = clk.now
+		d.Audit = &audit.Recorder{Store: d.Store}
+	})
+	start, end := f.visit.Start, f.visit.End
+	cases := []struct {
+		name string
+		at   time.Time
+		want int
+	}{
+		{"an hour before", start.Add(-time.Hour), http.StatusForbidden},
+		{"29 minutes before", start.Add(-29 * time.Minute), http.StatusSwitchingProtocols},
+		{"an hour after", end.Add(time.Hour), http.StatusSwitchingProtocols},
+		{"three hours after", end.Add(3 * time.Hour), http.StatusForbidden},
+	}
+	for _, c := range cases {
+		clk.add(c.at.Sub(clk.now()))
+		if _, got := dialVitals(t, f, "doc@example.org"); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	clk.add(start.Sub(clk.now()))
+	if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusCancelled, store.Change{Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := dialVitals(t, f, "doc@example.org"); got != http.StatusForbidden {
+		t.Errorf("a cancelled visit's vitals: %d, want 403", got)
+	}
+	events, _, err := f.st.AuditEvents(t.Context(), store.AuditQuery{PatientID: f.pat.ID, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var denied []store.AuditEvent
+	for _, e := range events {
+		if e.Outcome == "denied" && strings.HasSuffix(e.Resource, "/vitals") {
+			denied = append(denied, e)
+		}
+	}
+	if len(denied) != 3 {
+		t.Errorf("%d denied audit events for the patient, want the 3 refusals", len(denied))
+	}
+}
+
+// TestCancellingEndsThePatientsVisitSession: the session a join link
+// opened ends with the link when the visit is cancelled.
+func TestCancellingEndsThePatientsVisitSession(t *testing.T) {
+	f := newFixture(t)
+	c := f.joinClient(t, f.visit)
+	visitURL := fmt.Sprintf("%s/visit/%d", f.srv.URL, f.visit.ID)
+	if st, _ := getPage(t, c, visitURL); st != http.StatusOK {
+		t.Fatalf("the patient's visit page: %d", st)
+	}
+	if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusCancelled, store.Change{Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := getPage(t, c, visitURL); st == http.StatusOK {
+		t.Fatal("the cancelled visit's page still opens with the old session")
 	}
 }

@@ -67,7 +67,8 @@ func newFixtureWith(t testing.TB, adjust func(*Deps)) *fixture {
 	f.pat = mk("pat@example.org", store.RolePatient)
 	f.other = mk("other@example.org", store.RolePatient)
 	mk("sched@example.org", store.RoleScheduler)
-	start := time.Now().Add(time.Hour).Truncate(time.Minute).UTC()
+	// Starts soon, so its live vitals are open (from 30 minutes before).
+	start := time.Now().Add(20 * time.Minute).Truncate(time.Minute).UTC()
 	f.visit, err = st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: f.doc.ID, PatientID: f.pat.ID,
 		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()}, store.Change{})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
@@ -119,10 +120,16 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	if s.refuseCrossOrigin(w, r) {
 		return
 	}
-	a, ok := s.participantVisit(w, r, c)
+	a, ok := s.appointmentParam(w, r)
 	if !ok {
 		return
 	}
+	if !mayJoin(c, a) || !vitalsOpen(a, s.Now()) {
+		s.auditDenied(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/vitals")
+		s.forbidden(w, r, "live vitals are shown to the visit's physician from 30 minutes before it until 2 hours after")
+		return
+	}
+	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/vitals")
 	// Subscribe before the upgrade completes, so every reading published
 	// after the viewer sees its socket open reaches it.
 	sub := s.Bus.Subscribe(vitalsTopic(a.PatientID), 256)

@@ -121,6 +121,11 @@ func addEvent(ctx context.Context, tx pgx.Tx, e store.AppointmentEvent) error {
 func revokeJoinLinks(ctx context.Context, tx pgx.Tx, appointmentID int64, at time.Time) error {
 	_, err := tx.Exec(ctx, `UPDATE credentials SET revoked_at = $1 WHERE kind = 'join' AND appointment_id = $2 AND revoked_at IS NULL`,
 		norm(at), appointmentID)
+	if err != nil {
+		return err
+	}
+	// The sessions those links opened end with them.
+	_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE appointment_id = $1`, appointmentID)
 	return err
 }
 

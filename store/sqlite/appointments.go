@@ -119,6 +119,11 @@ func addEvent(ctx context.Context, tx *sql.Tx, e store.AppointmentEvent) error {
 func revokeJoinLinks(ctx context.Context, tx *sql.Tx, appointmentID int64, at time.Time) error {
 	_, err := tx.ExecContext(ctx, `UPDATE credentials SET revoked_at = ? WHERE kind = 'join' AND appointment_id = ? AND revoked_at = 0`,
 		ms(at), appointmentID)
+	if err != nil {
+		return err
+	}
+	// The sessions those links opened end with them.
+	_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE appointment_id = ?`, appointmentID)
 	return err
 }
 

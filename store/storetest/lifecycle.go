@@ -31,6 +31,14 @@ func testReschedule(t *testing.T, st store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The patient's sessions opened by each visit's link, and a staff one.
+	for _, s := range []store.Session{{TokenHash: []byte("sess-a"), UserID: p.ID, AppointmentID: a.ID},
+		{TokenHash: []byte("sess-other"), UserID: p.ID, AppointmentID: other.ID}, {TokenHash: []byte("sess-staff"), UserID: d.ID}} {
+		s.CreatedAt, s.LastSeenAt, s.ExpiresAt = slotAt(0), slotAt(0), slotAt(0).Add(48*time.Hour)
+		if err := st.CreateSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	if list, err := st.JoinCredentials(ctx, a.ID); err != nil || len(list) != 1 || string(list[0].TokenHash) != "join-a" {
 		t.Fatalf("JoinCredentials of the first visit = %+v, %v; want its one link", list, err)
@@ -64,6 +72,14 @@ func testReschedule(t *testing.T, st store.Store) {
 	}
 	if c, _ := st.CredentialByHash(ctx, store.CredentialJoin, keep.TokenHash); !c.RevokedAt.IsZero() {
 		t.Error("moving one visit revoked another visit's join link")
+	}
+	if _, err := st.SessionByHash(ctx, []byte("sess-a")); err == nil {
+		t.Error("the session the moved visit's link opened survived the move")
+	}
+	for _, h := range []string{"sess-other", "sess-staff"} {
+		if _, err := st.SessionByHash(ctx, []byte(h)); err != nil {
+			t.Errorf("moving one visit ended session %s: %v", h, err)
+		}
 	}
 	if _, err := b.book(d.ID, slotAt(9), 15*time.Minute); err != nil {
 		t.Errorf("the time a visit moved out of is still held: %v", err)
