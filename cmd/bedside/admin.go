@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
@@ -172,9 +173,11 @@ func tokenIssue(ctx context.Context, args []string, getenv func(string) string, 
 
 func deviceAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var email, name string
+	var ttl time.Duration
 	data, err := adminFlags("device add", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&email, "patient", "", "email of the patient the device measures")
 		fs.StringVar(&name, "name", "", "what the device is, e.g. \"Pulse oximeter\"")
+		fs.DurationVar(&ttl, "ttl", 365*24*time.Hour, "how long the token is valid")
 	})
 	if err != nil {
 		return err
@@ -182,12 +185,15 @@ func deviceAdd(ctx context.Context, args []string, getenv func(string) string, s
 	if strings.TrimSpace(name) == "" {
 		return errors.New("device add: --name is required")
 	}
+	if ttl <= 0 {
+		return errors.New("device add: --ttl must be positive")
+	}
 	st, err := openForAdmin(ctx, data, getenv)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	token, err := addDevice(ctx, st, strings.ToLower(strings.TrimSpace(email)), strings.TrimSpace(name))
+	token, err := addDevice(ctx, st, strings.ToLower(strings.TrimSpace(email)), strings.TrimSpace(name), time.Now().Add(ttl))
 	if err != nil {
 		return fmt.Errorf("device add: %w", err)
 	}
@@ -195,7 +201,9 @@ func deviceAdd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-func addDevice(ctx context.Context, st store.Store, patientEmail, name string) (string, error) {
+// addDevice stores a device token for a patient, valid until expires (zero:
+// no expiry), and returns it.
+func addDevice(ctx context.Context, st store.Store, patientEmail, name string, expires time.Time) (string, error) {
 	u, err := st.UserByEmail(ctx, patientEmail)
 	if err != nil {
 		return "", fmt.Errorf("no user with email %q", patientEmail)
@@ -205,7 +213,7 @@ func addDevice(ctx context.Context, st store.Store, patientEmail, name string) (
 	}
 	token, hash := auth.NewToken()
 	if _, err := st.CreateCredential(ctx, store.Credential{
-		Kind: store.CredentialDevice, TokenHash: hash, UserID: u.ID, Name: name, CreatedAt: time.Now(),
+		Kind: store.CredentialDevice, TokenHash: hash, UserID: u.ID, Name: name, CreatedAt: time.Now(), ExpiresAt: expires,
 	}); err != nil {
 		return "", err
 	}
@@ -251,5 +259,73 @@ func userReset2FA(ctx context.Context, args []string, getenv func(string) string
 	}
 	(&audit.Recorder{Store: st}).Success(ctx, audit.Who{Role: audit.RoleSystem}, audit.ActionDelete, 0, audit.Ref("User", u.ID)+"/totp")
 	fmt.Fprintf(stdout, "two-step sign-in of %s turned off; %d sessions ended\n", u.Email, n)
+	return nil
+}
+
+// tokenList prints a user's API and device credentials, one per line.
+func tokenList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var email string
+	data, err := adminFlags("token list", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "the user (for devices: their patient)")
+	})
+	if err != nil {
+		return err
+	}
+	st, err := openForAdmin(ctx, data, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := st.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	if err != nil {
+		return fmt.Errorf("token list: no user with email %q", email)
+	}
+	when := func(t time.Time, none string) string {
+		if t.IsZero() {
+			return none
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tKIND\tNAME\tCREATED\tEXPIRES\tREVOKED")
+	for _, kind := range []string{store.CredentialAPI, store.CredentialDevice} {
+		list, err := st.ListCredentials(ctx, kind, u.ID)
+		if err != nil {
+			return fmt.Errorf("token list: %w", err)
+		}
+		for _, c := range list {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Kind, c.Name, when(c.CreatedAt, "-"), when(c.ExpiresAt, "never"), when(c.RevokedAt, "-"))
+		}
+	}
+	return w.Flush()
+}
+
+// tokenRevoke revokes one API or device credential. A device connected
+// with it is disconnected within the server's re-check interval.
+func tokenRevoke(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var id int64
+	data, err := adminFlags("token revoke", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.Int64Var(&id, "id", 0, "the token's id, from bedside token list")
+	})
+	if err != nil {
+		return err
+	}
+	if id <= 0 {
+		return errors.New("token revoke: --id is required (see bedside token list)")
+	}
+	st, err := openForAdmin(ctx, data, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = st.RevokeCredential(ctx, id, time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("token revoke: no token with id %d", id)
+	}
+	if err != nil {
+		return fmt.Errorf("token revoke: %w", err)
+	}
+	(&audit.Recorder{Store: st}).Success(ctx, audit.Who{Role: audit.RoleSystem}, audit.ActionDelete, 0, audit.Ref("Credential", id))
+	fmt.Fprintf(stdout, "token %d revoked\n", id)
 	return nil
 }

@@ -56,6 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return userReset2FA(ctx, args[1:], getenv, stdout, stderr)
 		case "token issue":
 			return tokenIssue(ctx, args[1:], getenv, stdout, stderr)
+		case "token list":
+			return tokenList(ctx, args[1:], getenv, stdout, stderr)
+		case "token revoke":
+			return tokenRevoke(ctx, args[1:], getenv, stdout, stderr)
 		case "device add":
 			return deviceAdd(ctx, args[1:], getenv, stdout, stderr)
 		}
@@ -78,7 +82,9 @@ Usage:
                                 turn off a user's two-step sign-in (a lost phone) and end their sessions
   bedside token issue --email E [--ttl 720h]
                                 print an API bearer token for a user
-  bedside device add --patient E --name N
+  bedside token list --email E  list a user's API and device tokens: id, kind, name, expiry, revocation
+  bedside token revoke --id N   revoke an API or device token at once (live device connections close)
+  bedside device add --patient E --name N [--ttl 8760h]
                                 print a device token that streams vitals for a patient
   bedside backup --out DIR      copy the store and its key into a new folder while the server runs
   bedside restore --from DIR    put a backup in place of the store (the server must be stopped)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -351,12 +352,30 @@ func TestCLIAddsUsersAndTokens(t *testing.T) {
 	if tok := strings.TrimSpace(ts.cli(t, "", "device", "add", "--patient", "p@example.org", "--name", "Oximeter")); len(tok) < 40 {
 		t.Fatalf("device add printed %q", tok)
 	}
+	// Listed with their expiry (a device token a year by default), and
+	// revocable by id.
+	list := ts.cli(t, "", "token", "list", "--email", "p@example.org")
+	m := regexp.MustCompile(`(?m)^(\d+)\s+device\s+Oximeter\s+\S+\s+(\d{4})-\S+\s+-$`).FindStringSubmatch(list)
+	if m == nil || m[2] != strconv.Itoa(time.Now().Year()+1) {
+		t.Fatalf("token list printed:\n%s", list)
+	}
+	if out := ts.cli(t, "", "token", "revoke", "--id", m[1]); !strings.Contains(out, "revoked") {
+		t.Fatalf("token revoke printed %q", out)
+	}
+	list = ts.cli(t, "", "token", "list", "--email", "p@example.org")
+	if regexp.MustCompile(`(?m)^` + m[1] + `\s+device\s+Oximeter\s+\S+\s+\S+\s+-$`).MatchString(list) {
+		t.Fatalf("the revoked token is listed as live:\n%s", list)
+	}
 	for _, bad := range [][]string{
 		{"user", "add", "--role", "wizard", "--email", "w@example.org", "--name", "W"},
 		{"user", "add", "--role", "patient", "--email", "p@example.org", "--name", "Again"},
 		{"user", "add", "--role", "patient", "--email", "q@example.org", "--name", "Q", "--tz", "Mars/Olympus"},
 		{"device", "add", "--patient", "new.doc@example.org", "--name", "Cuff"},
 		{"token", "issue", "--email", "nobody@example.org"},
+		{"token", "revoke", "--id", "9999"},
+		{"token", "revoke"},
+		{"token", "list", "--email", "nobody@example.org"},
+		{"device", "add", "--patient", "p@example.org", "--name", "Cuff", "--ttl", "-1h"},
 		{"frobnicate"},
 	} {
 		var out, errOut bytes.Buffer
