@@ -59,6 +59,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, busPublisher{s}, vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	})
+	s.keepChecking(r.Context(), conn, s.stillDevice(r, cred))
 	s.Log.InfoContext(r.Context(), "device connected", "device", cred.ID, "patient", cred.UserID)
 	// One event per connection: the device (or the patient's browser)
 	// writes the patient's observations from here on.

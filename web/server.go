@@ -55,6 +55,9 @@ type Deps struct {
 	// DeviceRate bounds the messages of one device across its connections,
 	// CallRate those of one call connection; zero takes the defaults.
 	DeviceRate, CallRate MessageRate
+	// Recheck is how often open sockets re-check their session, token or
+	// visit (default 30s); losing it closes them with 1008.
+	Recheck time.Duration
 }
 
 // Notifier queues the emails a change of appointment calls for.

@@ -93,6 +93,7 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 		Role:        role,
 		Appointment: a.ID,
 	}
+	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, false))
 	s.Log.InfoContext(r.Context(), "call connected", "appointment", a.ID, "user", c.User.ID, "role", role)
 	err = s.Calls.Serve(r.Context(), conn, peer)
 	s.Log.InfoContext(r.Context(), "call disconnected", "appointment", a.ID, "user", c.User.ID, "err", err)
@@ -142,6 +143,7 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	defer conn.Close()
 	s.metrics.sockets.Add(1, "vitals")
 	defer s.metrics.sockets.Add(-1, "vitals")
+	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, true))
 	s.Log.InfoContext(r.Context(), "vitals viewer connected", "appointment", a.ID, "user", c.User.ID)
 	// The viewer sends nothing we act on; reading detects its departure.
 	go func() {

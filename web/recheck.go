@@ -1,0 +1,108 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/wsconn"
+)
+
+// defaultRecheck is how often a long-lived socket re-checks that whoever
+// opened it may still use it: a signed-out session, a revoked token or a
+// cancelled visit closes its open sockets within this time.
+const defaultRecheck = 30 * time.Second
+
+// keepChecking runs still every Deps.Recheck until conn closes or ctx ends;
+// the first error closes conn with 1008 and the error as the reason.
+func (s *server) keepChecking(ctx context.Context, conn *wsconn.Conn, still func(context.Context) error) {
+	every := s.Recheck
+	if every <= 0 {
+		every = defaultRecheck
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-conn.Done():
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := still(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.Log.InfoContext(ctx, "socket closed: no longer allowed", "reason", err)
+				conn.CloseWith(websocket.ClosePolicyViolation, err.Error())
+				return
+			}
+		}
+	}()
+}
+
+var (
+	errSessionEnded = errors.New("your session ended: sign in or open your link again")
+	errVisitOver    = errors.New("this visit is no longer open")
+	errTokenEnded   = errors.New("this device token was revoked or has expired")
+)
+
+// stillInVisit checks that the session behind r still exists and may join
+// the visit, and that the visit is still live; vitals also requires it to be
+// within its vitals window.
+func (s *server) stillInVisit(r *http.Request, appointmentID int64, vitals bool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c, err := s.lookupSession(r)
+		if err != nil {
+			return errSessionEnded
+		}
+		a, err := s.Store.AppointmentByID(ctx, appointmentID)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return errVisitOver
+			}
+			return nil // the store is unwell: keep the call rather than cut it
+		}
+		if !mayJoin(c, a) || !a.Status.Live() || vitals && !vitalsOpen(a, s.Now()) {
+			return errVisitOver
+		}
+		return nil
+	}
+}
+
+// stillDevice checks that a device's token is neither revoked nor expired,
+// or, for a patient's browser streaming with its visit session, that the
+// session is still valid.
+func (s *server) stillDevice(r *http.Request, cred store.Credential) func(context.Context) error {
+	browser := bearerToken(r) == ""
+	return func(ctx context.Context) error {
+		if browser {
+			c, err := s.lookupSession(r)
+			if err != nil || c.User.ID != cred.UserID {
+				return errSessionEnded
+			}
+			if a, err := s.Store.AppointmentByID(ctx, c.Appointment); err == nil && !a.Status.Live() {
+				return errVisitOver
+			}
+			return nil
+		}
+		got, err := s.Store.CredentialByHash(ctx, store.CredentialDevice, auth.HashToken(bearerToken(r)))
+		if errors.Is(err, store.ErrNotFound) {
+			return errTokenEnded
+		}
+		if err != nil {
+			return nil // the store is unwell: keep the stream, which the store also holds
+		}
+		if !got.RevokedAt.IsZero() || !got.ExpiresAt.IsZero() && !s.Now().Before(got.ExpiresAt) {
+			return errTokenEnded
+		}
+		return nil
+	}
+}

@@ -1,0 +1,84 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+)
+
+// recheckFixture re-checks open sockets every few milliseconds.
+func recheckFixture(t *testing.T) *fixture {
+	return newFixtureWith(t, func(d *Deps) { d.Recheck = 5 * time.Millisecond })
+}
+
+// awaitPolicyClose reads ws until it closes and checks the close is 1008
+// with a reason containing why.
+func awaitPolicyClose(t *testing.T, ws *websocket.Conn, why string) {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		ce, ok := err.(*websocket.CloseError)
+		if !ok || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, why) {
+			t.Fatalf("socket ended with %v, want close 1008 saying %q", err, why)
+		}
+		return
+	}
+}
+
+// TestSignOutEverywhereClosesOpenSockets: a physician's open vitals socket
+// closes once their sessions are ended elsewhere.
+func TestSignOutEverywhereClosesOpenSockets(t *testing.T) {
+	f := recheckFixture(t)
+	viewer, status := dialVitals(t, f, "doc@example.org")
+	if viewer == nil {
+		t.Fatalf("vitals socket: %d", status)
+	}
+	if _, err := f.st.DeleteUserSessions(t.Context(), f.doc.ID); err != nil {
+		t.Fatal(err)
+	}
+	awaitPolicyClose(t, viewer, "session ended")
+}
+
+// TestRevokedDeviceIsDisconnected: revoking a streaming device's token
+// closes its connection, and it cannot reconnect.
+func TestRevokedDeviceIsDisconnected(t *testing.T) {
+	f := recheckFixture(t)
+	dev := dialDevice(t, f, f.devToken)
+	if ack := lastAck(t, sendFrame(t, dev, envelope(1, "8867-4", 70, "/min", ""))); ack != 1 {
+		t.Fatalf("ack %d", ack)
+	}
+	if err := f.st.RevokeCredential(t.Context(), f.devID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	awaitPolicyClose(t, dev, "revoked")
+	_, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), http.Header{"Authorization": {"Bearer " + f.devToken}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("reconnecting with a revoked token: %v, want 401", err)
+	}
+}
+
+// TestCancelledVisitClosesTheCall: cancelling a visit closes the patient's
+// open call socket (the join session ended with its link).
+func TestCancelledVisitClosesTheCall(t *testing.T) {
+	f := recheckFixture(t)
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.joinClient(t, f.visit)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusCancelled, store.Change{Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	awaitPolicyClose(t, ws, "session ended")
+}
