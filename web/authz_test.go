@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -27,10 +29,13 @@ const (
 	device         = "device token" // the visit's patient's home hub
 	apiToken       = "API token"    // a scheduler's bearer token
 	expiredAPI     = "expired API token"
-	expiredSession = "expired session" // a scheduler's session past its lifetime
+	expiredSession = "expired session"   // a scheduler's session past its lifetime
+	revokedLink    = "revoked join link" // the patient's session from a join link since revoked
+	revokedAPI     = "revoked API token"
 )
 
-var callers = []string{anonymous, patient, otherPatient, physician, otherPhysician, scheduler, admin, device, apiToken, expiredAPI, expiredSession}
+var callers = []string{anonymous, patient, otherPatient, physician, otherPhysician, scheduler, admin, device, apiToken,
+	expiredAPI, expiredSession, revokedLink, revokedAPI}
 
 // allowed lists, for each route, the callers it lets through; every other
 // caller must be refused. "*" means everyone (a public route).
@@ -89,12 +94,15 @@ type matrix struct {
 	join       string // a live join link of the visit
 	apiTok     string
 	expiredTok string
+	revokedTok string
+	revokedSes string // the cookie a revoked join link had opened
 	adminID    int64
 	schedID    int64
+	auditSeen  int64 // the last audit event newAuditEvents returned
 }
 
 func newMatrix(t *testing.T) *matrix {
-	f := newFixture(t)
+	f := newFixtureWith(t, func(d *Deps) { d.Audit = &audit.Recorder{Store: d.Store, Log: d.Log} })
 	ctx := t.Context()
 	m := &matrix{fixture: f}
 	start := f.visit.End.Add(time.Hour)
@@ -129,6 +137,41 @@ func newMatrix(t *testing.T) *matrix {
 		t.Fatal(err)
 	}
 	m.join = tok
+
+	tok, hash = auth.NewToken()
+	revoked, err := f.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: sched.ID, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.RevokeCredential(ctx, revoked.ID, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	m.revokedTok = tok
+
+	// A join link opened in the browser, then revoked (a new link sent):
+	// the session it gave must end with it.
+	tok, hash = auth.NewToken()
+	link, err := f.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialJoin, TokenHash: hash, UserID: f.pat.ID, AppointmentID: f.visit.ID, ExpiresAt: f.visit.End.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(f.srv.URL + "/join/" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			m.revokedSes = c.Value
+		}
+	}
+	if m.revokedSes == "" {
+		t.Fatalf("opening a live join link gave %d and no session cookie", resp.StatusCode)
+	}
+	if err := f.st.RevokeCredential(ctx, link.ID, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 	return m
 }
 
@@ -171,6 +214,10 @@ func (m *matrix) as(t *testing.T, req *http.Request, who string) {
 		req.Header.Set("Authorization", "Bearer "+m.expiredTok)
 	case expiredSession:
 		cookie(m.session(t, m.schedID, 0, time.Now().Add(-time.Second)))
+	case revokedLink:
+		cookie(m.revokedSes)
+	case revokedAPI:
+		req.Header.Set("Authorization", "Bearer "+m.revokedTok)
 	default:
 		t.Fatalf("unknown caller %q", who)
 	}
@@ -243,6 +290,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
+			events := m.newAuditEvents(t)
 			switch {
 			case resp.StatusCode >= 500:
 				t.Errorf("%s %s as %s: %d", method, path, who, resp.StatusCode)
@@ -250,9 +298,49 @@ func TestAuthorizationMatrix(t *testing.T) {
 				t.Errorf("%s as %s: refused (%d %s), want let through", p, who, resp.StatusCode, resp.Header.Get("Location"))
 			case !want && !refused(resp):
 				t.Errorf("%s as %s: let through (%d), want refused", p, who, resp.StatusCode)
+			case !want && resp.StatusCode == http.StatusForbidden && m.userOf(who) != 0:
+				// A signed-in person turned away is on the record.
+				if !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+					return e.Outcome == audit.OutcomeDenied && e.ActorID == m.userOf(who)
+				}) {
+					t.Errorf("%s as %s: refused without an audit event (got %+v)", p, who, events)
+				}
 			}
 		}
 	}
+}
+
+// userOf is the user id of a kind of caller that is a signed-in person,
+// or 0.
+func (m *matrix) userOf(who string) int64 {
+	switch who {
+	case patient:
+		return m.pat.ID
+	case otherPatient:
+		return m.other.ID
+	case physician:
+		return m.doc.ID
+	case otherPhysician:
+		return m.doc2.ID
+	case scheduler:
+		return m.schedID
+	case admin:
+		return m.adminID
+	}
+	return 0
+}
+
+// newAuditEvents returns the audit events recorded since the last call.
+func (m *matrix) newAuditEvents(t *testing.T) []store.AuditEvent {
+	t.Helper()
+	events, _, err := m.st.AuditEvents(t.Context(), store.AuditQuery{AfterSeq: m.auditSeen, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) > 0 {
+		m.auditSeen = events[len(events)-1].Seq
+	}
+	return events
 }
 
 func containsString(list []string, s string) bool {
@@ -327,5 +415,52 @@ func TestJoinLinkOpensAroundItsVisit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
 		t.Errorf("a link three days early: %d with %d cookies, want 403 and none", resp.StatusCode, len(resp.Cookies()))
+	}
+}
+
+// TestRefusalsNameThePatient: a refusal by role is recorded against the
+// patient whose record the URL names, so the trail answers "who tried to
+// open this patient's records", and a made-up identifier writes nothing
+// of its own into the trail.
+func TestRefusalsNameThePatient(t *testing.T) {
+	m := newMatrix(t)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, c := range []struct {
+		who, method, path string
+		patient           int64
+		resource          string
+	}{
+		{otherPatient, "GET", fmt.Sprintf("/appointments/%d", m.visit.ID), m.pat.ID, fmt.Sprintf("Appointment/%d", m.visit.ID)},
+		{scheduler, "GET", fmt.Sprintf("/ws/vitals/%d", m.visit.ID), m.pat.ID, fmt.Sprintf("Appointment/%d/vitals", m.visit.ID)},
+		{scheduler, "GET", fmt.Sprintf("/consult/%d", m.visit.ID), m.pat.ID, fmt.Sprintf("Appointment/%d", m.visit.ID)},
+		{patient, "GET", fmt.Sprintf("/patients/%d", m.other.ID), m.other.ID, fmt.Sprintf("Patient/%d", m.other.ID)},
+		{patient, "POST", fmt.Sprintf("/appointments/%d/cancel", m.otherVisit.ID), m.other.ID, fmt.Sprintf("Appointment/%d", m.otherVisit.ID)},
+		{patient, "GET", "/appointments/12abc%3Cscript%3E", 0, "appointments/unknown"},
+		{physician, "GET", "/audit", 0, "audit"},
+	} {
+		m.newAuditEvents(t)
+		req, err := http.NewRequest(c.method, m.srv.URL+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.as(t, req, c.who)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s as %s: %d, want 403", c.method, c.path, c.who, resp.StatusCode)
+			continue
+		}
+		wantAction := audit.ActionRead
+		if c.method == "POST" {
+			wantAction = audit.ActionUpdate
+		}
+		events := m.newAuditEvents(t)
+		if len(events) != 1 || events[0].Outcome != audit.OutcomeDenied || events[0].ActorID != m.userOf(c.who) ||
+			events[0].PatientID != c.patient || events[0].Resource != c.resource || events[0].Action != wantAction {
+			t.Errorf("%s %s as %s recorded %+v; want one denied %s of %s for patient %d", c.method, c.path, c.who, events, wantAction, c.resource, c.patient)
+		}
 	}
 }

@@ -233,6 +233,7 @@ func (s *server) physicianParam(w http.ResponseWriter, r *http.Request, c caller
 		return store.User{}, false
 	}
 	if c.User.Role == store.RolePhysician && c.User.ID != id {
+		s.auditRefusal(r, c)
 		s.forbidden(w, r, "you may change only your own hours")
 		return store.User{}, false
 	}

@@ -110,6 +110,7 @@ func (s *server) signedIn(h func(http.ResponseWriter, *http.Request, caller)) ht
 func (s *server) staff(h func(http.ResponseWriter, *http.Request, caller), roles ...store.Role) http.Handler {
 	return s.signedIn(func(w http.ResponseWriter, r *http.Request, c caller) {
 		if c.Appointment != 0 || !slices.Contains(roles, c.User.Role) {
+			s.auditRefusal(r, c)
 			s.forbidden(w, r, "your account may not open this page")
 			return
 		}

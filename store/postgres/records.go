@@ -319,12 +319,33 @@ func (s *DB) JoinCredentials(ctx context.Context, appointmentID int64) ([]store.
 }
 
 // RevokeCredential marks a credential revoked at the given time (now if
-// zero); revoking it again keeps the first time. An unknown ID gives
+// zero), and ends the sessions a join link opened; revoking it again keeps the first time. An unknown ID gives
 // store.ErrNotFound.
 func (s *DB) RevokeCredential(ctx context.Context, id int64, when time.Time) error {
 	if when.IsZero() {
 		when = time.Now()
 	}
-	return s.execOne(ctx, fmt.Sprintf("revoke credential %d", id),
-		`UPDATE credentials SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2`, norm(when), id)
+	what := fmt.Sprintf("revoke credential %d", id)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return wrap(err, "%s", what)
+	}
+	defer tx.Rollback(ctx)
+	tag, err := tx.Exec(ctx, `UPDATE credentials SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2`, norm(when), id)
+	if err != nil {
+		return wrap(err, "%s", what)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	// A join link's sessions end with it.
+	_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE appointment_id != 0 AND (user_id, appointment_id) IN
+		(SELECT user_id, appointment_id FROM credentials WHERE id = $1 AND kind = 'join')`, id)
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		return wrap(err, "%s", what)
+	}
+	return nil
 }

@@ -331,12 +331,36 @@ func (s *DB) JoinCredentials(ctx context.Context, appointmentID int64) ([]store.
 	return out, nil
 }
 
-// RevokeCredential marks a credential revoked at the given time; revoking it
+// RevokeCredential marks a credential revoked at the given time, and ends
+// the sessions a join link opened; revoking it
 // again keeps the first time. An unknown ID gives store.ErrNotFound.
 func (s *DB) RevokeCredential(ctx context.Context, id int64, when time.Time) error {
 	if when.IsZero() {
 		when = time.Now()
 	}
-	return s.execOne(ctx, fmt.Sprintf("revoke credential %d", id),
-		`UPDATE credentials SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`, ms(when), id)
+	what := fmt.Sprintf("revoke credential %d", id)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err, "%s", what)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE credentials SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`, ms(when), id)
+	if err != nil {
+		return wrap(err, "%s", what)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return wrap(err, "%s", what)
+	} else if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	// A join link's sessions end with it.
+	_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE appointment_id != 0 AND (user_id, appointment_id) IN
+		(SELECT user_id, appointment_id FROM credentials WHERE id = ? AND kind = 'join')`, id)
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		return wrap(err, "%s", what)
+	}
+	return nil
 }

@@ -257,4 +257,33 @@ func testCredentials(t *testing.T, st store.Store) {
 		t.Fatalf("revoked credential = %+v, %v; want the first revocation time kept", got, err)
 	}
 	wantErr(t, "revoking a missing credential", st.RevokeCredential(ctx, 9999, now), store.ErrNotFound)
+
+	// Revoking a join link ends the sessions it opened (its patient's, for
+	// its visit), and no other: a staff session and another visit's stay.
+	session := func(hash string, userID, visit int64) {
+		t.Helper()
+		if err := st.CreateSession(ctx, store.Session{TokenHash: []byte(hash), UserID: userID, AppointmentID: visit,
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	session("s-visit", u.ID, 42)
+	session("s-other-visit", u.ID, 43)
+	session("s-other-patient", other.ID, 42)
+	if err := st.RevokeCredential(ctx, d2.ID, now); err != nil { // a device's: sessions untouched
+		t.Fatal(err)
+	}
+	if _, err := st.SessionByHash(ctx, []byte("s-visit")); err != nil {
+		t.Fatalf("revoking a device token ended a visit session: %v", err)
+	}
+	if err := st.RevokeCredential(ctx, j.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.SessionByHash(ctx, []byte("s-visit"))
+	wantErr(t, "the revoked join link's session", err, store.ErrNotFound)
+	for _, h := range []string{"s-other-visit", "s-other-patient"} {
+		if _, err := st.SessionByHash(ctx, []byte(h)); err != nil {
+			t.Errorf("revoking one join link ended session %s: %v", h, err)
+		}
+	}
 }
