@@ -2,8 +2,11 @@
 //
 //	bedside [serve] [--addr :8080] [--data ./bedside-data] [--public-url URL]
 //	bedside user add --role ROLE --email E --name N [--tz Area/City]
+//	bedside user reset-2fa --email E
 //	bedside token issue --email E [--ttl 720h]
-//	bedside device add --patient E --name N
+//	bedside token list --email E
+//	bedside token revoke --id N
+//	bedside device add --patient E --name N [--ttl 8760h]
 //	bedside migrate
 //	bedside backup --out DIR
 //	bedside restore --from DIR
