@@ -46,13 +46,13 @@ type fixture struct {
 	changes []scheduling.Appointment // what Deps.Changed was told
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	return newFixtureWith(t, func(s *sqlite.DB) Store { return s })
 }
 
 // newFixtureWith serves the API over the store that wrap makes of the
 // fixture's SQLite store.
-func newFixtureWith(t *testing.T, wrap func(*sqlite.DB) Store) *fixture {
+func newFixtureWith(t testing.TB, wrap func(*sqlite.DB) Store) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bedside.db"))
@@ -116,7 +116,7 @@ func newFixtureWith(t *testing.T, wrap func(*sqlite.DB) Store) *fixture {
 }
 
 // token issues an API token for a user, expiring at expires (zero: never).
-func (f *fixture) token(t *testing.T, userID int64, expires time.Time) string {
+func (f *fixture) token(t testing.TB, userID int64, expires time.Time) string {
 	t.Helper()
 	tok, hash := auth.NewToken()
 	if _, err := f.st.CreateCredential(context.Background(), store.Credential{Kind: store.CredentialAPI, TokenHash: hash,
@@ -127,7 +127,7 @@ func (f *fixture) token(t *testing.T, userID int64, expires time.Time) string {
 }
 
 // book stores a booked appointment directly, as the scheduler.
-func (f *fixture) book(t *testing.T, patient, physician int64, start time.Time, length time.Duration) scheduling.Appointment {
+func (f *fixture) book(t testing.TB, patient, physician int64, start time.Time, length time.Duration) scheduling.Appointment {
 	t.Helper()
 	a, err := f.st.BookAppointment(context.Background(), scheduling.Appointment{PatientID: patient, PhysicianID: physician,
 		Start: start, End: start.Add(length)}, store.Change{ActorID: f.scheduler.ID, At: now})
@@ -147,7 +147,7 @@ type response struct {
 // do sends a request to path (under /fhir, or an absolute URL under
 // baseURL) with the given role's token ("" for none) and checks that the
 // answer is FHIR JSON.
-func (f *fixture) do(t *testing.T, method, path, role, body string) response {
+func (f *fixture) do(t testing.TB, method, path, role, body string) response {
 	t.Helper()
 	req := f.request(t, method, path, body)
 	if role != "" {
@@ -161,7 +161,7 @@ func (f *fixture) do(t *testing.T, method, path, role, body string) response {
 }
 
 // request makes a request; a body is sent as application/fhir+json.
-func (f *fixture) request(t *testing.T, method, path, body string) *http.Request {
+func (f *fixture) request(t testing.TB, method, path, body string) *http.Request {
 	t.Helper()
 	url := f.srv.URL + "/fhir/" + strings.TrimPrefix(path, "/")
 	if rest, ok := strings.CutPrefix(path, baseURL); ok {
@@ -181,7 +181,7 @@ func (f *fixture) request(t *testing.T, method, path, body string) *http.Request
 	return req
 }
 
-func (f *fixture) send(t *testing.T, req *http.Request) response {
+func (f *fixture) send(t testing.TB, req *http.Request) response {
 	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
