@@ -495,3 +495,61 @@ func TestBookAndMoveAcrossDST(t *testing.T) {
 		}
 	}
 }
+
+// TestDayViewBooksAcrossPhysicians: on the day view a scheduler finds the
+// patient, sees every physician's visits and free times in their own zone,
+// and books one physician's free time with one press; the day then shows
+// the visit in that physician's column and the time no longer free.
+func TestDayViewBooksAcrossPhysicians(t *testing.T) {
+	f := schedFixture(t)
+	var week []scheduling.WeeklyHours
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		week = append(week, scheduling.WeeklyHours{Weekday: d, Start: 9 * 60, End: 12 * 60})
+	}
+	if err := f.st.SetAvailability(t.Context(), f.doc2.ID, scheduling.Availability{Weekly: week, SlotLength: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.signIn(t, "sched@example.org")
+	london, _ := time.LoadLocation("Europe/London")
+	day := time.Now().In(london).AddDate(0, 0, 2)
+	date := day.Format("2006-01-02")
+
+	_, page := getPage(t, c, f.srv.URL+"/schedule/day?date="+date)
+	if strings.Contains(page, `class="slot free"`) || !strings.Contains(page, "find a patient above to book") {
+		t.Fatalf("with no patient chosen the day offers times to book:\n%s", page)
+	}
+	_, page = getPage(t, c, f.srv.URL+"/schedule/day?date="+date+"&q=pat")
+	if m := matchRE.FindStringSubmatch(page); m == nil || m[1] != strconv.FormatInt(f.pat.ID, 10) {
+		t.Fatalf("searching the day view for the patient found %v", m)
+	}
+
+	dayURL := fmt.Sprintf("%s/schedule/day?date=%s&patient=%d", f.srv.URL, date, f.pat.ID)
+	_, page = getPage(t, c, dayURL)
+	doc2Slot := regexp.MustCompile(`value="([^"]+)" class="slot free" aria-label="Book (\d\d:\d\d) with doc2@example.org"`)
+	free := doc2Slot.FindAllStringSubmatch(page, -1)
+	if !strings.Contains(page, "Booking for") || len(free) != 3 || free[0][2] != "09:00" ||
+		!strings.Contains(page, `aria-label="Book 00:00 with doc@example.org"`) {
+		t.Fatalf("the day view does not offer both physicians' free times (doc2: %v):\n%s", free, page)
+	}
+	start := free[1][1] // 10:00 London
+
+	status, body := post(t, c, f.srv.URL+"/appointments", url.Values{"physician": {strconv.FormatInt(f.doc2.ID, 10)},
+		"patient": {strconv.FormatInt(f.pat.ID, 10)}, "week": {date}, "start": {start}})
+	if status != http.StatusCreated || !strings.Contains(body, "Booked.") {
+		t.Fatalf("booking from the day view: %d\n%s", status, body)
+	}
+	want, _ := time.Parse(time.RFC3339, start)
+	list, err := f.st.AppointmentsBetween(t.Context(), f.doc2.ID, 0, want.Add(-time.Hour), want.Add(time.Hour))
+	if err != nil || len(list) != 1 || !list[0].Start.Equal(want) || list[0].PatientID != f.pat.ID || !list[0].End.Equal(want.Add(time.Hour)) {
+		t.Fatalf("doc2's visits around %s: %+v, %v; want the one booked", want, list, err)
+	}
+
+	_, page = getPage(t, c, dayURL)
+	free = doc2Slot.FindAllStringSubmatch(page, -1)
+	if len(free) != 2 || free[0][2] != "09:00" || free[1][2] != "11:00" {
+		t.Errorf("after booking 10:00, doc2's free times are %v; want 09:00 and 11:00", free)
+	}
+	if !strings.Contains(page, fmt.Sprintf(`<a href="/appointments/%d">10:00–11:00 pat@example.org</a>`, list[0].ID)) {
+		t.Errorf("the day view does not list the new visit in doc2's column:\n%s", page)
+	}
+}
