@@ -155,9 +155,9 @@ func tokenIssue(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer st.Close()
-	u, err := st.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	u, err := userByEmail(ctx, st, "token issue", email)
 	if err != nil {
-		return fmt.Errorf("token issue: no user with email %q", email)
+		return err
 	}
 	token, hash := auth.NewToken()
 	now := time.Now()
@@ -239,12 +239,9 @@ func userReset2FA(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer st.Close()
-	u, err := st.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("user reset-2fa: no user %s", email)
-	}
+	u, err := userByEmail(ctx, st, "user reset-2fa", email)
 	if err != nil {
-		return fmt.Errorf("user reset-2fa: %w", err)
+		return err
 	}
 	if u.TOTPSecret == nil {
 		fmt.Fprintf(stdout, "%s has no two-step sign-in; nothing changed\n", u.Email)
@@ -262,7 +259,20 @@ func userReset2FA(ctx context.Context, args []string, getenv func(string) string
 	return nil
 }
 
-// tokenList prints a user's API and device credentials, one per line.
+// userByEmail finds the user an admin command names by email, whatever its
+// case and surrounding spaces; cmd prefixes the error.
+func userByEmail(ctx context.Context, st store.Store, cmd, email string) (store.User, error) {
+	u, err := st.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	if errors.Is(err, store.ErrNotFound) {
+		return u, fmt.Errorf("%s: no user with email %q", cmd, email)
+	}
+	if err != nil {
+		return u, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return u, nil
+}
+
+// tokenList prints a user's API, device and join credentials, one per line.
 func tokenList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var email string
 	data, err := adminFlags("token list", args, getenv, stderr, func(fs *flag.FlagSet) {
@@ -276,9 +286,9 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer st.Close()
-	u, err := st.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	u, err := userByEmail(ctx, st, "token list", email)
 	if err != nil {
-		return fmt.Errorf("token list: no user with email %q", email)
+		return err
 	}
 	when := func(t time.Time, none string) string {
 		if t.IsZero() {
@@ -288,7 +298,7 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tKIND\tNAME\tCREATED\tEXPIRES\tREVOKED")
-	for _, kind := range []string{store.CredentialAPI, store.CredentialDevice} {
+	for _, kind := range []string{store.CredentialAPI, store.CredentialDevice, store.CredentialJoin} {
 		list, err := st.ListCredentials(ctx, kind, u.ID)
 		if err != nil {
 			return fmt.Errorf("token list: %w", err)
@@ -300,8 +310,8 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 	return w.Flush()
 }
 
-// tokenRevoke revokes one API or device credential. A device connected
-// with it is disconnected within the server's re-check interval.
+// tokenRevoke revokes one credential. A socket open with it closes within
+// the server's re-check interval; a join link's sessions end at once.
 func tokenRevoke(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var id int64
 	data, err := adminFlags("token revoke", args, getenv, stderr, func(fs *flag.FlagSet) {

@@ -363,8 +363,8 @@ func TestCLIAddsUsersAndTokens(t *testing.T) {
 		t.Fatalf("token revoke printed %q", out)
 	}
 	list = ts.cli(t, "", "token", "list", "--email", "p@example.org")
-	if regexp.MustCompile(`(?m)^` + m[1] + `\s+device\s+Oximeter\s+\S+\s+\S+\s+-$`).MatchString(list) {
-		t.Fatalf("the revoked token is listed as live:\n%s", list)
+	if !regexp.MustCompile(`(?m)^` + m[1] + `\s+device\s+Oximeter\s+\S+\s+\S+\s+\d{4}-\S+$`).MatchString(list) {
+		t.Fatalf("the revoked token is not listed with its revocation time:\n%s", list)
 	}
 	for _, bad := range [][]string{
 		{"user", "add", "--role", "wizard", "--email", "w@example.org", "--name", "W"},
