@@ -36,14 +36,14 @@ func (s *server) auditRefusal(r *http.Request, c caller) {
 	// it likes into the trail: "appointments/{id}/cancel" names the id
 	// only if it is one.
 	_, pattern, _ := strings.Cut(r.Pattern, " ")
+	idText := "unknown"
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		id = 0
+	} else {
+		idText = strconv.FormatInt(id, 10)
 	}
-	resource := strings.ReplaceAll(strings.Trim(pattern, "/"), "{id}", "unknown")
-	if id > 0 {
-		resource = strings.ReplaceAll(strings.Trim(pattern, "/"), "{id}", strconv.FormatInt(id, 10))
-	}
+	resource := strings.ReplaceAll(strings.Trim(pattern, "/"), "{id}", idText)
 	var patientID int64
 	if id > 0 {
 		switch first, _, _ := strings.Cut(resource, "/"); first {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -158,6 +159,12 @@ func (s *DB) SetPassword(ctx context.Context, userID int64, hash string) error {
 // store.ErrNotFound.
 func (s *DB) execOne(ctx context.Context, what, query string, args ...any) error {
 	res, err := s.w.ExecContext(ctx, query, args...)
+	return changedOne(what, res, err)
+}
+
+// changedOne checks the result of a statement that must change a row:
+// none changed is store.ErrNotFound.
+func changedOne(what string, res sql.Result, err error) error {
 	if err != nil {
 		return wrap(err, "%s", what)
 	}
@@ -345,13 +352,8 @@ func (s *DB) RevokeCredential(ctx context.Context, id int64, when time.Time) err
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE credentials SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`, ms(when), id)
-	if err != nil {
-		return wrap(err, "%s", what)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return wrap(err, "%s", what)
-	} else if n == 0 {
-		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	if err := changedOne(what, res, err); err != nil {
+		return err
 	}
 	// A join link's sessions end with it.
 	_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE appointment_id != 0 AND (user_id, appointment_id) IN
