@@ -117,7 +117,6 @@ func (s *server) renderWeek(w http.ResponseWriter, r *http.Request, c caller, wr
 		VisitType:   wr.visitType,
 		Error:       wr.flash,
 		Action:      "/appointments",
-		Query:       wr.query,
 	}
 	if avail.Zone != nil {
 		v.PhysicianZone = avail.Zone.String()
@@ -140,23 +139,10 @@ func (s *server) renderWeek(w http.ResponseWriter, r *http.Request, c caller, wr
 		v.PatientID = a.PatientID
 	} else {
 		v.BaseURL = "/schedule?"
-		if wr.patientID != 0 {
-			if p, err := s.Store.UserByID(ctx, wr.patientID); err == nil && p.Role == store.RolePatient {
-				v.PatientID, v.PatientLabel = p.ID, patientLabel(p)
-				s.audited(r, c, audit.ActionRead, p.ID, audit.Ref("Patient", p.ID))
-			}
-		}
-		if v.PatientID == 0 && wr.query != "" {
-			found, total, err := s.Store.SearchUsers(ctx, store.UserQuery{Role: store.RolePatient, Text: wr.query, Limit: 10})
-			if err != nil {
-				s.serverError(w, r, err)
-				return
-			}
-			v.Searched, v.Found = true, total
-			for _, p := range found {
-				v.Matches = append(v.Matches, templates.Option{Value: strconv.FormatInt(p.ID, 10), Label: patientLabel(p)})
-				s.audited(r, c, audit.ActionSearch, p.ID, audit.Ref("Patient", p.ID))
-			}
+		var err error
+		if v.PatientChoice, err = s.choosePatient(r, c, wr.patientID, wr.query); err != nil {
+			s.serverError(w, r, err)
+			return
 		}
 	}
 	for d := 0; d < 7; d++ {
@@ -319,4 +305,32 @@ func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 		flash = "Booked, but the invitation could not be queued: please send the patient this link yourself."
 	}
 	s.renderAppointment(w, r, c, a, http.StatusCreated, s.joinURL(r, link), flash)
+}
+
+// choosePatient is the patient a booking page books for: patientID if that
+// is a patient, or else the patients matching query (none for ""). Each
+// patient shown is recorded in the audit trail.
+func (s *server) choosePatient(r *http.Request, c caller, patientID int64, query string) (templates.PatientChoice, error) {
+	ctx := r.Context()
+	pc := templates.PatientChoice{Query: query}
+	if patientID > 0 {
+		if p, err := s.Store.UserByID(ctx, patientID); err == nil && p.Role == store.RolePatient {
+			pc.PatientID, pc.PatientLabel = p.ID, patientLabel(p)
+			s.audited(r, c, audit.ActionRead, p.ID, audit.Ref("Patient", p.ID))
+			return pc, nil
+		}
+	}
+	if query == "" {
+		return pc, nil
+	}
+	found, total, err := s.Store.SearchUsers(ctx, store.UserQuery{Role: store.RolePatient, Text: query, Limit: 10})
+	if err != nil {
+		return pc, err
+	}
+	pc.Searched, pc.Found = true, total
+	for _, p := range found {
+		pc.Matches = append(pc.Matches, templates.Option{Value: strconv.FormatInt(p.ID, 10), Label: patientLabel(p)})
+		s.audited(r, c, audit.ActionSearch, p.ID, audit.Ref("Patient", p.ID))
+	}
+	return pc, nil
 }

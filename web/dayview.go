@@ -31,27 +31,14 @@ func (s *server) handleDay(w http.ResponseWriter, r *http.Request, c caller) {
 	v := templates.DayPageView{
 		Page: page("Day", c), Label: day.Format("Monday 2 January 2006"), Zone: loc.String(),
 		Date: day.Format(dateLayout), Prev: day.AddDate(0, 0, -1).Format(dateLayout), Next: next.Format(dateLayout),
-		Today: s.Now().In(loc).Format(dateLayout), Query: strings.TrimSpace(r.URL.Query().Get("q")),
+		Today: s.Now().In(loc).Format(dateLayout),
 	}
 	// The patient being booked, chosen by a search on this page: then
 	// every physician's free times are buttons that book at once.
-	if id, err := strconv.ParseInt(r.URL.Query().Get("patient"), 10, 64); err == nil && id > 0 {
-		if p, err := s.Store.UserByID(ctx, id); err == nil && p.Role == store.RolePatient {
-			v.PatientID, v.PatientLabel = p.ID, patientLabel(p)
-			s.audited(r, c, audit.ActionRead, p.ID, audit.Ref("Patient", p.ID))
-		}
-	}
-	if v.PatientID == 0 && v.Query != "" {
-		found, total, err := s.Store.SearchUsers(ctx, store.UserQuery{Role: store.RolePatient, Text: v.Query, Limit: 10})
-		if err != nil {
-			s.serverError(w, r, err)
-			return
-		}
-		v.Searched, v.Found = true, total
-		for _, p := range found {
-			v.Matches = append(v.Matches, templates.Option{Value: strconv.FormatInt(p.ID, 10), Label: patientLabel(p)})
-			s.audited(r, c, audit.ActionSearch, p.ID, audit.Ref("Patient", p.ID))
-		}
+	patientID, _ := strconv.ParseInt(r.URL.Query().Get("patient"), 10, 64)
+	if v.PatientChoice, err = s.choosePatient(r, c, patientID, strings.TrimSpace(r.URL.Query().Get("q"))); err != nil {
+		s.serverError(w, r, err)
+		return
 	}
 	for _, p := range physicians {
 		avail, slots, err := s.slotsFor(ctx, p.ID, "", day, next, 0)

@@ -3,8 +3,6 @@ package web
 import (
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ func recheckFixture(t *testing.T) *fixture {
 	return newFixtureWith(t, func(d *Deps) { d.Recheck = 5 * time.Millisecond })
 }
 
-// awaitPolicyClose reads ws until it closes and checks the close is 1008
-// with a reason containing why.
-func awaitPolicyClose(t *testing.T, ws *websocket.Conn, why ...string) {
-	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, _, err := ws.ReadMessage()
-		if err == nil {
-			continue
-		}
-		ce, ok := err.(*websocket.CloseError)
-		if !ok || ce.Code != websocket.ClosePolicyViolation || !slices.ContainsFunc(why, func(w string) bool { return strings.Contains(ce.Text, w) }) {
-			t.Fatalf("socket ended with %v, want close 1008 saying one of %q", err, why)
-		}
-		return
-	}
-}
-
 // TestSignOutEverywhereClosesOpenSockets: a physician's open vitals socket
 // closes once their sessions are ended elsewhere.
 func TestSignOutEverywhereClosesOpenSockets(t *testing.T) {
@@ -48,7 +28,7 @@ func TestSignOutEverywhereClosesOpenSockets(t *testing.T) {
 	if _, err := f.st.DeleteUserSessions(t.Context(), f.doc.ID); err != nil {
 		t.Fatal(err)
 	}
-	awaitPolicyClose(t, viewer, "session ended")
+	awaitCloseCode(t, viewer, websocket.ClosePolicyViolation, "session ended")
 }
 
 // TestRevokedDeviceIsDisconnected: revoking a streaming device's token
@@ -62,7 +42,7 @@ func TestRevokedDeviceIsDisconnected(t *testing.T) {
 	if err := f.st.RevokeCredential(t.Context(), f.devID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	awaitPolicyClose(t, dev, "revoked")
+	awaitCloseCode(t, dev, websocket.ClosePolicyViolation, "revoked")
 	_, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), http.Header{"Authorization": {"Bearer " + f.devToken}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("reconnecting with a revoked token: %v, want 401", err)
@@ -83,5 +63,5 @@ func TestCancelledVisitClosesTheCall(t *testing.T) {
 	}
 	// Either reason is right: a check may read the session just before
 	// the cancellation and the visit just after it.
-	awaitPolicyClose(t, ws, "session ended", "no longer open")
+	awaitCloseCode(t, ws, websocket.ClosePolicyViolation, "session ended", "no longer open")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,8 +245,9 @@ func awaitMetric(t *testing.T, f *fixture, line string) {
 	}
 }
 
-// awaitCloseCode reads ws until its close frame and checks the code.
-func awaitCloseCode(t *testing.T, ws *websocket.Conn, want int) {
+// awaitCloseCode reads ws until its close frame and checks the code and,
+// if any are given, that the reason contains one of reasons.
+func awaitCloseCode(t *testing.T, ws *websocket.Conn, want int, reasons ...string) {
 	t.Helper()
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
@@ -254,8 +256,9 @@ func awaitCloseCode(t *testing.T, ws *websocket.Conn, want int) {
 			continue
 		}
 		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != want {
-			t.Fatalf("connection ended with %v, want close %d", err, want)
+		if !errors.As(err, &ce) || ce.Code != want ||
+			len(reasons) > 0 && !slices.ContainsFunc(reasons, func(r string) bool { return strings.Contains(ce.Text, r) }) {
+			t.Fatalf("connection ended with %v, want close %d saying one of %q", err, want, reasons)
 		}
 		return
 	}
