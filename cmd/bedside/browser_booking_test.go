@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +20,17 @@ func TestBrowserBooking(t *testing.T) {
 	if err := chromedp.Do(b,
 		chromedp.Navigate(ts.URL+"/login"),
 		chromedp.SendKeys(chromedp.CSS("#email"), email),
-		chromedp.SendKeys(chromedp.CSS("#password"), password+"\n"),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Submit(chromedp.CSS("#password")),
 	); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, b, "week view", `location.pathname === '/schedule' && !!document.querySelector('#q')`, 10*time.Second)
-	// A marker that a full page load would wipe.
-	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.sameDocument = true`)); err != nil {
+	waitJS(t, b, "week view", `location.pathname === '/schedule' && !!document.querySelector('#q') && document.readyState === 'complete'`, 10*time.Second)
+	// A marker that a full page load would wipe, and a count of the times
+	// htmx has finished wiring a new #main (it does so once the swap
+	// settles, after which its forms submit by htmx).
+	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.sameDocument = true; window.mainLoads = 0;
+		document.addEventListener('htmx:load', e => { if (e.detail.elt.id === 'main') window.mainLoads++; }); true`)); err != nil {
 		t.Fatal(err)
 	}
 	// Active search: typing lists matching patients without submitting.
@@ -36,7 +41,7 @@ func TestBrowserBooking(t *testing.T) {
 	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS(`#patient-results a`))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, b, "booking for Maria", `(document.querySelector('#booking-for')||{}).textContent?.startsWith('Maria Silva')`, 10*time.Second)
+	waitJS(t, b, "booking for Maria", `(document.querySelector('#booking-for')||{}).textContent?.startsWith('Maria Silva') && window.mainLoads > 0`, 10*time.Second)
 	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.sameDocument = true`)); err != nil {
 		t.Fatal(err)
 	}
@@ -45,10 +50,15 @@ func TestBrowserBooking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	loads, err := chromedp.Run(b, chromedp.Evaluate[int](`window.mainLoads`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS(`.weeknav a:last-child`))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, b, "next week shown", `document.querySelector('#week-label').textContent !== `+jsString(label)+` && window.sameDocument === true`, 10*time.Second)
+	waitJS(t, b, "next week shown", `document.querySelector('#week-label').textContent !== `+jsString(label)+
+		` && window.sameDocument === true && window.mainLoads > `+strconv.Itoa(loads), 10*time.Second)
 	// Book the first free slot from the keyboard: focus it and press Enter.
 	slot, err := chromedp.Run(b, chromedp.Evaluate[string](`(() => { const s = document.querySelector('button.slot.free'); s.focus(); return s.value; })()`))
 	if err != nil || slot == "" {

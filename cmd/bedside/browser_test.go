@@ -71,7 +71,7 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.D
 			return
 		}
 		if time.Now().After(deadline) {
-			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector('#call-state')||{}).textContent + ' | ' + document.body.innerText.slice(0, 600)`))
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname + location.search + ' | ' + (document.querySelector('#call-state')||{}).textContent + ' | ' + document.body.innerText.slice(0, 600)`))
 			t.Fatalf("%s: not true after %s (%s); page: %s", what, timeout, expr, state)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the page, not standing in for a signal
