@@ -18,6 +18,7 @@ type Appointment struct {
 	ResourceType      string            `json:"resourceType"`
 	ID                string            `json:"id"`
 	Meta              Meta              `json:"meta"`
+	Extension         []Extension       `json:"extension,omitempty"`
 	Status            string            `json:"status"`
 	CancelationReason *CodeableConcept  `json:"cancelationReason,omitempty"`
 	ServiceType       []CodeableConcept `json:"serviceType,omitempty"`
@@ -34,6 +35,16 @@ type Meta struct {
 	VersionID   string `json:"versionId,omitempty"`
 	LastUpdated string `json:"lastUpdated,omitempty"`
 }
+
+// Extension is a FHIR extension; Bedside writes only code values.
+type Extension struct {
+	URL       string `json:"url"`
+	ValueCode string `json:"valueCode,omitempty"`
+}
+
+// timezoneExtension names the IANA zone a visit was booked in (the FHIR
+// core extension for a resource's time zone).
+const timezoneExtension = "http://hl7.org/fhir/StructureDefinition/timezone"
 
 // Participant is a person taking part in an Appointment.
 type Participant struct {
@@ -92,6 +103,9 @@ func appointmentResource(ctx context.Context, n *names, a scheduling.Appointment
 	}
 	if a.UpdatedAt.IsZero() {
 		out.Meta.LastUpdated = ""
+	}
+	if a.Zone != "" {
+		out.Extension = []Extension{{URL: timezoneExtension, ValueCode: a.Zone}}
 	}
 	if a.CancelReason != "" {
 		out.CancelationReason = &CodeableConcept{Text: a.CancelReason}

@@ -13,13 +13,15 @@ import (
 )
 
 // appointmentBody is an Appointment as a client sends it: the elements
-// Bedside reads, and meta and text, which it ignores. Absent elements are
+// Bedside reads, and meta, text and extension, which it ignores (the
+// zone a visit was booked in is the physician's, not the client's). Absent elements are
 // zero (nil for the pointers and slices).
 type appointmentBody struct {
 	ResourceType      string            `json:"resourceType"`
 	ID                string            `json:"id"`
 	Meta              json.RawMessage   `json:"meta"`
 	Text              json.RawMessage   `json:"text"`
+	Extension         json.RawMessage   `json:"extension"`
 	Status            string            `json:"status"`
 	CancelationReason *CodeableConcept  `json:"cancelationReason"`
 	ServiceType       []CodeableConcept `json:"serviceType"`
@@ -42,7 +44,7 @@ type participantBody struct {
 
 // appointmentElements are the top-level elements appointmentBody reads,
 // matched exactly (encoding/json alone would ignore case).
-var appointmentElements = []string{"resourceType", "id", "meta", "text", "status", "cancelationReason", "serviceType",
+var appointmentElements = []string{"resourceType", "id", "meta", "text", "extension", "status", "cancelationReason", "serviceType",
 	"start", "end", "minutesDuration", "created", "slot", "participant"}
 
 // readBody reads a request's JSON body: 415 for a media type other than

@@ -90,11 +90,15 @@ func (s Status) CheckTransition(t Status) error {
 // a patient's calendar must follow (it is the invite's SEQUENCE): 0 when
 // booked, then one more on every reschedule and on cancellation.
 type Appointment struct {
-	ID           int64
-	PhysicianID  int64
-	PatientID    int64
-	Start        time.Time
-	End          time.Time
+	ID          int64
+	PhysicianID int64
+	PatientID   int64
+	Start       time.Time
+	End         time.Time
+	// Zone is the IANA name of the zone the visit was booked in: the
+	// physician's at booking or at the last move. Start and End are UTC
+	// instants; Zone says which wall clock they were chosen on.
+	Zone         string
 	Status       Status
 	VisitType    string // a VisitType code, "" for the physician's default
 	CancelReason string

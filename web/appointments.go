@@ -250,6 +250,10 @@ func (s *server) renderAppointment(w http.ResponseWriter, r *http.Request, c cal
 	if zl := zoneOf(patient.TimeZone); zl.String() != loc.String() {
 		v.PatientWhen = formatWhen(a.Start, zl)
 	}
+	// The physician has changed zone since: show the clock it was agreed on.
+	if zl := zoneOf(a.Zone); a.Zone != "" && zl.String() != loc.String() && zl.String() != zoneOf(physician.TimeZone).String() {
+		v.BookedWhen = formatWhen(a.Start, zl)
+	}
 	for _, st := range []scheduling.Status{scheduling.StatusArrived, scheduling.StatusFulfilled, scheduling.StatusNoShow, scheduling.StatusEnteredInError} {
 		if a.Status.CanBecome(st) {
 			v.Transitions = append(v.Transitions, templates.Option{Value: string(st), Label: "Mark " + statusLabel(st)})

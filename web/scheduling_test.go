@@ -553,3 +553,56 @@ func TestDayViewBooksAcrossPhysicians(t *testing.T) {
 		t.Errorf("the day view does not list the new visit in doc2's column:\n%s", page)
 	}
 }
+
+// TestVisitKeepsTheZoneItWasBookedIn: a physician who changes zone after a
+// booking still sees the time that was agreed, on the clock it was agreed
+// on, beside the same instant on their new clock.
+func TestVisitKeepsTheZoneItWasBookedIn(t *testing.T) {
+	f := schedFixture(t)
+	ctx := t.Context()
+	c := f.signIn(t, "sched@example.org")
+	start := tomorrowAt(9, 0)
+	if status, _ := post(t, c, f.srv.URL+"/appointments", bookForm(f, start, "")); status != http.StatusCreated {
+		t.Fatalf("book: %d", status)
+	}
+	var a scheduling.Appointment
+	for _, x := range liveAppointments(t, f) {
+		if x.Start.Equal(start) {
+			a = x
+		}
+	}
+	if a.ID == 0 || a.Zone != "Europe/London" {
+		t.Fatalf("booked visit %+v; want it stored with the physician's zone Europe/London", a)
+	}
+	// The physician moves to Tokyo; the scheduler reads from Chicago.
+	for email, zone := range map[string]string{"doc@example.org": "Asia/Tokyo", "sched@example.org": "America/Chicago"} {
+		u, err := f.st.UserByEmail(ctx, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.TimeZone = zone
+		if _, err := f.st.UpdateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, body := getPage(t, c, fmt.Sprintf("%s/appointments/%d", f.srv.URL, a.ID))
+	if status != http.StatusOK {
+		t.Fatalf("visit page: %d", status)
+	}
+	zone := func(name string) *time.Location {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	for _, want := range []string{
+		`<dd id="when">` + start.In(zone("America/Chicago")).Format("Mon 2 Jan 2006, 15:04 MST") + " (America/Chicago)",
+		start.In(zone("Asia/Tokyo")).Format("Mon 2 Jan 2006, 15:04 MST") + " (Asia/Tokyo)",
+		`<dd id="booked-when">` + start.In(zone("Europe/London")).Format("Mon 2 Jan 2006, 15:04 MST") + " (Europe/London)",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("visit page lacks %q", want)
+		}
+	}
+}

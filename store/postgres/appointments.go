@@ -12,12 +12,12 @@ import (
 	"github.com/bedside-health/bedside/store"
 )
 
-const apptCols = `id, physician_id, patient_id, start_at, end_at, status, created_at, visit_type, cancel_reason, sequence, updated_at`
+const apptCols = `id, physician_id, patient_id, start_at, end_at, status, created_at, visit_type, cancel_reason, sequence, updated_at, zone`
 
 func scanAppointment(row pgx.Row) (scheduling.Appointment, error) {
 	var a scheduling.Appointment
 	err := row.Scan(&a.ID, &a.PhysicianID, &a.PatientID, utc(&a.Start), utc(&a.End), &a.Status, utc(&a.CreatedAt),
-		&a.VisitType, &a.CancelReason, &a.Sequence, utc(&a.UpdatedAt))
+		&a.VisitType, &a.CancelReason, &a.Sequence, utc(&a.UpdatedAt), &a.Zone)
 	return a, err
 }
 
@@ -87,13 +87,15 @@ func (s *DB) BookAppointment(ctx context.Context, a scheduling.Appointment, c st
 	// COMMIT.
 	var b pgx.Batch
 	b.Queue(lockPhysicianSQL, physicianLock, int32(a.PhysicianID))
+	// The zone, unless given, is the physician's as the booking commits.
 	b.Queue(`WITH a AS (
-			INSERT INTO appointments (physician_id, patient_id, start_at, end_at, status, created_at, visit_type, cancel_reason, sequence, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id)
+			INSERT INTO appointments (physician_id, patient_id, start_at, end_at, status, created_at, visit_type, cancel_reason, sequence, updated_at, zone)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+				coalesce(nullif($13, ''), (SELECT time_zone FROM users WHERE id = $1), 'UTC')) RETURNING id, zone)
 		INSERT INTO appointment_events (appointment_id, kind, actor_id, at, to_status, new_start, new_end, reason)
-		SELECT id, 'booked', $11, $10, $5, $3, $4, $12 FROM a RETURNING appointment_id`,
+		SELECT id, 'booked', $11, $10, $5, $3, $4, $12 FROM a RETURNING appointment_id, (SELECT zone FROM a)`,
 		a.PhysicianID, a.PatientID, a.Start, a.End, string(a.Status), a.CreatedAt, a.VisitType, a.CancelReason, a.Sequence, a.UpdatedAt,
-		c.ActorID, c.Reason).QueryRow(func(row pgx.Row) error { return row.Scan(&a.ID) })
+		c.ActorID, c.Reason, a.Zone).QueryRow(func(row pgx.Row) error { return row.Scan(&a.ID, &a.Zone) })
 	err := s.pool.SendBatch(ctx, &b).Close()
 	if err != nil {
 		a.ID = 0
@@ -217,6 +219,7 @@ func (s *DB) RescheduleAppointment(ctx context.Context, id int64, start, end tim
 		return scheduling.Appointment{}, fmt.Errorf("%s: end %s is not after start %s", what, end, start)
 	}
 	var a scheduling.Appointment
+	var zone string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		if a, err = lockAppointment(ctx, tx, id); err != nil {
@@ -228,8 +231,10 @@ func (s *DB) RescheduleAppointment(ctx context.Context, id int64, start, end tim
 		if err := lockPhysician(ctx, tx, a.PhysicianID); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE appointments SET start_at = $1, end_at = $2, sequence = sequence + 1, updated_at = $3 WHERE id = $4`,
-			start, end, c.At, id)
+		// A move is chosen on the physician's clock as it is now.
+		err = tx.QueryRow(ctx, `UPDATE appointments SET start_at = $1, end_at = $2, sequence = sequence + 1, updated_at = $3,
+			zone = coalesce((SELECT time_zone FROM users WHERE id = physician_id), zone) WHERE id = $4 RETURNING zone`,
+			start, end, c.At, id).Scan(&zone)
 		if err != nil {
 			return err
 		}
@@ -242,7 +247,7 @@ func (s *DB) RescheduleAppointment(ctx context.Context, id int64, start, end tim
 	if err != nil {
 		return a, wrap(err, "%s", what)
 	}
-	a.Start, a.End, a.Sequence, a.UpdatedAt = start, end, a.Sequence+1, c.At
+	a.Start, a.End, a.Zone, a.Sequence, a.UpdatedAt = start, end, zone, a.Sequence+1, c.At
 	return a, nil
 }
 

@@ -12,12 +12,12 @@ import (
 	"github.com/bedside-health/bedside/store"
 )
 
-const apptCols = `id, physician_id, patient_id, start_at, end_at, status, created_at, visit_type, cancel_reason, sequence, updated_at`
+const apptCols = `id, physician_id, patient_id, start_at, end_at, status, created_at, visit_type, cancel_reason, sequence, updated_at, zone`
 
 func scanAppointment(row scanner) (scheduling.Appointment, error) {
 	var a scheduling.Appointment
 	var start, end, created, updated int64
-	err := row.Scan(&a.ID, &a.PhysicianID, &a.PatientID, &start, &end, &a.Status, &created, &a.VisitType, &a.CancelReason, &a.Sequence, &updated)
+	err := row.Scan(&a.ID, &a.PhysicianID, &a.PatientID, &start, &end, &a.Status, &created, &a.VisitType, &a.CancelReason, &a.Sequence, &updated, &a.Zone)
 	a.Start, a.End, a.CreatedAt, a.UpdatedAt = at(start), at(end), at(created), at(updated)
 	return a, err
 }
@@ -65,9 +65,11 @@ func (s *DB) BookAppointment(ctx context.Context, a scheduling.Appointment, c st
 			return a, fmt.Errorf("book appointment with %d at %s: %w", a.PhysicianID, a.Start.Format(time.RFC3339), err)
 		}
 	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO appointments (physician_id, patient_id, start_at, end_at, status, created_at, visit_type, cancel_reason, sequence, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		a.PhysicianID, a.PatientID, ms(a.Start), ms(a.End), a.Status, ms(a.CreatedAt), a.VisitType, a.CancelReason, a.Sequence, ms(a.UpdatedAt)).Scan(&a.ID)
+	// The zone, unless given, is the physician's as the booking commits.
+	err = tx.QueryRowContext(ctx, `INSERT INTO appointments (physician_id, patient_id, start_at, end_at, status, created_at, visit_type, cancel_reason, sequence, updated_at, zone)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(nullif(?, ''), (SELECT time_zone FROM users WHERE id = ?), 'UTC')) RETURNING id, zone`,
+		a.PhysicianID, a.PatientID, ms(a.Start), ms(a.End), a.Status, ms(a.CreatedAt), a.VisitType, a.CancelReason, a.Sequence, ms(a.UpdatedAt),
+		a.Zone, a.PhysicianID).Scan(&a.ID, &a.Zone)
 	if isOverlap(err) {
 		return a, fmt.Errorf("book appointment with %d at %s: %w", a.PhysicianID, a.Start.Format(time.RFC3339), scheduling.ErrSlotTaken)
 	}
@@ -225,8 +227,11 @@ func (s *DB) RescheduleAppointment(ctx context.Context, id int64, start, end tim
 	}
 	ev := store.AppointmentEvent{AppointmentID: id, Kind: store.EventRescheduled, ActorID: c.ActorID, At: c.At,
 		FromStatus: a.Status, ToStatus: a.Status, OldStart: a.Start, OldEnd: a.End, NewStart: start, NewEnd: end, Reason: c.Reason}
-	_, err = tx.ExecContext(ctx, `UPDATE appointments SET start_at = ?, end_at = ?, sequence = sequence + 1, updated_at = ? WHERE id = ?`,
-		ms(start), ms(end), ms(c.At), id)
+	// A move is chosen on the physician's clock as it is now.
+	var zone string
+	err = tx.QueryRowContext(ctx, `UPDATE appointments SET start_at = ?, end_at = ?, sequence = sequence + 1, updated_at = ?,
+		zone = coalesce((SELECT time_zone FROM users WHERE id = physician_id), zone) WHERE id = ? RETURNING zone`,
+		ms(start), ms(end), ms(c.At), id).Scan(&zone)
 	if isOverlap(err) {
 		return a, fmt.Errorf("%s: %w", what, scheduling.ErrSlotTaken)
 	}
@@ -242,7 +247,7 @@ func (s *DB) RescheduleAppointment(ctx context.Context, id int64, start, end tim
 	if err != nil {
 		return a, wrap(err, "%s", what)
 	}
-	a.Start, a.End, a.Sequence, a.UpdatedAt = start, end, a.Sequence+1, c.At
+	a.Start, a.End, a.Zone, a.Sequence, a.UpdatedAt = start, end, zone, a.Sequence+1, c.At
 	return a, nil
 }
 

@@ -381,3 +381,38 @@ func testConcurrentClaims(t *testing.T, st store.Store) {
 		}
 	}
 }
+
+// testAppointmentZone: a visit keeps the zone it was booked in when its
+// physician's zone later changes, and a move takes the zone of the moment.
+func testAppointmentZone(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	d := user(t, st, "d@example.org", store.RolePhysician)
+	p := user(t, st, "p@example.org", store.RolePatient)
+	b := booker{st, p.ID}
+	a, err := b.book(d.ID, slotAt(9), 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Zone != "Europe/London" {
+		t.Fatalf("booked with zone %q, want the physician's Europe/London", a.Zone)
+	}
+	given, err := st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID,
+		Start: slotAt(11), End: slotAt(11).Add(30 * time.Minute), Zone: "Australia/Adelaide"}, store.Change{})
+	if err != nil || given.Zone != "Australia/Adelaide" {
+		t.Fatalf("booked with a given zone: %q, %v; want Australia/Adelaide", given.Zone, err)
+	}
+	d.TimeZone = "America/New_York"
+	if _, err := st.UpdateUser(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.AppointmentByID(ctx, a.ID); err != nil || got.Zone != "Europe/London" {
+		t.Fatalf("after the physician moved zone the visit says %q, %v; want the zone it was booked in", got.Zone, err)
+	}
+	moved, err := st.RescheduleAppointment(ctx, a.ID, slotAt(13), slotAt(13).Add(30*time.Minute), store.Change{})
+	if err != nil || moved.Zone != "America/New_York" {
+		t.Fatalf("moved: zone %q, %v; want the physician's zone now, America/New_York", moved.Zone, err)
+	}
+	if got, _ := st.AppointmentByID(ctx, a.ID); got.Zone != moved.Zone {
+		t.Errorf("stored zone %q after the move, returned %q", got.Zone, moved.Zone)
+	}
+}

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentBookingOfOneSlot", testConcurrentSameSlot},
 		{"ConcurrentOverlappingBookings", testConcurrentOverlapping},
 		{"Reschedule", testReschedule},
+		{"AppointmentZone", testAppointmentZone},
 		{"History", testHistory},
 		{"SearchUsers", testSearchUsers},
 		{"SearchAppointments", testSearchAppointments},
