@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/bedside-health/bedside/scheduling"
@@ -97,6 +98,9 @@ type Observation struct {
 	Unit        string // UCUM
 	EffectiveAt time.Time
 	ReceivedAt  time.Time
+	// Flags are what the device reported about this measurement ("cuff
+	// too loose", "poor skin contact"): it is kept, and shown as doubtful.
+	Flags []string
 }
 
 // UserQuery selects users. Empty fields match everything. Text matches,
@@ -365,4 +369,24 @@ type Store interface {
 	Audit
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// JoinFlags is how both stores keep an observation's flags in one text
+// column: one per line, "" for none. A flag never holds a newline.
+func JoinFlags(flags []string) string {
+	clean := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if f = strings.TrimSpace(strings.ReplaceAll(f, "\n", " ")); f != "" {
+			clean = append(clean, f)
+		}
+	}
+	return strings.Join(clean, "\n")
+}
+
+// SplitFlags reads what JoinFlags wrote; nil for none.
+func SplitFlags(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
 }

@@ -24,16 +24,21 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	addSeeds(f, true)
 	f.Add([]byte(`{"seq":-1}`))
 	f.Add([]byte(`{"seq":3}`))
+	f.Add(gattEnv(4, gattMsg("2a35", "15 A0 F0 6B F0 00 00 48 00 02 00")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)
 		var fe *FieldError
 		switch {
 		case err == nil:
-			if e.Seq < 1 || len(e.Observation) == 0 {
+			if e.Seq < 1 || (len(e.Observation) == 0) == (len(e.GATT) == 0) {
 				t.Fatalf("accepted %+v", e)
 			}
-			checkParse(t, e.Observation)
-		case e.Seq != 0 && (!errors.As(err, &fe) || fe.Field != "observation"):
+			if e.GATT != nil {
+				checkGATT(t, e.GATT)
+			} else {
+				checkParse(t, e.Observation)
+			}
+		case e.Seq != 0 && (!errors.As(err, &fe) || fe.Field != "observation" && fe.Field != "gatt"):
 			t.Fatalf("seq %d returned with error %v", e.Seq, err)
 		}
 		// The whole session logic must not panic either, must answer JSON
@@ -54,6 +59,62 @@ func FuzzParseObservation(f *testing.F) {
 	})
 }
 
+// FuzzParseGATT sends arbitrary relayed characteristic messages; the
+// seeds hold one value of each characteristic Bedside reads.
+func FuzzParseGATT(f *testing.F) {
+	for _, m := range []struct{ ch, hex string }{
+		{"2a37", "1F A0 00 23 01 00 04 00 02"}, {"2a5e", "1F 61 00 48 00 EA 07 0C 04 0A 1E 00 00 40 20 20 00 50 00"},
+		{"2a5f", "07 62 00 4B 00 60 00 4A 00 61 00 4B 00 20 00"}, {"2a35", "1E 79 00 51 00 5F 00 EA 07 0C 04 09 00 00 48 00 01 03 00"},
+		{"2a1c", "06 6E 01 00 FF EA 07 0C 04 0A 00 00 06"}, {"2a9d", "0E B0 36 EA 07 0C 04 07 00 00 01 F2 00 9E 06"},
+		{"2a18", "0B 01 00 EA 07 0C 04 08 00 00 0F 00 5F B0 11 20 00"},
+	} {
+		f.Add([]byte(gattMsg(m.ch, m.hex)))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkGATT(t, b)
+	})
+}
+
+// checkGATT asserts what ParseGATT promises for any input: an error names
+// a gatt field, and whatever is accepted is a plausible reading.
+func checkGATT(t *testing.T, b []byte) {
+	p, err := ParseGATT(b)
+	if err != nil {
+		var fe *FieldError
+		if !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "gatt") {
+			t.Fatalf("error %v does not name a gatt field", err)
+		}
+		return
+	}
+	if len(p.Readings) == 0 || p.Waveform != nil {
+		t.Fatalf("want readings, got %+v", p)
+	}
+	checkReadings(t, p.Readings)
+}
+
+// checkReadings fails on any reading that is not plausible, in its stored
+// unit, at a UTC time; or on a blood pressure whose diastolic is not
+// below its systolic.
+func checkReadings(t *testing.T, rs []Reading) {
+	t.Helper()
+	var sys, dia float64
+	for _, r := range rs {
+		unit, ok := Unit(r.Code)
+		if !ok || r.Unit != unit || math.IsNaN(r.Value) || math.IsInf(r.Value, 0) || !Plausible(r.Code, r.Value) || r.Time.IsZero() || r.Time.Location().String() != "UTC" {
+			t.Fatalf("accepted implausible reading %+v", r)
+		}
+		switch r.Code {
+		case CodeSystolic:
+			sys = r.Value
+		case CodeDiastolic:
+			dia = r.Value
+		}
+	}
+	if dia != 0 && dia >= sys {
+		t.Fatalf("accepted blood pressure %+v", rs)
+	}
+}
+
 // checkParse asserts what ParseObservation promises for any input.
 func checkParse(t *testing.T, b []byte) {
 	p, err := ParseObservation(b)
@@ -67,13 +128,8 @@ func checkParse(t *testing.T, b []byte) {
 	if (len(p.Readings) == 0) == (p.Waveform == nil) {
 		t.Fatalf("want readings or a waveform, got %+v", p)
 	}
-	for _, r := range p.Readings {
-		unit, ok := Unit(r.Code)
-		if !ok || r.Unit != unit || math.IsNaN(r.Value) || math.IsInf(r.Value, 0) || !Plausible(r.Code, r.Value) || r.Time.IsZero() || r.Time.Location().String() != "UTC" {
-			t.Fatalf("accepted implausible reading %+v", r)
-		}
-	}
-	if len(p.Readings) == 2 && !(p.Readings[0].Code == CodeSystolic && p.Readings[1].Code == CodeDiastolic && p.Readings[1].Value < p.Readings[0].Value) {
+	checkReadings(t, p.Readings)
+	if len(p.Readings) == 2 && !(p.Readings[0].Code == CodeSystolic && p.Readings[1].Code == CodeDiastolic) {
 		t.Fatalf("accepted panel %+v", p.Readings)
 	}
 	if w := p.Waveform; w != nil {

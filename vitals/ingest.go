@@ -55,9 +55,12 @@ type Publisher interface {
 
 // held is a message waiting for the sequences before it.
 type held struct {
-	obs json.RawMessage
-	err error // a rejection already known from the envelope
+	obs  json.RawMessage
+	gatt json.RawMessage
+	err  error // a rejection already known from the envelope
 }
+
+func (h held) size() int { return len(h.obs) + len(h.gatt) }
 
 // Ingester applies the device acknowledgement contract to one device's
 // frames, independent of the transport: each sequence is handled (stored,
@@ -112,17 +115,18 @@ func (in *Ingester) handle(ctx context.Context, frame []byte) ([][]byte, error) 
 		// Already handled: acknowledge again; store and show nothing.
 		return [][]byte{ackReply(last)}, nil
 	case seq > last+1:
-		if seq-last > MaxAhead || in.pendingBytes+len(env.Observation) > maxPendingBytes {
+		h := held{obs: env.Observation, gatt: env.GATT, err: err}
+		if seq-last > MaxAhead || in.pendingBytes+h.size() > maxPendingBytes {
 			msg := fmt.Sprintf("seq %d is too far ahead of %d to hold; send again from %d", seq, last, last+1)
 			return [][]byte{errorReply(msg, 0), ackReply(last)}, fmt.Errorf("%w: seq %d after %d", ErrGap, seq, last)
 		}
 		if _, dup := in.pending[seq]; !dup {
-			in.pending[seq] = held{obs: env.Observation, err: err}
-			in.pendingBytes += len(env.Observation)
+			in.pending[seq] = h
+			in.pendingBytes += h.size()
 		}
 		return [][]byte{ackReply(last)}, nil
 	}
-	return in.handleRun(ctx, held{obs: env.Observation, err: err})
+	return in.handleRun(ctx, held{obs: env.Observation, gatt: env.GATT, err: err})
 }
 
 // handleRun handles the message with seq LastSeq+1 and every held one that
@@ -159,7 +163,7 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 		return [][]byte{errorReply(msg, 0), ackReply(in.dev.LastSeq)}, fmt.Errorf("%w: seq %d to %d: %w", ErrStore, start, end, err)
 	}
 	for s := start + 1; s <= end; s++ {
-		in.pendingBytes -= len(in.pending[s].obs)
+		in.pendingBytes -= in.pending[s].size()
 		delete(in.pending, s)
 	}
 	in.dev.LastSeq = end
@@ -176,6 +180,9 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 func (in *Ingester) parse(h held) (Parsed, error) {
 	if h.err != nil {
 		return Parsed{}, h.err
+	}
+	if h.gatt != nil {
+		return ParseGATT(h.gatt) // a relayed value names no subject: it is the device's patient
 	}
 	p, err := ParseObservation(h.obs)
 	if err != nil {

@@ -15,6 +15,7 @@ type LiveReading struct {
 	Unit   string    `json:"unit"`
 	Time   time.Time `json:"time"`
 	Device string    `json:"device,omitempty"`
+	Flags  []string  `json:"flags,omitempty"` // what the device reported: show the value as doubtful
 }
 
 // LiveWaveform is the live-vitals message for one waveform chunk. Data
@@ -72,7 +73,7 @@ func (s *Samples) UnmarshalJSON(b []byte) error {
 func encodeLive(p Parsed, device string) [][]byte {
 	out := make([][]byte, 0, len(p.Readings)+1)
 	for _, r := range p.Readings {
-		b, err := json.Marshal(LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device})
+		b, err := json.Marshal(LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags})
 		if err == nil {
 			out = append(out, b)
 		}

@@ -32,6 +32,9 @@ type Reading struct {
 	Value float64
 	Unit  string // UCUM
 	Time  time.Time
+	// Flags are what the device reported about the measurement (motion,
+	// a loose cuff, poor contact): the reading is kept, shown as doubtful.
+	Flags []string
 }
 
 // Waveform is a validated chunk of samples (FHIR SampledData). The physical
@@ -57,10 +60,12 @@ type Parsed struct {
 	Subject  string // subject.reference as sent, "" if absent
 }
 
-// Envelope is one device message: a sequence number and an observation.
+// Envelope is one device message: a sequence number and either a FHIR
+// Observation or a relayed Bluetooth characteristic value.
 type Envelope struct {
 	Seq         int64
 	Observation json.RawMessage
+	GATT        json.RawMessage
 }
 
 // DecodeEnvelope reads {"seq": N, "observation": {...}}, N a whole number
@@ -71,6 +76,7 @@ func DecodeEnvelope(b []byte) (Envelope, error) {
 	var raw struct {
 		Seq         json.RawMessage `json:"seq"`
 		Observation json.RawMessage `json:"observation"`
+		GATT        json.RawMessage `json:"gatt"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		var te *json.UnmarshalTypeError
@@ -86,8 +92,15 @@ func DecodeEnvelope(b []byte) (Envelope, error) {
 	if err != nil || seq < 1 {
 		return Envelope{}, fieldErr("seq", "%s is not a whole number from 1 up", truncate(string(raw.Seq), 40))
 	}
-	if len(raw.Observation) == 0 || string(raw.Observation) == "null" {
-		return Envelope{Seq: seq}, fieldErr("observation", "missing")
+	hasObs := len(raw.Observation) > 0 && string(raw.Observation) != "null"
+	hasGATT := len(raw.GATT) > 0 && string(raw.GATT) != "null"
+	switch {
+	case hasObs && hasGATT:
+		return Envelope{Seq: seq}, fieldErr("gatt", "an envelope carries an observation or a gatt value, not both")
+	case hasGATT:
+		return Envelope{Seq: seq, GATT: raw.GATT}, nil
+	case !hasObs:
+		return Envelope{Seq: seq}, fieldErr("observation", "missing (or send a gatt value)")
 	}
 	return Envelope{Seq: seq, Observation: raw.Observation}, nil
 }
@@ -141,7 +154,7 @@ const maxSamples = 4096
 func ParseObservation(raw json.RawMessage) (Parsed, error) {
 	var o fhirObservation
 	if err := json.Unmarshal(raw, &o); err != nil {
-		return Parsed{}, decodeError(err)
+		return Parsed{}, decodeError("observation", err)
 	}
 	if o.ResourceType != "Observation" {
 		return Parsed{}, fieldErr("observation.resourceType", "%q, want \"Observation\"", truncate(o.ResourceType, 40))
@@ -284,12 +297,26 @@ func quantityReading(field, code string, q *quantity, when time.Time) (Reading, 
 	if unit == "" {
 		return Reading{}, fieldErr(field+".code", "missing: want the UCUM unit %s", m.unitList())
 	}
-	v, ok := m.convert(unit, sent)
-	if !ok {
+	if _, ok := m.convert(unit, sent); !ok {
 		return Reading{}, fieldErr(unitField, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
 	}
+	return checkedReading(field+".value", code, sent, unit, when)
+}
+
+// checkedReading is sent (in unit) as a reading of code in its stored
+// unit, refused if the catalogue does not keep code, does not take unit,
+// or holds the value impossible.
+func checkedReading(field, code string, sent float64, unit string, when time.Time) (Reading, error) {
+	m, ok := catalogue[code]
+	if !ok {
+		return Reading{}, fieldErr(field, "%s is not a measurement Bedside keeps", code)
+	}
+	v, ok := m.convert(unit, sent)
+	if !ok {
+		return Reading{}, fieldErr(field, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
+	}
 	if !m.possible(v) {
-		return Reading{}, fieldErr(field+".value", "%s %s is impossible for %s (%s)", fmtNum(sent), unit, m.name, m.rangeText())
+		return Reading{}, fieldErr(field, "%s %s is impossible for %s (%s)", fmtNum(sent), unit, m.name, m.rangeText())
 	}
 	return Reading{Code: code, Value: v, Unit: m.unit, Time: when}, nil
 }
@@ -350,11 +377,12 @@ func parseWaveform(f, code string, sd *sampledData, when time.Time) (*Waveform, 
 	return w, nil
 }
 
-// decodeError names the field a JSON type mismatch is in.
-func decodeError(err error) error {
+// decodeError names the field a JSON type mismatch is in, under root
+// ("observation", "gatt").
+func decodeError(root string, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		field := "observation"
+		field := root
 		if te.Field != "" {
 			field += "." + te.Field
 		}
@@ -365,9 +393,12 @@ func decodeError(err error) error {
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fieldErr("observation", "not valid JSON at byte %d: %v", se.Offset, err)
+		return fieldErr(root, "not valid JSON at byte %d: %v", se.Offset, err)
 	}
-	return fieldErr("observation", "not a FHIR Observation: %v", err)
+	if root == "observation" {
+		return fieldErr(root, "not a FHIR Observation: %v", err)
+	}
+	return fieldErr(root, "%v", err)
 }
 
 // jsonValueKind phrases an UnmarshalTypeError's Value: "a string".

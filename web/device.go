@@ -88,7 +88,7 @@ func (d deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, reading
 		obs = append(obs, store.Observation{
 			PatientID: d.patientID, DeviceID: deviceID, Seq: sr.Seq,
 			Code: sr.Reading.Code, Value: sr.Reading.Value, Unit: sr.Reading.Unit,
-			EffectiveAt: sr.Reading.Time.UTC(), ReceivedAt: now,
+			EffectiveAt: sr.Reading.Time.UTC(), ReceivedAt: now, Flags: sr.Reading.Flags,
 		})
 	}
 	return d.st.AppendObservations(ctx, deviceID, lastSeq, obs)

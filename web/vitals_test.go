@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,10 +89,11 @@ func lastAck(t *testing.T, rs []reply) int64 {
 }
 
 type liveReading struct {
-	Type  string  `json:"type"`
-	Code  string  `json:"code"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
+	Type  string   `json:"type"`
+	Code  string   `json:"code"`
+	Value float64  `json:"value"`
+	Unit  string   `json:"unit"`
+	Flags []string `json:"flags"`
 }
 
 func dialVitals(t *testing.T, f *fixture, email string) (*websocket.Conn, int) {
@@ -163,6 +165,35 @@ func TestDeviceReadingReachesPhysician(t *testing.T) {
 	}
 	if n := f.storedCount(t); n != 2 {
 		t.Fatalf("stored %d observations, want 2", n)
+	}
+}
+
+// TestRelayedBluetoothValue: a browser relays a pulse oximeter's raw PLX
+// value; the server parses it, the physician sees it flagged, and the
+// store keeps it with its flags.
+func TestRelayedBluetoothValue(t *testing.T) {
+	f := newFixture(t)
+	viewer, status := dialVitals(t, f, "doc@example.org")
+	if viewer == nil {
+		t.Fatalf("physician's vitals socket refused: %d", status)
+	}
+	dev := dialDevice(t, f, f.devToken)
+	// PLX Continuous: SpO2 98 %, pulse 75 /min, sensor status "sensor displaced".
+	value := base64.StdEncoding.EncodeToString([]byte{0x08, 0x62, 0x00, 0x4B, 0x00, 0x00, 0x20, 0x00})
+	frame := fmt.Sprintf(`{"seq":1,"gatt":{"service":"00001822-0000-1000-8000-00805f9b34fb",
+		"characteristic":"00002a5f-0000-1000-8000-00805f9b34fb","value":%q,"time":%q}}`, value, time.Now().UTC().Format(time.RFC3339Nano))
+	if ack := lastAck(t, sendFrame(t, dev, frame)); ack != 1 {
+		t.Fatalf("ack %d, want 1", ack)
+	}
+	for _, want := range []liveReading{{Code: "59408-5", Value: 98, Unit: "%"}, {Code: "8867-4", Value: 75, Unit: "/min"}} {
+		r := nextReading(t, viewer)
+		if r.Code != want.Code || r.Value != want.Value || r.Unit != want.Unit || !slices.Equal(r.Flags, []string{"sensor displaced"}) {
+			t.Fatalf("viewer got %+v, want %s %v %s flagged sensor displaced", r, want.Code, want.Value, want.Unit)
+		}
+	}
+	obs, err := f.st.ObservationsBetween(t.Context(), f.pat.ID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil || len(obs) != 2 || !slices.Equal(obs[0].Flags, []string{"sensor displaced"}) {
+		t.Fatalf("stored %+v, %v; want SpO2 and pulse, flagged", obs, err)
 	}
 }
 

@@ -40,9 +40,9 @@ func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int
 			if o.ReceivedAt.IsZero() {
 				o.ReceivedAt = now
 			}
-			b.Queue(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (device_id, seq, code) WHERE seq > 0 DO NOTHING`,
-				o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, norm(o.EffectiveAt), norm(o.ReceivedAt))
+			b.Queue(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (device_id, seq, code) WHERE seq > 0 DO NOTHING`,
+				o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, norm(o.EffectiveAt), norm(o.ReceivedAt), store.JoinFlags(o.Flags))
 		}
 		return tx.SendBatch(ctx, &b).Close()
 	})
@@ -55,12 +55,14 @@ func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int
 // ObservationsBetween lists a patient's observations effective in [from,
 // to), by effective time then ID.
 func (s *DB) ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, patient_id, device_id, seq, code, value, unit, effective_at, received_at
+	rows, err := s.pool.Query(ctx, `SELECT id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags
 		FROM observations WHERE patient_id = $1 AND effective_at >= $2 AND effective_at < $3 ORDER BY effective_at, id`,
 		patientID, norm(from), norm(to))
 	out, err := collect(rows, err, func(r pgx.Row) (store.Observation, error) {
 		var o store.Observation
-		err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, utc(&o.EffectiveAt), utc(&o.ReceivedAt))
+		var flags string
+		err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, utc(&o.EffectiveAt), utc(&o.ReceivedAt), &flags)
+		o.Flags = store.SplitFlags(flags)
 		return o, err
 	})
 	if err != nil {

@@ -31,8 +31,8 @@ func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int
 		}
 	}
 	if len(obs) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 		if err != nil {
 			return wrap(err, "append observations of device %d", deviceID)
 		}
@@ -45,7 +45,7 @@ func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int
 			if o.ReceivedAt.IsZero() {
 				o.ReceivedAt = now
 			}
-			if _, err := stmt.ExecContext(ctx, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt)); err != nil {
+			if _, err := stmt.ExecContext(ctx, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt), store.JoinFlags(o.Flags)); err != nil {
 				return wrap(err, "append observation seq %d of device %d", o.Seq, deviceID)
 			}
 		}
@@ -59,14 +59,15 @@ func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int
 // ObservationsBetween lists a patient's observations effective in [from,
 // to), by effective time then ID.
 func (s *DB) ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, patient_id, device_id, seq, code, value, unit, effective_at, received_at
+	rows, err := s.r.QueryContext(ctx, `SELECT id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags
 		FROM observations WHERE patient_id = ? AND effective_at >= ? AND effective_at < ? ORDER BY effective_at, id`,
 		patientID, ms(from), ms(to))
 	out, err := collect(rows, err, func(r scanner) (store.Observation, error) {
 		var o store.Observation
 		var eff, rec int64
-		err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, &eff, &rec)
-		o.EffectiveAt, o.ReceivedAt = at(eff), at(rec)
+		var flags string
+		err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, &eff, &rec, &flags)
+		o.EffectiveAt, o.ReceivedAt, o.Flags = at(eff), at(rec), store.SplitFlags(flags)
 		return o, err
 	})
 	if err != nil {

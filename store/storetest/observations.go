@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -44,8 +45,11 @@ func testObservations(t *testing.T, st store.Store) {
 	if n := lastSeq(t, st, "dev"); n != 2 {
 		t.Fatalf("device last seq %d, want 2", n)
 	}
-	// A resend of seq 2 (twice in one batch) with seq 3 stores only seq 3.
-	if err := st.AppendObservations(ctx, dev.ID, 3, []store.Observation{obs(dev.ID, 2, "8480-6", 120), obs(dev.ID, 2, "8480-6", 120), obs(dev.ID, 3, "8867-4", 71)}); err != nil {
+	// A resend of seq 2 (twice in one batch) with seq 3 stores only seq 3,
+	// which the device flagged.
+	flagged := obs(dev.ID, 3, "8867-4", 71)
+	flagged.Flags = []string{"poor skin contact", "sensor displaced"}
+	if err := st.AppendObservations(ctx, dev.ID, 3, []store.Observation{obs(dev.ID, 2, "8480-6", 120), obs(dev.ID, 2, "8480-6", 120), flagged}); err != nil {
 		t.Fatal(err)
 	}
 	// A lower lastSeq never moves the device back.
@@ -93,8 +97,11 @@ func testObservations(t *testing.T, st store.Store) {
 			seq3 = o
 		}
 	}
-	if seq3.Value != 71 || seq3.Code != "8867-4" {
-		t.Fatalf("seq 3 stored as %+v", seq3)
+	if seq3.Value != 71 || seq3.Code != "8867-4" || !slices.Equal(seq3.Flags, flagged.Flags) {
+		t.Fatalf("seq 3 stored as %+v, want value 71 with flags %q", seq3, flagged.Flags)
+	}
+	if first.Flags != nil {
+		t.Errorf("an unflagged reading came back with flags %q", first.Flags)
 	}
 	// [from, to): a reading exactly at to is left out, one exactly at from kept.
 	if got, _ := st.ObservationsBetween(ctx, p.ID, t0.Add(time.Second), t0.Add(2*time.Second)); len(got) != 2 {
