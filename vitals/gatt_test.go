@@ -110,3 +110,32 @@ func TestIngesterGATT(t *testing.T) {
 		t.Fatalf("published %q, want %s", got, want)
 	}
 }
+
+// BenchmarkDecode compares the two ways a reading arrives: a relayed
+// Bluetooth value and the FHIR Observation a hub would send instead.
+func BenchmarkDecode(b *testing.B) {
+	relayed := []byte(gattMsg("00002a37-0000-1000-8000-00805f9b34fb", "00 48"))
+	b.Run("gatt-heart-rate", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ParseGATT(relayed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	obs := []byte(hrObs)
+	b.Run("fhir-heart-rate", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ParseObservation(obs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	bp := []byte(gattMsg("2a35", "1E 79 00 51 00 5F 00 EA 07 0C 04 09 00 00 48 00 01 03 00"))
+	b.Run("gatt-blood-pressure", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ParseGATT(bp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
