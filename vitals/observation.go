@@ -221,10 +221,10 @@ func ParseObservation(raw json.RawMessage) (Parsed, error) {
 		if sys == nil || dia == nil {
 			return Parsed{}, fieldErr("observation.component", "a blood-pressure panel needs both systolic (8480-6) and diastolic (8462-4)")
 		}
-		if dia.Value >= sys.Value {
-			return Parsed{}, fieldErr(diaField, "diastolic %s is not below systolic %s", fmtNum(dia.Value), fmtNum(sys.Value))
-		}
 		p.Readings = []Reading{*sys, *dia}
+		if err := checkPanel(p.Readings, diaField); err != nil {
+			return Parsed{}, err
+		}
 	default:
 		if o.ValueQuantity == nil {
 			return Parsed{}, fieldErr("observation.valueQuantity", "missing: %s is a numeric measurement", code)

@@ -41,11 +41,7 @@ func TestBrowserBooking(t *testing.T) {
 	if err := chromedp.Do(b, chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, b, "visit page with its join link", `!!document.querySelector('#join-link') && location.pathname.startsWith('/appointments/')`, 10*time.Second)
-	same, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.sameDocument === true`))
-	if err != nil || !same {
-		t.Fatalf("the page reloaded to book (sameDocument %v, %v)", same, err)
-	}
+	waitBookedInPlace(t, b)
 	waitJS(t, b, "focus on the confirmation", `document.activeElement.classList.contains('flash') && document.activeElement.textContent.startsWith('Booked')`, 5*time.Second)
 	when, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector('#when').textContent`))
 	start, _ := time.Parse(time.RFC3339, slot)
@@ -79,10 +75,7 @@ func TestBrowserDayView(t *testing.T) {
 	if err := chromedp.Do(b, chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, b, "visit page with its join link", `!!document.querySelector('#join-link') && location.pathname.startsWith('/appointments/')`, 10*time.Second)
-	if same, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.sameDocument === true`)); err != nil || !same {
-		t.Fatalf("the page reloaded to book (sameDocument %v, %v)", same, err)
-	}
+	waitBookedInPlace(t, b)
 	text, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector('#main').innerText`))
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +139,16 @@ func choosePatient(t *testing.T, b context.Context, query, name string) {
 	}
 	waitJS(t, b, "booking for "+name, `(document.querySelector('#booking-for')||{}).textContent?.startsWith(`+jsString(name)+
 		`) && window.sameDocument === true && window.mainLoads > `+strconv.Itoa(loads), 10*time.Second)
+}
+
+// waitBookedInPlace waits for the visit page with its join link, reached
+// without a page load.
+func waitBookedInPlace(t *testing.T, b context.Context) {
+	t.Helper()
+	waitJS(t, b, "visit page with its join link", `!!document.querySelector('#join-link') && location.pathname.startsWith('/appointments/')`, 10*time.Second)
+	if same, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.sameDocument === true`)); err != nil || !same {
+		t.Fatalf("the page reloaded to book (sameDocument %v, %v)", same, err)
+	}
 }
 
 // jsString quotes s as a JavaScript string literal.

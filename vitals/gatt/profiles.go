@@ -2,7 +2,6 @@ package gatt
 
 import (
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -309,9 +308,6 @@ func glucose(r *reader) (Measurement, error) {
 		m.Values = []Value{{CodeGlucoseMol, round(conc.v*1000, 2), "mmol/L"}} // mol/L to mmol/L
 	} else {
 		m.Values = []Value{{CodeGlucoseMass, round(conc.v*100000, 1), "mg/dL"}} // kg/L to mg/dL
-	}
-	if math.IsInf(m.Values[0].V, 0) {
-		return m, fmt.Errorf("glucose concentration is out of range")
 	}
 	return m, nil
 }
