@@ -16,7 +16,8 @@ import (
 // envelope is one device message.
 type envelope struct {
 	Seq         int64           `json:"seq"`
-	Observation json.RawMessage `json:"observation"`
+	Observation json.RawMessage `json:"observation,omitempty"`
+	GATT        json.RawMessage `json:"gatt,omitempty"`
 }
 
 // outbox numbers messages and holds them until the server acknowledges
@@ -29,14 +30,14 @@ type outbox struct {
 	acked     int
 }
 
-// add numbers obs and holds it; false if the outbox is full.
-func (b *outbox) add(obs json.RawMessage) (envelope, bool) {
+// add numbers m and holds it; false if the outbox is full.
+func (b *outbox) add(m message) (envelope, bool) {
 	if len(b.pending) >= b.max {
 		return envelope{}, false
 	}
 	b.next++
 	b.generated++
-	e := envelope{Seq: b.next, Observation: obs}
+	e := envelope{Seq: b.next, Observation: m.Observation, GATT: m.GATT}
 	b.pending = append(b.pending, e)
 	return e, true
 }
@@ -91,25 +92,50 @@ var errRefused = errors.New("server refused the device")
 // goroutine owns the outbox and is the only writer of the connection.
 type client struct {
 	o        options
+	token    string
+	name     string // "devicesim", or "devicesim[N]" when streaming several patients
 	log      io.Writer
 	box      outbox
 	pat      *patient
 	rejected int
+	garbled  int // garbled frames sent (a faulty device)
+	drops    int // simulated link drops (a flaky link)
 	rng      *rand.Rand
 }
 
-func newClient(o options, log io.Writer) *client {
+// newClient streams one patient with token; seed makes it reproducible.
+func newClient(o options, token, name string, seed uint64, log io.Writer) *client {
 	return &client{
-		o:   o,
-		log: log,
-		box: outbox{max: maxUnacked},
-		pat: newPatient(scenarios[o.scenario], o.seed, time.Now()),
-		rng: rand.New(rand.NewPCG(o.seed, 1)),
+		o:     o,
+		token: token,
+		name:  name,
+		log:   log,
+		box:   outbox{max: maxUnacked},
+		pat:   newPatient(o.sc, seed, time.Now(), o.ramp),
+		rng:   rand.New(rand.NewPCG(seed, 1)),
 	}
 }
 
 func (c *client) logf(format string, args ...any) {
-	fmt.Fprintf(c.log, "devicesim: "+format+"\n", args...)
+	fmt.Fprintf(c.log, c.name+": "+format+"\n", args...)
+}
+
+// summary is the client's closing line.
+func (c *client) summary() string {
+	s := fmt.Sprintf("%s: %d messages measured, %d acknowledged (%d of them rejected), %d unacknowledged",
+		c.name, c.box.generated, c.box.acked, c.rejected, len(c.box.pending))
+	if c.drops > 0 {
+		s += fmt.Sprintf("; %d simulated link drops", c.drops)
+	}
+	if c.garbled > 0 {
+		s += fmt.Sprintf("; %d garbled frames", c.garbled)
+	}
+	return s
+}
+
+// jitter returns a random duration between half and one and a half of d.
+func (c *client) jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(c.rng.Int64N(int64(d)+1))
 }
 
 // dial connects after wait.
@@ -121,7 +147,7 @@ func (c *client) dial(ctx context.Context, wait time.Duration, out chan<- dialRe
 	case <-time.After(wait):
 	}
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	ws, resp, err := d.DialContext(ctx, c.o.url, http.Header{"Authorization": {"Bearer " + c.o.token}})
+	ws, resp, err := d.DialContext(ctx, c.o.url, http.Header{"Authorization": {"Bearer " + c.token}})
 	if err != nil && resp != nil {
 		err = fmt.Errorf("%w: %s", err, resp.Status)
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
@@ -197,12 +223,40 @@ func (c *client) loop(ctx context.Context) error {
 		c.logf("disconnected (%v); %d unacknowledged; reconnecting in %s", why, len(c.box.pending), wait.Round(time.Millisecond))
 		go c.dial(ctx, wait, dialed)
 	}
-	paused := false
-	enqueue := func(obs json.RawMessage) {
-		if obs == nil {
+	// A flaky link drops a while after each connection is made, and stays
+	// down for an outage; measuring goes on meanwhile.
+	var cut <-chan time.Time
+	cutLink := func() {
+		if ws == nil {
 			return
 		}
-		e, ok := c.box.add(obs)
+		outage := c.jitter(c.o.flakyOutage)
+		c.drops++
+		c.logf("link dropped (simulated flaky link); %d unacknowledged; back in %s", len(c.box.pending), outage.Round(time.Millisecond))
+		// Cut the TCP connection under the WebSocket, as a lost network
+		// does: no close frame.
+		_ = ws.NetConn().Close()
+		ws = nil
+		go c.dial(ctx, outage, dialed)
+	}
+	paused := false
+	enqueue := func(m message) {
+		if m.Garbled != nil {
+			// Not an envelope: the server answers an error without seq and
+			// it is never resent.
+			c.garbled++
+			if ws != nil {
+				_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if err := ws.WriteMessage(websocket.TextMessage, m.Garbled); err != nil {
+					disconnect(err)
+				}
+			}
+			return
+		}
+		if m.Observation == nil && m.GATT == nil {
+			return
+		}
+		e, ok := c.box.add(m)
 		if !ok {
 			if !paused {
 				c.logf("%d messages unacknowledged; pausing measurements until the server catches up", len(c.box.pending))
@@ -218,8 +272,8 @@ func (c *client) loop(ctx context.Context) error {
 		}
 	}
 	measure := func(now time.Time) {
-		for _, obs := range c.pat.numerics(now) {
-			enqueue(obs)
+		for _, m := range c.pat.numerics(now) {
+			enqueue(m)
 		}
 	}
 
@@ -260,6 +314,9 @@ func (c *client) loop(ctx context.Context) error {
 			}
 			ws = d.ws
 			c.logf("connected to %s; sending %d unacknowledged", c.o.url, len(c.box.pending))
+			if c.o.sc.flaky {
+				cut = time.After(c.jitter(c.o.flakyEvery))
+			}
 			go read(ws, events, done)
 			if err := c.sendPending(ws); err != nil {
 				disconnect(err)
@@ -276,7 +333,9 @@ func (c *client) loop(ctx context.Context) error {
 		case now := <-numTick.C:
 			measure(now)
 		case now := <-ecgC:
-			enqueue(c.pat.ecgChunk(now))
+			enqueue(message{Observation: c.pat.ecgChunk(now)})
+		case <-cut:
+			cutLink()
 		case <-progress.C:
 			if ws != nil {
 				c.logf("acknowledged up to %d; %d unacknowledged, %d rejected", lastAck, len(c.box.pending), c.rejected)

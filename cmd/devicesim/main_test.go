@@ -53,11 +53,11 @@ func TestFlags(t *testing.T) {
 func TestOutbox(t *testing.T) {
 	b := outbox{max: 4}
 	for range 4 {
-		if _, ok := b.add(json.RawMessage(`{}`)); !ok {
+		if _, ok := b.add(message{Observation: json.RawMessage(`{}`)}); !ok {
 			t.Fatal("add refused below the limit")
 		}
 	}
-	if _, ok := b.add(json.RawMessage(`{}`)); ok {
+	if _, ok := b.add(message{Observation: json.RawMessage(`{}`)}); ok {
 		t.Fatal("add accepted beyond the limit")
 	}
 	if b.ack(2) || len(b.pending) != 2 || b.pending[0].Seq != 3 || b.acked != 2 {
@@ -70,12 +70,12 @@ func TestOutbox(t *testing.T) {
 	if !b.ack(500) || b.pending[0].Seq != 501 || b.pending[1].Seq != 502 || b.next != 502 {
 		t.Fatalf("after ack 500: %+v", b)
 	}
-	if e, _ := b.add(json.RawMessage(`{}`)); e.Seq != 503 {
+	if e, _ := b.add(message{Observation: json.RawMessage(`{}`)}); e.Seq != 503 {
 		t.Fatalf("next seq %d, want 503", e.Seq)
 	}
 }
 
-// TestPatientNumericsValidate runs each scenario for half an hour of 1 Hz
+// TestPatientNumericsValidate runs each patient for half an hour of 1 Hz
 // rounds: every observation passes the server's validation, and the normal
 // patient stays normal.
 func TestPatientNumericsValidate(t *testing.T) {
@@ -83,15 +83,16 @@ func TestPatientNumericsValidate(t *testing.T) {
 		vitals.CodeHeartRate: {55, 90}, vitals.CodeSpO2: {97, 99}, vitals.CodeRespRate: {14, 16},
 		vitals.CodeTemperature: {36.5, 37.1}, vitals.CodeSystolic: {100, 136}, vitals.CodeDiastolic: {62, 90},
 	}
-	for name, sc := range scenarios {
+	for name, sc := range physiologies {
 		t.Run(name, func(t *testing.T) {
 			start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-			p := newPatient(sc, 7, start)
+			p := newPatient(sc, 7, start, 10*time.Minute)
 			counts := map[string]int{}
 			var hrSum float64
 			for i := range 1800 {
 				now := start.Add(time.Duration(i) * time.Second)
-				for _, obs := range p.numerics(now) {
+				for _, m := range p.numerics(now) {
+					obs := m.Observation
 					parsed, err := vitals.ParseObservation(obs)
 					if err != nil {
 						t.Fatalf("second %d: %v\n%s", i, err, obs)
@@ -113,8 +114,14 @@ func TestPatientNumericsValidate(t *testing.T) {
 			if counts[vitals.CodeHeartRate] != 1800 || counts[vitals.CodeSystolic] != 10 || counts[vitals.CodeDiastolic] != 10 {
 				t.Fatalf("counts %v: want 1800 of each numeric and a blood pressure at once and every 3 minutes (10)", counts)
 			}
-			if mean := hrSum / 1800; mean < sc.hr-5 || mean > sc.hr+5 {
-				t.Fatalf("mean heart rate %.1f, want about %v", mean, sc.hr)
+			// Over half an hour a deteriorating patient spends 10 minutes
+			// getting worse and 20 at its worst.
+			want := sc.base.hr
+			if sc.worse != nil {
+				want = (sc.base.hr+sc.worse.hr)/2/3 + sc.worse.hr*2/3
+			}
+			if mean := hrSum / 1800; mean < want-5 || mean > want+5 {
+				t.Fatalf("mean heart rate %.1f, want about %v", mean, want)
 			}
 		})
 	}
@@ -124,7 +131,7 @@ func TestPatientNumericsValidate(t *testing.T) {
 // one another without gaps at 250 Hz, and the beats match the heart rate.
 func TestPatientECG(t *testing.T) {
 	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	p := newPatient(scenarios["normal"], 3, start)
+	p := newPatient(physiologies["normal"], 3, start, time.Minute)
 	var samples []float64
 	var next time.Time
 	for i := 1; i <= 600; i++ { // one minute of chunks
@@ -171,39 +178,81 @@ func TestPatientECG(t *testing.T) {
 }
 
 // testServer is a device endpoint built from the real vitals.ServeDevice and
-// an in-memory store that keeps the store's rules. It can cut the first
-// connection after a number of frames.
+// an in-memory store that keeps the store's rules. Tokens "good", "good2",
+// "good3"... are devices of different patients. It can cut each device's
+// first connection after a number of frames.
 type testServer struct {
 	*httptest.Server
 	mu       sync.Mutex
-	lastSeq  int64
-	rows     map[string]bool
-	conns    int
+	devs     map[string]*testDevice
 	cutAfter int // frames; 0: never
 }
 
-func (s *testServer) Append(_ context.Context, deviceID, lastSeq int64, rs []vitals.StoredReading) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// testDevice is what the server holds of one device.
+type testDevice struct {
+	id      int64
+	lastSeq int64
+	rows    map[string]bool
+	conns   int
+}
+
+// deviceSink stores one device's readings in the test server.
+type deviceSink struct {
+	s *testServer
+	d *testDevice
+}
+
+func (k deviceSink) Append(_ context.Context, deviceID, lastSeq int64, rs []vitals.StoredReading) error {
+	k.s.mu.Lock()
+	defer k.s.mu.Unlock()
 	for _, r := range rs {
-		s.rows[fmt.Sprintf("%d/%s", r.Seq, r.Reading.Code)] = true
+		key := fmt.Sprintf("%d/%s", r.Seq, r.Reading.Code)
+		if k.d.rows[key] {
+			return fmt.Errorf("seq %d %s stored twice", r.Seq, r.Reading.Code)
+		}
+		k.d.rows[key] = true
 	}
-	s.lastSeq = lastSeq
+	k.d.lastSeq = lastSeq
 	return nil
 }
 
-func (s *testServer) Publish(context.Context, int64, []byte) error { return nil }
+func (deviceSink) Publish(context.Context, int64, []byte) error { return nil }
 
-func (s *testServer) state() (int64, int, int) {
+// state is the first device's: its sequence, readings and connections.
+func (s *testServer) state() (int64, int, int) { return s.stateOf("good") }
+
+func (s *testServer) stateOf(token string) (int64, int, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastSeq, len(s.rows), s.conns
+	d := s.devs[token]
+	if d == nil {
+		return 0, 0, 0
+	}
+	return d.lastSeq, len(d.rows), d.conns
+}
+
+// setLastSeq says the device with token streamed up to seq before.
+func (s *testServer) setLastSeq(token string, seq int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.device(token).lastSeq = seq
+}
+
+// device returns token's device, made on first use; s.mu must be held.
+func (s *testServer) device(token string) *testDevice {
+	d := s.devs[token]
+	if d == nil {
+		d = &testDevice{id: int64(len(s.devs) + 1), rows: map[string]bool{}}
+		s.devs[token] = d
+	}
+	return d
 }
 
 func newTestServer(t *testing.T, cutAfter int) *testServer {
-	s := &testServer{rows: map[string]bool{}, cutAfter: cutAfter}
+	s := &testServer{devs: map[string]*testDevice{}, cutAfter: cutAfter}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer good" {
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !strings.HasPrefix(token, "good") {
 			http.Error(w, "bad token", http.StatusUnauthorized)
 			return
 		}
@@ -215,11 +264,13 @@ func newTestServer(t *testing.T, cutAfter int) *testServer {
 		conn := wsconn.New(ws, wsconn.Options{})
 		defer conn.Close()
 		s.mu.Lock()
-		s.conns++
-		first := s.conns == 1
-		last := s.lastSeq
+		d := s.device(token)
+		d.conns++
+		first := d.conns == 1
+		last := d.lastSeq
 		s.mu.Unlock()
-		in := vitals.NewIngester(s, s, vitals.Device{ID: 1, PatientID: 2, LastSeq: last})
+		sink := deviceSink{s, d}
+		in := vitals.NewIngester(sink, sink, vitals.Device{ID: d.id, PatientID: 100 + d.id, LastSeq: last})
 		if first && s.cutAfter > 0 {
 			for range s.cutAfter {
 				_, frame, err := conn.Read(r.Context())
@@ -239,6 +290,23 @@ func newTestServer(t *testing.T, cutAfter int) *testServer {
 }
 
 func (s *testServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+
+// summary reads a client's closing line.
+type summary struct{ measured, acked, rejected, unacked int }
+
+func parseSummary(t *testing.T, line string) summary {
+	t.Helper()
+	var sm summary
+	i := strings.Index(line, ": ")
+	if i < 0 {
+		t.Fatalf("summary %q", line)
+	}
+	if _, err := fmt.Sscanf(line[i+2:], "%d messages measured, %d acknowledged (%d of them rejected), %d unacknowledged",
+		&sm.measured, &sm.acked, &sm.rejected, &sm.unacked); err != nil {
+		t.Fatalf("summary %q: %v", line, err)
+	}
+	return sm
+}
 
 func TestRunStreamsAndResendsAfterReconnect(t *testing.T) {
 	s := newTestServer(t, 12)
@@ -273,7 +341,7 @@ func TestRunStreamsAndResendsAfterReconnect(t *testing.T) {
 
 func TestRunRenumbersAfterAnEarlierRun(t *testing.T) {
 	s := newTestServer(t, 0)
-	s.lastSeq = 1000 // this device token streamed before
+	s.setLastSeq("good", 1000) // this device token streamed before
 	var stdout, stderr bytes.Buffer
 	args := []string{"--token", "good", "--url", s.wsURL(), "--rate", "100ms", "--duration", "800ms", "--ecg=false"}
 	if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
