@@ -2,8 +2,10 @@ package vitals
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Code systems an observation's coding may name.
@@ -38,16 +40,21 @@ const (
 )
 
 // measure describes one numeric measurement: the UCUM unit it is stored in,
-// the units it may arrive in with their conversion to the stored unit, and
-// its possible range in the stored unit, exclusive at both ends unless
-// maxIncl.
+// the units it may arrive in with their conversion to the stored unit, its
+// possible range in the stored unit (exclusive at both ends unless
+// maxIncl), the usual range inside it (a possible value outside the usual
+// range is improbable: kept, but flagged), and how long a reading stays
+// current.
 type measure struct {
-	name    string
-	unit    string
-	units   []unitConv
-	min     float64
-	max     float64
-	maxIncl bool
+	name     string
+	unit     string
+	units    []unitConv
+	min      float64
+	max      float64
+	maxIncl  bool
+	usualMin float64 // values below are improbable
+	usualMax float64 // values above are improbable
+	fresh    time.Duration
 }
 
 // unitConv is an accepted UCUM unit and its conversion to the stored unit.
@@ -63,24 +70,30 @@ func fahrenheitToCelsius(f float64) float64 {
 }
 
 var (
-	perMin = []unitConv{{ucum: "/min"}}
-	mmHg   = []unitConv{{ucum: "mm[Hg]"}}
+	perMin  = []unitConv{{ucum: "/min"}}
+	mmHg    = []unitConv{{ucum: "mm[Hg]"}}
+	percent = []unitConv{{ucum: "%"}}
 )
 
-// catalogue holds every numeric measurement, by LOINC code. The ranges are
-// the design brief's impossible values; where the brief sets none, they are
-// wide bounds beyond any recorded human value.
+// catalogue holds every numeric measurement, by LOINC code. The possible
+// ranges are the design brief's impossible values; where the brief sets
+// none, they are wide bounds beyond any recorded human value. The usual
+// ranges mark values that are possible but unlikely enough to be shown as
+// doubtful. The freshness windows suit how each is measured: pulse and
+// SpO2 about once a second, respiratory rate from a window of breaths, a
+// blood-pressure cuff every few minutes, temperature, weight and glucose as
+// spot checks.
 var catalogue = map[string]measure{
-	CodeHeartRate:   {name: "heart rate", unit: "/min", units: perMin, min: 0, max: 300},
-	CodeRespRate:    {name: "respiratory rate", unit: "/min", units: perMin, min: 0, max: 70},
-	CodeSpO2:        {name: "SpO2", unit: "%", units: []unitConv{{ucum: "%"}}, min: 0, max: 100, maxIncl: true},
-	CodeSpO2Alt:     {name: "SpO2", unit: "%", units: []unitConv{{ucum: "%"}}, min: 0, max: 100, maxIncl: true},
-	CodeSystolic:    {name: "systolic blood pressure", unit: "mm[Hg]", units: mmHg, min: 0, max: 400},
-	CodeDiastolic:   {name: "diastolic blood pressure", unit: "mm[Hg]", units: mmHg, min: 0, max: 300},
-	CodeTemperature: {name: "body temperature", unit: "Cel", units: []unitConv{{ucum: "Cel"}, {ucum: "[degF]", to: fahrenheitToCelsius}}, min: 10, max: 50},
-	CodeWeight:      {name: "body weight", unit: "kg", units: []unitConv{{ucum: "kg"}}, min: 0, max: 700},
-	CodeGlucoseMass: {name: "glucose", unit: "mg/dL", units: []unitConv{{ucum: "mg/dL"}}, min: 0, max: 3000},
-	CodeGlucoseMol:  {name: "glucose", unit: "mmol/L", units: []unitConv{{ucum: "mmol/L"}}, min: 0, max: 170},
+	CodeHeartRate:   {name: "heart rate", unit: "/min", units: perMin, min: 0, max: 300, usualMin: 30, usualMax: 220, fresh: 30 * time.Second},
+	CodeRespRate:    {name: "respiratory rate", unit: "/min", units: perMin, min: 0, max: 70, usualMin: 6, usualMax: 45, fresh: time.Minute},
+	CodeSpO2:        {name: "SpO2", unit: "%", units: percent, min: 0, max: 100, maxIncl: true, usualMin: 70, usualMax: 100, fresh: 30 * time.Second},
+	CodeSpO2Alt:     {name: "SpO2", unit: "%", units: percent, min: 0, max: 100, maxIncl: true, usualMin: 70, usualMax: 100, fresh: 30 * time.Second},
+	CodeSystolic:    {name: "systolic blood pressure", unit: "mm[Hg]", units: mmHg, min: 0, max: 400, usualMin: 60, usualMax: 250, fresh: 15 * time.Minute},
+	CodeDiastolic:   {name: "diastolic blood pressure", unit: "mm[Hg]", units: mmHg, min: 0, max: 300, usualMin: 30, usualMax: 150, fresh: 15 * time.Minute},
+	CodeTemperature: {name: "body temperature", unit: "Cel", units: []unitConv{{ucum: "Cel"}, {ucum: "[degF]", to: fahrenheitToCelsius}}, min: 10, max: 50, usualMin: 33, usualMax: 42, fresh: 30 * time.Minute},
+	CodeWeight:      {name: "body weight", unit: "kg", units: []unitConv{{ucum: "kg"}}, min: 0, max: 700, usualMin: 2, usualMax: 350, fresh: 24 * time.Hour},
+	CodeGlucoseMass: {name: "glucose", unit: "mg/dL", units: []unitConv{{ucum: "mg/dL"}}, min: 0, max: 3000, usualMin: 20, usualMax: 600, fresh: 8 * time.Hour},
+	CodeGlucoseMol:  {name: "glucose", unit: "mmol/L", units: []unitConv{{ucum: "mmol/L"}}, min: 0, max: 170, usualMin: 1.1, usualMax: 33.3, fresh: 8 * time.Hour},
 }
 
 // waveforms names the SampledData codes Bedside accepts.
@@ -110,6 +123,16 @@ func Plausible(code string, v float64) bool {
 	m, ok := catalogue[code]
 	return ok && m.possible(v)
 }
+
+// Improbable reports whether v, in the stored unit of code, is a possible
+// value outside the measurement's usual range: such a reading is kept and
+// shown, flagged FlagImprobable.
+func Improbable(code string, v float64) bool {
+	m, ok := catalogue[code]
+	return ok && m.possible(v) && m.improbable(v)
+}
+
+func (m measure) improbable(v float64) bool { return v < m.usualMin || v > m.usualMax }
 
 func (m measure) possible(v float64) bool {
 	if math.IsNaN(v) || v <= m.min {
@@ -179,3 +202,57 @@ func (m measure) rangeText() string {
 }
 
 func fmtNum(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// FlagImprobable marks a reading whose value is possible but outside its
+// measurement's usual range (docs/protocol.md): stored and shown, as
+// doubtful.
+const FlagImprobable = "improbable value"
+
+// informational are flags that say something about the device rather than
+// the value: a reading carrying only these is not doubtful. The device's
+// own clock is never used for a reading's time.
+var informational = []string{"device clock not set", "device battery low"}
+
+// Doubtful reports whether the reading carries a flag that casts doubt on
+// its value: an improbable value, or a problem the device reported with
+// the measurement (motion, poor contact, a loose cuff). Doubtful readings
+// are stored and shown, greyed; clinical rules (NEWS2, alerts) do not act
+// on them.
+func (r Reading) Doubtful() bool {
+	for _, f := range r.Flags {
+		if !slices.Contains(informational, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// Freshness holds how long a reading of each code stays current before it
+// is stale, overriding the defaults (DefaultFreshness) for the codes it
+// names.
+type Freshness map[string]time.Duration
+
+// DefaultFreshness returns the default staleness windows, by LOINC code:
+// 30 s for heart rate and SpO2 (measured about once a second), 1 min for
+// respiratory rate, 15 min for blood pressure (a cuff every few minutes),
+// 30 min for temperature, 8 h for glucose and 24 h for weight.
+func DefaultFreshness() Freshness {
+	f := make(Freshness, len(catalogue))
+	for code, m := range catalogue {
+		f[code] = m.fresh
+	}
+	return f
+}
+
+// DefaultStaleAfter is how long a reading of a code stays current unless
+// configured otherwise; 0 for a code Bedside does not keep.
+func DefaultStaleAfter(code string) time.Duration { return catalogue[code].fresh }
+
+// StaleAfter is how long a reading of code stays current: f's window if it
+// names a positive one, else the default.
+func (f Freshness) StaleAfter(code string) time.Duration {
+	if d := f[code]; d > 0 {
+		return d
+	}
+	return DefaultStaleAfter(code)
+}

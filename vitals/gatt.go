@@ -80,7 +80,7 @@ func ParseGATT(raw json.RawMessage) (Parsed, error) {
 		if err != nil {
 			return Parsed{}, err
 		}
-		r.Flags = meas.Problems
+		r.Flags = append(r.Flags, meas.Problems...)
 		p.Readings = append(p.Readings, r)
 	}
 	if err := checkPanel(p.Readings, "gatt.value"); err != nil {

@@ -305,7 +305,8 @@ func quantityReading(field, code string, q *quantity, when time.Time) (Reading, 
 
 // checkedReading is sent (in unit) as a reading of code in its stored
 // unit, refused if the catalogue does not keep code, does not take unit,
-// or holds the value impossible.
+// or holds the value impossible, and flagged FlagImprobable if the value is
+// outside the usual range.
 func checkedReading(field, code string, sent float64, unit string, when time.Time) (Reading, error) {
 	m, ok := catalogue[code]
 	if !ok {
@@ -318,7 +319,11 @@ func checkedReading(field, code string, sent float64, unit string, when time.Tim
 	if !m.possible(v) {
 		return Reading{}, fieldErr(field, "%s %s is impossible for %s (%s)", fmtNum(sent), unit, m.name, m.rangeText())
 	}
-	return Reading{Code: code, Value: v, Unit: m.unit, Time: when}, nil
+	r := Reading{Code: code, Value: v, Unit: m.unit, Time: when}
+	if m.improbable(v) {
+		r.Flags = []string{FlagImprobable}
+	}
+	return r, nil
 }
 
 func parseWaveform(f, code string, sd *sampledData, when time.Time) (*Waveform, error) {
