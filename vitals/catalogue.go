@@ -117,6 +117,19 @@ func Unit(code string) (string, bool) {
 	return m.unit, ok
 }
 
+// Name is a numeric code's measurement in words, such as "heart rate";
+// "" for a code Bedside does not keep.
+func Name(code string) string { return catalogue[code].name }
+
+// Canonical is the code Bedside files a measurement under: readings of
+// SpO2 sent as 2708-6 are the same measurement as 59408-5.
+func Canonical(code string) string {
+	if code == CodeSpO2Alt {
+		return CodeSpO2
+	}
+	return code
+}
+
 // Plausible reports whether v, in the stored unit of code, is a possible
 // value of that measurement.
 func Plausible(code string, v float64) bool {

@@ -1,0 +1,76 @@
+package alert
+
+import "time"
+
+// Persistence is how long a condition must hold before it counts: at
+// least Readings consecutive readings, spanning at least For from the
+// first of them to the last. Readings below 1 count as 1.
+type Persistence struct {
+	Readings int
+	For      time.Duration
+}
+
+// met reports whether a run of n readings from since to t is long enough.
+func (p Persistence) met(n int, since, t time.Time) bool {
+	return n >= max(p.Readings, 1) && t.Sub(since) >= p.For
+}
+
+// Transition is what one reading did to a condition.
+type Transition int
+
+// The transitions.
+const (
+	None    Transition = iota // nothing changed
+	Raise                     // the condition became active
+	Release                   // the condition cleared
+)
+
+// Hysteresis tracks one alert condition over a stream of readings. It
+// raises only when the breach persists, and releases only when the value
+// has been back inside by the margin (the deadband) for as long: a value
+// oscillating between the limit and the margin neither clears an active
+// condition nor raises a cleared one twice. The zero value, with Persist
+// set, is inactive.
+//
+// A reading whose value is doubtful is not fed to Update at all: it
+// neither advances nor interrupts a run, so doubtful readings can never
+// raise or clear on their own.
+type Hysteresis struct {
+	Persist Persistence
+	active  bool
+	run     int       // consecutive readings toward the other state
+	since   time.Time // time of the run's first reading
+}
+
+// Active reports whether the condition is raised.
+func (h *Hysteresis) Active() bool { return h.active }
+
+// Update feeds one reading taken at t. breach says the value is beyond the
+// limit; recovered says it is back inside by the margin. A value in the
+// deadband (neither) interrupts a run toward clearing; any value that does
+// not breach interrupts a run toward raising.
+func (h *Hysteresis) Update(t time.Time, breach, recovered bool) Transition {
+	toward := breach
+	if h.active {
+		toward = recovered
+	}
+	if !toward {
+		h.run = 0
+		return None
+	}
+	if h.run == 0 {
+		h.since = t
+	}
+	h.run++
+	if !h.Persist.met(h.run, h.since, t) {
+		return None
+	}
+	h.active, h.run = !h.active, 0
+	if h.active {
+		return Raise
+	}
+	return Release
+}
+
+// Reset forgets the condition's state: inactive, no run.
+func (h *Hysteresis) Reset() { h.active, h.run = false, 0 }
