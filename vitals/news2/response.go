@@ -5,11 +5,11 @@ package news2
 // ward care; a clinic maps "registered nurse" and "medical team" to its own
 // escalation path.
 type Response struct {
-	Risk       string // the clinical risk: "Low", "Low-medium", "Medium", "High"
-	Trigger    string // what the score is: "Aggregate score 1-4"
-	Urgency    string // "Ward-based response" ... "Urgent or emergency response"
-	Action     string // what to do
-	Monitoring string // minimum frequency of observations
+	Risk       string `json:"risk"`       // the clinical risk: "Low", "Low-medium", "Medium", "High"
+	Trigger    string `json:"trigger"`    // what the score is: "Aggregate score 1-4"
+	Urgency    string `json:"urgency"`    // "Ward-based response" ... "Urgent or emergency response"
+	Action     string `json:"action"`     // what to do
+	Monitoring string `json:"monitoring"` // minimum frequency of observations
 }
 
 var (
