@@ -149,3 +149,47 @@ func checkParse(t *testing.T, b []byte) {
 		}
 	}
 }
+
+// FuzzDecodeWaveFrame sends arbitrary binary frames. Whatever decodes must
+// encode back to the same bytes, convert to FHIR SampledData and parse
+// back to the same Waveform, and the session logic must answer JSON. The
+// seeds in testdata/fuzz hold a good frame and the refusals' edges.
+func FuzzDecodeWaveFrame(f *testing.F) {
+	w := ecgChunk()
+	for seq, c := range []*Waveform{w, {Code: CodePleth, Period: 8, Factor: 1, Dimensions: 1, Data: []float64{math.NaN(), -32767, 32767}, Time: frameTime}} {
+		b, err := AppendWaveFrame(nil, int64(seq+1), c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		seq, w, err := DecodeWaveFrame(b)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "frame") || w != nil || seq < 0 {
+				t.Fatalf("error %v (seq %d, %+v) does not name a frame field", err, seq, w)
+			}
+		} else {
+			again, err := AppendWaveFrame(nil, seq, w)
+			if err != nil || string(again) != string(b) {
+				t.Fatalf("re-encoding %+v: %v\n% x\n% x", w, err, again, b)
+			}
+			obs, err := w.Observation()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := ParseObservation(obs)
+			if err != nil || !sameWaveform(p.Waveform, w) {
+				t.Fatalf("SampledData round trip of %+v: %+v %v", w, p.Waveform, err)
+			}
+			checkParse(t, obs)
+		}
+		in := NewIngester(newMemStore(t), &memPub{}, Device{ID: 1, PatientID: 2})
+		for _, r := range in.HandleBinary(context.Background(), b) {
+			if !json.Valid(r) {
+				t.Fatalf("reply %q is not JSON", r)
+			}
+		}
+	})
+}

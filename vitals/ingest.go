@@ -57,10 +57,11 @@ type Publisher interface {
 type held struct {
 	obs  json.RawMessage
 	gatt json.RawMessage
-	err  error // a rejection already known from the envelope
+	bin  []byte // a binary waveform frame
+	err  error  // a rejection already known from the envelope
 }
 
-func (h held) size() int { return len(h.obs) + len(h.gatt) }
+func (h held) size() int { return len(h.obs) + len(h.gatt) + len(h.bin) }
 
 // Ingester applies the device acknowledgement contract to one device's
 // frames, independent of the transport: each sequence is handled (stored,
@@ -109,13 +110,19 @@ func (in *Ingester) handle(ctx context.Context, frame []byte) ([][]byte, error) 
 	if err != nil && (env.Seq == 0 || !errors.As(err, &fe)) {
 		return [][]byte{errorReply(err.Error(), 0)}, nil
 	}
-	seq, last := env.Seq, in.dev.LastSeq
+	return in.handleSeq(ctx, env.Seq, held{obs: env.Observation, gatt: env.GATT, err: err})
+}
+
+// handleSeq handles message seq: a duplicate is acked again, one ahead of
+// the next expected is held, and the next expected is handled with the
+// held ones that follow it.
+func (in *Ingester) handleSeq(ctx context.Context, seq int64, h held) ([][]byte, error) {
+	last := in.dev.LastSeq
 	switch {
 	case seq <= last:
 		// Already handled: acknowledge again; store and show nothing.
 		return [][]byte{ackReply(last)}, nil
 	case seq > last+1:
-		h := held{obs: env.Observation, gatt: env.GATT, err: err}
 		if seq-last > MaxAhead || in.pendingBytes+h.size() > maxPendingBytes {
 			msg := fmt.Sprintf("seq %d is too far ahead of %d to hold; send again from %d", seq, last, last+1)
 			return [][]byte{errorReply(msg, 0), ackReply(last)}, fmt.Errorf("%w: seq %d after %d", ErrGap, seq, last)
@@ -126,7 +133,7 @@ func (in *Ingester) handle(ctx context.Context, frame []byte) ([][]byte, error) 
 		}
 		return [][]byte{ackReply(last)}, nil
 	}
-	return in.handleRun(ctx, held{obs: env.Observation, gatt: env.GATT, err: err})
+	return in.handleRun(ctx, h)
 }
 
 // handleRun handles the message with seq LastSeq+1 and every held one that
@@ -183,6 +190,10 @@ func (in *Ingester) parse(h held) (Parsed, error) {
 	}
 	if h.gatt != nil {
 		return ParseGATT(h.gatt) // a relayed value names no subject: it is the device's patient
+	}
+	if h.bin != nil {
+		_, w, err := DecodeWaveFrame(h.bin)
+		return Parsed{Waveform: w}, err
 	}
 	p, err := ParseObservation(h.obs)
 	if err != nil {

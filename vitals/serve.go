@@ -15,7 +15,8 @@ import (
 const tooFast = "too many messages: pause, reconnect and resend from the last ack"
 
 // ServeDevice runs one device connection until it closes: it reads each
-// frame, hands it to ing and sends the replies. It returns nil when the
+// frame (a text envelope, or a binary waveform frame), hands it to ing and
+// sends the replies. It returns nil when the
 // device closes normally, and otherwise why the connection ended.
 //
 // A frame over conn's read limit makes gorilla/websocket close the
@@ -46,13 +47,11 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 			}
 			return fmt.Errorf("read device frame: %w", err)
 		}
-		if kind != websocket.TextMessage {
-			if err := conn.Send(errorReply("frames must be JSON text", 0)); err != nil {
-				return err
-			}
-			continue
+		handle := ing.Handle
+		if kind == websocket.BinaryMessage {
+			handle = ing.HandleBinary // a waveform frame
 		}
-		for _, r := range ing.Handle(ctx, frame) {
+		for _, r := range handle(ctx, frame) {
 			if err := conn.Send(r); err != nil {
 				return fmt.Errorf("send reply: %w", err)
 			}

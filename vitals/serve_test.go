@@ -95,15 +95,25 @@ func TestServeDevice(t *testing.T) {
 	if len(rs) != 2 || *rs[0].Seq != 2 || *rs[1].Ack != 2 {
 		t.Fatalf("reject: %+v", rs)
 	}
-	if rs := exchange(t, ws, websocket.BinaryMessage, []byte{1, 2}); len(rs) != 1 || rs[0].Seq != nil || rs[0].Error == "" {
-		t.Fatalf("binary frame: %+v", rs)
+	// Binary frames are waveform frames, in the same sequence.
+	if rs := exchange(t, ws, websocket.BinaryMessage, []byte{1, 2}); len(rs) != 1 || rs[0].Seq != nil || !strings.HasPrefix(rs[0].Error, "frame: 2 bytes") {
+		t.Fatalf("unreadable binary frame: %+v", rs)
+	}
+	if rs := exchange(t, ws, websocket.BinaryMessage, binFrame(t, 3, ecgChunk())); len(rs) != 1 || *rs[0].Ack != 3 {
+		t.Fatalf("waveform frame: %+v", rs)
+	}
+	bad := binFrame(t, 4, ecgChunk())
+	bad[offPeriod+7] = 0 // period 0
+	bad[offPeriod+6] = 0
+	if rs := exchange(t, ws, websocket.BinaryMessage, bad); len(rs) != 2 || *rs[0].Seq != 4 || !strings.HasPrefix(rs[0].Error, "frame.period: 0") || *rs[1].Ack != 4 {
+		t.Fatalf("bad waveform frame: %+v", rs)
 	}
 	_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	if err := d.serveResult(t); err != nil {
 		t.Fatalf("normal close: ServeDevice returned %v", err)
 	}
-	if d.st.count() != 1 || d.st.last(devID) != 2 {
-		t.Fatalf("stored %d up to %d", d.st.count(), d.st.last(devID))
+	if d.st.count() != 1 || d.st.last(devID) != 4 || d.pub.count(patientID) != 2 {
+		t.Fatalf("stored %d up to %d, published %d", d.st.count(), d.st.last(devID), d.pub.count(patientID))
 	}
 }
 
