@@ -11,13 +11,17 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/vitals"
 )
 
-// envelope is one device message.
+// envelope is one device message: JSON, or a waveform chunk sent as a
+// binary frame.
 type envelope struct {
-	Seq         int64           `json:"seq"`
-	Observation json.RawMessage `json:"observation,omitempty"`
-	GATT        json.RawMessage `json:"gatt,omitempty"`
+	Seq         int64            `json:"seq"`
+	Observation json.RawMessage  `json:"observation,omitempty"`
+	GATT        json.RawMessage  `json:"gatt,omitempty"`
+	Wave        *vitals.Waveform `json:"-"`
 }
 
 // outbox numbers messages and holds them until the server acknowledges
@@ -37,7 +41,7 @@ func (b *outbox) add(m message) (envelope, bool) {
 	}
 	b.next++
 	b.generated++
-	e := envelope{Seq: b.next, Observation: m.Observation, GATT: m.GATT}
+	e := envelope{Seq: b.next, Observation: m.Observation, GATT: m.GATT, Wave: m.Wave}
 	b.pending = append(b.pending, e)
 	return e, true
 }
@@ -176,13 +180,25 @@ func read(ws *websocket.Conn, out chan<- connEvent, done <-chan struct{}) {
 	}
 }
 
+// frame encodes e as the message to send: a binary waveform frame, or a
+// JSON envelope. A frame is encoded when sent, so a renumbered message
+// carries its new sequence.
+func frame(e envelope) (kind int, b []byte, err error) {
+	if e.Wave != nil {
+		b, err = vitals.AppendWaveFrame(nil, e.Seq, e.Wave)
+		return websocket.BinaryMessage, b, err
+	}
+	b, err = json.Marshal(e)
+	return websocket.TextMessage, b, err
+}
+
 func (c *client) send(ws *websocket.Conn, e envelope) error {
-	b, err := json.Marshal(e)
+	kind, b, err := frame(e)
 	if err != nil {
 		return err
 	}
 	_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return ws.WriteMessage(websocket.TextMessage, b)
+	return ws.WriteMessage(kind, b)
 }
 
 func (c *client) sendPending(ws *websocket.Conn) error {
@@ -253,7 +269,7 @@ func (c *client) loop(ctx context.Context) error {
 			}
 			return
 		}
-		if m.Observation == nil && m.GATT == nil {
+		if m.Observation == nil && m.GATT == nil && m.Wave == nil {
 			return
 		}
 		e, ok := c.box.add(m)
@@ -333,7 +349,11 @@ func (c *client) loop(ctx context.Context) error {
 		case now := <-numTick.C:
 			measure(now)
 		case now := <-ecgC:
-			enqueue(message{Observation: c.pat.ecgChunk(now)})
+			if c.o.ecgFormat == "binary" {
+				enqueue(message{Wave: c.pat.ecgWave(now)})
+			} else {
+				enqueue(message{Observation: c.pat.ecgChunk(now)})
+			}
 		case <-cut:
 			cutLink()
 		case <-progress.C:

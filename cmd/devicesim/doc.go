@@ -6,13 +6,14 @@
 //	go run ./cmd/devicesim --token <device token>[,<token>...] [--tokens-file FILE]
 //	    [--url ws://localhost:8080/ws/device] [--rate 1s] [--scenario normal]
 //	    [--ramp 10m] [--flaky-every 30s] [--flaky-outage 8s]
-//	    [--duration 0] [--ecg=true] [--seed N]
+//	    [--duration 0] [--ecg=true] [--ecg-format json|binary] [--seed N]
 //
 // Every --rate it measures heart rate (with respiratory sinus arrhythmia and
 // a slow drift), SpO2, respiratory rate and temperature; a blood-pressure
 // panel at once and then every three minutes; and, unless --ecg=false, a
 // 250 Hz synthetic ECG (lead II) in ten chunks a second whose beats follow
-// the heart rate.
+// the heart rate, as FHIR SampledData or, with --ecg-format=binary, as
+// compact binary waveform frames (docs/protocol.md).
 //
 // Scenarios are patients: normal, fever, hypoxia, afib (atrial
 // fibrillation: irregularly irregular beats without P waves, a jumpy

@@ -36,6 +36,7 @@ type options struct {
 	ramp       time.Duration
 	duration   time.Duration
 	ecg        bool
+	ecgFormat  string
 	seed       uint64
 	// A flaky link drops about every flakyEvery after connecting and comes
 	// back after about flakyOutage.
@@ -60,6 +61,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.flakyOutage, "flaky-outage", 8*time.Second, "and stays down about this long")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until interrupted)")
 	fs.BoolVar(&o.ecg, "ecg", true, "also stream a 250 Hz ECG in 10 chunks a second")
+	fs.StringVar(&o.ecgFormat, "ecg-format", "json", "how the ECG chunks are sent: json (FHIR SampledData) or binary (waveform frames)")
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed (0: from the clock)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -92,6 +94,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("--ramp must be positive")
 	case o.flakyEvery <= 0 || o.flakyOutage <= 0:
 		return o, errors.New("--flaky-every and --flaky-outage must be positive")
+	case o.ecgFormat != "json" && o.ecgFormat != "binary":
+		return o, fmt.Errorf("unknown --ecg-format %q; choose json or binary", o.ecgFormat)
 	}
 	var err error
 	if o.sc, err = parseScenario(o.scenario); err != nil {

@@ -28,6 +28,7 @@ func TestFlags(t *testing.T) {
 		{"--token", "x", "--rate", "0s"},
 		{"--token", "x", "--duration", "-1s"},
 		{"--token", "x", "stray"},
+		{"--token", "x", "--ecg-format", "xml"},
 		{"--nope"},
 	}
 	for _, args := range bad {
@@ -41,7 +42,7 @@ func TestFlags(t *testing.T) {
 		}
 		return ""
 	}, io.Discard)
-	if err != nil || o.token != "from-env" || o.url != "ws://localhost:8080/ws/device" || o.rate != time.Second || o.scenario != "normal" || !o.ecg || o.seed == 0 {
+	if err != nil || o.token != "from-env" || o.url != "ws://localhost:8080/ws/device" || o.rate != time.Second || o.scenario != "normal" || !o.ecg || o.ecgFormat != "json" || o.seed == 0 {
 		t.Fatalf("defaults: %+v %v", o, err)
 	}
 	var out bytes.Buffer
@@ -194,6 +195,8 @@ type testDevice struct {
 	lastSeq int64
 	rows    map[string]bool
 	conns   int
+	binary  int // binary frames read on the first connection
+	waves   int // waveform chunks published
 }
 
 // deviceSink stores one device's readings in the test server.
@@ -216,7 +219,15 @@ func (k deviceSink) Append(_ context.Context, deviceID, lastSeq int64, rs []vita
 	return nil
 }
 
-func (deviceSink) Publish(context.Context, int64, []byte) error { return nil }
+func (k deviceSink) Publish(_ context.Context, _ int64, msg []byte) error {
+	var m struct{ Type string }
+	if json.Unmarshal(msg, &m) == nil && m.Type == "waveform" {
+		k.s.mu.Lock()
+		k.d.waves++
+		k.s.mu.Unlock()
+	}
+	return nil
+}
 
 // state is the first device's: its sequence, readings and connections.
 func (s *testServer) state() (int64, int, int) { return s.stateOf("good") }
@@ -273,11 +284,18 @@ func newTestServer(t *testing.T, cutAfter int) *testServer {
 		in := vitals.NewIngester(sink, sink, vitals.Device{ID: d.id, PatientID: 100 + d.id, LastSeq: last})
 		if first && s.cutAfter > 0 {
 			for range s.cutAfter {
-				_, frame, err := conn.Read(r.Context())
+				kind, frame, err := conn.Read(r.Context())
 				if err != nil {
 					return
 				}
-				for _, rep := range in.Handle(r.Context(), frame) {
+				handle := in.Handle
+				if kind == websocket.BinaryMessage {
+					handle = in.HandleBinary
+					s.mu.Lock()
+					d.binary++
+					s.mu.Unlock()
+				}
+				for _, rep := range handle(r.Context(), frame) {
 					_ = conn.Send(rep)
 				}
 			}
@@ -370,5 +388,63 @@ func TestRunWithoutServerStopsCleanly(t *testing.T) {
 	err := run(ctx, []string{"--token", "x", "--url", "ws://127.0.0.1:1/ws/device", "--rate", "100ms"}, func(string) string { return "" }, &stdout, &stderr)
 	if err != nil || !strings.Contains(stderr.String(), "retrying in") || !strings.Contains(stdout.String(), "0 acknowledged") {
 		t.Fatalf("err %v\nstdout %s\nstderr %s", err, stdout.String(), stderr.String())
+	}
+}
+
+// TestECGFrames: a chunk sent as a binary frame is the chunk sent as FHIR,
+// under the envelope's sequence number.
+func TestECGFrames(t *testing.T) {
+	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	asJSON := newPatient(physiologies["normal"], 9, start, 10*time.Minute)
+	asFrame := newPatient(physiologies["normal"], 9, start, 10*time.Minute)
+	for i := 1; i <= 20; i++ {
+		now := start.Add(time.Duration(i) * chunkEvery)
+		obs := asJSON.ecgChunk(now)
+		kind, b, err := frame(envelope{Seq: int64(i), Wave: asFrame.ecgWave(now)})
+		if err != nil || kind != websocket.BinaryMessage {
+			t.Fatalf("chunk %d: kind %d, %v", i, kind, err)
+		}
+		seq, w, err := vitals.DecodeWaveFrame(b)
+		if err != nil || seq != int64(i) {
+			t.Fatalf("chunk %d: seq %d, %v", i, seq, err)
+		}
+		p, err := vitals.ParseObservation(obs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ := json.Marshal(p.Waveform)
+		f, _ := json.Marshal(w)
+		if string(j) != string(f) {
+			t.Fatalf("chunk %d differs:\nJSON  %s\nframe %s", i, j, f)
+		}
+	}
+	if kind, b, err := frame(envelope{Seq: 3, Observation: json.RawMessage(`{"resourceType":"Observation"}`)}); err != nil || kind != websocket.TextMessage || !strings.HasPrefix(string(b), `{"seq":3,"observation":`) {
+		t.Fatalf("JSON envelope: %d %s %v", kind, b, err)
+	}
+}
+
+// TestRunStreamsBinaryECG streams with --ecg-format=binary through a cut
+// connection: the ECG arrives as binary frames, every message is acked and
+// none rejected, and the chunks reach viewers.
+func TestRunStreamsBinaryECG(t *testing.T) {
+	s := newTestServer(t, 30)
+	var stdout, stderr bytes.Buffer
+	args := []string{"--token", "good", "--url", s.wsURL(), "--rate", "200ms", "--duration", "2s", "--seed", "5", "--ecg-format", "binary"}
+	if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	sm := parseSummary(t, strings.TrimSpace(stdout.String()))
+	lastSeq, _, conns := s.state()
+	s.mu.Lock()
+	binary, waves := s.devs["good"].binary, s.devs["good"].waves
+	s.mu.Unlock()
+	t.Logf("%d connections, %d binary frames on the first, %d chunks published; %s", conns, binary, waves, strings.TrimSpace(stdout.String()))
+	if conns < 2 || binary < 5 || sm.rejected != 0 || int64(sm.acked) != lastSeq || sm.acked+sm.unacked != sm.measured {
+		t.Fatalf("%+v, server at %d; %d binary frames\n%s", sm, lastSeq, binary, stderr.String())
+	}
+	// Every frame the first connection read was published, and no more
+	// than ten chunks a second for two seconds in all.
+	if waves < binary || waves > 21 {
+		t.Fatalf("%d chunks published, %d binary frames read first", waves, binary)
 	}
 }

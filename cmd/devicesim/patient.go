@@ -75,6 +75,7 @@ func (p *patient) heartRate(t time.Time) float64 {
 type message struct {
 	Observation json.RawMessage
 	GATT        json.RawMessage
+	Wave        *vitals.Waveform // sent as a binary waveform frame
 	Garbled     []byte
 }
 
@@ -145,19 +146,35 @@ func (p *patient) fault(now time.Time) message {
 // observation, or nil if no sample is due. After a pause of more than a
 // second it starts afresh rather than sending a backlog.
 func (p *patient) ecgChunk(now time.Time) json.RawMessage {
+	w := p.ecgWave(now)
+	if w == nil {
+		return nil
+	}
+	data := make([]string, len(w.Data))
+	for i, v := range w.Data {
+		data[i] = strconv.Itoa(int(v))
+	}
+	return waveformObs(w.Time, data)
+}
+
+// ecgWave returns the ECG samples from the last chunk up to now, in
+// microvolts, or nil if no sample is due; ecgChunk sends the same as FHIR.
+func (p *patient) ecgWave(now time.Time) *vitals.Waveform {
 	if p.nextSample.IsZero() || now.Sub(p.nextSample) > time.Second {
 		p.nextSample = now.Add(-chunkEvery)
 	}
-	first := p.nextSample
-	var data []string
-	for !p.nextSample.After(now) && len(data) < 4096 {
-		data = append(data, strconv.Itoa(int(math.Round(p.ecgMicrovolts(p.nextSample)))))
+	w := &vitals.Waveform{
+		Code: vitals.CodeECGLeadII, OriginUnit: "mV", Factor: 0.001, Dimensions: 1, Time: p.nextSample,
+		Period: float64(samplePeriod) / float64(time.Millisecond),
+	}
+	for !p.nextSample.After(now) && len(w.Data) < 4096 {
+		w.Data = append(w.Data, math.Round(p.ecgMicrovolts(p.nextSample)))
 		p.nextSample = p.nextSample.Add(samplePeriod)
 	}
-	if len(data) == 0 {
+	if len(w.Data) == 0 {
 		return nil
 	}
-	return waveformObs(first, data)
+	return w
 }
 
 // ecgMicrovolts advances the beat clock by one sample and returns the lead
