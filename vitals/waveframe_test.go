@@ -322,4 +322,31 @@ func BenchmarkDecodeECGChunk(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(envelope)), "bytes/frame")
 	})
+	// Alternating batches of each, so that a machine whose load changes
+	// during the run weighs on both alike; reports each one's cost and
+	// their ratio.
+	b.Run("interleaved", func(b *testing.B) {
+		const batch = 64
+		var bin, js time.Duration
+		for b.Loop() {
+			start := time.Now()
+			for range batch {
+				if _, _, err := DecodeWaveFrame(frame); err != nil {
+					b.Fatal(err)
+				}
+			}
+			mid := time.Now()
+			for range batch {
+				e, _ := DecodeEnvelope(envelope)
+				if _, err := ParseObservation(e.Observation); err != nil {
+					b.Fatal(err)
+				}
+			}
+			bin, js = bin+mid.Sub(start), js+time.Since(mid)
+		}
+		n := float64(b.N * batch)
+		b.ReportMetric(float64(bin.Nanoseconds())/n, "binary-ns/chunk")
+		b.ReportMetric(float64(js.Nanoseconds())/n, "json-ns/chunk")
+		b.ReportMetric(float64(js)/float64(bin), "json/binary")
+	})
 }
