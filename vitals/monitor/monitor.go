@@ -164,7 +164,7 @@ func (m *Monitor) Observe(now time.Time, r vitals.Reading) []Event {
 	}
 	evs = m.rescore(evs, now)
 	if isParam && !doubtful && m.selected(p, now) == fromMeasured {
-		evs = m.checkRed(evs, now, p, r.Time, alert.DefaultPersistence(code))
+		evs = m.checkRed(evs, now, p, r.Time, alert.DefaultPersistence(code), alert.DefaultMargin(code))
 	}
 	if !doubtful {
 		evs = m.checkThresholds(evs, now, code, r)

@@ -596,3 +596,55 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	}
 }
+
+// TestRedScoreDeadband: a respiration rate hovering at the chart's red
+// edge (24 scores 2, 25 scores 3) raises once and does not clear until it
+// is back by the margin (2 /min), however long it hovers.
+func TestRedScoreDeadband(t *testing.T) {
+	s := newSim(t, Config{})
+	s.start()
+	mark := len(s.log)
+	// Six seconds at 26, then ten minutes of 24 and 25 in runs of one to
+	// eight seconds: long enough, each way, to raise or clear without a
+	// deadband.
+	var rates []float64
+	for v := 24.0; len(rates) < 600; {
+		for _, n := range []int{6, 8, 2, 7, 1, 6, 3, 8, 5} {
+			for range n {
+				rates = append(rates, v)
+			}
+			v = 49 - v // 24, 25, 24, ...
+		}
+	}
+	for i := range 606 {
+		r := normal()
+		r[vitals.CodeRespRate] = 26
+		if i >= 6 {
+			r[vitals.CodeRespRate] = rates[i-6]
+		}
+		s.second(r)
+	}
+	var got []AlertEvent
+	for _, a := range alerts(s.since(mark)) {
+		if a.State != "reminder" {
+			got = append(got, a)
+		}
+	}
+	if brief(got) != "raised news2-parameter:respiration-rate" {
+		t.Fatalf("hovering at the edge: %s", brief(got))
+	}
+	mark = len(s.log)
+	for range 10 {
+		r := normal()
+		r[vitals.CodeRespRate] = 23 // scores 2, but inside the deadband
+		s.second(r)
+	}
+	for range 10 {
+		r := normal()
+		r[vitals.CodeRespRate] = 22
+		s.second(r)
+	}
+	if got := brief(alerts(s.since(mark))); got != "cleared news2-parameter:respiration-rate" {
+		t.Fatalf("recovering: %s", got)
+	}
+}

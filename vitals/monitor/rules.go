@@ -112,14 +112,22 @@ func redKey(p news2.Param) string { return "news2:" + p.String() }
 
 // checkRed feeds the rule "a single parameter scores 3" with the
 // parameter's input in use, taken at at, counting it as persist demands.
-func (m *Monitor) checkRed(evs []Event, now time.Time, p news2.Param, at time.Time, persist alert.Persistence) []Event {
+// It clears only once the value would score less than 3 even margin to
+// either side (a deadband at the chart's red edges), so a value hovering
+// at an edge does not flap.
+func (m *Monitor) checkRed(evs []Event, now time.Time, p news2.Param, at time.Time, persist alert.Persistence, margin float64) []Event {
 	h := &m.red[p]
 	h.Persist = persist
 	pts := m.score.Points[p]
+	in, _ := m.pick(p, now)
 	present := m.score.Sources[p] != news2.Missing
-	switch h.Update(at, present && pts == 3, !present || pts < 3) {
+	recovered := !present || pts < 3
+	if present && margin > 0 {
+		oxygen := m.params[news2.AirOrOxygen].entered.ok && m.params[news2.AirOrOxygen].entered.v == news2.OnOxygen
+		recovered = recovered && news2.Points(p, in.Value-margin, m.scale2, oxygen) < 3 && news2.Points(p, in.Value+margin, m.scale2, oxygen) < 3
+	}
+	switch h.Update(at, present && pts == 3, recovered) {
 	case alert.Raise:
-		in, _ := m.pick(p, now)
 		a := alert.Alert{
 			Rule: alert.RuleParameter, Severity: alert.Urgent, Param: p.String(), Code: paramCode[p],
 			Title: p.Title() + " scores 3 (NEWS2 red score)",
@@ -142,7 +150,7 @@ func (m *Monitor) checkRed(evs []Event, now time.Time, p news2.Param, at time.Ti
 // settleRed applies a clinician's change (an entry, the scale) to the
 // parameter's red-score rule at once.
 func (m *Monitor) settleRed(evs []Event, now time.Time, p news2.Param) []Event {
-	return m.checkRed(evs, now, p, now, alert.Persistence{Readings: 1})
+	return m.checkRed(evs, now, p, now, alert.Persistence{Readings: 1}, 0)
 }
 
 func thresholdKey(code, direction string) string {
