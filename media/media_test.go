@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/logging"
+	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -17,12 +19,13 @@ type offer struct {
 
 // recorder is a Signaler that keeps what it is asked to send.
 type recorder struct {
-	offers  chan offer
-	answers chan string
+	offers     chan offer
+	answers    chan string
+	candidates chan webrtc.ICECandidateInit
 }
 
 func newRecorder() *recorder {
-	return &recorder{offers: make(chan offer, 16), answers: make(chan string, 16)}
+	return &recorder{offers: make(chan offer, 16), answers: make(chan string, 16), candidates: make(chan webrtc.ICECandidateInit, 64)}
 }
 
 func (r *recorder) PublishAnswer(sdp string) { r.answers <- sdp }
@@ -31,7 +34,12 @@ func (r *recorder) SubscribeOffer(sdp string, tracks []TrackInfo) {
 	r.offers <- offer{sdp, tracks}
 }
 
-func (r *recorder) Candidate(string, webrtc.ICECandidateInit) {}
+func (r *recorder) Candidate(_ string, c webrtc.ICECandidateInit) {
+	select {
+	case r.candidates <- c:
+	default:
+	}
+}
 
 // next returns the offer sent so far; negotiation is synchronous, so it is
 // already there or was never sent.
@@ -298,5 +306,57 @@ func TestNewRefusesBadPortRange(t *testing.T) {
 	}
 	if _, err := New(Config{NAT1To1IPs: []string{"203.0.113.7"}, UDPPortMin: 50000, UDPPortMax: 50100}, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSFUUsesTheConfiguredNetwork: with Config.Net set to a virtual
+// network, the SFU's candidates are that network's addresses.
+func TestSFUUsesTheConfiguredNetwork(t *testing.T) {
+	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "1.2.3.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"1.2.3.4"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wan.AddNet(nw); err != nil {
+		t.Fatal(err)
+	}
+	if err := wan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = wan.Stop() })
+	s, err := New(Config{Net: nw}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ra := join(t, s, 1, "a")
+	pc := newAnswerer(t).pc
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(o)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(o.SDP); err != nil {
+		t.Fatal(err)
+	}
+	<-ra.answers
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case c := <-ra.candidates:
+			if strings.Contains(c.Candidate, " 1.2.3.4 ") {
+				return
+			}
+			t.Fatalf("candidate %q is not on the virtual network", c.Candidate)
+		case <-deadline:
+			t.Fatal("no candidate gathered")
+		}
 	}
 }

@@ -8,11 +8,16 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
 // Config sets up the SFU's networking.
 type Config struct {
+	// Net is the network the SFU's sockets live on; nil means the host's
+	// own. Tests pass a pion/transport vnet.Net to run calls over a
+	// virtual network with NATs, loss, delay or blocked traffic.
+	Net transport.Net
 	// AllowLoopback offers loopback ICE candidates (tests on one machine).
 	AllowLoopback bool
 	// UDPPortMin and UDPPortMax bound the UDP ports used for media; 0 and 0
@@ -74,6 +79,9 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	se := webrtc.SettingEngine{}
+	if cfg.Net != nil {
+		se.SetNet(cfg.Net)
+	}
 	se.SetIncludeLoopbackCandidate(cfg.AllowLoopback)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
