@@ -300,13 +300,25 @@ func TestKeyframeThrottle(t *testing.T) {
 	}
 }
 
-func TestNewRefusesBadPortRange(t *testing.T) {
-	if _, err := New(Config{UDPPortMin: 6000, UDPPortMax: 5000}, nil); err == nil {
-		t.Fatal("inverted port range accepted")
+func TestNewRefusesBadNetworkSettings(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"udp port out of range": {UDPAddr: ":70000"},
+		"udp address no port":   {UDPAddr: "127.0.0.1"},
+		"udp wildcard host":     {UDPAddr: "0.0.0.0:0"},
+		"tcp port out of range": {TCPAddr: ":70000"},
+		"nat address":           {NAT1To1IPs: []string{"not-an-ip"}},
+		"turn without secret":   {TURN: TURNConfig{UDPAddr: "127.0.0.1:0"}},
+	} {
+		if s, err := New(cfg, nil); err == nil {
+			s.Close()
+			t.Errorf("%s: accepted", name)
+		}
 	}
-	if _, err := New(Config{NAT1To1IPs: []string{"203.0.113.7"}, UDPPortMin: 50000, UDPPortMax: 50100}, nil); err != nil {
+	s, err := New(Config{NAT1To1IPs: []string{"203.0.113.7"}, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"}, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.Close()
 }
 
 // TestSFUUsesTheConfiguredNetwork: with Config.Net set to a virtual
@@ -357,6 +369,64 @@ func TestSFUUsesTheConfiguredNetwork(t *testing.T) {
 			t.Fatalf("candidate %q is not on the virtual network", c.Candidate)
 		case <-deadline:
 			t.Fatal("no candidate gathered")
+		}
+	}
+}
+
+// TestNAT1To1AppliesToUDPAndTCP: behind a 1:1 NAT, every host candidate,
+// on the UDP and the TCP port alike, carries the public address.
+func TestNAT1To1AppliesToUDPAndTCP(t *testing.T) {
+	s, err := New(Config{AllowLoopback: true, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", NAT1To1IPs: []string{"203.0.113.7"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	a, ra := join(t, s, 1, "a")
+	pc := newAnswerer(t).pc
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(o)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(o.SDP); err != nil {
+		t.Fatal(err)
+	}
+	var cands []string
+	for _, line := range strings.Split(<-ra.answers, "\n") {
+		if c, ok := strings.CutPrefix(strings.TrimSpace(line), "a="); ok && strings.HasPrefix(c, "candidate:") {
+			cands = append(cands, c)
+		}
+	}
+	seen := map[string]bool{}
+	deadline := time.After(5 * time.Second)
+	for {
+		for _, c := range cands {
+			f := strings.Fields(c)
+			if len(f) < 8 {
+				t.Fatalf("candidate %q", c)
+			}
+			if f[4] != "203.0.113.7" {
+				t.Fatalf("candidate %q does not carry the public address", c)
+			}
+			seen[strings.ToLower(f[2])] = true
+			if strings.ToLower(f[2]) == "tcp" && !strings.Contains(c, "tcptype passive") {
+				t.Fatalf("TCP candidate %q is not passive", c)
+			}
+		}
+		cands = cands[:0]
+		if seen["udp"] && seen["tcp"] {
+			return
+		}
+		select {
+		case c := <-ra.candidates:
+			cands = append(cands, c.Candidate)
+		case <-deadline:
+			t.Fatalf("candidates seen: %v; want UDP and TCP", seen)
 		}
 	}
 }

@@ -8,27 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
-
-// Config sets up the SFU's networking.
-type Config struct {
-	// Net is the network the SFU's sockets live on; nil means the host's
-	// own. Tests pass a pion/transport vnet.Net to run calls over a
-	// virtual network with NATs, loss, delay or blocked traffic.
-	Net transport.Net
-	// AllowLoopback offers loopback ICE candidates (tests on one machine).
-	AllowLoopback bool
-	// UDPPortMin and UDPPortMax bound the UDP ports used for media; 0 and 0
-	// mean any port.
-	UDPPortMin, UDPPortMax uint16
-	// NAT1To1IPs are public addresses advertised in host candidates instead
-	// of the host's own (a server behind 1:1 NAT).
-	NAT1To1IPs []string
-	// ICEServers are the STUN/TURN servers handed to clients.
-	ICEServers []webrtc.ICEServer
-}
 
 // ErrDuplicate reports a participant id already present in the room.
 var ErrDuplicate = errors.New("participant already in the room")
@@ -39,17 +20,19 @@ var ErrClosed = errors.New("participant has left")
 // SFU holds the rooms of one node. It is safe for concurrent use.
 type SFU struct {
 	api *webrtc.API
-	cfg Config
+	net *network
 	log *slog.Logger
 
 	trackSeq atomic.Uint64 // makes local track ids unique
+	checks   chan struct{} // one token per running connectivity check
 
 	mu    sync.Mutex
 	rooms map[int64]*Room
 }
 
 // New builds the WebRTC stack (VP8 and Opus, NACK, RTCP reports) shared by
-// every peer connection, and an empty set of rooms.
+// every peer connection, opens its sockets (see Config) and starts the
+// embedded TURN relay if configured. Close releases them.
 func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -78,33 +61,13 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
-	se := webrtc.SettingEngine{}
-	if cfg.Net != nil {
-		se.SetNet(cfg.Net)
+	nw, err := newNetwork(cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	se.SetIncludeLoopbackCandidate(cfg.AllowLoopback)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
-		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
-			return nil, fmt.Errorf("udp port range %d-%d: %w", cfg.UDPPortMin, cfg.UDPPortMax, err)
-		}
-	}
-	if len(cfg.NAT1To1IPs) > 0 {
-		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
-			External:        cfg.NAT1To1IPs,
-			AsCandidateType: webrtc.ICECandidateTypeHost,
-			Mode:            webrtc.ICEAddressRewriteReplace,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("nat 1:1 addresses: %w", err)
-		}
-	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	return &SFU{api: api, cfg: cfg, log: log, rooms: make(map[int64]*Room)}, nil
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(nw.settings))
+	return &SFU{api: api, net: nw, log: log, rooms: make(map[int64]*Room), checks: make(chan struct{}, maxChecks)}, nil
 }
-
-// ICEServers are the STUN/TURN servers clients should use.
-func (s *SFU) ICEServers() []webrtc.ICEServer { return s.cfg.ICEServers }
 
 // Join adds a participant to the appointment's room, creating the room if
 // needed. id must be unique in the room (ErrDuplicate otherwise); name is

@@ -58,6 +58,7 @@ func newRig(f *testing.F) *rig {
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(sfu.Close)
 	r := &rig{hub: signaling.NewHub(sfu, log), served: make(map[string]chan error)}
 	up := &websocket.Upgrader{} // no Origin (a Go client) passes its check
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -26,6 +26,9 @@ type Peer struct {
 	Name        string // shown to the other participants
 	Role        string // RolePhysician or RolePatient
 	Appointment int64
+	// Host is the host name the participant reached the server by; the
+	// embedded TURN relay is named by it unless configured otherwise.
+	Host string
 }
 
 func (p Peer) validate() error {
@@ -153,7 +156,9 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 	if c.isAdmitted() {
 		state = StateAdmitted
 	}
-	ice := h.sfu.ICEServers()
+	// Fresh TURN credentials for this connection, named after the visit
+	// and the participant.
+	ice := h.sfu.ICEServers(fmt.Sprintf("v%d-%s", p.Appointment, p.ID), p.Host)
 	if ice == nil {
 		ice = []webrtc.ICEServer{}
 	}

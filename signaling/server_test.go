@@ -56,6 +56,7 @@ func newTestServerWith(t *testing.T, opts wsconn.Options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(sfu.Close)
 	s := &testServer{sfu: sfu, hub: signaling.NewHub(sfu, log), served: make(chan served, 16)}
 	up := &websocket.Upgrader{CheckOrigin: sameOrigin}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

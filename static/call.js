@@ -8,6 +8,7 @@
 // Elements carrying data-show="state state ..." are visible only in those states.
 
 import { MediaCheck } from './precall.js';
+import { ConnectivityCheck } from './netcheck.js';
 import { Publisher, Subscriber } from './peers.js';
 import { ReconnectingSocket } from './socket.js';
 
@@ -365,6 +366,8 @@ function Call(root) {
   }
 
   this.init = function init() {
+    // Runs alongside everything else; joining never waits for it.
+    new ConnectivityCheck(root).run();
     media.start().then(() => {
       el.startButton.disabled = false;
       if (state !== 'ready') return;

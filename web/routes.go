@@ -68,6 +68,10 @@ func (s *server) routeTable() []route {
 
 		// Any session.
 		{"GET /{$}", s.signedIn(s.handleHome)},
+		// The pre-call connectivity check: a short test connection to the
+		// SFU, no media, no patient data; rate-limited per person.
+		{"GET /connectivity-check", s.signedInAPI(s.handleCheckServers)},
+		{"POST /connectivity-check", s.signedInAPI(s.handleCheck)},
 		{"POST /logout", s.signedIn(s.handleLogout)},
 		{"POST /logout/everywhere", s.staff(s.handleLogoutEverywhere, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},
 

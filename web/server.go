@@ -55,6 +55,9 @@ type Deps struct {
 	// DeviceRate bounds the messages of one device across its connections,
 	// CallRate those of one call connection; zero takes the defaults.
 	DeviceRate, CallRate MessageRate
+	// Connectivity runs the pre-call connectivity check; nil turns the
+	// check's routes into 404s.
+	Connectivity ConnectivityChecker
 	// Recheck is how often open sockets re-check their session, token or
 	// visit (default 30s); losing it closes them with 1008.
 	Recheck time.Duration
@@ -79,6 +82,7 @@ type server struct {
 	Deps
 	devices *deviceRegistry
 	metrics *webMetrics
+	checks  checkLimits
 }
 
 // NewServer returns the HTTP handler for the whole application.

@@ -130,3 +130,16 @@ func (s *server) forbidden(w http.ResponseWriter, r *http.Request, msg string) {
 	s.Log.WarnContext(r.Context(), "access refused", "path", r.URL.Path, "reason", msg)
 	http.Error(w, msg, http.StatusForbidden)
 }
+
+// signedInAPI is signedIn for requests made by scripts rather than page
+// loads: without a valid session they get 401, not the sign-in page.
+func (s *server) signedInAPI(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.lookupSession(r)
+		if err != nil {
+			http.Error(w, "sign in first", http.StatusUnauthorized)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), c)
+	})
+}

@@ -53,6 +53,7 @@ func newFixtureWith(t testing.TB, adjust func(*Deps)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(sfu.Close)
 	f := &fixture{st: st}
 	hash, _ := auth.HashPassword(testPassword)
 	mk := func(email string, role store.Role) store.User {
@@ -84,7 +85,7 @@ func newFixtureWith(t testing.TB, adjust func(*Deps)) *fixture {
 	}
 	f.devToken, f.devID = newDevice(f.pat.ID)
 	f.otherToken, _ = newDevice(f.other.ID)
-	deps := Deps{Log: log, Store: st, Bus: cluster.NewLocal(), Calls: signaling.NewHub(sfu, log), Secret: []byte("a test key of thirty-two bytes, or more")}
+	deps := Deps{Log: log, Store: st, Bus: cluster.NewLocal(), Calls: signaling.NewHub(sfu, log), Connectivity: sfu, Secret: []byte("a test key of thirty-two bytes, or more")}
 	if adjust != nil {
 		adjust(&deps)
 	}

@@ -51,6 +51,17 @@ func (s *server) originAllowed(r *http.Request) bool {
 	return slices.Contains(s.AllowedOrigins, strings.ToLower(u.Scheme+"://"+u.Host))
 }
 
+// publicHost is the host browsers reach the server by: the public URL's,
+// else the request's.
+func (s *server) publicHost(r *http.Request) string {
+	if s.PublicURL != "" {
+		if u, err := url.Parse(s.PublicURL); err == nil && u.Host != "" {
+			return u.Host
+		}
+	}
+	return r.Host
+}
+
 // refuseCrossOrigin answers 403 before an upgrade from another site.
 func (s *server) refuseCrossOrigin(w http.ResponseWriter, r *http.Request) bool {
 	if s.originAllowed(r) {
@@ -92,6 +103,7 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 		Name:        c.User.Name,
 		Role:        role,
 		Appointment: a.ID,
+		Host:        s.publicHost(r),
 	}
 	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, false))
 	s.Log.InfoContext(r.Context(), "call connected", "appointment", a.ID, "user", c.User.ID, "role", role)

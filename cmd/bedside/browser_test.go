@@ -118,6 +118,10 @@ func TestBrowserVisit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, patient, "patient waiting", `document.querySelector('#call-state').dataset.state === 'waiting'`, 10*time.Second)
+	// The connectivity check ran beside all this and found the direct path.
+	waitJS(t, patient, "connectivity check says direct",
+		`document.querySelector('#netcheck').dataset.result === 'direct' && /works directly.*Round trip: \d+ ms/.test(document.querySelector('#netcheck-status').textContent)`,
+		20*time.Second)
 
 	// The physician signs in, opens the visit, starts it and admits the patient.
 	doctor := newBrowser(t, chromium)

@@ -66,7 +66,9 @@ func launch(t *testing.T, scheme string, extraEnv map[string]string, c *http.Cli
 	t.Helper()
 	addr := freePort(t)
 	ts := &testServer{URL: scheme + "://" + addr, Data: t.TempDir(), out: &syncBuffer{}}
-	ts.env = map[string]string{"BEDSIDE_ADDR": addr, "BEDSIDE_DATA": ts.Data, "BEDSIDE_ICE_LOOPBACK": "1"}
+	// Free media ports, so servers of parallel tests do not collide.
+	ts.env = map[string]string{"BEDSIDE_ADDR": addr, "BEDSIDE_DATA": ts.Data, "BEDSIDE_ICE_LOOPBACK": "1",
+		"BEDSIDE_ICE_UDP_PORT": "0", "BEDSIDE_ICE_TCP_PORT": "0"}
 	for k, v := range extraEnv {
 		ts.env[k] = v
 	}

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/cluster"
 	"github.com/bedside-health/bedside/media"
@@ -35,10 +33,7 @@ type config struct {
 	publicURL      string
 	databaseURL    string
 	redisURL       string
-	iceLoopback    bool
-	icePorts       string
-	iceNAT1To1     string
-	iceServers     string
+	ice            iceSettings // media networking: see ice.go
 	logLevel       string
 	seedDemo       bool
 	allowedOrigin  string
@@ -102,10 +97,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.addr, "addr", envOr(getenv, "BEDSIDE_ADDR", ":8080"), "listen address (BEDSIDE_ADDR)")
 	dataFlag(fs, getenv, &c.data)
 	fs.StringVar(&c.publicURL, "public-url", getenv("BEDSIDE_PUBLIC_URL"), "public base URL used in join links (BEDSIDE_PUBLIC_URL); default: the request's host")
-	fs.StringVar(&c.iceServers, "ice-servers", getenv("BEDSIDE_ICE_SERVERS"), "comma-separated STUN/TURN URLs given to browsers (BEDSIDE_ICE_SERVERS); turn: URLs take user:pass@ before the host")
-	fs.StringVar(&c.icePorts, "ice-udp-ports", getenv("BEDSIDE_ICE_UDP_PORTS"), "UDP port range for media, e.g. 50000-50100 (BEDSIDE_ICE_UDP_PORTS)")
-	fs.StringVar(&c.iceNAT1To1, "ice-nat-ip", getenv("BEDSIDE_ICE_NAT_IP"), "public IP to advertise when behind a 1:1 NAT (BEDSIDE_ICE_NAT_IP)")
-	fs.BoolVar(&c.iceLoopback, "ice-loopback", getenv("BEDSIDE_ICE_LOOPBACK") == "1", "offer loopback ICE candidates, for tests on one machine (BEDSIDE_ICE_LOOPBACK=1)")
+	finishICE := iceFlags(fs, getenv, &c) // ice.go
 	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "BEDSIDE_LOG_LEVEL", "info"), "debug, info, warn or error (BEDSIDE_LOG_LEVEL)")
 	fs.BoolVar(&c.seedDemo, "demo", envOr(getenv, "BEDSIDE_DEMO", "1") != "0", "seed a demo clinic when the database is empty (BEDSIDE_DEMO=0 to disable)")
 	fs.StringVar(&c.allowedOrigin, "allowed-origins", getenv("BEDSIDE_ALLOWED_ORIGINS"), "extra comma-separated origins allowed to open WebSockets (BEDSIDE_ALLOWED_ORIGINS)")
@@ -133,6 +125,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, err
 	}
 	if err := finishTLS(); err != nil {
+		return c, err
+	}
+	if err := finishICE(); err != nil {
 		return c, err
 	}
 	var err error
@@ -193,50 +188,6 @@ func openStore(ctx context.Context, data, databaseURL string) (store.Store, stri
 	return db, "sqlite:" + path, nil
 }
 
-func mediaConfig(c config) (media.Config, error) {
-	mc := media.Config{AllowLoopback: c.iceLoopback}
-	if c.icePorts != "" {
-		lo, hi, ok := strings.Cut(c.icePorts, "-")
-		min, err1 := strconv.ParseUint(lo, 10, 16)
-		max, err2 := strconv.ParseUint(hi, 10, 16)
-		if !ok || err1 != nil || err2 != nil || min == 0 || max < min {
-			return mc, fmt.Errorf("ice-udp-ports %q: want a range such as 50000-50100", c.icePorts)
-		}
-		mc.UDPPortMin, mc.UDPPortMax = uint16(min), uint16(max)
-	}
-	if c.iceNAT1To1 != "" {
-		if net.ParseIP(c.iceNAT1To1) == nil {
-			return mc, fmt.Errorf("ice-nat-ip %q is not an IP address", c.iceNAT1To1)
-		}
-		mc.NAT1To1IPs = []string{c.iceNAT1To1}
-	}
-	for _, raw := range strings.Split(c.iceServers, ",") {
-		raw = strings.TrimSpace(raw)
-		if raw == "" {
-			continue
-		}
-		srv, err := parseICEServer(raw)
-		if err != nil {
-			return mc, err
-		}
-		mc.ICEServers = append(mc.ICEServers, srv)
-	}
-	return mc, nil
-}
-
-// parseICEServer reads stun:host:port or turn:user:pass@host:port.
-func parseICEServer(raw string) (webrtc.ICEServer, error) {
-	scheme, rest, ok := strings.Cut(raw, ":")
-	if !ok || (scheme != "stun" && scheme != "turn" && scheme != "turns") {
-		return webrtc.ICEServer{}, fmt.Errorf("ice server %q: want stun:host:port or turn:user:pass@host:port", raw)
-	}
-	if cred, host, ok := strings.Cut(rest, "@"); ok {
-		user, pass, _ := strings.Cut(cred, ":")
-		return webrtc.ICEServer{URLs: []string{scheme + ":" + host}, Username: user, Credential: pass}, nil
-	}
-	return webrtc.ICEServer{URLs: []string{raw}}, nil
-}
-
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, err := parseServe(args, getenv, stderr)
 	if err != nil {
@@ -249,8 +200,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	mc, err := mediaConfig(c)
-	if err != nil {
+	// Check the media settings before taking any port.
+	if _, err := mediaConfig(c.ice, nil); err != nil {
 		return err
 	}
 	// Take the port first, so a second copy fails before touching the data.
@@ -293,10 +244,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	secret, err := loadSecret(c.secret, c.data)
+	if err != nil {
+		return err
+	}
+	mc, err := mediaConfig(c.ice, secret)
+	if err != nil {
+		return err
+	}
 	sfu, err := media.New(mc, log.With("component", "media"))
 	if err != nil {
 		return fmt.Errorf("start media: %w", err)
 	}
+	defer sfu.Close()
+	logMediaPorts(log, sfu)
 	hub := signaling.NewHub(sfu, log.With("component", "signaling"))
 	reg := newMetrics()
 	callRefused := reg.Counter("bedside_call_refusals_total",
@@ -309,17 +270,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			origins = append(origins, o)
 		}
 	}
-	secret, err := loadSecret(c.secret, c.data)
-	if err != nil {
-		return err
-	}
 	notifier, err := newNotifier(c, st, secret, displayURL(c.publicURL, ln.Addr()), log.With("component", "notify"))
 	if err != nil {
 		return err
 	}
 	go notifier.Run(ctx, 30*time.Second)
 	handler := web.NewServer(web.Deps{
-		Log: log, Store: st, Bus: bus, Calls: hub,
+		Log: log, Store: st, Bus: bus, Calls: hub, Connectivity: sfu,
 		PublicURL: strings.TrimRight(c.publicURL, "/"), AllowedOrigins: origins,
 		// Behind a TLS-terminating proxy the public URL says HTTPS: then
 		// cookies are Secure and browsers are told to stay on HTTPS.

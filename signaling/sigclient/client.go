@@ -70,10 +70,11 @@ type Client struct {
 	tracks    *queue[*webrtc.TrackRemote]
 	keyframes chan string
 
-	mu        sync.Mutex
-	pub, sub  *link
-	published bool
-	err       error
+	mu         sync.Mutex
+	pub, sub   *link
+	published  bool
+	err        error
+	iceServers []webrtc.ICEServer // from the welcome
 }
 
 // Dial connects to the call signaling WebSocket at url (ws:// or wss://)
@@ -217,6 +218,9 @@ func (c *Client) read() {
 		}
 		switch m.Type {
 		case signaling.TypeWelcome:
+			c.mu.Lock()
+			c.iceServers = m.ICEServers
+			c.mu.Unlock()
 			if m.State == signaling.StateAdmitted {
 				c.publish()
 			}
@@ -237,7 +241,11 @@ func (c *Client) read() {
 }
 
 func (c *Client) newPC(l *link) (*webrtc.PeerConnection, error) {
-	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
+	c.mu.Lock()
+	ice := c.iceServers
+	c.mu.Unlock()
+	// The servers the welcome named, as a browser uses them.
+	pc, err := c.api.NewPeerConnection(webrtc.Configuration{ICEServers: ice})
 	if err != nil {
 		return nil, fmt.Errorf("%s connection: %w", l.target, err)
 	}
