@@ -77,3 +77,26 @@ func TestDeriveSecret(t *testing.T) {
 		t.Fatal("the derived secret shows the key")
 	}
 }
+
+// FuzzCheck: any username and password a TURN client sends is judged
+// without panicking, and only a minted pair passes.
+func FuzzCheck(f *testing.F) {
+	c := Credentials{Secret: []byte("fuzz secret")}
+	now := time.Unix(1_800_000_000, 0)
+	user, pass, _ := c.Mint("v1-u2", now)
+	f.Add(user, pass)
+	f.Add("1800003600:v1-u2", "")
+	f.Add(":", "x")
+	f.Add("99999999999999999999:a", "x")
+	f.Fuzz(func(t *testing.T, username, password string) {
+		err := c.Check(username, password, now)
+		if err == nil && password != c.Password(username) {
+			t.Fatalf("Check(%q, %q) passed with a password that is not the username's", username, password)
+		}
+		if err == nil {
+			if verr := c.Valid(username, now); verr != nil {
+				t.Fatalf("Check passed but Valid(%q) = %v", username, verr)
+			}
+		}
+	})
+}
