@@ -2,6 +2,8 @@ package media
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/bedside-health/bedside/turnserver"
 )
 
 // offer is one subscribe offer as the Signaler saw it.
@@ -428,5 +432,72 @@ func TestNAT1To1AppliesToUDPAndTCP(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("candidates seen: %v; want UDP and TCP", seen)
 		}
+	}
+}
+
+// TestICEServersMintPerParticipant: configured servers pass through, TURN
+// servers without credentials and the embedded relay get credentials
+// minted for the participant, and the relay is named as configured or by
+// the host the client used.
+func TestICEServersMintPerParticipant(t *testing.T) {
+	secret := []byte("a shared secret of some length")
+	s, err := New(Config{AllowLoopback: true, UDPAddr: "127.0.0.1:0", TURNSecret: secret,
+		TURN: TURNConfig{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"},
+		ICEServers: []webrtc.ICEServer{
+			{URLs: []string{"stun:stun.example.org:3478"}},
+			{URLs: []string{"turn:turn.example.org:3478"}},
+			{URLs: []string{"turns:fixed.example.org:5349"}, Username: "bob", Credential: "pw"},
+		}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	now := time.Now()
+	creds := turnserver.Credentials{Secret: secret}
+	udp, tcp := s.TURNAddrs()
+	for _, tc := range []struct {
+		host, want string
+	}{
+		{"clinic.example:8443", "clinic.example"},
+		{"[2001:db8::1]:443", "[2001:db8::1]"},
+		{"localhost", "localhost"},
+	} {
+		got := s.ICEServers("v42-u7", tc.host)
+		if len(got) != 4 {
+			t.Fatalf("%d servers, want 4: %+v", len(got), got)
+		}
+		if got[0].Username != "" || got[0].URLs[0] != "stun:stun.example.org:3478" {
+			t.Errorf("STUN server changed: %+v", got[0])
+		}
+		if got[2].Username != "bob" || got[2].Credential != "pw" {
+			t.Errorf("fixed credentials changed: %+v", got[2])
+		}
+		for _, srv := range []webrtc.ICEServer{got[1], got[3]} {
+			pass, _ := srv.Credential.(string)
+			if !strings.HasSuffix(srv.Username, ":v42-u7") || creds.Check(srv.Username, pass, now) != nil {
+				t.Errorf("%v: credentials %q/%q do not check out for v42-u7", srv.URLs, srv.Username, pass)
+			}
+		}
+		wantURLs := []string{
+			fmt.Sprintf("turn:%s:%d?transport=udp", tc.want, udp.(*net.UDPAddr).Port),
+			fmt.Sprintf("turn:%s:%d?transport=tcp", tc.want, tcp.(*net.TCPAddr).Port),
+		}
+		if strings.Join(got[3].URLs, " ") != strings.Join(wantURLs, " ") {
+			t.Errorf("relay URLs %v, want %v", got[3].URLs, wantURLs)
+		}
+	}
+	// A configured relay host wins over the client's.
+	s.net.cfg.TURN.Host = "turn.clinic.example"
+	if got := s.ICEServers("v42-u7", "other.example"); !strings.HasPrefix(got[3].URLs[0], "turn:turn.clinic.example:") {
+		t.Errorf("relay named %v, want turn.clinic.example", got[3].URLs)
+	}
+	// Each call mints afresh; without a secret nothing is minted.
+	plain, err := New(Config{UDPAddr: "127.0.0.1:0", ICEServers: []webrtc.ICEServer{{URLs: []string{"turn:turn.example.org:3478"}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(plain.Close)
+	if got := plain.ICEServers("v1-u1", "x"); len(got) != 1 || got[0].Username != "" {
+		t.Errorf("without a secret: %+v", got)
 	}
 }
