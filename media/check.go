@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -55,14 +56,8 @@ func (s *SFU) Check(ctx context.Context, offer string) (string, error) {
 		return "", fmt.Errorf("connectivity check: %w", err)
 	}
 	done := make(chan struct{})
-	end := func() {
-		select {
-		case <-done:
-			return
-		default:
-			close(done)
-		}
-	}
+	var once sync.Once
+	end := func() { once.Do(func() { close(done) }) }
 	go func() {
 		select {
 		case <-done:

@@ -115,9 +115,11 @@ func newNetwork(cfg Config, log *slog.Logger) (_ *network, err error) {
 			return nil, fmt.Errorf("ice tcp %s: %w", cfg.TCPAddr, err)
 		}
 		n.tcpAddr = ln.Addr()
+		// A TCP client that cannot keep up loses packets beyond about a
+		// second of video rather than falling ever further behind.
 		n.tcp = ice.NewTCPMuxDefault(ice.TCPMuxParams{
 			Listener: ln, Logger: quiet("ice-tcp"), ReadBufferSize: 64,
-			WriteBufferSize: 4 << 20, FirstStunBindTimeout: 10 * time.Second,
+			WriteBufferSize: 256 << 10, FirstStunBindTimeout: 10 * time.Second,
 		})
 		se.SetICETCPMux(n.tcp)
 		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
