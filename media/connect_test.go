@@ -2,6 +2,8 @@ package media_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -352,5 +354,53 @@ func TestOnlyTheTURNPortOpenRelays(t *testing.T) {
 		if pair.Remote.Protocol != webrtc.ICEProtocolUDP {
 			t.Errorf("the relay reached the SFU over %s, want UDP", pair.Remote.Protocol)
 		}
+	}
+}
+
+// TestCheckFindsEachPath: the connectivity check reports the path that
+// works from where the client is: direct UDP, TCP when UDP is blocked,
+// and the relay when only the TURN port is open.
+func TestCheckFindsEachPath(t *testing.T) {
+	serverNet := &firewall{Net: loopbackNet(t)}
+	s := newCallServer(t, media.Config{Net: serverNet, AllowLoopback: true, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
+		TURN: media.TURNConfig{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"}, TURNSecret: []byte("a test secret of some length")})
+	check := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			_ = json.NewEncoder(w).Encode(map[string]any{"iceServers": s.sfu.ICEServers("check-u1", r.Host)})
+			return
+		}
+		offer, _ := io.ReadAll(r.Body)
+		answer, err := s.sfu.Check(r.Context(), string(offer))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, answer)
+	}))
+	t.Cleanup(check.Close)
+	run := func(api *webrtc.API) webrtc.ICECandidatePair {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), wait)
+		defer cancel()
+		res, err := sigclient.CheckConnectivity(ctx, check.URL, nil, nil, api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RTT <= 0 {
+			t.Errorf("round trip %v", res.RTT)
+		}
+		return res.Pair
+	}
+	if p := run(clientAPI(t, loopbackNet(t), true, true)); p.Local.Typ == webrtc.ICECandidateTypeRelay || p.Remote.Protocol != webrtc.ICEProtocolUDP {
+		t.Errorf("open network: %s %s, want direct UDP", p.Local.Typ, p.Remote.Protocol)
+	}
+	noUDP := func() *webrtc.API { return clientAPI(t, &firewall{Net: loopbackNet(t), blockUDP: true}, true, true) }
+	if p := run(noUDP()); p.Local.Typ == webrtc.ICECandidateTypeRelay || p.Remote.Protocol != webrtc.ICEProtocolTCP {
+		t.Errorf("UDP blocked: %s %s, want direct TCP", p.Local.Typ, p.Remote.Protocol)
+	}
+	serverNet.refuseTCP(s.sfu.TCPAddr())
+	if p := run(noUDP()); p.Local.Typ != webrtc.ICECandidateTypeRelay {
+		t.Errorf("only the TURN port open: %s %s, want relay", p.Local.Typ, p.Remote.Protocol)
 	}
 }
