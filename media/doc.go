@@ -8,6 +8,13 @@
 // for a keyframe (RTCP PLI) when someone starts receiving their video, and
 // forwards subscribers' PLI and FIR to the publisher, throttled.
 //
+// Networking (network.go): every peer connection shares one UDP socket per
+// address (ICE UDP mux) and one TCP listener (ICE-TCP), optionally behind a
+// 1:1 NAT address, with the embedded TURN relay of package turnserver
+// beside them; ICEServers mints each participant's TURN credentials, and
+// Check answers the pre-call connectivity check. Config.Net lets tests run
+// all of it on a virtual network.
+//
 // The package knows nothing of HTTP or WebSockets: a participant's outgoing
 // signaling goes through the Signaler it joined with, and its incoming
 // signaling arrives through Participant's methods.
