@@ -137,7 +137,8 @@ async function selectedPath(pc) {
     if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
   });
   if (!pair) {
-    stats.forEach((s) => { if (!pair && s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+    // Firefox marks the pair in use as selected; others as nominated.
+    stats.forEach((s) => { if (!pair && s.type === 'candidate-pair' && (s.selected || s.nominated) && s.state === 'succeeded') pair = s; });
   }
   const local = pair && stats.get(pair.localCandidateId);
   const remote = pair && stats.get(pair.remoteCandidateId);
