@@ -1,0 +1,359 @@
+package live
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"sync"
+	"time"
+)
+
+// Config bounds a hub's streams and viewers. Zero fields take defaults.
+type Config struct {
+	// HistoryMessages and HistoryBytes bound each stream's history
+	// (default 2,400 messages and 1 MiB: about 160 s of five 1 Hz numerics
+	// and a 250 Hz ECG in 10 chunks a second, at about 450 KB).
+	HistoryMessages int
+	HistoryBytes    int
+	// FreshWaveform is how much waveform a new viewer is replayed with the
+	// numerics of the whole history (default 5 s).
+	FreshWaveform time.Duration
+	// QueueMessages bounds each viewer's queue; a viewer with that many
+	// messages waiting has fallen behind (default HistoryMessages + 1,024,
+	// so a full replay fits, and never less than that).
+	QueueMessages int
+	// IdleExpiry drops a stream with no viewer and no message for this
+	// long, with its history (default 15 min); it comes back with a new epoch.
+	IdleExpiry time.Duration
+	// FeedTimeout bounds each call to the Feed (default 500 ms); FeedRetry
+	// is how long publishing stays on this node after the feed failed
+	// before trying it again (default 1 s).
+	FeedTimeout, FeedRetry time.Duration
+	// Now is the clock (time.Now by default).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.HistoryMessages <= 0 {
+		c.HistoryMessages = 2400
+	}
+	if c.HistoryBytes <= 0 {
+		c.HistoryBytes = 1 << 20
+	}
+	if c.FreshWaveform <= 0 {
+		c.FreshWaveform = 5 * time.Second
+	}
+	if c.QueueMessages < c.HistoryMessages+4 {
+		c.QueueMessages = max(c.QueueMessages, c.HistoryMessages+1024)
+	}
+	if c.IdleExpiry <= 0 {
+		c.IdleExpiry = 15 * time.Minute
+	}
+	if c.FeedTimeout <= 0 {
+		c.FeedTimeout = 500 * time.Millisecond
+	}
+	if c.FeedRetry <= 0 {
+		c.FeedRetry = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Snapshot is a shared stream as a node finds it when it starts watching.
+type Snapshot struct {
+	Epoch   string // "" if the stream has no message yet
+	Last    int64
+	History []Entry // oldest first, contiguous, ending at Last
+}
+
+// Feed shares streams between nodes (cluster.RedisFeed). Offsets are then
+// assigned by the feed, and every node watching a patient receives each
+// entry through Hub.Deliver, in offset order as far as the feed can.
+type Feed interface {
+	// Append assigns body the next offset of the patient's shared stream,
+	// keeps it in the shared history and sends it to every watching node.
+	// renew first starts a new epoch (this node published on its own while
+	// the feed failed, so the others missed messages). An empty body only
+	// renews.
+	Append(ctx context.Context, patient int64, body []byte, bulky, renew bool) (epoch string, e Entry, err error)
+	// Watch starts delivering the patient's entries to this node and
+	// returns the stream as it is; Unwatch stops.
+	Watch(ctx context.Context, patient int64) (Snapshot, error)
+	Unwatch(patient int64)
+	// Range returns the current epoch and its entries with offsets in
+	// (after, upto] that the shared history still holds.
+	Range(ctx context.Context, patient int64, after, upto int64) (epoch string, entries []Entry, err error)
+}
+
+// Hub holds this node's live streams, one per patient.
+type Hub struct {
+	cfg  Config
+	feed Feed
+
+	mu        sync.Mutex
+	streams   map[int64]*stream
+	diverged  map[int64]bool // with a Feed: published here while it failed
+	feedDown  time.Time      // until when publishing skips the feed
+	lastSweep time.Time
+}
+
+// NewHub returns an in-process hub; SetFeed shares it between nodes.
+func NewHub(cfg Config) *Hub {
+	cfg.defaults()
+	return &Hub{cfg: cfg, streams: make(map[int64]*stream), diverged: make(map[int64]bool)}
+}
+
+// SetFeed makes the hub mirror streams shared through f. Call it before
+// the hub is used.
+func (h *Hub) SetFeed(f Feed) { h.feed = f }
+
+// Config returns the hub's settings with defaults filled in.
+func (h *Hub) Config() Config { return h.cfg }
+
+// NewViewer returns a viewer whose queue holds Config.QueueMessages.
+func (h *Hub) NewViewer() *Viewer { return newViewer(h.cfg.QueueMessages) }
+
+// NewEpoch returns a fresh random epoch.
+func NewEpoch() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (h *Hub) now() int64 { return h.cfg.Now().UnixMilli() }
+
+// lookup returns the patient's stream, making it if create; made reports
+// whether it is new.
+func (h *Hub) lookup(patient int64, create bool) (s *stream, made bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sweepLocked()
+	s = h.streams[patient]
+	if s == nil && create {
+		s = newStream(h, patient)
+		if h.feed == nil {
+			s.epoch, s.loaded = NewEpoch(), true
+			close(s.loadWait)
+		}
+		h.streams[patient] = s
+		made = true
+	}
+	return s, made
+}
+
+// sweepLocked drops in-process streams idle past IdleExpiry, at most once
+// a minute.
+func (h *Hub) sweepLocked() {
+	now := h.cfg.Now()
+	if now.Sub(h.lastSweep) < time.Minute {
+		return
+	}
+	h.lastSweep = now
+	cut := now.Add(-h.cfg.IdleExpiry).UnixMilli()
+	for id, s := range h.streams {
+		s.mu.Lock()
+		if len(s.viewers) == 0 && s.touched < cut && s.loaded && h.feed == nil {
+			s.dead = true
+			delete(h.streams, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Publish adds one message body (a JSON object with a type, e.g.
+// {"type":"reading",...}) to the patient's stream. It never blocks on a
+// viewer. With a Feed that fails, the message still reaches this node's
+// viewers, on an epoch of this node's own, and the shared stream gets a
+// new epoch once the feed is back, so other nodes' viewers learn of the
+// gap.
+func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
+	bulky := isBulky(body)
+	if h.feed == nil {
+		s, _ := h.lookup(patient, true)
+		s.publishLocal(body, bulky, h.now())
+		return nil
+	}
+	h.mu.Lock()
+	skip := h.cfg.Now().Before(h.feedDown) || h.diverged[patient]
+	h.mu.Unlock()
+	if !skip {
+		cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
+		epoch, e, err := h.feed.Append(cctx, patient, body, bulky, false)
+		cancel()
+		if err == nil {
+			h.Deliver(patient, epoch, e)
+			return nil
+		}
+		h.mu.Lock()
+		h.feedDown = h.cfg.Now().Add(h.cfg.FeedRetry)
+		h.mu.Unlock()
+	}
+	h.mu.Lock()
+	h.diverged[patient] = true
+	h.mu.Unlock()
+	if s, _ := h.lookup(patient, false); s != nil {
+		<-s.loadWait
+		s.mu.Lock()
+		if !s.local {
+			s.restartLocked(NewEpoch(), true)
+		}
+		s.mu.Unlock()
+		s.publishLocal(body, bulky, h.now())
+	}
+	return nil
+}
+
+// Deliver applies an entry of a shared stream that a Feed received (an
+// Offset of 0 only announces a new epoch). Patients this node does not
+// watch are ignored.
+func (h *Hub) Deliver(patient int64, epoch string, e Entry) {
+	s, _ := h.lookup(patient, false)
+	if s == nil {
+		return
+	}
+	repair, after, upto := s.deliver(epoch, e)
+	h.repair(s, repair, after, upto)
+}
+
+// repair fetches a hole of s from the feed, in the background, until the
+// stream has no hole left.
+func (h *Hub) repair(s *stream, need bool, after, upto int64) {
+	if !need || h.feed == nil {
+		return
+	}
+	go func() {
+		for need {
+			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.FeedTimeout)
+			epoch, entries, err := h.feed.Range(ctx, s.patient, after, upto)
+			cancel()
+			if err != nil {
+				epoch, entries = "", nil // declare the hole: never hang on it
+			}
+			need, after, upto = s.repaired(epoch, after, upto, entries)
+		}
+	}()
+}
+
+// Subscribe adds v to the patient's stream from position from: a resuming
+// viewer gets exactly what it missed (or gap markers for what the history
+// no longer holds), a fresh one a short recent history; then a stream
+// message with the epoch and offset, then every new message. appointment
+// is echoed in that stream message (0 leaves it out).
+func (h *Hub) Subscribe(ctx context.Context, v *Viewer, patient int64, from Position, appointment int64) error {
+	for {
+		s, made := h.lookup(patient, true)
+		if made && h.feed != nil {
+			cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
+			snap, err := h.feed.Watch(cctx, patient)
+			cancel()
+			repair, after, upto := s.load(snap, err == nil, NewEpoch())
+			h.repair(s, repair, after, upto)
+		}
+		select {
+		case <-s.loadWait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		v.mu.Lock()
+		v.subs[patient] = s
+		v.mu.Unlock()
+		if s.attach(v, from, appointment, h.now()) {
+			return nil
+		}
+	}
+}
+
+// Unsubscribe removes v from the patient's stream.
+func (h *Hub) Unsubscribe(v *Viewer, patient int64) {
+	v.mu.Lock()
+	s := v.subs[patient]
+	delete(v.subs, patient)
+	v.mu.Unlock()
+	if s != nil {
+		h.release(s, v)
+	}
+}
+
+// Leave removes v from every stream; it takes no more messages.
+func (h *Hub) Leave(v *Viewer) {
+	v.mu.Lock()
+	v.left = true
+	subs := v.subs
+	v.subs = make(map[int64]*stream)
+	clear(v.q)
+	v.q = nil
+	v.mu.Unlock()
+	for _, s := range subs {
+		h.release(s, v)
+	}
+}
+
+// release detaches v from s; a mirrored stream with no viewer left is
+// dropped and no longer watched.
+func (h *Hub) release(s *stream, v *Viewer) {
+	if s.detach(v, h.now()) > 0 || h.feed == nil {
+		return
+	}
+	h.mu.Lock()
+	s.mu.Lock()
+	drop := len(s.viewers) == 0 && !s.dead && h.streams[s.patient] == s
+	if drop {
+		s.dead = true
+		delete(h.streams, s.patient)
+	}
+	s.mu.Unlock()
+	h.mu.Unlock()
+	if drop {
+		h.feed.Unwatch(s.patient)
+	}
+}
+
+// Run renews, every FeedRetry, the shared streams this node published to
+// on its own while the feed failed, so other nodes' viewers get their gap
+// markers once the feed is back. It returns when ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	if h.feed == nil {
+		return
+	}
+	t := time.NewTicker(h.cfg.FeedRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		var todo []int64
+		for p := range h.diverged {
+			todo = append(todo, p)
+		}
+		h.mu.Unlock()
+		for _, p := range todo {
+			cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
+			epoch, e, err := h.feed.Append(cctx, p, nil, false, true)
+			cancel()
+			if err != nil {
+				break // still down: try again next tick
+			}
+			h.mu.Lock()
+			delete(h.diverged, p)
+			h.feedDown = time.Time{}
+			h.mu.Unlock()
+			h.Deliver(p, epoch, e)
+		}
+	}
+}
+
+// Position reports the patient's stream as this node has it: its epoch
+// and last offset (empty and 0 if there is none here).
+func (h *Hub) Position(patient int64) (epoch string, last int64) {
+	s, _ := h.lookup(patient, false)
+	if s == nil {
+		return "", 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch, s.last
+}

@@ -1,0 +1,292 @@
+package live
+
+import "sync"
+
+// stream is one patient's live stream on this node. In-process it assigns
+// offsets itself; with a Feed it mirrors the shared stream, applying
+// entries in offset order as they arrive and repairing holes from the feed.
+type stream struct {
+	hub     *Hub
+	patient int64
+
+	mu        sync.Mutex
+	epoch     string // "" until a mirrored stream has its first message
+	local     bool   // with a Feed: the epoch was made here while the feed failed
+	last      int64
+	hist      ring
+	viewers   []*Viewer
+	loaded    bool // with a Feed: the snapshot is applied
+	loadWait  chan struct{}
+	pending   map[int64]Entry // ahead of last+1, waiting for the hole to fill
+	pendEpoch string
+	repairing bool
+	touched   int64 // Unix ms of the last message or viewer change
+	dead      bool  // removed from the hub: subscribe again
+}
+
+func newStream(h *Hub, patient int64) *stream {
+	return &stream{hub: h, patient: patient, hist: newRing(h.cfg.HistoryMessages, h.cfg.HistoryBytes), loadWait: make(chan struct{})}
+}
+
+// appendLocked adds the entry with offset last+1 and hands it to every
+// viewer, dropping those that fell behind.
+func (s *stream) appendLocked(e Entry) {
+	s.last = e.Offset
+	s.touched = e.At
+	s.hist.push(e)
+	s.fanOutLocked(e.Msg)
+}
+
+func (s *stream) fanOutLocked(msg []byte) {
+	for i := 0; i < len(s.viewers); {
+		if s.viewers[i].enqueueOne(msg) {
+			i++
+			continue
+		}
+		last := len(s.viewers) - 1
+		s.viewers[i] = s.viewers[last]
+		s.viewers[last] = nil
+		s.viewers = s.viewers[:last]
+	}
+}
+
+// publishLocal assigns the next offset and appends body.
+func (s *stream) publishLocal(body []byte, bulky bool, now int64) {
+	s.mu.Lock()
+	off := s.last + 1
+	s.appendLocked(Entry{Offset: off, At: now, Bulky: bulky, Msg: Encode(s.patient, off, body)})
+	s.mu.Unlock()
+}
+
+// restartLocked starts epoch at offset 0. Viewers are told what of the old
+// epoch they may have missed: nothing when it was empty or made here (they
+// had all of it), else everything after the last offset they got.
+func (s *stream) restartLocked(epoch string, local bool) {
+	if s.epoch != "" && !s.local {
+		s.fanOutLocked(GapMessage(s.patient, s.epoch, s.last+1, 0))
+	}
+	s.epoch, s.local, s.last = epoch, local, 0
+	s.hist.reset()
+	s.pending, s.repairing = nil, false
+	s.fanOutLocked(StreamMessage(s.patient, 0, epoch, 0))
+}
+
+// deliver applies an entry of the shared stream (offset 0: only the start
+// of a new epoch). It returns a hole to repair from the feed, if any.
+func (s *stream) deliver(epoch string, e Entry) (repair bool, after, upto int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dead {
+		return false, 0, 0
+	}
+	if !s.loaded {
+		// The snapshot is on its way: hold it, applied after the snapshot.
+		if s.pending == nil || s.pendEpoch != epoch {
+			s.pending = make(map[int64]Entry)
+		}
+		if len(s.pending) < s.hub.cfg.QueueMessages {
+			s.pending[e.Offset] = e
+			s.pendEpoch = epoch
+		}
+		return false, 0, 0
+	}
+	if epoch != s.epoch {
+		s.restartLocked(epoch, false)
+	}
+	if e.Offset <= s.last {
+		return false, 0, 0
+	}
+	if e.Offset == s.last+1 {
+		s.appendLocked(e)
+		return s.drainLocked()
+	}
+	if s.pending == nil {
+		s.pending = make(map[int64]Entry)
+	}
+	s.pending[e.Offset] = e
+	if len(s.pending) > s.hub.cfg.QueueMessages {
+		// Too far behind to wait for the hole: declare it.
+		s.gapToPendingLocked()
+		return s.drainLocked()
+	}
+	if s.repairing {
+		return false, 0, 0
+	}
+	s.repairing = true
+	return true, s.last, s.minPendingLocked() - 1
+}
+
+func (s *stream) minPendingLocked() int64 {
+	var m int64
+	for off := range s.pending {
+		if m == 0 || off < m {
+			m = off
+		}
+	}
+	return m
+}
+
+// drainLocked appends the pending entries that follow on, and asks for a
+// repair if a hole remains.
+func (s *stream) drainLocked() (bool, int64, int64) {
+	for len(s.pending) > 0 {
+		e, ok := s.pending[s.last+1]
+		if !ok {
+			break
+		}
+		delete(s.pending, e.Offset)
+		s.appendLocked(e)
+	}
+	if len(s.pending) == 0 || s.repairing {
+		return false, 0, 0
+	}
+	s.repairing = true
+	return true, s.last, s.minPendingLocked() - 1
+}
+
+// gapToPendingLocked gives up on the hole before the first pending entry:
+// viewers get a gap marker, and the history restarts after the hole so it
+// stays contiguous.
+func (s *stream) gapToPendingLocked() {
+	next := s.minPendingLocked()
+	if next <= s.last+1 {
+		return
+	}
+	s.fanOutLocked(GapMessage(s.patient, s.epoch, s.last+1, next-1))
+	s.hist.reset()
+	s.last = next - 1
+}
+
+// repaired applies what the feed returned for the hole (after, upto]: the
+// entries it still had, and a gap marker for whatever it no longer has.
+func (s *stream) repaired(epoch string, after, upto int64, entries []Entry) (bool, int64, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repairing = false
+	if s.dead {
+		return false, 0, 0
+	}
+	if epoch == s.epoch && s.last == after {
+		for _, e := range entries {
+			if e.Offset == s.last+1 && e.Offset <= upto {
+				s.appendLocked(e)
+			}
+		}
+	}
+	s.gapToPendingLocked()
+	return s.drainLocked()
+}
+
+// attach replays to v what its position calls for and adds it to the
+// viewers, all under the stream's lock so nothing is missed or doubled.
+func (s *stream) attach(v *Viewer, from Position, appointment int64, now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dead {
+		return false
+	}
+	var out [][]byte
+	first := s.hist.first()
+	if first == 0 {
+		first = s.last + 1
+	}
+	switch {
+	case !from.Resume || (from.Epoch == s.epoch && from.Offset > s.last):
+		// Fresh (or a position this epoch never reached): recent history,
+		// all numerics and events but only the last seconds of waveform.
+		cut := now - s.hub.cfg.FreshWaveform.Milliseconds()
+		for i := 0; i < s.hist.n; i++ {
+			if e := s.hist.at(i); !e.Bulky || e.At >= cut {
+				out = append(out, e.Msg)
+			}
+		}
+	case from.Epoch == s.epoch:
+		start := from.Offset + 1
+		if start < first {
+			out = append(out, GapMessage(s.patient, s.epoch, start, first-1))
+			start = first
+		}
+		if i := s.hist.index(start); i >= 0 {
+			for ; i < s.hist.n; i++ {
+				out = append(out, s.hist.at(i).Msg)
+			}
+		}
+	default:
+		// Another epoch: what followed the viewer's offset there is gone;
+		// of this epoch it missed everything, which the history may hold.
+		if from.Offset > 0 || from.Epoch != "" {
+			out = append(out, GapMessage(s.patient, from.Epoch, from.Offset+1, 0))
+		}
+		if s.epoch != "" && first > 1 {
+			out = append(out, GapMessage(s.patient, s.epoch, 1, first-1))
+		}
+		for i := 0; i < s.hist.n; i++ {
+			out = append(out, s.hist.at(i).Msg)
+		}
+	}
+	out = append(out, StreamMessage(s.patient, appointment, s.epoch, s.last))
+	if !v.enqueue(out...) {
+		return true // fell behind at once; the transport closes it
+	}
+	for _, w := range s.viewers {
+		if w == v {
+			return true
+		}
+	}
+	s.viewers = append(s.viewers, v)
+	s.touched = now
+	return true
+}
+
+// detach removes v and reports how many viewers remain.
+func (s *stream) detach(v *Viewer, now int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, w := range s.viewers {
+		if w == v {
+			last := len(s.viewers) - 1
+			s.viewers[i] = s.viewers[last]
+			s.viewers[last] = nil
+			s.viewers = s.viewers[:last]
+			break
+		}
+	}
+	s.touched = now
+	return len(s.viewers)
+}
+
+// load applies a feed's snapshot to a new mirror, then what arrived
+// meanwhile.
+func (s *stream) load(snap Snapshot, ok bool, localEpoch string) (bool, int64, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer close(s.loadWait)
+	s.loaded = true
+	if !ok {
+		// The feed is unreachable: start empty on an epoch of our own.
+		s.epoch, s.local = localEpoch, true
+	} else {
+		s.epoch, s.last = snap.Epoch, snap.Last
+		for _, e := range snap.History {
+			if s.hist.n > 0 && e.Offset != s.hist.at(s.hist.n-1).Offset+1 {
+				s.hist.reset()
+			}
+			s.hist.push(e)
+		}
+	}
+	held, epoch := s.pending, s.pendEpoch
+	s.pending = nil
+	if len(held) == 0 {
+		return false, 0, 0
+	}
+	if epoch != s.epoch {
+		s.restartLocked(epoch, false)
+	}
+	s.pending = make(map[int64]Entry)
+	for off, e := range held {
+		if off > s.last {
+			s.pending[off] = e
+		}
+	}
+	return s.drainLocked()
+}

@@ -1,0 +1,129 @@
+package live
+
+import "sync"
+
+// Viewer is one viewer connection's bounded queue of encoded messages,
+// from any number of patients' streams, in the order they were sent. The
+// transport waits on Ready, takes what is queued with Take and writes it as
+// one frame. A viewer whose queue is full has fallen behind: it is dropped
+// from every stream, its queue is emptied and FellBehind is closed, so the
+// transport closes the connection and the viewer resumes from its last
+// offset. Enqueueing never blocks, so a slow viewer never holds back a
+// stream or other viewers.
+type Viewer struct {
+	mu     sync.Mutex
+	q      [][]byte
+	max    int
+	ready  chan struct{}
+	behind chan struct{}
+	fell   bool
+	left   bool
+	subs   map[int64]*stream
+}
+
+func newViewer(max int) *Viewer {
+	return &Viewer{
+		max:    max,
+		q:      make([][]byte, 0, 16),
+		ready:  make(chan struct{}, 1),
+		behind: make(chan struct{}),
+		subs:   make(map[int64]*stream),
+	}
+}
+
+// Ready receives a value when messages are queued.
+func (v *Viewer) Ready() <-chan struct{} { return v.ready }
+
+// FellBehind is closed once the viewer's queue overflowed.
+func (v *Viewer) FellBehind() <-chan struct{} { return v.behind }
+
+// Queued reports how many messages wait.
+func (v *Viewer) Queued() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.q)
+}
+
+// Take moves up to max queued messages (all if max <= 0) into dst, which
+// it returns; dst should be empty, and the caller should clear it after
+// writing so the messages can be freed. The queue's storage and dst's are
+// swapped when everything is taken, so a steady viewer allocates nothing.
+func (v *Viewer) Take(dst [][]byte, max int) [][]byte {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.q) == 0 {
+		return dst
+	}
+	if max <= 0 || len(v.q) <= max {
+		out := v.q
+		v.q = dst[:0]
+		return out
+	}
+	dst = append(dst, v.q[:max]...)
+	rest := copy(v.q, v.q[max:])
+	clear(v.q[rest:])
+	v.q = v.q[:rest]
+	v.signal()
+	return dst
+}
+
+// Send queues a message of this viewer's own (a reply to a request); false
+// if the viewer has fallen behind or left.
+func (v *Viewer) Send(msg []byte) bool { return v.enqueue(msg) }
+
+func (v *Viewer) signal() {
+	select {
+	case v.ready <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue appends msgs, or marks the viewer fallen behind when they do not
+// fit; false means it no longer takes messages.
+func (v *Viewer) enqueue(msgs ...[]byte) bool {
+	v.mu.Lock()
+	if v.fell || v.left {
+		v.mu.Unlock()
+		return false
+	}
+	if len(v.q)+len(msgs) > v.max {
+		v.fell = true
+		clear(v.q)
+		v.q = nil
+		close(v.behind)
+		v.mu.Unlock()
+		return false
+	}
+	wake := len(v.q) == 0
+	v.q = append(v.q, msgs...)
+	v.mu.Unlock()
+	if wake {
+		v.signal()
+	}
+	return true
+}
+
+// enqueueOne is enqueue for the hot path: one message, no slice.
+func (v *Viewer) enqueueOne(msg []byte) bool {
+	v.mu.Lock()
+	if v.fell || v.left {
+		v.mu.Unlock()
+		return false
+	}
+	if len(v.q) >= v.max {
+		v.fell = true
+		clear(v.q)
+		v.q = nil
+		close(v.behind)
+		v.mu.Unlock()
+		return false
+	}
+	// Only the first message wakes the writer: it takes everything queued.
+	wake := len(v.q) == 0
+	v.q = append(v.q, msg)
+	v.mu.Unlock()
+	if wake {
+		v.signal()
+	}
+	return true
+}
