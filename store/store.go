@@ -103,6 +103,23 @@ type Observation struct {
 	Flags []string
 }
 
+// Device connection event kinds.
+const (
+	DeviceConnected    = "connected"
+	DeviceDisconnected = "disconnected"
+)
+
+// DeviceEvent is a device connecting to or disconnecting from Bedside,
+// kept for the patient's vitals timeline.
+type DeviceEvent struct {
+	ID        int64
+	PatientID int64
+	DeviceID  int64  // the device's credential
+	Device    string // its name at the time
+	Kind      string // DeviceConnected or DeviceDisconnected
+	At        time.Time
+}
+
 // UserQuery selects users. Empty fields match everything. Text matches,
 // without regard to case, any part of the name or email; each word of Text
 // must match. Results are ordered by name then ID; Limit 0 means 100.
@@ -347,10 +364,18 @@ type Outbox interface {
 // envelope may carry a panel: systolic and diastolic share a Seq). An
 // observation with DeviceID 0 is taken to come from deviceID; a deviceID of 0
 // means readings entered by hand; an unknown device gives ErrNotFound and
-// stores nothing.
+// stores nothing. Concurrent appends (from many devices) are committed
+// together in one transaction (group commit); each returns once its own
+// batch is stored, and one device's failure never fails another's.
 type Observations interface {
 	AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []Observation) error
 	ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]Observation, error)
+	// AppendDeviceEvent stores a device connecting or disconnecting; an
+	// unknown device gives ErrNotFound.
+	AppendDeviceEvent(ctx context.Context, e DeviceEvent) (DeviceEvent, error)
+	// DeviceEventsBetween lists a patient's device events in [from, to),
+	// oldest first.
+	DeviceEventsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]DeviceEvent, error)
 }
 
 // Store is everything Bedside persists. Times come back in UTC, the same

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/internal/groupcommit"
 )
 
 //go:embed migrations/*.sql
@@ -26,6 +27,8 @@ var migrations embed.FS
 // safe for concurrent use, and several processes may use one database.
 type DB struct {
 	pool *pgxpool.Pool
+	// appends group-commits concurrent AppendObservations calls.
+	appends *groupcommit.Committer[appendReq]
 }
 
 var _ store.Store = (*DB)(nil)
@@ -55,11 +58,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
 	s := &DB{pool: pool}
+	s.appends = groupcommit.New(s.commitAppends, maxAppendBatch)
 	if err := s.Ping(ctx); err != nil {
+		s.appends.Close()
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
 	if err := s.Migrate(ctx); err != nil {
+		s.appends.Close()
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
@@ -162,6 +168,7 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // Close closes every connection of the pool, waiting for those in use.
 func (s *DB) Close() error {
+	s.appends.Close()
 	s.pool.Close()
 	return nil
 }

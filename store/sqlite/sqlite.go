@@ -18,6 +18,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/internal/groupcommit"
 )
 
 //go:embed migrations/*.sql
@@ -34,6 +35,8 @@ var migrations embed.FS
 type DB struct {
 	w *sql.DB // the writer: one connection, every write
 	r *sql.DB // readers: query_only connections
+	// appends group-commits concurrent AppendObservations calls.
+	appends *groupcommit.Committer[appendReq]
 }
 
 var _ store.Store = (*DB)(nil)
@@ -80,7 +83,9 @@ func openPools(abs string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
-	return &DB{w: w, r: r}, nil
+	s := &DB{w: w, r: r}
+	s.appends = groupcommit.New(s.commitAppends, maxAppendBatch)
+	return s, nil
 }
 
 // dsn is the driver's name for the database file at the absolute path abs: a
@@ -169,7 +174,10 @@ func (s *DB) Ping(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *DB) Close() error { return errors.Join(s.r.Close(), s.w.Close()) }
+func (s *DB) Close() error {
+	s.appends.Close()
+	return errors.Join(s.r.Close(), s.w.Close())
+}
 
 // ms converts an instant to stored Unix milliseconds; the zero time is 0.
 func ms(t time.Time) int64 {

@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Outbox", testOutbox},
 		{"Observations", testObservations},
 		{"ObservationsOfUnknownDevice", testUnknownDevice},
+		{"ConcurrentDevices", testConcurrentDevices},
+		{"DeviceEvents", testDeviceEvents},
 		{"Audit", testAudit},
 		{"TOTP", testTOTP},
 	} {

@@ -1,0 +1,163 @@
+// Package groupcommit batches concurrent writes into one transaction: one
+// goroutine takes the first waiting write, adds every other one already
+// waiting, commits them together and then releases each caller with its own
+// result. When writes come one at a time each commits at once; no timer
+// ever holds a write back to wait for company.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// ErrClosed reports a write after Close.
+var ErrClosed = errors.New("store closed")
+
+// Commit writes a batch in one transaction. It returns either an error
+// for the whole batch (nothing of it was stored) or one result per item,
+// nil for stored. An item's own error (an unknown device) must leave the
+// other items stored.
+type Commit[T any] func(ctx context.Context, batch []T) (each []error, err error)
+
+type request[T any] struct {
+	ctx  context.Context
+	item T
+	res  chan error
+}
+
+// Committer runs one writer goroutine for a Commit.
+type Committer[T any] struct {
+	commit Commit[T]
+	max    int
+	in     chan *request[T]
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+// New starts a Committer batching at most max items per transaction.
+func New[T any](commit Commit[T], max int) *Committer[T] {
+	c := &Committer[T]{commit: commit, max: max, in: make(chan *request[T], max), quit: make(chan struct{}), done: make(chan struct{})}
+	go c.loop()
+	return c
+}
+
+// Do writes item with whatever else is waiting and returns once its batch
+// has committed (nil) or failed. If ctx ends first it returns ctx's error,
+// and the item may or may not have been stored.
+func (c *Committer[T]) Do(ctx context.Context, item T) error {
+	select {
+	case <-c.quit:
+		return ErrClosed
+	default:
+	}
+	rq := &request[T]{ctx: ctx, item: item, res: make(chan error, 1)}
+	select {
+	case c.in <- rq:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.quit:
+		return ErrClosed
+	}
+	select {
+	case err := <-rq.res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		select {
+		case err := <-rq.res:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// Close stops the writer once the batch in hand is done; later writes get
+// ErrClosed.
+func (c *Committer[T]) Close() {
+	c.once.Do(func() { close(c.quit) })
+	<-c.done
+}
+
+func (c *Committer[T]) loop() {
+	defer close(c.done)
+	batch := make([]*request[T], 0, c.max)
+	items := make([]T, 0, c.max)
+	for {
+		var first *request[T]
+		select {
+		case first = <-c.in:
+		case <-c.quit:
+			c.failWaiting()
+			return
+		}
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < c.max {
+			select {
+			case rq := <-c.in:
+				batch = append(batch, rq)
+			default:
+				break gather
+			}
+		}
+		// Callers that gave up before their batch began are not written.
+		live := batch[:0]
+		for _, rq := range batch {
+			if err := rq.ctx.Err(); err != nil {
+				rq.res <- err
+				continue
+			}
+			live = append(live, rq)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		items = items[:0]
+		for _, rq := range live {
+			items = append(items, rq.item)
+		}
+		c.run(live, items)
+		clear(batch)
+	}
+}
+
+// run commits items; if the batch fails as a whole, each item is tried
+// alone, so one bad write does not fail the others.
+func (c *Committer[T]) run(rqs []*request[T], items []T) {
+	each, err := c.commit(context.Background(), items)
+	if err == nil && len(each) == len(items) {
+		for i, rq := range rqs {
+			rq.res <- each[i]
+		}
+		return
+	}
+	if len(items) == 1 {
+		if err == nil {
+			err = errors.New("commit gave no result")
+		}
+		rqs[0].res <- err
+		return
+	}
+	for i, rq := range rqs {
+		one, err := c.commit(context.Background(), items[i:i+1])
+		if err == nil && len(one) == 1 {
+			err = one[0]
+		}
+		rq.res <- err
+	}
+}
+
+func (c *Committer[T]) failWaiting() {
+	for {
+		select {
+		case rq := <-c.in:
+			rq.res <- ErrClosed
+		default:
+			return
+		}
+	}
+}
