@@ -84,6 +84,7 @@ var allowed = map[string][]string{
 	"GET /today":          {physician, otherPhysician},
 	"GET /consult/{id}":   {physician},
 	"GET /ws/vitals/{id}": {physician},
+	"GET /ws/vitals":      {physician, otherPhysician}, // each subscription is checked: see TestMultiVisitViewerAuthorization
 	"GET /visit/{id}":     {patient, physician},
 	"GET /ws/call/{id}":   {patient, physician},
 }

@@ -56,11 +56,13 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		s.Log.ErrorContext(r.Context(), "reload device", "device", cred.ID, "err", err)
 		return
 	}
-	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, busPublisher{s}, vitals.Device{
+	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, livePublisher{s.Live}, vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	})
 	s.keepChecking(r.Context(), conn, s.stillDevice(r, cred))
 	s.Log.InfoContext(r.Context(), "device connected", "device", cred.ID, "patient", cred.UserID)
+	s.deviceEvent(r.Context(), cred, vitals.DeviceConnected)
+	defer s.deviceEvent(context.WithoutCancel(r.Context()), cred, vitals.DeviceDisconnected)
 	// One event per connection: the device (or the patient's browser)
 	// writes the patient's observations from here on.
 	s.Audit.Success(r.Context(), audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
@@ -94,11 +96,21 @@ func (d deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, reading
 	return d.st.AppendObservations(ctx, deviceID, lastSeq, obs)
 }
 
-// busPublisher sends encoded live readings to the patient's bus topic.
-type busPublisher struct{ s *server }
+// livePublisher adds a device's live messages to its patient's stream.
+type livePublisher struct{ live LiveStreams }
 
-func (b busPublisher) Publish(ctx context.Context, patientID int64, msg []byte) error {
-	return b.s.Bus.Publish(ctx, vitalsTopic(patientID), msg)
+func (p livePublisher) Publish(ctx context.Context, patientID int64, msg []byte) error {
+	return p.live.Publish(ctx, patientID, msg)
+}
+
+// deviceEvent records a device connecting or disconnecting, for the
+// patient's timeline, and tells the patient's viewers.
+func (s *server) deviceEvent(ctx context.Context, cred store.Credential, kind string) {
+	at := s.Now().UTC()
+	if _, err := s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: cred.UserID, DeviceID: cred.ID, Device: cred.Name, Kind: kind, At: at}); err != nil {
+		s.Log.ErrorContext(ctx, "store device event", "device", cred.ID, "event", kind, "err", err)
+	}
+	_ = s.Live.Publish(ctx, cred.UserID, vitals.EncodeDeviceEvent(kind, cred.Name, at))
 }
 
 // browserDevice names the device credential behind a patient's browser, which

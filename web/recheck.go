@@ -10,7 +10,6 @@ import (
 
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
-	"github.com/bedside-health/bedside/wsconn"
 )
 
 // defaultRecheck is how often a long-lived socket re-checks that whoever
@@ -18,9 +17,15 @@ import (
 // cancelled visit closes its open sockets within this time.
 const defaultRecheck = 30 * time.Second
 
+// closer is a socket keepChecking can end: a wsconn.Conn or a viewer's.
+type closer interface {
+	Done() <-chan struct{}
+	CloseWith(code int, reason string)
+}
+
 // keepChecking runs still every Deps.Recheck until conn closes or ctx ends;
 // the first error closes conn with 1008 and the error as the reason.
-func (s *server) keepChecking(ctx context.Context, conn *wsconn.Conn, still func(context.Context) error) {
+func (s *server) keepChecking(ctx context.Context, conn closer, still func(context.Context) error) {
 	every := s.Recheck
 	if every <= 0 {
 		every = defaultRecheck

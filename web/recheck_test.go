@@ -28,7 +28,7 @@ func TestSignOutEverywhereClosesOpenSockets(t *testing.T) {
 	if _, err := f.st.DeleteUserSessions(t.Context(), f.doc.ID); err != nil {
 		t.Fatal(err)
 	}
-	awaitCloseCode(t, viewer, websocket.ClosePolicyViolation, "session ended")
+	awaitCloseCode(t, viewer.Conn, websocket.ClosePolicyViolation, "session ended")
 }
 
 // TestRevokedDeviceIsDisconnected: revoking a streaming device's token

@@ -100,6 +100,7 @@ func (s *server) routeTable() []route {
 		{"GET /today", physician(s.handleToday)},
 		{"GET /consult/{id}", physician(s.handleConsult)},
 		{"GET /ws/vitals/{id}", physician(s.handleVitalsWS)},
+		{"GET /ws/vitals", physician(s.handleVitalsMultiWS)}, // each visit subscribed to is checked and audited
 
 		// Staff: their own two-step sign-in.
 		{"GET /account/totp", s.staff(s.handleTOTPPage, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},

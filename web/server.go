@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
@@ -13,6 +14,7 @@ import (
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/vitals/live"
 	"github.com/bedside-health/bedside/wsconn"
 )
 
@@ -58,6 +60,16 @@ type Deps struct {
 	// Connectivity runs the pre-call connectivity check; nil turns the
 	// check's routes into 404s.
 	Connectivity ConnectivityChecker
+	// Live is the node's live vitals streams; an in-process live.Hub with
+	// default settings if nil.
+	Live LiveStreams
+	// VitalsFlush is the shortest time between two frames to one vitals
+	// viewer (default 2 ms); the first message after a quiet spell is sent
+	// at once.
+	VitalsFlush time.Duration
+	// VitalsWriteTimeout is how long one write to a vitals viewer may block
+	// before the connection is cut (default 10 s).
+	VitalsWriteTimeout time.Duration
 	// Recheck is how often open sockets re-check their session, token or
 	// visit (default 30s); losing it closes them with 1008.
 	Recheck time.Duration
@@ -80,9 +92,10 @@ const (
 
 type server struct {
 	Deps
-	devices *deviceRegistry
-	metrics *webMetrics
-	checks  checkLimits
+	devices       *deviceRegistry
+	metrics       *webMetrics
+	checks        checkLimits
+	viewerBuffers sync.Pool // write buffers of vitals viewer sockets, lent per frame
 }
 
 // NewServer returns the HTTP handler for the whole application.
@@ -92,6 +105,9 @@ func NewServer(d Deps) http.Handler {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Live == nil {
+		d.Live = live.NewHub(live.Config{})
 	}
 	if d.Metrics == nil {
 		d.Metrics = metrics.NewRegistry()

@@ -96,10 +96,22 @@ type liveReading struct {
 	Flags []string `json:"flags"`
 }
 
-func dialVitals(t *testing.T, f *fixture, email string) (*websocket.Conn, int) {
+// viewerClient is a vitals viewer socket in a test: frames are JSON arrays
+// of messages, handed out one at a time.
+type viewerClient struct {
+	*websocket.Conn
+	pending []json.RawMessage
+}
+
+func dialVitals(t *testing.T, f *fixture, email string) (*viewerClient, int) {
+	t.Helper()
+	return dialVitalsPath(t, f, email, fmt.Sprintf("/ws/vitals/%d", f.visit.ID))
+}
+
+func dialVitalsPath(t *testing.T, f *fixture, email, path string) (*viewerClient, int) {
 	t.Helper()
 	c := f.signIn(t, email)
-	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL(fmt.Sprintf("/ws/vitals/%d", f.visit.ID)), f.cookieHeader(c))
+	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL(path), f.cookieHeader(c))
 	if err != nil {
 		if resp == nil {
 			t.Fatal(err)
@@ -107,17 +119,31 @@ func dialVitals(t *testing.T, f *fixture, email string) (*websocket.Conn, int) {
 		return nil, resp.StatusCode
 	}
 	t.Cleanup(func() { ws.Close() })
-	return ws, http.StatusSwitchingProtocols
+	return &viewerClient{Conn: ws}, http.StatusSwitchingProtocols
 }
 
-func nextReading(t *testing.T, ws *websocket.Conn) liveReading {
+// next returns the next message, reading a frame when none is left.
+func (v *viewerClient) next(t *testing.T) json.RawMessage {
 	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, b, err := ws.ReadMessage()
+	for len(v.pending) == 0 {
+		_ = v.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := v.ReadMessage()
 		if err != nil {
 			t.Fatalf("viewer read: %v", err)
 		}
+		if err := json.Unmarshal(b, &v.pending); err != nil || len(v.pending) == 0 {
+			t.Fatalf("viewer frame %s is not a non-empty JSON array: %v", b, err)
+		}
+	}
+	m := v.pending[0]
+	v.pending = v.pending[1:]
+	return m
+}
+
+func nextReading(t *testing.T, v *viewerClient) liveReading {
+	t.Helper()
+	for {
+		b := v.next(t)
 		var r liveReading
 		if err := json.Unmarshal(b, &r); err != nil {
 			t.Fatalf("viewer message %s: %v", b, err)

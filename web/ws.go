@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,7 +13,6 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
-	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
@@ -120,74 +118,6 @@ func (s *server) checkIn(ctx context.Context, a scheduling.Appointment) {
 	_, err := s.Store.SetAppointmentStatus(ctx, a.ID, scheduling.StatusArrived, store.Change{ActorID: a.PatientID, At: s.Now(), Reason: "entered the waiting room"})
 	if err != nil && !errors.Is(err, scheduling.ErrTransition) {
 		s.Log.ErrorContext(ctx, "check-in", "appointment", a.ID, "err", err)
-	}
-}
-
-// vitalsTopic is the bus topic carrying one patient's live readings.
-func vitalsTopic(patientID int64) string {
-	return fmt.Sprintf("vitals.patient.%d", patientID)
-}
-
-// handleVitalsWS streams the visit's patient's live readings to its physician.
-func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller) {
-	if s.refuseCrossOrigin(w, r) {
-		return
-	}
-	a, ok := s.appointmentParam(w, r)
-	if !ok {
-		return
-	}
-	if !mayJoin(c, a) || !vitalsOpen(a, s.Now()) {
-		s.auditDenied(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/vitals")
-		s.forbidden(w, r, "live vitals are shown to the visit's physician from 30 minutes before it until 2 hours after")
-		return
-	}
-	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/vitals")
-	// Subscribe before the upgrade completes, so every reading published
-	// after the viewer sees its socket open reaches it.
-	sub := s.Bus.Subscribe(vitalsTopic(a.PatientID), 256)
-	defer sub.Close()
-	ws, err := s.upgrader().Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	conn := wsconn.New(ws, wsconn.Options{ReadLimit: 4096, Rate: viewerRate.limiter(viewerRate)})
-	defer conn.Close()
-	s.metrics.sockets.Add(1, "vitals")
-	defer s.metrics.sockets.Add(-1, "vitals")
-	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, true))
-	s.Log.InfoContext(r.Context(), "vitals viewer connected", "appointment", a.ID, "user", c.User.ID)
-	// The viewer sends nothing we act on; reading detects its departure.
-	go func() {
-		for {
-			_, _, err := conn.Read(r.Context())
-			switch {
-			case errors.Is(err, wsconn.ErrTooFast):
-				s.metrics.refused.Inc("vitals-rate")
-				conn.CloseWith(websocket.ClosePolicyViolation, "too many messages")
-				return
-			case errors.Is(err, websocket.ErrReadLimit):
-				s.metrics.refused.Inc("vitals-frame")
-				return
-			case err != nil:
-				return
-			}
-		}
-	}()
-	for {
-		select {
-		case msg, ok := <-sub.C:
-			if !ok {
-				return
-			}
-			if err := conn.Send(msg); err != nil {
-				return
-			}
-		case <-conn.Done():
-			return
-		case <-r.Context().Done():
-			return
-		}
 	}
 }
 

@@ -1,0 +1,233 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/vitals/live"
+)
+
+// LiveStreams is the node's live vitals streams (live.Hub): devices publish
+// to them, viewer sockets subscribe.
+type LiveStreams interface {
+	Publish(ctx context.Context, patientID int64, body []byte) error
+	NewViewer() *live.Viewer
+	Subscribe(ctx context.Context, v *live.Viewer, patientID int64, from live.Position, appointment int64) error
+	Unsubscribe(v *live.Viewer, patientID int64)
+	Leave(v *live.Viewer)
+}
+
+var _ LiveStreams = (*live.Hub)(nil)
+
+// maxViewerVisits is how many visits one multi-visit socket may watch.
+const maxViewerVisits = 200
+
+const vitalsWindowRefusal = "live vitals are shown to the visit's physician from 30 minutes before it until 2 hours after"
+
+// viewerUpgrader keeps idle viewer sockets small: a small read buffer (a
+// viewer sends little) and write buffers lent from a pool only while a
+// frame is written.
+func (s *server) viewerUpgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:  512,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &s.viewerBuffers,
+		CheckOrigin:     s.originAllowed,
+	}
+}
+
+// handleVitalsWS streams one visit's patient's live vitals to its
+// physician. The epoch and offset query parameters resume where the
+// viewer was.
+func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller) {
+	if s.refuseCrossOrigin(w, r) {
+		return
+	}
+	a, ok := s.appointmentParam(w, r)
+	if !ok {
+		return
+	}
+	if !mayJoin(c, a) || !vitalsOpen(a, s.Now()) {
+		s.auditDenied(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/vitals")
+		s.forbidden(w, r, vitalsWindowRefusal)
+		return
+	}
+	q := r.URL.Query()
+	from, err := live.ParsePosition(q.Get("epoch"), q.Get("offset"), q.Has("epoch"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/vitals")
+	ws, err := s.viewerUpgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	v := s.Live.NewViewer()
+	defer s.Live.Leave(v)
+	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
+	defer conn.end()
+	s.metrics.sockets.Add(1, "vitals")
+	defer s.metrics.sockets.Add(-1, "vitals")
+	if err := s.Live.Subscribe(r.Context(), v, a.PatientID, from, a.ID); err != nil {
+		return
+	}
+	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, true))
+	s.Log.InfoContext(r.Context(), "vitals viewer connected", "appointment", a.ID, "user", c.User.ID)
+	go func() {
+		// The single-visit socket acts on no request; reading notices the
+		// viewer leaving and answers pings.
+		s.countViewerEnd(conn.read(func([]byte) {}))
+	}()
+	conn.write()
+	s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "appointment", a.ID, "user", c.User.ID)
+}
+
+func (s *server) countViewerEnd(err error) {
+	switch {
+	case errors.Is(err, errViewerTooFast):
+		s.metrics.refused.Inc("vitals-rate")
+	case errors.Is(err, errViewerFrame):
+		s.metrics.refused.Inc("vitals-frame")
+	}
+}
+
+// handleVitalsMultiWS streams the live vitals of every visit a physician
+// subscribes to over one socket (a day list with acuity). Each
+// subscription is checked and audited like the single-visit socket.
+func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c caller) {
+	if s.refuseCrossOrigin(w, r) {
+		return
+	}
+	ws, err := s.viewerUpgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	v := s.Live.NewViewer()
+	defer s.Live.Leave(v)
+	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
+	defer conn.end()
+	s.metrics.sockets.Add(1, "vitals")
+	defer s.metrics.sockets.Add(-1, "vitals")
+	m := &multiViewer{s: s, r: r, c: c, v: v, visits: make(map[int64]int64)}
+	s.keepChecking(r.Context(), conn, m.recheck)
+	s.Log.InfoContext(r.Context(), "vitals viewer connected", "user", c.User.ID)
+	go func() { s.countViewerEnd(conn.read(m.handle)) }()
+	conn.write()
+	s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "user", c.User.ID)
+}
+
+// multiViewer is the state of one multi-visit socket.
+type multiViewer struct {
+	s *server
+	r *http.Request
+	c caller
+	v *live.Viewer
+
+	mu     sync.Mutex
+	visits map[int64]int64 // appointment -> patient
+}
+
+// handle acts on one request of the viewer.
+func (m *multiViewer) handle(b []byte) {
+	req, err := live.DecodeRequest(b)
+	if err != nil {
+		m.v.Send(live.ErrorMessage(req.Appointment, err.Error()))
+		return
+	}
+	if req.Type == live.TypeUnsubscribe {
+		m.drop(req.Appointment, "")
+		return
+	}
+	ctx := m.r.Context()
+	a, err := m.s.Store.AppointmentByID(ctx, req.Appointment)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		m.v.Send(live.ErrorMessage(req.Appointment, "no such visit"))
+		return
+	case err != nil:
+		m.s.Log.ErrorContext(ctx, "vitals subscribe", "appointment", req.Appointment, "err", err)
+		m.v.Send(live.ErrorMessage(req.Appointment, "could not look up the visit; try again"))
+		return
+	}
+	resource := audit.Ref("Appointment", a.ID) + "/vitals"
+	if !mayJoin(m.c, a) || !vitalsOpen(a, m.s.Now()) {
+		m.s.auditDenied(m.r, m.c, audit.ActionRead, a.PatientID, resource)
+		m.v.Send(live.ErrorMessage(a.ID, vitalsWindowRefusal))
+		return
+	}
+	m.mu.Lock()
+	_, again := m.visits[a.ID]
+	full := !again && len(m.visits) >= maxViewerVisits
+	if !full {
+		m.visits[a.ID] = a.PatientID
+	}
+	m.mu.Unlock()
+	if full {
+		m.v.Send(live.ErrorMessage(a.ID, fmt.Sprintf("one socket watches at most %d visits", maxViewerVisits)))
+		return
+	}
+	if !again {
+		m.s.audited(m.r, m.c, audit.ActionRead, a.PatientID, resource)
+	}
+	if err := m.s.Live.Subscribe(ctx, m.v, a.PatientID, req.From, a.ID); err != nil {
+		m.drop(a.ID, "")
+	}
+}
+
+// drop ends the viewer's subscription to a visit; the patient's stream is
+// left only when no other subscribed visit is of the same patient.
+func (m *multiViewer) drop(appointment int64, reason string) {
+	m.mu.Lock()
+	patient, ok := m.visits[appointment]
+	delete(m.visits, appointment)
+	shared := false
+	for _, p := range m.visits {
+		shared = shared || p == patient
+	}
+	m.mu.Unlock()
+	if ok && !shared {
+		m.s.Live.Unsubscribe(m.v, patient)
+	}
+	if ok {
+		m.v.Send(live.UnsubscribedMessage(appointment, reason))
+	}
+}
+
+// recheck ends the socket if the session ended, and each subscription
+// whose visit is no longer open to the physician.
+func (m *multiViewer) recheck(ctx context.Context) error {
+	c, err := m.s.lookupSession(m.r)
+	if err != nil {
+		return errSessionEnded
+	}
+	m.mu.Lock()
+	ids := make([]int64, 0, len(m.visits))
+	for id := range m.visits {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		a, err := m.s.Store.AppointmentByID(ctx, id)
+		var open bool
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			continue // the store is unwell: keep watching
+		default:
+			open = mayJoin(c, a) && vitalsOpen(a, m.s.Now()) && a.Status != scheduling.StatusEnteredInError
+		}
+		if !open {
+			m.drop(id, errVisitOver.Error())
+		}
+	}
+	return nil
+}
