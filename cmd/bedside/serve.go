@@ -23,6 +23,7 @@ import (
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/store/postgres"
 	"github.com/bedside-health/bedside/store/sqlite"
+	"github.com/bedside-health/bedside/vitals/live"
 	"github.com/bedside-health/bedside/web"
 )
 
@@ -45,6 +46,8 @@ type config struct {
 	secret         string
 	trustedProxies []netip.Prefix
 	callLimits     signaling.Limits
+	vitals         live.Config   // live vitals history bounds
+	vitalsFlush    time.Duration // shortest time between two frames to a viewer
 	https          httpsSettings // serving TLS itself: see tls.go
 }
 
@@ -74,6 +77,15 @@ func parseCount(name, v string) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("serve: %s %q: want a whole number, 0 for no limit", name, v)
+	}
+	return n, nil
+}
+
+// parsePositive reads a whole number setting above 0.
+func parsePositive(name, v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("serve: %s %q: want a whole number above 0", name, v)
 	}
 	return n, nil
 }
@@ -120,6 +132,21 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		maxParticipants = v
 		return nil
 	})
+	vitalsHistory := envOr(getenv, "BEDSIDE_VITALS_HISTORY", "2400")
+	fs.Func("vitals-history", "messages of each patient's live vitals kept for viewers to resume from (BEDSIDE_VITALS_HISTORY, default 2400: about 160 s)", func(v string) error {
+		vitalsHistory = v
+		return nil
+	})
+	vitalsHistoryBytes := envOr(getenv, "BEDSIDE_VITALS_HISTORY_BYTES", "1048576")
+	fs.Func("vitals-history-bytes", "bytes of each patient's live vitals history at most (BEDSIDE_VITALS_HISTORY_BYTES, default 1048576)", func(v string) error {
+		vitalsHistoryBytes = v
+		return nil
+	})
+	vitalsFlush := envOr(getenv, "BEDSIDE_VITALS_FLUSH", "2ms")
+	fs.Func("vitals-flush", "shortest time between two frames to a live vitals viewer; the first message after a quiet spell goes at once (BEDSIDE_VITALS_FLUSH, default 2ms)", func(v string) error {
+		vitalsFlush = v
+		return nil
+	})
 	finishTLS := tlsFlags(fs, getenv, &c) // tls.go
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -143,6 +170,15 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.callLimits.Participants, err = parseCount("max-participants", maxParticipants); err != nil {
 		return c, err
+	}
+	if c.vitals.HistoryMessages, err = parsePositive("vitals-history", vitalsHistory); err != nil {
+		return c, err
+	}
+	if c.vitals.HistoryBytes, err = parsePositive("vitals-history-bytes", vitalsHistoryBytes); err != nil {
+		return c, err
+	}
+	if c.vitalsFlush, err = time.ParseDuration(vitalsFlush); err != nil || c.vitalsFlush <= 0 || c.vitalsFlush > time.Second {
+		return c, fmt.Errorf("serve: vitals flush %q: want a duration such as 2ms, above 0 and at most 1s", vitalsFlush)
 	}
 	c.secret = getenv("BEDSIDE_SECRET")
 	if c.trustedProxies, err = parseProxies(getenv("BEDSIDE_TRUSTED_PROXIES")); err != nil {
@@ -229,12 +265,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer st.Close()
 	var bus cluster.Bus = cluster.NewLocal()
 	busName := "in-process"
+	streams := live.NewHub(c.vitals)
 	if c.redisURL != "" {
 		rb, err := cluster.NewRedis(ctx, c.redisURL, log.With("component", "cluster"))
 		if err != nil {
 			return fmt.Errorf("REDIS_URL: %w", err)
 		}
 		bus, busName = rb, "redis"
+		// Live vitals streams are shared through Redis: offsets and
+		// history are the same on every node.
+		feed, err := cluster.NewRedisFeed(ctx, c.redisURL, streams, cluster.FeedConfig{
+			HistoryMessages: c.vitals.HistoryMessages, HistoryBytes: c.vitals.HistoryBytes,
+		}, log.With("component", "vitals-feed"))
+		if err != nil {
+			rb.Close()
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		defer feed.Close()
+		streams.SetFeed(feed)
+		go streams.Run(ctx)
 	}
 	defer bus.Close()
 
@@ -277,6 +326,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go notifier.Run(ctx, 30*time.Second)
 	handler := web.NewServer(web.Deps{
 		Log: log, Store: st, Bus: bus, Calls: hub, Connectivity: sfu,
+		Live: streams, VitalsFlush: c.vitalsFlush,
 		PublicURL: strings.TrimRight(c.publicURL, "/"), AllowedOrigins: origins,
 		// Behind a TLS-terminating proxy the public URL says HTTPS: then
 		// cookies are Secure and browsers are told to stay on HTTPS.

@@ -1,0 +1,284 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bedside-health/bedside/vitals/live"
+)
+
+// Deliverer receives the entries of shared streams (live.Hub).
+type Deliverer interface {
+	Deliver(patient int64, epoch string, e live.Entry)
+}
+
+// FeedConfig tunes a RedisFeed. Zero fields take defaults.
+type FeedConfig struct {
+	// Prefix begins every key and channel (default "bedside:vitals:").
+	Prefix string
+	// HistoryMessages and HistoryBytes bound each stream's shared history
+	// (defaults as live.Config's).
+	HistoryMessages, HistoryBytes int
+	// Expiry drops a stream with no message for this long, with its
+	// history and epoch (default 15 min).
+	Expiry time.Duration
+}
+
+// RedisFeed shares live vitals streams between nodes through Redis (it
+// implements live.Feed). Each patient's stream is a hash holding its epoch,
+// last offset and history size, and a Redis stream holding its history,
+// with entry IDs <offset>-0. One script assigns the offset, encodes the
+// message with it, appends it to the history, trims the history to its
+// bounds and publishes it on the patient's channel, all atomically, so
+// every node sees the same offsets and can resume from the same history.
+// Each node keeps one pub/sub connection, subscribed to the channels of
+// the patients it has viewers for, whichever node their devices use.
+type RedisFeed struct {
+	client *goredis.Client
+	ps     *goredis.PubSub
+	hub    Deliverer
+	cfg    FeedConfig
+	log    *slog.Logger
+	script *goredis.Script
+
+	mu      sync.Mutex
+	watched map[int64]int
+	done    chan struct{}
+}
+
+var _ live.Feed = (*RedisFeed)(nil)
+
+// NewRedisFeed connects to the Redis server at url and delivers the
+// streams this node watches to hub.
+func NewRedisFeed(ctx context.Context, url string, hub Deliverer, cfg FeedConfig, log *slog.Logger) (*RedisFeed, error) {
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	// Vitals must not wait on a Redis that went away: calls give up
+	// quickly and the hub carries on locally.
+	opts.ContextTimeoutEnabled = true
+	opts.DialTimeout = time.Second
+	opts.ReadTimeout = time.Second
+	opts.WriteTimeout = time.Second
+	opts.MaxRetries = 1
+	client := goredis.NewClient(opts)
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("reach redis: %w", err)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "bedside:vitals:"
+	}
+	lc := live.Config{HistoryMessages: cfg.HistoryMessages, HistoryBytes: cfg.HistoryBytes}
+	lh := live.NewHub(lc).Config()
+	cfg.HistoryMessages, cfg.HistoryBytes = lh.HistoryMessages, lh.HistoryBytes
+	if cfg.Expiry <= 0 {
+		cfg.Expiry = 15 * time.Minute
+	}
+	f := &RedisFeed{
+		client: client, ps: client.Subscribe(ctx), hub: hub, cfg: cfg, log: log,
+		script:  goredis.NewScript(appendScript),
+		watched: make(map[int64]int), done: make(chan struct{}),
+	}
+	go f.receive()
+	return f, nil
+}
+
+// appendScript: KEYS meta, log; ARGV new epoch, patient, body, bulky (0/1),
+// renew (0/1), max messages, max bytes, expiry ms, channel, now ms.
+// Returns {epoch, offset, message}; offset 0 when it only renewed.
+const appendScript = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if (not epoch) or ARGV[5] == '1' then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'bytes', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[8])
+  redis.call('PUBLISH', ARGV[9], epoch .. ' 0 0 0\n')
+end
+local body = ARGV[3]
+if body == '' then
+  return {epoch, 0, ''}
+end
+local off = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local inner = string.match(body, '^%s*{%s*(.-)%s*$')
+local msg = '{"patient":' .. ARGV[2] .. ',"offset":' .. off
+if inner == nil or string.sub(inner, 1, 1) == '}' then
+  msg = msg .. '}'
+else
+  msg = msg .. ',' .. inner
+end
+redis.call('XADD', KEYS[2], off .. '-0', 'm', msg, 't', ARGV[10], 'b', ARGV[4])
+local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(msg))
+local n = redis.call('XLEN', KEYS[2])
+while n > 1 and (n > tonumber(ARGV[6]) or bytes > tonumber(ARGV[7])) do
+  local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  redis.call('XDEL', KEYS[2], old[1][1])
+  bytes = redis.call('HINCRBY', KEYS[1], 'bytes', -string.len(old[1][2][2]))
+  n = n - 1
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+redis.call('PUBLISH', ARGV[9], epoch .. ' ' .. off .. ' ' .. ARGV[10] .. ' ' .. ARGV[4] .. '\n' .. msg)
+return {epoch, off, msg}
+`
+
+func (f *RedisFeed) metaKey(p int64) string { return f.cfg.Prefix + strconv.FormatInt(p, 10) }
+func (f *RedisFeed) logKey(p int64) string  { return f.cfg.Prefix + strconv.FormatInt(p, 10) + ":log" }
+func (f *RedisFeed) channel(p int64) string { return f.cfg.Prefix + strconv.FormatInt(p, 10) }
+
+// Append adds body to the patient's shared stream (see live.Feed).
+func (f *RedisFeed) Append(ctx context.Context, patient int64, body []byte, bulky, renew bool) (string, live.Entry, error) {
+	now := time.Now().UnixMilli()
+	res, err := f.script.Run(ctx, f.client, []string{f.metaKey(patient), f.logKey(patient)},
+		live.NewEpoch(), patient, body, flag(bulky), flag(renew), f.cfg.HistoryMessages, f.cfg.HistoryBytes,
+		f.cfg.Expiry.Milliseconds(), f.channel(patient), now).Slice()
+	if err != nil {
+		return "", live.Entry{}, fmt.Errorf("append to vitals stream of patient %d: %w", patient, err)
+	}
+	if len(res) != 3 {
+		return "", live.Entry{}, fmt.Errorf("append to vitals stream of patient %d: unexpected reply %v", patient, res)
+	}
+	epoch, _ := res[0].(string)
+	off, _ := res[1].(int64)
+	msg, _ := res[2].(string)
+	return epoch, live.Entry{Offset: off, At: now, Bulky: bulky, Msg: []byte(msg)}, nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// Watch subscribes this node to the patient's channel (kept through
+// outages: the subscription is renewed when Redis comes back) and returns
+// the stream as Redis holds it.
+func (f *RedisFeed) Watch(ctx context.Context, patient int64) (live.Snapshot, error) {
+	f.mu.Lock()
+	f.watched[patient]++
+	first := f.watched[patient] == 1
+	f.mu.Unlock()
+	if first {
+		if err := f.ps.Subscribe(ctx, f.channel(patient)); err != nil {
+			f.log.Warn("vitals subscribe failed; renewed when redis is back", "patient", patient, "err", err)
+		}
+	}
+	var meta *goredis.SliceCmd
+	var hist *goredis.XMessageSliceCmd
+	_, err := f.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		meta = p.HMGet(ctx, f.metaKey(patient), "epoch", "offset")
+		hist = p.XRange(ctx, f.logKey(patient), "-", "+")
+		return nil
+	})
+	if err != nil {
+		return live.Snapshot{}, fmt.Errorf("read vitals stream of patient %d: %w", patient, err)
+	}
+	vals := meta.Val()
+	var snap live.Snapshot
+	if len(vals) == 2 {
+		snap.Epoch, _ = vals[0].(string)
+		if s, ok := vals[1].(string); ok {
+			snap.Last, _ = strconv.ParseInt(s, 10, 64)
+		}
+	}
+	snap.History = entries(hist.Val())
+	return snap, nil
+}
+
+// Unwatch unsubscribes from the patient's channel once no stream of this
+// node needs it.
+func (f *RedisFeed) Unwatch(patient int64) {
+	f.mu.Lock()
+	f.watched[patient]--
+	last := f.watched[patient] <= 0
+	if last {
+		delete(f.watched, patient)
+	}
+	f.mu.Unlock()
+	if last {
+		if err := f.ps.Unsubscribe(context.Background(), f.channel(patient)); err != nil {
+			f.log.Warn("vitals unsubscribe failed", "patient", patient, "err", err)
+		}
+	}
+}
+
+// Range returns the current epoch and the history's entries in (after, upto].
+func (f *RedisFeed) Range(ctx context.Context, patient int64, after, upto int64) (string, []live.Entry, error) {
+	var epoch *goredis.StringCmd
+	var hist *goredis.XMessageSliceCmd
+	_, err := f.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		epoch = p.HGet(ctx, f.metaKey(patient), "epoch")
+		hist = p.XRange(ctx, f.logKey(patient), strconv.FormatInt(after+1, 10)+"-0", strconv.FormatInt(upto, 10)+"-0")
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return "", nil, fmt.Errorf("read vitals history of patient %d: %w", patient, err)
+	}
+	return epoch.Val(), entries(hist.Val()), nil
+}
+
+func entries(ms []goredis.XMessage) []live.Entry {
+	out := make([]live.Entry, 0, len(ms))
+	for _, m := range ms {
+		id, _, _ := strings.Cut(m.ID, "-")
+		off, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			continue
+		}
+		msg, _ := m.Values["m"].(string)
+		t, _ := m.Values["t"].(string)
+		at, _ := strconv.ParseInt(t, 10, 64)
+		b, _ := m.Values["b"].(string)
+		out = append(out, live.Entry{Offset: off, At: at, Bulky: b == "1", Msg: []byte(msg)})
+	}
+	return out
+}
+
+// receive hands each published entry to the hub. The channel survives
+// Redis going away: go-redis reconnects and subscribes again, and the hub
+// repairs what was missed from the history or reports it as a gap.
+func (f *RedisFeed) receive() {
+	defer close(f.done)
+	for m := range f.ps.Channel(goredis.WithChannelSize(4096)) {
+		patient, err := strconv.ParseInt(strings.TrimPrefix(m.Channel, f.cfg.Prefix), 10, 64)
+		if err != nil {
+			continue
+		}
+		head, msg, ok := strings.Cut(m.Payload, "\n")
+		fields := strings.Fields(head)
+		if !ok || len(fields) != 4 {
+			continue
+		}
+		off, err1 := strconv.ParseInt(fields[1], 10, 64)
+		at, err2 := strconv.ParseInt(fields[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		e := live.Entry{Offset: off, At: at, Bulky: fields[3] == "1"}
+		if off > 0 {
+			e.Msg = []byte(msg)
+		}
+		f.hub.Deliver(patient, fields[0], e)
+	}
+}
+
+// Ping checks that Redis answers.
+func (f *RedisFeed) Ping(ctx context.Context) error { return f.client.Ping(ctx).Err() }
+
+// Close ends the subscription and the client.
+func (f *RedisFeed) Close() error {
+	err := f.ps.Close()
+	<-f.done
+	return errors.Join(err, f.client.Close())
+}

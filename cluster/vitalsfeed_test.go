@@ -1,0 +1,324 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/bedside-health/bedside/vitals/live"
+)
+
+// node is one Bedside node's live hub sharing streams through Redis.
+type node struct {
+	hub  *live.Hub
+	feed *RedisFeed
+}
+
+func newNode(t *testing.T, url, prefix string) *node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	hub := live.NewHub(live.Config{FeedRetry: 100 * time.Millisecond})
+	feed, err := NewRedisFeed(ctx, url, hub, FeedConfig{Prefix: prefix, HistoryMessages: 50}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis is required in CI: %v", err)
+		}
+		t.Skipf("no redis: %v", err)
+	}
+	hub.SetFeed(feed)
+	runCtx, stop := context.WithCancel(context.Background())
+	go hub.Run(runCtx)
+	t.Cleanup(func() { stop(); feed.Close() })
+	return &node{hub: hub, feed: feed}
+}
+
+type vmsg struct {
+	Type    string `json:"type"`
+	Patient int64  `json:"patient"`
+	Offset  int64  `json:"offset"`
+	Epoch   string `json:"epoch"`
+	From    int64  `json:"from"`
+	To      int64  `json:"to"`
+	N       int    `json:"n"`
+}
+
+// watcher reads a viewer's queue as its transport would.
+type watcher struct {
+	t *testing.T
+	v *live.Viewer
+}
+
+// next returns the next message within 10 s.
+func (w *watcher) next() vmsg {
+	w.t.Helper()
+	for {
+		if got := w.v.Take(nil, 1); len(got) == 1 {
+			var m vmsg
+			if err := json.Unmarshal(got[0], &m); err != nil {
+				w.t.Fatalf("message %s: %v", got[0], err)
+			}
+			return m
+		}
+		select {
+		case <-w.v.Ready():
+		case <-w.v.FellBehind():
+			w.t.Fatal("viewer fell behind")
+		case <-time.After(10 * time.Second):
+			w.t.Fatal("no message within 10 s")
+		}
+	}
+}
+
+// until reads messages until one satisfies ok, returning all read.
+func (w *watcher) until(ok func(vmsg) bool) []vmsg {
+	w.t.Helper()
+	var out []vmsg
+	for {
+		m := w.next()
+		out = append(out, m)
+		if ok(m) {
+			return out
+		}
+	}
+}
+
+func watch(t *testing.T, n *node, patient int64, from live.Position) *watcher {
+	t.Helper()
+	v := n.hub.NewViewer()
+	if err := n.hub.Subscribe(context.Background(), v, patient, from, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.hub.Leave(v) })
+	return &watcher{t: t, v: v}
+}
+
+func body(n int) []byte { return fmt.Appendf(nil, `{"type":"reading","n":%d}`, n) }
+
+func offsetsOf(ms []vmsg) []int64 {
+	var out []int64
+	for _, m := range ms {
+		if m.Type == "reading" {
+			out = append(out, m.Offset)
+		}
+	}
+	return out
+}
+
+func testPrefix() string { return fmt.Sprintf("test:vitals:%d:", time.Now().UnixNano()) }
+
+// TestRedisStreamsAcrossNodes: a device on node A, viewers on node B; both
+// nodes see the same offsets, and a viewer that leaves node B resumes on
+// node A from the same shared history, exactly.
+func TestRedisStreamsAcrossNodes(t *testing.T) {
+	url, prefix := redisURL(t), testPrefix()
+	a, b := newNode(t, url, prefix), newNode(t, url, prefix)
+	const patient = 42
+	onB := watch(t, b, patient, live.Position{})
+	hello := onB.next()
+	if hello.Type != "stream" || hello.Offset != 0 {
+		t.Fatalf("a new stream: %+v", hello)
+	}
+	onA := watch(t, a, patient, live.Position{})
+	onA.next()
+	for i := 1; i <= 10; i++ {
+		if err := a.hub.Publish(context.Background(), patient, body(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gotB := onB.until(func(m vmsg) bool { return m.Offset == 10 })
+	gotA := onA.until(func(m vmsg) bool { return m.Offset == 10 })
+	if fmt.Sprint(offsetsOf(gotB)) != "[1 2 3 4 5 6 7 8 9 10]" || fmt.Sprint(offsetsOf(gotA)) != fmt.Sprint(offsetsOf(gotB)) {
+		t.Fatalf("node B saw %v, node A %v; want 1..10 on both", offsetsOf(gotB), offsetsOf(gotA))
+	}
+	epochA, _ := a.hub.Position(patient)
+	epochB, _ := b.hub.Position(patient)
+	if epochA == "" || epochA != epochB {
+		t.Fatalf("epochs %q and %q differ", epochA, epochB)
+	}
+	// B's viewer drops after offset 4; meanwhile five more arrive; it comes
+	// back on node A.
+	for i := 11; i <= 15; i++ {
+		if err := a.hub.Publish(context.Background(), patient, body(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back := watch(t, a, patient, live.Position{Resume: true, Epoch: epochB, Offset: 4})
+	got := back.until(func(m vmsg) bool { return m.Type == "stream" })
+	if fmt.Sprint(offsetsOf(got)) != "[5 6 7 8 9 10 11 12 13 14 15]" || got[len(got)-1].Offset != 15 {
+		t.Fatalf("resumed on the other node: %v then %+v; want exactly 5..15", offsetsOf(got), got[len(got)-1])
+	}
+	// A viewer that starts on node B after the fact gets the same history.
+	late := watch(t, b, patient, live.Position{Resume: true, Epoch: epochA, Offset: 12})
+	// (Node B may not have 15 yet: then it follows live, after the stream message.)
+	if got := late.until(func(m vmsg) bool { return m.Offset == 15 }); fmt.Sprint(offsetsOf(got)) != "[13 14 15]" {
+		t.Fatalf("a late viewer on node B resumed with %v, want 13 14 15", offsetsOf(got))
+	}
+}
+
+// privateRedis runs a redis-server of the test's own on a free port, so
+// it can be stopped and started without disturbing anyone else's.
+type privateRedis struct {
+	t    *testing.T
+	port int
+	cmd  *exec.Cmd
+}
+
+func startPrivateRedis(t *testing.T, port int) *privateRedis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server is required in CI: %v", err)
+		}
+		t.Skipf("no redis-server: %v", err)
+	}
+	if port == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &privateRedis{t: t, port: port, cmd: cmd}
+	t.Cleanup(r.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", r.addr())
+		if err == nil {
+			c.Close()
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %d did not start: %v", port, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a starting process's port
+	}
+}
+
+func (r *privateRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *privateRedis) url() string  { return "redis://" + r.addr() + "/0" }
+
+func (r *privateRedis) stop() {
+	if r.cmd.Process != nil && r.cmd.ProcessState == nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
+}
+
+// TestRedisRestartGivesGapMarker: Redis dies and comes back empty. The
+// device's node keeps its own viewers going on a local epoch without
+// hanging; once Redis is back, the other node's viewer gets a gap marker
+// for what it could not see, then the new epoch, without a hole.
+func TestRedisRestartGivesGapMarker(t *testing.T) {
+	rs := startPrivateRedis(t, 0)
+	prefix := testPrefix()
+	a, b := newNode(t, rs.url(), prefix), newNode(t, rs.url(), prefix)
+	const patient = 7
+	onA, onB := watch(t, a, patient, live.Position{}), watch(t, b, patient, live.Position{})
+	onA.next()
+	onB.next()
+	publish := func(i int) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- a.hub.Publish(context.Background(), patient, body(i)) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("publishing hung while redis was away")
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		publish(i)
+	}
+	onB.until(func(m vmsg) bool { return m.Offset == 3 })
+	onA.until(func(m vmsg) bool { return m.Offset == 3 })
+	old, _ := b.hub.Position(patient)
+
+	rs.stop()
+	for i := 4; i <= 6; i++ {
+		publish(i)
+	}
+	// Node A's viewer carries on, told the shared epoch may have gaps.
+	gotA := onA.until(func(m vmsg) bool { return m.Type == "reading" && m.N == 6 })
+	if gotA[0].Type != "gap" || gotA[0].Epoch != old || gotA[0].From != 4 || gotA[0].To != 0 {
+		t.Fatalf("node A's viewer on losing redis: %+v", gotA)
+	}
+
+	rs = startPrivateRedis(t, rs.port)
+	// Node A renews the shared stream once it reaches Redis; it publishes
+	// until node B, subscribed again, hears of the new epoch.
+	var gotB []vmsg
+	seen := func() (gap, restart bool) {
+		for _, m := range gotB {
+			gap = gap || m.Type == "gap" && m.Epoch == old && m.From == 4 && m.To == 0
+			restart = restart || m.Type == "stream" && m.Epoch != old
+		}
+		return gap, restart
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 7; ; i++ {
+		publish(i)
+		select {
+		case <-onB.v.Ready():
+		case <-time.After(200 * time.Millisecond):
+		}
+		for _, raw := range onB.v.Take(nil, 0) {
+			var m vmsg
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			gotB = append(gotB, m)
+		}
+		if _, restart := seen(); restart {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node B never heard from node A after redis came back: %+v", gotB)
+		}
+	}
+	if gap, _ := seen(); !gap {
+		t.Fatalf("node B's viewer got %+v: want a gap marker for everything after 3 of %q", gotB, old)
+	}
+	// From the new epoch on, node B's viewer misses nothing: what it missed
+	// before resubscribing is repaired from the shared history.
+	var epoch string
+	var last int64 = -1
+	check := func(m vmsg) {
+		switch {
+		case m.Type == "stream":
+			epoch, last = m.Epoch, m.Offset
+		case m.Type == "reading" && epoch != "" && epoch != old:
+			if m.Offset != last+1 {
+				t.Fatalf("offset %d after %d in the new epoch", m.Offset, last)
+			}
+			last = m.Offset
+		}
+	}
+	for _, m := range gotB {
+		check(m)
+	}
+	publish(1000)
+	for _, m := range onB.until(func(m vmsg) bool { return m.Type == "reading" && m.N == 1000 }) {
+		check(m)
+	}
+	if now, _ := a.hub.Position(patient); now != epoch {
+		t.Fatalf("nodes on different epochs: A %q, B %q", now, epoch)
+	}
+}
