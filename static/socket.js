@@ -9,7 +9,8 @@ export function wsURL(path) {
 }
 
 /**
- * ReconnectingSocket opens a WebSocket to path and reopens it when it drops,
+ * ReconnectingSocket opens a WebSocket to path (a string, or a function
+ * returning one, asked again at each reconnect) and reopens it when it drops,
  * waiting minDelay, 2*minDelay, ... up to maxDelay (each ±20%). The delay
  * resets once a connection delivers a message or stays open for stableMs.
  *
@@ -17,7 +18,7 @@ export function wsURL(path) {
  */
 export class ReconnectingSocket {
   constructor(path, { onopen, onmessage, onclose, minDelay = 500, maxDelay = 15000, stableMs = 10000 } = {}) {
-    this.url = wsURL(path);
+    this.path = path;
     this.onopen = onopen || (() => {});
     this.onmessage = onmessage || (() => {});
     this.onclose = onclose || (() => {});
@@ -76,7 +77,7 @@ export class ReconnectingSocket {
     this.timer = 0;
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(wsURL(typeof this.path === 'function' ? this.path() : this.path));
     } catch (err) {
       console.error('websocket', err);
       this.retry(new CloseEvent('close', { code: 1006 }));

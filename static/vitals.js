@@ -1,9 +1,10 @@
 // The live vitals overlay on the patient's video tile (physician's page).
-// Reads `reading` messages from data-vitals-ws (docs/protocol.md, "Live vitals
-// for viewers"), shows each numeric with its unit, greys values older than
-// their tile's data-stale-ms, and draws a small trend sparkline per numeric.
+// Reads `reading` messages from data-vitals-ws through VitalsStream
+// (vitalsstream.js speaks the protocol: batched frames, resuming, gaps),
+// shows each numeric with its unit, greys values older than their tile's
+// data-stale-ms, and draws a small trend sparkline per numeric.
 
-import { ReconnectingSocket } from './socket.js';
+import { VitalsStream } from './vitalsstream.js';
 
 const WINDOW_MS = 5 * 60 * 1000; // longest sparkline span
 const MIN_SPAN_MS = 20 * 1000;
@@ -218,13 +219,20 @@ function start(path, overlay) {
     if (tile.show(v.toFixed(n.digits), t, msg.device)) tile.setUnit(msg.unit);
   }
 
-  const sock = new ReconnectingSocket(path, {
-    onopen: () => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0),
-    onmessage: (msg) => {
+  let gapTimer = 0;
+  const sock = new VitalsStream(path, {
+    open: () => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0),
+    message: (msg) => {
       if (msg.type === 'reading') reading(msg);
-      // Waveform chunks are not drawn yet.
+      // Waveform chunks and device events are not drawn yet.
     },
-    onclose: (e, willRetry) => setStatus(willRetry ? 'Vitals: connection lost, reconnecting…' : 'Vitals: off', false),
+    gap: () => {
+      // Said briefly, then back to the live state.
+      setStatus('Vitals: some readings missed', received > 0);
+      clearTimeout(gapTimer);
+      gapTimer = setTimeout(() => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0), 5000);
+    },
+    close: (e, willRetry) => setStatus(willRetry ? 'Vitals: connection lost, reconnecting…' : 'Vitals: off', false),
   });
   sock.start();
   setInterval(() => {
