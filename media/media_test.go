@@ -88,17 +88,13 @@ func join(t *testing.T, s *SFU, appointment int64, id string) (*Participant, *re
 }
 
 // fakeTrack is a track published by p without a publish connection.
-func fakeTrack(t *testing.T, p *Participant, kind webrtc.RTPCodecType) *forwarded {
+func fakeTrack(t *testing.T, p *Participant, kind webrtc.RTPCodecType) *publishedTrack {
 	t.Helper()
 	c := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 	if kind == webrtc.RTPCodecTypeVideo {
 		c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	}
-	local, err := webrtc.NewTrackLocalStaticRTP(c, p.id+"-"+kind.String(), p.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &forwarded{owner: p, kind: kind, local: local}
+	return newPublishedTrack(p, p.id+"-"+kind.String(), kind, c)
 }
 
 // answerer is the client side of a subscribe connection.

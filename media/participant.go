@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -51,7 +53,8 @@ type link struct {
 
 // subscription is one forwarded track on a subscribe connection.
 type subscription struct {
-	f      *forwarded
+	f      *publishedTrack
+	dt     *downTrack
 	sender *webrtc.RTPSender
 	fresh  bool // added since the last answer
 }
@@ -69,7 +72,15 @@ type Participant struct {
 	mu        sync.Mutex
 	closed    bool
 	pub, sub  *link
-	published int
+	published map[*webrtc.RTPReceiver]*publishedTrack
+
+	// queue carries every packet to this participant's subscribe
+	// connection; alloc picks its video layers until done closes.
+	queue    *sendQueue
+	subLive  atomic.Bool // the subscribe connection carries media
+	alloc    *allocator
+	done     chan struct{}
+	stopOnce sync.Once
 
 	// subMu serialises changes to the subscribe connection: adding and
 	// removing tracks, offering and applying answers. It is never held
@@ -80,14 +91,24 @@ type Participant struct {
 	reoffer  bool                     // tracks changed while offering
 }
 
-func newParticipant(r *Room, id, name string, sig Signaler, sub *webrtc.PeerConnection) *Participant {
+func newParticipant(r *Room, id, name string, sig Signaler, sub *webrtc.PeerConnection, bwe cc.BandwidthEstimator) *Participant {
 	p := &Participant{
 		id: id, name: name, room: r, sig: sig,
-		log:  r.sfu.log.With("room", r.id, "participant", id),
-		pub:  &link{target: TargetPublish},
-		sub:  &link{target: TargetSubscribe, pc: sub},
-		subs: make(map[string]*subscription),
+		log:       r.sfu.log.With("room", r.id, "participant", id),
+		pub:       &link{target: TargetPublish},
+		sub:       &link{target: TargetSubscribe, pc: sub},
+		subs:      make(map[string]*subscription),
+		published: make(map[*webrtc.RTPReceiver]*publishedTrack),
+		queue:     newSendQueue(),
+		done:      make(chan struct{}),
 	}
+	p.alloc = newAllocator(p)
+	if bwe != nil {
+		p.alloc.bwe = bwe
+		// React to a falling estimate at once, not at the next tick.
+		bwe.OnTargetBitrateChange(func(int) { p.alloc.kick() })
+	}
+	go p.alloc.run(p.done)
 	sub.OnICECandidate(func(c *webrtc.ICECandidate) { p.localCandidate(p.sub, c) })
 	sub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("subscribe connection", "state", s.String())
@@ -95,6 +116,7 @@ func newParticipant(r *Room, id, name string, sig Signaler, sub *webrtc.PeerConn
 		case webrtc.PeerConnectionStateConnected:
 			// Media can now flow: ask for keyframes so that video starts
 			// at once instead of at the publisher's next keyframe.
+			p.subLive.Store(true)
 			p.requestKeyframes()
 		case webrtc.PeerConnectionStateFailed:
 			p.log.Warn("subscribe connection failed")
@@ -118,8 +140,16 @@ func (p *Participant) publisher() *webrtc.PeerConnection {
 	return p.pub.pc
 }
 
+// stop ends the participant's queue and allocator.
+func (p *Participant) stop() {
+	p.stopOnce.Do(func() {
+		close(p.done)
+		p.queue.close()
+	})
+}
+
 // start offers the tracks already published when p joined.
-func (p *Participant) start(existing []*forwarded) {
+func (p *Participant) start(existing []*publishedTrack) {
 	changed := false
 	for _, f := range existing {
 		if p.subscribe(f) {
@@ -171,7 +201,7 @@ func (p *Participant) Publish(offer string) error {
 
 // newPublisher creates the publish connection of l.
 func (p *Participant) newPublisher(l *link) (*webrtc.PeerConnection, error) {
-	pc, err := p.room.sfu.newPeerConnection()
+	pc, err := p.room.sfu.newPublishConnection()
 	if err != nil {
 		return nil, fmt.Errorf("publish connection: %w", err)
 	}
@@ -204,74 +234,126 @@ func (p *Participant) dropPublisher(pc *webrtc.PeerConnection) {
 	_ = pc.Close()
 }
 
-// onTrack starts forwarding a track the client publishes.
+// onTrack starts forwarding a track the client publishes, or one more
+// simulcast layer of it: the layers of a track share its receiver.
 func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	go drainRTCP(receiver)
-	p.mu.Lock()
-	full := p.published >= maxPublishedTracks
-	if !full {
-		p.published++
-	}
-	p.mu.Unlock()
-	if full {
-		p.log.Warn("too many published tracks; track ignored", "kind", remote.Kind().String())
-		return
-	}
+	go drainRTCP(receiver, remote.RID())
 	kind := remote.Kind().String()
-	id := fmt.Sprintf("%s-%s-%d", p.id, kind, p.room.sfu.trackSeq.Add(1))
-	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, id, p.id)
-	if err != nil {
-		p.log.Warn("cannot forward track", "kind", kind, "err", err)
+	idx, ok := layerIndex(remote.RID())
+	if !ok {
+		p.log.Warn("unknown simulcast rid; layer ignored", "kind", kind, "rid", remote.RID())
 		return
 	}
-	f := &forwarded{owner: p, kind: remote.Kind(), local: local, remote: remote}
-	if p.room.addTrack(f) {
-		go f.forward()
+	p.mu.Lock()
+	t := p.published[receiver]
+	fresh := t == nil
+	if fresh {
+		if len(p.published) >= maxPublishedTracks {
+			p.mu.Unlock()
+			p.log.Warn("too many published tracks; track ignored", "kind", kind)
+			return
+		}
+		id := fmt.Sprintf("%s-%s-%d", p.id, kind, p.room.sfu.trackSeq.Add(1))
+		t = newPublishedTrack(p, id, remote.Kind(), remote.Codec().RTPCodecCapability)
+		t.receiver = receiver
+		p.published[receiver] = t
+	}
+	l := t.addLayer(idx, remote.RID(), remote)
+	p.mu.Unlock()
+	if l == nil {
+		return
+	}
+	go t.read(l)
+	if fresh {
+		go t.sendKeyframeRequests()
+		p.room.addTrack(t)
 	}
 }
 
-// trackEnded frees the place of a published track that has ended.
-func (p *Participant) trackEnded() {
+// trackEnded withdraws a published track whose layers have all ended and
+// frees its place.
+func (p *Participant) trackEnded(t *publishedTrack) {
+	p.room.removeTrack(t)
 	p.mu.Lock()
-	p.published--
+	if p.published[t.receiver] == t {
+		delete(p.published, t.receiver)
+	}
 	p.mu.Unlock()
 }
 
 // subscribe adds f to the subscribe connection; it reports whether anything
 // changed.
-func (p *Participant) subscribe(f *forwarded) bool {
+func (p *Participant) subscribe(f *publishedTrack) bool {
 	p.subMu.Lock()
 	defer p.subMu.Unlock()
 	// Checking the room under subMu orders this against removeTrack, which
 	// takes f out of the room before unsubscribing.
-	if p.isClosed() || p.subs[f.id()] != nil || !p.room.has(f) {
+	if p.isClosed() || p.subs[f.id] != nil || !p.room.has(f) {
 		return false
 	}
-	sender, err := p.sub.pc.AddTrack(f.local)
+	dt := newDownTrack(f, p.queue, &p.subLive)
+	sender, err := p.sub.pc.AddTrack(dt)
 	if err != nil {
-		p.log.Warn("cannot subscribe", "track", f.id(), "err", err)
+		p.log.Warn("cannot subscribe", "track", f.id, "err", err)
 		return false
 	}
-	p.subs[f.id()] = &subscription{f: f, sender: sender, fresh: true}
-	go f.readSubscriberRTCP(sender)
+	f.addDown(dt)
+	p.subs[f.id] = &subscription{f: f, dt: dt, sender: sender, fresh: true}
+	go dt.readRTCP(sender)
 	return true
 }
 
 // unsubscribe removes f from the subscribe connection; it reports whether
 // anything changed.
-func (p *Participant) unsubscribe(f *forwarded) bool {
+func (p *Participant) unsubscribe(f *publishedTrack) bool {
 	p.subMu.Lock()
 	defer p.subMu.Unlock()
-	s := p.subs[f.id()]
+	s := p.subs[f.id]
 	if s == nil {
 		return false
 	}
-	delete(p.subs, f.id())
+	delete(p.subs, f.id)
+	f.removeDown(s.dt)
 	if err := p.sub.pc.RemoveTrack(s.sender); err != nil && !p.isClosed() {
-		p.log.Warn("cannot unsubscribe", "track", f.id(), "err", err)
+		p.log.Warn("cannot unsubscribe", "track", f.id, "err", err)
 	}
 	return true
 }
+
+// downTracks lists the subscribe connection's down tracks.
+func (p *Participant) downTracks() []*downTrack {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	out := make([]*downTrack, 0, len(p.subs))
+	for _, s := range p.subs {
+		out = append(out, s.dt)
+	}
+	return out
+}
+
+// SetTile tells the SFU how large the participant draws a video track it
+// receives, in device pixels, so that it is sent no larger a simulcast layer
+// than that needs; 0 by 0 means the video is not shown and is paused.
+func (p *Participant) SetTile(track string, width, height int) error {
+	if width < 0 || height < 0 || width > maxTileSide || height > maxTileSide {
+		return fmt.Errorf("tile %dx%d: sides must be 0 to %d", width, height, maxTileSide)
+	}
+	p.subMu.Lock()
+	s := p.subs[track]
+	p.subMu.Unlock()
+	if s == nil {
+		return fmt.Errorf("tile: %q is not a track you receive", track)
+	}
+	if s.f.kind != webrtc.RTPCodecTypeVideo {
+		return fmt.Errorf("tile: %q is not a video track", track)
+	}
+	s.dt.setTile(width, height)
+	p.alloc.kick()
+	return nil
+}
+
+// maxTileSide bounds a tile's width and height (an 8K screen).
+const maxTileSide = 8192
 
 // negotiate offers the subscribe connection's current tracks, unless an
 // offer is outstanding, in which case it offers again after the answer.
@@ -338,11 +420,11 @@ func (p *Participant) AnswerSubscribe(answer string) error {
 	p.offering = false
 	again := p.reoffer
 	p.reoffer = false
-	var fresh []*forwarded
+	var fresh []*downTrack
 	for _, s := range p.subs {
 		if s.fresh {
 			s.fresh = false
-			fresh = append(fresh, s.f)
+			fresh = append(fresh, s.dt)
 		}
 	}
 	connected := pc.ConnectionState() == webrtc.PeerConnectionStateConnected
@@ -350,8 +432,8 @@ func (p *Participant) AnswerSubscribe(answer string) error {
 	p.remoteApplied(p.sub)
 	// Before the connection is up, the connected handler asks instead.
 	if connected {
-		for _, f := range fresh {
-			f.requestKeyframe()
+		for _, d := range fresh {
+			d.requestKeyframe()
 		}
 	}
 	if again {
@@ -363,14 +445,8 @@ func (p *Participant) AnswerSubscribe(answer string) error {
 // requestKeyframes asks the publisher of every subscribed video track for a
 // keyframe.
 func (p *Participant) requestKeyframes() {
-	p.subMu.Lock()
-	fs := make([]*forwarded, 0, len(p.subs))
-	for _, s := range p.subs {
-		fs = append(fs, s.f)
-	}
-	p.subMu.Unlock()
-	for _, f := range fs {
-		f.requestKeyframe()
+	for _, d := range p.downTracks() {
+		d.requestKeyframe()
 	}
 }
 
@@ -479,6 +555,12 @@ func (p *Participant) Close() {
 	pub, sub := p.pub.pc, p.sub.pc
 	p.mu.Unlock()
 	p.room.leave(p)
+	p.subMu.Lock()
+	for _, s := range p.subs {
+		s.f.removeDown(s.dt)
+	}
+	p.subMu.Unlock()
+	p.stop()
 	if pub != nil {
 		_ = pub.Close()
 	}

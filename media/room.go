@@ -12,11 +12,11 @@ type Room struct {
 
 	mu           sync.Mutex
 	participants map[string]*Participant
-	tracks       map[string]*forwarded // by local track id
+	tracks       map[string]*publishedTrack // by local track id
 }
 
 func newRoom(s *SFU, id int64) *Room {
-	return &Room{id: id, sfu: s, participants: make(map[string]*Participant), tracks: make(map[string]*forwarded)}
+	return &Room{id: id, sfu: s, participants: make(map[string]*Participant), tracks: make(map[string]*publishedTrack)}
 }
 
 func (r *Room) empty() bool {
@@ -26,14 +26,14 @@ func (r *Room) empty() bool {
 }
 
 // register adds p to the room and returns the tracks it should receive.
-func (r *Room) register(p *Participant) ([]*forwarded, error) {
+func (r *Room) register(p *Participant) ([]*publishedTrack, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.participants[p.id]; dup {
 		return nil, ErrDuplicate
 	}
 	r.participants[p.id] = p
-	existing := make([]*forwarded, 0, len(r.tracks))
+	existing := make([]*publishedTrack, 0, len(r.tracks))
 	for _, f := range r.tracks {
 		existing = append(existing, f)
 	}
@@ -41,10 +41,10 @@ func (r *Room) register(p *Participant) ([]*forwarded, error) {
 }
 
 // has reports whether f is still published in the room.
-func (r *Room) has(f *forwarded) bool {
+func (r *Room) has(f *publishedTrack) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.tracks[f.id()] == f
+	return r.tracks[f.id] == f
 }
 
 // othersLocked lists the participants other than p; r.mu must be held.
@@ -60,16 +60,16 @@ func (r *Room) othersLocked(p *Participant) []*Participant {
 
 // addTrack publishes f to every other participant. It reports false if f's
 // owner has already left.
-func (r *Room) addTrack(f *forwarded) bool {
+func (r *Room) addTrack(f *publishedTrack) bool {
 	r.mu.Lock()
 	if r.participants[f.owner.id] != f.owner {
 		r.mu.Unlock()
 		return false
 	}
-	r.tracks[f.id()] = f
+	r.tracks[f.id] = f
 	others := r.othersLocked(f.owner)
 	r.mu.Unlock()
-	r.sfu.log.Info("track published", "room", r.id, "participant", f.owner.id, "track", f.id(), "kind", f.kind.String())
+	r.sfu.log.Info("track published", "room", r.id, "participant", f.owner.id, "track", f.id, "kind", f.kind.String())
 	for _, p := range others {
 		if p.subscribe(f) {
 			p.negotiate()
@@ -79,16 +79,16 @@ func (r *Room) addTrack(f *forwarded) bool {
 }
 
 // removeTrack withdraws f from every subscriber, once.
-func (r *Room) removeTrack(f *forwarded) {
+func (r *Room) removeTrack(f *publishedTrack) {
 	r.mu.Lock()
-	if r.tracks[f.id()] != f {
+	if r.tracks[f.id] != f {
 		r.mu.Unlock()
 		return
 	}
-	delete(r.tracks, f.id())
+	delete(r.tracks, f.id)
 	others := r.othersLocked(f.owner)
 	r.mu.Unlock()
-	r.sfu.log.Info("track withdrawn", "room", r.id, "participant", f.owner.id, "track", f.id())
+	r.sfu.log.Info("track withdrawn", "room", r.id, "participant", f.owner.id, "track", f.id)
 	for _, p := range others {
 		if p.unsubscribe(f) {
 			p.negotiate()
@@ -105,7 +105,7 @@ func (r *Room) leave(p *Participant) {
 		return
 	}
 	delete(r.participants, p.id)
-	var owned []*forwarded
+	var owned []*publishedTrack
 	for id, f := range r.tracks {
 		if f.owner == p {
 			owned = append(owned, f)

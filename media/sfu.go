@@ -6,8 +6,15 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -17,56 +24,197 @@ var ErrDuplicate = errors.New("participant already in the room")
 // ErrClosed reports a call on a participant that has left.
 var ErrClosed = errors.New("participant has left")
 
+// Payload types the SFU offers to subscribers and accepts from publishers.
+const (
+	ptVP8    = 96
+	ptVP8RTX = 97
+	ptOpus   = 111
+)
+
+// Congestion control bounds for a subscriber's downstream estimate. It
+// starts high enough for a full-resolution layer and audio, and comes down
+// within a few feedback rounds on a weaker link.
+const (
+	initialBitrate = 2_000_000
+	minBitrate     = 30_000
+	maxBitrate     = 20_000_000
+)
+
+// uplinkNACKInterval is how often missing publisher packets are asked for
+// again; uplinkMaxNACKs bounds how often one packet is asked for: about a
+// second of asking, enough for a slow link's round trip.
+const (
+	uplinkNACKInterval = 40 * time.Millisecond
+	uplinkMaxNACKs     = 25
+)
+
 // SFU holds the rooms of one node. It is safe for concurrent use.
 type SFU struct {
-	api *webrtc.API
-	net *network
-	log *slog.Logger
+	pubAPI, subAPI *webrtc.API
+	net            *network
+	log            *slog.Logger
 
 	trackSeq atomic.Uint64 // makes local track ids unique
 	checks   chan struct{} // one token per running connectivity check
+
+	// subMu serialises creating subscribe connections, so that the
+	// estimator the congestion controller hands over belongs to the
+	// connection being created.
+	subMu   sync.Mutex
+	lastBWE cc.BandwidthEstimator
+	// ignoreBWE makes subscribers' allocators ignore the estimate, so
+	// that a benchmark measures forwarding alone at any packet rate.
+	ignoreBWE bool
 
 	mu    sync.Mutex
 	rooms map[int64]*Room
 }
 
-// New builds the WebRTC stack (VP8 and Opus, NACK, RTCP reports) shared by
-// every peer connection, opens its sockets (see Config) and starts the
-// embedded TURN relay if configured. Close releases them.
+// New builds the two WebRTC stacks shared by every peer connection, on the
+// sockets cfg asks for (see Config; Close releases them): the publish side
+// (VP8 with simulcast, Opus; NACKs towards the publisher for packets lost on
+// the way in, receiver reports and TWCC feedback) and the subscribe side
+// (VP8 with RTX, Opus; sender reports, TWCC sequence numbers and a
+// delay-based bandwidth estimator per connection). NACKs from subscribers
+// are answered by the SFU's own packet cache, not by Pion's responder,
+// because each subscriber's sequence numbers are rewritten. It also starts
+// the embedded TURN relay if configured.
 func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	m := &webrtc.MediaEngine{}
-	videoFB := []webrtc.RTCPFeedback{
-		{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
-		{Type: webrtc.TypeRTCPFBNACK},
-		{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
-	}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB},
-		PayloadType:        96,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, fmt.Errorf("register VP8: %w", err)
-	}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType:        111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("register Opus: %w", err)
-	}
-	ir := &interceptor.Registry{}
-	// NACK generator and responder, RTCP sender and receiver reports,
-	// stats and TWCC header extensions.
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	nw, err := newNetwork(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(nw.settings))
-	return &SFU{api: api, net: nw, log: log, rooms: make(map[int64]*Room), checks: make(chan struct{}, maxChecks)}, nil
+	s := &SFU{net: nw, log: log, rooms: make(map[int64]*Room), checks: make(chan struct{}, maxChecks)}
+	if s.pubAPI, err = publishAPI(nw.settings); err != nil {
+		nw.close()
+		return nil, fmt.Errorf("publish stack: %w", err)
+	}
+	if s.subAPI, err = s.subscribeAPI(nw.settings); err != nil {
+		nw.close()
+		return nil, fmt.Errorf("subscribe stack: %w", err)
+	}
+	return s, nil
+}
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
+	{Type: webrtc.TypeRTCPFBNACK},
+	{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
+	{Type: webrtc.TypeRTCPFBTransportCC},
+}
+
+func registerCodecs(m *webrtc.MediaEngine, rtx bool) error {
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback},
+		PayloadType:        ptVP8,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return fmt.Errorf("register VP8: %w", err)
+	}
+	if rtx {
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", ptVP8)},
+			PayloadType:        ptVP8RTX,
+		}, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("register RTX: %w", err)
+		}
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}},
+		PayloadType: ptOpus,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return fmt.Errorf("register Opus: %w", err)
+	}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return fmt.Errorf("register transport-cc: %w", err)
+		}
+	}
+	return nil
+}
+
+// publishAPI is the stack publishers send to. It does not negotiate RTX:
+// Pion's NACK generator only sees the media stream, so publishers
+// retransmit on it.
+func publishAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := registerCodecs(m, false); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, fmt.Errorf("simulcast extensions: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorInterval(uplinkNACKInterval), nack.GeneratorMaxNacksPerPacket(uplinkMaxNACKs))
+	if err != nil {
+		return nil, fmt.Errorf("nack generator: %w", err)
+	}
+	ir.Add(gen)
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, fmt.Errorf("rtcp reports: %w", err)
+	}
+	// TWCC feedback lets the publisher's own estimator size its layers.
+	tw, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("twcc feedback: %w", err)
+	}
+	ir.Add(tw)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// subscribeAPI is the stack subscribers receive from.
+func (s *SFU) subscribeAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := registerCodecs(m, true); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		g, err := gcc.NewSendSideBWE(
+			gcc.SendSideBWEInitialBitrate(initialBitrate),
+			gcc.SendSideBWEMinBitrate(minBitrate),
+			gcc.SendSideBWEMaxBitrate(maxBitrate),
+			// Packets are already paced by the publishers' encoders; a
+			// pacing queue here would only add delay.
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+		)
+		if err != nil {
+			return nil, err
+		}
+		return rtxAwareBWE{g}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("congestion control: %w", err)
+	}
+	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { s.lastBWE = e })
+	ir.Add(ccf)
+	hdr, err := twcc.NewHeaderExtensionInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("twcc sequence numbers: %w", err)
+	}
+	ir.Add(hdr)
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("sender reports: %w", err)
+	}
+	ir.Add(sr)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// rtxAwareBWE registers a stream's RTX SSRC with the estimator too, so that
+// retransmissions are counted and pass its pacer.
+type rtxAwareBWE struct{ *gcc.SendSideBWE }
+
+func (b rtxAwareBWE) AddStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if info.SSRCRetransmission != 0 {
+		rtx := *info
+		rtx.SSRC = info.SSRCRetransmission
+		b.SendSideBWE.AddStream(&rtx, w)
+	}
+	return b.SendSideBWE.AddStream(info, w)
 }
 
 // Join adds a participant to the appointment's room, creating the room if
@@ -75,7 +223,7 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 // is first offered every track already published in the room. Call Close on
 // the participant when it leaves.
 func (s *SFU) Join(appointment int64, id, name string, sig Signaler) (*Participant, error) {
-	sub, err := s.newPeerConnection()
+	sub, bwe, err := s.newSubscribeConnection()
 	if err != nil {
 		return nil, fmt.Errorf("join room %d: subscribe connection: %w", appointment, err)
 	}
@@ -85,12 +233,13 @@ func (s *SFU) Join(appointment int64, id, name string, sig Signaler) (*Participa
 		r = newRoom(s, appointment)
 		s.rooms[appointment] = r
 	}
-	p := newParticipant(r, id, name, sig, sub)
+	p := newParticipant(r, id, name, sig, sub, bwe)
 	// Register under the SFU lock so that a room emptying meanwhile is not
 	// dropped with the newcomer in it.
 	existing, err := r.register(p)
 	s.mu.Unlock()
 	if err != nil {
+		p.stop()
 		_ = sub.Close()
 		s.dropIfEmpty(r)
 		return nil, fmt.Errorf("join room %d: %w", appointment, err)
@@ -117,6 +266,28 @@ func (s *SFU) dropIfEmpty(r *Room) {
 	}
 }
 
+func (s *SFU) newPublishConnection() (*webrtc.PeerConnection, error) {
+	return s.pubAPI.NewPeerConnection(webrtc.Configuration{})
+}
+
+// newPeerConnection is a connection of the publish stack with no media, for
+// connectivity checks.
 func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, error) {
-	return s.api.NewPeerConnection(webrtc.Configuration{})
+	return s.pubAPI.NewPeerConnection(webrtc.Configuration{})
+}
+
+// newSubscribeConnection creates a subscribe connection and returns it with
+// its bandwidth estimator.
+func (s *SFU) newSubscribeConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	s.lastBWE = nil
+	pc, err := s.subAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.ignoreBWE {
+		return pc, nil, nil
+	}
+	return pc, s.lastBWE, nil
 }

@@ -3,10 +3,13 @@ package media
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -20,43 +23,296 @@ type TrackInfo struct {
 	Name        string `json:"name"`
 }
 
-// forwarded is one published track and the local track that fans it out to
-// the subscribers.
-type forwarded struct {
-	owner *Participant
-	kind  webrtc.RTPCodecType
-	local *webrtc.TrackLocalStaticRTP
-	// remote is the publisher's track; nil in tests that build forwarded
-	// tracks by hand.
-	remote *webrtc.TrackRemote
+// maxLayers is how many simulcast layers a published video track may have.
+const maxLayers = 3
+
+// layerIndex maps a simulcast rid to a layer, lowest first: the browser
+// publishes q (quarter), h (half) and f (full resolution). A track without
+// simulcast has one layer, 0.
+func layerIndex(rid string) (int, bool) {
+	switch rid {
+	case "", "q":
+		return 0, true
+	case "h":
+		return 1, true
+	case "f":
+		return 2, true
+	}
+	return 0, false
+}
+
+// layer is one RTP stream of a published track: the whole track without
+// simulcast, or one of its simulcast encodings.
+type layer struct {
+	idx    int
+	rid    string
+	remote *webrtc.TrackRemote // nil in tests that feed packets by hand
+	ssrc   uint32
+	cache  *packetCache // video only
 	pli    throttle
+
+	packets, bytes atomic.Uint64
+	lastAt         atomic.Int64 // unix nanoseconds of the last packet
+	width, height  atomic.Uint32
+
+	rateMu    sync.Mutex
+	rateAt    time.Time
+	rateBytes uint64
+	bps       float64
 }
 
-func (f *forwarded) id() string { return f.local.ID() }
+// layerActiveFor is how long a layer may be silent before it is taken as
+// stopped (a browser drops its high layers when its uplink is weak).
+const layerActiveFor = 1500 * time.Millisecond
 
-func (f *forwarded) info() TrackInfo {
-	return TrackInfo{ID: f.local.ID(), Kind: f.kind.String(), Participant: f.owner.id, Name: f.owner.name}
+// active reports whether the layer has sent a packet lately.
+func (l *layer) active(now time.Time) bool {
+	at := l.lastAt.Load()
+	return at != 0 && now.UnixNano()-at < int64(layerActiveFor)
 }
 
-// pliInterval is the shortest time between keyframe requests for one track.
+// rate returns the layer's bitrate in bits per second, smoothed over about
+// a second.
+func (l *layer) rate(now time.Time) float64 {
+	l.rateMu.Lock()
+	defer l.rateMu.Unlock()
+	b := l.bytes.Load()
+	if l.rateAt.IsZero() {
+		l.rateAt, l.rateBytes = now, b
+		return 0
+	}
+	dt := now.Sub(l.rateAt).Seconds()
+	if dt < 0.25 {
+		return l.bps
+	}
+	cur := float64(b-l.rateBytes) * 8 / dt
+	if l.bps == 0 {
+		l.bps = cur
+	} else {
+		l.bps = 0.5*l.bps + 0.5*cur
+	}
+	l.rateAt, l.rateBytes = now, b
+	return l.bps
+}
+
+// publishedTrack is one track a participant publishes, with its layers,
+// and the down tracks that forward it to each subscriber.
+type publishedTrack struct {
+	owner *Participant
+	id    string
+	kind  webrtc.RTPCodecType
+	codec webrtc.RTPCodecCapability
+	vp8   bool
+	// receiver is the publisher's receiver of the track's layers.
+	receiver *webrtc.RTPReceiver
+
+	// downs is read on every packet without a lock; it is replaced whole.
+	downs atomic.Pointer[[]*downTrack]
+
+	mu      sync.Mutex
+	layers  [maxLayers]*layer
+	readers int // layers still being read
+
+	keyframes chan int      // layers to ask a keyframe of
+	done      chan struct{} // closed when the last layer ends
+}
+
+func newPublishedTrack(owner *Participant, id string, kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability) *publishedTrack {
+	t := &publishedTrack{
+		owner: owner, id: id, kind: kind, codec: codec,
+		vp8:       kind == webrtc.RTPCodecTypeVideo && codec.MimeType == webrtc.MimeTypeVP8,
+		keyframes: make(chan int, maxLayers),
+		done:      make(chan struct{}),
+	}
+	t.downs.Store(&[]*downTrack{})
+	return t
+}
+
+func (t *publishedTrack) info() TrackInfo {
+	return TrackInfo{ID: t.id, Kind: t.kind.String(), Participant: t.owner.id, Name: t.owner.name}
+}
+
+// addLayer adds a layer; it reports false if the layer is already there.
+func (t *publishedTrack) addLayer(idx int, rid string, remote *webrtc.TrackRemote) *layer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.layers[idx] != nil {
+		return nil
+	}
+	l := &layer{idx: idx, rid: rid, remote: remote}
+	if remote != nil {
+		l.ssrc = uint32(remote.SSRC())
+	}
+	if t.kind == webrtc.RTPCodecTypeVideo {
+		l.cache = &packetCache{}
+	}
+	t.layers[idx] = l
+	t.readers++
+	return l
+}
+
+func (t *publishedTrack) layerAt(i int) *layer {
+	if i < 0 || i >= maxLayers {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.layers[i]
+}
+
+// activeLayers lists the layers that are sending, lowest first.
+func (t *publishedTrack) activeLayers(now time.Time, out []*layer) []*layer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, l := range t.layers {
+		if l != nil && l.active(now) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// addDown starts forwarding to d.
+func (t *publishedTrack) addDown(d *downTrack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.downs.Load()
+	next := append(slices.Clip(old), d)
+	t.downs.Store(&next)
+}
+
+// removeDown stops forwarding to d.
+func (t *publishedTrack) removeDown(d *downTrack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.downs.Load()
+	next := make([]*downTrack, 0, len(old))
+	for _, o := range old {
+		if o != d {
+			next = append(next, o)
+		}
+	}
+	t.downs.Store(&next)
+}
+
+// read forwards one layer's packets until the publisher's track ends; the
+// track is withdrawn when its last layer ends.
+func (t *publishedTrack) read(l *layer) {
+	defer t.layerEnded()
+	buf := make([]byte, maxPacketSize)
+	var h rtp.Header
+	for {
+		n, _, err := l.remote.Read(buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.owner.log.Debug("published track ended", "track", t.id, "rid", l.rid, "err", err)
+			}
+			return
+		}
+		t.handle(l, buf[:n], &h, time.Now())
+	}
+}
+
+// handle caches one packet of layer l and hands it to every down track.
+// h is scratch space, reused across packets.
+func (t *publishedTrack) handle(l *layer, pkt []byte, h *rtp.Header, now time.Time) {
+	hl, err := h.Unmarshal(pkt)
+	if err != nil {
+		return
+	}
+	end := len(pkt)
+	if h.Padding {
+		pad := int(pkt[end-1])
+		if pad == 0 || hl+pad > end {
+			return
+		}
+		end -= pad
+	}
+	payload := pkt[hl:end]
+	if len(payload) == 0 {
+		return // padding only: bandwidth probing, nothing to forward
+	}
+	l.packets.Add(1)
+	l.bytes.Add(uint64(len(pkt)))
+	l.lastAt.Store(now.UnixNano())
+	var info vp8Info
+	if t.vp8 {
+		var ok bool
+		if info, ok = parseVP8(payload); !ok {
+			return
+		}
+		if info.keyframe && info.width > 0 {
+			l.width.Store(uint32(info.width))
+			l.height.Store(uint32(info.height))
+		}
+	}
+	if l.cache != nil {
+		l.cache.put(h.SequenceNumber, pkt)
+	}
+	want := -1
+	for _, d := range *t.downs.Load() {
+		if k := d.forward(l.idx, h, payload, &info, now); k >= 0 {
+			want = k
+		}
+	}
+	if want >= 0 {
+		t.requestKeyframe(want)
+	}
+}
+
+// layerEnded counts a layer's end; after the last one the track is
+// withdrawn from the room.
+func (t *publishedTrack) layerEnded() {
+	t.mu.Lock()
+	t.readers--
+	last := t.readers == 0
+	t.mu.Unlock()
+	if !last {
+		return
+	}
+	close(t.done)
+	t.owner.trackEnded(t)
+}
+
+// pliInterval is the shortest time between keyframe requests for one
+// layer of a track.
 const pliInterval = 500 * time.Millisecond
 
-// requestKeyframe asks the publisher for a keyframe, at most twice a second.
-// It reports whether a request was sent.
-func (f *forwarded) requestKeyframe() bool {
-	if f.kind != webrtc.RTPCodecTypeVideo || f.remote == nil || !f.pli.allow(time.Now()) {
+// requestKeyframe asks the publisher for a keyframe of layer i, at most
+// twice a second per layer, without waiting for the network. It reports
+// whether a request was queued.
+func (t *publishedTrack) requestKeyframe(i int) bool {
+	l := t.layerAt(i)
+	if t.kind != webrtc.RTPCodecTypeVideo || l == nil || l.remote == nil || !l.pli.allow(time.Now()) {
 		return false
 	}
-	pc := f.owner.publisher()
-	if pc == nil {
+	select {
+	case t.keyframes <- i:
+		return true
+	default:
 		return false
 	}
-	err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(f.remote.SSRC())}})
-	if err != nil {
-		return false
+}
+
+// sendKeyframeRequests writes the queued keyframe requests to the
+// publisher until the track ends.
+func (t *publishedTrack) sendKeyframeRequests() {
+	for {
+		select {
+		case <-t.done:
+			return
+		case i := <-t.keyframes:
+			l := t.layerAt(i)
+			pc := t.owner.publisher()
+			if l == nil || pc == nil {
+				continue
+			}
+			if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err != nil {
+				continue
+			}
+			t.owner.log.Debug("keyframe requested", "track", t.id, "rid", l.rid)
+		}
 	}
-	f.owner.room.sfu.log.Debug("keyframe requested", "room", f.owner.room.id, "track", f.id())
-	return true
 }
 
 // throttle lets an event through at most once per pliInterval.
@@ -75,53 +331,18 @@ func (t *throttle) allow(now time.Time) bool {
 	return true
 }
 
-// forward copies RTP from the publisher's track to the local track, which
-// writes it to every subscriber, until the publisher's track ends. Then the
-// track is withdrawn from the room.
-func (f *forwarded) forward() {
-	r := f.owner.room
-	defer f.owner.trackEnded()
-	defer r.removeTrack(f)
+// drainRTCP reads a publisher's RTCP for one layer (sender reports) so that
+// the receiver report interceptor sees it.
+func drainRTCP(r *webrtc.RTPReceiver, rid string) {
 	buf := make([]byte, 1500)
 	for {
-		n, _, err := f.remote.Read(buf)
+		var err error
+		if rid == "" {
+			_, _, err = r.Read(buf)
+		} else {
+			_, _, err = r.ReadSimulcast(buf, rid)
+		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				r.sfu.log.Debug("published track ended", "room", r.id, "track", f.id(), "err", err)
-			}
-			return
-		}
-		// Write fails only for subscribers that are going away; the others
-		// still receive the packet, so the error is not worth a log line
-		// per packet.
-		_, _ = f.local.Write(buf[:n])
-	}
-}
-
-// readSubscriberRTCP drains one subscriber's RTCP for one track (reading
-// keeps the NACK responder and report interceptors working) and forwards its
-// keyframe requests to the publisher.
-func (f *forwarded) readSubscriberRTCP(sender *webrtc.RTPSender) {
-	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
-			return
-		}
-		for _, pkt := range pkts {
-			switch pkt.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				f.requestKeyframe()
-			}
-		}
-	}
-}
-
-// drainRTCP reads a publisher's RTCP (sender reports) so that the receiver
-// report interceptor sees it.
-func drainRTCP(r *webrtc.RTPReceiver) {
-	buf := make([]byte, 1500)
-	for {
-		if _, _, err := r.Read(buf); err != nil {
 			return
 		}
 	}

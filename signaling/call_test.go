@@ -83,7 +83,8 @@ func startCall(t *testing.T) *call {
 				return
 			case <-tick.C:
 			}
-			_ = c.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: sigclient.NumberedPayload(n, payloadSize["video"])})
+			// Every frame is one packet; every 30th is a keyframe.
+			_ = c.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: sigclient.VP8Payload(n, 'f', n%30 == 0, payloadSize["video"])})
 			_ = c.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 240}, Payload: sigclient.NumberedPayload(n, payloadSize["audio"])})
 		}
 	}()
@@ -142,12 +143,22 @@ func readInOrder(t *testing.T, kind string, tr *webrtc.TrackRemote, n int) {
 				return
 			}
 			k := sigclient.PayloadNumber(pkt.Payload)
-			if i > 0 && k != prev+1 {
-				errc <- errors.New("lost or reordered packets: counter " + itoa(k) + " after " + itoa(prev))
+			if kind == "video" {
+				var key bool
+				if k, _, key, err = sigclient.ParseVP8Payload(pkt.Payload); err != nil {
+					errc <- err
+					return
+				}
+				if i == 0 && !key {
+					errc <- errors.New("the first video packet forwarded is not a keyframe: " + itoa(k) + " seq " + strconv.Itoa(int(pkt.SequenceNumber)))
+					return
+				}
+			} else if !bytes.Equal(pkt.Payload, sigclient.NumberedPayload(k, payloadSize[kind])) {
+				errc <- errors.New("payload of packet " + itoa(k) + " altered")
 				return
 			}
-			if !bytes.Equal(pkt.Payload, sigclient.NumberedPayload(k, payloadSize[kind])) {
-				errc <- errors.New("payload of packet " + itoa(k) + " altered")
+			if i > 0 && k != prev+1 {
+				errc <- errors.New("lost or reordered packets: counter " + itoa(k) + " after " + itoa(prev))
 				return
 			}
 			prev = k

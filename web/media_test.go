@@ -78,7 +78,8 @@ func TestCallForwardsMediaThroughTheSFU(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: sigclient.NumberedPayload(n, 900)})
+			// Every frame is one packet; every 30th is a keyframe.
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: sigclient.VP8Payload(n, 'f', n%30 == 0, 900)})
 			_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 240}, Payload: sigclient.NumberedPayload(n, 80)})
 		}
 	}()
@@ -108,11 +109,19 @@ func TestCallForwardsMediaThroughTheSFU(t *testing.T) {
 				t.Fatalf("%s read: %v", kind, err)
 			}
 			n := sigclient.PayloadNumber(pkt.Payload)
+			if kind == "video" {
+				var key bool
+				if n, _, key, err = sigclient.ParseVP8Payload(pkt.Payload); err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 && !key {
+					t.Fatalf("first video packet %d is not a keyframe", n)
+				}
+			} else if string(pkt.Payload) != string(sigclient.NumberedPayload(n, size)) {
+				t.Fatalf("%s packet %d payload altered", kind, n)
+			}
 			if i > 0 && n != prev+1 {
 				t.Fatalf("%s packet %d carries counter %d after %d: lost or reordered", kind, i, n, prev)
-			}
-			if string(pkt.Payload) != string(sigclient.NumberedPayload(n, size)) {
-				t.Fatalf("%s packet %d payload altered", kind, n)
 			}
 			prev = n
 		}

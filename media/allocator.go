@@ -1,0 +1,204 @@
+package media
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Allocation tuning.
+const (
+	allocInterval = 500 * time.Millisecond
+	// upgradeHeadroom is the share of the budget a higher layer must fit
+	// in; keepTolerance how far over budget the lowest layer may run
+	// before video is paused; pauseAfter how long it must stay over.
+	upgradeHeadroom = 0.85
+	keepTolerance   = 1.25
+	pauseAfter      = time.Second
+	// audioReserve is budgeted for each audio track before its rate is
+	// known: audio is never what gives way.
+	audioReserve = 64_000
+)
+
+// allocState is a down track's allocation state, owned by its
+// subscriber's allocator goroutine.
+type allocState struct {
+	overSince time.Time // when its lowest layer stopped fitting
+}
+
+// estimator is the part of a bandwidth estimator the allocator needs.
+type estimator interface {
+	GetTargetBitrate() int
+}
+
+// allocator chooses, for one subscriber, the simulcast layer of each video
+// track it receives: the highest that fits both the estimated downstream
+// bandwidth (send-side, from the subscriber's TWCC feedback) left after
+// audio, and the size of the tile the video is drawn in. Under congestion
+// video goes down a layer, and pauses if even the lowest does not fit;
+// audio is never touched.
+type allocator struct {
+	p     *Participant
+	bwe   estimator     // nil: no estimate, bandwidth is not a limit
+	kicks chan struct{} // asks for an allocation now
+}
+
+func newAllocator(p *Participant) *allocator {
+	return &allocator{p: p, kicks: make(chan struct{}, 1)}
+}
+
+// kick asks for an allocation soon, without waiting.
+func (a *allocator) kick() {
+	select {
+	case a.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// run reallocates every allocInterval, and when kicked, until done is
+// closed.
+func (a *allocator) run(done <-chan struct{}) {
+	t := time.NewTicker(allocInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			a.allocate(now)
+		case <-a.kicks:
+			a.allocate(time.Now())
+		}
+	}
+}
+
+// budget returns the estimate in bits per second, or +Inf without one.
+func (a *allocator) budget() float64 {
+	if a.bwe == nil {
+		return math.Inf(1)
+	}
+	return float64(a.bwe.GetTargetBitrate())
+}
+
+// allocate sets every video down track's target layer.
+func (a *allocator) allocate(now time.Time) {
+	downs := a.p.downTracks()
+	slices.SortFunc(downs, func(x, y *downTrack) int { return strings.Compare(x.id, y.id) })
+	budget := a.budget()
+	type plan struct {
+		d      *downTrack
+		layers []*layer // active layers the tile allows, lowest first
+		rates  []float64
+		pick   int // index into layers; -1 paused
+		was    int // the layer targeted before, -1 none
+	}
+	var plans []plan
+	used := 0.0
+	for _, d := range downs {
+		if d.src.kind != webrtc.RTPCodecTypeVideo {
+			var rate float64
+			if l := d.src.layerAt(0); l != nil {
+				rate = l.rate(now)
+			}
+			used += max(rate, audioReserve)
+			continue
+		}
+		layers := d.src.activeLayers(now, nil)
+		if len(layers) == 0 {
+			continue // nothing arrives yet: keep whatever it waits for
+		}
+		w, h, hidden := d.tile()
+		target, _ := d.layers()
+		if hidden {
+			d.setTarget(-1)
+			continue
+		}
+		layers = fitTile(layers, w, h)
+		p := plan{d: d, layers: layers, pick: -1, was: target}
+		for _, l := range layers {
+			p.rates = append(p.rates, l.rate(now))
+		}
+		plans = append(plans, p)
+	}
+	// Everyone gets their lowest layer first, if it fits.
+	for i := range plans {
+		p := &plans[i]
+		need := p.rates[0]
+		paused := p.was < 0
+		switch {
+		case used+need <= budget:
+			p.d.alloc.overSince = time.Time{}
+			p.pick = 0
+		case paused:
+			// stays paused until it fits again
+		case used+need <= budget*keepTolerance:
+			p.pick = 0
+		default:
+			if p.d.alloc.overSince.IsZero() {
+				p.d.alloc.overSince = now
+			}
+			if now.Sub(p.d.alloc.overSince) < pauseAfter {
+				p.pick = 0 // a short dip: degrade, do not pause yet
+			}
+		}
+		if p.pick >= 0 {
+			used += need
+		}
+	}
+	// Then layers go up one step at a time, round robin, while they fit:
+	// a layer the track already has needs to fit the budget, a higher one
+	// with headroom.
+	for changed := true; changed; {
+		changed = false
+		for i := range plans {
+			p := &plans[i]
+			if p.pick < 0 || p.pick+1 >= len(p.layers) {
+				continue
+			}
+			next := p.pick + 1
+			limit := budget * upgradeHeadroom
+			if p.layers[next].idx <= p.was {
+				limit = budget
+			}
+			delta := p.rates[next] - p.rates[p.pick]
+			if used+delta <= limit {
+				used += delta
+				p.pick = next
+				changed = true
+			}
+		}
+	}
+	for _, p := range plans {
+		target := -1
+		if p.pick >= 0 {
+			target = p.layers[p.pick].idx
+		}
+		if target != p.was {
+			a.p.log.Debug("layer chosen", "track", p.d.id, "layer", target, "was", p.was, "budget", int(min(budget, math.MaxInt32)))
+		}
+		p.d.setTarget(target)
+	}
+}
+
+// fitTile drops the layers larger than needed for a w by h tile: it keeps
+// layers up to the first whose known size covers the tile. Without a tile
+// size, or sizes, all layers stay.
+func fitTile(layers []*layer, w, h int) []*layer {
+	if w <= 0 && h <= 0 {
+		return layers
+	}
+	for i, l := range layers {
+		lw, lh := int(l.width.Load()), int(l.height.Load())
+		if lw == 0 || lh == 0 {
+			continue
+		}
+		// A layer within 10% of the tile is sharp enough.
+		if lw*10 >= w*9 && lh*10 >= h*9 {
+			return layers[:i+1]
+		}
+	}
+	return layers
+}
