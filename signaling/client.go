@@ -113,6 +113,19 @@ func (c *client) handle(data []byte) bool {
 		if err := part.AddCandidate(m.Target, *m.Candidate); err != nil {
 			c.sendError("candidate refused: %v", err)
 		}
+	case TypeTile:
+		part := c.participant()
+		if part == nil {
+			c.sendError("tile before being admitted")
+			return true
+		}
+		if m.Track == "" || m.Width == nil || m.Height == nil {
+			c.sendError("tile needs track, width and height")
+			return true
+		}
+		if err := part.SetTile(m.Track, *m.Width, *m.Height); err != nil {
+			c.sendError("tile refused: %v", err)
+		}
 	case "":
 		c.sendError("message has no type")
 	default:

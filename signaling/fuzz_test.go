@@ -302,7 +302,7 @@ func (r *rig) end(t *testing.T, v *visit) {
 // clientTypes are the types a client may send (docs/protocol.md).
 var clientTypes = map[string]bool{
 	signaling.TypeAdmit: true, signaling.TypePublishOffer: true, signaling.TypeSubscribeAnswer: true,
-	signaling.TypeCandidate: true, signaling.TypeLeave: true,
+	signaling.TypeCandidate: true, signaling.TypeLeave: true, signaling.TypeTile: true,
 }
 
 // FuzzDecodeMessage sends one frame, text or binary, to the physician's or
@@ -393,6 +393,8 @@ func checkAccepted(t *testing.T, r *rig, v *visit, from *peer, m signaling.Messa
 		checkAnswer(t, m.SDP, o)
 	case signaling.TypeSubscribeAnswer:
 		t.Fatalf("%s's subscribe answer accepted with no offer outstanding: %v", from.id, o)
+	case signaling.TypeTile:
+		t.Fatalf("%s's tile for %q accepted with no track received: %v", from.id, m.Track, o)
 	case signaling.TypeCandidate:
 		if m.Candidate == nil {
 			break // the end of the client's gathering

@@ -19,6 +19,7 @@ const (
 	TypeCandidate       = "candidate"        // both: a trickled ICE candidate
 	TypePeerLeft        = "peer-left"        // server: a participant left the call
 	TypeLeave           = "leave"            // client: leave the call
+	TypeTile            = "tile"             // client: the size a received video is drawn at
 	TypeError           = "error"            // server: a request was refused
 )
 
@@ -60,6 +61,11 @@ type Message struct {
 	Waiting    *[]Waiting         `json:"waiting,omitempty"`
 	ICEServers []webrtc.ICEServer `json:"iceServers,omitzero"` // welcome
 	Error      string             `json:"error,omitempty"`     // error
+	// Track, Width and Height are a tile message: a received video track's
+	// id and the size it is drawn at in device pixels (0 by 0: not shown).
+	Track  string `json:"track,omitempty"`
+	Width  *int   `json:"width,omitempty"`
+	Height *int   `json:"height,omitempty"`
 }
 
 // Waiting is one person in the waiting room.

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/bedside-health/bedside/signaling"
@@ -27,6 +28,9 @@ type Options struct {
 	Header http.Header
 	// Tracks are published, on one publish connection, once admitted.
 	Tracks []webrtc.TrackLocal
+	// Encodings are further simulcast encodings of tracks in Tracks, by
+	// track id (RTPSender.AddEncoding); such a track must have a rid.
+	Encodings map[string][]webrtc.TrackLocal
 	// API builds the peer connections; nil means NewAPI(true).
 	API *webrtc.API
 	// Dialer opens the WebSocket; nil means websocket.DefaultDialer.
@@ -37,6 +41,16 @@ type Options struct {
 // UDP over IPv4, and loopback candidates if loopback is set (a client on
 // the server's machine).
 func NewAPI(loopback bool) (*webrtc.API, error) {
+	return newAPI(loopback, nil)
+}
+
+// NewAPIOn is NewAPI on the network n, such as a pion/transport virtual
+// network shaped by a test.
+func NewAPIOn(n transport.Net) (*webrtc.API, error) {
+	return newAPI(false, n)
+}
+
+func newAPI(loopback bool, n transport.Net) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
@@ -48,6 +62,9 @@ func NewAPI(loopback bool) (*webrtc.API, error) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(loopback)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if n != nil {
+		se.SetNet(n)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
@@ -66,6 +83,7 @@ type Client struct {
 	conn      *wsconn.Conn
 	api       *webrtc.API
 	local     []webrtc.TrackLocal
+	encodings map[string][]webrtc.TrackLocal
 	msgs      *queue[signaling.Message]
 	tracks    *queue[*webrtc.TrackRemote]
 	keyframes chan string
@@ -102,7 +120,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 	}
 	conn := wsconn.New(ws, wsconn.Options{})
 	c := &Client{
-		conn: conn, api: api, local: opts.Tracks,
+		conn: conn, api: api, local: opts.Tracks, encodings: opts.Encodings,
 		msgs:      newQueue[signaling.Message](conn.Done()),
 		tracks:    newQueue[*webrtc.TrackRemote](conn.Done()),
 		keyframes: make(chan string, 64),
@@ -151,7 +169,8 @@ func (c *Client) NextTrack(ctx context.Context) (*webrtc.TrackRemote, error) {
 }
 
 // KeyframeRequests receives the id of a published track each time the
-// server asks for its keyframe (PLI or FIR). Requests are dropped while 64
+// server asks for its keyframe (PLI or FIR); for a simulcast encoding, the
+// id, a slash and the rid. Requests are dropped while 64
 // are unread.
 func (c *Client) KeyframeRequests() <-chan string { return c.keyframes }
 
@@ -299,7 +318,20 @@ func (c *Client) publish() {
 			_ = pc.Close()
 			return
 		}
-		go c.readRTCP(tr.ID(), sender)
+		for _, e := range c.encodings[tr.ID()] {
+			if err := sender.AddEncoding(e); err != nil {
+				c.fail(fmt.Errorf("publish %s encoding %s: %w", tr.ID(), e.RID(), err))
+				_ = pc.Close()
+				return
+			}
+		}
+		if len(c.encodings[tr.ID()]) == 0 {
+			go c.readRTCP(tr.ID(), sender)
+		} else {
+			for _, e := range append([]webrtc.TrackLocal{tr}, c.encodings[tr.ID()]...) {
+				go c.readSimulcastRTCP(tr.ID()+"/"+e.RID(), e.RID(), sender)
+			}
+		}
 	}
 	c.mu.Lock()
 	c.pub.pc = pc
@@ -330,6 +362,26 @@ func (c *Client) readRTCP(track string, sender *webrtc.RTPSender) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				select {
 				case c.keyframes <- track:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// readSimulcastRTCP reads one simulcast encoding's RTCP and reports its
+// keyframe requests as track/rid.
+func (c *Client) readSimulcastRTCP(name, rid string, sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadSimulcastRTCP(rid)
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				select {
+				case c.keyframes <- name:
 				default:
 				}
 			}
