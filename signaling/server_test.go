@@ -48,11 +48,17 @@ func newTestServer(t *testing.T) *testServer {
 // newTestServerWith is newTestServer with opts for every connection.
 func newTestServerWith(t *testing.T, opts wsconn.Options) *testServer {
 	t.Helper()
+	return newTestServerOn(t, opts, media.Config{AllowLoopback: true})
+}
+
+// newTestServerOn is newTestServerWith with an SFU built from cfg.
+func newTestServerOn(t *testing.T, opts wsconn.Options, cfg media.Config) *testServer {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	sfu, err := media.New(media.Config{AllowLoopback: true}, log)
+	sfu, err := media.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,9 +104,15 @@ func (s *testServer) url(id, name, role string, appointment int64) string {
 // dial connects a participant; it publishes tracks once admitted.
 func (s *testServer) dial(t *testing.T, id, name, role string, appointment int64, tracks ...webrtc.TrackLocal) *sigclient.Client {
 	t.Helper()
+	return s.dialWith(t, id, name, role, appointment, sigclient.Options{Tracks: tracks})
+}
+
+// dialWith connects a participant with opts.
+func (s *testServer) dialWith(t *testing.T, id, name, role string, appointment int64, opts sigclient.Options) *sigclient.Client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := sigclient.Dial(ctx, s.url(id, name, role, appointment), sigclient.Options{Tracks: tracks})
+	c, err := sigclient.Dial(ctx, s.url(id, name, role, appointment), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
