@@ -219,6 +219,20 @@ type stream struct {
 	mu       sync.Mutex
 	sentAt   map[uint32]time.Time // video counter -> send time
 	lastSent map[string]uint32
+	requests []time.Time // keyframe requests the publisher got
+}
+
+// requestsBetween counts the keyframe requests received from..to.
+func (st *stream) requestsBetween(from, to time.Time) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for _, at := range st.requests {
+		if !at.Before(from) && !at.After(to) {
+			n++
+		}
+	}
+	return n
 }
 
 func newStream(t *testing.T, layers string) *stream {
@@ -300,6 +314,9 @@ func (st *stream) run(t *testing.T, pub *sigclient.Client, rates map[byte]layerR
 				mu.Lock()
 				wantKey[l] = true
 				mu.Unlock()
+				st.mu.Lock()
+				st.requests = append(st.requests, time.Now())
+				st.mu.Unlock()
 			}
 		}
 	}()

@@ -1,0 +1,240 @@
+package signaling_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// simulcastRates are the test layers: about 100, 250 and 900 kbit/s.
+var simulcastRates = map[byte]layerRate{'q': {30, 400}, 'h': {30, 1000}, 'f': {90, 1200}}
+
+// awaitLayer waits until the subscriber's latest video packets come from
+// one of layers, and returns when that happened.
+func awaitLayer(t *testing.T, rec *recorder, layers string, within time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		got := rec.snapshot("video")
+		if n := len(got); n >= 10 && slices.IndexFunc(got[n-10:], func(a arrival) bool { return !containsByte(layers, a.layer) }) < 0 {
+			return got[n-10].at
+		}
+		time.Sleep(100 * time.Millisecond) // polling the recorder
+	}
+	got := rec.snapshot("video")
+	t.Fatalf("no run of layer %q within %v; last layer %q of %d packets", layers, within, got[len(got)-1].layer, len(got))
+	return time.Time{}
+}
+
+func containsByte(s string, b byte) bool {
+	for i := range len(s) {
+		if s[i] == b {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSwitches checks the subscriber's stream in sequence order: every
+// change of layer lands on a keyframe, and no sequence number is skipped
+// where the layer changes.
+func checkSwitches(t *testing.T, got []arrival) {
+	t.Helper()
+	bySeq := map[uint16]arrival{}
+	for _, a := range got {
+		bySeq[a.seq] = a
+	}
+	prev := got[0]
+	switches := 0
+	for s := got[0].seq + 1; s != got[len(got)-1].seq+1; s++ {
+		a, ok := bySeq[s]
+		if !ok {
+			continue
+		}
+		if a.layer != prev.layer {
+			switches++
+			if !a.key {
+				t.Fatalf("switch from layer %q to %q at sequence %d is not a keyframe", prev.layer, a.layer, a.seq)
+			}
+			if a.seq != prev.seq+1 {
+				t.Fatalf("switch to layer %q at sequence %d leaves a hole after %d", a.layer, a.seq, prev.seq)
+			}
+		}
+		prev = a
+	}
+	if switches < 2 {
+		t.Fatalf("%d layer switches seen, want at least 2 (down and up)", switches)
+	}
+}
+
+func TestSimulcastFollowsTheBandwidthCap(t *testing.T) {
+	n := newTestNet(t, 0, 0)
+	st := newStream(t, "qhf")
+	c := newVCall(t, n, st.options("qhf"))
+	stop := make(chan struct{})
+	defer close(stop)
+	st.run(t, c.pub, simulcastRates, stop)
+	sub, tbf := c.join(t, "pat", "192.0.2.10", true)
+	rec := record(t, sub)
+
+	awaitLayer(t, rec, "f", timeout)
+	tbf.SetRate(450_000) // bits per second: room for h and audio, not f
+	capped := time.Now()
+	at := awaitLayer(t, rec, "qh", 20*time.Second)
+	t.Logf("lower layer %v after the cap", at.Sub(capped).Round(time.Millisecond))
+	tbf.SetRate(1_000_000_000)
+	lifted := time.Now()
+	at = awaitLayer(t, rec, "f", 45*time.Second)
+	t.Logf("high layer back %v after the cap lifted", at.Sub(lifted).Round(time.Millisecond))
+	checkSwitches(t, rec.snapshot("video"))
+}
+
+func TestAudioKeepsFlowingWhenTheDownlinkIsCongested(t *testing.T) {
+	n := newTestNet(t, 0, 0)
+	st := newStream(t, "f")
+	c := newVCall(t, n, st.options("f"))
+	stop := make(chan struct{})
+	defer close(stop)
+	// 600 kbit/s of video that cannot be made smaller.
+	st.run(t, c.pub, map[byte]layerRate{'f': {60, 1250}}, stop)
+	sub, tbf := c.join(t, "pat", "192.0.2.10", true)
+	rec := record(t, sub)
+	rec.awaitPackets(t, "video", 30)
+	tbf.SetRate(250_000)
+	time.Sleep(6 * time.Second) // the SFU adapts
+	a0, v0 := st.last("audio"), st.last("f")
+	time.Sleep(8 * time.Second) // the measured stretch
+	a1, v1 := st.last("audio"), st.last("f")
+	tbf.SetRate(1_000_000_000)
+	time.Sleep(time.Second) // packets still queued on the link arrive
+	var audioGot, videoGot []arrival
+	for _, a := range rec.snapshot("audio") {
+		if a.n >= a0 && a.n <= a1 {
+			audioGot = append(audioGot, a)
+		}
+	}
+	for _, a := range rec.snapshot("video") {
+		if a.n >= v0 && a.n <= v1 {
+			videoGot = append(videoGot, a)
+		}
+	}
+	lost := missing(audioGot, a0, a1)
+	t.Logf("audio: %d of %d lost; video: %d of %d sent arrived", lost, a1-a0+1, len(videoGot), v1-v0+1)
+	// The stated bound: under congestion, audio loses under 2%.
+	if float64(lost) > 0.02*float64(a1-a0+1) {
+		t.Fatalf("audio lost %d of %d packets under congestion, want under 2%%", lost, a1-a0+1)
+	}
+	if float64(len(videoGot)) > 0.5*float64(v1-v0+1) {
+		t.Fatalf("video kept %d of %d packets on a link that cannot carry it", len(videoGot), v1-v0+1)
+	}
+}
+
+func TestStalledSubscriberDoesNotDelayAnother(t *testing.T) {
+	n := newTestNet(t, 0, 0)
+	st := newStream(t, "f")
+	c := newVCall(t, n, st.options("f"))
+	stop := make(chan struct{})
+	defer close(stop)
+	st.run(t, c.pub, map[byte]layerRate{'f': {100, 1000}}, stop)
+	a, _ := c.join(t, "pat", "192.0.2.10", false)
+	b, _ := c.join(t, "fam", "192.0.2.11", false)
+	ra, rb := record(t, a), record(t, b)
+	ra.awaitPackets(t, "video", 30)
+	rb.awaitPackets(t, "video", 30)
+
+	delays := func(from, to uint32) (ds []time.Duration, lost int) {
+		var got []arrival
+		for _, x := range ra.snapshot("video") {
+			if x.n >= from && x.n <= to {
+				got = append(got, x)
+				ds = append(ds, x.at.Sub(st.sentTime(x.n)))
+			}
+		}
+		slices.Sort(ds)
+		return ds, missing(got, from, to)
+	}
+	measure := func() (p50, p95 time.Duration, lost int) {
+		from := st.last("f") + 1
+		time.Sleep(4 * time.Second) // the measured stretch
+		to := st.last("f")
+		time.Sleep(500 * time.Millisecond)
+		ds, lost := delays(from, to)
+		if len(ds) == 0 {
+			t.Fatal("the healthy subscriber received nothing")
+		}
+		return ds[len(ds)/2], ds[len(ds)*95/100], lost
+	}
+	b50, b95, _ := measure()
+	// b's link now drops everything and its application stops reading.
+	n.setLoss("192.0.2.11", 1, false)
+	close(rb.stop)
+	s50, s95, lost := measure()
+	t.Logf("healthy subscriber's delay p50/p95: %v/%v alone, %v/%v beside a stalled one; %d lost", b50, b95, s50, s95, lost)
+	if s95 > 2*b95+20*time.Millisecond {
+		t.Fatalf("a stalled subscriber raised another's p95 delay from %v to %v", b95, s95)
+	}
+	if lost > 4 {
+		t.Fatalf("the healthy subscriber lost %d packets beside a stalled one", lost)
+	}
+}
+
+func TestLateJoinersStartOnAKeyframeAndRequestsAreThrottled(t *testing.T) {
+	n := newTestNet(t, 0, 0)
+	st := newStream(t, "f")
+	c := newVCall(t, n, st.options("f"))
+	stop := make(chan struct{})
+	defer close(stop)
+	// Keyframes come only when asked for (and every 3 s).
+	st.run(t, c.pub, map[byte]layerRate{'f': {60, 800}}, stop)
+	first, _ := c.join(t, "pat", "192.0.2.10", false)
+	record(t, first).awaitPackets(t, "video", 30)
+
+	ids := []string{"fam", "int", "doc2", "guest"}
+	recs := make([]*recorder, len(ids))
+	subs := make([]*webrtc.PeerConnection, len(ids))
+	for i, id := range ids {
+		cl, _ := c.join(t, id, fmt.Sprintf("192.0.2.%d", 20+i), false)
+		recs[i] = record(t, cl)
+		subs[i] = cl.Subscriber()
+	}
+	for i, r := range recs {
+		r.awaitPackets(t, "video", 5)
+		if a := r.snapshot("video")[0]; !a.key {
+			t.Fatalf("late joiner %s: first video packet %d is not a keyframe", ids[i], a.n)
+		}
+	}
+
+	// Everyone asks for keyframes 20 times a second for 3 s; the
+	// publisher hears at most about two a second.
+	start := time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(start) < 3*time.Second {
+		<-tick.C
+		for _, pc := range subs {
+			for _, tr := range pc.GetTransceivers() {
+				if tr.Receiver() == nil || tr.Kind() != webrtc.RTPCodecTypeVideo {
+					continue
+				}
+				for _, track := range tr.Receiver().Tracks() {
+					_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(track.SSRC())}})
+				}
+			}
+		}
+	}
+	end := time.Now()
+	time.Sleep(500 * time.Millisecond) // requests still on their way
+	got := st.requestsBetween(start, end.Add(500*time.Millisecond))
+	limit := int(end.Sub(start)/(500*time.Millisecond)) + 2
+	t.Logf("%d subscribers asked %d times each; the publisher got %d keyframe requests", len(subs), int(end.Sub(start)/(50*time.Millisecond)), got)
+	if got > limit {
+		t.Fatalf("the publisher got %d keyframe requests in %v, want at most %d", got, end.Sub(start), limit)
+	}
+	if got < 2 {
+		t.Fatalf("the publisher got %d keyframe requests: subscribers' requests are not forwarded", got)
+	}
+}
