@@ -55,6 +55,8 @@ function Call(root) {
   // One entry per remote participant: {id, name, stream}.
   const remotes = new Map();
   const trackOwner = new Map(); // remote track -> participant id
+  const trackIds = new Map(); // remote track -> the server's track id
+  const tilesSent = new Map(); // server track id -> the tile size last sent
   let shown = null; // the participant on #remote-video
 
   // ---- state and announcements ----
@@ -129,6 +131,7 @@ function Call(root) {
   function handle(msg, g) {
     switch (msg.type) {
       case 'welcome':
+        tilesSent.clear(); // a new connection: the server knows no tile yet
         iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
         failures = 0;
         showError('');
@@ -255,6 +258,7 @@ function Call(root) {
     }
     if (!r.stream.getTracks().includes(track)) r.stream.addTrack(track);
     trackOwner.set(track, id);
+    if (meta && meta.id) trackIds.set(track, meta.id);
     track.onmute = track.onunmute = () => { if (shown === r) updateRemoteTile(); };
     render(true);
   }
@@ -262,6 +266,8 @@ function Call(root) {
   function removeTrack(track) {
     const id = trackOwner.get(track);
     trackOwner.delete(track);
+    tilesSent.delete(trackIds.get(track));
+    trackIds.delete(track);
     const r = id && remotes.get(id);
     if (!r) return;
     r.stream.removeTrack(track);
@@ -307,6 +313,37 @@ function Call(root) {
     else el.remotePlaceholder.textContent = `Waiting for ${shown.name}’s video…`;
     el.remotePlaceholder.hidden = hasVideo;
     el.remoteVideo.dataset.participant = shown ? shown.id : '';
+    sendTiles();
+  }
+
+  /**
+   * sendTiles tells the server how large each received video is drawn, in
+   * device pixels, so it sends a simulcast layer no larger than needed; a
+   * video that is not shown is sent as 0 by 0 and paused.
+   */
+  function sendTiles() {
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.round(el.remoteVideo.clientWidth * dpr);
+    const h = Math.round(el.remoteVideo.clientHeight * dpr);
+    for (const r of remotes.values()) {
+      for (const t of r.stream.getVideoTracks()) {
+        const id = trackIds.get(t);
+        if (!id) continue;
+        if (r === shown && (w === 0 || h === 0)) continue; // not laid out yet
+        const size = r === shown ? [w, h] : [0, 0];
+        const key = size.join('x');
+        if (tilesSent.get(id) === key) continue;
+        tilesSent.set(id, key);
+        send({ type: 'tile', track: id, width: size[0], height: size[1] });
+      }
+    }
+  }
+  let tileTimer = 0;
+  if (window.ResizeObserver) {
+    new ResizeObserver(() => {
+      clearTimeout(tileTimer);
+      tileTimer = setTimeout(sendTiles, 250); // once the layout settles
+    }).observe(el.remoteVideo);
   }
 
   function playRemote() {

@@ -76,9 +76,21 @@ class Link {
 }
 
 /**
+ * SIMULCAST are the camera's three encodings (docs/protocol.md): quarter,
+ * half and full resolution. The server forwards each viewer the one that
+ * fits its bandwidth and the size it draws the video at.
+ */
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1500000 },
+];
+
+/**
  * Publisher sends the local microphone and camera. It always offers one
  * audio and one video m-line, even without a device, so that a device found
- * later is sent with replaceTrack and no renegotiation.
+ * later is sent with replaceTrack and no renegotiation. Video is sent as
+ * three simulcast encodings.
  */
 export class Publisher extends Link {
   constructor(iceServers, send, stream) {
@@ -86,7 +98,9 @@ export class Publisher extends Link {
     this.senders = {};
     for (const kind of ['audio', 'video']) {
       const track = stream.getTracks().find((t) => t.kind === kind) || null;
-      const tr = this.pc.addTransceiver(track || kind, { direction: 'sendonly', streams: [stream] });
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (kind === 'video') init.sendEncodings = SIMULCAST.map((e) => ({ ...e }));
+      const tr = this.pc.addTransceiver(track || kind, init);
       this.senders[kind] = tr.sender;
     }
   }

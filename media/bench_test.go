@@ -1,0 +1,246 @@
+package media
+
+import (
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// benchAPI is a client stack with Pion's defaults, on loopback.
+func benchAPI(b *testing.B) *webrtc.API {
+	b.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		b.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		b.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+}
+
+// connect negotiates offerer with answerer directly (no trickle: both wait
+// for their candidates).
+func connect(b *testing.B, offerer, answerer *webrtc.PeerConnection) {
+	b.Helper()
+	o, err := offerer.CreateOffer(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := webrtc.GatheringCompletePromise(offerer)
+	if err := offerer.SetLocalDescription(o); err != nil {
+		b.Fatal(err)
+	}
+	<-g
+	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
+		b.Fatal(err)
+	}
+	a, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g = webrtc.GatheringCompletePromise(answerer)
+	if err := answerer.SetLocalDescription(a); err != nil {
+		b.Fatal(err)
+	}
+	<-g
+	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchSignaler answers the SFU's offers with a client connection.
+type benchSignaler struct {
+	b      *testing.B
+	client *webrtc.PeerConnection
+	p      chan *Participant
+	answer chan string
+}
+
+func (s *benchSignaler) PublishAnswer(sdp string) { s.answer <- sdp }
+func (s *benchSignaler) SubscribeOffer(sdp string, _ []TrackInfo) {
+	go func() {
+		p := <-s.p
+		s.p <- p
+		if err := s.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+			s.b.Error(err)
+			return
+		}
+		a, _ := s.client.CreateAnswer(nil)
+		g := webrtc.GatheringCompletePromise(s.client)
+		_ = s.client.SetLocalDescription(a)
+		<-g
+		if err := p.AnswerSubscribe(s.client.LocalDescription().SDP); err != nil {
+			s.b.Error(err)
+		}
+	}()
+}
+func (s *benchSignaler) Candidate(string, webrtc.ICECandidateInit) {}
+
+// BenchmarkForward measures one packet's trip from a publisher through a
+// forwarder to a subscriber, all Pion peers on loopback in this process:
+// direct (no forwarder: the clients' own cost), bare (a minimal Pion
+// forwarder copying each packet to a TrackLocalStaticRTP) and sfu (this
+// package). cpu-ns/pkt is the whole process's CPU time per packet; the
+// forwarder's own cost is a variant's figure minus direct's.
+func BenchmarkForward(b *testing.B) {
+	for _, variant := range []string{"direct", "bare", "sfu"} {
+		b.Run(variant, func(b *testing.B) { benchForward(b, variant) })
+	}
+}
+
+func benchForward(b *testing.B, variant string) {
+	api := benchAPI(b)
+	pub, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	src, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "pub")
+	if _, err := pub.AddTrack(src); err != nil {
+		b.Fatal(err)
+	}
+	tracks := make(chan *webrtc.TrackRemote, 1)
+	sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
+
+	switch variant {
+	case "direct":
+		if _, err := sub.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			b.Fatal(err)
+		}
+		connect(b, pub, sub)
+	case "bare":
+		in, _ := api.NewPeerConnection(webrtc.Configuration{})
+		out, _ := api.NewPeerConnection(webrtc.Configuration{})
+		defer in.Close()
+		defer out.Close()
+		fwd, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "fwd")
+		sender, err := out.AddTrack(fwd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			for {
+				if _, _, err := sender.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+		in.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			buf := make([]byte, 1500)
+			for {
+				n, _, err := tr.Read(buf)
+				if err != nil {
+					return
+				}
+				_, _ = fwd.Write(buf[:n])
+			}
+		})
+		connect(b, pub, in)
+		connect(b, out, sub)
+	case "sfu":
+		s, err := New(Config{AllowLoopback: true}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps := &benchSignaler{b: b, client: pub, p: make(chan *Participant, 1), answer: make(chan string, 1)}
+		pp, err := s.Join(1, "pub", "Publisher", ps)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pp.Close()
+		ss := &benchSignaler{b: b, client: sub, p: make(chan *Participant, 1), answer: make(chan string, 1)}
+		sp, err := s.Join(1, "sub", "Subscriber", ss)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ss.p <- sp
+		defer sp.Close()
+		o, _ := pub.CreateOffer(nil)
+		g := webrtc.GatheringCompletePromise(pub)
+		_ = pub.SetLocalDescription(o)
+		<-g
+		if err := pp.Publish(pub.LocalDescription().SDP); err != nil {
+			b.Fatal(err)
+		}
+		if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: <-ps.answer}); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	// The publisher sends VP8 frames of one 1,100-byte packet, a keyframe
+	// every 30, keeping at most 64 in flight so that nothing overflows.
+	// Until the subscriber has its first packet, packets go out every 2 ms
+	// (those sent before the connections are up are lost).
+	window := make(chan struct{}, 64)
+	var flowing atomic.Bool
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		body := make([]byte, 1070)
+		for i := uint32(0); ; i++ {
+			if !flowing.Load() {
+				select {
+				case <-time.After(2 * time.Millisecond):
+				case <-stop:
+					return
+				}
+			} else {
+				select {
+				case window <- struct{}{}:
+				case <-stop:
+					return
+				}
+			}
+			p := vp8Packet(uint16(i), i*3000, uint16(i), uint8(i), i%30 == 0, 'x')
+			var pkt rtp.Packet
+			_ = pkt.Unmarshal(p)
+			pkt.Payload = append(pkt.Payload, body...)
+			_ = src.WriteRTP(&pkt)
+		}
+	}()
+	var tr *webrtc.TrackRemote
+	select {
+	case tr = <-tracks:
+	case <-time.After(20 * time.Second):
+		b.Fatal("the subscriber got no track")
+	}
+	buf := make([]byte, 1500)
+	if _, _, err := tr.Read(buf); err != nil {
+		b.Fatal(err)
+	}
+	flowing.Store(true)
+	read := func() {
+		if _, _, err := tr.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+		<-window
+	}
+	for range 200 { // warm up: caches, estimates, buffers
+		read()
+	}
+	var r0, r1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	b.ResetTimer()
+	for range b.N {
+		read()
+	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	cpu := time.Duration(r1.Utime.Nano()-r0.Utime.Nano()) + time.Duration(r1.Stime.Nano()-r0.Stime.Nano())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/pkt")
+}
