@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -61,6 +63,28 @@ func newBrowser(t *testing.T, path string) context.Context {
 	return ctx
 }
 
+// recordPeerConnections makes the page keep every RTCPeerConnection it
+// creates in window.__pcs, so a test can read their statistics.
+const recordPeerConnections = `(() => {
+  const Orig = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Orig(...args); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Orig.prototype;
+})();`
+
+// sendsSimulcast is true when the page sends its camera as at least two
+// simulcast encodings (rids), each with packets out.
+const sendsSimulcast = `(async () => {
+  for (const pc of window.__pcs || []) {
+    const rids = new Set();
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video' && r.rid && r.packetsSent > 0) rids.add(r.rid);
+    });
+    if (rids.size >= 2) return true;
+  }
+  return false;
+})()`
+
 // waitJS polls a JavaScript expression until it is true, or fails the test
 // with what the page last said.
 func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
@@ -100,7 +124,11 @@ func TestBrowserVisit(t *testing.T) {
 
 	// The patient opens the join link, checks devices and enters the waiting room.
 	patient := newBrowser(t, chromium)
-	if err := chromedp.Do(patient, chromedp.Navigate(link)); err != nil {
+	watch := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordPeerConnections})
+		return err
+	})
+	if err := chromedp.Do(patient, watch, chromedp.Navigate(link)); err != nil {
 		t.Fatal(err)
 	}
 	loc, err := chromedp.Run(patient, chromedp.Location())
@@ -151,6 +179,10 @@ func TestBrowserVisit(t *testing.T) {
 	for who, ctx := range map[string]context.Context{"physician": doctor, "patient": patient} {
 		waitJS(t, ctx, who+" receives live audio", remoteAudioLive, 10*time.Second)
 	}
+	// The patient's camera goes out as simulcast layers; the physician
+	// still sees one video, chosen and switched by the SFU.
+	waitJS(t, patient, "patient sends simulcast", sendsSimulcast, 15*time.Second)
+	waitJS(t, doctor, "physician still sees the patient's video", videoPlaying, 10*time.Second)
 
 	// The simulated home hub streams; the overlay shows a heart rate.
 	ctx, cancel := context.WithCancel(context.Background())
