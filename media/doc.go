@@ -3,10 +3,16 @@
 // peer connection (the client offers) and receives everyone else's tracks
 // over another (the server offers, and offers again when tracks come and go).
 //
-// RTP is forwarded untouched: one read loop per published track writes into
-// a local track that fans out to every subscriber. The SFU asks publishers
-// for a keyframe (RTCP PLI) when someone starts receiving their video, and
-// forwards subscribers' PLI and FIR to the publisher, throttled.
+// Each published track has one read loop per simulcast layer, which caches
+// its packets and hands them to a down track per subscriber. A down track
+// rewrites SSRC, sequence numbers, timestamps and VP8 picture ids, so that
+// it can start on a keyframe, switch layers at keyframes and drop packets
+// without leaving holes; it answers the subscriber's NACKs from the cache
+// (RTX where negotiated) and forwards its keyframe requests, throttled. A
+// per-subscriber queue with one writer goroutine does the network writes,
+// audio first, so a slow subscriber delays nobody. A per-subscriber
+// allocator picks each video's layer from the subscriber's estimated
+// bandwidth (TWCC feedback, delay-based) and the size it draws the video at.
 //
 // Networking (network.go): every peer connection shares one UDP socket per
 // address (ICE UDP mux) and one TCP listener (ICE-TCP), optionally behind a
