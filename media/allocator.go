@@ -18,6 +18,12 @@ const (
 	upgradeHeadroom = 0.85
 	keepTolerance   = 1.25
 	pauseAfter      = time.Second
+	// Pausing is the last resort, so the estimate alone is not enough:
+	// the link must also lose pauseLoss of what is sent, or the estimate
+	// be under half of what the lowest layer needs. A link that is merely
+	// slow to deliver (a busy machine) keeps its video.
+	pauseLoss  = 0.10
+	pauseShare = 0.5
 	// audioReserve is budgeted for each audio track before its rate is
 	// known: audio is never what gives way.
 	audioReserve = 64_000
@@ -32,6 +38,24 @@ type allocState struct {
 // estimator is the part of a bandwidth estimator the allocator needs.
 type estimator interface {
 	GetTargetBitrate() int
+}
+
+// lossReporter is an estimator that also knows the loss it measured (GCC's
+// statistics carry it as "averageLoss", 0 to 1).
+type lossReporter interface {
+	GetStats() map[string]any
+}
+
+// loss is the share of d's packets the subscriber lost lately: the larger
+// of the estimator's measure and the subscriber's last receiver report.
+func (a *allocator) loss(d *downTrack) float64 {
+	l := float64(d.stats.fractionLost.Load()) / 256
+	if r, ok := a.bwe.(lossReporter); ok {
+		if v, ok := r.GetStats()["averageLoss"].(float64); ok {
+			l = max(l, v)
+		}
+	}
+	return l
 }
 
 // allocator chooses, for one subscriber, the simulcast layer of each video
@@ -140,8 +164,9 @@ func (a *allocator) allocate(now time.Time) {
 			if p.d.alloc.overSince.IsZero() {
 				p.d.alloc.overSince = now
 			}
-			if now.Sub(p.d.alloc.overSince) < pauseAfter {
-				p.pick = 0 // a short dip: degrade, do not pause yet
+			severe := used+need > budget/pauseShare || a.loss(p.d) >= pauseLoss
+			if now.Sub(p.d.alloc.overSince) < pauseAfter || !severe {
+				p.pick = 0 // a short dip, or a slow link that loses nothing: degrade, do not pause
 			}
 		}
 		if p.pick >= 0 {

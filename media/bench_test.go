@@ -1,6 +1,8 @@
 package media
 
 import (
+	"encoding/binary"
+	"fmt"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -243,4 +245,59 @@ func benchForward(b *testing.B, variant string) {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
 	cpu := time.Duration(r1.Utime.Nano()-r0.Utime.Nano()) + time.Duration(r1.Stime.Nano()-r0.Stime.Nano())
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/pkt")
+}
+
+// discardWriter is a TrackLocalWriter that drops what it is given.
+type discardWriter struct{}
+
+func (discardWriter) WriteRTP(*rtp.Header, []byte) (int, error) { return 0, nil }
+func (discardWriter) Write(b []byte) (int, error)               { return len(b), nil }
+
+// BenchmarkHandle measures the publisher's read-loop work for one packet:
+// parse, cache, and rewrite and queue for each subscriber (the writes
+// happen on the subscribers' writer goroutines and are discarded).
+func BenchmarkHandle(b *testing.B) {
+	for _, subs := range []int{1, 5} {
+		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
+			s, err := New(Config{AllowLoopback: true}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := s.Join(1, "pub", "Publisher", &benchSignaler{b: b})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			src := newPublishedTrack(p, "video", webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000})
+			l := src.addLayer(0, "", nil)
+			live := &atomic.Bool{}
+			live.Store(true)
+			for range subs {
+				q := newSendQueue()
+				defer q.close()
+				d := newDownTrack(src, q, live)
+				if _, err := d.Bind(&bindCtx{w: discardWriter{}}); err != nil {
+					b.Fatal(err)
+				}
+				src.addDown(d)
+			}
+			pkts := make([][]byte, 256)
+			for i := range pkts {
+				var pkt rtp.Packet
+				_ = pkt.Unmarshal(vp8Packet(uint16(i), uint32(i)*3000, uint16(i), uint8(i), i == 0, 'x'))
+				pkt.Payload = append(pkt.Payload, make([]byte, 1070)...)
+				pkts[i], _ = pkt.Marshal()
+			}
+			var h rtp.Header
+			now := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				pkt := pkts[i%len(pkts)]
+				// Sequence numbers keep rising across laps.
+				binary.BigEndian.PutUint16(pkt[2:4], uint16(i))
+				src.handle(l, pkt, &h, now)
+			}
+		})
+	}
 }

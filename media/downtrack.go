@@ -238,8 +238,10 @@ func (d *downTrack) forward(l int, h *rtp.Header, payload []byte, info *vp8Info,
 // packet sent left them. d.mu is held.
 func (d *downTrack) switchTo(l int, h *rtp.Header, info *vp8Info, now time.Time) {
 	if !d.started {
+		// The subscriber's numbering starts where the publisher's is.
 		d.started = true
 		d.seqOff, d.tsOff, d.picOff, d.tl0Off = 0, 0, 0, 0
+		d.lastSeq, d.lastTS, d.lastAt = h.SequenceNumber-1, h.Timestamp, now
 	} else {
 		d.seqOff = h.SequenceNumber - (d.lastSeq + 1)
 		if l != d.current {
@@ -261,6 +263,7 @@ func (d *downTrack) forwardAudio(h *rtp.Header, payload []byte, now time.Time) {
 	if !d.started {
 		d.started = true
 		d.firstSeq = h.SequenceNumber
+		d.lastSeq = h.SequenceNumber - 1
 	}
 	if int16(h.SequenceNumber-d.firstSeq) < 0 {
 		return

@@ -158,7 +158,9 @@ func TestDownTrackSwitchesLayersAtKeyframesWithoutHoles(t *testing.T) {
 	s := newSFU(t)
 	b, _ := join(t, s, 1, "b")
 	src := fakeTrack(t, b, webrtc.RTPCodecTypeVideo)
-	low := &feeder{t: src, l: src.addLayer(0, "q", nil), seq: 1000, ts: 5000, pic: 10}
+	// Sequence numbers far from 0 on both layers: the subscriber's
+	// numbering must continue wherever it started.
+	low := &feeder{t: src, l: src.addLayer(0, "q", nil), seq: 50000, ts: 5000, pic: 10}
 	high := &feeder{t: src, l: src.addLayer(1, "h", nil), seq: 40000, ts: 900000, pic: 3000, tl0: 200}
 	w := newCapture(false)
 	d := bound(t, src, w, false)
@@ -273,8 +275,20 @@ func TestNACKsAreAnsweredFromTheCache(t *testing.T) {
 			// A number never sent is not answered.
 			d.retransmit(lost.hdr.SequenceNumber+100, now)
 			w.none(t)
-			if got := d.stats.retransmits.Load(); got != maxResends {
-				t.Fatalf("%d retransmissions counted, want %d", got, maxResends)
+			a, _ := join(t, s, 1, "a")
+			a.subMu.Lock()
+			a.subs[src.id] = &subscription{f: src, dt: d}
+			a.subMu.Unlock()
+			// The writer counts a packet just after writing it.
+			st := a.Stats()
+			for deadline := time.Now().Add(wait); len(st) == 1 && st[0].Packets < 10+maxResends && time.Now().Before(deadline); st = a.Stats() {
+				time.Sleep(time.Millisecond) // polling a counter
+			}
+			if len(st) != 1 || st[0].Track != src.id || st[0].Kind != "video" || st[0].Layer != 0 {
+				t.Fatalf("stats %+v, want one video track on layer 0", st)
+			}
+			if st[0].Retransmits != maxResends || st[0].Unanswered != 1 || st[0].Packets != 10+maxResends {
+				t.Fatalf("stats %+v: want %d retransmissions, 1 unanswered NACK, %d packets", st[0], maxResends, 10+maxResends)
 			}
 		})
 	}
@@ -317,14 +331,20 @@ func TestStalledSubscriberDelaysNobody(t *testing.T) {
 	}
 }
 
-// fakeBWE is a fixed bandwidth estimate.
+// fakeBWE is a fixed bandwidth estimate and loss.
 type fakeBWE struct {
-	mu  sync.Mutex
-	bps int
+	mu   sync.Mutex
+	bps  int
+	loss float64
 }
 
 func (f *fakeBWE) GetTargetBitrate() int { f.mu.Lock(); defer f.mu.Unlock(); return f.bps }
-func (f *fakeBWE) set(bps int)           { f.mu.Lock(); f.bps = bps; f.mu.Unlock() }
+func (f *fakeBWE) GetStats() map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return map[string]any{"averageLoss": f.loss}
+}
+func (f *fakeBWE) set(bps int, loss float64) { f.mu.Lock(); f.bps, f.loss = bps, loss; f.mu.Unlock() }
 
 // steady makes l look active at bps.
 func steady(l *layer, now time.Time, bps float64, w, h uint32) {
@@ -356,29 +376,35 @@ func TestAllocatorFitsLayersToBandwidthAndTile(t *testing.T) {
 	bwe := &fakeBWE{}
 	al := &allocator{p: a, bwe: bwe}
 
+	// The low layer and audio's reserve need 164 kbit/s.
 	steps := []struct {
 		name  string
 		bps   int
+		loss  float64
 		tileW int
 		tileH int
 		after time.Duration
 		want  int
 	}{
-		{"plenty", 3_000_000, 0, 0, 0, 2},
-		{"the high layer no longer fits", 900_000, 0, 0, 0, 1},
-		{"only the low layer fits", 300_000, 0, 0, 0, 0},
-		{"not even the low layer: degrade first", 90_000, 0, 0, 0, 0},
-		{"still not after a while: pause", 90_000, 0, 0, pauseAfter + time.Millisecond, -1},
-		{"room again: resume low", 250_000, 0, 0, 0, 0},
-		{"upgrades need headroom", 1_150_000, 0, 0, 0, 1},
-		{"with headroom", 1_400_000, 0, 0, 0, 2},
-		{"a small tile needs only the low layer", 3_000_000, 300, 170, 0, 0},
-		{"a mid tile", 3_000_000, 600, 350, 0, 1},
-		{"a hidden tile pauses", 3_000_000, 0, 0, 0, -1},
+		{"plenty", 3_000_000, 0, 0, 0, 0, 2},
+		{"the high layer no longer fits", 900_000, 0, 0, 0, 0, 1},
+		{"only the low layer fits", 300_000, 0, 0, 0, 0, 0},
+		{"not even the low layer: degrade first", 60_000, 0, 0, 0, 0, 0},
+		{"still not after a while, far under: pause", 60_000, 0, 0, 0, pauseAfter + time.Millisecond, -1},
+		{"room again: resume low", 250_000, 0, 0, 0, 0, 0},
+		{"a little under, losing nothing: keep the low layer", 120_000, 0, 0, 0, 0, 0},
+		{"a little under for long, losing nothing: still kept", 120_000, 0, 0, 0, 2 * pauseAfter, 0},
+		{"a little under for long and losing packets: pause", 120_000, 0.2, 0, 0, pauseAfter, -1},
+		{"room again", 250_000, 0, 0, 0, 0, 0},
+		{"upgrades need headroom", 1_150_000, 0, 0, 0, 0, 1},
+		{"with headroom", 1_400_000, 0, 0, 0, 0, 2},
+		{"a small tile needs only the low layer", 3_000_000, 0, 300, 170, 0, 0},
+		{"a mid tile", 3_000_000, 0, 600, 350, 0, 1},
+		{"a hidden tile pauses", 3_000_000, 0, 0, 0, 0, -1},
 	}
 	at := now
 	for _, st := range steps {
-		bwe.set(st.bps)
+		bwe.set(st.bps, st.loss)
 		if st.name == "a hidden tile pauses" {
 			vd.setTile(0, 0)
 		} else if st.tileW > 0 {
