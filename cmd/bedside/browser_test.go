@@ -119,7 +119,17 @@ const remoteAudioLive = `(() => {
 
 func TestBrowserVisit(t *testing.T) {
 	chromium := chromiumPath(t)
-	ts := startServer(t, nil)
+	ts := startServer(t, map[string]string{"BEDSIDE_LOG_LEVEL": "debug"})
+	// On failure, the SFU's log (identifiers only) says what media did.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range strings.Split(ts.out.String(), "\n") {
+				if strings.Contains(l, "room=") {
+					t.Log(l)
+				}
+			}
+		}
+	})
 	link := bookFirstFree(t, ts)
 
 	// The patient opens the join link, checks devices and enters the waiting room.
