@@ -15,10 +15,12 @@ import (
 
 // NACK answering limits: how far back a subscriber may ask (out sequence
 // numbers remembered), how often one packet is sent again, and how soon
-// after its last resend.
+// after its last resend: at least resendGap, and three quarters of the
+// round trip once it is known, so that a NACK sent before the last
+// retransmission could arrive does not use up another.
 const (
 	histLen    = 512
-	maxResends = 4
+	maxResends = 6
 	resendGap  = 10 * time.Millisecond
 )
 
@@ -330,7 +332,8 @@ func (d *downTrack) retransmit(seq uint16, now time.Time) {
 		d.stats.nacked.Add(1)
 		return
 	}
-	if e.resends >= maxResends || now.UnixNano()-e.lastResend < int64(resendGap) {
+	gap := max(int64(resendGap), d.stats.rtt.Load()*3/4)
+	if e.resends >= maxResends || now.UnixNano()-e.lastResend < gap {
 		return
 	}
 	l := d.src.layerAt(int(e.layer))

@@ -275,20 +275,30 @@ func TestNACKsAreAnsweredFromTheCache(t *testing.T) {
 			// A number never sent is not answered.
 			d.retransmit(lost.hdr.SequenceNumber+100, now)
 			w.none(t)
+			// With a 100 ms round trip, a NACK 20 ms after a resend is one
+			// sent before that resend could arrive: not answered; at 80 ms it is.
+			d.stats.rtt.Store(int64(100 * time.Millisecond))
+			other := out[6].hdr.SequenceNumber
+			d.retransmit(other, now)
+			w.next(t)
+			d.retransmit(other, now.Add(20*time.Millisecond))
+			w.none(t)
+			d.retransmit(other, now.Add(80*time.Millisecond))
+			w.next(t)
 			a, _ := join(t, s, 1, "a")
 			a.subMu.Lock()
 			a.subs[src.id] = &subscription{f: src, dt: d}
 			a.subMu.Unlock()
 			// The writer counts a packet just after writing it.
 			st := a.Stats()
-			for deadline := time.Now().Add(wait); len(st) == 1 && st[0].Packets < 10+maxResends && time.Now().Before(deadline); st = a.Stats() {
+			for deadline := time.Now().Add(wait); len(st) == 1 && st[0].Packets < 12+maxResends && time.Now().Before(deadline); st = a.Stats() {
 				time.Sleep(time.Millisecond) // polling a counter
 			}
 			if len(st) != 1 || st[0].Track != src.id || st[0].Kind != "video" || st[0].Layer != 0 {
 				t.Fatalf("stats %+v, want one video track on layer 0", st)
 			}
-			if st[0].Retransmits != maxResends || st[0].Unanswered != 1 || st[0].Packets != 10+maxResends {
-				t.Fatalf("stats %+v: want %d retransmissions, 1 unanswered NACK, %d packets", st[0], maxResends, 10+maxResends)
+			if st[0].Retransmits != maxResends+2 || st[0].Unanswered != 1 || st[0].Packets != 12+maxResends {
+				t.Fatalf("stats %+v: want %d retransmissions, 1 unanswered NACK, %d packets", st[0], maxResends+2, 12+maxResends)
 			}
 		})
 	}

@@ -453,11 +453,13 @@ func TestResidualLossAfterNACK(t *testing.T) {
 			stop := make(chan struct{})
 			defer close(stop)
 			sub, _ := c.join(t, "pat", "192.0.2.10", false)
-			// 2,000 video packets in the measured stretch (1,000 under the
-			// race detector): one lost is above 0.1%.
-			rate, stretch := layerRate{pps: 200, size: 300}, 10*time.Second
+			// The stretch measures at least 2,000 video packets the SFU sent
+			// (1,000 under the race detector), so one lost is above 0.1%.
+			// The SFU may pause a video it estimates the link cannot carry,
+			// so the stretch lasts until that many were sent, or a minute.
+			rate, want := layerRate{pps: 200, size: 300}, 2000
 			if raceEnabled {
-				rate, stretch = layerRate{pps: 50, size: 300}, 20*time.Second
+				rate, want = layerRate{pps: 50, size: 300}, 1000
 			}
 			st.run(t, c.pub, map[byte]layerRate{'f': rate}, stop)
 			rec := record(t, sub)
@@ -469,14 +471,19 @@ func TestResidualLossAfterNACK(t *testing.T) {
 				n.setLoss("192.0.2.10", tt.loss, true)
 			}
 			from := st.last("f") + 1
-			time.Sleep(stretch) // the measured stretch
+			for end := time.Now().Add(time.Minute); time.Now().Before(end); {
+				time.Sleep(time.Second) // the measured stretch, checked each second
+				if _, span := seqLoss(t, rec.snapshot("video"), from, st.last("f")); span >= want {
+					break
+				}
+			}
 			to := st.last("f")
 			n.setLoss("192.0.2.10", 0, true)
 			n.setLoss(pubIP, 0, true)
-			// Late retransmissions still count: wait for the packets after to.
-			want := to + 50
+			// Late retransmissions still count: wait for a packet sent after to.
+			after := to + 50
 			deadline := time.Now().Add(timeout)
-			for missing(rec.snapshot("video"), want, want) > 0 && time.Now().Before(deadline) {
+			for missing(rec.snapshot("video"), after, after) > 0 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond) // polling the recorder
 			}
 			got := rec.snapshot("video")
