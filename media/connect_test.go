@@ -122,8 +122,10 @@ func (s *callServer) dial(t *testing.T, id, role string, api *webrtc.API) *parti
 				return
 			case <-tick.C:
 			}
+			// One packet per frame; every 30th is a keyframe (the SFU
+			// starts each subscriber on one).
 			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true},
-				Payload: sigclient.NumberedPayload(n, 600)})
+				Payload: sigclient.VP8Payload(n, 'f', n%30 == 0, 600)})
 		}
 	}()
 	return &participant{Client: c, id: id}
@@ -163,7 +165,10 @@ func (s *callServer) call(t *testing.T, doctorAPI, patientAPI *webrtc.API) (doct
 			if err != nil {
 				t.Fatalf("%s read: %v", p.id, err)
 			}
-			n := sigclient.PayloadNumber(pkt.Payload)
+			n, _, _, err := sigclient.ParseVP8Payload(pkt.Payload)
+			if err != nil {
+				t.Fatalf("%s: %v", p.id, err)
+			}
 			if i > 0 && n != prev+1 {
 				t.Fatalf("%s: packet %d after %d", p.id, n, prev)
 			}
