@@ -198,7 +198,9 @@ func TestStalledSubscriberDoesNotDelayAnother(t *testing.T) {
 	close(rb.stop)
 	s50, s95, lost := measure()
 	t.Logf("healthy subscriber's delay p50/p95: %v/%v alone, %v/%v beside a stalled one; %d lost", b50, b95, s50, s95, lost)
-	if s95 > 2*b95+20*time.Millisecond {
+	// A forwarder that waited for the stalled subscriber would add seconds
+	// or stop altogether; the bound leaves room for a busy machine's noise.
+	if s95 > 4*b95+50*time.Millisecond {
 		t.Fatalf("a stalled subscriber raised another's p95 delay from %v to %v", b95, s95)
 	}
 	if lost > 4 {
