@@ -2,9 +2,18 @@
 // Reads `reading` messages from data-vitals-ws through VitalsStream
 // (vitalsstream.js speaks the protocol: batched frames, resuming, gaps),
 // shows each numeric with its unit, greys values older than their tile's
-// data-stale-ms, and draws a small trend sparkline per numeric.
+// data-stale-ms (the catalogue's window) and values the server flagged as
+// doubtful (the reason in words beside it), draws a small trend sparkline
+// per numeric, the live waveform strip (strip.js) and each device's
+// connection (devicestatus.js).
+//
+// window.bedsideVitals holds what a test reads: the stream messages
+// handled, in order ({offset, type, code, value}, the last 5,000), and the
+// strip's counters.
 
 import { VitalsStream } from './vitalsstream.js';
+import { Strip } from './strip.js';
+import { DeviceStatus } from './devicestatus.js';
 
 const WINDOW_MS = 5 * 60 * 1000; // longest sparkline span
 const MIN_SPAN_MS = 20 * 1000;
@@ -19,6 +28,10 @@ const NUMERICS = {
   '8310-5': { tile: '8310-5', digits: 1 },
   '9279-1': { tile: '9279-1', digits: 0 },
 };
+// Flags about the device rather than the value: not doubtful (protocol.md).
+const INFORMATIONAL = ['device clock not set', 'device battery low'];
+const doubts = (flags) => (Array.isArray(flags) ? flags.filter((f) => typeof f === 'string' && !INFORMATIONAL.includes(f)) : []);
+const LOG_MAX = 5000;
 const SYSTOLIC = '8480-6';
 const DIASTOLIC = '8462-4';
 
@@ -46,6 +59,7 @@ class Tile {
     this.el = el;
     this.value = el.querySelector('.value');
     this.note = el.querySelector('.stale-note');
+    this.flagNote = el.querySelector('.flag-note');
     this.canvas = el.querySelector('canvas.spark');
     this.unitText = el.querySelector('.unit-text');
     this.unitSpoken = el.querySelector('.unit-spoken');
@@ -55,13 +69,20 @@ class Tile {
     this.stale = false;
   }
 
-  /** show puts text on the tile if the reading is not older than the one shown. */
-  show(text, t, device) {
+  /**
+   * show puts text on the tile if the reading is not older than the one
+   * shown; doubt lists why the value is doubtful (empty when it is not).
+   */
+  show(text, t, device, doubt = []) {
     if (t < this.time) return false;
     this.time = t;
     this.value.textContent = text;
     this.el.classList.remove('empty');
-    this.el.title = `${device ? device + ', ' : ''}${timeFmt.format(t)}`;
+    this.el.classList.toggle('doubtful', doubt.length > 0);
+    const why = doubt.join(', ');
+    this.el.dataset.flags = why;
+    if (this.flagNote) this.flagNote.textContent = doubt.length ? ` doubtful: ${why}` : '';
+    this.el.title = `${device ? device + ', ' : ''}${timeFmt.format(t)}${why ? ', doubtful: ' + why : ''}`;
     this.tick(Date.now());
     return true;
   }
@@ -131,7 +152,7 @@ class Tile {
     const y = (v) => h - pad - ((v - min) / (max - min)) * (h - 2 * pad);
     g.lineWidth = 1.5 * dpr;
     g.lineJoin = 'round';
-    g.strokeStyle = g.fillStyle = this.stale ? '#b0b0b0' : '#ffffff';
+    g.strokeStyle = g.fillStyle = this.stale || this.el.classList.contains('doubtful') ? '#b0b0b0' : '#ffffff';
     for (const pts of lines) {
       if (!pts.length) continue;
       g.beginPath();
@@ -155,10 +176,11 @@ class BPTile extends Tile {
     this.timer = 0;
   }
 
-  reading(code, v, t, device) {
-    const p = this.parts.get(t) || { sys: null, dia: null, device };
+  reading(code, v, t, device, doubt) {
+    const p = this.parts.get(t) || { sys: null, dia: null, device, doubt: [] };
     if (code === SYSTOLIC) p.sys = v;
     else p.dia = v;
+    for (const d of doubt) if (!p.doubt.includes(d)) p.doubt.push(d);
     this.parts.set(t, p);
     this.add(code === SYSTOLIC ? 0 : 1, t, v);
     if (p.sys !== null && p.dia !== null) {
@@ -174,7 +196,7 @@ class BPTile extends Tile {
   render(t, p) {
     if (p.sys !== null && p.dia !== null) clearTimeout(this.timer);
     const f = (v) => (v === null ? '–' : String(Math.round(v)));
-    if (this.show(`${f(p.sys)}/${f(p.dia)}`, t, p.device)) {
+    if (this.show(`${f(p.sys)}/${f(p.dia)}`, t, p.device, p.doubt)) {
       this.timeEl.dateTime = new Date(t).toISOString();
       this.timeEl.textContent = `at ${timeFmt.format(t)}`;
     }
@@ -194,6 +216,10 @@ function start(path, overlay) {
   const bp = bpEl ? new BPTile(bpEl, document.getElementById('vital-bp-time')) : null;
   const all = () => [...Object.values(tiles), ...(bp ? [bp] : [])];
   let received = 0;
+  const strip = new Strip(document.getElementById('vitals-strip-canvas'), document.getElementById('vitals-strip-label'));
+  const devices = new DeviceStatus(document.getElementById('vitals-devices'));
+  const log = [];
+  window.bedsideVitals = { log, strip: strip.state };
 
   function setStatus(text, live) {
     status.textContent = text;
@@ -208,23 +234,28 @@ function start(path, overlay) {
     if (!Number.isFinite(t) || t > now + 5000) t = now; // missing or future clock
     received++;
     if (received === 1) setStatus('Vitals: live', true);
+    devices.seen(msg.device);
+    const doubt = doubts(msg.flags);
     if ((msg.code === SYSTOLIC || msg.code === DIASTOLIC) && bp) {
-      bp.reading(msg.code, v, t, msg.device);
+      bp.reading(msg.code, v, t, msg.device, doubt);
       return;
     }
     const n = NUMERICS[msg.code];
     const tile = n && tiles[n.tile];
     if (!tile) return;
     tile.add(0, t, v);
-    if (tile.show(v.toFixed(n.digits), t, msg.device)) tile.setUnit(msg.unit);
+    if (tile.show(v.toFixed(n.digits), t, msg.device, doubt)) tile.setUnit(msg.unit);
   }
 
   let gapTimer = 0;
   const sock = new VitalsStream(path, {
     open: () => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0),
     message: (msg) => {
+      log.push({ offset: msg.offset, type: msg.type, code: msg.code, value: msg.value });
+      if (log.length > LOG_MAX) log.splice(0, log.length - LOG_MAX);
       if (msg.type === 'reading') reading(msg);
-      // Waveform chunks and device events are not drawn yet.
+      else if (msg.type === 'waveform') strip.push(msg, Date.now());
+      else if (msg.type === 'device') devices.event(msg);
     },
     gap: () => {
       // Said briefly, then back to the live state.

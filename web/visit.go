@@ -8,6 +8,7 @@ import (
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
+	"github.com/bedside-health/bedside/vitals"
 )
 
 // handleJoinLink exchanges a patient's join link for a session bound to that
@@ -110,5 +111,17 @@ func (s *server) handleConsult(w http.ResponseWriter, r *http.Request, c caller)
 		AppointmentID: a.ID,
 		PatientName:   s.userName(r, a.PatientID),
 		StartsAt:      formatWhen(a.Start, viewerZone(c.User)),
+		StaleMs:       overlayStaleMs(),
 	}))
+}
+
+// overlayStaleMs is how long each numeric on the vitals overlay stays
+// current: the catalogue's window for its code, in milliseconds.
+func overlayStaleMs() map[string]int64 {
+	codes := []string{vitals.CodeHeartRate, vitals.CodeSpO2, vitals.CodeSystolic, vitals.CodeTemperature, vitals.CodeRespRate}
+	m := make(map[string]int64, len(codes))
+	for _, c := range codes {
+		m[c] = vitals.DefaultStaleAfter(c).Milliseconds()
+	}
+	return m
 }
