@@ -5,15 +5,19 @@
 // network and the server's flush tick add jitter). The buffer puts each
 // sample on the stream's timeline (the chunk's `time` plus `period` per
 // sample), estimates the offset between the browser's clock and that
-// timeline from when chunks arrive, and plays samples out a fixed delay
-// behind the newest moment every chunk so far could have arrived by:
+// timeline, and plays samples out a fixed delay behind the newest moment
+// every chunk so far could have arrived by:
 //
 //   playout(now) = now - offset - delayMs
+//   offset = min(arrival - received) + min(received - last sample's time)
 //
-// where offset is the smallest (arrival - time of the chunk's last sample)
-// seen over the last offsetWindowMs: the clock difference plus the fastest
-// delivery. A later chunk that is slower than that by up to delayMs still
-// arrives before its samples are due. Samples are kept in time order; a
+// each minimum taken over the last offsetWindowMs. `received` is the
+// server's clock when it handled the chunk, so the first term is the
+// browser's clock minus the server's (plus the fastest delivery from the
+// server) and the second the server's minus the device's (plus the fastest
+// delivery from the device). Without `received` the offset is the smallest
+// (arrival - last sample's time). A later chunk that is slower than the
+// fastest by up to delayMs still arrives before its samples are due. Samples are kept in time order; a
 // sample at or before one already held is a duplicate and dropped; one
 // whose time has already been played out is late and dropped (the strip
 // is live: a backlog resent after a reconnect is not drawn); a hole in
@@ -39,14 +43,16 @@ export class StripBuffer {
   /**
    * push adds a chunk: time is its first sample's time (ms on the stream's
    * clock), period the ms between samples, values the physical values
-   * (null for a gap), arrival the browser's clock when it came (ms).
+   * (null for a gap), received the server's clock when it took the chunk
+   * (ms, optional), arrival the browser's clock when it came (ms).
    */
-  push({ time, period, values }, arrival) {
+  push({ time, period, values, received }, arrival) {
     if (!Number.isFinite(time) || !(period > 0) || !Array.isArray(values) || !values.length) return;
     this.stats.chunks++;
     this.period = period;
     const end = time + (values.length - 1) * period;
-    this.estimate(arrival, arrival - end);
+    if (Number.isFinite(received)) this.estimate({ at: arrival, bs: arrival - received, sd: received - end, server: true });
+    else this.estimate({ at: arrival, bs: arrival - end, sd: 0, server: false });
     const tol = period / 2;
     for (let i = 0; i < values.length; i++) {
       const t = time + i * period;
@@ -84,18 +90,32 @@ export class StripBuffer {
     return false;
   }
 
-  estimate(at, d) {
+  estimate(x) {
     const e = this.estimates;
-    e.push({ at, d });
-    while (e.length > 1 && e[0].at < at - this.offsetWindowMs) e.shift();
+    e.push(x);
+    while (e.length > 1 && e[0].at < x.at - this.offsetWindowMs) e.shift();
   }
 
   /** offset is browser clock minus stream clock, plus the fastest delivery; NaN before any chunk. */
   offset() {
     if (!this.estimates.length) return NaN;
-    let m = Infinity;
-    for (const { d } of this.estimates) m = Math.min(m, d);
-    return m;
+    let bs = Infinity;
+    let sd = Infinity;
+    for (const e of this.estimates) {
+      bs = Math.min(bs, e.bs);
+      sd = Math.min(sd, e.sd);
+    }
+    return bs + sd;
+  }
+
+  /**
+   * clockOffset is the browser's clock minus the server's (plus the
+   * fastest delivery), from the chunks' `received`; NaN when unknown.
+   */
+  clockOffset() {
+    let bs = Infinity;
+    for (const e of this.estimates) if (e.server) bs = Math.min(bs, e.bs);
+    return Number.isFinite(bs) ? bs : NaN;
   }
 
   /** playout is the stream time due to be drawn at browser time now. */
@@ -146,5 +166,6 @@ export function chunkFromMessage(m) {
   const period = Number(m.period);
   if (!Number.isFinite(time) || !(period > 0) || !Number.isFinite(factor) || !Array.isArray(m.data)) return null;
   const values = m.data.map((s) => (typeof s === 'number' && Number.isFinite(s) ? origin + factor * s : null));
-  return { time, period, values };
+  const received = Date.parse(m.received);
+  return Number.isFinite(received) ? { time, period, values, received } : { time, period, values };
 }

@@ -41,6 +41,11 @@ export class Strip {
     if (!this.raf) this.raf = requestAnimationFrame(this.frame);
   }
 
+  /** clockOffset is the browser's clock minus the server's, NaN when unknown. */
+  clockOffset() {
+    return this.buf ? this.buf.clockOffset() : NaN;
+  }
+
   use(code) {
     this.code = code;
     this.buf = new StripBuffer({ delayMs: PLAYOUT_DELAY_MS });

@@ -42,6 +42,11 @@ const UNITS = {
   '%': ['%', 'percent'],
 };
 
+// clock is the server's time as best known: the browser's, corrected by
+// the offset the strip estimates from the server's stamps once a waveform
+// streams, so a browser whose clock is off does not mark values stale.
+let clock = () => Date.now();
+
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
 
 /** age says how long ago ms was, briefly. */
@@ -83,7 +88,7 @@ class Tile {
     this.el.dataset.flags = why;
     if (this.flagNote) this.flagNote.textContent = doubt.length ? ` doubtful: ${why}` : '';
     this.el.title = `${device ? device + ', ' : ''}${timeFmt.format(t)}${why ? ', doubtful: ' + why : ''}`;
-    this.tick(Date.now());
+    this.tick(clock());
     return true;
   }
 
@@ -219,6 +224,10 @@ function start(path, overlay) {
   const strip = new Strip(document.getElementById('vitals-strip-canvas'), document.getElementById('vitals-strip-label'));
   const devices = new DeviceStatus(document.getElementById('vitals-devices'));
   const log = [];
+  clock = () => {
+    const o = strip.clockOffset();
+    return Number.isFinite(o) ? Date.now() - o : Date.now();
+  };
   window.bedsideVitals = { log, strip: strip.state };
 
   function setStatus(text, live) {
@@ -230,7 +239,7 @@ function start(path, overlay) {
     const v = Number(msg.value);
     if (typeof msg.code !== 'string' || !Number.isFinite(v)) return;
     let t = Date.parse(msg.time);
-    const now = Date.now();
+    const now = clock();
     if (!Number.isFinite(t) || t > now + 5000) t = now; // missing or future clock
     received++;
     if (received === 1) setStatus('Vitals: live', true);
@@ -267,7 +276,7 @@ function start(path, overlay) {
   });
   sock.start();
   setInterval(() => {
-    const now = Date.now();
+    const now = clock();
     for (const t of all()) t.tick(now);
   }, 1000);
   // When the physician leaves the call, stop streaming vitals too.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The seed corpus is in testdata/fuzz; f.Add adds the tests' own examples.
@@ -143,7 +144,7 @@ func checkParse(t *testing.T, b []byte) {
 			}
 		}
 	}
-	for _, msg := range encodeLive(p, "dev") {
+	for _, msg := range encodeLive(p, "dev", time.Now()) {
 		if !json.Valid(msg) {
 			t.Fatalf("live message %q is not JSON", msg)
 		}

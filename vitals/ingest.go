@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrStore reports that the Sink failed: nothing of the message was
@@ -77,12 +78,20 @@ type Ingester struct {
 	pending      map[int64]held
 	pendingBytes int
 	err          error
+	now          func() time.Time
 }
 
 // NewIngester returns an Ingester for dev that continues after dev.LastSeq,
 // which must be the sequence the Sink last stored for the device.
 func NewIngester(sink Sink, pub Publisher, dev Device) *Ingester {
-	return &Ingester{sink: sink, pub: pub, dev: dev, pending: make(map[int64]held)}
+	return &Ingester{sink: sink, pub: pub, dev: dev, pending: make(map[int64]held), now: time.Now}
+}
+
+// WithClock makes the Ingester read the time from now (the server's clock,
+// which stamps each waveform chunk's `received`) and returns it.
+func (in *Ingester) WithClock(now func() time.Time) *Ingester {
+	in.now = now
+	return in
 }
 
 // LastSeq is the highest sequence up to which every message is handled.
@@ -152,6 +161,7 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 
 	var replies, live [][]byte
 	var readings []StoredReading
+	received := in.now()
 	for i, h := range run {
 		seq := start + int64(i)
 		p, err := in.parse(h)
@@ -162,7 +172,7 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 		for _, r := range p.Readings {
 			readings = append(readings, StoredReading{Seq: seq, Reading: r})
 		}
-		live = append(live, encodeLive(p, in.dev.Name)...)
+		live = append(live, encodeLive(p, in.dev.Name, received)...)
 	}
 	if err := in.sink.Append(ctx, in.dev.ID, end, readings); err != nil {
 		// Nothing is handled; the later messages stay held.

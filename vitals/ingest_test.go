@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -62,9 +63,13 @@ func handle(t *testing.T, in *Ingester, frame []byte) result {
 	return res
 }
 
+// serverNow is the test ingesters' clock.
+var serverNow = time.Date(2026, 11, 25, 10, 0, 1, 0, time.UTC)
+
 func newTestIngester(t *testing.T, lastSeq int64) (*Ingester, *memStore, *memPub) {
 	st, pub := newMemStore(t), &memPub{}
-	return NewIngester(st, pub, Device{ID: devID, PatientID: patientID, Name: "Home hub", LastSeq: lastSeq}), st, pub
+	in := NewIngester(st, pub, Device{ID: devID, PatientID: patientID, Name: "Home hub", LastSeq: lastSeq})
+	return in.WithClock(func() time.Time { return serverNow }), st, pub
 }
 
 func TestIngesterInOrder(t *testing.T) {
@@ -238,6 +243,8 @@ func TestIngesterGapTooLarge(t *testing.T) {
 
 func TestIngesterWaveformIsPublishedNotStored(t *testing.T) {
 	in, st, pub := newTestIngester(t, 0)
+	// The server's clock stamps the chunk, to the millisecond.
+	in.WithClock(func() time.Time { return time.Date(2026, 11, 25, 10, 0, 0, 250_400_000, time.UTC) })
 	if r := handle(t, in, env(1, ecgObs)); r.ack != 1 || len(r.errs) != 0 {
 		t.Fatalf("waveform: %+v", r)
 	}
@@ -245,7 +252,7 @@ func TestIngesterWaveformIsPublishedNotStored(t *testing.T) {
 		t.Fatalf("stored %d, last %d, published %d; want 0, 1, 1", st.count(), st.last(devID), pub.count(patientID))
 	}
 	msg := pub.msgs[patientID][0]
-	want := `{"type":"waveform","code":"131330","origin":0,"factor":0.001,"period":4,"unit":"mV","data":[10,12,-3,900,null,15],"time":"2026-11-25T10:00:00Z","device":"Home hub"}`
+	want := `{"type":"waveform","code":"131330","origin":0,"factor":0.001,"period":4,"unit":"mV","data":[10,12,-3,900,null,15],"time":"2026-11-25T10:00:00Z","device":"Home hub","received":"2026-11-25T10:00:00.25Z"}`
 	if string(msg) != want {
 		t.Fatalf("live waveform\n got %s\nwant %s", msg, want)
 	}

@@ -19,17 +19,20 @@ type LiveReading struct {
 }
 
 // LiveWaveform is the live-vitals message for one waveform chunk. Data
-// holds the raw samples; a sample sent as E, L or U is null.
+// holds the raw samples; a sample sent as E, L or U is null. Received is
+// the server's clock when the chunk was handled: viewers estimate their
+// clock's offset from it.
 type LiveWaveform struct {
-	Type   string    `json:"type"` // "waveform"
-	Code   string    `json:"code"`
-	Origin float64   `json:"origin"`
-	Factor float64   `json:"factor"`
-	Period float64   `json:"period"`
-	Unit   string    `json:"unit,omitempty"`
-	Data   Samples   `json:"data"`
-	Time   time.Time `json:"time"`
-	Device string    `json:"device,omitempty"`
+	Type     string    `json:"type"` // "waveform"
+	Code     string    `json:"code"`
+	Origin   float64   `json:"origin"`
+	Factor   float64   `json:"factor"`
+	Period   float64   `json:"period"`
+	Unit     string    `json:"unit,omitempty"`
+	Data     Samples   `json:"data"`
+	Time     time.Time `json:"time"`
+	Device   string    `json:"device,omitempty"`
+	Received time.Time `json:"received"`
 }
 
 // Samples encodes as a JSON array with null for each NaN.
@@ -69,8 +72,9 @@ func (s *Samples) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// encodeLive encodes an observation's live messages, once for all viewers.
-func encodeLive(p Parsed, device string) [][]byte {
+// encodeLive encodes an observation's live messages, once for all viewers;
+// received stamps a waveform chunk with the server's clock.
+func encodeLive(p Parsed, device string, received time.Time) [][]byte {
 	out := make([][]byte, 0, len(p.Readings)+1)
 	for _, r := range p.Readings {
 		b, err := json.Marshal(LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags})
@@ -80,7 +84,8 @@ func encodeLive(p Parsed, device string) [][]byte {
 	}
 	if w := p.Waveform; w != nil {
 		b, err := json.Marshal(LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor,
-			Period: w.Period, Unit: w.OriginUnit, Data: Samples(w.Data), Time: w.Time, Device: device})
+			Period: w.Period, Unit: w.OriginUnit, Data: Samples(w.Data), Time: w.Time, Device: device,
+			Received: received.UTC().Truncate(time.Millisecond)})
 		if err == nil {
 			out = append(out, b)
 		}

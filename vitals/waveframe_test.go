@@ -113,7 +113,7 @@ func TestWaveFrameRoundTrip(t *testing.T) {
 		if err != nil || !sameWaveform(p.Waveform, fromFrame) {
 			t.Fatalf("SampledData round trip:\n%s\n%+v %v", obs, p.Waveform, err)
 		}
-		a, b := encodeLive(Parsed{Waveform: fromFrame}, "hub"), encodeLive(p, "hub")
+		a, b := encodeLive(Parsed{Waveform: fromFrame}, "hub", frameTime), encodeLive(p, "hub", frameTime)
 		if len(a) != 1 || string(a[0]) != string(b[0]) {
 			t.Fatalf("live messages differ:\n%s\n%s", a, b)
 		}
@@ -272,7 +272,7 @@ func TestIngesterBinary(t *testing.T) {
 	}
 	// Viewers see the frame exactly as the same chunk sent as JSON.
 	obs, _ := w.Observation()
-	want := encodeLive(Parsed{Waveform: w}, "Home hub")[0]
+	want := encodeLive(Parsed{Waveform: w}, "Home hub", serverNow)[0]
 	msgs := pub.msgs[patientID]
 	if string(msgs[1]) != string(want) || string(msgs[3]) != string(want) {
 		t.Fatalf("live messages\n%s\n%s\nwant %s", msgs[1], msgs[3], want)

@@ -58,7 +58,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, livePublisher{s.Live}, vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
-	})
+	}).WithClock(s.Now)
 	s.keepChecking(r.Context(), conn, s.stillDevice(r, cred))
 	s.Log.InfoContext(r.Context(), "device connected", "device", cred.ID, "patient", cred.UserID)
 	s.deviceEvent(r.Context(), cred, vitals.DeviceConnected)

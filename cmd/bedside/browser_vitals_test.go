@@ -38,6 +38,15 @@ const stripBufferChecks = `(async () => {
   // A device's own gap samples stay gaps.
   const m = chunkFromMessage({ time: new Date(1000).toISOString(), origin: 1, factor: 0.5, period: 4, data: [2, null, 4] });
   eq('message', m, { time: 1000, period: 4, values: [2, null, 3] });
+  eq('message received', chunkFromMessage({ time: new Date(1000).toISOString(), period: 4, data: [1], received: new Date(1040).toISOString() }).received, 1040);
+  // With the server's stamp: a device 40 ms from the server, a browser
+  // clock 1000 ms ahead of the server's and 10 ms away.
+  const s = new StripBuffer({ delayMs: 500 });
+  s.push({ ...chunk(0, 25), received: 96 + 40 }, 96 + 40 + 1000 + 10);
+  s.push({ ...chunk(100, 25), received: 196 + 60 }, 196 + 60 + 1000 + 30);
+  eq('clock offset', s.clockOffset(), 1010);
+  eq('offset with received', s.offset(), 1010 + 40);
+  eq('no clock offset without received', b.clockOffset(), NaN);
   // Starved: one break, not a line across the silence.
   const starved = b.take(2000);
   eq('starved', starved.map((s) => s.v), [null]);
