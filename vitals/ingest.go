@@ -161,7 +161,7 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 
 	var replies, live [][]byte
 	var readings []StoredReading
-	received := in.now()
+	var parsed []Parsed
 	for i, h := range run {
 		seq := start + int64(i)
 		p, err := in.parse(h)
@@ -172,7 +172,7 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 		for _, r := range p.Readings {
 			readings = append(readings, StoredReading{Seq: seq, Reading: r})
 		}
-		live = append(live, encodeLive(p, in.dev.Name, received)...)
+		parsed = append(parsed, p)
 	}
 	if err := in.sink.Append(ctx, in.dev.ID, end, readings); err != nil {
 		// Nothing is handled; the later messages stay held.
@@ -184,6 +184,12 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 		delete(in.pending, s)
 	}
 	in.dev.LastSeq = end
+	// Stamped once stored, as the messages go out: received is when
+	// viewers could first have them.
+	received := in.now()
+	for _, p := range parsed {
+		live = append(live, encodeLive(p, in.dev.Name, received)...)
+	}
 	// Live delivery is best effort: a viewer that misses a reading finds it
 	// in the stored history.
 	for _, msg := range live {

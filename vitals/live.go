@@ -20,7 +20,7 @@ type LiveReading struct {
 
 // LiveWaveform is the live-vitals message for one waveform chunk. Data
 // holds the raw samples; a sample sent as E, L or U is null. Received is
-// the server's clock when the chunk was handled: viewers estimate their
+// the server's clock when it published the chunk: viewers estimate their
 // clock's offset from it.
 type LiveWaveform struct {
 	Type     string    `json:"type"` // "waveform"
