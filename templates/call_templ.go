@@ -720,7 +720,7 @@ func vitalsOverlay(stale map[string]int64) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 45, "<div id=\"vitals\" class=\"vitals\" role=\"region\" aria-labelledby=\"vitals-heading\"><h2 id=\"vitals-heading\" class=\"sr-only\">Live vitals</h2><div class=\"vitals-head\"><p id=\"vitals-status\" class=\"vitals-status\">Vitals: connecting…</p><ul id=\"vitals-devices\" class=\"vitals-devices\" aria-label=\"Devices\"></ul></div><div id=\"vitals-strip\" class=\"strip\" hidden><span id=\"vitals-strip-label\" class=\"strip-label\" aria-hidden=\"true\"></span><canvas id=\"vitals-strip-canvas\" role=\"img\" aria-label=\"Live trace\"></canvas></div><div class=\"vital-list\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 45, "<div id=\"vitals\" class=\"vitals\" role=\"region\" aria-labelledby=\"vitals-heading\"><h2 id=\"vitals-heading\" class=\"sr-only\">Live vitals</h2><div class=\"vitals-head\"><p id=\"vitals-status\" class=\"vitals-status\" role=\"status\">Vitals: connecting…</p><ul id=\"vitals-devices\" class=\"vitals-devices\" aria-label=\"Devices\" aria-live=\"polite\"></ul></div><div id=\"vitals-strip\" class=\"strip\" hidden><span id=\"vitals-strip-label\" class=\"strip-label\" aria-hidden=\"true\"></span><canvas id=\"vitals-strip-canvas\" role=\"img\" aria-label=\"Live trace\"></canvas></div><div class=\"vital-list\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
