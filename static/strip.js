@@ -22,7 +22,7 @@ export class Strip {
     this.prev = null; // last point drawn {x, y} or null after a break
     this.range = null; // [lo, hi] of the current scale
     this.sweep = { lo: Infinity, hi: -Infinity, n: 0 };
-    this.state = { code: '', drawn: 0, stats: null };
+    this.state = { code: '', drawn: 0, stats: null, starved: false };
     this.frame = this.frame.bind(this);
     this.raf = 0;
   }
@@ -75,6 +75,16 @@ export class Strip {
     g.lineJoin = 'round';
     g.strokeStyle = '#7ee2a8';
     for (const s of this.buf.take(Date.now())) this.draw(g, s, w, h, dpr);
+    this.say(this.buf.starved);
+  }
+
+  /** say labels the strip, and tells when the samples stopped coming. */
+  say(starved) {
+    if (starved === this.state.starved) return;
+    this.state.starved = starved;
+    const text = starved ? `${NAMES[this.code]}: no signal` : NAMES[this.code];
+    if (this.label) this.label.textContent = text;
+    this.canvas.setAttribute('aria-label', starved ? text : `${text}, live trace`);
   }
 
   draw(g, s, w, h, dpr) {
