@@ -1,0 +1,32 @@
+// Command loadtest puts a running Bedside server under measured load and
+// compares it with a floor measured in the same run.
+//
+//	go run ./cmd/loadtest vitals provision --data DIR --patients N [--per-physician K] [--out FILE]
+//	go run ./cmd/loadtest vitals run --url http://127.0.0.1:8080 --creds FILE --pid PID
+//	    [--patients N] [--duration 30s] [--watch 1,10] [--relay=true]
+//	go run ./cmd/loadtest relay [--addr 127.0.0.1:0]
+//
+// vitals provision creates, in a server's data folder (or DATABASE_URL),
+// N patients each with a device token and a visit open for live vitals, and
+// physicians each holding the visits of K patients and a signed-in session;
+// it writes the tokens to FILE (owner-readable only). Start the server on
+// that folder with --noshow-grace 0, since the visits are never joined.
+//
+// vitals run streams, open-loop, from each patient's device five 1 Hz
+// numerics (JSON envelopes) and a 250 Hz ECG in ten binary waveform frames
+// a second, and reads them back as the visit's physician. Every message
+// carries its scheduled send time as its measurement time, and latency is
+// the time from then to the viewer's receipt, so a generator or server
+// that falls behind shows as latency rather than as a slower load. Losses
+// and duplicates are counted by stream offset. The server's CPU and memory
+// come from /proc/PID. First the same clients and load run against a bare
+// WebSocket relay started as a child process (loadtest relay: patient i's
+// frames forwarded untouched to viewer i), the floor for what the sockets
+// cost; then against the server, once per --watch value: 1 watches each
+// visit on its own /ws/vitals/{id} socket, K>1 has each viewer watch K
+// visits on one /ws/vitals socket, whose messages the server batches into
+// one frame per tick. The report gives each phase's figures and their
+// ratios to the relay.
+//
+// The vitals parts live in vitals_*.go; other modes add their own files.
+package main

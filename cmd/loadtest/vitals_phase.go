@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/gorilla/websocket"
+	"sync"
+	"time"
+)
+
+// phase is one measured run of the same clients and load against one target.
+type phase struct {
+	name     string
+	pid      int // the target's process, for CPU and memory; 0 not measured
+	duration time.Duration
+	acked    bool // the target acks device messages (the server; not the relay)
+	devices  []deviceTarget
+	viewers  []viewerSpec
+	log      io.Writer
+}
+
+type deviceTarget struct {
+	url    string
+	header http.Header
+}
+
+// result is what a phase measured.
+type result struct {
+	name               string
+	patients, conns    int
+	sent, delivered    int64
+	lost, holes, dups  int64
+	epochs, gapMsgs    int
+	frames, bytes      int64
+	deviceErrs         int64
+	firstErr           string
+	lat                latencies
+	dur                time.Duration // the measured window, from the first send until all arrived
+	rate               float64       // deliveries a second over the sending time
+	serverCPU, selfCPU time.Duration
+	measured           bool // serverCPU and idleRSS are known
+	idleRSS            int64
+	perConn            float64
+}
+
+// connect runs f for 0..n-1, 32 at a time, and returns the first error.
+func connect(n int, f func(i int) error) error {
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := f(i); err != nil {
+				once.Do(func() { first = err })
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+func (p phase) run(ctx context.Context) (r result, err error) {
+	r = result{name: p.name, patients: len(p.devices), conns: len(p.devices) + len(p.viewers), measured: p.pid > 0}
+	var rss0 int64
+	if r.measured {
+		if rss0, err = procRSS(p.pid); err != nil {
+			return r, err
+		}
+	}
+	devs := make([]*device, len(p.devices))
+	views := make([]*viewer, len(p.viewers))
+	defer func() {
+		for _, d := range devs {
+			if d != nil {
+				d.close()
+			}
+		}
+		for _, v := range views {
+			if v != nil {
+				v.close()
+			}
+		}
+	}()
+	fmt.Fprintf(p.log, "%s: connecting %d devices and %d viewers\n", p.name, len(devs), len(views))
+	if err := connect(len(devs), func(i int) (err error) {
+		devs[i], err = dialDevice(ctx, p.devices[i].url, p.devices[i].header, p.acked)
+		return err
+	}); err != nil {
+		return r, fmt.Errorf("%s: %w", p.name, err)
+	}
+	if err := connect(len(views), func(i int) (err error) {
+		views[i], err = dialViewer(ctx, p.viewers[i])
+		if err != nil {
+			return err
+		}
+		select {
+		case <-views[i].ready:
+			return nil
+		case <-views[i].done:
+			return fmt.Errorf("viewer %d stopped before its streams began: %v", i, views[i].err)
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("viewer %d: no stream message within 60 s", i)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}); err != nil {
+		return r, fmt.Errorf("%s: %w", p.name, err)
+	}
+	if r.measured {
+		// Let the connections settle, idle, before reading memory.
+		select {
+		case <-time.After(3 * time.Second):
+		case <-ctx.Done():
+			return r, ctx.Err()
+		}
+		rss1, err := procRSS(p.pid)
+		if err != nil {
+			return r, err
+		}
+		r.idleRSS = rss1 - rss0
+		r.perConn = float64(r.idleRSS) / float64(r.conns)
+	}
+	for _, v := range views {
+		v.counted.Store(true)
+	}
+	var cpu0 time.Duration
+	if r.measured {
+		if cpu0, err = procCPU(p.pid); err != nil {
+			return r, err
+		}
+	}
+	self0, _ := selfCPU()
+	fmt.Fprintf(p.log, "%s: streaming for %s\n", p.name, p.duration)
+	t0 := time.Now().Add(100 * time.Millisecond)
+	end := t0.Add(p.duration)
+	var wg sync.WaitGroup
+	for i, d := range devs {
+		// Spread the patients over the 100 ms between chunks.
+		at := t0.Add(time.Duration(i) * 100 * time.Millisecond / time.Duration(len(devs)))
+		wg.Go(func() { d.stream(ctx, at, end) })
+	}
+	wg.Wait()
+	for _, d := range devs {
+		r.sent += d.sent.Load()
+	}
+	// Wait for what is in flight, up to 10 s.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var got int64
+		for _, v := range views {
+			for _, t := range v.tallies {
+				got += t.delivered.Load()
+			}
+		}
+		if got >= r.sent {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.dur = time.Since(t0)
+	if r.measured {
+		cpu1, err := procCPU(p.pid)
+		if err != nil {
+			return r, err
+		}
+		r.serverCPU = cpu1 - cpu0
+	}
+	self1, _ := selfCPU()
+	r.selfCPU = self1 - self0
+	for _, d := range devs {
+		r.deviceErrs += d.errs.Load()
+		if e := d.firstError(); e != "" && r.firstErr == "" {
+			r.firstErr = e
+		}
+	}
+	var all []time.Duration
+	for i, v := range views {
+		v.close()
+		views[i] = nil
+		if v.err != nil && r.firstErr == "" && !isClosed(v.err) {
+			r.firstErr = v.err.Error()
+		}
+		r.frames += v.frames.Load()
+		r.bytes += v.bytes.Load()
+		for _, t := range v.tallies {
+			r.delivered += t.delivered.Load()
+			r.holes += int64(t.holes())
+			r.dups += int64(t.dups)
+			r.epochs += t.epochs
+			r.gapMsgs += t.gapMsgs
+			all = append(all, t.lat...)
+		}
+	}
+	r.lost = r.sent - r.delivered
+	r.lat = summarise(all)
+	r.rate = float64(r.delivered) / p.duration.Seconds()
+	return r, nil
+}
+
+// selfCPU is this process's CPU time.
+func selfCPU() (time.Duration, error) { return procCPU(os.Getpid()) }
+
+// isClosed reports whether err is the end of a connection we closed.
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
+}
