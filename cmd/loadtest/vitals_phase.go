@@ -16,8 +16,11 @@ import (
 
 // phase is one measured run of the same clients and load against one target.
 type phase struct {
-	name     string
-	pid      int // the target's process, for CPU and memory; 0 not measured
+	name string
+	pid  int // the target's process, for CPU and memory; 0 not measured
+	// noRSS leaves out memory per connection: an earlier phase ran in the
+	// same process, whose heap it freed is reused.
+	noRSS    bool
 	duration time.Duration
 	acked    bool // the target acks device messages (the server; not the relay)
 	devices  []deviceTarget
@@ -35,7 +38,7 @@ type result struct {
 	name               string
 	patients, conns    int
 	sent, delivered    int64
-	lost, holes, dups  int64
+	lost, holes, dups  int64 // lost: sent but not delivered within 10 s of the last send
 	epochs, gapMsgs    int
 	frames, bytes      int64
 	deviceErrs         int64
@@ -44,7 +47,8 @@ type result struct {
 	dur                time.Duration // the measured window, from the first send until all arrived
 	rate               float64       // deliveries a second over the sending time
 	serverCPU, selfCPU time.Duration
-	measured           bool // serverCPU and idleRSS are known
+	measured           bool // serverCPU is known
+	rssKnown           bool // idleRSS and perConn are known
 	idleRSS            int64
 	perConn            float64
 }
@@ -70,8 +74,9 @@ func connect(n int, f func(i int) error) error {
 
 func (p phase) run(ctx context.Context) (r result, err error) {
 	r = result{name: p.name, patients: len(p.devices), conns: len(p.devices) + len(p.viewers), measured: p.pid > 0}
+	r.rssKnown = r.measured && !p.noRSS
 	var rss0 int64
-	if r.measured {
+	if r.rssKnown {
 		if rss0, err = procRSS(p.pid); err != nil {
 			return r, err
 		}
@@ -122,12 +127,14 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 		case <-ctx.Done():
 			return r, ctx.Err()
 		}
-		rss1, err := procRSS(p.pid)
-		if err != nil {
-			return r, err
+		if r.rssKnown {
+			rss1, err := procRSS(p.pid)
+			if err != nil {
+				return r, err
+			}
+			r.idleRSS = rss1 - rss0
+			r.perConn = float64(r.idleRSS) / float64(r.conns)
 		}
-		r.idleRSS = rss1 - rss0
-		r.perConn = float64(r.idleRSS) / float64(r.conns)
 	}
 	for _, v := range views {
 		v.counted.Store(true)

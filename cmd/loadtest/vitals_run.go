@@ -101,11 +101,12 @@ func measure(ctx context.Context, c vitalsConfig, log io.Writer) ([]result, erro
 		}
 		out = append(out, r)
 	}
-	for _, w := range c.watch {
+	for i, w := range c.watch {
 		p, err := serverPhase(c, w, log)
 		if err != nil {
 			return out, err
 		}
+		p.noRSS = i > 0
 		r, err := p.run(ctx)
 		if err != nil {
 			return out, err
@@ -194,7 +195,7 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 	fmt.Fprintf(w, "vitals: %d patients, 15 messages/s each (5 numerics, 10 ECG chunks), %s per phase; %s, %d CPUs, %s %s/%s\n",
 		c.patients, c.duration, host, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tconns\tsent\tdelivered/s\tlost\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\t")
+	fmt.Fprintln(tw, "phase\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\t")
 	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
 	perM := func(cpu time.Duration, n int64) float64 {
 		if n == 0 {
@@ -207,9 +208,13 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 		if r.frames > 0 {
 			mpf = float64(r.delivered) / float64(r.frames)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.2f\t\n",
+		kb := "-"
+		if r.rssKnown {
+			kb = strconv.FormatFloat(r.perConn/1024, 'f', 1, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t\n",
 			r.name, r.conns, r.sent, r.rate, r.lost, r.dups, r.holes, ms(r.lat.p50), ms(r.lat.p99), ms(r.lat.p999), ms(r.lat.mx),
-			perM(r.serverCPU, r.delivered), perM(r.selfCPU, r.delivered), r.perConn/1024, mpf)
+			perM(r.serverCPU, r.delivered), perM(r.selfCPU, r.delivered), kb, mpf)
 	}
 	tw.Flush()
 	for _, r := range res {
@@ -226,7 +231,11 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 			continue
 		}
 		cpu := perM(r.serverCPU, r.delivered) / perM(floor.serverCPU, floor.delivered)
-		fmt.Fprintf(w, "%s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %.2f×, bytes per idle conn %.2f×\n",
-			r.name, cpu, float64(r.lat.p99)/float64(floor.lat.p99), r.perConn/floor.perConn)
+		mem := "-"
+		if r.rssKnown && floor.rssKnown {
+			mem = strconv.FormatFloat(r.perConn/floor.perConn, 'f', 2, 64) + "×"
+		}
+		fmt.Fprintf(w, "%s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %.2f×, bytes per idle conn %s\n",
+			r.name, cpu, float64(r.lat.p99)/float64(floor.lat.p99), mem)
 	}
 }
