@@ -9,23 +9,43 @@ type Entry struct {
 }
 
 // ring is a stream's history: the newest entries, bounded in count and in
-// bytes of Msg.
+// bytes of Msg. Its buffer grows as entries come, up to maxMsgs, so a
+// stream that holds little (an idle patient) costs little: a full buffer
+// of the default 2,400 entries is some 115 KB.
 type ring struct {
 	buf      []Entry
 	head, n  int
 	bytes    int
+	maxMsgs  int
 	maxBytes int
 }
 
+// ringStart is the buffer a ring starts with: a second of a device's
+// numerics and ECG.
+const ringStart = 16
+
 func newRing(maxMsgs, maxBytes int) ring {
-	return ring{buf: make([]Entry, maxMsgs), maxBytes: maxBytes}
+	return ring{buf: make([]Entry, min(ringStart, maxMsgs)), maxMsgs: maxMsgs, maxBytes: maxBytes}
+}
+
+// grow doubles the buffer, up to maxMsgs, putting the entries in order from
+// index 0.
+func (r *ring) grow() {
+	buf := make([]Entry, min(2*len(r.buf), r.maxMsgs))
+	for i := range r.n {
+		buf[i] = *r.at(i)
+	}
+	r.buf, r.head = buf, 0
 }
 
 func (r *ring) at(i int) *Entry { return &r.buf[(r.head+i)%len(r.buf)] }
 
 func (r *ring) push(e Entry) {
-	for r.n > 0 && (r.n == len(r.buf) || r.bytes+len(e.Msg) > r.maxBytes) {
+	for r.n > 0 && (r.n == r.maxMsgs || r.bytes+len(e.Msg) > r.maxBytes) {
 		r.popFront()
+	}
+	if r.n == len(r.buf) {
+		r.grow()
 	}
 	r.buf[(r.head+r.n)%len(r.buf)] = e
 	r.n++
