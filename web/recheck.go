@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -24,33 +25,37 @@ type closer interface {
 }
 
 // keepChecking runs still every Deps.Recheck until conn closes or ctx ends;
-// the first error closes conn with 1008 and the error as the reason.
+// the first error closes conn with 1008 and the error as the reason. It
+// holds a timer, not a goroutine, between checks: with thousands of idle
+// sockets, a parked goroutine's stack each was a good part of their memory.
 func (s *server) keepChecking(ctx context.Context, conn closer, still func(context.Context) error) {
 	every := s.Recheck
 	if every <= 0 {
 		every = defaultRecheck
 	}
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-conn.Done():
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := still(ctx); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				s.Log.InfoContext(ctx, "socket closed: no longer allowed", "reason", err)
-				conn.CloseWith(websocket.ClosePolicyViolation, err.Error())
-				return
-			}
+	var t *time.Timer
+	check := func() {
+		select {
+		case <-conn.Done():
+			return
+		case <-ctx.Done():
+			return
+		default:
 		}
-	}()
+		if err := still(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.Log.InfoContext(ctx, "socket closed: no longer allowed", "reason", err)
+			conn.CloseWith(websocket.ClosePolicyViolation, err.Error())
+			return
+		}
+		t.Reset(every)
+	}
+	// Armed only once t is set, so check never sees it unset.
+	t = time.AfterFunc(math.MaxInt64, check)
+	t.Reset(every)
+	context.AfterFunc(ctx, func() { t.Stop() })
 }
 
 var (
