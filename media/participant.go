@@ -89,6 +89,7 @@ type Participant struct {
 	subs     map[string]*subscription // by local track id
 	offering bool                     // an offer awaits its answer
 	reoffer  bool                     // tracks changed while offering
+	restart  bool                     // the next offer restarts ICE
 }
 
 func newParticipant(r *Room, id, name string, sig Signaler, sub *webrtc.PeerConnection, bwe cc.BandwidthEstimator) *Participant {
@@ -176,6 +177,10 @@ func (p *Participant) Publish(offer string) error {
 		if pc, err = p.newPublisher(l); err != nil {
 			return err
 		}
+	} else {
+		// A re-offer may restart ICE: hold the candidates of the new
+		// generation until the answer that starts it has gone out.
+		p.holdCandidates(l)
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		if pc.SignalingState() != webrtc.SignalingStateStable {
@@ -184,6 +189,7 @@ func (p *Participant) Publish(offer string) error {
 			p.dropPublisher(pc)
 			return fmt.Errorf("publish offer (the publish connection was reset; offer again on a new one): %w", err)
 		}
+		p.sdpSent(l) // nothing changed: release what was held
 		return fmt.Errorf("publish offer: %w", err)
 	}
 	p.remoteApplied(l)
@@ -369,7 +375,13 @@ func (p *Participant) negotiate() {
 		return
 	}
 	pc := p.sub.pc
-	offer, err := pc.CreateOffer(nil)
+	var opts *webrtc.OfferOptions
+	if p.restart && pc.LocalDescription() != nil {
+		// Candidates of the new generation wait for this offer.
+		p.holdCandidates(p.sub)
+		opts = &webrtc.OfferOptions{ICERestart: true}
+	}
+	offer, err := pc.CreateOffer(opts)
 	if err == nil {
 		err = pc.SetLocalDescription(offer)
 	}
@@ -380,6 +392,10 @@ func (p *Participant) negotiate() {
 		}
 		return
 	}
+	if opts != nil {
+		p.log.Info("subscribe connection restarts ICE")
+	}
+	p.restart = false
 	p.offering = true
 	sdp := pc.LocalDescription().SDP
 	tracks := p.trackInfosLocked()
@@ -440,6 +456,17 @@ func (p *Participant) AnswerSubscribe(answer string) error {
 		p.negotiate()
 	}
 	return nil
+}
+
+// RestartICE restarts ICE on the subscribe connection, as a client whose
+// network changed asks: the next subscribe offer (at once, or right after
+// the answer to an outstanding one) carries new ICE credentials. The client
+// restarts its publish connection itself, by offering with new ones.
+func (p *Participant) RestartICE() {
+	p.subMu.Lock()
+	p.restart = true
+	p.subMu.Unlock()
+	p.negotiate()
 }
 
 // requestKeyframes asks the publisher of every subscribed video track for a
@@ -527,7 +554,15 @@ func (p *Participant) localCandidate(l *link, c *webrtc.ICECandidate) {
 	p.sig.Candidate(l.target, init)
 }
 
-// sdpSent marks l's first SDP as sent and sends the candidates held back.
+// holdCandidates holds l's server candidates back until its next SDP has
+// been sent (sdpSent).
+func (p *Participant) holdCandidates(l *link) {
+	p.mu.Lock()
+	l.sdpSent = false
+	p.mu.Unlock()
+}
+
+// sdpSent marks l's SDP as sent and sends the candidates held back.
 func (p *Participant) sdpSent(l *link) {
 	p.mu.Lock()
 	if l.sdpSent {

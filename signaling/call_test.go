@@ -31,7 +31,12 @@ var payloadSize = map[string]int{"video": 900, "audio": 80}
 
 func startCall(t *testing.T) *call {
 	t.Helper()
-	s := newTestServer(t)
+	return startCallOn(t, newTestServer(t))
+}
+
+// startCallOn is startCall on the server s.
+func startCallOn(t *testing.T, s *testServer) *call {
+	t.Helper()
 	c := &call{s: s}
 	var err error
 	c.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "patient")

@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/bedside-health/bedside/media"
@@ -19,16 +17,28 @@ import (
 // errLeft reports an admission of a participant who has just disconnected.
 var errLeft = errors.New("participant has left")
 
-// client is one connected participant. It is the media.Signaler of its
-// participant in the SFU.
+// client is one participant's session: it outlives a lost connection for
+// the hub's grace period, so that the client can resume it. It is the
+// media.Signaler of its participant in the SFU.
 type client struct {
 	hub      *Hub
 	peer     Peer
-	conn     *wsconn.Conn
 	since    time.Time
-	finished chan struct{} // closed when Serve has cleaned up
+	finished chan struct{} // closed when the session has ended and left
 	joined   chan struct{} // closed when join has finished, joined or not
-	replaced atomic.Bool
+	replaced atomic.Bool   // a new join of the same participant ended it
+	endOnce  sync.Once
+
+	// outMu guards the connection and the numbering of messages, so that
+	// messages go out, and are kept for a resume, in one order.
+	outMu    sync.Mutex
+	conn     *wsconn.Conn  // nil while the connection is lost
+	connDone chan struct{} // closed when conn's reader has finished
+	out      outbox
+	token    string      // the resume token; "" while a resume is under way
+	lastIn   uint64      // the last numbered client message handled
+	grace    *time.Timer // ends the session if it is not resumed in time
+	ended    bool
 
 	mu       sync.Mutex
 	admitted bool
@@ -38,14 +48,26 @@ type client struct {
 
 var _ media.Signaler = (*client)(nil)
 
+// send numbers m, keeps it for a resume and sends it if connected.
 func (c *client) send(m Message) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.ended {
+		return
+	}
+	m.Seq = c.out.seq + 1
 	b, err := json.Marshal(m)
 	if err != nil {
 		c.hub.log.Error("cannot encode message", "type", m.Type, "err", err)
 		return
 	}
-	// A full queue closes the connection (wsconn.ErrSlow); Serve then ends.
-	_ = c.conn.Send(b)
+	c.out.seq++
+	c.out.add(b)
+	if c.conn != nil {
+		// A full queue closes the connection (wsconn.ErrSlow); the
+		// session then waits for a resume.
+		_ = c.conn.Send(b)
+	}
 }
 
 func (c *client) sendError(format string, args ...any) {
@@ -77,6 +99,9 @@ func (c *client) handle(data []byte) bool {
 	if err := json.Unmarshal(data, &m); err != nil {
 		c.sendError("message is not a JSON object: %v", err)
 		return true
+	}
+	if !c.acceptSeq(m.Seq) {
+		return true // handled before the connection was lost
 	}
 	switch m.Type {
 	case TypeLeave:
@@ -126,29 +151,19 @@ func (c *client) handle(data []byte) bool {
 		if err := part.SetTile(m.Track, *m.Width, *m.Height); err != nil {
 			c.sendError("tile refused: %v", err)
 		}
+	case TypeICERestart:
+		part := c.participant()
+		if part == nil {
+			c.sendError("ice-restart before being admitted")
+			return true
+		}
+		part.RestartICE()
 	case "":
 		c.sendError("message has no type")
 	default:
 		c.sendError("unknown message type %q", m.Type)
 	}
 	return true
-}
-
-// readError turns the error that ended the read loop into Serve's result.
-func (c *client) readError(ctx context.Context, err error) error {
-	switch {
-	case c.replaced.Load():
-		return ErrReplaced
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case errors.Is(err, wsconn.ErrClosed),
-		websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
-		return nil
-	}
-	if werr := c.conn.Err(); errors.Is(werr, wsconn.ErrSlow) {
-		err = werr
-	}
-	return fmt.Errorf("call connection: %w", err)
 }
 
 // participant returns c's media participant, or nil if c is not in the

@@ -69,6 +69,7 @@ type Hub struct {
 	// limits and refused are set before the hub serves anyone.
 	limits  Limits
 	refused func(limit string)
+	grace   time.Duration // how long a lost participant waits for a resume
 
 	mu           sync.Mutex
 	visits       map[int64]map[string]*client // by appointment, then Peer.ID
@@ -81,7 +82,7 @@ func NewHub(sfu *media.SFU, log *slog.Logger) *Hub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client),
-		limits: Limits{PerVisit: DefaultPerVisit}, refused: func(string) {}}
+		limits: Limits{PerVisit: DefaultPerVisit}, refused: func(string) {}, grace: DefaultResumeGrace}
 }
 
 // SetLimits sets the hub's limits and the function told the name of each
@@ -125,19 +126,22 @@ func (h *Hub) clients(appointment int64, except *client) []*client {
 	return out
 }
 
-// Serve runs one participant's connection until it closes, ctx ends, the
-// participant leaves or a newer connection of the same participant replaces
-// it. The caller has authenticated p and checked that p belongs to the
-// appointment; Serve trusts it. Serve reads from conn (it is the one reader)
-// and closes it before returning. It returns nil when the client closed or
-// left, ErrReplaced, ctx's error, or why the connection failed.
+// Serve joins participant p anew on conn and runs the connection until it
+// closes, ctx ends, the participant leaves or a newer connection of the
+// same participant replaces it. A connection lost without a close frame
+// leaves the session in place for the hub's grace period, for the client
+// to Resume. The caller has authenticated p and checked that p belongs to
+// the appointment; Serve trusts it. Serve reads from conn (it is the one
+// reader) and closes it before returning. It returns nil when the client
+// closed or left, ErrReplaced, ctx's error, or why the connection failed.
 func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
-	defer conn.Close()
-	c := &client{hub: h, peer: p, conn: conn, since: time.Now(), finished: make(chan struct{}), joined: make(chan struct{}),
+	c := &client{hub: h, peer: p, since: time.Now(), finished: make(chan struct{}), joined: make(chan struct{}),
 		admitted: p.Role == RolePhysician} // physicians are admitted on connect
+	token := c.attach(conn)
 	if err := p.validate(); err != nil {
 		c.sendError("%v", err)
 		conn.CloseWith(websocket.ClosePolicyViolation, "invalid participant")
+		conn.Close()
 		return err
 	}
 	if err := h.claim(ctx, c); err != nil {
@@ -145,12 +149,9 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 			c.sendError("%v: please try again in a minute", err)
 			conn.CloseWith(websocket.CloseTryAgainLater, "capacity reached")
 		}
+		conn.Close()
 		return err
 	}
-	defer close(c.finished)
-	defer h.leave(c)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
 
 	state := StateWaiting
 	if c.isAdmitted() {
@@ -162,12 +163,13 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 	if ice == nil {
 		ice = []webrtc.ICEServer{}
 	}
-	c.send(Message{Type: TypeWelcome, Participant: p.ID, Role: p.Role, State: state, ICEServers: ice})
+	c.send(Message{Type: TypeWelcome, Participant: p.ID, Role: p.Role, State: state, ICEServers: ice, Resume: token})
 	h.log.InfoContext(ctx, "participant connected", "appointment", p.Appointment, "participant", p.ID, "role", p.Role, "state", state)
 	if state == StateAdmitted {
 		if err := c.join(); err != nil {
 			c.sendError("could not start the call: %v", err)
 			conn.CloseWith(websocket.CloseInternalServerErr, "could not start the call")
+			c.end()
 			return err
 		}
 	}
@@ -176,20 +178,30 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 	} else {
 		h.broadcastLobby(p.Appointment)
 	}
+	return h.run(ctx, c, conn)
+}
 
+// run reads c's messages from conn until it closes. It ends the session
+// when the client leaves or closes, when the server closes conn or ctx
+// ends; a connection that is lost detaches from the session instead.
+func (h *Hub) run(ctx context.Context, c *client, conn *wsconn.Conn) error {
+	defer conn.Close()
+	if done := c.runDone(conn); done != nil {
+		defer close(done)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	for {
 		kind, data, err := conn.Read(ctx)
 		if errors.Is(err, wsconn.ErrTooFast) {
 			h.refused("rate")
 			c.sendError("too many messages: slow down and reconnect")
 			conn.CloseWith(websocket.ClosePolicyViolation, "too many messages")
+			c.end()
 			return ErrTooFast
 		}
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				h.refused("frame") // gorilla has closed with 1009
-			}
-			return c.readError(ctx, err)
+			return h.lost(ctx, c, conn, err)
 		}
 		if kind != websocket.TextMessage {
 			c.sendError("binary messages are not part of the protocol")
@@ -197,14 +209,43 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 		}
 		if !c.handle(data) {
 			conn.CloseWith(websocket.CloseNormalClosure, "left")
+			c.end()
 			return nil
 		}
 	}
 }
 
-// claim registers c as its participant's connection, first closing any
-// older connection of the same participant and waiting until that one has
-// left the call. A participant who was admitted stays admitted. A new
+// lost decides what the read error err that ended conn means for c's
+// session, and returns Serve's result.
+func (h *Hub) lost(ctx context.Context, c *client, conn *wsconn.Conn, err error) error {
+	switch {
+	case c.replaced.Load():
+		return ErrReplaced
+	case c.currentConn() != conn:
+		return ErrReplaced // resumed on a newer connection
+	case ctx.Err() != nil:
+		c.end()
+		return ctx.Err()
+	case errors.Is(err, websocket.ErrReadLimit):
+		h.refused("frame") // gorilla has closed with 1009
+		c.end()
+		return fmt.Errorf("call connection: %w", err)
+	case errors.Is(err, wsconn.ErrClosed), errors.Is(conn.Err(), wsconn.ErrClosed),
+		websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
+		// The client closed, or the server closed on purpose.
+		c.end()
+		return nil
+	}
+	if werr := conn.Err(); errors.Is(werr, wsconn.ErrSlow) {
+		err = werr
+	}
+	h.log.InfoContext(ctx, "participant connection lost", "appointment", c.peer.Appointment, "participant", c.peer.ID, "err", err)
+	c.detach(conn)
+	return fmt.Errorf("call connection: %w", err)
+}
+
+// claim registers c as its participant's session, first ending any older
+// session of the same participant (closing its connection, if any). A participant who was admitted stays admitted. A new
 // participant beyond the hub's limits is refused with ErrFull; one that
 // replaces its own older connection never is.
 func (h *Hub) claim(ctx context.Context, c *client) error {
@@ -233,7 +274,10 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 		h.mu.Unlock()
 		h.log.InfoContext(ctx, "connection replaced", "appointment", p.Appointment, "participant", p.ID)
 		old.replaced.Store(true)
-		old.conn.CloseWith(websocket.ClosePolicyViolation, ErrReplaced.Error())
+		if oc := old.currentConn(); oc != nil {
+			oc.CloseWith(websocket.ClosePolicyViolation, ErrReplaced.Error())
+		}
+		old.end()
 		select {
 		case <-old.finished:
 		case <-ctx.Done():
@@ -308,10 +352,11 @@ func (h *Hub) broadcastLobby(appointment int64) {
 	}
 }
 
-// leave removes c from its appointment and the media room, and tells the
-// others: peer-left to those in the call before the renegotiation that
-// withdraws c's tracks, and a new lobby to the physicians.
-func (h *Hub) leave(c *client) {
+// leave removes c from its appointment and the media room, closes conn
+// (if not nil) and tells the others: peer-left to those in the call before
+// the renegotiation that withdraws c's tracks, and a new lobby to the
+// physicians.
+func (h *Hub) leave(c *client, conn *wsconn.Conn) {
 	appt := c.peer.Appointment
 	h.mu.Lock()
 	visit := h.visits[appt]
@@ -335,7 +380,9 @@ func (h *Hub) leave(c *client) {
 	if part != nil {
 		part.Close()
 	}
-	c.conn.Close()
+	if conn != nil {
+		conn.Close()
+	}
 	if current {
 		h.broadcastLobby(appt)
 	}

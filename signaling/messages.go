@@ -21,6 +21,9 @@ const (
 	TypeLeave           = "leave"            // client: leave the call
 	TypeTile            = "tile"             // client: the size a received video is drawn at
 	TypeError           = "error"            // server: a request was refused
+	TypeResumed         = "resumed"          // server: a resume succeeded; missed messages follow
+	TypeResumeFailed    = "resume-failed"    // server: a resume was refused; a new join follows
+	TypeICERestart      = "ice-restart"      // client: restart ICE on the subscribe connection
 )
 
 // Participant states in a welcome.
@@ -44,7 +47,14 @@ const (
 // Message is every signaling message, in either direction; each type uses
 // some of the fields (see docs/protocol.md).
 type Message struct {
-	Type        string `json:"type"`
+	Type string `json:"type"`
+	// Seq numbers the messages of one participant's session in each
+	// direction, from 1: on every server message but resumed and
+	// resume-failed, and optionally on client messages, which the server
+	// then handles once each.
+	Seq         uint64 `json:"seq,omitempty"`
+	Resume      string `json:"resume,omitempty"`      // welcome, resumed: the resume token
+	Last        uint64 `json:"last,omitempty"`        // resumed: the last client seq the server handled
 	Participant string `json:"participant,omitempty"` // welcome, admit, peer-left
 	Role        string `json:"role,omitempty"`        // welcome
 	State       string `json:"state,omitempty"`       // welcome

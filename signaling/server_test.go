@@ -78,7 +78,12 @@ func newTestServerOn(t *testing.T, opts wsconn.Options, cfg media.Config) *testS
 		}
 		conn := wsconn.New(ws, opts)
 		p := signaling.Peer{ID: q.Get("id"), Name: q.Get("name"), Role: q.Get("role"), Appointment: appt}
-		err = s.hub.Serve(r.Context(), conn, p)
+		if token := q.Get("resume"); token != "" {
+			last, _ := strconv.ParseUint(q.Get("last"), 10, 64)
+			err = s.hub.Resume(r.Context(), conn, p, token, last)
+		} else {
+			err = s.hub.Serve(r.Context(), conn, p)
+		}
 		s.served <- served{p.ID, err}
 	}))
 	t.Cleanup(s.srv.Close)

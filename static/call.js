@@ -4,7 +4,9 @@
 //
 // Page states, shown on #call[data-state] and #call-state[data-state]:
 //   ready -> connecting -> waiting (patient only) -> in-call -> left,
-//   and reconnecting whenever the signaling socket drops.
+//   and reconnecting whenever the signaling socket drops or the media path
+//   is being restored after a network change (docs/protocol.md, "Resuming"
+//   and "ICE restart").
 // Elements carrying data-show="state state ..." are visible only in those states.
 
 import { MediaCheck } from './precall.js';
@@ -43,7 +45,7 @@ function Call(root) {
 
   let state = '';
   let sock = null;
-  let gen = 0; // bumps on every new socket connection; stale async work checks it
+  let gen = 0; // bumps whenever the session's peers are torn down; stale async work checks it
   let iceServers = [];
   let pub = null;
   let sub = null;
@@ -52,6 +54,13 @@ function Call(root) {
   let lobbyIds = new Set();
   let lastError = '';
   let failures = 0; // socket closes since the last welcome
+  // The signaling session (docs/protocol.md, "Resuming"): the resume token,
+  // the seq of the last server message handled, and our numbered messages
+  // kept for resending after a resume.
+  const session = { token: '', lastIn: 0, outSeq: 0, sent: [] };
+  let restartWanted = false; // restart ICE once the socket is back
+  let lastRestart = 0;
+  let disconnectTimer = 0;
   // One entry per remote participant: {id, name, stream}.
   const remotes = new Map();
   const trackOwner = new Map(); // remote track -> participant id
@@ -103,15 +112,22 @@ function Call(root) {
 
   // ---- signaling ----
 
+  /** wsPath is the signaling URL, asking to resume while we hold a session. */
+  function wsPath() {
+    const base = root.dataset.ws;
+    if (!session.token) return base;
+    const q = new URLSearchParams({ resume: session.token, last: String(session.lastIn) });
+    return base + (base.includes('?') ? '&' : '?') + q;
+  }
+
   function connect() {
     leaving = false;
     showError('');
     setState('connecting', 'Connecting to the visit…');
-    sock = new ReconnectingSocket(root.dataset.ws, {
-      onopen: () => { gen++; },
+    sock = new ReconnectingSocket(wsPath, {
       onmessage: (msg) => handle(msg, gen),
       onclose: (e, willRetry) => {
-        teardown();
+        if (!session.token) teardown(); // nothing to resume: start afresh
         if (leaving || !willRetry) return;
         failures++;
         if (failures === 3) {
@@ -124,13 +140,34 @@ function Call(root) {
     sock.start();
   }
 
+  /** send numbers obj and sends it, or keeps it for resending after a resume. */
   function send(obj) {
-    if (!sock || !sock.send(obj)) console.warn('not connected; dropped', obj.type);
+    const msg = { ...obj, seq: ++session.outSeq };
+    session.sent.push(msg);
+    if (session.sent.length > 128) session.sent.shift();
+    if (!sock || !sock.send(msg)) console.warn('not connected; kept for the resume', obj.type);
+  }
+
+  /** fresh forgets the session: a new join numbers everything from 1. */
+  function fresh() {
+    session.token = '';
+    session.lastIn = 0;
+    session.outSeq = 0;
+    session.sent = [];
   }
 
   function handle(msg, g) {
+    if (msg.type === 'resumed' || msg.type === 'resume-failed') {
+      onResume(msg);
+      return;
+    }
+    if (typeof msg.seq === 'number') {
+      if (msg.seq <= session.lastIn) return; // had it already
+      session.lastIn = msg.seq;
+    }
     switch (msg.type) {
       case 'welcome':
+        session.token = msg.resume || '';
         tilesSent.clear(); // a new connection: the server knows no tile yet
         iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
         failures = 0;
@@ -171,6 +208,60 @@ function Call(root) {
     }
   }
 
+  /** onResume handles the server's answer to a resume. */
+  function onResume(msg) {
+    if (msg.type === 'resume-failed') {
+      // The server let our session go; a welcome follows on this socket.
+      console.warn('resume refused:', msg.error);
+      teardown();
+      fresh();
+      setState('connecting', 'Rejoining the visit…');
+      return;
+    }
+    session.token = msg.resume || '';
+    const last = typeof msg.last === 'number' ? msg.last : 0;
+    for (const m of session.sent) {
+      if (m.seq > last) sock.send(m);
+    }
+    failures = 0;
+    showError('');
+    if (admitted) {
+      setState('in-call', 'Reconnected.');
+      if (restartWanted || linksDown()) restartIce();
+    } else {
+      setState('waiting', `Reconnected. You are in the waiting room. ${remoteName} will let you in shortly.`);
+    }
+  }
+
+  /** linksDown reports whether a peer connection lost its path. */
+  function linksDown() {
+    return [pub, sub].some((l) => l && !l.closed && ['disconnected', 'failed'].includes(l.pc.iceConnectionState));
+  }
+
+  /**
+   * restartIce asks for new ICE paths on both connections, as after a
+   * network change: a publish offer with iceRestart, and ice-restart for the
+   * subscribe connection. Without a socket it waits for the resume.
+   */
+  function restartIce() {
+    if (!admitted || leaving) return;
+    if (!sock || !sock.isOpen) {
+      restartWanted = true;
+      return;
+    }
+    restartWanted = false;
+    lastRestart = Date.now();
+    if (state === 'in-call' && linksDown()) setState('reconnecting', 'Your network changed. Reconnecting the video…');
+    if (pub) pub.offer(true).catch((err) => console.warn('ICE restart', err));
+    send({ type: 'ice-restart' });
+  }
+
+  // The browser's own hints that the network changed.
+  addEventListener('online', () => restartIce());
+  if (navigator.connection && navigator.connection.addEventListener) {
+    navigator.connection.addEventListener('change', () => restartIce());
+  }
+
   async function onAdmitted(g) {
     if (admitted) return;
     admitted = true;
@@ -208,16 +299,24 @@ function Call(root) {
   function watchConnection(link, what) {
     if (!link || link.closed) return;
     const st = link.pc.connectionState;
-    if (st === 'failed') {
+    clearTimeout(disconnectTimer);
+    if (st === 'failed' && Date.now() - lastRestart > 15000) {
+      restartIce(); // the path is gone: find a new one
+    } else if (st === 'failed') {
+      // A restart did not help: rejoin from scratch.
       showError(`The connection for ${what} media failed. Reconnecting…`);
-      // Rejoin from scratch: simplest recovery the protocol allows.
       if (sock) {
         sock.stop(4000);
         teardown();
+        fresh();
         connect();
       }
-    } else if (st === 'connected' && lastError.startsWith('The connection for')) {
-      showError('');
+    } else if (st === 'disconnected') {
+      // Often a blip that heals by itself; restart if it lasts.
+      disconnectTimer = setTimeout(() => { if (linksDown()) restartIce(); }, 2000);
+    } else if (st === 'connected') {
+      if (lastError.startsWith('The connection for')) showError('');
+      if (state === 'reconnecting' && sock && sock.isOpen && !linksDown()) setState('in-call', 'Video reconnected.');
     }
   }
 
@@ -228,6 +327,7 @@ function Call(root) {
 
   /** teardown closes both connections and forgets remote media. */
   function teardown() {
+    gen++;
     admitted = false;
     if (pub) pub.close();
     if (sub) sub.close();
@@ -462,6 +562,7 @@ function Call(root) {
     if (sock) sock.stop();
     sock = null;
     teardown();
+    fresh();
     media.stop();
     el.remoteVideo.srcObject = null;
     showError('');

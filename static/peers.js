@@ -105,9 +105,19 @@ export class Publisher extends Link {
     }
   }
 
-  /** offer creates the publish offer and sends it. */
-  async offer() {
-    const offer = await this.pc.createOffer();
+  /**
+   * offer creates the publish offer and sends it; with restart, it carries
+   * new ICE credentials (after a network change). A restart asked for while
+   * an offer awaits its answer follows that answer.
+   */
+  async offer(restart = false) {
+    if (restart && this.pc.signalingState !== 'stable') {
+      this.restartWanted = true;
+      return;
+    }
+    // Candidates of a new ICE generation wait until its offer has gone out.
+    if (restart) this.sdpSent = false;
+    const offer = await this.pc.createOffer(restart ? { iceRestart: true } : undefined);
     await this.pc.setLocalDescription(offer);
     if (this.closed) return;
     this.send({ type: 'publish-offer', sdp: this.pc.localDescription.sdp });
@@ -122,6 +132,10 @@ export class Publisher extends Link {
       return;
     }
     await this.setRemote({ type: 'answer', sdp });
+    if (this.restartWanted && !this.closed) {
+      this.restartWanted = false;
+      await this.offer(true);
+    }
   }
 
   /** replace swaps the sent track of kind (null sends nothing). */
@@ -167,6 +181,9 @@ export class Subscriber extends Link {
     if (this.closed) return;
     this.meta = Array.isArray(msg.tracks) ? msg.tracks : [];
     this.msid = parseMsid(msg.sdp || '');
+    // The offer may restart ICE: our candidates of the new generation wait
+    // for the answer.
+    this.sdpSent = false;
     await this.setRemote({ type: 'offer', sdp: msg.sdp });
     if (this.closed) return;
     const answer = await this.pc.createAnswer();

@@ -21,6 +21,7 @@ import (
 // CallHub is the signaling service the call WebSocket hands connections to.
 type CallHub interface {
 	Serve(ctx context.Context, conn *wsconn.Conn, p signaling.Peer) error
+	Resume(ctx context.Context, conn *wsconn.Conn, p signaling.Peer, token string, last uint64) error
 	Waiting(appointment int64) []signaling.Peer
 }
 

@@ -105,7 +105,13 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 	}
 	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, false))
 	s.Log.InfoContext(r.Context(), "call connected", "appointment", a.ID, "user", c.User.ID, "role", role)
-	err = s.Calls.Serve(r.Context(), conn, peer)
+	if token := r.URL.Query().Get("resume"); token != "" {
+		// The token is a credential: never logged.
+		last, _ := strconv.ParseUint(r.URL.Query().Get("last"), 10, 64)
+		err = s.Calls.Resume(r.Context(), conn, peer, token, last)
+	} else {
+		err = s.Calls.Serve(r.Context(), conn, peer)
+	}
 	s.Log.InfoContext(r.Context(), "call disconnected", "appointment", a.ID, "user", c.User.ID, "err", err)
 }
 

@@ -48,6 +48,7 @@ type config struct {
 	callLimits     signaling.Limits
 	vitals         live.Config   // live vitals history bounds
 	vitalsFlush    time.Duration // shortest time between two frames to a viewer
+	resumeGrace    time.Duration // how long a call participant whose connection was lost may resume
 	https          httpsSettings // serving TLS itself: see tls.go
 }
 
@@ -147,6 +148,11 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		vitalsFlush = v
 		return nil
 	})
+	resumeGrace := envOr(getenv, "BEDSIDE_RESUME_GRACE", "20s")
+	fs.Func("resume-grace", "how long a call participant whose connection was lost is kept, with its media, for the browser to resume; 0 removes it at once (BEDSIDE_RESUME_GRACE, default 20s)", func(v string) error {
+		resumeGrace = v
+		return nil
+	})
 	finishTLS := tlsFlags(fs, getenv, &c) // tls.go
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -160,6 +166,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	var err error
 	if c.noShowGrace, err = time.ParseDuration(grace); err != nil || c.noShowGrace < 0 {
 		return c, fmt.Errorf("serve: no-show grace %q: want a duration such as 15m, or 0 for never", grace)
+	}
+	if c.resumeGrace, err = time.ParseDuration(resumeGrace); err != nil || c.resumeGrace < 0 || c.resumeGrace > 10*time.Minute {
+		return c, fmt.Errorf("serve: resume grace %q: want a duration from 0 to 10m, such as 20s", resumeGrace)
 	}
 	if _, err := parseReminders(c.reminders); err != nil {
 		return c, err
@@ -312,6 +321,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	callRefused := reg.Counter("bedside_call_refusals_total",
 		"Call connections refused by a node limit (visits, participants, per-visit) or ended for their message rate or frame size, by limit.", "limit")
 	hub.SetLimits(c.callLimits, func(limit string) { callRefused.Inc(limit) })
+	hub.SetResumeGrace(c.resumeGrace)
 
 	var origins []string
 	for _, o := range strings.Split(c.allowedOrigin, ",") {

@@ -78,9 +78,16 @@ type link struct {
 	held        []webrtc.ICECandidateInit // our candidates before our SDP went out
 }
 
+// maxResend bounds the client messages kept for resending after a resume.
+const maxResend = 128
+
 // Client is one call participant. Its methods are safe for concurrent use.
 type Client struct {
-	conn      *wsconn.Conn
+	url       string
+	dialer    *websocket.Dialer
+	header    http.Header
+	gone      chan struct{} // closed when the connection closed and no resume follows
+	goneOnce  sync.Once
 	api       *webrtc.API
 	local     []webrtc.TrackLocal
 	encodings map[string][]webrtc.TrackLocal
@@ -93,6 +100,16 @@ type Client struct {
 	published  bool
 	err        error
 	iceServers []webrtc.ICEServer // from the welcome
+
+	// outMu guards the connection and the session's numbering.
+	outMu    sync.Mutex
+	conn     *wsconn.Conn
+	dropping bool     // Drop closed conn on purpose; a resume follows
+	token    string   // the resume token from welcome or resumed
+	lastIn   uint64   // seq of the last server message received
+	outSeq   uint64   // seq of the last message sent
+	sent     [][]byte // the latest messages sent, the last one numbered outSeq
+	dups     int      // server messages received twice
 }
 
 // Dial connects to the call signaling WebSocket at url (ws:// or wss://)
@@ -111,37 +128,59 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 	if d == nil {
 		d = websocket.DefaultDialer
 	}
-	ws, resp, err := d.DialContext(ctx, url, opts.Header)
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %d)", url, err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("dial %s: %w", url, err)
-	}
-	conn := wsconn.New(ws, wsconn.Options{})
 	c := &Client{
-		conn: conn, api: api, local: opts.Tracks, encodings: opts.Encodings,
-		msgs:      newQueue[signaling.Message](conn.Done()),
-		tracks:    newQueue[*webrtc.TrackRemote](conn.Done()),
+		url: url, dialer: d, header: opts.Header, gone: make(chan struct{}),
+		api: api, local: opts.Tracks, encodings: opts.Encodings,
 		keyframes: make(chan string, 64),
 		pub:       &link{target: signaling.TargetPublish},
 		sub:       &link{target: signaling.TargetSubscribe},
 	}
-	go c.read()
+	c.msgs = newQueue[signaling.Message](c.gone)
+	c.tracks = newQueue[*webrtc.TrackRemote](c.gone)
+	conn, err := c.dial(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	go c.read(conn)
 	return c, nil
 }
 
-// Send sends a message to the server.
+func (c *Client) dial(ctx context.Context, url string) (*wsconn.Conn, error) {
+	ws, resp, err := c.dialer.DialContext(ctx, url, c.header)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: %w (HTTP %d)", c.url, err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("dial %s: %w", c.url, err)
+	}
+	return wsconn.New(ws, wsconn.Options{}), nil
+}
+
+// Send numbers m, keeps it for resending after a resume, and sends it to
+// the server (an error means it waits for the resume).
 func (c *Client) Send(m signaling.Message) error {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	m.Seq = c.outSeq + 1
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", m.Type, err)
+	}
+	c.outSeq++
+	c.sent = append(c.sent, b)
+	if len(c.sent) > maxResend {
+		c.sent = c.sent[1:]
 	}
 	return c.conn.Send(b)
 }
 
 // SendRaw sends a text frame as is (for testing malformed input).
-func (c *Client) SendRaw(data []byte) error { return c.conn.Send(data) }
+func (c *Client) SendRaw(data []byte) error {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	return c.conn.Send(data)
+}
 
 // Next returns the next message from the server, candidates excepted (the
 // client applies those itself). Messages the client acts on (welcome,
@@ -196,13 +235,19 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-// Done is closed when the signaling connection has closed.
-func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
+// Done is closed when the signaling connection has closed, unless closed
+// by Drop.
+func (c *Client) Done() <-chan struct{} { return c.gone }
 
 // Close closes the signaling connection (with a close frame, as a browser
 // leaving the page does) and both peer connections.
 func (c *Client) Close() error {
-	c.conn.CloseWith(websocket.CloseGoingAway, "")
+	c.outMu.Lock()
+	conn := c.conn
+	c.dropping = false
+	c.outMu.Unlock()
+	conn.CloseWith(websocket.CloseGoingAway, "")
+	c.goneOnce.Do(func() { close(c.gone) })
 	c.mu.Lock()
 	pcs := []*webrtc.PeerConnection{c.pub.pc, c.sub.pc}
 	c.mu.Unlock()
@@ -223,11 +268,17 @@ func (c *Client) fail(err error) {
 	}
 }
 
-// read is the one reader of the signaling connection.
-func (c *Client) read() {
+// read is the one reader of the signaling connection conn.
+func (c *Client) read(conn *wsconn.Conn) {
 	for {
-		_, data, err := c.conn.Read(context.Background())
+		_, data, err := conn.Read(context.Background())
 		if err != nil {
+			c.outMu.Lock()
+			dropped := c.dropping && c.conn == conn
+			c.outMu.Unlock()
+			if !dropped {
+				c.goneOnce.Do(func() { close(c.gone) })
+			}
 			return
 		}
 		var m signaling.Message
@@ -235,7 +286,12 @@ func (c *Client) read() {
 			c.fail(fmt.Errorf("server message: %w", err))
 			continue
 		}
+		if !c.sequence(conn, m) {
+			continue
+		}
 		switch m.Type {
+		case signaling.TypeResumeFailed:
+			c.reset()
 		case signaling.TypeWelcome:
 			c.mu.Lock()
 			c.iceServers = m.ICEServers
@@ -344,9 +400,8 @@ func (c *Client) publish() {
 		c.fail(fmt.Errorf("publish offer: %w", err))
 		return
 	}
-	if err := c.Send(signaling.Message{Type: signaling.TypePublishOffer, SDP: pc.LocalDescription().SDP}); err != nil {
-		return
-	}
+	// Sent, or kept for resending after a resume.
+	_ = c.Send(signaling.Message{Type: signaling.TypePublishOffer, SDP: pc.LocalDescription().SDP})
 	c.sdpSent(c.pub)
 }
 
@@ -405,6 +460,9 @@ func (c *Client) answer(sdp string) {
 		c.sub.pc = pc
 		c.mu.Unlock()
 	}
+	// The offer may restart ICE: the new generation's candidates wait
+	// for the answer.
+	c.holdCandidates(c.sub)
 	if !c.setRemote(c.sub, webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}) {
 		return
 	}
@@ -416,9 +474,8 @@ func (c *Client) answer(sdp string) {
 		c.fail(fmt.Errorf("subscribe answer: %w", err))
 		return
 	}
-	if err := c.Send(signaling.Message{Type: signaling.TypeSubscribeAnswer, SDP: pc.LocalDescription().SDP}); err != nil {
-		return
-	}
+	// Sent, or kept for resending after a resume.
+	_ = c.Send(signaling.Message{Type: signaling.TypeSubscribeAnswer, SDP: pc.LocalDescription().SDP})
 	c.sdpSent(c.sub)
 }
 
