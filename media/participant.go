@@ -462,8 +462,13 @@ func (p *Participant) AnswerSubscribe(answer string) error {
 // network changed asks: the next subscribe offer (at once, or right after
 // the answer to an outstanding one) carries new ICE credentials. The client
 // restarts its publish connection itself, by offering with new ones.
+// Before the first subscribe offer there is nothing to restart.
 func (p *Participant) RestartICE() {
 	p.subMu.Lock()
+	if p.sub.pc.LocalDescription() == nil {
+		p.subMu.Unlock()
+		return
+	}
 	p.restart = true
 	p.subMu.Unlock()
 	p.negotiate()

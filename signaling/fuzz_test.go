@@ -307,6 +307,7 @@ func (r *rig) end(t *testing.T, v *visit) {
 var clientTypes = map[string]bool{
 	signaling.TypeAdmit: true, signaling.TypePublishOffer: true, signaling.TypeSubscribeAnswer: true,
 	signaling.TypeCandidate: true, signaling.TypeLeave: true, signaling.TypeTile: true,
+	signaling.TypeICERestart: true,
 }
 
 // FuzzDecodeMessage sends one frame, text or binary, to the physician's or
@@ -397,6 +398,11 @@ func checkAccepted(t *testing.T, r *rig, v *visit, from *peer, m signaling.Messa
 		checkAnswer(t, m.SDP, o)
 	case signaling.TypeSubscribeAnswer:
 		t.Fatalf("%s's subscribe answer accepted with no offer outstanding: %v", from.id, o)
+	case signaling.TypeICERestart:
+		// Nothing to restart before a subscribe offer: accepted, no reply.
+		if from.role != signaling.RolePhysician {
+			t.Fatalf("%s's ice-restart accepted before admission: %v", from.id, o)
+		}
 	case signaling.TypeTile:
 		t.Fatalf("%s's tile for %q accepted with no track received: %v", from.id, m.Track, o)
 	case signaling.TypeCandidate:
