@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -69,7 +70,7 @@ type Hub struct {
 	// limits and refused are set before the hub serves anyone.
 	limits  Limits
 	refused func(limit string)
-	grace   time.Duration // how long a lost participant waits for a resume
+	grace   atomic.Int64 // how long (ns) a lost participant waits for a resume
 
 	mu           sync.Mutex
 	visits       map[int64]map[string]*client // by appointment, then Peer.ID
@@ -81,8 +82,10 @@ func NewHub(sfu *media.SFU, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client),
-		limits: Limits{PerVisit: DefaultPerVisit}, refused: func(string) {}, grace: DefaultResumeGrace}
+	h := &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client),
+		limits: Limits{PerVisit: DefaultPerVisit}, refused: func(string) {}}
+	h.grace.Store(int64(DefaultResumeGrace))
+	return h
 }
 
 // SetLimits sets the hub's limits and the function told the name of each

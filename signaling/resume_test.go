@@ -191,7 +191,6 @@ func sendNumbered(video, audio *webrtc.TrackLocalStaticRTP) (stop func()) {
 
 func TestResumeRefusals(t *testing.T) {
 	s := newTestServer(t)
-	s.hub.SetResumeGrace(time.Second)
 	c := startCallOn(t, s)
 	c.received(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -238,6 +237,7 @@ func TestResumeRefusals(t *testing.T) {
 	})
 
 	t.Run("expired", func(t *testing.T) {
+		s.hub.SetResumeGrace(time.Millisecond)
 		token := c.pat.Token()
 		c.pat.Drop()
 		// Removed when the grace period ends.

@@ -68,8 +68,8 @@ func newToken() string {
 
 // SetResumeGrace sets how long a participant whose connection was lost is
 // kept for a resume (DefaultResumeGrace unless set; 0 or less removes it at
-// once). Call it before the hub serves anyone.
-func (h *Hub) SetResumeGrace(d time.Duration) { h.grace = d }
+// once). It applies to connections lost from then on.
+func (h *Hub) SetResumeGrace(d time.Duration) { h.grace.Store(int64(d)) }
 
 // Resume serves a connection that asks to resume participant p's session
 // with its token and the seq of the last server message it received. On
@@ -212,7 +212,7 @@ func (c *client) detach(conn *wsconn.Conn) {
 		return
 	}
 	c.conn = nil
-	grace := c.hub.grace
+	grace := time.Duration(c.hub.grace.Load())
 	if grace > 0 {
 		c.grace = time.AfterFunc(grace, c.expire)
 	}
