@@ -259,7 +259,14 @@ function Call(root) {
   // The browser's own hints that the network changed.
   addEventListener('online', () => restartIce());
   if (navigator.connection && navigator.connection.addEventListener) {
-    navigator.connection.addEventListener('change', () => restartIce());
+    // change also fires when only the bandwidth estimate moves: restart
+    // when the kind of network changed (Wi-Fi to cellular) or a path is down.
+    let kind = navigator.connection.type;
+    navigator.connection.addEventListener('change', () => {
+      const now = navigator.connection.type;
+      if (now !== kind || linksDown()) restartIce();
+      kind = now;
+    });
   }
 
   async function onAdmitted(g) {
