@@ -252,8 +252,9 @@ function Call(root) {
     restartWanted = false;
     lastRestart = Date.now();
     if (state === 'in-call' && linksDown()) setState('reconnecting', 'Your network changed. Reconnecting the video…');
-    if (pub) pub.offer(true).catch((err) => console.warn('ICE restart', err));
+    // The others' media first: the server handles messages in order.
     send({ type: 'ice-restart' });
+    if (pub) pub.offer(true).catch((err) => console.warn('ICE restart', err));
   }
 
   // The browser's own hints that the network changed.

@@ -130,6 +130,9 @@ func (c *Client) reset() {
 // network changes: it offers the publish connection with new credentials
 // and asks the server to do the same on the subscribe connection.
 func (c *Client) RestartICE() error {
+	// The subscribe connection first: what the user notices first is the
+	// others' media, and the server handles messages in order.
+	_ = c.Send(signaling.Message{Type: signaling.TypeICERestart})
 	c.mu.Lock()
 	pc := c.pub.pc
 	c.mu.Unlock()
@@ -146,7 +149,6 @@ func (c *Client) RestartICE() error {
 		_ = c.Send(signaling.Message{Type: signaling.TypePublishOffer, SDP: pc.LocalDescription().SDP})
 		c.sdpSent(c.pub)
 	}
-	_ = c.Send(signaling.Message{Type: signaling.TypeICERestart})
 	return nil
 }
 
