@@ -95,11 +95,11 @@ func TestBrowserRecoversAfterTheSocketDrops(t *testing.T) {
 	if err != nil || visit == 0 {
 		t.Fatalf("join link landed on no visit: %v", err)
 	}
-	waitJS(t, patient, "join button enabled", `!document.querySelector('#join-button').disabled`, 15*time.Second)
+	waitJS(t, patient, "join button enabled", `!document.querySelector('#join-button').disabled`, 30*time.Second)
 	if err := chromedp.Do(patient, chromedp.Click(chromedp.CSS("#join-button"))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, patient, "patient waiting", `document.querySelector('#call-state').dataset.state === 'waiting'`, 10*time.Second)
+	waitJS(t, patient, "patient waiting", `document.querySelector('#call-state').dataset.state === 'waiting'`, 30*time.Second)
 
 	doctor := newBrowser(t, chromium)
 	err = chromedp.Do(doctor,
@@ -111,29 +111,29 @@ func TestBrowserRecoversAfterTheSocketDrops(t *testing.T) {
 		chromedp.Navigate(fmt.Sprintf("%s/consult/%d", ts.URL, visit)),
 	)
 	if err == nil {
-		waitJS(t, doctor, "start button enabled", `!document.querySelector('#start-button').disabled`, 15*time.Second)
+		waitJS(t, doctor, "start button enabled", `!document.querySelector('#start-button').disabled`, 30*time.Second)
 		err = chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#start-button")))
 	}
 	if err != nil {
 		t.Fatalf("physician: %v", err)
 	}
-	waitJS(t, doctor, "patient in the lobby", `!!document.querySelector('#lobby button.admit')`, 15*time.Second)
+	waitJS(t, doctor, "patient in the lobby", `!!document.querySelector('#lobby button.admit')`, 30*time.Second)
 	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#lobby button.admit"))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, patient, "patient sees the physician's video", videoPlaying, 20*time.Second)
-	waitJS(t, doctor, "physician sees the patient's video", videoPlaying, 20*time.Second)
+	waitJS(t, patient, "patient sees the physician's video", videoPlaying, 45*time.Second)
+	waitJS(t, doctor, "physician sees the patient's video", videoPlaying, 45*time.Second)
 
 	// The patient's network drops the signaling socket.
 	if _, err := chromedp.Run(patient, chromedp.Evaluate[bool](recordStates+` || true`)); err != nil {
 		t.Fatal(err)
 	}
 	relay.cut()
-	waitJS(t, patient, "the page said it was reconnecting", `window.__states.includes('reconnecting')`, 10*time.Second)
-	waitJS(t, patient, "the page is back in the call", `window.__states.at(-1) === 'in-call'`, 20*time.Second)
+	waitJS(t, patient, "the page said it was reconnecting", `window.__states.includes('reconnecting')`, 30*time.Second)
+	waitJS(t, patient, "the page is back in the call", `window.__states.at(-1) === 'in-call'`, 30*time.Second)
 	waitJS(t, patient, "no reload", `window.__sameDocument === true`, time.Second)
-	waitJS(t, patient, "patient still sees the physician's video", videoPlaying, 10*time.Second)
-	waitJS(t, doctor, "physician still sees the patient's video", videoPlaying, 10*time.Second)
+	waitJS(t, patient, "patient still sees the physician's video", videoPlaying, 30*time.Second)
+	waitJS(t, doctor, "physician still sees the patient's video", videoPlaying, 30*time.Second)
 	if !strings.Contains(ts.out.String(), "participant resumed") {
 		t.Fatalf("the server did not resume the patient; its log:\n%s", ts.out.String())
 	}
