@@ -149,3 +149,57 @@ func TestCallRateClosesAFloodingClient(t *testing.T) {
 		t.Fatal("no 'too many messages' error before the close")
 	}
 }
+
+// TestCallResumeChecksTheSession resumes a patient's dropped call socket
+// through the web layer: the resume needs the same session cookie as any
+// connection, and a token is worth nothing to another participant.
+func TestCallResumeChecksTheSession(t *testing.T) {
+	f := newFixture(t)
+	callURL := f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID))
+	patient := f.joinClient(t, f.visit)
+	read := func(ws *websocket.Conn) signaling.Message {
+		t.Helper()
+		_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+		var m signaling.Message
+		if err := ws.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(callURL, f.cookieHeader(patient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := read(ws)
+	if w.Type != signaling.TypeWelcome || w.Resume == "" || w.Seq != 1 {
+		t.Fatalf("first message %+v, want a numbered welcome with a resume token", w)
+	}
+	ws.UnderlyingConn().Close() // the network drops: no close frame
+	resumeURL := callURL + "?resume=" + w.Resume + "&last=1"
+
+	// Without the session cookie the token opens nothing.
+	if _, resp, err := websocket.DefaultDialer.Dial(resumeURL, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("resume without a session: %v, want 401", err)
+	}
+	// The physician holding the patient's token is not the patient.
+	doc, _, err := websocket.DefaultDialer.Dial(resumeURL, f.cookieHeader(f.signIn(t, "doc@example.org")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Close()
+	if m := read(doc); m.Type != signaling.TypeResumeFailed {
+		t.Fatalf("the physician resuming the patient's session got %+v, want resume-failed", m)
+	}
+	if m := read(doc); m.Type != signaling.TypeWelcome || m.Participant == w.Participant {
+		t.Fatalf("then %+v, want the physician's own welcome", m)
+	}
+	// The patient, with the cookie, gets the session back.
+	again, _, err := websocket.DefaultDialer.Dial(resumeURL, f.cookieHeader(patient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if m := read(again); m.Type != signaling.TypeResumed || m.Resume == "" || m.Resume == w.Resume {
+		t.Fatalf("resume got %+v, want resumed with a new token", m)
+	}
+}
