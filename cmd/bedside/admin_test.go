@@ -77,6 +77,40 @@ func TestParseProxies(t *testing.T) {
 	}
 }
 
+func TestServeResumeGrace(t *testing.T) {
+	cases := []struct {
+		args    []string
+		env     string
+		want    time.Duration
+		wantErr bool
+	}{
+		{nil, "", signaling.DefaultResumeGrace, false},
+		{nil, "45s", 45 * time.Second, false},
+		{[]string{"--resume-grace", "0"}, "45s", 0, false},
+		{[]string{"--resume-grace", "-1s"}, "", 0, true},
+		{[]string{"--resume-grace", "1h"}, "", 0, true},
+		{nil, "soon", 0, true},
+	}
+	for _, tc := range cases {
+		getenv := func(k string) string {
+			if k == "BEDSIDE_RESUME_GRACE" {
+				return tc.env
+			}
+			return ""
+		}
+		c, err := parseServe(append([]string{"--data", t.TempDir()}, tc.args...), getenv, io.Discard)
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "resume grace") {
+				t.Errorf("%v %q: %v, want an error naming the resume grace", tc.args, tc.env, err)
+			}
+			continue
+		}
+		if err != nil || c.resumeGrace != tc.want {
+			t.Errorf("%v %q: grace %v (%v), want %v", tc.args, tc.env, c.resumeGrace, err, tc.want)
+		}
+	}
+}
+
 func TestServeCallLimits(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	cases := []struct {
