@@ -49,6 +49,18 @@ type User struct {
 	Phone        string // contact number as entered, "" if none
 	TOTPSecret   []byte // the second factor's secret, sealed with the server key; nil if none
 	CreatedAt    time.Time
+	// DeactivatedAt is when an admin deactivated the account (it may not
+	// sign in, and nothing it held still works); zero while it is active.
+	DeactivatedAt time.Time
+}
+
+// Active reports whether the account may be used.
+func (u User) Active() bool { return u.DeactivatedAt.IsZero() }
+
+// Deactivation counts what deactivating an account ended.
+type Deactivation struct {
+	Sessions    int // browser sessions deleted
+	Credentials int // API tokens, device tokens and join links revoked
 }
 
 // Session is a server-side browser session. TokenHash is the SHA-256 of the
@@ -146,6 +158,15 @@ type Users interface {
 	SetPassword(ctx context.Context, userID int64, hash string) error
 	// SetTOTPSecret sets (nil: removes) a user's sealed second-factor secret.
 	SetTOTPSecret(ctx context.Context, userID int64, sealed []byte) error
+	// DeactivateUser marks a user deactivated at at (zero: now) and, in
+	// the same transaction, ends every session of theirs and revokes every
+	// credential of theirs not yet revoked (API tokens, device tokens, join
+	// links). A user already deactivated keeps the first time; what was
+	// issued since is ended all the same. A missing user is ErrNotFound.
+	DeactivateUser(ctx context.Context, userID int64, at time.Time) (Deactivation, error)
+	// ReactivateUser lets a deactivated user sign in again. What the
+	// deactivation ended stays ended: sessions and tokens are new ones.
+	ReactivateUser(ctx context.Context, userID int64) error
 	// UseTOTPStep records that a code of the given second-factor time step
 	// was accepted; a step at or before the last one recorded gives
 	// ErrConflict, so each code works only once.

@@ -22,7 +22,7 @@ func (p *params) add(v any) string {
 	return "$" + strconv.Itoa(len(*p))
 }
 
-const userCols = `id, email, name, role, time_zone, password_hash, created_at, birth_date, phone, totp_secret`
+const userCols = `id, email, name, role, time_zone, password_hash, created_at, birth_date, phone, totp_secret, deactivated_at`
 
 // byName orders users as the SQLite store does: byte by byte, then by ID.
 const byName = `ORDER BY name COLLATE "C", id`
@@ -30,7 +30,7 @@ const byName = `ORDER BY name COLLATE "C", id`
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
 	var born pgtype.Date
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, utc(&u.CreatedAt), &born, &u.Phone, &u.TOTPSecret)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, utc(&u.CreatedAt), &born, &u.Phone, &u.TOTPSecret, utc(&u.DeactivatedAt))
 	if born.Valid {
 		u.BirthDate = born.Time.Format(time.DateOnly)
 	}

@@ -10,13 +10,13 @@ import (
 	"github.com/bedside-health/bedside/store"
 )
 
-const userCols = `id, email, name, role, time_zone, password_hash, created_at, birth_date, phone, totp_secret`
+const userCols = `id, email, name, role, time_zone, password_hash, created_at, birth_date, phone, totp_secret, deactivated_at`
 
 func scanUser(row scanner) (store.User, error) {
 	var u store.User
-	var created int64
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, &created, &u.BirthDate, &u.Phone, &u.TOTPSecret)
-	u.CreatedAt = at(created)
+	var created, deactivated int64
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.TimeZone, &u.PasswordHash, &created, &u.BirthDate, &u.Phone, &u.TOTPSecret, &deactivated)
+	u.CreatedAt, u.DeactivatedAt = at(created), at(deactivated)
 	return u, err
 }
 

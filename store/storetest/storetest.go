@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeviceEvents", testDeviceEvents},
 		{"Audit", testAudit},
 		{"TOTP", testTOTP},
+		{"Deactivation", testDeactivation},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
 	}
