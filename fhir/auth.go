@@ -50,6 +50,9 @@ func (h *handler) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
+	if !u.Active() {
+		return nil, unauthorized(true, "the bearer token's account is deactivated")
+	}
 	return &caller{user: u}, nil
 }
 

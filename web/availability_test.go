@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedside-health/bedside/account"
 	"github.com/bedside-health/bedside/scheduling"
 )
 
@@ -136,8 +137,8 @@ func TestPatientZoneNames(t *testing.T) {
 		"Local": false, "localtime": false, "posixrules": false, "Factory": false, "right/UTC": false,
 		"posix/Europe/London": false, "Europe//London": false, "./UTC": false, "Europe/./London": false, "Mars/Olympus": false, "": false,
 	} {
-		if got := ianaZone(name); got != ok {
-			t.Errorf("ianaZone(%q) = %v, want %v", name, got, ok)
+		if got := account.ValidZone(name); got != ok {
+			t.Errorf("account.ValidZone(%q) = %v, want %v", name, got, ok)
 		}
 	}
 }

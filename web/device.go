@@ -127,6 +127,11 @@ func (s *server) deviceCredential(r *http.Request) (store.Credential, error) {
 		if err != nil || !cred.RevokedAt.IsZero() || (!cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt)) {
 			return cred, errors.New("unknown, expired or revoked device token")
 		}
+		// Deactivating the patient revokes their devices; this also
+		// refuses a token issued past that by some other way.
+		if p, err := s.Store.UserByID(ctx, cred.UserID); err != nil || !p.Active() {
+			return cred, errors.New("the device's patient is deactivated")
+		}
 		return cred, nil
 	}
 	c, err := s.lookupSession(r)

@@ -117,7 +117,9 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		fail()
 		return
 	}
-	if err := auth.CheckPassword(u.PasswordHash, r.PostFormValue("password")); err != nil {
+	if err := auth.CheckPassword(u.PasswordHash, r.PostFormValue("password")); err != nil || !u.Active() {
+		// A deactivated account is refused exactly as a wrong password
+		// is, after the same work, so the page does not say which.
 		s.Log.InfoContext(r.Context(), "sign-in failed", "user", u.ID)
 		s.Audit.Failed(r.Context(), audit.User(u, r), audit.ActionLogin, 0, "")
 		s.metrics.signIns.Inc("failed")

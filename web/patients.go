@@ -3,13 +3,12 @@ package web
 import (
 	"errors"
 	"net/http"
-	"net/mail"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/bedside-health/bedside/account"
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -67,7 +66,7 @@ func readPatientForm(r *http.Request, now time.Time) patientForm {
 	if f.Name == "" || len(f.Name) > 200 {
 		f.Errors["name"] = "Enter the patient's full name (up to 200 characters)."
 	}
-	if a, err := mail.ParseAddress(f.Email); err != nil || a.Address != f.Email || len(f.Email) > 254 {
+	if account.CheckEmail(f.Email) != "" {
 		f.Errors["email"] = "Enter an email address such as name@example.org: invitations are sent there."
 	}
 	if f.BirthDate != "" {
@@ -84,7 +83,7 @@ func readPatientForm(r *http.Request, now time.Time) patientForm {
 	}) >= 0) {
 		f.Errors["phone"] = "Enter a phone number with digits, spaces and + - ( ) only."
 	}
-	if !ianaZone(f.Zone) {
+	if !account.ValidZone(f.Zone) {
 		f.Errors["time_zone"] = "Enter a time zone such as Europe/London or America/New_York."
 	}
 	f.user = store.User{Name: f.Name, Email: f.Email, Role: store.RolePatient, TimeZone: f.Zone, BirthDate: f.BirthDate, Phone: f.Phone}
@@ -113,21 +112,6 @@ func (s *server) handleCreatePatient(w http.ResponseWriter, r *http.Request, c c
 		}
 	}
 	s.render(w, r, http.StatusUnprocessableEntity, templates.NewPatientPage(f.NewPatientView))
-}
-
-// zoneName is what a canonical IANA zone name looks like: "UTC", or an
-// area and a location such as "America/Argentina/Buenos_Aires".
-var zoneName = regexp.MustCompile(`^(UTC|[A-Z][A-Za-z]+(/[A-Z][A-Za-z0-9_+-]*)+)$`)
-
-// ianaZone reports whether name is a zone the server knows by its
-// canonical name, refusing names that only some hosts load ("localtime",
-// "posix/...", "right/...", "Factory", paths with "." or "//").
-func ianaZone(name string) bool {
-	if !zoneName.MatchString(name) || strings.HasPrefix(name, "Etc/") && name != "Etc/UTC" {
-		return false
-	}
-	_, err := time.LoadLocation(name)
-	return err == nil
 }
 
 // handlePatient shows one patient's details and visits.

@@ -62,6 +62,12 @@ func (s *server) lookupSession(r *http.Request) (caller, error) {
 	if err != nil {
 		return caller{}, errNoSession
 	}
+	// Deactivation deletes the account's sessions; this refuses one that
+	// slipped in alongside it (a sign-in racing the admin's click).
+	if !u.Active() {
+		_ = s.Store.DeleteSession(r.Context(), hash)
+		return caller{}, errNoSession
+	}
 	return caller{User: u, Appointment: sess.AppointmentID, tokenHash: hash}, nil
 }
 

@@ -81,7 +81,7 @@ func (s *server) pendingUser(r *http.Request) (store.User, []byte, error) {
 		return store.User{}, nil, errNoPending
 	}
 	u, err := s.Store.UserByID(r.Context(), sess.UserID)
-	if err != nil || len(u.TOTPSecret) == 0 {
+	if err != nil || len(u.TOTPSecret) == 0 || !u.Active() {
 		return store.User{}, nil, errNoPending
 	}
 	return u, hash, nil

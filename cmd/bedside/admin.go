@@ -12,9 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bedside-health/bedside/account"
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
-	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
 
@@ -65,20 +65,12 @@ func userAdd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	email = strings.ToLower(strings.TrimSpace(email))
-	switch {
-	case !store.Role(role).Valid():
-		return fmt.Errorf("user add: --role must be scheduler, physician, patient or admin, not %q", role)
-	case !strings.Contains(email, "@"):
-		return fmt.Errorf("user add: --email %q is not an email address", email)
-	case strings.TrimSpace(name) == "":
-		return errors.New("user add: --name is required")
+	n := account.NewUser{Role: role, Email: email, Name: name, TimeZone: tz}
+	u, err := n.Check()
+	if err != nil {
+		return fmt.Errorf("user add: %w", err)
 	}
-	if _, err := time.LoadLocation(tz); err != nil {
-		return fmt.Errorf("user add: --tz %q is not an IANA time zone", tz)
-	}
-	u := store.User{Email: email, Name: strings.TrimSpace(name), Role: store.Role(role), TimeZone: tz}
-	var generated string
+	var hash, generated string
 	if !noPassword {
 		password, err := readPassword(stdin)
 		if err != nil {
@@ -88,10 +80,7 @@ func userAdd(ctx context.Context, args []string, getenv func(string) string, std
 			generated = auth.GeneratePassword()
 			password = generated
 		}
-		if err := auth.CheckPasswordPolicy(password, u.Email, u.Name); err != nil {
-			return fmt.Errorf("user add: %w", err)
-		}
-		if u.PasswordHash, err = auth.HashPassword(password); err != nil {
+		if hash, err = account.HashPassword(u, password); err != nil {
 			return fmt.Errorf("user add: %w", err)
 		}
 	}
@@ -100,23 +89,27 @@ func userAdd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer st.Close()
-	u, err = st.CreateUser(ctx, u)
+	u, err = cliAccounts(st).AddUser(ctx, cliActor, n, hash)
 	if errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("user add: %s already has an account", email)
+		return fmt.Errorf("user add: %s already has an account", u.Email)
 	}
 	if err != nil {
 		return fmt.Errorf("user add: %w", err)
-	}
-	if u.Role == store.RolePhysician {
-		if err := st.SetAvailability(ctx, u.ID, scheduling.Availability{Weekly: weekdays(9*60, 17*60), SlotLength: 30 * time.Minute}); err != nil {
-			return fmt.Errorf("user add: default hours: %w", err)
-		}
 	}
 	fmt.Fprintf(stdout, "added %s %s <%s> (id %d)\n", u.Role, u.Name, u.Email, u.ID)
 	if generated != "" {
 		fmt.Fprintf(stdout, "password: %s\n", generated)
 	}
 	return nil
+}
+
+// cliActor is who the admin commands act as in the audit trail: whoever
+// can run them holds the server's files, so Bedside itself.
+var cliActor = audit.Who{Role: audit.RoleSystem}
+
+// cliAccounts is the account manager of the admin commands.
+func cliAccounts(st store.Store) *account.Manager {
+	return &account.Manager{Store: st, Audit: &audit.Recorder{Store: st}}
 }
 
 // readPassword reads one line from stdin when it is not a terminal; an empty
@@ -147,9 +140,6 @@ func tokenIssue(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	if ttl <= 0 {
-		return errors.New("token issue: --ttl must be positive")
-	}
 	st, err := openForAdmin(ctx, data, getenv)
 	if err != nil {
 		return err
@@ -159,12 +149,8 @@ func tokenIssue(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	token, hash := auth.NewToken()
-	now := time.Now()
-	if _, err := st.CreateCredential(ctx, store.Credential{
-		Kind: store.CredentialAPI, TokenHash: hash, UserID: u.ID, Name: "api token",
-		CreatedAt: now, ExpiresAt: now.Add(ttl),
-	}); err != nil {
+	token, _, err := cliAccounts(st).IssueAPIToken(ctx, cliActor, u.ID, ttl)
+	if err != nil {
 		return fmt.Errorf("token issue: %w", err)
 	}
 	fmt.Fprintln(stdout, token)
@@ -182,18 +168,12 @@ func deviceAdd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(name) == "" {
-		return errors.New("device add: --name is required")
-	}
-	if ttl <= 0 {
-		return errors.New("device add: --ttl must be positive")
-	}
 	st, err := openForAdmin(ctx, data, getenv)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	token, err := addDevice(ctx, st, strings.ToLower(strings.TrimSpace(email)), strings.TrimSpace(name), time.Now().Add(ttl))
+	token, err := addDevice(ctx, st, email, name, ttl)
 	if err != nil {
 		return fmt.Errorf("device add: %w", err)
 	}
@@ -201,23 +181,15 @@ func deviceAdd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-// addDevice stores a device token for a patient, valid until expires (zero:
-// no expiry), and returns it.
-func addDevice(ctx context.Context, st store.Store, patientEmail, name string, expires time.Time) (string, error) {
-	u, err := st.UserByEmail(ctx, patientEmail)
+// addDevice stores a device token for the patient with the given email,
+// valid for ttl, and returns it.
+func addDevice(ctx context.Context, st store.Store, patientEmail, name string, ttl time.Duration) (string, error) {
+	u, err := userByEmail(ctx, st, "device", patientEmail)
 	if err != nil {
-		return "", fmt.Errorf("no user with email %q", patientEmail)
-	}
-	if u.Role != store.RolePatient {
-		return "", fmt.Errorf("%s is a %s, not a patient", patientEmail, u.Role)
-	}
-	token, hash := auth.NewToken()
-	if _, err := st.CreateCredential(ctx, store.Credential{
-		Kind: store.CredentialDevice, TokenHash: hash, UserID: u.ID, Name: name, CreatedAt: time.Now(), ExpiresAt: expires,
-	}); err != nil {
 		return "", err
 	}
-	return token, nil
+	token, _, err := cliAccounts(st).AddDevice(ctx, cliActor, u.ID, name, ttl)
+	return token, err
 }
 
 // userReset2FA turns off a staff member's second factor (a lost phone) and
@@ -243,18 +215,14 @@ func userReset2FA(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	if u.TOTPSecret == nil {
-		fmt.Fprintf(stdout, "%s has no two-step sign-in; nothing changed\n", u.Email)
-		return nil
-	}
-	if err := st.SetTOTPSecret(ctx, u.ID, nil); err != nil {
-		return fmt.Errorf("user reset-2fa: %w", err)
-	}
-	n, err := st.DeleteUserSessions(ctx, u.ID)
+	had, n, err := cliAccounts(st).ResetSecondFactor(ctx, cliActor, u.ID)
 	if err != nil {
 		return fmt.Errorf("user reset-2fa: %w", err)
 	}
-	(&audit.Recorder{Store: st}).Success(ctx, audit.Who{Role: audit.RoleSystem}, audit.ActionDelete, 0, audit.Ref("User", u.ID)+"/totp")
+	if !had {
+		fmt.Fprintf(stdout, "%s has no two-step sign-in; nothing changed\n", u.Email)
+		return nil
+	}
 	fmt.Fprintf(stdout, "two-step sign-in of %s turned off; %d sessions ended\n", u.Email, n)
 	return nil
 }
@@ -328,14 +296,52 @@ func tokenRevoke(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer st.Close()
-	err = st.RevokeCredential(ctx, id, time.Now())
+	err = cliAccounts(st).Revoke(ctx, cliActor, 0, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("token revoke: no token with id %d", id)
 	}
 	if err != nil {
 		return fmt.Errorf("token revoke: %w", err)
 	}
-	(&audit.Recorder{Store: st}).Success(ctx, audit.Who{Role: audit.RoleSystem}, audit.ActionDelete, 0, audit.Ref("Credential", id))
 	fmt.Fprintf(stdout, "token %d revoked\n", id)
+	return nil
+}
+
+// userSetActive deactivates an account (its sessions, API tokens, device
+// tokens and join links end, and it may no longer sign in) or lets it sign
+// in again.
+func userSetActive(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, active bool) error {
+	cmd := "user deactivate"
+	if active {
+		cmd = "user reactivate"
+	}
+	var email string
+	data, err := adminFlags(cmd, args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "the account's email")
+	})
+	if err != nil {
+		return err
+	}
+	st, err := openForAdmin(ctx, data, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := userByEmail(ctx, st, cmd, email)
+	if err != nil {
+		return err
+	}
+	if active {
+		if err := cliAccounts(st).Reactivate(ctx, cliActor, u.ID); err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		fmt.Fprintf(stdout, "%s may sign in again; earlier sessions and tokens stay ended\n", u.Email)
+		return nil
+	}
+	d, err := cliAccounts(st).Deactivate(ctx, cliActor, u.ID)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	fmt.Fprintf(stdout, "%s deactivated; %d sessions ended, %d tokens revoked\n", u.Email, d.Sessions, d.Credentials)
 	return nil
 }

@@ -3,6 +3,7 @@
 //	bedside [serve] [--addr :8080] [--data ./bedside-data] [--public-url URL]
 //	bedside user add --role ROLE --email E --name N [--tz Area/City]
 //	bedside user reset-2fa --email E
+//	bedside user deactivate|reactivate --email E
 //	bedside token issue --email E [--ttl 720h]
 //	bedside token list --email E
 //	bedside token revoke --id N
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		switch action {
 		case "user add":
 			return userAdd(ctx, args[1:], getenv, stdin, stdout, stderr)
+		case "user deactivate", "user reactivate":
+			return userSetActive(ctx, args[1:], getenv, stdout, stderr, action == "user reactivate")
 		case "user reset-2fa":
 			return userReset2FA(ctx, args[1:], getenv, stdout, stderr)
 		case "token issue":
@@ -83,6 +86,10 @@ Usage:
                                 add a user; the password is read from stdin, or generated and printed
   bedside user reset-2fa --email E
                                 turn off a user's two-step sign-in (a lost phone) and end their sessions
+  bedside user deactivate --email E
+                                refuse a user's sign-in and end their sessions and tokens at once
+  bedside user reactivate --email E
+                                let a deactivated user sign in again (old sessions and tokens stay ended)
   bedside token issue --email E [--ttl 720h]
                                 print an API bearer token for a user
   bedside token list --email E  list a user's API and device tokens: id, kind, name, expiry, revocation

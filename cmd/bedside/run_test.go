@@ -368,7 +368,20 @@ func TestCLIAddsUsersAndTokens(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^` + m[1] + `\s+device\s+Oximeter\s+\S+\s+\S+\s+\d{4}-\S+$`).MatchString(list) {
 		t.Fatalf("the revoked token is not listed with its revocation time:\n%s", list)
 	}
+	// Deactivation revokes what the account held; reactivation revives none of it.
+	ts.cli(t, "", "token", "issue", "--email", "p@example.org")
+	if out := ts.cli(t, "", "user", "deactivate", "--email", "p@example.org"); !strings.Contains(out, "deactivated; 0 sessions ended, 1 tokens revoked") {
+		t.Fatalf("user deactivate printed %q", out)
+	}
+	if out := ts.cli(t, "", "user", "reactivate", "--email", "p@example.org"); !strings.Contains(out, "may sign in again") {
+		t.Fatalf("user reactivate printed %q", out)
+	}
+	list = ts.cli(t, "", "token", "list", "--email", "p@example.org")
+	if strings.Contains(list, "\t-\n") || regexp.MustCompile(`(?m)\s-$`).MatchString(list) {
+		t.Fatalf("a token is live after deactivation and reactivation:\n%s", list)
+	}
 	for _, bad := range [][]string{
+		{"user", "deactivate", "--email", "nobody@example.org"},
 		{"user", "add", "--role", "wizard", "--email", "w@example.org", "--name", "W"},
 		{"user", "add", "--role", "patient", "--email", "p@example.org", "--name", "Again"},
 		{"user", "add", "--role", "patient", "--email", "q@example.org", "--name", "Q", "--tz", "Mars/Olympus"},
