@@ -55,6 +55,11 @@ func (s *server) auditRefusal(r *http.Request, c caller) {
 			if strings.HasPrefix(pattern, "/ws/vitals/") {
 				resource += "/vitals"
 			}
+		case "admin":
+			if u, err := s.Store.UserByID(r.Context(), id); err == nil && u.Role == store.RolePatient {
+				patientID = u.ID
+			}
+			resource = audit.Ref("User", id)
 		case "patients":
 			if u, err := s.Store.UserByID(r.Context(), id); err == nil && u.Role == store.RolePatient {
 				patientID = u.ID

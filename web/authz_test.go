@@ -81,6 +81,21 @@ var allowed = map[string][]string{
 	"POST /account/totp/off": {physician, otherPhysician, scheduler, admin},
 	"GET /audit":             {admin},
 
+	"GET /account/password/{token}":  {"*"}, // the link is the credential: see TestPasswordLinkSetsPasswordOnce
+	"POST /account/password/{token}": {"*"},
+
+	"GET /admin/users":                                 {admin},
+	"GET /admin/users/new":                             {admin},
+	"POST /admin/users":                                {admin},
+	"GET /admin/users/{id}":                            {admin}, // {id} is a bystander's account
+	"POST /admin/users/{id}/deactivate":                {admin},
+	"POST /admin/users/{id}/reactivate":                {admin},
+	"POST /admin/users/{id}/reset-2fa":                 {admin},
+	"POST /admin/users/{id}/password-link":             {admin},
+	"POST /admin/users/{id}/tokens":                    {admin},
+	"POST /admin/users/{id}/devices":                   {admin},
+	"POST /admin/users/{id}/credentials/{cred}/revoke": {admin},
+
 	"GET /today":          {physician, otherPhysician},
 	"GET /consult/{id}":   {physician},
 	"GET /ws/vitals/{id}": {physician},
@@ -101,7 +116,8 @@ type matrix struct {
 	revokedSes string // the cookie a revoked join link had opened
 	adminID    int64
 	schedID    int64
-	auditSeen  int64 // the last audit event newAuditEvents returned
+	bystander  store.User // an account the admin routes act on, so that acting changes no caller
+	auditSeen  int64      // the last audit event newAuditEvents returned
 }
 
 func newMatrix(t *testing.T) *matrix {
@@ -120,6 +136,9 @@ func newMatrix(t *testing.T) *matrix {
 		t.Fatal(err)
 	}
 	m.adminID = a.ID
+	if m.bystander, err = f.st.CreateUser(ctx, store.User{Email: "bystander@example.org", Name: "Bystander", Role: store.RolePatient}); err != nil {
+		t.Fatal(err)
+	}
 	sched, err := f.st.UserByEmail(ctx, "sched@example.org")
 	if err != nil {
 		t.Fatal(err)
@@ -240,6 +259,8 @@ func (m *matrix) path(pattern string) (method, path string) {
 		"/patients/{id}", fmt.Sprintf("/patients/%d", m.pat.ID),
 		"/physicians/{id}", fmt.Sprintf("/physicians/%d", m.doc.ID),
 		"/outbox/{id}", "/outbox/1",
+		"/admin/users/{id}", fmt.Sprintf("/admin/users/%d", m.bystander.ID),
+		"{cred}", "1",
 		"{id}", fmt.Sprint(m.visit.ID),
 	)
 	return method, r.Replace(path)

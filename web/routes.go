@@ -44,6 +44,9 @@ func (s *server) routeTable() []route {
 	hours := func(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
 		return s.staff(h, store.RoleScheduler, store.RoleAdmin, store.RolePhysician) // a physician: own hours only
 	}
+	admin := func(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
+		return s.staff(h, store.RoleAdmin)
+	}
 	physician := func(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
 		return s.staff(h, store.RolePhysician) // and the handler checks the visit is theirs
 	}
@@ -58,6 +61,9 @@ func (s *server) routeTable() []route {
 		{"GET /login/code", http.HandlerFunc(s.handleLoginCodePage)}, // the pending sign-in's cookie is the credential
 		{"POST /login/code", http.HandlerFunc(s.handleLoginCode)},
 		{"GET /join/{token}", http.HandlerFunc(s.handleJoinLink)},
+		// A one-time password link is its own credential (account package).
+		{"GET /account/password/{token}", http.HandlerFunc(s.handlePasswordLinkPage)},
+		{"POST /account/password/{token}", http.HandlerFunc(s.handlePasswordLink)},
 		{"GET /ws/device", http.HandlerFunc(s.handleDeviceWS)}, // a device token or a patient's visit session
 
 		// FHIR R4, Bearer-authenticated; the fhir package decides per
@@ -107,8 +113,19 @@ func (s *server) routeTable() []route {
 		{"POST /account/totp", s.staff(s.handleTOTPEnrol, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},
 		{"POST /account/totp/off", s.staff(s.handleTOTPOff, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},
 
-		// Admins.
-		{"GET /audit", s.staff(s.handleAudit, store.RoleAdmin)},
+		// Admins: the audit trail, accounts and their credentials.
+		{"GET /audit", admin(s.handleAudit)},
+		{"GET /admin/users", admin(s.handleAdminUsers)},
+		{"GET /admin/users/new", admin(s.handleAdminNewUser)},
+		{"POST /admin/users", admin(s.handleAdminCreateUser)},
+		{"GET /admin/users/{id}", admin(s.handleAdminUser)},
+		{"POST /admin/users/{id}/deactivate", admin(s.adminAction(s.adminDeactivate))},
+		{"POST /admin/users/{id}/reactivate", admin(s.adminAction(s.adminReactivate))},
+		{"POST /admin/users/{id}/reset-2fa", admin(s.adminAction(s.adminResetSecondFactor))},
+		{"POST /admin/users/{id}/password-link", admin(s.adminAction(s.adminPasswordLink))},
+		{"POST /admin/users/{id}/tokens", admin(s.adminAction(s.adminIssueToken))},
+		{"POST /admin/users/{id}/devices", admin(s.adminAction(s.adminAddDevice))},
+		{"POST /admin/users/{id}/credentials/{cred}/revoke", admin(s.adminAction(s.adminRevoke))},
 
 		// Visit participants: the patient's join-link session or the physician.
 		{"GET /visit/{id}", s.signedIn(s.handleVisit)},
