@@ -461,6 +461,8 @@ func TestRefusalsNameThePatient(t *testing.T) {
 		{patient, "POST", fmt.Sprintf("/appointments/%d/cancel", m.otherVisit.ID), m.other.ID, fmt.Sprintf("Appointment/%d", m.otherVisit.ID)},
 		{patient, "GET", "/appointments/12abc%3Cscript%3E", 0, "appointments/unknown"},
 		{physician, "GET", "/audit", 0, "audit"},
+		{scheduler, "POST", fmt.Sprintf("/admin/users/%d/deactivate", m.bystander.ID), m.bystander.ID, fmt.Sprintf("User/%d", m.bystander.ID)},
+		{physician, "POST", fmt.Sprintf("/admin/users/%d/credentials/7/revoke", m.bystander.ID), m.bystander.ID, fmt.Sprintf("User/%d", m.bystander.ID)},
 	} {
 		m.newAuditEvents(t)
 		req, err := http.NewRequest(c.method, m.srv.URL+c.path, nil)
