@@ -219,7 +219,7 @@ func (m *Manager) Deactivate(ctx context.Context, by audit.Who, userID int64) (s
 	if err != nil {
 		return d, fmt.Errorf("deactivate: %w", err)
 	}
-	m.Audit.Success(ctx, by, "deactivate", patientOf(u), audit.Ref("User", u.ID))
+	m.Audit.Success(ctx, by, audit.ActionDeactivate, patientOf(u), audit.Ref("User", u.ID))
 	return d, nil
 }
 
@@ -233,7 +233,7 @@ func (m *Manager) Reactivate(ctx context.Context, by audit.Who, userID int64) er
 	if err := m.Store.ReactivateUser(ctx, u.ID); err != nil {
 		return fmt.Errorf("reactivate: %w", err)
 	}
-	m.Audit.Success(ctx, by, "reactivate", patientOf(u), audit.Ref("User", u.ID))
+	m.Audit.Success(ctx, by, audit.ActionReactivate, patientOf(u), audit.Ref("User", u.ID))
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/bedside-health/bedside/store/sqlite"
 )
 
-func newManager(t *testing.T) (*account.Manager, store.Store) {
+func newManager(t testing.TB) (*account.Manager, store.Store) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "bedside.db"))
 	if err != nil {

@@ -24,6 +24,10 @@ const (
 	ActionDelete = "delete"
 	ActionExport = "export" // records left Bedside in bulk, e.g. the audit trail itself
 	ActionLogin  = "login"
+	// ActionDeactivate and ActionReactivate take an account's access away
+	// and give it back.
+	ActionDeactivate = "deactivate"
+	ActionReactivate = "reactivate"
 )
 
 // Outcomes of an event.

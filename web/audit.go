@@ -21,7 +21,7 @@ const auditPage = 50
 
 // auditActions are the actions the audit log's search offers.
 var auditActions = []string{audit.ActionRead, audit.ActionSearch, audit.ActionCreate, audit.ActionUpdate,
-	audit.ActionDelete, audit.ActionExport, audit.ActionLogin}
+	audit.ActionDelete, audit.ActionExport, audit.ActionLogin, audit.ActionDeactivate, audit.ActionReactivate}
 
 // handleAudit shows admins the audit trail: a search by patient, actor,
 // action and dates (in the viewer's zone), one page of events, and
