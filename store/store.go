@@ -140,9 +140,16 @@ type UserQuery struct {
 	Text      string
 	Email     string // exact, without regard to case
 	BirthDate string // YYYY-MM-DD
+	Status    string // UserActive or UserDeactivated; "" for both
 	Limit     int
 	Offset    int
 }
+
+// Account states a UserQuery may select.
+const (
+	UserActive      = "active"
+	UserDeactivated = "deactivated"
+)
 
 // Users stores people.
 type Users interface {

@@ -48,14 +48,21 @@ func (s *server) handleAdminUsers(w http.ResponseWriter, r *http.Request, c call
 	if !store.Role(role).Valid() {
 		role = ""
 	}
+	status := in.Get("status")
+	if status != store.UserActive && status != store.UserDeactivated {
+		status = ""
+	}
 	offset, _ := strconv.Atoi(in.Get("offset"))
 	offset = max(offset, 0)
-	list, total, err := s.Store.SearchUsers(r.Context(), store.UserQuery{Role: store.Role(role), Text: q, Limit: adminUsersPage, Offset: offset})
+	list, total, err := s.Store.SearchUsers(r.Context(), store.UserQuery{Role: store.Role(role), Text: q, Status: status, Limit: adminUsersPage, Offset: offset})
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
 	v := templates.AdminUsersView{Page: page("Users", c), Query: q, Roles: roleOptions(role, "Any"), Total: total,
+		Statuses: []templates.Option{{Value: "", Label: "Any", Selected: status == ""},
+			{Value: store.UserActive, Label: "Active", Selected: status == store.UserActive},
+			{Value: store.UserDeactivated, Label: "Deactivated", Selected: status == store.UserDeactivated}},
 		First: offset + 1, Last: offset + len(list)}
 	for _, u := range list {
 		if u.Role == store.RolePatient {
@@ -63,7 +70,7 @@ func (s *server) handleAdminUsers(w http.ResponseWriter, r *http.Request, c call
 		}
 		v.Rows = append(v.Rows, adminRow(u))
 	}
-	base := "/admin/users?q=" + urlQueryEscape(q) + "&role=" + urlQueryEscape(role) + "&offset="
+	base := "/admin/users?q=" + urlQueryEscape(q) + "&role=" + urlQueryEscape(role) + "&status=" + status + "&offset="
 	if offset > 0 {
 		v.PrevURL = base + strconv.Itoa(max(offset-adminUsersPage, 0))
 	}

@@ -171,6 +171,18 @@ func TestDeactivatedUserLosesAccess(t *testing.T) {
 	if st := pageStatus(old); st != http.StatusSeeOther {
 		t.Errorf("the old session after deactivation: %d, want a redirect to sign in", st)
 	}
+	for status, want := range map[string]bool{"deactivated": true, "active": false} {
+		resp, err := adm.Get(f.srv.URL + "/admin/users?status=" + status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		listed, adminListed := strings.Contains(string(b), sched.Email), strings.Contains(string(b), "admin@example.org")
+		if listed != want || adminListed == want {
+			t.Errorf("the %s users list: lists the scheduler %v (want %v) and the admin %v (want %v)", status, listed, want, adminListed, !want)
+		}
+	}
 	if _, resp := tryLogin(t, f, sched.Email, testPassword); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("signing in when deactivated: %d, want 401", resp.StatusCode)
 	}

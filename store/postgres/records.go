@@ -130,6 +130,12 @@ func (s *DB) SearchUsers(ctx context.Context, q store.UserQuery) ([]store.User, 
 		}
 		where = append(where, "birth_date = "+args.add(born))
 	}
+	switch q.Status {
+	case store.UserActive:
+		where = append(where, "deactivated_at IS NULL")
+	case store.UserDeactivated:
+		where = append(where, "deactivated_at IS NOT NULL")
+	}
 	for _, w := range strings.Fields(q.Text) {
 		pat := args.add("%" + likeEscape(w) + "%")
 		where = append(where, `(name ILIKE `+pat+` ESCAPE '\' OR email ILIKE `+pat+` ESCAPE '\')`)

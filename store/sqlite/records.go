@@ -100,6 +100,12 @@ func (s *DB) SearchUsers(ctx context.Context, q store.UserQuery) ([]store.User, 
 	if q.BirthDate != "" {
 		where, args = append(where, "birth_date = ?"), append(args, q.BirthDate)
 	}
+	switch q.Status {
+	case store.UserActive:
+		where = append(where, "deactivated_at = 0")
+	case store.UserDeactivated:
+		where = append(where, "deactivated_at != 0")
+	}
 	for _, w := range strings.Fields(q.Text) {
 		pat := "%" + likeEscape(w) + "%"
 		where, args = append(where, `(name LIKE ? ESCAPE '\' OR email LIKE ? ESCAPE '\')`), append(args, pat, pat)

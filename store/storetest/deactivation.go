@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,6 +83,17 @@ func testDeactivation(t *testing.T, st store.Store) {
 	}
 	if o, err := st.UserByID(ctx, other.ID); err != nil || !o.Active() {
 		t.Errorf("another user was deactivated: %+v (%v)", o, err)
+	}
+
+	for status, want := range map[string][]int64{store.UserActive: {other.ID}, store.UserDeactivated: {u.ID}, "": {u.ID, other.ID}} {
+		page, total, err := st.SearchUsers(ctx, store.UserQuery{Status: status, Role: store.RolePatient})
+		var got []int64
+		for _, p := range page {
+			got = append(got, p.ID)
+		}
+		if err != nil || total != len(want) || !slices.Equal(got, want) {
+			t.Errorf("users of status %q: %v (total %d, %v), want %v", status, got, total, err, want)
+		}
 	}
 
 	// Again: the first time stays, and what was issued since ends too.
