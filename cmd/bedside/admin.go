@@ -345,3 +345,42 @@ func userSetActive(ctx context.Context, args []string, getenv func(string) strin
 	fmt.Fprintf(stdout, "%s deactivated; %d sessions ended, %d tokens revoked\n", u.Email, d.Sessions, d.Credentials)
 	return nil
 }
+
+// userPasswordLink prints a one-time link with which a person chooses
+// their own password: for a new account made with --no-password, or a
+// forgotten password. It is signed with the server key, so the server that
+// opens it must share this data folder's key (or BEDSIDE_SECRET).
+func userPasswordLink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var email string
+	data, err := adminFlags("user password-link", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "the account's email")
+	})
+	if err != nil {
+		return err
+	}
+	key, err := loadSecret(getenv("BEDSIDE_SECRET"), data)
+	if err != nil {
+		return fmt.Errorf("user password-link: %w", err)
+	}
+	st, err := openForAdmin(ctx, data, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := userByEmail(ctx, st, "user password-link", email)
+	if err != nil {
+		return err
+	}
+	if u.Role == store.RolePatient {
+		return fmt.Errorf("user password-link: %s is a patient; patients join by their invitations' links", u.Email)
+	}
+	m := cliAccounts(st)
+	m.Key = key
+	token, expires, err := m.PasswordLink(ctx, cliActor, u.ID)
+	if err != nil {
+		return fmt.Errorf("user password-link: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s/account/password/%s\n", strings.TrimRight(getenv("BEDSIDE_PUBLIC_URL"), "/"), token)
+	fmt.Fprintf(stdout, "works once, until %s\n", expires.UTC().Format(time.RFC3339))
+	return nil
+}

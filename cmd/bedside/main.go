@@ -4,6 +4,7 @@
 //	bedside user add --role ROLE --email E --name N [--tz Area/City]
 //	bedside user reset-2fa --email E
 //	bedside user deactivate|reactivate --email E
+//	bedside user password-link --email E
 //	bedside token issue --email E [--ttl 720h]
 //	bedside token list --email E
 //	bedside token revoke --id N
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		switch action {
 		case "user add":
 			return userAdd(ctx, args[1:], getenv, stdin, stdout, stderr)
+		case "user password-link":
+			return userPasswordLink(ctx, args[1:], getenv, stdout, stderr)
 		case "user deactivate", "user reactivate":
 			return userSetActive(ctx, args[1:], getenv, stdout, stderr, action == "user reactivate")
 		case "user reset-2fa":
@@ -86,6 +89,8 @@ Usage:
                                 add a user; the password is read from stdin, or generated and printed
   bedside user reset-2fa --email E
                                 turn off a user's two-step sign-in (a lost phone) and end their sessions
+  bedside user password-link --email E
+                                print a one-time link with which the person chooses their own password
   bedside user deactivate --email E
                                 refuse a user's sign-in and end their sessions and tokens at once
   bedside user reactivate --email E

@@ -368,6 +368,14 @@ func TestCLIAddsUsersAndTokens(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^` + m[1] + `\s+device\s+Oximeter\s+\S+\s+\S+\s+\d{4}-\S+$`).MatchString(list) {
 		t.Fatalf("the revoked token is not listed with its revocation time:\n%s", list)
 	}
+	// A password link for staff, never for a patient.
+	ts.env["BEDSIDE_PUBLIC_URL"] = "https://clinic.example"
+	if out := ts.cli(t, "", "user", "password-link", "--email", "new.doc@example.org"); !regexp.MustCompile(`^https://clinic\.example/account/password/\d+\.\d+\.\S{43}\nworks once, until `).MatchString(out) {
+		t.Fatalf("user password-link printed %q", out)
+	}
+	if _, err := ts.cliErr(t, "", "user", "password-link", "--email", "p@example.org"); err == nil {
+		t.Error("a password link was made for a patient")
+	}
 	// Deactivation revokes what the account held; reactivation revives none of it.
 	ts.cli(t, "", "token", "issue", "--email", "p@example.org")
 	if out := ts.cli(t, "", "user", "deactivate", "--email", "p@example.org"); !strings.Contains(out, "deactivated; 0 sessions ended, 1 tokens revoked") {
