@@ -1,8 +1,12 @@
 package vitals
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Device connection events on a patient's live stream and timeline.
@@ -24,4 +28,58 @@ type LiveDevice struct {
 func EncodeDeviceEvent(event, device string, at time.Time) []byte {
 	b, _ := json.Marshal(LiveDevice{Type: "device", Event: event, Device: device, Time: at.UTC()})
 	return b
+}
+
+// maxDeviceName is the longest relayed device name accepted, in characters.
+const maxDeviceName = 64
+
+// RelayedEvent is a device event that a relay (the patient's browser, or a
+// device hub) reports for a Bluetooth device it paired: the envelope
+// {"seq": N, "device": {"name", "event", "time"}}.
+type RelayedEvent struct {
+	Name  string    // the device's name as the relay knows it
+	Event string    // DeviceConnected or DeviceDisconnected
+	Time  time.Time // when the relay saw it
+}
+
+// EventRecorder keeps relayed device events for the patient's timeline.
+// It is called once per handled event, after its sequence is acknowledged;
+// a failure is the recorder's to report, and does not undo the handling.
+type EventRecorder interface {
+	RecordDeviceEvent(ctx context.Context, dev Device, e RelayedEvent)
+}
+
+// ParseDeviceEvent reads a relayed device event ({"name", "event", "time"}).
+func ParseDeviceEvent(raw json.RawMessage) (RelayedEvent, error) {
+	var m struct {
+		Name  *string `json:"name"`
+		Event string  `json:"event"`
+		Time  string  `json:"time"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return RelayedEvent{}, decodeError("device", err)
+	}
+	if m.Name == nil {
+		return RelayedEvent{}, fieldErr("device.name", "missing")
+	}
+	name := strings.TrimSpace(*m.Name)
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		return RelayedEvent{}, fieldErr("device.name", "empty")
+	case n > maxDeviceName:
+		return RelayedEvent{}, fieldErr("device.name", "%d characters, at most %d", n, maxDeviceName)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return RelayedEvent{}, fieldErr("device.name", "holds a control character")
+	}
+	if m.Event != DeviceConnected && m.Event != DeviceDisconnected {
+		return RelayedEvent{}, fieldErr("device.event", "%q, want %q or %q", truncate(m.Event, 40), DeviceConnected, DeviceDisconnected)
+	}
+	if m.Time == "" {
+		return RelayedEvent{}, fieldErr("device.time", "missing")
+	}
+	when, err := time.Parse(time.RFC3339Nano, m.Time)
+	if err != nil {
+		return RelayedEvent{}, fieldErr("device.time", "%q is not an RFC 3339 date-time with a time zone", truncate(m.Time, 40))
+	}
+	return RelayedEvent{Name: name, Event: m.Event, Time: when.UTC()}, nil
 }

@@ -26,20 +26,32 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`{"seq":-1}`))
 	f.Add([]byte(`{"seq":3}`))
 	f.Add(gattEnv(4, gattMsg("2a35", "15 A0 F0 6B F0 00 00 48 00 02 00")))
+	f.Add(devEnv(5, `{"name":"Polar H10","event":"connected","time":"2026-11-25T10:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)
 		var fe *FieldError
 		switch {
 		case err == nil:
-			if e.Seq < 1 || (len(e.Observation) == 0) == (len(e.GATT) == 0) {
+			kinds := 0
+			for _, r := range [][]byte{e.Observation, e.GATT, e.Device} {
+				if len(r) > 0 {
+					kinds++
+				}
+			}
+			if e.Seq < 1 || kinds != 1 {
 				t.Fatalf("accepted %+v", e)
 			}
-			if e.GATT != nil {
+			switch {
+			case e.Device != nil:
+				if ev, err := ParseDeviceEvent(e.Device); err == nil && (ev.Name == "" || ev.Time.IsZero()) {
+					t.Fatalf("accepted event %+v", ev)
+				}
+			case e.GATT != nil:
 				checkGATT(t, e.GATT)
-			} else {
+			default:
 				checkParse(t, e.Observation)
 			}
-		case e.Seq != 0 && (!errors.As(err, &fe) || fe.Field != "observation" && fe.Field != "gatt"):
+		case e.Seq != 0 && (!errors.As(err, &fe) || fe.Field != "observation" && fe.Field != "gatt" && fe.Field != "device"):
 			t.Fatalf("seq %d returned with error %v", e.Seq, err)
 		}
 		// The whole session logic must not panic either, must answer JSON
@@ -57,6 +69,26 @@ func FuzzParseObservation(f *testing.F) {
 	addSeeds(f, false)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkParse(t, b)
+	})
+}
+
+// FuzzParseDeviceEvent sends arbitrary relayed device events: an error
+// names a device field, and an accepted event is whole.
+func FuzzParseDeviceEvent(f *testing.F) {
+	f.Add([]byte(`{"name":"Polar H10 7E2F","event":"connected","time":"2026-11-25T10:00:00Z"}`))
+	f.Add([]byte(`{"name":"Omron","event":"disconnected","time":"2026-11-25T11:00:00.25+01:00"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := ParseDeviceEvent(b)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "device") {
+				t.Fatalf("error %v does not name a device field", err)
+			}
+			return
+		}
+		if e.Name == "" || len([]rune(e.Name)) > maxDeviceName || (e.Event != DeviceConnected && e.Event != DeviceDisconnected) || e.Time.IsZero() {
+			t.Fatalf("accepted %+v", e)
+		}
 	})
 }
 

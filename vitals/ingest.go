@@ -58,11 +58,12 @@ type Publisher interface {
 type held struct {
 	obs  json.RawMessage
 	gatt json.RawMessage
-	bin  []byte // a binary waveform frame
-	err  error  // a rejection already known from the envelope
+	dev  json.RawMessage // a relayed device event
+	bin  []byte          // a binary waveform frame
+	err  error           // a rejection already known from the envelope
 }
 
-func (h held) size() int { return len(h.obs) + len(h.gatt) + len(h.bin) }
+func (h held) size() int { return len(h.obs) + len(h.gatt) + len(h.dev) + len(h.bin) }
 
 // Ingester applies the device acknowledgement contract to one device's
 // frames, independent of the transport: each sequence is handled (stored,
@@ -79,6 +80,7 @@ type Ingester struct {
 	pendingBytes int
 	err          error
 	now          func() time.Time
+	events       EventRecorder
 }
 
 // NewIngester returns an Ingester for dev that continues after dev.LastSeq,
@@ -93,6 +95,10 @@ func (in *Ingester) WithClock(now func() time.Time) *Ingester {
 	in.now = now
 	return in
 }
+
+// RecordEvents makes the Ingester hand each relayed device event to r once
+// it is handled; without it, events are only published live.
+func (in *Ingester) RecordEvents(r EventRecorder) { in.events = r }
 
 // LastSeq is the highest sequence up to which every message is handled.
 func (in *Ingester) LastSeq() int64 { return in.dev.LastSeq }
@@ -119,7 +125,7 @@ func (in *Ingester) handle(ctx context.Context, frame []byte) ([][]byte, error) 
 	if err != nil && (env.Seq == 0 || !errors.As(err, &fe)) {
 		return [][]byte{errorReply(err.Error(), 0)}, nil
 	}
-	return in.handleSeq(ctx, env.Seq, held{obs: env.Observation, gatt: env.GATT, err: err})
+	return in.handleSeq(ctx, env.Seq, held{obs: env.Observation, gatt: env.GATT, dev: env.Device, err: err})
 }
 
 // handleSeq handles message seq: a duplicate is acked again, one ahead of
@@ -162,6 +168,7 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 	var replies, live [][]byte
 	var readings []StoredReading
 	var parsed []Parsed
+	var events []RelayedEvent
 	for i, h := range run {
 		seq := start + int64(i)
 		p, err := in.parse(h)
@@ -171,6 +178,9 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 		}
 		for _, r := range p.Readings {
 			readings = append(readings, StoredReading{Seq: seq, Reading: r})
+		}
+		if p.Event != nil {
+			events = append(events, *p.Event)
 		}
 		parsed = append(parsed, p)
 	}
@@ -184,6 +194,11 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 		delete(in.pending, s)
 	}
 	in.dev.LastSeq = end
+	if in.events != nil {
+		for _, e := range events {
+			in.events.RecordDeviceEvent(ctx, in.dev, e)
+		}
+	}
 	// Stamped once stored, as the messages go out: received is when
 	// viewers could first have them.
 	received := in.now()
@@ -206,6 +221,13 @@ func (in *Ingester) parse(h held) (Parsed, error) {
 	}
 	if h.gatt != nil {
 		return ParseGATT(h.gatt) // a relayed value names no subject: it is the device's patient
+	}
+	if h.dev != nil {
+		e, err := ParseDeviceEvent(h.dev)
+		if err != nil {
+			return Parsed{}, err
+		}
+		return Parsed{Event: &e}, nil
 	}
 	if h.bin != nil {
 		_, w, err := DecodeWaveFrame(h.bin)

@@ -82,6 +82,9 @@ func encodeLive(p Parsed, device string, received time.Time) [][]byte {
 			out = append(out, b)
 		}
 	}
+	if e := p.Event; e != nil {
+		out = append(out, EncodeDeviceEvent(e.Event, e.Name, e.Time))
+	}
 	if w := p.Waveform; w != nil {
 		b, err := json.Marshal(LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor,
 			Period: w.Period, Unit: w.OriginUnit, Data: Samples(w.Data), Time: w.Time, Device: device,

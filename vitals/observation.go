@@ -58,14 +58,19 @@ type Parsed struct {
 	Readings []Reading
 	Waveform *Waveform
 	Subject  string // subject.reference as sent, "" if absent
+	// Event is a relayed device event (an envelope's "device"), which
+	// yields no reading.
+	Event *RelayedEvent
 }
 
-// Envelope is one device message: a sequence number and either a FHIR
-// Observation or a relayed Bluetooth characteristic value.
+// Envelope is one device message: a sequence number and one of a FHIR
+// Observation, a relayed Bluetooth characteristic value, or a relayed
+// device event.
 type Envelope struct {
 	Seq         int64
 	Observation json.RawMessage
 	GATT        json.RawMessage
+	Device      json.RawMessage
 }
 
 // DecodeEnvelope reads {"seq": N, "observation": {...}}, N a whole number
@@ -77,6 +82,7 @@ func DecodeEnvelope(b []byte) (Envelope, error) {
 		Seq         json.RawMessage `json:"seq"`
 		Observation json.RawMessage `json:"observation"`
 		GATT        json.RawMessage `json:"gatt"`
+		Device      json.RawMessage `json:"device"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		var te *json.UnmarshalTypeError
@@ -92,15 +98,19 @@ func DecodeEnvelope(b []byte) (Envelope, error) {
 	if err != nil || seq < 1 {
 		return Envelope{}, fieldErr("seq", "%s is not a whole number from 1 up", truncate(string(raw.Seq), 40))
 	}
-	hasObs := len(raw.Observation) > 0 && string(raw.Observation) != "null"
-	hasGATT := len(raw.GATT) > 0 && string(raw.GATT) != "null"
+	present := func(r json.RawMessage) bool { return len(r) > 0 && string(r) != "null" }
+	hasObs, hasGATT, hasDev := present(raw.Observation), present(raw.GATT), present(raw.Device)
 	switch {
 	case hasObs && hasGATT:
 		return Envelope{Seq: seq}, fieldErr("gatt", "an envelope carries an observation or a gatt value, not both")
+	case hasDev && (hasObs || hasGATT):
+		return Envelope{Seq: seq}, fieldErr("device", "an envelope carries a device event alone, without an observation or a gatt value")
 	case hasGATT:
 		return Envelope{Seq: seq, GATT: raw.GATT}, nil
+	case hasDev:
+		return Envelope{Seq: seq, Device: raw.Device}, nil
 	case !hasObs:
-		return Envelope{Seq: seq}, fieldErr("observation", "missing (or send a gatt value)")
+		return Envelope{Seq: seq}, fieldErr("observation", "missing (or send a gatt value or a device event)")
 	}
 	return Envelope{Seq: seq, Observation: raw.Observation}, nil
 }

@@ -14,8 +14,10 @@ import (
 // to do.
 const tooFast = "too many messages: pause, reconnect and resend from the last ack"
 
-// ServeDevice runs one device connection until it closes: it reads each
-// frame (a text envelope, or a binary waveform frame), hands it to ing and
+// ServeDevice runs one device connection until it closes: it first sends
+// {"ack": N}, N the highest sequence already handled for the device, so a
+// relay that does not keep its numbering (a browser page) continues from
+// N+1; then it reads each frame (a text envelope, or a binary waveform frame), hands it to ing and
 // sends the replies. It returns nil when the
 // device closes normally, and otherwise why the connection ended.
 //
@@ -30,6 +32,9 @@ const tooFast = "too many messages: pause, reconnect and resend from the last ac
 func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 	stop := context.AfterFunc(ctx, func() { conn.CloseWith(websocket.CloseGoingAway, "server shutting down") })
 	defer stop()
+	if err := conn.Send(ackReply(ing.LastSeq())); err != nil {
+		return fmt.Errorf("send first ack: %w", err)
+	}
 	for {
 		kind, frame, err := conn.Read(ctx)
 		if err != nil {

@@ -51,6 +51,11 @@ func (d *deviceServer) dial(t *testing.T) *websocket.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var r reply
+	if err := ws.ReadJSON(&r); err != nil || r.Ack == nil || *r.Ack != d.st.last(devID) {
+		t.Fatalf("first message %+v (%v), want the ack %d", r, err, d.st.last(devID))
+	}
 	return ws
 }
 

@@ -59,6 +59,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, livePublisher{s.Live}, vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	}).WithClock(s.Now)
+	ing.RecordEvents(eventRecorder{s, cred})
 	s.keepChecking(r.Context(), conn, s.stillDevice(r, cred))
 	s.Log.InfoContext(r.Context(), "device connected", "device", cred.ID, "patient", cred.UserID)
 	s.deviceEvent(r.Context(), cred, vitals.DeviceConnected)
@@ -111,6 +112,19 @@ func (s *server) deviceEvent(ctx context.Context, cred store.Credential, kind st
 		s.Log.ErrorContext(ctx, "store device event", "device", cred.ID, "event", kind, "err", err)
 	}
 	_ = s.Live.Publish(ctx, cred.UserID, vitals.EncodeDeviceEvent(kind, cred.Name, at))
+}
+
+// eventRecorder keeps the device events a relay reports for the Bluetooth
+// devices it paired (the Ingester publishes them live).
+type eventRecorder struct {
+	s    *server
+	cred store.Credential
+}
+
+func (e eventRecorder) RecordDeviceEvent(ctx context.Context, dev vitals.Device, ev vitals.RelayedEvent) {
+	if _, err := e.s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: e.cred.UserID, DeviceID: e.cred.ID, Device: ev.Name, Kind: ev.Event, At: ev.Time}); err != nil {
+		e.s.Log.ErrorContext(ctx, "store relayed device event", "device", e.cred.ID, "event", ev.Event, "err", err)
+	}
 }
 
 // browserDevice names the device credential behind a patient's browser, which

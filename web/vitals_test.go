@@ -50,6 +50,12 @@ func dialDevice(t *testing.T, f *fixture, token string) *websocket.Conn {
 		t.Fatalf("dial device: %v (status %d)", err, status)
 	}
 	t.Cleanup(func() { ws.Close() })
+	// The server says first where the device's sequence stands.
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var r reply
+	if err := ws.ReadJSON(&r); err != nil || r.Ack == nil {
+		t.Fatalf("first device message %+v (%v), want an ack", r, err)
+	}
 	return ws
 }
 
@@ -390,6 +396,10 @@ func TestPatientBrowserStreamsWithItsVisitSession(t *testing.T) {
 		t.Fatalf("patient's browser refused: %v (%v)", err, resp)
 	}
 	defer ws.Close()
+	var first reply
+	if err := ws.ReadJSON(&first); err != nil || first.Ack == nil || *first.Ack != 0 {
+		t.Fatalf("first message %+v (%v), want ack 0: the browser's device has sent nothing yet", first, err)
+	}
 	if ack := lastAck(t, sendFrame(t, ws, envelope(1, "59408-5", 96, "%", ""))); ack != 1 {
 		t.Fatalf("ack %d, want 1", ack)
 	}

@@ -443,3 +443,35 @@ func TestMultiVisitViewerAuthorization(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+// TestDeviceRelayedEvent: a relay reports a paired Bluetooth device coming
+// and going; both are kept on the patient's timeline under the device's
+// own name and time, once each although the relay sends them twice.
+func TestDeviceRelayedEvent(t *testing.T) {
+	f := newFixture(t)
+	dev := dialDevice(t, f, f.devToken)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	msgs := []string{
+		fmt.Sprintf(`{"seq":1,"device":{"name":"Polar H10 7E2F","event":"connected","time":%q}}`, at.Format(time.RFC3339Nano)),
+		fmt.Sprintf(`{"seq":2,"device":{"name":"Polar H10 7E2F","event":"disconnected","time":%q}}`, at.Add(time.Second).Format(time.RFC3339Nano)),
+	}
+	for _, m := range append(msgs, msgs...) {
+		if err := dev.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAcks(t, dev, 2)
+	evs, err := f.st.DeviceEventsBetween(t.Context(), f.pat.ID, at.Add(-time.Hour), at.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		if e.Device == "Polar H10 7E2F" {
+			got = append(got, e.Kind+"@"+e.At.UTC().Sub(at).String())
+		}
+	}
+	if want := []string{"connected@0s", "disconnected@1s"}; !slices.Equal(got, want) {
+		t.Fatalf("relayed events stored %q, want %q", got, want)
+	}
+}
