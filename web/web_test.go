@@ -134,15 +134,23 @@ func TestSecurityHeaders(t *testing.T) {
 	for k, want := range map[string]string{
 		"Content-Security-Policy": "frame-ancestors 'none'",
 		"Referrer-Policy":         "no-referrer",
-		"Permissions-Policy":      "camera=(self)",
+		"Permissions-Policy":      "camera=(self), microphone=(self), bluetooth=(self)",
 		"X-Content-Type-Options":  "nosniff",
 	} {
 		if got := resp.Header.Get(k); !strings.Contains(got, want) {
 			t.Errorf("%s = %q, want it to contain %q", k, got, want)
 		}
 	}
-	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, "unsafe-inline") {
+	csp := resp.Header.Get("Content-Security-Policy")
+	if strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP allows inline code: %s", csp)
+	}
+	// The pages' modules (Web Bluetooth's among them) load from our origin
+	// and talk to its sockets.
+	for _, want := range []string{"script-src 'self'", "connect-src 'self'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
 	}
 	if hsts := resp.Header.Get("Strict-Transport-Security"); hsts != "" {
 		t.Errorf("HSTS sent over plain HTTP: %q", hsts)

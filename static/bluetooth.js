@@ -1,0 +1,340 @@
+// Web Bluetooth pairing on the patient's visit page: the patient pairs a
+// home device, and each value its measurement characteristics send is
+// relayed, raw, to the server over the device socket (docs/protocol.md,
+// "Relayed Bluetooth values"), which parses it. Nothing is parsed here.
+//
+// Two parts, each given what it talks to so a test can drive the real code
+// with a fake: Relay (the socket: numbering, a bounded queue of what is not
+// acknowledged, resending after a reconnect) and Pairing (the Bluetooth
+// object: requestDevice, notifications, disconnects).
+
+import { ReconnectingSocket } from './socket.js';
+
+/** PROFILES are the services offered when pairing, with the measurement characteristics read from each. */
+export const PROFILES = [
+  { service: 0x180d, name: 'heart rate monitor', characteristics: [0x2a37] },
+  { service: 0x1822, name: 'pulse oximeter', characteristics: [0x2a5f, 0x2a5e] },
+  { service: 0x1810, name: 'blood pressure monitor', characteristics: [0x2a35] },
+  { service: 0x1809, name: 'thermometer', characteristics: [0x2a1c] },
+  { service: 0x181d, name: 'weight scale', characteristics: [0x2a9d] },
+  { service: 0x1808, name: 'glucose meter', characteristics: [0x2a18] },
+];
+
+/** uuid turns a 16-bit assigned number into the 128-bit UUID Web Bluetooth uses. */
+export function uuid(n) {
+  return n.toString(16).padStart(8, '0') + '-0000-1000-8000-00805f9b34fb';
+}
+
+/** base64 encodes the bytes of a DataView (a characteristic value). */
+export function base64(view) {
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+/**
+ * unavailable says, in words, why this browser cannot pair devices, or
+ * returns '' when it can.
+ */
+export function unavailable(bluetooth, secure) {
+  const hub = 'If you have a Bedside device hub, it sends your readings without this page: just switch it on.';
+  if (!secure) {
+    return 'Pairing devices needs a secure (https) connection to this page. Open the link from your invitation again, which uses one. ' + hub;
+  }
+  if (!bluetooth) {
+    return 'This browser cannot pair Bluetooth devices (Firefox and Safari do not support it). ' +
+      'Open this page in Chrome or Edge on a computer or Android phone to pair a device. ' + hub;
+  }
+  return '';
+}
+
+/**
+ * Relay sends messages to the device socket under its acknowledgement
+ * contract: each message gets the next seq, is kept until an ack covers it,
+ * and is sent again after a reconnect. The server's first message on each
+ * connection is an ack saying where the sequence stands; nothing is sent
+ * before it, and the first one ever numbers the queue from there.
+ *
+ * connect(handlers) must return a transport with start(), stop() and
+ * send(obj) -> bool that calls handlers.onopen(), onmessage(obj) and
+ * onclose(event, willRetry, delayMs), reconnecting with backoff itself
+ * (a ReconnectingSocket). Callbacks: onrejected(meta, error) for a message
+ * the server refused, onchange() when the queue or the connection changes.
+ */
+export class Relay {
+  constructor({ connect, max = 2000, onrejected = () => {}, onchange = () => {} }) {
+    this.max = max;
+    this.queue = []; // {seq, msg, meta}, oldest first; seq 0 until the first ack
+    this.next = 0; // the last seq given out
+    this.synced = false; // an ack has told where the sequence stands
+    this.ready = false; // this connection's first ack has come
+    this.dropped = 0; // messages pushed out of a full queue
+    this.connected = false;
+    this.onrejected = onrejected;
+    this.onchange = onchange;
+    this.transport = connect({
+      onopen: () => { this.connected = true; this.ready = false; this.onchange(); },
+      onmessage: (m) => this.receive(m),
+      onclose: () => { this.connected = false; this.ready = false; this.onchange(); },
+    });
+    this.started = false;
+  }
+
+  /** send queues one envelope body ({gatt} or {device}) and sends it when it can. */
+  send(body, meta) {
+    if (this.queue.length >= this.max) {
+      this.queue.shift(); // the oldest goes: a bounded memory, and said on the page
+      this.dropped++;
+    }
+    const e = { seq: this.synced ? ++this.next : 0, msg: body, meta };
+    this.queue.push(e);
+    if (!this.started) {
+      this.started = true;
+      this.transport.start();
+    }
+    if (this.ready) this.write(e);
+    this.onchange();
+  }
+
+  /** pending is how many messages wait for an acknowledgement. */
+  get pending() {
+    return this.queue.length;
+  }
+
+  stop() {
+    this.transport.stop();
+  }
+
+  write(e) {
+    this.transport.send({ seq: e.seq, ...e.msg });
+  }
+
+  receive(m) {
+    if (typeof m.ack === 'number') {
+      this.ack(m.ack);
+    } else if (m.error && typeof m.seq === 'number') {
+      // Refused for good (it counts as handled; the ack that follows drops it).
+      const e = this.queue.find((q) => q.seq === m.seq);
+      this.onrejected(e ? e.meta : null, m.error);
+    } else if (m.error) {
+      console.warn('device socket:', m.error); // the server closes, and we resend after reconnecting
+    }
+  }
+
+  ack(n) {
+    let resend = false;
+    if (!this.synced || n > this.next) {
+      // The first ack, or one beyond anything given out (the server
+      // handled those numbers in an earlier run): number what is held
+      // to follow it.
+      this.synced = true;
+      this.next = n;
+      for (const e of this.queue) e.seq = ++this.next;
+      resend = this.ready;
+    } else {
+      let i = 0;
+      while (i < this.queue.length && this.queue[i].seq <= n) i++;
+      if (i) this.queue.splice(0, i);
+    }
+    if (!this.ready && this.connected) {
+      this.ready = true;
+      resend = true;
+    }
+    if (resend) for (const e of this.queue) this.write(e);
+    this.onchange();
+  }
+}
+
+/** socketRelay is the production Relay: the device socket of this page's origin. */
+export function socketRelay(path, opts) {
+  return new Relay({ ...opts, connect: (h) => new ReconnectingSocket(path, h) });
+}
+
+/**
+ * Pairing pairs devices through bluetooth (navigator.bluetooth, or a fake
+ * with the same shape) and relays what they measure through relay. Each
+ * paired device is an entry {id, name, status, lastAt, error, device};
+ * onchange(entry, said) is called when one changes, said being a sentence
+ * for screen readers or ''.
+ */
+export class Pairing {
+  constructor({ bluetooth, relay, onchange = () => {}, now = () => new Date() }) {
+    this.bluetooth = bluetooth;
+    this.relay = relay;
+    this.onchange = onchange;
+    this.now = now;
+    this.devices = new Map(); // device id -> entry
+  }
+
+  /** pair asks the browser to choose a device, then connects it. It rejects when the user cancels. */
+  async pair() {
+    const services = PROFILES.map((p) => p.service);
+    const device = await this.bluetooth.requestDevice({ filters: services.map((s) => ({ services: [s] })), optionalServices: services });
+    let entry = this.devices.get(device.id);
+    if (!entry) {
+      entry = { id: device.id, name: (device.name || '').trim().slice(0, 64) || 'Bluetooth device', status: 'connecting', lastAt: null, error: '', device, heard: new WeakSet() };
+      this.devices.set(device.id, entry);
+      device.addEventListener('gattserverdisconnected', () => this.lost(entry));
+    }
+    await this.connect(entry);
+    return entry;
+  }
+
+  /** connect opens the device's GATT server and subscribes to its measurements. */
+  async connect(entry) {
+    this.set(entry, 'connecting', `Connecting to ${entry.name}…`);
+    try {
+      const server = await entry.device.gatt.connect();
+      let found = 0;
+      for (const p of PROFILES) {
+        let service;
+        try {
+          service = await server.getPrimaryService(p.service);
+        } catch {
+          continue; // the device does not offer it
+        }
+        for (const c of p.characteristics) {
+          let ch;
+          try {
+            ch = await service.getCharacteristic(c);
+          } catch {
+            continue;
+          }
+          if (!entry.heard.has(ch)) {
+            // A reconnect may hand back the same object: listen once.
+            entry.heard.add(ch);
+            ch.addEventListener('characteristicvaluechanged', (ev) => this.value(entry, service.uuid || uuid(p.service), ch.uuid || uuid(c), ev.target.value));
+          }
+          // Notifications and indications both arrive this way.
+          await ch.startNotifications();
+          found++;
+        }
+      }
+      if (!found) throw new Error('it offers no measurement this page can read');
+      entry.error = '';
+      this.event(entry, 'connected');
+      this.set(entry, 'connected', `${entry.name} is connected. Take a measurement as usual: it is sent to your physician.`);
+    } catch (err) {
+      entry.error = `Could not connect to ${entry.name}: ${err.message || err}. Make sure it is switched on and close by, then press Reconnect.`;
+      this.set(entry, 'disconnected', entry.error);
+    }
+  }
+
+  /** value relays one characteristic value as the device sent it. */
+  value(entry, service, characteristic, view) {
+    const at = this.now();
+    this.relay.send({ gatt: { service, characteristic, value: base64(view), time: at.toISOString() } }, { id: entry.id, at });
+    entry.lastAt = at;
+    this.onchange(entry, '');
+  }
+
+  /** rejected shows why the server refused a value. */
+  rejected(meta, error) {
+    const entry = meta && this.devices.get(meta.id);
+    if (!entry) return;
+    entry.error = `A reading from ${entry.name} was not accepted: ${error}`;
+    this.onchange(entry, entry.error);
+  }
+
+  lost(entry) {
+    if (entry.status === 'disconnected') return;
+    this.event(entry, 'disconnected');
+    this.set(entry, 'disconnected', `${entry.name} disconnected. Switch it on or bring it closer, then press Reconnect.`);
+  }
+
+  event(entry, kind) {
+    this.relay.send({ device: { name: entry.name, event: kind, time: this.now().toISOString() } }, { id: entry.id });
+  }
+
+  set(entry, status, said) {
+    entry.status = status;
+    this.onchange(entry, said);
+  }
+}
+
+const statusText = { connecting: 'Connecting…', connected: 'Connected', disconnected: 'Disconnected' };
+
+/**
+ * mount ties the #bluetooth panel's elements to a Pairing: the Pair button,
+ * the list of paired devices with their status and last reading's time,
+ * and the message saying why pairing is unavailable.
+ */
+export function mount(root, { bluetooth, secure, relay }) {
+  const $ = (id) => root.querySelector('#' + id);
+  const el = { pair: $('bt-pair'), unavailable: $('bt-unavailable'), status: $('bt-status'), list: $('bt-devices'), queue: $('bt-queue') };
+  const why = unavailable(bluetooth, secure);
+  if (why) {
+    el.unavailable.textContent = why;
+    el.unavailable.hidden = false;
+    el.pair.hidden = true;
+    root.dataset.bluetooth = 'unavailable';
+    return null;
+  }
+  const rows = new Map();
+  const say = (text) => { el.status.textContent = el.status.textContent === text ? text + '\u00a0' : text; };
+  const r = relay({
+    onrejected: (meta, error) => pairing.rejected(meta, error),
+    onchange: () => {
+      const n = r.pending;
+      el.queue.hidden = r.connected && r.ready && !r.dropped;
+      el.queue.textContent = r.dropped
+        ? `${r.dropped} older readings could not be kept while offline.`
+        : n ? `Not connected to the visit: ${n} readings are kept and will be sent when it is back.` : 'Connecting to the visit…';
+    },
+  });
+  const pairing = new Pairing({
+    bluetooth,
+    relay: r,
+    onchange: (entry, said) => {
+      draw(entry);
+      if (said) say(said);
+    },
+  });
+
+  function draw(entry) {
+    let row = rows.get(entry.id);
+    if (!row) {
+      row = document.createElement('li');
+      row.className = 'bt-device';
+      row.innerHTML = '<span class="bt-name"></span> <span class="bt-state"></span> <span class="bt-last"></span>' +
+        '<button type="button" class="button secondary bt-reconnect" hidden>Reconnect</button><p class="bt-error flash error" hidden></p>';
+      row.querySelector('.bt-reconnect').addEventListener('click', () => pairing.connect(entry));
+      rows.set(entry.id, row);
+      el.list.append(row);
+    }
+    row.dataset.status = entry.status;
+    row.querySelector('.bt-name').textContent = entry.name;
+    row.querySelector('.bt-state').textContent = statusText[entry.status] || entry.status;
+    row.querySelector('.bt-last').textContent = entry.lastAt ? `last reading ${entry.lastAt.toLocaleTimeString()}` : 'no reading yet';
+    row.querySelector('.bt-reconnect').hidden = entry.status !== 'disconnected';
+    const err = row.querySelector('.bt-error');
+    err.textContent = entry.error;
+    err.hidden = !entry.error;
+  }
+
+  el.pair.hidden = false;
+  el.pair.addEventListener('click', async () => {
+    el.pair.disabled = true;
+    say('Choose your device in the list the browser shows.');
+    try {
+      await pairing.pair();
+    } catch (err) {
+      // Cancelling the chooser is NotFoundError: nothing to explain.
+      say(err && err.name === 'NotFoundError' ? 'No device was paired.' : `Pairing failed: ${(err && err.message) || err}. Switch the device on, put it in pairing mode and try again.`);
+    } finally {
+      el.pair.disabled = false;
+    }
+  });
+  root.dataset.bluetooth = 'ready';
+  return pairing;
+}
+
+const root = document.getElementById('bluetooth');
+if (root) {
+  mount(root, {
+    bluetooth: navigator.bluetooth,
+    secure: window.isSecureContext,
+    relay: (opts) => socketRelay(root.dataset.ws, opts),
+  });
+}
