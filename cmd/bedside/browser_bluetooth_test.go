@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/sqlite"
+)
+
+// fakeBluetooth stands in for navigator.bluetooth before the page loads:
+// one device offering heart rate, pulse oximeter and blood pressure, whose
+// characteristics send what window.__bt.emit(characteristic, hex) gives
+// them. It also keeps every WebSocket the page opens in window.__sockets,
+// so the test can cut one.
+const fakeBluetooth = `(() => {
+  const uuid = (n) => n.toString(16).padStart(8, '0') + '-0000-1000-8000-00805f9b34fb';
+  const norm = (x) => typeof x === 'number' ? uuid(x) : String(x).toLowerCase();
+  class Target {
+    constructor() { this.listeners = {}; }
+    addEventListener(type, fn) { (this.listeners[type] ||= []).push(fn); }
+    removeEventListener(type, fn) { this.listeners[type] = (this.listeners[type] || []).filter((f) => f !== fn); }
+    fire(type, ev) { for (const fn of this.listeners[type] || []) fn(ev); }
+  }
+  const offered = { [uuid(0x180d)]: [0x2a37], [uuid(0x1822)]: [0x2a5f], [uuid(0x1810)]: [0x2a35] };
+  const chars = new Map();
+  const device = new Target();
+  device.id = 'fake-monitor';
+  device.name = 'Fake Monitor 7E2F';
+  const server = {
+    device,
+    async getPrimaryService(s) {
+      s = norm(s);
+      if (!offered[s]) throw new DOMException('No service ' + s, 'NotFoundError');
+      return {
+        uuid: s,
+        async getCharacteristic(c) {
+          c = norm(c);
+          if (!offered[s].map(uuid).includes(c)) throw new DOMException('No characteristic ' + c, 'NotFoundError');
+          if (!chars.has(c)) {
+            const ch = new Target();
+            ch.uuid = c;
+            ch.notifying = false;
+            ch.startNotifications = async () => { ch.notifying = true; return ch; };
+            chars.set(c, ch);
+          }
+          return chars.get(c);
+        },
+      };
+    },
+  };
+  device.gatt = { connected: false, async connect() { this.connected = true; return server; }, disconnect() {} };
+  window.__bt = {
+    requests: [],
+    emit(c, hex) {
+      const ch = chars.get(uuid(c));
+      if (!ch || !ch.notifying) throw new Error('characteristic ' + c.toString(16) + ' is not subscribed');
+      const bytes = new Uint8Array(hex.split(' ').map((h) => parseInt(h, 16)));
+      ch.value = new DataView(bytes.buffer);
+      ch.fire('characteristicvaluechanged', { target: ch });
+    },
+    disconnect() {
+      device.gatt.connected = false;
+      for (const ch of chars.values()) ch.notifying = false;
+      device.fire('gattserverdisconnected', { target: device });
+    },
+  };
+  const bluetooth = { async requestDevice(opts) { window.__bt.requests.push(opts); return device; } };
+  Object.defineProperty(Navigator.prototype, 'bluetooth', { get: () => bluetooth, configurable: true });
+  const Orig = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Orig {
+    constructor(...args) { super(...args); window.__sockets.push(this); }
+  };
+})();`
+
+// TestBrowserBluetoothRelay drives the patient's real visit page with a
+// fake Bluetooth device sending real characteristic values: the server
+// stores what they mean, a bad value's error is shown beside the device,
+// and a socket cut mid-stream loses and duplicates nothing.
+func TestBrowserBluetoothRelay(t *testing.T) {
+	chromium := chromiumPath(t)
+	ts := startServer(t, nil)
+	link := bookFirstFree(t, ts)
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(ts.Data, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	patient, err := db.UserByEmail(ctx, "maria.silva@demo.bedside.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now().Add(-time.Minute)
+
+	b := newBrowser(t, chromium)
+	fake := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: fakeBluetooth})
+		return err
+	})
+	if err := chromedp.Do(b, fake, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	// The module loaded under the page's CSP and found Bluetooth usable.
+	waitJS(t, b, "pairing offered", `document.querySelector('#bluetooth').dataset.bluetooth === 'ready' && !document.querySelector('#bt-pair').hidden`, 15*time.Second)
+	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS("#bt-pair"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, b, "device connected", `(() => { const r = document.querySelector('.bt-device'); return !!r && r.dataset.status === 'connected' && r.textContent.includes('Fake Monitor 7E2F'); })()`, 10*time.Second)
+	services, err := chromedp.Run(b, chromedp.Evaluate[[]int](`window.__bt.requests[0].filters.map((f) => f.services[0])`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{0x180d, 0x1822, 0x1810, 0x1809, 0x181d, 0x1808}; !slices.Equal(services, want) {
+		t.Errorf("requestDevice asked for services %x, want %x", services, want)
+	}
+
+	// Real byte vectors: a heart rate with an RR interval, a continuous
+	// pulse oximeter value, a blood pressure in kPa with pulse, and a heart
+	// rate cut short (16-bit flag, one byte).
+	emit := `window.__bt.emit(0x2a37, '10 48 00 04'); window.__bt.emit(0x2a5f, '00 62 00 4B 00');
+	  window.__bt.emit(0x2a35, '05 A0 F0 6B F0 00 00 48 00'); window.__bt.emit(0x2a37, '01 48'); true`
+	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](emit)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, b, "the bad value's error shown", `(() => { const e = document.querySelector('.bt-device .bt-error'); return !!e && !e.hidden && /not accepted: gatt\.value: Heart Rate Measurement: too short/.test(e.textContent); })()`, 10*time.Second)
+	waitJS(t, b, "last reading time shown", `/last reading \d/.test(document.querySelector('.bt-device .bt-last').textContent)`, 5*time.Second)
+
+	// A stream of heart rates 100..139; the device socket is cut after the
+	// 20th while values and acks are in flight, and the rest is measured
+	// while it is down.
+	stream := `(async () => {
+	  const socket = () => window.__sockets.filter((s) => s.url.includes('/ws/device')).at(-1);
+	  const opened = window.__sockets.length;
+	  for (let i = 0; i < 40; i++) {
+	    window.__bt.emit(0x2a37, '00 ' + (100 + i).toString(16));
+	    if (i === 19) socket().close(4000, 'cut by the test');
+	    await new Promise((r) => setTimeout(r, 5)); // pacing, so some values cross the cut
+	  }
+	  return opened;
+	})()`
+	opened, err := chromedp.Run(b, chromedp.Evaluate[int](stream, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, b, "device socket reopened", fmt.Sprintf(`window.__sockets.length > %d`, opened), 20*time.Second)
+
+	// The device goes away: its disconnect reaches the timeline.
+	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.__bt.disconnect(); true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, b, "device shown disconnected", `(() => { const r = document.querySelector('.bt-device'); return r.dataset.status === 'disconnected' && !r.querySelector('.bt-reconnect').hidden; })()`, 5*time.Second)
+
+	// The store ends with every reading exactly once.
+	want := map[string]int{"8867-4 72": 2, "8867-4 75": 1, "59408-5 98": 1, "8480-6 120": 1, "8462-4 80.3": 1}
+	for v := 100; v < 140; v++ {
+		want[fmt.Sprintf("8867-4 %d", v)] = 1
+	}
+	var got map[string]int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		obs, err := db.ObservationsBetween(ctx, patient.ID, since, time.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[string]int{}
+		for _, o := range obs {
+			got[fmt.Sprintf("%s %g", o.Code, o.Value)]++
+		}
+		if len(obs) >= 46 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling the store, not standing in for a signal
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("stored %q %d times, want %d", k, got[k], n)
+		}
+	}
+	for k, n := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("stored %q %d times, want never", k, n)
+		}
+	}
+
+	// The device's coming and going is on the timeline, once each.
+	var kinds []string
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		evs, err := db.DeviceEventsBetween(ctx, patient.ID, since, time.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds = kinds[:0]
+		for _, e := range evs {
+			if e.Device == "Fake Monitor 7E2F" {
+				kinds = append(kinds, e.Kind)
+			}
+		}
+		if len(kinds) >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling the store, not standing in for a signal
+	}
+	if want := []string{store.DeviceConnected, store.DeviceDisconnected}; !slices.Equal(kinds, want) {
+		t.Errorf("device events %q, want %q", kinds, want)
+	}
+}
