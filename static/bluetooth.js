@@ -173,7 +173,7 @@ export class Pairing {
     const device = await this.bluetooth.requestDevice({ filters: services.map((s) => ({ services: [s] })), optionalServices: services });
     let entry = this.devices.get(device.id);
     if (!entry) {
-      entry = { id: device.id, name: (device.name || '').trim().slice(0, 64) || 'Bluetooth device', status: 'connecting', lastAt: null, error: '', device, heard: new WeakSet() };
+      entry = { id: device.id, name: (device.name || '').replace(/\p{Cc}/gu, '').trim().slice(0, 64) || 'Bluetooth device', status: 'connecting', lastAt: null, error: '', device, heard: new WeakSet() };
       this.devices.set(device.id, entry);
       device.addEventListener('gattserverdisconnected', () => this.lost(entry));
     }
@@ -213,6 +213,7 @@ export class Pairing {
       }
       if (!found) throw new Error('it offers no measurement this page can read');
       entry.error = '';
+      entry.live = true;
       this.event(entry, 'connected');
       this.set(entry, 'connected', `${entry.name} is connected. Take a measurement as usual: it is sent to your physician.`);
     } catch (err) {
@@ -239,7 +240,10 @@ export class Pairing {
 
   lost(entry) {
     if (entry.status === 'disconnected') return;
-    this.event(entry, 'disconnected');
+    if (entry.live) {
+      entry.live = false;
+      this.event(entry, 'disconnected');
+    }
     this.set(entry, 'disconnected', `${entry.name} disconnected. Switch it on or bring it closer, then press Reconnect.`);
   }
 
@@ -307,7 +311,9 @@ export function mount(root, { bluetooth, secure, relay }) {
     row.querySelector('.bt-name').textContent = entry.name;
     row.querySelector('.bt-state').textContent = statusText[entry.status] || entry.status;
     row.querySelector('.bt-last').textContent = entry.lastAt ? `last reading ${entry.lastAt.toLocaleTimeString()}` : 'no reading yet';
-    row.querySelector('.bt-reconnect').hidden = entry.status !== 'disconnected';
+    const again = row.querySelector('.bt-reconnect');
+    again.hidden = entry.status !== 'disconnected';
+    again.setAttribute('aria-label', `Reconnect ${entry.name}`);
     const err = row.querySelector('.bt-error');
     err.textContent = entry.error;
     err.hidden = !entry.error;

@@ -160,8 +160,22 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 	}
 	waitJS(t, b, "device shown disconnected", `(() => { const r = document.querySelector('.bt-device'); return r.dataset.status === 'disconnected' && !r.querySelector('.bt-reconnect').hidden; })()`, 5*time.Second)
 
+	// A reloaded page numbers afresh from the server's first ack: its
+	// first reading (141) is stored, not taken for one already handled.
+	if err := chromedp.Do(b, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, b, "pairing offered again", `document.querySelector('#bluetooth').dataset.bluetooth === 'ready'`, 15*time.Second)
+	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS("#bt-pair"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, b, "device connected again", `(() => { const r = document.querySelector('.bt-device'); return !!r && r.dataset.status === 'connected'; })()`, 10*time.Second)
+	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.__bt.emit(0x2a37, '00 8D'); true`)); err != nil {
+		t.Fatal(err)
+	}
+
 	// The store ends with every reading exactly once.
-	want := map[string]int{"8867-4 72": 2, "8867-4 75": 1, "59408-5 98": 1, "8480-6 120": 1, "8462-4 80.3": 1}
+	want := map[string]int{"8867-4 72": 2, "8867-4 75": 1, "59408-5 98": 1, "8480-6 120": 1, "8462-4 80.3": 1, "8867-4 141": 1}
 	for v := 100; v < 140; v++ {
 		want[fmt.Sprintf("8867-4 %d", v)] = 1
 	}
@@ -176,7 +190,7 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 		for _, o := range obs {
 			got[fmt.Sprintf("%s %g", o.Code, o.Value)]++
 		}
-		if len(obs) >= 46 || time.Now().After(deadline) {
+		if len(obs) >= 47 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond) // polling the store, not standing in for a signal
@@ -192,7 +206,8 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 		}
 	}
 
-	// The device's coming and going is on the timeline, once each.
+	// The device's coming and going is on the timeline, once each (and
+	// its connecting again after the reload).
 	var kinds []string
 	deadline = time.Now().Add(10 * time.Second)
 	for {
@@ -206,12 +221,12 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 				kinds = append(kinds, e.Kind)
 			}
 		}
-		if len(kinds) >= 2 || time.Now().After(deadline) {
+		if len(kinds) >= 3 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond) // polling the store, not standing in for a signal
 	}
-	if want := []string{store.DeviceConnected, store.DeviceDisconnected}; !slices.Equal(kinds, want) {
+	if want := []string{store.DeviceConnected, store.DeviceDisconnected, store.DeviceConnected}; !slices.Equal(kinds, want) {
 		t.Errorf("device events %q, want %q", kinds, want)
 	}
 }
