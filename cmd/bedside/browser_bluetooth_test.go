@@ -229,4 +229,24 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 	if want := []string{store.DeviceConnected, store.DeviceDisconnected, store.DeviceConnected}; !slices.Equal(kinds, want) {
 		t.Errorf("device events %q, want %q", kinds, want)
 	}
+
+	// A browser without Web Bluetooth (as Firefox and Safari) is told why
+	// and pointed to a device hub, in a second tab of the same session.
+	visit, err := chromedp.Run(b, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, cancel := chromedp.NewContext(b)
+	defer cancel()
+	noBluetooth := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `Object.defineProperty(Navigator.prototype, 'bluetooth', { get: () => undefined, configurable: true });`})
+		return err
+	})
+	if err := chromedp.Do(tab, noBluetooth, chromedp.Navigate(visit)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, tab, "unavailability explained",
+		`(() => { const u = document.querySelector('#bt-unavailable'); return document.querySelector('#bluetooth').dataset.bluetooth === 'unavailable' && !u.hidden && /Firefox and Safari/.test(u.textContent) && /device hub/.test(u.textContent) && document.querySelector('#bt-pair').hidden; })()`,
+		15*time.Second)
 }
