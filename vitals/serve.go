@@ -17,8 +17,8 @@ const tooFast = "too many messages: pause, reconnect and resend from the last ac
 // ServeDevice runs one device connection until it closes: it first sends
 // {"ack": N}, N the highest sequence already handled for the device, so a
 // relay that does not keep its numbering (a browser page) continues from
-// N+1; then it reads each frame (a text envelope, or a binary waveform frame), hands it to ing and
-// sends the replies. It returns nil when the
+// N+1; then it reads each frame (a text envelope, or a binary waveform
+// frame), hands it to ing and sends the replies. It returns nil when the
 // device closes normally, and otherwise why the connection ended.
 //
 // A frame over conn's read limit makes gorilla/websocket close the

@@ -121,6 +121,10 @@ type eventRecorder struct {
 	cred store.Credential
 }
 
+var _ vitals.EventRecorder = eventRecorder{}
+
+// RecordDeviceEvent stores the event for the patient's timeline; a failure
+// is logged, since the event's sequence is already acknowledged.
 func (e eventRecorder) RecordDeviceEvent(ctx context.Context, dev vitals.Device, ev vitals.RelayedEvent) {
 	if _, err := e.s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: e.cred.UserID, DeviceID: e.cred.ID, Device: ev.Name, Kind: ev.Event, At: ev.Time}); err != nil {
 		e.s.Log.ErrorContext(ctx, "store relayed device event", "device", e.cred.ID, "event", ev.Event, "err", err)
