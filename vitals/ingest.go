@@ -54,6 +54,13 @@ type Publisher interface {
 	Publish(ctx context.Context, patientID int64, msg []byte) error
 }
 
+// Observer follows a patient's accepted readings, such as the NEWS2
+// monitor (vitals/ward). It is called after the readings are stored and
+// published, in the order they arrived.
+type Observer interface {
+	Observe(ctx context.Context, patientID int64, readings []Reading)
+}
+
 // held is a message waiting for the sequences before it.
 type held struct {
 	obs  json.RawMessage
@@ -75,6 +82,7 @@ func (h held) size() int { return len(h.obs) + len(h.gatt) + len(h.dev) + len(h.
 type Ingester struct {
 	sink         Sink
 	pub          Publisher
+	obs          Observer
 	dev          Device
 	pending      map[int64]held
 	pendingBytes int
@@ -99,6 +107,9 @@ func (in *Ingester) WithClock(now func() time.Time) *Ingester {
 // RecordEvents makes the Ingester hand each relayed device event to r once
 // it is handled; without it, events are only published live.
 func (in *Ingester) RecordEvents(r EventRecorder) { in.events = r }
+
+// SetObserver makes o follow the readings this Ingester accepts.
+func (in *Ingester) SetObserver(o Observer) { in.obs = o }
 
 // LastSeq is the highest sequence up to which every message is handled.
 func (in *Ingester) LastSeq() int64 { return in.dev.LastSeq }
@@ -209,6 +220,13 @@ func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error)
 	// in the stored history.
 	for _, msg := range live {
 		_ = in.pub.Publish(ctx, in.dev.PatientID, msg)
+	}
+	if in.obs != nil && len(readings) > 0 {
+		rs := make([]Reading, len(readings))
+		for i, sr := range readings {
+			rs[i] = sr.Reading
+		}
+		in.obs.Observe(ctx, in.dev.PatientID, rs)
 	}
 	return append(replies, ackReply(end)), nil
 }

@@ -60,6 +60,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	}).WithClock(s.Now)
 	ing.RecordEvents(eventRecorder{s, cred})
+	ing.SetObserver(s.NEWS2)
 	s.keepChecking(r.Context(), conn, s.stillDevice(r, cred))
 	s.Log.InfoContext(r.Context(), "device connected", "device", cred.ID, "patient", cred.UserID)
 	s.deviceEvent(r.Context(), cred, vitals.DeviceConnected)

@@ -15,6 +15,7 @@ import (
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals/live"
+	"github.com/bedside-health/bedside/vitals/ward"
 	"github.com/bedside-health/bedside/wsconn"
 )
 
@@ -64,6 +65,10 @@ type Deps struct {
 	// Live is the node's live vitals streams; an in-process live.Hub with
 	// default settings if nil.
 	Live LiveStreams
+	// NEWS2 is the node's NEWS2 monitors; a ward.Ward publishing to Live
+	// and keeping its records in Store if nil (without a ticker: call
+	// ward.Ward.Run to let inputs go stale).
+	NEWS2 NEWS2Monitors
 	// VitalsFlush is the shortest time between two frames to one vitals
 	// viewer (default 2 ms); the first message after a quiet spell is sent
 	// at once.
@@ -109,6 +114,9 @@ func NewServer(d Deps) http.Handler {
 	}
 	if d.Live == nil {
 		d.Live = live.NewHub(live.Config{})
+	}
+	if d.NEWS2 == nil {
+		d.NEWS2 = ward.New(d.Live, nil, ward.Config{Now: d.Now, Log: d.Log})
 	}
 	if d.Metrics == nil {
 		d.Metrics = metrics.NewRegistry()

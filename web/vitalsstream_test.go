@@ -45,7 +45,11 @@ func (v *viewerClient) nextMsg(t *testing.T) streamMsg {
 
 // isStreamMessage reports whether m carries an offset of a patient's stream.
 func isStreamMessage(m streamMsg) bool {
-	return m.Type == "reading" || m.Type == "waveform" || m.Type == "device"
+	switch m.Type {
+	case "reading", "waveform", "device", "news2", "alert", "stale":
+		return true
+	}
+	return false
 }
 
 // tally follows one viewer through a stream: every offset must come
@@ -389,6 +393,9 @@ func TestMultiVisitViewerAuthorization(t *testing.T) {
 	patients := map[int64]int64{}
 	for _, a := range []scheduling.Appointment{f.visit, mine2} {
 		send(`{"type":"subscribe","appointment":` + fmt.Sprint(a.ID) + `}`)
+		if m := v.nextMsg(t); m.Type != "snapshot" || m.Patient != a.PatientID {
+			t.Fatalf("subscribing to %d: %+v, want the patient's NEWS2 snapshot first", a.ID, m)
+		}
 		m := v.nextMsg(t)
 		if m.Type != "stream" || m.Appointment != a.ID || m.Patient != a.PatientID {
 			t.Fatalf("subscribing to %d: %+v", a.ID, m)

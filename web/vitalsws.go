@@ -77,6 +77,7 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	defer conn.end()
 	s.metrics.sockets.Add(1, "vitals")
 	defer s.metrics.sockets.Add(-1, "vitals")
+	s.sendSnapshot(r.Context(), v.Send, a.PatientID)
 	if err := s.Live.Subscribe(r.Context(), v, a.PatientID, from, a.ID); err != nil {
 		return
 	}
@@ -178,6 +179,7 @@ func (m *multiViewer) handle(b []byte) {
 	if !again {
 		m.s.audited(m.r, m.c, audit.ActionRead, a.PatientID, resource)
 	}
+	m.s.sendSnapshot(ctx, m.v.Send, a.PatientID)
 	if err := m.s.Live.Subscribe(ctx, m.v, a.PatientID, req.From, a.ID); err != nil {
 		m.drop(a.ID, "")
 	}

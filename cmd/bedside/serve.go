@@ -24,6 +24,7 @@ import (
 	"github.com/bedside-health/bedside/store/postgres"
 	"github.com/bedside-health/bedside/store/sqlite"
 	"github.com/bedside-health/bedside/vitals/live"
+	"github.com/bedside-health/bedside/vitals/ward"
 	"github.com/bedside-health/bedside/web"
 )
 
@@ -334,9 +335,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	go notifier.Run(ctx, 30*time.Second)
+	// NEWS2 and alerts follow each patient's readings; the ticker lets
+	// inputs go stale and new bands hold.
+	monitors := ward.New(streams, web.NewWardRecords(st), ward.Config{Log: log.With("component", "news2")})
+	go monitors.Run(ctx)
 	handler := web.NewServer(web.Deps{
 		Log: log, Store: st, Bus: bus, Calls: hub, Connectivity: sfu,
-		Live: streams, VitalsFlush: c.vitalsFlush,
+		Live: streams, VitalsFlush: c.vitalsFlush, NEWS2: monitors,
 		PublicURL: strings.TrimRight(c.publicURL, "/"), AllowedOrigins: origins,
 		// Behind a TLS-terminating proxy the public URL says HTTPS: then
 		// cookies are Secure and browsers are told to stay on HTTPS.

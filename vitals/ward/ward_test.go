@@ -1,0 +1,217 @@
+package ward
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bedside-health/bedside/vitals"
+	"github.com/bedside-health/bedside/vitals/alert"
+)
+
+// stream is a Publisher that keeps what each patient's stream got.
+type stream struct {
+	mu   sync.Mutex
+	msgs map[int64][]json.RawMessage
+}
+
+func (s *stream) Publish(_ context.Context, patient int64, body []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.msgs == nil {
+		s.msgs = make(map[int64][]json.RawMessage)
+	}
+	s.msgs[patient] = append(s.msgs[patient], append(json.RawMessage(nil), body...))
+	return nil
+}
+
+type msg struct {
+	Type      string `json:"type"`
+	State     string `json:"state"`
+	Rule      string `json:"rule"`
+	Band      string `json:"band"`
+	Direction string `json:"direction"`
+	ID        string `json:"id"`
+	Score     int    `json:"score"`
+}
+
+func (s *stream) all(t *testing.T, patient int64) []msg {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]msg, 0, len(s.msgs[patient]))
+	for _, b := range s.msgs[patient] {
+		var m msg
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("message %s: %v", b, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// bandAlerts lists the band-change alert events a patient's stream got.
+func bandAlerts(t *testing.T, s *stream, patient int64) []msg {
+	var out []msg
+	for _, m := range s.all(t, patient) {
+		if m.Type == "alert" && m.Rule == string(alert.RuleBand) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// clock is a manual clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// vitalsSet is one second's readings: respiration, SpO2, systolic, pulse,
+// temperature.
+func vitalsSet(at time.Time, resp, spo2, sys, pulse, temp float64) []vitals.Reading {
+	return []vitals.Reading{
+		{Code: vitals.CodeRespRate, Value: resp, Unit: "/min", Time: at},
+		{Code: vitals.CodeSpO2, Value: spo2, Unit: "%", Time: at},
+		{Code: vitals.CodeSystolic, Value: sys, Unit: "mm[Hg]", Time: at},
+		{Code: vitals.CodeHeartRate, Value: pulse, Unit: "/min", Time: at},
+		{Code: vitals.CodeTemperature, Value: temp, Unit: "Cel", Time: at},
+	}
+}
+
+func newTestWard(t *testing.T) (*Ward, *stream, *clock) {
+	s := &stream{}
+	c := &clock{t: time.Date(2030, 5, 6, 7, 0, 0, 0, time.UTC)}
+	w := New(s, nil, Config{Now: c.Now})
+	ctx := context.Background()
+	for _, in := range []Input{{Kind: KindOxygen, Text: "air"}, {Kind: KindConsciousness, Text: "alert"}} {
+		in.At = c.Now()
+		if err := w.Enter(ctx, 1, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w, s, c
+}
+
+// run feeds n seconds of one set of vitals, ticking each second.
+func run(w *Ward, c *clock, n int, resp, spo2, sys, pulse, temp float64) {
+	ctx := context.Background()
+	for range n {
+		at := c.add(time.Second)
+		w.Observe(ctx, 1, vitalsSet(at, resp, spo2, sys, pulse, temp))
+		w.Tick(ctx)
+	}
+}
+
+func TestBandChangeAlertsOnce(t *testing.T) {
+	w, s, c := newTestWard(t)
+	run(w, c, 60, 16, 98, 125, 72, 36.8) // NEWS2 0: low
+	if got := bandAlerts(t, s, 1); len(got) != 0 {
+		t.Fatalf("band alerts while low: %+v", got)
+	}
+	run(w, c, 90, 22, 95, 125, 120, 36.8) // 2 + 1 + 2 = 5: medium
+	got := bandAlerts(t, s, 1)
+	if len(got) != 1 || got[0].State != "raised" || got[0].Band != "medium" || got[0].Direction != "up" {
+		t.Fatalf("band alerts after crossing into medium: %+v, want one raised to medium", got)
+	}
+	// The stream's last NEWS2 says medium with score 5.
+	var last msg
+	for _, m := range s.all(t, 1) {
+		if m.Type == "news2" {
+			last = m
+		}
+	}
+	if last.Score != 5 || last.Band != "medium" {
+		t.Fatalf("last news2 %+v, want score 5 band medium", last)
+	}
+}
+
+func TestNoisyReadingDoesNotFlap(t *testing.T) {
+	w, s, c := newTestWard(t)
+	run(w, c, 60, 22, 95, 125, 120, 36.8) // medium
+	if got := bandAlerts(t, s, 1); len(got) != 1 {
+		t.Fatalf("band alerts reaching medium: %+v, want one", got)
+	}
+	// One normal reading set amid the medium ones, then medium again.
+	run(w, c, 1, 16, 98, 125, 72, 36.8)
+	run(w, c, 5, 22, 95, 125, 120, 36.8)
+	// And one high spike.
+	run(w, c, 1, 26, 91, 95, 135, 39.5)
+	run(w, c, 60, 22, 95, 125, 120, 36.8)
+	if got := bandAlerts(t, s, 1); len(got) != 1 {
+		t.Fatalf("band alerts after noisy readings: %+v, want still only the first", got)
+	}
+}
+
+func TestSnapshotAndAcknowledge(t *testing.T) {
+	w, s, c := newTestWard(t)
+	ctx := context.Background()
+	run(w, c, 60, 22, 95, 125, 120, 36.8)
+	alerts := bandAlerts(t, s, 1)
+	if len(alerts) != 1 {
+		t.Fatalf("band alerts %+v, want one", alerts)
+	}
+	b, err := w.Snapshot(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap struct {
+		Type    string `json:"type"`
+		Patient int64  `json:"patient"`
+		Events  []msg  `json:"events"`
+	}
+	if err := json.Unmarshal(b, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if snap.Type != "snapshot" || snap.Patient != 1 || len(snap.Events) < 2 || snap.Events[0].Type != "news2" || snap.Events[0].Band != "medium" {
+		t.Fatalf("snapshot %s, want news2 medium then the alert", b)
+	}
+	if _, err := w.Acknowledge(ctx, 1, "no-such-alert", "Dr A"); err == nil {
+		t.Fatal("acknowledging an unknown alert succeeded")
+	}
+	a, err := w.Acknowledge(ctx, 1, alerts[0].ID, "Dr A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Ack == nil || a.Ack.By != "Dr A" {
+		t.Fatalf("acknowledged alert %+v", a)
+	}
+	var acks int
+	for _, m := range s.all(t, 1) {
+		if m.Type == "alert" && m.State == "acknowledged" && m.ID == alerts[0].ID {
+			acks++
+		}
+	}
+	if acks != 1 {
+		t.Fatalf("%d acknowledged events, want 1", acks)
+	}
+}
+
+func TestEnterRefusesBadInput(t *testing.T) {
+	w, _, c := newTestWard(t)
+	for _, in := range []Input{
+		{Kind: KindConsciousness, Text: "sleepy"},
+		{Kind: KindOxygen, Text: "helium"},
+		{Kind: KindValue, Code: vitals.CodeHeartRate, Value: 400},
+		{Kind: KindValue, Code: vitals.CodeWeight, Value: 70},
+		{Kind: "mood", Text: "fine"},
+	} {
+		in.At = c.Now()
+		if err := Check(in); err == nil {
+			t.Errorf("Check(%+v) accepted", in)
+		}
+		if err := w.Enter(context.Background(), 1, in); err == nil {
+			t.Errorf("Enter(%+v) accepted", in)
+		}
+	}
+}
