@@ -406,6 +406,75 @@ type Observations interface {
 	DeviceEventsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]DeviceEvent, error)
 }
 
+// NEWS2 input kinds (NEWS2Entry.Kind).
+const (
+	NEWS2Consciousness = "consciousness" // Text: an ACVPU level
+	NEWS2Oxygen        = "oxygen"        // Text: air or oxygen
+	NEWS2Scale2        = "scale2"        // Text: on or off
+	NEWS2Value         = "value"         // Code and Value: a value measured by hand
+)
+
+// NEWS2Entry is a physician's input to a patient's NEWS2: what no device
+// measures, or a value they measured themselves.
+type NEWS2Entry struct {
+	ID            int64
+	PatientID     int64
+	AppointmentID int64 // the visit it was entered in
+	Kind          string
+	Code          string  // NEWS2Value: LOINC
+	Value         float64 // NEWS2Value: in the code's stored unit
+	Text          string  // the other kinds
+	By            int64   // the physician
+	At            time.Time
+}
+
+// AlertThreshold is a physician's alert limits for one measurement of a
+// patient: below Low or above High (either may be nil).
+type AlertThreshold struct {
+	PatientID int64
+	Code      string
+	Low       *float64
+	High      *float64
+	By        int64
+	At        time.Time
+}
+
+// AlertEvent is a step in the life of a patient's alert, for the
+// timeline: raised, cleared, acknowledged, or notice.
+type AlertEvent struct {
+	ID        int64
+	PatientID int64
+	AlertID   string // the monitor's id of the alert
+	State     string
+	Rule      string
+	Severity  string
+	Title     string // in words, without the patient's value
+	Code      string
+	By        string // acknowledged: who, as User/ID
+	At        time.Time
+}
+
+// NEWS2Records keeps what a patient's NEWS2 monitor must not lose: the
+// physicians' entries and thresholds, and the alert timeline. Writes for
+// an unknown patient give ErrNotFound and store nothing.
+type NEWS2Records interface {
+	AppendNEWS2Entry(ctx context.Context, e NEWS2Entry) (NEWS2Entry, error)
+	// NEWS2EntriesSince lists a patient's entries made at or after since,
+	// oldest first.
+	NEWS2EntriesSince(ctx context.Context, patientID int64, since time.Time) ([]NEWS2Entry, error)
+	// SetAlertThresholds replaces all of a patient's thresholds with ts
+	// (at most one per code), in one transaction.
+	SetAlertThresholds(ctx context.Context, patientID int64, ts []AlertThreshold) error
+	// AlertThresholds lists a patient's thresholds by code.
+	AlertThresholds(ctx context.Context, patientID int64) ([]AlertThreshold, error)
+	// AppendAlertEvents stores alert events of one patient, in one
+	// transaction.
+	AppendAlertEvents(ctx context.Context, patientID int64, evs []AlertEvent) error
+	// AlertEventsBetween lists a patient's alert events in [from, to),
+	// oldest first.
+	AlertEventsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]AlertEvent, error)
+}
+
 // Store is everything Bedside persists. Times come back in UTC, the same
 // instants as were stored to at least the millisecond. Lookups of a missing
 // record, and writes referring to one, give errors wrapping ErrNotFound.
@@ -418,6 +487,7 @@ type Store interface {
 	Appointments
 	Outbox
 	Observations
+	NEWS2Records
 	Throttle
 	Audit
 	Ping(ctx context.Context) error

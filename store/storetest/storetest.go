@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ObservationsOfUnknownDevice", testUnknownDevice},
 		{"ConcurrentDevices", testConcurrentDevices},
 		{"DeviceEvents", testDeviceEvents},
+		{"NEWS2Records", testNEWS2Records},
 		{"Audit", testAudit},
 		{"TOTP", testTOTP},
 		{"Deactivation", testDeactivation},
