@@ -96,12 +96,15 @@ var allowed = map[string][]string{
 	"POST /admin/users/{id}/devices":                   {admin},
 	"POST /admin/users/{id}/credentials/{cred}/revoke": {admin},
 
-	"GET /today":          {physician, otherPhysician},
-	"GET /consult/{id}":   {physician},
-	"GET /ws/vitals/{id}": {physician},
-	"GET /ws/vitals":      {physician, otherPhysician}, // each subscription is checked: see TestMultiVisitViewerAuthorization
-	"GET /visit/{id}":     {patient, physician},
-	"GET /ws/call/{id}":   {patient, physician},
+	"GET /today":                            {physician, otherPhysician},
+	"GET /consult/{id}":                     {physician},
+	"GET /ws/vitals/{id}":                   {physician},
+	"GET /ws/vitals":                        {physician, otherPhysician}, // each subscription is checked: see TestMultiVisitViewerAuthorization
+	"POST /consult/{id}/news2":              {physician},
+	"POST /consult/{id}/thresholds":         {physician},
+	"POST /consult/{id}/alerts/{alert}/ack": {physician},
+	"GET /visit/{id}":                       {patient, physician},
+	"GET /ws/call/{id}":                     {patient, physician},
 }
 
 // matrix is the fixture's server with one more visit (the other patient's,
@@ -261,6 +264,7 @@ func (m *matrix) path(pattern string) (method, path string) {
 		"/outbox/{id}", "/outbox/1",
 		"/admin/users/{id}", fmt.Sprintf("/admin/users/%d", m.bystander.ID),
 		"{cred}", "1",
+		"{alert}", "news2-band@1",
 		"{id}", fmt.Sprint(m.visit.ID),
 	)
 	return method, r.Replace(path)

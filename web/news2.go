@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 
-	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals"
 	"github.com/bedside-health/bedside/vitals/alert"
 	"github.com/bedside-health/bedside/vitals/ward"
@@ -32,6 +31,3 @@ func (s *server) sendSnapshot(ctx context.Context, send func([]byte) bool, patie
 	}
 	send(b)
 }
-
-// NewWardRecords keeps the NEWS2 monitors' records in st.
-func NewWardRecords(st store.Store) ward.Records { return nil }

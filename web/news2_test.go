@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/bedside-health/bedside/vitals"
+	"github.com/bedside-health/bedside/vitals/alert"
 	"github.com/bedside-health/bedside/vitals/live"
 	"github.com/bedside-health/bedside/vitals/ward"
 )
@@ -191,5 +195,147 @@ func TestBandChangeReachesViewerOnce(t *testing.T) {
 	}
 	if snap.Events[0].Band != "medium" || !sawAlert {
 		t.Fatalf("snapshot %+v, want band medium and the active alert", snap)
+	}
+}
+
+// postJSON posts body as the signed-in client and returns the status and
+// the decoded answer.
+func postJSON(t *testing.T, c *http.Client, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// TestPhysicianInputsAreStoredAndRestored: the visit's physician enters
+// consciousness and oxygen and sets thresholds; bad input is refused with
+// the field named and stores nothing; the viewer's NEWS2 shows the
+// entries; a monitor started afresh (a restart) is restored from the store.
+func TestPhysicianInputsAreStoredAndRestored(t *testing.T) {
+	f, _, c := news2Fixture(t)
+	doc := f.signIn(t, "doc@example.org")
+	base := fmt.Sprintf("%s/consult/%d", f.srv.URL, f.visit.ID)
+	viewer, _ := dialVitals(t, f, "doc@example.org")
+	for _, bad := range []struct{ body, field string }{
+		{`{"kind":"consciousness","text":"sleepy"}`, "consciousness"},
+		{`{"kind":"value","code":"8867-4","value":400}`, "value"},
+		{`{"kind":"value","code":"8867-4"}`, "value"},
+		{`{"kind":"oxygen","text":"air","extra":1}`, "extra"},
+		{`{"kind":"mood","text":"fine"}`, "kind"},
+		{`[1,2]`, "JSON object"},
+	} {
+		status, out := postJSON(t, doc, base+"/news2", bad.body)
+		if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), bad.field) {
+			t.Errorf("%s: %d %v, want 400 naming %s", bad.body, status, out, bad.field)
+		}
+	}
+	if es, _ := f.st.NEWS2EntriesSince(context.Background(), f.pat.ID, time.Time{}); len(es) != 0 {
+		t.Fatalf("refused inputs stored %+v", es)
+	}
+	for _, body := range []string{`{"kind":"consciousness","text":"voice"}`, `{"kind":"oxygen","text":"oxygen"}`} {
+		if status, out := postJSON(t, doc, base+"/news2", body); status != http.StatusOK {
+			t.Fatalf("%s: %d %v", body, status, out)
+		}
+	}
+	// The viewer's NEWS2 now scores consciousness 3 and oxygen 2, entered.
+	for {
+		var m struct {
+			Type   string `json:"type"`
+			Score  int    `json:"score"`
+			Params []struct {
+				Param   string `json:"param"`
+				Entered bool   `json:"entered"`
+				Value   any    `json:"value"`
+			} `json:"params"`
+		}
+		if err := json.Unmarshal(viewer.next(t), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Type == "news2" && m.Score == 5 {
+			if m.Params[5].Param != "consciousness" || !m.Params[5].Entered || m.Params[5].Value != "voice" {
+				t.Fatalf("consciousness in news2: %+v", m.Params[5])
+			}
+			break
+		}
+	}
+	if status, out := postJSON(t, doc, base+"/thresholds", `{"thresholds":[{"code":"8310-5","high":38}, {"code":"8310-5","low":35}]}`); status != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(out["error"]), "thresholds[1].code") {
+		t.Fatalf("duplicate thresholds: %d %v, want 400 naming thresholds[1].code", status, out)
+	}
+	if status, out := postJSON(t, doc, base+"/thresholds", `{"thresholds":[{"code":"8310-5","high":38}]}`); status != http.StatusOK {
+		t.Fatalf("thresholds: %d %v", status, out)
+	}
+	es, err := f.st.NEWS2EntriesSince(context.Background(), f.pat.ID, time.Time{})
+	if err != nil || len(es) != 2 || es[0].Text != "voice" || es[1].Text != "oxygen" || es[0].By != f.doc.ID || es[0].AppointmentID != f.visit.ID {
+		t.Fatalf("stored entries %+v (%v)", es, err)
+	}
+
+	// A restart: a new monitor restored from the store has the entries and
+	// the threshold.
+	pub := &recorder{}
+	w2 := ward.New(pub, NewWardRecords(f.st), ward.Config{Now: c.Now})
+	b, err := w2.Snapshot(context.Background(), f.pat.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"value":"voice"`) || !strings.Contains(string(b), `"value":"oxygen"`) {
+		t.Fatalf("restored snapshot %s, want the entered consciousness and oxygen", b)
+	}
+	w2.Observe(context.Background(), f.pat.ID, []vitals.Reading{{Code: vitals.CodeTemperature, Value: 38.6, Unit: "Cel", Time: c.add(time.Second)}})
+	if !pub.has(`"rule":"threshold"`) {
+		t.Fatalf("a temperature above the restored threshold raised no alert: %s", pub.all())
+	}
+}
+
+// recorder is a Publisher that keeps what it was given.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (p *recorder) Publish(_ context.Context, _ int64, body []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, string(body))
+	return nil
+}
+
+func (p *recorder) all() string       { p.mu.Lock(); defer p.mu.Unlock(); return strings.Join(p.msgs, "\n") }
+func (p *recorder) has(s string) bool { return strings.Contains(p.all(), s) }
+
+// TestAcknowledgeIsStored: acknowledging an active alert is stored on the
+// alert timeline with who and when, once; an unknown alert is a 404.
+func TestAcknowledgeIsStored(t *testing.T) {
+	f, w, c := news2Fixture(t)
+	enterDirect(t, w, c, f.pat.ID, ward.Input{Kind: ward.KindOxygen, Text: "air"}, ward.Input{Kind: ward.KindConsciousness, Text: "alert"})
+	ctx := context.Background()
+	// A temperature threshold raises an alert at once (a spot measurement).
+	high := 38.0
+	if _, err := w.SetThresholds(ctx, f.pat.ID, []alert.Threshold{{Code: vitals.CodeTemperature, High: &high}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Observe(ctx, f.pat.ID, []vitals.Reading{{Code: vitals.CodeTemperature, Value: 38.5, Unit: "Cel", Time: c.add(time.Second)}})
+	tl, err := f.st.AlertEventsBetween(ctx, f.pat.ID, time.Time{}, time.Now().Add(time.Hour))
+	if err != nil || len(tl) != 1 || tl[0].State != "raised" || tl[0].Rule != "threshold" {
+		t.Fatalf("timeline after raising %+v (%v)", tl, err)
+	}
+	doc := f.signIn(t, "doc@example.org")
+	url := fmt.Sprintf("%s/consult/%d/alerts/", f.srv.URL, f.visit.ID)
+	if status, _ := postJSON(t, doc, url+"no-such/ack", ``); status != http.StatusNotFound {
+		t.Fatalf("acknowledging an unknown alert: %d, want 404", status)
+	}
+	for range 2 {
+		if status, out := postJSON(t, doc, url+tl[0].AlertID+"/ack", ``); status != http.StatusOK {
+			t.Fatalf("acknowledge: %d %v", status, out)
+		}
+	}
+	tl, err = f.st.AlertEventsBetween(ctx, f.pat.ID, time.Time{}, time.Now().Add(time.Hour))
+	if err != nil || len(tl) != 2 || tl[1].State != "acknowledged" || tl[1].By != fmt.Sprintf("User/%d", f.doc.ID) || tl[1].AlertID != tl[0].AlertID {
+		t.Fatalf("timeline after acknowledging twice %+v (%v), want one acknowledgement by the physician", tl, err)
 	}
 }

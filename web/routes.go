@@ -107,6 +107,9 @@ func (s *server) routeTable() []route {
 		{"GET /consult/{id}", physician(s.handleConsult)},
 		{"GET /ws/vitals/{id}", physician(s.handleVitalsWS)},
 		{"GET /ws/vitals", physician(s.handleVitalsMultiWS)}, // each visit subscribed to is checked and audited
+		{"POST /consult/{id}/news2", physician(s.handleNEWS2Input)},
+		{"POST /consult/{id}/thresholds", physician(s.handleThresholds)},
+		{"POST /consult/{id}/alerts/{alert}/ack", physician(s.handleAcknowledge)},
 
 		// Staff: their own two-step sign-in.
 		{"GET /account/totp", s.staff(s.handleTOTPPage, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},

@@ -116,7 +116,7 @@ func NewServer(d Deps) http.Handler {
 		d.Live = live.NewHub(live.Config{})
 	}
 	if d.NEWS2 == nil {
-		d.NEWS2 = ward.New(d.Live, nil, ward.Config{Now: d.Now, Log: d.Log})
+		d.NEWS2 = ward.New(d.Live, NewWardRecords(d.Store), ward.Config{Now: d.Now, Log: d.Log})
 	}
 	if d.Metrics == nil {
 		d.Metrics = metrics.NewRegistry()
