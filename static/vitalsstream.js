@@ -6,7 +6,8 @@
 //
 // VitalsStream(path, handlers) calls:
 //   message(msg)  for each stream message (reading, waveform, device, and
-//                 any type added later), in offset order;
+//                 any type added later), in offset order, and for the
+//                 NEWS2 snapshot a subscription starts with (no offset);
 //   gap(msg)      when readings were missed ({patient, epoch, from, to});
 //   open(), close(event, willRetry) as the socket comes and goes;
 //   error(msg)    for a refused request.
@@ -67,6 +68,9 @@ export class VitalsStream {
       case 'gap':
         if (s.epoch === m.epoch && m.to) s.offset = Math.max(s.offset, m.to);
         this.on.gap(m);
+        return;
+      case 'snapshot':
+        this.on.message(m);
         return;
     }
     if (typeof m.offset !== 'number') return;
