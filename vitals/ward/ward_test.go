@@ -3,12 +3,15 @@ package ward
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bedside-health/bedside/vitals"
 	"github.com/bedside-health/bedside/vitals/alert"
+	"github.com/bedside-health/bedside/vitals/monitor"
 )
 
 // stream is a Publisher that keeps what each patient's stream got.
@@ -213,5 +216,70 @@ func TestEnterRefusesBadInput(t *testing.T) {
 		if err := w.Enter(context.Background(), 1, in); err == nil {
 			t.Errorf("Enter(%+v) accepted", in)
 		}
+	}
+}
+
+// memRecords is Records in memory.
+type memRecords struct {
+	mu     sync.Mutex
+	inputs []Input
+	ts     []alert.Threshold
+	alerts []string // state of each recorded alert event
+}
+
+func (r *memRecords) Restore(context.Context, int64) ([]Input, []alert.Threshold, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Input(nil), r.inputs...), r.ts, nil
+}
+
+func (r *memRecords) RecordAlerts(_ context.Context, _ int64, evs []monitor.AlertEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range evs {
+		r.alerts = append(r.alerts, e.State)
+	}
+	return nil
+}
+
+// TestRestoreAndRecord: a ward restores a patient's entries (in time
+// order, whatever order they come in) and thresholds, and records alert
+// events but not reminders.
+func TestRestoreAndRecord(t *testing.T) {
+	c := &clock{t: time.Date(2030, 5, 6, 7, 0, 0, 0, time.UTC)}
+	high := 38.0
+	rec := &memRecords{
+		inputs: []Input{
+			{Kind: KindConsciousness, Text: "voice", At: c.Now().Add(-time.Minute)},
+			{Kind: KindConsciousness, Text: "alert", At: c.Now().Add(-2 * time.Minute)},
+			{Kind: KindOxygen, Text: "air", At: c.Now().Add(-time.Minute)},
+		},
+		ts: []alert.Threshold{{Code: vitals.CodeTemperature, High: &high}},
+	}
+	s := &stream{}
+	w := New(s, rec, Config{Now: c.Now, Monitor: monitor.Config{Remind: time.Minute}})
+	ctx := context.Background()
+	b, err := w.Snapshot(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"value":"voice"`) {
+		t.Fatalf("snapshot %s: want the later consciousness entry, voice", b)
+	}
+	w.Observe(ctx, 1, []vitals.Reading{{Code: vitals.CodeTemperature, Value: 38.4, Unit: "Cel", Time: c.add(time.Second)}})
+	for range 3 {
+		c.add(time.Minute)
+		w.Tick(ctx)
+	}
+	var reminders int
+	for _, m := range s.all(t, 1) {
+		if m.Type == "alert" && m.State == "reminder" {
+			reminders++
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if reminders == 0 || slices.Contains(rec.alerts, "reminder") || !slices.Contains(rec.alerts, "raised") {
+		t.Fatalf("%d reminders published; recorded %v: want raised alerts recorded, reminders not", reminders, rec.alerts)
 	}
 }
