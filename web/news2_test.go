@@ -339,3 +339,25 @@ func TestAcknowledgeIsStored(t *testing.T) {
 		t.Fatalf("timeline after acknowledging twice %+v (%v), want one acknowledgement by the physician", tl, err)
 	}
 }
+
+// TestNEWS2InputCrossSiteRefused: another site cannot make the
+// physician's browser enter NEWS2 inputs, even with their session.
+func TestNEWS2InputCrossSiteRefused(t *testing.T) {
+	f, _, _ := news2Fixture(t)
+	doc := f.signIn(t, "doc@example.org")
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/consult/%d/news2", f.srv.URL, f.visit.ID), strings.NewReader(`{"kind":"oxygen","text":"oxygen"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := doc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site NEWS2 input: %d, want 403", resp.StatusCode)
+	}
+	if es, _ := f.st.NEWS2EntriesSince(context.Background(), f.pat.ID, time.Time{}); len(es) != 0 {
+		t.Fatalf("a cross-site input was stored: %+v", es)
+	}
+}
