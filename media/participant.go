@@ -66,6 +66,7 @@ type Participant struct {
 	room     *Room
 	sig      Signaler
 	log      *slog.Logger
+	mode     mode
 
 	pubMu sync.Mutex // serialises Publish
 
@@ -90,11 +91,14 @@ type Participant struct {
 	offering bool                     // an offer awaits its answer
 	reoffer  bool                     // tracks changed while offering
 	restart  bool                     // the next offer restarts ICE
+	// answered is set once a viewer's (modeView) only answer is out: its
+	// tracks are fixed from then on.
+	answered bool
 }
 
-func newParticipant(r *Room, id, name string, sig Signaler, sub *webrtc.PeerConnection, bwe cc.BandwidthEstimator) *Participant {
+func newParticipant(r *Room, id, name string, sig Signaler, m mode, sub *webrtc.PeerConnection, bwe cc.BandwidthEstimator) *Participant {
 	p := &Participant{
-		id: id, name: name, room: r, sig: sig,
+		id: id, name: name, room: r, sig: sig, mode: m,
 		log:       r.sfu.log.With("room", r.id, "participant", id),
 		pub:       &link{target: TargetPublish},
 		sub:       &link{target: TargetSubscribe, pc: sub},
@@ -121,6 +125,9 @@ func newParticipant(r *Room, id, name string, sig Signaler, sub *webrtc.PeerConn
 			p.requestKeyframes()
 		case webrtc.PeerConnectionStateFailed:
 			p.log.Warn("subscribe connection failed")
+			if p.mode == modeView {
+				go p.Close() // a viewer has nothing else to recover with
+			}
 		}
 	})
 	return p
@@ -128,6 +135,10 @@ func newParticipant(r *Room, id, name string, sig Signaler, sub *webrtc.PeerConn
 
 // ID is the participant's id in its room.
 func (p *Participant) ID() string { return p.id }
+
+// Done is closed when the participant has left: Close was called, or the
+// connection of a WHIP or WHEP participant failed.
+func (p *Participant) Done() <-chan struct{} { return p.done }
 
 func (p *Participant) isClosed() bool {
 	p.mu.Lock()
@@ -166,6 +177,21 @@ func (p *Participant) start(existing []*publishedTrack) {
 // the answer through the Signaler. The client may offer again later (to add
 // or remove tracks) on the same connection.
 func (p *Participant) Publish(offer string) error {
+	pc, err := p.applyPublishOffer(offer)
+	if err != nil {
+		return err
+	}
+	p.sig.PublishAnswer(pc.LocalDescription().SDP)
+	p.sdpSent(p.pub)
+	return nil
+}
+
+// applyPublishOffer applies an offer to the publish connection, creating
+// it first if needed, and sets the answer as its local description.
+func (p *Participant) applyPublishOffer(offer string) (*webrtc.PeerConnection, error) {
+	if p.mode == modeView {
+		return nil, errors.New("a viewer does not publish")
+	}
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
 	p.mu.Lock()
@@ -175,7 +201,7 @@ func (p *Participant) Publish(offer string) error {
 	if pc == nil {
 		var err error
 		if pc, err = p.newPublisher(l); err != nil {
-			return err
+			return nil, err
 		}
 	} else {
 		// A re-offer may restart ICE: hold the candidates of the new
@@ -187,10 +213,10 @@ func (p *Participant) Publish(offer string) error {
 			// Pion may keep a half-applied offer it cannot roll back:
 			// start afresh with the client's next offer.
 			p.dropPublisher(pc)
-			return fmt.Errorf("publish offer (the publish connection was reset; offer again on a new one): %w", err)
+			return nil, fmt.Errorf("publish offer (the publish connection was reset; offer again on a new one): %w", err)
 		}
 		p.sdpSent(l) // nothing changed: release what was held
-		return fmt.Errorf("publish offer: %w", err)
+		return nil, fmt.Errorf("publish offer: %w", err)
 	}
 	p.remoteApplied(l)
 	answer, err := pc.CreateAnswer(nil)
@@ -198,11 +224,9 @@ func (p *Participant) Publish(offer string) error {
 		err = pc.SetLocalDescription(answer)
 	}
 	if err != nil {
-		return fmt.Errorf("publish answer: %w", err)
+		return nil, fmt.Errorf("publish answer: %w", err)
 	}
-	p.sig.PublishAnswer(pc.LocalDescription().SDP)
-	p.sdpSent(l)
-	return nil
+	return pc, nil
 }
 
 // newPublisher creates the publish connection of l.
@@ -216,6 +240,9 @@ func (p *Participant) newPublisher(l *link) (*webrtc.PeerConnection, error) {
 		p.log.Debug("publish connection", "state", s.String())
 		if s == webrtc.PeerConnectionStateFailed {
 			p.log.Warn("publish connection failed")
+			if p.mode == modePublishOnly {
+				go p.Close() // a WHIP client starts a new session instead
+			}
 		}
 	})
 	pc.OnTrack(p.onTrack)
@@ -292,10 +319,24 @@ func (p *Participant) trackEnded(t *publishedTrack) {
 func (p *Participant) subscribe(f *publishedTrack) bool {
 	p.subMu.Lock()
 	defer p.subMu.Unlock()
+	return p.subscribeLocked(f)
+}
+
+// subscribeLocked is subscribe with p.subMu held.
+func (p *Participant) subscribeLocked(f *publishedTrack) bool {
 	// Checking the room under subMu orders this against removeTrack, which
 	// takes f out of the room before unsubscribing.
 	if p.isClosed() || p.subs[f.id] != nil || !p.room.has(f) {
 		return false
+	}
+	switch p.mode {
+	case modePublishOnly:
+		return false
+	case modeView:
+		// A viewer receives on the transceivers its one offer made.
+		if p.answered || !p.freeTransceiver(f.kind) {
+			return false
+		}
 	}
 	dt := newDownTrack(f, p.queue, &p.subLive)
 	sender, err := p.sub.pc.AddTrack(dt)
@@ -364,6 +405,9 @@ const maxTileSide = 8192
 // negotiate offers the subscribe connection's current tracks, unless an
 // offer is outstanding, in which case it offers again after the answer.
 func (p *Participant) negotiate() {
+	if p.mode != modeCall {
+		return // a publisher has no subscriptions; a viewer's are fixed
+	}
 	p.subMu.Lock()
 	if p.isClosed() {
 		p.subMu.Unlock()

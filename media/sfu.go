@@ -223,9 +223,20 @@ func (b rtxAwareBWE) AddStream(info *interceptor.StreamInfo, w interceptor.RTPWr
 // is first offered every track already published in the room. Call Close on
 // the participant when it leaves.
 func (s *SFU) Join(appointment int64, id, name string, sig Signaler) (*Participant, error) {
+	p, existing, err := s.join(appointment, id, name, sig, modeCall)
+	if err != nil {
+		return nil, err
+	}
+	p.start(existing)
+	return p, nil
+}
+
+// join registers a new participant in the appointment's room and returns
+// it with the tracks already published there.
+func (s *SFU) join(appointment int64, id, name string, sig Signaler, m mode) (*Participant, []*publishedTrack, error) {
 	sub, bwe, err := s.newSubscribeConnection()
 	if err != nil {
-		return nil, fmt.Errorf("join room %d: subscribe connection: %w", appointment, err)
+		return nil, nil, fmt.Errorf("join room %d: subscribe connection: %w", appointment, err)
 	}
 	s.mu.Lock()
 	r := s.rooms[appointment]
@@ -233,7 +244,7 @@ func (s *SFU) Join(appointment int64, id, name string, sig Signaler) (*Participa
 		r = newRoom(s, appointment)
 		s.rooms[appointment] = r
 	}
-	p := newParticipant(r, id, name, sig, sub, bwe)
+	p := newParticipant(r, id, name, sig, m, sub, bwe)
 	// Register under the SFU lock so that a room emptying meanwhile is not
 	// dropped with the newcomer in it.
 	existing, err := r.register(p)
@@ -242,11 +253,10 @@ func (s *SFU) Join(appointment int64, id, name string, sig Signaler) (*Participa
 		p.stop()
 		_ = sub.Close()
 		s.dropIfEmpty(r)
-		return nil, fmt.Errorf("join room %d: %w", appointment, err)
+		return nil, nil, fmt.Errorf("join room %d: %w", appointment, err)
 	}
 	s.log.Info("participant joined", "room", appointment, "participant", id)
-	p.start(existing)
-	return p, nil
+	return p, existing, nil
 }
 
 // Rooms returns how many rooms are open.

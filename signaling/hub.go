@@ -74,7 +74,8 @@ type Hub struct {
 
 	mu           sync.Mutex
 	visits       map[int64]map[string]*client // by appointment, then Peer.ID
-	participants int                          // clients in visits
+	streams      map[int64]map[string]*Stream // by appointment, then Stream.ID
+	participants int                          // clients and streams in visits
 }
 
 // NewHub returns a hub forwarding media through sfu.
@@ -82,7 +83,7 @@ func NewHub(sfu *media.SFU, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client),
+	h := &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client), streams: make(map[int64]map[string]*Stream),
 		limits: Limits{PerVisit: DefaultPerVisit}, refused: func(string) {}}
 	h.grace.Store(int64(DefaultResumeGrace))
 	return h
@@ -259,7 +260,7 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 		visit := h.visits[p.Appointment]
 		old := visit[p.ID]
 		if old == nil {
-			if limit := h.full(visit); limit != "" && !replacing {
+			if limit := h.full(p.Appointment); limit != "" && !replacing {
 				h.mu.Unlock()
 				h.refused(limit)
 				h.log.WarnContext(ctx, "participant refused", "appointment", p.Appointment, "participant", p.ID, "limit", limit)
@@ -295,19 +296,31 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 	}
 }
 
-// full names the limit one more participant in visit (nil: a visit not yet
-// open) would exceed, or returns "". h.mu is held.
-func (h *Hub) full(visit map[string]*client) string {
+// full names the limit one more participant (a client or a stream) in the
+// appointment's visit would exceed, or returns "". h.mu is held.
+func (h *Hub) full(appointment int64) string {
 	l := h.limits
+	inVisit := len(h.visits[appointment]) + len(h.streams[appointment])
 	switch {
-	case visit == nil && l.Visits > 0 && len(h.visits) >= l.Visits:
+	case inVisit == 0 && l.Visits > 0 && h.openVisits() >= l.Visits:
 		return "visits"
-	case l.PerVisit > 0 && len(visit) >= l.PerVisit:
+	case l.PerVisit > 0 && inVisit >= l.PerVisit:
 		return "per-visit"
 	case l.Participants > 0 && h.participants >= l.Participants:
 		return "participants"
 	}
 	return ""
+}
+
+// openVisits counts the visits with a client or a stream; h.mu is held.
+func (h *Hub) openVisits() int {
+	n := len(h.visits)
+	for a := range h.streams {
+		if h.visits[a] == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // admit lets a waiting participant into the call; only physicians may.

@@ -105,6 +105,40 @@ var allowed = map[string][]string{
 	"POST /consult/{id}/alerts/{alert}/ack": {physician},
 	"GET /visit/{id}":                       {patient, physician},
 	"GET /ws/call/{id}":                     {patient, physician},
+
+	// Bearer routes: each person presents an API token of their own (see
+	// asBearer); only the visit's physician and patient get through.
+	"POST /whip/{id}":             {patient, physician},
+	"DELETE /whip/{id}/{session}": {patient, physician}, // then 404: no such session
+	"POST /whep/{id}":             {patient, physician},
+	"DELETE /whep/{id}/{session}": {patient, physician},
+}
+
+// bearerRoutes take an API bearer token, not a session cookie.
+var bearerRoutes = []string{"POST /whip/{id}", "DELETE /whip/{id}/{session}", "POST /whep/{id}", "DELETE /whep/{id}/{session}"}
+
+// asBearer makes req come from the given kind of caller on a route that
+// takes API tokens: a person presents a live API token of their own; the
+// other kinds of caller present what they have, as in as.
+func (m *matrix) asBearer(t *testing.T, req *http.Request, who string) {
+	t.Helper()
+	id := m.userOf(who)
+	if id == 0 {
+		m.as(t, req, who)
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+m.apiTokenOf(t, id))
+}
+
+// apiTokenOf stores a live API token for a user and returns it.
+func (m *matrix) apiTokenOf(t *testing.T, userID int64) string {
+	t.Helper()
+	tok, hash := auth.NewToken()
+	if _, err := m.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: userID,
+		ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // matrix is the fixture's server with one more visit (the other patient's,
@@ -265,6 +299,7 @@ func (m *matrix) path(pattern string) (method, path string) {
 		"/admin/users/{id}", fmt.Sprintf("/admin/users/%d", m.bystander.ID),
 		"{cred}", "1",
 		"{alert}", "news2-band@1",
+		"{session}", "00000000000000000000000000000001",
 		"{id}", fmt.Sprint(m.visit.ID),
 	)
 	return method, r.Replace(path)
@@ -312,7 +347,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 			if method == http.MethodPost {
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
-			m.as(t, req, who)
+			if containsString(bearerRoutes, p) {
+				m.asBearer(t, req, who)
+			} else {
+				m.as(t, req, who)
+			}
 			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)

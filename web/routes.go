@@ -7,6 +7,7 @@ import (
 
 	"github.com/bedside-health/bedside/fhir"
 	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/signaling"
 
 	"github.com/bedside-health/bedside/static"
 	"github.com/bedside-health/bedside/store"
@@ -133,6 +134,14 @@ func (s *server) routeTable() []route {
 		// Visit participants: the patient's join-link session or the physician.
 		{"GET /visit/{id}", s.signedIn(s.handleVisit)},
 		{"GET /ws/call/{id}", s.signedIn(s.handleCallWS)},
+
+		// WHIP publishers (exam cameras) and WHEP viewers: an API bearer
+		// token of the visit's physician or patient; checked and audited
+		// in the handler. Sessions are ended by whoever opened them.
+		{"POST /whip/{id}", s.handleOpenStream(signaling.StreamPublish)},
+		{"DELETE /whip/{id}/{session}", s.handleCloseStream(signaling.StreamPublish)},
+		{"POST /whep/{id}", s.handleOpenStream(signaling.StreamView)},
+		{"DELETE /whep/{id}/{session}", s.handleCloseStream(signaling.StreamView)},
 	}
 }
 

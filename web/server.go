@@ -29,10 +29,13 @@ type CallHub interface {
 // Deps are the services the web layer needs. Store, Bus and Calls are
 // required; the rest have defaults.
 type Deps struct {
-	Log       *slog.Logger
-	Store     store.Store
-	Bus       cluster.Bus
-	Calls     CallHub
+	Log   *slog.Logger
+	Store store.Store
+	Bus   cluster.Bus
+	Calls CallHub
+	// Streams opens WHIP publishers and WHEP viewers; Calls when it can,
+	// else nil, and those routes answer 503.
+	Streams   StreamHub
 	PublicURL string           // e.g. "https://clinic.example"; used in join links
 	Secure    bool             // served over HTTPS: cookies marked Secure, HSTS sent
 	Now       func() time.Time // clock; time.Now by default
@@ -120,6 +123,9 @@ func NewServer(d Deps) http.Handler {
 	}
 	if d.Metrics == nil {
 		d.Metrics = metrics.NewRegistry()
+	}
+	if d.Streams == nil {
+		d.Streams, _ = d.Calls.(StreamHub)
 	}
 	s := &server{Deps: d, devices: newDeviceRegistry(), metrics: newWebMetrics(d.Metrics)}
 	mux := http.NewServeMux()

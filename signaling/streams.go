@@ -1,0 +1,162 @@
+package signaling
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/bedside-health/bedside/media"
+)
+
+// Stream kinds: a WHIP publisher or a WHEP viewer.
+const (
+	StreamPublish = "whip"
+	StreamView    = "whep"
+)
+
+// ExamCameraName is how a WHIP publisher is shown to the call.
+const ExamCameraName = "Exam camera"
+
+// ErrNoStream reports a stream id that names no open stream of that kind
+// in that visit.
+var ErrNoStream = errors.New("no such stream")
+
+// Stream is one HTTP-negotiated participant of a visit: a WHIP publisher
+// (an exam camera) or a WHEP viewer. It counts against the hub's limits
+// like a WebSocket participant.
+type Stream struct {
+	ID          string // random; names the resource /whip/{appointment}/{id}
+	Kind        string // StreamPublish or StreamView
+	Appointment int64
+	Owner       string // who opened it; only they may end it
+	part        *media.Participant
+}
+
+// Participant is the stream's id in the media room and in the call's
+// signaling (TrackInfo.Participant, peer-left).
+func (s *Stream) Participant() string { return s.Kind + "-" + s.ID[:12] }
+
+// OpenStream negotiates a WHIP publisher (kind StreamPublish) or a WHEP
+// viewer (StreamView) in the appointment's visit from the client's SDP
+// offer and returns the stream and the SDP answer, which carries every
+// server candidate. A publisher's tracks are offered to everyone in the
+// call, named ExamCameraName. It returns ErrFull beyond the hub's limits
+// and media.ErrNoTracks for a viewer when nothing is published yet; other
+// errors mean the offer was refused. The caller has authenticated owner and
+// checked that they belong to the appointment.
+func (h *Hub) OpenStream(ctx context.Context, kind string, appointment int64, owner, offer string) (*Stream, string, error) {
+	if kind != StreamPublish && kind != StreamView {
+		return nil, "", fmt.Errorf("stream kind %q: want %q or %q", kind, StreamPublish, StreamView)
+	}
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	st := &Stream{ID: hex.EncodeToString(raw[:]), Kind: kind, Appointment: appointment, Owner: owner}
+	if err := h.claimStream(ctx, st); err != nil {
+		return nil, "", err
+	}
+	var (
+		part   *media.Participant
+		answer string
+		err    error
+	)
+	if kind == StreamPublish {
+		part, answer, err = h.sfu.Ingest(ctx, appointment, st.Participant(), ExamCameraName, offer)
+	} else {
+		part, answer, err = h.sfu.View(ctx, appointment, st.Participant(), "Viewer", offer)
+	}
+	if err != nil {
+		h.dropStream(st)
+		return nil, "", err
+	}
+	h.mu.Lock()
+	st.part = part
+	h.mu.Unlock()
+	h.log.InfoContext(ctx, "stream opened", "appointment", appointment, "stream", st.Participant(), "kind", kind)
+	go func() {
+		<-part.Done()
+		h.endStream(st)
+	}()
+	return st, answer, nil
+}
+
+// CloseStream ends the visit's stream of kind with id if owner opened it.
+// It returns ErrNoStream for a stream that is not open, of another kind or
+// visit, or opened by someone else: a caller learns nothing of other
+// people's streams.
+func (h *Hub) CloseStream(kind string, appointment int64, id, owner string) error {
+	h.mu.Lock()
+	st := h.streams[appointment][id]
+	var part *media.Participant
+	if st != nil {
+		part = st.part
+	}
+	h.mu.Unlock()
+	if st == nil || st.Kind != kind || st.Owner != owner || part == nil {
+		return ErrNoStream
+	}
+	h.endStream(st) // peer-left before the renegotiation Close starts
+	part.Close()
+	return nil
+}
+
+// Streams lists the visit's open streams.
+func (h *Hub) Streams(appointment int64) []Stream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]Stream, 0, len(h.streams[appointment]))
+	for _, st := range h.streams[appointment] {
+		out = append(out, Stream{ID: st.ID, Kind: st.Kind, Appointment: st.Appointment, Owner: st.Owner})
+	}
+	return out
+}
+
+// claimStream reserves st's place in its visit within the hub's limits.
+func (h *Hub) claimStream(ctx context.Context, st *Stream) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if limit := h.full(st.Appointment); limit != "" {
+		h.refused(limit)
+		h.log.WarnContext(ctx, "stream refused", "appointment", st.Appointment, "kind", st.Kind, "limit", limit)
+		return fmt.Errorf("%w (%s)", ErrFull, limit)
+	}
+	if h.streams[st.Appointment] == nil {
+		h.streams[st.Appointment] = make(map[string]*Stream)
+	}
+	h.streams[st.Appointment][st.ID] = st
+	h.participants++
+	return nil
+}
+
+// dropStream gives up st's place; it reports whether st still held one.
+func (h *Hub) dropStream(st *Stream) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	visit := h.streams[st.Appointment]
+	if visit[st.ID] != st {
+		return false
+	}
+	delete(visit, st.ID)
+	if len(visit) == 0 {
+		delete(h.streams, st.Appointment)
+	}
+	h.participants--
+	return true
+}
+
+// endStream removes an open stream once and tells the call a publisher
+// has gone.
+func (h *Hub) endStream(st *Stream) {
+	if !h.dropStream(st) {
+		return
+	}
+	if st.Kind == StreamPublish {
+		for _, c := range h.clients(st.Appointment, nil) {
+			if c.isAdmitted() {
+				c.send(Message{Type: TypePeerLeft, Participant: st.Participant()})
+			}
+		}
+	}
+	h.log.Info("stream closed", "appointment", st.Appointment, "stream", st.Participant(), "kind", st.Kind)
+}

@@ -1,0 +1,219 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pion/sdp/v3"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/media"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/store"
+)
+
+// StreamHub opens and ends WHIP publishers and WHEP viewers in visits.
+type StreamHub interface {
+	OpenStream(ctx context.Context, kind string, appointment int64, owner, offer string) (*signaling.Stream, string, error)
+	CloseStream(kind string, appointment int64, id, owner string) error
+}
+
+var _ StreamHub = (*signaling.Hub)(nil)
+
+// Limits of a WHIP or WHEP request.
+const (
+	// maxOffer bounds an SDP offer; a browser's simulcast offer is about
+	// 10 KiB, a WHIP tool's a few.
+	maxOffer = 64 << 10
+	// negotiateTimeout bounds applying an offer and gathering candidates.
+	negotiateTimeout = 10 * time.Second
+)
+
+// sdpType is the media type of WHIP and WHEP offers and answers.
+const sdpType = "application/sdp"
+
+// bearerCaller authenticates a request by its API bearer token (as FHIR
+// does): it answers 401 and returns false without a live one. Session
+// cookies do not count: a page cannot publish into a visit behind its
+// user's back.
+func (s *server) bearerCaller(w http.ResponseWriter, r *http.Request) (caller, bool) {
+	refuse := func(msg string) (caller, bool) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bedside"`)
+		http.Error(w, msg, http.StatusUnauthorized)
+		return caller{}, false
+	}
+	h := r.Header.Get("Authorization")
+	if len(h) <= 7 || !strings.EqualFold(h[:7], "Bearer ") || strings.TrimSpace(h[7:]) == "" {
+		return refuse("an API token is required: send Authorization: Bearer <token> (issue one with `bedside token issue`)")
+	}
+	cred, err := s.Store.CredentialByHash(r.Context(), store.CredentialAPI, auth.HashToken(strings.TrimSpace(h[7:])))
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse("the bearer token is not a known API token")
+	}
+	if err != nil {
+		s.serverError(w, r, err)
+		return caller{}, false
+	}
+	now := s.Now()
+	switch {
+	case !cred.RevokedAt.IsZero():
+		return refuse("the bearer token was revoked")
+	case !cred.ExpiresAt.IsZero() && !cred.ExpiresAt.After(now):
+		return refuse("the bearer token has expired")
+	}
+	u, err := s.Store.UserByID(r.Context(), cred.UserID)
+	if err != nil {
+		return refuse("the bearer token's user no longer exists")
+	}
+	return caller{User: u}, true
+}
+
+// mayStream reports whether c may publish to or view a's call: its
+// physician, or its patient (an exam camera may sit on either side).
+func mayStream(c caller, a scheduling.Appointment) bool {
+	switch c.User.Role {
+	case store.RolePhysician:
+		return c.User.ID == a.PhysicianID
+	case store.RolePatient:
+		return c.User.ID == a.PatientID
+	}
+	return false
+}
+
+// streamVisit authenticates the bearer and loads the {id} visit, answering
+// the refusal itself: 401 without a live API token, 404 for no such visit,
+// 403 (audited) for someone not in it.
+func (s *server) streamVisit(w http.ResponseWriter, r *http.Request, action string) (caller, scheduling.Appointment, bool) {
+	c, ok := s.bearerCaller(w, r)
+	if !ok {
+		return c, scheduling.Appointment{}, false
+	}
+	a, ok := s.appointmentParam(w, r)
+	if !ok {
+		return c, a, false
+	}
+	if !mayStream(c, a) {
+		s.auditDenied(r, c, action, a.PatientID, audit.Ref("Appointment", a.ID)+"/media")
+		s.forbidden(w, r, "only the visit's physician or patient may stream media into it")
+		return c, a, false
+	}
+	return c, a, true
+}
+
+// streamOwner names who opened a stream: the API token's user.
+func streamOwner(c caller) string { return "u" + strconv.FormatInt(c.User.ID, 10) }
+
+// handleOpenStream answers POST /whip/{id} (RFC 9725) and POST /whep/{id}:
+// an SDP offer in, 201 with the SDP answer and the session's Location out.
+func (s *server) handleOpenStream(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, a, ok := s.streamVisit(w, r, audit.ActionCreate)
+		if !ok {
+			return
+		}
+		if !a.Status.Live() {
+			http.Error(w, "this visit was cancelled", http.StatusGone)
+			return
+		}
+		if s.Streams == nil {
+			http.Error(w, "media streaming is not enabled on this server", http.StatusServiceUnavailable)
+			return
+		}
+		offer, status, err := readOffer(w, r)
+		if err != nil {
+			http.Error(w, err.Error(), status)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), negotiateTimeout)
+		defer cancel()
+		st, answer, err := s.Streams.OpenStream(ctx, kind, a.ID, streamOwner(c), offer)
+		switch {
+		case errors.Is(err, signaling.ErrFull):
+			w.Header().Set("Retry-After", "60")
+			http.Error(w, "the visit is full: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		case errors.Is(err, media.ErrNoTracks):
+			http.Error(w, "nothing is published in this visit yet: try again once the call has started", http.StatusConflict)
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			http.Error(w, "negotiation timed out", http.StatusGatewayTimeout)
+			return
+		case err != nil:
+			http.Error(w, "the offer was refused: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.audited(r, c, audit.ActionCreate, a.PatientID, audit.Ref("Appointment", a.ID)+"/media")
+		s.Log.InfoContext(r.Context(), "stream opened", "kind", kind, "appointment", a.ID, "user", c.User.ID)
+		w.Header().Set("Content-Type", sdpType)
+		w.Header().Set("Location", fmt.Sprintf("/%s/%d/%s", kind, a.ID, st.ID))
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, answer)
+	}
+}
+
+// handleCloseStream answers DELETE /whip/{id}/{session} and
+// DELETE /whep/{id}/{session}: 200 when the stream was ended, 404 when it
+// is not open or was opened by someone else.
+func (s *server) handleCloseStream(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, a, ok := s.streamVisit(w, r, audit.ActionDelete)
+		if !ok {
+			return
+		}
+		if s.Streams == nil || s.Streams.CloseStream(kind, a.ID, r.PathValue("session"), streamOwner(c)) != nil {
+			http.Error(w, "no such session", http.StatusNotFound)
+			return
+		}
+		s.audited(r, c, audit.ActionDelete, a.PatientID, audit.Ref("Appointment", a.ID)+"/media")
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// readOffer reads and checks a WHIP or WHEP request's SDP offer; on error
+// it also returns the status to answer with.
+func readOffer(w http.ResponseWriter, r *http.Request) (string, int, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != sdpType {
+		return "", http.StatusUnsupportedMediaType, fmt.Errorf("the body must be an SDP offer with Content-Type: %s", sdpType)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOffer))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return "", http.StatusRequestEntityTooLarge, fmt.Errorf("the offer is larger than %d bytes", maxOffer)
+	}
+	if err != nil {
+		return "", http.StatusBadRequest, fmt.Errorf("reading the offer: %w", err)
+	}
+	if err := checkOffer(body); err != nil {
+		return "", http.StatusBadRequest, err
+	}
+	return string(body), 0, nil
+}
+
+// checkOffer refuses a body that is not an SDP offer with at least one
+// audio or video section, with a message saying what is wrong.
+func checkOffer(body []byte) error {
+	var d sdp.SessionDescription
+	if err := d.Unmarshal(body); err != nil {
+		return fmt.Errorf("the body is not valid SDP: %w", err)
+	}
+	n := 0
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media == "audio" || m.MediaName.Media == "video" {
+			n++
+		}
+	}
+	if n == 0 {
+		return errors.New("the offer has no audio or video section")
+	}
+	return nil
+}
