@@ -31,6 +31,7 @@ function Call(root) {
     remoteVideo: $('remote-video'),
     remotePlaceholder: $('remote-placeholder'),
     remoteName: $('remote-name'),
+    extras: $('extra-tiles'),
     soundButton: $('sound-button'),
     startButton: $(role === 'patient' ? 'join-button' : 'start-button'),
     mute: $('mute-button'),
@@ -67,6 +68,9 @@ function Call(root) {
   const trackIds = new Map(); // remote track -> the server's track id
   const tilesSent = new Map(); // server track id -> the tile size last sent
   let shown = null; // the participant on #remote-video
+  // Everyone else with media (a second person, an exam camera) gets a
+  // small labelled tile in #extra-tiles: participant id -> {tile, video}.
+  const extraTiles = new Map();
 
   // ---- state and announcements ----
 
@@ -394,9 +398,14 @@ function Call(root) {
     render(true);
   }
 
-  /** render puts the first remote participant with media on #remote-video. */
+  /**
+   * render puts the first remote person with media on #remote-video (an
+   * exam camera only when nobody else sends media) and everyone else with
+   * media on a tile of their own.
+   */
   function render(changed) {
-    const next = [...remotes.values()].find((r) => r.stream.getTracks().length) || null;
+    const withMedia = [...remotes.values()].filter((r) => r.stream.getTracks().length);
+    const next = withMedia.find((r) => !isCamera(r.id)) || withMedia[0] || null;
     if (next !== shown || changed) {
       const arrived = next && next !== shown;
       shown = next;
@@ -408,7 +417,54 @@ function Call(root) {
       }
       if (arrived) announce(`${shown.name} is connected.`);
     }
+    renderExtras(withMedia.filter((r) => r !== shown), changed);
     updateRemoteTile();
+  }
+
+  /** isCamera reports whether a participant is a device published by WHIP. */
+  function isCamera(id) {
+    return id.startsWith('whip-');
+  }
+
+  /** renderExtras keeps one labelled tile per participant in list. */
+  function renderExtras(list, changed) {
+    if (!el.extras) return;
+    const want = new Set(list.map((r) => r.id));
+    for (const [id, x] of extraTiles) {
+      if (want.has(id)) continue;
+      x.video.srcObject = null;
+      x.tile.remove();
+      extraTiles.delete(id);
+    }
+    for (const r of list) {
+      let x = extraTiles.get(r.id);
+      if (!x) {
+        const tile = document.createElement('div');
+        tile.className = 'tile extra';
+        tile.setAttribute('role', 'group');
+        tile.setAttribute('aria-label', `${r.name}’s video`);
+        tile.dataset.participant = r.id;
+        const video = document.createElement('video');
+        video.autoplay = true;
+        video.playsInline = true;
+        const name = document.createElement('p');
+        name.className = 'name';
+        name.setAttribute('aria-hidden', 'true');
+        name.textContent = r.name;
+        tile.append(video, name);
+        el.extras.append(tile);
+        x = { tile, video };
+        extraTiles.set(r.id, x);
+        if (resizes) resizes.observe(video);
+        announce(`${r.name} is connected.`);
+      } else if (!changed && x.video.srcObject === r.stream) {
+        continue;
+      }
+      x.video.srcObject = null;
+      x.video.srcObject = r.stream;
+      x.video.muted = el.remoteVideo.muted; // the sound button unmutes both
+      x.video.play().catch(() => {});
+    }
   }
 
   function updateRemoteTile() {
@@ -431,14 +487,15 @@ function Call(root) {
    */
   function sendTiles() {
     const dpr = window.devicePixelRatio || 1;
-    const w = Math.round(el.remoteVideo.clientWidth * dpr);
-    const h = Math.round(el.remoteVideo.clientHeight * dpr);
+    const sizeOf = (video) => [Math.round(video.clientWidth * dpr), Math.round(video.clientHeight * dpr)];
     for (const r of remotes.values()) {
+      const x = extraTiles.get(r.id);
+      const video = r === shown ? el.remoteVideo : x ? x.video : null;
       for (const t of r.stream.getVideoTracks()) {
         const id = trackIds.get(t);
         if (!id) continue;
-        if (r === shown && (w === 0 || h === 0)) continue; // not laid out yet
-        const size = r === shown ? [w, h] : [0, 0];
+        const size = video ? sizeOf(video) : [0, 0];
+        if (video && (size[0] === 0 || size[1] === 0)) continue; // not laid out yet
         const key = size.join('x');
         if (tilesSent.get(id) === key) continue;
         tilesSent.set(id, key);
@@ -447,12 +504,13 @@ function Call(root) {
     }
   }
   let tileTimer = 0;
-  if (window.ResizeObserver) {
-    new ResizeObserver(() => {
+  const resizes = window.ResizeObserver
+    ? new ResizeObserver(() => {
       clearTimeout(tileTimer);
       tileTimer = setTimeout(sendTiles, 250); // once the layout settles
-    }).observe(el.remoteVideo);
-  }
+    })
+    : null;
+  if (resizes) resizes.observe(el.remoteVideo);
 
   function playRemote() {
     el.remoteVideo.muted = false;
@@ -543,6 +601,10 @@ function Call(root) {
     el.soundButton.addEventListener('click', () => {
       el.remoteVideo.muted = false;
       el.remoteVideo.play().catch(() => {});
+      for (const x of extraTiles.values()) {
+        x.video.muted = false;
+        x.video.play().catch(() => {});
+      }
       el.soundButton.hidden = true;
       announce('Sound on.');
       el.mute.focus();

@@ -231,3 +231,29 @@ func FuzzWeekRequest(f *testing.F) {
 }
 
 func weekLabel(monday time.Time) string { return "Week of " + monday.Format("Mon 2 Jan 2006") }
+
+// FuzzCheckOffer feeds WHIP and WHEP request bodies to checkOffer. It must
+// never panic; a refusal says what is wrong; and a body it accepts is SDP
+// with an audio or video section that names VP8 or Opus.
+func FuzzCheckOffer(f *testing.F) {
+	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n"))
+	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"))
+	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"))
+	f.Add([]byte("hello"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		err := checkOffer(body)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "the ") {
+				t.Fatalf("refusal %q does not say what is wrong", err)
+			}
+			return
+		}
+		low := strings.ToLower(string(body))
+		if !strings.Contains(low, "m=audio") && !strings.Contains(low, "m=video") {
+			t.Fatalf("accepted a body with no audio or video section: %q", body)
+		}
+		if !strings.Contains(low, "vp8/90000") && !strings.Contains(low, "opus/48000") {
+			t.Fatalf("accepted a body with neither VP8 nor Opus: %q", body)
+		}
+	})
+}

@@ -200,20 +200,35 @@ func readOffer(w http.ResponseWriter, r *http.Request) (string, int, error) {
 }
 
 // checkOffer refuses a body that is not an SDP offer with at least one
-// audio or video section, with a message saying what is wrong.
+// section the SFU can use (VP8 video or Opus audio), with a message saying
+// what is wrong.
 func checkOffer(body []byte) error {
 	var d sdp.SessionDescription
 	if err := d.Unmarshal(body); err != nil {
 		return fmt.Errorf("the body is not valid SDP: %w", err)
 	}
-	n := 0
+	media, usable := 0, 0
 	for _, m := range d.MediaDescriptions {
-		if m.MediaName.Media == "audio" || m.MediaName.Media == "video" {
-			n++
+		if m.MediaName.Media != "audio" && m.MediaName.Media != "video" {
+			continue
+		}
+		media++
+		for _, a := range m.Attributes {
+			if a.Key != "rtpmap" {
+				continue
+			}
+			v := strings.ToLower(a.Value)
+			if strings.Contains(v, " vp8/90000") || strings.Contains(v, " opus/48000") {
+				usable++
+				break
+			}
 		}
 	}
-	if n == 0 {
+	switch {
+	case media == 0:
 		return errors.New("the offer has no audio or video section")
+	case usable == 0:
+		return errors.New("the offer has neither VP8 video nor Opus audio, the only codecs the server forwards")
 	}
 	return nil
 }

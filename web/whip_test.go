@@ -1,0 +1,365 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/signaling/sigclient"
+	"github.com/bedside-health/bedside/store"
+)
+
+// apiToken stores a live API token for a user and returns it.
+func (f *fixture) apiToken(t *testing.T, userID int64) string {
+	t.Helper()
+	tok, hash := auth.NewToken()
+	if _, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: userID,
+		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// streamRequest sends a WHIP or WHEP request and returns the response with
+// its body read.
+func (f *fixture) streamRequest(t *testing.T, method, path, token, contentType, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, f.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// whipClient is a standard WHIP or WHEP client: one peer connection
+// negotiated by one POST, without trickle.
+type whipClient struct {
+	pc       *webrtc.PeerConnection
+	location string
+}
+
+// negotiate offers pc's transceivers to path and applies the answer. It
+// fails the test unless the server answers 201 with SDP and a Location.
+func (f *fixture) negotiate(t *testing.T, path, token string, pc *webrtc.PeerConnection) *whipClient {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	resp, answer := f.streamRequest(t, http.MethodPost, path, token, "application/sdp", pc.LocalDescription().SDP)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, answer)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/sdp" {
+		t.Fatalf("POST %s: Content-Type %q, want application/sdp", path, ct)
+	}
+	loc := resp.Header.Get("Location")
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(path) + `/[0-9a-f]{32}$`).MatchString(loc) {
+		t.Fatalf("POST %s: Location %q, want %s/<session>", path, loc, path)
+	}
+	if !strings.Contains(answer, "a=candidate:") {
+		t.Fatalf("POST %s: the answer lists no candidates (WHIP does not trickle here):\n%s", path, answer)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	return &whipClient{pc: pc, location: loc}
+}
+
+// newClientPC is a Pion peer connection on loopback, closed with the test.
+func newClientPC(t *testing.T) *webrtc.PeerConnection {
+	t.Helper()
+	api, err := sigclient.NewAPI(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return pc
+}
+
+// publishWHIP publishes numbered VP8 frames (every 30th a keyframe) by
+// WHIP into the visit until the test ends, as an exam camera would.
+func (f *fixture) publishWHIP(t *testing.T, visit int64, token string) *whipClient {
+	t.Helper()
+	pc := newClientPC(t)
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "otoscope", "camera")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.negotiate(t, fmt.Sprintf("/whip/%d", visit), token, pc)
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for n := uint32(0); ; n++ {
+			select {
+			case <-t.Context().Done():
+				return
+			case <-tick.C:
+			}
+			if pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+				return
+			}
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true},
+				Payload: sigclient.VP8Payload(n, 'f', n%30 == 0, 700)})
+		}
+	}()
+	return c
+}
+
+// readFrames reads n packets of the exam camera's video from tr and checks
+// that the first is a keyframe and none is missing or altered.
+func readFrames(t *testing.T, who string, tr *webrtc.TrackRemote, n int) {
+	t.Helper()
+	var prev uint32
+	for i := range n {
+		pkt, _, err := tr.ReadRTP()
+		if err != nil {
+			t.Fatalf("%s: read: %v", who, err)
+		}
+		got, _, key, err := sigclient.ParseVP8Payload(pkt.Payload)
+		if err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+		if i == 0 && !key {
+			t.Fatalf("%s: the first frame %d is not a keyframe", who, got)
+		}
+		if i > 0 && got != prev+1 {
+			t.Fatalf("%s: frame %d after %d: lost or reordered", who, got, prev)
+		}
+		prev = got
+	}
+}
+
+// TestWHIPPublishesIntoTheCallAndWHEPPlaysItBack: an exam camera published
+// by WHIP reaches the physician in the call (as a named extra participant)
+// and a WHEP viewer, frame by frame; DELETE ends each session for good.
+func TestWHIPPublishesIntoTheCallAndWHEPPlaysItBack(t *testing.T) {
+	f := newFixture(t)
+	doctor := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	if w := await(t, doctor, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Fatalf("physician welcome state %q", w.State)
+	}
+	docToken := f.apiToken(t, f.doc.ID)
+	camera := f.publishWHIP(t, f.visit.ID, docToken)
+
+	// The call is offered the camera as its own participant, by name.
+	var cameraID string
+	for cameraID == "" {
+		m := await(t, doctor, signaling.TypeSubscribeOffer)
+		for _, tr := range m.Tracks {
+			if tr.Name == signaling.ExamCameraName && tr.Kind == "video" && strings.HasPrefix(tr.Participant, "whip-") {
+				cameraID = tr.Participant
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	tr, err := doctor.NextTrack(ctx)
+	if err != nil {
+		t.Fatalf("the physician received no track: %v", err)
+	}
+	if tr.StreamID() != cameraID {
+		t.Fatalf("the physician's track belongs to %q, want the camera %q", tr.StreamID(), cameraID)
+	}
+	readFrames(t, "physician", tr, 100)
+
+	// A WHEP viewer (the patient's token) plays the same camera back.
+	patToken := f.apiToken(t, f.pat.ID)
+	viewer := newClientPC(t)
+	if _, err := viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	tracks := make(chan *webrtc.TrackRemote, 1)
+	viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
+	watch := f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), patToken, viewer)
+	select {
+	case tr := <-tracks:
+		readFrames(t, "WHEP viewer", tr, 100)
+	case <-ctx.Done():
+		t.Fatal("the WHEP viewer received no track")
+	}
+
+	// Only whoever opened a session may end it, and only by its own URL.
+	for _, c := range []struct{ path, token string }{
+		{camera.location, patToken},                                         // someone else's session
+		{strings.Replace(camera.location, "/whip/", "/whep/", 1), docToken}, // the wrong kind
+		{fmt.Sprintf("/whip/%d/%032x", f.visit.ID, 7), docToken},            // a made-up one
+	} {
+		if resp, body := f.streamRequest(t, http.MethodDelete, c.path, c.token, "", ""); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("DELETE %s: %d %s, want 404", c.path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := f.streamRequest(t, http.MethodPatch, camera.location, docToken, "application/trickle-ice-sdpfrag", "a=end-of-candidates\r\n"); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("PATCH (trickle): %d %s, want 405", resp.StatusCode, body)
+	}
+
+	// DELETE ends the camera: the call hears it left and is re-offered
+	// without its track; the camera's own connection ends too.
+	if resp, body := f.streamRequest(t, http.MethodDelete, camera.location, docToken, "", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE %s: %d %s", camera.location, resp.StatusCode, body)
+	}
+	if m := await(t, doctor, signaling.TypePeerLeft); m.Participant != cameraID {
+		t.Fatalf("peer-left for %q, want %q", m.Participant, cameraID)
+	}
+	if m := await(t, doctor, signaling.TypeSubscribeOffer); len(m.Tracks) != 0 {
+		t.Fatalf("after DELETE the call is still offered %d tracks", len(m.Tracks))
+	}
+	waitEnded(t, "the WHIP client", camera.pc)
+	if resp, _ := f.streamRequest(t, http.MethodDelete, camera.location, docToken, "", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a second DELETE: %d, want 404", resp.StatusCode)
+	}
+	if resp, body := f.streamRequest(t, http.MethodDelete, watch.location, patToken, "", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE %s: %d %s", watch.location, resp.StatusCode, body)
+	}
+	waitEnded(t, "the WHEP client", viewer)
+}
+
+// waitEnded waits until the server's end of pc's session shows on pc.
+func waitEnded(t *testing.T, who string, pc *webrtc.PeerConnection) {
+	t.Helper()
+	ended := make(chan struct{})
+	var once bool
+	check := func(s webrtc.PeerConnectionState) {
+		if !once && (s == webrtc.PeerConnectionStateDisconnected || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed) {
+			once = true
+			close(ended)
+		}
+	}
+	states := make(chan webrtc.PeerConnectionState, 8)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { states <- s })
+	states <- pc.ConnectionState()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case s := <-states:
+			check(s)
+		case <-ended:
+			return
+		case <-deadline:
+			t.Fatalf("%s is still %s after the session was deleted", who, pc.ConnectionState())
+		}
+	}
+}
+
+// TestWHIPRefusesBadRequests: wrong media type, bad SDP, a session cookie
+// instead of a token, a cancelled visit, a viewer with nothing to watch,
+// and a full visit each get their own clear answer.
+func TestWHIPRefusesBadRequests(t *testing.T) {
+	var hub *signaling.Hub
+	f := newFixtureWith(t, func(d *Deps) {
+		hub = d.Calls.(*signaling.Hub)
+		hub.SetLimits(signaling.Limits{PerVisit: 1}, nil)
+	})
+	tok := f.apiToken(t, f.doc.ID)
+	path := fmt.Sprintf("/whip/%d", f.visit.ID)
+	offer := func() string {
+		pc := newClientPC(t)
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+		o, err := pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.SDP
+	}()
+	for _, c := range []struct {
+		name, path, token, ctype, body string
+		want                           int
+		says                           string
+	}{
+		{"form body", path, tok, "application/x-www-form-urlencoded", "a=1", http.StatusUnsupportedMediaType, "application/sdp"},
+		{"no content type", path, tok, "", offer, http.StatusUnsupportedMediaType, "application/sdp"},
+		{"not SDP", path, tok, "application/sdp", "hello", http.StatusBadRequest, "not valid SDP"},
+		{"no media", path, tok, "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", http.StatusBadRequest, "no audio or video"},
+		{"H.264 only", path, tok, "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:102 H264/90000\r\n", http.StatusBadRequest, "neither VP8"},
+		{"too large", path, tok, "application/sdp", offer + strings.Repeat("a=x\r\n", maxOffer/5), http.StatusRequestEntityTooLarge, "larger than"},
+		{"no token", path, "", "application/sdp", offer, http.StatusUnauthorized, "API token"},
+		{"unknown visit", "/whip/999999", tok, "application/sdp", offer, http.StatusNotFound, "no such visit"},
+		{"nothing to watch", fmt.Sprintf("/whep/%d", f.visit.ID), tok, "application/sdp", offer, http.StatusConflict, "nothing is published"},
+	} {
+		resp, body := f.streamRequest(t, http.MethodPost, c.path, c.token, c.ctype, c.body)
+		if resp.StatusCode != c.want || !strings.Contains(body, c.says) {
+			t.Errorf("%s: %d %q, want %d saying %q", c.name, resp.StatusCode, body, c.want, c.says)
+		}
+	}
+	if n := len(hub.Streams(f.visit.ID)); n != 0 {
+		t.Fatalf("refused requests left %d streams open", n)
+	}
+
+	// A signed-in physician's browser session is not a bearer token.
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader(offer))
+	req.Header.Set("Content-Type", "application/sdp")
+	for k, v := range f.cookieHeader(f.signIn(t, "doc@example.org")) {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a session cookie: %d, want 401", resp.StatusCode)
+	}
+
+	// The visit holds one participant: the camera takes the place, and
+	// then the physician's own camera is refused with a retry hint.
+	f.publishWHIP(t, f.visit.ID, tok)
+	pc := newClientPC(t)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "s")
+	if _, err := pc.AddTrack(video); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := pc.CreateOffer(nil)
+	resp2, body := f.streamRequest(t, http.MethodPost, path, tok, "application/sdp", o.SDP)
+	if resp2.StatusCode != http.StatusServiceUnavailable || resp2.Header.Get("Retry-After") == "" || !strings.Contains(body, "full") {
+		t.Errorf("a second camera in a full visit: %d %q (Retry-After %q), want 503 saying full", resp2.StatusCode, body, resp2.Header.Get("Retry-After"))
+	}
+	doctor := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	if m := await(t, doctor, signaling.TypeError); !strings.Contains(m.Error, "capacity") {
+		t.Errorf("the physician joining a visit the camera fills: %q, want a capacity error", m.Error)
+	}
+
+	// A cancelled visit takes no camera.
+	if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusCancelled, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := f.streamRequest(t, http.MethodPost, path, tok, "application/sdp", o.SDP); resp.StatusCode != http.StatusGone {
+		t.Errorf("a cancelled visit: %d %q, want 410", resp.StatusCode, body)
+	}
+}
