@@ -31,6 +31,7 @@ func TestGuessedIdentifiers(t *testing.T) {
 	if _, err := m.st.CreateCredential(ctx, store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: m.pat.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	doc2Tok := m.apiTokenOf(t, m.doc2.ID)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	do := func(req *http.Request) (int, string) {
 		resp, err := client.Do(req)
@@ -60,6 +61,25 @@ func TestGuessedIdentifiers(t *testing.T) {
 				}
 			}
 		}
+		// WHIP and WHEP, with the patient's and the other physician's own
+		// API tokens: their visits only (a 4xx either way: the offer here
+		// carries no ICE credentials).
+		for _, path := range []string{"/whip/%d", "/whep/%d", "/whip/%d/00000000000000000000000000000001"} {
+			for who, tok := range map[string]string{patient: patientTok, otherPhysician: doc2Tok} {
+				method := http.MethodPost
+				if strings.Count(path, "/") == 3 {
+					method = http.MethodDelete
+				}
+				req, _ := http.NewRequest(method, m.srv.URL+fmt.Sprintf(path, id), strings.NewReader(probeOffer))
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Content-Type", "application/sdp")
+				st, body := do(req)
+				mine := who == patient && id == m.visit.ID || who == otherPhysician && id == m.otherVisit.ID
+				if !mine && st != http.StatusForbidden && st != http.StatusNotFound {
+					t.Errorf("%s %s as %s: %d %s, want 403 or 404", method, fmt.Sprintf(path, id), who, st, body)
+				}
+			}
+		}
 		// FHIR, with the patient's own API token.
 		for _, res := range []string{"Appointment", "Patient"} {
 			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/fhir/%s/%d", m.srv.URL, res, id), nil)
@@ -82,3 +102,6 @@ func TestGuessedIdentifiers(t *testing.T) {
 		t.Errorf("patient's Appointment search: %d %s", st, body)
 	}
 }
+
+// probeOffer is an SDP offer that passes the WHIP front door's checks.
+const probeOffer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n"
