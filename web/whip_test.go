@@ -339,7 +339,7 @@ func TestWHIPRefusesBadRequests(t *testing.T) {
 
 	// The visit holds one participant: the camera takes the place, and
 	// then the physician's own camera is refused with a retry hint.
-	f.publishWHIP(t, f.visit.ID, tok)
+	camera := f.publishWHIP(t, f.visit.ID, tok)
 	pc := newClientPC(t)
 	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "s")
 	if _, err := pc.AddTrack(video); err != nil {
@@ -354,6 +354,15 @@ func TestWHIPRefusesBadRequests(t *testing.T) {
 	if m := await(t, doctor, signaling.TypeError); !strings.Contains(m.Error, "capacity") {
 		t.Errorf("the physician joining a visit the camera fills: %q, want a capacity error", m.Error)
 	}
+	// Ending the camera gives its place back.
+	if resp, body := f.streamRequest(t, http.MethodDelete, camera.location, tok, "", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE %s: %d %s", camera.location, resp.StatusCode, body)
+	}
+	doctor = dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	if w := await(t, doctor, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Errorf("after the camera ended, the physician's welcome state is %q", w.State)
+	}
+	doctor.Close()
 
 	// A cancelled visit takes no camera.
 	if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusCancelled, store.Change{}); err != nil {
