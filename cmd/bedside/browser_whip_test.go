@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/signaling/sigclient"
+)
+
+// whipPublish publishes the page's fake camera by WHIP into visit %d with
+// API token %s, as a standard WHIP client does (non-trickle: the offer
+// waits for all candidates); it resolves to "" or what went wrong.
+const whipPublish = `(async () => {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly' });
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((done) => {
+    if (pc.iceGatheringState === 'complete') return done();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') done(); };
+  });
+  const res = await fetch('/whip/%d', { method: 'POST', body: pc.localDescription.sdp,
+    headers: { 'Content-Type': 'application/sdp', Authorization: 'Bearer %s' } });
+  const body = await res.text();
+  if (res.status !== 201 || res.headers.get('Content-Type') !== 'application/sdp') return 'POST: ' + res.status + ' ' + body;
+  window.__whip = { pc, location: res.headers.get('Location') };
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  return '';
+})()`
+
+// whipDelete ends the page's WHIP session with API token %s, closes its
+// connection, and resolves to the status.
+const whipDelete = `fetch(window.__whip.location, { method: 'DELETE', headers: { Authorization: 'Bearer %s' } })
+  .then((r) => { window.__whip.pc.close(); return r.status; })`
+
+// extraTilePlaying is true when the exam camera's labelled tile shows
+// decoded video whose clock moves.
+const extraTilePlaying = `(async () => {
+  const tile = document.querySelector('#extra-tiles .tile.extra[aria-label="Exam camera’s video"]');
+  const v = tile && tile.querySelector('video');
+  if (!v || v.videoWidth === 0 || tile.querySelector('.name').textContent !== 'Exam camera') return false;
+  const t0 = v.currentTime;
+  await new Promise(r => setTimeout(r, 300));
+  return v.currentTime > t0;
+})()`
+
+// TestBrowserExamCamera: in a consult, an exam camera published by WHIP
+// (the physician's browser plays the standard WHIP client with the
+// physician's API token, so its frames are real VP8) shows on the consult
+// page as a labelled extra tile with moving video, while the main tile
+// stays on the patient; DELETE takes the tile away. The patient is a Go
+// client on the call WebSocket, to keep to one browser.
+func TestBrowserExamCamera(t *testing.T) {
+	chromium := chromiumPath(t)
+	ts := startServer(t, nil)
+	link := bookFirstFree(t, ts)
+
+	// The patient opens the join link and waits, publishing numbered VP8.
+	jar, _ := cookiejar.New(nil)
+	pc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := pc.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	m := regexp.MustCompile(`^/visit/(\d+)$`).FindStringSubmatch(resp.Header.Get("Location"))
+	if m == nil {
+		t.Fatalf("join link: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	visit := m[1]
+	hdr := http.Header{}
+	for _, c := range resp.Cookies() {
+		hdr.Add("Cookie", c.Name+"="+c.Value)
+	}
+	api, err := sigclient.NewAPI(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "patient")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	patient, err := sigclient.Dial(ctx, strings.Replace(ts.URL, "http://", "ws://", 1)+"/ws/call/"+visit,
+		sigclient.Options{Header: hdr, API: api, Tracks: []webrtc.TrackLocal{video}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer patient.Close()
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for n := uint32(0); ctx.Err() == nil; n++ {
+			<-tick.C
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true},
+				Payload: sigclient.VP8Payload(n, 'f', n%30 == 0, 600)})
+		}
+	}()
+
+	// The physician starts the visit and admits the patient.
+	doctor := newBrowser(t, chromium)
+	err = chromedp.Do(doctor,
+		chromedp.Navigate(ts.URL+"/login"),
+		chromedp.SendKeys(chromedp.CSS("#email"), "dr.okafor@demo.bedside.test"),
+		chromedp.SendKeys(chromedp.CSS("#password"), ts.demoPassword(t, "dr.okafor@demo.bedside.test")),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("#visits")),
+		chromedp.Navigate(ts.URL+"/consult/"+visit),
+	)
+	if err == nil {
+		waitJS(t, doctor, "start button enabled", `!document.querySelector('#start-button').disabled`, 60*time.Second)
+		err = chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#start-button")))
+	}
+	if err != nil {
+		t.Fatalf("physician: %v", err)
+	}
+	waitJS(t, doctor, "patient in the lobby", `!!document.querySelector('#lobby button.admit')`, 30*time.Second)
+	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#lobby button.admit"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := patient.Await(ctx, signaling.TypeAdmitted); err != nil {
+		t.Fatalf("patient not admitted: %v", err)
+	}
+	waitJS(t, doctor, "the patient on the main tile", `/^u\d+$/.test(document.querySelector('#remote-video').dataset.participant)`, 30*time.Second)
+
+	// The exam camera joins by WHIP: a labelled extra tile with moving
+	// video; the main tile stays on the patient.
+	token := strings.TrimSpace(ts.cli(t, "", "token", "issue", "--email", "dr.okafor@demo.bedside.test", "--ttl", "1h"))
+	if whipErr, err := chromedp.Run(doctor, chromedp.Evaluate[string](fmt.Sprintf(whipPublish, mustAtoi(t, visit), token), chromedp.EvalAwaitPromise)); err != nil || whipErr != "" {
+		t.Fatalf("WHIP publish from the browser: %v %s", err, whipErr)
+	}
+	waitJS(t, doctor, "the exam camera's tile playing", extraTilePlaying, 45*time.Second)
+	waitJS(t, doctor, "the main tile still on the patient", `/^u\d+$/.test(document.querySelector('#remote-video').dataset.participant)`, 5*time.Second)
+
+	// DELETE ends it: the tile goes, the patient stays.
+	if status, err := chromedp.Run(doctor, chromedp.Evaluate[int](fmt.Sprintf(whipDelete, token), chromedp.EvalAwaitPromise)); err != nil || status != http.StatusOK {
+		t.Fatalf("WHIP DELETE: %v %d", err, status)
+	}
+	waitJS(t, doctor, "the exam camera's tile gone", `!document.querySelector('#extra-tiles .tile.extra')`, 30*time.Second)
+	waitJS(t, doctor, "the patient still on the main tile", `/^u\d+$/.test(document.querySelector('#remote-video').dataset.participant)`, 5*time.Second)
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
