@@ -255,6 +255,8 @@ type Credentials interface {
 	// JoinCredentials lists an appointment's join links, oldest first.
 	JoinCredentials(ctx context.Context, appointmentID int64) ([]Credential, error)
 	RevokeCredential(ctx context.Context, id int64, at time.Time) error
+	// CredentialByID finds a credential of a kind by its ID.
+	CredentialByID(ctx context.Context, kind string, id int64) (Credential, error)
 }
 
 // Schedules stores physicians' availability.
@@ -404,6 +406,52 @@ type Observations interface {
 	// DeviceEventsBetween lists a patient's device events in [from, to),
 	// oldest first.
 	DeviceEventsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]DeviceEvent, error)
+	// ObservationByID finds one stored observation.
+	ObservationByID(ctx context.Context, id int64) (Observation, error)
+	// SearchObservations returns one page of the observations q selects
+	// and how many it selects in all.
+	SearchObservations(ctx context.Context, q ObservationQuery) (page []Observation, total int, err error)
+}
+
+// LOINC codes of the two readings of a blood-pressure panel, which the
+// store keeps as two rows sharing patient, device, sequence and time.
+const (
+	CodeSystolic  = "8480-6"
+	CodeDiastolic = "8462-4"
+)
+
+// ObservationQuery selects observations; zero fields match everything.
+// From and To bound EffectiveAt, [From, To); Codes lists the LOINC codes
+// to include. With Panels, a diastolic reading that has a systolic one of
+// the same patient, device, sequence and time is left out: the two are
+// one blood-pressure panel, found (and counted) through its systolic
+// reading. Results are ordered by EffectiveAt then ID; Limit 0 means 100.
+type ObservationQuery struct {
+	PatientID int64
+	DeviceID  int64
+	Codes     []string
+	From, To  time.Time
+	Panels    bool
+	Limit     int
+	Offset    int
+}
+
+// VisitNote is the physician's note on a held visit. It is patient data:
+// never logged or audited by content.
+type VisitNote struct {
+	AppointmentID int64
+	AuthorID      int64
+	Text          string
+	UpdatedAt     time.Time
+}
+
+// VisitNotes stores the notes of visits, one per visit.
+type VisitNotes interface {
+	// VisitNote finds a visit's note; a visit without one is ErrNotFound.
+	VisitNote(ctx context.Context, appointmentID int64) (VisitNote, error)
+	// SaveVisitNote creates or replaces a visit's note; an unknown
+	// appointment or author is ErrNotFound.
+	SaveVisitNote(ctx context.Context, n VisitNote) (VisitNote, error)
 }
 
 // NEWS2 input kinds (NEWS2Entry.Kind).
@@ -488,6 +536,7 @@ type Store interface {
 	Outbox
 	Observations
 	NEWS2Records
+	VisitNotes
 	Throttle
 	Audit
 	Ping(ctx context.Context) error

@@ -38,6 +38,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentDevices", testConcurrentDevices},
 		{"DeviceEvents", testDeviceEvents},
 		{"NEWS2Records", testNEWS2Records},
+		{"SearchObservations", testSearchObservations},
+		{"VisitNotes", testVisitNotes},
 		{"Audit", testAudit},
 		{"TOTP", testTOTP},
 		{"Deactivation", testDeactivation},

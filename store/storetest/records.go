@@ -1,0 +1,120 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bedside-health/bedside/store"
+)
+
+func testSearchObservations(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	p := user(t, st, "p@example.org", store.RolePatient)
+	other := user(t, st, "q@example.org", store.RolePatient)
+	dev := device(t, st, p.ID, "dev")
+	dev2 := device(t, st, other.ID, "dev2")
+	t0 := odd(t)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	o := func(pid, dev, seq int64, code string, v float64, when time.Time) store.Observation {
+		return store.Observation{PatientID: pid, DeviceID: dev, Seq: seq, Code: code, Value: v, Unit: "/min", EffectiveAt: when}
+	}
+	if err := st.AppendObservations(ctx, dev.ID, 4, []store.Observation{
+		o(p.ID, dev.ID, 1, "8867-4", 70, at(1)),
+		o(p.ID, dev.ID, 2, store.CodeSystolic, 120, at(2)),
+		o(p.ID, dev.ID, 2, store.CodeDiastolic, 80, at(2)),
+		o(p.ID, dev.ID, 3, store.CodeDiastolic, 81, at(3)), // no systolic: stays its own reading
+		o(p.ID, dev.ID, 4, "8867-4", 72, at(4)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendObservations(ctx, dev2.ID, 1, []store.Observation{o(other.ID, dev2.ID, 1, "8867-4", 90, at(1))}); err != nil {
+		t.Fatal(err)
+	}
+	codes := func(obs []store.Observation) []string {
+		var out []string
+		for _, x := range obs {
+			out = append(out, x.Code)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		q     store.ObservationQuery
+		want  []string
+		total int
+	}{
+		{"patient", store.ObservationQuery{PatientID: p.ID}, []string{"8867-4", store.CodeSystolic, store.CodeDiastolic, store.CodeDiastolic, "8867-4"}, 5},
+		{"panels", store.ObservationQuery{PatientID: p.ID, Panels: true}, []string{"8867-4", store.CodeSystolic, store.CodeDiastolic, "8867-4"}, 4},
+		{"code", store.ObservationQuery{PatientID: p.ID, Codes: []string{"8867-4"}}, []string{"8867-4", "8867-4"}, 2},
+		{"range", store.ObservationQuery{PatientID: p.ID, From: at(2), To: at(4), Panels: true}, []string{store.CodeSystolic, store.CodeDiastolic}, 2},
+		{"page", store.ObservationQuery{PatientID: p.ID, Limit: 2, Offset: 1}, []string{store.CodeSystolic, store.CodeDiastolic}, 5},
+		{"device", store.ObservationQuery{DeviceID: dev2.ID}, []string{"8867-4"}, 1},
+		{"nothing", store.ObservationQuery{PatientID: other.ID, Codes: []string{store.CodeSystolic}}, nil, 0},
+	} {
+		page, total, err := st.SearchObservations(ctx, c.q)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := codes(page); total != c.total || len(got) != len(c.want) || (len(got) > 0 && !equal(got, c.want)) {
+			t.Errorf("%s: %v (total %d), want %v (total %d)", c.name, got, total, c.want, c.total)
+		}
+	}
+	page, _, err := st.SearchObservations(ctx, store.ObservationQuery{PatientID: p.ID, Codes: []string{store.CodeSystolic}})
+	if err != nil || len(page) != 1 {
+		t.Fatalf("systolic: %v %v", page, err)
+	}
+	got, err := st.ObservationByID(ctx, page[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Value != 120 || got.Seq != 2 || got.DeviceID != dev.ID || !sameInstant(at(2), got.EffectiveAt) {
+		t.Errorf("ObservationByID = %+v", got)
+	}
+	_, err = st.ObservationByID(ctx, page[0].ID+1000)
+	wantErr(t, "unknown observation", err, store.ErrNotFound)
+
+	c, err := st.CredentialByID(ctx, store.CredentialDevice, dev.ID)
+	if err != nil || c.Name != "dev" || c.UserID != p.ID || c.LastSeq != 4 {
+		t.Errorf("CredentialByID = %+v, %v", c, err)
+	}
+	_, err = st.CredentialByID(ctx, store.CredentialAPI, dev.ID)
+	wantErr(t, "device credential asked as an API one", err, store.ErrNotFound)
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func testVisitNotes(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	doc := user(t, st, "doc@example.org", store.RolePhysician)
+	p := user(t, st, "p@example.org", store.RolePatient)
+	a, err := booker{st, p.ID}.book(doc.ID, slotAt(9), 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.VisitNote(ctx, a.ID)
+	wantErr(t, "note never saved", err, store.ErrNotFound)
+	t0 := odd(t)
+	if _, err := st.SaveVisitNote(ctx, store.VisitNote{AppointmentID: a.ID, AuthorID: doc.ID, Text: "first", UpdatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SaveVisitNote(ctx, store.VisitNote{AppointmentID: a.ID, AuthorID: doc.ID, Text: "second\nline", UpdatedAt: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.VisitNote(ctx, a.ID)
+	if err != nil || n.Text != "second\nline" || n.AuthorID != doc.ID || !sameInstant(t0.Add(time.Minute), n.UpdatedAt) {
+		t.Errorf("VisitNote = %+v, %v", n, err)
+	}
+	_, err = st.SaveVisitNote(ctx, store.VisitNote{AppointmentID: a.ID + 100, AuthorID: doc.ID, Text: "x", UpdatedAt: t0})
+	wantErr(t, "note of an unknown visit", err, store.ErrNotFound)
+}
