@@ -64,6 +64,9 @@ const (
 	kindSlot         = "Slot"
 	kindAppointment  = "Appointment"
 	kindAuditEvent   = "AuditEvent"
+	kindObservation  = "Observation"
+	kindDevice       = "Device"
+	kindEncounter    = "Encounter"
 )
 
 // action is what a caller wants to do to a resource.
@@ -73,14 +76,16 @@ const (
 	actRead   action = iota // read it or find it in a search
 	actBook                 // create an Appointment
 	actStatus               // change an Appointment's status
+	actRecord               // store an Observation for a patient
 )
 
 // target is the resource an action is on.
 type target struct {
 	kind   string
-	id     int64                  // the user for Patient, Practitioner, Schedule and Slot
-	appt   scheduling.Appointment // for Appointment
+	id     int64                  // the user for Patient, Practitioner, Schedule and Slot; the patient for Observation and Device
+	appt   scheduling.Appointment // for Appointment and Encounter
 	status scheduling.Status      // for actStatus: the status asked for
+	rid    string                 // the resource's own id when id is not it (Observation, Device), for a 404
 }
 
 // verdict is what decide answers.
@@ -104,7 +109,13 @@ const (
 //     Practitioner, Schedule and Slot, and may cancel their own booked
 //     appointment;
 //   - only an admin reads AuditEvents (the audit trail); others are
-//     refused with 403, and nobody writes them.
+//     refused with 403, and nobody writes them;
+//   - Observations and Devices (vitals) are seen by the patient they
+//     belong to, the physicians who have a visit with that patient, and
+//     admins; a scheduler is refused (403) and never sees vitals. A patient
+//     may record their own Observations and a physician those of a patient
+//     they have a visit with;
+//   - an Encounter (a held visit) is seen by whoever sees its Appointment.
 //
 // why explains a refusal.
 func (h *handler) decide(ctx context.Context, c *caller, act action, t target) (v verdict, why string, err error) {
@@ -136,6 +147,31 @@ func (h *handler) decide(ctx context.Context, c *caller, act action, t target) (
 			return allow, "", nil
 		}
 		return hide, "", nil
+	case kindObservation, kindDevice:
+		switch {
+		case act != actRead && act != actRecord:
+			return refuse, t.kind + "s cannot be changed through this API", nil
+		case u.Role == store.RoleScheduler:
+			return refuse, "a scheduler does not see vitals or devices", nil
+		case u.Role == store.RoleAdmin && act == actRead:
+			return allow, "", nil
+		case u.Role == store.RoleAdmin:
+			return refuse, "readings come from devices, patients and their physicians, not from an admin", nil
+		case u.Role == store.RolePatient && t.id == u.ID:
+			return allow, "", nil
+		case u.Role == store.RolePhysician:
+			treats, err := h.treats(ctx, c, t.id)
+			if err != nil || !treats {
+				return hide, "", err
+			}
+			return allow, "", nil
+		}
+		return hide, "", nil
+	case kindEncounter:
+		if act != actRead {
+			return refuse, "Encounters are made by holding a visit, not through this API", nil
+		}
+		return h.decide(ctx, c, actRead, target{kind: kindAppointment, appt: t.appt})
 	case kindAuditEvent:
 		if act == actRead && u.Role == store.RoleAdmin {
 			return allow, "", nil
@@ -190,8 +226,11 @@ func (h *handler) check(ctx context.Context, c *caller, act action, t target) er
 	case refuse:
 		return forbidden("%s", why)
 	}
+	if t.rid != "" {
+		return notFound(t.kind, t.rid)
+	}
 	id := t.id
-	if t.kind == kindAppointment {
+	if t.kind == kindAppointment || t.kind == kindEncounter {
 		id = t.appt.ID
 	}
 	return notFound(t.kind, strconv.FormatInt(id, 10))

@@ -99,7 +99,7 @@ func TestOutcomes(t *testing.T) {
 		{"unknown slot", "GET", "Slot/" + graceSlot(f, 1, 9, 10), "admin", "", "", 404, codeNotFound, "Slot/"},
 		{"past slot", "GET", "Slot/" + slotID{f.grace.ID, monday.AddDate(0, 0, -7).Add(9 * time.Hour), ""}.String(), "admin", "", "", 404, codeNotFound, "Slot/"},
 		{"unknown schedule", "GET", "Schedule/" + fmt.Sprint(f.ada.ID), "admin", "", "", 404, codeNotFound, "Schedule/5"},
-		{"unknown type", "GET", "Observation", "admin", "", "", 404, codeNotFound, "/Observation is not a path"},
+		{"unknown type", "GET", "MedicationRequest", "admin", "", "", 404, codeNotFound, "/MedicationRequest is not a path"},
 		{"trailing slash", "GET", "Patient/", "admin", "", "", 404, codeNotFound, "is not a path"},
 		{"method not allowed", "DELETE", "Appointment/1", "admin", "", "", 405, codeNotSupported, "DELETE /Appointment/1 is not supported"},
 		{"update of a patient", "PUT", "Patient/5", "admin", `{}`, "", 405, codeNotSupported, "takes GET"},

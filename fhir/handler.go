@@ -29,6 +29,13 @@ type Store interface {
 	BookAppointment(ctx context.Context, a scheduling.Appointment, c store.Change) (scheduling.Appointment, error)
 	SetAppointmentStatus(ctx context.Context, id int64, status scheduling.Status, c store.Change) (scheduling.Appointment, error)
 	AuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, int, error)
+	AppointmentHistory(ctx context.Context, id int64) ([]store.AppointmentEvent, error)
+	CredentialByID(ctx context.Context, kind string, id int64) (store.Credential, error)
+	ListCredentials(ctx context.Context, kind string, userID int64) ([]store.Credential, error)
+	ObservationByID(ctx context.Context, id int64) (store.Observation, error)
+	SearchObservations(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error)
+	ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error)
+	AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []store.Observation) error
 }
 
 var _ Store = store.Store(nil)

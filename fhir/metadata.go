@@ -5,7 +5,7 @@ import (
 )
 
 // capabilityDate is when this CapabilityStatement last changed.
-const capabilityDate = "2026-11-25"
+const capabilityDate = "2026-12-05"
 
 // CapabilityStatement says what this server implements.
 type CapabilityStatement struct {
@@ -94,7 +94,7 @@ func capability(base string) CapabilityStatement {
 		Publisher:      "Bedside",
 		Kind:           "instance",
 		Software:       Software{Name: "Bedside"},
-		Implementation: Implementation{Description: "Bedside FHIR R4 API: appointments and the schedules they are booked from", URL: base},
+		Implementation: Implementation{Description: "Bedside FHIR R4 API: appointments and the schedules they are booked from, held visits and the vitals measured in and between them", URL: base},
 		FHIRVersion:    "4.0.1",
 		Format:         []string{"json"},
 		Rest: []CapabilityRest{{
@@ -117,6 +117,14 @@ func capability(base string) CapabilityStatement {
 					Documentation: "Create books a free Slot (status booked, one slot, the Patient and the slot's Practitioner as participants). Update changes only the status (cancelled, noshow, arrived, fulfilled, entered-in-error) and cancelationReason.",
 					Interaction:   interactions("read", "search-type", "create", "update"), UpdateCreate: &no,
 					SearchParam: searchParams(appointmentParams)},
+				{Type: kindObservation,
+					Documentation: "Readings from patients' devices (LOINC codes, UCUM units; blood pressure as the 85354-9 panel with systolic and diastolic components, whose id is the systolic reading's), each linked to its Device and, when taken during a visit, its Encounter; doubtful readings carry interpretation IND and their device's flags as notes. Create is device ingest: a device token posts for its patient, a patient's API token for themselves, a physician's for a patient they have a visit with; the body is checked as on the device socket. Schedulers never see Observations (403).",
+					Interaction:   interactions("read", "search-type", "create"), SearchParam: searchParams(observationParams)},
+				{Type: kindDevice, Documentation: "A patient's registered device (or the browser relaying their Bluetooth devices); its id is the device token's. Seen as Observations are.",
+					Interaction: interactions("read", "search-type"), SearchParam: searchParams(deviceParams)},
+				{Type: kindEncounter,
+					Documentation: "A held visit (its Appointment arrived or fulfilled), with the same id as the Appointment; period from the patient's arrival to the visit's end. GET /Encounter/{id}/$everything exports the visit as a searchset Bundle: the Encounter, Patient, Practitioner, Devices, the visit's Observations and a derived NEWS2 Observation.",
+					Interaction:   interactions("read", "search-type"), SearchParam: searchParams(encounterParams)},
 				{Type: kindAuditEvent,
 					Documentation: "The audit trail of access to patient data, in the order it was recorded; admins only (others are answered 403). It holds identifiers, never clinical values.",
 					Interaction:   interactions("search-type"), SearchParam: searchParams(auditEventParams)},

@@ -25,6 +25,14 @@ func (h *handler) routes(mux *http.ServeMux) {
 	mux.Handle("GET /Appointment/{id}", h.authed(h.readAppointment))
 	mux.Handle("PUT /Appointment/{id}", h.authed(h.updateAppointment))
 	mux.Handle("GET /AuditEvent", h.authed(h.searchAuditEvents))
+	mux.Handle("GET /Observation", h.authed(h.searchObservations))
+	mux.Handle("POST /Observation", h.public(h.createObservation)) // an API or a device token: createObservation authenticates
+	mux.Handle("GET /Observation/{id}", h.authed(h.readObservation))
+	mux.Handle("GET /Device", h.authed(h.searchDevices))
+	mux.Handle("GET /Device/{id}", h.authed(h.readDevice))
+	mux.Handle("GET /Encounter", h.authed(h.searchEncounters))
+	mux.Handle("GET /Encounter/{id}", h.authed(h.readEncounter))
+	mux.Handle("GET /Encounter/{id}/$everything", h.authed(h.encounterEverything))
 
 	mux.Handle("/metadata", h.notAllowed("GET"))
 	for _, kind := range []string{kindPatient, kindPractitioner, kindSchedule, kindSlot} {
@@ -34,6 +42,13 @@ func (h *handler) routes(mux *http.ServeMux) {
 	mux.Handle("/Appointment", h.notAllowed("GET", "POST"))
 	mux.Handle("/Appointment/{id}", h.notAllowed("GET", "PUT"))
 	mux.Handle("/AuditEvent", h.notAllowed("GET"))
+	mux.Handle("/Observation", h.notAllowed("GET", "POST"))
+	mux.Handle("/Observation/{id}", h.notAllowed("GET"))
+	mux.Handle("/Device", h.notAllowed("GET"))
+	mux.Handle("/Device/{id}", h.notAllowed("GET"))
+	mux.Handle("/Encounter", h.notAllowed("GET"))
+	mux.Handle("/Encounter/{id}", h.notAllowed("GET"))
+	mux.Handle("/Encounter/{id}/$everything", h.notAllowed("GET"))
 	mux.Handle("/", h.public(func(w http.ResponseWriter, r *http.Request) error {
 		return newError(http.StatusNotFound, codeNotFound, "%s is not a path of this FHIR API; GET /fhir/metadata lists what is", r.URL.Path)
 	}))

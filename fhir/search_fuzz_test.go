@@ -15,17 +15,19 @@ import (
 // patient read another's.
 func FuzzSearch(f *testing.F) {
 	fx := newFixture(f)
+	seedVitals(f, fx)
 	for _, q := range []string{
 		"patient=Patient/5", "practitioner=Practitioner/3&date=ge2026-11-23&date=lt2026-11-30",
 		"actor=Patient/6&status=booked,cancelled", "_count=1&_offset=1", "date=2026-11-23T10:00:00Z",
 		"schedule=Schedule/3&start=ge2026-11-23&start=lt2026-11-24&status=free",
 		"name=ada&birthdate=1990-12-10", "identifier=urn:bedside:email|ada@example.org",
 		"agent=6&action=R", "patient=Patient/%00", "_count=-1", "date=gt", "patient:missing=true",
+		"patient=Patient/6&code=85354-9", "device=Device/7&date=ge2026-11-23", "code=http://loinc.org|8867-4,9279-1",
 	} {
 		f.Add(q)
 	}
 	ada := "Patient/" + strconv.FormatInt(fx.ada.ID, 10)
-	kinds := []string{kindAppointment, kindSlot, kindSchedule, kindPatient, kindPractitioner, kindAuditEvent}
+	kinds := []string{kindAppointment, kindSlot, kindSchedule, kindPatient, kindPractitioner, kindAuditEvent, kindObservation, kindEncounter, kindDevice}
 	f.Fuzz(func(t *testing.T, raw string) {
 		for _, kind := range kinds {
 			for _, role := range []string{"patient", "admin"} {
@@ -44,6 +46,12 @@ func FuzzSearch(f *testing.F) {
 						Resource struct {
 							ResourceType string `json:"resourceType"`
 							ID           string `json:"id"`
+							Subject      struct {
+								Reference string `json:"reference"`
+							} `json:"subject"`
+							Patient struct {
+								Reference string `json:"reference"`
+							} `json:"patient"`
 							Participant  []struct {
 								Actor struct {
 									Reference string `json:"reference"`
@@ -80,6 +88,14 @@ func FuzzSearch(f *testing.F) {
 						}
 						if !mine {
 							t.Fatalf("%s?%s: a patient was shown Appointment/%s, not theirs", kind, raw, r.ID)
+						}
+					case kindObservation, kindEncounter:
+						if r.Subject.Reference != ada {
+							t.Fatalf("%s?%s: a patient was shown %s/%s of %s", kind, raw, r.ResourceType, r.ID, r.Subject.Reference)
+						}
+					case kindDevice:
+						if r.Patient.Reference != ada {
+							t.Fatalf("%s?%s: a patient was shown Device/%s of %s", kind, raw, r.ID, r.Patient.Reference)
 						}
 					case kindAuditEvent:
 						t.Fatalf("%s?%s: a patient was shown the audit trail", kind, raw)
