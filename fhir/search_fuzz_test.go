@@ -52,7 +52,7 @@ func FuzzSearch(f *testing.F) {
 							Patient struct {
 								Reference string `json:"reference"`
 							} `json:"patient"`
-							Participant  []struct {
+							Participant []struct {
 								Actor struct {
 									Reference string `json:"reference"`
 								} `json:"actor"`
