@@ -57,25 +57,7 @@ func (h *handler) visitOf(ctx context.Context, a scheduling.Appointment) (visit,
 		return visit{}, fmt.Errorf("history of appointment %d: %w", a.ID, err)
 	}
 	v := visit{appt: a}
-	for _, e := range hist {
-		if e.Kind != store.EventStatus {
-			continue
-		}
-		switch e.ToStatus {
-		case scheduling.StatusArrived:
-			if v.start.IsZero() {
-				v.start = e.At
-			}
-		case scheduling.StatusFulfilled:
-			v.end = e.At
-		}
-	}
-	if v.start.IsZero() || !v.end.IsZero() && v.end.Before(v.start) {
-		v.start = a.Start
-	}
-	if a.Status != scheduling.StatusFulfilled {
-		v.end = time.Time{}
-	}
+	v.start, v.end = store.VisitPeriod(a, hist)
 	return v, nil
 }
 

@@ -238,3 +238,18 @@ func news2Observation(readings []reading, v visit) (Observation, bool) {
 	}
 	return res, true
 }
+
+// VisitExport serves a held visit's Bundle, exactly as GET
+// /fhir/Encounter/{id}/$everything would to user u (the same checks, the
+// same audit event), for pages that authenticate by session rather than
+// by bearer token. id is the appointment's id as written in the URL.
+func VisitExport(d Deps) func(w http.ResponseWriter, r *http.Request, u store.User, id string) {
+	h := newHandler(d)
+	return func(w http.ResponseWriter, r *http.Request, u store.User, id string) {
+		r.SetPathValue("id", id)
+		w.Header().Set("Content-Type", contentType)
+		if err := h.encounterEverything(w, r, &caller{user: u}); err != nil {
+			h.fail(w, r, err)
+		}
+	}
+}

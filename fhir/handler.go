@@ -71,14 +71,7 @@ type handler struct {
 // NewHandler returns the FHIR API. It expects paths without the /fhir
 // prefix: mount it with http.StripPrefix("/fhir", fhir.NewHandler(deps)).
 func NewHandler(d Deps) http.Handler {
-	if d.Log == nil {
-		d.Log = slog.New(slog.DiscardHandler)
-	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	d.BaseURL = strings.TrimRight(d.BaseURL, "/")
-	h := &handler{Deps: d}
+	h := newHandler(d)
 	mux := http.NewServeMux()
 	h.routes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +83,18 @@ func NewHandler(d Deps) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// newHandler fills in d's defaults.
+func newHandler(d Deps) *handler {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	d.BaseURL = strings.TrimRight(d.BaseURL, "/")
+	return &handler{Deps: d}
 }
 
 // apiFunc is an API handler for an authenticated caller. It writes the

@@ -562,3 +562,30 @@ func SplitFlags(s string) []string {
 	}
 	return strings.Split(s, "\n")
 }
+
+// VisitPeriod is when a held visit ran, read from its history: from the
+// patient's arrival (the first change to arrived) to its end (the change
+// to fulfilled). A visit marked fulfilled without an arrival starts at its
+// booked start; end is zero while the visit is not fulfilled.
+func VisitPeriod(a scheduling.Appointment, history []AppointmentEvent) (start, end time.Time) {
+	for _, e := range history {
+		if e.Kind != EventStatus {
+			continue
+		}
+		switch e.ToStatus {
+		case scheduling.StatusArrived:
+			if start.IsZero() {
+				start = e.At
+			}
+		case scheduling.StatusFulfilled:
+			end = e.At
+		}
+	}
+	if start.IsZero() || !end.IsZero() && end.Before(start) {
+		start = a.Start
+	}
+	if a.Status != scheduling.StatusFulfilled {
+		end = time.Time{}
+	}
+	return start, end
+}

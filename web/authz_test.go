@@ -106,6 +106,11 @@ var allowed = map[string][]string{
 	"GET /visit/{id}":                       {patient, physician},
 	"GET /ws/call/{id}":                     {patient, physician},
 
+	"GET /visits/{id}/record":      {physician},
+	"POST /visits/{id}/notes":      {physician}, // the fixture's visit is not held: 409, and nothing saved
+	"GET /visits/{id}/record/fhir": {physician}, // not held: the FHIR 404
+	"GET /patients/{id}/chart":     {physician}, // a patient the physician has a visit with
+
 	// Bearer routes: each person presents an API token of their own (see
 	// asBearer); only the visit's physician and patient get through.
 	"POST /whip/{id}":             {patient, physician},

@@ -51,6 +51,9 @@ func (s *server) routeTable() []route {
 	physician := func(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
 		return s.staff(h, store.RolePhysician) // and the handler checks the visit is theirs
 	}
+	fhirDeps := fhir.Deps{
+		Store: s.Store, Log: s.Log.With("component", "fhir"), Now: s.Now, BaseURL: s.PublicURL, Changed: changed, Audit: s.Audit,
+	}
 	return []route{
 		// Public.
 		{"GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(staticFS)))},
@@ -69,9 +72,7 @@ func (s *server) routeTable() []route {
 
 		// FHIR R4, Bearer-authenticated; the fhir package decides per
 		// resource who may see and change what.
-		{"/fhir/", http.StripPrefix("/fhir", fhir.NewHandler(fhir.Deps{
-			Store: s.Store, Log: s.Log.With("component", "fhir"), Now: s.Now, BaseURL: s.PublicURL, Changed: changed, Audit: s.Audit,
-		}))},
+		{"/fhir/", http.StripPrefix("/fhir", fhir.NewHandler(fhirDeps))},
 
 		// Any session.
 		{"GET /{$}", s.signedIn(s.handleHome)},
@@ -111,6 +112,10 @@ func (s *server) routeTable() []route {
 		{"POST /consult/{id}/news2", physician(s.handleNEWS2Input)},
 		{"POST /consult/{id}/thresholds", physician(s.handleThresholds)},
 		{"POST /consult/{id}/alerts/{alert}/ack", physician(s.handleAcknowledge)},
+		{"GET /visits/{id}/record", physician(s.handleVisitRecord)},
+		{"POST /visits/{id}/notes", physician(s.handleSaveNote)},
+		{"GET /visits/{id}/record/fhir", physician(s.handleRecordExport(fhir.VisitExport(fhirDeps)))},
+		{"GET /patients/{id}/chart", physician(s.handleChart)}, // a patient the physician has a visit with
 
 		// Staff: their own two-step sign-in.
 		{"GET /account/totp", s.staff(s.handleTOTPPage, store.RoleScheduler, store.RolePhysician, store.RoleAdmin)},

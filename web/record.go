@@ -1,0 +1,230 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/templates"
+	"github.com/bedside-health/bedside/vitals"
+)
+
+// maxNote bounds a visit note, in characters.
+const maxNote = 20000
+
+// ownVisit loads the {id} appointment and answers 403 (recorded) unless c
+// is its physician.
+func (s *server) ownVisit(w http.ResponseWriter, r *http.Request, c caller, action, what string) (scheduling.Appointment, bool) {
+	a, ok := s.appointmentParam(w, r)
+	if !ok {
+		return a, false
+	}
+	if c.User.Role != store.RolePhysician || a.PhysicianID != c.User.ID {
+		s.auditDenied(r, c, action, a.PatientID, audit.Ref("Appointment", a.ID)+what)
+		s.forbidden(w, r, "this visit is not yours")
+		return a, false
+	}
+	return a, true
+}
+
+// heldPeriod is when a visit ran (start zero: it was not held).
+func (s *server) heldPeriod(ctx context.Context, a scheduling.Appointment) (start, end time.Time, err error) {
+	if a.Status != scheduling.StatusArrived && a.Status != scheduling.StatusFulfilled {
+		return time.Time{}, time.Time{}, nil
+	}
+	hist, err := s.Store.AppointmentHistory(ctx, a.ID)
+	if err != nil {
+		return start, end, fmt.Errorf("history of visit %d: %w", a.ID, err)
+	}
+	start, end = store.VisitPeriod(a, hist)
+	return start, end, nil
+}
+
+// handleVisitRecord is the physician's record of a visit after the call:
+// when and how long it ran, the note, and the vitals timeline.
+func (s *server) handleVisitRecord(w http.ResponseWriter, r *http.Request, c caller) {
+	ctx := r.Context()
+	a, ok := s.ownVisit(w, r, c, audit.ActionRead, "/record")
+	if !ok {
+		return
+	}
+	v, err := s.recordView(ctx, c, a)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/record")
+	if r.URL.Query().Get("saved") == "1" {
+		v.Flash = "The note is saved."
+	}
+	s.render(w, r, http.StatusOK, templates.RecordPage(v))
+}
+
+// recordView gathers the visit record.
+func (s *server) recordView(ctx context.Context, c caller, a scheduling.Appointment) (templates.RecordView, error) {
+	loc := viewerZone(c.User)
+	id := strconv.FormatInt(a.ID, 10)
+	v := templates.RecordView{
+		Page:          page("Visit record", c),
+		AppointmentID: a.ID,
+		PatientName:   s.userNameCtx(ctx, a.PatientID),
+		Scheduled:     formatWhen(a.Start, loc),
+		Status:        statusLabel(a.Status),
+		ExportURL:     "/visits/" + id + "/record/fhir",
+		ChartURL:      "/patients/" + strconv.FormatInt(a.PatientID, 10) + "/chart",
+		NoteURL:       "/visits/" + id + "/notes",
+	}
+	start, end, err := s.heldPeriod(ctx, a)
+	if err != nil || start.IsZero() {
+		return v, err
+	}
+	v.Held = true
+	v.Started = formatWhen(start, loc)
+	until := end
+	if end.IsZero() {
+		v.Ended = "still going on"
+		until = s.Now()
+	} else {
+		v.Ended = formatWhen(end, loc)
+		v.Duration = duration(end.Sub(start))
+	}
+	switch n, err := s.Store.VisitNote(ctx, a.ID); {
+	case err == nil:
+		v.Note = n.Text
+		v.NoteUpdated = formatWhen(n.UpdatedAt, loc)
+	case !isNotFound(err):
+		return v, fmt.Errorf("note of visit %d: %w", a.ID, err)
+	}
+	obs, err := s.Store.ObservationsBetween(ctx, a.PatientID, start, until.Add(time.Millisecond))
+	if err != nil {
+		return v, fmt.Errorf("readings of visit %d: %w", a.ID, err)
+	}
+	events, err := s.Store.DeviceEventsBetween(ctx, a.PatientID, start, until.Add(time.Millisecond))
+	if err != nil {
+		return v, fmt.Errorf("device events of visit %d: %w", a.ID, err)
+	}
+	v.Readings = len(obs)
+	v.Timeline = timeline(obs, events, loc)
+	// Alerts raised during the visit join the timeline here once they are
+	// stored; until then the live call shows them and the record does not.
+	return v, nil
+}
+
+// timeline merges readings and device events in time order. To stay
+// readable (and fast) over a long visit it keeps, for each measure, the
+// last reading of each minute, and every doubtful reading.
+func timeline(obs []store.Observation, events []store.DeviceEvent, loc *time.Location) []templates.TimelineEntry {
+	type key struct {
+		code   string
+		minute int64
+	}
+	last := map[key]int{}
+	for i, o := range obs {
+		last[key{o.Code, o.EffectiveAt.Unix() / 60}] = i
+	}
+	var out []templates.TimelineEntry
+	ei := 0
+	flush := func(before time.Time) {
+		for ; ei < len(events) && (before.IsZero() || events[ei].At.Before(before)); ei++ {
+			e := events[ei]
+			out = append(out, templates.TimelineEntry{When: e.At.In(loc).Format("15:04:05"), Kind: "device",
+				What: e.Device, Value: e.Kind})
+		}
+	}
+	for i, o := range obs {
+		doubtful := vitals.Reading{Flags: o.Flags}.Doubtful()
+		if last[key{o.Code, o.EffectiveAt.Unix() / 60}] != i && !doubtful {
+			continue
+		}
+		flush(o.EffectiveAt)
+		out = append(out, templates.TimelineEntry{When: o.EffectiveAt.In(loc).Format("15:04:05"), Kind: "reading",
+			What: measureName(o.Code), Value: formatValue(o.Value, o.Unit), Doubtful: doubtful, Flags: strings.Join(o.Flags, ", ")})
+	}
+	flush(time.Time{})
+	return out
+}
+
+// measureName names a LOINC code as the pages do.
+func measureName(code string) string {
+	if n := vitals.Name(code); n != "" {
+		return strings.ToUpper(n[:1]) + n[1:]
+	}
+	return code
+}
+
+// formatValue writes a reading with its unit as people read it.
+func formatValue(v float64, unit string) string {
+	u := map[string]string{"/min": "/min", "%": "%", "mm[Hg]": "mmHg", "Cel": "°C", "[degF]": "°F"}[unit]
+	if u == "" {
+		u = " " + unit
+	} else if u != "%" && u != "/min" {
+		u = " " + u
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64) + u
+}
+
+// duration writes a visit's length to the minute.
+func duration(d time.Duration) string {
+	m := int(d.Round(time.Minute) / time.Minute)
+	if m < 60 {
+		return fmt.Sprintf("%d min", m)
+	}
+	return fmt.Sprintf("%d h %02d min", m/60, m%60)
+}
+
+// handleSaveNote saves the physician's note on a held visit.
+func (s *server) handleSaveNote(w http.ResponseWriter, r *http.Request, c caller) {
+	ctx := r.Context()
+	a, ok := s.ownVisit(w, r, c, audit.ActionUpdate, "/note")
+	if !ok {
+		return
+	}
+	if a.Status != scheduling.StatusArrived && a.Status != scheduling.StatusFulfilled {
+		http.Error(w, "a note is written on a visit that took place; this one has not", http.StatusConflict)
+		return
+	}
+	text := strings.TrimSpace(strings.ReplaceAll(r.PostFormValue("note"), "\r\n", "\n"))
+	if !utf8.ValidString(text) || utf8.RuneCountInString(text) > maxNote {
+		http.Error(w, fmt.Sprintf("the note must be text of at most %d characters", maxNote), http.StatusBadRequest)
+		return
+	}
+	if _, err := s.Store.SaveVisitNote(ctx, store.VisitNote{AppointmentID: a.ID, AuthorID: c.User.ID, Text: text, UpdatedAt: s.Now()}); err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.audited(r, c, audit.ActionUpdate, a.PatientID, audit.Ref("Appointment", a.ID)+"/note")
+	http.Redirect(w, r, "/visits/"+strconv.FormatInt(a.ID, 10)+"/record?saved=1", http.StatusSeeOther)
+}
+
+// handleRecordExport downloads the visit as FHIR: the Bundle of GET
+// /fhir/Encounter/{id}/$everything, for the physician's session.
+// export is fhir.VisitExport, which checks and records the export again.
+func (s *server) handleRecordExport(export func(http.ResponseWriter, *http.Request, store.User, string)) func(http.ResponseWriter, *http.Request, caller) {
+	return func(w http.ResponseWriter, r *http.Request, c caller) {
+		a, ok := s.ownVisit(w, r, c, audit.ActionExport, "")
+		if !ok {
+			return
+		}
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="visit-%d.fhir.json"`, a.ID))
+		export(w, r, c.User, strconv.FormatInt(a.ID, 10))
+	}
+}
+
+// userNameCtx is a user's name, or "unknown".
+func (s *server) userNameCtx(ctx context.Context, id int64) string {
+	u, err := s.Store.UserByID(ctx, id)
+	if err != nil {
+		return "unknown"
+	}
+	return u.Name
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
