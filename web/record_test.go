@@ -114,7 +114,9 @@ func TestVisitRecord(t *testing.T) {
 	}
 	var b struct {
 		ResourceType, Type string
-		Entry              []struct{ Resource struct{ ResourceType, ID string } }
+		Entry              []struct {
+			Resource struct{ ResourceType, ID string }
+		}
 	}
 	err = json.NewDecoder(resp.Body).Decode(&b)
 	resp.Body.Close()
