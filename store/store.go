@@ -411,6 +411,12 @@ type Observations interface {
 	// SearchObservations returns one page of the observations q selects
 	// and how many it selects in all.
 	SearchObservations(ctx context.Context, q ObservationQuery) (page []Observation, total int, err error)
+	// SampleObservations thins a patient's observations effective in
+	// [from, to) for display: for each code, the latest stored (highest
+	// ID) of each span of every (counted from the Unix epoch), and every
+	// observation that carries flags, ordered by EffectiveAt then ID. total
+	// is how many observations the range holds in all.
+	SampleObservations(ctx context.Context, patientID int64, from, to time.Time, every time.Duration) (sample []Observation, total int, err error)
 }
 
 // LOINC codes of the two readings of a blood-pressure panel, which the

@@ -289,7 +289,7 @@ func RecordPage(v RecordView) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, " readings during the visit; shown: the last of each minute per measure, every doubtful reading (greyed), and device events.</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, " readings during the visit; shown: the last of each minute per measure, every flagged reading (doubtful ones greyed), and device events.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

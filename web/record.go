@@ -103,7 +103,10 @@ func (s *server) recordView(ctx context.Context, c caller, a scheduling.Appointm
 	case !isNotFound(err):
 		return v, fmt.Errorf("note of visit %d: %w", a.ID, err)
 	}
-	obs, err := s.Store.ObservationsBetween(ctx, a.PatientID, start, until.Add(time.Millisecond))
+	// To stay readable (and fast) over a long visit, the timeline keeps,
+	// for each measure, the last reading of each minute, and every flagged
+	// one.
+	obs, total, err := s.Store.SampleObservations(ctx, a.PatientID, start, until.Add(time.Millisecond), time.Minute)
 	if err != nil {
 		return v, fmt.Errorf("readings of visit %d: %w", a.ID, err)
 	}
@@ -111,25 +114,15 @@ func (s *server) recordView(ctx context.Context, c caller, a scheduling.Appointm
 	if err != nil {
 		return v, fmt.Errorf("device events of visit %d: %w", a.ID, err)
 	}
-	v.Readings = len(obs)
+	v.Readings = total
 	v.Timeline = timeline(obs, events, loc)
 	// Alerts raised during the visit join the timeline here once they are
 	// stored; until then the live call shows them and the record does not.
 	return v, nil
 }
 
-// timeline merges readings and device events in time order. To stay
-// readable (and fast) over a long visit it keeps, for each measure, the
-// last reading of each minute, and every doubtful reading.
+// timeline merges readings and device events in time order.
 func timeline(obs []store.Observation, events []store.DeviceEvent, loc *time.Location) []templates.TimelineEntry {
-	type key struct {
-		code   string
-		minute int64
-	}
-	last := map[key]int{}
-	for i, o := range obs {
-		last[key{o.Code, o.EffectiveAt.Unix() / 60}] = i
-	}
 	var out []templates.TimelineEntry
 	ei := 0
 	flush := func(before time.Time) {
@@ -139,11 +132,8 @@ func timeline(obs []store.Observation, events []store.DeviceEvent, loc *time.Loc
 				What: e.Device, Value: e.Kind})
 		}
 	}
-	for i, o := range obs {
+	for _, o := range obs {
 		doubtful := vitals.Reading{Flags: o.Flags}.Doubtful()
-		if last[key{o.Code, o.EffectiveAt.Unix() / 60}] != i && !doubtful {
-			continue
-		}
 		flush(o.EffectiveAt)
 		out = append(out, templates.TimelineEntry{When: o.EffectiveAt.In(loc).Format("15:04:05"), Kind: "reading",
 			What: measureName(o.Code), Value: formatValue(o.Value, o.Unit), Doubtful: doubtful, Flags: strings.Join(o.Flags, ", ")})

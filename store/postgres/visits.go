@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -74,6 +75,26 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 	out, err := collect(rows, err, scanObservation)
 	if err != nil {
 		return nil, 0, wrap(err, "search observations")
+	}
+	return out, total, nil
+}
+
+// SampleObservations thins a patient's observations for display.
+func (s *DB) SampleObservations(ctx context.Context, patientID int64, from, to time.Time, every time.Duration) ([]store.Observation, int, error) {
+	span := max(every.Milliseconds(), 1)
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM observations WHERE patient_id = $1 AND effective_at >= $2 AND effective_at < $3`,
+		patientID, norm(from), norm(to)).Scan(&total); err != nil {
+		return nil, 0, wrap(err, "count observations of patient %d", patientID)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+obsCols+` FROM observations
+		WHERE patient_id = $1 AND effective_at >= $2 AND effective_at < $3 AND (flags <> '' OR id IN (
+			SELECT max(id) FROM observations WHERE patient_id = $1 AND effective_at >= $2 AND effective_at < $3
+			GROUP BY code, floor(extract(epoch FROM effective_at) * 1000 / $4)))
+		ORDER BY effective_at, id`, patientID, norm(from), norm(to), span)
+	out, err := collect(rows, err, scanObservation)
+	if err != nil {
+		return nil, 0, wrap(err, "sample observations of patient %d", patientID)
 	}
 	return out, total, nil
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/bedside-health/bedside/store"
 )
@@ -72,6 +73,30 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 	out, err := collect(rows, err, scanObservation)
 	if err != nil {
 		return nil, 0, wrap(err, "search observations")
+	}
+	return out, total, nil
+}
+
+// SampleObservations thins a patient's observations for display.
+func (s *DB) SampleObservations(ctx context.Context, patientID int64, from, to time.Time, every time.Duration) ([]store.Observation, int, error) {
+	span := max(every.Milliseconds(), 1)
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM observations WHERE patient_id = ? AND effective_at >= ? AND effective_at < ?`,
+		patientID, ms(from), ms(to)).Scan(&total); err != nil {
+		return nil, 0, wrap(err, "count observations of patient %d", patientID)
+	}
+	// Two index-only selections: the latest of each code and span (the
+	// grouping reads observations_patient_code), and the flagged ones
+	// (observations_flagged).
+	rows, err := s.r.QueryContext(ctx, `SELECT `+obsCols+` FROM observations WHERE id IN (
+			SELECT max(id) FROM observations WHERE patient_id = ?1 AND effective_at >= ?2 AND effective_at < ?3
+			GROUP BY code, effective_at / ?4
+			UNION
+			SELECT id FROM observations WHERE patient_id = ?1 AND effective_at >= ?2 AND effective_at < ?3 AND flags != '')
+		ORDER BY effective_at, id`, patientID, ms(from), ms(to), span)
+	out, err := collect(rows, err, scanObservation)
+	if err != nil {
+		return nil, 0, wrap(err, "sample observations of patient %d", patientID)
 	}
 	return out, total, nil
 }

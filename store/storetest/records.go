@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +119,41 @@ func testVisitNotes(t *testing.T, st store.Store) {
 	}
 	_, err = st.SaveVisitNote(ctx, store.VisitNote{AppointmentID: a.ID + 100, AuthorID: doc.ID, Text: "x", UpdatedAt: t0})
 	wantErr(t, "note of an unknown visit", err, store.ErrNotFound)
+}
+
+func testSampleObservations(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	p := user(t, st, "p@example.org", store.RolePatient)
+	dev := device(t, st, p.ID, "dev")
+	base := time.Date(2031, 2, 3, 4, 5, 0, 0, time.UTC) // on a minute
+	var obs []store.Observation
+	for s := range 180 { // three minutes of 1 Hz pulse and SpO2
+		for _, code := range []string{"8867-4", "59408-5"} {
+			o := store.Observation{PatientID: p.ID, DeviceID: dev.ID, Seq: int64(s + 1), Code: code, Value: float64(s), Unit: "/min",
+				EffectiveAt: base.Add(time.Duration(s) * time.Second)}
+			if code == "8867-4" && s == 10 {
+				o.Flags = []string{"motion"}
+			}
+			obs = append(obs, o)
+		}
+	}
+	if err := st.AppendObservations(ctx, dev.ID, 180, obs); err != nil {
+		t.Fatal(err)
+	}
+	got, total, err := st.SampleObservations(ctx, p.ID, base, base.Add(3*time.Minute), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desc []string
+	for _, o := range got {
+		desc = append(desc, fmt.Sprintf("%s@%g", o.Code, o.Value))
+	}
+	want := "8867-4@10 8867-4@59 59408-5@59 8867-4@119 59408-5@119 8867-4@179 59408-5@179"
+	if total != 360 || strings.Join(desc, " ") != want {
+		t.Errorf("sample: %v (total %d), want %s (total 360)", desc, total, want)
+	}
+	got, total, err = st.SampleObservations(ctx, p.ID, base.Add(time.Minute), base.Add(90*time.Second), time.Minute)
+	if err != nil || total != 60 || len(got) != 2 || got[0].Value != 89 {
+		t.Errorf("sample of half a minute: %+v (total %d), %v", got, total, err)
+	}
 }

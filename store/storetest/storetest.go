@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NEWS2Records", testNEWS2Records},
 		{"SearchObservations", testSearchObservations},
 		{"VisitNotes", testVisitNotes},
+		{"SampleObservations", testSampleObservations},
 		{"Audit", testAudit},
 		{"TOTP", testTOTP},
 		{"Deactivation", testDeactivation},

@@ -7,3 +7,7 @@ CREATE TABLE visit_notes (
 );
 -- Observation searches by device (a Device's readings).
 CREATE INDEX observations_device ON observations (device_id, effective_at);
+-- The visit record's timeline: grouping by code and minute from the index,
+-- and the flagged readings, which it always shows, without a scan.
+CREATE INDEX observations_patient_code ON observations (patient_id, effective_at, code);
+CREATE INDEX observations_flagged ON observations (patient_id, effective_at) WHERE flags <> '';
