@@ -73,6 +73,9 @@ func TestVisitRecord(t *testing.T) {
 	}
 
 	holdVisit(t, f)
+	if _, today := get(t, doc, f.srv.URL+"/today"); !strings.Contains(today, fmt.Sprintf(`href="/visits/%d/record"`, f.visit.ID)) {
+		t.Error("the day list does not link the held visit's record")
+	}
 	status, body = get(t, doc, base+"/record")
 	for _, want := range []string{"Duration</dt><dd>18 min", "73/min", `class="tl-reading doubtful"`, "motion artefact", "Device Oximeter", "connected", "Export FHIR"} {
 		if status != http.StatusOK || !strings.Contains(body, want) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
 	"github.com/bedside-health/bedside/vitals"
@@ -95,6 +96,7 @@ func (s *server) handleToday(w http.ResponseWriter, r *http.Request, c caller) {
 		v.Visits = append(v.Visits, templates.TodayVisit{
 			ID: a.ID, When: a.Start.In(loc).Format("Mon 2 Jan 15:04"), PatientName: s.userName(r, a.PatientID),
 			Status: statusLabel(a.Status), Waiting: len(s.Calls.Waiting(a.ID)) > 0,
+			Held: a.Status == scheduling.StatusArrived || a.Status == scheduling.StatusFulfilled,
 		})
 	}
 	s.render(w, r, http.StatusOK, templates.TodayPage(v))
