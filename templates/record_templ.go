@@ -503,7 +503,7 @@ type ChartView struct {
 	PatientName string
 	Window      string
 	Zone        string
-	Truncated   bool
+	Sampled     bool // the chart shows a sample of the readings
 	Series      []ChartSeries
 	Recent      []TimelineEntry
 	Visits      []ChartVisit
@@ -583,8 +583,8 @@ func ChartPage(v ChartView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if v.Truncated {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "<p class=\"hint\" role=\"status\">There are more readings than the chart shows; the oldest are shown.</p>")
+			if v.Sampled {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "<p class=\"hint\">Frequent readings are sampled: for each measure, the last of every 84 minutes, and every flagged one.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -705,7 +705,7 @@ func ChartPage(v ChartView) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 56, " readings ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 56, " shown ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

@@ -17,10 +17,10 @@ import (
 )
 
 // The patient chart shows the readings of the last chartWindow that
-// arrived outside visits (remote monitoring), at most chartLimit of them.
+// arrived outside visits (remote monitoring), sampled: for each measure the
+// last of each chartWindow/sparkPoints, and every flagged one.
 const (
 	chartWindow = 7 * 24 * time.Hour
-	chartLimit  = 20000
 	chartRecent = 30  // readings listed under the trends
 	sparkWidth  = 240 // the sparkline's viewBox, in user units
 	sparkHeight = 48
@@ -63,11 +63,11 @@ func (s *server) chartView(ctx context.Context, c caller, patientID int64) (temp
 	from := now.Add(-chartWindow)
 	v := templates.ChartView{Page: page("Patient chart", c), PatientName: s.userNameCtx(ctx, patientID),
 		Window: "the last 7 days", Zone: loc.String()}
-	obs, total, err := s.Store.SearchObservations(ctx, store.ObservationQuery{PatientID: patientID, From: from, To: now, Limit: chartLimit})
+	obs, total, err := s.Store.SampleObservations(ctx, patientID, from, now, chartWindow/sparkPoints)
 	if err != nil {
 		return v, fmt.Errorf("readings of patient %d: %w", patientID, err)
 	}
-	v.Truncated = total > len(obs)
+	v.Sampled = total > len(obs)
 	visits, _, err := s.Store.SearchAppointments(ctx, store.AppointmentQuery{PatientID: patientID, Limit: 1000,
 		Statuses: []scheduling.Status{scheduling.StatusArrived, scheduling.StatusFulfilled}})
 	if err != nil {

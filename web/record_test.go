@@ -161,7 +161,7 @@ func TestPatientChart(t *testing.T) {
 		t.Fatalf("chart: %d", status)
 	}
 	// Only the reading from home: those of the visit are in its record.
-	for _, want := range []string{"Heart rate</strong>: 61/min", "1 readings", "<polyline", fmt.Sprintf("/visits/%d/record", f.visit.ID)} {
+	for _, want := range []string{"Heart rate</strong>: 61/min", "1 shown", "<polyline", fmt.Sprintf("/visits/%d/record", f.visit.ID)} {
 		if !strings.Contains(body, want) {
 			t.Errorf("chart lacks %q", want)
 		}
