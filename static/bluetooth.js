@@ -281,6 +281,7 @@ export function mount(root, { bluetooth, secure, relay }) {
     onrejected: (meta, error) => pairing.rejected(meta, error),
     onchange: () => {
       const n = r.pending;
+      root.dataset.pending = String(n); // what waits for an acknowledgement, for anyone who must know it is all sent
       el.queue.hidden = r.connected && r.ready && !r.dropped;
       el.queue.textContent = r.dropped
         ? `${r.dropped} older readings could not be kept while offline.`

@@ -159,6 +159,9 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, b, "device shown disconnected", `(() => { const r = document.querySelector('.bt-device'); return r.dataset.status === 'disconnected' && !r.querySelector('.bt-reconnect').hidden; })()`, 5*time.Second)
+	// What the page holds lives in the page: everything is sent and
+	// acknowledged before it is reloaded.
+	waitJS(t, b, "everything acknowledged", `document.querySelector('#bluetooth').dataset.pending === '0'`, 30*time.Second)
 
 	// A reloaded page numbers afresh from the server's first ack: its
 	// first reading (141) is stored, not taken for one already handled.

@@ -222,7 +222,13 @@ func TestFlakyLinkLosesNothing(t *testing.T) {
 	if conns < 3 || strings.Count(stderr.String(), "link dropped") < 2 {
 		t.Fatalf("want at least two simulated drops:\n%s", stderr.String())
 	}
-	if sm.rejected != 0 || int64(sm.acked) != lastSeq || sm.acked+sm.unacked != sm.measured || sm.acked < 60 {
+	// The run may stop while the link is down, after the server handled a
+	// message whose acknowledgement never arrived: the device still holds
+	// it (and would resend it, to be ignored). So the server is at or past
+	// what was acknowledged and never past what was sent, and every
+	// measured message is either acknowledged or still held.
+	if sm.rejected != 0 || lastSeq < int64(sm.acked) || lastSeq > int64(sm.acked+sm.unacked) ||
+		sm.acked+sm.unacked != sm.measured || sm.acked < 60 {
 		t.Fatalf("%+v; server at %d", sm, lastSeq)
 	}
 }
