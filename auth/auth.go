@@ -32,6 +32,17 @@ const (
 
 var b64 = base64.RawStdEncoding
 
+// hashTime and hashMemory are the argon2id cost HashPassword uses.
+var hashTime, hashMemory uint32 = argonTime, argonMemory
+
+// UseTestCost makes HashPassword cheap (one pass over 64 KiB) for the rest
+// of the process. Only the TestMain of a test binary calls it, before any
+// test runs: under the race detector one real hash takes seconds, and
+// suites that create accounts and sign in hundreds of times would spend
+// their time hashing. Such hashes verify as usual, since CheckPassword
+// reads the cost from the hash. The server never calls it.
+func UseTestCost() { hashTime, hashMemory = 1, 64 }
+
 // HashPassword returns an argon2id hash in the PHC string format.
 func HashPassword(password string) (string, error) {
 	if len(password) < MinPasswordLength {
@@ -41,9 +52,9 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("read salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argon2.IDKey([]byte(password), salt, hashTime, hashMemory, argonThreads, argonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		argon2.Version, hashMemory, hashTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
 // CheckPassword compares password with a hash made by HashPassword in

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -111,7 +112,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	u, err := s.Store.UserByEmail(r.Context(), email)
 	if err != nil || u.PasswordHash == "" {
 		// Spend the same effort as a real check so timing does not reveal accounts.
-		_ = auth.CheckPassword(dummyHash, r.PostFormValue("password"))
+		_ = auth.CheckPassword(dummyHash(), r.PostFormValue("password"))
 		s.signInFailed(r, email)
 		s.metrics.signIns.Inc("failed")
 		fail()
@@ -145,7 +146,9 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-var dummyHash, _ = auth.HashPassword("not-a-real-password")
+// dummyHash is checked against when no account matches, so an unknown
+// email costs the same time as a wrong password; made on first use.
+var dummyHash = sync.OnceValue(func() string { h, _ := auth.HashPassword("not-a-real-password"); return h })
 
 func (s *server) handleLogout(w http.ResponseWriter, r *http.Request, c caller) {
 	_ = s.Store.DeleteSession(r.Context(), c.tokenHash)
