@@ -96,6 +96,7 @@ type downStats struct {
 	fractionLost                                 atomic.Uint32 // of 256, from the last receiver report
 	jitter                                       atomic.Uint32 // in clock units
 	rtt                                          atomic.Int64  // nanoseconds, 0 if unknown
+	rate                                         rateMeter     // of bytes
 }
 
 var _ webrtc.TrackLocal = (*downTrack)(nil)

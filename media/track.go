@@ -59,6 +59,10 @@ type layer struct {
 	rateAt    time.Time
 	rateBytes uint64
 	bps       float64
+
+	// recv and meter are the layer's reception figures for statistics.
+	recv  recvStats
+	meter rateMeter
 }
 
 // layerActiveFor is how long a layer may be silent before it is taken as
@@ -220,6 +224,8 @@ func (t *publishedTrack) handle(l *layer, pkt []byte, h *rtp.Header, now time.Ti
 	if err != nil {
 		return
 	}
+	// Padding counts too: it has its place in the sequence.
+	l.recv.update(h.SequenceNumber, h.Timestamp, now, t.codec.ClockRate)
 	end := len(pkt)
 	if h.Padding {
 		pad := int(pkt[end-1])

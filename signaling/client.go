@@ -213,6 +213,7 @@ func (c *client) join() error {
 	}
 	c.part = part
 	c.mu.Unlock()
+	go c.reportQuality()
 	return nil
 }
 

@@ -71,6 +71,7 @@ type Hub struct {
 	limits  Limits
 	refused func(limit string)
 	grace   atomic.Int64 // how long (ns) a lost participant waits for a resume
+	quality atomic.Int64 // how often (ns) participants are told the call's quality
 
 	mu           sync.Mutex
 	visits       map[int64]map[string]*client // by appointment, then Peer.ID
@@ -86,6 +87,7 @@ func NewHub(sfu *media.SFU, log *slog.Logger) *Hub {
 	h := &Hub{sfu: sfu, log: log, visits: make(map[int64]map[string]*client), streams: make(map[int64]map[string]*Stream),
 		limits: Limits{PerVisit: DefaultPerVisit}, refused: func(string) {}}
 	h.grace.Store(int64(DefaultResumeGrace))
+	h.quality.Store(int64(DefaultQualityInterval))
 	return h
 }
 

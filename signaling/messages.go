@@ -24,6 +24,7 @@ const (
 	TypeResumed         = "resumed"          // server: a resume succeeded; missed messages follow
 	TypeResumeFailed    = "resume-failed"    // server: a resume was refused; a new join follows
 	TypeICERestart      = "ice-restart"      // client: restart ICE on the subscribe connection
+	TypeQuality         = "quality"          // server: every participant's network quality, periodically
 )
 
 // Participant states in a welcome.
@@ -76,6 +77,9 @@ type Message struct {
 	Track  string `json:"track,omitempty"`
 	Width  *int   `json:"width,omitempty"`
 	Height *int   `json:"height,omitempty"`
+	// Quality lists the network quality of everyone in the call, the
+	// recipient included, by participant id (quality).
+	Quality []media.Quality `json:"quality,omitzero"`
 }
 
 // Waiting is one person in the waiting room.
