@@ -27,6 +27,7 @@ type family struct {
 	series           map[string]*atomic.Int64 // by joined label values
 	values           map[string][]string
 	fn               func() int64 // a gauge read when written out
+	collect          func() []Sample
 }
 
 func (r *Registry) add(name, help, kind string, labels []string) *family {
@@ -60,6 +61,20 @@ func (r *Registry) Gauge(name, help string, labels ...string) Gauge {
 // GaugeFunc registers an unlabelled gauge whose value fn gives at each scrape.
 func (r *Registry) GaugeFunc(name, help string, fn func() int64) {
 	r.add(name, help, "gauge", nil).fn = fn
+}
+
+// Sample is one series of a collected gauge family: its label values, in
+// the order of the family's label names, and its value.
+type Sample struct {
+	Values []string
+	Value  float64
+}
+
+// GaugeCollector registers a gauge family whose series fn lists at each
+// scrape, for figures that are read from elsewhere rather than counted
+// here. Each Sample must carry one value per label name.
+func (r *Registry) GaugeCollector(name, help string, labels []string, fn func() []Sample) {
+	r.add(name, help, "gauge", labels).collect = fn
 }
 
 // get is the series of the given label values, made on first use.
@@ -119,6 +134,10 @@ func (r *Registry) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "%s %d\n", f.name, f.fn())
 			continue
 		}
+		if f.collect != nil {
+			f.writeSamples(&b)
+			continue
+		}
 		f.mu.RLock()
 		keys := make([]string, 0, len(f.series))
 		for k := range f.series {
@@ -127,22 +146,43 @@ func (r *Registry) WriteText(w io.Writer) error {
 		slices.Sort(keys)
 		for _, k := range keys {
 			b.WriteString(f.name)
-			if len(f.labels) > 0 {
-				b.WriteByte('{')
-				for i, l := range f.labels {
-					if i > 0 {
-						b.WriteByte(',')
-					}
-					b.WriteString(l + `="` + escapeValue(f.values[k][i]) + `"`)
-				}
-				b.WriteByte('}')
-			}
+			f.writeLabels(&b, f.values[k])
 			b.WriteString(" " + strconv.FormatInt(f.series[k].Load(), 10) + "\n")
 		}
 		f.mu.RUnlock()
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeSamples writes a collected family's series, sorted by label values.
+func (f *family) writeSamples(b *strings.Builder) {
+	samples := f.collect()
+	slices.SortFunc(samples, func(x, y Sample) int { return slices.Compare(x.Values, y.Values) })
+	for _, s := range samples {
+		if len(s.Values) != len(f.labels) {
+			panic(fmt.Sprintf("metrics: %s takes %d label values, got %d", f.name, len(f.labels), len(s.Values)))
+		}
+		b.WriteString(f.name)
+		f.writeLabels(b, s.Values)
+		b.WriteString(" " + strconv.FormatFloat(s.Value, 'g', -1, 64) + "\n")
+	}
+}
+
+// writeLabels writes {name="value",...}, or nothing for a family without
+// labels.
+func (f *family) writeLabels(b *strings.Builder, values []string) {
+	if len(f.labels) == 0 {
+		return
+	}
+	b.WriteByte('{')
+	for i, l := range f.labels {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l + `="` + escapeValue(values[i]) + `"`)
+	}
+	b.WriteByte('}')
 }
 
 func escapeHelp(s string) string {

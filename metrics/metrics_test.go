@@ -11,6 +11,9 @@ func TestWriteText(t *testing.T) {
 	req := r.Counter("bedside_http_requests_total", "HTTP requests by route and status class.", "route", "code")
 	conns := r.Gauge("bedside_websockets", "Open WebSockets by kind.", "kind")
 	r.GaugeFunc("bedside_up", "Always 1 while serving.", func() int64 { return 1 })
+	r.GaugeCollector("bedside_ratio", "A figure read at each scrape.", []string{"kind"}, func() []Sample {
+		return []Sample{{Values: []string{"video"}, Value: 0.25}, {Values: []string{"audio"}, Value: 1.5e6}}
+	})
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Add(1)
@@ -34,6 +37,10 @@ bedside_websockets{kind="call"} 1
 # HELP bedside_up Always 1 while serving.
 # TYPE bedside_up gauge
 bedside_up 1
+# HELP bedside_ratio A figure read at each scrape.
+# TYPE bedside_ratio gauge
+bedside_ratio{kind="audio"} 1.5e+06
+bedside_ratio{kind="video"} 0.25
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)

@@ -13,6 +13,7 @@ import { MediaCheck } from './precall.js';
 import { ConnectivityCheck } from './netcheck.js';
 import { Publisher, Subscriber } from './peers.js';
 import { ReconnectingSocket } from './socket.js';
+import { QualityIndicator } from './quality.js';
 
 const root = document.getElementById('call');
 if (root) new Call(root).init();
@@ -71,6 +72,8 @@ function Call(root) {
   // Everyone else with media (a second person, an exam camera) gets a
   // small labelled tile in #extra-tiles: participant id -> {tile, video}.
   const extraTiles = new Map();
+  let selfId = '';
+  const quality = new QualityIndicator(el.stage, (id) => (remotes.get(id) || { name: remoteName }).name);
 
   // ---- state and announcements ----
 
@@ -172,6 +175,7 @@ function Call(root) {
     switch (msg.type) {
       case 'welcome':
         session.token = msg.resume || '';
+        selfId = msg.participant || '';
         tilesSent.clear(); // a new connection: the server knows no tile yet
         iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
         failures = 0;
@@ -197,6 +201,9 @@ function Call(root) {
         if (link) link.addRemoteCandidate(msg.candidate);
         break;
       }
+      case 'quality':
+        if (admitted) quality.update(msg.quality, selfId);
+        break;
       case 'peer-left':
         removeParticipant(msg.participant);
         break;
@@ -347,6 +354,7 @@ function Call(root) {
     sub = null;
     for (const id of [...remotes.keys()]) removeParticipant(id, true);
     trackOwner.clear();
+    quality.clear();
     if (el.lobby) renderLobby([], true);
   }
 

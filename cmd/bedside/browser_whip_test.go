@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,11 @@ func TestBrowserExamCamera(t *testing.T) {
 	}
 	waitJS(t, doctor, "the patient on the main tile", `/^u\d+$/.test(document.querySelector('#remote-video').dataset.participant)`, 30*time.Second)
 
+	// The quality indicator names the patient's clean loopback link good,
+	// and /metrics shows the streams with plausible figures.
+	waitJS(t, doctor, "the patient's network quality shown as good", patientQualityGood, 30*time.Second)
+	checkMediaMetrics(t, ts.URL)
+
 	// The exam camera joins by WHIP: a labelled extra tile with moving
 	// video; the main tile stays on the patient.
 	token := strings.TrimSpace(ts.cli(t, "", "token", "issue", "--email", "dr.okafor@demo.bedside.test", "--ttl", "1h"))
@@ -147,6 +153,69 @@ func TestBrowserExamCamera(t *testing.T) {
 	}
 	waitJS(t, doctor, "the exam camera's tile gone", `!document.querySelector('#extra-tiles .tile.extra')`, 30*time.Second)
 	waitJS(t, doctor, "the patient still on the main tile", `/^u\d+$/.test(document.querySelector('#remote-video').dataset.participant)`, 5*time.Second)
+}
+
+// patientQualityGood is true once the quality indicator lists the patient
+// (a u<id> participant) as good, in words, beside the page's own entry.
+const patientQualityGood = `(() => {
+  const q = document.querySelector('#quality');
+  const li = q && !q.hidden && q.querySelector('li[data-participant^="u"]');
+  return !!li && li.dataset.level === 'good' && li.querySelector('.level').textContent === 'Good' &&
+    /Your connection/.test(q.textContent);
+})()`
+
+// checkMediaMetrics scrapes /metrics (from loopback, which needs no token)
+// and checks the media quality series: a video stream received and sent,
+// both classed good, at a bitrate between 50 kbit/s and 50 Mbit/s, and no
+// loss ratio outside 0 to 1.
+func checkMediaMetrics(t *testing.T, base string) {
+	t.Helper()
+	var body string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, b := get(t, http.DefaultClient, base+"/metrics")
+		if status != http.StatusOK {
+			t.Fatalf("/metrics: %d %s", status, b)
+		}
+		body = b
+		// The bitrate needs a second between two looks.
+		if metricValue(t, body, `bedside_media_bitrate_bits_per_second{direction="down",kind="video"}`) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond) // polling a figure that needs time to exist
+	}
+	for _, dir := range []string{"up", "down"} {
+		if n := metricValue(t, body, `bedside_media_streams{direction="`+dir+`",kind="video",level="good"}`); n < 1 {
+			t.Errorf("%s: %v good video streams, want at least 1", dir, n)
+		}
+		if bps := metricValue(t, body, `bedside_media_bitrate_bits_per_second{direction="`+dir+`",kind="video"}`); bps < 50e3 || bps > 50e6 {
+			t.Errorf("%s video bitrate %v bit/s, want 50 kbit/s to 50 Mbit/s", dir, bps)
+		}
+		for _, kind := range []string{"audio", "video"} {
+			if l := metricValue(t, body, `bedside_media_loss_ratio_max{direction="`+dir+`",kind="`+kind+`"}`); l < 0 || l > 1 {
+				t.Errorf("%s %s loss ratio %v", dir, kind, l)
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", body)
+	}
+}
+
+// metricValue is the value of one series in a Prometheus text body.
+func metricValue(t *testing.T, body, series string) float64 {
+	t.Helper()
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no series %s", series)
+	return 0
 }
 
 func mustAtoi(t *testing.T, s string) int {

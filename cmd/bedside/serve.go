@@ -319,6 +319,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logMediaPorts(log, sfu)
 	hub := signaling.NewHub(sfu, log.With("component", "signaling"))
 	reg := newMetrics()
+	registerMediaMetrics(reg, sfu)
 	callRefused := reg.Counter("bedside_call_refusals_total",
 		"Call connections refused by a node limit (visits, participants, per-visit) or ended for their message rate or frame size, by limit.", "limit")
 	hub.SetLimits(c.callLimits, func(limit string) { callRefused.Inc(limit) })
