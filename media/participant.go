@@ -289,6 +289,9 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		id := fmt.Sprintf("%s-%s-%d", p.id, kind, p.room.sfu.trackSeq.Add(1))
 		t = newPublishedTrack(p, id, remote.Kind(), remote.Codec().RTPCodecCapability)
 		t.receiver = receiver
+		if t.kind == webrtc.RTPCodecTypeAudio {
+			t.levelExt = audioLevelExtension(receiver)
+		}
 		p.published[receiver] = t
 	}
 	l := t.addLayer(idx, remote.RID(), remote)

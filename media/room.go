@@ -10,13 +10,17 @@ type Room struct {
 	id  int64
 	sfu *SFU
 
+	done chan struct{} // closed when the room closes
+
 	mu           sync.Mutex
 	participants map[string]*Participant
 	tracks       map[string]*publishedTrack // by local track id
 }
 
 func newRoom(s *SFU, id int64) *Room {
-	return &Room{id: id, sfu: s, participants: make(map[string]*Participant), tracks: make(map[string]*publishedTrack)}
+	r := &Room{id: id, sfu: s, done: make(chan struct{}), participants: make(map[string]*Participant), tracks: make(map[string]*publishedTrack)}
+	go r.detectSpeakers(r.done)
+	return r
 }
 
 func (r *Room) empty() bool {

@@ -147,6 +147,10 @@ func publishAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return nil, fmt.Errorf("simulcast extensions: %w", err)
 	}
+	// Publishers' audio levels drive the active speaker detection.
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("audio level extension: %w", err)
+	}
 	ir := &interceptor.Registry{}
 	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorInterval(uplinkNACKInterval), nack.GeneratorMaxNacksPerPacket(uplinkMaxNACKs))
 	if err != nil {
@@ -272,6 +276,7 @@ func (s *SFU) dropIfEmpty(r *Room) {
 	defer s.mu.Unlock()
 	if r.empty() && s.rooms[r.id] == r {
 		delete(s.rooms, r.id)
+		close(r.done)
 		s.log.Info("room closed", "room", r.id)
 	}
 }

@@ -110,6 +110,12 @@ type publishedTrack struct {
 	// receiver is the publisher's receiver of the track's layers.
 	receiver *webrtc.RTPReceiver
 
+	// levelExt is the id of the audio level header extension (RFC 6464)
+	// the publisher negotiated, 0 if none; level gathers the levels read
+	// from it for the room's speaker detection.
+	levelExt uint8
+	level    audioLevel
+
 	// downs is read on every packet without a lock; it is replaced whole.
 	downs atomic.Pointer[[]*downTrack]
 
@@ -241,6 +247,11 @@ func (t *publishedTrack) handle(l *layer, pkt []byte, h *rtp.Header, now time.Ti
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(pkt)))
 	l.lastAt.Store(now.UnixNano())
+	if t.levelExt != 0 {
+		if ext := h.GetExtension(t.levelExt); len(ext) > 0 {
+			t.level.add(ext[0])
+		}
+	}
 	var info vp8Info
 	if t.vp8 {
 		var ok bool

@@ -25,6 +25,7 @@ const (
 	TypeResumeFailed    = "resume-failed"    // server: a resume was refused; a new join follows
 	TypeICERestart      = "ice-restart"      // client: restart ICE on the subscribe connection
 	TypeQuality         = "quality"          // server: every participant's network quality, periodically
+	TypeSpeaker         = "speaker"          // server: the dominant speaker changed
 )
 
 // Participant states in a welcome.
@@ -56,7 +57,7 @@ type Message struct {
 	Seq         uint64 `json:"seq,omitempty"`
 	Resume      string `json:"resume,omitempty"`      // welcome, resumed: the resume token
 	Last        uint64 `json:"last,omitempty"`        // resumed: the last client seq the server handled
-	Participant string `json:"participant,omitempty"` // welcome, admit, peer-left
+	Participant string `json:"participant,omitempty"` // welcome, admit, peer-left, speaker
 	Role        string `json:"role,omitempty"`        // welcome
 	State       string `json:"state,omitempty"`       // welcome
 	SDP         string `json:"sdp,omitempty"`         // offers and answers

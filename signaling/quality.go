@@ -57,6 +57,14 @@ func (c *client) reportQuality() {
 	}
 }
 
+var _ media.SpeakerSignaler = (*client)(nil)
+
+// Speaker implements media.SpeakerSignaler: it tells the client who the
+// call's dominant speaker now is.
+func (c *client) Speaker(participant string) {
+	c.send(Message{Type: TypeSpeaker, Participant: participant})
+}
+
 // sendLive is send for a message worth sending only now: while the
 // connection is lost it is neither sent nor numbered nor kept.
 func (c *client) sendLive(m Message) {
