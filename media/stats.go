@@ -278,7 +278,8 @@ func (m *rateMeter) rate(now time.Time, total uint64) float64 {
 // recvStats are the SFU's own reception figures of one layer (RFC 3550,
 // appendix A.1 and A.8): packets expected from the sequence numbers seen,
 // packets received, and the interarrival jitter. update runs on the
-// layer's read loop only; the figures it publishes are read by anyone.
+// layer's read loop only; it publishes the figures for anyone to read
+// every publishEvery packets, which keeps atomic writes off most packets.
 type recvStats struct {
 	// Owned by the read loop.
 	started  bool
@@ -288,6 +289,7 @@ type recvStats struct {
 	first    time.Time
 	transit  float64 // of the previous packet, in clock units
 	jitterEs float64 // in clock units
+	n        uint64  // packets received
 
 	received atomic.Uint64
 	expected atomic.Uint64
@@ -303,14 +305,14 @@ type recvStats struct {
 // update counts one packet arriving at now; clock is the track's RTP clock
 // rate. It does no allocation and takes no lock.
 func (r *recvStats) update(seq uint16, ts uint32, now time.Time, clock uint32) {
-	r.received.Add(1)
+	r.n++
 	if !r.started {
 		r.started = true
 		r.first = now
 		r.base = uint32(seq)
 		r.maxSeq = seq
 		r.transit = -float64(ts)
-		r.expected.Store(1)
+		r.publish()
 		return
 	}
 	if d := seq - r.maxSeq; d != 0 && d < 0x8000 {
@@ -318,7 +320,9 @@ func (r *recvStats) update(seq uint16, ts uint32, now time.Time, clock uint32) {
 			r.cycles += 1 << 16
 		}
 		r.maxSeq = seq
-		r.expected.Store(uint64(r.cycles|uint32(seq)) - uint64(r.base) + 1)
+	}
+	if r.n%publishEvery == 0 {
+		r.publish()
 	}
 	arrival := float64(now.Sub(r.first)) * float64(clock) / float64(time.Second)
 	transit := arrival - float64(ts)
@@ -331,6 +335,17 @@ func (r *recvStats) update(seq uint16, ts uint32, now time.Time, clock uint32) {
 		return // a timestamp jump (a new source or a long pause), not jitter
 	}
 	r.jitterEs += (d - r.jitterEs) / 16
+}
+
+// publishEvery is how many packets update counts between two publications
+// of its figures: a lag of a fraction of a second at the lowest packet
+// rates (50 a second for audio), well within the windows that read them.
+const publishEvery = 8
+
+// publish makes the read loop's figures readable by others.
+func (r *recvStats) publish() {
+	r.received.Store(r.n)
+	r.expected.Store(uint64(r.cycles|uint32(r.maxSeq)) - uint64(r.base) + 1)
 	r.jitter.Store(uint32(r.jitterEs))
 }
 

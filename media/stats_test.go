@@ -55,6 +55,7 @@ func TestRecvStatsCountsLossAcrossWrapAndLateArrivals(t *testing.T) {
 			}
 			r.update(s, ts, now, 48000)
 		}
+		r.publish() // as the read loop does every publishEvery packets
 	}
 	feed(100, 0)
 	if got := r.loss(now); got != 0 {
@@ -74,6 +75,7 @@ func TestRecvStatsCountsLossAcrossWrapAndLateArrivals(t *testing.T) {
 	// A late retransmission of a missing packet counts as received.
 	feed(99, 0)
 	r.update(seq-50, ts-50*960, now, 48000)
+	r.publish()
 	now = now.Add(2 * rateWindow)
 	if got := r.loss(now); got != 0 {
 		t.Fatalf("loss after a clean stretch with a late arrival = %v", got)
@@ -96,6 +98,7 @@ func TestRecvStatsJitter(t *testing.T) {
 		}
 		r.update(uint16(i), uint32(i*960), now.Add(time.Duration(i)*20*time.Millisecond+off), 48000)
 	}
+	r.publish()
 	got := time.Duration(float64(r.jitter.Load()) / 48000 * float64(time.Second))
 	if got < 19*time.Millisecond || got > 21*time.Millisecond {
 		t.Fatalf("jitter = %v, want about 20ms", got)

@@ -73,6 +73,7 @@ function Call(root) {
   // small labelled tile in #extra-tiles: participant id -> {tile, video}.
   const extraTiles = new Map();
   let selfId = '';
+  let speaker = ''; // the dominant speaker's participant id
   const quality = new QualityIndicator(el.stage, (id) => (remotes.get(id) || { name: remoteName }).name);
 
   // ---- state and announcements ----
@@ -201,6 +202,10 @@ function Call(root) {
         if (link) link.addRemoteCandidate(msg.candidate);
         break;
       }
+      case 'speaker':
+        speaker = msg.participant || '';
+        markSpeaker();
+        break;
       case 'quality':
         if (admitted) quality.update(msg.quality, selfId);
         break;
@@ -427,6 +432,20 @@ function Call(root) {
     }
     renderExtras(withMedia.filter((r) => r !== shown), changed);
     updateRemoteTile();
+    markSpeaker();
+  }
+
+  /** markSpeaker outlines the dominant speaker's tile and describes it as speaking. */
+  function markSpeaker() {
+    const tiles = [[el.remoteTile, shown && shown.id], [$('local-tile'), selfId]];
+    for (const [id, x] of extraTiles) tiles.push([x.tile, id]);
+    for (const [tile, id] of tiles) {
+      if (!tile) continue;
+      const on = !!speaker && id === speaker;
+      tile.classList.toggle('speaking', on);
+      if (on) tile.setAttribute('aria-description', 'speaking');
+      else tile.removeAttribute('aria-description');
+    }
   }
 
   /** isCamera reports whether a participant is a device published by WHIP. */
