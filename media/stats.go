@@ -166,7 +166,9 @@ func (l *layer) trackStats(t *publishedTrack, now time.Time) TrackStats {
 		FractionLost: l.recv.loss(now),
 		Bitrate:      l.meter.rate(now, bytes),
 	}
-	if clock := t.codec.ClockRate; clock > 0 {
+	// A layer that stopped (a browser drops its high layers on a weak
+	// uplink) keeps its last jitter estimate; it has no jitter now.
+	if clock := t.codec.ClockRate; clock > 0 && l.active(now) {
 		st.Jitter = time.Duration(float64(l.recv.jitter.Load()) / float64(clock) * float64(time.Second))
 	}
 	return st
