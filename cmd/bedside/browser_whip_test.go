@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/bedside-health/bedside/signaling"
@@ -84,15 +86,12 @@ func TestBrowserExamCamera(t *testing.T) {
 	for _, c := range resp.Cookies() {
 		hdr.Add("Cookie", c.Name+"="+c.Value)
 	}
-	api, err := sigclient.NewAPI(true)
-	if err != nil {
-		t.Fatal(err)
-	}
 	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "patient")
+	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "patient")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	patient, err := sigclient.Dial(ctx, strings.Replace(ts.URL, "http://", "ws://", 1)+"/ws/call/"+visit,
-		sigclient.Options{Header: hdr, API: api, Tracks: []webrtc.TrackLocal{video}})
+		sigclient.Options{Header: hdr, API: audioLevelAPI(t), Tracks: []webrtc.TrackLocal{video, audio}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +103,24 @@ func TestBrowserExamCamera(t *testing.T) {
 			<-tick.C
 			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true},
 				Payload: sigclient.VP8Payload(n, 'f', n%30 == 0, 600)})
+		}
+	}()
+	// The patient talks: audio whose level extension says -20 dBov,
+	// louder than the physician's fake microphone.
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var id uint8
+		for n := uint32(0); ctx.Err() == nil; n++ {
+			<-tick.C
+			if id == 0 {
+				id = audioLevelID(patient.Publisher())
+			}
+			p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 960}, Payload: sigclient.NumberedPayload(n, 80)}
+			if id != 0 {
+				_ = p.Header.SetExtension(id, []byte{0x80 | 20})
+			}
+			_ = audio.WriteRTP(p)
 		}
 	}()
 
@@ -137,6 +154,13 @@ func TestBrowserExamCamera(t *testing.T) {
 	// and /metrics shows the streams with plausible figures.
 	waitJS(t, doctor, "the patient's network quality shown as good", patientQualityGood, 30*time.Second)
 	checkMediaMetrics(t, ts.URL)
+	// The talking patient is the dominant speaker: the main tile is
+	// outlined and described as speaking.
+	waitJS(t, doctor, "the patient's tile marked as speaking", `(() => {
+  const tile = document.querySelector('#remote-tile');
+  return tile.classList.contains('speaking') && tile.getAttribute('aria-description') === 'speaking' &&
+    !document.querySelector('#local-tile').classList.contains('speaking');
+})()`, 30*time.Second)
 
 	// The exam camera joins by WHIP: a labelled extra tile with moving
 	// video; the main tile stays on the patient.
@@ -215,6 +239,46 @@ func metricValue(t *testing.T, body, series string) float64 {
 		}
 	}
 	t.Fatalf("/metrics has no series %s", series)
+	return 0
+}
+
+// audioLevelAPI is a loopback client API that offers the audio level header
+// extension (RFC 6464), as browsers do.
+func audioLevelAPI(t *testing.T) *webrtc.API {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+}
+
+// audioLevelID is the id pc's senders negotiated for the audio level
+// extension, 0 while it has none (or pc is nil).
+func audioLevelID(pc *webrtc.PeerConnection) uint8 {
+	if pc == nil {
+		return 0
+	}
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Sender() == nil {
+			continue
+		}
+		for _, e := range tr.Sender().GetParameters().HeaderExtensions {
+			if e.URI == sdp.AudioLevelURI {
+				return uint8(e.ID)
+			}
+		}
+	}
 	return 0
 }
 
