@@ -11,10 +11,13 @@ type Room struct {
 	sfu *SFU
 
 	done chan struct{} // closed when the room closes
+	// speakMu orders telling the speaker's name: see detectSpeakers.
+	speakMu sync.Mutex
 
 	mu           sync.Mutex
 	participants map[string]*Participant
 	tracks       map[string]*publishedTrack // by local track id
+	speaker      string                     // the dominant speaker's id, "" before anyone spoke
 }
 
 func newRoom(s *SFU, id int64) *Room {

@@ -232,6 +232,7 @@ func (s *SFU) Join(appointment int64, id, name string, sig Signaler) (*Participa
 		return nil, err
 	}
 	p.start(existing)
+	p.room.tellSpeaker(p)
 	return p, nil
 }
 

@@ -155,6 +155,7 @@ func (r *Room) detectSpeakers(done <-chan struct{}) {
 	defer tick.Stop()
 	d := newSpeakerDetector()
 	levels := make(map[string]float64)
+	var listeners []SpeakerSignaler
 	for {
 		select {
 		case <-done:
@@ -175,8 +176,19 @@ func (r *Room) detectSpeakers(done <-chan struct{}) {
 				levels[t.owner.id] = db
 			}
 		}
-		var listeners []SpeakerSignaler
+		r.mu.Unlock()
+		who, changed := "", false
 		if len(levels) > 0 {
+			who, changed = d.look(levels)
+		}
+		// Setting the speaker and telling the listeners is one step for
+		// tellSpeaker, so that a newcomer hears of a change either from
+		// here or from tellSpeaker, never a stale name after a fresh one.
+		r.speakMu.Lock()
+		listeners = listeners[:0]
+		r.mu.Lock()
+		r.speaker = who // "" once the speaker has left
+		if changed {
 			for _, p := range r.participants {
 				if s, ok := p.sig.(SpeakerSignaler); ok {
 					listeners = append(listeners, s)
@@ -184,15 +196,30 @@ func (r *Room) detectSpeakers(done <-chan struct{}) {
 			}
 		}
 		r.mu.Unlock()
-		if len(levels) == 0 {
-			continue
-		}
-		if who, changed := d.look(levels); changed {
+		if changed {
 			r.sfu.log.Debug("dominant speaker", "room", r.id, "participant", who)
-			for _, s := range listeners {
-				s.Speaker(who)
-			}
 		}
+		for _, s := range listeners {
+			s.Speaker(who)
+		}
+		r.speakMu.Unlock()
+	}
+}
+
+// tellSpeaker tells a newcomer to the room who is speaking, if anyone is
+// and its Signaler listens.
+func (r *Room) tellSpeaker(p *Participant) {
+	s, ok := p.sig.(SpeakerSignaler)
+	if !ok {
+		return
+	}
+	r.speakMu.Lock()
+	defer r.speakMu.Unlock()
+	r.mu.Lock()
+	who := r.speaker
+	r.mu.Unlock()
+	if who != "" {
+		s.Speaker(who)
 	}
 }
 

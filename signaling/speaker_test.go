@@ -94,7 +94,8 @@ func awaitSpeaker(t *testing.T, c *sigclient.Client, id string) {
 // TestSpeakerFollowsTheLouderPublisher has two Pion publishers send audio
 // whose level extension says one talks (-25 dBov) and the other is quiet
 // (-70 dBov), then swaps them: both participants are told the talker is
-// the dominant speaker each time.
+// the dominant speaker each time, and a third who joins then is told at
+// once.
 func TestSpeakerFollowsTheLouderPublisher(t *testing.T) {
 	s := newTestServer(t)
 	opus := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
@@ -132,4 +133,13 @@ func TestSpeakerFollowsTheLouderPublisher(t *testing.T) {
 	awaitSpeaker(t, doc.c, "pat")
 	awaitSpeaker(t, pat.c, "pat")
 	t.Logf("the patient took over after %v", time.Since(start).Round(10*time.Millisecond))
+
+	// Someone joining now is told who speaks without waiting for a change.
+	fam := s.dial(t, "fam", "Sam Lee", signaling.RolePatient, appt)
+	await(t, fam, signaling.TypeWelcome)
+	if err := doc.c.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: "fam"}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, fam, signaling.TypeAdmitted)
+	awaitSpeaker(t, fam, "pat")
 }
