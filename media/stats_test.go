@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/binary"
 	"math"
 	"testing"
 	"time"
@@ -117,4 +118,38 @@ func TestRateMeter(t *testing.T) {
 	if got := m.rate(now.Add(2*time.Second), 250_000); got != 1_000_000 {
 		t.Fatalf("250 kB over 2 s = %v bit/s, want 1e6", got)
 	}
+}
+
+// FuzzRecvStats: whatever sequence numbers, timestamps and arrival gaps a
+// publisher's packets carry, the reception figures stay sane: at least one
+// packet expected, a loss share from 0 to 1, a finite jitter, and a level
+// the indicator knows.
+func FuzzRecvStats(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 0, 0, 0, 20, 0, 2, 0, 0, 3, 192, 20, 255, 255, 0, 0, 0, 0, 1})
+	f.Add([]byte{128, 0, 255, 255, 255, 255, 0, 127, 255, 0, 0, 0, 0, 255})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r recvStats
+		now := time.Unix(1000, 0)
+		for ; len(b) >= 7; b = b[7:] {
+			seq := binary.BigEndian.Uint16(b)
+			ts := binary.BigEndian.Uint32(b[2:])
+			now = now.Add(time.Duration(b[6]) * time.Millisecond)
+			r.update(seq, ts, now, 90000)
+		}
+		if !r.started {
+			return
+		}
+		r.publish()
+		loss := r.loss(now)
+		if r.expected.Load() < 1 || loss < 0 || loss > 1 || math.IsNaN(loss) {
+			t.Fatalf("expected %d, loss %v", r.expected.Load(), loss)
+		}
+		jitter := time.Duration(float64(r.jitter.Load()) / 90000 * float64(time.Second))
+		if jitter < 0 || jitter > time.Second {
+			t.Fatalf("jitter %v", jitter)
+		}
+		if l := LevelOf(loss, jitter, 0); l != LevelGood && l != LevelFair && l != LevelPoor {
+			t.Fatalf("level %q", l)
+		}
+	})
 }
