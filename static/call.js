@@ -360,6 +360,8 @@ function Call(root) {
     for (const id of [...remotes.keys()]) removeParticipant(id, true);
     trackOwner.clear();
     quality.clear();
+    speaker = '';
+    markSpeaker();
     if (el.lobby) renderLobby([], true);
   }
 
