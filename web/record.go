@@ -15,6 +15,7 @@ import (
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
 	"github.com/bedside-health/bedside/vitals"
+	"github.com/bedside-health/bedside/vitals/alert"
 )
 
 // maxNote bounds a visit note, in characters.
@@ -114,22 +115,83 @@ func (s *server) recordView(ctx context.Context, c caller, a scheduling.Appointm
 	if err != nil {
 		return v, fmt.Errorf("device events of visit %d: %w", a.ID, err)
 	}
+	alerts, err := s.Store.AlertEventsBetween(ctx, a.PatientID, start, until.Add(time.Millisecond))
+	if err != nil {
+		return v, fmt.Errorf("alerts of visit %d: %w", a.ID, err)
+	}
 	v.Readings = total
-	v.Timeline = timeline(obs, events, loc)
-	// Alerts raised during the visit join the timeline here once they are
-	// stored; until then the live call shows them and the record does not.
+	v.Timeline = timeline(obs, events, s.alertEntries(ctx, alerts, loc), loc)
 	return v, nil
 }
 
-// timeline merges readings and device events in time order.
-func timeline(obs []store.Observation, events []store.DeviceEvent, loc *time.Location) []templates.TimelineEntry {
-	var out []templates.TimelineEntry
-	ei := 0
+// ruleNames say in words which rule raised an alert.
+var ruleNames = map[string]string{
+	string(alert.RuleParameter): "NEWS2: one parameter scores 3",
+	string(alert.RuleBand):      "NEWS2 band change",
+	string(alert.RuleThreshold): "your threshold",
+}
+
+// alertEntries writes a visit's alert events as timeline lines, naming
+// who acknowledged each (looked up once per person).
+func (s *server) alertEntries(ctx context.Context, evs []store.AlertEvent, loc *time.Location) []timed {
+	out := make([]timed, 0, len(evs))
+	names := map[string]string{}
+	for _, e := range evs {
+		state := e.State
+		switch e.State {
+		case "raised":
+			state = "raised, " + e.Severity
+		case "notice":
+			state = "noted"
+		case "acknowledged":
+			name, ok := names[e.By]
+			if !ok {
+				name = "someone"
+				if id, err := strconv.ParseInt(strings.TrimPrefix(e.By, "User/"), 10, 64); err == nil && strings.HasPrefix(e.By, "User/") {
+					name = s.userNameCtx(ctx, id)
+				}
+				names[e.By] = name
+			}
+			state = "acknowledged by " + name
+		}
+		rule := ruleNames[e.Rule]
+		if rule == "" {
+			rule = e.Rule
+		}
+		out = append(out, timed{e.At, templates.TimelineEntry{When: e.At.In(loc).Format("15:04:05"), Kind: "alert",
+			What: e.Title, Value: state, Flags: rule, Severity: e.Severity}})
+	}
+	return out
+}
+
+// timed is a timeline line with the instant it sorts by.
+type timed struct {
+	at time.Time
+	e  templates.TimelineEntry
+}
+
+// timeline merges readings, device events and alert lines (each in time
+// order) in time order; at the same instant, a reading comes first, as
+// an alert it raised follows it.
+func timeline(obs []store.Observation, events []store.DeviceEvent, alerts []timed, loc *time.Location) []templates.TimelineEntry {
+	out := make([]templates.TimelineEntry, 0, len(obs)+len(events)+len(alerts))
+	ei, ai := 0, 0
 	flush := func(before time.Time) {
-		for ; ei < len(events) && (before.IsZero() || events[ei].At.Before(before)); ei++ {
-			e := events[ei]
-			out = append(out, templates.TimelineEntry{When: e.At.In(loc).Format("15:04:05"), Kind: "device",
-				What: e.Device, Value: e.Kind})
+		for {
+			evOK := ei < len(events) && (before.IsZero() || events[ei].At.Before(before))
+			alOK := ai < len(alerts) && (before.IsZero() || alerts[ai].at.Before(before))
+			switch {
+			case evOK && (!alOK || !alerts[ai].at.Before(events[ei].At)):
+				e := events[ei]
+				out = append(out, templates.TimelineEntry{When: e.At.In(loc).Format("15:04:05"), Kind: "device",
+					What: e.Device, Value: e.Kind})
+				ei++
+			case alOK:
+				out = append(out, alerts[ai].e)
+				ai++
+			default:
+				return
+			}
 		}
 	}
 	for _, o := range obs {

@@ -16,7 +16,9 @@ import (
 
 // holdVisit marks the fixture's visit held (arrived 20 minutes ago, ended
 // 2 minutes ago) and stores readings: two during it (one flagged), one at
-// home two days before, and a device connecting during it.
+// home two days before, a device connecting and disconnecting during it,
+// and alerts: one raised, acknowledged and cleared during the visit, a band
+// change noted, and one raised the day before.
 func holdVisit(t *testing.T, f *fixture) {
 	t.Helper()
 	ctx := t.Context()
@@ -37,7 +39,25 @@ func holdVisit(t *testing.T, f *fixture) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: f.pat.ID, DeviceID: f.devID, Device: "Oximeter", Kind: store.DeviceConnected, At: now.Add(-15 * time.Minute)}); err != nil {
+	for _, e := range []store.DeviceEvent{
+		{PatientID: f.pat.ID, DeviceID: f.devID, Device: "Oximeter", Kind: store.DeviceConnected, At: now.Add(-15 * time.Minute)},
+		{PatientID: f.pat.ID, DeviceID: f.devID, Device: "Oximeter", Kind: store.DeviceDisconnected, At: now.Add(-5 * time.Minute)},
+	} {
+		if _, err := f.st.AppendDeviceEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hr := func(state string, at time.Time, by string) store.AlertEvent {
+		return store.AlertEvent{AlertID: "threshold:8867-4:high@1", State: state, Rule: "threshold", Severity: "warning",
+			Title: "Heart rate above 120 /min", Code: "8867-4", By: by, At: at}
+	}
+	if err := f.st.AppendAlertEvents(ctx, f.pat.ID, []store.AlertEvent{
+		{AlertID: "old@1", State: "raised", Rule: "threshold", Severity: "warning", Title: "Heart rate below 40 /min", At: now.Add(-24 * time.Hour)},
+		hr("raised", now.Add(-9*time.Minute), ""),
+		{AlertID: "news2-band@2", State: "notice", Rule: "news2-band", Severity: "info", Title: "NEWS2 band down to low", At: now.Add(-8 * time.Minute)},
+		hr("acknowledged", now.Add(-7*time.Minute), fmt.Sprintf("User/%d", f.doc.ID)),
+		hr("cleared", now.Add(-6*time.Minute), ""),
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -82,8 +102,35 @@ func TestVisitRecord(t *testing.T) {
 			t.Errorf("record lacks %q: %d", want, status)
 		}
 	}
-	if strings.Contains(body, "61/min") {
-		t.Error("the record shows a reading from before the visit")
+	if strings.Contains(body, "61/min") || strings.Contains(body, "below 40") {
+		t.Error("the record shows a reading or an alert from before the visit")
+	}
+	// The timeline holds, in time order, the device and alert events
+	// between the readings.
+	var lines []string
+	for _, row := range strings.Split(body, "<tr class=")[1:] {
+		cells := strings.NewReplacer("<td>", "|", "</td>", "", "<strong>", "", "</strong>", "").Replace(row[strings.Index(row, ">")+1 : strings.Index(row, "</tr>")])
+		lines = append(lines, strings.Join(strings.Fields(cells[strings.Index(cells, "|")+1:]), " "))
+	}
+	// Drop the times: the order says enough.
+	for i, l := range lines {
+		lines[i] = strings.ReplaceAll(l[strings.Index(l, "|")+1:], " |", "|")
+	}
+	want := []string{
+		"Device Oximeter|connected|",
+		"Heart rate|73/min|",
+		"Heart rate|140/min <span class=\"sr-only\">(doubtful)</span>|motion artefact",
+		"Alert: Heart rate above 120 /min|raised, warning|your threshold",
+		"Alert: NEWS2 band down to low|noted|NEWS2 band change",
+		"Alert: Heart rate above 120 /min|acknowledged by doc@example.org|your threshold",
+		"Alert: Heart rate above 120 /min|cleared|your threshold",
+		"Device Oximeter|disconnected|",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("timeline:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(body, `class="tl-alert sev-warning"`) {
+		t.Error("an alert line does not carry its severity")
 	}
 
 	// The note is saved, shown, and replaced.
