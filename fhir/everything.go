@@ -4,12 +4,14 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals"
+	"github.com/bedside-health/bedside/vitals/monitor"
 	"github.com/bedside-health/bedside/vitals/news2"
 )
 
@@ -29,8 +31,8 @@ const (
 // return). The Encounter is the match; included are its Patient and
 // Practitioner, every reading taken during it (each linked to the
 // Encounter and its Device; blood pressure as the 85354-9 panel), those
-// Devices, and a NEWS2 Observation derived from the last reading of each
-// measured parameter. The caller must see both the visit and the
+// Devices, and a NEWS2 Observation derived from the visit's readings and
+// the physician's NEWS2 entries. The caller must see both the visit and the
 // patient's vitals: a scheduler is refused.
 func (h *handler) encounterEverything(w http.ResponseWriter, r *http.Request, c *caller) error {
 	ctx := r.Context()
@@ -108,7 +110,14 @@ func (h *handler) everything(r *http.Request, v visit) (Bundle, error) {
 	for _, e := range obs {
 		add(e.ref, e.resource, "include")
 	}
-	if score, ok := news2Observation(readings, v); ok {
+	entries, err := h.Store.NEWS2EntriesSince(ctx, a.PatientID, v.start.Add(-news2Window))
+	if err != nil {
+		return b, fmt.Errorf("news2 entries of visit %d: %w", a.ID, err)
+	}
+	if i := slices.IndexFunc(entries, func(e store.NEWS2Entry) bool { return !e.At.Before(end.Add(time.Millisecond)) }); i >= 0 {
+		entries = entries[:i] // made after the visit
+	}
+	if score, ok := news2Observation(readings, entries, v); ok {
 		b.Entry = append(b.Entry, BundleEntry{FullURL: derivedURN(a.ID), Resource: score, Search: EntrySearch{Mode: "include"}})
 	}
 	return b, nil
@@ -160,7 +169,8 @@ func derivedURN(visitID int64) string {
 }
 
 // news2Params maps the measured NEWS2 parameters to the LOINC codes of
-// the readings they are scored from.
+// the readings they are scored from, the first being the one whose
+// staleness window applies.
 var news2Params = map[news2.Param][]string{
 	news2.RespirationRate: {vitals.CodeRespRate},
 	news2.SpO2:            {vitals.CodeSpO2, vitals.CodeSpO2Alt},
@@ -169,50 +179,168 @@ var news2Params = map[news2.Param][]string{
 	news2.Temperature:     {vitals.CodeTemperature},
 }
 
-// news2Observation derives the visit's NEWS2 from the last reading of each
-// measured parameter that is not doubtful (SpO2 scale 1). Air or oxygen
-// and consciousness are not measured by devices: left out, the score is
-// incomplete and the Observation preliminary, saying what is missing. ok
-// is false when no parameter was measured.
-func news2Observation(readings []reading, v visit) (Observation, bool) {
-	var in news2.Inputs
-	var from [news2.NumParams]*reading
-	var last time.Time
+// news2Window is how far before a visit the physician's NEWS2 entries are
+// looked for, as the live monitor restores them: older ones are long
+// stale.
+const news2Window = 24 * time.Hour
+
+// dataAbsentSystem is FHIR's code system for why a value is missing.
+const dataAbsentSystem = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+
+// news2Input is what one NEWS2 parameter was scored from.
+type news2Input struct {
+	measured *reading          // the last trustworthy reading, if any
+	entered  *store.NEWS2Entry // the physician's last entry, if any
+}
+
+// news2Inputs gathers, for each NEWS2 parameter, the last trustworthy
+// reading and the last entry, and whether SpO2 scale 2 is on; at is the
+// latest of them (zero when there are none).
+func news2Inputs(readings []reading, entries []store.NEWS2Entry) (ins [news2.NumParams]news2Input, scale2 bool, at time.Time) {
 	for i := range readings {
 		rd := &readings[i]
 		if (vitals.Reading{Flags: rd.Flags}).Doubtful() {
 			continue
 		}
 		for p, codes := range news2Params {
-			for _, code := range codes {
-				if rd.Code == code {
-					in.Params[p] = news2.Input{Source: news2.Measured, Value: rd.Value, Time: rd.EffectiveAt}
-					from[p] = rd
+			if slices.Contains(codes, rd.Code) {
+				ins[p].measured = rd
+				if rd.EffectiveAt.After(at) {
+					at = rd.EffectiveAt
 				}
 			}
 		}
 	}
-	var derived []Reference
-	var components []ObservationComponent
-	for p := range news2.NumParams {
-		if from[p] == nil {
-			continue
+	for i := range entries {
+		e := &entries[i]
+		p, ok := enteredParam(*e)
+		switch {
+		case e.Kind == store.NEWS2Scale2:
+			scale2 = e.Text == "on"
+		case ok:
+			ins[p].entered = e
+		default:
+			continue // an entry this version cannot read
 		}
-		derived = append(derived, Reference{Reference: ref(kindObservation, from[p].ID)})
-		if from[p].EffectiveAt.After(last) {
-			last = from[p].EffectiveAt
+		if e.At.After(at) {
+			at = e.At
 		}
 	}
-	if len(derived) == 0 {
+	return ins, scale2, at
+}
+
+// enteredParam is the NEWS2 parameter an entry gives a value for.
+func enteredParam(e store.NEWS2Entry) (news2.Param, bool) {
+	switch e.Kind {
+	case store.NEWS2Consciousness:
+		return news2.Consciousness, true
+	case store.NEWS2Oxygen:
+		return news2.AirOrOxygen, true
+	case store.NEWS2Value:
+		code := vitals.Canonical(e.Code)
+		for p, codes := range news2Params {
+			if codes[0] == code {
+				return p, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// entryValue is an entry's value on the NEWS2 chart; ok is false for
+// one that cannot be scored.
+func entryValue(p news2.Param, e store.NEWS2Entry) (float64, bool) {
+	switch p {
+	case news2.Consciousness:
+		l, err := news2.ParseLevel(e.Text)
+		return float64(l), err == nil
+	case news2.AirOrOxygen:
+		switch e.Text {
+		case "air":
+			return news2.OnAir, true
+		case "oxygen":
+			return news2.OnOxygen, true
+		}
+		return 0, false
+	}
+	return e.Value, true
+}
+
+// pick chooses, as the live monitor does, between a parameter's reading
+// and entry at time at: the fresh one, or the newer if both or neither
+// are fresh (then marked stale). A reading stays fresh for its code's
+// window, an entry for an hour.
+func (in news2Input) pick(p news2.Param, at time.Time) (news2.Input, *reading) {
+	var mv, ev news2.Input
+	if in.measured != nil {
+		mv = news2.Input{Source: news2.Measured, Value: in.measured.Value, Time: in.measured.EffectiveAt}
+	}
+	if in.entered != nil {
+		if v, ok := entryValue(p, *in.entered); ok {
+			ev = news2.Input{Source: news2.Entered, Value: v, Time: in.entered.At}
+		}
+	}
+	mFresh := mv.Source != news2.Missing && at.Sub(mv.Time) < vitals.DefaultStaleAfter(news2Params[p][0])
+	eFresh := ev.Source != news2.Missing && at.Sub(ev.Time) < monitor.DefaultEnteredFor
+	useEntered := ev.Source != news2.Missing && (mv.Source == news2.Missing || !ev.Time.Before(mv.Time))
+	switch {
+	case mFresh && !eFresh:
+		useEntered = false
+	case eFresh && !mFresh:
+		useEntered = true
+	}
+	got, from := mv, in.measured
+	if useEntered {
+		got, from = ev, nil
+	}
+	if got.Source != news2.Missing && !mFresh && !eFresh {
+		got.Source = news2.Stale
+	}
+	return got, from
+}
+
+// news2Observation derives the visit's NEWS2 as the live monitor scored
+// it at the latest of its inputs: each parameter from its last reading
+// that is not doubtful or the physician's last entry (consciousness, air
+// or oxygen, a value measured by hand), on the SpO2 scale the physician
+// chose. With every input present and fresh the Observation is final;
+// otherwise it is preliminary, its note says which inputs are missing or
+// stale, and each missing parameter's component says why it has no
+// value. ok is false when there is no input at all.
+func news2Observation(readings []reading, entries []store.NEWS2Entry, v visit) (Observation, bool) {
+	ins, scale2, at := news2Inputs(readings, entries)
+	if at.IsZero() {
 		return Observation{}, false
 	}
-	s := news2.Compute(in)
+	in := news2.Inputs{Scale2: scale2}
+	var derived []Reference
 	for p := range news2.NumParams {
-		if s.Sources[p] == news2.Missing {
-			continue
+		var from *reading
+		in.Params[p], from = ins[p].pick(p, at)
+		if from != nil {
+			derived = append(derived, Reference{Reference: ref(kindObservation, from.ID)})
 		}
-		pts := s.Points[p]
-		components = append(components, ObservationComponent{Code: CodeableConcept{Text: p.Title() + " score"}, ValueInteger: &pts})
+	}
+	s := news2.Compute(in)
+	var components []ObservationComponent
+	var measured, entered []string
+	for p := range news2.NumParams {
+		c := ObservationComponent{Code: CodeableConcept{Text: p.Title() + " score"}}
+		switch s.Sources[p] {
+		case news2.Missing:
+			c.DataAbsentReason = &CodeableConcept{Coding: []Coding{{System: dataAbsentSystem, Code: "not-performed", Display: "Not Performed"}},
+				Text: "neither measured nor entered"}
+		default:
+			pts := s.Points[p]
+			c.ValueInteger = &pts
+		}
+		switch in.Params[p].Source {
+		case news2.Measured:
+			measured = append(measured, p.Title())
+		case news2.Entered:
+			entered = append(entered, p.Title())
+		}
+		components = append(components, c)
 	}
 	total := s.Total
 	res := Observation{
@@ -222,20 +350,37 @@ func news2Observation(readings []reading, v visit) (Observation, bool) {
 		Code:              CodeableConcept{Coding: []Coding{{System: snomedSystem, Code: news2Code, Display: news2Display}}, Text: "NEWS2"},
 		Subject:           Reference{Reference: ref(kindPatient, v.appt.PatientID)},
 		Encounter:         &Reference{Reference: ref(kindEncounter, v.appt.ID)},
-		EffectiveDateTime: preciseInstant(last),
+		EffectiveDateTime: preciseInstant(at),
 		ValueInteger:      &total,
 		Interpretation:    []CodeableConcept{{Text: s.Response().Risk + " clinical risk (" + s.Response().Trigger + ")"}},
 		DerivedFrom:       derived,
 		Component:         components,
 	}
+	note := fmt.Sprintf("SpO2 scale %d.", s.Scale)
+	if len(measured) > 0 {
+		note += " Measured: " + strings.Join(measured, ", ") + "."
+	}
+	if len(entered) > 0 {
+		note += " Entered by the physician: " + strings.Join(entered, ", ") + "."
+	}
 	if !s.Complete() {
 		res.Status = "preliminary"
-		var missing []string
+		var missing, stale []string
 		for _, p := range s.Missing() {
 			missing = append(missing, p.Title())
 		}
-		res.Note = []Annotation{{Text: "Incomplete: computed from the measured readings of the visit (SpO2 scale 1); not measured: " + strings.Join(missing, ", ") + "."}}
+		for _, p := range s.Stale() {
+			stale = append(stale, p.Title()+" (last at "+preciseInstant(in.Params[p].Time)+")")
+		}
+		note = "Incomplete. " + note
+		if len(missing) > 0 {
+			note += " Neither measured nor entered: " + strings.Join(missing, ", ") + "."
+		}
+		if len(stale) > 0 {
+			note += " Stale, counted at their last value: " + strings.Join(stale, ", ") + "."
+		}
 	}
+	res.Note = []Annotation{{Text: note}}
 	return res, true
 }
 

@@ -36,6 +36,7 @@ type Store interface {
 	SearchObservations(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error)
 	ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error)
 	AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []store.Observation) error
+	NEWS2EntriesSince(ctx context.Context, patientID int64, since time.Time) ([]store.NEWS2Entry, error)
 }
 
 var _ Store = store.Store(nil)

@@ -48,10 +48,12 @@ type Observation struct {
 // ObservationComponent is one part of a panel, such as the systolic
 // pressure of a blood-pressure reading.
 type ObservationComponent struct {
-	Code           CodeableConcept   `json:"code"`
-	ValueQuantity  *Quantity         `json:"valueQuantity,omitempty"`
-	ValueInteger   *int              `json:"valueInteger,omitempty"`
-	Interpretation []CodeableConcept `json:"interpretation,omitempty"`
+	Code          CodeableConcept `json:"code"`
+	ValueQuantity *Quantity       `json:"valueQuantity,omitempty"`
+	ValueInteger  *int            `json:"valueInteger,omitempty"`
+	// DataAbsentReason says why a component has no value.
+	DataAbsentReason *CodeableConcept  `json:"dataAbsentReason,omitempty"`
+	Interpretation   []CodeableConcept `json:"interpretation,omitempty"`
 }
 
 // Quantity is a measured amount in a UCUM unit.
