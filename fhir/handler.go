@@ -14,6 +14,7 @@ import (
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/vitals"
 )
 
 // Store is what the FHIR API needs of the store; store.Store satisfies it.
@@ -57,6 +58,10 @@ type Deps struct {
 	// Audit records each read, search, creation and update of Patients and
 	// Appointments, and each export of the audit trail; nil records nothing.
 	Audit *audit.Recorder
+	// Live, if set, receives each posted reading for the patient's live
+	// viewers, as a device's readings are; NEWS2, if set, scores it.
+	Live  vitals.Publisher
+	NEWS2 vitals.Observer
 }
 
 // contentType is the media type of every response.

@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,7 +23,8 @@ import (
 // for its own patient), or an API token's user: a patient for themselves,
 // or a physician for a patient they have a visit with (readings entered
 // by hand, with no device). It answers 201 with the stored Observation and
-// its Location. Nothing invalid is stored.
+// its Location. Nothing invalid is stored. What is stored goes live to the
+// patient's viewers and NEWS2 monitor, as a device socket's readings do.
 func (h *handler) createObservation(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	c, dev, err := h.ingestCaller(r)
@@ -121,6 +123,7 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, c *caller, dev 
 	if err := h.Store.AppendObservations(ctx, dev.ID, 0, obs); err != nil {
 		return patient, fmt.Errorf("store posted observation: %w", err)
 	}
+	h.publish(ctx, patient, dev.Name, p.Readings)
 	stored, err := h.storedAs(ctx, obs[0])
 	if err != nil {
 		return patient, err
@@ -132,6 +135,24 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, c *caller, dev 
 	w.Header().Set("Location", h.base(r)+"/"+ref(kindObservation, stored.ID))
 	h.write(w, r, http.StatusCreated, res)
 	return patient, nil
+}
+
+// publish sends stored readings to the patient's live viewers and NEWS2
+// monitor, as the device socket does. Live delivery is best effort: a
+// viewer that misses one finds it in the stored history.
+func (h *handler) publish(ctx context.Context, patient int64, device string, rs []vitals.Reading) {
+	if h.Live != nil {
+		for _, r := range rs {
+			b, err := json.Marshal(vitals.LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit,
+				Time: r.Time, Device: device, Flags: r.Flags})
+			if err == nil {
+				_ = h.Live.Publish(ctx, patient, b)
+			}
+		}
+	}
+	if h.NEWS2 != nil {
+		h.NEWS2.Observe(ctx, patient, rs)
+	}
 }
 
 // storedAs finds the row just stored for o (the newest of its patient,
