@@ -412,9 +412,9 @@ type Observations interface {
 	// and how many it selects in all.
 	SearchObservations(ctx context.Context, q ObservationQuery) (page []Observation, total int, err error)
 	// SampleObservations thins a patient's observations effective in
-	// [from, to) for display: for each code, the latest stored (highest
-	// ID) of each span of every (counted from the Unix epoch), and every
-	// observation that carries flags, ordered by EffectiveAt then ID. total
+	// [from, to) for display: for each code, the latest (by EffectiveAt,
+	// then ID) of each span of every (counted from the Unix epoch), and
+	// every observation that carries flags, ordered by EffectiveAt then ID. total
 	// is how many observations the range holds in all.
 	SampleObservations(ctx context.Context, patientID int64, from, to time.Time, every time.Duration) (sample []Observation, total int, err error)
 }

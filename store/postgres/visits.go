@@ -89,8 +89,9 @@ func (s *DB) SampleObservations(ctx context.Context, patientID int64, from, to t
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+obsCols+` FROM observations
 		WHERE patient_id = $1 AND effective_at >= $2 AND effective_at < $3 AND (flags <> '' OR id IN (
-			SELECT max(id) FROM observations WHERE patient_id = $1 AND effective_at >= $2 AND effective_at < $3
-			GROUP BY code, floor(extract(epoch FROM effective_at) * 1000 / $4)))
+			SELECT DISTINCT ON (code, floor(extract(epoch FROM effective_at) * 1000 / $4)) id
+			FROM observations WHERE patient_id = $1 AND effective_at >= $2 AND effective_at < $3
+			ORDER BY code, floor(extract(epoch FROM effective_at) * 1000 / $4), effective_at DESC, id DESC))
 		ORDER BY effective_at, id`, patientID, norm(from), norm(to), span)
 	out, err := collect(rows, err, scanObservation)
 	if err != nil {

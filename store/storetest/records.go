@@ -156,4 +156,14 @@ func testSampleObservations(t *testing.T, st store.Store) {
 	if err != nil || total != 60 || len(got) != 2 || got[0].Value != 89 {
 		t.Errorf("sample of half a minute: %+v (total %d), %v", got, total, err)
 	}
+	// A reading that arrives late (stored last) but was taken earlier in
+	// its minute is not the minute's latest.
+	if err := st.AppendObservations(ctx, dev.ID, 181, []store.Observation{{PatientID: p.ID, DeviceID: dev.ID, Seq: 181, Code: "8867-4",
+		Value: 1000, Unit: "/min", EffectiveAt: base.Add(30 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, total, err = st.SampleObservations(ctx, p.ID, base, base.Add(time.Minute), time.Minute)
+	if err != nil || total != 121 || len(got) != 3 || got[1].Value != 59 {
+		t.Errorf("sample with a late reading: %+v (total %d), %v", got, total, err)
+	}
 }
