@@ -2,10 +2,11 @@
 // band and clinical response, each input's source (measured, entered or
 // stale), alert banners with Acknowledge, and the form for what no device
 // measures. It follows the visit's vitals stream (docs/protocol.md, "NEWS2,
-// alerts and staleness") through VitalsStream, and posts inputs and
+// alerts and staleness") on the page's shared vitals stream (the overlay's
+// socket, vitalsstream.js), and posts inputs and
 // acknowledgements as JSON to /consult/{id}/....
 
-import { VitalsStream } from './vitalsstream.js';
+import { sharedStream } from './vitalsstream.js';
 
 const PARAM_TITLES = {
   'respiration-rate': 'Respiration rate',
@@ -46,10 +47,9 @@ class NEWS2Panel {
       e.preventDefault();
       this.submit();
     });
-    this.stream = new VitalsStream(root.dataset.vitalsWs, {
+    this.unsubscribe = sharedStream(root.dataset.vitalsWs).subscribe(['snapshot', 'news2', 'alert', 'stale'], {
       message: (m) => this.handle(m),
     });
-    this.stream.start();
   }
 
   handle(m) {

@@ -1,6 +1,7 @@
 // The live vitals overlay on the patient's video tile (physician's page).
-// Reads `reading` messages from data-vitals-ws through VitalsStream
-// (vitalsstream.js speaks the protocol: batched frames, resuming, gaps),
+// Reads `reading` messages from data-vitals-ws on the page's shared vitals
+// stream (vitalsstream.js speaks the protocol: batched frames, resuming,
+// gaps; the NEWS2 panel reads the same socket),
 // shows each numeric with its unit, greys values older than their tile's
 // data-stale-ms (the catalogue's window) and values the server flagged as
 // doubtful (the reason in words beside it), draws a small trend sparkline
@@ -11,7 +12,7 @@
 // handled, in order ({offset, type, code, value}, the last 5,000), and the
 // strip's counters.
 
-import { VitalsStream } from './vitalsstream.js';
+import { sharedStream } from './vitalsstream.js';
 import { Strip } from './strip.js';
 import { DeviceStatus } from './devicestatus.js';
 
@@ -257,7 +258,9 @@ function start(path, overlay) {
   }
 
   let gapTimer = 0;
-  const sock = new VitalsStream(path, {
+  const stream = sharedStream(path);
+  // Every message, so that the test log sees each offset.
+  stream.subscribe('*', {
     open: () => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0),
     message: (msg) => {
       log.push({ offset: msg.offset, type: msg.type, code: msg.code, value: msg.value });
@@ -274,13 +277,12 @@ function start(path, overlay) {
     },
     close: (e, willRetry) => setStatus(willRetry ? 'Vitals: connection lost, reconnecting…' : 'Vitals: off', false),
   });
-  sock.start();
   setInterval(() => {
     const now = clock();
     for (const t of all()) t.tick(now);
   }, 1000);
   // When the physician leaves the call, stop streaming vitals too.
-  document.getElementById('leave-button')?.addEventListener('click', () => sock.stop());
+  document.getElementById('leave-button')?.addEventListener('click', () => stream.stop());
 }
 
 const root = document.getElementById('call');

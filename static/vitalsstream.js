@@ -81,3 +81,87 @@ export class VitalsStream {
     this.on.message(m);
   }
 }
+
+// One socket per consult. The overlay (vitals.js) and the NEWS2 panel
+// (news2.js) each subscribe to the message types they draw; both are fed
+// by the same VitalsStream, so the page holds one /ws/vitals socket.
+//
+// sharedStream(path).subscribe(types, handlers) calls handlers.message(m)
+// for each message whose type is in types (an array, or '*' for all), and
+// every subscriber's gap, open, close and error. A subscriber that comes
+// after the socket opened (module scripts may run after the first frames
+// arrive) is told it is open and handed, in order, the last snapshot and
+// what followed it (up to REPLAY_MAX non-waveform messages), so it starts
+// from the same state as the others. subscribe returns a function that
+// ends the subscription; the socket stops when none is left, or on stop().
+
+const REPLAY_MAX = 500;
+const shared = new Map(); // path -> SharedStream
+
+class SharedStream {
+  constructor(path) {
+    this.path = path;
+    this.subs = new Set();
+    this.isOpen = false;
+    this.replay = []; // the last snapshot and the messages since
+    this.stream = new VitalsStream(path, {
+      message: (m) => {
+        this.remember(m);
+        for (const s of this.subs) if (s.wants(m.type)) s.h.message(m);
+      },
+      gap: (m) => { for (const s of this.subs) s.h.gap(m); },
+      open: () => {
+        this.isOpen = true;
+        for (const s of this.subs) s.h.open();
+      },
+      close: (e, willRetry) => {
+        this.isOpen = false;
+        for (const s of this.subs) s.h.close(e, willRetry);
+      },
+      error: (m) => { for (const s of this.subs) s.h.error(m); },
+    });
+    this.started = false;
+  }
+
+  remember(m) {
+    if (m.type === 'snapshot') this.replay = [m];
+    else if (m.type !== 'waveform' && this.replay.length > 0) {
+      this.replay.push(m);
+      if (this.replay.length > REPLAY_MAX) this.replay.splice(1, this.replay.length - REPLAY_MAX);
+    }
+  }
+
+  subscribe(types, handlers = {}) {
+    const s = {
+      wants: types === '*' ? () => true : (t) => types.includes(t),
+      h: { message: () => {}, gap: () => {}, open: () => {}, close: () => {}, error: () => {}, ...handlers },
+    };
+    this.subs.add(s);
+    if (this.isOpen) s.h.open();
+    for (const m of this.replay) if (s.wants(m.type)) s.h.message(m);
+    if (!this.started) {
+      this.started = true;
+      this.stream.start();
+    }
+    return () => {
+      this.subs.delete(s);
+      if (this.subs.size === 0) this.stop();
+    };
+  }
+
+  stop() {
+    this.subs.clear();
+    this.stream.stop();
+    shared.delete(this.path);
+  }
+}
+
+/** sharedStream is the page's one stream of path's vitals. */
+export function sharedStream(path) {
+  let s = shared.get(path);
+  if (!s) {
+    s = new SharedStream(path);
+    shared.set(path, s);
+  }
+  return s;
+}

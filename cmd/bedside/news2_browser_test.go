@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -63,6 +65,11 @@ func TestBrowserNEWS2Alert(t *testing.T) {
 		t.Fatalf("physician: %v", err)
 	}
 	waitJS(t, doctor, "NEWS2 panel has its snapshot", `document.querySelector('#news2-panel').dataset.band === 'low'`, 20*time.Second)
+	// The overlay and the panel share the page's one vitals socket.
+	waitJS(t, doctor, "overlay connected", `/^Vitals: (connected|live)/.test(document.querySelector('#vitals-status').textContent)`, 20*time.Second)
+	if n := openSockets(t, ts, "vitals"); n != 1 {
+		t.Fatalf("the consult page holds %d vitals sockets, want 1", n)
+	}
 	err = chromedp.Do(doctor,
 		chromedp.SetValue(chromedp.CSS("#news2-consciousness"), "alert"),
 		chromedp.SetValue(chromedp.CSS("#news2-oxygen"), "air"),
@@ -131,4 +138,30 @@ func TestBrowserNEWS2Alert(t *testing.T) {
 	if err != nil || n != 1 || !strings.HasPrefix(by, "User/") {
 		t.Fatalf("stored acknowledgements: %d by %q (%v), want one by the physician", n, by, err)
 	}
+	// Each vitals socket upgrade is audited: the page opened exactly one.
+	err = db.QueryRow(`SELECT count(*) FROM audit_events WHERE resource = ? AND outcome = 'success'`, fmt.Sprintf("Appointment/%d/vitals", visit)).Scan(&n)
+	if err != nil || n != 1 {
+		t.Fatalf("vitals sockets opened for the visit: %d (%v), want 1", n, err)
+	}
+}
+
+// openSockets reads the server's gauge of open WebSockets of a kind
+// (bedside_websockets_open on /metrics, which loopback callers may read).
+func openSockets(t *testing.T, ts *testServer, kind string) int {
+	t.Helper()
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics: %d %v", resp.StatusCode, err)
+	}
+	m := regexp.MustCompile(`(?m)^bedside_websockets_open\{kind="` + kind + `"\} (\d+)$`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
 }
