@@ -282,3 +282,127 @@ func (f *RedisFeed) Close() error {
 	<-f.done
 	return errors.Join(err, f.client.Close())
 }
+
+// RedisNEWS2 links the NEWS2 wards of the nodes through Redis (it
+// implements ward.Peers): a patient's lead is a key holding the leading
+// node's id that expires unless renewed; physicians' changes go to every
+// node on one channel; the lead's snapshot is a key the others read.
+type RedisNEWS2 struct {
+	client *goredis.Client
+	ps     *goredis.PubSub
+	node   string
+	prefix string
+	ttl    time.Duration
+	log    *slog.Logger
+	claim  *goredis.Script
+	done   chan struct{}
+}
+
+// NewRedisNEWS2 connects to the Redis server at url as node (an id unique
+// in the cluster) and hands each change made on another node to apply.
+// Keys and the channel begin with prefix (default "bedside:news2:").
+func NewRedisNEWS2(ctx context.Context, url, node, prefix string, apply func(ctx context.Context, patientID int64, msg []byte) error, log *slog.Logger) (*RedisNEWS2, error) {
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	// As the feed: give up quickly, the ward carries on alone.
+	opts.ContextTimeoutEnabled = true
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = time.Second, time.Second, time.Second, 1
+	client := goredis.NewClient(opts)
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("reach redis: %w", err)
+	}
+	if prefix == "" {
+		prefix = "bedside:news2:"
+	}
+	n := &RedisNEWS2{client: client, node: node, prefix: prefix, ttl: 30 * time.Second, log: log,
+		claim: goredis.NewScript(claimScript), done: make(chan struct{})}
+	n.ps = client.Subscribe(ctx, prefix+"changes")
+	if _, err := n.ps.Receive(ctx); err != nil {
+		n.ps.Close()
+		client.Close()
+		return nil, fmt.Errorf("subscribe to news2 changes: %w", err)
+	}
+	go n.receive(apply)
+	return n, nil
+}
+
+// claimScript: KEYS lead; ARGV node, ttl ms, claim (0/1). Renews or takes
+// the lead for node if it holds it or, claiming, nobody does; returns the
+// leading node ("" if none).
+const claimScript = `
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] or ((not v) and ARGV[3] == '1') then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return v or ''
+`
+
+func (n *RedisNEWS2) leadKey(p int64) string { return n.prefix + strconv.FormatInt(p, 10) + ":lead" }
+func (n *RedisNEWS2) snapKey(p int64) string {
+	return n.prefix + strconv.FormatInt(p, 10) + ":snapshot"
+}
+
+// Lead reports (and with claim takes or renews) the patient's lead.
+func (n *RedisNEWS2) Lead(ctx context.Context, patientID int64, claim bool) (self, other bool, err error) {
+	v, err := n.claim.Run(ctx, n.client, []string{n.leadKey(patientID)}, n.node, n.ttl.Milliseconds(), flag(claim)).Text()
+	if err != nil {
+		return false, false, fmt.Errorf("news2 lead of patient %d: %w", patientID, err)
+	}
+	return v == n.node, v != "" && v != n.node, nil
+}
+
+// Share publishes a change to the other nodes.
+func (n *RedisNEWS2) Share(ctx context.Context, patientID int64, msg []byte) error {
+	payload := n.node + " " + strconv.FormatInt(patientID, 10) + "\n" + string(msg)
+	if err := n.client.Publish(ctx, n.prefix+"changes", payload).Err(); err != nil {
+		return fmt.Errorf("share news2 change of patient %d: %w", patientID, err)
+	}
+	return nil
+}
+
+// SaveSnapshot keeps the lead's snapshot as long as its lead.
+func (n *RedisNEWS2) SaveSnapshot(ctx context.Context, patientID int64, msg []byte) error {
+	if err := n.client.Set(ctx, n.snapKey(patientID), msg, n.ttl).Err(); err != nil {
+		return fmt.Errorf("save news2 snapshot of patient %d: %w", patientID, err)
+	}
+	return nil
+}
+
+// Snapshot reads the lead's last snapshot; nil if there is none.
+func (n *RedisNEWS2) Snapshot(ctx context.Context, patientID int64) ([]byte, error) {
+	b, err := n.client.Get(ctx, n.snapKey(patientID)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read news2 snapshot of patient %d: %w", patientID, err)
+	}
+	return b, nil
+}
+
+// receive applies the changes other nodes share.
+func (n *RedisNEWS2) receive(apply func(ctx context.Context, patientID int64, msg []byte) error) {
+	defer close(n.done)
+	for m := range n.ps.Channel() {
+		head, msg, ok := strings.Cut(m.Payload, "\n")
+		from, pid, ok2 := strings.Cut(head, " ")
+		patient, err := strconv.ParseInt(pid, 10, 64)
+		if !ok || !ok2 || err != nil || from == n.node {
+			continue
+		}
+		if err := apply(context.Background(), patient, []byte(msg)); err != nil {
+			n.log.Warn("news2 change from another node", "patient", patient, "from", from, "err", err)
+		}
+	}
+}
+
+// Close ends the subscription and the client.
+func (n *RedisNEWS2) Close() error {
+	err := n.ps.Close()
+	<-n.done
+	return errors.Join(err, n.client.Close())
+}

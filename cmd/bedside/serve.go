@@ -339,6 +339,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// NEWS2 and alerts follow each patient's readings; the ticker lets
 	// inputs go stale and new bands hold.
 	monitors := ward.New(streams, web.NewWardRecords(st), ward.Config{Log: log.With("component", "news2")})
+	if c.redisURL != "" {
+		// The node that sees a patient's readings leads their NEWS2;
+		// physicians' changes on other nodes are carried to it.
+		peers, err := cluster.NewRedisNEWS2(ctx, c.redisURL, live.NewEpoch(), "", monitors.Apply, log.With("component", "news2-peers"))
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		defer peers.Close()
+		monitors.SetPeers(peers)
+	}
 	go monitors.Run(ctx)
 	handler := web.NewServer(web.Deps{
 		Log: log, Store: st, Bus: bus, Calls: hub, Connectivity: sfu,

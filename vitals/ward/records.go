@@ -120,12 +120,15 @@ func (w *Ward) Enter(ctx context.Context, patientID int64, in Input) error {
 	if err != nil {
 		return err
 	}
-	defer p.mu.Unlock()
 	evs, err := apply(p.m, in)
+	if err == nil {
+		w.emit(ctx, patientID, p, evs)
+	}
+	p.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	w.emit(ctx, patientID, evs)
+	w.share(ctx, patientID, control{Input: &in, At: in.At})
 	return nil
 }
 
@@ -143,26 +146,47 @@ func (w *Ward) SetThresholds(ctx context.Context, patientID int64, ts []alert.Th
 	if err != nil {
 		return nil, err
 	}
-	defer p.mu.Unlock()
-	evs, err := p.m.SetThresholds(w.cfg.Now(), ts)
+	now := w.cfg.Now()
+	evs, err := p.m.SetThresholds(now, ts)
+	if err == nil {
+		w.emit(ctx, patientID, p, evs)
+	}
+	set := p.m.Thresholds()
+	p.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	w.emit(ctx, patientID, evs)
-	return p.m.Thresholds(), nil
+	w.share(ctx, patientID, control{Thresholds: ts, SetLimits: true, At: now})
+	return set, nil
 }
 
-// Acknowledge records that by acknowledged the patient's alert id.
+// Acknowledge records that by acknowledged the patient's alert id. When
+// another node leads the patient (see Peers), the alert is that node's:
+// the acknowledgement is carried to it, and the answer is the
+// acknowledgement as sent.
 func (w *Ward) Acknowledge(ctx context.Context, patientID int64, id, by string) (alert.Alert, error) {
 	p, err := w.lock(ctx, patientID)
 	if err != nil {
 		return alert.Alert{}, err
 	}
-	defer p.mu.Unlock()
-	a, evs, err := p.m.Acknowledge(w.cfg.Now(), id, by)
+	now := w.cfg.Now()
+	var a alert.Alert
+	if p.lead == leadOther {
+		a = alert.Alert{ID: id, Ack: &alert.Ack{By: by, At: now}}
+		if found, _, err := p.m.Acknowledge(now, id, by); err == nil {
+			a = found
+		}
+	} else {
+		var evs []monitor.Event
+		a, evs, err = p.m.Acknowledge(now, id, by)
+		if err == nil {
+			w.emit(ctx, patientID, p, evs)
+		}
+	}
+	p.mu.Unlock()
 	if err != nil {
 		return a, err
 	}
-	w.emit(ctx, patientID, evs)
+	w.share(ctx, patientID, control{AckID: id, AckBy: by, At: now})
 	return a, nil
 }

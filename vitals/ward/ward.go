@@ -38,6 +38,7 @@ type Ward struct {
 	cfg     Config
 	pub     Publisher
 	records Records
+	peers   Peers // nil on a single node
 
 	mu       sync.Mutex
 	patients map[int64]*patient
@@ -50,6 +51,13 @@ type patient struct {
 	loaded  bool // restored from the Records
 	gone    bool // forgotten by the ward: look it up again
 	touched time.Time
+	// With Peers: who leads the patient's NEWS2 (leadUnknown...), when
+	// that was last checked, when this node last saw a reading, and
+	// whether events went out since the lead last saved its snapshot.
+	lead        int
+	leadChecked time.Time
+	observed    time.Time
+	dirty       bool
 }
 
 // New returns a Ward publishing to pub and keeping its records in rec
@@ -101,6 +109,13 @@ func (w *Ward) lock(ctx context.Context, id int64) (*patient, error) {
 			return nil, err
 		}
 		p.loaded = true
+		if w.peers != nil {
+			self, other, err := w.peers.Lead(ctx, id, false)
+			if err != nil {
+				w.cfg.Log.WarnContext(ctx, "news2 lead", "patient", id, "err", err)
+			}
+			p.lead, p.leadChecked = leadState(self, other), p.touched
+		}
 	}
 	return p, nil
 }
@@ -115,11 +130,12 @@ func (w *Ward) Observe(ctx context.Context, patientID int64, readings []vitals.R
 	}
 	defer p.mu.Unlock()
 	now := w.cfg.Now()
+	p.observed = now
 	var evs []monitor.Event
 	for _, r := range readings {
 		evs = append(evs, p.m.Observe(now, r)...)
 	}
-	w.emit(ctx, patientID, evs)
+	w.emit(ctx, patientID, p, evs)
 }
 
 var _ vitals.Observer = (*Ward)(nil)
@@ -127,14 +143,25 @@ var _ vitals.Observer = (*Ward)(nil)
 // Snapshot is the message that places a new viewer in the patient's NEWS2
 // state: {"type":"snapshot","patient":P,"events":[...]} with the current
 // NEWS2, every active alert and every stale input, as their own messages
-// would say it (docs/protocol.md).
+// would say it (docs/protocol.md). When another node leads the patient
+// (see Peers), it is that node's last snapshot.
 func (w *Ward) Snapshot(ctx context.Context, patientID int64) ([]byte, error) {
 	p, err := w.lock(ctx, patientID)
 	if err != nil {
 		return nil, err
 	}
 	evs := p.m.Snapshot(w.cfg.Now())
+	other := p.lead == leadOther
 	p.mu.Unlock()
+	if other {
+		b, err := w.peers.Snapshot(ctx, patientID)
+		if err != nil {
+			w.cfg.Log.WarnContext(ctx, "news2 lead's snapshot", "patient", patientID, "err", err)
+		}
+		if b != nil {
+			return b, nil
+		}
+	}
 	return SnapshotMessage(patientID, evs)
 }
 
@@ -152,12 +179,13 @@ func SnapshotMessage(patientID int64, evs []monitor.Event) ([]byte, error) {
 	return b, nil
 }
 
-// emit records and publishes events in order. Call it holding the
-// patient's lock.
-func (w *Ward) emit(ctx context.Context, patientID int64, evs []monitor.Event) {
-	if len(evs) == 0 {
+// emit records and publishes events in order, unless another node leads
+// the patient (see Peers). Call it holding the patient's lock.
+func (w *Ward) emit(ctx context.Context, patientID int64, p *patient, evs []monitor.Event) {
+	if len(evs) == 0 || p.lead == leadOther {
 		return
 	}
+	p.dirty = true
 	if err := w.record(ctx, patientID, evs); err != nil {
 		w.cfg.Log.ErrorContext(ctx, "news2 record alerts", "patient", patientID, "err", err)
 	}
@@ -185,10 +213,11 @@ func (w *Ward) Tick(ctx context.Context) {
 		ps = append(ps, p)
 	}
 	w.mu.Unlock()
+	w.checkLeads(ctx, now, ids, ps)
 	for i, p := range ps {
 		p.mu.Lock()
 		if p.loaded {
-			w.emit(ctx, ids[i], p.m.Tick(now))
+			w.emit(ctx, ids[i], p, p.m.Tick(now))
 		}
 		if now.Sub(p.touched) >= w.cfg.Idle && len(p.m.Alerts()) == 0 {
 			p.gone = true
