@@ -283,3 +283,25 @@ func TestRestoreAndRecord(t *testing.T) {
 		t.Fatalf("%d reminders published; recorded %v: want raised alerts recorded, reminders not", reminders, rec.alerts)
 	}
 }
+
+// FuzzApply: a change carried from another node, whatever its bytes, is
+// applied or refused with an error; it never panics.
+func FuzzApply(f *testing.F) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, seed := range []string{
+		`{"input":{"Kind":"consciousness","Text":"voice","At":"2026-01-02T03:04:05Z"},"at":"2026-01-02T03:04:05Z"}`,
+		`{"input":{"Kind":"value","Code":"8867-4","Value":1e308},"at":"2026-01-02T03:04:05Z"}`,
+		`{"thresholds":[{"Code":"8867-4","High":120}],"setThresholds":true,"at":"2026-01-02T03:04:05Z"}`,
+		`{"ackId":"news2:pulse@1","ackBy":"User/1"}`,
+		`{"input":null}`, `[]`, `{`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		w := New(&stream{}, nil, Config{Now: func() time.Time { return at }})
+		if _, err := w.Snapshot(context.Background(), 1); err != nil { // hold the patient
+			t.Fatal(err)
+		}
+		_ = w.Apply(context.Background(), 1, msg)
+	})
+}
