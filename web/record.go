@@ -194,11 +194,21 @@ func timeline(obs []store.Observation, events []store.DeviceEvent, alerts []time
 			}
 		}
 	}
+	names := map[string]string{} // a visit has a handful of codes
 	for _, o := range obs {
+		name, ok := names[o.Code]
+		if !ok {
+			name = measureName(o.Code)
+			names[o.Code] = name
+		}
 		doubtful := vitals.Reading{Flags: o.Flags}.Doubtful()
 		flush(o.EffectiveAt)
-		out = append(out, templates.TimelineEntry{When: o.EffectiveAt.In(loc).Format("15:04:05"), Kind: "reading",
-			What: measureName(o.Code), Value: formatValue(o.Value, o.Unit), Doubtful: doubtful, Flags: strings.Join(o.Flags, ", ")})
+		e := templates.TimelineEntry{When: o.EffectiveAt.In(loc).Format("15:04:05"), Kind: "reading",
+			What: name, Value: formatValue(o.Value, o.Unit), Doubtful: doubtful}
+		if len(o.Flags) > 0 {
+			e.Flags = strings.Join(o.Flags, ", ")
+		}
+		out = append(out, e)
 	}
 	flush(time.Time{})
 	return out
@@ -212,13 +222,14 @@ func measureName(code string) string {
 	return code
 }
 
+// unitNames writes UCUM units as people read them.
+var unitNames = map[string]string{"/min": "/min", "%": "%", "mm[Hg]": " mmHg", "Cel": " °C", "[degF]": " °F"}
+
 // formatValue writes a reading with its unit as people read it.
 func formatValue(v float64, unit string) string {
-	u := map[string]string{"/min": "/min", "%": "%", "mm[Hg]": "mmHg", "Cel": "°C", "[degF]": "°F"}[unit]
-	if u == "" {
+	u, ok := unitNames[unit]
+	if !ok {
 		u = " " + unit
-	} else if u != "%" && u != "/min" {
-		u = " " + u
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64) + u
 }
