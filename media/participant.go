@@ -74,6 +74,7 @@ type Participant struct {
 	closed    bool
 	pub, sub  *link
 	published map[*webrtc.RTPReceiver]*publishedTrack
+	screenMid string // the publish transceiver carrying a screen share
 
 	// queue carries every packet to this participant's subscribe
 	// connection; alloc picks its video layers until done closes.
@@ -186,6 +187,29 @@ func (p *Participant) Publish(offer string) error {
 	return nil
 }
 
+// SetScreen names the mid of the publish transceiver that carries the
+// participant's screen share ("" for none), for the next offer's tracks: a
+// track first received on it is offered to the others with source
+// SourceScreen. It is forwarded like any other video track.
+func (p *Participant) SetScreen(mid string) {
+	p.mu.Lock()
+	p.screenMid = mid
+	p.mu.Unlock()
+}
+
+// midOf returns the mid of the publish transceiver of receiver, or "".
+func midOf(pc *webrtc.PeerConnection, receiver *webrtc.RTPReceiver) string {
+	if pc == nil {
+		return ""
+	}
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Receiver() == receiver {
+			return tr.Mid()
+		}
+	}
+	return ""
+}
+
 // applyPublishOffer applies an offer to the publish connection, creating
 // it first if needed, and sets the answer as its local description.
 func (p *Participant) applyPublishOffer(offer string) (*webrtc.PeerConnection, error) {
@@ -277,6 +301,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		p.log.Warn("unknown simulcast rid; layer ignored", "kind", kind, "rid", remote.RID())
 		return
 	}
+	mid := midOf(p.publisher(), receiver)
 	p.mu.Lock()
 	t := p.published[receiver]
 	fresh := t == nil
@@ -291,6 +316,9 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		t.receiver = receiver
 		if t.kind == webrtc.RTPCodecTypeAudio {
 			t.levelExt = audioLevelExtension(receiver)
+		}
+		if mid != "" && mid == p.screenMid && remote.Kind() == webrtc.RTPCodecTypeVideo {
+			t.source = SourceScreen
 		}
 		p.published[receiver] = t
 	}

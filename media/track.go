@@ -15,13 +15,18 @@ import (
 
 // TrackInfo describes a track offered to a subscriber: the id of its local
 // track (also the track id in the offer's a=msid, whose stream id is the
-// publishing participant's id), its kind and who publishes it.
+// publishing participant's id), its kind, who publishes it and, for a
+// screen share, its source.
 type TrackInfo struct {
 	ID          string `json:"id"`
 	Kind        string `json:"kind"` // "audio" or "video"
 	Participant string `json:"participant"`
 	Name        string `json:"name"`
+	Source      string `json:"source,omitempty"` // SourceScreen, or "" for a camera or microphone
 }
+
+// SourceScreen marks a track that shares the publisher's screen.
+const SourceScreen = "screen"
 
 // maxLayers is how many simulcast layers a published video track may have.
 const maxLayers = 3
@@ -107,6 +112,8 @@ type publishedTrack struct {
 	kind  webrtc.RTPCodecType
 	codec webrtc.RTPCodecCapability
 	vp8   bool
+	// source is SourceScreen for a screen share, else "".
+	source string
 	// receiver is the publisher's receiver of the track's layers.
 	receiver *webrtc.RTPReceiver
 
@@ -139,7 +146,7 @@ func newPublishedTrack(owner *Participant, id string, kind webrtc.RTPCodecType, 
 }
 
 func (t *publishedTrack) info() TrackInfo {
-	return TrackInfo{ID: t.id, Kind: t.kind.String(), Participant: t.owner.id, Name: t.owner.name}
+	return TrackInfo{ID: t.id, Kind: t.kind.String(), Participant: t.owner.id, Name: t.owner.name, Source: t.source}
 }
 
 // addLayer adds a layer; it reports false if the layer is already there.

@@ -114,6 +114,7 @@ func (c *client) handle(data []byte) bool {
 			c.sendError("publish-offer before being admitted")
 			return true
 		}
+		part.SetScreen(m.Screen)
 		if err := part.Publish(m.SDP); err != nil {
 			c.sendError("publish-offer refused: %v", err)
 		}

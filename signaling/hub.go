@@ -25,7 +25,7 @@ var ErrReplaced = errors.New("replaced by a newer connection")
 type Peer struct {
 	ID          string // unique per person, stable across reconnections
 	Name        string // shown to the other participants
-	Role        string // RolePhysician or RolePatient
+	Role        string // one of the Role constants
 	Appointment int64
 	// Host is the host name the participant reached the server by; the
 	// embedded TURN relay is named by it unless configured otherwise.
@@ -36,8 +36,8 @@ func (p Peer) validate() error {
 	if p.ID == "" {
 		return errors.New("peer has no id")
 	}
-	if p.Role != RolePhysician && p.Role != RolePatient {
-		return fmt.Errorf("peer role %q: want %q or %q", p.Role, RolePhysician, RolePatient)
+	if !ValidRole(p.Role) {
+		return fmt.Errorf("peer role %q is not a call role", p.Role)
 	}
 	return nil
 }
@@ -45,6 +45,10 @@ func (p Peer) validate() error {
 // ErrFull is returned by Serve when admitting the participant would exceed
 // one of the hub's Limits; the client was told to try again later.
 var ErrFull = errors.New("call capacity reached")
+
+// ErrVisitFull is returned by Serve (and matches ErrFull) when the visit
+// already holds Limits.PerVisit participants.
+var ErrVisitFull = fmt.Errorf("%w (per-visit)", ErrFull)
 
 // ErrTooFast is returned by Serve when a client sent messages faster than its
 // connection's rate allows; the client was told so and disconnected.
@@ -151,7 +155,11 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 		return err
 	}
 	if err := h.claim(ctx, c); err != nil {
-		if errors.Is(err, ErrFull) {
+		switch {
+		case errors.Is(err, ErrVisitFull):
+			c.sendError("%v: this visit already has %d participants, the most it holds; someone must leave first", err, h.limits.PerVisit)
+			conn.CloseWith(websocket.CloseTryAgainLater, "visit full")
+		case errors.Is(err, ErrFull):
 			c.sendError("%v: please try again in a minute", err)
 			conn.CloseWith(websocket.CloseTryAgainLater, "capacity reached")
 		}
@@ -266,6 +274,9 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 				h.mu.Unlock()
 				h.refused(limit)
 				h.log.WarnContext(ctx, "participant refused", "appointment", p.Appointment, "participant", p.ID, "limit", limit)
+				if limit == "per-visit" {
+					return ErrVisitFull
+				}
 				return fmt.Errorf("%w (%s)", ErrFull, limit)
 			}
 			if visit == nil {
@@ -355,7 +366,7 @@ func (h *Hub) admit(by *client, id string) {
 func (h *Hub) lobbyMessage(appointment int64) Message {
 	w := []Waiting{}
 	for _, p := range h.Waiting(appointment) {
-		w = append(w, Waiting{Participant: p.ID, Name: p.Name})
+		w = append(w, Waiting{Participant: p.ID, Name: p.Name, Role: p.Role})
 	}
 	return Message{Type: TypeLobby, Waiting: &w}
 }

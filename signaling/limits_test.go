@@ -72,8 +72,13 @@ func TestLimitsRefuseNewParticipants(t *testing.T) {
 	refusedWith := func(id string, appointment int64, limit string) {
 		t.Helper()
 		ws, m := rawDial(t, s, id, appointment)
-		if m.Type != signaling.TypeError || !strings.Contains(m.Error, "try again") || !strings.Contains(m.Error, limit) {
-			t.Fatalf("%s: first message %+v, want an error naming %q and saying to try again", id, m, limit)
+		// A full node asks to try again; a full visit says who must go.
+		advice := "try again"
+		if limit == "per-visit" {
+			advice = "already has 2 participants"
+		}
+		if m.Type != signaling.TypeError || !strings.Contains(m.Error, advice) || !strings.Contains(m.Error, limit) {
+			t.Fatalf("%s: first message %+v, want an error naming %q and saying %q", id, m, limit, advice)
 		}
 		if ce := awaitClose(t, ws); ce.Code != websocket.CloseTryAgainLater {
 			t.Fatalf("%s: closed with %d, want 1013", id, ce.Code)

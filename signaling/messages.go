@@ -34,11 +34,24 @@ const (
 	StateAdmitted = "admitted"
 )
 
-// Roles of call participants.
+// Roles of call participants. The visit's physician admits the others;
+// everyone else waits to be admitted. Guests come by a guest link.
 const (
-	RolePhysician = "physician"
-	RolePatient   = "patient"
+	RolePhysician      = "physician"
+	RolePatient        = "patient"
+	RoleInterpreter    = "interpreter"     // a guest
+	RoleFamily         = "family"          // a guest
+	RoleGuestPhysician = "guest-physician" // a second physician, as a guest
 )
+
+// ValidRole reports whether role is one of the participant roles.
+func ValidRole(role string) bool {
+	switch role {
+	case RolePhysician, RolePatient, RoleInterpreter, RoleFamily, RoleGuestPhysician:
+		return true
+	}
+	return false
+}
 
 // Candidate targets: the connection a candidate belongs to.
 const (
@@ -61,7 +74,11 @@ type Message struct {
 	Role        string `json:"role,omitempty"`        // welcome
 	State       string `json:"state,omitempty"`       // welcome
 	SDP         string `json:"sdp,omitempty"`         // offers and answers
-	Target      string `json:"target,omitempty"`      // candidate
+	// Screen is a publish-offer's mid of the transceiver that carries the
+	// participant's screen share, if any; its track is offered to the
+	// others with source "screen".
+	Screen string `json:"screen,omitempty"`
+	Target string `json:"target,omitempty"` // candidate
 	// Candidate is a trickled candidate; nil (JSON null) from a client
 	// ends its gathering.
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
@@ -87,4 +104,5 @@ type Message struct {
 type Waiting struct {
 	Participant string `json:"participant"`
 	Name        string `json:"name"`
+	Role        string `json:"role,omitempty"`
 }

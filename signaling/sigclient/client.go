@@ -31,6 +31,9 @@ type Options struct {
 	// Encodings are further simulcast encodings of tracks in Tracks, by
 	// track id (RTPSender.AddEncoding); such a track must have a rid.
 	Encodings map[string][]webrtc.TrackLocal
+	// Screen is the id of the track in Tracks that shares a screen; the
+	// publish offer names its transceiver's mid so others see it as one.
+	Screen string
 	// API builds the peer connections; nil means NewAPI(true).
 	API *webrtc.API
 	// Dialer opens the WebSocket; nil means websocket.DefaultDialer.
@@ -91,6 +94,7 @@ type Client struct {
 	api       *webrtc.API
 	local     []webrtc.TrackLocal
 	encodings map[string][]webrtc.TrackLocal
+	screen    string // the id of the local track that shares a screen
 	msgs      *queue[signaling.Message]
 	tracks    *queue[*webrtc.TrackRemote]
 	keyframes chan string
@@ -130,7 +134,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 	}
 	c := &Client{
 		url: url, dialer: d, header: opts.Header, gone: make(chan struct{}),
-		api: api, local: opts.Tracks, encodings: opts.Encodings,
+		api: api, local: opts.Tracks, encodings: opts.Encodings, screen: opts.Screen,
 		keyframes: make(chan string, 64),
 		pub:       &link{target: signaling.TargetPublish},
 		sub:       &link{target: signaling.TargetSubscribe},
@@ -367,8 +371,12 @@ func (c *Client) publish() {
 		c.fail(err)
 		return
 	}
+	var screen *webrtc.RTPSender
 	for _, tr := range c.local {
 		sender, err := pc.AddTrack(tr)
+		if tr.ID() == c.screen && c.screen != "" {
+			screen = sender
+		}
 		if err != nil {
 			c.fail(fmt.Errorf("publish %s: %w", tr.ID(), err))
 			_ = pc.Close()
@@ -400,8 +408,14 @@ func (c *Client) publish() {
 		c.fail(fmt.Errorf("publish offer: %w", err))
 		return
 	}
+	m := signaling.Message{Type: signaling.TypePublishOffer, SDP: pc.LocalDescription().SDP}
+	for _, tr := range pc.GetTransceivers() {
+		if screen != nil && tr.Sender() == screen {
+			m.Screen = tr.Mid()
+		}
+	}
 	// Sent, or kept for resending after a resume.
-	_ = c.Send(signaling.Message{Type: signaling.TypePublishOffer, SDP: pc.LocalDescription().SDP})
+	_ = c.Send(m)
 	c.sdpSent(c.pub)
 }
 

@@ -1,0 +1,257 @@
+package signaling_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/bedside-health/bedside/media"
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/signaling/sigclient"
+)
+
+// member is one participant of a multiparty test call and what it
+// publishes.
+type member struct {
+	id, name, role string
+	video, audio   *webrtc.TrackLocalStaticRTP
+	screen         *webrtc.TrackLocalStaticRTP // nil unless sharing a screen
+	c              *sigclient.Client
+}
+
+// newMember makes id's tracks (stream id id, as the SFU names them) and,
+// if screen, a screen-share video track.
+func newMember(t *testing.T, id, name, role string, screen bool) *member {
+	t.Helper()
+	m := &member{id: id, name: name, role: role}
+	var err error
+	if m.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", id); err != nil {
+		t.Fatal(err)
+	}
+	if m.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", id); err != nil {
+		t.Fatal(err)
+	}
+	if screen {
+		if m.screen, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
+func (m *member) tracks() []webrtc.TrackLocal {
+	out := []webrtc.TrackLocal{m.video, m.audio}
+	if m.screen != nil {
+		out = append(out, m.screen)
+	}
+	return out
+}
+
+// publish sends numbered packets on m's tracks every 20 ms until the test
+// ends; every 10th video frame is a keyframe.
+func (m *member) publish(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for n := uint32(0); ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			vp8 := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true}, Payload: sigclient.VP8Payload(n, 'f', n%10 == 0, 600)}
+			_ = m.video.WriteRTP(vp8)
+			if m.screen != nil {
+				_ = m.screen.WriteRTP(vp8)
+			}
+			_ = m.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 960}, Payload: sigclient.NumberedPayload(n, 80)})
+		}
+	}()
+}
+
+// admitAll has the physician admit each of ids as it shows up waiting.
+func admitAll(t *testing.T, phys *sigclient.Client, ids ...string) {
+	t.Helper()
+	left := map[string]bool{}
+	for _, id := range ids {
+		left[id] = true
+	}
+	for len(left) > 0 {
+		m := await(t, phys, signaling.TypeLobby)
+		for _, w := range *m.Waiting {
+			if left[w.Participant] {
+				if err := phys.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: w.Participant}); err != nil {
+					t.Fatal(err)
+				}
+				delete(left, w.Participant)
+			}
+		}
+	}
+}
+
+// receiveAll waits until c receives want tracks and reads a packet of each;
+// it returns the publisher and track id of each ("u2/video").
+func receiveAll(ctx context.Context, c *sigclient.Client, want int) (map[string]bool, error) {
+	got := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errc := make(chan error, want)
+	for range want {
+		tr, err := c.NextTrack(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("received %d of %d tracks: %w (client error: %v)", len(got), want, err, c.Err())
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				errc <- fmt.Errorf("read %s: %w", tr.StreamID(), err)
+				return
+			}
+			if len(pkt.Payload) < 4 {
+				errc <- fmt.Errorf("%s sent a short packet", tr.StreamID())
+				return
+			}
+			mu.Lock()
+			got[tr.StreamID()+"/"+tr.Kind().String()+"/"+tr.ID()] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		return nil, err
+	}
+	return got, nil
+}
+
+// TestSixParticipantsEachReceiveTheOthers: a physician, the patient, an
+// interpreter, a family member and a second physician (both guests) and a
+// second family member, all real Pion peers, are admitted to one visit;
+// each receives the audio and video of the five others, and the
+// physician's screen share offered with source "screen". A seventh is
+// refused with a message saying the visit is full, and close 1013.
+func TestSixParticipantsEachReceiveTheOthers(t *testing.T) {
+	s := newTestServer(t)
+	const visit = 64
+	members := []*member{
+		newMember(t, "u1", "Dr Ada", signaling.RolePhysician, true),
+		newMember(t, "u2", "Pat Lee", signaling.RolePatient, false),
+		newMember(t, "g1", "Ines (interpreter)", signaling.RoleInterpreter, false),
+		newMember(t, "g2", "Sam Lee", signaling.RoleFamily, false),
+		newMember(t, "g3", "Dr Bo", signaling.RoleGuestPhysician, false),
+		newMember(t, "g4", "Kim Lee", signaling.RoleFamily, false),
+	}
+	phys := members[0]
+	phys.c = s.dialWith(t, phys.id, phys.name, phys.role, visit, sigclient.Options{Tracks: phys.tracks(), Screen: "screen"})
+	await(t, phys.c, signaling.TypeWelcome)
+	for _, m := range members[1:] {
+		m.c = s.dial(t, m.id, m.name, m.role, visit, m.tracks()...)
+		if w := await(t, m.c, signaling.TypeWelcome); w.State != signaling.StateWaiting || w.Role != m.role {
+			t.Fatalf("%s welcome %+v, want waiting as %s", m.id, w, m.role)
+		}
+	}
+	admitAll(t, phys.c, "u2", "g1", "g2", "g3", "g4")
+	for _, m := range members[1:] {
+		await(t, m.c, signaling.TypeAdmitted)
+	}
+	for _, m := range members {
+		m.publish(t)
+	}
+	if got := peerIDs(s.hub.InCall(visit)); got != "u1,u2,g1,g2,g3,g4" {
+		t.Fatalf("InCall = %q", got)
+	}
+
+	// A seventh person is refused, whatever their role.
+	ws, first := rawDial(t, s, "g5", visit)
+	if first.Type != signaling.TypeError || !strings.Contains(first.Error, "already has 6 participants") {
+		t.Fatalf("seventh participant got %+v, want an error saying the visit has 6", first)
+	}
+	if ce := awaitClose(t, ws); ce.Code != websocket.CloseTryAgainLater {
+		t.Fatalf("seventh closed with %d, want 1013", ce.Code)
+	}
+	if err := s.awaitServed(t, "g5"); !errors.Is(err, signaling.ErrVisitFull) || !errors.Is(err, signaling.ErrFull) {
+		t.Fatalf("seventh: Serve returned %v, want ErrVisitFull", err)
+	}
+
+	// Every participant is offered, and receives, the others' tracks.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(members))
+	for i, m := range members {
+		want := 2 * (len(members) - 1)
+		if m != phys {
+			want++ // the physician's screen
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := receiveAll(ctx, m.c, want)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", m.id, err)
+				return
+			}
+			for _, o := range members {
+				if o == m {
+					continue
+				}
+				var audio, video int
+				for k := range got {
+					if strings.HasPrefix(k, o.id+"/audio/") {
+						audio++
+					}
+					if strings.HasPrefix(k, o.id+"/video/") {
+						video++
+					}
+				}
+				wantVideo := 1
+				if o.screen != nil {
+					wantVideo = 2
+				}
+				if audio != 1 || video != wantVideo {
+					errs[i] = fmt.Errorf("%s received from %s %d audio and %d video tracks, want 1 and %d (all: %v)", m.id, o.id, audio, video, wantVideo, got)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	// The latest offer each has lists the physician's screen once, labelled.
+	for _, m := range members[1:] {
+		var screens []media.TrackInfo
+		for {
+			o := await(t, m.c, signaling.TypeSubscribeOffer)
+			if len(o.Tracks) < 2*(len(members)-1)+1 {
+				continue
+			}
+			for _, tr := range o.Tracks {
+				if tr.Source == media.SourceScreen {
+					screens = append(screens, tr)
+				}
+			}
+			break
+		}
+		if len(screens) != 1 || screens[0].Participant != "u1" || screens[0].Name != "Dr Ada" || screens[0].Kind != "video" {
+			t.Errorf("%s: screen tracks offered %+v, want one video of u1, Dr Ada", m.id, screens)
+		}
+	}
+}
