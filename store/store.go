@@ -259,6 +259,49 @@ type Credentials interface {
 	CredentialByID(ctx context.Context, kind string, id int64) (Credential, error)
 }
 
+// Guest roles: who a guest link invites to a visit's call.
+const (
+	GuestInterpreter = "interpreter"
+	GuestFamily      = "family"
+	GuestPhysician   = "physician" // a second physician
+)
+
+// ValidGuestRole reports whether role is a guest role.
+func ValidGuestRole(role string) bool {
+	return role == GuestInterpreter || role == GuestFamily || role == GuestPhysician
+}
+
+// GuestLink is a guest's single-visit link to a visit's call, stored as the
+// SHA-256 of its token. It opens the call only: nothing of the patient's
+// record.
+type GuestLink struct {
+	ID            int64
+	AppointmentID int64
+	TokenHash     []byte
+	Role          string // a guest role
+	Name          string // shown to the others in the call
+	IssuedBy      int64  // the user who issued it
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	RevokedAt     time.Time // zero means not revoked
+}
+
+// GuestLinks stores guest links.
+type GuestLinks interface {
+	// CreateGuestLink stores g and returns it with its ID; a token hash
+	// already stored gives ErrConflict, an unknown appointment or issuer
+	// ErrNotFound.
+	CreateGuestLink(ctx context.Context, g GuestLink) (GuestLink, error)
+	// GuestLinkByHash finds a link by its token's hash, revoked and expired
+	// ones included: validity is the caller's to check.
+	GuestLinkByHash(ctx context.Context, hash []byte) (GuestLink, error)
+	// GuestLinks lists an appointment's guest links, oldest first.
+	GuestLinks(ctx context.Context, appointmentID int64) ([]GuestLink, error)
+	// RevokeGuestLink marks a link revoked at at; revoking it again keeps
+	// the first time. An unknown ID gives ErrNotFound.
+	RevokeGuestLink(ctx context.Context, id int64, at time.Time) error
+}
+
 // Schedules stores physicians' availability.
 type Schedules interface {
 	// SetAvailability replaces everything about a physician's availability
@@ -537,6 +580,7 @@ type Store interface {
 	Users
 	Sessions
 	Credentials
+	GuestLinks
 	Schedules
 	Appointments
 	Outbox
