@@ -417,3 +417,23 @@ func (h *Hub) leave(c *client, conn *wsconn.Conn) {
 	}
 	h.log.Info("participant disconnected", "appointment", appt, "participant", c.peer.ID)
 }
+
+// Remove ends the session of participant id in an appointment, if there is
+// one, telling its client why (reason, short) and closing its connection
+// with 1008; it reports whether there was one. The web layer calls it when
+// the credential the participant came with is withdrawn.
+func (h *Hub) Remove(appointment int64, id, reason string) bool {
+	h.mu.Lock()
+	c := h.visits[appointment][id]
+	h.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	h.log.Info("participant removed", "appointment", appointment, "participant", id)
+	c.sendError("%s", reason)
+	if conn := c.currentConn(); conn != nil {
+		conn.CloseWith(websocket.ClosePolicyViolation, reason)
+	}
+	c.end()
+	return true
+}

@@ -1,6 +1,8 @@
 // The browser side of a visit: pre-call check, signaling (docs/protocol.md,
 // "Call signaling"), the waiting room, and the call itself. Used by both the
-// patient's page (data-role="patient") and the physician's (data-role="physician").
+// patient's page (data-role="patient"), a guest's (data-role="guest": an
+// interpreter, family member or second physician, who waits to be admitted
+// like the patient) and the physician's (data-role="physician").
 //
 // Page states, shown on #call[data-state] and #call-state[data-state]:
 //   ready -> connecting -> waiting (patient only) -> in-call -> left,
@@ -22,7 +24,11 @@ if (root) new Call(root).init();
 function Call(root) {
   const $ = (id) => document.getElementById(id);
   const role = root.dataset.role;
-  const remoteName = root.dataset.remoteName || (role === 'patient' ? 'Your physician' : 'The patient');
+  const waits = role !== 'physician'; // admitted by the physician
+  const remoteName = root.dataset.remoteName || (waits ? 'Your physician' : 'The patient');
+  // The participant the main tile is for (the patient, on the physician's
+  // page, under the vitals overlay); others get tiles of their own.
+  const mainId = root.dataset.main || '';
   const el = {
     state: $('call-state'),
     status: $('status-message'),
@@ -34,7 +40,8 @@ function Call(root) {
     remoteName: $('remote-name'),
     extras: $('extra-tiles'),
     soundButton: $('sound-button'),
-    startButton: $(role === 'patient' ? 'join-button' : 'start-button'),
+    startButton: $(waits ? 'join-button' : 'start-button'),
+    share: $('share-button'),
     mute: $('mute-button'),
     camera: $('camera-button'),
     leave: $('leave-button'),
@@ -211,6 +218,7 @@ function Call(root) {
         break;
       case 'peer-left':
         removeParticipant(msg.participant);
+        removeParticipant(`${msg.participant}:screen`, true);
         break;
       case 'error':
         showError(msg.error || 'The server refused a request.');
@@ -289,10 +297,10 @@ function Call(root) {
   async function onAdmitted(g) {
     if (admitted) return;
     admitted = true;
-    setState('in-call', role === 'patient'
+    setState('in-call', waits
       ? `You are in the visit with ${remoteName}.`
       : `The visit has started. ${remoteName} can join once you admit them.`);
-    if (role === 'patient' && el.devices.open) el.devices.open = false;
+    if (waits && el.devices.open) el.devices.open = false;
     // The physician may press Start before the camera prompt is answered.
     await media.ready;
     if (g !== gen || pub || !admitted) return;
@@ -362,19 +370,24 @@ function Call(root) {
     quality.clear();
     speaker = '';
     markSpeaker();
+    endShare(true);
     if (el.lobby) renderLobby([], true);
   }
 
   // ---- remote media ----
 
   function addTrack(track, meta, streams) {
-    const id = (meta && meta.participant) || (streams[0] && streams[0].id) || 'remote';
+    const owner = (meta && meta.participant) || (streams[0] && streams[0].id) || 'remote';
+    // A screen share is a participant of its own: "<name>'s screen".
+    const screen = !!meta && meta.source === 'screen';
+    const id = screen ? `${owner}:screen` : owner;
+    const name = meta && meta.name ? (screen ? `${meta.name}’s screen` : meta.name) : '';
     let r = remotes.get(id);
     if (!r) {
-      r = { id, name: (meta && meta.name) || remoteName, stream: new MediaStream() };
+      r = { id, name: name || remoteName, stream: new MediaStream(), screen };
       remotes.set(id, r);
-    } else if (meta && meta.name) {
-      r.name = meta.name;
+    } else if (name) {
+      r.name = name;
     }
     // One audio and one video per participant: a newer track of a kind replaces the older.
     for (const t of r.stream.getTracks()) {
@@ -420,7 +433,9 @@ function Call(root) {
    */
   function render(changed) {
     const withMedia = [...remotes.values()].filter((r) => r.stream.getTracks().length);
-    const next = withMedia.find((r) => !isCamera(r.id)) || withMedia[0] || null;
+    const next = mainId
+      ? withMedia.find((r) => r.id === mainId) || null
+      : withMedia.find((r) => !isCamera(r.id) && !r.screen) || withMedia[0] || null;
     if (next !== shown || changed) {
       const arrived = next && next !== shown;
       shown = next;
@@ -471,7 +486,8 @@ function Call(root) {
         const tile = document.createElement('div');
         tile.className = 'tile extra';
         tile.setAttribute('role', 'group');
-        tile.setAttribute('aria-label', `${r.name}’s video`);
+        tile.setAttribute('aria-label', r.screen ? r.name : `${r.name}’s video`);
+        if (r.screen) tile.classList.add('screen');
         tile.dataset.participant = r.id;
         const video = document.createElement('video');
         video.autoplay = true;
@@ -590,6 +606,56 @@ function Call(root) {
     }
   }
 
+  // ---- screen share ----
+
+  let screenTrack = null;
+
+  /** toggleShare starts sharing a screen, window or tab, or stops it. */
+  async function toggleShare() {
+    if (screenTrack) {
+      endShare();
+      return;
+    }
+    if (!pub || !navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) {
+      showError('This browser cannot share a screen.');
+      return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (err) {
+      if (err.name !== 'NotAllowedError') showError('Could not share your screen.');
+      else announce('Screen sharing was not started.');
+      return;
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track || !pub) {
+      for (const t of stream.getTracks()) t.stop();
+      return;
+    }
+    screenTrack = track;
+    // The browser's own "Stop sharing" ends the track.
+    track.addEventListener('ended', () => { if (screenTrack === track) endShare(); });
+    el.share.setAttribute('aria-pressed', 'true');
+    el.share.textContent = 'Stop sharing';
+    announce('You are sharing your screen. Everyone in the call can see it.');
+    pub.shareScreen(track).catch((err) => fail('Could not share your screen', err));
+  }
+
+  /** endShare stops the screen share, if any (quiet: without a word). */
+  function endShare(quiet = false) {
+    if (!screenTrack) return;
+    const t = screenTrack;
+    screenTrack = null;
+    t.stop();
+    if (pub) pub.stopScreen().catch((err) => console.warn('stop sharing', err));
+    if (el.share) {
+      el.share.setAttribute('aria-pressed', 'false');
+      el.share.textContent = 'Share screen';
+    }
+    if (!quiet) announce('Screen sharing stopped.');
+  }
+
   // ---- controls ----
 
   function toggle(button, on, textOn, textOff) {
@@ -604,7 +670,7 @@ function Call(root) {
       el.startButton.disabled = false;
       if (state !== 'ready') return;
       const have = media.stream.getTracks().length > 0;
-      announce(role === 'patient'
+      announce(waits
         ? `${have ? 'Ready.' : 'You can still join without camera and microphone.'} Press Join the waiting room when you are.`
         : `${have ? 'Ready.' : 'No camera or microphone.'} Press Start visit when you are.`);
     });
@@ -627,6 +693,7 @@ function Call(root) {
       toggle(el.camera, on, 'Camera on.', 'Camera off.');
     });
     el.leave.addEventListener('click', leave);
+    if (el.share) el.share.addEventListener('click', toggleShare);
     el.soundButton.addEventListener('click', () => {
       el.remoteVideo.muted = false;
       el.remoteVideo.play().catch(() => {});

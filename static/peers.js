@@ -111,8 +111,10 @@ export class Publisher extends Link {
    * an offer awaits its answer follows that answer.
    */
   async offer(restart = false) {
-    if (restart && this.pc.signalingState !== 'stable') {
-      this.restartWanted = true;
+    if (this.pc.signalingState !== 'stable') {
+      // One offer at a time: this one follows the pending one's answer.
+      this.offerWanted = true;
+      this.restartWanted = this.restartWanted || restart;
       return;
     }
     // Candidates of a new ICE generation wait until its offer has gone out.
@@ -120,8 +122,32 @@ export class Publisher extends Link {
     const offer = await this.pc.createOffer(restart ? { iceRestart: true } : undefined);
     await this.pc.setLocalDescription(offer);
     if (this.closed) return;
-    this.send({ type: 'publish-offer', sdp: this.pc.localDescription.sdp });
+    const msg = { type: 'publish-offer', sdp: this.pc.localDescription.sdp };
+    // The screen share's m-line, so the server labels its track.
+    if (this.screen && this.screen.mid) msg.screen = this.screen.mid;
+    this.send(msg);
     this.markSent();
+  }
+
+  /**
+   * shareScreen sends a screen track (from getDisplayMedia) as one more
+   * video: one layer, no simulcast, hinted as detail so that text stays
+   * sharp rather than motion smooth.
+   */
+  async shareScreen(track) {
+    if (this.closed || this.screen) return;
+    if ('contentHint' in track) track.contentHint = 'detail';
+    this.screen = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])] });
+    await this.offer();
+  }
+
+  /** stopScreen stops sending the screen: its m-line goes inactive. */
+  async stopScreen() {
+    const tr = this.screen;
+    this.screen = null;
+    if (!tr || this.closed) return;
+    this.pc.removeTrack(tr.sender);
+    await this.offer();
   }
 
   /** answer applies the server's publish-answer. */
@@ -132,9 +158,11 @@ export class Publisher extends Link {
       return;
     }
     await this.setRemote({ type: 'answer', sdp });
-    if (this.restartWanted && !this.closed) {
+    if ((this.offerWanted || this.restartWanted) && !this.closed) {
+      const restart = this.restartWanted;
+      this.offerWanted = false;
       this.restartWanted = false;
-      await this.offer(true);
+      await this.offer(restart);
     }
   }
 
@@ -150,7 +178,7 @@ export class Publisher extends Link {
  * Subscriber receives the others' tracks. Offers are applied one at a time in
  * arrival order; ontrack(track, meta, streams) and onremoved(track) report
  * tracks coming and going, meta being the offer's {id, kind, participant,
- * name} entry for the track when it can be matched.
+ * name, source} entry for the track when it can be matched.
  */
 export class Subscriber extends Link {
   constructor(iceServers, send, { ontrack, onremoved }) {

@@ -222,6 +222,11 @@ func statusLabel(st scheduling.Status) string {
 }
 
 func (s *server) renderAppointment(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, status int, link, flash string) {
+	s.renderAppointmentWith(w, r, c, a, status, link, flash, "")
+}
+
+// renderAppointmentWith is renderAppointment with a problem to show.
+func (s *server) renderAppointmentWith(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, status int, link, flash, problem string) {
 	ctx := r.Context()
 	loc := viewerZone(c.User)
 	patient, _ := s.Store.UserByID(ctx, a.PatientID)
@@ -243,7 +248,14 @@ func (s *server) renderAppointment(w http.ResponseWriter, r *http.Request, c cal
 		CanMove:       a.Status == scheduling.StatusBooked,
 		CanCancel:     a.Status.CanBecome(scheduling.StatusCancelled),
 		Live:          a.Status.Live(),
+		Problem:       problem,
 	}
+	guests, err := s.guestsView(ctx, r, a, "/appointments/"+strconv.FormatInt(a.ID, 10)+"/guests", loc)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	v.Guests = guests
 	if zl := zoneOf(physician.TimeZone); zl.String() != loc.String() {
 		v.PhysicianWhen = formatWhen(a.Start, zl)
 	}

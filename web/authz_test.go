@@ -32,10 +32,12 @@ const (
 	expiredSession = "expired session"   // a scheduler's session past its lifetime
 	revokedLink    = "revoked join link" // the patient's session from a join link since revoked
 	revokedAPI     = "revoked API token"
+	guest          = "guest"         // an interpreter invited to the visit by a live guest link
+	revokedGuest   = "revoked guest" // a guest whose link was withdrawn
 )
 
 var callers = []string{anonymous, patient, otherPatient, physician, otherPhysician, scheduler, admin, device, apiToken,
-	expiredAPI, expiredSession, revokedLink, revokedAPI}
+	expiredAPI, expiredSession, revokedLink, revokedAPI, guest, revokedGuest}
 
 // allowed lists, for each route, the callers it lets through; every other
 // caller must be refused. "*" means everyone (a public route).
@@ -45,8 +47,11 @@ var allowed = map[string][]string{
 	"GET /metrics":             {"*"}, // from loopback without a token: see TestMetricsAccess
 	"GET /readyz":              {"*"},
 	"GET /login":               {"*"},
-	"POST /login":              {"*"},                           // answers every caller alike: the form is the credential
-	"GET /join/{token}":        {"*"},                           // the token is the credential: see TestJoinLinkStates
+	"POST /login":              {"*"}, // answers every caller alike: the form is the credential
+	"GET /join/{token}":        {"*"}, // the token is the credential: see TestJoinLinkStates
+	"GET /guest/{token}":       {"*"}, // likewise: see TestGuestLinkStates
+	"GET /guest/call":          {guest},
+	"GET /guest/ws":            {guest},
 	"GET /ws/device":           {patient, otherPatient, device}, // each for their own record
 	"/fhir/":                   {apiToken},
 	"GET /{$}":                 {patient, otherPatient, physician, otherPhysician, scheduler, admin},
@@ -55,21 +60,23 @@ var allowed = map[string][]string{
 	"POST /logout":             {patient, otherPatient, physician, otherPhysician, scheduler, admin},
 	"POST /logout/everywhere":  {physician, otherPhysician, scheduler, admin},
 
-	"GET /schedule":                      {scheduler, admin},
-	"GET /schedule/day":                  {scheduler, admin},
-	"POST /appointments":                 {scheduler, admin},
-	"GET /appointments/{id}":             {scheduler, admin},
-	"POST /appointments/{id}/link":       {scheduler, admin},
-	"GET /appointments/{id}/reschedule":  {scheduler, admin},
-	"POST /appointments/{id}/reschedule": {scheduler, admin},
-	"POST /appointments/{id}/cancel":     {scheduler, admin},
-	"POST /appointments/{id}/status":     {scheduler, admin},
-	"GET /patients":                      {scheduler, admin},
-	"GET /patients/new":                  {scheduler, admin},
-	"POST /patients":                     {scheduler, admin},
-	"GET /patients/{id}":                 {scheduler, admin},
-	"GET /outbox":                        {scheduler, admin},
-	"GET /outbox/{id}":                   {scheduler, admin},
+	"GET /schedule":                                 {scheduler, admin},
+	"GET /schedule/day":                             {scheduler, admin},
+	"POST /appointments":                            {scheduler, admin},
+	"GET /appointments/{id}":                        {scheduler, admin},
+	"POST /appointments/{id}/link":                  {scheduler, admin},
+	"POST /appointments/{id}/guests":                {scheduler, admin}, // an empty form: 400, nothing issued
+	"POST /appointments/{id}/guests/{guest}/revoke": {scheduler, admin}, // {guest} is a bystander's link
+	"GET /appointments/{id}/reschedule":             {scheduler, admin},
+	"POST /appointments/{id}/reschedule":            {scheduler, admin},
+	"POST /appointments/{id}/cancel":                {scheduler, admin},
+	"POST /appointments/{id}/status":                {scheduler, admin},
+	"GET /patients":                                 {scheduler, admin},
+	"GET /patients/new":                             {scheduler, admin},
+	"POST /patients":                                {scheduler, admin},
+	"GET /patients/{id}":                            {scheduler, admin},
+	"GET /outbox":                                   {scheduler, admin},
+	"GET /outbox/{id}":                              {scheduler, admin},
 
 	"GET /physicians/{id}/availability":  {scheduler, admin, physician}, // {id} is the visit's physician
 	"POST /physicians/{id}/availability": {scheduler, admin, physician},
@@ -96,15 +103,17 @@ var allowed = map[string][]string{
 	"POST /admin/users/{id}/devices":                   {admin},
 	"POST /admin/users/{id}/credentials/{cred}/revoke": {admin},
 
-	"GET /today":                            {physician, otherPhysician},
-	"GET /consult/{id}":                     {physician},
-	"GET /ws/vitals/{id}":                   {physician},
-	"GET /ws/vitals":                        {physician, otherPhysician}, // each subscription is checked: see TestMultiVisitViewerAuthorization
-	"POST /consult/{id}/news2":              {physician},
-	"POST /consult/{id}/thresholds":         {physician},
-	"POST /consult/{id}/alerts/{alert}/ack": {physician},
-	"GET /visit/{id}":                       {patient, physician},
-	"GET /ws/call/{id}":                     {patient, physician},
+	"GET /today":                               {physician, otherPhysician},
+	"GET /consult/{id}":                        {physician},
+	"GET /ws/vitals/{id}":                      {physician},
+	"GET /ws/vitals":                           {physician, otherPhysician}, // each subscription is checked: see TestMultiVisitViewerAuthorization
+	"POST /consult/{id}/guests":                {physician},
+	"POST /consult/{id}/guests/{guest}/revoke": {physician},
+	"POST /consult/{id}/news2":                 {physician},
+	"POST /consult/{id}/thresholds":            {physician},
+	"POST /consult/{id}/alerts/{alert}/ack":    {physician},
+	"GET /visit/{id}":                          {patient, physician},
+	"GET /ws/call/{id}":                        {patient, physician},
 
 	"GET /visits/{id}/record":      {physician},
 	"POST /visits/{id}/notes":      {physician}, // the fixture's visit is not held: 409, and nothing saved
@@ -150,16 +159,20 @@ func (m *matrix) apiTokenOf(t *testing.T, userID int64) string {
 // with the other physician), an admin, and a way to make each caller.
 type matrix struct {
 	*fixture
-	otherVisit scheduling.Appointment
-	join       string // a live join link of the visit
-	apiTok     string
-	expiredTok string
-	revokedTok string
-	revokedSes string // the cookie a revoked join link had opened
-	adminID    int64
-	schedID    int64
-	bystander  store.User // an account the admin routes act on, so that acting changes no caller
-	auditSeen  int64      // the last audit event newAuditEvents returned
+	otherVisit     scheduling.Appointment
+	join           string // a live join link of the visit
+	apiTok         string
+	expiredTok     string
+	revokedTok     string
+	revokedSes     string // the cookie a revoked join link had opened
+	adminID        int64
+	schedID        int64
+	bystander      store.User // an account the admin routes act on, so that acting changes no caller
+	guestTok       string     // a live guest link of the visit, for GET /guest/{token}
+	guestLink      int64      // a bystander guest link of the visit, which the revoke routes act on
+	revokedGst     string     // the token of a revoked guest link of the visit
+	revokedGuestID int64      // its id
+	auditSeen      int64      // the last audit event newAuditEvents returned
 }
 
 func newMatrix(t *testing.T) *matrix {
@@ -236,7 +249,26 @@ func newMatrix(t *testing.T) *matrix {
 	if err := f.st.RevokeCredential(ctx, link.ID, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
+	m.guestTok, _ = m.guestLinkOf(t, "Path Guest")
+	_, m.guestLink = m.guestLinkOf(t, "Bystander Guest")
+	m.revokedGst, m.revokedGuestID = m.guestLinkOf(t, "Withdrawn Guest")
+	if err := f.st.RevokeGuestLink(ctx, m.revokedGuestID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	return m
+}
+
+// guestLinkOf stores a live interpreter's guest link to the visit and
+// returns its token and id.
+func (m *matrix) guestLinkOf(t *testing.T, name string) (string, int64) {
+	t.Helper()
+	tok, hash := auth.NewToken()
+	l, err := m.st.CreateGuestLink(t.Context(), store.GuestLink{AppointmentID: m.visit.ID, TokenHash: hash, Role: store.GuestInterpreter,
+		Name: name, IssuedBy: m.doc.ID, CreatedAt: time.Now(), ExpiresAt: m.visit.End.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, l.ID
 }
 
 // session stores a fresh session for a user (bound to a visit for
@@ -282,6 +314,11 @@ func (m *matrix) as(t *testing.T, req *http.Request, who string) {
 		cookie(m.revokedSes)
 	case revokedAPI:
 		req.Header.Set("Authorization", "Bearer "+m.revokedTok)
+	case guest:
+		tok, _ := m.guestLinkOf(t, "Matrix Guest")
+		req.AddCookie(&http.Cookie{Name: guestCookie, Value: tok})
+	case revokedGuest:
+		req.AddCookie(&http.Cookie{Name: guestCookie, Value: m.revokedGst})
 	default:
 		t.Fatalf("unknown caller %q", who)
 	}
@@ -295,7 +332,9 @@ func (m *matrix) path(pattern string) (method, path string) {
 	}
 	r := strings.NewReplacer(
 		"{$}", "",
+		"/guest/{token}", "/guest/"+m.guestTok,
 		"{token}", m.join,
+		"{guest}", fmt.Sprint(m.guestLink),
 		"/static/", "/static/app.css",
 		"/fhir/", "/fhir/Appointment",
 		"/patients/{id}", fmt.Sprintf("/patients/%d", m.pat.ID),

@@ -94,6 +94,42 @@ func TestGuessedIdentifiers(t *testing.T) {
 			}
 		}
 	}
+	// A guest of the visit, their cookie sent everywhere, reaches no visit
+	// by its number: the guest routes take no identifier at all.
+	guestTok, _ := m.guestLinkOf(t, "Guessing Guest")
+	for id := int64(1); id <= 12; id++ {
+		for _, path := range []string{"/visit/%d", "/consult/%d", "/ws/call/%d", "/ws/vitals/%d", "/appointments/%d", "/patients/%d", "/visits/%d/record", "/patients/%d/chart"} {
+			req, _ := http.NewRequest("GET", m.srv.URL+fmt.Sprintf(path, id), nil)
+			req.AddCookie(&http.Cookie{Name: guestCookie, Value: guestTok})
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if !refused(resp) {
+				t.Errorf("a guest reached %s: %d", fmt.Sprintf(path, id), resp.StatusCode)
+			}
+		}
+	}
+	// Another physician, through their own visit, guessing guest link
+	// numbers of this one: nothing is withdrawn.
+	for gid := int64(1); gid <= 12; gid++ {
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/consult/%d/guests/%d/revoke", m.srv.URL, m.otherVisit.ID, gid), nil)
+		m.as(t, req, otherPhysician)
+		if st, _ := do(req); st != http.StatusNotFound {
+			t.Errorf("another physician revoking guest link %d through their visit: %d, want 404", gid, st)
+		}
+	}
+	links, err := m.st.GuestLinks(ctx, m.visit.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if !l.RevokedAt.IsZero() && l.ID != m.revokedGuestID {
+			t.Errorf("guest link %d of the visit was revoked by guessing", l.ID)
+		}
+	}
+
 	// A search without parameters finds the patient's own visits only.
 	req, _ := http.NewRequest("GET", m.srv.URL+"/fhir/Appointment", nil)
 	req.Header.Set("Authorization", "Bearer "+patientTok)

@@ -66,6 +66,11 @@ func (s *server) routeTable() []route {
 		{"GET /login/code", http.HandlerFunc(s.handleLoginCodePage)}, // the pending sign-in's cookie is the credential
 		{"POST /login/code", http.HandlerFunc(s.handleLoginCode)},
 		{"GET /join/{token}", http.HandlerFunc(s.handleJoinLink)},
+		// A guest link is its own credential; the guest's pages take it
+		// from a cookie sent to /guest/ only (guest.go).
+		{"GET /guest/{token}", http.HandlerFunc(s.handleGuestLink)},
+		{"GET /guest/call", http.HandlerFunc(s.handleGuestCall)},
+		{"GET /guest/ws", http.HandlerFunc(s.handleGuestWS)},
 		// A one-time password link is its own credential (account package).
 		{"GET /account/password/{token}", http.HandlerFunc(s.handlePasswordLinkPage)},
 		{"POST /account/password/{token}", http.HandlerFunc(s.handlePasswordLink)},
@@ -90,6 +95,8 @@ func (s *server) routeTable() []route {
 		{"POST /appointments", sched(s.handleBook)},
 		{"GET /appointments/{id}", sched(s.handleAppointment)},
 		{"POST /appointments/{id}/link", sched(s.handleNewJoinLink)},
+		{"POST /appointments/{id}/guests", sched(s.handleIssueGuest(false))},
+		{"POST /appointments/{id}/guests/{guest}/revoke", sched(s.handleRevokeGuest(false))},
 		{"GET /appointments/{id}/reschedule", sched(s.handleRescheduleForm)},
 		{"POST /appointments/{id}/reschedule", sched(s.handleReschedule)},
 		{"POST /appointments/{id}/cancel", sched(s.handleCancel)},
@@ -110,6 +117,8 @@ func (s *server) routeTable() []route {
 		{"GET /consult/{id}", physician(s.handleConsult)},
 		{"GET /ws/vitals/{id}", physician(s.handleVitalsWS)},
 		{"GET /ws/vitals", physician(s.handleVitalsMultiWS)}, // each visit subscribed to is checked and audited
+		{"POST /consult/{id}/guests", physician(s.handleIssueGuest(true))},
+		{"POST /consult/{id}/guests/{guest}/revoke", physician(s.handleRevokeGuest(true))},
 		{"POST /consult/{id}/news2", physician(s.handleNEWS2Input)},
 		{"POST /consult/{id}/thresholds", physician(s.handleThresholds)},
 		{"POST /consult/{id}/alerts/{alert}/ack", physician(s.handleAcknowledge)},

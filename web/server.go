@@ -24,6 +24,8 @@ type CallHub interface {
 	Serve(ctx context.Context, conn *wsconn.Conn, p signaling.Peer) error
 	Resume(ctx context.Context, conn *wsconn.Conn, p signaling.Peer, token string, last uint64) error
 	Waiting(appointment int64) []signaling.Peer
+	// Remove ends a participant's session at once (a revoked guest link).
+	Remove(appointment int64, participant, reason string) bool
 }
 
 // Deps are the services the web layer needs. Store, Bus and Calls are

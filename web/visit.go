@@ -78,6 +78,8 @@ func (s *server) handleVisit(w http.ResponseWriter, r *http.Request, c caller) {
 		PatientName:   c.User.Name,
 		PhysicianName: s.userName(r, a.PhysicianID),
 		StartsAt:      formatWhen(a.Start, viewerZone(c.User)),
+		// As handleCallWS names participants.
+		PhysicianParticipant: "u" + strconv.FormatInt(a.PhysicianID, 10),
 	}))
 }
 
@@ -108,12 +110,20 @@ func (s *server) handleConsult(w http.ResponseWriter, r *http.Request, c caller)
 	if !ok {
 		return
 	}
+	guests, err := s.guestsView(r.Context(), r, a, "/consult/"+strconv.FormatInt(a.ID, 10)+"/guests", viewerZone(c.User))
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
 	s.render(w, r, http.StatusOK, templates.ConsultPage(templates.ConsultView{
 		Page:          page("Visit", c),
 		AppointmentID: a.ID,
 		PatientName:   s.userName(r, a.PatientID),
 		StartsAt:      formatWhen(a.Start, viewerZone(c.User)),
 		StaleMs:       overlayStaleMs(),
+		Guests:        guests,
+		// As handleCallWS names participants.
+		PatientParticipant: "u" + strconv.FormatInt(a.PatientID, 10),
 	}))
 }
 

@@ -1,0 +1,354 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/joinlink"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/templates"
+	"github.com/bedside-health/bedside/wsconn"
+)
+
+// Guests (an interpreter, a family member, a second physician) come by a
+// guest link: GET /guest/{token} checks it and puts it in a cookie sent to
+// /guest/ only, so the token leaves the address bar and no other route
+// ever sees a guest's credential. Each guest request checks the link again
+// in the store, so a revocation takes effect at once. A guest reaches the
+// visit's call and nothing else: no chart, no record, no live vitals.
+
+// guestCookie holds a guest's link token, for the paths under /guest/.
+const guestCookie = "bedside_guest"
+
+// auditRoleGuest is a guest's actor role in the audit trail; a guest has
+// no account, so the event names the link as its resource.
+const auditRoleGuest = "guest"
+
+// Why a guest link does not open.
+var (
+	errGuestUnknown   = errors.New("unknown guest link")
+	errGuestRevoked   = errors.New("guest link revoked")
+	errGuestExpired   = errors.New("guest link expired")
+	errGuestCancelled = errors.New("visit cancelled")
+	errGuestEarly     = errors.New("guest link not open yet")
+)
+
+func (s *server) guestLinks() joinlink.Guests {
+	return joinlink.Guests{Store: s.Store, Key: s.Secret, Now: s.Now}
+}
+
+// guestResource is a guest link's name in the audit trail.
+func guestResource(l store.GuestLink) string {
+	return audit.Ref("Appointment", l.AppointmentID) + "/guest/" + strconv.FormatInt(l.ID, 10)
+}
+
+func guestWho(r *http.Request) audit.Who {
+	return audit.Who{Role: auditRoleGuest, Address: audit.Address(r)}
+}
+
+// checkGuestToken finds the link of token and its visit, and says why it
+// does not open now, if it does not.
+func (s *server) checkGuestToken(ctx context.Context, token string) (store.GuestLink, scheduling.Appointment, error) {
+	token, ok := joinlink.ParseToken(token)
+	if !ok {
+		return store.GuestLink{}, scheduling.Appointment{}, errGuestUnknown
+	}
+	l, err := s.Store.GuestLinkByHash(ctx, auth.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return l, scheduling.Appointment{}, errGuestUnknown
+	}
+	if err != nil {
+		return l, scheduling.Appointment{}, err
+	}
+	a, err := s.Store.AppointmentByID(ctx, l.AppointmentID)
+	if err != nil {
+		return l, a, err
+	}
+	now := s.Now()
+	switch {
+	case !l.RevokedAt.IsZero():
+		return l, a, errGuestRevoked
+	case !now.Before(l.ExpiresAt):
+		return l, a, errGuestExpired
+	case !a.Status.Live():
+		return l, a, errGuestCancelled
+	case now.Before(a.Start.Add(-joinOpensBefore)):
+		return l, a, errGuestEarly
+	}
+	return l, a, nil
+}
+
+// guestFrom checks the guest cookie of r.
+func (s *server) guestFrom(r *http.Request) (store.GuestLink, scheduling.Appointment, error) {
+	ck, err := r.Cookie(guestCookie)
+	if err != nil || ck.Value == "" {
+		return store.GuestLink{}, scheduling.Appointment{}, errGuestUnknown
+	}
+	return s.checkGuestToken(r.Context(), ck.Value)
+}
+
+// handleGuestLink exchanges a guest link for the guest cookie, then
+// redirects to the guest's call page.
+func (s *server) handleGuestLink(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	token := r.PathValue("token")
+	l, a, err := s.checkGuestToken(r.Context(), token)
+	if err != nil {
+		if l.ID != 0 {
+			s.Audit.Denied(r.Context(), guestWho(r), audit.ActionLogin, a.PatientID, guestResource(l))
+		}
+		s.guestRefused(w, r, a, err, false)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: guestCookie, Value: token, Path: "/guest/", HttpOnly: true,
+		Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(l.ExpiresAt.Sub(s.Now()) / time.Second),
+	})
+	s.Audit.Success(r.Context(), guestWho(r), audit.ActionLogin, a.PatientID, guestResource(l))
+	s.Log.InfoContext(r.Context(), "guest link used", "appointment", a.ID, "guest", l.ID)
+	http.Redirect(w, r, "/guest/call", http.StatusSeeOther)
+}
+
+// guestRefused tells a guest why their link does not open: with the status
+// that says so, or 403 (forbid) on the pages behind the link.
+func (s *server) guestRefused(w http.ResponseWriter, r *http.Request, a scheduling.Appointment, err error, forbid bool) {
+	status := func(code int) int {
+		if forbid {
+			return http.StatusForbidden
+		}
+		return code
+	}
+	switch {
+	case errors.Is(err, errGuestUnknown):
+		s.message(w, r, status(http.StatusNotFound), "This link does not work",
+			"The link may be mistyped or incomplete. Please ask the clinic for a new one.")
+	case errors.Is(err, errGuestRevoked):
+		s.message(w, r, status(http.StatusGone), "This link was withdrawn", "The clinic withdrew this guest link. Please ask them for a new one if you should join.")
+	case errors.Is(err, errGuestExpired):
+		s.message(w, r, status(http.StatusGone), "This link has expired", "The visit it was for is over.")
+	case errors.Is(err, errGuestCancelled):
+		s.message(w, r, status(http.StatusGone), "This visit was cancelled", "Please contact the clinic.")
+	case errors.Is(err, errGuestEarly):
+		s.message(w, r, status(http.StatusForbidden), "This link is not open yet",
+			"It opens on "+formatWhen(a.Start.Add(-joinOpensBefore), time.UTC)+", a day before the visit. Please come back then.")
+	default:
+		s.serverError(w, r, err)
+	}
+}
+
+// handleGuestCall is a guest's pre-call check, waiting room and call.
+func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	l, a, err := s.guestFrom(r)
+	if err != nil {
+		if errors.Is(err, errGuestUnknown) {
+			s.message(w, r, http.StatusUnauthorized, "Open your guest link",
+				"This page opens from the personal link the clinic sent you. Please open that link again.")
+			return
+		}
+		s.guestRefused(w, r, a, err, true)
+		return
+	}
+	s.render(w, r, http.StatusOK, templates.GuestPage(templates.GuestView{
+		Page:          templates.Page{Title: "Your visit"},
+		AppointmentID: a.ID,
+		GuestName:     l.Name,
+		PhysicianName: s.userName(r, a.PhysicianID),
+		StartsAt:      formatWhen(a.Start, time.UTC),
+		// As handleCallWS names participants.
+		PhysicianParticipant: "u" + strconv.FormatInt(a.PhysicianID, 10),
+	}))
+}
+
+// guestRoles maps a guest link's role to its call role and its label.
+var guestRoles = map[string]struct{ call, label string }{
+	store.GuestInterpreter: {signaling.RoleInterpreter, "interpreter"},
+	store.GuestFamily:      {signaling.RoleFamily, "family"},
+	store.GuestPhysician:   {signaling.RoleGuestPhysician, "physician"},
+}
+
+// guestPeerID is a guest's participant id in the call.
+func guestPeerID(l store.GuestLink) string { return "g" + strconv.FormatInt(l.ID, 10) }
+
+// handleGuestWS is a guest's call signaling socket.
+func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
+	if s.refuseCrossOrigin(w, r) {
+		return
+	}
+	l, a, err := s.guestFrom(r)
+	if err != nil {
+		if l.ID != 0 {
+			s.Audit.Denied(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l))
+		}
+		http.Error(w, "open your guest link again", http.StatusUnauthorized)
+		return
+	}
+	ws, err := s.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	s.Audit.Success(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l))
+	conn := wsconn.New(ws, wsconn.Options{Rate: s.CallRate.limiter(defaultCallRate)})
+	defer conn.Close()
+	s.metrics.sockets.Add(1, "call")
+	defer s.metrics.sockets.Add(-1, "call")
+	role := guestRoles[l.Role]
+	peer := signaling.Peer{
+		ID:          guestPeerID(l),
+		Name:        l.Name + " (" + role.label + ")",
+		Role:        role.call,
+		Appointment: a.ID,
+		Host:        s.publicHost(r),
+	}
+	s.keepChecking(r.Context(), conn, func(ctx context.Context) error {
+		if _, _, err := s.guestFrom(r.WithContext(ctx)); errors.Is(err, errGuestRevoked) || errors.Is(err, errGuestExpired) || errors.Is(err, errGuestCancelled) {
+			return errVisitOver
+		}
+		return nil // the store is unwell: keep the call rather than cut it
+	})
+	s.Log.InfoContext(r.Context(), "guest call connected", "appointment", a.ID, "guest", l.ID)
+	if token := r.URL.Query().Get("resume"); token != "" {
+		last, _ := strconv.ParseUint(r.URL.Query().Get("last"), 10, 64)
+		err = s.Calls.Resume(r.Context(), conn, peer, token, last)
+	} else {
+		err = s.Calls.Serve(r.Context(), conn, peer)
+	}
+	s.Log.InfoContext(r.Context(), "guest call disconnected", "appointment", a.ID, "guest", l.ID, "err", err)
+}
+
+// guestsView lists a visit's live guest links for the consult or the
+// appointment page; action is where the panel's forms post.
+func (s *server) guestsView(ctx context.Context, r *http.Request, a scheduling.Appointment, action string, loc *time.Location) (templates.GuestsView, error) {
+	v := templates.GuestsView{Action: action, CanIssue: a.Status.Live()}
+	live, err := s.guestLinks().Live(ctx, a.ID)
+	if err != nil {
+		return v, err
+	}
+	for _, l := range live {
+		row := templates.GuestRow{ID: l.ID, Name: l.Name, Role: guestRoles[l.Role].label, Expires: formatWhen(l.ExpiresAt, loc)}
+		if tok, err := s.guestLinks().Token(l); err == nil {
+			row.Link = joinlink.GuestURL(s.baseURL(r), tok)
+		}
+		v.Guests = append(v.Guests, row)
+	}
+	return v, nil
+}
+
+// handleIssueGuest issues a guest link to a visit: the visit's physician
+// from the consult page, or a scheduler from the appointment page.
+func (s *server) handleIssueGuest(consult bool) func(http.ResponseWriter, *http.Request, caller) {
+	return func(w http.ResponseWriter, r *http.Request, c caller) {
+		a, ok := s.guestVisit(w, r, c, consult)
+		if !ok || !s.readForm(w, r) {
+			return
+		}
+		l, _, err := s.guestLinks().Issue(r.Context(), a, r.PostFormValue("role"), r.PostFormValue("name"), c.User.ID)
+		var msg string
+		switch {
+		case errors.Is(err, joinlink.ErrGuestName), errors.Is(err, joinlink.ErrGuestRole), errors.Is(err, joinlink.ErrTooMany), errors.Is(err, joinlink.ErrVisitEnded):
+			s.auditFailedGuest(r, c, a)
+			s.renderGuests(w, r, c, a, consult, http.StatusBadRequest, "", err.Error())
+			return
+		case err != nil:
+			s.serverError(w, r, err)
+			return
+		}
+		s.audited(r, c, audit.ActionCreate, a.PatientID, guestResource(l))
+		s.Log.InfoContext(r.Context(), "guest link issued", "appointment", a.ID, "guest", l.ID, "by", c.User.ID)
+		msg = "A guest link for " + l.Name + " was issued. Send it to them; it opens this visit's call only."
+		s.renderGuests(w, r, c, a, consult, http.StatusOK, msg, "")
+	}
+}
+
+// handleRevokeGuest withdraws a guest link and removes its guest from the
+// call at once.
+func (s *server) handleRevokeGuest(consult bool) func(http.ResponseWriter, *http.Request, caller) {
+	return func(w http.ResponseWriter, r *http.Request, c caller) {
+		a, ok := s.guestVisit(w, r, c, consult)
+		if !ok {
+			return
+		}
+		gid, err := strconv.ParseInt(r.PathValue("guest"), 10, 64)
+		var l store.GuestLink
+		if err == nil {
+			l, err = s.findGuestLink(r.Context(), a.ID, gid)
+		}
+		if err != nil {
+			// Another visit's link, or none: the same answer either way.
+			s.auditDenied(r, c, audit.ActionDelete, a.PatientID, audit.Ref("Appointment", a.ID)+"/guest")
+			http.Error(w, "no such guest link on this visit", http.StatusNotFound)
+			return
+		}
+		if err := s.Store.RevokeGuestLink(r.Context(), l.ID, s.Now()); err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		s.Calls.Remove(a.ID, guestPeerID(l), "your guest link was withdrawn")
+		s.audited(r, c, audit.ActionDelete, a.PatientID, guestResource(l))
+		s.Log.InfoContext(r.Context(), "guest link revoked", "appointment", a.ID, "guest", l.ID, "by", c.User.ID)
+		s.renderGuests(w, r, c, a, consult, http.StatusOK, "The guest link for "+l.Name+" was withdrawn.", "")
+	}
+}
+
+// findGuestLink finds guest link id among the visit's.
+func (s *server) findGuestLink(ctx context.Context, appointment, id int64) (store.GuestLink, error) {
+	all, err := s.Store.GuestLinks(ctx, appointment)
+	if err != nil {
+		return store.GuestLink{}, err
+	}
+	for _, l := range all {
+		if l.ID == id {
+			return l, nil
+		}
+	}
+	return store.GuestLink{}, store.ErrNotFound
+}
+
+// guestVisit is the visit of the URL, if the caller may manage its guests:
+// on the consult routes its physician (schedulers and admins reach the
+// appointment routes only, by role).
+func (s *server) guestVisit(w http.ResponseWriter, r *http.Request, c caller, consult bool) (scheduling.Appointment, bool) {
+	if consult {
+		a, ok := s.appointmentParam(w, r)
+		if !ok {
+			return a, false
+		}
+		if !mayJoin(c, a) {
+			s.auditDenied(r, c, audit.ActionUpdate, a.PatientID, audit.Ref("Appointment", a.ID)+"/guest")
+			s.forbidden(w, r, "this visit is not yours")
+			return a, false
+		}
+		return a, true
+	}
+	return s.appointmentParam(w, r)
+}
+
+func (s *server) auditFailedGuest(r *http.Request, c caller, a scheduling.Appointment) {
+	s.Audit.Failed(r.Context(), audit.User(c.User, r), audit.ActionCreate, a.PatientID, audit.Ref("Appointment", a.ID)+"/guest")
+}
+
+// renderGuests answers a guest panel form: the consult page's panel alone,
+// or the whole appointment page.
+func (s *server) renderGuests(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, consult bool, status int, flash, problem string) {
+	if !consult {
+		if problem != "" {
+			flash = ""
+		}
+		s.renderAppointmentWith(w, r, c, a, status, "", flash, problem)
+		return
+	}
+	v, err := s.guestsView(r.Context(), r, a, "/consult/"+strconv.FormatInt(a.ID, 10)+"/guests", viewerZone(c.User))
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	v.Flash, v.Error = flash, problem
+	s.render(w, r, status, templates.GuestsPanel(v))
+}

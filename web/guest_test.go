@@ -1,0 +1,391 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/signaling/sigclient"
+	"github.com/bedside-health/bedside/store"
+)
+
+// noRedirect is a client with a cookie jar that does not follow redirects.
+func noRedirect() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// guestPost sends a form as c and returns the status and body.
+func guestPost(t *testing.T, c *http.Client, u string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := c.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// guestGet fetches u as c and returns the response status and body.
+func guestGet(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var guestLinkRE = regexp.MustCompile(`value="(http://[^"]+/guest/([A-Za-z0-9_-]{43}))"`)
+
+// guestCookieHeader is the cookie header a browser sends to /guest/ws.
+func (f *fixture) guestCookieHeader(c *http.Client) http.Header {
+	u, _ := url.Parse(f.srv.URL + "/guest/ws")
+	h := http.Header{}
+	for _, ck := range c.Jar.Cookies(u) {
+		h.Add("Cookie", ck.Name+"="+ck.Value)
+	}
+	return h
+}
+
+// TestGuestLinkIssueUseRevoke: the visit's physician issues an
+// interpreter's link from the consult page; the link opens the guest's
+// call page and nothing else; the guest waits in the waiting room under
+// their name and role; withdrawing the link removes them from the call at
+// once and shuts the link. Each step is in the audit trail.
+func TestGuestLinkIssueUseRevoke(t *testing.T) {
+	m := newMatrix(t)
+	doc := m.signIn(t, "doc@example.org")
+	consult := fmt.Sprintf("%s/consult/%d", m.srv.URL, m.visit.ID)
+	m.newAuditEvents(t)
+
+	st, body := guestPost(t, doc, consult+"/guests", url.Values{"role": {"interpreter"}, "name": {"Ines Duarte"}})
+	if st != http.StatusOK || !strings.Contains(body, `id="guests"`) || !strings.Contains(body, "Ines Duarte") {
+		t.Fatalf("issue: %d %s", st, body)
+	}
+	found := guestLinkRE.FindStringSubmatch(body)
+	if found == nil {
+		t.Fatalf("no guest link in the panel: %s", body)
+	}
+	link := found[1]
+	l, err := m.st.GuestLinkByHash(t.Context(), auth.HashToken(found[2]))
+	if err != nil || l.Role != store.GuestInterpreter || l.IssuedBy != m.doc.ID || l.AppointmentID != m.visit.ID {
+		t.Fatalf("stored link %+v, %v", l, err)
+	}
+	// The consult page lists it too, with the same link.
+	if st, page := guestGet(t, doc, consult); st != http.StatusOK || !strings.Contains(page, link) {
+		t.Fatalf("consult page: %d, link listed: %v", st, strings.Contains(page, link))
+	}
+
+	g := noRedirect()
+	resp, err := g.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/guest/call" {
+		t.Fatalf("guest link: %d %q, want 303 /guest/call", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == guestCookie {
+			ck = c
+		}
+	}
+	if ck == nil || ck.Path != "/guest/" || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("guest cookie %+v: want HttpOnly, Lax, for /guest/ only", ck)
+	}
+	if st, page := guestGet(t, g, m.srv.URL+"/guest/call"); st != http.StatusOK || !strings.Contains(page, `data-ws="/guest/ws"`) ||
+		strings.Contains(page, "vitals") || strings.Contains(page, "bluetooth") {
+		t.Fatalf("guest page: %d; want the call without vitals or devices:\n%s", st, page)
+	}
+	// The guest's cookie, sent anywhere, opens nothing else of the visit.
+	for _, path := range []string{"/visit/%d", "/consult/%d", "/ws/call/%d", "/ws/vitals/%d", "/visits/%d/record", "/visits/%d/record/fhir"} {
+		req, _ := http.NewRequest("GET", m.srv.URL+fmt.Sprintf(path, m.visit.ID), nil)
+		req.AddCookie(&http.Cookie{Name: guestCookie, Value: found[2]})
+		resp, err := g.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if !refused(resp) {
+			t.Errorf("the guest reached %s: %d", fmt.Sprintf(path, m.visit.ID), resp.StatusCode)
+		}
+	}
+	for _, path := range []string{fmt.Sprintf("/patients/%d/chart", m.pat.ID), fmt.Sprintf("/fhir/Patient/%d", m.pat.ID)} {
+		req, _ := http.NewRequest("GET", m.srv.URL+path, nil)
+		req.AddCookie(&http.Cookie{Name: guestCookie, Value: found[2]})
+		resp, err := g.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if !refused(resp) {
+			t.Errorf("the guest reached %s: %d", path, resp.StatusCode)
+		}
+	}
+
+	// In the call: the physician sees the interpreter waiting, by name and role.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	phys, err := sigclient.Dial(ctx, m.wsURL(fmt.Sprintf("/ws/call/%d", m.visit.ID)), sigclient.Options{Header: m.cookieHeader(doc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phys.Close()
+	gc, err := sigclient.Dial(ctx, m.wsURL("/guest/ws"), sigclient.Options{Header: m.guestCookieHeader(g)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	w, err := gc.Await(ctx, signaling.TypeWelcome)
+	if err != nil || w.State != signaling.StateWaiting || w.Role != signaling.RoleInterpreter || w.Participant != fmt.Sprintf("g%d", l.ID) {
+		t.Fatalf("guest welcome %+v, %v; want waiting interpreter g%d", w, err, l.ID)
+	}
+	for {
+		lm, err := phys.Await(ctx, signaling.TypeLobby)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(*lm.Waiting) == 1 {
+			if got := (*lm.Waiting)[0]; got.Name != "Ines Duarte (interpreter)" || got.Role != signaling.RoleInterpreter {
+				t.Fatalf("lobby entry %+v", got)
+			}
+			break
+		}
+	}
+	// A guest cannot admit anyone.
+	if err := gc.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := gc.Await(ctx, signaling.TypeError); err != nil || !strings.Contains(e.Error, "only the physician") {
+		t.Fatalf("a guest's admit: %+v, %v", e, err)
+	}
+
+	// Withdrawn: the guest is told and disconnected at once.
+	st, body = guestPost(t, doc, fmt.Sprintf("%s/guests/%d/revoke", consult, l.ID), nil)
+	if st != http.StatusOK || strings.Contains(body, link) {
+		t.Fatalf("revoke: %d, link still listed: %v", st, strings.Contains(body, link))
+	}
+	if e, err := gc.Await(ctx, signaling.TypeError); err != nil || !strings.Contains(e.Error, "withdrawn") {
+		t.Fatalf("the guest after the revocation: %+v, %v", e, err)
+	}
+	select {
+	case <-gc.Done():
+	case <-ctx.Done():
+		t.Fatal("the guest's connection stayed open after the revocation")
+	}
+	if st, _ := guestGet(t, g, m.srv.URL+"/guest/call"); st != http.StatusForbidden {
+		t.Errorf("guest page after the revocation: %d, want 403", st)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(m.wsURL("/guest/ws"), m.guestCookieHeader(g)); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("guest socket after the revocation: %v, want 401", err)
+	}
+	if st, _ := guestGet(t, noRedirect(), link); st != http.StatusGone {
+		t.Errorf("the link after the revocation: %d, want 410", st)
+	}
+
+	// The trail: issued by the physician, used and connected by the guest,
+	// withdrawn by the physician, then refused; all naming the patient.
+	res := fmt.Sprintf("Appointment/%d/guest/%d", m.visit.ID, l.ID)
+	var got []string
+	for _, e := range m.newAuditEvents(t) {
+		if e.Resource == res && e.PatientID == m.pat.ID {
+			got = append(got, fmt.Sprintf("%s %s %s %d", e.ActorRole, e.Action, e.Outcome, e.ActorID))
+		}
+	}
+	for _, want := range []string{
+		fmt.Sprintf("physician create success %d", m.doc.ID),
+		"guest login success 0",
+		"guest read success 0",
+		fmt.Sprintf("physician delete success %d", m.doc.ID),
+		"guest login denied 0",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("audit trail of %s lacks %q: %q", res, want, got)
+		}
+	}
+}
+
+// TestGuestLinkStates: only a live link of a live visit opens, and a
+// refused one sets no cookie.
+func TestGuestLinkStates(t *testing.T) {
+	m := newMatrix(t)
+	ctx := t.Context()
+	mk := func(a scheduling.Appointment, expires, revoked time.Time) string {
+		tok, hash := auth.NewToken()
+		if _, err := m.st.CreateGuestLink(ctx, store.GuestLink{AppointmentID: a.ID, TokenHash: hash, Role: store.GuestFamily,
+			Name: "Sam", IssuedBy: m.doc.ID, CreatedAt: time.Now(), ExpiresAt: expires, RevokedAt: revoked}); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	start := time.Now().Add(72 * time.Hour).Truncate(time.Minute)
+	later, err := m.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: m.doc.ID, PatientID: m.pat.ID, Start: start, End: start.Add(30 * time.Minute)}, store.Change{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelledStart := start.Add(24 * time.Hour)
+	cancelled, err := m.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: m.doc.ID, PatientID: m.pat.ID, Start: cancelledStart, End: cancelledStart.Add(30 * time.Minute)}, store.Change{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelledTok := mk(cancelled, cancelled.End.Add(time.Hour), time.Time{})
+	if _, err := m.st.SetAppointmentStatus(ctx, cancelled.ID, scheduling.StatusCancelled, store.Change{At: time.Now(), Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, token string
+		want        int
+	}{
+		{"live", m.guestTok, http.StatusSeeOther},
+		{"expired", mk(m.visit, time.Now().Add(-time.Minute), time.Time{}), http.StatusGone},
+		{"revoked", m.revokedGst, http.StatusGone},
+		{"for a cancelled visit", cancelledTok, http.StatusGone},
+		{"three days early", mk(later, later.End.Add(time.Hour), time.Time{}), http.StatusForbidden},
+		{"unknown", strings.Repeat("A", 43), http.StatusNotFound},
+		{"malformed", "not-a-token", http.StatusNotFound},
+		{"the patient's join link", m.join, http.StatusNotFound},
+		{"an API token", m.apiTok, http.StatusNotFound},
+	} {
+		resp, err := noRedirect().Get(m.srv.URL + "/guest/" + c.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s guest link: %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+		if c.want != http.StatusSeeOther && len(resp.Cookies()) > 0 {
+			t.Errorf("%s guest link set a cookie", c.name)
+		}
+	}
+	// An expired link's cookie opens nothing either.
+	req, _ := http.NewRequest("GET", m.srv.URL+"/guest/call", nil)
+	req.AddCookie(&http.Cookie{Name: guestCookie, Value: mk(m.visit, time.Now().Add(-time.Second), time.Time{})})
+	resp, err := noRedirect().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("guest page with an expired link: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestSchedulerIssuesGuestLinks: a scheduler issues and withdraws guest
+// links on the appointment page; bad input gets a clear error and stores
+// nothing; a link of another visit cannot be withdrawn through this one.
+func TestSchedulerIssuesGuestLinks(t *testing.T) {
+	m := newMatrix(t)
+	sched := m.signIn(t, "sched@example.org")
+	page := fmt.Sprintf("%s/appointments/%d", m.srv.URL, m.visit.ID)
+	st, body := guestPost(t, sched, page+"/guests", url.Values{"role": {"family"}, "name": {"Sam Lee"}})
+	if st != http.StatusOK || guestLinkRE.FindStringSubmatch(body) == nil || !strings.Contains(body, "Sam Lee") {
+		t.Fatalf("issue: %d %s", st, body)
+	}
+	before, _ := m.st.GuestLinks(t.Context(), m.visit.ID)
+	for _, c := range []struct {
+		form url.Values
+		want string
+	}{
+		{url.Values{"role": {"patient"}, "name": {"X"}}, "role must be"},
+		{url.Values{"role": {"family"}, "name": {"  "}}, "name must be"},
+		{url.Values{"role": {"family"}, "name": {"<img src=x>"}}, "name must be"},
+	} {
+		st, body := guestPost(t, sched, page+"/guests", c.form)
+		if st != http.StatusBadRequest || !strings.Contains(body, c.want) {
+			t.Errorf("issue %v: %d, want 400 saying %q", c.form, st, c.want)
+		}
+	}
+	if after, _ := m.st.GuestLinks(t.Context(), m.visit.ID); len(after) != len(before) {
+		t.Errorf("refused forms stored %d links", len(after)-len(before))
+	}
+	// The other visit's link, through this visit's URL: 404, untouched.
+	tok, hash := auth.NewToken()
+	other, err := m.st.CreateGuestLink(t.Context(), store.GuestLink{AppointmentID: m.otherVisit.ID, TokenHash: hash, Role: store.GuestFamily,
+		Name: "Kim", IssuedBy: m.doc2.ID, CreatedAt: time.Now(), ExpiresAt: m.otherVisit.End.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := guestPost(t, sched, fmt.Sprintf("%s/guests/%d/revoke", page, other.ID), nil); st != http.StatusNotFound {
+		t.Errorf("revoking another visit's link: %d, want 404", st)
+	}
+	if l, _ := m.st.GuestLinkByHash(t.Context(), auth.HashToken(tok)); !l.RevokedAt.IsZero() {
+		t.Error("another visit's link was revoked")
+	}
+	// The other physician may not manage this visit's guests.
+	doc2 := m.signIn(t, "doc2@example.org")
+	if st, _ := guestPost(t, doc2, fmt.Sprintf("%s/consult/%d/guests", m.srv.URL, m.visit.ID), url.Values{"role": {"family"}, "name": {"Eve"}}); st != http.StatusForbidden {
+		t.Errorf("another physician issuing: %d, want 403", st)
+	}
+	events := m.newAuditEvents(t)
+	if !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+		return e.ActorID == m.schedID && e.Action == audit.ActionCreate && e.Outcome == audit.OutcomeSuccess && e.PatientID == m.pat.ID
+	}) {
+		t.Error("issuing was not audited")
+	}
+}
+
+// TestGuestsFillTheVisit: guests count towards the six a visit holds; the
+// seventh person to arrive is told the visit is full.
+func TestGuestsFillTheVisit(t *testing.T) {
+	m := newMatrix(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	doc := m.signIn(t, "doc@example.org")
+	phys, err := sigclient.Dial(ctx, m.wsURL(fmt.Sprintf("/ws/call/%d", m.visit.ID)), sigclient.Options{Header: m.cookieHeader(doc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phys.Close()
+	if _, err := phys.Await(ctx, signaling.TypeWelcome); err != nil {
+		t.Fatal(err)
+	}
+	join := func(name string) (*websocket.Conn, signaling.Message) {
+		tok, _ := m.guestLinkOf(t, name)
+		h := http.Header{"Cookie": {guestCookie + "=" + tok}}
+		ws, _, err := websocket.DefaultDialer.DialContext(ctx, m.wsURL("/guest/ws"), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		var first signaling.Message
+		if err := ws.ReadJSON(&first); err != nil {
+			t.Fatal(err)
+		}
+		return ws, first
+	}
+	for i := range 5 {
+		if _, w := join(fmt.Sprintf("Guest %d", i)); w.Type != signaling.TypeWelcome {
+			t.Fatalf("guest %d: %+v, want welcome", i, w)
+		}
+	}
+	ws, first := join("Seventh")
+	if first.Type != signaling.TypeError || !strings.Contains(first.Error, "already has 6 participants") {
+		t.Fatalf("seventh: %+v", first)
+	}
+	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseTryAgainLater {
+		t.Fatalf("seventh closed with %v, want 1013", err)
+	}
+}
