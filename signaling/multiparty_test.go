@@ -255,3 +255,139 @@ func TestSixParticipantsEachReceiveTheOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestScreenShareBesideSimulcast: a physician publishes a three-layer
+// simulcast camera and a one-layer screen share. The patient is offered
+// the screen labelled as such and receives it whole, in order from a
+// keyframe, while the camera's layer follows the tile it is drawn in:
+// selecting the camera's layers neither stalls nor switches the screen.
+func TestScreenShareBesideSimulcast(t *testing.T) {
+	n := newTestNet(t, 0, 0)
+	st := newStream(t, "qhf")
+	opts := st.options("qhf")
+	screen, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Tracks = append(opts.Tracks, screen)
+	opts.Screen = "screen"
+	c := newVCall(t, n, opts)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	st.run(t, c.pub, simulcastRates, stop)
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := uint32(0); ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			_ = screen.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 9000, Marker: true},
+				Payload: sigclient.VP8Payload(i, 's', i%10 == 0, 700)})
+		}
+	}()
+	sub, _ := c.join(t, "pat", "192.0.2.10", false)
+
+	var infos []media.TrackInfo
+	for len(infos) < 3 {
+		infos = await(t, sub, signaling.TypeSubscribeOffer).Tracks
+	}
+	var screenID, cameraID string
+	for _, tr := range infos {
+		switch {
+		case tr.Source == media.SourceScreen:
+			if tr.Kind != "video" || tr.Participant != "doc" || tr.Name != "Dr Ada" || screenID != "" {
+				t.Fatalf("screen track %+v", tr)
+			}
+			screenID = tr.ID
+		case tr.Kind == "video":
+			cameraID = tr.ID
+		}
+	}
+	if screenID == "" || cameraID == "" {
+		t.Fatalf("offered %+v, want a camera and a screen", infos)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var screenTrack, cameraTrack *webrtc.TrackRemote
+	for screenTrack == nil || cameraTrack == nil {
+		tr, err := sub.NextTrack(ctx)
+		if err != nil {
+			t.Fatalf("tracks received: %v (client error %v)", err, sub.Err())
+		}
+		switch tr.ID() {
+		case screenID:
+			screenTrack = tr
+		case cameraID:
+			cameraTrack = tr
+		}
+	}
+	// The camera drawn small: its layer drops to q.
+	tile := func(track string, w, h int) {
+		if err := sub.Send(signaling.Message{Type: signaling.TypeTile, Track: track, Width: &w, Height: &h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tile(cameraID, 320, 180)
+	tile(screenID, 320, 180)
+	cameraAt := make(chan byte, 1)
+	go func() {
+		for {
+			pkt, _, err := cameraTrack.ReadRTP()
+			if err != nil {
+				return
+			}
+			if _, l, _, err := sigclient.ParseVP8Payload(pkt.Payload); err == nil && l == 'q' {
+				cameraAt <- l
+				return
+			}
+		}
+	}()
+	// Meanwhile the screen arrives whole: its own layer, consecutive
+	// frames from a keyframe on.
+	errc := make(chan error, 1)
+	go func() {
+		var prev uint32
+		for i := 0; i < 40; {
+			pkt, _, err := screenTrack.ReadRTP()
+			if err != nil {
+				errc <- err
+				return
+			}
+			k, l, key, err := sigclient.ParseVP8Payload(pkt.Payload)
+			if err != nil || l != 's' {
+				errc <- fmt.Errorf("screen packet %v of layer %q", err, l)
+				return
+			}
+			if i == 0 && !key {
+				errc <- fmt.Errorf("the first screen frame forwarded, %d, is not a keyframe", k)
+				return
+			}
+			if i > 0 && k != prev+1 {
+				errc <- fmt.Errorf("screen frame %d after %d", k, prev)
+				return
+			}
+			prev = k
+			i++
+		}
+		errc <- nil
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(timeout):
+		t.Fatal("40 screen frames not received")
+	}
+	select {
+	case <-cameraAt:
+	case <-time.After(timeout):
+		t.Fatal("the camera drawn small did not drop to layer q")
+	}
+}

@@ -283,7 +283,8 @@ func (st *stream) run(t *testing.T, pub *sigclient.Client, rates map[byte]layerR
 	mid := ""
 	if len(st.video) > 1 {
 		for _, tr := range pub.Publisher().GetTransceivers() {
-			if tr.Kind() != webrtc.RTPCodecTypeVideo {
+			// The camera's transceiver (a screen share may be another).
+			if tr.Kind() != webrtc.RTPCodecTypeVideo || tr.Sender() == nil || tr.Sender().Track() == nil || tr.Sender().Track().ID() != "video" {
 				continue
 			}
 			mid = tr.Mid()
