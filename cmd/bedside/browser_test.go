@@ -111,6 +111,17 @@ const videoPlaying = `(async () => {
   return v.videoWidth > 0 && v.currentTime > t0;
 })()`
 
+// screenTilePlaying is true when a screen share's tile, labelled
+// "<name>'s screen", shows moving video.
+const screenTilePlaying = `(async () => {
+  const tile = document.querySelector('#extra-tiles .tile.extra.screen');
+  const v = tile && tile.querySelector('video');
+  if (!v || !/’s screen$/.test(tile.getAttribute('aria-label')) || v.videoWidth === 0) return false;
+  const t0 = v.currentTime;
+  await new Promise(r => setTimeout(r, 300));
+  return v.videoWidth > 0 && v.currentTime > t0;
+})()`
+
 // remoteAudioLive is true when the remote stream carries a live, unmuted audio track.
 const remoteAudioLive = `(() => {
   const s = document.querySelector('#remote-video').srcObject;
@@ -193,6 +204,20 @@ func TestBrowserVisit(t *testing.T) {
 	// still sees one video, chosen and switched by the SFU.
 	waitJS(t, patient, "patient sends simulcast", sendsSimulcast, 15*time.Second)
 	waitJS(t, doctor, "physician still sees the patient's video", videoPlaying, 10*time.Second)
+
+	// The physician shares a screen (Chromium's fake capture): the patient
+	// sees it on a labelled tile of its own, the physician's camera still
+	// on the main tile; stopping removes the tile.
+	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#share-button"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "share button pressed", `document.querySelector('#share-button').getAttribute('aria-pressed') === 'true'`, 10*time.Second)
+	waitJS(t, patient, "the physician's screen on a labelled tile", screenTilePlaying, 20*time.Second)
+	waitJS(t, patient, "the physician's camera still on the main tile", videoPlaying, 5*time.Second)
+	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#share-button"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, patient, "the screen tile gone", `!document.querySelector('#extra-tiles .tile.screen')`, 20*time.Second)
 
 	// The simulated home hub streams; the overlay shows a heart rate.
 	ctx, cancel := context.WithCancel(context.Background())
