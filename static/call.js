@@ -665,7 +665,8 @@ function Call(root) {
 
   this.init = function init() {
     // Runs alongside everything else; joining never waits for it.
-    new ConnectivityCheck(root).run();
+    // A guest checks on a route of their own (data-check).
+    new ConnectivityCheck(root, root.dataset.check || undefined).run();
     media.start().then(() => {
       el.startButton.disabled = false;
       if (state !== 'ready') return;

@@ -42,23 +42,25 @@ var callers = []string{anonymous, patient, otherPatient, physician, otherPhysici
 // allowed lists, for each route, the callers it lets through; every other
 // caller must be refused. "*" means everyone (a public route).
 var allowed = map[string][]string{
-	"GET /static/":             {"*"},
-	"GET /healthz":             {"*"},
-	"GET /metrics":             {"*"}, // from loopback without a token: see TestMetricsAccess
-	"GET /readyz":              {"*"},
-	"GET /login":               {"*"},
-	"POST /login":              {"*"}, // answers every caller alike: the form is the credential
-	"GET /join/{token}":        {"*"}, // the token is the credential: see TestJoinLinkStates
-	"GET /guest/{token}":       {"*"}, // likewise: see TestGuestLinkStates
-	"GET /guest/call":          {guest},
-	"GET /guest/ws":            {guest},
-	"GET /ws/device":           {patient, otherPatient, device}, // each for their own record
-	"/fhir/":                   {apiToken},
-	"GET /{$}":                 {patient, otherPatient, physician, otherPhysician, scheduler, admin},
-	"GET /connectivity-check":  {patient, otherPatient, physician, otherPhysician, scheduler, admin},
-	"POST /connectivity-check": {patient, otherPatient, physician, otherPhysician, scheduler, admin},
-	"POST /logout":             {patient, otherPatient, physician, otherPhysician, scheduler, admin},
-	"POST /logout/everywhere":  {physician, otherPhysician, scheduler, admin},
+	"GET /static/":                   {"*"},
+	"GET /healthz":                   {"*"},
+	"GET /metrics":                   {"*"}, // from loopback without a token: see TestMetricsAccess
+	"GET /readyz":                    {"*"},
+	"GET /login":                     {"*"},
+	"POST /login":                    {"*"}, // answers every caller alike: the form is the credential
+	"GET /join/{token}":              {"*"}, // the token is the credential: see TestJoinLinkStates
+	"GET /guest/{token}":             {"*"}, // likewise: see TestGuestLinkStates
+	"GET /guest/call":                {guest},
+	"GET /guest/ws":                  {guest},
+	"GET /guest/connectivity-check":  {guest},
+	"POST /guest/connectivity-check": {guest},
+	"GET /ws/device":                 {patient, otherPatient, device}, // each for their own record
+	"/fhir/":                         {apiToken},
+	"GET /{$}":                       {patient, otherPatient, physician, otherPhysician, scheduler, admin},
+	"GET /connectivity-check":        {patient, otherPatient, physician, otherPhysician, scheduler, admin},
+	"POST /connectivity-check":       {patient, otherPatient, physician, otherPhysician, scheduler, admin},
+	"POST /logout":                   {patient, otherPatient, physician, otherPhysician, scheduler, admin},
+	"POST /logout/everywhere":        {physician, otherPhysician, scheduler, admin},
 
 	"GET /schedule":                                 {scheduler, admin},
 	"GET /schedule/day":                             {scheduler, admin},

@@ -54,8 +54,14 @@ func (l *checkLimits) allow(user int64) bool {
 	return lim.Allow()
 }
 
-// checkUser names a check's TURN credentials.
-func checkUser(c caller) string { return "check-u" + strconv.FormatInt(c.User.ID, 10) }
+// checkUser names a check's TURN credentials: a user's, or a guest's
+// (guestAPI: a negative id).
+func checkUser(c caller) string {
+	if c.User.ID < 0 {
+		return "check-g" + strconv.FormatInt(-c.User.ID, 10)
+	}
+	return "check-u" + strconv.FormatInt(c.User.ID, 10)
+}
 
 // handleCheckServers gives the browser the ICE servers, with fresh
 // credentials, that its check (and its call) will use.

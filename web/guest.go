@@ -167,6 +167,22 @@ func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 	}))
 }
 
+// guestAPI runs a handler written for signed-in callers for the guest of
+// the cookie, as a caller whose user id is the negative of the guest
+// link's (no account has one), so that per-person limits count each guest
+// on their own. Only handlers that use nothing of the caller but that id
+// may be wrapped: the pre-call connectivity check.
+func (s *server) guestAPI(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l, _, err := s.guestFrom(r)
+		if err != nil {
+			http.Error(w, "open your guest link again", http.StatusUnauthorized)
+			return
+		}
+		h(w, r, caller{User: store.User{ID: -l.ID}})
+	})
+}
+
 // guestRoles maps a guest link's role to its call role and its label.
 var guestRoles = map[string]struct{ call, label string }{
 	store.GuestInterpreter: {signaling.RoleInterpreter, "interpreter"},

@@ -117,6 +117,10 @@ func TestGuestLinkIssueUseRevoke(t *testing.T) {
 		strings.Contains(page, "vitals") || strings.Contains(page, "bluetooth") {
 		t.Fatalf("guest page: %d; want the call without vitals or devices:\n%s", st, page)
 	}
+	// The pre-call connectivity check works for the guest on its own route.
+	if st, body := guestGet(t, g, m.srv.URL+"/guest/connectivity-check"); st != http.StatusOK || !strings.Contains(body, "iceServers") {
+		t.Errorf("guest connectivity check: %d %s", st, body)
+	}
 	// The guest's cookie, sent anywhere, opens nothing else of the visit.
 	for _, path := range []string{"/visit/%d", "/consult/%d", "/ws/call/%d", "/ws/vitals/%d", "/visits/%d/record", "/visits/%d/record/fhir"} {
 		req, _ := http.NewRequest("GET", m.srv.URL+fmt.Sprintf(path, m.visit.ID), nil)
