@@ -219,6 +219,45 @@ func TestBrowserVisit(t *testing.T) {
 	}
 	waitJS(t, patient, "the screen tile gone", `!document.querySelector('#extra-tiles .tile.screen')`, 20*time.Second)
 
+	// The physician invites an interpreter from the consult page, in place
+	// (the call goes on); the interpreter opens the link, waits, is
+	// admitted, and sees the physician; the patient sees them on a tile.
+	err = chromedp.Do(doctor,
+		chromedp.SetValue(chromedp.CSS("#guest-role"), "interpreter"),
+		chromedp.SendKeys(chromedp.CSS("#guest-name"), "Ines Duarte"),
+		chromedp.Click(chromedp.CSS("#guests button[type=submit]")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "the guest link listed", `!!document.querySelector('#guests input.copy')`, 10*time.Second)
+	waitJS(t, doctor, "the call still on", `document.querySelector('#call-state').dataset.state === 'in-call'`, 1*time.Second)
+	guestLink, err := chromedp.Run(doctor, chromedp.Evaluate[string](`document.querySelector('#guests input.copy').value`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	interpreter := newBrowser(t, chromium)
+	if err := chromedp.Do(interpreter, chromedp.Navigate(guestLink)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, interpreter, "guest join button enabled", `location.pathname === '/guest/call' && !document.querySelector('#join-button').disabled`, 15*time.Second)
+	if err := chromedp.Do(interpreter, chromedp.Click(chromedp.CSS("#join-button"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, interpreter, "guest waiting", `document.querySelector('#call-state').dataset.state === 'waiting'`, 10*time.Second)
+	waitJS(t, interpreter, "the guest's connectivity check", `['direct', 'tcp', 'relay'].includes(document.querySelector('#netcheck').dataset.result)`, 20*time.Second)
+	waitJS(t, doctor, "the interpreter in the lobby", `[...document.querySelectorAll('#lobby li')].some((li) => li.textContent.includes('Ines Duarte (interpreter)'))`, 15*time.Second)
+	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#lobby button.admit"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, interpreter, "the interpreter sees the physician", videoPlaying, 20*time.Second)
+	waitJS(t, patient, "the patient sees the interpreter's tile", `(() => {
+  const tile = document.querySelector('#extra-tiles .tile.extra[aria-label="Ines Duarte (interpreter)’s video"]');
+  const v = tile && tile.querySelector('video');
+  return !!v && v.videoWidth > 0;
+})()`, 20*time.Second)
+	waitJS(t, doctor, "the patient still under the overlay", `/^u\d+$/.test(document.querySelector('#remote-video').dataset.participant) && document.querySelector('#remote-video').videoWidth > 0`, 5*time.Second)
+
 	// The simulated home hub streams; the overlay shows a heart rate.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
