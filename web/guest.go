@@ -75,7 +75,8 @@ func (s *server) checkGuestToken(ctx context.Context, token string) (store.Guest
 	switch {
 	case !l.RevokedAt.IsZero():
 		return l, a, errGuestRevoked
-	case !now.Before(l.ExpiresAt):
+	case !now.Before(l.ExpiresAt), !now.Before(a.End.Add(joinlink.DefaultGrace)):
+		// Its own expiry, or the visit's if the visit was moved earlier.
 		return l, a, errGuestExpired
 	case !a.Status.Live():
 		return l, a, errGuestCancelled

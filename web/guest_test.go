@@ -256,10 +256,16 @@ func TestGuestLinkStates(t *testing.T) {
 	if _, err := m.st.SetAppointmentStatus(ctx, cancelled.ID, scheduling.StatusCancelled, store.Change{At: time.Now(), Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	pastStart := time.Now().Add(-5 * time.Hour).Truncate(time.Minute)
+	moved, err := m.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: m.doc.ID, PatientID: m.pat.ID, Start: pastStart, End: pastStart.Add(30 * time.Minute)}, store.Change{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name, token string
 		want        int
 	}{
+		{"of a visit (moved) that ended hours ago", mk(moved, time.Now().Add(time.Hour), time.Time{}), http.StatusGone},
 		{"live", m.guestTok, http.StatusSeeOther},
 		{"expired", mk(m.visit, time.Now().Add(-time.Minute), time.Time{}), http.StatusGone},
 		{"revoked", m.revokedGst, http.StatusGone},
