@@ -27,6 +27,7 @@ type client struct {
 	finished chan struct{} // closed when the session has ended and left
 	joined   chan struct{} // closed when join has finished, joined or not
 	replaced atomic.Bool   // a new join of the same participant ended it
+	removed  atomic.Bool   // Hub.Remove ended it
 	endOnce  sync.Once
 
 	// outMu guards the connection and the numbering of messages, so that

@@ -21,6 +21,10 @@ import (
 // participant took over.
 var ErrReplaced = errors.New("replaced by a newer connection")
 
+// ErrRemoved is returned by Serve when Remove ended the participant's
+// session.
+var ErrRemoved = errors.New("removed from the call")
+
 // Peer is an authenticated, authorised participant of one appointment.
 type Peer struct {
 	ID          string // unique per person, stable across reconnections
@@ -233,6 +237,8 @@ func (h *Hub) run(ctx context.Context, c *client, conn *wsconn.Conn) error {
 // session, and returns Serve's result.
 func (h *Hub) lost(ctx context.Context, c *client, conn *wsconn.Conn, err error) error {
 	switch {
+	case c.removed.Load():
+		return ErrRemoved
 	case c.replaced.Load():
 		return ErrReplaced
 	case c.currentConn() != conn:
@@ -430,6 +436,7 @@ func (h *Hub) Remove(appointment int64, id, reason string) bool {
 		return false
 	}
 	h.log.Info("participant removed", "appointment", appointment, "participant", id)
+	c.removed.Store(true)
 	c.sendError("%s", reason)
 	if conn := c.currentConn(); conn != nil {
 		conn.CloseWith(websocket.ClosePolicyViolation, reason)

@@ -391,3 +391,37 @@ func TestScreenShareBesideSimulcast(t *testing.T) {
 		t.Fatal("the camera drawn small did not drop to layer q")
 	}
 }
+
+// TestRemoveEndsASession: removing a participant (a revoked guest link)
+// tells them why, closes with 1008 without leaving a session to resume,
+// and the physician sees them gone.
+func TestRemoveEndsASession(t *testing.T) {
+	s := newTestServer(t)
+	phys := s.dial(t, "u1", "Dr Ada", signaling.RolePhysician, 9)
+	await(t, phys, signaling.TypeWelcome)
+	ws, m := rawDial(t, s, "g7", 9)
+	if m.Type != signaling.TypeWelcome {
+		t.Fatalf("guest: %+v", m)
+	}
+	awaitLobby(t, phys, "g7")
+	if s.hub.Remove(9, "nobody", "x") {
+		t.Fatal("Remove of nobody reported a removal")
+	}
+	if !s.hub.Remove(9, "g7", "your guest link was withdrawn") {
+		t.Fatal("Remove found no session")
+	}
+	var e signaling.Message
+	if err := ws.ReadJSON(&e); err != nil || e.Type != signaling.TypeError || e.Error != "your guest link was withdrawn" {
+		t.Fatalf("removed guest got %+v, %v", e, err)
+	}
+	if ce := awaitClose(t, ws); ce.Code != websocket.ClosePolicyViolation {
+		t.Fatalf("removed guest closed with %d, want 1008", ce.Code)
+	}
+	if err := s.awaitServed(t, "g7"); !errors.Is(err, signaling.ErrRemoved) {
+		t.Fatalf("Serve returned %v, want ErrRemoved", err)
+	}
+	awaitLobby(t, phys)
+	if got := peerIDs(s.hub.Waiting(9)); got != "" {
+		t.Fatalf("still waiting: %q", got)
+	}
+}
