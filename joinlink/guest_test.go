@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
@@ -114,6 +116,35 @@ func FuzzParseToken(f *testing.F) {
 		}
 		if got != s || len(s) != 43 || strings.ContainsAny(s, "+/=") {
 			t.Fatalf("ParseToken(%q) = %q, true", s, got)
+		}
+	})
+}
+
+// FuzzCleanGuestName: what is accepted is trimmed, single-spaced, at most
+// MaxGuestName characters of letters, digits, marks, punctuation and
+// spaces, and accepted unchanged a second time.
+func FuzzCleanGuestName(f *testing.F) {
+	for _, s := range []string{"Ines Duarte", "  Sam   Lee ", "José Ñúñez", "O'Brien-Smith, Jr.", "", "<b>", "a\x00b", "\u202eevil", strings.Repeat("é", 61)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := CleanGuestName(s)
+		if err != nil {
+			if !errors.Is(err, ErrGuestName) {
+				t.Fatalf("CleanGuestName(%q): %v", s, err)
+			}
+			return
+		}
+		if got == "" || got != strings.TrimSpace(got) || strings.Contains(got, "  ") || utf8.RuneCountInString(got) > MaxGuestName {
+			t.Fatalf("CleanGuestName(%q) = %q", s, got)
+		}
+		for _, r := range got {
+			if unicode.IsControl(r) || r == '<' || r == '>' || unicode.Is(unicode.Cf, r) {
+				t.Fatalf("CleanGuestName(%q) kept %U", s, r)
+			}
+		}
+		if again, err := CleanGuestName(got); err != nil || again != got {
+			t.Fatalf("CleanGuestName(%q) = %q, then %q, %v", s, got, again, err)
 		}
 	})
 }
