@@ -267,7 +267,6 @@ func (s *server) handleIssueGuest(consult bool) func(http.ResponseWriter, *http.
 			return
 		}
 		l, _, err := s.guestLinks().Issue(r.Context(), a, r.PostFormValue("role"), r.PostFormValue("name"), c.User.ID)
-		var msg string
 		switch {
 		case errors.Is(err, joinlink.ErrGuestName), errors.Is(err, joinlink.ErrGuestRole), errors.Is(err, joinlink.ErrTooMany), errors.Is(err, joinlink.ErrVisitEnded):
 			s.auditFailedGuest(r, c, a)
@@ -279,8 +278,7 @@ func (s *server) handleIssueGuest(consult bool) func(http.ResponseWriter, *http.
 		}
 		s.audited(r, c, audit.ActionCreate, a.PatientID, guestResource(l))
 		s.Log.InfoContext(r.Context(), "guest link issued", "appointment", a.ID, "guest", l.ID, "by", c.User.ID)
-		msg = "A guest link for " + l.Name + " was issued. Send it to them; it opens this visit's call only."
-		s.renderGuests(w, r, c, a, consult, http.StatusOK, msg, "")
+		s.renderGuests(w, r, c, a, consult, http.StatusOK, "A guest link for "+l.Name+" was issued. Send it to them; it opens this visit's call only.", "")
 	}
 }
 
