@@ -52,6 +52,7 @@ var allowed = map[string][]string{
 	"GET /guest/{token}":             {"*"}, // likewise: see TestGuestLinkStates
 	"GET /guest/call":                {guest},
 	"GET /guest/ws":                  {guest},
+	"GET /guest/ws/vitals":           {}, // a physician guest only: see TestGuestPhysicianSeesVitals
 	"GET /guest/connectivity-check":  {guest},
 	"POST /guest/connectivity-check": {guest},
 	"GET /ws/device":                 {patient, otherPatient, device}, // each for their own record

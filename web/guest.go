@@ -14,6 +14,7 @@ import (
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
+	"github.com/bedside-health/bedside/vitals/live"
 	"github.com/bedside-health/bedside/wsconn"
 )
 
@@ -22,7 +23,9 @@ import (
 // /guest/ only, so the token leaves the address bar and no other route
 // ever sees a guest's credential. Each guest request checks the link again
 // in the store, so a revocation takes effect at once. A guest reaches the
-// visit's call and nothing else: no chart, no record, no live vitals.
+// visit's call and nothing else: no chart, no record, no devices; a guest
+// physician alone also sees the live vitals overlay, in the same window as
+// the visit's physician (docs/security.md).
 
 // guestCookie holds a guest's link token, for the paths under /guest/.
 const guestCookie = "bedside_guest"
@@ -157,15 +160,22 @@ func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 		s.guestRefused(w, r, a, err, true)
 		return
 	}
-	s.render(w, r, http.StatusOK, templates.GuestPage(templates.GuestView{
+	v := templates.GuestView{
 		Page:          templates.Page{Title: "Your visit"},
 		AppointmentID: a.ID,
 		GuestName:     l.Name,
 		PhysicianName: s.userName(r, a.PhysicianID),
 		StartsAt:      formatWhen(a.Start, time.UTC),
 		// As handleCallWS names participants.
-		PhysicianParticipant: "u" + strconv.FormatInt(a.PhysicianID, 10),
-	}))
+		MainParticipant: "u" + strconv.FormatInt(a.PhysicianID, 10),
+	}
+	if l.Role == store.GuestPhysician {
+		// A second physician watches the patient, with the overlay.
+		v.Vitals, v.StaleMs = true, overlayStaleMs()
+		v.PatientName = s.userName(r, a.PatientID)
+		v.MainParticipant = "u" + strconv.FormatInt(a.PatientID, 10)
+	}
+	s.render(w, r, http.StatusOK, templates.GuestPage(v))
 }
 
 // guestAPI runs a handler written for signed-in callers for the guest of
@@ -238,6 +248,73 @@ func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
 		err = s.Calls.Serve(r.Context(), conn, peer)
 	}
 	s.Log.InfoContext(r.Context(), "guest call disconnected", "appointment", a.ID, "guest", l.ID, "err", err)
+}
+
+// guestVitalsRefusal is why a guest other than a physician gets no vitals.
+const guestVitalsRefusal = "live vitals are shown to physicians only"
+
+// handleGuestVitalsWS streams a visit's live vitals to a guest physician,
+// as handleVitalsWS does to the visit's physician: in the same window,
+// audited, and re-checked while open (a revoked link closes it).
+func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
+	if s.refuseCrossOrigin(w, r) {
+		return
+	}
+	l, a, err := s.guestFrom(r)
+	if err != nil {
+		if l.ID != 0 {
+			s.Audit.Denied(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
+		}
+		http.Error(w, "open your guest link again", http.StatusUnauthorized)
+		return
+	}
+	if l.Role != store.GuestPhysician || !vitalsOpen(a, s.Now()) {
+		s.Audit.Denied(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
+		msg := vitalsWindowRefusal
+		if l.Role != store.GuestPhysician {
+			msg = guestVitalsRefusal
+		}
+		s.forbidden(w, r, msg)
+		return
+	}
+	q := r.URL.Query()
+	from, err := live.ParsePosition(q.Get("epoch"), q.Get("offset"), q.Has("epoch"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ws, err := s.viewerUpgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.Audit.Success(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
+	s.metrics.auditable.Inc(audit.ActionRead)
+	v := s.Live.NewViewer()
+	defer s.Live.Leave(v)
+	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
+	defer conn.end()
+	s.metrics.sockets.Add(1, "vitals")
+	defer s.metrics.sockets.Add(-1, "vitals")
+	s.sendSnapshot(r.Context(), v.Send, a.PatientID)
+	if err := s.Live.Subscribe(r.Context(), v, a.PatientID, from, a.ID); err != nil {
+		return
+	}
+	s.keepChecking(r.Context(), conn, func(ctx context.Context) error {
+		_, a, err := s.guestFrom(r.WithContext(ctx))
+		switch {
+		case errors.Is(err, errGuestRevoked), errors.Is(err, errGuestExpired), errors.Is(err, errGuestCancelled):
+			return errVisitOver
+		case err == nil && !vitalsOpen(a, s.Now()):
+			return errVisitOver
+		}
+		return nil // the store is unwell: keep the view rather than cut it
+	})
+	s.Log.InfoContext(r.Context(), "guest vitals viewer connected", "appointment", a.ID, "guest", l.ID)
+	go func() {
+		s.countViewerEnd(conn.read(func([]byte) {}))
+	}()
+	conn.write()
+	s.Log.InfoContext(r.Context(), "guest vitals viewer disconnected", "appointment", a.ID, "guest", l.ID)
 }
 
 // guestsView lists a visit's live guest links for the consult or the

@@ -399,3 +399,101 @@ func TestGuestsFillTheVisit(t *testing.T) {
 		t.Fatalf("seventh closed with %v, want 1013", err)
 	}
 }
+
+// TestGuestPhysicianSeesVitals: a second physician invited as a guest gets
+// the vitals overlay and the live readings, audited; an interpreter gets
+// neither; withdrawing the physician's link closes their vitals socket.
+func TestGuestPhysicianSeesVitals(t *testing.T) {
+	f := newFixtureWith(t, func(d *Deps) {
+		d.Audit = &audit.Recorder{Store: d.Store, Log: d.Log}
+		d.Recheck = 100 * time.Millisecond
+	})
+	ctx := t.Context()
+	mk := func(role string) (string, store.GuestLink) {
+		tok, hash := auth.NewToken()
+		l, err := f.st.CreateGuestLink(ctx, store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: role,
+			Name: "Dr Bo", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok, l
+	}
+	page := func(tok string) string {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/guest/call", nil)
+		req.AddCookie(&http.Cookie{Name: guestCookie, Value: tok})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	dial := func(tok string) (*viewerClient, int) {
+		ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/guest/ws/vitals"), http.Header{"Cookie": {guestCookie + "=" + tok}})
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(func() { ws.Close() })
+		return &viewerClient{Conn: ws}, http.StatusSwitchingProtocols
+	}
+
+	docTok, docLink := mk(store.GuestPhysician)
+	p := page(docTok)
+	for _, want := range []string{`data-vitals-ws="/guest/ws/vitals"`, `id="vitals"`, fmt.Sprintf(`data-main="u%d"`, f.pat.ID), "/static/vitals.js"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("guest physician's page lacks %s", want)
+		}
+	}
+	viewer, st := dial(docTok)
+	if viewer == nil {
+		t.Fatalf("guest physician's vitals socket: %d", st)
+	}
+	dev := dialDevice(t, f, f.devToken)
+	sendFrame(t, dev, envelope(1, "8867-4", 72, "/min", ""))
+	if r := nextReading(t, viewer); r.Code != "8867-4" || r.Value != 72 {
+		t.Fatalf("guest physician got %+v, want the heart rate 72", r)
+	}
+
+	interpTok, _ := mk(store.GuestInterpreter)
+	if p := page(interpTok); strings.Contains(p, `id="vitals"`) || strings.Contains(p, "data-vitals-ws") || strings.Contains(p, "vitals.js") {
+		t.Error("the interpreter's page carries the vitals overlay")
+	}
+	if v, st := dial(interpTok); v != nil || st != http.StatusForbidden {
+		t.Errorf("interpreter's vitals socket: %d, want 403", st)
+	}
+
+	// Withdrawn: the open socket closes at the next re-check.
+	if err := f.st.RevokeGuestLink(ctx, docLink.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_ = viewer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := viewer.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+			t.Fatalf("guest physician's vitals socket after the revocation: %v, want close 1008", err)
+		}
+		break
+	}
+	if v, st := dial(docTok); v != nil || st != http.StatusUnauthorized {
+		t.Errorf("vitals socket with a withdrawn link: %d, want 401", st)
+	}
+
+	events, _, err := f.st.AuditEvents(ctx, store.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := fmt.Sprintf("Appointment/%d/guest/%d/vitals", f.visit.ID, docLink.ID)
+	if !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+		return e.Resource == res && e.ActorRole == "guest" && e.Outcome == audit.OutcomeSuccess && e.PatientID == f.pat.ID
+	}) {
+		t.Errorf("no audited vitals read of %s", res)
+	}
+}

@@ -71,6 +71,7 @@ func (s *server) routeTable() []route {
 		{"GET /guest/{token}", http.HandlerFunc(s.handleGuestLink)},
 		{"GET /guest/call", http.HandlerFunc(s.handleGuestCall)},
 		{"GET /guest/ws", http.HandlerFunc(s.handleGuestWS)},
+		{"GET /guest/ws/vitals", http.HandlerFunc(s.handleGuestVitalsWS)}, // a guest physician only
 		{"GET /guest/connectivity-check", s.guestAPI(s.handleCheckServers)},
 		{"POST /guest/connectivity-check", s.guestAPI(s.handleCheck)},
 		// A one-time password link is its own credential (account package).
