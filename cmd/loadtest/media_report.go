@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,18 +22,18 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 		c.consults, videoBitrate/1000, videoFPS, inter, key, keyframeEvery, audioPayload, audioFrame, c.duration, c.warmup)
 	fmt.Fprintf(w, "%s, %d CPUs, %s %s/%s, load average %s\n", host, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, firstFields(string(load), 3))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tconsults\tforwarded/s\tloss %\tdups\treordered\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tNACKs sent\tNACKs to pub\tkeyframe req\tserver µs/pkt\tserver cores\tserver MB\tloadtest cores\tlate frames\t")
+	fmt.Fprintln(tw, "phase\tround\tconsults\tforwarded/s\tloss %\tvideo loss %\taudio loss %\tlongest gap ms\tdups\treordered\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tNACKs sent\tNACKs to pub\tkeyframe req\tserver µs/pkt\tserver cores\tserver MB\tloadtest cores\tlate frames\tUDP rcvbuf drops\t")
 	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
 	for _, r := range res {
 		secs := r.window.Seconds()
 		if secs <= 0 {
 			secs = 1
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.1f\t%.2f\t%.0f\t%.2f\t%d\t\n",
-			r.name, r.consults, float64(r.got)/secs, 100*r.loss(), r.dups, r.reordered,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.1f\t%.2f\t%.0f\t%.2f\t%d\t%d\t\n",
+			r.name, r.round, r.consults, float64(r.got)/secs, 100*r.loss(), 100*r.videoLoss(), 100*r.audioLoss(), ms(r.longestGap), r.dups, r.reordered,
 			ms(r.lat.p50), ms(r.lat.p99), ms(r.lat.p999), ms(r.lat.mx),
 			r.rtcp.nacksSent, r.rtcp.nacksReceived, r.rtcp.keyRequests,
-			float64(r.perPacket())/1e3, r.cpu.Seconds()/secs, float64(r.rss)/(1<<20), r.selfCPU.Seconds()/secs, r.behind)
+			float64(r.perPacket())/1e3, r.cpu.Seconds()/secs, float64(r.rss)/(1<<20), r.selfCPU.Seconds()/secs, r.behind, r.rcvbufErrs)
 	}
 	tw.Flush()
 	for _, r := range res {
@@ -40,27 +41,32 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 			fmt.Fprintf(w, "%s: %d packets not understood; first: %s\n", r.name, r.bad, r.firstErr)
 		}
 	}
-	var floor, sfu *mediaResult
+	var ratios []float64
+	var floor *mediaResult
 	for i := range res {
-		switch res[i].name {
-		case "bare forwarder":
-			floor = &res[i]
-		case "bedside":
-			sfu = &res[i]
+		r := &res[i]
+		switch {
+		case r.name == phaseBare:
+			floor = r
+		case r.name == phaseServer && r.got > 0:
+			perConsult := float64(r.got) / r.window.Seconds() / float64(r.consults)
+			perPkt := float64(r.perPacket()) / 1e3
+			fmt.Fprintf(w, "round %d: bedside forwards %.0f packets/s per consult at %.1f µs each: %.0f consults per server core (target 50)\n",
+				r.round, perConsult, perPkt, 1e6/perPkt/perConsult)
+			if floor == nil || floor.round != r.round || floor.perPacket() == 0 {
+				continue
+			}
+			ratio := float64(r.perPacket()) / float64(floor.perPacket())
+			ratios = append(ratios, ratio)
+			fmt.Fprintf(w, "round %d: bedside / bare forwarder: CPU per forwarded packet %.2f× (target ≤ 1.3); p99 %s ms against %s ms (added %s ms; target < 5 ms); loss %.3f%% against %.3f%% (target < 0.5%%)\n",
+				r.round, ratio, ms(r.lat.p99), ms(floor.lat.p99), ms(r.lat.p99-floor.lat.p99), 100*r.loss(), 100*floor.loss())
 		}
 	}
-	if sfu == nil || sfu.got == 0 {
-		return
+	if len(ratios) > 1 {
+		slices.Sort(ratios)
+		fmt.Fprintf(w, "median CPU per forwarded packet, bedside / bare forwarder, over %d rounds: %.2f× (from %.2f to %.2f)\n",
+			len(ratios), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 	}
-	perConsult := float64(sfu.got) / sfu.window.Seconds() / float64(sfu.consults)
-	fmt.Fprintf(w, "bedside: %.0f packets/s forwarded per consult; at %.1f µs each, one server core forwards %.0f consults (target 50)\n",
-		perConsult, float64(sfu.perPacket())/1e3, 1e6/(float64(sfu.perPacket())/1e3)/perConsult)
-	if floor == nil || floor.got == 0 || floor.perPacket() == 0 {
-		return
-	}
-	fmt.Fprintf(w, "bedside / bare forwarder: CPU per forwarded packet %.2f× (target ≤ 1.3); p99 %s ms against %s ms (added %s ms; target < 5 ms); loss %.3f%% against %.3f%% (target < 0.5%%)\n",
-		float64(sfu.perPacket())/float64(floor.perPacket()), ms(sfu.lat.p99), ms(floor.lat.p99), ms(sfu.lat.p99-floor.lat.p99),
-		100*sfu.loss(), 100*floor.loss())
 }
 
 // firstFields returns the first n space-separated fields of s.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,28 +40,44 @@ type mediaPhase struct {
 
 // mediaResult is what a phase measured over its window.
 type mediaResult struct {
-	name      string
-	consults  int
-	window    time.Duration
-	sent      int64 // packets sent in the window
-	got       int64 // of those, received
-	dups      int
-	reordered int
-	lat       latencies
-	rtcp      rtcpSnapshot // in the window
-	cpu       time.Duration
-	rss       int64
-	selfCPU   time.Duration
-	behind    int64 // frames the generator sent a frame interval late
-	bad       int64
-	firstErr  string
+	name     string
+	round    int
+	consults int
+	window   time.Duration
+	sent     int64 // packets sent in the window
+	got      int64 // of those, received
+	// videoSent and videoGot are sent and got of video alone.
+	videoSent, videoGot int64
+	// longestGap is the longest run of one stream's packets lost, as time.
+	longestGap time.Duration
+	dups       int
+	reordered  int
+	lat        latencies
+	rtcp       rtcpSnapshot // in the window
+	cpu        time.Duration
+	rss        int64
+	selfCPU    time.Duration
+	behind     int64 // frames the generator sent a frame interval late
+	// rcvbufErrs counts the machine's UDP datagrams dropped for a full
+	// socket buffer (anyone's) during the window.
+	rcvbufErrs int64
+	bad        int64
+	firstErr   string
 }
 
-func (r mediaResult) loss() float64 {
-	if r.sent == 0 {
+func (r mediaResult) loss() float64 { return lossOf(r.sent, r.got) }
+
+// audioLoss and videoLoss are loss() of one kind.
+func (r mediaResult) audioLoss() float64 {
+	return lossOf(r.sent-r.videoSent, r.got-r.videoGot)
+}
+func (r mediaResult) videoLoss() float64 { return lossOf(r.videoSent, r.videoGot) }
+
+func lossOf(sent, got int64) float64 {
+	if sent == 0 {
 		return 0
 	}
-	return float64(r.sent-r.got) / float64(r.sent)
+	return float64(sent-got) / float64(sent)
 }
 
 // perPacket is the forwarder's CPU per forwarded packet.
@@ -142,29 +159,14 @@ func (p mediaPhase) run(ctx context.Context) (mediaResult, error) {
 	}
 
 	// The window: counters sent from lo to hi, CPU between its edges.
-	edge := func() (cnt []uint32, cpu, self time.Duration, rc rtcpSnapshot, at time.Time, behind int64, err error) {
-		for _, pp := range pubs {
-			for _, pub := range pp {
-				cnt = append(cnt, pub.videoNext.Load(), pub.audioNext.Load())
-				behind += pub.behind.Load()
-			}
-		}
-		rc = counts.snapshot()
-		at = time.Now()
-		if cpu, err = procCPU(p.pid); err != nil {
-			return
-		}
-		self, err = procCPU(os.Getpid())
-		return
-	}
-	lo, cpu0, self0, rc0, t0, behind0, err := edge()
+	e0, err := p.edge(pubs, counts)
 	if err != nil {
 		return res, err
 	}
 	if err := sleepCtx(ctx, p.duration); err != nil {
 		return res, err
 	}
-	hi, cpu1, self1, rc1, t1, behind1, err := edge()
+	e1, err := p.edge(pubs, counts)
 	if err != nil {
 		return res, err
 	}
@@ -179,20 +181,31 @@ func (p mediaPhase) run(ctx context.Context) (mediaResult, error) {
 	stopSending()
 	senders.Wait()
 
-	res.window = t1.Sub(t0)
-	res.cpu, res.selfCPU = cpu1-cpu0, self1-self0
-	res.rtcp = rtcpSnapshot{rc1.nacksSent - rc0.nacksSent, rc1.nacksReceived - rc0.nacksReceived, rc1.keyRequests - rc0.keyRequests}
-	res.behind = behind1 - behind0
+	res.window = e1.at.Sub(e0.at)
+	res.cpu, res.selfCPU = e1.cpu-e0.cpu, e1.self-e0.self
+	res.rtcp = rtcpSnapshot{e1.rtcp.nacksSent - e0.rtcp.nacksSent, e1.rtcp.nacksReceived - e0.rtcp.nacksReceived, e1.rtcp.keyRequests - e0.rtcp.keyRequests}
+	res.behind = e1.behind - e0.behind
+	res.rcvbufErrs = e1.rcvbufErrs - e0.rcvbufErrs
+	lo, hi := e0.next, e1.next
 	var lats []time.Duration
 	k := 0
 	for i, pp := range pubs {
 		for side := range pp {
 			for kind := range 2 {
 				t := recv.tallies[streamID(i, side, kind)]
-				var got int
-				got, lats = t.window(lo[k], hi[k], lats)
-				res.sent += int64(hi[k] - lo[k])
+				var got, gap int
+				got, gap, lats = t.window(lo[k], hi[k], lats)
+				sent := int64(hi[k] - lo[k])
+				res.sent += sent
 				res.got += int64(got)
+				if kind == 0 {
+					res.videoSent += sent
+					res.videoGot += int64(got)
+				}
+				if sent > 0 {
+					// The gap as time, at the stream's mean packet rate.
+					res.longestGap = max(res.longestGap, res.window*time.Duration(gap)/time.Duration(sent))
+				}
 				t.mu.Lock()
 				res.dups += t.dups
 				res.reordered += t.reordered
@@ -209,6 +222,63 @@ func (p mediaPhase) run(ctx context.Context) (mediaResult, error) {
 	}
 	recv.errMu.Unlock()
 	return res, nil
+}
+
+// edge is the state at one edge of the measured window.
+type edge struct {
+	next       []uint32 // each stream's next counter, by streamID
+	cpu, self  time.Duration
+	rtcp       rtcpSnapshot
+	at         time.Time
+	behind     int64
+	rcvbufErrs int64
+}
+
+func (p mediaPhase) edge(pubs [][2]*publisher, counts *rtcpCounts) (e edge, err error) {
+	for _, pp := range pubs {
+		for _, pub := range pp {
+			e.next = append(e.next, pub.videoNext.Load(), pub.audioNext.Load())
+			e.behind += pub.behind.Load()
+		}
+	}
+	e.rtcp = counts.snapshot()
+	e.at = time.Now()
+	e.rcvbufErrs = udpRcvbufErrors()
+	if e.cpu, err = procCPU(p.pid); err != nil {
+		return e, err
+	}
+	e.self, err = procCPU(os.Getpid())
+	return e, err
+}
+
+// udpRcvbufErrors returns the machine's count of UDP datagrams dropped
+// because a socket's receive buffer was full, or -1 if unknown.
+func udpRcvbufErrors() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return -1
+	}
+	var names []string
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, err := strconv.ParseInt(f[i], 10, 64)
+				if err != nil {
+					return -1
+				}
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -426,30 +496,43 @@ type mediaConfig struct {
 	duration     time.Duration
 	forwarderURL string // "" skips the bare forwarder
 	forwarderPID int
+	rounds       int
 }
 
-// measureMedia runs the bare forwarder's phase (if any), then the server's,
-// with the same clients and load.
+// measureMedia runs, c.rounds times, the bare forwarder's phase (if any)
+// then the server's, with the same clients and load: on a shared machine,
+// rounds show how much of a difference is the machine's.
 func measureMedia(ctx context.Context, c mediaConfig, log io.Writer) ([]mediaResult, error) {
 	var out []mediaResult
-	phase := func(name string, pid int, join func(api *webrtc.API) joinFunc) error {
+	phase := func(round int, name string, pid int, join func(api *webrtc.API) joinFunc) error {
 		// Each phase builds its own client stack, so its counts are its own.
 		p := mediaPhase{name: name, pid: pid, consults: c.consults, warmup: c.warmup, duration: c.duration, mkJoin: join, log: log}
 		r, err := p.run(ctx)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		r.round = round
 		out = append(out, r)
 		return nil
 	}
-	if c.forwarderURL != "" {
-		if err := phase("bare forwarder", c.forwarderPID, func(api *webrtc.API) joinFunc { return forwarderJoin(c.forwarderURL, api) }); err != nil {
+	for round := range max(c.rounds, 1) {
+		if c.forwarderURL != "" {
+			if err := phase(round+1, phaseBare, c.forwarderPID, func(api *webrtc.API) joinFunc { return forwarderJoin(c.forwarderURL, api) }); err != nil {
+				return out, err
+			}
+		}
+		if err := phase(round+1, phaseServer, c.serverPID, func(api *webrtc.API) joinFunc { return serverJoin(c.serverURL, c.creds, api) }); err != nil {
 			return out, err
 		}
 	}
-	err := phase("bedside", c.serverPID, func(api *webrtc.API) joinFunc { return serverJoin(c.serverURL, c.creds, api) })
-	return out, err
+	return out, nil
 }
+
+// Phase names.
+const (
+	phaseBare   = "bare forwarder"
+	phaseServer = "bedside"
+)
 
 func runMedia(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("media run", flag.ContinueOnError)
@@ -460,6 +543,7 @@ func runMedia(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	n := fs.Int("consults", 0, "consults to run at once (default: all provisioned)")
 	dur := fs.Duration("duration", 20*time.Second, "the measured window of each phase")
 	warm := fs.Duration("warmup", 3*time.Second, "how long media flows before the window opens")
+	rounds := fs.Int("rounds", 1, "how many times to measure both, alternating")
 	withFwd := fs.Bool("forwarder", true, "measure the bare forwarder first, as the floor")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -467,7 +551,7 @@ func runMedia(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *pid <= 0 {
 		return errors.New("media run: --pid (the server's process id) is required")
 	}
-	c := mediaConfig{serverURL: *serverURL, serverPID: *pid, duration: *dur, warmup: *warm}
+	c := mediaConfig{serverURL: *serverURL, serverPID: *pid, duration: *dur, warmup: *warm, rounds: *rounds}
 	var err error
 	if c.creds, err = readConsultCreds(*credsPath); err != nil {
 		return fmt.Errorf("media run: %w", err)

@@ -166,16 +166,21 @@ func (t *streamTally) take(c uint32, d time.Duration) error {
 	return nil
 }
 
-// window tallies the counters lo to hi-1: how many arrived, and their
-// latencies appended to lats.
-func (t *streamTally) window(lo, hi uint32, lats []time.Duration) (got int, _ []time.Duration) {
+// window tallies the counters lo to hi-1: how many arrived, the longest
+// run of them missing, and their latencies appended to lats.
+func (t *streamTally) window(lo, hi uint32, lats []time.Duration) (got, longestGap int, _ []time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	gap := 0
 	for c := lo; c < hi; c++ {
 		if int(c) < len(t.lat) && t.lat[c] != 0 {
 			got++
+			gap = 0
 			lats = append(lats, time.Duration(t.lat[c]-1)*time.Microsecond)
+		} else {
+			gap++
+			longestGap = max(longestGap, gap)
 		}
 	}
-	return got, lats
+	return got, longestGap, lats
 }

@@ -89,14 +89,14 @@ func TestStreamTallyWindow(t *testing.T) {
 	if ty.dups != 1 || ty.reordered != 1 {
 		t.Errorf("dups %d, reordered %d; want 1 and 1 (3 twice, 3 after 4)", ty.dups, ty.reordered)
 	}
-	got, lats := ty.window(2, 8, nil)
-	if got != 4 { // 2, 3, 4, 7; 5 and 6 lost
-		t.Errorf("window 2..7 got %d, want 4", got)
+	got, gap, lats := ty.window(2, 8, nil)
+	if got != 4 || gap != 2 { // 2, 3, 4, 7; 5 and 6 lost
+		t.Errorf("window 2..7 got %d with a longest gap of %d, want 4 and 2", got, gap)
 	}
 	if len(lats) != 4 || lats[0] != 2*ms || lats[3] != 7*ms {
 		t.Errorf("latencies %v, want 2ms 3ms 4ms 7ms", lats)
 	}
-	if got, _ := ty.window(20, 30, nil); got != 0 {
+	if got, gap, _ := ty.window(20, 30, nil); got != 0 || gap != 10 {
 		t.Errorf("a window past everything got %d", got)
 	}
 }
