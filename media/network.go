@@ -153,6 +153,13 @@ func newNetwork(cfg Config, log *slog.Logger) (_ *network, err error) {
 	return n, nil
 }
 
+// udpSocketBuffer is the kernel buffer asked for on each ICE UDP socket,
+// each way. Every call on the node shares that one socket, so the
+// default (about 200 KB, a few milliseconds of a busy node's packets)
+// overflows, and drops packets, whenever its reader is held up that long;
+// Linux grants at most net.core.rmem_max (wmem_max) of it.
+const udpSocketBuffer = 4 << 20
+
 // listenUDPMux opens the ICE UDP socket(s) of cfg.UDPAddr.
 func listenUDPMux(cfg Config) (ice.UDPMux, error) {
 	addr := cfg.UDPAddr
@@ -168,6 +175,8 @@ func listenUDPMux(cfg Config) (ice.UDPMux, error) {
 		opts := []ice.UDPMuxFromPortOption{
 			ice.UDPMuxFromPortWithNet(cfg.Net),
 			ice.UDPMuxFromPortWithLogger(quiet("ice-udp")),
+			ice.UDPMuxFromPortWithReadBufferSize(udpSocketBuffer),
+			ice.UDPMuxFromPortWithWriteBufferSize(udpSocketBuffer),
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
 			// Link-local IPv6 addresses need a zone and are never reached
 			// by a remote client.
@@ -190,6 +199,9 @@ func listenUDPMux(cfg Config) (ice.UDPMux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ice udp %s: %w", addr, err)
 	}
+	// Best effort: a virtual network has no such buffers.
+	_ = conn.SetReadBuffer(udpSocketBuffer)
+	_ = conn.SetWriteBuffer(udpSocketBuffer)
 	return ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: quiet("ice-udp"), Net: cfg.Net}), nil
 }
 
