@@ -5,6 +5,10 @@
 //	go run ./cmd/loadtest vitals run --url http://127.0.0.1:8080 --creds FILE --pid PID
 //	    [--patients N] [--duration 30s] [--watch 1,10] [--relay=true]
 //	go run ./cmd/loadtest relay [--addr 127.0.0.1:0]
+//	go run ./cmd/loadtest media provision --data DIR --consults N [--out FILE]
+//	go run ./cmd/loadtest media run --url http://127.0.0.1:8080 --creds FILE --pid PID
+//	    [--consults N] [--duration 20s] [--warmup 3s] [--rounds 1] [--forwarder=true]
+//	go run ./cmd/loadtest forwarder [--addr 127.0.0.1:0]
 //
 // vitals provision creates, in a server's data folder (or DATABASE_URL),
 // N patients each with a device token and a visit open for live vitals, and
@@ -28,5 +32,31 @@
 // one frame per tick. The report gives each phase's figures and their
 // ratios to the relay.
 //
-// The vitals parts live in vitals_*.go; other modes add their own files.
+// media provision creates N visits, each with its own physician and patient,
+// and a session for each (the patient's confined to the visit, as a join
+// link's is), and writes the session tokens to FILE (owner-readable only).
+// The sessions idle out after 30 minutes unused: provision just before
+// running.
+//
+// media run holds N 1:1 consults at once: in each, the physician and the
+// patient are Pion clients (as a browser: default codecs and interceptors)
+// that join /ws/call/{visit} with their session, the physician admitting
+// the patient, and each publishes VP8 at 1.5 Mbit/s and 30 frames a second
+// (a keyframe every 2 seconds and on request) and Opus, and receives the
+// other's. Every packet carries its stream, counter and send time after
+// its codec headers, so each receiver counts loss, duplicates and
+// reordering and the time the path took. First the same clients and load
+// run against a bare forwarder started as a child process (loadtest
+// forwarder: a minimal Pion program that copies each packet a participant
+// publishes to the other, offer and answer over plain HTTP), the floor for
+// what forwarding costs with Pion; then against the server. The report
+// gives, per phase, packets forwarded a second, loss, latency
+// percentiles, NACKs, keyframe requests, the forwarder's CPU per forwarded
+// packet and memory (from /proc/PID) and the generator's own CPU, then the
+// server's ratios to the bare forwarder and the consults a server core
+// would forward at that cost. --rounds repeats both phases, alternating,
+// as a shared machine's noise calls for.
+//
+// The vitals parts live in vitals_*.go, the media parts in media_*.go and
+// forwarder.go.
 package main

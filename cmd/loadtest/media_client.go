@@ -112,10 +112,12 @@ func newLoadAPI(counts *rtcpCounts) (*webrtc.API, error) {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
+	// First, so that it is innermost: the RTCP the other interceptors
+	// write (the NACK generator's) passes through it on the way out.
+	ir.Add(countingFactory{c: counts})
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
-	ir.Add(countingFactory{c: counts})
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
