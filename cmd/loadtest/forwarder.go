@@ -52,14 +52,20 @@ func (f *forwarder) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /publish/{consult}/{side}", f.publish)
 	mux.HandleFunc("POST /subscribe/{consult}/{side}", f.subscribe)
+	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
+		f.close()
+		w.WriteHeader(http.StatusNoContent)
+	})
 	return mux
 }
 
-// close ends every peer connection.
+// close ends every peer connection and forgets every track, so that a new
+// round starts with nothing bound to the last round's peers.
 func (f *forwarder) close() {
 	f.mu.Lock()
 	pcs := f.pcs
 	f.pcs = nil
+	f.tracks = map[string]*fwdTracks{}
 	f.mu.Unlock()
 	for _, pc := range pcs {
 		_ = pc.Close()
@@ -227,6 +233,23 @@ func offerTo(ctx context.Context, url string, pc *webrtc.PeerConnection) error {
 		return fmt.Errorf("%s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
 	}
 	return pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(b)})
+}
+
+// resetForwarder asks the forwarder at base to close every connection.
+func resetForwarder(ctx context.Context, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/reset", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reset forwarder: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("reset forwarder: %s", resp.Status)
+	}
+	return nil
 }
 
 // runForwarder serves the forwarder on --addr until ctx ends, printing the

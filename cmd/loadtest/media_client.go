@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,8 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -118,10 +121,32 @@ func newLoadAPI(counts *rtcpCounts) (*webrtc.API, error) {
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
+	sn, err := stdnet.NewNet()
+	if err != nil {
+		return nil, err
+	}
 	se := webrtc.SettingEngine{}
+	se.SetNet(bufferedNet{sn})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// clientSocketBuffer is the kernel buffer, each way, of the clients' UDP
+// sockets: the generator shares the machine with what it measures, and a
+// client held up for a moment should not drop what the forwarder sent.
+const clientSocketBuffer = 1 << 20
+
+// bufferedNet is the host's network with larger UDP socket buffers.
+type bufferedNet struct{ transport.Net }
+
+func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err == nil {
+		_ = c.SetReadBuffer(clientSocketBuffer)
+		_ = c.SetWriteBuffer(clientSocketBuffer)
+	}
+	return c, err
 }
 
 // streamID names stream kind (0 video, 1 audio) of side (0 physician, 1

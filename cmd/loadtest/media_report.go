@@ -65,7 +65,7 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 	if len(ratios) > 1 {
 		slices.Sort(ratios)
 		fmt.Fprintf(w, "median CPU per forwarded packet, bedside / bare forwarder, over %d rounds: %.2f× (from %.2f to %.2f)\n",
-			len(ratios), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+			len(ratios), (ratios[(len(ratios)-1)/2]+ratios[len(ratios)/2])/2, ratios[0], ratios[len(ratios)-1])
 	}
 }
 

@@ -517,6 +517,11 @@ func measureMedia(ctx context.Context, c mediaConfig, log io.Writer) ([]mediaRes
 	}
 	for round := range max(c.rounds, 1) {
 		if c.forwarderURL != "" {
+			// The last round's connections are closed, not left bound to
+			// the tracks.
+			if err := resetForwarder(ctx, c.forwarderURL); err != nil {
+				return out, err
+			}
 			if err := phase(round+1, phaseBare, c.forwarderPID, func(api *webrtc.API) joinFunc { return forwarderJoin(c.forwarderURL, api) }); err != nil {
 				return out, err
 			}
