@@ -41,7 +41,11 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 			fmt.Fprintf(w, "%s: %d packets not understood; first: %s\n", r.name, r.bad, r.firstErr)
 		}
 	}
-	var ratios []float64
+	// A round compares like with like only if both delivered the load:
+	// when either lost packets (video paused by the server's congestion
+	// control, or a forwarder swamped by the machine), its CPU is spread
+	// over fewer packets.
+	var ratios, clean []float64
 	var floor *mediaResult
 	for i := range res {
 		r := &res[i]
@@ -58,15 +62,34 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 			}
 			ratio := float64(r.perPacket()) / float64(floor.perPacket())
 			ratios = append(ratios, ratio)
-			fmt.Fprintf(w, "round %d: bedside / bare forwarder: CPU per forwarded packet %.2f× (target ≤ 1.3); p99 %s ms against %s ms (added %s ms; target < 5 ms); loss %.3f%% against %.3f%% (target < 0.5%%)\n",
-				r.round, ratio, ms(r.lat.p99), ms(floor.lat.p99), ms(r.lat.p99-floor.lat.p99), 100*r.loss(), 100*floor.loss())
+			comparable := r.loss() < comparableLoss && floor.loss() < comparableLoss
+			note := ""
+			if comparable {
+				clean = append(clean, ratio)
+			} else {
+				note = " [not comparable: a phase lost packets]"
+			}
+			fmt.Fprintf(w, "round %d: bedside / bare forwarder: CPU per forwarded packet %.2f× (target ≤ 1.3); p99 %s ms against %s ms (added %s ms; target < 5 ms); loss %.3f%% against %.3f%% (target < 0.5%%)%s\n",
+				r.round, ratio, ms(r.lat.p99), ms(floor.lat.p99), ms(r.lat.p99-floor.lat.p99), 100*r.loss(), 100*floor.loss(), note)
 		}
 	}
 	if len(ratios) > 1 {
-		slices.Sort(ratios)
-		fmt.Fprintf(w, "median CPU per forwarded packet, bedside / bare forwarder, over %d rounds: %.2f× (from %.2f to %.2f)\n",
-			len(ratios), (ratios[(len(ratios)-1)/2]+ratios[len(ratios)/2])/2, ratios[0], ratios[len(ratios)-1])
+		fmt.Fprintf(w, "median CPU per forwarded packet, bedside / bare forwarder, over %d rounds: %s\n", len(ratios), medianRange(ratios))
 	}
+	if len(clean) > 0 && len(clean) < len(ratios) {
+		fmt.Fprintf(w, "over the %d comparable rounds: %s\n", len(clean), medianRange(clean))
+	}
+}
+
+// comparableLoss is the loss under which a phase counts as having carried
+// the whole load.
+const comparableLoss = 0.005
+
+// medianRange formats the median of v and its range.
+func medianRange(v []float64) string {
+	slices.Sort(v)
+	n := len(v)
+	return fmt.Sprintf("%.2f× (from %.2f to %.2f)", (v[(n-1)/2]+v[n/2])/2, v[0], v[n-1])
 }
 
 // firstFields returns the first n space-separated fields of s.
