@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
+
 	"github.com/bedside-health/bedside/cluster"
 	"github.com/bedside-health/bedside/media"
 	"github.com/bedside-health/bedside/signaling"
@@ -186,5 +188,19 @@ func TestMediaMeasuresBothForwarders(t *testing.T) {
 		if r.lat.p50 <= 0 || r.cpu <= 0 {
 			t.Errorf("%s: median latency %v, CPU %v; want both above 0", r.name, r.lat.p50, r.cpu)
 		}
+	}
+}
+
+func TestNackCountCountsPacketsAndKeyframeRequests(t *testing.T) {
+	pkts := []rtcp.Packet{
+		// 10 and, by the bitmask, 11 and 13: three packets asked for.
+		&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: 10, LostPackets: 0b101}}},
+		&rtcp.PictureLossIndication{},
+		&rtcp.FullIntraRequest{},
+		&rtcp.ReceiverReport{},
+	}
+	nacks, keys := nackCount(pkts)
+	if nacks != 3 || keys != 2 {
+		t.Errorf("nackCount = %d NACKed packets, %d keyframe requests; want 3 and 2", nacks, keys)
 	}
 }
