@@ -3,14 +3,18 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bedside-health/bedside/vitals"
 	"github.com/bedside-health/bedside/vitals/alert"
@@ -58,17 +62,51 @@ func (p *published) await(t *testing.T, what string, ok func(string) bool) strin
 
 // newsNode is one node's NEWS2 ward linked to the others through Redis.
 type newsNode struct {
-	ward *ward.Ward
-	out  *published
+	ward    *ward.Ward
+	out     *published
+	gate    *gate
+	applied chan struct{} // hears of each change applied from another node
+}
+
+// gate passes a ward's Peers calls through to Redis, unless the test
+// makes Redis unreachable (down) or slow (block holds Leads until closed).
+type gate struct {
+	ward.Peers
+	down  atomic.Bool
+	block atomic.Pointer[chan struct{}]
+	leads atomic.Int32 // Leads calls
+}
+
+func (g *gate) Leads(ctx context.Context, qs []ward.LeadCheck) ([]ward.Lead, error) {
+	g.leads.Add(1)
+	if b := g.block.Load(); b != nil {
+		<-*b
+	}
+	if g.down.Load() {
+		return nil, errors.New("redis unreachable")
+	}
+	return g.Peers.Leads(ctx, qs)
+}
+
+func (g *gate) Share(ctx context.Context, patientID int64, msg []byte) error {
+	if g.down.Load() {
+		return errors.New("redis unreachable")
+	}
+	return g.Peers.Share(ctx, patientID, msg)
 }
 
 func newNEWS2Node(t *testing.T, name, prefix string) *newsNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	n := &newsNode{out: &published{got: make(chan string, 1000)}}
+	n := &newsNode{out: &published{got: make(chan string, 1000)}, applied: make(chan struct{}, 1000)}
 	n.ward = ward.New(n.out, nil, ward.Config{})
-	peers, err := NewRedisNEWS2(ctx, redisURL(t), name, prefix, n.ward.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	apply := func(ctx context.Context, patientID int64, msg []byte) error {
+		err := n.ward.Apply(ctx, patientID, msg)
+		n.applied <- struct{}{}
+		return err
+	}
+	peers, err := NewRedisNEWS2(ctx, redisURL(t), name, prefix, apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("redis is required in CI: %v", err)
@@ -76,8 +114,46 @@ func newNEWS2Node(t *testing.T, name, prefix string) *newsNode {
 		t.Skipf("no redis: %v", err)
 	}
 	t.Cleanup(func() { peers.Close() })
-	n.ward.SetPeers(peers)
+	n.gate = &gate{Peers: peers}
+	n.ward.SetPeers(n.gate)
 	return n
+}
+
+// run runs the node's ward (its ticker, lead checks and forwarding) until
+// the test ends.
+func (n *newsNode) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.ward.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// testRedis is a client for inspecting the keys the nodes share.
+func testRedis(t *testing.T) *goredis.Client {
+	t.Helper()
+	opts, err := goredis.ParseURL(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// reading is a reading of code now.
+func reading(code string, v float64) vitals.Reading {
+	unit, _ := vitals.Unit(code)
+	return vitals.Reading{Code: code, Value: v, Unit: unit, Time: time.Now().UTC()}
+}
+
+// normal is a full set of normal readings.
+func normal() []vitals.Reading {
+	return []vitals.Reading{reading(vitals.CodeRespRate, 18), reading(vitals.CodeSpO2, 97),
+		reading(vitals.CodeSystolic, 120), reading(vitals.CodeHeartRate, 70), reading(vitals.CodeTemperature, 37)}
+}
+
+func isSystolicAlert(m string) bool {
+	return strings.Contains(m, `"type":"alert"`) && strings.Contains(m, `"state":"raised"`) && strings.Contains(m, `"param":"systolic"`)
 }
 
 // TestNEWS2AcrossNodes: the patient's devices send to node A, the
@@ -96,7 +172,7 @@ func TestNEWS2AcrossNodes(t *testing.T) {
 	}
 	a.ward.Observe(ctx, patient, []vitals.Reading{r(vitals.CodeRespRate, 18), r(vitals.CodeSpO2, 97),
 		r(vitals.CodeSystolic, 120), r(vitals.CodeHeartRate, 70), r(vitals.CodeTemperature, 37)})
-	a.ward.Tick(ctx) // A sees readings: it takes the lead and saves its snapshot
+	a.ward.CheckLeads(ctx) // A sees readings: it takes the lead and saves its snapshot
 
 	// B's viewer is placed in A's state, readings included.
 	snap, err := b.ward.Snapshot(ctx, patient)
@@ -154,9 +230,171 @@ func TestNEWS2AcrossNodes(t *testing.T) {
 	}
 
 	// A's snapshot, as B's viewers get it, has the entries and the alert.
-	a.ward.Tick(ctx)
+	a.ward.CheckLeads(ctx)
 	snap, err = b.ward.Snapshot(ctx, patient)
 	if err != nil || !strings.Contains(string(snap), `"complete":true`) || !strings.Contains(string(snap), al.ID) {
 		t.Fatalf("snapshot on B after the entries: %s (%v)", snap, err)
 	}
+}
+
+// TestNEWS2LeadChangeSendsHeldAlerts: B sees readings raising an alert
+// while A leads, so B only holds it back; when A's lead goes (its key
+// expired), B takes the lead and publishes the alert with the NEWS2.
+func TestNEWS2LeadChangeSendsHeldAlerts(t *testing.T) {
+	ctx := t.Context()
+	prefix := fmt.Sprintf("test:news2:%d:", time.Now().UnixNano())
+	a := newNEWS2Node(t, "node-a", prefix)
+	b := newNEWS2Node(t, "node-b", prefix)
+	const patient = 8
+	a.ward.Observe(ctx, patient, normal())
+	a.ward.CheckLeads(ctx)
+	b.ward.Observe(ctx, patient, []vitals.Reading{reading(vitals.CodeSystolic, 85)})
+	b.ward.CheckLeads(ctx)
+	if n := b.out.count(); n != 0 {
+		t.Fatalf("B published %d messages while A leads: %q", n, b.out.msgs)
+	}
+	if err := testRedis(t).Del(ctx, prefix+"8:lead").Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.ward.CheckLeads(ctx)
+	b.out.await(t, "B's held systolic alert", isSystolicAlert)
+}
+
+// TestNEWS2LeadsLocallyWithoutRedis: with Redis unreachable, a node that
+// sees a patient's readings leads them itself rather than stay silent.
+func TestNEWS2LeadsLocallyWithoutRedis(t *testing.T) {
+	ctx := t.Context()
+	prefix := fmt.Sprintf("test:news2:%d:", time.Now().UnixNano())
+	a := newNEWS2Node(t, "node-a", prefix)
+	b := newNEWS2Node(t, "node-b", prefix)
+	const patient = 9
+	a.ward.Observe(ctx, patient, normal())
+	a.ward.CheckLeads(ctx)
+	b.ward.Observe(ctx, patient, normal())
+	b.ward.CheckLeads(ctx) // A leads
+	b.gate.down.Store(true)
+	b.ward.Observe(ctx, patient, []vitals.Reading{reading(vitals.CodeSystolic, 85)})
+	b.ward.CheckLeads(ctx)
+	b.out.await(t, "systolic alert on B without Redis", isSystolicAlert)
+	// Without readings, a node does not take the lead on a failed check.
+	c := newNEWS2Node(t, "node-c", prefix)
+	if _, err := c.ward.Snapshot(ctx, patient); err != nil {
+		t.Fatal(err)
+	}
+	c.gate.down.Store(true)
+	c.ward.CheckLeads(ctx)
+	if err := c.ward.Apply(ctx, patient, []byte(`{"readings":[{"code":"8480-6","value":80,"unit":"mm[Hg]","time":"2026-01-01T00:00:00Z"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.out.count(); n != 0 {
+		t.Fatalf("C, which sees no readings, published %d messages: %q", n, c.out.msgs)
+	}
+}
+
+// TestNEWS2ForwardsReadingsToLead: a load balancer sends some of the
+// patient's readings to B; A, which leads, scores them.
+func TestNEWS2ForwardsReadingsToLead(t *testing.T) {
+	ctx := t.Context()
+	prefix := fmt.Sprintf("test:news2:%d:", time.Now().UnixNano())
+	a := newNEWS2Node(t, "node-a", prefix)
+	b := newNEWS2Node(t, "node-b", prefix)
+	b.run(t)
+	const patient = 10
+	a.ward.Observe(ctx, patient, normal())
+	a.ward.CheckLeads(ctx)
+	b.ward.Observe(ctx, patient, normal())
+	b.ward.CheckLeads(ctx) // B knows A leads
+	b.ward.Observe(ctx, patient, []vitals.Reading{reading(vitals.CodeSystolic, 85)})
+	a.out.await(t, "NEWS2 on A with B's systolic", func(m string) bool {
+		return strings.Contains(m, `"type":"news2"`) && strings.Contains(m, `"score":3`)
+	})
+	a.out.await(t, "systolic alert on A from B's reading", isSystolicAlert)
+	if n := b.out.count(); n != 0 {
+		t.Errorf("B, which does not lead, published %d messages: %q", n, b.out.msgs)
+	}
+}
+
+// TestNEWS2SnapshotOutlivesQuiet: the lead keeps its snapshot alive as
+// it renews its lead, though nothing new happens to the patient.
+func TestNEWS2SnapshotOutlivesQuiet(t *testing.T) {
+	ctx := t.Context()
+	prefix := fmt.Sprintf("test:news2:%d:", time.Now().UnixNano())
+	a := newNEWS2Node(t, "node-a", prefix)
+	const patient = 11
+	a.ward.Observe(ctx, patient, normal())
+	a.ward.CheckLeads(ctx)
+	rc := testRedis(t)
+	key := prefix + "11:snapshot"
+	if err := rc.PExpire(ctx, key, time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.ward.CheckLeads(ctx) // renews the lead; no new event
+	ttl, err := rc.PTTL(ctx, key).Result()
+	if err != nil || ttl < 10*time.Second {
+		t.Fatalf("snapshot expires in %v (%v) after the lead renewed, want as long as the lead", ttl, err)
+	}
+}
+
+// TestNEWS2EntryWithoutLeadOnce: no node leads the patient (no readings
+// anywhere); B's entry is published and recorded by B alone, which takes
+// the lead, not also by A, which holds the patient too.
+func TestNEWS2EntryWithoutLeadOnce(t *testing.T) {
+	ctx := t.Context()
+	prefix := fmt.Sprintf("test:news2:%d:", time.Now().UnixNano())
+	a := newNEWS2Node(t, "node-a", prefix)
+	b := newNEWS2Node(t, "node-b", prefix)
+	const patient = 12
+	if _, err := a.ward.Snapshot(ctx, patient); err != nil { // A holds the patient
+		t.Fatal(err)
+	}
+	a.ward.CheckLeads(ctx)
+	if err := b.ward.Enter(ctx, patient, ward.Input{Kind: ward.KindConsciousness, Text: "confusion", At: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	b.out.await(t, "consciousness alert on B", func(m string) bool {
+		return strings.Contains(m, `"state":"raised"`) && strings.Contains(m, `"param":"consciousness"`)
+	})
+	select {
+	case <-a.applied:
+	case <-time.After(10 * time.Second):
+		t.Fatal("A never got B's entry")
+	}
+	if n := a.out.count(); n != 0 {
+		t.Fatalf("A published B's entry too: %q", a.out.msgs)
+	}
+}
+
+// TestNEWS2RedisOffThePatientLock: a slow Redis holds up the lead checks,
+// which run apart; readings are still taken at once, and one round asks
+// about every patient in one call.
+func TestNEWS2RedisOffThePatientLock(t *testing.T) {
+	ctx := t.Context()
+	prefix := fmt.Sprintf("test:news2:%d:", time.Now().UnixNano())
+	a := newNEWS2Node(t, "node-a", prefix)
+	for p := int64(20); p < 23; p++ {
+		a.ward.Observe(ctx, p, normal())
+	}
+	before := a.gate.leads.Load()
+	a.ward.CheckLeads(ctx)
+	if n := a.gate.leads.Load() - before; n != 1 {
+		t.Fatalf("one lead round made %d calls for 3 patients, want 1", n)
+	}
+	release := make(chan struct{})
+	a.gate.block.Store(&release)
+	checked := make(chan struct{})
+	go func() { a.ward.CheckLeads(ctx); close(checked) }()
+	observed := make(chan struct{})
+	go func() {
+		a.ward.Observe(ctx, 20, []vitals.Reading{reading(vitals.CodeSystolic, 121)})
+		a.ward.Observe(ctx, 30, normal()) // a patient new to the ward
+		a.ward.Tick(ctx)
+		close(observed)
+	}()
+	select {
+	case <-observed:
+	case <-time.After(10 * time.Second):
+		t.Error("readings and the tick waited on Redis")
+	}
+	close(release)
+	<-checked
 }

@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bedside-health/bedside/vitals/live"
+	"github.com/bedside-health/bedside/vitals/ward"
 )
 
 // Deliverer receives the entries of shared streams (live.Hub).
@@ -319,6 +320,10 @@ func NewRedisNEWS2(ctx context.Context, url, node, prefix string, apply func(ctx
 	}
 	n := &RedisNEWS2{client: client, node: node, prefix: prefix, ttl: 30 * time.Second, log: log,
 		claim: goredis.NewScript(claimScript), done: make(chan struct{})}
+	if err := n.claim.Load(ctx, client).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("load news2 lead script: %w", err)
+	}
 	n.ps = client.Subscribe(ctx, prefix+"changes")
 	if _, err := n.ps.Receive(ctx); err != nil {
 		n.ps.Close()
@@ -329,13 +334,20 @@ func NewRedisNEWS2(ctx context.Context, url, node, prefix string, apply func(ctx
 	return n, nil
 }
 
-// claimScript: KEYS lead; ARGV node, ttl ms, claim (0/1). Renews or takes
-// the lead for node if it holds it or, claiming, nobody does; returns the
-// leading node ("" if none).
+// claimScript: KEYS lead, snapshot; ARGV node, ttl ms, claim (0/1),
+// snapshot ("" for none). Renews or takes the lead for node if it holds
+// it or, claiming, nobody does; then saves the snapshot, or keeps the one
+// saved alive as long as the lead, so that a stable patient's snapshot
+// does not expire. Returns the leading node ("" if none).
 const claimScript = `
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] or ((not v) and ARGV[3] == '1') then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  if ARGV[4] ~= '' then
+    redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[2])
+  else
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  end
   return ARGV[1]
 end
 return v or ''
@@ -346,14 +358,38 @@ func (n *RedisNEWS2) snapKey(p int64) string {
 	return n.prefix + strconv.FormatInt(p, 10) + ":snapshot"
 }
 
-// Lead reports (and with claim takes or renews) the patient's lead.
-func (n *RedisNEWS2) Lead(ctx context.Context, patientID int64, claim bool) (self, other bool, err error) {
-	v, err := n.claim.Run(ctx, n.client, []string{n.leadKey(patientID)}, n.node, n.ttl.Milliseconds(), flag(claim)).Text()
-	if err != nil {
-		return false, false, fmt.Errorf("news2 lead of patient %d: %w", patientID, err)
+// Leads reports (and with claim takes, or renews) the patients' leads,
+// in one pipelined round trip.
+func (n *RedisNEWS2) Leads(ctx context.Context, qs []ward.LeadCheck) ([]ward.Lead, error) {
+	cmds := make([]*goredis.Cmd, len(qs))
+	_, err := n.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, q := range qs {
+			cmds[i] = n.claim.EvalSha(ctx, p, []string{n.leadKey(q.Patient), n.snapKey(q.Patient)},
+				n.node, n.ttl.Milliseconds(), flag(q.Claim), q.Snapshot)
+		}
+		return nil
+	})
+	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis restarted and forgot the script: load it and ask again.
+		if err = n.claim.Load(ctx, n.client).Err(); err == nil {
+			return n.Leads(ctx, qs)
+		}
 	}
-	return v == n.node, v != "" && v != n.node, nil
+	if err != nil {
+		return nil, fmt.Errorf("news2 leads of %d patients: %w", len(qs), err)
+	}
+	out := make([]ward.Lead, len(qs))
+	for i, c := range cmds {
+		v, err := c.Text()
+		if err != nil {
+			return nil, fmt.Errorf("news2 lead of patient %d: %w", qs[i].Patient, err)
+		}
+		out[i] = ward.Lead{Self: v == n.node, Other: v != "" && v != n.node}
+	}
+	return out, nil
 }
+
+var _ ward.Peers = (*RedisNEWS2)(nil)
 
 // Share publishes a change to the other nodes.
 func (n *RedisNEWS2) Share(ctx context.Context, patientID int64, msg []byte) error {

@@ -116,7 +116,7 @@ func (w *Ward) record(ctx context.Context, id int64, evs []monitor.Event) error 
 // publishes what changed. Check it first with Check; the caller records
 // it. An input the Monitor refuses returns its error and changes nothing.
 func (w *Ward) Enter(ctx context.Context, patientID int64, in Input) error {
-	p, err := w.lock(ctx, patientID)
+	p, err := w.lockLead(ctx, patientID)
 	if err != nil {
 		return err
 	}
@@ -132,6 +132,37 @@ func (w *Ward) Enter(ctx context.Context, patientID int64, in Input) error {
 	return nil
 }
 
+// lockLead is lock for a physician's change: when no node leads the
+// patient's NEWS2, this node claims it first (outside the patient's
+// lock), so that the change is recorded and published exactly once.
+func (w *Ward) lockLead(ctx context.Context, patientID int64) (*patient, error) {
+	if w.peers == nil {
+		return w.lock(ctx, patientID)
+	}
+	rctx, cancel := context.WithTimeout(ctx, leadTimeout)
+	ls, err := w.peers.Leads(rctx, []LeadCheck{{Patient: patientID, Claim: true}})
+	cancel()
+	if err != nil {
+		w.cfg.Log.WarnContext(ctx, "news2 lead", "patient", patientID, "err", err)
+	}
+	p, lerr := w.lock(ctx, patientID)
+	if lerr != nil {
+		return nil, lerr
+	}
+	var l Lead
+	if err == nil {
+		l = ls[0]
+	}
+	if w.settle(ctx, patientID, p, w.cfg.Now(), l, err, true) != nil || err != nil {
+		p.dirty = true // CheckLeads saves the snapshot
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	return p, nil
+}
+
 // Check reports whether in would be accepted, with an error naming the
 // field at fault, without applying it.
 func Check(in Input) error {
@@ -142,7 +173,7 @@ func Check(in Input) error {
 // SetThresholds replaces the patient's thresholds and publishes what
 // changed. On error (naming the threshold at fault) nothing changes.
 func (w *Ward) SetThresholds(ctx context.Context, patientID int64, ts []alert.Threshold) ([]alert.Threshold, error) {
-	p, err := w.lock(ctx, patientID)
+	p, err := w.lockLead(ctx, patientID)
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +196,13 @@ func (w *Ward) SetThresholds(ctx context.Context, patientID int64, ts []alert.Th
 // the acknowledgement is carried to it, and the answer is the
 // acknowledgement as sent.
 func (w *Ward) Acknowledge(ctx context.Context, patientID int64, id, by string) (alert.Alert, error) {
-	p, err := w.lock(ctx, patientID)
+	p, err := w.lockLead(ctx, patientID)
 	if err != nil {
 		return alert.Alert{}, err
 	}
 	now := w.cfg.Now()
 	var a alert.Alert
-	if p.lead == leadOther {
+	if w.peers != nil && p.lead != leadSelf {
 		a = alert.Alert{ID: id, Ack: &alert.Ack{By: by, At: now}}
 		if found, _, err := p.m.Acknowledge(now, id, by); err == nil {
 			a = found

@@ -38,7 +38,9 @@ type Ward struct {
 	cfg     Config
 	pub     Publisher
 	records Records
-	peers   Peers // nil on a single node
+	peers   Peers          // nil on a single node
+	wake    chan struct{}  // a patient's lead wants checking now
+	outbox  chan forwarded // readings for the lead
 
 	mu       sync.Mutex
 	patients map[int64]*patient
@@ -52,12 +54,13 @@ type patient struct {
 	gone    bool // forgotten by the ward: look it up again
 	touched time.Time
 	// With Peers: who leads the patient's NEWS2 (leadUnknown...), when
-	// that was last checked, when this node last saw a reading, and
-	// whether events went out since the lead last saved its snapshot.
-	lead        int
-	leadChecked time.Time
-	observed    time.Time
-	dirty       bool
+	// this node last saw a reading, whether events went out since the
+	// lead last saved its snapshot, and the active alerts raised while
+	// this node did not lead, which it never sent.
+	lead     int
+	observed time.Time
+	dirty    bool
+	held     map[string]bool
 }
 
 // New returns a Ward publishing to pub and keeping its records in rec
@@ -78,7 +81,8 @@ func New(pub Publisher, rec Records, cfg Config) *Ward {
 	if rec == nil {
 		rec = noRecords{}
 	}
-	return &Ward{cfg: cfg, pub: pub, records: rec, patients: make(map[int64]*patient)}
+	return &Ward{cfg: cfg, pub: pub, records: rec, patients: make(map[int64]*patient),
+		wake: make(chan struct{}, 1), outbox: make(chan forwarded, 1024)}
 }
 
 // Config returns the ward's settings with defaults filled in.
@@ -109,26 +113,19 @@ func (w *Ward) lock(ctx context.Context, id int64) (*patient, error) {
 			return nil, err
 		}
 		p.loaded = true
-		if w.peers != nil {
-			self, other, err := w.peers.Lead(ctx, id, false)
-			if err != nil {
-				w.cfg.Log.WarnContext(ctx, "news2 lead", "patient", id, "err", err)
-			}
-			p.lead, p.leadChecked = leadState(self, other), p.touched
-		}
 	}
 	return p, nil
 }
 
 // Observe feeds a patient's accepted readings to their Monitor and
-// publishes what changed. It implements vitals.Observer.
+// publishes what changed. It implements vitals.Observer. When another
+// node leads the patient (see Peers), the readings are forwarded to it.
 func (w *Ward) Observe(ctx context.Context, patientID int64, readings []vitals.Reading) {
 	p, err := w.lock(ctx, patientID)
 	if err != nil {
 		w.cfg.Log.ErrorContext(ctx, "news2 restore", "patient", patientID, "err", err)
 		return
 	}
-	defer p.mu.Unlock()
 	now := w.cfg.Now()
 	p.observed = now
 	var evs []monitor.Event
@@ -136,6 +133,18 @@ func (w *Ward) Observe(ctx context.Context, patientID int64, readings []vitals.R
 		evs = append(evs, p.m.Observe(now, r)...)
 	}
 	w.emit(ctx, patientID, p, evs)
+	lead := p.lead
+	p.mu.Unlock()
+	if w.peers == nil || lead == leadSelf {
+		return
+	}
+	w.forward(ctx, patientID, readings)
+	if lead != leadOther {
+		select { // claim the lead now rather than at the next round
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 var _ vitals.Observer = (*Ward)(nil)
@@ -151,7 +160,7 @@ func (w *Ward) Snapshot(ctx context.Context, patientID int64) ([]byte, error) {
 		return nil, err
 	}
 	evs := p.m.Snapshot(w.cfg.Now())
-	other := p.lead == leadOther
+	other := w.peers != nil && p.lead != leadSelf
 	p.mu.Unlock()
 	if other {
 		b, err := w.peers.Snapshot(ctx, patientID)
@@ -179,12 +188,23 @@ func SnapshotMessage(patientID int64, evs []monitor.Event) ([]byte, error) {
 	return b, nil
 }
 
-// emit records and publishes events in order, unless another node leads
-// the patient (see Peers). Call it holding the patient's lock.
+// emit records and publishes events in order if this node leads the
+// patient (see Peers), or holds back the alerts raised for when it takes
+// the lead. Call it holding the patient's lock.
 func (w *Ward) emit(ctx context.Context, patientID int64, p *patient, evs []monitor.Event) {
-	if len(evs) == 0 || p.lead == leadOther {
+	if len(evs) == 0 {
 		return
 	}
+	if w.peers != nil && p.lead != leadSelf {
+		hold(p, evs)
+		return
+	}
+	w.send(ctx, patientID, p, evs)
+}
+
+// send records and publishes events in order. Call it holding the
+// patient's lock.
+func (w *Ward) send(ctx context.Context, patientID int64, p *patient, evs []monitor.Event) {
 	p.dirty = true
 	if err := w.record(ctx, patientID, evs); err != nil {
 		w.cfg.Log.ErrorContext(ctx, "news2 record alerts", "patient", patientID, "err", err)
@@ -213,7 +233,6 @@ func (w *Ward) Tick(ctx context.Context) {
 		ps = append(ps, p)
 	}
 	w.mu.Unlock()
-	w.checkLeads(ctx, now, ids, ps)
 	for i, p := range ps {
 		p.mu.Lock()
 		if p.loaded {
@@ -231,8 +250,16 @@ func (w *Ward) Tick(ctx context.Context) {
 	}
 }
 
-// Run calls Tick every Config.Tick until ctx ends.
+// Run calls Tick every Config.Tick until ctx ends. With Peers, it also
+// checks the leads (CheckLeads) and forwards readings to the lead, each
+// in a goroutine of its own so that Redis never holds up the tick.
 func (w *Ward) Run(ctx context.Context) {
+	if w.peers != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { w.runLeads(ctx) })
+		wg.Go(func() { w.runForward(ctx) })
+	}
 	t := time.NewTicker(w.cfg.Tick)
 	defer t.Stop()
 	for {
