@@ -285,7 +285,8 @@ func TestRestoreAndRecord(t *testing.T) {
 }
 
 // FuzzApply: a change carried from another node, whatever its bytes, is
-// applied or refused with an error; it never panics.
+// applied or refused with an error; it never panics, and a forwarded
+// reading this version does not know is refused.
 func FuzzApply(f *testing.F) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, seed := range []string{
@@ -293,6 +294,8 @@ func FuzzApply(f *testing.F) {
 		`{"input":{"Kind":"value","Code":"8867-4","Value":1e308},"at":"2026-01-02T03:04:05Z"}`,
 		`{"thresholds":[{"Code":"8867-4","High":120}],"setThresholds":true,"at":"2026-01-02T03:04:05Z"}`,
 		`{"ackId":"news2:pulse@1","ackBy":"User/1"}`,
+		`{"readings":[{"Code":"8480-6","Value":85,"Unit":"mm[Hg]","Time":"2026-01-02T03:04:05Z"}]}`,
+		`{"readings":[{"Code":"8480-6","Value":85,"Unit":"%","Time":"2026-01-02T03:04:05Z"}]}`,
 		`{"input":null}`, `[]`, `{`,
 	} {
 		f.Add([]byte(seed))
@@ -302,6 +305,14 @@ func FuzzApply(f *testing.F) {
 		if _, err := w.Snapshot(context.Background(), 1); err != nil { // hold the patient
 			t.Fatal(err)
 		}
-		_ = w.Apply(context.Background(), 1, msg)
+		err := w.Apply(context.Background(), 1, msg)
+		var c control
+		if err == nil && json.Unmarshal(msg, &c) == nil {
+			for _, r := range c.Readings {
+				if checkForwarded(r) != nil {
+					t.Fatalf("Apply took the reading %+v", r)
+				}
+			}
+		}
 	})
 }
