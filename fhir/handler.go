@@ -59,7 +59,8 @@ type Deps struct {
 	// Appointments, and each export of the audit trail; nil records nothing.
 	Audit *audit.Recorder
 	// Live, if set, receives each posted reading for the patient's live
-	// viewers, as a device's readings are; NEWS2, if set, scores it.
+	// viewers, as a device's readings are; NEWS2, if set, scores it (a
+	// physician's value as their entry, if NEWS2 is also an Enterer).
 	Live  vitals.Publisher
 	NEWS2 vitals.Observer
 }

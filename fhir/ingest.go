@@ -13,6 +13,7 @@ import (
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals"
+	"github.com/bedside-health/bedside/vitals/ward"
 )
 
 // createObservation answers POST /Observation: device ingest over REST. The
@@ -123,7 +124,10 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, c *caller, dev 
 	if err := h.Store.AppendObservations(ctx, dev.ID, 0, obs); err != nil {
 		return patient, fmt.Errorf("store posted observation: %w", err)
 	}
-	h.publish(ctx, patient, dev.Name, p.Readings)
+	// A physician's API token posts what they measured by hand: NEWS2
+	// scores it as entered, not as a device's measurement.
+	byHand := c != nil && c.user.Role == store.RolePhysician
+	h.publish(ctx, patient, dev.Name, p.Readings, byHand)
 	stored, err := h.storedAs(ctx, obs[0])
 	if err != nil {
 		return patient, err
@@ -137,10 +141,17 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, c *caller, dev 
 	return patient, nil
 }
 
+// Enterer takes a clinician's hand-entered value into the patient's NEWS2
+// (ward.Ward); the NEWS2 observer implements it if it can.
+type Enterer interface {
+	Enter(ctx context.Context, patientID int64, in ward.Input) error
+}
+
 // publish sends stored readings to the patient's live viewers and NEWS2
 // monitor, as the device socket does. Live delivery is best effort: a
-// viewer that misses one finds it in the stored history.
-func (h *handler) publish(ctx context.Context, patient int64, device string, rs []vitals.Reading) {
+// viewer that misses one finds it in the stored history. Readings taken
+// byHand are entered into NEWS2 where it scores their code.
+func (h *handler) publish(ctx context.Context, patient int64, device string, rs []vitals.Reading, byHand bool) {
 	if h.Live != nil {
 		for _, r := range rs {
 			b, err := json.Marshal(vitals.LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit,
@@ -150,7 +161,24 @@ func (h *handler) publish(ctx context.Context, patient int64, device string, rs 
 			}
 		}
 	}
-	if h.NEWS2 != nil {
+	if h.NEWS2 == nil {
+		return
+	}
+	if e, ok := h.NEWS2.(Enterer); ok && byHand {
+		var measured []vitals.Reading
+		for _, r := range rs {
+			in := ward.Input{Kind: ward.KindValue, Code: r.Code, Value: r.Value, At: r.Time}
+			if ward.Check(in) != nil {
+				measured = append(measured, r) // not a NEWS2 parameter: thresholds still watch it
+				continue
+			}
+			if err := e.Enter(ctx, patient, in); err != nil {
+				h.Log.WarnContext(ctx, "news2 hand-entered value", "patient", patient, "code", r.Code, "err", err)
+			}
+		}
+		rs = measured
+	}
+	if len(rs) > 0 {
 		h.NEWS2.Observe(ctx, patient, rs)
 	}
 }
