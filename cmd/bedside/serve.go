@@ -341,7 +341,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	monitors := ward.New(streams, web.NewWardRecords(st), ward.Config{Log: log.With("component", "news2")})
 	if c.redisURL != "" {
 		// The node that sees a patient's readings leads their NEWS2;
-		// physicians' changes on other nodes are carried to it.
+		// readings and physicians' changes taken on other nodes are
+		// carried to it (Run checks the leads and forwards them).
 		peers, err := cluster.NewRedisNEWS2(ctx, c.redisURL, live.NewEpoch(), "", monitors.Apply, log.With("component", "news2-peers"))
 		if err != nil {
 			return fmt.Errorf("REDIS_URL: %w", err)
