@@ -18,6 +18,7 @@ import (
 
 	"github.com/bedside-health/bedside/vitals"
 	"github.com/bedside-health/bedside/vitals/alert"
+	"github.com/bedside-health/bedside/vitals/monitor"
 	"github.com/bedside-health/bedside/vitals/ward"
 )
 
@@ -66,6 +67,36 @@ type newsNode struct {
 	out     *published
 	gate    *gate
 	applied chan struct{} // hears of each change applied from another node
+	rec     *recorded
+}
+
+// recorded is a ward's alert timeline in a test.
+type recorded struct {
+	mu     sync.Mutex
+	alerts []monitor.AlertEvent
+}
+
+func (r *recorded) Restore(context.Context, int64) ([]ward.Input, []alert.Threshold, error) {
+	return nil, nil, nil
+}
+
+func (r *recorded) RecordAlerts(_ context.Context, _ int64, evs []monitor.AlertEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.alerts = append(r.alerts, evs...)
+	return nil
+}
+
+// raised reports whether an alert on param was recorded as raised.
+func (r *recorded) raised(param string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range r.alerts {
+		if a.State == "raised" && a.Param == param {
+			return true
+		}
+	}
+	return false
 }
 
 // gate passes a ward's Peers calls through to Redis, unless the test
@@ -99,8 +130,8 @@ func newNEWS2Node(t *testing.T, name, prefix string) *newsNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	n := &newsNode{out: &published{got: make(chan string, 1000)}, applied: make(chan struct{}, 1000)}
-	n.ward = ward.New(n.out, nil, ward.Config{})
+	n := &newsNode{out: &published{got: make(chan string, 1000)}, applied: make(chan struct{}, 1000), rec: &recorded{}}
+	n.ward = ward.New(n.out, n.rec, ward.Config{})
 	apply := func(ctx context.Context, patientID int64, msg []byte) error {
 		err := n.ward.Apply(ctx, patientID, msg)
 		n.applied <- struct{}{}
@@ -250,14 +281,17 @@ func TestNEWS2LeadChangeSendsHeldAlerts(t *testing.T) {
 	a.ward.CheckLeads(ctx)
 	b.ward.Observe(ctx, patient, []vitals.Reading{reading(vitals.CodeSystolic, 85)})
 	b.ward.CheckLeads(ctx)
-	if n := b.out.count(); n != 0 {
-		t.Fatalf("B published %d messages while A leads: %q", n, b.out.msgs)
+	if n := b.out.count(); n != 0 || b.rec.raised("systolic") {
+		t.Fatalf("B published %d messages or recorded %+v while A leads: %q", n, b.rec.alerts, b.out.msgs)
 	}
 	if err := testRedis(t).Del(ctx, prefix+"8:lead").Err(); err != nil {
 		t.Fatal(err)
 	}
 	b.ward.CheckLeads(ctx)
 	b.out.await(t, "B's held systolic alert", isSystolicAlert)
+	if !b.rec.raised("systolic") {
+		t.Fatalf("B published the held alert but did not record it: %+v", b.rec.alerts)
+	}
 }
 
 // TestNEWS2LeadsLocallyWithoutRedis: with Redis unreachable, a node that
@@ -359,8 +393,11 @@ func TestNEWS2EntryWithoutLeadOnce(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("A never got B's entry")
 	}
-	if n := a.out.count(); n != 0 {
-		t.Fatalf("A published B's entry too: %q", a.out.msgs)
+	if n := a.out.count(); n != 0 || len(a.rec.alerts) != 0 {
+		t.Fatalf("A published %q or recorded %+v of B's entry too", a.out.msgs, a.rec.alerts)
+	}
+	if !b.rec.raised("consciousness") {
+		t.Fatalf("B, which took the lead, did not record the alert: %+v", b.rec.alerts)
 	}
 }
 
