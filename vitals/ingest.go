@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -87,20 +88,35 @@ type Ingester struct {
 	pending      map[int64]held
 	pendingBytes int
 	err          error
-	now          func() time.Time
-	events       EventRecorder
+	// Used by Accept and Commit, which may run on two goroutines: mu
+	// guards the fields above, accepted and staged.
+	mu       sync.Mutex
+	accepted int64 // highest sequence Accept handled; LastSeq <= accepted
+	staged   staged
+	now      func() time.Time
+	events   EventRecorder
+	ackEvery time.Duration
 }
 
 // NewIngester returns an Ingester for dev that continues after dev.LastSeq,
 // which must be the sequence the Sink last stored for the device.
 func NewIngester(sink Sink, pub Publisher, dev Device) *Ingester {
-	return &Ingester{sink: sink, pub: pub, dev: dev, pending: make(map[int64]held), now: time.Now}
+	return &Ingester{sink: sink, pub: pub, dev: dev, pending: make(map[int64]held), now: time.Now, ackEvery: DefaultAckInterval}
 }
 
 // WithClock makes the Ingester read the time from now (the server's clock,
 // which stamps each waveform chunk's `received`) and returns it.
 func (in *Ingester) WithClock(now func() time.Time) *Ingester {
 	in.now = now
+	return in
+}
+
+// WithAckInterval sets the shortest time between two commits, and so two
+// acks, while a device's messages keep coming (DefaultAckInterval), and
+// returns the Ingester. Longer means fewer commits and ack frames, and
+// more messages the device holds unacked.
+func (in *Ingester) WithAckInterval(d time.Duration) *Ingester {
+	in.ackEvery = d
 	return in
 }
 
@@ -112,7 +128,11 @@ func (in *Ingester) RecordEvents(r EventRecorder) { in.events = r }
 func (in *Ingester) SetObserver(o Observer) { in.obs = o }
 
 // LastSeq is the highest sequence up to which every message is handled.
-func (in *Ingester) LastSeq() int64 { return in.dev.LastSeq }
+func (in *Ingester) LastSeq() int64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.dev.LastSeq
+}
 
 // Pending is how many messages are held waiting for an earlier sequence.
 func (in *Ingester) Pending() int { return len(in.pending) }
@@ -120,7 +140,11 @@ func (in *Ingester) Pending() int { return len(in.pending) }
 // Err reports why the last Handle could not make progress: an error
 // wrapping ErrStore or ErrGap, or nil. After either, the connection should
 // be closed so the device reconnects and resends what is not acked.
-func (in *Ingester) Err() error { return in.err }
+func (in *Ingester) Err() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.err
+}
 
 // Handle processes one text frame and returns the replies to send, in
 // order: rejections ({"error", "seq"}) then {"ack": N}; or a lone

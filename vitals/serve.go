@@ -18,8 +18,13 @@ const tooFast = "too many messages: pause, reconnect and resend from the last ac
 // {"ack": N}, N the highest sequence already handled for the device, so a
 // relay that does not keep its numbering (a browser page) continues from
 // N+1; then it reads each frame (a text envelope, or a binary waveform
-// frame), hands it to ing and sends the replies. It returns nil when the
-// device closes normally, and otherwise why the connection ended.
+// frame) and hands it to ing.Accept, which publishes it live at once, and
+// sends its replies. What is accepted is stored by ing.Commit off the read
+// loop, at once after a quiet spell and then at most once per
+// ing's ack interval, each commit acknowledging every message before it
+// with one {"ack": N}. It returns nil when the device closes normally, and
+// otherwise why the connection ended; before it returns, everything
+// accepted is committed.
 //
 // A frame over conn's read limit makes gorilla/websocket close the
 // connection with code 1009 (message too big). A Sink failure closes it with
@@ -35,9 +40,18 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 	if err := conn.Send(ackReply(ing.LastSeq())); err != nil {
 		return fmt.Errorf("send first ack: %w", err)
 	}
+	c := &committer{ing: ing, every: ing.ackEvery, ctx: context.WithoutCancel(ctx), send: conn.Send,
+		fail: func(error) {
+			conn.CloseWith(websocket.CloseInternalServerErr, "could not store; reconnect and resend from the last ack")
+		}}
+	// Whatever way the connection ends, what was accepted is stored.
+	defer c.close(context.WithoutCancel(ctx))
 	for {
 		kind, frame, err := conn.Read(ctx)
 		if err != nil {
+			if herr := ing.Err(); errors.Is(herr, ErrStore) {
+				return herr
+			}
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
@@ -45,6 +59,7 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 				return fmt.Errorf("device frame too large: %w", err)
 			case errors.Is(err, wsconn.ErrTooFast):
 				_ = conn.Send(errorReply(tooFast, 0))
+				c.close(context.WithoutCancel(ctx))
 				conn.CloseWith(websocket.ClosePolicyViolation, tooFast)
 				return fmt.Errorf("device frames: %w", err)
 			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
@@ -52,22 +67,19 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 			}
 			return fmt.Errorf("read device frame: %w", err)
 		}
-		handle := ing.Handle
-		if kind == websocket.BinaryMessage {
-			handle = ing.HandleBinary // a waveform frame
-		}
-		for _, r := range handle(ctx, frame) {
+		for _, r := range ing.Accept(ctx, kind, frame) {
 			if err := conn.Send(r); err != nil {
 				return fmt.Errorf("send reply: %w", err)
 			}
 		}
 		if herr := ing.Err(); herr != nil {
-			code, reason := websocket.CloseTryAgainLater, "sequence gap too large; resend from the last ack"
 			if errors.Is(herr, ErrStore) {
-				code, reason = websocket.CloseInternalServerErr, "could not store; reconnect and resend from the last ack"
+				return herr // the commit has closed the connection
 			}
-			conn.CloseWith(code, reason)
+			c.close(context.WithoutCancel(ctx)) // ack what came before the gap
+			conn.CloseWith(websocket.CloseTryAgainLater, "sequence gap too large; resend from the last ack")
 			return herr
 		}
+		c.poke()
 	}
 }

@@ -23,6 +23,7 @@ type deviceServer struct {
 	pub    *memPub
 	ended  chan error
 	cancel context.CancelFunc
+	every  time.Duration // the Ingester's ack interval, if not the default
 }
 
 func newDeviceServer(t *testing.T) *deviceServer {
@@ -38,6 +39,9 @@ func newDeviceServer(t *testing.T) *deviceServer {
 		conn := wsconn.New(ws, wsconn.Options{})
 		defer conn.Close()
 		in := NewIngester(d.st, d.pub, Device{ID: devID, PatientID: patientID, Name: "hub", LastSeq: d.st.last(devID)})
+		if d.every > 0 {
+			in.WithAckInterval(d.every)
+		}
 		d.ended <- ServeDevice(ctx, conn, in)
 	}))
 	t.Cleanup(func() { cancel(); d.Close() })
@@ -184,5 +188,92 @@ func TestServeDeviceContextEndCloses1001(t *testing.T) {
 	}
 	if err := d.serveResult(t); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ServeDevice returned %v", err)
+	}
+}
+
+// TestServeDeviceAcksABurstOnce sends a burst of numerics and waveform
+// frames without waiting: every message is published, stored once, and
+// acknowledged by a few cumulative acks, not one per message.
+func TestServeDeviceAcksABurstOnce(t *testing.T) {
+	d := newDeviceServer(t)
+	d.every = 200 * time.Millisecond
+	ws := d.dial(t)
+	const n = 60
+	for seq := int64(1); seq <= n; seq++ {
+		kind, frame := websocket.TextMessage, env(seq, hrObs)
+		if seq%3 != 0 {
+			kind, frame = websocket.BinaryMessage, binFrame(t, seq, ecgChunk())
+		}
+		if err := ws.WriteMessage(kind, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acks := 0
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for last := int64(0); last < n; {
+		var r reply
+		if err := ws.ReadJSON(&r); err != nil || r.Ack == nil || *r.Ack <= last {
+			t.Fatalf("after ack %d: %+v %v; want a higher ack", last, r, err)
+		}
+		last = *r.Ack
+		acks++
+	}
+	if acks > 5 {
+		t.Errorf("%d acks for a burst of %d messages; want a few cumulative ones", acks, n)
+	}
+	if d.st.count() != n/3 || d.st.last(devID) != n || d.pub.count(patientID) != n {
+		t.Fatalf("stored %d up to %d, published %d; want %d up to %d, published %d", d.st.count(), d.st.last(devID), d.pub.count(patientID), n/3, n, n)
+	}
+}
+
+// TestServeDeviceDropMidBatchStoresOnce drops the connection while a
+// commit waits for its interval: what was accepted is stored before the
+// device may reconnect, and resending all of it, acked or not, stores
+// nothing twice.
+func TestServeDeviceDropMidBatchStoresOnce(t *testing.T) {
+	d := newDeviceServer(t)
+	d.every = time.Hour // only the first message is acked before the drop
+	ws := d.dial(t)
+	const n = 30
+	if rs := exchange(t, ws, websocket.TextMessage, env(1, hrObs)); *rs[0].Ack != 1 {
+		t.Fatalf("first message: %+v", rs)
+	}
+	for seq := int64(2); seq <= n; seq++ {
+		if err := ws.WriteMessage(websocket.TextMessage, env(seq, hrObs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A frame without a readable seq is answered at once, after the n
+	// before it are read and published.
+	if err := ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var r reply
+		if err := ws.ReadJSON(&r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Error != "" && r.Seq == nil {
+			break
+		}
+	}
+	if d.pub.count(patientID) != n || d.st.last(devID) != 1 {
+		t.Fatalf("before the drop: published %d, stored up to %d; want %d published, stored up to 1", d.pub.count(patientID), d.st.last(devID), n)
+	}
+	_ = ws.NetConn().Close() // no close frame: the link is gone
+	if err := d.serveResult(t); err == nil {
+		t.Fatal("ServeDevice returned nil after a dropped link")
+	}
+	if d.st.last(devID) != n || d.st.count() != n {
+		t.Fatalf("after the drop: stored %d up to %d; want %d up to %d", d.st.count(), d.st.last(devID), n, n)
+	}
+	ws = d.dial(t) // first ack: n
+	for seq := int64(1); seq <= n; seq++ {
+		if rs := exchange(t, ws, websocket.TextMessage, env(seq, hrObs)); len(rs) != 1 || *rs[0].Ack != n {
+			t.Fatalf("resend %d: %+v; want ack %d", seq, rs, n)
+		}
+	}
+	if d.st.count() != n || d.pub.count(patientID) != n {
+		t.Fatalf("after resending: stored %d, published %d; want %d each", d.st.count(), d.pub.count(patientID), n)
 	}
 }

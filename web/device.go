@@ -20,6 +20,22 @@ import (
 // deviceMaxMessage is the largest device frame accepted; larger closes with 1009.
 const deviceMaxMessage = 64 << 10
 
+// deviceQueue bounds the replies waiting to be written to a device: acks
+// are cumulative, so few wait at once.
+const deviceQueue = 64
+
+// deviceUpgrader keeps idle device sockets small: a read buffer about the
+// size of a round of numerics (larger frames are read through it), and a
+// write buffer lent from a pool only while a reply is written.
+func (s *server) deviceUpgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 512,
+		WriteBufferPool: &s.deviceBuffers,
+		CheckOrigin:     s.originAllowed,
+	}
+}
+
 // bearerToken reads "Authorization: Bearer X", else the token query parameter.
 func bearerToken(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
@@ -39,11 +55,11 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
-	ws, err := s.upgrader().Upgrade(w, r, nil)
+	ws, err := s.deviceUpgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	conn := wsconn.New(ws, wsconn.Options{ReadLimit: deviceMaxMessage, Rate: s.devices.rate(cred.ID, s.DeviceRate)})
+	conn := wsconn.New(ws, wsconn.Options{ReadLimit: deviceMaxMessage, QueueLen: deviceQueue, Rate: s.devices.rate(cred.ID, s.DeviceRate)})
 	defer conn.Close()
 	s.metrics.sockets.Add(1, "device")
 	defer s.metrics.sockets.Add(-1, "device")

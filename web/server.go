@@ -107,6 +107,7 @@ type server struct {
 	metrics       *webMetrics
 	checks        checkLimits
 	viewerBuffers sync.Pool // write buffers of vitals viewer sockets, lent per frame
+	deviceBuffers sync.Pool // write buffers of device sockets, lent per reply
 }
 
 // NewServer returns the HTTP handler for the whole application.

@@ -1,0 +1,227 @@
+package vitals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// DefaultAckInterval is the shortest time between two commits, and so two
+// acks, of one device connection while its messages keep coming. The first
+// message after a quiet spell is committed and acked at once.
+const DefaultAckInterval = 250 * time.Millisecond
+
+// staged is what Accept has handled but not yet committed: the readings
+// and events of the messages after LastSeq up to accepted.
+type staged struct {
+	readings []StoredReading
+	events   []RelayedEvent
+}
+
+// Accept is the first half of the pipelined contract ServeDevice runs: it
+// handles one frame (websocket.TextMessage for an envelope, BinaryMessage
+// for a waveform frame) in sequence as Handle does and publishes its live
+// messages at once, but only stages its readings. Commit stores what is
+// staged and returns the ack. Accept returns the replies to send now:
+// rejections ({"error", "seq"}), the ack of a sequence already committed,
+// or a lone {"error"}. Accept and Commit may run on different goroutines;
+// they must not be mixed with Handle on one Ingester.
+func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies [][]byte) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var seq int64
+	var h held
+	if kind == websocket.BinaryMessage {
+		s, err := WaveFrameSeq(frame)
+		if err != nil {
+			return [][]byte{errorReply(err.Error(), 0)}
+		}
+		seq, h = s, held{bin: frame}
+	} else {
+		env, err := DecodeEnvelope(frame)
+		var fe *FieldError
+		if err != nil && (env.Seq == 0 || !errors.As(err, &fe)) {
+			return [][]byte{errorReply(err.Error(), 0)}
+		}
+		seq, h = env.Seq, held{obs: env.Observation, gatt: env.GATT, dev: env.Device, err: err}
+	}
+	if in.accepted < in.dev.LastSeq {
+		in.accepted = in.dev.LastSeq
+	}
+	switch {
+	case seq <= in.dev.LastSeq:
+		// Already committed: acknowledge again; store and show nothing.
+		return [][]byte{ackReply(in.dev.LastSeq)}
+	case seq <= in.accepted:
+		// Already accepted: the coming ack covers it.
+		return nil
+	case seq > in.accepted+1:
+		if seq-in.accepted > MaxAhead || in.pendingBytes+h.size() > maxPendingBytes {
+			msg := fmt.Sprintf("seq %d is too far ahead of %d to hold; send again from %d", seq, in.accepted, in.accepted+1)
+			in.err = fmt.Errorf("%w: seq %d after %d", ErrGap, seq, in.accepted)
+			return [][]byte{errorReply(msg, 0)}
+		}
+		if _, dup := in.pending[seq]; !dup {
+			in.pending[seq] = h
+			in.pendingBytes += h.size()
+		}
+		return nil
+	}
+	start := in.accepted + 1
+	run := []held{h}
+	for s := start + 1; ; s++ {
+		p, ok := in.pending[s]
+		if !ok {
+			break
+		}
+		run = append(run, p)
+		in.pendingBytes -= p.size()
+		delete(in.pending, s)
+	}
+	in.accepted = start + int64(len(run)) - 1
+	received := in.now()
+	for i, h := range run {
+		seq := start + int64(i)
+		p, err := in.parse(h)
+		if err != nil {
+			replies = append(replies, errorReply(err.Error(), seq))
+			continue
+		}
+		for _, r := range p.Readings {
+			in.staged.readings = append(in.staged.readings, StoredReading{Seq: seq, Reading: r})
+		}
+		if p.Event != nil {
+			in.staged.events = append(in.staged.events, *p.Event)
+		}
+		// Live delivery is best effort and does not wait for the store: a
+		// viewer that misses a reading finds it in the stored history.
+		for _, msg := range encodeLive(p, in.dev.Name, received) {
+			_ = in.pub.Publish(ctx, in.dev.PatientID, msg)
+		}
+	}
+	return replies
+}
+
+// Uncommitted reports whether Accept has handled messages that Commit has
+// not yet stored.
+func (in *Ingester) Uncommitted() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.accepted > in.dev.LastSeq && !errors.Is(in.err, ErrStore)
+}
+
+// Commit stores what Accept staged, with the device's sequence advanced to
+// the last message accepted, in one Sink.Append, and returns the replies:
+// {"ack": N} for everything up to N. If the Sink fails, it returns an
+// error and the ack of what was committed before, and Err reports
+// ErrStore from then on: the connection must close, and the device resends
+// what is not acked. Only one Commit may run at a time.
+func (in *Ingester) Commit(ctx context.Context) ([][]byte, error) {
+	in.mu.Lock()
+	if errors.Is(in.err, ErrStore) || in.accepted <= in.dev.LastSeq {
+		in.mu.Unlock()
+		return nil, nil
+	}
+	start, end, batch := in.dev.LastSeq+1, in.accepted, in.staged
+	in.staged = staged{}
+	in.mu.Unlock()
+
+	if err := in.sink.Append(ctx, in.dev.ID, end, batch.readings); err != nil {
+		in.mu.Lock()
+		in.err = fmt.Errorf("%w: seq %d to %d: %w", ErrStore, start, end, err)
+		last := in.dev.LastSeq
+		in.mu.Unlock()
+		msg := fmt.Sprintf("could not store seq %d; reconnect and send it again", start)
+		return [][]byte{errorReply(msg, 0), ackReply(last)}, in.err
+	}
+	in.mu.Lock()
+	in.dev.LastSeq = end
+	in.mu.Unlock()
+	if in.events != nil {
+		for _, e := range batch.events {
+			in.events.RecordDeviceEvent(ctx, in.dev, e)
+		}
+	}
+	if in.obs != nil && len(batch.readings) > 0 {
+		rs := make([]Reading, len(batch.readings))
+		for i, sr := range batch.readings {
+			rs[i] = sr.Reading
+		}
+		in.obs.Observe(ctx, in.dev.PatientID, rs)
+	}
+	return [][]byte{ackReply(end)}, nil
+}
+
+// committer runs a connection's commits off its read loop: at once after a
+// quiet spell, then at most once per interval while messages keep coming,
+// each on a goroutine of its own, so an idle connection holds none.
+type committer struct {
+	ing   *Ingester
+	every time.Duration
+	ctx   context.Context
+	send  func([]byte) error
+	fail  func(error) // a commit failed: close the connection
+
+	mu      sync.Mutex
+	armed   bool // a commit is scheduled or running
+	closed  bool
+	timer   *time.Timer
+	last    time.Time // when the last commit began
+	running sync.WaitGroup
+}
+
+// poke schedules a commit of what is staged, unless one is scheduled.
+func (c *committer) poke() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pokeLocked()
+}
+
+func (c *committer) pokeLocked() {
+	if c.armed || c.closed || !c.ing.Uncommitted() {
+		return
+	}
+	c.armed = true
+	c.running.Add(1)
+	c.timer = time.AfterFunc(max(0, c.every-time.Since(c.last)), c.run)
+}
+
+func (c *committer) run() {
+	defer c.running.Done()
+	c.mu.Lock()
+	c.last = time.Now()
+	c.mu.Unlock()
+	replies, err := c.ing.Commit(c.ctx)
+	for _, r := range replies {
+		_ = c.send(r)
+	}
+	if err != nil {
+		c.fail(err)
+	}
+	c.mu.Lock()
+	c.armed = false
+	c.pokeLocked()
+	c.mu.Unlock()
+}
+
+// close cancels a scheduled commit, waits for a running one, and commits
+// what is left, so everything accepted is stored (or the failure known)
+// before the connection lets the device go.
+func (c *committer) close(ctx context.Context) {
+	c.mu.Lock()
+	c.closed = true
+	if c.armed && c.timer.Stop() {
+		c.armed = false
+		c.running.Done()
+	}
+	c.mu.Unlock()
+	c.running.Wait()
+	replies, _ := c.ing.Commit(ctx)
+	for _, r := range replies {
+		_ = c.send(r)
+	}
+}
