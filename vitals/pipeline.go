@@ -10,10 +10,11 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// DefaultAckInterval is the shortest time between two commits, and so two
-// acks, of one device connection while its messages keep coming. The first
-// message after a quiet spell is committed and acked at once.
-const DefaultAckInterval = 250 * time.Millisecond
+// DefaultAckInterval is the time between two commits, and so two acks, of
+// one device connection while its messages keep coming; the commits fall
+// on its multiples on the clock, where those of other devices fall too.
+// The first message after a quiet spell is committed and acked at once.
+const DefaultAckInterval = time.Second
 
 // staged is what Accept has handled but not yet committed: the readings
 // and events of the messages after LastSeq up to accepted.
@@ -157,7 +158,7 @@ func (in *Ingester) Commit(ctx context.Context) ([][]byte, error) {
 }
 
 // committer runs a connection's commits off its read loop: at once after a
-// quiet spell, then at most once per interval while messages keep coming,
+// quiet spell, then on the interval's ticks while messages keep coming,
 // each on a goroutine of its own, so an idle connection holds none.
 type committer struct {
 	ing   *Ingester
@@ -187,7 +188,18 @@ func (c *committer) pokeLocked() {
 	}
 	c.armed = true
 	c.running.Add(1)
-	c.timer = time.AfterFunc(max(0, c.every-time.Since(c.last)), c.run)
+	c.timer = time.AfterFunc(c.wait(time.Now()), c.run)
+}
+
+// wait is how long a commit waits from now: none after a quiet spell, and
+// otherwise until the next multiple of the interval on the clock, so the
+// commits of every busy device reach the store together and share its
+// transactions.
+func (c *committer) wait(now time.Time) time.Duration {
+	if c.every <= 0 || now.Sub(c.last) >= c.every {
+		return 0
+	}
+	return c.every - time.Duration(now.UnixNano()%int64(c.every))
 }
 
 func (c *committer) run() {

@@ -23,13 +23,13 @@ type deviceServer struct {
 	pub    *memPub
 	ended  chan error
 	cancel context.CancelFunc
-	every  time.Duration // the Ingester's ack interval, if not the default
+	every  time.Duration // the Ingester's ack interval
 }
 
 func newDeviceServer(t *testing.T) *deviceServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &deviceServer{st: newMemStore(t), pub: &memPub{}, ended: make(chan error, 10), cancel: cancel}
+	d := &deviceServer{st: newMemStore(t), pub: &memPub{}, ended: make(chan error, 10), cancel: cancel, every: 20 * time.Millisecond}
 	up := websocket.Upgrader{}
 	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
@@ -39,9 +39,7 @@ func newDeviceServer(t *testing.T) *deviceServer {
 		conn := wsconn.New(ws, wsconn.Options{})
 		defer conn.Close()
 		in := NewIngester(d.st, d.pub, Device{ID: devID, PatientID: patientID, Name: "hub", LastSeq: d.st.last(devID)})
-		if d.every > 0 {
-			in.WithAckInterval(d.every)
-		}
+		in.WithAckInterval(d.every)
 		d.ended <- ServeDevice(ctx, conn, in)
 	}))
 	t.Cleanup(func() { cancel(); d.Close() })

@@ -75,6 +75,9 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, livePublisher{s.Live}, vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	}).WithClock(s.Now)
+	if s.DeviceAckInterval > 0 {
+		ing.WithAckInterval(s.DeviceAckInterval)
+	}
 	ing.RecordEvents(eventRecorder{s, cred})
 	ing.SetObserver(s.NEWS2)
 	s.keepChecking(r.Context(), conn, s.stillDevice(r, cred))

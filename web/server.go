@@ -78,6 +78,9 @@ type Deps struct {
 	// viewer (default 2 ms); the first message after a quiet spell is sent
 	// at once.
 	VitalsFlush time.Duration
+	// DeviceAckInterval is the time between two commits, and acks, of a
+	// device that keeps streaming (default vitals.DefaultAckInterval).
+	DeviceAckInterval time.Duration
 	// VitalsWriteTimeout is how long one write to a vitals viewer may block
 	// before the connection is cut (default 10 s).
 	VitalsWriteTimeout time.Duration

@@ -85,7 +85,8 @@ func newFixtureWith(t testing.TB, adjust func(*Deps)) *fixture {
 	}
 	f.devToken, f.devID = newDevice(f.pat.ID)
 	f.otherToken, _ = newDevice(f.other.ID)
-	deps := Deps{Log: log, Store: st, Bus: cluster.NewLocal(), Calls: signaling.NewHub(sfu, log), Connectivity: sfu, Secret: []byte("a test key of thirty-two bytes, or more")}
+	deps := Deps{Log: log, Store: st, Bus: cluster.NewLocal(), Calls: signaling.NewHub(sfu, log), Connectivity: sfu, Secret: []byte("a test key of thirty-two bytes, or more"),
+		DeviceAckInterval: 20 * time.Millisecond}
 	if adjust != nil {
 		adjust(&deps)
 	}

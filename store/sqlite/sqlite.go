@@ -101,6 +101,9 @@ func dsn(abs string, readOnly bool) string {
 	// would fsync every commit, about four times the cost of a booking.
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate") // every write BeginTx is BEGIN IMMEDIATE
+	if !readOnly {
+		q.Add("_pragma", "cache_size(-65536)")
+	}
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 		// A read transaction takes its snapshot at its first read and never
