@@ -40,7 +40,10 @@ type Samples []float64
 
 // MarshalJSON writes the samples, NaN as null.
 func (s Samples) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 2+len(s)*6)
+	return s.appendJSON(make([]byte, 0, 2+len(s)*6))
+}
+
+func (s Samples) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, '[')
 	for i, v := range s {
 		if i > 0 {
@@ -77,7 +80,7 @@ func (s *Samples) UnmarshalJSON(b []byte) error {
 func encodeLive(p Parsed, device string, received time.Time) [][]byte {
 	out := make([][]byte, 0, len(p.Readings)+1)
 	for _, r := range p.Readings {
-		b, err := json.Marshal(LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags})
+		b, err := LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags}.appendJSON(make([]byte, 0, 160))
 		if err == nil {
 			out = append(out, b)
 		}
@@ -86,9 +89,9 @@ func encodeLive(p Parsed, device string, received time.Time) [][]byte {
 		out = append(out, EncodeDeviceEvent(e.Event, e.Name, e.Time))
 	}
 	if w := p.Waveform; w != nil {
-		b, err := json.Marshal(LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor,
+		b, err := LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor,
 			Period: w.Period, Unit: w.OriginUnit, Data: Samples(w.Data), Time: w.Time, Device: device,
-			Received: received.UTC().Truncate(time.Millisecond)})
+			Received: received.UTC().Truncate(time.Millisecond)}.appendJSON(make([]byte, 0, 200+len(w.Data)*8))
 		if err == nil {
 			out = append(out, b)
 		}

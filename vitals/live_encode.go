@@ -1,0 +1,137 @@
+package vitals
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// The live messages are encoded by hand: they are encoded for every
+// message a device sends, and reflection made json.Marshal most of the
+// cost of publishing one. The output is byte for byte what json.Marshal
+// gives (TestLiveEncodingMatchesJSON, FuzzLiveEncoding).
+
+// appendJSON appends r as json.Marshal would.
+func (r LiveReading) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, r.Type)
+	b = append(b, `,"code":`...)
+	b = appendJSONString(b, r.Code)
+	b = append(b, `,"value":`...)
+	b, err := appendJSONFloat(b, r.Value)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"unit":`...)
+	b = appendJSONString(b, r.Unit)
+	b = append(b, `,"time":`...)
+	if b, err = appendJSONTime(b, r.Time); err != nil {
+		return nil, err
+	}
+	if r.Device != "" {
+		b = append(b, `,"device":`...)
+		b = appendJSONString(b, r.Device)
+	}
+	if len(r.Flags) > 0 {
+		b = append(b, `,"flags":[`...)
+		for i, f := range r.Flags {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, f)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSON appends w as json.Marshal would.
+func (w LiveWaveform) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, w.Type)
+	b = append(b, `,"code":`...)
+	b = appendJSONString(b, w.Code)
+	var err error
+	for _, f := range [...]struct {
+		name string
+		v    float64
+	}{{`,"origin":`, w.Origin}, {`,"factor":`, w.Factor}, {`,"period":`, w.Period}} {
+		b = append(b, f.name...)
+		if b, err = appendJSONFloat(b, f.v); err != nil {
+			return nil, err
+		}
+	}
+	if w.Unit != "" {
+		b = append(b, `,"unit":`...)
+		b = appendJSONString(b, w.Unit)
+	}
+	b = append(b, `,"data":`...)
+	for _, v := range w.Data {
+		if math.IsInf(v, 0) {
+			return nil, &json.UnsupportedValueError{Str: strconv.FormatFloat(v, 'g', -1, 64)}
+		}
+	}
+	// As json.Marshal calls Samples.MarshalJSON (nil included), and compacts
+	// what it returns, which has no spaces to remove.
+	b, _ = w.Data.appendJSON(b)
+	b = append(b, `,"time":`...)
+	if b, err = appendJSONTime(b, w.Time); err != nil {
+		return nil, err
+	}
+	if w.Device != "" {
+		b = append(b, `,"device":`...)
+		b = appendJSONString(b, w.Device)
+	}
+	b = append(b, `,"received":`...)
+	if b, err = appendJSONTime(b, w.Received); err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONFloat appends f as encoding/json writes a float64.
+func appendJSONFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return nil, &json.UnsupportedValueError{Str: strconv.FormatFloat(f, 'g', -1, 64)}
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
+
+// appendJSONTime appends t as encoding/json writes it.
+func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
+	q, err := t.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, q...), nil
+}
+
+// appendJSONString appends s as encoding/json quotes it, HTML-safe.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // rare: let encoding/json escape it
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

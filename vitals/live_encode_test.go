@@ -1,0 +1,56 @@
+package vitals
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+)
+
+// checkLiveEncoding fails unless the hand encoding of r and w is byte for
+// byte json.Marshal's, or both fail.
+func checkLiveEncoding(t *testing.T, r LiveReading, w LiveWaveform) {
+	t.Helper()
+	want, werr := json.Marshal(r)
+	got, gerr := r.appendJSON(nil)
+	if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+		t.Errorf("reading %+v:\n got %s (%v)\nwant %s (%v)", r, got, gerr, want, werr)
+	}
+	want, werr = json.Marshal(w)
+	got, gerr = w.appendJSON(nil)
+	if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+		t.Errorf("waveform %+v:\n got %s (%v)\nwant %s (%v)", w, got, gerr, want, werr)
+	}
+}
+
+func TestLiveEncodingMatchesJSON(t *testing.T) {
+	at := time.Date(2026, 12, 5, 20, 1, 2, 345678901, time.UTC)
+	for _, s := range []string{"", "8867-4", "/min", "mm[Hg]", `a "quoted" \ name`, "<b>&", "Pulsoxímetro", "tab\there", "\u2028", "\xff"} {
+		for _, v := range []float64{0, 72, -0.5, 36.65, 1e-7, 1.5e-6, 1e21, 123456789012345678901234.0, math.SmallestNonzeroFloat64, math.MaxFloat64, math.NaN(), math.Inf(1)} {
+			checkLiveEncoding(t,
+				LiveReading{Type: "reading", Code: s, Value: v, Unit: s, Time: at, Device: s, Flags: []string{s, "motion"}},
+				LiveWaveform{Type: "waveform", Code: s, Origin: v, Factor: 0.001, Period: 4, Unit: s,
+					Data: Samples{1, v, -3, math.NaN()}, Time: at, Device: s, Received: at})
+		}
+	}
+	// Zero and odd times, no flags, no data, an infinite sample.
+	odd := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tm := range []time.Time{{}, at.In(time.FixedZone("", -5*3600-1800)), odd} {
+		checkLiveEncoding(t, LiveReading{Type: "reading", Time: tm}, LiveWaveform{Time: at, Received: tm})
+	}
+	checkLiveEncoding(t, LiveReading{}, LiveWaveform{Data: Samples{}})
+	checkLiveEncoding(t, LiveReading{}, LiveWaveform{Data: Samples{math.Inf(-1)}})
+}
+
+func FuzzLiveEncoding(f *testing.F) {
+	f.Add("8867-4", "/min", "hub", 72.0, 0.001, int64(1764961262345), 12.5)
+	f.Add("<&>", "\x00\xff", "", 1e-9, -1e22, int64(-1), math.NaN())
+	f.Fuzz(func(t *testing.T, code, unit, device string, v, factor float64, ms int64, sample float64) {
+		at := time.UnixMilli(ms).UTC()
+		checkLiveEncoding(t,
+			LiveReading{Type: "reading", Code: code, Value: v, Unit: unit, Time: at, Device: device, Flags: []string{unit}},
+			LiveWaveform{Type: "waveform", Code: code, Origin: v, Factor: factor, Period: 4, Unit: unit,
+				Data: Samples{sample, v}, Time: at, Device: device, Received: at})
+	})
+}
