@@ -24,16 +24,11 @@ const deviceMaxMessage = 64 << 10
 // are cumulative, so few wait at once.
 const deviceQueue = 64
 
-// deviceUpgrader keeps idle device sockets small: a read buffer about the
-// size of a round of numerics (larger frames are read through it), and a
-// write buffer lent from a pool only while a reply is written.
+// deviceUpgrader keeps idle device sockets small: gorilla/websocket reads
+// and writes through the HTTP connection's own buffers, which the server
+// holds for as long as the handler runs anyway, rather than adding its own.
 func (s *server) deviceUpgrader() *websocket.Upgrader {
-	return &websocket.Upgrader{
-		ReadBufferSize:  1024,
-		WriteBufferSize: 512,
-		WriteBufferPool: &s.deviceBuffers,
-		CheckOrigin:     s.originAllowed,
-	}
+	return &websocket.Upgrader{CheckOrigin: s.originAllowed}
 }
 
 // bearerToken reads "Authorization: Bearer X", else the token query parameter.

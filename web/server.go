@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
@@ -106,11 +105,9 @@ const (
 
 type server struct {
 	Deps
-	devices       *deviceRegistry
-	metrics       *webMetrics
-	checks        checkLimits
-	viewerBuffers sync.Pool // write buffers of vitals viewer sockets, lent per frame
-	deviceBuffers sync.Pool // write buffers of device sockets, lent per reply
+	devices *deviceRegistry
+	metrics *webMetrics
+	checks  checkLimits
 }
 
 // NewServer returns the HTTP handler for the whole application.

@@ -33,9 +33,12 @@ const (
 	viewerReadLimit        = 4096
 )
 
-// viewerConn runs one viewer's socket: a reader goroutine for its
-// requests and pongs, and a writer that flushes the viewer's queue as one
-// frame per tick. Only the writer writes, so no lock is held across I/O.
+// viewerConn runs one viewer's socket: the handler's goroutine reads its
+// requests and pongs, and a writer, started when messages are queued and
+// ended when the queue is empty, flushes the viewer's queue as one frame
+// per tick. Only the writer writes frames (pings and close frames use
+// gorilla's WriteControl, which may run beside it), so no lock is held
+// across I/O, and an idle socket holds one goroutine, its reader.
 type viewerConn struct {
 	ws      *websocket.Conn
 	v       *live.Viewer
@@ -46,6 +49,13 @@ type viewerConn struct {
 	readEnd chan struct{} // closed when the reader returns
 	closeRq chan closeRequest
 	once    sync.Once
+	ping    *time.Timer
+
+	mu      sync.Mutex
+	writing bool      // a writer goroutine runs
+	again   bool      // woken while it ran: look at the queue once more
+	last    time.Time // when the last frame was written
+	batch   [][]byte
 }
 
 type closeRequest struct {
@@ -60,8 +70,21 @@ func newViewerConn(ws *websocket.Conn, v *live.Viewer, flush, timeout time.Durat
 	if timeout <= 0 {
 		timeout = viewerWriteTimeout
 	}
-	return &viewerConn{ws: ws, v: v, flush: flush, timeout: timeout, rate: viewerRate.limiter(viewerRate),
+	c := &viewerConn{ws: ws, v: v, flush: flush, timeout: timeout, rate: viewerRate.limiter(viewerRate),
 		done: make(chan struct{}), readEnd: make(chan struct{}), closeRq: make(chan closeRequest, 1)}
+	v.OnReady(c.wake)
+	c.ping = time.AfterFunc(time.Hour, c.sendPing)
+	c.ping.Reset(viewerPing) // now that sendPing can see c.ping
+	return c
+}
+
+// sendPing keeps the connection alive, beside any frame being written.
+func (c *viewerConn) sendPing() {
+	if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.timeout)) != nil {
+		c.end()
+		return
+	}
+	c.ping.Reset(viewerPing)
 }
 
 // Done is closed once the connection has ended.
@@ -71,12 +94,14 @@ func (c *viewerConn) Done() <-chan struct{} { return c.done }
 func (c *viewerConn) CloseWith(code int, reason string) {
 	select {
 	case c.closeRq <- closeRequest{code, reason}:
+		c.wake()
 	default:
 	}
 }
 
 func (c *viewerConn) end() {
 	c.once.Do(func() {
+		c.ping.Stop()
 		close(c.done)
 		_ = c.ws.Close()
 	})
@@ -116,51 +141,60 @@ func (c *viewerConn) read(handle func([]byte)) error {
 	}
 }
 
-// write flushes the viewer's queue until the connection ends.
+// wake starts the writer, or tells the running one to look again.
+func (c *viewerConn) wake() {
+	c.mu.Lock()
+	if c.writing {
+		c.again = true
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	go c.write()
+}
+
+// write flushes the viewer's queue, at most one frame per flush interval,
+// until it is empty, and returns; or ends the connection when the viewer
+// fell behind or a close was asked for.
 func (c *viewerConn) write() {
-	defer c.end()
-	ping := time.NewTicker(viewerPing)
-	defer ping.Stop()
-	tick := time.NewTimer(time.Hour)
-	tick.Stop()
-	var last time.Time
-	batch := make([][]byte, 0, 16)
 	for {
 		select {
-		case <-c.v.Ready():
 		case <-c.v.FellBehind():
 			c.closeFrame(closeFellBehind, reasonFellBehind)
+			c.end()
 			return
 		case rq := <-c.closeRq:
 			c.closeFrame(rq.code, rq.reason)
+			c.end()
 			return
-		case <-ping.C:
-			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.timeout)) != nil {
-				return
-			}
-			continue
 		case <-c.done:
 			return
+		default:
 		}
-		if wait := c.flush - time.Since(last); wait > 0 {
+		if wait := c.flush - time.Since(c.last); wait > 0 {
 			// Busy: gather what comes until this tick ends.
-			tick.Reset(wait)
-			select {
-			case <-tick.C:
-			case <-c.done:
+			time.Sleep(wait)
+		}
+		c.batch = c.v.Take(c.batch[:0], viewerMaxFrameMessages)
+		if len(c.batch) > 0 {
+			c.last = time.Now()
+			err := c.writeFrame(c.batch)
+			clear(c.batch)
+			if err != nil {
+				c.end()
 				return
 			}
-		}
-		batch = c.v.Take(batch[:0], viewerMaxFrameMessages)
-		if len(batch) == 0 {
 			continue
 		}
-		last = time.Now()
-		err := c.writeFrame(batch)
-		clear(batch)
-		if err != nil {
+		c.mu.Lock()
+		if !c.again {
+			c.writing = false
+			c.mu.Unlock()
 			return
 		}
+		c.again = false
+		c.mu.Unlock()
 	}
 }
 

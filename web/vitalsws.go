@@ -32,16 +32,11 @@ const maxViewerVisits = 200
 
 const vitalsWindowRefusal = "live vitals are shown to the visit's physician from 30 minutes before it until 2 hours after"
 
-// viewerUpgrader keeps idle viewer sockets small: a small read buffer (a
-// viewer sends little) and write buffers lent from a pool only while a
-// frame is written.
+// viewerUpgrader keeps idle viewer sockets small: gorilla/websocket reads
+// and writes through the HTTP connection's own buffers, which the server
+// holds for as long as the handler runs anyway, rather than adding its own.
 func (s *server) viewerUpgrader() *websocket.Upgrader {
-	return &websocket.Upgrader{
-		ReadBufferSize:  512,
-		WriteBufferSize: 4096,
-		WriteBufferPool: &s.viewerBuffers,
-		CheckOrigin:     s.originAllowed,
-	}
+	return &websocket.Upgrader{CheckOrigin: s.originAllowed}
 }
 
 // handleVitalsWS streams one visit's patient's live vitals to its
@@ -83,12 +78,9 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 	}
 	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, true))
 	s.Log.InfoContext(r.Context(), "vitals viewer connected", "appointment", a.ID, "user", c.User.ID)
-	go func() {
-		// The single-visit socket acts on no request; reading notices the
-		// viewer leaving and answers pings.
-		s.countViewerEnd(conn.read(func([]byte) {}))
-	}()
-	conn.write()
+	// The single-visit socket acts on no request; reading notices the
+	// viewer leaving and answers pings.
+	s.countViewerEnd(conn.read(func([]byte) {}))
 	s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "appointment", a.ID, "user", c.User.ID)
 }
 
@@ -121,8 +113,7 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	m := &multiViewer{s: s, r: r, c: c, v: v, visits: make(map[int64]int64)}
 	s.keepChecking(r.Context(), conn, m.recheck)
 	s.Log.InfoContext(r.Context(), "vitals viewer connected", "user", c.User.ID)
-	go func() { s.countViewerEnd(conn.read(m.handle)) }()
-	conn.write()
+	s.countViewerEnd(conn.read(m.handle))
 	s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "user", c.User.ID)
 }
 

@@ -1,6 +1,7 @@
 // Package wsconn wraps a gorilla/websocket connection with the one-reader,
-// one-writer discipline: a single writer goroutine fed by a bounded queue,
-// write deadlines, ping/pong keepalive and a read size limit.
+// one-writer discipline: one writer at a time, started on demand and fed
+// by a bounded queue, write deadlines, ping/pong keepalive and a read size
+// limit.
 package wsconn
 
 import (
@@ -54,56 +55,93 @@ type outMsg struct {
 	data []byte
 }
 
-// Conn is a websocket with a dedicated writer goroutine. Send is safe for
-// concurrent use; Read must be called from one goroutine only.
+// Conn is a websocket whose writes one goroutine at a time makes: it is
+// started when a message is queued and ends when the queue is empty, so an
+// idle connection holds only its reader. Send is safe for concurrent use;
+// Read must be called from one goroutine only.
 type Conn struct {
 	ws   *websocket.Conn
 	opts Options
-	out  chan outMsg
 	done chan struct{}
+	ping *time.Timer
 
 	closeOnce sync.Once
 	mu        sync.Mutex
+	q         []outMsg // waiting to be written
+	writing   bool     // a writer goroutine is running
+	closed    bool
 	err       error
 }
 
-// New starts the writer goroutine for ws. Close the Conn when done.
+// New sets ws up with opts' limits and keepalive. Close the Conn when done.
 func New(ws *websocket.Conn, opts Options) *Conn {
 	opts.defaults()
-	c := &Conn{ws: ws, opts: opts, out: make(chan outMsg, opts.QueueLen), done: make(chan struct{})}
+	c := &Conn{ws: ws, opts: opts, done: make(chan struct{})}
 	ws.SetReadLimit(opts.ReadLimit)
 	pongWait := opts.PingInterval * 5 / 2
 	_ = ws.SetReadDeadline(time.Now().Add(pongWait))
 	ws.SetPongHandler(func(string) error {
 		return ws.SetReadDeadline(time.Now().Add(pongWait))
 	})
-	go c.writeLoop()
+	c.ping = time.AfterFunc(time.Hour, c.sendPing)
+	c.ping.Reset(opts.PingInterval) // now that sendPing can see c.ping
 	return c
 }
 
+// sendPing queues a keepalive ping and schedules the next.
+func (c *Conn) sendPing() {
+	if c.enqueue(outMsg{kind: websocket.PingMessage}, true) == nil {
+		c.ping.Reset(c.opts.PingInterval)
+	}
+}
+
+// enqueue queues m and starts the writer if none runs. A full queue closes
+// the connection with ErrSlow; control messages may go past the limit.
+func (c *Conn) enqueue(m outMsg, control bool) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if !control && len(c.q) >= c.opts.QueueLen {
+		c.mu.Unlock()
+		c.fail(ErrSlow)
+		return ErrSlow
+	}
+	c.q = append(c.q, m)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return nil
+}
+
+// writeLoop writes what is queued, in order, until the queue is empty.
 func (c *Conn) writeLoop() {
-	ping := time.NewTicker(c.opts.PingInterval)
-	defer ping.Stop()
 	for {
-		select {
-		case <-c.done:
+		c.mu.Lock()
+		if len(c.q) == 0 || c.closed {
+			c.writing = false
+			if cap(c.q) > 16 {
+				c.q = nil // let a burst's queue go
+			}
+			c.mu.Unlock()
 			return
-		case m := <-c.out:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-			if err := c.ws.WriteMessage(m.kind, m.data); err != nil {
-				c.fail(err)
-				return
-			}
-			if m.kind == websocket.CloseMessage {
-				c.fail(ErrClosed)
-				return
-			}
-		case <-ping.C:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-				c.fail(err)
-				return
-			}
+		}
+		m := c.q[0]
+		c.q[0] = outMsg{}
+		c.q = c.q[1:]
+		c.mu.Unlock()
+		_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		if err := c.ws.WriteMessage(m.kind, m.data); err != nil {
+			c.fail(err)
+			return
+		}
+		if m.kind == websocket.CloseMessage {
+			c.fail(ErrClosed)
+			return
 		}
 	}
 }
@@ -113,8 +151,11 @@ func (c *Conn) fail(err error) {
 	if c.err == nil {
 		c.err = err
 	}
+	c.closed = true
+	c.q = nil
 	c.mu.Unlock()
 	c.closeOnce.Do(func() {
+		c.ping.Stop()
 		close(c.done)
 		_ = c.ws.Close()
 	})
@@ -133,33 +174,18 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // Send queues a text message without blocking. If the queue is full the
 // connection is closed with ErrSlow.
 func (c *Conn) Send(data []byte) error {
-	select {
-	case <-c.done:
-		return ErrClosed
-	default:
-	}
-	select {
-	case c.out <- outMsg{websocket.TextMessage, data}:
-		return nil
-	case <-c.done:
-		return ErrClosed
-	default:
-		c.fail(ErrSlow)
-		return ErrSlow
-	}
+	return c.enqueue(outMsg{websocket.TextMessage, data}, false)
 }
 
-// CloseWith sends a close frame with the given code and reason, then closes.
+// CloseWith sends a close frame with the given code and reason, after what
+// is queued, then closes.
 func (c *Conn) CloseWith(code int, reason string) {
-	msg := websocket.FormatCloseMessage(code, reason)
+	if c.enqueue(outMsg{websocket.CloseMessage, websocket.FormatCloseMessage(code, reason)}, true) != nil {
+		return
+	}
 	select {
-	case c.out <- outMsg{websocket.CloseMessage, msg}:
-		select {
-		case <-c.done:
-		case <-time.After(time.Second):
-			c.fail(ErrClosed)
-		}
-	default:
+	case <-c.done:
+	case <-time.After(time.Second):
 		c.fail(ErrClosed)
 	}
 }

@@ -19,6 +19,7 @@ type Viewer struct {
 	fell   bool
 	left   bool
 	subs   map[int64]*stream
+	wake   func()
 }
 
 func newViewer(max int) *Viewer {
@@ -31,8 +32,18 @@ func newViewer(max int) *Viewer {
 	}
 }
 
-// Ready receives a value when messages are queued.
+// Ready receives a value when messages are queued, unless OnReady is set.
 func (v *Viewer) Ready() <-chan struct{} { return v.ready }
+
+// OnReady makes the viewer call wake, instead of signalling Ready, when
+// messages are queued on an empty queue or when it falls behind, so the
+// transport needs no goroutine waiting while nothing is queued. wake must
+// not block; set it before the viewer subscribes.
+func (v *Viewer) OnReady(wake func()) {
+	v.mu.Lock()
+	v.wake = wake
+	v.mu.Unlock()
+}
 
 // FellBehind is closed once the viewer's queue overflowed.
 func (v *Viewer) FellBehind() <-chan struct{} { return v.behind }
@@ -72,6 +83,10 @@ func (v *Viewer) Take(dst [][]byte, max int) [][]byte {
 func (v *Viewer) Send(msg []byte) bool { return v.enqueue(msg) }
 
 func (v *Viewer) signal() {
+	if v.wake != nil {
+		v.wake()
+		return
+	}
 	select {
 	case v.ready <- struct{}{}:
 	default:
@@ -91,7 +106,11 @@ func (v *Viewer) enqueue(msgs ...[]byte) bool {
 		clear(v.q)
 		v.q = nil
 		close(v.behind)
+		wake := v.wake
 		v.mu.Unlock()
+		if wake != nil {
+			wake()
+		}
 		return false
 	}
 	wake := len(v.q) == 0
@@ -115,7 +134,11 @@ func (v *Viewer) enqueueOne(msg []byte) bool {
 		clear(v.q)
 		v.q = nil
 		close(v.behind)
+		wake := v.wake
 		v.mu.Unlock()
+		if wake != nil {
+			wake()
+		}
 		return false
 	}
 	// Only the first message wakes the writer: it takes everything queued.
