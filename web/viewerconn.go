@@ -20,8 +20,8 @@ const (
 	// defaultVitalsFlush is the shortest time between two frames to one
 	// viewer. The first message after a quiet spell goes out at once; while
 	// messages keep coming, whatever queued meanwhile goes out as one frame
-	// at most this often. A device's round of numerics arrives within about
-	// a millisecond (each waits for its group commit), so 2 ms gathers most
+	// at most this often. A device's round of numerics, published as it is
+	// read, arrives within well under a millisecond, so 2 ms gathers most
 	// of a round into one frame, and adds at most 2 ms to the 10 ms p99
 	// budget from device to viewer.
 	defaultVitalsFlush = 2 * time.Millisecond
