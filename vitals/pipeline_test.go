@@ -2,6 +2,9 @@ package vitals
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -57,5 +60,102 @@ func TestAcceptPublishesBeforeCommit(t *testing.T) {
 	}
 	if st.count() != 2 || in.Uncommitted() || in.LastSeq() != 2 {
 		t.Fatalf("stored %d, LastSeq %d", st.count(), in.LastSeq())
+	}
+}
+
+// TestAcceptShuffledDelivery is TestIngesterShuffledDelivery for the
+// pipelined contract: messages arrive out of order and twice, commits come
+// at random points, the store fails now and then, connections break (what
+// was accepted is committed, as ServeDevice does) and the device resends
+// what is not acked. Every valid reading is stored exactly once; each is
+// shown once unless a storage failure made the device resend it.
+func TestAcceptShuffledDelivery(t *testing.T) {
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		const n = 120
+		frames := make([][]byte, n+1)
+		wantRows, waves := 0, 0
+		for seq := 1; seq <= n; seq++ {
+			var obs string
+			switch rng.IntN(5) {
+			case 0:
+				obs = quantityObs(CodeHeartRate, 500, "/min") // impossible
+			case 1:
+				obs, wantRows = bpObs(120, 80), wantRows+2
+			case 2:
+				obs, waves = waveObs(CodeECGLeadII, "1 2 3"), waves+1
+			default:
+				obs, wantRows = quantityObs(CodeSpO2, 90+rng.IntN(10), "%"), wantRows+1
+			}
+			frames[seq] = env(int64(seq), obs)
+		}
+		st, pub := newMemStore(t), &memPub{}
+		acked, failures := int64(0), 0
+		see := func(replies [][]byte) {
+			for _, b := range replies {
+				var r reply
+				if err := json.Unmarshal(b, &r); err != nil {
+					t.Fatalf("seed %d: reply %s: %v", seed, b, err)
+				}
+				if r.Ack != nil {
+					if *r.Ack < acked {
+						t.Fatalf("seed %d: ack went back from %d to %d", seed, acked, *r.Ack)
+					}
+					acked = *r.Ack
+				}
+			}
+		}
+		commit := func(in *Ingester) {
+			if rng.IntN(10) == 0 {
+				st.failNext = 1
+			}
+			rs, err := in.Commit(t.Context())
+			if err != nil {
+				failures++
+			}
+			st.failNext = 0
+			see(rs)
+		}
+		for sessions := 0; acked < n; sessions++ {
+			if sessions > 1000 {
+				t.Fatalf("seed %d: no progress past %d", seed, acked)
+			}
+			in := NewIngester(st, pub, Device{ID: devID, PatientID: patientID, LastSeq: st.last(devID)})
+			see([][]byte{ackReply(in.LastSeq())}) // the first ack
+			var order []int64
+			for seq := acked + 1; seq <= n; seq++ {
+				order = append(order, seq)
+				if rng.IntN(8) == 0 {
+					order = append(order, max(1, seq-int64(rng.IntN(5))))
+				}
+			}
+			for i := range order {
+				if j := i + rng.IntN(4); j < len(order) {
+					order[i], order[j] = order[j], order[i]
+				}
+			}
+			order = order[:rng.IntN(len(order))+1]
+			for _, seq := range order {
+				see(in.Accept(t.Context(), websocket.TextMessage, frames[seq]))
+				if in.Err() != nil {
+					break
+				}
+				if rng.IntN(5) == 0 {
+					commit(in)
+					if in.Err() != nil {
+						break
+					}
+				}
+			}
+			if in.Err() == nil || errors.Is(in.Err(), ErrGap) {
+				commit(in) // the connection ends: what was accepted is stored
+			}
+		}
+		if st.count() != wantRows || st.last(devID) != n {
+			t.Fatalf("seed %d: stored %d rows up to seq %d; want %d up to %d", seed, st.count(), st.last(devID), wantRows, n)
+		}
+		if got := pub.count(patientID); got < wantRows+waves || (failures == 0 && got != wantRows+waves) {
+			t.Fatalf("seed %d: published %d after %d storage failures; want each reading and waveform once (%d)", seed, got, failures, wantRows+waves)
+		}
 	}
 }
