@@ -12,7 +12,8 @@ import (
 
 // DefaultAckInterval is the time between two commits, and so two acks, of
 // one device connection while its messages keep coming; the commits fall
-// on its multiples on the clock, where those of other devices fall too.
+// on the clock's multiples of it (shifted by the device's slot), where
+// those of other devices fall too.
 // The first message after a quiet spell is committed and acked at once.
 const DefaultAckInterval = time.Second
 
@@ -191,15 +192,26 @@ func (c *committer) pokeLocked() {
 	c.timer = time.AfterFunc(c.wait(time.Now()), c.run)
 }
 
+// commitSlots spreads the devices' commits over the interval: a device
+// commits in slot ID mod commitSlots, so the busy devices' commits reach
+// the store in a few large transactions a second rather than all at once,
+// which would stall live delivery while one of them ran.
+const commitSlots = 4
+
 // wait is how long a commit waits from now: none after a quiet spell, and
-// otherwise until the next multiple of the interval on the clock, so the
-// commits of every busy device reach the store together and share its
+// otherwise until the device's next slot on the clock, so the commits of
+// the busy devices of a slot reach the store together and share its
 // transactions.
 func (c *committer) wait(now time.Time) time.Duration {
 	if c.every <= 0 || now.Sub(c.last) >= c.every {
 		return 0
 	}
-	return c.every - time.Duration(now.UnixNano()%int64(c.every))
+	phase := int64(c.every) / commitSlots * (c.ing.dev.ID % commitSlots)
+	into := (now.UnixNano() - phase) % int64(c.every)
+	if into < 0 {
+		into += int64(c.every)
+	}
+	return c.every - time.Duration(into)
 }
 
 func (c *committer) run() {
