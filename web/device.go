@@ -70,8 +70,8 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, livePublisher{s.Live}, vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	}).WithClock(s.Now)
-	if s.DeviceAckInterval > 0 {
-		ing.WithAckInterval(s.DeviceAckInterval)
+	if s.DeviceAckInterval != 0 {
+		ing.WithAckInterval(max(0, s.DeviceAckInterval))
 	}
 	ing.RecordEvents(eventRecorder{s, cred})
 	ing.SetObserver(s.NEWS2)

@@ -78,7 +78,8 @@ type Deps struct {
 	// at once.
 	VitalsFlush time.Duration
 	// DeviceAckInterval is the time between two commits, and acks, of a
-	// device that keeps streaming (default vitals.DefaultAckInterval).
+	// device that keeps streaming: zero takes vitals.DefaultAckInterval,
+	// and a negative value commits and acks each message at once.
 	DeviceAckInterval time.Duration
 	// VitalsWriteTimeout is how long one write to a vitals viewer may block
 	// before the connection is cut (default 10 s).

@@ -68,7 +68,9 @@ func launch(t *testing.T, scheme string, extraEnv map[string]string, c *http.Cli
 	ts := &testServer{URL: scheme + "://" + addr, Data: t.TempDir(), out: &syncBuffer{}}
 	// Free media ports, so servers of parallel tests do not collide.
 	ts.env = map[string]string{"BEDSIDE_ADDR": addr, "BEDSIDE_DATA": ts.Data, "BEDSIDE_ICE_LOOPBACK": "1",
-		"BEDSIDE_ICE_UDP_PORT": "0", "BEDSIDE_ICE_TCP_PORT": "0"}
+		"BEDSIDE_ICE_UDP_PORT": "0", "BEDSIDE_ICE_TCP_PORT": "0",
+		// The tests' devices wait for each ack before sending the next.
+		"BEDSIDE_DEVICE_ACK_INTERVAL": "0"}
 	for k, v := range extraEnv {
 		ts.env[k] = v
 	}

@@ -49,6 +49,7 @@ type config struct {
 	callLimits     signaling.Limits
 	vitals         live.Config   // live vitals history bounds
 	vitalsFlush    time.Duration // shortest time between two frames to a viewer
+	deviceAck      time.Duration // time between two acks of a streaming device; < 0: at once
 	resumeGrace    time.Duration // how long a call participant whose connection was lost may resume
 	https          httpsSettings // serving TLS itself: see tls.go
 }
@@ -149,6 +150,11 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		vitalsFlush = v
 		return nil
 	})
+	deviceAck := envOr(getenv, "BEDSIDE_DEVICE_ACK_INTERVAL", "1s")
+	fs.Func("device-ack-interval", "time between two commits, and acks, of a device that keeps streaming; 0 stores and acks each message at once, for devices that wait for each ack before sending the next (BEDSIDE_DEVICE_ACK_INTERVAL, default 1s)", func(v string) error {
+		deviceAck = v
+		return nil
+	})
 	resumeGrace := envOr(getenv, "BEDSIDE_RESUME_GRACE", "20s")
 	fs.Func("resume-grace", "how long a call participant whose connection was lost is kept, with its media, for the browser to resume; 0 removes it at once (BEDSIDE_RESUME_GRACE, default 20s)", func(v string) error {
 		resumeGrace = v
@@ -189,6 +195,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.vitalsFlush, err = time.ParseDuration(vitalsFlush); err != nil || c.vitalsFlush <= 0 || c.vitalsFlush > time.Second {
 		return c, fmt.Errorf("serve: vitals flush %q: want a duration such as 2ms, above 0 and at most 1s", vitalsFlush)
+	}
+	if c.deviceAck, err = time.ParseDuration(deviceAck); err != nil || c.deviceAck < 0 || c.deviceAck > time.Minute {
+		return c, fmt.Errorf("serve: device ack interval %q: want a duration such as 1s, from 0 to 1m", deviceAck)
+	}
+	if c.deviceAck == 0 {
+		c.deviceAck = -1 // web.Deps: at once
 	}
 	c.secret = getenv("BEDSIDE_SECRET")
 	if c.trustedProxies, err = parseProxies(getenv("BEDSIDE_TRUSTED_PROXIES")); err != nil {
@@ -353,7 +365,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go monitors.Run(ctx)
 	handler := web.NewServer(web.Deps{
 		Log: log, Store: st, Bus: bus, Calls: hub, Connectivity: sfu,
-		Live: streams, VitalsFlush: c.vitalsFlush, NEWS2: monitors,
+		Live: streams, VitalsFlush: c.vitalsFlush, DeviceAckInterval: c.deviceAck, NEWS2: monitors,
 		PublicURL: strings.TrimRight(c.publicURL, "/"), AllowedOrigins: origins,
 		// Behind a TLS-terminating proxy the public URL says HTTPS: then
 		// cookies are Secure and browsers are told to stay on HTTPS.
