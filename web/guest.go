@@ -310,10 +310,7 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 		return nil // the store is unwell: keep the view rather than cut it
 	})
 	s.Log.InfoContext(r.Context(), "guest vitals viewer connected", "appointment", a.ID, "guest", l.ID)
-	go func() {
-		s.countViewerEnd(conn.read(func([]byte) {}))
-	}()
-	conn.write()
+	s.countViewerEnd(conn.read(func([]byte) {})) // the writer runs when messages queue
 	s.Log.InfoContext(r.Context(), "guest vitals viewer disconnected", "appointment", a.ID, "guest", l.ID)
 }
 

@@ -151,13 +151,13 @@ func (c *viewerConn) wake() {
 	}
 	c.writing = true
 	c.mu.Unlock()
-	go c.write()
+	go c.writeQueued()
 }
 
-// write flushes the viewer's queue, at most one frame per flush interval,
+// writeQueued flushes the viewer's queue, at most one frame per flush interval,
 // until it is empty, and returns; or ends the connection when the viewer
 // fell behind or a close was asked for.
-func (c *viewerConn) write() {
+func (c *viewerConn) writeQueued() {
 	for {
 		select {
 		case <-c.v.FellBehind():
