@@ -112,6 +112,17 @@ func (h *Hub) SetLimits(l Limits, refused func(limit string)) {
 // Waiting lists who waits to be admitted to an appointment, by arrival.
 func (h *Hub) Waiting(appointment int64) []Peer { return h.list(appointment, false) }
 
+// Admitted reports whether participant id is in an appointment's call on
+// this node: connected (or within its resume grace) and admitted, not
+// waiting. The web layer asks it before giving a guest what only those in
+// the call may see.
+func (h *Hub) Admitted(appointment int64, id string) bool {
+	h.mu.Lock()
+	c := h.visits[appointment][id]
+	h.mu.Unlock()
+	return c != nil && c.isAdmitted()
+}
+
 // InCall lists who is admitted to an appointment's call, by arrival.
 func (h *Hub) InCall(appointment int64) []Peer { return h.list(appointment, true) }
 

@@ -287,4 +287,18 @@ function start(path, overlay) {
 
 const root = document.getElementById('call');
 const overlay = document.getElementById('vitals');
-if (root && overlay && root.dataset.vitalsWs) start(root.dataset.vitalsWs, overlay);
+// A guest physician's socket opens only once they are admitted to the call
+// (call.js sets #call[data-state="in-call"]); the server refuses it before.
+function startWhenInCall(url) {
+  if (root.dataset.state === 'in-call') return start(url, overlay);
+  const watch = new MutationObserver(() => {
+    if (root.dataset.state !== 'in-call') return;
+    watch.disconnect();
+    start(url, overlay);
+  });
+  watch.observe(root, { attributes: true, attributeFilter: ['data-state'] });
+}
+if (root && overlay && root.dataset.vitalsWs) {
+  if (root.dataset.vitalsWs.startsWith('/guest/')) startWhenInCall(root.dataset.vitalsWs);
+  else start(root.dataset.vitalsWs, overlay);
+}

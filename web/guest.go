@@ -250,12 +250,22 @@ func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
 	s.Log.InfoContext(r.Context(), "guest call disconnected", "appointment", a.ID, "guest", l.ID, "err", err)
 }
 
-// guestVitalsRefusal is why a guest other than a physician gets no vitals.
-const guestVitalsRefusal = "live vitals are shown to physicians only"
+// Why a guest gets no vitals: not a physician, or not (or no longer)
+// admitted to the call.
+const (
+	guestVitalsRefusal = "live vitals are shown to physicians only"
+	guestNotAdmitted   = "live vitals are shown once you are admitted to the call"
+)
+
+// errNotInCall closes a guest's vitals socket once the guest has left the
+// call or was removed from it.
+var errNotInCall = errors.New("no longer in the call")
 
 // handleGuestVitalsWS streams a visit's live vitals to a guest physician,
 // as handleVitalsWS does to the visit's physician: in the same window,
-// audited, and re-checked while open (a revoked link closes it).
+// audited, and re-checked while open (a revoked link closes it). Only
+// while the guest is admitted to the call: never from the waiting room,
+// and no longer once they leave or are removed.
 func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 	if s.refuseCrossOrigin(w, r) {
 		return
@@ -268,11 +278,15 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "open your guest link again", http.StatusUnauthorized)
 		return
 	}
-	if l.Role != store.GuestPhysician || !vitalsOpen(a, s.Now()) {
+	admitted := s.Calls.Admitted(a.ID, guestPeerID(l))
+	if l.Role != store.GuestPhysician || !vitalsOpen(a, s.Now()) || !admitted {
 		s.Audit.Denied(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
 		msg := vitalsWindowRefusal
-		if l.Role != store.GuestPhysician {
+		switch {
+		case l.Role != store.GuestPhysician:
 			msg = guestVitalsRefusal
+		case !admitted:
+			msg = guestNotAdmitted
 		}
 		s.forbidden(w, r, msg)
 		return
@@ -306,6 +320,8 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 			return errVisitOver
 		case err == nil && !vitalsOpen(a, s.Now()):
 			return errVisitOver
+		case !s.Calls.Admitted(a.ID, guestPeerID(l)):
+			return errNotInCall
 		}
 		return nil // the store is unwell: keep the view rather than cut it
 	})

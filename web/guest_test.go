@@ -401,8 +401,9 @@ func TestGuestsFillTheVisit(t *testing.T) {
 }
 
 // TestGuestPhysicianSeesVitals: a second physician invited as a guest gets
-// the vitals overlay and the live readings, audited; an interpreter gets
-// neither; withdrawing the physician's link closes their vitals socket.
+// the vitals overlay, but the live readings only once admitted to the
+// call, audited; an interpreter gets neither; leaving the call, or a
+// withdrawn link, closes the guest physician's vitals socket.
 func TestGuestPhysicianSeesVitals(t *testing.T) {
 	f := newFixtureWith(t, func(d *Deps) {
 		d.Audit = &audit.Recorder{Store: d.Store, Log: d.Log}
@@ -448,9 +449,46 @@ func TestGuestPhysicianSeesVitals(t *testing.T) {
 			t.Errorf("guest physician's page lacks %s", want)
 		}
 	}
+	// Not in the call, then only in the waiting room: no vitals.
+	if v, st := dial(docTok); v != nil || st != http.StatusForbidden {
+		t.Fatalf("vitals socket of a guest physician not in the call: %d, want 403", st)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	phys, err := sigclient.Dial(cctx, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), sigclient.Options{Header: f.cookieHeader(f.signIn(t, "doc@example.org"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phys.Close()
+	if _, err := phys.Await(cctx, signaling.TypeWelcome); err != nil {
+		t.Fatal(err)
+	}
+	joinGuest := func() *sigclient.Client {
+		gc, err := sigclient.Dial(cctx, f.wsURL("/guest/ws"), sigclient.Options{Header: http.Header{"Cookie": {guestCookie + "=" + docTok}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gc.Await(cctx, signaling.TypeWelcome); err != nil {
+			t.Fatal(err)
+		}
+		return gc
+	}
+	gc := joinGuest()
+	if v, st := dial(docTok); v != nil || st != http.StatusForbidden {
+		t.Fatalf("vitals socket of a guest physician in the waiting room: %d, want 403", st)
+	}
+	admit := func(gc *sigclient.Client) {
+		if err := phys.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: guestPeerID(docLink)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gc.Await(cctx, signaling.TypeAdmitted); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admit(gc)
 	viewer, st := dial(docTok)
 	if viewer == nil {
-		t.Fatalf("guest physician's vitals socket: %d", st)
+		t.Fatalf("admitted guest physician's vitals socket: %d", st)
 	}
 	dev := dialDevice(t, f, f.devToken)
 	sendFrame(t, dev, envelope(1, "8867-4", 72, "/min", ""))
@@ -466,22 +504,39 @@ func TestGuestPhysicianSeesVitals(t *testing.T) {
 		t.Errorf("interpreter's vitals socket: %d, want 403", st)
 	}
 
-	// Withdrawn: the open socket closes at the next re-check.
+	closed := func(viewer *viewerClient, after string) {
+		t.Helper()
+		_ = viewer.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, _, err := viewer.ReadMessage()
+			if err == nil {
+				continue
+			}
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+				t.Fatalf("guest physician's vitals socket after %s: %v, want close 1008", after, err)
+			}
+			return
+		}
+	}
+	// Left the call: the open socket closes at the next re-check.
+	if err := gc.Send(signaling.Message{Type: signaling.TypeLeave}); err != nil {
+		t.Fatal(err)
+	}
+	<-gc.Done()
+	closed(viewer, "leaving the call")
+
+	// Back and admitted again, then withdrawn: closed too.
+	gc = joinGuest()
+	defer gc.Close()
+	admit(gc)
+	if viewer, st = dial(docTok); viewer == nil {
+		t.Fatalf("re-admitted guest physician's vitals socket: %d", st)
+	}
 	if err := f.st.RevokeGuestLink(ctx, docLink.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	_ = viewer.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		_, _, err := viewer.ReadMessage()
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
-			t.Fatalf("guest physician's vitals socket after the revocation: %v, want close 1008", err)
-		}
-		break
-	}
+	closed(viewer, "the revocation")
 	if v, st := dial(docTok); v != nil || st != http.StatusUnauthorized {
 		t.Errorf("vitals socket with a withdrawn link: %d, want 401", st)
 	}

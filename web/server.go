@@ -23,6 +23,8 @@ type CallHub interface {
 	Serve(ctx context.Context, conn *wsconn.Conn, p signaling.Peer) error
 	Resume(ctx context.Context, conn *wsconn.Conn, p signaling.Peer, token string, last uint64) error
 	Waiting(appointment int64) []signaling.Peer
+	// Admitted reports whether a participant is in the call, not waiting.
+	Admitted(appointment int64, participant string) bool
 	// Remove ends a participant's session at once (a revoked guest link).
 	Remove(appointment int64, participant, reason string) bool
 }
