@@ -222,11 +222,12 @@ func statusLabel(st scheduling.Status) string {
 }
 
 func (s *server) renderAppointment(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, status int, link, flash string) {
-	s.renderAppointmentWith(w, r, c, a, status, link, flash, "")
+	s.renderAppointmentWith(w, r, c, a, status, link, flash, "", issuedGuest{})
 }
 
-// renderAppointmentWith is renderAppointment with a problem to show.
-func (s *server) renderAppointmentWith(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, status int, link, flash, problem string) {
+// renderAppointmentWith is renderAppointment with a problem to show, and
+// a guest link just issued to show this once.
+func (s *server) renderAppointmentWith(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, status int, link, flash, problem string, issued issuedGuest) {
 	ctx := r.Context()
 	loc := viewerZone(c.User)
 	patient, _ := s.Store.UserByID(ctx, a.PatientID)
@@ -250,7 +251,7 @@ func (s *server) renderAppointmentWith(w http.ResponseWriter, r *http.Request, c
 		Live:          a.Status.Live(),
 		Problem:       problem,
 	}
-	guests, err := s.guestsView(ctx, r, a, "/appointments/"+strconv.FormatInt(a.ID, 10)+"/guests", loc)
+	guests, err := s.guestsView(ctx, r, c, a, "/appointments/"+strconv.FormatInt(a.ID, 10)+"/guests", loc, issued)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -424,6 +424,80 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 }
 
+// guestRoleAllowed lists, for the routes that issue guest links, who may
+// issue a link of each guest role: a second physician's link carries the
+// patient's live vitals, so only the visit's physician issues one.
+var guestRoleAllowed = map[string]map[string][]string{
+	"POST /appointments/{id}/guests": {
+		store.GuestInterpreter: {scheduler, admin},
+		store.GuestFamily:      {scheduler, admin},
+		store.GuestPhysician:   {},
+	},
+	"POST /consult/{id}/guests": {
+		store.GuestInterpreter: {physician},
+		store.GuestFamily:      {physician},
+		store.GuestPhysician:   {physician},
+	},
+}
+
+// TestAuthorizationGuestRoles issues a guest link of each role as every
+// kind of caller; a refusal stores nothing and is audited.
+func TestAuthorizationGuestRoles(t *testing.T) {
+	m := newMatrix(t)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for p, roles := range guestRoleAllowed {
+		method, path := m.path(p)
+		for role, allowed := range roles {
+			for _, who := range callers {
+				want := containsString(allowed, who)
+				name := "Role " + role
+				all := func() []store.GuestLink {
+					all, err := m.st.GuestLinks(t.Context(), m.visit.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return all
+				}
+				before := len(all())
+				form := url.Values{"role": {role}, "name": {name}}
+				req, err := http.NewRequest(method, m.srv.URL+path, strings.NewReader(form.Encode()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				m.as(t, req, who)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				added := all()[before:]
+				issued := slices.ContainsFunc(added, func(l store.GuestLink) bool { return l.Name == name })
+				switch {
+				case want && (resp.StatusCode != http.StatusOK || !issued):
+					t.Errorf("%s role=%s as %s: %d, issued %v, want 200 and a link", p, role, who, resp.StatusCode, issued)
+				case !want && (!refused(resp) || issued):
+					t.Errorf("%s role=%s as %s: %d, issued %v, want refused and none", p, role, who, resp.StatusCode, issued)
+				case !want && resp.StatusCode == http.StatusForbidden && m.userOf(who) != 0:
+					if !slices.ContainsFunc(m.newAuditEvents(t), func(e store.AuditEvent) bool {
+						return e.Outcome == audit.OutcomeDenied && e.ActorID == m.userOf(who)
+					}) {
+						t.Errorf("%s role=%s as %s: refused without an audit event", p, role, who)
+					}
+				}
+				// Withdraw what this request (or its caller) added: the
+				// visit's live links stay under the cap.
+				for _, l := range added {
+					if err := m.st.RevokeGuestLink(t.Context(), l.ID, time.Now()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				m.newAuditEvents(t)
+			}
+		}
+	}
+}
+
 // userOf is the user id of a kind of caller that is a signed-in person,
 // or 0.
 func (m *matrix) userOf(who string) int64 {

@@ -31,7 +31,8 @@ import (
 const guestCookie = "bedside_guest"
 
 // auditRoleGuest is a guest's actor role in the audit trail; a guest has
-// no account, so the event names the link as its resource.
+// no account, so the event names the link as its resource and the link's
+// issuer as its actor id.
 const auditRoleGuest = "guest"
 
 // Why a guest link does not open.
@@ -52,8 +53,10 @@ func guestResource(l store.GuestLink) string {
 	return audit.Ref("Appointment", l.AppointmentID) + "/guest/" + strconv.FormatInt(l.ID, 10)
 }
 
-func guestWho(r *http.Request) audit.Who {
-	return audit.Who{Role: auditRoleGuest, Address: audit.Address(r)}
+// guestWho is the guest of link l in the audit trail: the role "guest"
+// with the id of the user who issued the link, who answers for the guest.
+func guestWho(r *http.Request, l store.GuestLink) audit.Who {
+	return audit.Who{ID: l.IssuedBy, Role: auditRoleGuest, Address: audit.Address(r)}
 }
 
 // checkGuestToken finds the link of token and its visit, and says why it
@@ -106,7 +109,7 @@ func (s *server) handleGuestLink(w http.ResponseWriter, r *http.Request) {
 	l, a, err := s.checkGuestToken(r.Context(), token)
 	if err != nil {
 		if l.ID != 0 {
-			s.Audit.Denied(r.Context(), guestWho(r), audit.ActionLogin, a.PatientID, guestResource(l))
+			s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionLogin, a.PatientID, guestResource(l))
 		}
 		s.guestRefused(w, r, a, err, false)
 		return
@@ -115,7 +118,7 @@ func (s *server) handleGuestLink(w http.ResponseWriter, r *http.Request) {
 		Name: guestCookie, Value: token, Path: "/guest/", HttpOnly: true,
 		Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(l.ExpiresAt.Sub(s.Now()) / time.Second),
 	})
-	s.Audit.Success(r.Context(), guestWho(r), audit.ActionLogin, a.PatientID, guestResource(l))
+	s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionLogin, a.PatientID, guestResource(l))
 	s.Log.InfoContext(r.Context(), "guest link used", "appointment", a.ID, "guest", l.ID)
 	http.Redirect(w, r, "/guest/call", http.StatusSeeOther)
 }
@@ -212,7 +215,7 @@ func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
 	l, a, err := s.guestFrom(r)
 	if err != nil {
 		if l.ID != 0 {
-			s.Audit.Denied(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l))
+			s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
 		}
 		http.Error(w, "open your guest link again", http.StatusUnauthorized)
 		return
@@ -221,7 +224,7 @@ func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	s.Audit.Success(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l))
+	s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
 	conn := wsconn.New(ws, wsconn.Options{Rate: s.CallRate.limiter(defaultCallRate)})
 	defer conn.Close()
 	s.metrics.sockets.Add(1, "call")
@@ -273,14 +276,14 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 	l, a, err := s.guestFrom(r)
 	if err != nil {
 		if l.ID != 0 {
-			s.Audit.Denied(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
+			s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
 		}
 		http.Error(w, "open your guest link again", http.StatusUnauthorized)
 		return
 	}
 	admitted := s.Calls.Admitted(a.ID, guestPeerID(l))
 	if l.Role != store.GuestPhysician || !vitalsOpen(a, s.Now()) || !admitted {
-		s.Audit.Denied(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
+		s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
 		msg := vitalsWindowRefusal
 		switch {
 		case l.Role != store.GuestPhysician:
@@ -301,7 +304,7 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s.Audit.Success(r.Context(), guestWho(r), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
+	s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
 	s.metrics.auditable.Inc(audit.ActionRead)
 	v := s.Live.NewViewer()
 	defer s.Live.Leave(v)
@@ -330,18 +333,39 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 	s.Log.InfoContext(r.Context(), "guest vitals viewer disconnected", "appointment", a.ID, "guest", l.ID)
 }
 
+// issuedGuest is a guest link just issued, whose address the panel shows
+// this once to its issuer; no later page shows it again.
+type issuedGuest struct {
+	ID    int64
+	Token string
+}
+
+// mayIssueGuest reports whether c may issue links of role to visit a: a
+// second physician, who sees the patient's live vitals, only by the
+// visit's own physician; an interpreter or family member by the physician
+// or a scheduler. Whoever may manage the visit's guests may withdraw any
+// of its links: that gives nobody access.
+func mayIssueGuest(c caller, a scheduling.Appointment, role string) bool {
+	if role == store.GuestPhysician {
+		return c.User.Role == store.RolePhysician && c.User.ID == a.PhysicianID
+	}
+	return true
+}
+
 // guestsView lists a visit's live guest links for the consult or the
-// appointment page; action is where the panel's forms post.
-func (s *server) guestsView(ctx context.Context, r *http.Request, a scheduling.Appointment, action string, loc *time.Location) (templates.GuestsView, error) {
-	v := templates.GuestsView{Action: action, CanIssue: a.Status.Live()}
+// appointment page; action is where the panel's forms post. Only the link
+// just issued (issued), if any, carries its address.
+func (s *server) guestsView(ctx context.Context, r *http.Request, c caller, a scheduling.Appointment, action string, loc *time.Location, issued issuedGuest) (templates.GuestsView, error) {
+	v := templates.GuestsView{Action: action, CanIssue: a.Status.Live(),
+		CanIssuePhysician: mayIssueGuest(c, a, store.GuestPhysician)}
 	live, err := s.guestLinks().Live(ctx, a.ID)
 	if err != nil {
 		return v, err
 	}
 	for _, l := range live {
 		row := templates.GuestRow{ID: l.ID, Name: l.Name, Role: guestRoles[l.Role].label, Expires: formatWhen(l.ExpiresAt, loc)}
-		if tok, err := s.guestLinks().Token(l); err == nil {
-			row.Link = joinlink.GuestURL(s.baseURL(r), tok)
+		if issued.Token != "" && l.ID == issued.ID {
+			row.Link = joinlink.GuestURL(s.baseURL(r), issued.Token)
 		}
 		v.Guests = append(v.Guests, row)
 	}
@@ -356,11 +380,17 @@ func (s *server) handleIssueGuest(consult bool) func(http.ResponseWriter, *http.
 		if !ok || !s.readForm(w, r) {
 			return
 		}
-		l, _, err := s.guestLinks().Issue(r.Context(), a, r.PostFormValue("role"), r.PostFormValue("name"), c.User.ID)
+		role := r.PostFormValue("role")
+		if !mayIssueGuest(c, a, role) {
+			s.auditDenied(r, c, audit.ActionCreate, a.PatientID, audit.Ref("Appointment", a.ID)+"/guest")
+			s.forbidden(w, r, "only the visit's physician may invite a second physician")
+			return
+		}
+		l, tok, err := s.guestLinks().Issue(r.Context(), a, role, r.PostFormValue("name"), c.User.ID)
 		switch {
 		case errors.Is(err, joinlink.ErrGuestName), errors.Is(err, joinlink.ErrGuestRole), errors.Is(err, joinlink.ErrTooMany), errors.Is(err, joinlink.ErrVisitEnded):
 			s.auditFailedGuest(r, c, a)
-			s.renderGuests(w, r, c, a, consult, http.StatusBadRequest, "", err.Error())
+			s.renderGuests(w, r, c, a, consult, http.StatusBadRequest, issuedGuest{}, "", err.Error())
 			return
 		case err != nil:
 			s.serverError(w, r, err)
@@ -368,7 +398,8 @@ func (s *server) handleIssueGuest(consult bool) func(http.ResponseWriter, *http.
 		}
 		s.audited(r, c, audit.ActionCreate, a.PatientID, guestResource(l))
 		s.Log.InfoContext(r.Context(), "guest link issued", "appointment", a.ID, "guest", l.ID, "by", c.User.ID)
-		s.renderGuests(w, r, c, a, consult, http.StatusOK, "A guest link for "+l.Name+" was issued. Send it to them; it opens this visit's call only.", "")
+		s.renderGuests(w, r, c, a, consult, http.StatusOK, issuedGuest{ID: l.ID, Token: tok},
+			"A guest link for "+l.Name+" was issued. Send it to them now: it is shown only this once, and opens this visit's call only.", "")
 	}
 }
 
@@ -398,7 +429,7 @@ func (s *server) handleRevokeGuest(consult bool) func(http.ResponseWriter, *http
 		s.Calls.Remove(a.ID, guestPeerID(l), "your guest link was withdrawn")
 		s.audited(r, c, audit.ActionDelete, a.PatientID, guestResource(l))
 		s.Log.InfoContext(r.Context(), "guest link revoked", "appointment", a.ID, "guest", l.ID, "by", c.User.ID)
-		s.renderGuests(w, r, c, a, consult, http.StatusOK, "The guest link for "+l.Name+" was withdrawn.", "")
+		s.renderGuests(w, r, c, a, consult, http.StatusOK, issuedGuest{}, "The guest link for "+l.Name+" was withdrawn.", "")
 	}
 }
 
@@ -440,16 +471,16 @@ func (s *server) auditFailedGuest(r *http.Request, c caller, a scheduling.Appoin
 }
 
 // renderGuests answers a guest panel form: the consult page's panel alone,
-// or the whole appointment page.
-func (s *server) renderGuests(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, consult bool, status int, flash, problem string) {
+// or the whole appointment page; issued is the link to show this once.
+func (s *server) renderGuests(w http.ResponseWriter, r *http.Request, c caller, a scheduling.Appointment, consult bool, status int, issued issuedGuest, flash, problem string) {
 	if !consult {
 		if problem != "" {
 			flash = ""
 		}
-		s.renderAppointmentWith(w, r, c, a, status, "", flash, problem)
+		s.renderAppointmentWith(w, r, c, a, status, "", flash, problem, issued)
 		return
 	}
-	v, err := s.guestsView(r.Context(), r, a, "/consult/"+strconv.FormatInt(a.ID, 10)+"/guests", viewerZone(c.User))
+	v, err := s.guestsView(r.Context(), r, c, a, "/consult/"+strconv.FormatInt(a.ID, 10)+"/guests", viewerZone(c.User), issued)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -90,9 +90,9 @@ func TestGuestLinkIssueUseRevoke(t *testing.T) {
 	if err != nil || l.Role != store.GuestInterpreter || l.IssuedBy != m.doc.ID || l.AppointmentID != m.visit.ID {
 		t.Fatalf("stored link %+v, %v", l, err)
 	}
-	// The consult page lists it too, with the same link.
-	if st, page := guestGet(t, doc, consult); st != http.StatusOK || !strings.Contains(page, link) {
-		t.Fatalf("consult page: %d, link listed: %v", st, strings.Contains(page, link))
+	// The consult page lists the guest, but never shows the link again.
+	if st, page := guestGet(t, doc, consult); st != http.StatusOK || !strings.Contains(page, "Ines Duarte") || strings.Contains(page, found[2]) {
+		t.Fatalf("consult page: %d, guest listed: %v, link shown again: %v", st, strings.Contains(page, "Ines Duarte"), strings.Contains(page, found[2]))
 	}
 
 	g := noRedirect()
@@ -218,10 +218,11 @@ func TestGuestLinkIssueUseRevoke(t *testing.T) {
 	}
 	for _, want := range []string{
 		fmt.Sprintf("physician create success %d", m.doc.ID),
-		"guest login success 0",
-		"guest read success 0",
+		// A guest's own events name the link's issuer as the actor.
+		fmt.Sprintf("guest login success %d", m.doc.ID),
+		fmt.Sprintf("guest read success %d", m.doc.ID),
 		fmt.Sprintf("physician delete success %d", m.doc.ID),
-		"guest login denied 0",
+		fmt.Sprintf("guest login denied %d", m.doc.ID),
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("audit trail of %s lacks %q: %q", res, want, got)
@@ -312,7 +313,25 @@ func TestSchedulerIssuesGuestLinks(t *testing.T) {
 	if st != http.StatusOK || guestLinkRE.FindStringSubmatch(body) == nil || !strings.Contains(body, "Sam Lee") {
 		t.Fatalf("issue: %d %s", st, body)
 	}
+	issued := guestLinkRE.FindStringSubmatch(body)[2]
+	// The appointment page never shows the link again, nor offers a
+	// second physician's link to a scheduler.
+	if st, body := guestGet(t, sched, page); st != http.StatusOK || !strings.Contains(body, "Sam Lee") || strings.Contains(body, issued) ||
+		strings.Contains(body, `value="physician"`) {
+		t.Fatalf("appointment page: %d, link shown again: %v, physician offered: %v", st, strings.Contains(body, issued), strings.Contains(body, `value="physician"`))
+	}
 	before, _ := m.st.GuestLinks(t.Context(), m.visit.ID)
+	issuing := m.newAuditEvents(t)
+	// A scheduler may not give anyone (themselves included) a second
+	// physician's link, which carries the patient's live vitals.
+	if st, body := guestPost(t, sched, page+"/guests", url.Values{"role": {"physician"}, "name": {"Dr Sneaky"}}); st != http.StatusForbidden || guestLinkRE.MatchString(body) {
+		t.Errorf("scheduler issuing a physician's link: %d, want 403 and no link", st)
+	}
+	if !slices.ContainsFunc(m.newAuditEvents(t), func(e store.AuditEvent) bool {
+		return e.ActorID == m.schedID && e.Action == audit.ActionCreate && e.Outcome == audit.OutcomeDenied
+	}) {
+		t.Error("the refused physician's link was not audited")
+	}
 	for _, c := range []struct {
 		form url.Values
 		want string
@@ -347,8 +366,7 @@ func TestSchedulerIssuesGuestLinks(t *testing.T) {
 	if st, _ := guestPost(t, doc2, fmt.Sprintf("%s/consult/%d/guests", m.srv.URL, m.visit.ID), url.Values{"role": {"family"}, "name": {"Eve"}}); st != http.StatusForbidden {
 		t.Errorf("another physician issuing: %d, want 403", st)
 	}
-	events := m.newAuditEvents(t)
-	if !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+	if !slices.ContainsFunc(issuing, func(e store.AuditEvent) bool {
 		return e.ActorID == m.schedID && e.Action == audit.ActionCreate && e.Outcome == audit.OutcomeSuccess && e.PatientID == m.pat.ID
 	}) {
 		t.Error("issuing was not audited")
@@ -547,7 +565,7 @@ func TestGuestPhysicianSeesVitals(t *testing.T) {
 	}
 	res := fmt.Sprintf("Appointment/%d/guest/%d/vitals", f.visit.ID, docLink.ID)
 	if !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
-		return e.Resource == res && e.ActorRole == "guest" && e.Outcome == audit.OutcomeSuccess && e.PatientID == f.pat.ID
+		return e.Resource == res && e.ActorRole == "guest" && e.ActorID == f.doc.ID && e.Outcome == audit.OutcomeSuccess && e.PatientID == f.pat.ID
 	}) {
 		t.Errorf("no audited vitals read of %s", res)
 	}

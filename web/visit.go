@@ -110,7 +110,7 @@ func (s *server) handleConsult(w http.ResponseWriter, r *http.Request, c caller)
 	if !ok {
 		return
 	}
-	guests, err := s.guestsView(r.Context(), r, a, "/consult/"+strconv.FormatInt(a.ID, 10)+"/guests", viewerZone(c.User))
+	guests, err := s.guestsView(r.Context(), r, c, a, "/consult/"+strconv.FormatInt(a.ID, 10)+"/guests", viewerZone(c.User), issuedGuest{})
 	if err != nil {
 		s.serverError(w, r, err)
 		return
