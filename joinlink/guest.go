@@ -18,13 +18,15 @@ import (
 
 // GuestStore is what guest links are kept in.
 type GuestStore interface {
-	CreateGuestLink(ctx context.Context, g store.GuestLink) (store.GuestLink, error)
+	CreateGuestLinkLimited(ctx context.Context, g store.GuestLink, max int) (store.GuestLink, error)
 	GuestLinks(ctx context.Context, appointmentID int64) ([]store.GuestLink, error)
 	RevokeGuestLink(ctx context.Context, id int64, at time.Time) error
 }
 
-// MaxGuestLinks is how many live guest links one visit may have at once.
-const MaxGuestLinks = 8
+// MaxGuestLinks is how many live guest links one visit may have at once:
+// as many as the guests its call holds (signaling.MaxGuests), so every
+// invited guest can be in the call at the same time.
+const MaxGuestLinks = 4
 
 // MaxGuestName is the longest guest display name, in characters.
 const MaxGuestName = 60
@@ -104,24 +106,22 @@ func (g Guests) Issue(ctx context.Context, a scheduling.Appointment, role, name 
 	// derived from: a link issued within the same millisecond as the
 	// latest takes the next one, and a concurrent one that takes it first
 	// makes the store refuse this one, which then tries the next.
+	// The store counts the live links and inserts in one step, so links
+	// issued at once never pass MaxGuestLinks.
 	created := now.Truncate(time.Millisecond)
-	live := 0
 	for _, l := range all {
-		if l.RevokedAt.IsZero() && now.Before(l.ExpiresAt) {
-			live++
-		}
 		if !l.CreatedAt.Before(created) {
 			created = l.CreatedAt.Add(time.Millisecond)
 		}
 	}
-	if live >= MaxGuestLinks {
-		return store.GuestLink{}, "", ErrTooMany
-	}
 	for range 8 {
 		token, hash := g.token(a.ID, created)
-		l, err := g.Store.CreateGuestLink(ctx, store.GuestLink{
+		l, err := g.Store.CreateGuestLinkLimited(ctx, store.GuestLink{
 			AppointmentID: a.ID, TokenHash: hash, Role: role, Name: name, IssuedBy: by, CreatedAt: created, ExpiresAt: expires,
-		})
+		}, MaxGuestLinks)
+		if errors.Is(err, store.ErrLimit) {
+			return store.GuestLink{}, "", ErrTooMany
+		}
 		if errors.Is(err, store.ErrConflict) {
 			created = created.Add(time.Millisecond)
 			continue

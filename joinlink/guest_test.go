@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode"
@@ -147,4 +148,43 @@ func FuzzCleanGuestName(f *testing.F) {
 			t.Fatalf("CleanGuestName(%q) = %q, then %q, %v", s, got, again, err)
 		}
 	})
+}
+
+// TestGuestLinksIssuedAtOnce: links issued at the same moment never pass
+// MaxGuestLinks; the rest are told there are too many.
+func TestGuestLinksIssuedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d, _ := st.CreateUser(ctx, store.User{Email: "d@example.org", Name: "D", Role: store.RolePhysician})
+	p, _ := st.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+	start := time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)
+	a, err := st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: d.ID, PatientID: p.ID, Start: start, End: start.Add(30 * time.Minute)}, store.Change{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := start.Add(-time.Hour)
+	g := Guests{Store: st, Key: []byte("a server key of thirty-two bytes or more"), Now: func() time.Time { return now }}
+	const tries = 2 * MaxGuestLinks
+	errs := make([]error, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Go(func() { _, _, errs[i] = g.Issue(ctx, a, store.GuestFamily, "Guest", d.ID) })
+	}
+	wg.Wait()
+	issued := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			issued++
+		case !errors.Is(err, ErrTooMany):
+			t.Errorf("Issue at once: %v, want nil or ErrTooMany", err)
+		}
+	}
+	if live, _ := g.Live(ctx, a.ID); issued != MaxGuestLinks || len(live) != MaxGuestLinks {
+		t.Errorf("%d issued, %d live; want %d", issued, len(live), MaxGuestLinks)
+	}
 }

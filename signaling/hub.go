@@ -70,6 +70,19 @@ type Limits struct {
 // physician and up to four more (interpreter, family, a second physician).
 const DefaultPerVisit = 6
 
+// reserved is how many of a visit's places are kept for its physician and
+// its patient: guests never take them, so guests, waiting or admitted,
+// cannot lock either out. (Streams, published by those two, may.)
+const reserved = 2
+
+// MaxGuests is how many guests one visit holds at the default limit.
+const MaxGuests = DefaultPerVisit - reserved
+
+// isGuest reports whether role is a guest's (by a guest link).
+func isGuest(role string) bool {
+	return role == RoleInterpreter || role == RoleFamily || role == RoleGuestPhysician
+}
+
 // Hub holds every connected participant of this node, by appointment, and
 // their waiting room. It is safe for concurrent use.
 type Hub struct {
@@ -171,6 +184,10 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 	}
 	if err := h.claim(ctx, c); err != nil {
 		switch {
+		case errors.Is(err, ErrVisitFull) && isGuest(p.Role):
+			c.sendError("%v: this visit already has all the guests it holds (%d besides the physician and the patient); someone must leave first",
+				err, max(h.limits.PerVisit-reserved, 0))
+			conn.CloseWith(websocket.CloseTryAgainLater, "visit full")
 		case errors.Is(err, ErrVisitFull):
 			c.sendError("%v: this visit already has %d participants, the most it holds; someone must leave first", err, h.limits.PerVisit)
 			conn.CloseWith(websocket.CloseTryAgainLater, "visit full")
@@ -287,7 +304,7 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 		visit := h.visits[p.Appointment]
 		old := visit[p.ID]
 		if old == nil {
-			if limit := h.full(p.Appointment); limit != "" && !replacing {
+			if limit := h.full(p.Appointment, isGuest(p.Role)); limit != "" && !replacing {
 				h.mu.Unlock()
 				h.refused(limit)
 				h.log.WarnContext(ctx, "participant refused", "appointment", p.Appointment, "participant", p.ID, "limit", limit)
@@ -326,15 +343,30 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 	}
 }
 
+// principal reports whether role is the visit's physician's or patient's,
+// for whom the visit keeps its reserved places.
+func principal(role string) bool { return role == RolePhysician || role == RolePatient }
+
 // full names the limit one more participant (a client or a stream) in the
-// appointment's visit would exceed, or returns "". h.mu is held.
-func (h *Hub) full(appointment int64) string {
+// appointment's visit would exceed, or returns "". A guest must also leave
+// the places of the visit's physician and patient free while they are
+// absent. h.mu is held.
+func (h *Hub) full(appointment int64, guest bool) string {
 	l := h.limits
 	inVisit := len(h.visits[appointment]) + len(h.streams[appointment])
+	keep := 0
+	if guest {
+		keep = reserved
+		for _, c := range h.visits[appointment] {
+			if principal(c.peer.Role) && keep > 0 {
+				keep--
+			}
+		}
+	}
 	switch {
 	case inVisit == 0 && l.Visits > 0 && h.openVisits() >= l.Visits:
 		return "visits"
-	case l.PerVisit > 0 && inVisit >= l.PerVisit:
+	case l.PerVisit > 0 && inVisit+keep >= l.PerVisit:
 		return "per-visit"
 	case l.Participants > 0 && h.participants >= l.Participants:
 		return "participants"

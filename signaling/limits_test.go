@@ -3,6 +3,7 @@ package signaling_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -174,5 +175,52 @@ func TestRateDisconnectsAFloodingClient(t *testing.T) {
 	defer mu.Unlock()
 	if strings.Join(refused, ",") != "rate" {
 		t.Fatalf("refusals counted %q, want rate", refused)
+	}
+}
+
+// TestGuestsLeaveThePhysicianAndPatientPlaces: guests, waiting or
+// admitted, take at most four of a visit's six places; a fifth guest is
+// refused, saying so, while the physician and the patient, arriving last,
+// still get in.
+func TestGuestsLeaveThePhysicianAndPatientPlaces(t *testing.T) {
+	s := newTestServer(t)
+	const visit = 65
+	roles := []string{signaling.RoleInterpreter, signaling.RoleFamily, signaling.RoleGuestPhysician, signaling.RoleFamily}
+	for i, role := range roles {
+		c := s.dial(t, fmt.Sprintf("g%d", i+1), fmt.Sprintf("Guest %d", i+1), role, visit)
+		if w := await(t, c, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+			t.Fatalf("guest %d: %+v, want waiting", i+1, w)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url("g5", "Guest 5", signaling.RoleFamily, visit), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var first signaling.Message
+	if err := ws.ReadJSON(&first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Type != signaling.TypeError || !strings.Contains(first.Error, "all the guests it holds (4 besides the physician and the patient)") {
+		t.Fatalf("fifth guest got %+v, want an error saying the visit has its 4 guests", first)
+	}
+	if ce := awaitClose(t, ws); ce.Code != websocket.CloseTryAgainLater {
+		t.Fatalf("fifth guest closed with %d, want 1013", ce.Code)
+	}
+	if err := s.awaitServed(t, "g5"); !errors.Is(err, signaling.ErrVisitFull) {
+		t.Fatalf("fifth guest: Serve returned %v, want ErrVisitFull", err)
+	}
+	pat := s.dial(t, "u2", "Pat Lee", signaling.RolePatient, visit)
+	if w := await(t, pat, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+		t.Fatalf("patient: %+v, want waiting", w)
+	}
+	phys := s.dial(t, "u1", "Dr Ada", signaling.RolePhysician, visit)
+	if w := await(t, phys, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Fatalf("physician: %+v, want admitted", w)
+	}
+	if n := len(s.hub.Waiting(visit)); n != 5 {
+		t.Fatalf("%d waiting, want the 4 guests and the patient", n)
 	}
 }

@@ -116,7 +116,7 @@ func (h *Hub) Streams(appointment int64) []Stream {
 func (h *Hub) claimStream(ctx context.Context, st *Stream) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if limit := h.full(st.Appointment); limit != "" {
+	if limit := h.full(st.Appointment, false); limit != "" {
 		h.refused(limit)
 		h.log.WarnContext(ctx, "stream refused", "appointment", st.Appointment, "kind", st.Kind, "limit", limit)
 		return fmt.Errorf("%w (%s)", ErrFull, limit)

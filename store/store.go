@@ -15,6 +15,10 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict reports a uniqueness violation, such as an email already in use.
 var ErrConflict = errors.New("already exists")
 
+// ErrLimit is returned when storing a record would exceed a limit on how
+// many may be live at once (a visit's guest links).
+var ErrLimit = errors.New("limit reached")
+
 // Role is what a user is allowed to do.
 type Role string
 
@@ -292,6 +296,11 @@ type GuestLinks interface {
 	// already stored gives ErrConflict, an unknown appointment or issuer
 	// ErrNotFound.
 	CreateGuestLink(ctx context.Context, g GuestLink) (GuestLink, error)
+	// CreateGuestLinkLimited is CreateGuestLink unless g's appointment
+	// already has max live links (not revoked, expiring after
+	// g.CreatedAt): then it stores nothing and returns ErrLimit. The count
+	// and the insert are one step, so concurrent calls never exceed max.
+	CreateGuestLinkLimited(ctx context.Context, g GuestLink, max int) (GuestLink, error)
 	// GuestLinkByHash finds a link by its token's hash, revoked and expired
 	// ones included: validity is the caller's to check.
 	GuestLinkByHash(ctx context.Context, hash []byte) (GuestLink, error)

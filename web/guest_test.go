@@ -373,8 +373,9 @@ func TestSchedulerIssuesGuestLinks(t *testing.T) {
 	}
 }
 
-// TestGuestsFillTheVisit: guests count towards the six a visit holds; the
-// seventh person to arrive is told the visit is full.
+// TestGuestsFillTheVisit: guests, waiting or admitted, take at most four
+// of the six places a visit holds; the fifth guest is told the visit has
+// its guests, and the patient, arriving last, still gets in.
 func TestGuestsFillTheVisit(t *testing.T) {
 	m := newMatrix(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
@@ -402,19 +403,28 @@ func TestGuestsFillTheVisit(t *testing.T) {
 		}
 		return ws, first
 	}
-	for i := range 5 {
+	for i := range signaling.MaxGuests {
 		if _, w := join(fmt.Sprintf("Guest %d", i)); w.Type != signaling.TypeWelcome {
 			t.Fatalf("guest %d: %+v, want welcome", i, w)
 		}
 	}
-	ws, first := join("Seventh")
-	if first.Type != signaling.TypeError || !strings.Contains(first.Error, "already has 6 participants") {
-		t.Fatalf("seventh: %+v", first)
+	ws, first := join("Fifth")
+	if first.Type != signaling.TypeError || !strings.Contains(first.Error, "all the guests it holds") {
+		t.Fatalf("fifth guest: %+v", first)
 	}
 	_, _, err = ws.ReadMessage()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseTryAgainLater {
-		t.Fatalf("seventh closed with %v, want 1013", err)
+		t.Fatalf("fifth guest closed with %v, want 1013", err)
+	}
+	h := http.Header{"Cookie": {sessionCookie + "=" + m.session(t, m.pat.ID, m.visit.ID, time.Now().Add(time.Hour))}}
+	pat, err := sigclient.Dial(ctx, m.wsURL(fmt.Sprintf("/ws/call/%d", m.visit.ID)), sigclient.Options{Header: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pat.Close()
+	if w, err := pat.Await(ctx, signaling.TypeWelcome); err != nil || w.State != signaling.StateWaiting {
+		t.Fatalf("the patient after four guests: %+v, %v; want welcome, waiting", w, err)
 	}
 }
 

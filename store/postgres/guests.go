@@ -21,6 +21,22 @@ func scanGuestLink(row pgx.Row) (store.GuestLink, error) {
 
 // CreateGuestLink implements store.GuestLinks.
 func (s *DB) CreateGuestLink(ctx context.Context, g store.GuestLink) (store.GuestLink, error) {
+	return s.createGuestLink(ctx, g, 0)
+}
+
+// CreateGuestLinkLimited implements store.GuestLinks.
+func (s *DB) CreateGuestLinkLimited(ctx context.Context, g store.GuestLink, max int) (store.GuestLink, error) {
+	if max <= 0 {
+		return g, fmt.Errorf("create guest link: a limit of %d", max)
+	}
+	return s.createGuestLink(ctx, g, max)
+}
+
+// createGuestLink stores g, if max > 0 only while fewer than max links
+// of its appointment are live. The appointment's row, locked until the
+// transaction ends, makes concurrent calls for one visit take turns, so
+// the count and the insert are one step.
+func (s *DB) createGuestLink(ctx context.Context, g store.GuestLink, max int) (store.GuestLink, error) {
 	if !store.ValidGuestRole(g.Role) {
 		return g, fmt.Errorf("create guest link: unknown role %q", g.Role)
 	}
@@ -31,11 +47,36 @@ func (s *DB) CreateGuestLink(ctx context.Context, g store.GuestLink) (store.Gues
 		g.CreatedAt = time.Now()
 	}
 	g.CreatedAt, g.ExpiresAt, g.RevokedAt = norm(g.CreatedAt), norm(g.ExpiresAt), norm(g.RevokedAt)
-	err := s.pool.QueryRow(ctx, `INSERT INTO guest_links (appointment_id, token_hash, role, name, issued_by, created_at, expires_at, revoked_at)
+	what := fmt.Sprintf("create guest link for appointment %d", g.AppointmentID)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return g, wrap(err, "%s", what)
+	}
+	defer tx.Rollback(ctx)
+	if max > 0 {
+		// The count is a statement of its own, after the lock: under read
+		// committed it then sees every link committed before the lock.
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM appointments WHERE id = $1 FOR UPDATE`, g.AppointmentID).Scan(&id); err != nil {
+			return g, wrap(err, "%s", what)
+		}
+		var live int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM guest_links WHERE appointment_id = $1 AND revoked_at IS NULL AND expires_at > $2`,
+			g.AppointmentID, g.CreatedAt).Scan(&live); err != nil {
+			return g, wrap(err, "%s", what)
+		}
+		if live >= max {
+			return g, fmt.Errorf("%s: %d live: %w", what, live, store.ErrLimit)
+		}
+	}
+	err = tx.QueryRow(ctx, `INSERT INTO guest_links (appointment_id, token_hash, role, name, issued_by, created_at, expires_at, revoked_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
 		g.AppointmentID, g.TokenHash, g.Role, g.Name, g.IssuedBy, g.CreatedAt, g.ExpiresAt, null(g.RevokedAt)).Scan(&g.ID)
 	if err != nil {
-		return g, wrap(err, "create guest link for appointment %d", g.AppointmentID)
+		return g, wrap(err, "%s", what)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return g, wrap(err, "%s", what)
 	}
 	return g, nil
 }

@@ -20,6 +20,21 @@ func scanGuestLink(row scanner) (store.GuestLink, error) {
 
 // CreateGuestLink implements store.GuestLinks.
 func (s *DB) CreateGuestLink(ctx context.Context, g store.GuestLink) (store.GuestLink, error) {
+	return s.createGuestLink(ctx, g, 0)
+}
+
+// CreateGuestLinkLimited implements store.GuestLinks.
+func (s *DB) CreateGuestLinkLimited(ctx context.Context, g store.GuestLink, max int) (store.GuestLink, error) {
+	if max <= 0 {
+		return g, fmt.Errorf("create guest link: a limit of %d", max)
+	}
+	return s.createGuestLink(ctx, g, max)
+}
+
+// createGuestLink stores g, if max > 0 only while fewer than max links
+// of its appointment are live; the write transaction (BEGIN IMMEDIATE)
+// makes the count and the insert one step.
+func (s *DB) createGuestLink(ctx context.Context, g store.GuestLink, max int) (store.GuestLink, error) {
 	if !store.ValidGuestRole(g.Role) {
 		return g, fmt.Errorf("create guest link: unknown role %q", g.Role)
 	}
@@ -30,10 +45,28 @@ func (s *DB) CreateGuestLink(ctx context.Context, g store.GuestLink) (store.Gues
 		g.CreatedAt = time.Now()
 	}
 	g.CreatedAt, g.ExpiresAt, g.RevokedAt = norm(g.CreatedAt), norm(g.ExpiresAt), norm(g.RevokedAt)
-	err := s.w.QueryRowContext(ctx, `INSERT INTO guest_links (appointment_id, token_hash, role, name, issued_by, created_at, expires_at, revoked_at)
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see dsn
+	if err != nil {
+		return g, wrap(err, "create guest link for appointment %d", g.AppointmentID)
+	}
+	defer tx.Rollback()
+	if max > 0 {
+		var live int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM guest_links WHERE appointment_id = ? AND revoked_at = 0 AND expires_at > ?`,
+			g.AppointmentID, ms(g.CreatedAt)).Scan(&live); err != nil {
+			return g, wrap(err, "count guest links of appointment %d", g.AppointmentID)
+		}
+		if live >= max {
+			return g, fmt.Errorf("create guest link for appointment %d: %d live: %w", g.AppointmentID, live, store.ErrLimit)
+		}
+	}
+	err = tx.QueryRowContext(ctx, `INSERT INTO guest_links (appointment_id, token_hash, role, name, issued_by, created_at, expires_at, revoked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		g.AppointmentID, g.TokenHash, g.Role, g.Name, g.IssuedBy, ms(g.CreatedAt), ms(g.ExpiresAt), ms(g.RevokedAt)).Scan(&g.ID)
 	if err != nil {
+		return g, wrap(err, "create guest link for appointment %d", g.AppointmentID)
+	}
+	if err := tx.Commit(); err != nil {
 		return g, wrap(err, "create guest link for appointment %d", g.AppointmentID)
 	}
 	return g, nil

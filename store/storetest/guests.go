@@ -3,6 +3,9 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,4 +73,56 @@ func testGuestLinks(t *testing.T, st store.Store) {
 		t.Errorf("revoking one link revoked another: %+v", got)
 	}
 	wantErr(t, "revoke an unknown link", st.RevokeGuestLink(ctx, g2.ID+100, t0), store.ErrNotFound)
+
+	// The cap: revoked and expired links do not count; links created at
+	// once never pass it.
+	b, err := booker{st, p.ID}.book(doc.ID, slotAt(11), 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := func(i int, created, expires time.Time) store.GuestLink {
+		return store.GuestLink{AppointmentID: b.ID, TokenHash: fmt.Appendf(nil, "cap-%02d-0123456789abcdef0123456789", i), Role: store.GuestFamily,
+			Name: fmt.Sprintf("Guest %d", i), IssuedBy: doc.ID, CreatedAt: created, ExpiresAt: expires}
+	}
+	if _, err := st.CreateGuestLinkLimited(ctx, link(0, t0.Add(-2*time.Hour), t0.Add(-time.Hour)), 3); err != nil {
+		t.Fatal(err) // expired by the time the others are created
+	}
+	revoked, err := st.CreateGuestLinkLimited(ctx, link(1, t0, t0.Add(3*time.Hour)), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeGuestLink(ctx, revoked.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	const tries = 8
+	errs := make([]error, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Go(func() {
+			_, errs[i] = st.CreateGuestLinkLimited(ctx, link(i+2, t0.Add(time.Minute), t0.Add(3*time.Hour)), 3)
+		})
+	}
+	wg.Wait()
+	stored := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			stored++
+		case !errors.Is(err, store.ErrLimit):
+			t.Errorf("CreateGuestLinkLimited at once: %v, want nil or ErrLimit", err)
+		}
+	}
+	if stored != 3 {
+		t.Errorf("%d of %d links created at once were stored, want the cap of 3", stored, tries)
+	}
+	_, err = st.CreateGuestLinkLimited(ctx, link(20, t0.Add(time.Minute), t0.Add(3*time.Hour)), 3)
+	wantErr(t, "a fourth live link", err, store.ErrLimit)
+	_, err = st.CreateGuestLinkLimited(ctx, link(21, t0.Add(time.Minute), t0.Add(3*time.Hour)), 4)
+	if err != nil {
+		t.Errorf("a fourth live link under a cap of 4: %v", err)
+	}
+	bad = link(22, t0, t0.Add(time.Hour))
+	bad.AppointmentID = b.ID + 100
+	_, err = st.CreateGuestLinkLimited(ctx, bad, 3)
+	wantErr(t, "a capped link to an unknown visit", err, store.ErrNotFound)
 }
