@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -578,5 +579,43 @@ func TestGuestPhysicianSeesVitals(t *testing.T) {
 		return e.Resource == res && e.ActorRole == "guest" && e.ActorID == f.doc.ID && e.Outcome == audit.OutcomeSuccess && e.PatientID == f.pat.ID
 	}) {
 		t.Errorf("no audited vitals read of %s", res)
+	}
+}
+
+// brokenLinks is a store whose link look-ups fail, as a store that went
+// away mid-request would.
+type brokenLinks struct{ store.Store }
+
+func (brokenLinks) GuestLinkByHash(context.Context, []byte) (store.GuestLink, error) {
+	return store.GuestLink{}, errors.New("the store is unwell")
+}
+
+func (brokenLinks) CredentialByHash(context.Context, string, []byte) (store.Credential, error) {
+	return store.Credential{}, errors.New("the store is unwell")
+}
+
+// TestGuestTokenStaysOutOfTheLogs: a request on a route that carries a
+// credential in its path, failing on a store error, logs the route
+// pattern and never the token.
+func TestGuestTokenStaysOutOfTheLogs(t *testing.T) {
+	logs := &lockedBuffer{}
+	f := newFixtureWith(t, func(d *Deps) {
+		d.Log = slog.New(slog.NewTextHandler(logs, nil))
+		d.Store = brokenLinks{d.Store}
+	})
+	tok, _ := auth.NewToken()
+	for _, path := range []string{"/guest/", "/join/", "/account/password/"} {
+		resp, err := http.Get(f.srv.URL + path + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	got := logs.String()
+	if strings.Contains(got, tok) {
+		t.Errorf("a token reached the logs:\n%s", got)
+	}
+	if !strings.Contains(got, `route="GET /guest/{token}"`) {
+		t.Errorf("the failed guest link request is not logged by its route:\n%s", got)
 	}
 }

@@ -21,16 +21,26 @@ import (
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
+// logPath is what the logs say of r's path: its route pattern, never the
+// path itself, so a credential in a path (/guest/{token}, /join/{token},
+// /account/password/{token}) never reaches the logs.
+func logPath(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return r.Method + " (no route)"
+}
+
 func (s *server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := c.Render(r.Context(), w); err != nil {
-		s.Log.ErrorContext(r.Context(), "render page", "path", r.URL.Path, "err", err)
+		s.Log.ErrorContext(r.Context(), "render page", "route", logPath(r), "err", err)
 	}
 }
 
 func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	s.Log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+	s.Log.ErrorContext(r.Context(), "request failed", "route", logPath(r), "err", err)
 	http.Error(w, "something went wrong on our side; please try again", http.StatusInternalServerError)
 }
 

@@ -133,7 +133,7 @@ func (s *server) unauthenticated(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) forbidden(w http.ResponseWriter, r *http.Request, msg string) {
-	s.Log.WarnContext(r.Context(), "access refused", "path", r.URL.Path, "reason", msg)
+	s.Log.WarnContext(r.Context(), "access refused", "route", logPath(r), "reason", msg)
 	http.Error(w, msg, http.StatusForbidden)
 }
 
