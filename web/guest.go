@@ -404,7 +404,8 @@ func (s *server) handleIssueGuest(consult bool) func(http.ResponseWriter, *http.
 }
 
 // handleRevokeGuest withdraws a guest link and removes its guest from the
-// call at once.
+// call at once if the call is on this node; on another node, the guest's
+// socket re-check ends it within the re-check interval.
 func (s *server) handleRevokeGuest(consult bool) func(http.ResponseWriter, *http.Request, caller) {
 	return func(w http.ResponseWriter, r *http.Request, c caller) {
 		a, ok := s.guestVisit(w, r, c, consult)

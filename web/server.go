@@ -25,7 +25,8 @@ type CallHub interface {
 	Waiting(appointment int64) []signaling.Peer
 	// Admitted reports whether a participant is in the call, not waiting.
 	Admitted(appointment int64, participant string) bool
-	// Remove ends a participant's session at once (a revoked guest link).
+	// Remove ends a participant's session on this node at once (a
+	// revoked guest link); elsewhere the socket re-check ends it.
 	Remove(appointment int64, participant, reason string) bool
 }
 
