@@ -68,6 +68,9 @@ type downTrack struct {
 
 	maxW, maxH int // the subscriber's tile, 0 for no limit
 	hidden     bool
+	// unusable is set when the subscriber negotiated no codec this track
+	// can be sent in; nothing is forwarded then.
+	unusable bool
 
 	target, current int  // simulcast layers; -1 for none (paused)
 	waitKey         bool // drop until a keyframe of target
@@ -125,16 +128,25 @@ func (d *downTrack) Kind() webrtc.RTPCodecType { return d.src.kind }
 // the subscriber negotiated and asks the publisher for a keyframe, so that
 // a newcomer's video starts at once.
 func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	var codec webrtc.RTPCodecParameters
-	found := false
-	for _, c := range ctx.CodecParameters() {
-		if strings.EqualFold(c.MimeType, d.src.codec.MimeType) {
-			codec, found = c, true
-			break
-		}
-	}
+	codec, found := pickCodec(ctx.CodecParameters(), d.src.codec)
 	if !found {
-		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+		// The subscriber cannot decode this track (an H.264 camera, a
+		// receiver without H.264). Failing here would fail its whole
+		// negotiation: bind to what it took, forward nothing, and let the
+		// participant withdraw the track after the answer.
+		for _, c := range ctx.CodecParameters() {
+			if !strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) {
+				codec, found = c, true
+				break
+			}
+		}
+		if !found {
+			return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+		}
+		d.mu.Lock()
+		d.unusable = true
+		d.mu.Unlock()
+		return codec, nil
 	}
 	var rtxPT uint8
 	apt := "apt=" + strconv.Itoa(int(codec.PayloadType))
@@ -144,7 +156,7 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		}
 	}
 	d.mu.Lock()
-	d.bound = true
+	d.bound, d.unusable = true, false
 	d.writer = ctx.WriteStream()
 	d.ssrc = uint32(ctx.SSRC())
 	d.pt = uint8(codec.PayloadType)
@@ -163,6 +175,35 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		d.src.requestKeyframe(layer)
 	}
 	return codec, nil
+}
+
+// pickCodec finds src among the codecs a subscriber negotiated: the same
+// codec with the same fmtp line (an H.264 profile) if there is one, else the
+// first of the same codec. H.264 decoders take any profile they support
+// whatever the payload type says, and the publisher's profile cannot be
+// changed here.
+func pickCodec(negotiated []webrtc.RTPCodecParameters, src webrtc.RTPCodecCapability) (webrtc.RTPCodecParameters, bool) {
+	var first webrtc.RTPCodecParameters
+	found := false
+	for _, c := range negotiated {
+		if !strings.EqualFold(c.MimeType, src.MimeType) {
+			continue
+		}
+		if c.SDPFmtpLine == src.SDPFmtpLine {
+			return c, true
+		}
+		if !found {
+			first, found = c, true
+		}
+	}
+	return first, found
+}
+
+// usable reports whether the subscriber negotiated a codec for the track.
+func (d *downTrack) usable() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.unusable
 }
 
 // Unbind implements webrtc.TrackLocal: the subscriber stopped receiving.
@@ -185,7 +226,7 @@ func (d *downTrack) forward(l int, h *rtp.Header, payload []byte, info *vp8Info,
 		return -1
 	}
 	d.mu.Lock()
-	if !d.bound {
+	if !d.bound || d.unusable {
 		d.mu.Unlock()
 		return -1
 	}
@@ -359,10 +400,11 @@ func (d *downTrack) retransmit(seq uint16, now time.Time) {
 		return
 	}
 	payload := d.scratch[hl:end]
-	info, ok := parseVP8(payload)
 	var ip *vp8Info
-	if ok {
-		ip = &info
+	if d.src.vp8 {
+		if info, ok := parseVP8(payload); ok {
+			ip = &info
+		}
 	}
 	slot := d.q.reserve(false)
 	if slot == nil {

@@ -29,6 +29,10 @@ const (
 // is published in the room.
 var ErrNoTracks = errors.New("nothing is published in the visit yet")
 
+// ErrNoCodec reports a viewer's offer that can receive none of the codecs
+// of the video published in the room.
+var ErrNoCodec = errors.New("the offer accepts none of the published video's codecs")
+
 // quietSignaler drops outgoing signaling: WHIP and WHEP clients get one
 // answer with every candidate in it, and nothing after.
 type quietSignaler struct{}
@@ -99,7 +103,11 @@ func (p *Participant) answerView(ctx context.Context, offer string) (string, err
 		}
 	}
 	if len(p.subs) == 0 {
+		missing := p.codecMissing
 		p.subMu.Unlock()
+		if missing {
+			return "", ErrNoCodec
+		}
 		return "", ErrNoTracks
 	}
 	answer, err := pc.CreateAnswer(nil)

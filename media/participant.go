@@ -95,6 +95,9 @@ type Participant struct {
 	// answered is set once a viewer's (modeView) only answer is out: its
 	// tracks are fixed from then on.
 	answered bool
+	// codecMissing is set when a track was not offered because the
+	// subscriber cannot receive its codec.
+	codecMissing bool
 }
 
 func newParticipant(r *Room, id, name string, sig Signaler, m mode, sub *webrtc.PeerConnection, bwe cc.BandwidthEstimator) *Participant {
@@ -360,6 +363,10 @@ func (p *Participant) subscribeLocked(f *publishedTrack) bool {
 	if p.isClosed() || p.subs[f.id] != nil || !p.room.has(f) {
 		return false
 	}
+	if !p.receives(f) {
+		p.codecMissing = true
+		return false
+	}
 	switch p.mode {
 	case modePublishOnly:
 		return false
@@ -386,6 +393,11 @@ func (p *Participant) subscribeLocked(f *publishedTrack) bool {
 func (p *Participant) unsubscribe(f *publishedTrack) bool {
 	p.subMu.Lock()
 	defer p.subMu.Unlock()
+	return p.unsubscribeLocked(f)
+}
+
+// unsubscribeLocked is unsubscribe with p.subMu held.
+func (p *Participant) unsubscribeLocked(f *publishedTrack) bool {
 	s := p.subs[f.id]
 	if s == nil {
 		return false
@@ -396,6 +408,36 @@ func (p *Participant) unsubscribe(f *publishedTrack) bool {
 		p.log.Warn("cannot unsubscribe", "track", f.id, "err", err)
 	}
 	return true
+}
+
+// receives reports whether the subscriber can take f's codec, as far as
+// its last description (a viewer's offer, a browser's answer) tells: VP8
+// and audio always, H.264 if listed for video. Before any description it
+// is assumed; a wrong guess is withdrawn after the answer.
+func (p *Participant) receives(f *publishedTrack) bool {
+	if f.kind != webrtc.RTPCodecTypeVideo || f.vp8 {
+		return true
+	}
+	rd := p.sub.pc.RemoteDescription()
+	if rd == nil {
+		return true
+	}
+	d, err := rd.Unmarshal()
+	if err != nil {
+		return true
+	}
+	name := strings.TrimPrefix(strings.ToLower(f.codec.MimeType), "video/") + "/"
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if _, enc, ok := strings.Cut(a.Value, " "); ok && a.Key == "rtpmap" && strings.HasPrefix(strings.ToLower(enc), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // downTracks lists the subscribe connection's down tracks.
@@ -511,6 +553,15 @@ func (p *Participant) AnswerSubscribe(answer string) error {
 	p.offering = false
 	again := p.reoffer
 	p.reoffer = false
+	// A track whose codec the answer did not take would stay a black
+	// tile: withdraw it (receives keeps it from coming back).
+	for _, s := range p.subs {
+		if !s.dt.usable() {
+			p.log.Info("subscriber cannot receive the track's codec; withdrawn", "track", s.f.id, "codec", s.f.codec.MimeType)
+			p.unsubscribeLocked(s.f)
+			again = true
+		}
+	}
 	var fresh []*downTrack
 	for _, s := range p.subs {
 		if s.fresh {

@@ -31,6 +31,27 @@ const (
 	ptOpus   = 111
 )
 
+// h264Profiles are the H.264 variants accepted from WHIP tools and offered
+// to subscribers, each with its payload type and RTX payload type (the
+// next one): constrained baseline (browsers, OBS Studio, GStreamer),
+// baseline, constrained high, and high (x264's default, as ffmpeg sends
+// it). All use packetization mode 1 (FU-A and STAP-A), the one the
+// keyframe detection reads.
+var h264Profiles = []struct {
+	pt             webrtc.PayloadType
+	profileLevelID string
+}{
+	{102, "42e01f"},
+	{104, "42001f"},
+	{106, "640c1f"},
+	{108, "64001f"},
+}
+
+// h264Fmtp is the fmtp line of an H.264 variant.
+func h264Fmtp(profileLevelID string) string {
+	return "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profileLevelID
+}
+
 // Congestion control bounds for a subscriber's downstream estimate. It
 // starts high enough for a full-resolution layer and audio, and comes down
 // within a few feedback rounds on a weaker link.
@@ -72,9 +93,9 @@ type SFU struct {
 
 // New builds the two WebRTC stacks shared by every peer connection, on the
 // sockets cfg asks for (see Config; Close releases them): the publish side
-// (VP8 with simulcast, Opus; NACKs towards the publisher for packets lost on
-// the way in, receiver reports and TWCC feedback) and the subscribe side
-// (VP8 with RTX, Opus; sender reports, TWCC sequence numbers and a
+// (VP8 with simulcast, H.264, Opus; NACKs towards the publisher for packets
+// lost on the way in, receiver reports and TWCC feedback) and the subscribe side
+// (VP8 and H.264 with RTX, Opus; sender reports, TWCC sequence numbers and a
 // delay-based bandwidth estimator per connection). NACKs from subscribers
 // are answered by the SFU's own packet cache, not by Pion's responder,
 // because each subscriber's sequence numbers are rewritten. It also starts
@@ -106,19 +127,38 @@ var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: webrtc.TypeRTCPFBTransportCC},
 }
 
+// videoCodec is a video codec the SFU registers; its RTX payload type is
+// the next one.
+type videoCodec struct {
+	name string
+	pt   webrtc.PayloadType
+	mime string
+	fmtp string
+}
+
+// registerCodecs registers the codecs the SFU forwards: VP8 first, so
+// that browsers keep publishing and receiving it, then H.264 for WHIP tools
+// that send nothing else, each with RTX if rtx; and Opus.
 func registerCodecs(m *webrtc.MediaEngine, rtx bool) error {
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback},
-		PayloadType:        ptVP8,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return fmt.Errorf("register VP8: %w", err)
+	video := []videoCodec{{"VP8", ptVP8, webrtc.MimeTypeVP8, ""}}
+	for _, h := range h264Profiles {
+		video = append(video, videoCodec{"H.264 " + h.profileLevelID, h.pt, webrtc.MimeTypeH264, h264Fmtp(h.profileLevelID)})
 	}
-	if rtx {
+	for _, v := range video {
 		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", ptVP8)},
-			PayloadType:        ptVP8RTX,
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: v.mime, ClockRate: 90000, SDPFmtpLine: v.fmtp, RTCPFeedback: videoFeedback},
+			PayloadType:        v.pt,
 		}, webrtc.RTPCodecTypeVideo); err != nil {
-			return fmt.Errorf("register RTX: %w", err)
+			return fmt.Errorf("register %s: %w", v.name, err)
+		}
+		if !rtx {
+			continue
+		}
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", v.pt)},
+			PayloadType:        v.pt + 1,
+		}, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("register RTX for %s: %w", v.name, err)
 		}
 	}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +112,9 @@ type publishedTrack struct {
 	id    string
 	kind  webrtc.RTPCodecType
 	codec webrtc.RTPCodecCapability
-	vp8   bool
+	// vp8 and h264 say how keyframes are found: VP8 payloads are also
+	// rewritten (picture ids), H.264 ones are forwarded as they are.
+	vp8, h264 bool
 	// source is SourceScreen for a screen share, else "".
 	source string
 	// receiver is the publisher's receiver of the track's layers.
@@ -137,7 +140,8 @@ type publishedTrack struct {
 func newPublishedTrack(owner *Participant, id string, kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability) *publishedTrack {
 	t := &publishedTrack{
 		owner: owner, id: id, kind: kind, codec: codec,
-		vp8:       kind == webrtc.RTPCodecTypeVideo && codec.MimeType == webrtc.MimeTypeVP8,
+		vp8:       kind == webrtc.RTPCodecTypeVideo && strings.EqualFold(codec.MimeType, webrtc.MimeTypeVP8),
+		h264:      kind == webrtc.RTPCodecTypeVideo && strings.EqualFold(codec.MimeType, webrtc.MimeTypeH264),
 		keyframes: make(chan int, maxLayers),
 		done:      make(chan struct{}),
 	}
@@ -269,6 +273,9 @@ func (t *publishedTrack) handle(l *layer, pkt []byte, h *rtp.Header, now time.Ti
 			l.width.Store(uint32(info.width))
 			l.height.Store(uint32(info.height))
 		}
+	} else if t.h264 {
+		// Nothing to rewrite: only where a subscriber may start.
+		info = vp8Info{keyframe: h264Keyframe(payload), picIDOff: -1, tl0Off: -1}
 	}
 	if l.cache != nil {
 		l.cache.put(h.SequenceNumber, pkt)

@@ -141,6 +141,9 @@ func (s *server) handleOpenStream(kind string) http.HandlerFunc {
 			w.Header().Set("Retry-After", "60")
 			http.Error(w, "the visit is full: "+err.Error(), http.StatusServiceUnavailable)
 			return
+		case errors.Is(err, media.ErrNoCodec):
+			http.Error(w, "the offer cannot receive the video published in this visit: offer "+media.AcceptedVideo, http.StatusNotAcceptable)
+			return
 		case errors.Is(err, media.ErrNoTracks):
 			http.Error(w, "nothing is published in this visit yet: try again once the call has started", http.StatusConflict)
 			return
@@ -199,36 +202,67 @@ func readOffer(w http.ResponseWriter, r *http.Request) (string, int, error) {
 	return string(body), 0, nil
 }
 
-// checkOffer refuses a body that is not an SDP offer with at least one
-// section the SFU can use (VP8 video or Opus audio), with a message saying
-// what is wrong.
+// checkOffer refuses a body that is not an SDP offer the SFU can use, with
+// a message saying what is wrong: every video section must offer a video
+// codec the SFU receives (media.AcceptsVideo), and some section must be
+// usable.
 func checkOffer(body []byte) error {
 	var d sdp.SessionDescription
 	if err := d.Unmarshal(body); err != nil {
 		return fmt.Errorf("the body is not valid SDP: %w", err)
 	}
-	media, usable := 0, 0
+	sections, usable := 0, 0
 	for _, m := range d.MediaDescriptions {
 		if m.MediaName.Media != "audio" && m.MediaName.Media != "video" {
 			continue
 		}
-		media++
-		for _, a := range m.Attributes {
-			if a.Key != "rtpmap" {
-				continue
-			}
-			v := strings.ToLower(a.Value)
-			if strings.Contains(v, " vp8/90000") || strings.Contains(v, " opus/48000") {
-				usable++
-				break
-			}
+		sections++
+		if m.MediaName.Media == "audio" && offersOpus(m) || m.MediaName.Media == "video" && offersVideo(m) {
+			usable++
+		} else if m.MediaName.Media == "video" {
+			return errVideoCodec
 		}
 	}
 	switch {
-	case media == 0:
+	case sections == 0:
 		return errors.New("the offer has no audio or video section")
 	case usable == 0:
-		return errors.New("the offer has neither VP8 video nor Opus audio, the only codecs the server forwards")
+		return errors.New("the offer has no codec the server forwards: Opus audio, or video in " + media.AcceptedVideo)
 	}
 	return nil
+}
+
+// errVideoCodec refuses a video section in no codec the SFU receives.
+var errVideoCodec = errors.New("the offer's video is in no codec the server forwards: send " + media.AcceptedVideo)
+
+// offersOpus reports whether an audio section offers Opus.
+func offersOpus(m *sdp.MediaDescription) bool {
+	for _, a := range m.Attributes {
+		if a.Key == "rtpmap" && strings.Contains(strings.ToLower(a.Value), " opus/48000") {
+			return true
+		}
+	}
+	return false
+}
+
+// offersVideo reports whether a video section offers a format the SFU
+// receives, reading each payload type's rtpmap and fmtp.
+func offersVideo(m *sdp.MediaDescription) bool {
+	fmtps := make(map[string]string)
+	for _, a := range m.Attributes {
+		if a.Key == "fmtp" {
+			if pt, v, ok := strings.Cut(a.Value, " "); ok {
+				fmtps[pt] = v
+			}
+		}
+	}
+	for _, a := range m.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		if pt, enc, ok := strings.Cut(a.Value, " "); ok && media.AcceptsVideo(strings.TrimSpace(enc), fmtps[pt]) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,82 @@
+package media
+
+import "testing"
+
+func TestH264Keyframe(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		p    []byte
+		want bool
+	}{
+		{"empty", nil, false},
+		{"IDR slice", []byte{0x65, 0x88, 0x84}, true},
+		{"SPS", []byte{0x67, 0x42, 0xe0, 0x1f}, true},
+		{"PPS alone", []byte{0x68, 0xce, 0x3c, 0x80}, false},
+		{"non-IDR slice", []byte{0x41, 0x9a, 0x02}, false},
+		{"SEI", []byte{0x06, 0x05, 0x01}, false},
+		{"forbidden bit", []byte{0xe5, 0x88}, false},
+		{"STAP-A with SPS, PPS", []byte{0x78, 0x00, 0x04, 0x67, 0x42, 0xe0, 0x1f, 0x00, 0x02, 0x68, 0xce}, true},
+		{"STAP-A with IDR second", []byte{0x78, 0x00, 0x02, 0x06, 0x05, 0x00, 0x02, 0x65, 0x88}, true},
+		{"STAP-A of non-IDR", []byte{0x78, 0x00, 0x02, 0x41, 0x9a, 0x00, 0x02, 0x41, 0x9b}, false},
+		{"STAP-A truncated", []byte{0x78, 0x00, 0x09, 0x67, 0x42}, false},
+		{"STAP-A zero length", []byte{0x78, 0x00, 0x00, 0x67, 0x42}, false},
+		{"STAP-A header only", []byte{0x78, 0x00}, false},
+		{"FU-A IDR start", []byte{0x7c, 0x85, 0x88, 0x84}, true},
+		{"FU-A IDR middle", []byte{0x7c, 0x05, 0x11}, false},
+		{"FU-A IDR end", []byte{0x7c, 0x45, 0x11}, false},
+		{"FU-A non-IDR start", []byte{0x5c, 0x81, 0x9a}, false},
+		{"FU-A header only", []byte{0x7c}, false},
+		{"FU-B", []byte{0x7d, 0x85, 0x00, 0x01}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := h264Keyframe(c.p); got != c.want {
+				t.Errorf("h264Keyframe(% x) = %v, want %v", c.p, got, c.want)
+			}
+		})
+	}
+}
+
+// FuzzH264Keyframe: any payload a publisher sends is classified without a
+// panic or a read past its end, and only payloads whose first NAL unit
+// header is well formed count as keyframes.
+func FuzzH264Keyframe(f *testing.F) {
+	for _, s := range [][]byte{
+		{0x65, 0x88}, {0x67, 0x42, 0xe0, 0x1f},
+		{0x78, 0x00, 0x04, 0x67, 0x42, 0xe0, 0x1f, 0x00, 0x02, 0x68, 0xce},
+		{0x7c, 0x85, 0x88}, {0x78, 0xff, 0xff}, {},
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		// Slicing to the length leaves no spare capacity to read into.
+		if h264Keyframe(p[:len(p):len(p)]) && p[0]&0x80 != 0 {
+			t.Fatalf("% x: a payload with the forbidden bit set is taken as a keyframe", p)
+		}
+	})
+}
+
+func TestAcceptsVideo(t *testing.T) {
+	for _, c := range []struct {
+		enc, fmtp string
+		want      bool
+	}{
+		{"VP8/90000", "", true},
+		{"vp8/90000", "", true},
+		{"H264/90000", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", true},
+		{"H264/90000", "profile-level-id=42E028; packetization-mode=1", true}, // another level, spaces, upper case
+		{"H264/90000", "packetization-mode=1;profile-level-id=42001f", true},
+		{"H264/90000", "packetization-mode=1;profile-level-id=640c1f", true},
+		{"H264/90000", "packetization-mode=1;profile-level-id=640028", true},
+		{"H264/90000", "packetization-mode=0;profile-level-id=42e01f", false},
+		{"H264/90000", "profile-level-id=42e01f", false},
+		{"H264/90000", "packetization-mode=1;profile-level-id=4d001f", false}, // main: not registered
+		{"H264/90000", "packetization-mode=1;profile-level-id=42e0", false},
+		{"H264/90000", "", false},
+		{"VP9/90000", "profile-id=0", false},
+		{"", "", false},
+	} {
+		if got := AcceptsVideo(c.enc, c.fmtp); got != c.want {
+			t.Errorf("AcceptsVideo(%q, %q) = %v, want %v", c.enc, c.fmtp, got, c.want)
+		}
+	}
+}
