@@ -1,6 +1,10 @@
 package media
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pion/webrtc/v4"
+)
 
 func TestH264Keyframe(t *testing.T) {
 	for _, c := range []struct {
@@ -77,6 +81,86 @@ func TestAcceptsVideo(t *testing.T) {
 	} {
 		if got := AcceptsVideo(c.enc, c.fmtp); got != c.want {
 			t.Errorf("AcceptsVideo(%q, %q) = %v, want %v", c.enc, c.fmtp, got, c.want)
+		}
+	}
+}
+
+// vp8OnlyAnswerer is the client side of a subscribe connection that
+// decodes VP8 and Opus but not H.264.
+func vp8OnlyAnswerer(t *testing.T) *answerer {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return &answerer{pc}
+}
+
+// TestSubscriberWithoutH264IsNotGivenIt: a call participant whose answer
+// takes no H.264 keeps its negotiation and its VP8 video, and the H.264
+// camera is withdrawn from its offers rather than left as a black tile,
+// including when the camera is published again later.
+func TestSubscriberWithoutH264IsNotGivenIt(t *testing.T) {
+	s := newSFU(t)
+	a, ra := join(t, s, 1, "a")
+	b, _ := join(t, s, 1, "b")
+	camera, _ := join(t, s, 1, "cam")
+	client := vp8OnlyAnswerer(t)
+	h264 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264Fmtp("42e01f")}
+
+	a.room.addTrack(newPublishedTrack(camera, "cam-video-1", webrtc.RTPCodecTypeVideo, h264))
+	o := ra.next(t)
+	if got := trackIDs(o.tracks); got != "cam-video-1" {
+		t.Fatalf("first offer carries %q, want the camera (nothing is known of the client yet)", got)
+	}
+	if err := a.AnswerSubscribe(client.answer(t, o)); err != nil {
+		t.Fatalf("an answer without H.264 was refused: %v", err)
+	}
+	o = ra.next(t)
+	if got := trackIDs(o.tracks); got != "" {
+		t.Fatalf("after an answer without H.264 the re-offer carries %q, want nothing", got)
+	}
+	if err := a.AnswerSubscribe(client.answer(t, o)); err != nil {
+		t.Fatal(err)
+	}
+	a.room.addTrack(fakeTrack(t, b, webrtc.RTPCodecTypeVideo))
+	o = ra.next(t)
+	if got := trackIDs(o.tracks); got != "b-video" {
+		t.Fatalf("VP8 video is offered as %q, want b-video", got)
+	}
+	if err := a.AnswerSubscribe(client.answer(t, o)); err != nil {
+		t.Fatal(err)
+	}
+	ra.none(t)
+
+	// Published again, the camera is not offered at all.
+	a.room.addTrack(newPublishedTrack(camera, "cam-video-2", webrtc.RTPCodecTypeVideo, h264))
+	ra.none(t)
+
+	// A client that decodes H.264 gets it, bound to H.264.
+	c, rc := join(t, s, 1, "c")
+	o = rc.next(t)
+	if got := trackIDs(o.tracks); got != "b-video,cam-video-1,cam-video-2" {
+		t.Fatalf("an H.264-capable newcomer is offered %q", got)
+	}
+	if err := c.AnswerSubscribe(newAnswerer(t).answer(t, o)); err != nil {
+		t.Fatal(err)
+	}
+	rc.none(t)
+	for _, d := range c.downTracks() {
+		d.mu.Lock()
+		pt, unusable := d.pt, d.unusable
+		d.mu.Unlock()
+		if unusable || d.src.h264 && pt != 102 {
+			t.Errorf("%s bound to payload type %d (unusable %v)", d.id, pt, unusable)
 		}
 	}
 }
