@@ -23,18 +23,26 @@ import (
 
 // whipPublish publishes the page's fake camera by WHIP into visit %d with
 // API token %s, as a standard WHIP client does (non-trickle: the offer
-// waits for all candidates); it resolves to "" or what went wrong.
+// waits for all candidates), offering only the video codec %q
+// (packetization mode 1 for H.264) unless that is empty; it resolves to ""
+// or what went wrong.
 const whipPublish = `(async () => {
   const stream = await navigator.mediaDevices.getUserMedia({ video: true });
   const pc = new RTCPeerConnection();
-  pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly' });
+  const tr = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly' });
+  const only = %[3]q;
+  if (only) {
+    tr.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) =>
+      c.mimeType === only && !/packetization-mode=0/.test(c.sdpFmtpLine || '')));
+  }
   await pc.setLocalDescription(await pc.createOffer());
+  if (only && /VP8\/90000/.test(pc.localDescription.sdp)) return 'the offer still has VP8';
   await new Promise((done) => {
     if (pc.iceGatheringState === 'complete') return done();
     pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') done(); };
   });
-  const res = await fetch('/whip/%d', { method: 'POST', body: pc.localDescription.sdp,
-    headers: { 'Content-Type': 'application/sdp', Authorization: 'Bearer %s' } });
+  const res = await fetch('/whip/%[1]d', { method: 'POST', body: pc.localDescription.sdp,
+    headers: { 'Content-Type': 'application/sdp', Authorization: 'Bearer %[2]s' } });
   const body = await res.text();
   if (res.status !== 201 || res.headers.get('Content-Type') !== 'application/sdp') return 'POST: ' + res.status + ' ' + body;
   window.__whip = { pc, location: res.headers.get('Location') };
@@ -60,9 +68,9 @@ const extraTilePlaying = `(async () => {
 
 // TestBrowserExamCamera: in a consult, an exam camera published by WHIP
 // (the physician's browser plays the standard WHIP client with the
-// physician's API token, so its frames are real VP8) shows on the consult
-// page as a labelled extra tile with moving video, while the main tile
-// stays on the patient; DELETE takes the tile away. The patient is a Go
+// physician's API token, so its frames are real VP8, then real H.264)
+// shows on the consult page as a labelled extra tile with moving video,
+// while the main tile stays on the patient; DELETE takes the tile away. The patient is a Go
 // client on the call WebSocket, to keep to one browser.
 func TestBrowserExamCamera(t *testing.T) {
 	chromium := chromiumPath(t)
@@ -165,7 +173,7 @@ func TestBrowserExamCamera(t *testing.T) {
 	// The exam camera joins by WHIP: a labelled extra tile with moving
 	// video; the main tile stays on the patient.
 	token := strings.TrimSpace(ts.cli(t, "", "token", "issue", "--email", "dr.okafor@demo.bedside.test", "--ttl", "1h"))
-	if whipErr, err := chromedp.Run(doctor, chromedp.Evaluate[string](fmt.Sprintf(whipPublish, mustAtoi(t, visit), token), chromedp.EvalAwaitPromise)); err != nil || whipErr != "" {
+	if whipErr, err := chromedp.Run(doctor, chromedp.Evaluate[string](fmt.Sprintf(whipPublish, mustAtoi(t, visit), token, ""), chromedp.EvalAwaitPromise)); err != nil || whipErr != "" {
 		t.Fatalf("WHIP publish from the browser: %v %s", err, whipErr)
 	}
 	waitJS(t, doctor, "the exam camera's tile playing", extraTilePlaying, 45*time.Second)
@@ -177,6 +185,17 @@ func TestBrowserExamCamera(t *testing.T) {
 	}
 	waitJS(t, doctor, "the exam camera's tile gone", `!document.querySelector('#extra-tiles .tile.extra')`, 30*time.Second)
 	waitJS(t, doctor, "the patient still on the main tile", `/^u\d+$/.test(document.querySelector('#remote-video').dataset.participant)`, 5*time.Second)
+
+	// A camera that offers only H.264, as OBS, GStreamer and ffmpeg do:
+	// Chromium's real H.264 reaches the page through the SFU and plays.
+	if whipErr, err := chromedp.Run(doctor, chromedp.Evaluate[string](fmt.Sprintf(whipPublish, mustAtoi(t, visit), token, "video/H264"), chromedp.EvalAwaitPromise)); err != nil || whipErr != "" {
+		t.Fatalf("WHIP publish of H.264 from the browser: %v %s", err, whipErr)
+	}
+	waitJS(t, doctor, "the H.264 exam camera's tile playing", extraTilePlaying, 45*time.Second)
+	if status, err := chromedp.Run(doctor, chromedp.Evaluate[int](fmt.Sprintf(whipDelete, token), chromedp.EvalAwaitPromise)); err != nil || status != http.StatusOK {
+		t.Fatalf("WHIP DELETE of the H.264 camera: %v %d", err, status)
+	}
+	waitJS(t, doctor, "the H.264 exam camera's tile gone", `!document.querySelector('#extra-tiles .tile.extra')`, 30*time.Second)
 }
 
 // patientQualityGood is true once the quality indicator lists the patient
