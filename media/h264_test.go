@@ -1,8 +1,10 @@
 package media
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -163,4 +165,60 @@ func TestSubscriberWithoutH264IsNotGivenIt(t *testing.T) {
 			t.Errorf("%s bound to payload type %d (unusable %v)", d.id, pt, unusable)
 		}
 	}
+}
+
+// TestBrowsersKeepVP8: a client offering VP8 first and H.264 too (as
+// browsers do) is answered with VP8 first, so it keeps publishing VP8 with
+// simulcast; and subscribers are offered VP8 first.
+func TestBrowsersKeepVP8(t *testing.T) {
+	s := newSFU(t)
+	a, ra := join(t, s, 1, "a")
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{}) // default codecs: VP8, VP9, H.264, ...
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(o.SDP, "H264/90000") {
+		t.Fatal("the client's offer has no H.264; the test proves nothing")
+	}
+	if err := a.Publish(o.SDP); err != nil {
+		t.Fatal(err)
+	}
+	if got := firstVideoCodec(t, <-ra.answers); got != "VP8/90000" {
+		t.Errorf("the publish answer prefers %s, want VP8", got)
+	}
+	b, _ := join(t, s, 1, "b")
+	a.room.addTrack(fakeTrack(t, b, webrtc.RTPCodecTypeVideo))
+	if got := firstVideoCodec(t, ra.next(t).sdp); got != "VP8/90000" {
+		t.Errorf("the subscribe offer prefers %s, want VP8", got)
+	}
+}
+
+// firstVideoCodec is the encoding of the first format of the first video
+// section of an SDP.
+func firstVideoCodec(t *testing.T, s string) string {
+	t.Helper()
+	var d sdp.SessionDescription
+	if err := d.Unmarshal([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "video" || len(m.MediaName.Formats) == 0 {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if pt, enc, ok := strings.Cut(a.Value, " "); ok && a.Key == "rtpmap" && pt == m.MediaName.Formats[0] {
+				return enc
+			}
+		}
+	}
+	t.Fatalf("no video format in\n%s", s)
+	return ""
 }
