@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -422,8 +423,9 @@ func (p *Participant) receives(f *publishedTrack) bool {
 	if rd == nil {
 		return true
 	}
-	d, err := rd.Unmarshal()
-	if err != nil {
+	// Parse a copy: rd is Pion's own, and its Unmarshal caches into it.
+	var d sdp.SessionDescription
+	if err := d.Unmarshal([]byte(rd.SDP)); err != nil {
 		return true
 	}
 	name := strings.TrimPrefix(strings.ToLower(f.codec.MimeType), "video/") + "/"
