@@ -48,12 +48,15 @@ func h264Keyframe(p []byte) bool {
 const AcceptedVideo = "VP8, or H.264 with packetization-mode=1 and profile-level-id 42e0xx (constrained baseline), 4200xx (baseline), 640cxx (constrained high) or 6400xx (high)"
 
 // AcceptsVideo reports whether an SDP video format, given by the encoding
-// name of its rtpmap (such as "H264/90000") and its fmtp parameters, is
+// name and clock rate of its rtpmap ("H264/90000") and its fmtp parameters, is
 // one the SFU receives. H.264 must use packetization mode 1 and a profile
 // the SFU registered; the level does not matter (as in RFC 6184's offer
 // and answer rules).
 func AcceptsVideo(encoding, fmtp string) bool {
-	name, _, _ := strings.Cut(encoding, "/")
+	name, rest, _ := strings.Cut(encoding, "/")
+	if rate, _, _ := strings.Cut(rest, "/"); rate != "90000" {
+		return false // video is clocked at 90 kHz (RFC 7741, RFC 6184)
+	}
 	switch {
 	case strings.EqualFold(name, "VP8"):
 		return true

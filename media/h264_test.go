@@ -79,6 +79,9 @@ func TestAcceptsVideo(t *testing.T) {
 		{"H264/90000", "packetization-mode=1;profile-level-id=42e0", false},
 		{"H264/90000", "", false},
 		{"VP9/90000", "profile-id=0", false},
+		{"VP8", "", false},
+		{"VP8/48000", "", false},
+		{"H264/9000", "packetization-mode=1;profile-level-id=42e01f", false},
 		{"", "", false},
 	} {
 		if got := AcceptsVideo(c.enc, c.fmtp); got != c.want {

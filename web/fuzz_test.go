@@ -234,10 +234,11 @@ func weekLabel(monday time.Time) string { return "Week of " + monday.Format("Mon
 
 // FuzzCheckOffer feeds WHIP and WHEP request bodies to checkOffer. It must
 // never panic; a refusal says what is wrong; and a body it accepts is SDP
-// with an audio or video section that names VP8 or Opus.
+// with an audio or video section that names VP8, H.264 or Opus.
 func FuzzCheckOffer(f *testing.F) {
 	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n"))
 	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"))
+	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n"))
 	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"))
 	f.Add([]byte("hello"))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -252,8 +253,9 @@ func FuzzCheckOffer(f *testing.F) {
 		if !strings.Contains(low, "m=audio") && !strings.Contains(low, "m=video") {
 			t.Fatalf("accepted a body with no audio or video section: %q", body)
 		}
-		if !strings.Contains(low, "vp8/90000") && !strings.Contains(low, "opus/48000") {
-			t.Fatalf("accepted a body with neither VP8 nor Opus: %q", body)
+		if !strings.Contains(low, "vp8/90000") && !strings.Contains(low, "opus/48000") &&
+			!(strings.Contains(low, "h264/90000") && strings.Contains(low, "packetization-mode=1")) {
+			t.Fatalf("accepted a body with neither VP8, H.264 in packetization mode 1, nor Opus: %q", body)
 		}
 	})
 }
