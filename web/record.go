@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -194,17 +195,31 @@ func timeline(obs []store.Observation, events []store.DeviceEvent, alerts []time
 			}
 		}
 	}
-	names := map[string]string{} // a visit has a handful of codes
+	// A visit has a handful of codes, whose devices send them together
+	// and often repeat a value: each code's name and last value, and the
+	// last second, are written once and reused.
+	type written struct {
+		name, unit, value string
+		v                 float64
+	}
+	codes := map[string]*written{}
+	lastSec, when := int64(0), ""
 	for _, o := range obs {
-		name, ok := names[o.Code]
+		c, ok := codes[o.Code]
 		if !ok {
-			name = measureName(o.Code)
-			names[o.Code] = name
+			c = &written{name: measureName(o.Code)}
+			codes[o.Code] = c
+		}
+		if c.value == "" || math.Float64bits(c.v) != math.Float64bits(o.Value) || c.unit != o.Unit {
+			c.v, c.unit, c.value = o.Value, o.Unit, formatValue(o.Value, o.Unit)
+		}
+		if sec := o.EffectiveAt.Unix(); when == "" || sec != lastSec {
+			lastSec, when = sec, o.EffectiveAt.In(loc).Format("15:04:05")
 		}
 		doubtful := vitals.Reading{Flags: o.Flags}.Doubtful()
 		flush(o.EffectiveAt)
-		e := templates.TimelineEntry{When: o.EffectiveAt.In(loc).Format("15:04:05"), Kind: "reading",
-			What: name, Value: formatValue(o.Value, o.Unit), Doubtful: doubtful}
+		e := templates.TimelineEntry{When: when, Kind: "reading",
+			What: c.name, Value: c.value, Doubtful: doubtful}
 		if len(o.Flags) > 0 {
 			e.Flags = strings.Join(o.Flags, ", ")
 		}
