@@ -221,3 +221,34 @@ func TestPatientChart(t *testing.T) {
 		t.Errorf("chart of a stranger: %d, want 403", status)
 	}
 }
+
+// TestTimelineReusesStrings checks that rows sharing a second or a value
+// with an earlier row still show their own time and value.
+func TestTimelineReusesStrings(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	obs := []store.Observation{
+		{Code: "8867-4", Value: 72, Unit: "/min", EffectiveAt: t0},
+		{Code: "59408-5", Value: 97, Unit: "%", EffectiveAt: t0.Add(300 * time.Millisecond)},
+		{Code: "8867-4", Value: 72, Unit: "/min", EffectiveAt: t0.Add(time.Second)},
+		{Code: "8867-4", Value: 75, Unit: "/min", EffectiveAt: t0.Add(61 * time.Second)},
+		{Code: "59408-5", Value: 97, Unit: "%", EffectiveAt: t0.Add(61 * time.Second)},
+		{Code: "8867-4", Value: 75, Unit: "mm[Hg]", EffectiveAt: t0.Add(2 * time.Second)},
+	}
+	got := timeline(obs, nil, nil, time.UTC)
+	want := []struct{ when, what, value string }{
+		{"09:00:00", "Heart rate", "72/min"},
+		{"09:00:00", "SpO2", "97%"},
+		{"09:00:01", "Heart rate", "72/min"},
+		{"09:01:01", "Heart rate", "75/min"},
+		{"09:01:01", "SpO2", "97%"},
+		{"09:00:02", "Heart rate", "75 mmHg"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if g := got[i]; g.When != w.when || g.What != w.what || g.Value != w.value {
+			t.Errorf("row %d: %s %s %s, want %s %s %s", i, g.When, g.What, g.Value, w.when, w.what, w.value)
+		}
+	}
+}
