@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -93,22 +92,6 @@ func BenchmarkVisitRecord(b *testing.B) {
 	slices.Sort(cpus)
 	b.ReportMetric(float64(times[len(times)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(cpus[len(cpus)*99/100].Microseconds())/1000, "p99-cpu-ms")
-}
-
-// clockThreadCPU is Linux's CLOCK_THREAD_CPUTIME_ID, which package
-// syscall does not name.
-const clockThreadCPU = 3
-
-// threadCPU is the CPU time the calling thread has used, to the
-// nanosecond. getrusage(RUSAGE_THREAD) would not do: it reports the time
-// accounted at the last scheduler tick (4 ms here), so a render read
-// either 0 or about 4 ms and the 99th percentile measured the tick.
-func threadCPU(b *testing.B) time.Duration {
-	var ts syscall.Timespec
-	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPU, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
-		b.Fatal(errno)
-	}
-	return time.Duration(ts.Nano())
 }
 
 // cpuTime is the CPU time (user and system) the process has used: on a
