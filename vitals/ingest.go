@@ -1,14 +1,16 @@
 package vitals
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // ErrStore reports that the Sink failed: nothing of the message was
@@ -146,113 +148,40 @@ func (in *Ingester) Err() error {
 	return in.err
 }
 
-// Handle processes one text frame and returns the replies to send, in
-// order: rejections ({"error", "seq"}) then {"ack": N}; or a lone
-// {"error"} without seq for a frame that is not an envelope.
+// Handle processes one text frame and stores what it completes before
+// returning, and returns the replies to send, in order: rejections
+// ({"error", "seq"}) then {"ack": N}; or a lone {"error"} without seq for
+// a frame that is not an envelope. It is Accept followed by Commit: the
+// per-message form of the pipelined contract ServeDevice runs, for callers
+// that want each message stored before they go on.
 func (in *Ingester) Handle(ctx context.Context, frame []byte) (replies [][]byte) {
-	replies, in.err = in.handle(ctx, frame)
-	return replies
+	return in.handleNow(ctx, websocket.TextMessage, frame)
 }
 
-func (in *Ingester) handle(ctx context.Context, frame []byte) ([][]byte, error) {
-	env, err := DecodeEnvelope(frame)
-	var fe *FieldError
-	if err != nil && (env.Seq == 0 || !errors.As(err, &fe)) {
-		return [][]byte{errorReply(err.Error(), 0)}, nil
+// handleNow accepts a frame and commits at once. A message held out of
+// order, or refused as too far ahead, is answered with the ack of what is
+// stored, so the device knows where to resume.
+func (in *Ingester) handleNow(ctx context.Context, kind int, frame []byte) [][]byte {
+	in.mu.Lock()
+	if !errors.Is(in.err, ErrStore) {
+		in.err = nil // each call reports its own progress
 	}
-	return in.handleSeq(ctx, env.Seq, held{obs: env.Observation, gatt: env.GATT, dev: env.Device, err: err})
+	in.mu.Unlock()
+	replies := in.Accept(ctx, kind, frame)
+	acks, _ := in.Commit(ctx)
+	if len(acks) == 0 && !acked(replies) {
+		if len(replies) == 0 || errors.Is(in.Err(), ErrGap) {
+			in.mu.Lock()
+			acks = [][]byte{ackReply(in.dev.LastSeq)}
+			in.mu.Unlock()
+		}
+	}
+	return append(replies, acks...)
 }
 
-// handleSeq handles message seq: a duplicate is acked again, one ahead of
-// the next expected is held, and the next expected is handled with the
-// held ones that follow it.
-func (in *Ingester) handleSeq(ctx context.Context, seq int64, h held) ([][]byte, error) {
-	last := in.dev.LastSeq
-	switch {
-	case seq <= last:
-		// Already handled: acknowledge again; store and show nothing.
-		return [][]byte{ackReply(last)}, nil
-	case seq > last+1:
-		if seq-last > MaxAhead || in.pendingBytes+h.size() > maxPendingBytes {
-			msg := fmt.Sprintf("seq %d is too far ahead of %d to hold; send again from %d", seq, last, last+1)
-			return [][]byte{errorReply(msg, 0), ackReply(last)}, fmt.Errorf("%w: seq %d after %d", ErrGap, seq, last)
-		}
-		if _, dup := in.pending[seq]; !dup {
-			in.pending[seq] = h
-			in.pendingBytes += h.size()
-		}
-		return [][]byte{ackReply(last)}, nil
-	}
-	return in.handleRun(ctx, h)
-}
-
-// handleRun handles the message with seq LastSeq+1 and every held one that
-// follows it without a gap, storing them in one Append.
-func (in *Ingester) handleRun(ctx context.Context, first held) ([][]byte, error) {
-	start := in.dev.LastSeq + 1
-	run := []held{first}
-	for s := start + 1; ; s++ {
-		h, ok := in.pending[s]
-		if !ok {
-			break
-		}
-		run = append(run, h)
-	}
-	end := start + int64(len(run)) - 1
-
-	var replies, live [][]byte
-	var readings []StoredReading
-	var parsed []Parsed
-	var events []RelayedEvent
-	for i, h := range run {
-		seq := start + int64(i)
-		p, err := in.parse(h)
-		if err != nil {
-			replies = append(replies, errorReply(err.Error(), seq))
-			continue
-		}
-		for _, r := range p.Readings {
-			readings = append(readings, StoredReading{Seq: seq, Reading: r})
-		}
-		if p.Event != nil {
-			events = append(events, *p.Event)
-		}
-		parsed = append(parsed, p)
-	}
-	if err := in.sink.Append(ctx, in.dev.ID, end, readings); err != nil {
-		// Nothing is handled; the later messages stay held.
-		msg := fmt.Sprintf("could not store seq %d; reconnect and send it again", start)
-		return [][]byte{errorReply(msg, 0), ackReply(in.dev.LastSeq)}, fmt.Errorf("%w: seq %d to %d: %w", ErrStore, start, end, err)
-	}
-	for s := start + 1; s <= end; s++ {
-		in.pendingBytes -= in.pending[s].size()
-		delete(in.pending, s)
-	}
-	in.dev.LastSeq = end
-	if in.events != nil {
-		for _, e := range events {
-			in.events.RecordDeviceEvent(ctx, in.dev, e)
-		}
-	}
-	// Stamped once stored, as the messages go out: received is when
-	// viewers could first have them.
-	received := in.now()
-	for _, p := range parsed {
-		live = append(live, encodeLive(p, in.dev.Name, received)...)
-	}
-	// Live delivery is best effort: a viewer that misses a reading finds it
-	// in the stored history.
-	for _, msg := range live {
-		_ = in.pub.Publish(ctx, in.dev.PatientID, msg)
-	}
-	if in.obs != nil && len(readings) > 0 {
-		rs := make([]Reading, len(readings))
-		for i, sr := range readings {
-			rs[i] = sr.Reading
-		}
-		in.obs.Observe(ctx, in.dev.PatientID, rs)
-	}
-	return append(replies, ackReply(end)), nil
+// acked reports whether replies already end with an ack.
+func acked(replies [][]byte) bool {
+	return len(replies) > 0 && bytes.HasPrefix(replies[len(replies)-1], []byte(`{"ack"`))
 }
 
 // parse validates a message, including that its subject, if named, is the

@@ -3,6 +3,8 @@ package vitals
 import (
 	"bytes"
 	"context"
+
+	"github.com/gorilla/websocket"
 )
 
 // HandleBinary processes one binary frame, a waveform frame
@@ -12,14 +14,5 @@ import (
 // decoded is rejected as {"error", "seq"}, and one whose seq cannot be
 // read gets a lone {"error"}.
 func (in *Ingester) HandleBinary(ctx context.Context, frame []byte) (replies [][]byte) {
-	seq, err := WaveFrameSeq(frame)
-	if err != nil {
-		in.err = nil
-		return [][]byte{errorReply(err.Error(), 0)}
-	}
-	if seq > in.dev.LastSeq+1 {
-		frame = bytes.Clone(frame) // held past this call: not the caller's buffer
-	}
-	replies, in.err = in.handleSeq(ctx, seq, held{bin: frame})
-	return replies
+	return in.handleNow(ctx, websocket.BinaryMessage, bytes.Clone(frame)) // may be held past this call
 }

@@ -26,12 +26,12 @@ type staged struct {
 
 // Accept is the first half of the pipelined contract ServeDevice runs: it
 // handles one frame (websocket.TextMessage for an envelope, BinaryMessage
-// for a waveform frame) in sequence as Handle does and publishes its live
+// for a waveform frame) in sequence and publishes its live
 // messages at once, but only stages its readings. Commit stores what is
 // staged and returns the ack. Accept returns the replies to send now:
 // rejections ({"error", "seq"}), the ack of a sequence already committed,
 // or a lone {"error"}. Accept and Commit may run on different goroutines;
-// they must not be mixed with Handle on one Ingester.
+// Handle is the two in one call.
 func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies [][]byte) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
