@@ -2,21 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
-	"github.com/bedside-health/bedside/store/postgres"
-	"github.com/bedside-health/bedside/store/sqlite"
 )
 
 // consultCreds is what media provision writes and media run reads: session
@@ -36,27 +30,18 @@ type consultCred struct {
 
 // provisionConsults creates n visits, each with its own physician and
 // patient and a session for each, as a sign-in and a join link would.
-// Users are named after tag, so provisioning again adds a fresh set.
 func provisionConsults(ctx context.Context, st store.Store, n int, tag string, now time.Time) (consultCreds, error) {
 	c := consultCreds{Created: now.UTC()}
 	if n < 1 {
 		return c, errors.New("media provision: want at least 1 consult")
 	}
 	start := now.Add(5 * time.Minute).Truncate(time.Minute).UTC()
-	session := func(user, visit int64) (string, error) {
-		token, hash := auth.NewToken()
-		err := st.CreateSession(ctx, store.Session{TokenHash: hash, UserID: user, AppointmentID: visit,
-			CreatedAt: now, ExpiresAt: now.Add(12 * time.Hour), LastSeenAt: now})
-		return token, err
-	}
 	for i := range n {
-		doc, err := st.CreateUser(ctx, store.User{Email: fmt.Sprintf("loadtest-%s-mdoc%d@loadtest.invalid", tag, i),
-			Name: fmt.Sprintf("Load Physician %d", i), Role: store.RolePhysician, TimeZone: "UTC"})
+		doc, err := createLoadUser(ctx, st, tag, "mdoc", i, "Load Physician", store.RolePhysician)
 		if err != nil {
 			return c, fmt.Errorf("media provision physician: %w", err)
 		}
-		pat, err := st.CreateUser(ctx, store.User{Email: fmt.Sprintf("loadtest-%s-mpat%d@loadtest.invalid", tag, i),
-			Name: fmt.Sprintf("Load Patient %d", i), Role: store.RolePatient, TimeZone: "UTC"})
+		pat, err := createLoadUser(ctx, st, tag, "mpat", i, "Load Patient", store.RolePatient)
 		if err != nil {
 			return c, fmt.Errorf("media provision patient: %w", err)
 		}
@@ -66,10 +51,10 @@ func provisionConsults(ctx context.Context, st store.Store, n int, tag string, n
 			return c, fmt.Errorf("media provision visit: %w", err)
 		}
 		cc := consultCred{Visit: visit.ID}
-		if cc.Physician, err = session(doc.ID, 0); err != nil {
+		if cc.Physician, err = createLoadSession(ctx, st, doc.ID, 0, now); err != nil {
 			return c, fmt.Errorf("media provision session: %w", err)
 		}
-		if cc.Patient, err = session(pat.ID, visit.ID); err != nil {
+		if cc.Patient, err = createLoadSession(ctx, st, pat.ID, visit.ID, now); err != nil {
 			return c, fmt.Errorf("media provision join session: %w", err)
 		}
 		c.Consults = append(c.Consults, cc)
@@ -89,21 +74,17 @@ func runMediaProvision(ctx context.Context, args []string, getenv func(string) s
 	if *out == "" {
 		*out = filepath.Join(*data, "loadtest-media.json")
 	}
-	st, err := openMediaStore(ctx, *data, getenv)
+	st, err := openStore(ctx, *data, getenv)
 	if err != nil {
 		return fmt.Errorf("media provision: %w", err)
 	}
 	defer st.Close()
 	now := time.Now()
-	c, err := provisionConsults(ctx, st, *n, now.UTC().Format("20060102t150405"), now)
+	c, err := provisionConsults(ctx, st, *n, provisionTag(now), now)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(*out, b, 0o600); err != nil {
+	if err := writeTokens(*out, c); err != nil {
 		return fmt.Errorf("media provision: %w", err)
 	}
 	fmt.Fprintf(stdout, "%d consults; session tokens in %s; use them within 30 minutes (the sessions' idle timeout)\n", len(c.Consults), *out)
@@ -112,29 +93,11 @@ func runMediaProvision(ctx context.Context, args []string, getenv func(string) s
 
 func readConsultCreds(path string) (consultCreds, error) {
 	var c consultCreds
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return c, fmt.Errorf("read tokens: %w", err)
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("read tokens %s: %w", path, err)
+	if err := readTokens(path, &c); err != nil {
+		return c, err
 	}
 	if len(c.Consults) == 0 {
 		return c, errors.New("read tokens: no consults; run loadtest media provision")
 	}
 	return c, nil
-}
-
-// openMediaStore opens the server's store: DATABASE_URL if set, else the
-// SQLite database in data.
-func openMediaStore(ctx context.Context, data string, getenv func(string) string) (store.Store, error) {
-	if u := getenv("DATABASE_URL"); strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		return postgres.Open(ctx, u)
-	} else if u != "" {
-		return nil, fmt.Errorf("DATABASE_URL %q: only postgres:// URLs are recognised", u)
-	}
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, err
-	}
-	return sqlite.Open(ctx, filepath.Join(data, "bedside.db"))
 }

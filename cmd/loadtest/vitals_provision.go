@@ -2,21 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
-	"github.com/bedside-health/bedside/store/postgres"
-	"github.com/bedside-health/bedside/store/sqlite"
 )
 
 // creds is what provision writes and run reads: tokens, so the file is
@@ -57,21 +52,18 @@ func provision(ctx context.Context, st store.Store, n, perPhysician int, tag str
 	for i := range n {
 		k := i % perPhysician
 		if k == 0 {
-			u, err := st.CreateUser(ctx, store.User{Email: fmt.Sprintf("loadtest-%s-doc%d@loadtest.invalid", tag, i/perPhysician),
-				Name: fmt.Sprintf("Load Physician %d", i/perPhysician), Role: store.RolePhysician, TimeZone: "UTC"})
+			u, err := createLoadUser(ctx, st, tag, "doc", i/perPhysician, "Load Physician", store.RolePhysician)
 			if err != nil {
 				return c, fmt.Errorf("provision physician: %w", err)
 			}
 			doc = u
-			token, hash := auth.NewToken()
-			if err := st.CreateSession(ctx, store.Session{TokenHash: hash, UserID: doc.ID,
-				CreatedAt: now, ExpiresAt: now.Add(12 * time.Hour), LastSeenAt: now}); err != nil {
+			token, err := createLoadSession(ctx, st, doc.ID, 0, now)
+			if err != nil {
 				return c, fmt.Errorf("provision session: %w", err)
 			}
 			c.Sessions = append(c.Sessions, token)
 		}
-		pat, err := st.CreateUser(ctx, store.User{Email: fmt.Sprintf("loadtest-%s-pat%d@loadtest.invalid", tag, i),
-			Name: fmt.Sprintf("Load Patient %d", i), Role: store.RolePatient, TimeZone: "UTC"})
+		pat, err := createLoadUser(ctx, st, tag, "pat", i, "Load Patient", store.RolePatient)
 		if err != nil {
 			return c, fmt.Errorf("provision patient: %w", err)
 		}
@@ -104,32 +96,17 @@ func runProvision(ctx context.Context, args []string, getenv func(string) string
 	if *out == "" {
 		*out = filepath.Join(*data, "loadtest-vitals.json")
 	}
-	var st store.Store
-	var err error
-	if u := getenv("DATABASE_URL"); strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-		st, err = postgres.Open(ctx, u)
-	} else if u != "" {
-		return fmt.Errorf("vitals provision: DATABASE_URL %q: only postgres:// URLs are recognised", u)
-	} else {
-		if err := os.MkdirAll(*data, 0o700); err != nil {
-			return fmt.Errorf("vitals provision: %w", err)
-		}
-		st, err = sqlite.Open(ctx, filepath.Join(*data, "bedside.db"))
-	}
+	st, err := openStore(ctx, *data, getenv)
 	if err != nil {
 		return fmt.Errorf("vitals provision: open store: %w", err)
 	}
 	defer st.Close()
 	now := time.Now()
-	c, err := provision(ctx, st, *n, *per, now.UTC().Format("20060102t150405"), now)
+	c, err := provision(ctx, st, *n, *per, provisionTag(now), now)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(*out, b, 0o600); err != nil {
+	if err := writeTokens(*out, c); err != nil {
 		return fmt.Errorf("vitals provision: %w", err)
 	}
 	fmt.Fprintf(stdout, "%d patients, %d physicians; tokens in %s; live vitals open until %s\n",
@@ -139,12 +116,8 @@ func runProvision(ctx context.Context, args []string, getenv func(string) string
 
 func readCreds(path string) (creds, error) {
 	var c creds
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return c, fmt.Errorf("read tokens: %w", err)
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("read tokens %s: %w", path, err)
+	if err := readTokens(path, &c); err != nil {
+		return c, err
 	}
 	if len(c.Patients) == 0 {
 		return c, errors.New("read tokens: no patients; run loadtest vitals provision")
