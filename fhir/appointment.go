@@ -162,14 +162,28 @@ func (h *handler) recordAppointment(r *http.Request, c *caller, action string, a
 
 // searchAppointments answers GET /Appointment.
 func (h *handler) searchAppointments(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return h.searchBooked(w, r, c, kindAppointment, appointmentParams, nil,
+		func(ctx context.Context, n *names, a scheduling.Appointment) (any, error) {
+			return appointmentResource(ctx, n, a)
+		})
+}
+
+// searchBooked answers a search for resources made from appointments
+// (Appointment, Encounter): those in statuses (nil: any) matching the
+// query that the caller may see, each turned into its resource by res.
+func (h *handler) searchBooked(w http.ResponseWriter, r *http.Request, c *caller, kind string, params []searchParam,
+	statuses []scheduling.Status, res func(context.Context, *names, scheduling.Appointment) (any, error)) error {
 	ctx := r.Context()
-	q, err := parseQuery(kindAppointment, r.URL.Query(), appointmentParams)
+	q, err := parseQuery(kind, r.URL.Query(), params)
 	if err != nil {
 		return err
 	}
 	aq, none, err := appointmentQuery(q)
 	if err != nil {
 		return err
+	}
+	if statuses != nil {
+		aq.Statuses = statuses
 	}
 	asked := aq.PatientID
 	exact := true
@@ -184,10 +198,10 @@ func (h *handler) searchAppointments(w http.ResponseWriter, r *http.Request, c *
 			return h.Store.SearchAppointments(ctx, aq)
 		}
 		keep := func(a scheduling.Appointment) (bool, error) {
-			return h.visible(ctx, c, target{kind: kindAppointment, appt: a})
+			return h.visible(ctx, c, target{kind: kind, appt: a})
 		}
 		page, total, err = pageOf(q, exact, fetch, keep)
-		if err = h.scoped(ctx, kindAppointment, err); err != nil {
+		if err = h.scoped(ctx, kind, err); err != nil {
 			return err
 		}
 	}
@@ -195,15 +209,15 @@ func (h *handler) searchAppointments(w http.ResponseWriter, r *http.Request, c *
 	entries := make([]entry, len(page))
 	found := make([]recordRef, len(page))
 	for i, a := range page {
-		res, err := appointmentResource(ctx, n, a)
+		v, err := res(ctx, n, a)
 		if err != nil {
 			return err
 		}
-		entries[i] = entry{ref(kindAppointment, a.ID), res}
+		entries[i] = entry{ref(kind, a.ID), v}
 		found[i] = recordRef{id: a.ID, patient: a.PatientID}
 	}
 	h.writeBundle(w, r, q, total, entries)
-	h.recordFound(r, c, kindAppointment, asked, found)
+	h.recordFound(r, c, kind, asked, found)
 	return nil
 }
 

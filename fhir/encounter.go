@@ -148,52 +148,13 @@ var encounterParams = []searchParam{
 // searchEncounters answers GET /Encounter: the held visits (appointments
 // arrived or fulfilled) the caller may see.
 func (h *handler) searchEncounters(w http.ResponseWriter, r *http.Request, c *caller) error {
-	ctx := r.Context()
-	q, err := parseQuery(kindEncounter, r.URL.Query(), encounterParams)
-	if err != nil {
-		return err
-	}
-	aq, none, err := appointmentQuery(q)
-	if err != nil {
-		return err
-	}
-	aq.Statuses = []scheduling.Status{scheduling.StatusArrived, scheduling.StatusFulfilled}
-	asked := aq.PatientID
-	exact := true
-	if !none {
-		exact, none = narrowAppointments(c, &aq)
-	}
-	var page []scheduling.Appointment
-	total := 0
-	if !none {
-		fetch := func(limit, offset int) ([]scheduling.Appointment, int, error) {
-			aq.Limit, aq.Offset = limit, offset
-			return h.Store.SearchAppointments(ctx, aq)
-		}
-		keep := func(a scheduling.Appointment) (bool, error) {
-			return h.visible(ctx, c, target{kind: kindEncounter, appt: a})
-		}
-		page, total, err = pageOf(q, exact, fetch, keep)
-		if err = h.scoped(ctx, kindEncounter, err); err != nil {
-			return err
-		}
-	}
-	n := h.names()
-	entries := make([]entry, len(page))
-	found := make([]recordRef, len(page))
-	for i, a := range page {
-		v, err := h.visitOf(ctx, a)
-		if err != nil {
-			return err
-		}
-		res, err := encounterResource(ctx, n, v)
-		if err != nil {
-			return err
-		}
-		entries[i] = entry{ref(kindEncounter, a.ID), res}
-		found[i] = recordRef{id: a.ID, patient: a.PatientID}
-	}
-	h.writeBundle(w, r, q, total, entries)
-	h.recordFound(r, c, kindEncounter, asked, found)
-	return nil
+	return h.searchBooked(w, r, c, kindEncounter, encounterParams,
+		[]scheduling.Status{scheduling.StatusArrived, scheduling.StatusFulfilled},
+		func(ctx context.Context, n *names, a scheduling.Appointment) (any, error) {
+			v, err := h.visitOf(ctx, a)
+			if err != nil {
+				return nil, err
+			}
+			return encounterResource(ctx, n, v)
+		})
 }
