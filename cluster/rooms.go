@@ -1,0 +1,291 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Pin names the node that holds a visit's call: its id, unique in the
+// cluster, and the internal URL other nodes reach it by.
+type Pin struct {
+	Node string
+	URL  string
+}
+
+// Rooms decides which node holds each visit's call, so that everyone in a
+// visit reaches the same SFU whichever node their request landed on.
+type Rooms interface {
+	// Claim returns the node holding the appointment's call, taking the
+	// visit for this node if nobody holds it. When self, release must be
+	// called once the caller no longer needs the visit; until then the
+	// pin is kept. release is never nil.
+	Claim(ctx context.Context, appointment int64) (owner Pin, self bool, release func(), err error)
+	// Owner returns the node holding the appointment's call without
+	// claiming it; ok is false when nobody does.
+	Owner(ctx context.Context, appointment int64) (owner Pin, ok bool, err error)
+	// Self is this node's pin.
+	Self() Pin
+}
+
+// LocalRooms is the Rooms of a single node: every visit is held here.
+type LocalRooms struct{}
+
+var _ Rooms = LocalRooms{}
+
+// Claim always answers this node.
+func (LocalRooms) Claim(context.Context, int64) (Pin, bool, func(), error) {
+	return Pin{}, true, func() {}, nil
+}
+
+// Owner always answers this node.
+func (LocalRooms) Owner(context.Context, int64) (Pin, bool, error) { return Pin{}, true, nil }
+
+// Self is the empty pin: one node needs no name.
+func (LocalRooms) Self() Pin { return Pin{} }
+
+// DefaultPinTTL is how long a visit's pin outlives its node's last
+// renewal; the node renews its pins every third of it.
+const DefaultPinTTL = 15 * time.Second
+
+// RedisRooms pins each visit to one node in Redis: the key
+// {prefix}{appointment} holds "{node} {url}" for the pin's TTL. The first
+// node that needs a visit takes the key (SET NX); it renews the key while
+// it holds the visit's call (Run) and deletes it when the call has ended,
+// or when the node shuts down (Close). A node that dies stops renewing, and
+// the pin expires for the next node to claim.
+type RedisRooms struct {
+	client *goredis.Client
+	self   Pin
+	prefix string
+	ttl    time.Duration
+	log    *slog.Logger
+	claim  *goredis.Script
+	renew  *goredis.Script
+	drop   *goredis.Script
+
+	mu   sync.Mutex
+	held map[int64]int // appointments pinned here, with their users (Claim not yet released)
+}
+
+var _ Rooms = (*RedisRooms)(nil)
+
+// RoomsConfig are the settings of RedisRooms.
+type RoomsConfig struct {
+	Prefix string        // key prefix; "bedside:room:" by default
+	TTL    time.Duration // DefaultPinTTL if zero
+}
+
+// NewRedisRooms connects to the Redis server at url as the node self.
+func NewRedisRooms(ctx context.Context, url string, self Pin, cfg RoomsConfig, log *slog.Logger) (*RedisRooms, error) {
+	if self.Node == "" || strings.ContainsAny(self.Node, " \n") || self.URL == "" || strings.ContainsAny(self.URL, " \n") {
+		return nil, fmt.Errorf("room pins: node %q at %q: want an id and a URL without spaces", self.Node, self.URL)
+	}
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	// A request waiting for its visit's pin gives up quickly and is
+	// served here: Redis never holds up a call.
+	opts.ContextTimeoutEnabled = true
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = time.Second, time.Second, time.Second, 1
+	client := goredis.NewClient(opts)
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("reach redis: %w", err)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "bedside:room:"
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultPinTTL
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &RedisRooms{client: client, self: self, prefix: cfg.Prefix, ttl: cfg.TTL, log: log,
+		claim: goredis.NewScript(claimRoomScript), renew: goredis.NewScript(renewRoomScript),
+		drop: goredis.NewScript(dropRoomScript), held: make(map[int64]int)}, nil
+}
+
+// claimRoomScript: KEYS pin; ARGV value, ttl ms. Takes the pin if free,
+// renews it if it is ours; returns the pin's holder.
+const claimRoomScript = `
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return v
+`
+
+// renewRoomScript: KEYS pin; ARGV value, ttl ms. Renews the pin if it is
+// ours; 1 if it was.
+const renewRoomScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`
+
+// dropRoomScript: KEYS pin; ARGV value. Deletes the pin if it is ours.
+const dropRoomScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+func (r *RedisRooms) key(appointment int64) string {
+	return r.prefix + strconv.FormatInt(appointment, 10)
+}
+
+func (r *RedisRooms) value() string { return r.self.Node + " " + r.self.URL }
+
+func parsePin(v string) (Pin, error) {
+	node, url, ok := strings.Cut(v, " ")
+	if !ok || node == "" || url == "" {
+		return Pin{}, fmt.Errorf("malformed room pin %q", v)
+	}
+	return Pin{Node: node, URL: url}, nil
+}
+
+// Self is this node's pin.
+func (r *RedisRooms) Self() Pin { return r.self }
+
+// Claim returns the appointment's holder, taking the pin if it is free.
+func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, func(), error) {
+	// Counted as in use before asking Redis, so that a renewal round
+	// cannot delete the pin between the answer and the count.
+	r.mu.Lock()
+	r.held[appointment]++
+	r.mu.Unlock()
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			r.mu.Lock()
+			if n, ok := r.held[appointment]; ok {
+				r.held[appointment] = n - 1
+			}
+			r.mu.Unlock()
+		})
+	}
+	v, err := r.claim.Run(ctx, r.client, []string{r.key(appointment)}, r.value(), r.ttl.Milliseconds()).Text()
+	if err == nil && v == r.value() {
+		return r.self, true, release, nil
+	}
+	release()
+	if err != nil {
+		return Pin{}, false, func() {}, fmt.Errorf("claim visit %d: %w", appointment, err)
+	}
+	p, err := parsePin(v)
+	return p, false, func() {}, err
+}
+
+// Owner returns the appointment's holder, if any.
+func (r *RedisRooms) Owner(ctx context.Context, appointment int64) (Pin, bool, error) {
+	v, err := r.client.Get(ctx, r.key(appointment)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return Pin{}, false, nil
+	}
+	if err != nil {
+		return Pin{}, false, fmt.Errorf("owner of visit %d: %w", appointment, err)
+	}
+	p, err := parsePin(v)
+	return p, err == nil, err
+}
+
+// Held is the number of visits pinned to this node.
+func (r *RedisRooms) Held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.held)
+}
+
+// Run keeps this node's pins until ctx ends: every third of the TTL it
+// renews the pin of each visit still in use (a Claim not yet released, or
+// holding reports the visit's call here) and deletes the others. A pin
+// found taken by another node (Redis lost it) is forgotten. Run returns
+// without deleting anything, so a node that stops renewing keeps its pins
+// until they expire; Close deletes them.
+func (r *RedisRooms) Run(ctx context.Context, holding func(appointment int64) bool) {
+	t := time.NewTicker(r.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.Renew(ctx, holding)
+		}
+	}
+}
+
+// Renew is one round of Run.
+func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) bool) {
+	r.mu.Lock()
+	as := make([]int64, 0, len(r.held))
+	for a := range r.held {
+		as = append(as, a)
+	}
+	r.mu.Unlock()
+	for _, a := range as {
+		if holding == nil || !holding(a) {
+			r.mu.Lock()
+			n, ok := r.held[a]
+			if ok && n <= 0 {
+				// Under the lock, so no Claim counts a use of the pin
+				// while it goes; bounded by the client's timeouts.
+				err := r.drop.Run(ctx, r.client, []string{r.key(a)}, r.value()).Err()
+				if err == nil {
+					delete(r.held, a)
+				} else {
+					r.log.Warn("release visit pin", "appointment", a, "err", err) // again next round
+				}
+			}
+			r.mu.Unlock()
+			if !ok || n <= 0 {
+				continue
+			}
+		}
+		ok, err := r.renew.Run(ctx, r.client, []string{r.key(a)}, r.value(), r.ttl.Milliseconds()).Int()
+		if err != nil {
+			r.log.Warn("renew visit pin", "appointment", a, "err", err)
+			continue
+		}
+		if ok == 0 {
+			r.log.Warn("visit pin lost to another node; new requests for the visit go there", "appointment", a)
+			r.mu.Lock()
+			delete(r.held, a)
+			r.mu.Unlock()
+		}
+	}
+}
+
+// Close deletes every pin of this node, so the next node to need those
+// visits claims them at once, and closes the client.
+func (r *RedisRooms) Close() error {
+	r.mu.Lock()
+	as := make([]int64, 0, len(r.held))
+	for a := range r.held {
+		as = append(as, a)
+	}
+	r.held = map[int64]int{}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var errs []error
+	for _, a := range as {
+		if err := r.drop.Run(ctx, r.client, []string{r.key(a)}, r.value()).Err(); err != nil {
+			errs = append(errs, fmt.Errorf("release visit %d: %w", a, err))
+		}
+	}
+	return errors.Join(append(errs, r.client.Close())...)
+}

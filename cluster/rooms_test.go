@@ -1,0 +1,118 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+)
+
+func newRooms(t *testing.T, node, prefix string, ttl time.Duration) *RedisRooms {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r, err := NewRedisRooms(ctx, redisURL(t), Pin{Node: node, URL: "http://" + node + ".internal:8080"},
+		RoomsConfig{Prefix: prefix, TTL: ttl}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis is required in CI: %v", err)
+		}
+		t.Skipf("no redis: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// TestRoomPins: the first node to need a visit holds it; the other is
+// told where it is; the pin stays while in use, goes when the call has
+// ended, and expires when its node stops renewing.
+func TestRoomPins(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	ttl := 600 * time.Millisecond
+	a := newRooms(t, "node-a", prefix, ttl)
+	b := newRooms(t, "node-b", prefix, ttl)
+
+	owner, self, release, err := a.Claim(ctx, 7)
+	if err != nil || !self || owner != a.Self() {
+		t.Fatalf("first claim: %+v self=%v err=%v", owner, self, err)
+	}
+	owner, self, _, err = b.Claim(ctx, 7)
+	if err != nil || self || owner != a.Self() {
+		t.Fatalf("second node's claim: %+v self=%v err=%v, want node-a", owner, self, err)
+	}
+	if o, ok, err := b.Owner(ctx, 7); err != nil || !ok || o != a.Self() {
+		t.Fatalf("owner seen from b: %+v %v %v", o, ok, err)
+	}
+	if a.Held() != 1 || b.Held() != 0 {
+		t.Fatalf("held: a %d, b %d", a.Held(), b.Held())
+	}
+	// In use: renewals keep it past its TTL.
+	for range 4 {
+		a.Renew(ctx, nil)
+		time.Sleep(ttl / 3) // the TTL running down is what is tested
+	}
+	if o, ok, _ := b.Owner(ctx, 7); !ok || o != a.Self() {
+		t.Fatalf("pin in use lost after renewals: %+v %v", o, ok)
+	}
+	// Released but the call still here (resume grace): kept.
+	release()
+	release() // twice is harmless
+	a.Renew(ctx, func(int64) bool { return true })
+	if o, ok, _ := b.Owner(ctx, 7); !ok || o != a.Self() {
+		t.Fatalf("pin of a call still held lost: %+v %v", o, ok)
+	}
+	// The call ended: the pin goes at the next round.
+	a.Renew(ctx, func(int64) bool { return false })
+	if o, ok, _ := b.Owner(ctx, 7); ok {
+		t.Fatalf("pin kept after its call ended: %+v", o)
+	}
+	if a.Held() != 0 {
+		t.Fatalf("a still counts %d pins", a.Held())
+	}
+	if _, self, _, _ := b.Claim(ctx, 7); !self {
+		t.Fatal("b could not take the freed visit")
+	}
+
+	// A node that stops renewing loses its pin after the TTL.
+	if _, self, _, _ := a.Claim(ctx, 8); !self {
+		t.Fatal("a could not claim visit 8")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, self, release, _ := b.Claim(ctx, 8); self {
+			release()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pin of a node that stopped renewing never expired")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// a finds out at its next round that the pin moved, and forgets it.
+	a.Renew(ctx, func(int64) bool { return true })
+	if a.Held() != 0 {
+		t.Fatalf("a still counts the lost pin: %d", a.Held())
+	}
+	// Closing releases every pin at once.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if o, ok, _ := a.Owner(ctx, 8); ok {
+		t.Fatalf("pin kept after its node closed: %+v", o)
+	}
+}
+
+func TestLocalRoomsAlwaysHere(t *testing.T) {
+	_, self, release, err := LocalRooms{}.Claim(context.Background(), 1)
+	release()
+	if !self || err != nil {
+		t.Fatalf("local claim: self=%v err=%v", self, err)
+	}
+	if _, ok, _ := (LocalRooms{}).Owner(context.Background(), 1); !ok {
+		t.Fatal("local owner: none")
+	}
+}
