@@ -70,8 +70,8 @@ func (s *server) routeTable() []route {
 		// from a cookie sent to /guest/ only (guest.go).
 		{"GET /guest/{token}", http.HandlerFunc(s.handleGuestLink)},
 		{"GET /guest/call", http.HandlerFunc(s.handleGuestCall)},
-		{"GET /guest/ws", http.HandlerFunc(s.handleGuestWS)},
-		{"GET /guest/ws/vitals", http.HandlerFunc(s.handleGuestVitalsWS)}, // a guest physician only
+		{"GET /guest/ws", s.pinned("guest-call", pinClaim, s.guestCallVisit, http.HandlerFunc(s.handleGuestWS))},
+		{"GET /guest/ws/vitals", s.pinned("guest-vitals", pinFollow, s.guestCallVisit, http.HandlerFunc(s.handleGuestVitalsWS))}, // a guest physician only
 		{"GET /guest/connectivity-check", s.guestAPI(s.handleCheckServers)},
 		{"POST /guest/connectivity-check", s.guestAPI(s.handleCheck)},
 		// A one-time password link is its own credential (account package).
@@ -99,7 +99,7 @@ func (s *server) routeTable() []route {
 		{"GET /appointments/{id}", sched(s.handleAppointment)},
 		{"POST /appointments/{id}/link", sched(s.handleNewJoinLink)},
 		{"POST /appointments/{id}/guests", sched(s.handleIssueGuest(false))},
-		{"POST /appointments/{id}/guests/{guest}/revoke", sched(s.handleRevokeGuest(false))},
+		{"POST /appointments/{id}/guests/{guest}/revoke", s.pinned("guest-revoke", pinFollow, pathVisit, sched(s.handleRevokeGuest(false)))},
 		{"GET /appointments/{id}/reschedule", sched(s.handleRescheduleForm)},
 		{"POST /appointments/{id}/reschedule", sched(s.handleReschedule)},
 		{"POST /appointments/{id}/cancel", sched(s.handleCancel)},
@@ -121,7 +121,7 @@ func (s *server) routeTable() []route {
 		{"GET /ws/vitals/{id}", physician(s.handleVitalsWS)},
 		{"GET /ws/vitals", physician(s.handleVitalsMultiWS)}, // each visit subscribed to is checked and audited
 		{"POST /consult/{id}/guests", physician(s.handleIssueGuest(true))},
-		{"POST /consult/{id}/guests/{guest}/revoke", physician(s.handleRevokeGuest(true))},
+		{"POST /consult/{id}/guests/{guest}/revoke", s.pinned("guest-revoke", pinFollow, pathVisit, physician(s.handleRevokeGuest(true)))},
 		{"POST /consult/{id}/news2", physician(s.handleNEWS2Input)},
 		{"POST /consult/{id}/thresholds", physician(s.handleThresholds)},
 		{"POST /consult/{id}/alerts/{alert}/ack", physician(s.handleAcknowledge)},
@@ -150,16 +150,19 @@ func (s *server) routeTable() []route {
 		{"POST /admin/users/{id}/credentials/{cred}/revoke", admin(s.adminAction(s.adminRevoke))},
 
 		// Visit participants: the patient's join-link session or the physician.
+		// The routes of a visit's call (the call and guest sockets, WHIP,
+		// WHEP, withdrawing a guest) are served by the node holding the
+		// call, wherever they land (pinned, pin.go).
 		{"GET /visit/{id}", s.signedIn(s.handleVisit)},
-		{"GET /ws/call/{id}", s.signedIn(s.handleCallWS)},
+		{"GET /ws/call/{id}", s.pinned("call", pinClaim, pathVisit, s.signedIn(s.handleCallWS))},
 
 		// WHIP publishers (exam cameras) and WHEP viewers: an API bearer
 		// token of the visit's physician or patient; checked and audited
 		// in the handler. Sessions are ended by whoever opened them.
-		{"POST /whip/{id}", s.handleOpenStream(signaling.StreamPublish)},
-		{"DELETE /whip/{id}/{session}", s.handleCloseStream(signaling.StreamPublish)},
-		{"POST /whep/{id}", s.handleOpenStream(signaling.StreamView)},
-		{"DELETE /whep/{id}/{session}", s.handleCloseStream(signaling.StreamView)},
+		{"POST /whip/{id}", s.pinned("whip", pinClaim, pathVisit, s.handleOpenStream(signaling.StreamPublish))},
+		{"DELETE /whip/{id}/{session}", s.pinned("whip", pinFollow, pathVisit, s.handleCloseStream(signaling.StreamPublish))},
+		{"POST /whep/{id}", s.pinned("whep", pinClaim, pathVisit, s.handleOpenStream(signaling.StreamView))},
+		{"DELETE /whep/{id}/{session}", s.pinned("whep", pinFollow, pathVisit, s.handleCloseStream(signaling.StreamView))},
 	}
 }
 

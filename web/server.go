@@ -90,6 +90,10 @@ type Deps struct {
 	// Recheck is how often open sockets re-check their session, token or
 	// visit (default 30s); losing it closes them with 1008.
 	Recheck time.Duration
+	// Rooms says which node holds each visit's call; routes of a call
+	// held elsewhere are passed on to that node (pin.go). A single node
+	// (cluster.LocalRooms, the default) holds every call.
+	Rooms cluster.Rooms
 }
 
 // Notifier queues the emails a change of appointment calls for.
@@ -112,6 +116,10 @@ type server struct {
 	devices *deviceRegistry
 	metrics *webMetrics
 	checks  checkLimits
+	// Passing requests on to the node that holds their visit: pin.go.
+	pins       *pinMetrics
+	forwardKey []byte
+	forwarder  http.Handler
 }
 
 // NewServer returns the HTTP handler for the whole application.
@@ -134,11 +142,16 @@ func NewServer(d Deps) http.Handler {
 	if d.Streams == nil {
 		d.Streams, _ = d.Calls.(StreamHub)
 	}
-	s := &server{Deps: d, devices: newDeviceRegistry(), metrics: newWebMetrics(d.Metrics)}
+	if d.Rooms == nil {
+		d.Rooms = cluster.LocalRooms{}
+	}
+	s := &server{Deps: d, devices: newDeviceRegistry(), metrics: newWebMetrics(d.Metrics),
+		pins: newPinMetrics(d.Metrics, d.Rooms), forwardKey: forwardKey(d.Secret)}
+	s.forwarder = s.newForwarder()
 	mux := http.NewServeMux()
 	s.routes(mux)
 	cop := http.NewCrossOriginProtection()
-	return s.realClient(securityHeaders(s.countRequests(cop.Handler(mux)), d.Secure))
+	return s.nodeForwarded(s.realClient(securityHeaders(s.countRequests(cop.Handler(mux)), d.Secure)))
 }
 
 // securityHeaders sets the headers every response carries; secure (the

@@ -1,0 +1,251 @@
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bedside-health/bedside/cluster"
+	"github.com/bedside-health/bedside/metrics"
+)
+
+// With several nodes, a visit's call lives in the SFU of one node: the one
+// its pin (cluster.Rooms) names. Every route that belongs to the call is
+// served there: a node that does not hold the visit passes the request on
+// to the one that does (a reverse proxy, WebSocket upgrades included),
+// which authenticates it as usual, since cookies and bearer tokens travel
+// with it. Media does not pass through: ICE goes straight to the owner's
+// own addresses.
+
+// forwardHeader carries, from one node to another, the client's address
+// and that the request was passed on, signed with the key the nodes share:
+// "v1;{unix seconds};{client IP};{node};{hex HMAC-SHA256}". The MAC covers
+// those fields and the request's method, host and target, so a header
+// cannot be moved to another request. From anyone else it is ignored.
+const forwardHeader = "Bedside-Node-Forwarded"
+
+// forwardSkew is how far a forwarded request's time may be from ours.
+const forwardSkew = 30 * time.Second
+
+// pinRetryAfter is what a client is told to wait when its visit's node
+// cannot be reached: the pin expires within cluster.DefaultPinTTL of the
+// node's last renewal, and the next request claims it.
+const pinRetryAfter = "5"
+
+type pinMode int
+
+const (
+	// pinClaim takes the visit for this node if nobody holds it: the
+	// routes that start a call, or a stream into it.
+	pinClaim pinMode = iota
+	// pinFollow goes to the visit's node if one holds it, and stays here
+	// otherwise: routes that act on a call only where it is.
+	pinFollow
+)
+
+// forwardedKey marks, in a request's context, a request another node
+// passed on (its value is that node's id): it is never passed on again.
+type forwardedKey struct{}
+
+type forwardTargetKey struct{}
+
+type pinMetrics struct {
+	proxied  metrics.Counter // requests passed to the visit's node, by route kind
+	failures metrics.Counter // by reason: unreachable, loop, forged
+}
+
+func newPinMetrics(r *metrics.Registry, rooms cluster.Rooms) *pinMetrics {
+	m := &pinMetrics{
+		proxied: r.Counter("bedside_node_proxied_requests_total",
+			"Requests passed on to the node holding their visit's call, by route kind.", "kind"),
+		failures: r.Counter("bedside_node_proxy_failures_total",
+			"Requests for a visit held by another node that could not be passed on (unreachable, loop), and node-forwarding headers ignored as unsigned or forged (forged), by reason.", "reason"),
+	}
+	if h, ok := rooms.(interface{ Held() int }); ok {
+		r.GaugeFunc("bedside_room_pins_held", "Visits whose call is pinned to this node.", func() int64 { return int64(h.Held()) })
+	}
+	return m
+}
+
+// forwardKey derives the key that signs forwarded requests from the
+// server key every node shares.
+func forwardKey(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("bedside node forwarding v1"))
+	return m.Sum(nil)
+}
+
+func (s *server) forwardMAC(ts, client, node, method, host, target string) string {
+	m := hmac.New(sha256.New, s.forwardKey)
+	for _, f := range []string{"v1", ts, client, node, method, host, target} {
+		m.Write([]byte(f))
+		m.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// nodeForwarded believes the forwarding header of a request only when a
+// fellow node signed it: then the request's address is the client's, and
+// the request is marked as passed on. The header never reaches a handler.
+func (s *server) nodeForwarded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := r.Header.Get(forwardHeader)
+		if v == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Header.Del(forwardHeader)
+		client, node, ok := s.verifyForward(v, r)
+		if !ok {
+			s.pins.failures.Inc("forged")
+			s.Log.WarnContext(r.Context(), "node forwarding header ignored: not signed by a fellow node", "peer", r.RemoteAddr, "route", logPath(r))
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.RemoteAddr = net.JoinHostPort(client, "0")
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardedKey{}, node)))
+	})
+}
+
+func (s *server) verifyForward(v string, r *http.Request) (client, node string, ok bool) {
+	f := strings.Split(v, ";")
+	if len(s.forwardKey) == 0 || len(f) != 5 || f[0] != "v1" {
+		return "", "", false
+	}
+	sec, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return "", "", false
+	}
+	if d := s.Now().Sub(time.Unix(sec, 0)); d > forwardSkew || d < -forwardSkew {
+		return "", "", false
+	}
+	if net.ParseIP(f[2]) == nil {
+		return "", "", false
+	}
+	want := s.forwardMAC(f[1], f[2], f[3], r.Method, r.Host, r.RequestURI)
+	if !hmac.Equal([]byte(want), []byte(f[4])) {
+		return "", "", false
+	}
+	return f[2], f[3], true
+}
+
+// newForwarder is the reverse proxy to other nodes: it keeps the request's
+// Host (so the owner's origin checks see what the client sent), drops any
+// X-Forwarded-* and signs the client's address.
+func (s *server) newForwarder() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			target := pr.In.Context().Value(forwardTargetKey{}).(*url.URL)
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			client := pr.In.RemoteAddr
+			if h, _, err := net.SplitHostPort(client); err == nil {
+				client = h
+			}
+			ts := strconv.FormatInt(s.Now().Unix(), 10)
+			node := s.Rooms.Self().Node
+			mac := s.forwardMAC(ts, client, node, pr.Out.Method, pr.Out.Host, pr.Out.URL.RequestURI())
+			pr.Out.Header.Set(forwardHeader, strings.Join([]string{"v1", ts, client, node, mac}, ";"))
+		},
+		Transport: &http.Transport{
+			Proxy:               nil, // nodes reach each other directly
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 5 * time.Second,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.pins.failures.Inc("unreachable")
+			s.Log.WarnContext(r.Context(), "the node holding the visit's call cannot be reached", "route", logPath(r), "node", r.Host, "err", err)
+			w.Header().Set("Retry-After", pinRetryAfter)
+			http.Error(w, "the server holding this visit's call cannot be reached; try again in a few seconds", http.StatusServiceUnavailable)
+		},
+	}
+}
+
+// pinned serves a request that belongs to a visit's call on the node that
+// holds the call: here when this node holds it (or, with pinClaim, takes
+// it), otherwise passed on to the holder. visit finds the request's visit;
+// without one the request is served here and its handler answers. If the
+// pins cannot be read (Redis away) the request is served here: calls go
+// on, as on a single node.
+func (s *server) pinned(kind string, mode pinMode, visit func(*http.Request) (int64, bool), next http.Handler) http.Handler {
+	if _, local := s.Rooms.(cluster.LocalRooms); local {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := visit(r)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var (
+			owner   cluster.Pin
+			self    bool
+			release = func() {}
+			err     error
+		)
+		if mode == pinClaim {
+			owner, self, release, err = s.Rooms.Claim(r.Context(), id)
+		} else {
+			var held bool
+			owner, held, err = s.Rooms.Owner(r.Context(), id)
+			self = !held || owner == s.Rooms.Self()
+		}
+		if err != nil {
+			s.Log.WarnContext(r.Context(), "visit pin unknown; serving here", "appointment", id, "err", err)
+			self = true
+		}
+		if self {
+			defer release()
+			next.ServeHTTP(w, r)
+			return
+		}
+		target, perr := url.Parse(owner.URL)
+		_, passedOn := r.Context().Value(forwardedKey{}).(string)
+		switch {
+		case passedOn || owner.URL == s.Rooms.Self().URL || perr != nil:
+			// Passed on once already (the pin moved meanwhile), or the
+			// pin names this node's URL under another id: never again.
+			s.pins.failures.Inc("loop")
+			s.Log.WarnContext(r.Context(), "visit's call is on another node and the request cannot go there", "appointment", id, "node", owner.Node, "passed_on", passedOn)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "this visit's call is moving between servers; try again in a moment", http.StatusServiceUnavailable)
+			return
+		}
+		s.pins.proxied.Inc(kind)
+		s.forwarder.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardTargetKey{}, target)))
+	})
+}
+
+// pathVisit is the {id} visit of the request, if it carries a credential;
+// without one there is nothing to route: the handler here refuses it.
+func pathVisit(r *http.Request) (int64, bool) {
+	if !hasCredential(r) {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	return id, err == nil && id > 0
+}
+
+func hasCredential(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" {
+		return true
+	}
+	_, err := r.Cookie(sessionCookie)
+	return err == nil
+}
+
+// guestCallVisit is the visit of the request's guest link, if it is a live one.
+func (s *server) guestCallVisit(r *http.Request) (int64, bool) {
+	_, a, err := s.guestFrom(r)
+	return a.ID, err == nil && a.ID > 0
+}

@@ -1,0 +1,432 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/cluster"
+	"github.com/bedside-health/bedside/media"
+	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/signaling/sigclient"
+	"github.com/bedside-health/bedside/store"
+)
+
+// nodeSecret is the server key every node of a test cluster shares.
+var nodeSecret = []byte("a test key of thirty-two bytes, or more")
+
+// node is one Bedside server of a test cluster: its own SFU, signaling
+// hub and room pins in the shared Redis, on the fixture's store.
+type node struct {
+	name  string
+	srv   *httptest.Server
+	hub   *signaling.Hub
+	rooms *cluster.RedisRooms
+	stop  context.CancelFunc // stops renewing its pins, as a crashed node does
+}
+
+// startNode starts a node named name on f's store, its pins under prefix.
+func startNode(t *testing.T, f *fixture, name, prefix string, ttl time.Duration) *node {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	redis := os.Getenv("REDIS_URL")
+	if redis == "" {
+		redis = "redis://127.0.0.1:6379/0"
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	rooms, err := cluster.NewRedisRooms(ctx, redis, cluster.Pin{Node: name, URL: "http://" + ln.Addr().String()},
+		cluster.RoomsConfig{Prefix: prefix, TTL: ttl}, log)
+	if err != nil {
+		ln.Close()
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis is required in CI: %v", err)
+		}
+		t.Skipf("no redis: %v", err)
+	}
+	sfu, err := media.New(media.Config{AllowLoopback: true}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := signaling.NewHub(sfu, log)
+	srv := httptest.NewUnstartedServer(NewServer(Deps{Log: log, Store: f.st, Bus: cluster.NewLocal(), Calls: hub,
+		Secret: nodeSecret, Rooms: rooms, Audit: &audit.Recorder{Store: f.st, Log: log}}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	runCtx, stop := context.WithCancel(context.Background())
+	go rooms.Run(runCtx, holdsVisit(hub))
+	n := &node{name: name, srv: srv, hub: hub, rooms: rooms, stop: stop}
+	t.Cleanup(func() {
+		stop()
+		srv.CloseClientConnections()
+		srv.Close()
+		rooms.Close()
+		sfu.Close()
+	})
+	return n
+}
+
+// holdsVisit is how cmd/bedside tells the pins which visits' calls the
+// node holds.
+func holdsVisit(h *signaling.Hub) func(int64) bool {
+	return func(a int64) bool { return len(h.Waiting(a))+len(h.InCall(a))+len(h.Streams(a)) > 0 }
+}
+
+func (n *node) ws(path string) string { return "ws" + strings.TrimPrefix(n.srv.URL, "http") + path }
+
+// metric reads one sample of this node's /metrics (0 if absent).
+func (n *node) metric(t *testing.T, sample string) int {
+	t.Helper()
+	resp, err := http.Get(n.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
+			i, _ := strconv.Atoi(v)
+			return i
+		}
+	}
+	return 0
+}
+
+// balancer is a load balancer without stickiness: each request goes to
+// whichever node the test points it at.
+type balancer struct {
+	srv    *httptest.Server
+	target atomic.Pointer[url.URL]
+}
+
+func newBalancer(t *testing.T, to *node) *balancer {
+	b := &balancer{}
+	b.point(to)
+	b.srv = httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(b.target.Load())
+		pr.Out.Host = pr.In.Host
+	}})
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *balancer) point(to *node) { u, _ := url.Parse(to.srv.URL); b.target.Store(u) }
+
+func (b *balancer) ws(path string) string { return "ws" + strings.TrimPrefix(b.srv.URL, "http") + path }
+
+func newCluster(t *testing.T, ttl time.Duration) (*fixture, *node, *node) {
+	f := newFixture(t)
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	return f, startNode(t, f, "node-a", prefix, ttl), startNode(t, f, "node-b", prefix, ttl)
+}
+
+// TestCallAcrossNodes: behind a load balancer without stickiness, the
+// physician's socket reaches node A and the patient's node B; they are in
+// one call on A (B passes the patient's signaling on), media flows between
+// them, and each one's resume lands on the other node and resumes the same
+// participant.
+func TestCallAcrossNodes(t *testing.T) {
+	f, a, b := newCluster(t, 0)
+	lb := newBalancer(t, a)
+	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
+	doctor := dialCall(t, lb.ws(path), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	if w := await(t, doctor, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Fatalf("physician welcome state %q, want admitted", w.State)
+	}
+
+	lb.point(b)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "patient")
+	patient := dialCall(t, lb.ws(path), f.cookieHeader(f.joinClient(t, f.visit)), video)
+	if w := await(t, patient, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+		t.Fatalf("patient welcome state %q, want waiting", w.State)
+	}
+	wantID := fmt.Sprintf("u%d", f.pat.ID)
+	for {
+		l := await(t, doctor, signaling.TypeLobby)
+		if l.Waiting != nil && len(*l.Waiting) == 1 && (*l.Waiting)[0].Participant == wantID {
+			break
+		}
+	}
+	if len(b.hub.Waiting(f.visit.ID))+len(b.hub.InCall(f.visit.ID)) != 0 {
+		t.Fatal("node B holds a part of the call")
+	}
+	doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: wantID})
+	await(t, patient, signaling.TypeAdmitted)
+
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for n := uint32(0); ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true},
+				Payload: sigclient.VP8Payload(n, 'f', n%30 == 0, 600)})
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	tr, err := doctor.NextTrack(ctx)
+	if err != nil {
+		t.Fatalf("the physician on node A got no track from the patient on node B: %v", err)
+	}
+	for i := range 30 {
+		if _, _, err := tr.ReadRTP(); err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+	}
+	if got := b.metric(t, `bedside_node_proxied_requests_total{kind="call"}`); got != 1 {
+		t.Errorf("node B passed on %d call sockets, want 1", got)
+	}
+	if got := a.metric(t, "bedside_room_pins_held"); got != 1 {
+		t.Errorf("node A holds %d pins, want 1", got)
+	}
+
+	// The physician's network drops; the balancer now picks node B, which
+	// passes the resume on to A: the same participant, not a new join.
+	doctor.Drop()
+	if err := doctor.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := resumeOutcome(ctx, t, doctor); m != signaling.TypeResumed {
+		t.Fatalf("physician's resume through node B: %s, want resumed", m)
+	}
+	// And the patient's, now through A, which holds the call.
+	lb.point(a)
+	patient.Drop()
+	if err := patient.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := resumeOutcome(ctx, t, patient); m != signaling.TypeResumed {
+		t.Fatalf("patient's resume through node A: %s, want resumed", m)
+	}
+	if in := a.hub.InCall(f.visit.ID); len(in) != 2 {
+		t.Fatalf("node A's call after both resumed: %+v, want the physician and the patient", in)
+	}
+	// Media still flows to the physician.
+	if _, _, err := tr.ReadRTP(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// resumeOutcome is how the server answered c's resume: resumed, or
+// resume-failed (or welcome) when it started a new session instead.
+func resumeOutcome(ctx context.Context, t *testing.T, c *sigclient.Client) string {
+	t.Helper()
+	for {
+		m, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("no answer to the resume: %v", err)
+		}
+		switch m.Type {
+		case signaling.TypeResumed, signaling.TypeResumeFailed, signaling.TypeWelcome:
+			return m.Type
+		}
+	}
+}
+
+// TestPinMovesWhenItsNodeDies: the node holding a call dies; until its
+// pin expires a join through another node is told to retry (503,
+// Retry-After), then that node claims the visit and holds the call.
+func TestPinMovesWhenItsNodeDies(t *testing.T) {
+	f, a, b := newCluster(t, 900*time.Millisecond)
+	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
+	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
+	doctor := dialCall(t, a.ws(path), doc)
+	await(t, doctor, signaling.TypeWelcome)
+	if o, ok, err := b.rooms.Owner(t.Context(), f.visit.ID); err != nil || !ok || o.Node != "node-a" {
+		t.Fatalf("pin after joining on A: %+v %v %v", o, ok, err)
+	}
+
+	// A dies: it stops renewing and answers nobody.
+	a.stop()
+	a.srv.Listener.Close()
+	a.srv.CloseClientConnections()
+	doctor.Close()
+
+	_, resp, err := websocket.DefaultDialer.Dial(b.ws(path), doc)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("joining through B while the dead node's pin lasts: %v (%v), want 503 with Retry-After", err, resp)
+	}
+	var again *websocket.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for again == nil {
+		ws, resp, err := websocket.DefaultDialer.Dial(b.ws(path), doc)
+		switch {
+		case err == nil:
+			again = ws
+		case resp == nil || resp.StatusCode != http.StatusServiceUnavailable:
+			t.Fatalf("joining through B: %v", err)
+		case time.Now().After(deadline):
+			t.Fatal("the dead node's pin never expired")
+		default:
+			time.Sleep(100 * time.Millisecond) // the client's retry
+		}
+	}
+	defer again.Close()
+	var w signaling.Message
+	if err := again.ReadJSON(&w); err != nil || w.Type != signaling.TypeWelcome {
+		t.Fatalf("rejoin on B: %+v, %v", w, err)
+	}
+	if o, ok, _ := b.rooms.Owner(t.Context(), f.visit.ID); !ok || o.Node != "node-b" {
+		t.Fatalf("pin after the rejoin: %+v %v, want node-b", o, ok)
+	}
+	if len(b.hub.InCall(f.visit.ID)) != 1 {
+		t.Fatal("node B does not hold the physician's call")
+	}
+	if got := b.metric(t, `bedside_node_proxy_failures_total{reason="unreachable"}`); got < 1 {
+		t.Errorf("unreachable owner counted %d times", got)
+	}
+}
+
+// TestForwardedHeaderOnlyFromNodes: a client's own forwarding header is
+// ignored (its address stays its own, and it is passed on like any other
+// request), and a request a node passed on is never passed on again.
+func TestForwardedHeaderOnlyFromNodes(t *testing.T) {
+	f, a, b := newCluster(t, 0)
+	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
+	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
+	doctor := dialCall(t, a.ws(path), doc)
+	await(t, doctor, signaling.TypeWelcome)
+
+	// A client on 127.0.0.2 claims, unsigned, to be 203.0.113.9.
+	from2 := &websocket.Dialer{NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}
+	forged := doc.Clone()
+	forged.Set(forwardHeader, fmt.Sprintf("v1;%d;203.0.113.9;node-b;%s", time.Now().Unix(), strings.Repeat("ab", 32)))
+	visitReads := func() []string {
+		events, _, err := f.st.AuditEvents(t.Context(), store.AuditQuery{ActorID: f.doc.ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addrs []string
+		for _, e := range events {
+			if e.Resource == fmt.Sprintf("Appointment/%d", f.visit.ID) {
+				addrs = append(addrs, e.Address)
+			}
+		}
+		return addrs
+	}
+	before := len(visitReads())
+	for i, n := range []*node{a, b} {
+		ws, _, err := from2.Dial(n.ws(path), forged)
+		if err != nil {
+			t.Fatalf("forged header to %s: %v", n.name, err)
+		}
+		var w signaling.Message
+		if err := ws.ReadJSON(&w); err != nil || w.Type != signaling.TypeWelcome {
+			t.Fatalf("forged header to %s: %+v, %v", n.name, w, err)
+		}
+		ws.Close()
+		if got := n.metric(t, `bedside_node_proxy_failures_total{reason="forged"}`); got != 1 {
+			t.Errorf("%s counted %d forged headers, want 1", n.name, got)
+		}
+		// Through B too, the socket was served by A, where the call is.
+		if got := b.metric(t, `bedside_node_proxied_requests_total{kind="call"}`); got != i {
+			t.Errorf("after the forged header to %s node B passed on %d sockets, want %d", n.name, got, i)
+		}
+	}
+	addrs := visitReads()[before:]
+	// Both connections are audited under the client's real address: the
+	// one B passed on carries it, signed, and A believes that.
+	if len(addrs) != 2 || addrs[0] != "127.0.0.2" || addrs[1] != "127.0.0.2" {
+		t.Fatalf("audited addresses %q, want the client's 127.0.0.2 twice", addrs)
+	}
+
+	// A request signed by a node, landing on a node that does not hold
+	// the visit (the pin moved meanwhile), is refused, not passed on again.
+	signer := &server{Deps: Deps{Now: time.Now}, forwardKey: forwardKey(nodeSecret)}
+	req, _ := http.NewRequest("GET", b.srv.URL+path, nil)
+	req.Header = doc.Clone()
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	host := strings.TrimPrefix(b.srv.URL, "http://")
+	req.Header.Set(forwardHeader, strings.Join([]string{"v1", ts, "127.0.0.9", "node-a",
+		signer.forwardMAC(ts, "127.0.0.9", "node-a", "GET", host, path)}, ";"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a passed-on request for a visit held elsewhere: %d, want 503 with Retry-After", resp.StatusCode)
+	}
+	if got := b.metric(t, `bedside_node_proxy_failures_total{reason="loop"}`); got != 1 {
+		t.Errorf("loops counted: %d, want 1", got)
+	}
+	if got := b.metric(t, `bedside_node_proxied_requests_total{kind="call"}`); got != 1 {
+		t.Errorf("node B passed on %d sockets, want still 1", got)
+	}
+}
+
+// TestGuestRevokedOnAnotherNode: a guest's call is on node A; the
+// physician withdraws the link through node B; the guest is removed from
+// the call at once (long before the 30 s re-check).
+func TestGuestRevokedOnAnotherNode(t *testing.T) {
+	f, a, b := newCluster(t, 0)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	docClient := f.signIn(t, "doc@example.org")
+	doctor := dialCall(t, a.ws(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(docClient))
+	await(t, doctor, signaling.TypeWelcome)
+
+	tok, hash := auth.NewToken()
+	l, err := f.st.CreateGuestLink(ctx, store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: store.GuestInterpreter,
+		Name: "Ines", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guest's socket lands on B, which passes it on to A.
+	guest := dialCall(t, b.ws("/guest/ws"), http.Header{"Cookie": {guestCookie + "=" + tok}})
+	if w := await(t, guest, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+		t.Fatalf("guest welcome %+v", w)
+	}
+	if len(a.hub.Waiting(f.visit.ID)) != 1 {
+		t.Fatal("the guest is not in node A's waiting room")
+	}
+
+	start := time.Now()
+	st, _ := guestPost(t, docClient, fmt.Sprintf("%s/consult/%d/guests/%d/revoke", b.srv.URL, f.visit.ID, l.ID), nil)
+	if st != http.StatusOK {
+		t.Fatalf("revoke through node B: %d", st)
+	}
+	if e, err := guest.Await(ctx, signaling.TypeError); err != nil || !strings.Contains(e.Error, "withdrawn") {
+		t.Fatalf("the guest after the revocation: %+v, %v", e, err)
+	}
+	select {
+	case <-guest.Done():
+	case <-ctx.Done():
+		t.Fatal("the guest's connection stayed open after the revocation")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the guest left %v after the revocation", d)
+	}
+	if got := b.metric(t, `bedside_node_proxied_requests_total{kind="guest-revoke"}`); got != 1 {
+		t.Errorf("revocations passed on: %d, want 1", got)
+	}
+}
