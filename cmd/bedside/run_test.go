@@ -65,6 +65,9 @@ func startServer(t *testing.T, extraEnv map[string]string) *testServer {
 func launch(t *testing.T, scheme string, extraEnv map[string]string, c *http.Client) *testServer {
 	t.Helper()
 	addr := freePort(t)
+	if a := extraEnv["BEDSIDE_ADDR"]; a != "" {
+		addr = a // a test that must know the address first (--node-url)
+	}
 	ts := &testServer{URL: scheme + "://" + addr, Data: t.TempDir(), out: &syncBuffer{}}
 	// Free media ports, so servers of parallel tests do not collide.
 	ts.env = map[string]string{"BEDSIDE_ADDR": addr, "BEDSIDE_DATA": ts.Data, "BEDSIDE_ICE_LOOPBACK": "1",

@@ -35,6 +35,7 @@ type config struct {
 	publicURL      string
 	databaseURL    string
 	redisURL       string
+	nodeURL        string
 	ice            iceSettings // media networking: see ice.go
 	logLevel       string
 	seedDemo       bool
@@ -161,6 +162,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		return nil
 	})
 	finishTLS := tlsFlags(fs, getenv, &c) // tls.go
+	// How the other nodes reach this one: node.go.
+	finishNode := nodeFlags(fs, getenv, &c)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -208,6 +211,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	c.databaseURL = getenv("DATABASE_URL")
 	c.redisURL = getenv("REDIS_URL")
+	if err := finishNode(); err != nil {
+		return c, err
+	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
@@ -336,6 +342,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		"Call connections refused by a node limit (visits, participants, per-visit) or ended for their message rate or frame size, by limit.", "limit")
 	hub.SetLimits(c.callLimits, func(limit string) { callRefused.Inc(limit) })
 	hub.SetResumeGrace(c.resumeGrace)
+	// Each visit's call is held by one node; the others pass it on.
+	rooms, releasePins, err := startRooms(ctx, c, hub, log.With("component", "rooms"))
+	if err != nil {
+		return err
+	}
+	defer releasePins()
 
 	var origins []string
 	for _, o := range strings.Split(c.allowedOrigin, ",") {
@@ -373,7 +385,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Secret: secret, Notifier: notifier, MailConfigured: notifier.Sender != nil,
 		Audit:   &audit.Recorder{Store: st, Log: log.With("component", "audit")},
 		Metrics: reg, MetricsToken: getenv("BEDSIDE_METRICS_TOKEN"),
-		TrustedProxies: c.trustedProxies,
+		TrustedProxies: c.trustedProxies, Rooms: rooms,
 	})
 
 	srv := &http.Server{
