@@ -72,7 +72,13 @@ type RedisRooms struct {
 	drop   *goredis.Script
 
 	mu   sync.Mutex
-	held map[int64]int // appointments pinned here, with their users (Claim not yet released)
+	held map[int64]*pinUse // appointments pinned here, or being claimed
+}
+
+// pinUse is a visit's pin as this node knows it.
+type pinUse struct {
+	users int  // Claims not yet released
+	ours  bool // the pin names this node
 }
 
 var _ Rooms = (*RedisRooms)(nil)
@@ -112,7 +118,7 @@ func NewRedisRooms(ctx context.Context, url string, self Pin, cfg RoomsConfig, l
 	}
 	return &RedisRooms{client: client, self: self, prefix: cfg.Prefix, ttl: cfg.TTL, log: log,
 		claim: goredis.NewScript(claimRoomScript), renew: goredis.NewScript(renewRoomScript),
-		drop: goredis.NewScript(dropRoomScript), held: make(map[int64]int)}, nil
+		drop: goredis.NewScript(dropRoomScript), held: make(map[int64]*pinUse)}, nil
 }
 
 // claimRoomScript: KEYS pin; ARGV value, ttl ms. Takes the pin if free,
@@ -165,28 +171,42 @@ func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, f
 	// Counted as in use before asking Redis, so that a renewal round
 	// cannot delete the pin between the answer and the count.
 	r.mu.Lock()
-	r.held[appointment]++
-	r.mu.Unlock()
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			r.mu.Lock()
-			if n, ok := r.held[appointment]; ok {
-				r.held[appointment] = n - 1
-			}
-			r.mu.Unlock()
-		})
+	u := r.held[appointment]
+	if u == nil {
+		u = &pinUse{}
+		r.held[appointment] = u
 	}
+	u.users++
+	r.mu.Unlock()
 	v, err := r.claim.Run(ctx, r.client, []string{r.key(appointment)}, r.value(), r.ttl.Milliseconds()).Text()
 	if err == nil && v == r.value() {
-		return r.self, true, release, nil
+		r.mu.Lock()
+		u.ours = true
+		r.mu.Unlock()
+		var once sync.Once
+		return r.self, true, func() { once.Do(func() { r.unuse(appointment, u) }) }, nil
 	}
-	release()
+	if err == nil {
+		r.mu.Lock()
+		u.ours = false // another node holds it (this one may have lost it)
+		r.mu.Unlock()
+	}
+	r.unuse(appointment, u)
 	if err != nil {
 		return Pin{}, false, func() {}, fmt.Errorf("claim visit %d: %w", appointment, err)
 	}
 	p, err := parsePin(v)
 	return p, false, func() {}, err
+}
+
+// unuse ends one use of u, forgetting it if it is not this node's pin.
+func (r *RedisRooms) unuse(appointment int64, u *pinUse) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u.users--
+	if u.users <= 0 && !u.ours && r.held[appointment] == u {
+		delete(r.held, appointment)
+	}
 }
 
 // Owner returns the appointment's holder, if any.
@@ -206,7 +226,13 @@ func (r *RedisRooms) Owner(ctx context.Context, appointment int64) (Pin, bool, e
 func (r *RedisRooms) Held() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.held)
+	n := 0
+	for _, u := range r.held {
+		if u.ours {
+			n++
+		}
+	}
+	return n
 }
 
 // Run keeps this node's pins until ctx ends: every third of the TTL it
@@ -232,26 +258,28 @@ func (r *RedisRooms) Run(ctx context.Context, holding func(appointment int64) bo
 func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) bool) {
 	r.mu.Lock()
 	as := make([]int64, 0, len(r.held))
-	for a := range r.held {
-		as = append(as, a)
+	for a, u := range r.held {
+		if u.ours {
+			as = append(as, a)
+		}
 	}
 	r.mu.Unlock()
 	for _, a := range as {
 		if holding == nil || !holding(a) {
 			r.mu.Lock()
-			n, ok := r.held[a]
-			if ok && n <= 0 {
+			u := r.held[a]
+			idle := u != nil && u.ours && u.users <= 0
+			if idle {
 				// Under the lock, so no Claim counts a use of the pin
 				// while it goes; bounded by the client's timeouts.
-				err := r.drop.Run(ctx, r.client, []string{r.key(a)}, r.value()).Err()
-				if err == nil {
-					delete(r.held, a)
-				} else {
+				if err := r.drop.Run(ctx, r.client, []string{r.key(a)}, r.value()).Err(); err != nil {
 					r.log.Warn("release visit pin", "appointment", a, "err", err) // again next round
+				} else {
+					delete(r.held, a)
 				}
 			}
 			r.mu.Unlock()
-			if !ok || n <= 0 {
+			if idle || u == nil {
 				continue
 			}
 		}
@@ -263,7 +291,12 @@ func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) 
 		if ok == 0 {
 			r.log.Warn("visit pin lost to another node; new requests for the visit go there", "appointment", a)
 			r.mu.Lock()
-			delete(r.held, a)
+			if u := r.held[a]; u != nil {
+				u.ours = false
+				if u.users <= 0 {
+					delete(r.held, a)
+				}
+			}
 			r.mu.Unlock()
 		}
 	}
@@ -274,10 +307,12 @@ func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) 
 func (r *RedisRooms) Close() error {
 	r.mu.Lock()
 	as := make([]int64, 0, len(r.held))
-	for a := range r.held {
-		as = append(as, a)
+	for a, u := range r.held {
+		if u.ours {
+			as = append(as, a)
+		}
 	}
-	r.held = map[int64]int{}
+	r.held = map[int64]*pinUse{}
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

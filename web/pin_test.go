@@ -430,3 +430,50 @@ func TestGuestRevokedOnAnotherNode(t *testing.T) {
 		t.Errorf("revocations passed on: %d, want 1", got)
 	}
 }
+
+// TestExamCameraThroughAnotherNode: an exam camera's WHIP request lands
+// on node B while the call is on A: the camera reaches the physician on A,
+// and its DELETE, landing on B too, ends it there.
+func TestExamCameraThroughAnotherNode(t *testing.T) {
+	f, a, b := newCluster(t, 0)
+	doctor := dialCall(t, a.ws(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, doctor, signaling.TypeWelcome)
+	viaB := *f
+	viaB.srv = b.srv
+	camera := viaB.publishWHIP(t, f.visit.ID, f.apiToken(t, f.doc.ID))
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	tr, err := doctor.NextTrack(ctx)
+	if err != nil {
+		t.Fatalf("the physician on A received no track from the camera that came through B: %v", err)
+	}
+	readFrames(t, "physician", tr, 30)
+	if len(a.hub.Streams(f.visit.ID)) != 1 || len(b.hub.Streams(f.visit.ID)) != 0 {
+		t.Fatalf("streams: A %d, B %d; want the camera on A", len(a.hub.Streams(f.visit.ID)), len(b.hub.Streams(f.visit.ID)))
+	}
+	resp, _ := viaB.streamRequest(t, http.MethodDelete, camera.location, f.apiToken(t, f.doc.ID), "", "")
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE through B: %d", resp.StatusCode)
+	}
+	if n := len(a.hub.Streams(f.visit.ID)); n != 0 {
+		t.Fatalf("the camera is still on A after its DELETE: %d streams", n)
+	}
+	if got := b.metric(t, `bedside_node_proxied_requests_total{kind="whip"}`); got != 2 {
+		t.Errorf("WHIP requests passed on: %d, want 2 (POST and DELETE)", got)
+	}
+}
+
+// TestPinsUnknownServeHere: when Redis cannot be asked where a visit is,
+// the node serves the call itself, as a single node would.
+func TestPinsUnknownServeHere(t *testing.T) {
+	f, a, _ := newCluster(t, 0)
+	a.stop()
+	a.rooms.Close() // Redis is out of reach for A's pins
+	doctor := dialCall(t, a.ws(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	if w := await(t, doctor, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Fatalf("physician welcome with the pins unknown: %+v", w)
+	}
+	if len(a.hub.InCall(f.visit.ID)) != 1 {
+		t.Fatal("node A does not hold the call")
+	}
+}
