@@ -477,3 +477,44 @@ func TestPinsUnknownServeHere(t *testing.T) {
 		t.Fatal("node A does not hold the call")
 	}
 }
+
+// TestGuestVitalsThroughAnotherNode: a second physician's vitals socket
+// lands on node B while the call that admitted them is on A: B passes it
+// on to A, whose hub knows the guest is admitted, and the readings flow.
+func TestGuestVitalsThroughAnotherNode(t *testing.T) {
+	f, a, b := newCluster(t, 0)
+	viaA := *f
+	viaA.srv = a.srv
+	doctor := dialCall(t, a.ws(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, doctor, signaling.TypeWelcome)
+	tok, hash := auth.NewToken()
+	l, err := f.st.CreateGuestLink(t.Context(), store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: store.GuestPhysician,
+		Name: "Dr Bo", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := http.Header{"Cookie": {guestCookie + "=" + tok}}
+	guest := dialCall(t, b.ws("/guest/ws"), cookie)
+	await(t, guest, signaling.TypeWelcome)
+	doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: guestPeerID(l)})
+	await(t, guest, signaling.TypeAdmitted)
+
+	ws, resp, err := websocket.DefaultDialer.Dial(b.ws("/guest/ws/vitals"), cookie)
+	if err != nil {
+		st := 0
+		if resp != nil {
+			st = resp.StatusCode
+		}
+		t.Fatalf("admitted guest physician's vitals socket through node B: %v (%d)", err, st)
+	}
+	defer ws.Close()
+	viewer := &viewerClient{Conn: ws}
+	dev := dialDevice(t, &viaA, f.devToken)
+	sendFrame(t, dev, envelope(1, "8867-4", 72, "/min", ""))
+	if r := nextReading(t, viewer); r.Code != "8867-4" || r.Value != 72 {
+		t.Fatalf("guest physician got %+v, want the heart rate 72", r)
+	}
+	if got := b.metric(t, `bedside_node_proxied_requests_total{kind="guest-vitals"}`); got != 1 {
+		t.Errorf("guest vitals sockets passed on: %d, want 1", got)
+	}
+}
