@@ -518,3 +518,42 @@ func TestGuestVitalsThroughAnotherNode(t *testing.T) {
 		t.Errorf("guest vitals sockets passed on: %d, want 1", got)
 	}
 }
+
+// TestForwardSignature: a forwarding header holds only for the request it
+// was signed for, fresh, under the cluster's key.
+func TestForwardSignature(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	s := &server{Deps: Deps{Now: func() time.Time { return now }}, forwardKey: forwardKey(nodeSecret)}
+	header := func(signer *server, at time.Time, client, method, host, target string) string {
+		ts := strconv.FormatInt(at.Unix(), 10)
+		return strings.Join([]string{"v1", ts, client, "node-a", signer.forwardMAC(ts, client, "node-a", method, host, target)}, ";")
+	}
+	req := httptest.NewRequest("GET", "http://clinic.example/ws/call/7?resume=x", nil)
+	good := header(s, now, "198.51.100.7", "GET", "clinic.example", "/ws/call/7?resume=x")
+	other := &server{forwardKey: forwardKey([]byte("another cluster's key, thirty-two bytes"))}
+	for _, tc := range []struct {
+		name, v string
+		ok      bool
+	}{
+		{"signed", good, true},
+		{"clock within 30 s", header(s, now.Add(-25*time.Second), "198.51.100.7", "GET", "clinic.example", "/ws/call/7?resume=x"), true},
+		{"stale", header(s, now.Add(-31*time.Second), "198.51.100.7", "GET", "clinic.example", "/ws/call/7?resume=x"), false},
+		{"another target", header(s, now, "198.51.100.7", "GET", "clinic.example", "/ws/call/8?resume=x"), false},
+		{"another host", header(s, now, "198.51.100.7", "GET", "evil.example", "/ws/call/7?resume=x"), false},
+		{"another method", header(s, now, "198.51.100.7", "POST", "clinic.example", "/ws/call/7?resume=x"), false},
+		{"another key", header(other, now, "198.51.100.7", "GET", "clinic.example", "/ws/call/7?resume=x"), false},
+		{"address changed", strings.Replace(good, "198.51.100.7", "198.51.100.8", 1), false},
+		{"not an address", header(s, now, "somewhere", "GET", "clinic.example", "/ws/call/7?resume=x"), false},
+		{"garbage", "v1;;;;", false},
+	} {
+		client, _, ok := s.verifyForward(tc.v, req)
+		if ok != tc.ok || (ok && client != "198.51.100.7") {
+			t.Errorf("%s: client %q ok %v, want ok %v", tc.name, client, ok, tc.ok)
+		}
+	}
+	// Without a server key nothing is believed.
+	keyless := &server{Deps: Deps{Now: func() time.Time { return now }}, forwardKey: forwardKey(nil)}
+	if _, _, ok := keyless.verifyForward(header(keyless, now, "198.51.100.7", "GET", "clinic.example", "/ws/call/7?resume=x"), req); ok {
+		t.Error("a node without a server key believed a forwarding header")
+	}
+}
