@@ -26,7 +26,8 @@ type CallHub interface {
 	// Admitted reports whether a participant is in the call, not waiting.
 	Admitted(appointment int64, participant string) bool
 	// Remove ends a participant's session on this node at once (a
-	// revoked guest link); elsewhere the socket re-check ends it.
+	// revoked guest link); with several nodes the revocation is passed on
+	// to the node holding the call (pin.go).
 	Remove(appointment int64, participant, reason string) bool
 }
 
