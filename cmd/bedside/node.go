@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/bedside-health/bedside/cluster"
 	"github.com/bedside-health/bedside/signaling"
@@ -41,7 +42,7 @@ func nodeFlags(fs *flag.FlagSet, getenv func(string) string, c *config) func() e
 
 // startRooms pins visits to nodes: in Redis with REDIS_URL, renewed while
 // hub holds the visit's call; else every visit is held here. stop releases
-// this node's pins.
+// this node's pins (once; later calls do nothing).
 func startRooms(ctx context.Context, c config, hub *signaling.Hub, log *slog.Logger) (rooms cluster.Rooms, stop func(), err error) {
 	if c.redisURL == "" {
 		return cluster.LocalRooms{}, func() {}, nil
@@ -51,9 +52,12 @@ func startRooms(ctx context.Context, c config, hub *signaling.Hub, log *slog.Log
 		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	go r.Run(ctx, func(a int64) bool { return len(hub.Waiting(a))+len(hub.InCall(a))+len(hub.Streams(a)) > 0 })
+	var once sync.Once
 	return r, func() {
-		if err := r.Close(); err != nil {
-			log.Warn("release visit pins", "err", err)
-		}
+		once.Do(func() {
+			if err := r.Close(); err != nil {
+				log.Warn("release visit pins", "err", err)
+			}
+		})
 	}, nil
 }

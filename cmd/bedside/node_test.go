@@ -142,4 +142,27 @@ func TestTwoNodesOneCall(t *testing.T) {
 	if v, err := rdb.Get(t.Context(), "bedside:room:"+m[1]).Result(); err != nil || !strings.HasSuffix(v, " "+a.URL) {
 		t.Errorf("the visit's pin: %q %v, want node A's URL %s", v, err, a.URL)
 	}
+
+	// Node A shuts down: it gives up the visit as it goes, so the physician
+	// reconnecting through B is served there at once, not told to wait
+	// for the pin to expire.
+	a.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Exists(t.Context(), "bedside:room:"+m[1]).Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("node A kept the visit's pin after shutting down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	again, err := sigclient.Dial(ctx, ws(b), sigclient.Options{Header: cookies(dc, b.URL)})
+	if err != nil {
+		t.Fatalf("the physician rejoining through B after A shut down: %v", err)
+	}
+	defer again.Close()
+	if w, err := again.Await(ctx, signaling.TypeWelcome); err != nil || w.State != signaling.StateAdmitted {
+		t.Fatalf("physician rejoining on B: %+v %v", w, err)
+	}
+	if v := rdb.Get(t.Context(), "bedside:room:"+m[1]).Val(); !strings.HasSuffix(v, " "+b.URL) {
+		t.Errorf("the visit's pin after the rejoin: %q, want node B's URL %s", v, b.URL)
+	}
 }

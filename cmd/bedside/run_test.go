@@ -25,6 +25,7 @@ type testServer struct {
 	Data string
 	env  map[string]string
 	out  *syncBuffer
+	stop context.CancelFunc // shuts the server down, as SIGTERM does
 }
 
 type syncBuffer struct {
@@ -78,6 +79,7 @@ func launch(t *testing.T, scheme string, extraEnv map[string]string, c *http.Cli
 		ts.env[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	ts.stop = cancel
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, ts.getenv, nil, ts.out, ts.out) }()
 	t.Cleanup(func() {
