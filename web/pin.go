@@ -168,7 +168,8 @@ func (s *server) newForwarder() *httputil.ReverseProxy {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.pins.failures.Inc("unreachable")
-			s.Log.WarnContext(r.Context(), "the node holding the visit's call cannot be reached", "route", logPath(r), "node", r.Host, "err", err)
+			node, _ := r.Context().Value(forwardTargetKey{}).(*url.URL)
+			s.Log.WarnContext(r.Context(), "the node holding the visit's call cannot be reached", "route", logPath(r), "node", node, "err", err)
 			w.Header().Set("Retry-After", pinRetryAfter)
 			http.Error(w, "the server holding this visit's call cannot be reached; try again in a few seconds", http.StatusServiceUnavailable)
 		},
