@@ -71,8 +71,8 @@ type Limits struct {
 const DefaultPerVisit = 6
 
 // reserved is how many of a visit's places are kept for its physician and
-// its patient: guests never take them, so guests, waiting or admitted,
-// cannot lock either out. (Streams, published by those two, may.)
+// its patient: guests and streams (WHIP cameras, WHEP viewers) never take
+// them, so neither, waiting, admitted or streaming, can lock either out.
 const reserved = 2
 
 // MaxGuests is how many guests one visit holds at the default limit.
@@ -348,14 +348,14 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 func principal(role string) bool { return role == RolePhysician || role == RolePatient }
 
 // full names the limit one more participant (a client or a stream) in the
-// appointment's visit would exceed, or returns "". A guest must also leave
-// the places of the visit's physician and patient free while they are
-// absent. h.mu is held.
-func (h *Hub) full(appointment int64, guest bool) string {
+// appointment's visit would exceed, or returns "". Anyone but the visit's
+// physician and patient (a guest, a stream) must also leave their places
+// free while they are absent. h.mu is held.
+func (h *Hub) full(appointment int64, held bool) string {
 	l := h.limits
 	inVisit := len(h.visits[appointment]) + len(h.streams[appointment])
 	keep := 0
-	if guest {
+	if held {
 		keep = reserved
 		for _, c := range h.visits[appointment] {
 			if principal(c.peer.Role) && keep > 0 {

@@ -9,9 +9,11 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
 
 	"github.com/bedside-health/bedside/signaling"
+	"github.com/bedside-health/bedside/signaling/sigclient"
 	"github.com/bedside-health/bedside/wsconn"
 )
 
@@ -223,4 +225,98 @@ func TestGuestsLeaveThePhysicianAndPatientPlaces(t *testing.T) {
 	if n := len(s.hub.Waiting(visit)); n != 5 {
 		t.Fatalf("%d waiting, want the 4 guests and the patient", n)
 	}
+}
+
+// whipOffer is an exam camera's WHIP offer: one VP8 video track, sent
+// only, with its candidates gathered.
+func whipOffer(t *testing.T) string {
+	t.Helper()
+	api, err := sigclient.NewAPI(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "camera", "camera")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	return pc.LocalDescription().SDP
+}
+
+// TestStreamsLeaveThePhysicianAndPatientPlaces: exam cameras and viewers
+// are held to the visit's places like guests. With 6 places and only the
+// physician in the visit, one place stays kept for the absent patient:
+// cameras and guests together fill the other 4 and the next of either is
+// refused, yet the patient still gets in.
+func TestStreamsLeaveThePhysicianAndPatientPlaces(t *testing.T) {
+	s := newTestServer(t)
+	const visit = 66
+	phys := s.dial(t, "u1", "Dr Ada", signaling.RolePhysician, visit)
+	if w := await(t, phys, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Fatalf("physician: %+v, want admitted", w)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for i := range 3 {
+		if _, _, err := s.hub.OpenStream(ctx, signaling.StreamPublish, visit, "u1", whipOffer(t)); err != nil {
+			t.Fatalf("camera %d of 3: %v", i+1, err)
+		}
+	}
+	g := s.dial(t, "g1", "Guest 1", signaling.RoleInterpreter, visit)
+	if w := await(t, g, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+		t.Fatalf("guest: %+v, want waiting", w)
+	}
+	// Physician, 3 cameras and a guest: 5 of 6, the sixth is the patient's.
+	if _, _, err := s.hub.OpenStream(ctx, signaling.StreamPublish, visit, "u1", whipOffer(t)); !errors.Is(err, signaling.ErrFull) {
+		t.Fatalf("a fourth camera with the patient's place the only one free: %v, want ErrFull", err)
+	}
+	ws, first := rawDialAs(t, s, "g2", signaling.RoleFamily, visit)
+	if first.Type != signaling.TypeError || !strings.Contains(first.Error, "all the guests it holds") {
+		t.Fatalf("a second guest with the patient's place the only one free: %+v, want a full-visit error", first)
+	}
+	awaitClose(t, ws)
+	if n := len(s.hub.Streams(visit)); n != 3 {
+		t.Fatalf("%d streams open, want 3", n)
+	}
+	pat := s.dial(t, "u2", "Pat Lee", signaling.RolePatient, visit)
+	if w := await(t, pat, signaling.TypeWelcome); w.Type != signaling.TypeWelcome {
+		t.Fatalf("patient: %+v, want welcome", w)
+	}
+	// Now the visit is full for everyone.
+	if _, _, err := s.hub.OpenStream(ctx, signaling.StreamView, visit, "u2", whipOffer(t)); !errors.Is(err, signaling.ErrFull) {
+		t.Fatalf("a viewer in a full visit: %v, want ErrFull", err)
+	}
+}
+
+// rawDialAs is rawDial with a role.
+func rawDialAs(t *testing.T, s *testServer, id, role string, appointment int64) (*websocket.Conn, signaling.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url(id, id, role, appointment), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	var m signaling.Message
+	if err := ws.ReadJSON(&m); err != nil {
+		t.Fatalf("%s: first message: %v", id, err)
+	}
+	return ws, m
 }

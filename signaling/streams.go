@@ -112,11 +112,13 @@ func (h *Hub) Streams(appointment int64) []Stream {
 	return out
 }
 
-// claimStream reserves st's place in its visit within the hub's limits.
+// claimStream reserves st's place in its visit within the hub's limits,
+// leaving the places of an absent physician or patient free, as a guest
+// does.
 func (h *Hub) claimStream(ctx context.Context, st *Stream) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if limit := h.full(st.Appointment, false); limit != "" {
+	if limit := h.full(st.Appointment, true); limit != "" {
 		h.refused(limit)
 		h.log.WarnContext(ctx, "stream refused", "appointment", st.Appointment, "kind", st.Kind, "limit", limit)
 		return fmt.Errorf("%w (%s)", ErrFull, limit)
