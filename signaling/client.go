@@ -50,10 +50,15 @@ type client struct {
 var _ media.Signaler = (*client)(nil)
 
 // send numbers m, keeps it for a resume and sends it if connected.
-func (c *client) send(m Message) {
+func (c *client) send(m Message) { c.deliver(m, false) }
+
+// deliver numbers m, keeps it for a resume and sends it if connected. A
+// live message is worth sending only now (a quality report): while the
+// connection is lost it is neither sent nor numbered nor kept.
+func (c *client) deliver(m Message, live bool) {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	if c.ended {
+	if c.ended || live && c.conn == nil {
 		return
 	}
 	m.Seq = c.out.seq + 1

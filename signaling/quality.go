@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -53,7 +52,7 @@ func (c *client) reportQuality() {
 		if c.currentConn() == nil {
 			continue
 		}
-		c.sendLive(Message{Type: TypeQuality, Quality: c.hub.qualityOf(c.peer.Appointment)})
+		c.deliver(Message{Type: TypeQuality, Quality: c.hub.qualityOf(c.peer.Appointment)}, true)
 	}
 }
 
@@ -63,23 +62,4 @@ var _ media.SpeakerSignaler = (*client)(nil)
 // call's dominant speaker now is.
 func (c *client) Speaker(participant string) {
 	c.send(Message{Type: TypeSpeaker, Participant: participant})
-}
-
-// sendLive is send for a message worth sending only now: while the
-// connection is lost it is neither sent nor numbered nor kept.
-func (c *client) sendLive(m Message) {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if c.ended || c.conn == nil {
-		return
-	}
-	m.Seq = c.out.seq + 1
-	b, err := json.Marshal(m)
-	if err != nil {
-		c.hub.log.Error("cannot encode message", "type", m.Type, "err", err)
-		return
-	}
-	c.out.seq++
-	c.out.add(b)
-	_ = c.conn.Send(b)
 }
