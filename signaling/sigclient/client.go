@@ -139,8 +139,8 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		pub:       &link{target: signaling.TargetPublish},
 		sub:       &link{target: signaling.TargetSubscribe},
 	}
-	c.msgs = newQueue[signaling.Message](c.gone)
-	c.tracks = newQueue[*webrtc.TrackRemote](c.gone)
+	c.msgs = newQueue[signaling.Message](c.gone, maxQueued)
+	c.tracks = newQueue[*webrtc.TrackRemote](c.gone, maxQueued)
 	conn, err := c.dial(ctx, url)
 	if err != nil {
 		return nil, err
@@ -315,8 +315,18 @@ func (c *Client) read(conn *wsconn.Conn) {
 			}
 			continue
 		}
-		c.msgs.push(m)
+		if err := c.msgs.push(m); err != nil {
+			c.overflow(err)
+			return
+		}
 	}
+}
+
+// overflow ends a client whose caller stopped reading what it received:
+// Err and Next report err (ErrSlow), and the connections close.
+func (c *Client) overflow(err error) {
+	c.fail(err)
+	go c.Close()
 }
 
 func (c *Client) newPC(l *link) (*webrtc.PeerConnection, error) {
@@ -469,7 +479,11 @@ func (c *Client) answer(sdp string) {
 			c.fail(err)
 			return
 		}
-		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.tracks.push(tr) })
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			if err := c.tracks.push(tr); err != nil {
+				c.overflow(err)
+			}
+		})
 		c.mu.Lock()
 		c.sub.pc = pc
 		c.mu.Unlock()
