@@ -75,6 +75,8 @@ type downTrack struct {
 	target, current int  // simulcast layers; -1 for none (paused)
 	waitKey         bool // drop until a keyframe of target
 	started         bool
+	continues       bool   // audio: continue lastSeq and lastTS at the next packet
+	retired         bool   // a viewer's slot moved on: what is queued still goes out
 	firstSeq        uint16 // the current mapping starts here; older packets are dropped
 	seqOff          uint16
 	tsOff           uint32
@@ -210,7 +212,9 @@ func (d *downTrack) usable() bool {
 func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
 	d.mu.Lock()
 	d.bound = false
-	d.writer = nil
+	if !d.retired {
+		d.writer = nil
+	}
 	d.mu.Unlock()
 	return nil
 }
@@ -308,6 +312,13 @@ func (d *downTrack) forwardAudio(h *rtp.Header, payload []byte, now time.Time) {
 		d.started = true
 		d.firstSeq = h.SequenceNumber
 		d.lastSeq = h.SequenceNumber - 1
+	} else if d.continues {
+		// Continue the numbering of the source this one replaces.
+		d.continues = false
+		ticks := uint32(now.Sub(d.lastAt).Seconds() * float64(d.clock))
+		d.seqOff = h.SequenceNumber - (d.lastSeq + 1)
+		d.tsOff = h.Timestamp - (d.lastTS + max(ticks, 1))
+		d.firstSeq = h.SequenceNumber
 	}
 	if int16(h.SequenceNumber-d.firstSeq) < 0 {
 		return
@@ -319,11 +330,11 @@ func (d *downTrack) forwardAudio(h *rtp.Header, payload []byte, now time.Time) {
 		d.firstSeq = h.SequenceNumber + 1
 		return
 	}
-	outSeq := h.SequenceNumber - d.seqOff
-	d.fill(slot, d.ssrc, d.pt, outSeq, h.Timestamp, h.Marker, payload, 0, nil, 0, 0)
+	outSeq, outTS := h.SequenceNumber-d.seqOff, h.Timestamp-d.tsOff
+	d.fill(slot, d.ssrc, d.pt, outSeq, outTS, h.Marker, payload, 0, nil, 0, 0)
 	d.q.commit()
 	if int16(outSeq-d.lastSeq) > 0 {
-		d.lastSeq, d.lastTS, d.lastAt = outSeq, h.Timestamp, now
+		d.lastSeq, d.lastTS, d.lastAt = outSeq, outTS, now
 	}
 }
 
@@ -486,30 +497,34 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 		if err != nil {
 			return
 		}
-		now := time.Now()
-		for _, pkt := range pkts {
-			switch p := pkt.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.stats.keyframeRequests.Add(1)
-				d.requestKeyframe()
-			case *rtcp.TransportLayerNack:
-				d.mu.Lock()
-				mine := p.MediaSSRC == d.ssrc
-				d.mu.Unlock()
-				if !mine {
-					continue
-				}
-				for i := range p.Nacks {
-					p.Nacks[i].Range(func(seq uint16) bool {
-						d.retransmit(seq, now)
-						return true
-					})
-				}
-			case *rtcp.ReceiverReport:
-				d.report(p.Reports, now)
-			case *rtcp.SenderReport:
-				d.report(p.Reports, now)
+		d.handleRTCP(pkts, time.Now())
+	}
+}
+
+// handleRTCP acts on RTCP packets the subscriber sent about this track.
+func (d *downTrack) handleRTCP(pkts []rtcp.Packet, now time.Time) {
+	for _, pkt := range pkts {
+		switch p := pkt.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			d.stats.keyframeRequests.Add(1)
+			d.requestKeyframe()
+		case *rtcp.TransportLayerNack:
+			d.mu.Lock()
+			mine := p.MediaSSRC == d.ssrc
+			d.mu.Unlock()
+			if !mine {
+				continue
 			}
+			for i := range p.Nacks {
+				p.Nacks[i].Range(func(seq uint16) bool {
+					d.retransmit(seq, now)
+					return true
+				})
+			}
+		case *rtcp.ReceiverReport:
+			d.report(p.Reports, now)
+		case *rtcp.SenderReport:
+			d.report(p.Reports, now)
 		}
 	}
 }

@@ -20,14 +20,10 @@ const (
 	modeCall mode = iota
 	// modePublishOnly publishes and receives nothing (a WHIP client).
 	modePublishOnly
-	// modeView receives the tracks its one offer has room for and
-	// publishes nothing (a WHEP client).
+	// modeView receives on the slots its one offer made and publishes
+	// nothing (a WHEP client).
 	modeView
 )
-
-// ErrNoTracks reports a viewer's offer made when nothing it could receive
-// is published in the room.
-var ErrNoTracks = errors.New("nothing is published in the visit yet")
 
 // ErrNoCodec reports a viewer's offer that can receive none of the codecs
 // of the video published in the room.
@@ -69,12 +65,15 @@ func (s *SFU) Ingest(ctx context.Context, appointment int64, id, name, offer str
 }
 
 // View adds a participant that only receives (a WHEP client) to the
-// appointment's room. The client's offer says how many audio and video
-// tracks it can receive; each of its receive-capable sections gets one of
-// the tracks published in the room, oldest first. The answer is returned
-// once ICE gathering has finished. A viewer's tracks are fixed by this one
-// negotiation: tracks published later are not added, and a track withdrawn
-// goes silent. ErrNoTracks reports a room with nothing to send.
+// appointment's room. Each receive section of the client's offer is a slot
+// fed one published track of its kind at a time, the first published
+// first: a slot whose track is withdrawn, or that was empty, is fed the
+// next track of its kind published and not on another slot, from a
+// keyframe and without a break in its numbering, with no renegotiation. A
+// room with nothing published yet gives a viewer empty slots that fill as
+// tracks come. The answer is returned once ICE gathering has finished.
+// ErrNoCodec reports an offer that can receive none of the published video
+// and so gets nothing at all.
 func (s *SFU) View(ctx context.Context, appointment int64, id, name, offer string) (*Participant, string, error) {
 	p, _, err := s.join(appointment, id, name, quietSignaler{}, modeView)
 	if err != nil {
@@ -88,8 +87,8 @@ func (s *SFU) View(ctx context.Context, appointment int64, id, name, offer strin
 	return p, answer, nil
 }
 
-// answerView applies a viewer's offer to its subscribe connection, puts the
-// room's tracks on the transceivers it offered, and answers.
+// answerView applies a viewer's offer to its subscribe connection, opens
+// its slots and feeds them the room's tracks, and answers.
 func (p *Participant) answerView(ctx context.Context, offer string) (string, error) {
 	p.subMu.Lock()
 	pc := p.sub.pc
@@ -97,24 +96,23 @@ func (p *Participant) answerView(ctx context.Context, offer string) (string, err
 		p.subMu.Unlock()
 		return "", fmt.Errorf("view offer: %w", err)
 	}
+	if err := p.openSlotsLocked(); err != nil {
+		p.subMu.Unlock()
+		return "", err
+	}
 	for _, f := range p.room.tracksInOrder() {
 		if f.owner != p {
 			p.subscribeLocked(f)
 		}
 	}
-	if len(p.subs) == 0 {
-		missing := p.codecMissing
+	if len(p.subs) == 0 && p.codecMissing {
 		p.subMu.Unlock()
-		if missing {
-			return "", ErrNoCodec
-		}
-		return "", ErrNoTracks
+		return "", ErrNoCodec
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err == nil {
 		err = pc.SetLocalDescription(answer)
 	}
-	p.answered = true
 	p.subMu.Unlock()
 	if err != nil {
 		return "", fmt.Errorf("view answer: %w", err)

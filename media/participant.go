@@ -93,9 +93,9 @@ type Participant struct {
 	offering bool                     // an offer awaits its answer
 	reoffer  bool                     // tracks changed while offering
 	restart  bool                     // the next offer restarts ICE
-	// answered is set once a viewer's (modeView) only answer is out: its
-	// tracks are fixed from then on.
-	answered bool
+	// slots are a viewer's (modeView) receive sections, in offer order,
+	// each fed one published track at a time.
+	slots []*slot
 	// codecMissing is set when a track was not offered because the
 	// subscriber cannot receive its codec.
 	codecMissing bool
@@ -372,10 +372,8 @@ func (p *Participant) subscribeLocked(f *publishedTrack) bool {
 	case modePublishOnly:
 		return false
 	case modeView:
-		// A viewer receives on the transceivers its one offer made.
-		if p.answered || !p.freeTransceiver(f.kind) {
-			return false
-		}
+		// A viewer receives on the slots its one offer made.
+		return p.fillSlotLocked(f)
 	}
 	dt := newDownTrack(f, p.queue, &p.subLive)
 	sender, err := p.sub.pc.AddTrack(dt)
@@ -399,6 +397,9 @@ func (p *Participant) unsubscribe(f *publishedTrack) bool {
 
 // unsubscribeLocked is unsubscribe with p.subMu held.
 func (p *Participant) unsubscribeLocked(f *publishedTrack) bool {
+	if p.mode == modeView {
+		return p.releaseSlotLocked(f)
+	}
 	s := p.subs[f.id]
 	if s == nil {
 		return false
@@ -481,7 +482,7 @@ const maxTileSide = 8192
 // offer is outstanding, in which case it offers again after the answer.
 func (p *Participant) negotiate() {
 	if p.mode != modeCall {
-		return // a publisher has no subscriptions; a viewer's are fixed
+		return // a publisher has no subscriptions; a viewer's slots switch without renegotiation
 	}
 	p.subMu.Lock()
 	if p.isClosed() {

@@ -42,9 +42,10 @@ func (s *Stream) Participant() string { return s.Kind + "-" + s.ID[:12] }
 // viewer (StreamView) in the appointment's visit from the client's SDP
 // offer and returns the stream and the SDP answer, which carries every
 // server candidate. A publisher's tracks are offered to everyone in the
-// call, named ExamCameraName. It returns ErrFull beyond the hub's limits
-// and media.ErrNoTracks for a viewer when nothing is published yet; other
-// errors mean the offer was refused. The caller has authenticated owner and
+// call, named ExamCameraName; a viewer's sections follow what the call
+// publishes (see media.SFU.View). It returns ErrFull beyond the hub's
+// limits and media.ErrNoCodec for a viewer that can receive none of the
+// published video; other errors mean the offer was refused. The caller has authenticated owner and
 // checked that they belong to the appointment.
 func (h *Hub) OpenStream(ctx context.Context, kind string, appointment int64, owner, offer string) (*Stream, string, error) {
 	if kind != StreamPublish && kind != StreamView {

@@ -144,9 +144,6 @@ func (s *server) handleOpenStream(kind string) http.HandlerFunc {
 		case errors.Is(err, media.ErrNoCodec):
 			http.Error(w, "the offer cannot receive the video published in this visit: offer "+media.AcceptedVideo, http.StatusNotAcceptable)
 			return
-		case errors.Is(err, media.ErrNoTracks):
-			http.Error(w, "nothing is published in this visit yet: try again once the call has started", http.StatusConflict)
-			return
 		case errors.Is(err, context.DeadlineExceeded):
 			http.Error(w, "negotiation timed out", http.StatusGatewayTimeout)
 			return

@@ -277,8 +277,8 @@ func waitEnded(t *testing.T, who string, pc *webrtc.PeerConnection) {
 }
 
 // TestWHIPRefusesBadRequests: wrong media type, bad SDP, a session cookie
-// instead of a token, a cancelled visit, a viewer with nothing to watch,
-// and a full visit each get their own clear answer.
+// instead of a token, a cancelled visit and a full visit each get their
+// own clear answer, and a full visit still lets the physician in.
 func TestWHIPRefusesBadRequests(t *testing.T) {
 	var hub *signaling.Hub
 	f := newFixtureWith(t, func(d *Deps) {
@@ -313,7 +313,6 @@ func TestWHIPRefusesBadRequests(t *testing.T) {
 		{"too large", path, tok, "application/sdp", offer + strings.Repeat("a=x\r\n", maxOffer/5), http.StatusRequestEntityTooLarge, "larger than"},
 		{"no token", path, "", "application/sdp", offer, http.StatusUnauthorized, "API token"},
 		{"unknown visit", "/whip/999999", tok, "application/sdp", offer, http.StatusNotFound, "no such visit"},
-		{"nothing to watch", fmt.Sprintf("/whep/%d", f.visit.ID), tok, "application/sdp", offer, http.StatusConflict, "nothing is published"},
 	} {
 		resp, body := f.streamRequest(t, http.MethodPost, c.path, c.token, c.ctype, c.body)
 		if resp.StatusCode != c.want || !strings.Contains(body, c.says) {
