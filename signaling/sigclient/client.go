@@ -277,8 +277,11 @@ func (c *Client) read(conn *wsconn.Conn) {
 	for {
 		_, data, err := conn.Read(context.Background())
 		if err != nil {
+			// Dropped on purpose, or already replaced by a resume (Drop's
+			// close may reach this reader only after Resume has dialled):
+			// the session goes on.
 			c.outMu.Lock()
-			dropped := c.dropping && c.conn == conn
+			dropped := c.dropping || c.conn != conn
 			c.outMu.Unlock()
 			if !dropped {
 				c.goneOnce.Do(func() { close(c.gone) })
