@@ -10,6 +10,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/signaling/sigclient"
 )
 
@@ -52,9 +53,10 @@ func (f *fixture) publishTagged(t *testing.T, token string, tag byte) *whipClien
 type slotPacket struct {
 	seq   uint16
 	ts    uint32
+	vp8   bool
 	pic   uint16 // the VP8 picture id
-	tag   byte   // whose camera
-	frame uint32
+	tag   byte   // whose camera: publishTagged's tag, 'H' for publishH264's
+	frame uint32 // the camera's frame number (an H.264 camera's packet number)
 	key   bool
 	err   error
 }
@@ -71,10 +73,12 @@ func readSlot(tr *webrtc.TrackRemote) <-chan slotPacket {
 				return
 			}
 			p := slotPacket{seq: pkt.SequenceNumber, ts: pkt.Timestamp}
-			if len(pkt.Payload) >= 4 {
-				p.pic = binary.BigEndian.Uint16(pkt.Payload[2:4]) & 0x7fff
-			}
 			p.frame, p.tag, p.key, p.err = sigclient.ParseVP8Payload(pkt.Payload)
+			if p.err == nil {
+				p.vp8, p.pic = true, binary.BigEndian.Uint16(pkt.Payload[2:4])&0x7fff
+			} else if n, key, err := h264Counter(pkt.Payload); err == nil {
+				p.tag, p.frame, p.key, p.err = 'H', n, key, nil
+			}
 			select {
 			case out <- p:
 			default: // the test stopped reading this slot
@@ -116,10 +120,12 @@ func (r *slotReader) until(tag byte, want int) {
 			if p.seq != r.last.seq+1 {
 				r.t.Fatalf("%s: sequence number %d after %d (camera %c after %c): the stream has a break", r.name, p.seq, r.last.seq, p.tag, r.last.tag)
 			}
-			if p.pic != (r.last.pic+1)&0x7fff {
+			if p.vp8 && r.last.vp8 && p.pic != (r.last.pic+1)&0x7fff {
 				r.t.Fatalf("%s: picture id %d after %d (camera %c after %c): the stream has a break", r.name, p.pic, r.last.pic, p.tag, r.last.tag)
 			}
-			if int32(p.ts-r.last.ts) <= 0 {
+			// A frame's packets share a timestamp; a new camera's first
+			// frame comes later than the last one's.
+			if d := int32(p.ts - r.last.ts); d < 0 || d == 0 && p.tag != r.last.tag {
 				r.t.Fatalf("%s: timestamp %d after %d (camera %c after %c): time went back", r.name, p.ts, r.last.ts, p.tag, r.last.tag)
 			}
 		}
@@ -229,4 +235,48 @@ func TestWHEPViewerWaitsForTheCall(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the viewer connected before the camera received nothing once it published")
 	}
+}
+
+// TestWHEPSlotSwitchKeepsToTheOfferCodecs: a slot only takes a camera in a
+// codec its offer accepts. When the first camera (VP8) leaves, a VP8-only
+// viewer's slot passes over the H.264 camera published next and takes the
+// VP8 camera after it; a viewer that takes both codecs gets the H.264
+// camera, which sends a keyframe only when asked, so its picture starting
+// shows the switch asked for one.
+func TestWHEPSlotSwitchKeepsToTheOfferCodecs(t *testing.T) {
+	// Three cameras and two viewers, with the physician's and the
+	// patient's places kept.
+	f := newFixtureWith(t, func(d *Deps) { d.Calls.(*signaling.Hub).SetLimits(signaling.Limits{PerVisit: 7}, nil) })
+	docToken, patToken := f.apiToken(t, f.doc.ID), f.apiToken(t, f.pat.ID)
+	camA := f.publishTagged(t, docToken, 'a')
+	f.publishH264(t, f.visit.ID, docToken)
+
+	watch := func(name string, codecs ...webrtc.RTPCodecParameters) *slotReader {
+		t.Helper()
+		viewer := newCodecPC(t, codecs...)
+		if _, err := viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+		tracks := make(chan *webrtc.TrackRemote, 1)
+		viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
+		f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), patToken, viewer)
+		select {
+		case tr := <-tracks:
+			return &slotReader{t: t, name: name, in: readSlot(tr)}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s received no track", name)
+		}
+		return nil
+	}
+	vp8Only := watch("the VP8-only viewer", vp8Codec)
+	both := watch("the VP8 and H.264 viewer", vp8Codec, h264Codec)
+	vp8Only.until('a', 30)
+	both.until('a', 30)
+
+	f.publishTagged(t, docToken, 'c')
+	if resp, body := f.streamRequest(t, http.MethodDelete, camA.location, docToken, "", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE the first camera: %d %s", resp.StatusCode, body)
+	}
+	both.until('H', 60)
+	vp8Only.until('c', 60)
 }
