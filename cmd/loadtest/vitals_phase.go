@@ -22,7 +22,8 @@ type phase struct {
 	// same process, whose heap it freed is reused.
 	noRSS    bool
 	duration time.Duration
-	acked    bool // the target acks device messages (the server; not the relay)
+	settle   time.Duration // idle time after connecting, before memory is read (default 3 s)
+	acked    bool          // the target acks device messages (the server; not the relay)
 	devices  []deviceTarget
 	viewers  []viewerSpec
 	log      io.Writer
@@ -122,8 +123,13 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 	}
 	if r.measured {
 		// Let the connections settle, idle, before reading memory.
+		settle := p.settle
+		if settle <= 0 {
+			settle = 3 * time.Second
+		}
+		fmt.Fprintf(p.log, "%s: connected; idle for %s\n", p.name, settle)
 		select {
-		case <-time.After(3 * time.Second):
+		case <-time.After(settle):
 		case <-ctx.Done():
 			return r, ctx.Err()
 		}

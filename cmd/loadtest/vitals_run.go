@@ -24,6 +24,7 @@ type vitalsConfig struct {
 	creds     creds
 	patients  int
 	duration  time.Duration
+	settle    time.Duration // idle time before memory is read
 	watch     []int
 	relayURL  string // ws://host:port of a relay; "" skips it
 	relayPID  int
@@ -44,7 +45,7 @@ func serverPhase(c vitalsConfig, watch int, log io.Writer) (phase, error) {
 	if watch > 1 {
 		name = fmt.Sprintf("server, %d patients per viewer", watch)
 	}
-	p := phase{name: name, pid: c.pid, duration: c.duration, acked: true, log: log}
+	p := phase{name: name, pid: c.pid, duration: c.duration, settle: c.settle, acked: true, log: log}
 	pats := c.creds.Patients[:c.patients]
 	for _, pt := range pats {
 		p.devices = append(p.devices, deviceTarget{url: ws + "/ws/device", header: http.Header{"Authorization": {"Bearer " + pt.DeviceToken}}})
@@ -83,7 +84,7 @@ func serverPhase(c vitalsConfig, watch int, log io.Writer) (phase, error) {
 
 // relayPhase builds the phase against the relay at base (ws://host:port).
 func relayPhase(c vitalsConfig, log io.Writer) phase {
-	p := phase{name: "bare relay", pid: c.relayPID, duration: c.duration, log: log}
+	p := phase{name: "bare relay", pid: c.relayPID, duration: c.duration, settle: c.settle, log: log}
 	for i := range c.patients {
 		p.devices = append(p.devices, deviceTarget{url: fmt.Sprintf("%s/device/%d", c.relayURL, i)})
 		p.viewers = append(p.viewers, viewerSpec{url: fmt.Sprintf("%s/view/%d", c.relayURL, i), keys: []int64{int64(i)}, relay: true})
@@ -152,10 +153,11 @@ func runVitals(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dur := fs.Duration("duration", 30*time.Second, "how long the devices stream in each phase")
 	watch := fs.String("watch", "1", "comma-separated patients per viewer, a server phase each: 1 uses /ws/vitals/{id}, more the multi-visit /ws/vitals")
 	withRelay := fs.Bool("relay", true, "measure the bare relay first, as the floor")
+	settle := fs.Duration("settle", 3*time.Second, "how long the connections stay idle before memory is read (longer to profile the idle server)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := vitalsConfig{serverURL: *serverURL, pid: *pid, duration: *dur}
+	c := vitalsConfig{serverURL: *serverURL, pid: *pid, duration: *dur, settle: *settle}
 	if *pid <= 0 {
 		return fmt.Errorf("vitals run: --pid (the server's process id) is required")
 	}
