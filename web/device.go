@@ -24,13 +24,6 @@ const deviceMaxMessage = 64 << 10
 // are cumulative, so few wait at once.
 const deviceQueue = 64
 
-// deviceUpgrader keeps idle device sockets small: gorilla/websocket reads
-// and writes through the HTTP connection's own buffers, which the server
-// holds for as long as the handler runs anyway, rather than adding its own.
-func (s *server) deviceUpgrader() *websocket.Upgrader {
-	return &websocket.Upgrader{CheckOrigin: s.originAllowed}
-}
-
 // bearerToken reads "Authorization: Bearer X", else the token query parameter.
 func bearerToken(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
@@ -50,21 +43,27 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
-	ws, err := s.deviceUpgrader().Upgrade(w, r, nil)
+	ws, err := s.socketUpgrader(deviceReadBuffer).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
+	// Set up here, then served from a goroutine of its own (socketctx.go).
+	r, done := s.socketRequest(r)
 	conn := wsconn.New(ws, wsconn.Options{ReadLimit: deviceMaxMessage, QueueLen: deviceQueue, Rate: s.devices.rate(cred.ID, s.DeviceRate)})
-	defer conn.Close()
 	s.metrics.sockets.Add(1, "device")
-	defer s.metrics.sockets.Add(-1, "device")
 	release := s.devices.claim(cred.ID, conn)
-	defer release()
+	end := func() {
+		release()
+		s.metrics.sockets.Add(-1, "device")
+		_ = conn.Close()
+		done()
+	}
 	// Read the acknowledged sequence only once this connection owns the
 	// device, so it reflects everything the previous connection stored.
 	cred, err = s.Store.CredentialByHash(r.Context(), store.CredentialDevice, cred.TokenHash)
 	if err != nil {
 		s.Log.ErrorContext(r.Context(), "reload device", "device", cred.ID, "err", err)
+		end()
 		return
 	}
 	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, livePublisher{s.Live}, vitals.Device{
@@ -78,19 +77,22 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	s.keepChecking(r.Context(), conn, s.stillDevice(r, cred))
 	s.Log.InfoContext(r.Context(), "device connected", "device", cred.ID, "patient", cred.UserID)
 	s.deviceEvent(r.Context(), cred, vitals.DeviceConnected)
-	defer s.deviceEvent(context.WithoutCancel(r.Context()), cred, vitals.DeviceDisconnected)
 	// One event per connection: the device (or the patient's browser)
 	// writes the patient's observations from here on.
 	s.Audit.Success(r.Context(), audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
 		audit.ActionCreate, cred.UserID, audit.Ref("Device", cred.ID))
-	err = vitals.ServeDevice(r.Context(), conn, ing)
-	switch {
-	case errors.Is(err, websocket.ErrReadLimit):
-		s.metrics.refused.Inc("device-frame")
-	case errors.Is(err, wsconn.ErrTooFast):
-		s.metrics.refused.Inc("device-rate")
-	}
-	s.Log.InfoContext(r.Context(), "device disconnected", "device", cred.ID, "err", err)
+	go func() {
+		defer end()
+		err := vitals.ServeDevice(r.Context(), conn, ing)
+		switch {
+		case errors.Is(err, websocket.ErrReadLimit):
+			s.metrics.refused.Inc("device-frame")
+		case errors.Is(err, wsconn.ErrTooFast):
+			s.metrics.refused.Inc("device-rate")
+		}
+		s.Log.InfoContext(r.Context(), "device disconnected", "device", cred.ID, "err", err)
+		s.deviceEvent(context.WithoutCancel(r.Context()), cred, vitals.DeviceDisconnected)
+	}()
 }
 
 // deviceSink stores a device's readings through the store.

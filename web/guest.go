@@ -300,37 +300,26 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	ws, err := s.viewerUpgrader().Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
 	s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
 	s.metrics.auditable.Inc(audit.ActionRead)
-	v := s.Live.NewViewer()
-	defer s.Live.Leave(v)
-	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
-	defer conn.end()
-	s.metrics.sockets.Add(1, "vitals")
-	defer s.metrics.sockets.Add(-1, "vitals")
-	s.sendSnapshot(r.Context(), v.Send, a.PatientID)
-	if err := s.Live.Subscribe(r.Context(), v, a.PatientID, from, a.ID); err != nil {
-		return
-	}
-	s.keepChecking(r.Context(), conn, func(ctx context.Context) error {
-		_, a, err := s.guestFrom(r.WithContext(ctx))
-		switch {
-		case errors.Is(err, errGuestRevoked), errors.Is(err, errGuestExpired), errors.Is(err, errGuestCancelled):
-			return errVisitOver
-		case err == nil && !vitalsOpen(a, s.Now()):
-			return errVisitOver
-		case !s.Calls.Admitted(a.ID, guestPeerID(l)):
-			return errNotInCall
-		}
-		return nil // the store is unwell: keep the view rather than cut it
+	s.serveViewer(w, r, visitViewer{
+		appointment: a.ID, patient: a.PatientID, from: from,
+		still: func(r *http.Request) func(context.Context) error {
+			return func(ctx context.Context) error {
+				_, a, err := s.guestFrom(r.WithContext(ctx))
+				switch {
+				case errors.Is(err, errGuestRevoked), errors.Is(err, errGuestExpired), errors.Is(err, errGuestCancelled):
+					return errVisitOver
+				case err == nil && !vitalsOpen(a, s.Now()):
+					return errVisitOver
+				case !s.Calls.Admitted(a.ID, guestPeerID(l)):
+					return errNotInCall
+				}
+				return nil // the store is unwell: keep the view rather than cut it
+			}
+		},
+		name: "guest vitals viewer", log: []any{"appointment", a.ID, "guest", l.ID},
 	})
-	s.Log.InfoContext(r.Context(), "guest vitals viewer connected", "appointment", a.ID, "guest", l.ID)
-	s.countViewerEnd(conn.read(func([]byte) {})) // the writer runs when messages queue
-	s.Log.InfoContext(r.Context(), "guest vitals viewer disconnected", "appointment", a.ID, "guest", l.ID)
 }
 
 // issuedGuest is a guest link just issued, whose address the panel shows

@@ -121,6 +121,7 @@ type server struct {
 	pins       *pinMetrics
 	forwardKey []byte
 	forwarder  http.Handler
+	sockets    socketScopes // sockets served past their handlers
 }
 
 // NewServer returns the HTTP handler for the whole application.

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -31,13 +29,6 @@ var _ LiveStreams = (*live.Hub)(nil)
 const maxViewerVisits = 200
 
 const vitalsWindowRefusal = "live vitals are shown to the visit's physician from 30 minutes before it until 2 hours after"
-
-// viewerUpgrader keeps idle viewer sockets small: gorilla/websocket reads
-// and writes through the HTTP connection's own buffers, which the server
-// holds for as long as the handler runs anyway, rather than adding its own.
-func (s *server) viewerUpgrader() *websocket.Upgrader {
-	return &websocket.Upgrader{CheckOrigin: s.originAllowed}
-}
 
 // handleVitalsWS streams one visit's patient's live vitals to its
 // physician. The epoch and offset query parameters resume where the
@@ -62,26 +53,57 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 		return
 	}
 	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/vitals")
-	ws, err := s.viewerUpgrader().Upgrade(w, r, nil)
+	s.serveViewer(w, r, visitViewer{
+		appointment: a.ID, patient: a.PatientID, from: from,
+		still: func(r *http.Request) func(context.Context) error { return s.stillInVisit(r, a.ID, true) },
+		name:  "vitals viewer", log: []any{"appointment", a.ID, "user", c.User.ID},
+	})
+}
+
+// visitViewer is who watches one visit's live vitals on a socket of its
+// own, and how that is re-checked and logged.
+type visitViewer struct {
+	appointment, patient int64
+	from                 live.Position // where the viewer resumes
+	// still returns the re-check (keepChecking) of the socket's request.
+	still func(r *http.Request) func(context.Context) error
+	name  string // "vitals viewer", for the log
+	log   []any  // who is watching, for the log
+}
+
+// serveViewer upgrades r, already checked and audited, to a socket
+// streaming one visit's live vitals: the NEWS2 snapshot, then the stream
+// from vv.from, re-checked while it is open. The socket's reader, which
+// acts on no request but notices the viewer leaving and answers pings,
+// runs on a goroutine of its own; serveViewer returns once it has started.
+func (s *server) serveViewer(w http.ResponseWriter, r *http.Request, vv visitViewer) {
+	ws, err := s.socketUpgrader(viewerReadBuffer).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
+	r, done := s.socketRequest(r)
+	ctx := r.Context()
 	v := s.Live.NewViewer()
-	defer s.Live.Leave(v)
 	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
-	defer conn.end()
 	s.metrics.sockets.Add(1, "vitals")
-	defer s.metrics.sockets.Add(-1, "vitals")
-	s.sendSnapshot(r.Context(), v.Send, a.PatientID)
-	if err := s.Live.Subscribe(r.Context(), v, a.PatientID, from, a.ID); err != nil {
+	end := func() {
+		s.metrics.sockets.Add(-1, "vitals")
+		conn.end()
+		s.Live.Leave(v)
+		done()
+	}
+	s.sendSnapshot(ctx, v.Send, vv.patient)
+	if err := s.Live.Subscribe(ctx, v, vv.patient, vv.from, vv.appointment); err != nil {
+		end()
 		return
 	}
-	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, true))
-	s.Log.InfoContext(r.Context(), "vitals viewer connected", "appointment", a.ID, "user", c.User.ID)
-	// The single-visit socket acts on no request; reading notices the
-	// viewer leaving and answers pings.
-	s.countViewerEnd(conn.read(func([]byte) {}))
-	s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "appointment", a.ID, "user", c.User.ID)
+	s.keepChecking(ctx, conn, vv.still(r))
+	s.Log.InfoContext(ctx, vv.name+" connected", vv.log...)
+	go func() {
+		defer end()
+		s.countViewerEnd(conn.read(func([]byte) {}))
+		s.Log.InfoContext(ctx, vv.name+" disconnected", vv.log...)
+	}()
 }
 
 func (s *server) countViewerEnd(err error) {
@@ -100,21 +122,29 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	if s.refuseCrossOrigin(w, r) {
 		return
 	}
-	ws, err := s.viewerUpgrader().Upgrade(w, r, nil)
+	ws, err := s.socketUpgrader(viewerReadBuffer).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
+	r, done := s.socketRequest(r)
 	v := s.Live.NewViewer()
-	defer s.Live.Leave(v)
 	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
-	defer conn.end()
 	s.metrics.sockets.Add(1, "vitals")
-	defer s.metrics.sockets.Add(-1, "vitals")
 	m := &multiViewer{s: s, r: r, c: c, v: v, visits: make(map[int64]int64)}
 	s.keepChecking(r.Context(), conn, m.recheck)
 	s.Log.InfoContext(r.Context(), "vitals viewer connected", "user", c.User.ID)
-	s.countViewerEnd(conn.read(m.handle))
-	s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "user", c.User.ID)
+	// The reader, which acts on the viewer's requests, runs on a goroutine
+	// of its own (socketctx.go).
+	go func() {
+		defer func() {
+			s.metrics.sockets.Add(-1, "vitals")
+			conn.end()
+			s.Live.Leave(v)
+			done()
+		}()
+		s.countViewerEnd(conn.read(m.handle))
+		s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "user", c.User.ID)
+	}()
 }
 
 // multiViewer is the state of one multi-visit socket.
