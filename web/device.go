@@ -81,8 +81,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	// writes the patient's observations from here on.
 	s.Audit.Success(r.Context(), audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
 		audit.ActionCreate, cred.UserID, audit.Ref("Device", cred.ID))
-	go func() {
-		defer end()
+	s.goServe(r.Context(), func() {
 		err := vitals.ServeDevice(r.Context(), conn, ing)
 		switch {
 		case errors.Is(err, websocket.ErrReadLimit):
@@ -91,8 +90,10 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 			s.metrics.refused.Inc("device-rate")
 		}
 		s.Log.InfoContext(r.Context(), "device disconnected", "device", cred.ID, "err", err)
+	}, func() {
 		s.deviceEvent(context.WithoutCancel(r.Context()), cred, vitals.DeviceDisconnected)
-	}()
+		end()
+	})
 }
 
 // deviceSink stores a device's readings through the store.

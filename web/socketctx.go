@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"runtime/debug"
 	"sync"
 
 	"github.com/gorilla/websocket"
@@ -17,8 +18,8 @@ import (
 // small buffers of their own and write through pooled buffers, held only
 // while a frame is written.
 const (
-	viewerReadBuffer = 512  // viewers send only small requests and pongs
-	deviceReadBuffer = 1024 // a device frame is a few hundred bytes
+	viewerReadBuffer = 512 // viewers send only small requests and pongs
+	deviceReadBuffer = 512 // a device frame is a few hundred bytes
 )
 
 // socketWriteBuffers lends write buffers to every vitals viewer and device
@@ -73,4 +74,19 @@ func (s *server) socketRequest(r *http.Request) (sr *http.Request, done func()) 
 		stop()
 		cancel()
 	}
+}
+
+// goServe runs serve, a socket's read loop, on a goroutine of its own, then
+// end. As net/http does for a handler, it recovers a panic and logs it, so
+// one socket cannot take the server down; end runs either way.
+func (s *server) goServe(ctx context.Context, serve, end func()) {
+	go func() {
+		defer end()
+		defer func() {
+			if p := recover(); p != nil {
+				s.Log.ErrorContext(ctx, "panic serving a socket", "panic", p, "stack", string(debug.Stack()))
+			}
+		}()
+		serve()
+	}()
 }

@@ -99,11 +99,10 @@ func (s *server) serveViewer(w http.ResponseWriter, r *http.Request, vv visitVie
 	}
 	s.keepChecking(ctx, conn, vv.still(r))
 	s.Log.InfoContext(ctx, vv.name+" connected", vv.log...)
-	go func() {
-		defer end()
+	s.goServe(ctx, func() {
 		s.countViewerEnd(conn.read(func([]byte) {}))
 		s.Log.InfoContext(ctx, vv.name+" disconnected", vv.log...)
-	}()
+	}, end)
 }
 
 func (s *server) countViewerEnd(err error) {
@@ -135,16 +134,15 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	s.Log.InfoContext(r.Context(), "vitals viewer connected", "user", c.User.ID)
 	// The reader, which acts on the viewer's requests, runs on a goroutine
 	// of its own (socketctx.go).
-	go func() {
-		defer func() {
-			s.metrics.sockets.Add(-1, "vitals")
-			conn.end()
-			s.Live.Leave(v)
-			done()
-		}()
+	s.goServe(r.Context(), func() {
 		s.countViewerEnd(conn.read(m.handle))
 		s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "user", c.User.ID)
-	}()
+	}, func() {
+		s.metrics.sockets.Add(-1, "vitals")
+		conn.end()
+		s.Live.Leave(v)
+		done()
+	})
 }
 
 // multiViewer is the state of one multi-visit socket.
