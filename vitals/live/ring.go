@@ -20,18 +20,21 @@ type ring struct {
 	maxBytes int
 }
 
-// ringStart is the buffer a ring starts with: a second of a device's
-// numerics and ECG.
-const ringStart = 16
+// ringStart is the buffer a ring allocates for its first entry: enough
+// for what a patient whose device is connected but idle holds (its
+// connection event and a reading or two), and a streaming device grows it
+// within its first second.
+const ringStart = 4
 
+// newRing returns an empty ring, which allocates on its first push.
 func newRing(maxMsgs, maxBytes int) ring {
-	return ring{buf: make([]Entry, min(ringStart, maxMsgs)), maxMsgs: maxMsgs, maxBytes: maxBytes}
+	return ring{maxMsgs: maxMsgs, maxBytes: maxBytes}
 }
 
-// grow doubles the buffer, up to maxMsgs, putting the entries in order from
-// index 0.
+// grow doubles the buffer (an empty one gets ringStart entries), up to
+// maxMsgs, putting the entries in order from index 0.
 func (r *ring) grow() {
-	buf := make([]Entry, min(2*len(r.buf), r.maxMsgs))
+	buf := make([]Entry, min(max(2*len(r.buf), ringStart), r.maxMsgs))
 	for i := range r.n {
 		buf[i] = *r.at(i)
 	}

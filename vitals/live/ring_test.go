@@ -12,14 +12,14 @@ func TestRingGrowsAndKeepsTheNewest(t *testing.T) {
 	for _, c := range []struct {
 		maxMsgs, maxBytes, push int
 	}{
-		{maxMsgs: 100, maxBytes: 1 << 20, push: 250}, // bounded by count: 16, 32, 64, 100
-		{maxMsgs: 5, maxBytes: 1 << 20, push: 12},    // smaller than the starting buffer
+		{maxMsgs: 100, maxBytes: 1 << 20, push: 250}, // bounded by count: 4, 8, 16, 32, 64, 100
+		{maxMsgs: 3, maxBytes: 1 << 20, push: 12},    // smaller than the starting buffer
 		{maxMsgs: 2400, maxBytes: 300, push: 90},     // bounded by bytes (10 bytes each)
 	} {
 		t.Run(fmt.Sprintf("%d-messages-%d-bytes", c.maxMsgs, c.maxBytes), func(t *testing.T) {
 			r := newRing(c.maxMsgs, c.maxBytes)
-			if len(r.buf) > ringStart {
-				t.Fatalf("a new ring allocates %d entries, want at most %d", len(r.buf), ringStart)
+			if len(r.buf) != 0 {
+				t.Fatalf("a new ring allocates %d entries, want none until its first push", len(r.buf))
 			}
 			keep := min(c.maxMsgs, c.maxBytes/10)
 			for off := int64(1); off <= int64(c.push); off++ {

@@ -25,7 +25,6 @@ type Viewer struct {
 func newViewer(max int) *Viewer {
 	return &Viewer{
 		max:    max,
-		q:      make([][]byte, 0, 16),
 		ready:  make(chan struct{}, 1),
 		behind: make(chan struct{}),
 		subs:   make(map[int64]*stream),
