@@ -11,7 +11,8 @@ import (
 )
 
 // DefaultAckInterval is the time between two commits, and so two acks, of
-// one device connection while its messages keep coming; the commits fall
+// one device connection while it streams (sends ahead of its acks; see
+// committer); the commits fall
 // on the clock's multiples of it (shifted by the device's slot), where
 // those of other devices fall too.
 // The first message after a quiet spell is committed and acked at once.
@@ -108,6 +109,14 @@ func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies
 	return replies
 }
 
+// progress is the highest sequence Accept has handled and the highest
+// Commit has stored (and so acked, or is about to).
+func (in *Ingester) progress() (accepted, stored int64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return max(in.accepted, in.dev.LastSeq), in.dev.LastSeq
+}
+
 // Uncommitted reports whether Accept has handled messages that Commit has
 // not yet stored.
 func (in *Ingester) Uncommitted() bool {
@@ -159,8 +168,16 @@ func (in *Ingester) Commit(ctx context.Context) ([][]byte, error) {
 }
 
 // committer runs a connection's commits off its read loop: at once after a
-// quiet spell, then on the interval's ticks while messages keep coming,
-// each on a goroutine of its own, so an idle connection holds none.
+// quiet spell, then on the interval's ticks while the device streams, each
+// on a goroutine of its own, so an idle connection holds none.
+//
+// A device streams when it sends ahead of its acks: a message comes while
+// earlier ones still wait for theirs. One that has not done so for an
+// interval may be waiting for this ack (stop-and-wait), and holding the ack
+// until its slot would let it send one message an interval, so its commit
+// runs at once. Whether such a device streams after all is tried at most
+// once an interval: its ack is held for twice its last gaps between
+// messages (a probe), and a message coming meanwhile shows it streams.
 type committer struct {
 	ing   *Ingester
 	every time.Duration
@@ -170,16 +187,40 @@ type committer struct {
 
 	mu      sync.Mutex
 	armed   bool // a commit is scheduled or running
+	probing bool // the scheduled commit is a probe's
 	closed  bool
 	timer   *time.Timer
 	last    time.Time // when the last commit began
 	running sync.WaitGroup
+
+	// What the device's sending shows, updated on each arrival (poke).
+	seen     int64            // the highest sequence accepted at the last arrival
+	arrived  time.Time        // the last arrival
+	gaps     [2]time.Duration // the last two times between arrivals
+	streamed time.Time        // the last arrival ahead of an ack
+	probed   time.Time        // the last probe
 }
 
-// poke schedules a commit of what is staged, unless one is scheduled.
+// poke tells the committer that the device's frame has been accepted, and
+// schedules a commit of what is staged, unless one is scheduled.
 func (c *committer) poke() {
+	now := time.Now()
+	accepted, stored := c.ing.progress()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.seen > stored {
+		// This message came while earlier ones waited for their ack: the
+		// device streams, and a probe holding its ack may wait for the slot.
+		c.streamed = now
+		if c.armed && c.probing && c.timer.Stop() {
+			c.probing = false
+			c.timer.Reset(c.slotWait(now))
+		}
+	}
+	if !c.arrived.IsZero() {
+		c.gaps[0], c.gaps[1] = c.gaps[1], now.Sub(c.arrived)
+	}
+	c.arrived, c.seen = now, accepted
 	c.pokeLocked()
 }
 
@@ -198,14 +239,29 @@ func (c *committer) pokeLocked() {
 // which would stall live delivery while one of them ran.
 const commitSlots = 4
 
-// wait is how long a commit waits from now: none after a quiet spell, and
+// wait is how long a commit waits from now: none after a quiet spell or
+// while the device does not stream (see committer), a probe's hold, and
 // otherwise until the device's next slot on the clock, so the commits of
-// the busy devices of a slot reach the store together and share its
-// transactions.
+// the streaming devices of a slot reach the store together and share
+// their transactions.
 func (c *committer) wait(now time.Time) time.Duration {
 	if c.every <= 0 || now.Sub(c.last) >= c.every {
 		return 0
 	}
+	slot := c.slotWait(now)
+	if now.Sub(c.streamed) < c.every {
+		return slot
+	}
+	gap := max(c.gaps[0], c.gaps[1])
+	if gap <= 0 || now.Sub(c.probed) < c.every {
+		return 0
+	}
+	c.probed, c.probing = now, true
+	return min(slot, 2*gap)
+}
+
+// slotWait is the time from now to the device's next slot.
+func (c *committer) slotWait(now time.Time) time.Duration {
 	phase := int64(c.every) / commitSlots * (c.ing.dev.ID % commitSlots)
 	into := (now.UnixNano() - phase) % int64(c.every)
 	if into < 0 {
@@ -217,7 +273,7 @@ func (c *committer) wait(now time.Time) time.Duration {
 func (c *committer) run() {
 	defer c.running.Done()
 	c.mu.Lock()
-	c.last = time.Now()
+	c.last, c.probing = time.Now(), false
 	c.mu.Unlock()
 	replies, err := c.ing.Commit(c.ctx)
 	for _, r := range replies {

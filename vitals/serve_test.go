@@ -275,3 +275,74 @@ func TestServeDeviceDropMidBatchStoresOnce(t *testing.T) {
 		t.Fatalf("after resending: stored %d, published %d; want %d each", d.st.count(), d.pub.count(patientID), n)
 	}
 }
+
+// TestServeDeviceStopAndWaitIsAckedAtOnce: a device that sends its next
+// message only once the last is acked gets each ack at once, not one a
+// second: holding its ack would stall it.
+func TestServeDeviceStopAndWaitIsAckedAtOnce(t *testing.T) {
+	d := newDeviceServer(t)
+	d.every = time.Second
+	ws := d.dial(t)
+	const n = 20
+	start := time.Now()
+	for seq := int64(1); seq <= n; seq++ {
+		kind, frame := websocket.TextMessage, env(seq, hrObs)
+		if seq%2 == 0 {
+			kind, frame = websocket.BinaryMessage, binFrame(t, seq, ecgChunk())
+		}
+		if rs := exchange(t, ws, kind, frame); len(rs) != 1 || *rs[0].Ack != seq {
+			t.Fatalf("message %d: replies %+v; want its ack", seq, rs)
+		}
+	}
+	// Held for the interval's slot, the same n would take n-1 seconds.
+	if took := time.Since(start); took >= d.every {
+		t.Errorf("%d stop-and-wait messages took %v; want well under the ack interval %v", n, took, d.every)
+	}
+	if d.st.count() != n/2 || d.st.last(devID) != n || d.pub.count(patientID) != n {
+		t.Fatalf("stored %d up to %d, published %d", d.st.count(), d.st.last(devID), d.pub.count(patientID))
+	}
+}
+
+// TestServeDeviceSteadyStreamIsBatched: a device streaming at a steady
+// rate, slower than a commit takes, without waiting for acks, is still
+// acked about once an interval, not once a message: its messages come
+// ahead of their acks.
+func TestServeDeviceSteadyStreamIsBatched(t *testing.T) {
+	d := newDeviceServer(t)
+	d.every = 300 * time.Millisecond
+	ws := d.dial(t)
+	const n, every = 80, 15 * time.Millisecond // 1.2 s of messages
+	sent := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for seq := int64(1); seq <= n; seq++ {
+			<-tick.C
+			if err := ws.WriteMessage(websocket.TextMessage, env(seq, hrObs)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	acks := 0
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for last := int64(0); last < n; {
+		var r reply
+		if err := ws.ReadJSON(&r); err != nil || r.Ack == nil || *r.Ack <= last {
+			t.Fatalf("after ack %d: %+v %v; want a higher ack", last, r, err)
+		}
+		last = *r.Ack
+		acks++
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	// About 1.2 s / 300 ms, plus the first message's and a probe's.
+	if acks > n/4 {
+		t.Errorf("%d acks for %d messages streamed over %v; want about one per %v", acks, n, n*every, d.every)
+	}
+	if d.st.count() != n || d.st.last(devID) != n {
+		t.Fatalf("stored %d up to %d; want %d", d.st.count(), d.st.last(devID), n)
+	}
+}

@@ -152,7 +152,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		return nil
 	})
 	deviceAck := envOr(getenv, "BEDSIDE_DEVICE_ACK_INTERVAL", "1s")
-	fs.Func("device-ack-interval", "time between two commits, and acks, of a device that keeps streaming; 0 stores and acks each message at once, for devices that wait for each ack before sending the next (BEDSIDE_DEVICE_ACK_INTERVAL, default 1s)", func(v string) error {
+	fs.Func("device-ack-interval", "time between two commits, and acks, of a device that keeps streaming ahead of its acks (one that waits for each ack is acked at once); 0 stores and acks each message at once (BEDSIDE_DEVICE_ACK_INTERVAL, default 1s)", func(v string) error {
 		deviceAck = v
 		return nil
 	})
