@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/bedside-health/bedside/store"
@@ -59,6 +60,10 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 		if each[i], err = appendOne(ctx, advance, insert, rq, now); err != nil {
 			return nil, err
 		}
+		// A batch of a slot's devices takes tens of milliseconds of CPU;
+		// let the goroutines delivering live vitals run between devices
+		// rather than wait for the scheduler to preempt the commit.
+		runtime.Gosched()
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err

@@ -37,7 +37,9 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 		where, args = append(where, "o.patient_id = ?"), append(args, q.PatientID)
 	}
 	if q.DeviceID != 0 {
-		where, args = append(where, "o.device_id = ?"), append(args, q.DeviceID)
+		// A device's readings are its patient's: seek the patient's
+		// readings (there is no index by device; migration 0017).
+		where, args = append(where, "o.device_id = ?", "o.patient_id = (SELECT user_id FROM credentials WHERE id = ?)"), append(args, q.DeviceID, q.DeviceID)
 	}
 	if len(q.Codes) > 0 {
 		where = append(where, "o.code IN (?"+strings.Repeat(", ?", len(q.Codes)-1)+")")
