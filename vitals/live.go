@@ -53,6 +53,13 @@ func (s Samples) appendJSON(b []byte) ([]byte, error) {
 			b = append(b, "null"...)
 			continue
 		}
+		// Samples are mostly whole numbers (a waveform frame's are): below
+		// 1e6, where 'g' would turn to an exponent, and not -0, their
+		// integer digits are the same bytes, several times faster.
+		if i := int64(v); float64(i) == v && -1e6 < v && v < 1e6 && (i != 0 || !math.Signbit(v)) {
+			b = strconv.AppendInt(b, i, 10)
+			continue
+		}
 		b = strconv.AppendFloat(b, v, 'g', -1, 64)
 	}
 	return append(b, ']'), nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -53,4 +54,39 @@ func FuzzLiveEncoding(f *testing.F) {
 			LiveWaveform{Type: "waveform", Code: code, Origin: v, Factor: factor, Period: 4, Unit: unit,
 				Data: Samples{sample, v}, Time: at, Device: device, Received: at})
 	})
+}
+
+// TestSamplesWholeNumbers: the whole-number shortcut of Samples writes
+// what strconv's 'g' format does, at the edges of where it applies.
+func TestSamplesWholeNumbers(t *testing.T) {
+	vs := []float64{0, math.Copysign(0, -1), 1, -1, 512, -32768, 32767, 999999, -999999, 1e6, -1e6, 1e6 - 0.5, 1234567, 0.5, -2.5, 1e21, math.MaxInt64, math.MinInt64, 1e300, -1e300, math.SmallestNonzeroFloat64}
+	for v := -1100000.0; v <= 1100000; v += 997 {
+		vs = append(vs, v, v+0.25)
+	}
+	got, _ := Samples(vs).appendJSON(nil)
+	want := []byte{'['}
+	for i, v := range vs {
+		if i > 0 {
+			want = append(want, ',')
+		}
+		want = strconv.AppendFloat(want, v, 'g', -1, 64)
+	}
+	want = append(want, ']')
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// BenchmarkLiveWaveform encodes one live ECG chunk (25 samples of a
+// waveform frame, whole numbers), as each waveform frame is published.
+func BenchmarkLiveWaveform(b *testing.B) {
+	w := LiveWaveform{Type: "waveform", Code: CodeECGLeadII, Factor: 0.005, Period: 4, Unit: "mV", Time: time.Now(), Received: time.Now(), Device: "hub"}
+	for i := range 25 {
+		w.Data = append(w.Data, float64(i*37%1024-512))
+	}
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		buf, _ = w.appendJSON(buf[:0])
+	}
 }
