@@ -338,6 +338,7 @@ func TestServeDeviceSteadyStreamIsBatched(t *testing.T) {
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%d acks for %d messages", acks, n)
 	// About 1.2 s / 300 ms, plus the first message's and a probe's.
 	if acks > n/4 {
 		t.Errorf("%d acks for %d messages streamed over %v; want about one per %v", acks, n, n*every, d.every)
