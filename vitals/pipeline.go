@@ -12,10 +12,10 @@ import (
 
 // DefaultAckInterval is the time between two commits, and so two acks, of
 // one device connection while it streams (sends ahead of its acks; see
-// committer); the commits fall
-// on the clock's multiples of it (shifted by the device's slot), where
-// those of other devices fall too.
-// The first message after a quiet spell is committed and acked at once.
+// committer); the commits fall on the clock's multiples of it (shifted by
+// the device's slot), where those of other devices fall too. The first
+// message after a quiet spell, and each of a device that waits for its
+// acks, is committed and acked at once.
 const DefaultAckInterval = time.Second
 
 // staged is what Accept has handled but not yet committed: the readings
