@@ -1,6 +1,7 @@
 package vitals
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -222,6 +223,32 @@ func FuzzDecodeWaveFrame(f *testing.F) {
 		for _, r := range in.HandleBinary(context.Background(), b) {
 			if !json.Valid(r) {
 				t.Fatalf("reply %q is not JSON", r)
+			}
+		}
+	})
+}
+
+// FuzzEnvelopeScan: scanEnvelope, where it reads a frame, reads what
+// encoding/json does, so DecodeEnvelope is the same with or without it.
+func FuzzEnvelopeScan(f *testing.F) {
+	addSeeds(f, true)
+	for _, s := range []string{`{}`, `{"seq":1,"seq":2,"observation":{"a":[1,{"b":"}"}]}}`, `{"SEQ":3,"Observation":null}`,
+		`{"seq":null,"gatt":"x"}`, ` { "seq" : 4 , "device" : {"x":"\"}"} } `, `{"seq":"5","obs\u0065rvation":{}}`, `[1]`, `null`, `{"seq":1e2}`,
+		`{"ſeq":6}`, `{"seq":7,"observation":{},"observation":[]}`, `{"a":{"seq":1},"seq":8,"observation":"x"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := scanEnvelope(b)
+		if !ok {
+			return
+		}
+		want, err := unmarshalEnvelope(b)
+		if err != nil {
+			t.Fatalf("scanned %q, which encoding/json refuses: %v", b, err)
+		}
+		for _, m := range [][2]json.RawMessage{{got.Seq, want.Seq}, {got.Observation, want.Observation}, {got.GATT, want.GATT}, {got.Device, want.Device}} {
+			if !bytes.Equal(m[0], m[1]) {
+				t.Fatalf("%q: scanned %+v, encoding/json read %+v", b, got, want)
 			}
 		}
 	})

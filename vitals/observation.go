@@ -78,19 +78,153 @@ type Envelope struct {
 // a *FieldError. A valid seq with a missing observation yields the Envelope
 // with its Seq and a *FieldError, so the message can be rejected by number.
 func DecodeEnvelope(b []byte) (Envelope, error) {
-	var raw struct {
-		Seq         json.RawMessage `json:"seq"`
-		Observation json.RawMessage `json:"observation"`
-		GATT        json.RawMessage `json:"gatt"`
-		Device      json.RawMessage `json:"device"`
+	raw, ok := scanEnvelope(b)
+	if !ok {
+		var err error
+		if raw, err = unmarshalEnvelope(b); err != nil {
+			return Envelope{}, err
+		}
 	}
+	return raw.envelope()
+}
+
+// rawEnvelope is an envelope's members as sent.
+type rawEnvelope struct {
+	Seq         json.RawMessage `json:"seq"`
+	Observation json.RawMessage `json:"observation"`
+	GATT        json.RawMessage `json:"gatt"`
+	Device      json.RawMessage `json:"device"`
+}
+
+// unmarshalEnvelope reads an envelope's members with encoding/json: what
+// scanEnvelope does, for every frame.
+func unmarshalEnvelope(b []byte) (rawEnvelope, error) {
+	var raw rawEnvelope
 	if err := json.Unmarshal(b, &raw); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field == "" {
-			return Envelope{}, fmt.Errorf("not a JSON envelope: the frame is %s, want an object", jsonValueKind(te.Value))
+			return raw, fmt.Errorf("not a JSON envelope: the frame is %s, want an object", jsonValueKind(te.Value))
 		}
-		return Envelope{}, fmt.Errorf("not a JSON envelope: %v", err)
+		return raw, fmt.Errorf("not a JSON envelope: %v", err)
 	}
+	return raw, nil
+}
+
+// scanEnvelope reads the members of an envelope that is a valid JSON
+// object whose member names are ASCII without escapes, as
+// unmarshalEnvelope would (names matched regardless of case, the last of
+// a name kept), in one check of the frame and one pass over its top
+// level: json.Unmarshal checks the frame and then scans it again,
+// observation included, which the observation's own decoding scans twice
+// more. It reports false for any other frame, which unmarshalEnvelope
+// reads (FuzzEnvelopeScan).
+func scanEnvelope(b []byte) (raw rawEnvelope, ok bool) {
+	if !json.Valid(b) {
+		return raw, false
+	}
+	i := skipSpace(b, 0)
+	if b[i] != '{' {
+		return raw, false
+	}
+	i = skipSpace(b, i+1)
+	if b[i] == '}' {
+		return raw, true
+	}
+	for {
+		// b is valid JSON: a member is a string, a colon and a value.
+		j := i + 1
+		for ; b[j] != '"'; j++ {
+			if b[j] == '\\' || b[j] >= 0x80 {
+				return raw, false
+			}
+		}
+		name := b[i+1 : j]
+		i = skipSpace(b, skipSpace(b, j+1)+1)
+		end := skipValue(b, i)
+		var dst *json.RawMessage
+		switch {
+		case asciiEqualFold(name, "seq"):
+			dst = &raw.Seq
+		case asciiEqualFold(name, "observation"):
+			dst = &raw.Observation
+		case asciiEqualFold(name, "gatt"):
+			dst = &raw.GATT
+		case asciiEqualFold(name, "device"):
+			dst = &raw.Device
+		}
+		if dst != nil {
+			*dst = append((*dst)[:0], b[i:end]...)
+		}
+		i = skipSpace(b, end)
+		if b[i] == '}' {
+			return raw, true
+		}
+		i = skipSpace(b, i+1) // the comma
+	}
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just after the JSON value that starts at i
+// in valid JSON b.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 { // the end of the enclosing object
+				return i
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// asciiEqualFold reports whether the ASCII name is s (lower case) in any
+// case, as encoding/json matches an ASCII member name to a field's.
+func asciiEqualFold(name []byte, s string) bool {
+	if len(name) != len(s) {
+		return false
+	}
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// envelope checks the members read.
+func (raw rawEnvelope) envelope() (Envelope, error) {
 	if len(raw.Seq) == 0 {
 		return Envelope{}, fieldErr("seq", "missing")
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 const at = "2026-11-25T10:00:00Z"
@@ -259,4 +260,48 @@ func TestFahrenheitConversion(t *testing.T) {
 			t.Errorf("%v [degF] = %v Cel, want %v", c.f, got, c.c)
 		}
 	}
+}
+
+// BenchmarkDecodeEnvelope reads the envelope of a numeric and of a JSON
+// ECG chunk, in alternating batches of 64, with scanEnvelope and with
+// encoding/json (what every frame cost before), so both see the same
+// load; then the numeric's envelope and observation, as Accept does.
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	frames := [][]byte{env(7, hrObs), env(8, waveObs(CodeECGLeadII, strings.TrimSpace(strings.Repeat("512 ", 25))))}
+	var spent [2]time.Duration
+	b.Run("interleaved", func(b *testing.B) {
+		spent = [2]time.Duration{}
+		n := 0
+		for b.Loop() {
+			for way := range 2 {
+				t0 := time.Now()
+				for j := range 64 {
+					f := frames[j%2]
+					if way == 0 {
+						if _, ok := scanEnvelope(f); !ok {
+							b.Fatal("not scanned")
+						}
+					} else if _, err := unmarshalEnvelope(f); err != nil {
+						b.Fatal(err)
+					}
+				}
+				spent[way] += time.Since(t0)
+			}
+			n += 64
+		}
+		b.ReportMetric(float64(spent[0].Nanoseconds())/float64(n), "scan-ns/envelope")
+		b.ReportMetric(float64(spent[1].Nanoseconds())/float64(n), "json-ns/envelope")
+	})
+	b.Run("numeric-envelope-and-observation", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			e, err := DecodeEnvelope(frames[0])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := ParseObservation(e.Observation); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
