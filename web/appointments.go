@@ -139,6 +139,9 @@ func (s *server) handleReschedule(w http.ResponseWriter, r *http.Request, c call
 		return
 	}
 	flash := "Moved. The old join link no longer works; the patient is being emailed the new time and link."
+	if !s.MailConfigured {
+		flash = "Moved. The old join link no longer works. " + outboxNote + ": tell the patient the new time and send this link yourself."
+	}
 	if err := s.notify(ctx, moved); err != nil {
 		flash = "Moved, but the email could not be queued: please tell the patient the new time and send this link."
 	}
@@ -195,12 +198,20 @@ func (s *server) changeStatus(w http.ResponseWriter, r *http.Request, c caller, 
 	flash := "The visit is now " + statusLabel(st) + "."
 	if st == scheduling.StatusCancelled {
 		flash = "Cancelled. The join link no longer works, and the patient is being emailed the cancellation."
+		if !s.MailConfigured {
+			flash = "Cancelled. The join link no longer works. " + outboxNote + ": tell the patient yourself."
+		}
 		if err := s.notify(ctx, changed); err != nil {
 			flash = "Cancelled, but the email could not be queued: please tell the patient."
 		}
 	}
 	s.renderAppointment(w, r, c, changed, http.StatusOK, "", flash)
 }
+
+// outboxNote says, in a flash, that an email to the patient was kept on the
+// Outbox page rather than sent: without a mail server nobody is emailed, and
+// a scheduler told otherwise would wait for a patient who never heard.
+const outboxNote = "No mail server is configured, so the email waits in the Outbox"
 
 // statusLabel says a status as people do.
 func statusLabel(st scheduling.Status) string {

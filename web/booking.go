@@ -301,6 +301,9 @@ func (s *server) handleBook(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	flash := "Booked. The patient is being emailed an invitation with this link."
+	if !s.MailConfigured {
+		flash = "Booked. " + outboxNote + ": send the patient this link yourself."
+	}
 	if err := s.notify(ctx, a); err != nil {
 		flash = "Booked, but the invitation could not be queued: please send the patient this link yourself."
 	}

@@ -606,3 +606,41 @@ func TestVisitKeepsTheZoneItWasBookedIn(t *testing.T) {
 		}
 	}
 }
+
+// TestBookingSaysWhereTheInvitationWent: without a mail server the scheduler
+// is told the invitation waits in the Outbox, not that the patient is being
+// emailed; with one, that the patient is being emailed. Cancelling says the
+// same of its email.
+func TestBookingSaysWhereTheInvitationWent(t *testing.T) {
+	for _, mail := range []bool{false, true} {
+		f := schedFixture(t)
+		if mail {
+			f = newFixtureWith(t, func(d *Deps) {
+				d.Notifier = &notify.Notifier{Store: d.Store, Links: joinlink.Links{Store: d.Store, Key: d.Secret}, PublicURL: "https://clinic.example", From: "visits@clinic.example"}
+				d.MailConfigured = true
+			})
+			var week []scheduling.WeeklyHours
+			for d := time.Sunday; d <= time.Saturday; d++ {
+				week = append(week, scheduling.WeeklyHours{Weekday: d, Start: 0, End: 24 * 60})
+			}
+			if err := f.st.SetAvailability(t.Context(), f.doc.ID, scheduling.Availability{Weekly: week, SlotLength: 30 * time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := f.signIn(t, "sched@example.org")
+		status, body := post(t, c, f.srv.URL+"/appointments", bookForm(f, tomorrowAt(10, 0), ""))
+		emailed, outbox := strings.Contains(body, "The patient is being emailed"), strings.Contains(body, "the email waits in the Outbox")
+		if status != http.StatusCreated || emailed != mail || outbox == mail {
+			t.Fatalf("mail server %v: booking answered %d, says emailed %v, outbox %v:\n%s", mail, status, emailed, outbox, body)
+		}
+		list := liveAppointments(t, f)
+		if len(list) != 1 {
+			t.Fatalf("%d visits booked", len(list))
+		}
+		status, body = post(t, c, fmt.Sprintf("%s/appointments/%d/cancel", f.srv.URL, list[0].ID), url.Values{"reason": {"unwell"}})
+		emailed, outbox = strings.Contains(body, "the patient is being emailed the cancellation"), strings.Contains(body, "the email waits in the Outbox")
+		if status != http.StatusOK || emailed != mail || outbox == mail {
+			t.Fatalf("mail server %v: cancelling answered %d, says emailed %v, outbox %v:\n%s", mail, status, emailed, outbox, body)
+		}
+	}
+}
