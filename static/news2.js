@@ -85,13 +85,22 @@ class NEWS2Panel {
     if (!m) return;
     this.scale2 = m.scale === 2;
     this.root.querySelector('#news2-scale2').checked = this.scale2;
-    this.total.textContent = String(m.score);
+    // With nothing measured or entered yet the score is 0 of nothing: say
+    // so rather than show a reassuring "Low risk".
+    const none = (m.params || []).every((p) => p.source === 'missing');
+    this.total.textContent = none ? '–' : String(m.score);
     const band = m.band;
-    this.root.dataset.band = band;
-    this.band.textContent = m.complete
-      ? `${m.response.risk} risk (${band})`
-      : `${m.response.risk} risk so far (incomplete: ${(m.missing || []).concat(m.stale || []).map((p) => PARAM_TITLES[p] || p).join(', ')})`;
-    this.response.textContent = `${m.response.urgency}: ${m.response.action} Observations: ${m.response.monitoring}.`;
+    this.root.dataset.band = none ? 'none' : band;
+    this.root.dataset.empty = String(none);
+    if (none) {
+      this.band.textContent = 'no readings yet';
+      this.response.textContent = 'The score appears once a device sends a reading or you enter one below.';
+    } else {
+      this.band.textContent = m.complete
+        ? `${m.response.risk} risk (${band})`
+        : `${m.response.risk} risk so far (incomplete: ${(m.missing || []).concat(m.stale || []).map((p) => PARAM_TITLES[p] || p).join(', ')})`;
+      this.response.textContent = `${m.response.urgency}: ${m.response.action} Observations: ${m.response.monitoring}.`;
+    }
     this.params.replaceChildren(...m.params.map((p) => {
       let source = p.source;
       if (source === 'measured' && p.code && this.staleCodes.has(p.code)) source = 'stale';

@@ -64,7 +64,12 @@ func TestBrowserNEWS2Alert(t *testing.T) {
 	if err != nil {
 		t.Fatalf("physician: %v", err)
 	}
-	waitJS(t, doctor, "NEWS2 panel has its snapshot", `document.querySelector('#news2-panel').dataset.band === 'low'`, 20*time.Second)
+	// With nothing measured yet the panel says so, not "Low risk" of a 0.
+	waitJS(t, doctor, "NEWS2 panel has its snapshot", `document.querySelector('#news2-panel').dataset.empty === 'true' && document.querySelectorAll('#news2-params li').length === 7`, 20*time.Second)
+	if ok, err := chromedp.Run(doctor, chromedp.Evaluate[bool](`document.querySelector('#news2-panel').dataset.band === 'none' && document.querySelector('#news2-total').textContent === '–' &&
+		document.querySelector('#news2-band').textContent === 'no readings yet' && !/risk/i.test(document.querySelector('#news2-panel .news2-score').textContent)`)); err != nil || !ok {
+		t.Fatalf("with no readings the NEWS2 panel shows a score or a risk (%v)", err)
+	}
 	// The overlay and the panel share the page's one vitals socket.
 	waitJS(t, doctor, "overlay connected", `/^Vitals: (connected|live)/.test(document.querySelector('#vitals-status').textContent)`, 20*time.Second)
 	if n := openSockets(t, ts, "vitals"); n != 1 {
