@@ -120,6 +120,7 @@ var allowed = map[string][]string{
 
 	"GET /visits/{id}/record":      {physician},
 	"POST /visits/{id}/notes":      {physician}, // the fixture's visit is not held: 409, and nothing saved
+	"POST /visits/{id}/complete":   {physician}, // not under way: 409, and the status stays
 	"GET /visits/{id}/record/fhir": {physician}, // not held: the FHIR 404
 	"GET /patients/{id}/chart":     {physician}, // a patient the physician has a visit with
 

@@ -64,8 +64,11 @@ func (s *server) handleVisitRecord(w http.ResponseWriter, r *http.Request, c cal
 		return
 	}
 	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/record")
-	if r.URL.Query().Get("saved") == "1" {
+	switch {
+	case r.URL.Query().Get("saved") == "1":
 		v.Flash = "The note is saved."
+	case r.URL.Query().Get("completed") == "1":
+		v.Flash = "The visit is marked completed."
 	}
 	s.render(w, r, http.StatusOK, templates.RecordPage(v))
 }
@@ -89,6 +92,9 @@ func (s *server) recordView(ctx context.Context, c caller, a scheduling.Appointm
 		return v, err
 	}
 	v.Held = true
+	if a.Status == scheduling.StatusArrived {
+		v.CompleteURL = "/visits/" + id + "/complete"
+	}
 	v.Started = formatWhen(start, loc)
 	until := end
 	if end.IsZero() {
@@ -280,6 +286,33 @@ func (s *server) handleSaveNote(w http.ResponseWriter, r *http.Request, c caller
 	}
 	s.audited(r, c, audit.ActionUpdate, a.PatientID, audit.Ref("Appointment", a.ID)+"/note")
 	http.Redirect(w, r, "/visits/"+strconv.FormatInt(a.ID, 10)+"/record?saved=1", http.StatusSeeOther)
+}
+
+// handleCompleteVisit is the physician ending their visit once it is over:
+// checked in becomes completed, which closes the record (its end, duration
+// and timeline) and the FHIR encounter. Leaving the call does not, since a
+// physician may leave and come back; without this only a scheduler could.
+func (s *server) handleCompleteVisit(w http.ResponseWriter, r *http.Request, c caller) {
+	a, ok := s.ownVisit(w, r, c, audit.ActionUpdate, "")
+	if !ok || !s.readForm(w, r) {
+		return
+	}
+	if a.Status != scheduling.StatusArrived {
+		http.Error(w, "only a visit that is under way (checked in) can be marked completed; this one is "+statusLabel(a.Status), http.StatusConflict)
+		return
+	}
+	_, err := s.Store.SetAppointmentStatus(r.Context(), a.ID, scheduling.StatusFulfilled, store.Change{ActorID: c.User.ID, At: s.Now()})
+	if errors.Is(err, scheduling.ErrTransition) {
+		http.Error(w, "this visit can no longer be marked completed", http.StatusConflict)
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.Log.InfoContext(r.Context(), "appointment status changed", "appointment", a.ID, "status", scheduling.StatusFulfilled, "by", c.User.ID)
+	s.audited(r, c, audit.ActionUpdate, a.PatientID, audit.Ref("Appointment", a.ID))
+	http.Redirect(w, r, "/visits/"+strconv.FormatInt(a.ID, 10)+"/record?completed=1", http.StatusSeeOther)
 }
 
 // handleRecordExport downloads the visit as FHIR: the Bundle of GET

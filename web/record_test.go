@@ -252,3 +252,54 @@ func TestTimelineReusesStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestPhysicianCompletesVisit: the physician ends their visit from its
+// record once it is under way, which closes the record; nobody else can,
+// and a visit not under way cannot be.
+func TestPhysicianCompletesVisit(t *testing.T) {
+	f := newFixture(t)
+	doc, doc2 := f.signIn(t, "doc@example.org"), f.signIn(t, "doc2@example.org")
+	base := fmt.Sprintf("%s/visits/%d", f.srv.URL, f.visit.ID)
+	status := func() scheduling.Status {
+		a, err := f.st.AppointmentByID(t.Context(), f.visit.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Status
+	}
+	complete := func(c *http.Client) int {
+		resp, err := c.PostForm(base+"/complete", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := complete(doc); code != http.StatusConflict || status() != scheduling.StatusBooked {
+		t.Fatalf("completing a visit not under way: %d, status %s; want 409 and booked", code, status())
+	}
+	if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusArrived, store.Change{ActorID: f.doc.ID, At: time.Now().Add(-10 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, doc, base+"/record"); !strings.Contains(body, "still going on") || !strings.Contains(body, "Mark the visit completed") {
+		t.Fatalf("the record of a visit under way offers no way to end it:\n%s", body)
+	}
+	if code := complete(doc2); code != http.StatusForbidden || status() != scheduling.StatusArrived {
+		t.Fatalf("another physician completing the visit: %d, status %s; want 403 and checked in", code, status())
+	}
+	if code := complete(doc); code != http.StatusSeeOther || status() != scheduling.StatusFulfilled {
+		t.Fatalf("the physician completing the visit: %d, status %s; want 303 and fulfilled", code, status())
+	}
+	_, body := get(t, doc, base+"/record?completed=1")
+	for _, want := range []string{"The visit is marked completed.", "Status</dt><dd>completed", "Duration</dt><dd>10 min"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the completed visit's record lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "still going on") || strings.Contains(body, "Mark the visit completed") {
+		t.Error("the completed visit's record still says it goes on")
+	}
+	if code := complete(doc); code != http.StatusConflict {
+		t.Errorf("completing it again: %d, want 409", code)
+	}
+}

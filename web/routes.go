@@ -127,6 +127,7 @@ func (s *server) routeTable() []route {
 		{"POST /consult/{id}/alerts/{alert}/ack", physician(s.handleAcknowledge)},
 		{"GET /visits/{id}/record", physician(s.handleVisitRecord)},
 		{"POST /visits/{id}/notes", physician(s.handleSaveNote)},
+		{"POST /visits/{id}/complete", physician(s.handleCompleteVisit)},
 		{"GET /visits/{id}/record/fhir", physician(s.handleRecordExport(fhir.VisitExport(fhirDeps)))},
 		{"GET /patients/{id}/chart", physician(s.handleChart)}, // a patient the physician has a visit with
 

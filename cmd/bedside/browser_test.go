@@ -282,6 +282,27 @@ func TestBrowserVisit(t *testing.T) {
 		t.Errorf("devicesim saw no acknowledgement:\n%s", out)
 	}
 
+	// The physician leaves, follows the link to the visit's record, marks
+	// the visit completed there and downloads it as FHIR.
+	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#leave-button"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "the record link after leaving", `document.querySelector('#call-state').dataset.state === 'left' && !!document.querySelector('#record-link') && !document.querySelector('#left-panel').hidden`, 10*time.Second)
+	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#record-link"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "the record of a visit under way", fmt.Sprintf(`location.pathname === '/visits/%d/record' && /still going on/.test(document.body.innerText)`, visit), 10*time.Second)
+	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("form.complete-visit button"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "the visit completed", `/The visit is marked completed/.test(document.body.innerText) && /Duration/.test(document.body.innerText) && !/still going on/.test(document.body.innerText)`, 10*time.Second)
+	waitJS(t, doctor, "the FHIR export downloads", `(async () => {
+  const a = [...document.querySelectorAll('a')].find((a) => a.textContent === 'Export FHIR');
+  const r = await fetch(a.href);
+  const b = await r.json();
+  return r.ok && b.resourceType === 'Bundle' && b.entry.some((e) => e.resource.resourceType === 'Encounter' && e.resource.status === 'finished');
+})()`, 10*time.Second)
+
 	resp, err := http.Get(ts.URL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("server unhealthy after the visit: %v", err)
