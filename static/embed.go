@@ -6,5 +6,5 @@ import "embed"
 
 // Files holds every asset below this folder.
 //
-//go:embed *.css *.js vendor
+//go:embed *.css *.js *.svg vendor
 var Files embed.FS

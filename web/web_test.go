@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +239,30 @@ func TestSignInRotatesAndSignOutEnds(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("after sign-out: %d, want redirect to sign-in", resp.StatusCode)
+	}
+}
+
+// TestPagesHaveAnIcon: every page names its icon, which is served, so a
+// browser neither shows a blank tab icon nor logs a 404 for /favicon.ico.
+func TestPagesHaveAnIcon(t *testing.T) {
+	f := newFixture(t)
+	resp, err := http.Get(f.srv.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`<link rel="icon" href="([^"]+)"`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("the sign-in page names no icon:\n%s", b)
+	}
+	resp, err = http.Get(f.srv.URL + string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	icon, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(string(icon), "<svg") {
+		t.Fatalf("the icon %s: %d %q", m[1], resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
