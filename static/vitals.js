@@ -235,6 +235,12 @@ function start(path, overlay) {
     status.textContent = text;
     status.classList.toggle('live', !!live);
   }
+  // Before the visit's live vitals open the server refuses the socket:
+  // say when they open rather than that the connection is lost.
+  const opens = Date.parse(root?.dataset.vitalsFrom || '');
+  const notYet = () => Number.isFinite(opens) && Date.now() < opens;
+  const notYetText = () => `Vitals: they open at ${timeFmt.format(opens)}, shortly before the visit`;
+  if (notYet()) setStatus(notYetText(), false);
 
   function reading(msg) {
     const v = Number(msg.value);
@@ -275,7 +281,7 @@ function start(path, overlay) {
       clearTimeout(gapTimer);
       gapTimer = setTimeout(() => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0), 5000);
     },
-    close: (e, willRetry) => setStatus(willRetry ? 'Vitals: connection lost, reconnecting…' : 'Vitals: off', false),
+    close: (e, willRetry) => setStatus(!willRetry ? 'Vitals: off' : notYet() ? notYetText() : 'Vitals: connection lost, reconnecting…', false),
   });
   setInterval(() => {
     const now = clock();
