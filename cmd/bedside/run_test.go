@@ -269,6 +269,10 @@ func TestServeSignInAndBook(t *testing.T) {
 	if !strings.Contains(ts.out.String(), "scheduler@demo.bedside.test") {
 		t.Fatalf("startup output does not say how to sign in:\n%s", ts.out.String())
 	}
+	// Not on devicesim's default address: the output says how to reach it.
+	if want := "go run ./cmd/devicesim --url " + strings.Replace(ts.URL, "http://", "ws://", 1) + "/ws/device --token"; !strings.Contains(ts.out.String(), want) {
+		t.Errorf("startup output does not point devicesim at the server (%s):\n%s", want, ts.out.String())
+	}
 	status, _ := get(t, client(t), ts.URL+"/readyz")
 	if status != http.StatusOK {
 		t.Fatalf("readyz: %d", status)
@@ -411,6 +415,26 @@ func TestCLIAddsUsersAndTokens(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if err := run(context.Background(), bad, ts.getenv, strings.NewReader(""), &out, &errOut); err == nil {
 			t.Errorf("bedside %v succeeded, want an error", bad)
+		}
+	}
+}
+
+// TestDevicesimHint: the hint appears only for a demo database served
+// elsewhere than devicesim's default, with the WebSocket scheme of the URL.
+func TestDevicesimHint(t *testing.T) {
+	demo, plain := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(demo, demoFile), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ data, url, want string }{
+		{demo, "http://localhost:8080", ""},
+		{plain, "http://127.0.0.1:9000", ""},
+		{demo, "http://127.0.0.1:9000", "--url ws://127.0.0.1:9000/ws/device "},
+		{demo, "https://clinic.example", "--url wss://clinic.example/ws/device "},
+	} {
+		got := devicesimHint(c.data, c.url)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("devicesimHint(%s) = %q, want %q", c.url, got, c.want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -395,7 +396,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	log.Info("bedside serving", "addr", ln.Addr().String(), "store", where, "bus", busName, "tls", c.https.mode())
-	fmt.Fprintf(stdout, "Bedside is running at %s\n", displayURL(c.publicURL, ln.Addr()))
+	shown := displayURL(c.publicURL, ln.Addr())
+	fmt.Fprintf(stdout, "Bedside is running at %s\n", shown)
+	if hint := devicesimHint(c.data, shown); hint != "" {
+		fmt.Fprintln(stdout, hint)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- tlsSrv.serve(srv, ln) }()
@@ -412,6 +417,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Warn("shutdown incomplete", "err", err)
 	}
 	return nil
+}
+
+// devicesimHint tells a demo user who runs the server elsewhere than
+// devicesim's default (http://localhost:8080) how to point it here: the
+// command printed with the demo token has no --url. Empty otherwise.
+func devicesimHint(data, shown string) string {
+	if _, err := os.Stat(filepath.Join(data, demoFile)); err != nil || shown == "http://localhost:8080" {
+		return ""
+	}
+	ws := "ws" + strings.TrimPrefix(strings.TrimSuffix(shown, "/"), "http")
+	return "The simulated vitals hub reaches it with: go run ./cmd/devicesim --url " + ws + "/ws/device --token …"
 }
 
 func displayURL(public string, addr net.Addr) string {
