@@ -76,6 +76,7 @@ function Call(root) {
   const trackIds = new Map(); // remote track -> the server's track id
   const tilesSent = new Map(); // server track id -> the tile size last sent
   let shown = null; // the participant on #remote-video
+  let lastShownName = ''; // who was last on it, to say they left
   // Everyone else with media (a second person, an exam camera) gets a
   // small labelled tile in #extra-tiles: participant id -> {tile, video}.
   const extraTiles = new Map();
@@ -366,6 +367,8 @@ function Call(root) {
     pub = null;
     sub = null;
     for (const id of [...remotes.keys()]) removeParticipant(id, true);
+    lastShownName = ''; // our own leaving or a reconnect: nobody "left"
+    el.remotePlaceholder.textContent = placeholderText;
     trackOwner.clear();
     quality.clear();
     speaker = '';
@@ -517,7 +520,10 @@ function Call(root) {
     const hasVideo = !!v && !v.muted;
     el.remoteTile.classList.toggle('no-video', !hasVideo);
     el.remoteName.textContent = shown ? shown.name : remoteName;
-    if (!shown) el.remotePlaceholder.textContent = placeholderText;
+    if (shown) lastShownName = shown.name;
+    // Once someone has been seen and gone, "will appear when the visit
+    // starts" would be wrong: say they left.
+    if (!shown) el.remotePlaceholder.textContent = lastShownName ? `${lastShownName} left the call. You can wait here in case they come back, or leave.` : placeholderText;
     else if (!v) el.remotePlaceholder.textContent = `${shown.name}’s camera is off. You can still talk.`;
     else el.remotePlaceholder.textContent = `Waiting for ${shown.name}’s video…`;
     el.remotePlaceholder.hidden = hasVideo;
