@@ -43,8 +43,8 @@ export function unavailable(bluetooth, secure) {
     return 'Pairing devices needs a secure (https) connection to this page. Open the link from your invitation again, which uses one. ' + hub;
   }
   if (!bluetooth) {
-    return 'This browser cannot pair Bluetooth devices (Firefox and Safari do not support it). ' +
-      'Open this page in Chrome or Edge on a computer or Android phone to pair a device. ' + hub;
+    return 'This browser cannot pair Bluetooth devices (Firefox and Safari do not support it, nor does Chrome on Linux unless it is turned on in its settings). ' +
+      'Open this page in Chrome or Edge on Windows, a Mac, a Chromebook or an Android phone to pair a device. ' + hub;
   }
   return '';
 }
