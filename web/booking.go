@@ -149,8 +149,11 @@ func (s *server) renderWeek(w http.ResponseWriter, r *http.Request, c caller, wr
 		day := monday.AddDate(0, 0, d)
 		next := monday.AddDate(0, 0, d+1)
 		dv := templates.DayView{Label: day.Format("Mon 2 Jan"), Empty: "No hours"}
-		if !next.After(s.Now()) {
+		switch now := s.Now(); {
+		case !next.After(now):
 			dv.Empty = "Past"
+		case !day.After(now):
+			dv.Empty = "No more times today" // its hours may have passed, not be missing
 		}
 		for _, sl := range slots {
 			if st := sl.Start.In(loc); !st.Before(day) && st.Before(next) {

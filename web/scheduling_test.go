@@ -644,3 +644,28 @@ func TestBookingSaysWhereTheInvitationWent(t *testing.T) {
 		}
 	}
 }
+
+// TestWeekSaysTodayIsOver: late in a day whose hours have all passed, the
+// week says there are no more times today, not that the physician has no
+// hours; days before say Past, days after offer their times.
+func TestWeekSaysTodayIsOver(t *testing.T) {
+	london, _ := time.LoadLocation("Europe/London")
+	d := time.Now().In(london).AddDate(0, 0, 1)
+	late := time.Date(d.Year(), d.Month(), d.Day(), 23, 50, 0, 0, london)
+	f := newFixtureWith(t, func(d *Deps) { d.Now = func() time.Time { return late } })
+	var week []scheduling.WeeklyHours
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		week = append(week, scheduling.WeeklyHours{Weekday: d, Start: 9 * 60, End: 17 * 60})
+	}
+	if err := f.st.SetAvailability(t.Context(), f.doc.ID, scheduling.Availability{Weekly: week, SlotLength: 30 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.signIn(t, "sched@example.org")
+	_, page := getPage(t, c, fmt.Sprintf("%s/schedule?physician=%d", f.srv.URL, f.doc.ID))
+	if !strings.Contains(page, "No more times today") {
+		t.Errorf("at %s today's column does not say its times are over:\n%s", late, page)
+	}
+	if late.Weekday() != time.Sunday && !strings.Contains(page, "slot free") {
+		t.Errorf("the days after %s offer no times", late)
+	}
+}
