@@ -149,7 +149,7 @@ func TestBrowserVisit(t *testing.T) {
 		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordPeerConnections})
 		return err
 	})
-	if err := chromedp.Do(patient, watch, chromedp.Navigate(link)); err != nil {
+	if err := chromedp.Do(patient, watch, chromedp.EmulateViewport(1280, 720), chromedp.Navigate(link)); err != nil {
 		t.Fatal(err)
 	}
 	loc, err := chromedp.Run(patient, chromedp.Location())
@@ -163,6 +163,11 @@ func TestBrowserVisit(t *testing.T) {
 	visit, _ := strconv.Atoi(m[1])
 	waitJS(t, patient, "camera preview", `(() => { const v = document.querySelector('#local-video'); return !!v && v.videoWidth > 0; })()`, 15*time.Second)
 	waitJS(t, patient, "join button enabled", `!document.querySelector('#join-button').disabled`, 15*time.Second)
+	// On a 1280x720 laptop, Join is in view under the camera preview.
+	const inView = `(() => { const r = document.querySelector('#join-button').getBoundingClientRect(); return scrollY === 0 && r.height > 0 && r.bottom <= innerHeight; })()`
+	if ok, err := chromedp.Run(patient, chromedp.Evaluate[bool](inView)); err != nil || !ok {
+		t.Errorf("the Join button is below the fold of a 1280x720 window (%v)", err)
+	}
 	if err := chromedp.Do(patient, chromedp.Click(chromedp.CSS("#join-button"))); err != nil {
 		t.Fatal(err)
 	}
