@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bedside-health/bedside/account"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -29,29 +30,13 @@ func (h *handler) authenticate(r *http.Request) (*caller, error) {
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, unauthorized(false, "no bearer token: send Authorization: Bearer <token> (issue one with `bedside token issue`)")
 	}
-	cred, err := h.Store.CredentialByHash(ctx, store.CredentialAPI, auth.HashToken(token))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthorized(true, "the bearer token is not a known API token")
+	u, err := account.APIUser(ctx, h.Store, auth.HashToken(token), h.Now())
+	var refused account.TokenRefused
+	if errors.As(err, &refused) {
+		return nil, unauthorized(true, "%s", refused)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
-	}
-	now := h.Now()
-	switch {
-	case !cred.RevokedAt.IsZero():
-		return nil, unauthorized(true, "the bearer token was revoked")
-	case !cred.ExpiresAt.IsZero() && !cred.ExpiresAt.After(now):
-		return nil, unauthorized(true, "the bearer token has expired")
-	}
-	u, err := h.Store.UserByID(ctx, cred.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthorized(true, "the bearer token's user no longer exists")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", err)
-	}
-	if !u.Active() {
-		return nil, unauthorized(true, "the bearer token's account is deactivated")
 	}
 	return &caller{user: u}, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/sdp/v3"
 
+	"github.com/bedside-health/bedside/account"
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/media"
@@ -55,24 +56,14 @@ func (s *server) bearerCaller(w http.ResponseWriter, r *http.Request) (caller, b
 	if len(h) <= 7 || !strings.EqualFold(h[:7], "Bearer ") || strings.TrimSpace(h[7:]) == "" {
 		return refuse("an API token is required: send Authorization: Bearer <token> (issue one with `bedside token issue`)")
 	}
-	cred, err := s.Store.CredentialByHash(r.Context(), store.CredentialAPI, auth.HashToken(strings.TrimSpace(h[7:])))
-	if errors.Is(err, store.ErrNotFound) {
-		return refuse("the bearer token is not a known API token")
+	u, err := account.APIUser(r.Context(), s.Store, auth.HashToken(strings.TrimSpace(h[7:])), s.Now())
+	var refused account.TokenRefused
+	if errors.As(err, &refused) {
+		return refuse(string(refused))
 	}
 	if err != nil {
 		s.serverError(w, r, err)
 		return caller{}, false
-	}
-	now := s.Now()
-	switch {
-	case !cred.RevokedAt.IsZero():
-		return refuse("the bearer token was revoked")
-	case !cred.ExpiresAt.IsZero() && !cred.ExpiresAt.After(now):
-		return refuse("the bearer token has expired")
-	}
-	u, err := s.Store.UserByID(r.Context(), cred.UserID)
-	if err != nil {
-		return refuse("the bearer token's user no longer exists")
 	}
 	return caller{User: u}, true
 }
@@ -201,33 +192,35 @@ func readOffer(w http.ResponseWriter, r *http.Request) (string, int, error) {
 
 // checkOffer refuses a body that is not an SDP offer the SFU can use, with
 // a message saying what is wrong: every video section must offer a video
-// codec the SFU receives (media.AcceptsVideo), and some section must be
-// usable.
+// codec the SFU receives (media.AcceptsVideo), every audio section Opus,
+// and there must be at least one such section.
 func checkOffer(body []byte) error {
 	var d sdp.SessionDescription
 	if err := d.Unmarshal(body); err != nil {
 		return fmt.Errorf("the body is not valid SDP: %w", err)
 	}
-	sections, usable := 0, 0
+	sections := 0
 	for _, m := range d.MediaDescriptions {
 		if m.MediaName.Media != "audio" && m.MediaName.Media != "video" {
 			continue
 		}
 		sections++
-		if m.MediaName.Media == "audio" && offersOpus(m) || m.MediaName.Media == "video" && offersVideo(m) {
-			usable++
-		} else if m.MediaName.Media == "video" {
+		switch {
+		case m.MediaName.Media == "audio" && !offersOpus(m):
+			return errAudioCodec
+		case m.MediaName.Media == "video" && !offersVideo(m):
 			return errVideoCodec
 		}
 	}
-	switch {
-	case sections == 0:
+	if sections == 0 {
 		return errors.New("the offer has no audio or video section")
-	case usable == 0:
-		return errors.New("the offer has no codec the server forwards: Opus audio, or video in " + media.AcceptedVideo)
 	}
 	return nil
 }
+
+// errAudioCodec refuses an audio section without Opus, the one audio
+// codec the SFU forwards.
+var errAudioCodec = errors.New("the offer's audio is in no codec the server forwards: send Opus audio")
 
 // errVideoCodec refuses a video section in no codec the SFU receives.
 var errVideoCodec = errors.New("the offer's video is in no codec the server forwards: send " + media.AcceptedVideo)

@@ -310,6 +310,7 @@ func TestWHIPRefusesBadRequests(t *testing.T) {
 		{"H.264 without packetization mode 1", path, tok, "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=0;profile-level-id=42e01f\r\n", http.StatusBadRequest, "packetization-mode=1"},
 		{"VP9 video with Opus", path, tok, "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\nm=video 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:98 VP9/90000\r\n", http.StatusBadRequest, "VP8, or H.264"},
 		{"G.722 only", path, tok, "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 9\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:9 G722/8000\r\n", http.StatusBadRequest, "Opus audio"},
+		{"Opus and a G.722-only audio section", path, tok, "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\nm=audio 9 UDP/TLS/RTP/SAVPF 9\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:9 G722/8000\r\n", http.StatusBadRequest, "Opus audio"},
 		{"too large", path, tok, "application/sdp", offer + strings.Repeat("a=x\r\n", maxOffer/5), http.StatusRequestEntityTooLarge, "larger than"},
 		{"no token", path, "", "application/sdp", offer, http.StatusUnauthorized, "API token"},
 		{"unknown visit", "/whip/999999", tok, "application/sdp", offer, http.StatusNotFound, "no such visit"},
@@ -370,4 +371,39 @@ func TestWHIPRefusesBadRequests(t *testing.T) {
 	if resp, body := f.streamRequest(t, http.MethodPost, path, tok, "application/sdp", o.SDP); resp.StatusCode != http.StatusGone {
 		t.Errorf("a cancelled visit: %d %q, want 410", resp.StatusCode, body)
 	}
+}
+
+// TestWHIPRefusesADeactivatedAccount: an API token issued alongside a
+// deactivation (so not revoked by it) opens neither WHIP nor WHEP, as it
+// opens no FHIR: every guard refuses a deactivated account.
+func TestWHIPRefusesADeactivatedAccount(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.st.DeactivateUser(t.Context(), f.pat.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.apiToken(t, f.pat.ID)
+	for _, kind := range []string{"whip", "whep"} {
+		resp, body := f.streamRequest(t, http.MethodPost, fmt.Sprintf("/%s/%d", kind, f.visit.ID), tok, "application/sdp", vp8Offer(t))
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "deactivated") {
+			t.Errorf("%s with a deactivated patient's token: %d %.120q, want 401 saying deactivated", kind, resp.StatusCode, body)
+		}
+	}
+}
+
+// vp8Offer is a WHIP publisher's offer (one sendonly VP8 track).
+func vp8Offer(t *testing.T) string {
+	t.Helper()
+	pc := newClientPC(t)
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.SDP
 }
