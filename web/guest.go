@@ -160,6 +160,9 @@ func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 				"This page opens from the personal link the clinic sent you. Please open that link again.")
 			return
 		}
+		if l.ID != 0 {
+			s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
+		}
 		s.guestRefused(w, r, a, err, true)
 		return
 	}
@@ -177,6 +180,8 @@ func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 		v.Vitals, v.StaleMs = true, overlayStaleMs()
 		v.PatientName = s.userName(r, a.PatientID)
 		v.MainParticipant = "u" + strconv.FormatInt(a.PatientID, 10)
+		// The page names the patient: a read of the visit by the guest.
+		s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
 	}
 	s.render(w, r, http.StatusOK, templates.GuestPage(v))
 }
@@ -188,8 +193,11 @@ func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 // may be wrapped: the pre-call connectivity check.
 func (s *server) guestAPI(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l, _, err := s.guestFrom(r)
+		l, a, err := s.guestFrom(r)
 		if err != nil {
+			if l.ID != 0 {
+				s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
+			}
 			http.Error(w, "open your guest link again", http.StatusUnauthorized)
 			return
 		}
@@ -365,6 +373,8 @@ func (s *server) guestsView(ctx context.Context, r *http.Request, c caller, a sc
 // from the consult page, or a scheduler from the appointment page.
 func (s *server) handleIssueGuest(consult bool) func(http.ResponseWriter, *http.Request, caller) {
 	return func(w http.ResponseWriter, r *http.Request, c caller) {
+		// The answer shows the new link, once: no cache may keep it.
+		w.Header().Set("Cache-Control", "no-store")
 		a, ok := s.guestVisit(w, r, c, consult)
 		if !ok || !s.readForm(w, r) {
 			return

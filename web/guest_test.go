@@ -374,6 +374,80 @@ func TestSchedulerIssuesGuestLinks(t *testing.T) {
 	}
 }
 
+// TestGuestLinkPageIsNotCached: the answer that shows a new guest link,
+// once, tells every cache not to keep it, on both the consult and the
+// appointment page.
+func TestGuestLinkPageIsNotCached(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct{ who, path string }{
+		{"doc@example.org", fmt.Sprintf("/consult/%d/guests", f.visit.ID)},
+		{"sched@example.org", fmt.Sprintf("/appointments/%d/guests", f.visit.ID)},
+	} {
+		resp, err := f.signIn(t, c.who).PostForm(f.srv.URL+c.path, url.Values{"role": {"family"}, "name": {"Sam Lee"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !guestLinkRE.Match(body) {
+			t.Fatalf("POST %s: %d, want the page with the new link", c.path, resp.StatusCode)
+		}
+		if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+			t.Errorf("POST %s: Cache-Control %q on the page that shows the guest link, want no-store", c.path, cc)
+		}
+	}
+}
+
+// TestGuestRefusalsAreAudited: every page behind a guest link audits a
+// refused link as denied, as docs/security.md says; a second physician's
+// call page, which names the patient, is audited as a read.
+func TestGuestRefusalsAreAudited(t *testing.T) {
+	m := newMatrix(t)
+	ctx := t.Context()
+	mk := func(role string, revoked time.Time) (store.GuestLink, string) {
+		tok, hash := auth.NewToken()
+		l, err := m.st.CreateGuestLink(ctx, store.GuestLink{AppointmentID: m.visit.ID, TokenHash: hash, Role: role,
+			Name: "Sam", IssuedBy: m.doc.ID, CreatedAt: time.Now(), ExpiresAt: m.visit.End.Add(time.Hour), RevokedAt: revoked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, tok
+	}
+	get := func(path, tok string) int {
+		req, _ := http.NewRequest("GET", m.srv.URL+path, nil)
+		req.AddCookie(&http.Cookie{Name: guestCookie, Value: tok})
+		resp, err := noRedirect().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	audited := func(l store.GuestLink, outcome string) bool {
+		return slices.ContainsFunc(m.newAuditEvents(t), func(e store.AuditEvent) bool {
+			return e.Resource == guestResource(l) && e.PatientID == m.pat.ID && e.ActorRole == auditRoleGuest &&
+				e.ActorID == m.doc.ID && e.Action == audit.ActionRead && e.Outcome == outcome
+		})
+	}
+	revoked, tok := mk(store.GuestFamily, time.Now())
+	m.newAuditEvents(t)
+	for _, path := range []string{"/guest/call", "/guest/connectivity-check"} {
+		if st := get(path, tok); st < 400 {
+			t.Fatalf("GET %s with a revoked link: %d", path, st)
+		}
+		if !audited(revoked, audit.OutcomeDenied) {
+			t.Errorf("GET %s with a revoked guest link: no denied event", path)
+		}
+	}
+	phys, tok := mk(store.GuestPhysician, time.Time{})
+	if st := get("/guest/call", tok); st != http.StatusOK {
+		t.Fatalf("a second physician's page: %d", st)
+	}
+	if !audited(phys, audit.OutcomeSuccess) {
+		t.Error("a second physician's page, which names the patient, was not audited")
+	}
+}
+
 // TestGuestsFillTheVisit: guests, waiting or admitted, take at most four
 // of the six places a visit holds; the fifth guest is told the visit has
 // its guests, and the patient, arriving last, still gets in.
