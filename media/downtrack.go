@@ -533,24 +533,34 @@ func (d *downTrack) handleRTCP(pkts []rtcp.Packet, now time.Time) {
 // about this track.
 func (d *downTrack) report(rs []rtcp.ReceptionReport, now time.Time) {
 	d.mu.Lock()
-	ssrc := d.ssrc
+	ssrc, clock := d.ssrc, d.clock
 	d.mu.Unlock()
 	for _, r := range rs {
 		if r.SSRC != ssrc {
 			continue
 		}
 		d.stats.fractionLost.Store(uint32(r.FractionLost))
-		d.stats.jitter.Store(r.Jitter)
+		// The receiver says what it likes: beyond maxReported the value is
+		// no measurement, and would set the node-wide maximum alone.
+		if clock != 0 && uint64(r.Jitter) <= uint64(clock)*uint64(maxReported/time.Second) {
+			d.stats.jitter.Store(r.Jitter)
+		}
 		if r.LastSenderReport != 0 {
 			// Compact NTP: the middle 32 bits of a 64-bit NTP time.
 			ntp := toNTP(now)
 			mid := uint32(ntp >> 16)
 			if rtt := mid - r.LastSenderReport - r.Delay; int32(rtt) > 0 {
-				d.stats.rtt.Store(int64(float64(rtt) / 65536 * float64(time.Second)))
+				if v := time.Duration(float64(rtt) / 65536 * float64(time.Second)); v <= maxReported {
+					d.stats.rtt.Store(int64(v))
+				}
 			}
 		}
 	}
 }
+
+// maxReported bounds the jitter and round-trip time a reception report
+// may claim.
+const maxReported = 10 * time.Second
 
 // toNTP converts t to a 64-bit NTP timestamp.
 func toNTP(t time.Time) uint64 {

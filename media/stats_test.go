@@ -5,6 +5,9 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 )
 
 func TestLevelOf(t *testing.T) {
@@ -152,4 +155,26 @@ func FuzzRecvStats(f *testing.F) {
 			t.Fatalf("level %q", l)
 		}
 	})
+}
+
+// TestDownTrackDiscardsImplausibleReports: a receiver claiming a minute of
+// jitter or round trip sets nothing (one such client would otherwise set
+// the node-wide maximum); plausible values are kept.
+func TestDownTrackDiscardsImplausibleReports(t *testing.T) {
+	s := newSFU(t)
+	b, _ := join(t, s, 1, "b")
+	d := bound(t, fakeTrack(t, b, webrtc.RTPCodecTypeVideo), newCapture(false), false)
+	now := time.Now()
+	mid := uint32(toNTP(now) >> 16)
+	report := func(jitter uint32, rtt time.Duration) TrackStats {
+		d.report([]rtcp.ReceptionReport{{SSRC: 1111, Jitter: jitter,
+			LastSenderReport: mid - uint32(rtt.Seconds()*65536)}}, now)
+		return d.trackStats(now)
+	}
+	if st := report(90000/100, 100*time.Millisecond); st.Jitter != 10*time.Millisecond || st.RTT < 99*time.Millisecond || st.RTT > 101*time.Millisecond {
+		t.Fatalf("plausible report: jitter %v, RTT %v; want 10ms, 100ms", st.Jitter, st.RTT)
+	}
+	if st := report(90000*60, time.Minute); st.Jitter != 10*time.Millisecond || st.RTT > 101*time.Millisecond {
+		t.Errorf("after a report of a minute's jitter and RTT: jitter %v, RTT %v; want the last plausible 10ms, 100ms", st.Jitter, st.RTT)
+	}
 }
