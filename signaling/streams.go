@@ -34,6 +34,10 @@ type Stream struct {
 	part        *media.Participant
 }
 
+// Done is closed once the stream has ended, however it ended. Only for a
+// stream OpenStream returned.
+func (s *Stream) Done() <-chan struct{} { return s.part.Done() }
+
 // Participant is the stream's id in the media room and in the call's
 // signaling (TrackInfo.Participant, peer-left).
 func (s *Stream) Participant() string { return s.Kind + "-" + s.ID[:12] }

@@ -115,6 +115,11 @@ func (s *server) handleOpenStream(kind string) http.HandlerFunc {
 			http.Error(w, "this visit was cancelled", http.StatusGone)
 			return
 		}
+		if !vitalsOpen(a, s.Now()) {
+			s.auditDenied(r, c, audit.ActionCreate, a.PatientID, audit.Ref("Appointment", a.ID)+"/media")
+			s.forbidden(w, r, streamWindowRefusal)
+			return
+		}
 		if s.Streams == nil {
 			http.Error(w, "media streaming is not enabled on this server", http.StatusServiceUnavailable)
 			return
@@ -144,10 +149,67 @@ func (s *server) handleOpenStream(kind string) http.HandlerFunc {
 		}
 		s.audited(r, c, audit.ActionCreate, a.PatientID, audit.Ref("Appointment", a.ID)+"/media")
 		s.Log.InfoContext(r.Context(), "stream opened", "kind", kind, "appointment", a.ID, "user", c.User.ID)
+		// Checked while it runs, as sockets are; the request's context ends
+		// with this answer, the stream does not.
+		s.keepChecking(context.WithoutCancel(r.Context()), openStream{s.Streams, st}, s.stillStreaming(bearerHash(r), a.ID))
 		w.Header().Set("Content-Type", sdpType)
 		w.Header().Set("Location", fmt.Sprintf("/%s/%d/%s", kind, a.ID, st.ID))
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, answer)
+	}
+}
+
+// streamWindowRefusal: a stream opens, and stays open, in the window the
+// visit's live vitals have, and not once the visit is completed.
+const streamWindowRefusal = "media streams into a visit open from 30 minutes before it until 2 hours after, and not once it is completed"
+
+// bearerHash is the SHA-256 of r's bearer token, which bearerCaller has
+// accepted.
+func bearerHash(r *http.Request) []byte {
+	return auth.HashToken(strings.TrimSpace(r.Header.Get("Authorization")[7:]))
+}
+
+// openStream lets keepChecking end a WHIP or WHEP stream as it ends a
+// socket.
+type openStream struct {
+	hub StreamHub
+	st  *signaling.Stream
+}
+
+func (o openStream) Done() <-chan struct{} { return o.st.Done() }
+
+func (o openStream) CloseWith(int, string) {
+	_ = o.hub.CloseStream(o.st.Kind, o.st.Appointment, o.st.ID, o.st.Owner)
+}
+
+// errStreamToken ends a stream whose API token no longer authenticates.
+var errStreamToken = errors.New("the API token was revoked or has expired, or its account was deactivated")
+
+// stillStreaming checks that the API token (by its hash) that opened a
+// stream still authenticates an active user who may stream into the visit,
+// and that the visit is still in its streaming window (vitalsOpen). The
+// store being unwell keeps the stream.
+func (s *server) stillStreaming(tokenHash []byte, appointment int64) func(context.Context) error {
+	return func(ctx context.Context) error {
+		u, err := account.APIUser(ctx, s.Store, tokenHash, s.Now())
+		var refused account.TokenRefused
+		if errors.As(err, &refused) {
+			return errStreamToken
+		}
+		if err != nil {
+			return nil
+		}
+		a, err := s.Store.AppointmentByID(ctx, appointment)
+		if errors.Is(err, store.ErrNotFound) {
+			return errVisitOver
+		}
+		if err != nil {
+			return nil
+		}
+		if !mayStream(caller{User: u}, a) || !vitalsOpen(a, s.Now()) {
+			return errVisitOver
+		}
+		return nil
 	}
 }
 

@@ -364,6 +364,15 @@ func TestWHIPRefusesBadRequests(t *testing.T) {
 	}
 	f.publishWHIP(t, f.visit.ID, tok)
 
+	// A visit moved to next week takes no camera now.
+	start := f.visit.Start.Add(7 * 24 * time.Hour)
+	if _, err := f.st.RescheduleAppointment(t.Context(), f.visit.ID, start, start.Add(30*time.Minute), store.Change{At: time.Now(), Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := f.streamRequest(t, http.MethodPost, path, tok, "application/sdp", o.SDP); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "30 minutes before") {
+		t.Errorf("a visit next week: %d %q, want 403 naming the window", resp.StatusCode, body)
+	}
+
 	// A cancelled visit takes no camera.
 	if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusCancelled, store.Change{}); err != nil {
 		t.Fatal(err)
@@ -406,4 +415,129 @@ func vp8Offer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return o.SDP
+}
+
+// TestWHIPStreamEndsWhenTokenRevoked: an open WHIP or WHEP session is
+// re-checked as sockets are: revoking its token, deactivating its account,
+// cancelling the visit or moving it out of the streaming window ends it
+// within the re-check interval; the call hears the camera left, and the
+// camera's own connection ends. A stream whose access still holds stays.
+func TestWHIPStreamEndsWhenTokenRevoked(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// take takes access away from the camera (whose API token has
+		// credential id cred) or from the whole visit.
+		take func(t *testing.T, f *fixture, cred int64)
+		// inCall: the physician's call survives the change, so hears the
+		// camera leave.
+		inCall bool
+	}{
+		{"token revoked", func(t *testing.T, f *fixture, cred int64) {
+			if err := f.st.RevokeCredential(t.Context(), cred, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"account deactivated", func(t *testing.T, f *fixture, _ int64) {
+			if _, err := f.st.DeactivateUser(t.Context(), f.doc.ID, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"visit cancelled", func(t *testing.T, f *fixture, _ int64) {
+			if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusCancelled, store.Change{At: time.Now(), Reason: "test"}); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"visit moved to next week", func(t *testing.T, f *fixture, _ int64) {
+			start := f.visit.Start.Add(7 * 24 * time.Hour)
+			if _, err := f.st.RescheduleAppointment(t.Context(), f.visit.ID, start, start.Add(30*time.Minute), store.Change{At: time.Now(), Reason: "test"}); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var hub *signaling.Hub
+			f := newFixtureWith(t, func(d *Deps) {
+				hub = d.Calls.(*signaling.Hub)
+				d.Recheck = 50 * time.Millisecond
+			})
+			doctor := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+			await(t, doctor, signaling.TypeWelcome)
+			tok, cred := f.apiTokenID(t, f.doc.ID)
+			camera := f.publishWHIP(t, f.visit.ID, tok)
+			var cameraID string
+			for cameraID == "" {
+				for _, tr := range await(t, doctor, signaling.TypeSubscribeOffer).Tracks {
+					if tr.Name == signaling.ExamCameraName {
+						cameraID = tr.Participant
+					}
+				}
+			}
+			c.take(t, f, cred)
+			if c.inCall {
+				if m := await(t, doctor, signaling.TypePeerLeft); m.Participant != cameraID {
+					t.Errorf("peer-left for %q, want the camera %q", m.Participant, cameraID)
+				}
+			}
+			waitEnded(t, "the WHIP camera", camera.pc)
+			deadline := time.Now().Add(10 * time.Second)
+			for len(hub.Streams(f.visit.ID)) != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d streams still open", len(hub.Streams(f.visit.ID)))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestWHEPViewerEndsAloneWhenItsTokenIsRevoked: each stream is checked on
+// its own token: revoking a viewer's ends that viewer, not the camera.
+func TestWHEPViewerEndsAloneWhenItsTokenIsRevoked(t *testing.T) {
+	var hub *signaling.Hub
+	f := newFixtureWith(t, func(d *Deps) {
+		hub = d.Calls.(*signaling.Hub)
+		d.Recheck = 50 * time.Millisecond
+	})
+	doctor := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, doctor, signaling.TypeWelcome)
+	camera := f.publishWHIP(t, f.visit.ID, f.apiToken(t, f.doc.ID))
+	for published := false; !published; { // the camera's track has reached the room
+		published = len(await(t, doctor, signaling.TypeSubscribeOffer).Tracks) > 0
+	}
+	tok, cred := f.apiTokenID(t, f.doc.ID)
+	viewer := newClientPC(t)
+	if _, err := viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), tok, viewer)
+	if err := f.st.RevokeCredential(t.Context(), cred, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "the WHEP viewer", viewer)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all := hub.Streams(f.visit.ID)
+		if len(all) == 1 && all[0].Kind == signaling.StreamPublish {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("streams %+v, want the camera alone", all)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := camera.pc.ConnectionState(); s != webrtc.PeerConnectionStateConnected {
+		t.Errorf("the camera is %s after the viewer's token was revoked", s)
+	}
+}
+
+// apiTokenID is apiToken that also returns the credential's id.
+func (f *fixture) apiTokenID(t *testing.T, userID int64) (string, int64) {
+	t.Helper()
+	tok, hash := auth.NewToken()
+	c, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialAPI, TokenHash: hash, UserID: userID,
+		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, c.ID
 }
