@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -206,7 +207,8 @@ func (m *Manager) user(ctx context.Context, id int64) (store.User, error) {
 }
 
 // Deactivate ends an account's access: it may no longer sign in, and its
-// sessions, API tokens, device tokens and join links end at once.
+// sessions, API tokens, device tokens and join links end at once, as do
+// the guest links it issued (each withdrawal audited).
 func (m *Manager) Deactivate(ctx context.Context, by audit.Who, userID int64) (store.Deactivation, error) {
 	if by.ID == userID {
 		return store.Deactivation{}, fmt.Errorf("deactivate user %d: %w", userID, ErrSelf)
@@ -220,6 +222,10 @@ func (m *Manager) Deactivate(ctx context.Context, by audit.Who, userID int64) (s
 		return d, fmt.Errorf("deactivate: %w", err)
 	}
 	m.Audit.Success(ctx, by, audit.ActionDeactivate, patientOf(u), audit.Ref("User", u.ID))
+	for _, g := range d.GuestLinks {
+		// As withdrawing the link by hand is recorded.
+		m.Audit.Success(ctx, by, audit.ActionDelete, g.PatientID, audit.Ref("Appointment", g.AppointmentID)+"/guest/"+strconv.FormatInt(g.ID, 10))
+	}
 	return d, nil
 }
 

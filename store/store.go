@@ -65,6 +65,17 @@ func (u User) Active() bool { return u.DeactivatedAt.IsZero() }
 type Deactivation struct {
 	Sessions    int // browser sessions deleted
 	Credentials int // API tokens, device tokens and join links revoked
+	// GuestLinks are the live guest links the user had issued, now
+	// revoked: a guest answers to whoever issued their link.
+	GuestLinks []RevokedGuestLink
+}
+
+// RevokedGuestLink names a guest link a deactivation revoked, for the
+// audit trail.
+type RevokedGuestLink struct {
+	ID            int64
+	AppointmentID int64
+	PatientID     int64 // the visit's patient
 }
 
 // Session is a server-side browser session. TokenHash is the SHA-256 of the

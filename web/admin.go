@@ -259,7 +259,11 @@ func (s *server) adminDeactivate(r *http.Request, c caller, u store.User) (strin
 	if err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("Deactivated: %d sessions ended and %d tokens revoked; sign-in is refused.", d.Sessions, d.Credentials), nil, nil
+	guests := ""
+	if n := len(d.GuestLinks); n > 0 {
+		guests = fmt.Sprintf(", and %d guest links they issued withdrawn", n)
+	}
+	return fmt.Sprintf("Deactivated: %d sessions ended and %d tokens revoked%s; sign-in is refused.", d.Sessions, d.Credentials, guests), nil, nil
 }
 
 func (s *server) adminReactivate(r *http.Request, c caller, u store.User) (string, *templates.AdminSecret, error) {

@@ -448,6 +448,39 @@ func TestGuestRefusalsAreAudited(t *testing.T) {
 	}
 }
 
+// TestGuestLinksEndWithTheirIssuer: a guest answers to whoever issued
+// their link, so deactivating that physician withdraws their live links at
+// once (audited as the admin's withdrawal, naming the patient): a second
+// physician's link no longer opens the patient's call and vitals.
+func TestGuestLinksEndWithTheirIssuer(t *testing.T) {
+	f, adm, admClient := adminFixture(t)
+	tok, hash := auth.NewToken()
+	l, err := f.st.CreateGuestLink(t.Context(), store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: store.GuestPhysician,
+		Name: "Dr Bo", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := guestGet(t, noRedirect(), f.srv.URL+"/guest/"+tok); st != http.StatusSeeOther {
+		t.Fatalf("the link before: %d, want 303", st)
+	}
+	st, body := adminPost(t, admClient, fmt.Sprintf("%s/admin/users/%d/deactivate", f.srv.URL, f.doc.ID), nil)
+	if st != http.StatusOK || !strings.Contains(body, "1 guest links they issued withdrawn") {
+		t.Fatalf("deactivating the issuer: %d\n%s", st, body)
+	}
+	if st, body := guestGet(t, noRedirect(), f.srv.URL+"/guest/"+tok); st != http.StatusGone || !strings.Contains(body, "withdrew") {
+		t.Errorf("the link after its issuer was deactivated: %d, want 410 saying it was withdrawn", st)
+	}
+	events, _, err := f.st.AuditEvents(t.Context(), store.AuditQuery{ActorID: adm.ID, Action: audit.ActionDelete})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+		return e.Resource == guestResource(l) && e.PatientID == f.pat.ID && e.Outcome == audit.OutcomeSuccess
+	}) {
+		t.Errorf("the withdrawal is not in the trail: %+v", events)
+	}
+}
+
 // TestGuestsFillTheVisit: guests, waiting or admitted, take at most four
 // of the six places a visit holds; the fifth guest is told the visit has
 // its guests, and the patient, arriving last, still gets in.

@@ -342,7 +342,7 @@ func userSetActive(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
-	fmt.Fprintf(stdout, "%s deactivated; %d sessions ended, %d tokens revoked\n", u.Email, d.Sessions, d.Credentials)
+	fmt.Fprintf(stdout, "%s deactivated; %d sessions ended, %d tokens revoked, %d guest links withdrawn\n", u.Email, d.Sessions, d.Credentials, len(d.GuestLinks))
 	return nil
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 // DeactivateUser marks a user deactivated and, in the same transaction,
-// ends their sessions and revokes their live credentials.
+// ends their sessions and revokes their live credentials and the live
+// guest links they issued.
 func (s *DB) DeactivateUser(ctx context.Context, userID int64, when time.Time) (store.Deactivation, error) {
 	var d store.Deactivation
 	if when.IsZero() {
@@ -38,6 +39,24 @@ func (s *DB) DeactivateUser(ctx context.Context, userID int64, when time.Time) (
 		return d, wrap(err, "%s: revoke credentials", what)
 	}
 	d.Credentials = int(tag.RowsAffected())
+	rows, err := tx.Query(ctx, `UPDATE guest_links g SET revoked_at = $1 FROM appointments a
+		WHERE a.id = g.appointment_id AND g.issued_by = $2 AND g.revoked_at IS NULL AND g.expires_at > $1
+		RETURNING g.id, g.appointment_id, a.patient_id`, norm(when), userID)
+	if err != nil {
+		return d, wrap(err, "%s: revoke guest links", what)
+	}
+	for rows.Next() {
+		var g store.RevokedGuestLink
+		if err := rows.Scan(&g.ID, &g.AppointmentID, &g.PatientID); err != nil {
+			rows.Close()
+			return d, wrap(err, "%s: revoke guest links", what)
+		}
+		d.GuestLinks = append(d.GuestLinks, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, wrap(err, "%s: revoke guest links", what)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return store.Deactivation{}, wrap(err, "%s", what)
 	}

@@ -9,7 +9,8 @@ import (
 )
 
 // DeactivateUser marks a user deactivated and, in the same transaction,
-// ends their sessions and revokes their live credentials.
+// ends their sessions and revokes their live credentials and the live
+// guest links they issued.
 func (s *DB) DeactivateUser(ctx context.Context, userID int64, when time.Time) (store.Deactivation, error) {
 	var d store.Deactivation
 	if when.IsZero() {
@@ -37,6 +38,23 @@ func (s *DB) DeactivateUser(ctx context.Context, userID int64, when time.Time) (
 	}
 	n, _ = res.RowsAffected()
 	d.Credentials = int(n)
+	rows, err := tx.QueryContext(ctx, `UPDATE guest_links SET revoked_at = ? WHERE issued_by = ? AND revoked_at = 0 AND expires_at > ?
+		RETURNING id, appointment_id, (SELECT patient_id FROM appointments WHERE appointments.id = guest_links.appointment_id)`, ms(when), userID, ms(when))
+	if err != nil {
+		return d, wrap(err, "%s: revoke guest links", what)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g store.RevokedGuestLink
+		if err := rows.Scan(&g.ID, &g.AppointmentID, &g.PatientID); err != nil {
+			return d, wrap(err, "%s: revoke guest links", what)
+		}
+		d.GuestLinks = append(d.GuestLinks, g)
+	}
+	if err := rows.Err(); err != nil {
+		return d, wrap(err, "%s: revoke guest links", what)
+	}
+	rows.Close()
 	if err := tx.Commit(); err != nil {
 		return store.Deactivation{}, wrap(err, "%s", what)
 	}

@@ -126,3 +126,51 @@ func testDeactivation(t *testing.T, st store.Store) {
 	wantErr(t, "deactivating a missing user", err, store.ErrNotFound)
 	wantErr(t, "reactivating a missing user", st.ReactivateUser(ctx, 9999), store.ErrNotFound)
 }
+
+// testDeactivationRevokesGuestLinks checks that deactivating a physician
+// revokes, in the same step, the live guest links they issued (a guest
+// answers to their link's issuer) and names each with its visit's patient
+// for the audit trail; links already revoked or expired, and other
+// issuers' links, are left alone.
+func testDeactivationRevokesGuestLinks(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	doc := user(t, st, "doc-leaving@example.org", store.RolePhysician)
+	other := user(t, st, "doc-staying@example.org", store.RolePhysician)
+	p := user(t, st, "guest-patient@example.org", store.RolePatient)
+	a, err := booker{st, p.ID}.book(doc.ID, slotAt(9), 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	when := odd(t)
+	link := func(issuer int64, tok string, expires, revoked time.Time) store.GuestLink {
+		g, err := st.CreateGuestLink(ctx, store.GuestLink{AppointmentID: a.ID, TokenHash: []byte("guest " + tok), Role: store.GuestPhysician,
+			Name: "Dr " + tok, IssuedBy: issuer, CreatedAt: when.Add(-time.Hour), ExpiresAt: expires, RevokedAt: revoked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	live := link(doc.ID, "live", when.Add(3*time.Hour), time.Time{})
+	earlier := when.Add(-time.Minute)
+	revoked := link(doc.ID, "revoked", when.Add(3*time.Hour), earlier)
+	expired := link(doc.ID, "expired", when.Add(-time.Minute), time.Time{})
+	others := link(other.ID, "others", when.Add(3*time.Hour), time.Time{})
+
+	d, err := st.DeactivateUser(ctx, doc.ID, when)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.RevokedGuestLink{{ID: live.ID, AppointmentID: a.ID, PatientID: p.ID}}
+	if !slices.Equal(d.GuestLinks, want) {
+		t.Errorf("deactivation revoked guest links %+v, want %+v", d.GuestLinks, want)
+	}
+	for _, c := range []struct {
+		g    store.GuestLink
+		want time.Time
+	}{{live, when}, {revoked, earlier}, {expired, time.Time{}}, {others, time.Time{}}} {
+		got, err := st.GuestLinkByHash(ctx, c.g.TokenHash)
+		if err != nil || !sameInstant(c.want, got.RevokedAt) {
+			t.Errorf("guest link %q after deactivation: revoked %v (%v), want %v", c.g.Name, got.RevokedAt, err, c.want)
+		}
+	}
+}

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"TOTP", testTOTP},
 		{"Deactivation", testDeactivation},
+		{"DeactivationRevokesGuestLinks", testDeactivationRevokesGuestLinks},
 		{"GuestLinks", testGuestLinks},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
