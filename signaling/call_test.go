@@ -331,6 +331,52 @@ func TestReconnectReplacesConnection(t *testing.T) {
 	}
 }
 
+// TestReconnectFromAnotherBrowserWaits: the same participant connecting
+// from another browser (a forwarded guest link, a join link someone else
+// opened) while admitted is not admitted on the old one's say-so: it
+// replaces the old connection but waits in the lobby, where the physician
+// sees it, until admitted again.
+func TestReconnectFromAnotherBrowserWaits(t *testing.T) {
+	s := newTestServer(t)
+	phys := s.dial(t, "u1", "Dr Ada", signaling.RolePhysician, appt)
+	await(t, phys, signaling.TypeWelcome)
+	pat := s.dial(t, "u2", "Pat Lee", signaling.RolePatient, appt)
+	await(t, pat, signaling.TypeWelcome)
+	awaitLobby(t, phys, "u2")
+	if err := phys.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: "u2"}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, pat, signaling.TypeAdmitted)
+	awaitLobby(t, phys)
+
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	other, err := sigclient.Dial(ctx, s.url("u2", "Pat Lee", signaling.RolePatient, appt)+"&browser=elsewhere", sigclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if w := await(t, other, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+		t.Fatalf("the same participant from another browser: welcome state %q, want waiting", w.State)
+	}
+	select {
+	case <-pat.Done():
+	case <-time.After(timeout):
+		t.Fatal("the older connection was not closed")
+	}
+	if m := await(t, phys, signaling.TypePeerLeft); m.Participant != "u2" {
+		t.Fatalf("peer-left for %q, want u2", m.Participant)
+	}
+	awaitLobby(t, phys, "u2")
+	if got := peerIDs(s.hub.InCall(appt)); got != "u1" {
+		t.Fatalf("InCall = %q, want the physician alone until they admit again", got)
+	}
+	if err := phys.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: "u2"}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, other, signaling.TypeAdmitted)
+}
+
 func TestWaitingPatientLeavingUpdatesLobby(t *testing.T) {
 	s := newTestServer(t)
 	phys := s.dial(t, "u1", "Dr Ada", signaling.RolePhysician, appt)

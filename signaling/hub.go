@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,16 @@ type Peer struct {
 	// Host is the host name the participant reached the server by; the
 	// embedded TURN relay is named by it unless configured otherwise.
 	Host string
+	// Browser names the browser the participant connects from (derived
+	// from its session or a per-browser secret, never a credential): a
+	// participant admitted on one connection is admitted on a newer one
+	// only from the same browser. "" matches no browser.
+	Browser string
+}
+
+// sameBrowser reports whether a and b connect from one known browser.
+func sameBrowser(a, b Peer) bool {
+	return a.Browser != "" && subtle.ConstantTimeCompare([]byte(a.Browser), []byte(b.Browser)) == 1
 }
 
 func (p Peer) validate() error {
@@ -293,9 +304,13 @@ func (h *Hub) lost(ctx context.Context, c *client, conn *wsconn.Conn, err error)
 }
 
 // claim registers c as its participant's session, first ending any older
-// session of the same participant (closing its connection, if any). A participant who was admitted stays admitted. A new
-// participant beyond the hub's limits is refused with ErrFull; one that
-// replaces its own older connection never is.
+// session of the same participant (closing its connection, if any). A
+// participant who was admitted stays admitted if the new connection comes
+// from the same browser (a reload, a second tab); from another browser
+// (a forwarded link, a join link opened by someone else) it waits in the
+// lobby for the physician like anyone new. A new participant beyond the
+// hub's limits is refused with ErrFull; one that replaces its own older
+// connection never is.
 func (h *Hub) claim(ctx context.Context, c *client) error {
 	p := c.peer
 	replacing := false
@@ -335,7 +350,7 @@ func (h *Hub) claim(ctx context.Context, c *client) error {
 			return ctx.Err()
 		}
 		replacing = true
-		if old.isAdmitted() {
+		if old.isAdmitted() && sameBrowser(old.peer, p) {
 			c.mu.Lock()
 			c.admitted = true
 			c.mu.Unlock()

@@ -77,7 +77,10 @@ func newTestServerOn(t *testing.T, opts wsconn.Options, cfg media.Config) *testS
 			return // the upgrader has answered
 		}
 		conn := wsconn.New(ws, opts)
-		p := signaling.Peer{ID: q.Get("id"), Name: q.Get("name"), Role: q.Get("role"), Appointment: appt}
+		p := signaling.Peer{ID: q.Get("id"), Name: q.Get("name"), Role: q.Get("role"), Appointment: appt, Browser: q.Get("browser")}
+		if p.Browser == "" {
+			p.Browser = "browser of " + p.ID // one browser per participant, unless a test says otherwise
+		}
 		if token := q.Get("resume"); token != "" {
 			last, _ := strconv.ParseUint(q.Get("last"), 10, 64)
 			err = s.hub.Resume(r.Context(), conn, p, token, last)

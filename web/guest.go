@@ -30,6 +30,11 @@ import (
 // guestCookie holds a guest's link token, for the paths under /guest/.
 const guestCookie = "bedside_guest"
 
+// guestBrowserCookie holds a random secret of the browser that opened a
+// guest link: a link forwarded to someone else opens in another browser,
+// so their connection is not taken for the admitted guest's reload.
+const guestBrowserCookie = "bedside_guest_browser"
+
 // auditRoleGuest is a guest's actor role in the audit trail; a guest has
 // no account, so the event names the link as its resource and the link's
 // issuer as its actor id.
@@ -118,6 +123,13 @@ func (s *server) handleGuestLink(w http.ResponseWriter, r *http.Request) {
 		Name: guestCookie, Value: token, Path: "/guest/", HttpOnly: true,
 		Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(l.ExpiresAt.Sub(s.Now()) / time.Second),
 	})
+	if browserOf(r, guestBrowserCookie) == "" {
+		secret, _ := auth.NewToken()
+		http.SetCookie(w, &http.Cookie{
+			Name: guestBrowserCookie, Value: secret, Path: "/guest/", HttpOnly: true,
+			Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(l.ExpiresAt.Sub(s.Now()) / time.Second),
+		})
+	}
 	s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionLogin, a.PatientID, guestResource(l))
 	s.Log.InfoContext(r.Context(), "guest link used", "appointment", a.ID, "guest", l.ID)
 	http.Redirect(w, r, "/guest/call", http.StatusSeeOther)
@@ -244,6 +256,7 @@ func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
 		Role:        role.call,
 		Appointment: a.ID,
 		Host:        s.publicHost(r),
+		Browser:     browserOf(r, guestBrowserCookie),
 	}
 	s.keepChecking(r.Context(), conn, func(ctx context.Context) error {
 		if _, _, err := s.guestFrom(r.WithContext(ctx)); errors.Is(err, errGuestRevoked) || errors.Is(err, errGuestExpired) || errors.Is(err, errGuestCancelled) {

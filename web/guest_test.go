@@ -481,6 +481,96 @@ func TestGuestLinksEndWithTheirIssuer(t *testing.T) {
 	}
 }
 
+// TestForwardedLinkWaitsForThePhysician: a guest link forwarded to
+// someone else, or a patient's join link opened in another browser (a
+// scheduler sees it), connecting while its participant is admitted does
+// not inherit the admission: the newcomer waits in the lobby, where the
+// physician sees them. A reload in the admitted browser is admitted again
+// at once, as before.
+func TestForwardedLinkWaitsForThePhysician(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// open returns a new browser holding the link, the call socket
+		// path and the header that browser sends to it, and the
+		// participant's id.
+		open func(t *testing.T, f *fixture) func() (*http.Client, string, http.Header)
+		id   func(f *fixture) string
+	}{
+		{"guest link", func(t *testing.T, f *fixture) func() (*http.Client, string, http.Header) {
+			tok, hash := auth.NewToken()
+			if _, err := f.st.CreateGuestLink(t.Context(), store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: store.GuestFamily,
+				Name: "Sam", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			return func() (*http.Client, string, http.Header) {
+				b := noRedirect()
+				if st, _ := guestGet(t, b, f.srv.URL+"/guest/"+tok); st != http.StatusSeeOther {
+					t.Fatalf("opening the guest link: %d", st)
+				}
+				return b, "/guest/ws", f.guestCookieHeader(b)
+			}
+		}, func(f *fixture) string {
+			links, _ := f.st.GuestLinks(context.Background(), f.visit.ID)
+			return guestPeerID(links[0])
+		}},
+		{"join link", func(t *testing.T, f *fixture) func() (*http.Client, string, http.Header) {
+			return func() (*http.Client, string, http.Header) {
+				b := f.joinClient(t, f.visit)
+				return b, fmt.Sprintf("/ws/call/%d", f.visit.ID), f.cookieHeader(b)
+			}
+		}, func(f *fixture) string { return fmt.Sprintf("u%d", f.pat.ID) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+			defer cancel()
+			phys := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+			await(t, phys, signaling.TypeWelcome)
+			newBrowser := c.open(t, f)
+			_, path, header := newBrowser()
+			id := c.id(f)
+			dial := func(h http.Header) *sigclient.Client {
+				cl, err := sigclient.Dial(ctx, f.wsURL(path), sigclient.Options{Header: h})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cl.Close() })
+				return cl
+			}
+			first := dial(header)
+			if w := await(t, first, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+				t.Fatalf("first connection: %q, want waiting", w.State)
+			}
+			if err := phys.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: id}); err != nil {
+				t.Fatal(err)
+			}
+			await(t, first, signaling.TypeAdmitted)
+
+			// A reload in the same browser: admitted again at once.
+			reload := dial(header)
+			if w := await(t, reload, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+				t.Fatalf("a reload in the admitted browser: %q, want admitted", w.State)
+			}
+			// The link opened in another browser: the lobby, seen by the
+			// physician; the admitted connection is replaced.
+			_, _, otherHeader := newBrowser()
+			other := dial(otherHeader)
+			if w := await(t, other, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+				t.Errorf("another browser with the same link: welcome %q, want waiting", w.State)
+			}
+			select {
+			case <-reload.Done():
+			case <-ctx.Done():
+				t.Fatal("the admitted connection stayed open")
+			}
+			for waiting := false; !waiting; {
+				lm := await(t, phys, signaling.TypeLobby)
+				waiting = slices.ContainsFunc(*lm.Waiting, func(w signaling.Waiting) bool { return w.Participant == id })
+			}
+		})
+	}
+}
+
 // TestGuestsFillTheVisit: guests, waiting or admitted, take at most four
 // of the six places a visit holds; the fifth guest is told the visit has
 // its guests, and the patient, arriving last, still gets in.

@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -102,6 +104,7 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 		Role:        role,
 		Appointment: a.ID,
 		Host:        s.publicHost(r),
+		Browser:     browserOf(r, sessionCookie),
 	}
 	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, false))
 	s.Log.InfoContext(r.Context(), "call connected", "appointment", a.ID, "user", c.User.ID, "role", role)
@@ -113,6 +116,18 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 		err = s.Calls.Serve(r.Context(), conn, peer)
 	}
 	s.Log.InfoContext(r.Context(), "call disconnected", "appointment", a.ID, "user", c.User.ID, "err", err)
+}
+
+// browserOf names the browser of r by its cookie named cookie (a session,
+// or a guest's per-browser secret) for signaling.Peer.Browser: a one-way
+// digest, so the hub never holds the credential; "" without the cookie.
+func browserOf(r *http.Request, cookie string) string {
+	ck, err := r.Cookie(cookie)
+	if err != nil || ck.Value == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("bedside browser\x00" + ck.Value))
+	return hex.EncodeToString(sum[:])
 }
 
 // checkIn marks a visit arrived when its patient enters the waiting room
