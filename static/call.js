@@ -82,7 +82,9 @@ function Call(root) {
   const extraTiles = new Map();
   let selfId = '';
   let speaker = ''; // the dominant speaker's participant id
-  const quality = new QualityIndicator(el.stage, (id) => (remotes.get(id) || { name: remoteName }).name);
+  // Only those whose media this page has are named: a participant whose
+  // tracks have not arrived is nobody the page can label yet.
+  const quality = new QualityIndicator(el.stage, (id) => remotes.get(id)?.name);
 
   // ---- state and announcements ----
 

@@ -10,7 +10,9 @@ const words = { good: 'Good', fair: 'Fair', poor: 'Poor', unknown: 'Measuring…
 export class QualityIndicator {
   /**
    * @param {HTMLElement} after the element the indicator follows
-   * @param {(id: string) => string} nameOf a participant's display name
+   * @param {(id: string) => string | undefined} nameOf a participant's
+   *   display name, or nothing for a participant the page does not know
+   *   (yet): its entry is skipped, as docs/protocol.md says clients do
    */
   constructor(after, nameOf) {
     this.nameOf = nameOf;
@@ -43,21 +45,23 @@ export class QualityIndicator {
     const rows = [];
     for (const q of sorted) {
       if (!q || typeof q.participant !== 'string') continue;
+      const name = q.participant === self ? '' : this.nameOf(q.participant);
+      if (q.participant !== self && !name) continue; // not (yet) known here: no one to name
       const level = words[q.level] ? q.level : 'unknown';
-      const who = q.participant === self ? 'Your connection' : `${this.nameOf(q.participant)}’s connection`;
+      const who = q.participant === self ? 'Your connection' : `${name}’s connection`;
       const li = document.createElement('li');
       li.dataset.participant = q.participant;
       li.dataset.level = level;
-      const name = document.createElement('span');
-      name.className = 'who';
-      name.textContent = `${who}: `;
+      const label = document.createElement('span');
+      label.className = 'who';
+      label.textContent = `${who}: `;
       const lv = document.createElement('strong');
       lv.className = 'level';
       lv.textContent = words[level];
       const fig = document.createElement('span');
       fig.className = 'figures';
       fig.textContent = level === 'unknown' ? '' : ` (${figures(q)})`;
-      li.append(name, lv, fig);
+      li.append(label, lv, fig);
       rows.push(li);
       const prev = this.levels.get(q.participant);
       if (prev !== level && level !== 'unknown' && (prev !== undefined || level !== 'good')) {

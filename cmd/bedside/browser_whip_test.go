@@ -161,6 +161,11 @@ func TestBrowserExamCamera(t *testing.T) {
 	// The quality indicator names the patient's clean loopback link good,
 	// and /metrics shows the streams with plausible figures.
 	waitJS(t, doctor, "the patient's network quality shown as good", patientQualityGood, 30*time.Second)
+	// An entry for someone the page has no media of (yet) names nobody:
+	// the indicator skips it rather than label it with a fallback name.
+	if got, err := chromedp.Run(doctor, chromedp.Evaluate[string](qualitySkipsUnknown, chromedp.EvalAwaitPromise)); err != nil || got != "self,u1|" {
+		t.Errorf("the quality indicator given a participant it does not know: %q (%v), want self and u1 shown, nothing said", got, err)
+	}
 	checkMediaMetrics(t, ts.URL)
 	// The talking patient is the dominant speaker: the main tile is
 	// outlined and described as speaking.
@@ -205,6 +210,23 @@ const patientQualityGood = `(() => {
   const li = q && !q.hidden && q.querySelector('li[data-participant^="u"]');
   return !!li && li.dataset.level === 'good' && li.querySelector('.level').textContent === 'Good' &&
     /Your connection/.test(q.textContent);
+})()`
+
+// qualitySkipsUnknown runs the page's quality indicator module on entries
+// for the page itself, a known participant and one it has no media of,
+// and resolves to the participants listed and what the live region said.
+const qualitySkipsUnknown = `(async () => {
+  const { QualityIndicator } = await import('/static/quality.js');
+  const at = document.createElement('div');
+  document.body.append(at);
+  const known = new Map([['u1', 'Dr Ada']]);
+  const q = new QualityIndicator(at, (id) => known.get(id));
+  const e = (participant, level) => ({ participant, level, recvLoss: 0, sendLoss: 0, jitterMs: 1, rttMs: 1, recvKbps: 1, sendKbps: 1 });
+  q.update([e('self', 'good'), e('u1', 'good'), e('g7', 'poor')], 'self');
+  const got = [...q.list.children].map((li) => li.dataset.participant).join(',') + '|' + q.live.textContent;
+  q.root.remove();
+  at.remove();
+  return got;
 })()`
 
 // checkMediaMetrics scrapes /metrics (from loopback, which needs no token)
