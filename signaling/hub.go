@@ -229,6 +229,7 @@ func (h *Hub) Serve(ctx context.Context, conn *wsconn.Conn, p Peer) error {
 			c.end()
 			return err
 		}
+		h.tellViewers(c)
 	}
 	if p.Role == RolePhysician {
 		c.send(h.lobbyMessage(p.Appointment))
@@ -424,6 +425,7 @@ func (h *Hub) admit(by *client, id string) {
 		return
 	}
 	h.log.Info("participant admitted", "appointment", by.peer.Appointment, "participant", id, "by", by.peer.ID)
+	h.tellViewers(target)
 	h.broadcastLobby(by.peer.Appointment)
 }
 

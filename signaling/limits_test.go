@@ -274,7 +274,7 @@ func TestStreamsLeaveThePhysicianAndPatientPlaces(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for i := range 3 {
-		if _, _, err := s.hub.OpenStream(ctx, signaling.StreamPublish, visit, "u1", whipOffer(t)); err != nil {
+		if _, _, err := s.hub.OpenStream(ctx, signaling.StreamPublish, visit, "u1", "Dr A", whipOffer(t)); err != nil {
 			t.Fatalf("camera %d of 3: %v", i+1, err)
 		}
 	}
@@ -283,7 +283,7 @@ func TestStreamsLeaveThePhysicianAndPatientPlaces(t *testing.T) {
 		t.Fatalf("guest: %+v, want waiting", w)
 	}
 	// Physician, 3 cameras and a guest: 5 of 6, the sixth is the patient's.
-	if _, _, err := s.hub.OpenStream(ctx, signaling.StreamPublish, visit, "u1", whipOffer(t)); !errors.Is(err, signaling.ErrFull) {
+	if _, _, err := s.hub.OpenStream(ctx, signaling.StreamPublish, visit, "u1", "Dr A", whipOffer(t)); !errors.Is(err, signaling.ErrFull) {
 		t.Fatalf("a fourth camera with the patient's place the only one free: %v, want ErrFull", err)
 	}
 	ws, first := rawDialAs(t, s, "g2", signaling.RoleFamily, visit)
@@ -299,7 +299,7 @@ func TestStreamsLeaveThePhysicianAndPatientPlaces(t *testing.T) {
 		t.Fatalf("patient: %+v, want welcome", w)
 	}
 	// Now the visit is full for everyone.
-	if _, _, err := s.hub.OpenStream(ctx, signaling.StreamView, visit, "u2", whipOffer(t)); !errors.Is(err, signaling.ErrFull) {
+	if _, _, err := s.hub.OpenStream(ctx, signaling.StreamView, visit, "u2", "Pat", whipOffer(t)); !errors.Is(err, signaling.ErrFull) {
 		t.Fatalf("a viewer in a full visit: %v, want ErrFull", err)
 	}
 }

@@ -26,6 +26,7 @@ const (
 	TypeICERestart      = "ice-restart"      // client: restart ICE on the subscribe connection
 	TypeQuality         = "quality"          // server: every participant's network quality, periodically
 	TypeSpeaker         = "speaker"          // server: the dominant speaker changed
+	TypeViewers         = "viewers"          // server: who watches the call by WHEP
 )
 
 // Participant states in a welcome.
@@ -87,7 +88,10 @@ type Message struct {
 	Tracks []media.TrackInfo `json:"tracks,omitzero"`
 	// Waiting lists the lobby; it is sent (possibly empty) with every lobby
 	// message.
-	Waiting    *[]Waiting         `json:"waiting,omitempty"`
+	Waiting *[]Waiting `json:"waiting,omitempty"`
+	// Viewers lists who watches the call by WHEP; it is sent (possibly
+	// empty) with every viewers message.
+	Viewers    *[]Viewer          `json:"viewers,omitempty"`
 	ICEServers []webrtc.ICEServer `json:"iceServers,omitzero"` // welcome
 	Error      string             `json:"error,omitempty"`     // error
 	// Track, Width and Height are a tile message: a received video track's
@@ -98,6 +102,13 @@ type Message struct {
 	// Quality lists the network quality of everyone in the call, the
 	// recipient included, by participant id (quality).
 	Quality []media.Quality `json:"quality,omitzero"`
+}
+
+// Viewer is one WHEP viewer of the call: its participant id and a label
+// naming whose token opened it ("Viewer (Dr Ada Obi)").
+type Viewer struct {
+	Participant string `json:"participant"`
+	Name        string `json:"name"`
 }
 
 // Waiting is one person in the waiting room.

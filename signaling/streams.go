@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/bedside-health/bedside/media"
 )
@@ -31,7 +33,9 @@ type Stream struct {
 	Kind        string // StreamPublish or StreamView
 	Appointment int64
 	Owner       string // who opened it; only they may end it
+	Name        string // whose it is, as the call is told ("Viewer (Dr Ada Obi)")
 	part        *media.Participant
+	opened      time.Time
 }
 
 // Done is closed once the stream has ended, however it ended. Only for a
@@ -51,13 +55,19 @@ func (s *Stream) Participant() string { return s.Kind + "-" + s.ID[:12] }
 // limits and media.ErrNoCodec for a viewer that can receive none of the
 // published video; other errors mean the offer was refused. The caller has authenticated owner and
 // checked that they belong to the appointment.
-func (h *Hub) OpenStream(ctx context.Context, kind string, appointment int64, owner, offer string) (*Stream, string, error) {
+//
+// Everyone admitted to the call is told of each viewer (a viewers message
+// naming it by ownerName), so nobody watches unseen.
+func (h *Hub) OpenStream(ctx context.Context, kind string, appointment int64, owner, ownerName, offer string) (*Stream, string, error) {
 	if kind != StreamPublish && kind != StreamView {
 		return nil, "", fmt.Errorf("stream kind %q: want %q or %q", kind, StreamPublish, StreamView)
 	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
-	st := &Stream{ID: hex.EncodeToString(raw[:]), Kind: kind, Appointment: appointment, Owner: owner}
+	st := &Stream{ID: hex.EncodeToString(raw[:]), Kind: kind, Appointment: appointment, Owner: owner, Name: ExamCameraName, opened: time.Now()}
+	if kind == StreamView {
+		st.Name = "Viewer (" + ownerName + ")"
+	}
 	if err := h.claimStream(ctx, st); err != nil {
 		return nil, "", err
 	}
@@ -69,7 +79,7 @@ func (h *Hub) OpenStream(ctx context.Context, kind string, appointment int64, ow
 	if kind == StreamPublish {
 		part, answer, err = h.sfu.Ingest(ctx, appointment, st.Participant(), ExamCameraName, offer)
 	} else {
-		part, answer, err = h.sfu.View(ctx, appointment, st.Participant(), "Viewer", offer)
+		part, answer, err = h.sfu.View(ctx, appointment, st.Participant(), st.Name, offer)
 	}
 	if err != nil {
 		h.dropStream(st)
@@ -79,6 +89,9 @@ func (h *Hub) OpenStream(ctx context.Context, kind string, appointment int64, ow
 	st.part = part
 	h.mu.Unlock()
 	h.log.InfoContext(ctx, "stream opened", "appointment", appointment, "stream", st.Participant(), "kind", kind)
+	if kind == StreamView {
+		h.broadcastViewers(appointment)
+	}
 	go func() {
 		<-part.Done()
 		h.endStream(st)
@@ -164,6 +177,43 @@ func (h *Hub) endStream(st *Stream) {
 				c.send(Message{Type: TypePeerLeft, Participant: st.Participant()})
 			}
 		}
+	} else {
+		h.broadcastViewers(st.Appointment)
 	}
 	h.log.Info("stream closed", "appointment", st.Appointment, "stream", st.Participant(), "kind", st.Kind)
+}
+
+// viewersMessage lists the visit's WHEP viewers, oldest first.
+func (h *Hub) viewersMessage(appointment int64) Message {
+	h.mu.Lock()
+	var open []*Stream
+	for _, st := range h.streams[appointment] {
+		if st.Kind == StreamView && st.part != nil {
+			open = append(open, st)
+		}
+	}
+	h.mu.Unlock()
+	slices.SortFunc(open, func(a, b *Stream) int { return a.opened.Compare(b.opened) })
+	v := []Viewer{}
+	for _, st := range open {
+		v = append(v, Viewer{Participant: st.Participant(), Name: st.Name})
+	}
+	return Message{Type: TypeViewers, Viewers: &v}
+}
+
+// broadcastViewers tells everyone admitted to the call who watches it.
+func (h *Hub) broadcastViewers(appointment int64) {
+	m := h.viewersMessage(appointment)
+	for _, c := range h.clients(appointment, nil) {
+		if c.isAdmitted() {
+			c.send(m)
+		}
+	}
+}
+
+// tellViewers tells c, just admitted, who watches the call, if anyone.
+func (h *Hub) tellViewers(c *client) {
+	if m := h.viewersMessage(c.peer.Appointment); len(*m.Viewers) > 0 {
+		c.send(m)
+	}
 }

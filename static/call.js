@@ -61,6 +61,13 @@ function Call(root) {
   let admitted = false;
   let leaving = false;
   let lobbyIds = new Set();
+  // Who watches the call by WHEP (docs/protocol.md, "viewers"): listed
+  // under the video and announced, so nobody watches unseen.
+  let viewerIds = new Set();
+  const viewersEl = document.createElement('p');
+  viewersEl.id = 'viewers';
+  viewersEl.className = 'viewers';
+  viewersEl.hidden = true;
   let lastError = '';
   let failures = 0; // socket closes since the last welcome
   // The signaling session (docs/protocol.md, "Resuming"): the resume token,
@@ -108,6 +115,24 @@ function Call(root) {
   }
 
   /** announce writes a sentence to the polite live region. */
+  /** renderViewers lists the call's WHEP viewers; quiet: no announcement. */
+  function renderViewers(viewers, quiet) {
+    if (!viewersEl.isConnected) el.stage.after(viewersEl);
+    const fresh = new Set();
+    const said = [];
+    for (const v of viewers) {
+      if (!v || typeof v.participant !== 'string') continue;
+      fresh.add(v.participant);
+      if (!viewerIds.has(v.participant)) said.push(`${v.name || 'A viewer'} is watching the call.`);
+    }
+    if (!quiet && viewerIds.size > fresh.size && said.length === 0) said.push('A viewer stopped watching the call.');
+    viewerIds = fresh;
+    const names = viewers.filter((v) => v && typeof v.participant === 'string').map((v) => v.name || 'A viewer');
+    viewersEl.textContent = names.length ? `Also watching: ${names.join(', ')}` : '';
+    viewersEl.hidden = names.length === 0;
+    if (!quiet && said.length) announce(said.join(' '));
+  }
+
   function announce(text) {
     // Re-setting identical text is not announced; make each message distinct.
     el.status.textContent = el.status.textContent === text ? text + '\u00a0' : text;
@@ -218,6 +243,9 @@ function Call(root) {
         break;
       case 'quality':
         if (admitted) quality.update(msg.quality, selfId);
+        break;
+      case 'viewers':
+        renderViewers(Array.isArray(msg.viewers) ? msg.viewers : []);
         break;
       case 'peer-left':
         removeParticipant(msg.participant);
@@ -373,6 +401,7 @@ function Call(root) {
     el.remotePlaceholder.textContent = placeholderText;
     trackOwner.clear();
     quality.clear();
+    renderViewers([], true);
     speaker = '';
     markSpeaker();
     endShare(true);

@@ -128,7 +128,7 @@ var allowed = map[string][]string{
 	// asBearer); only the visit's physician and patient get through.
 	"POST /whip/{id}":             {patient, physician},
 	"DELETE /whip/{id}/{session}": {patient, physician}, // then 404: no such session
-	"POST /whep/{id}":             {patient, physician},
+	"POST /whep/{id}":             {physician},          // a patient only while admitted to the call: TestWHEPViewerIsAnnouncedToTheCall
 	"DELETE /whep/{id}/{session}": {patient, physician},
 }
 

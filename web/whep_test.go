@@ -158,6 +158,7 @@ func (r *slotReader) until(tag byte, want int) {
 func TestWHEPSlotsFollowTheCall(t *testing.T) {
 	f := newFixture(t)
 	docToken, patToken := f.apiToken(t, f.doc.ID), f.apiToken(t, f.pat.ID)
+	viewToken := f.apiToken(t, f.doc.ID) // a patient watches only once admitted
 	camA := f.publishTagged(t, docToken, 'a')
 
 	viewer := newClientPC(t)
@@ -168,7 +169,7 @@ func TestWHEPSlotsFollowTheCall(t *testing.T) {
 	}
 	tracks := make(chan *webrtc.TrackRemote, 2)
 	viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
-	f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), patToken, viewer)
+	f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), viewToken, viewer)
 	next := func(what string) *slotReader {
 		t.Helper()
 		select {
@@ -214,7 +215,7 @@ func TestWHEPSlotsFollowTheCall(t *testing.T) {
 // publishes.
 func TestWHEPViewerWaitsForTheCall(t *testing.T) {
 	f := newFixture(t)
-	patToken := f.apiToken(t, f.pat.ID)
+	viewToken := f.apiToken(t, f.doc.ID) // a patient watches only once admitted
 	viewer := newClientPC(t)
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		if _, err := viewer.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -223,7 +224,7 @@ func TestWHEPViewerWaitsForTheCall(t *testing.T) {
 	}
 	tracks := make(chan *webrtc.TrackRemote, 2)
 	viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
-	f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), patToken, viewer)
+	f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), viewToken, viewer)
 
 	f.publishTagged(t, f.apiToken(t, f.doc.ID), 'a')
 	select {
@@ -247,7 +248,7 @@ func TestWHEPSlotSwitchKeepsToTheOfferCodecs(t *testing.T) {
 	// Three cameras and two viewers, with the physician's and the
 	// patient's places kept.
 	f := newFixtureWith(t, func(d *Deps) { d.Calls.(*signaling.Hub).SetLimits(signaling.Limits{PerVisit: 7}, nil) })
-	docToken, patToken := f.apiToken(t, f.doc.ID), f.apiToken(t, f.pat.ID)
+	docToken, viewToken := f.apiToken(t, f.doc.ID), f.apiToken(t, f.doc.ID) // a patient watches only once admitted
 	camA := f.publishTagged(t, docToken, 'a')
 	f.publishH264(t, f.visit.ID, docToken)
 
@@ -259,7 +260,7 @@ func TestWHEPSlotSwitchKeepsToTheOfferCodecs(t *testing.T) {
 		}
 		tracks := make(chan *webrtc.TrackRemote, 1)
 		viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
-		f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), patToken, viewer)
+		f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), viewToken, viewer)
 		select {
 		case tr := <-tracks:
 			return &slotReader{t: t, name: name, in: readSlot(tr)}

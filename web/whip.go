@@ -24,7 +24,7 @@ import (
 
 // StreamHub opens and ends WHIP publishers and WHEP viewers in visits.
 type StreamHub interface {
-	OpenStream(ctx context.Context, kind string, appointment int64, owner, offer string) (*signaling.Stream, string, error)
+	OpenStream(ctx context.Context, kind string, appointment int64, owner, ownerName, offer string) (*signaling.Stream, string, error)
 	CloseStream(kind string, appointment int64, id, owner string) error
 }
 
@@ -120,6 +120,13 @@ func (s *server) handleOpenStream(kind string) http.HandlerFunc {
 			s.forbidden(w, r, streamWindowRefusal)
 			return
 		}
+		if kind == signaling.StreamView && c.User.Role == store.RolePatient && !s.Calls.Admitted(a.ID, streamOwner(c)) {
+			// A viewer sees the call: a patient only once the physician
+			// has let them in.
+			s.auditDenied(r, c, audit.ActionCreate, a.PatientID, audit.Ref("Appointment", a.ID)+"/media")
+			s.forbidden(w, r, "you can watch the visit once the physician has let you into the call")
+			return
+		}
 		if s.Streams == nil {
 			http.Error(w, "media streaming is not enabled on this server", http.StatusServiceUnavailable)
 			return
@@ -131,7 +138,7 @@ func (s *server) handleOpenStream(kind string) http.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), negotiateTimeout)
 		defer cancel()
-		st, answer, err := s.Streams.OpenStream(ctx, kind, a.ID, streamOwner(c), offer)
+		st, answer, err := s.Streams.OpenStream(ctx, kind, a.ID, streamOwner(c), c.User.Name, offer)
 		switch {
 		case errors.Is(err, signaling.ErrFull):
 			w.Header().Set("Retry-After", "60")

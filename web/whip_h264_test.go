@@ -264,13 +264,13 @@ func TestWHIPPublishesH264(t *testing.T) {
 		}
 	}
 
-	patToken := f.apiToken(t, f.pat.ID)
-	_, tr := f.watchWHEP(t, ctx, patToken, h264Codec)
+	viewToken := f.apiToken(t, f.doc.ID) // a patient watches only once admitted
+	_, tr := f.watchWHEP(t, ctx, viewToken, h264Codec)
 	readH264(t, "WHEP viewer", tr, 100)
 
 	// The camera sends no keyframe unless asked: a late viewer starts at
 	// once only if its request went through.
-	_, late := f.watchWHEP(t, ctx, patToken, vp8Codec, h264Codec)
+	_, late := f.watchWHEP(t, ctx, viewToken, vp8Codec, h264Codec)
 	if d := readH264(t, "late WHEP viewer", late, 50); d > time.Second {
 		t.Errorf("the late viewer's first keyframe took %v, want under a second", d)
 	}
@@ -280,7 +280,7 @@ func TestWHIPPublishesH264(t *testing.T) {
 	}
 
 	// A viewer that knows only VP8 cannot show the camera.
-	resp, body := f.streamRequest(t, http.MethodPost, fmt.Sprintf("/whep/%d", f.visit.ID), patToken, "application/sdp", recvOffer(t, vp8Codec))
+	resp, body := f.streamRequest(t, http.MethodPost, fmt.Sprintf("/whep/%d", f.visit.ID), viewToken, "application/sdp", recvOffer(t, vp8Codec))
 	if resp.StatusCode != http.StatusNotAcceptable || !strings.Contains(body, "H.264") {
 		t.Errorf("a VP8-only viewer of an H.264 camera: %d %q, want 406 naming H.264", resp.StatusCode, body)
 	}

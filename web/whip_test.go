@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
@@ -198,7 +200,14 @@ func TestWHIPPublishesIntoTheCallAndWHEPPlaysItBack(t *testing.T) {
 	}
 	readFrames(t, "physician", tr, 100)
 
-	// A WHEP viewer (the patient's token) plays the same camera back.
+	// A WHEP viewer (the patient's token, once admitted to the call)
+	// plays the same camera back.
+	patient := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.joinClient(t, f.visit)))
+	await(t, patient, signaling.TypeWelcome)
+	if err := doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: fmt.Sprintf("u%d", f.pat.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, patient, signaling.TypeAdmitted)
 	patToken := f.apiToken(t, f.pat.ID)
 	viewer := newClientPC(t)
 	if _, err := viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -540,4 +549,80 @@ func (f *fixture) apiTokenID(t *testing.T, userID int64) (string, int64) {
 		t.Fatal(err)
 	}
 	return tok, c.ID
+}
+
+// TestWHEPViewerIsAnnouncedToTheCall: nobody watches a visit unseen. A
+// WHEP viewer is listed, by whose token opened it, to everyone admitted
+// to the call, to a participant admitted later too, and its end is told
+// likewise; a patient may not watch before the physician has let them
+// into the call (403, audited).
+func TestWHEPViewerIsAnnouncedToTheCall(t *testing.T) {
+	f := newFixtureWith(t, func(d *Deps) { d.Audit = &audit.Recorder{Store: d.Store, Log: d.Log} })
+	doctor := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, doctor, signaling.TypeWelcome)
+	f.publishWHIP(t, f.visit.ID, f.apiToken(t, f.doc.ID))
+	for published := false; !published; {
+		published = len(await(t, doctor, signaling.TypeSubscribeOffer).Tracks) > 0
+	}
+	// viewers waits for c's viewers message listing exactly names.
+	viewers := func(who string, c *sigclient.Client, names ...string) {
+		t.Helper()
+		for {
+			m := await(t, c, signaling.TypeViewers)
+			var got []string
+			for _, v := range *m.Viewers {
+				if !strings.HasPrefix(v.Participant, "whep-") {
+					t.Fatalf("%s: viewer id %q", who, v.Participant)
+				}
+				got = append(got, v.Name)
+			}
+			if slices.Equal(got, names) {
+				return
+			}
+		}
+	}
+	watch := func(token string) (*http.Response, string) {
+		return f.streamRequest(t, http.MethodPost, fmt.Sprintf("/whep/%d", f.visit.ID), token, "application/sdp", recvOffer(t, vp8Codec))
+	}
+
+	// The patient waits in the lobby: no watching yet.
+	patient := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.joinClient(t, f.visit)))
+	await(t, patient, signaling.TypeWelcome)
+	patToken := f.apiToken(t, f.pat.ID)
+	if resp, body := watch(patToken); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "let you into the call") {
+		t.Fatalf("the waiting patient's viewer: %d %.80q, want 403", resp.StatusCode, body)
+	}
+	if events, _, _ := f.st.AuditEvents(t.Context(), store.AuditQuery{ActorID: f.pat.ID}); !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+		return e.Outcome == audit.OutcomeDenied && e.Resource == fmt.Sprintf("Appointment/%d/media", f.visit.ID)
+	}) {
+		t.Error("the refused viewer is not in the audit trail")
+	}
+
+	// The physician's own viewer is told to the physician at once, and
+	// to the patient once admitted.
+	docView := f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), f.apiToken(t, f.doc.ID), recvPC(t))
+	viewers("physician", doctor, "Viewer (doc@example.org)")
+	if err := doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: fmt.Sprintf("u%d", f.pat.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, patient, signaling.TypeAdmitted)
+	viewers("patient, just admitted", patient, "Viewer (doc@example.org)")
+
+	// Admitted, the patient may watch; both hear of it, and of the end.
+	f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), patToken, recvPC(t))
+	viewers("physician", doctor, "Viewer (doc@example.org)", "Viewer (pat@example.org)")
+	if resp, body := f.streamRequest(t, http.MethodDelete, docView.location, f.apiToken(t, f.doc.ID), "", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE %s: %d %q", docView.location, resp.StatusCode, body)
+	}
+	viewers("patient", patient, "Viewer (pat@example.org)")
+}
+
+// recvPC is a client peer connection that receives one video track.
+func recvPC(t *testing.T) *webrtc.PeerConnection {
+	t.Helper()
+	pc := newClientPC(t)
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	return pc
 }
