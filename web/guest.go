@@ -259,7 +259,7 @@ func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
 		Browser:     browserOf(r, guestBrowserCookie),
 	}
 	s.keepChecking(r.Context(), conn, func(ctx context.Context) error {
-		if _, _, err := s.guestFrom(r.WithContext(ctx)); errors.Is(err, errGuestRevoked) || errors.Is(err, errGuestExpired) || errors.Is(err, errGuestCancelled) {
+		if _, _, err := s.guestFrom(r.WithContext(ctx)); guestLinkEnded(err) {
 			return errVisitOver
 		}
 		return nil // the store is unwell: keep the call rather than cut it
@@ -284,6 +284,33 @@ const (
 // errNotInCall closes a guest's vitals socket once the guest has left the
 // call or was removed from it.
 var errNotInCall = errors.New("no longer in the call")
+
+// guestLinkEnded reports whether err, from guestFrom, means the link no
+// longer opens the visit now: withdrawn, expired, the visit cancelled, or
+// moved more than a day later (not open yet: as good as over for now). Any
+// other error is the store's.
+func guestLinkEnded(err error) bool {
+	return errors.Is(err, errGuestRevoked) || errors.Is(err, errGuestExpired) || errors.Is(err, errGuestCancelled) || errors.Is(err, errGuestEarly)
+}
+
+// stillGuestViewer is the re-check of a guest physician's vitals socket:
+// the link still opens the visit, the visit is in its vitals window, and
+// the guest is admitted to the call. Only the store being unwell keeps
+// the view without an answer.
+func (s *server) stillGuestViewer(r *http.Request, l store.GuestLink) error {
+	_, a, err := s.guestFrom(r)
+	switch {
+	case guestLinkEnded(err):
+		return errVisitOver
+	case err != nil:
+		return nil // the store is unwell: keep the view rather than cut it
+	case !vitalsOpen(a, s.Now()):
+		return errVisitOver
+	case !s.Calls.Admitted(a.ID, guestPeerID(l)):
+		return errNotInCall
+	}
+	return nil
+}
 
 // handleGuestVitalsWS streams a visit's live vitals to a guest physician,
 // as handleVitalsWS does to the visit's physician: in the same window,
@@ -326,18 +353,7 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 	s.serveViewer(w, r, visitViewer{
 		appointment: a.ID, patient: a.PatientID, from: from,
 		still: func(r *http.Request) func(context.Context) error {
-			return func(ctx context.Context) error {
-				_, a, err := s.guestFrom(r.WithContext(ctx))
-				switch {
-				case errors.Is(err, errGuestRevoked), errors.Is(err, errGuestExpired), errors.Is(err, errGuestCancelled):
-					return errVisitOver
-				case err == nil && !vitalsOpen(a, s.Now()):
-					return errVisitOver
-				case !s.Calls.Admitted(a.ID, guestPeerID(l)):
-					return errNotInCall
-				}
-				return nil // the store is unwell: keep the view rather than cut it
-			}
+			return func(ctx context.Context) error { return s.stillGuestViewer(r.WithContext(ctx), l) }
 		},
 		name: "guest vitals viewer", log: []any{"appointment", a.ID, "guest", l.ID},
 	})

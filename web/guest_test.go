@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -776,6 +777,97 @@ func TestGuestPhysicianSeesVitals(t *testing.T) {
 		return e.Resource == res && e.ActorRole == "guest" && e.ActorID == f.doc.ID && e.Outcome == audit.OutcomeSuccess && e.PatientID == f.pat.ID
 	}) {
 		t.Errorf("no audited vitals read of %s", res)
+	}
+}
+
+// unwellVisits is a store whose visit look-ups fail while unwell is set,
+// as a store that is briefly away would; fails counts those failures.
+type unwellVisits struct {
+	store.Store
+	unwell *atomic.Bool
+	fails  *atomic.Int64
+}
+
+func (u unwellVisits) AppointmentByID(ctx context.Context, id int64) (scheduling.Appointment, error) {
+	if u.unwell.Load() {
+		u.fails.Add(1)
+		return scheduling.Appointment{}, errors.New("the store is unwell")
+	}
+	return u.Store.AppointmentByID(ctx, id)
+}
+
+// TestGuestPhysicianLeavesWhenTheVisitMovesLater: a guest physician's
+// vitals socket and call are re-checked like the visit's physician's: the
+// store being briefly unwell keeps them (readings still arrive), but once
+// the visit is moved more than a day later the vitals close (1008), as the
+// visit's own physician's do, and so does the guest's call.
+func TestGuestPhysicianLeavesWhenTheVisitMovesLater(t *testing.T) {
+	unwell, fails := &atomic.Bool{}, &atomic.Int64{}
+	f := newFixtureWith(t, func(d *Deps) {
+		d.Recheck = 50 * time.Millisecond
+		d.Store = unwellVisits{d.Store, unwell, fails}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	tok, hash := auth.NewToken()
+	l, err := f.st.CreateGuestLink(ctx, store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: store.GuestPhysician,
+		Name: "Dr Bo", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phys := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, phys, signaling.TypeWelcome)
+	cookie := http.Header{"Cookie": {guestCookie + "=" + tok}}
+	gc := dialCall(t, f.wsURL("/guest/ws"), cookie)
+	await(t, gc, signaling.TypeWelcome)
+	if err := phys.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: guestPeerID(l)}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, gc, signaling.TypeAdmitted)
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/guest/ws/vitals"), cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	guest := &viewerClient{Conn: ws}
+	dev := dialDevice(t, f, f.devToken)
+
+	// The store is unwell for a few re-checks: the view stays.
+	unwell.Store(true)
+	for fails.Load() < 6 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no re-check asked the store")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	unwell.Store(false)
+	sendFrame(t, dev, envelope(1, "8867-4", 72, "/min", ""))
+	if r := nextReading(t, guest); r.Code != "8867-4" || r.Value != 72 {
+		t.Fatalf("after the store was unwell the guest physician got %+v, want the heart rate 72", r)
+	}
+
+	// The visit moves to next week: the vitals close, then the call.
+	start := f.visit.Start.Add(7 * 24 * time.Hour)
+	if _, err := f.st.RescheduleAppointment(ctx, f.visit.ID, start, start.Add(30*time.Minute), store.Change{At: time.Now(), Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = guest.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := guest.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+			t.Fatalf("the guest physician's vitals after the visit moved a week later: %v, want close 1008", err)
+		}
+		break
+	}
+	select {
+	case <-gc.Done():
+	case <-ctx.Done():
+		t.Fatal("the guest's call stayed open after the visit moved a week later")
 	}
 }
 
