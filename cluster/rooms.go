@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,9 +92,14 @@ type RoomsConfig struct {
 
 // NewRedisRooms connects to the Redis server at url as the node self.
 func NewRedisRooms(ctx context.Context, url string, self Pin, cfg RoomsConfig, log *slog.Logger) (*RedisRooms, error) {
-	if self.Node == "" || strings.ContainsAny(self.Node, " \n") || self.URL == "" || strings.ContainsAny(self.URL, " \n") {
+	if self.Node == "" || strings.ContainsAny(self.Node, " \n") || strings.ContainsAny(self.URL, " \n") {
 		return nil, fmt.Errorf("room pins: node %q at %q: want an id and a URL without spaces", self.Node, self.URL)
 	}
+	u, err := NodeURL(self.URL)
+	if err != nil {
+		return nil, fmt.Errorf("room pins: node %q: %w", self.Node, err)
+	}
+	self.URL = u
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
@@ -155,12 +161,32 @@ func (r *RedisRooms) key(appointment int64) string {
 
 func (r *RedisRooms) value() string { return r.self.Node + " " + r.self.URL }
 
+// parsePin reads a pin's value. Other nodes send the visit's requests,
+// credentials included, to the URL it names, so only a plain
+// http(s)://host[:port] is believed: a value no node wrote (a path, user
+// info, another scheme) is an error, never a place to send requests.
 func parsePin(v string) (Pin, error) {
-	node, url, ok := strings.Cut(v, " ")
-	if !ok || node == "" || url == "" {
+	node, raw, ok := strings.Cut(v, " ")
+	if !ok || node == "" {
 		return Pin{}, fmt.Errorf("malformed room pin %q", v)
 	}
-	return Pin{Node: node, URL: url}, nil
+	u, err := NodeURL(raw)
+	if err != nil {
+		return Pin{}, fmt.Errorf("room pin of node %q: %w", node, err)
+	}
+	return Pin{Node: node, URL: u}, nil
+}
+
+// NodeURL checks a node's URL, how the other nodes reach it, and returns
+// it as scheme://host[:port]: http or https, a host, and nothing else
+// (no user info, path, query or fragment).
+func NodeURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("node URL %q: want http(s)://host[:port] only", raw)
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // Self is this node's pin.

@@ -116,3 +116,47 @@ func TestLocalRoomsAlwaysHere(t *testing.T) {
 		t.Fatal("local owner: none")
 	}
 }
+
+// TestRoomPinURLs: a pin is only believed when it names a node by a plain
+// http(s)://host[:port]; anything else in the key (written by something
+// other than a node) is an error, never a place to send requests to.
+func TestRoomPinURLs(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	a := newRooms(t, "node-a", prefix, time.Minute)
+	for i, v := range []string{
+		"node-x file:///etc/passwd",
+		"node-x gopher://10.0.0.9:70",
+		"node-x http://10.0.0.9:8080/steal?x=",
+		"node-x http://user:pw@10.0.0.9:8080",
+		"node-x http://",
+		"node-x //10.0.0.9:8080",
+		"node-x http://10.0.0.9:8080#frag",
+	} {
+		id := int64(100 + i)
+		if err := a.client.Set(ctx, a.key(id), v, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if o, ok, err := a.Owner(ctx, id); err == nil || ok {
+			t.Errorf("Owner with the pin %q: %+v %v %v, want an error", v, o, ok, err)
+		}
+		if o, self, _, err := a.Claim(ctx, id); err == nil || self {
+			t.Errorf("Claim with the pin %q: %+v %v %v, want an error", v, o, self, err)
+		}
+	}
+	for i, v := range []string{"node-y http://10.0.0.9:8080", "node-y https://node-y.internal", "node-y http://[fd00::9]:8080/"} {
+		id := int64(200 + i)
+		if err := a.client.Set(ctx, a.key(id), v, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if o, ok, err := a.Owner(ctx, id); err != nil || !ok || o.Node != "node-y" {
+			t.Errorf("Owner with the pin %q: %+v %v %v", v, o, ok, err)
+		}
+	}
+	if a.Held() != 0 {
+		t.Errorf("pins held after claims of others' visits: %d", a.Held())
+	}
+	if _, err := NewRedisRooms(ctx, redisURL(t), Pin{Node: "n", URL: "http://10.0.0.9:8080/x"}, RoomsConfig{Prefix: prefix}, nil); err == nil {
+		t.Error("a node URL with a path was accepted")
+	}
+}
