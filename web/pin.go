@@ -232,11 +232,17 @@ func (s *server) pinned(kind string, mode pinMode, visit func(*http.Request) (in
 }
 
 // pathVisit is the {id} visit of the request, if it carries a credential;
-// without one there is nothing to route: the handler here refuses it.
+// without one there is nothing to route: the handler here refuses it. It
+// only finds where a visit is (pinFollow): taking a pin needs callVisit or
+// streamVisitOf.
 func pathVisit(r *http.Request) (int64, bool) {
 	if !hasCredential(r) {
 		return 0, false
 	}
+	return pathID(r)
+}
+
+func pathID(r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	return id, err == nil && id > 0
 }
@@ -248,6 +254,47 @@ func hasCredential(r *http.Request) bool {
 	_, err := r.Cookie(sessionCookie)
 	return err == nil
 }
+
+// callVisit is the {id} visit of a call socket, if the request's session
+// may join it. Only then may the request take the visit's pin (pinClaim):
+// a made-up cookie, or someone else's visit, is refused by the handler
+// here and pins nothing, so requests for many visits cannot fill Redis
+// or pull visits to the node they land on.
+func (s *server) callVisit(r *http.Request) (int64, bool) {
+	id, ok := pathID(r)
+	if !ok || !hasCredential(r) {
+		return 0, false
+	}
+	c, err := s.lookupSession(r)
+	if err != nil {
+		return 0, false
+	}
+	a, err := s.Store.AppointmentByID(r.Context(), id)
+	return id, err == nil && mayJoin(c, a)
+}
+
+// streamVisitOf is callVisit for WHIP and WHEP: the {id} visit, if the
+// request's API token is one of its participants'.
+func (s *server) streamVisitOf(r *http.Request) (int64, bool) {
+	id, ok := pathID(r)
+	if !ok || r.Header.Get("Authorization") == "" {
+		return 0, false
+	}
+	c, ok := s.bearerCaller(discardResponse{}, r) // the handler answers the refusal
+	if !ok {
+		return 0, false
+	}
+	a, err := s.Store.AppointmentByID(r.Context(), id)
+	return id, err == nil && mayStream(c, a)
+}
+
+// discardResponse swallows what a check writes when its handler, not the
+// check, is to answer.
+type discardResponse struct{}
+
+func (discardResponse) Header() http.Header         { return http.Header{} }
+func (discardResponse) Write(b []byte) (int, error) { return len(b), nil }
+func (discardResponse) WriteHeader(int)             {}
 
 // guestCallVisit is the visit of the request's guest link, if it is a live one.
 func (s *server) guestCallVisit(r *http.Request) (int64, bool) {

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
@@ -556,4 +557,97 @@ func TestForwardSignature(t *testing.T) {
 	if _, _, ok := keyless.verifyForward(header(keyless, now, "198.51.100.7", "GET", "clinic.example", "/ws/call/7?resume=x"), req); ok {
 		t.Error("a node without a server key believed a forwarding header")
 	}
+}
+
+// TestPinNeedsAParticipant: only a request whose credential may use the
+// visit takes its pin. A made-up cookie or token, or someone else's visit,
+// is refused here as on one node, and leaves no pin behind: a flood of
+// them cannot fill Redis or pull visits to the node it lands on.
+func TestPinNeedsAParticipant(t *testing.T) {
+	f, a, b := newCluster(t, time.Minute) // no renewal round (20 s) during the test
+	id := f.visit.ID
+	pinned := func() bool {
+		t.Helper()
+		_, ok, err := b.rooms.Owner(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	call := fmt.Sprintf("/ws/call/%d", id)
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		want   int
+	}{
+		{"a made-up session cookie", http.Header{"Cookie": {sessionCookie + "=made-up"}}, http.StatusUnauthorized},
+		{"a bearer token on the call socket", http.Header{"Authorization": {"Bearer made-up"}}, http.StatusUnauthorized},
+		{"another physician", f.cookieHeader(f.signIn(t, "doc2@example.org")), http.StatusForbidden},
+		{"another patient's session", f.cookieHeader(f.signIn(t, "other@example.org")), http.StatusForbidden},
+	} {
+		_, resp, err := websocket.DefaultDialer.Dial(a.ws(call), tc.header)
+		if err == nil || resp == nil || resp.StatusCode != tc.want {
+			t.Fatalf("%s: %v (%v), want %d", tc.name, err, resp, tc.want)
+		}
+		if pinned() {
+			t.Fatalf("%s: the visit got a pin", tc.name)
+		}
+	}
+	viaA := *f
+	viaA.srv = a.srv
+	otherToken := f.apiToken(t, f.doc2.ID)
+	for _, path := range []string{fmt.Sprintf("/whip/%d", id), fmt.Sprintf("/whep/%d", id)} {
+		for _, tc := range []struct {
+			name, token string
+			want        int
+		}{
+			{"a made-up token", "made-up", http.StatusUnauthorized},
+			{"another physician's token", otherToken, http.StatusForbidden},
+		} {
+			if resp, _ := viaA.streamRequest(t, "POST", path, tc.token, sdpType, "v=0\r\n"); resp.StatusCode != tc.want {
+				t.Fatalf("%s %s: %d, want %d", path, tc.name, resp.StatusCode, tc.want)
+			}
+			if pinned() {
+				t.Fatalf("%s %s: the visit got a pin", path, tc.name)
+			}
+		}
+	}
+	// The visit's physician does take it.
+	doctor := dialCall(t, a.ws(call), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, doctor, signaling.TypeWelcome)
+	if o, ok, _ := b.rooms.Owner(t.Context(), id); !ok || o.Node != "node-a" {
+		t.Fatalf("pin after the physician joined on A: %+v %v", o, ok)
+	}
+}
+
+// TestPinNamingNoNodeNotFollowed: a pin whose value no node wrote (here a
+// URL with a path and query to splice the request into) is not followed:
+// the request, cookies and all, goes nowhere but this node.
+func TestPinNamingNoNodeNotFollowed(t *testing.T) {
+	f := newFixture(t)
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	a := startNode(t, f, "node-a", prefix, 0)
+	var hits atomic.Int32
+	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer spy.Close()
+	opts, _ := goredis.ParseURL(redisURLForTest())
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	if err := rdb.Set(t.Context(), prefix+strconv.FormatInt(f.visit.ID, 10), "node-x "+spy.URL+"/steal?to=", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	doctor := dialCall(t, a.ws(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	if w := await(t, doctor, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Fatalf("physician welcome: %+v", w)
+	}
+	if hits.Load() != 0 || len(a.hub.InCall(f.visit.ID)) != 1 {
+		t.Fatalf("requests to the URL in the bad pin: %d; node A holds the call: %v", hits.Load(), len(a.hub.InCall(f.visit.ID)) == 1)
+	}
+}
+
+func redisURLForTest() string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
 }

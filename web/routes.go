@@ -155,14 +155,14 @@ func (s *server) routeTable() []route {
 		// WHEP, withdrawing a guest) are served by the node holding the
 		// call, wherever they land (pinned, pin.go).
 		{"GET /visit/{id}", s.signedIn(s.handleVisit)},
-		{"GET /ws/call/{id}", s.pinned("call", pinClaim, pathVisit, s.signedIn(s.handleCallWS))},
+		{"GET /ws/call/{id}", s.pinned("call", pinClaim, s.callVisit, s.signedIn(s.handleCallWS))},
 
 		// WHIP publishers (exam cameras) and WHEP viewers: an API bearer
 		// token of the visit's physician or patient; checked and audited
 		// in the handler. Sessions are ended by whoever opened them.
-		{"POST /whip/{id}", s.pinned("whip", pinClaim, pathVisit, s.handleOpenStream(signaling.StreamPublish))},
+		{"POST /whip/{id}", s.pinned("whip", pinClaim, s.streamVisitOf, s.handleOpenStream(signaling.StreamPublish))},
 		{"DELETE /whip/{id}/{session}", s.pinned("whip", pinFollow, pathVisit, s.handleCloseStream(signaling.StreamPublish))},
-		{"POST /whep/{id}", s.pinned("whep", pinClaim, pathVisit, s.handleOpenStream(signaling.StreamView))},
+		{"POST /whep/{id}", s.pinned("whep", pinClaim, s.streamVisitOf, s.handleOpenStream(signaling.StreamView))},
 		{"DELETE /whep/{id}/{session}", s.pinned("whep", pinFollow, pathVisit, s.handleCloseStream(signaling.StreamView))},
 	}
 }
