@@ -35,6 +35,21 @@ const forwardHeader = "Bedside-Node-Forwarded"
 // forwardSkew is how far a forwarded request's time may be from ours.
 const forwardSkew = 30 * time.Second
 
+// Timeouts of requests passed on to another node (variables for tests).
+var (
+	// forwardHeaderTimeout bounds the wait for the owner's response
+	// header: past WHIP's negotiation (negotiateTimeout) and a WebSocket
+	// upgrade, an owner that takes a request and never answers.
+	forwardHeaderTimeout = 15 * time.Second
+	// forwardIdle closes a connection to the owner that has sent nothing
+	// for this long. A passed-on socket hears the owner's keepalive ping
+	// every 25 s (wsconn) and the owner gives up on a silent client after
+	// 62.5 s; past that, the owner is gone (cut off without a reset) and
+	// the client should reconnect rather than wait minutes for TCP to
+	// notice.
+	forwardIdle = 65 * time.Second
+)
+
 // pinRetryAfter is what a client is told to wait when its visit's node
 // cannot be reached: the pin expires within cluster.DefaultPinTTL of the
 // node's last renewal, and the next request claims it.
@@ -141,10 +156,26 @@ func (s *server) verifyForward(v string, r *http.Request) (client, node string, 
 	return f[2], f[3], true
 }
 
+// idleConn is a connection to another node that fails a read once the
+// node has sent nothing for idle (forwardIdle).
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
 // newForwarder is the reverse proxy to other nodes: it keeps the request's
 // Host (so the owner's origin checks see what the client sent), drops any
 // X-Forwarded-* and signs the client's address.
 func (s *server) newForwarder() *httputil.ReverseProxy {
+	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	idle := forwardIdle
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := pr.In.Context().Value(forwardTargetKey{}).(*url.URL)
@@ -160,11 +191,21 @@ func (s *server) newForwarder() *httputil.ReverseProxy {
 			pr.Out.Header.Set(forwardHeader, strings.Join([]string{"v1", ts, client, node, mac}, ";"))
 		},
 		Transport: &http.Transport{
-			Proxy:               nil, // nodes reach each other directly
-			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout: 5 * time.Second,
-			MaxIdleConnsPerHost: 16,
-			IdleConnTimeout:     90 * time.Second,
+			Proxy: nil, // nodes reach each other directly
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dialer.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &idleConn{Conn: c, idle: idle}, nil
+			},
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: forwardHeaderTimeout,
+			ExpectContinueTimeout: time.Second,
+			MaxIdleConnsPerHost:   16,
+			// Below forwardIdle, so the pool closes an idle connection
+			// before its read deadline would.
+			IdleConnTimeout: idle / 2,
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.pins.failures.Inc("unreachable")

@@ -651,3 +651,75 @@ func redisURLForTest() string {
 	}
 	return "redis://127.0.0.1:6379/0"
 }
+
+// pinTo points the visit's pin (under prefix) at url, as a node at url
+// holding it would.
+func pinTo(t *testing.T, prefix string, visit int64, url string) {
+	t.Helper()
+	opts, _ := goredis.ParseURL(redisURLForTest())
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	if err := rdb.Set(t.Context(), prefix+strconv.FormatInt(visit, 10), "node-x "+url, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForwardTimeouts: an owner that takes the connection but never
+// answers gets the client a 503 with Retry-After once the response header
+// timeout passes, not a request hanging for good; and a passed-on socket
+// on which the owner falls silent (no keepalive ping, as when it is cut
+// off without a reset) is closed once the idle timeout passes.
+func TestForwardTimeouts(t *testing.T) {
+	oldHeader, oldIdle := forwardHeaderTimeout, forwardIdle
+	forwardHeaderTimeout, forwardIdle = 300*time.Millisecond, 400*time.Millisecond
+	defer func() { forwardHeaderTimeout, forwardIdle = oldHeader, oldIdle }()
+	f := newFixture(t)
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	a := startNode(t, f, "node-a", prefix, 0)
+	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
+	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
+
+	hung := make(chan struct{})
+	mute := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("silent") == "" {
+			select { // takes the request, never answers
+			case <-hung:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		select { // upgraded, then silent
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	defer mute.Close()
+	defer close(hung)
+	pinTo(t, prefix, f.visit.ID, mute.URL)
+
+	d := &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	start := time.Now()
+	_, resp, err := d.Dial(a.ws(path), doc)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("socket to an owner that never answers: %v (%v), want 503 with Retry-After", err, resp)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the 503 took %v", took)
+	}
+
+	ws, _, err := d.Dial(a.ws(path+"?silent=1"), doc)
+	if err != nil {
+		t.Fatalf("socket to an owner that upgrades: %v", err)
+	}
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = ws.ReadMessage()
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("node A kept a passed-on socket open with its owner silent for 5 s")
+	}
+}
