@@ -63,14 +63,15 @@ const DefaultPinTTL = 15 * time.Second
 // or when the node shuts down (Close). A node that dies stops renewing, and
 // the pin expires for the next node to claim.
 type RedisRooms struct {
-	client *goredis.Client
-	self   Pin
-	prefix string
-	ttl    time.Duration
-	log    *slog.Logger
-	claim  *goredis.Script
-	renew  *goredis.Script
-	drop   *goredis.Script
+	client   *goredis.Client
+	self     Pin
+	prefix   string
+	ttl      time.Duration
+	presence func(appointment int64) Presence
+	log      *slog.Logger
+	claim    *goredis.Script
+	renew    *goredis.Script
+	drop     *goredis.Script
 
 	mu   sync.Mutex
 	held map[int64]*pinUse // appointments pinned here, or being claimed
@@ -88,6 +89,15 @@ var _ Rooms = (*RedisRooms)(nil)
 type RoomsConfig struct {
 	Prefix string        // key prefix; "bedside:room:" by default
 	TTL    time.Duration // DefaultPinTTL if zero
+	// Presence says who is in a visit's call on this node; with it, the
+	// node publishes that for each visit it holds at every renewal, for
+	// the other nodes to read (RedisRooms.Presence).
+	Presence func(appointment int64) Presence
+}
+
+// Presence is who is in a visit's call: waiting to be admitted, and in it.
+type Presence struct {
+	Waiting, InCall int
 }
 
 // NewRedisRooms connects to the Redis server at url as the node self.
@@ -122,7 +132,7 @@ func NewRedisRooms(ctx context.Context, url string, self Pin, cfg RoomsConfig, l
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &RedisRooms{client: client, self: self, prefix: cfg.Prefix, ttl: cfg.TTL, log: log,
+	return &RedisRooms{client: client, self: self, prefix: cfg.Prefix, ttl: cfg.TTL, presence: cfg.Presence, log: log,
 		claim: goredis.NewScript(claimRoomScript), renew: goredis.NewScript(renewRoomScript),
 		drop: goredis.NewScript(dropRoomScript), held: make(map[int64]*pinUse)}, nil
 }
@@ -139,25 +149,32 @@ if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v
 `
 
-// renewRoomScript: KEYS pin; ARGV value, ttl ms. Renews the pin if it is
-// ours; 1 if it was.
+// renewRoomScript: KEYS pin, presence; ARGV value, ttl ms, presence
+// value (none if empty). Renews the pin if it is ours, and publishes the
+// visit's presence for as long; 1 if it was ours.
 const renewRoomScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2]) end
   return 1
 end
 return 0
 `
 
-// dropRoomScript: KEYS pin; ARGV value. Deletes the pin if it is ours.
+// dropRoomScript: KEYS pin, presence; ARGV value. Deletes the pin and its
+// presence if the pin is ours.
 const dropRoomScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1], KEYS[2]) end
 return 0
 `
 
 func (r *RedisRooms) key(appointment int64) string {
 	return r.prefix + strconv.FormatInt(appointment, 10)
 }
+
+// presenceKey holds "{node} {waiting} {in call}" of the visit, published
+// by the node holding it, with the pin's TTL.
+func (r *RedisRooms) presenceKey(appointment int64) string { return r.key(appointment) + ":presence" }
 
 func (r *RedisRooms) value() string { return r.self.Node + " " + r.self.URL }
 
@@ -248,6 +265,43 @@ func (r *RedisRooms) Owner(ctx context.Context, appointment int64) (Pin, bool, e
 	return p, err == nil, err
 }
 
+// Presence returns who is in the calls of those appointments held by
+// other nodes, as each holder last published it (at most a renewal round,
+// a third of the TTL, old). A visit held by nobody, or by this node, or
+// whose holder published nothing, is absent: this node's hub answers for
+// it. A presence left by a node that no longer holds the visit is not
+// believed.
+func (r *RedisRooms) Presence(ctx context.Context, appointments []int64) (map[int64]Presence, error) {
+	if len(appointments) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, 0, 2*len(appointments))
+	for _, a := range appointments {
+		keys = append(keys, r.key(a), r.presenceKey(a))
+	}
+	vs, err := r.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("presence of %d visits: %w", len(appointments), err)
+	}
+	out := make(map[int64]Presence)
+	for i, a := range appointments {
+		pin, _ := vs[2*i].(string)
+		pres, _ := vs[2*i+1].(string)
+		holder, _, _ := strings.Cut(pin, " ")
+		f := strings.Fields(pres)
+		if holder == "" || holder == r.self.Node || len(f) != 3 || f[0] != holder {
+			continue
+		}
+		w, err1 := strconv.Atoi(f[1])
+		c, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil || w < 0 || c < 0 {
+			continue
+		}
+		out[a] = Presence{Waiting: w, InCall: c}
+	}
+	return out, nil
+}
+
 // Held is the number of visits pinned to this node.
 func (r *RedisRooms) Held() int {
 	r.mu.Lock()
@@ -298,7 +352,7 @@ func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) 
 			if idle {
 				// Under the lock, so no Claim counts a use of the pin
 				// while it goes; bounded by the client's timeouts.
-				if err := r.drop.Run(ctx, r.client, []string{r.key(a)}, r.value()).Err(); err != nil {
+				if err := r.drop.Run(ctx, r.client, []string{r.key(a), r.presenceKey(a)}, r.value()).Err(); err != nil {
 					r.log.Warn("release visit pin", "appointment", a, "err", err) // again next round
 				} else {
 					delete(r.held, a)
@@ -309,7 +363,12 @@ func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) 
 				continue
 			}
 		}
-		ok, err := r.renew.Run(ctx, r.client, []string{r.key(a)}, r.value(), r.ttl.Milliseconds()).Int()
+		pres := ""
+		if r.presence != nil {
+			p := r.presence(a)
+			pres = r.self.Node + " " + strconv.Itoa(p.Waiting) + " " + strconv.Itoa(p.InCall)
+		}
+		ok, err := r.renew.Run(ctx, r.client, []string{r.key(a), r.presenceKey(a)}, r.value(), r.ttl.Milliseconds(), pres).Int()
 		if err != nil {
 			r.log.Warn("renew visit pin", "appointment", a, "err", err)
 			continue
@@ -344,7 +403,7 @@ func (r *RedisRooms) Close() error {
 	defer cancel()
 	var errs []error
 	for _, a := range as {
-		if err := r.drop.Run(ctx, r.client, []string{r.key(a)}, r.value()).Err(); err != nil {
+		if err := r.drop.Run(ctx, r.client, []string{r.key(a), r.presenceKey(a)}, r.value()).Err(); err != nil {
 			errs = append(errs, fmt.Errorf("release visit %d: %w", a, err))
 		}
 	}

@@ -6,16 +6,22 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 func newRooms(t *testing.T, node, prefix string, ttl time.Duration) *RedisRooms {
 	t.Helper()
+	return newRoomsWith(t, node, RoomsConfig{Prefix: prefix, TTL: ttl})
+}
+
+func newRoomsWith(t *testing.T, node string, cfg RoomsConfig) *RedisRooms {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	r, err := NewRedisRooms(ctx, redisURL(t), Pin{Node: node, URL: "http://" + node + ".internal:8080"},
-		RoomsConfig{Prefix: prefix, TTL: ttl}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("redis is required in CI: %v", err)
@@ -158,5 +164,66 @@ func TestRoomPinURLs(t *testing.T) {
 	}
 	if _, err := NewRedisRooms(ctx, redisURL(t), Pin{Node: "n", URL: "http://10.0.0.9:8080/x"}, RoomsConfig{Prefix: prefix}, nil); err == nil {
 		t.Error("a node URL with a path was accepted")
+	}
+}
+
+// TestRoomPresence: the node holding a visit publishes who is waiting and
+// in its call at each renewal; another node reads it, a visit held by
+// nobody or by the asking node has none (that node's own hub answers),
+// and it goes with the pin.
+func TestRoomPresence(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	ttl := time.Minute
+	var waiting atomic.Int32
+	a := newRoomsWith(t, "node-a", RoomsConfig{Prefix: prefix, TTL: ttl, Presence: func(appointment int64) Presence {
+		if appointment == 7 {
+			return Presence{Waiting: int(waiting.Load()), InCall: 1}
+		}
+		return Presence{}
+	}})
+	b := newRooms(t, "node-b", prefix, ttl)
+	_, self, release, err := a.Claim(ctx, 7)
+	if err != nil || !self {
+		t.Fatalf("claim: %v %v", self, err)
+	}
+	if _, self, _, err := b.Claim(ctx, 9); err != nil || !self {
+		t.Fatalf("claim: %v %v", self, err)
+	}
+	waiting.Store(2)
+	a.Renew(ctx, func(int64) bool { return true })
+	got, err := b.Presence(ctx, []int64{7, 8, 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[7] != (Presence{Waiting: 2, InCall: 1}) {
+		t.Fatalf("presence seen from b: %+v, want visit 7 only, 2 waiting and 1 in the call", got)
+	}
+	if got, _ := a.Presence(ctx, []int64{7}); len(got) != 0 {
+		t.Fatalf("presence of its own visit seen from a: %+v, want none (its hub knows)", got)
+	}
+	waiting.Store(0)
+	a.Renew(ctx, func(int64) bool { return true })
+	if got, _ := b.Presence(ctx, []int64{7}); got[7] != (Presence{InCall: 1}) {
+		t.Fatalf("presence after the waiting left: %+v", got)
+	}
+	// The call ended: presence goes with the pin.
+	release()
+	a.Renew(ctx, func(int64) bool { return false })
+	if got, _ := b.Presence(ctx, []int64{7}); len(got) != 0 {
+		t.Fatalf("presence after the pin went: %+v", got)
+	}
+	// A presence left by a node that no longer holds the visit is not
+	// believed: another node holds it now.
+	if _, self, _, _ := a.Claim(ctx, 10); !self {
+		t.Fatal("claim 10")
+	}
+	waiting.Store(1)
+	a.Renew(ctx, func(int64) bool { return true })
+	if err := a.client.Set(ctx, a.key(10), "node-c http://node-c.internal:8080", ttl).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Presence(ctx, []int64{10}); len(got) != 0 {
+		t.Fatalf("presence published by a node that lost the pin: %+v", got)
 	}
 }
