@@ -58,8 +58,12 @@ func startNode(t *testing.T, f *fixture, name, prefix string, ttl time.Duration)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
+	var hub *signaling.Hub // who is in its calls, published for the other nodes
+	presence := func(a int64) cluster.Presence {
+		return cluster.Presence{Waiting: len(hub.Waiting(a)), InCall: len(hub.InCall(a))}
+	}
 	rooms, err := cluster.NewRedisRooms(ctx, redis, cluster.Pin{Node: name, URL: "http://" + ln.Addr().String()},
-		cluster.RoomsConfig{Prefix: prefix, TTL: ttl}, log)
+		cluster.RoomsConfig{Prefix: prefix, TTL: ttl, Presence: presence}, log)
 	if err != nil {
 		ln.Close()
 		if os.Getenv("CI") != "" {
@@ -71,7 +75,7 @@ func startNode(t *testing.T, f *fixture, name, prefix string, ttl time.Duration)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := signaling.NewHub(sfu, log)
+	hub = signaling.NewHub(sfu, log)
 	srv := httptest.NewUnstartedServer(NewServer(Deps{Log: log, Store: f.st, Bus: cluster.NewLocal(), Calls: hub,
 		Secret: nodeSecret, Rooms: rooms, Audit: &audit.Recorder{Store: f.st, Log: log}}))
 	srv.Listener.Close()
@@ -722,4 +726,55 @@ func TestForwardTimeouts(t *testing.T) {
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("node A kept a passed-on socket open with its owner silent for 5 s")
 	}
+}
+
+// TestWaitingShownOnEveryNode: the patient waits in the call held by node
+// A; the physician's list of today's visits, rendered by node B, marks
+// them waiting (within a renewal round), and stops once they are admitted.
+func TestWaitingShownOnEveryNode(t *testing.T) {
+	f, a, b := newCluster(t, 900*time.Millisecond) // renewal rounds every 300 ms
+	docCookie := f.cookieHeader(f.signIn(t, "doc@example.org"))
+	today := func(n *node) bool {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", n.srv.URL+"/today", nil)
+		req.Header = docCookie.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("today on %s: %d", n.name, resp.StatusCode)
+		}
+		return strings.Contains(string(body), `badge waiting`)
+	}
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if today(a) || today(b) {
+		t.Fatal("a patient is marked waiting before anyone joined")
+	}
+	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
+	patient := dialCall(t, a.ws(path), f.cookieHeader(f.joinClient(t, f.visit)))
+	if w := await(t, patient, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+		t.Fatalf("patient welcome state %q, want waiting", w.State)
+	}
+	if !today(a) {
+		t.Fatal("node A, holding the call, does not mark the patient waiting")
+	}
+	until("node B never marked the patient waiting in node A's call", func() bool { return today(b) })
+
+	doctor := dialCall(t, b.ws(path), docCookie) // passed on to A
+	await(t, doctor, signaling.TypeWelcome)
+	doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: fmt.Sprintf("u%d", f.pat.ID)})
+	await(t, patient, signaling.TypeAdmitted)
+	until("node B still marks the admitted patient waiting", func() bool { return !today(b) })
 }

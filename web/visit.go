@@ -1,11 +1,13 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/cluster"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/templates"
@@ -94,14 +96,37 @@ func (s *server) handleToday(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	v := templates.TodayView{Page: page("Your visits", c), Zone: loc.String(), PhysicianID: c.User.ID}
+	elsewhere := s.presenceElsewhere(r, list)
 	for _, a := range list {
 		v.Visits = append(v.Visits, templates.TodayVisit{
 			ID: a.ID, When: a.Start.In(loc).Format("Mon 2 Jan 15:04"), PatientName: s.userName(r, a.PatientID),
-			Status: statusLabel(a.Status), Waiting: len(s.Calls.Waiting(a.ID)) > 0,
+			Status: statusLabel(a.Status), Waiting: len(s.Calls.Waiting(a.ID)) > 0 || elsewhere[a.ID].Waiting > 0,
 			Held: a.Status == scheduling.StatusArrived || a.Status == scheduling.StatusFulfilled,
 		})
 	}
 	s.render(w, r, http.StatusOK, templates.TodayPage(v))
+}
+
+// presenceElsewhere is who is in the calls of those visits held by other
+// nodes (several nodes: pin.go), as their nodes last published it; this
+// node's hub answers for the others. Unknown (Redis away) is empty: the
+// list then shows what this node knows.
+func (s *server) presenceElsewhere(r *http.Request, list []scheduling.Appointment) map[int64]cluster.Presence {
+	p, ok := s.Rooms.(interface {
+		Presence(context.Context, []int64) (map[int64]cluster.Presence, error)
+	})
+	if !ok || len(list) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(list))
+	for i, a := range list {
+		ids[i] = a.ID
+	}
+	m, err := p.Presence(r.Context(), ids)
+	if err != nil {
+		s.Log.WarnContext(r.Context(), "presence on other nodes unknown; showing this node's", "err", err)
+	}
+	return m
 }
 
 // handleConsult is the physician's call page with the vitals overlay.

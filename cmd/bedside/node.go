@@ -47,7 +47,10 @@ func startRooms(ctx context.Context, c config, hub *signaling.Hub, log *slog.Log
 	if c.redisURL == "" {
 		return cluster.LocalRooms{}, func() {}, nil
 	}
-	r, err := cluster.NewRedisRooms(ctx, c.redisURL, cluster.Pin{Node: live.NewEpoch(), URL: c.nodeURL}, cluster.RoomsConfig{}, log)
+	r, err := cluster.NewRedisRooms(ctx, c.redisURL, cluster.Pin{Node: live.NewEpoch(), URL: c.nodeURL},
+		cluster.RoomsConfig{Presence: func(a int64) cluster.Presence { // read by the others' lists of today's visits
+			return cluster.Presence{Waiting: len(hub.Waiting(a)), InCall: len(hub.InCall(a))}
+		}}, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
