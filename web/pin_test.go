@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -47,6 +48,12 @@ type node struct {
 // startNode starts a node named name on f's store, its pins under prefix.
 func startNode(t *testing.T, f *fixture, name, prefix string, ttl time.Duration) *node {
 	t.Helper()
+	return startNodeWith(t, f, name, prefix, ttl, nil)
+}
+
+// startNodeWith is startNode with the server's Deps adjusted by adjust.
+func startNodeWith(t *testing.T, f *fixture, name, prefix string, ttl time.Duration, adjust func(*Deps)) *node {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +83,12 @@ func startNode(t *testing.T, f *fixture, name, prefix string, ttl time.Duration)
 		t.Fatal(err)
 	}
 	hub = signaling.NewHub(sfu, log)
-	srv := httptest.NewUnstartedServer(NewServer(Deps{Log: log, Store: f.st, Bus: cluster.NewLocal(), Calls: hub,
-		Secret: nodeSecret, Rooms: rooms, Audit: &audit.Recorder{Store: f.st, Log: log}}))
+	deps := Deps{Log: log, Store: f.st, Bus: cluster.NewLocal(), Calls: hub,
+		Secret: nodeSecret, Rooms: rooms, Audit: &audit.Recorder{Store: f.st, Log: log}}
+	if adjust != nil {
+		adjust(&deps)
+	}
+	srv := httptest.NewUnstartedServer(NewServer(deps))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
@@ -777,4 +788,67 @@ func TestWaitingShownOnEveryNode(t *testing.T) {
 	doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: fmt.Sprintf("u%d", f.pat.ID)})
 	await(t, patient, signaling.TypeAdmitted)
 	until("node B still marks the admitted patient waiting", func() bool { return !today(b) })
+}
+
+// TestClientAddressBehindProxiesAcrossNodes: with a trusted load balancer
+// (127.0.0.1) in front, the client address it names in X-Forwarded-For is
+// the one the node holding the call audits, though another node passed
+// the socket on; a client's own X-Forwarded-For, or Forwarded, from an
+// untrusted address (127.0.0.2) is ignored on both nodes.
+func TestClientAddressBehindProxiesAcrossNodes(t *testing.T) {
+	f := newFixture(t)
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	lbOnly := func(d *Deps) { d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} }
+	a := startNodeWith(t, f, "node-a", prefix, 0, lbOnly)
+	b := startNodeWith(t, f, "node-b", prefix, 0, lbOnly)
+	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
+	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
+	doctor := dialCall(t, a.ws(path), doc)
+	await(t, doctor, signaling.TypeWelcome)
+
+	audited := func() []string {
+		events, _, err := f.st.AuditEvents(t.Context(), store.AuditQuery{ActorID: f.doc.ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addrs []string
+		for _, e := range events {
+			if e.Resource == fmt.Sprintf("Appointment/%d", f.visit.ID) {
+				addrs = append(addrs, e.Address)
+			}
+		}
+		return addrs
+	}
+	from2 := &websocket.Dialer{NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}
+	for _, tc := range []struct {
+		name   string
+		dialer *websocket.Dialer
+		extra  http.Header
+		want   string
+	}{
+		{"through the load balancer", websocket.DefaultDialer, http.Header{"X-Forwarded-For": {"198.51.100.7"}}, "198.51.100.7"},
+		{"a client's own X-Forwarded-For", from2, http.Header{"X-Forwarded-For": {"203.0.113.5"}}, "127.0.0.2"},
+		{"a client's own Forwarded", from2, http.Header{"Forwarded": {"for=203.0.113.6"}}, "127.0.0.2"},
+	} {
+		h := doc.Clone()
+		for k, v := range tc.extra {
+			h[k] = v
+		}
+		before := len(audited())
+		ws, _, err := tc.dialer.Dial(b.ws(path), h) // B passes it on to A
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var w signaling.Message
+		if err := ws.ReadJSON(&w); err != nil || w.Type != signaling.TypeWelcome {
+			t.Fatalf("%s: %+v, %v", tc.name, w, err)
+		}
+		ws.Close()
+		if got := audited()[before:]; len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s: audited %q, want %q once", tc.name, got, tc.want)
+		}
+	}
+	if got := b.metric(t, `bedside_node_proxied_requests_total{kind="call"}`); got != 3 {
+		t.Errorf("node B passed on %d sockets, want 3", got)
+	}
 }
