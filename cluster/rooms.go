@@ -72,6 +72,7 @@ type RedisRooms struct {
 	claim    *goredis.Script
 	renew    *goredis.Script
 	drop     *goredis.Script
+	take     *goredis.Script
 
 	mu   sync.Mutex
 	held map[int64]*pinUse // appointments pinned here, or being claimed
@@ -134,7 +135,7 @@ func NewRedisRooms(ctx context.Context, url string, self Pin, cfg RoomsConfig, l
 	}
 	return &RedisRooms{client: client, self: self, prefix: cfg.Prefix, ttl: cfg.TTL, presence: cfg.Presence, log: log,
 		claim: goredis.NewScript(claimRoomScript), renew: goredis.NewScript(renewRoomScript),
-		drop: goredis.NewScript(dropRoomScript), held: make(map[int64]*pinUse)}, nil
+		drop: goredis.NewScript(dropRoomScript), take: goredis.NewScript(takeRoomScript), held: make(map[int64]*pinUse)}, nil
 }
 
 // claimRoomScript: KEYS pin; ARGV value, ttl ms. Takes the pin if free,
@@ -166,6 +167,19 @@ return 0
 const dropRoomScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1], KEYS[2]) end
 return 0
+`
+
+// takeRoomScript: KEYS pin, presence; ARGV the dead node's value, ours,
+// most ms left for a pin its node has stopped renewing, ttl ms. Takes the
+// pin if it still names the dead node and has no more than that left;
+// 1 if it did.
+const takeRoomScript = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 or left > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+redis.call('DEL', KEYS[2])
+return 1
 `
 
 func (r *RedisRooms) key(appointment int64) string {
@@ -240,6 +254,38 @@ func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, f
 	}
 	p, err := parsePin(v)
 	return p, false, func() {}, err
+}
+
+// TakeOver takes the appointment's pin from dead, a node this one found
+// dead (its URL refuses connections), without waiting for the pin to
+// expire: only if the pin still names dead and dead has missed a renewal
+// round, so that less than half the TTL is left (renewals come every
+// third). A live node renews on time, so a node that merely refused one
+// connection keeps its visits. When taken, release is as Claim's.
+func (r *RedisRooms) TakeOver(ctx context.Context, appointment int64, dead Pin) (taken bool, release func(), err error) {
+	r.mu.Lock()
+	u := r.held[appointment]
+	if u == nil {
+		u = &pinUse{}
+		r.held[appointment] = u
+	}
+	u.users++
+	r.mu.Unlock()
+	n, err := r.take.Run(ctx, r.client, []string{r.key(appointment), r.presenceKey(appointment)},
+		dead.Node+" "+dead.URL, r.value(), (r.ttl / 2).Milliseconds(), r.ttl.Milliseconds()).Int()
+	if err == nil && n == 1 {
+		r.mu.Lock()
+		u.ours = true
+		r.mu.Unlock()
+		r.log.Warn("took over the visit of a node that refuses connections and stopped renewing", "appointment", appointment, "node", dead.Node, "url", dead.URL)
+		var once sync.Once
+		return true, func() { once.Do(func() { r.unuse(appointment, u) }) }, nil
+	}
+	r.unuse(appointment, u)
+	if err != nil {
+		return false, func() {}, fmt.Errorf("take over visit %d: %w", appointment, err)
+	}
+	return false, func() {}, nil
 }
 
 // unuse ends one use of u, forgetting it if it is not this node's pin.

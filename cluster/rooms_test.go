@@ -227,3 +227,57 @@ func TestRoomPresence(t *testing.T) {
 		t.Fatalf("presence published by a node that lost the pin: %+v", got)
 	}
 }
+
+// TestRoomTakeOver: a node may take a visit's pin from a node it found
+// dead only while the pin still names that node and that node has missed
+// a renewal round (less than half the TTL left); a pin renewed on time,
+// or held by another node, stays.
+func TestRoomTakeOver(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	ttl := 1200 * time.Millisecond
+	a := newRooms(t, "node-a", prefix, ttl)
+	b := newRooms(t, "node-b", prefix, ttl)
+	if _, self, _, err := a.Claim(ctx, 7); err != nil || !self {
+		t.Fatalf("claim: %v %v", self, err)
+	}
+	if taken, _, err := b.TakeOver(ctx, 7, a.Self()); err != nil || taken {
+		t.Fatalf("took over a pin renewed just now: %v %v", taken, err)
+	}
+	if taken, _, err := b.TakeOver(ctx, 7, Pin{Node: "node-c", URL: "http://node-c.internal:8080"}); err != nil || taken {
+		t.Fatalf("took over a pin from a node that does not hold it: %v %v", taken, err)
+	}
+	// node-a stops renewing; once it has missed a round (600 ms), b may take it.
+	var release func()
+	deadline := time.Now().Add(ttl)
+	for {
+		taken, rel, err := b.TakeOver(ctx, 7, a.Self())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if taken {
+			release = rel
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never took over the pin of a node that stopped renewing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if o, ok, _ := a.Owner(ctx, 7); !ok || o != b.Self() {
+		t.Fatalf("pin after the takeover: %+v %v", o, ok)
+	}
+	if b.Held() != 1 {
+		t.Fatalf("b holds %d pins, want 1", b.Held())
+	}
+	// a finds out at its next round that the pin moved.
+	a.Renew(ctx, func(int64) bool { return true })
+	if a.Held() != 0 {
+		t.Fatalf("a still counts the taken pin: %d", a.Held())
+	}
+	release()
+	b.Renew(ctx, func(int64) bool { return false })
+	if _, ok, _ := a.Owner(ctx, 7); ok {
+		t.Fatal("the taken pin stayed after its call ended")
+	}
+}
