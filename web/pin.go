@@ -5,12 +5,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bedside-health/bedside/cluster"
@@ -52,7 +54,9 @@ var (
 
 // pinRetryAfter is what a client is told to wait when its visit's node
 // cannot be reached: the pin expires within cluster.DefaultPinTTL of the
-// node's last renewal, and the next request claims it.
+// node's last renewal, and the next request claims it (or, if the node
+// refuses connections, takes it over once it has missed a renewal:
+// takeOver).
 const pinRetryAfter = "5"
 
 type pinMode int
@@ -72,9 +76,21 @@ type forwardedKey struct{}
 
 type forwardTargetKey struct{}
 
+// forwardTo is where pinned passes a request on (in its context, under
+// forwardTargetKey): the visit, the node holding it, and the request as it
+// came and its handler here, should this node take the visit over.
+type forwardTo struct {
+	url   *url.URL
+	visit int64
+	owner cluster.Pin
+	in    *http.Request
+	next  http.Handler
+}
+
 type pinMetrics struct {
-	proxied  metrics.Counter // requests passed to the visit's node, by route kind
-	failures metrics.Counter // by reason: unreachable, loop, forged
+	proxied   metrics.Counter // requests passed to the visit's node, by route kind
+	failures  metrics.Counter // by reason: unreachable, loop, forged
+	takeovers metrics.Counter // visits taken from a node found dead
 }
 
 func newPinMetrics(r *metrics.Registry, rooms cluster.Rooms) *pinMetrics {
@@ -83,6 +99,8 @@ func newPinMetrics(r *metrics.Registry, rooms cluster.Rooms) *pinMetrics {
 			"Requests passed on to the node holding their visit's call, by route kind.", "kind"),
 		failures: r.Counter("bedside_node_proxy_failures_total",
 			"Requests for a visit held by another node that could not be passed on (unreachable, loop), and node-forwarding headers ignored as unsigned or forged (forged), by reason.", "reason"),
+		takeovers: r.Counter("bedside_room_pins_taken_over_total",
+			"Visits this node took over from a node that refused connections and had missed a pin renewal, before its pin expired."),
 	}
 	if h, ok := rooms.(interface{ Held() int }); ok {
 		r.GaugeFunc("bedside_room_pins_held", "Visits whose call is pinned to this node.", func() int64 { return int64(h.Held()) })
@@ -178,8 +196,7 @@ func (s *server) newForwarder() *httputil.ReverseProxy {
 	idle := forwardIdle
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			target := pr.In.Context().Value(forwardTargetKey{}).(*url.URL)
-			pr.SetURL(target)
+			pr.SetURL(pr.In.Context().Value(forwardTargetKey{}).(*forwardTo).url)
 			pr.Out.Host = pr.In.Host
 			client := pr.In.RemoteAddr
 			if h, _, err := net.SplitHostPort(client); err == nil {
@@ -208,8 +225,15 @@ func (s *server) newForwarder() *httputil.ReverseProxy {
 			IdleConnTimeout: idle / 2,
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			to, _ := r.Context().Value(forwardTargetKey{}).(*forwardTo)
+			if to != nil && s.takeOver(w, to, err) {
+				return
+			}
 			s.pins.failures.Inc("unreachable")
-			node, _ := r.Context().Value(forwardTargetKey{}).(*url.URL)
+			var node *url.URL
+			if to != nil {
+				node = to.url
+			}
 			s.Log.WarnContext(r.Context(), "the node holding the visit's call cannot be reached", "route", logPath(r), "node", node, "err", err)
 			w.Header().Set("Retry-After", pinRetryAfter)
 			http.Error(w, "the server holding this visit's call cannot be reached; try again in a few seconds", http.StatusServiceUnavailable)
@@ -268,8 +292,44 @@ func (s *server) pinned(kind string, mode pinMode, visit func(*http.Request) (in
 			return
 		}
 		s.pins.proxied.Inc(kind)
-		s.forwarder.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardTargetKey{}, target)))
+		to := &forwardTo{url: target, visit: id, owner: owner, next: next}
+		to.in = r.WithContext(context.WithValue(r.Context(), forwardTargetKey{}, to))
+		s.forwarder.ServeHTTP(w, to.in)
 	})
+}
+
+// takeOver serves here a request whose visit's node refused the
+// connection (nothing listens there: the node is gone or restarting),
+// once this node has taken the visit over (cluster.RedisRooms.TakeOver:
+// only if that node has also missed a pin renewal). A timeout is no such
+// sign (a slow or cut-off node may still hold the call), nor is a refusal
+// from a node that renews its pin. A request with a body, already spent
+// on the attempt, is told to come again at once. It reports whether it
+// answered.
+func (s *server) takeOver(w http.ResponseWriter, to *forwardTo, err error) bool {
+	t, ok := s.Rooms.(interface {
+		TakeOver(context.Context, int64, cluster.Pin) (bool, func(), error)
+	})
+	if !ok || !errors.Is(err, syscall.ECONNREFUSED) {
+		return false
+	}
+	r := to.in
+	taken, release, terr := t.TakeOver(r.Context(), to.visit, to.owner)
+	if terr != nil {
+		s.Log.WarnContext(r.Context(), "visit of a node refusing connections not taken over", "appointment", to.visit, "err", terr)
+	}
+	if !taken {
+		return false
+	}
+	defer release()
+	s.pins.takeovers.Inc()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Retry-After", "0")
+		http.Error(w, "this visit's call has just moved to another server; send the request again", http.StatusServiceUnavailable)
+		return true
+	}
+	to.next.ServeHTTP(w, r)
+	return true
 }
 
 // pathVisit is the {id} visit of the request, if it carries a credential;

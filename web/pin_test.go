@@ -269,10 +269,13 @@ func resumeOutcome(ctx context.Context, t *testing.T, c *sigclient.Client) strin
 }
 
 // TestPinMovesWhenItsNodeDies: the node holding a call dies; until its
-// pin expires a join through another node is told to retry (503,
-// Retry-After), then that node claims the visit and holds the call.
+// pin expires (or it has missed a renewal: TestDeadOwnerTakenOverEarly) a
+// join through another node is told to retry (503, Retry-After), then
+// that node takes the visit and holds the call.
 func TestPinMovesWhenItsNodeDies(t *testing.T) {
-	f, a, b := newCluster(t, 900*time.Millisecond)
+	// Renewals every second: the first join below comes well within a
+	// round of the last, however loaded the machine.
+	f, a, b := newCluster(t, 3*time.Second)
 	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
 	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
 	doctor := dialCall(t, a.ws(path), doc)
@@ -850,5 +853,58 @@ func TestClientAddressBehindProxiesAcrossNodes(t *testing.T) {
 	}
 	if got := b.metric(t, `bedside_node_proxied_requests_total{kind="call"}`); got != 3 {
 		t.Errorf("node B passed on %d sockets, want 3", got)
+	}
+}
+
+// TestDeadOwnerTakenOverEarly: the node holding a call dies (its port
+// refuses connections, its pin is no longer renewed). Once it has missed
+// a renewal round, a join through another node takes the visit over at
+// once rather than waiting for the pin to expire; before that, it is
+// told to retry.
+func TestDeadOwnerTakenOverEarly(t *testing.T) {
+	const ttl = 6 * time.Second // renewals every 2 s; a takeover from 3 s without one
+	f, a, b := newCluster(t, ttl)
+	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
+	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
+	doctor := dialCall(t, a.ws(path), doc)
+	await(t, doctor, signaling.TypeWelcome)
+
+	a.stop()
+	died := time.Now()
+	a.srv.Listener.Close()
+	a.srv.CloseClientConnections()
+	doctor.Close()
+
+	_, resp, err := websocket.DefaultDialer.Dial(b.ws(path), doc)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("joining through B just after A died: %v (%v), want 503 (A renewed within a round)", err, resp)
+	}
+	var again *websocket.Conn
+	for again == nil {
+		ws, resp, err := websocket.DefaultDialer.Dial(b.ws(path), doc)
+		switch {
+		case err == nil:
+			again = ws
+		case resp == nil || resp.StatusCode != http.StatusServiceUnavailable:
+			t.Fatalf("joining through B: %v", err)
+		case time.Since(died) > ttl:
+			t.Fatal("B never took over the dead node's visit")
+		default:
+			time.Sleep(100 * time.Millisecond) // the client's retry
+		}
+	}
+	defer again.Close()
+	var w signaling.Message
+	if err := again.ReadJSON(&w); err != nil || w.Type != signaling.TypeWelcome || w.State != signaling.StateAdmitted {
+		t.Fatalf("rejoin on B: %+v, %v", w, err)
+	}
+	if got := b.metric(t, "bedside_room_pins_taken_over_total"); got != 1 {
+		t.Fatalf("takeovers counted: %d, want 1 (the pin was taken over, not left to expire)", got)
+	}
+	if o, ok, _ := b.rooms.Owner(t.Context(), f.visit.ID); !ok || o.Node != "node-b" {
+		t.Fatalf("pin after the takeover: %+v %v, want node-b", o, ok)
+	}
+	if len(b.hub.InCall(f.visit.ID)) != 1 {
+		t.Fatal("node B does not hold the physician's call")
 	}
 }
