@@ -74,9 +74,17 @@ type RedisRooms struct {
 	drop     *goredis.Script
 	take     *goredis.Script
 
-	mu   sync.Mutex
-	held map[int64]*pinUse // appointments pinned here, or being claimed
+	mu     sync.Mutex
+	held   map[int64]*pinUse // appointments pinned here, or being claimed
+	closed bool              // Close began: no new pins
+	// inflight counts Claims and TakeOvers talking to Redis, which Close
+	// waits for before it closes the client.
+	inflight sync.WaitGroup
 }
+
+// errRoomsClosed answers a claim on a node giving up its pins: a pin taken
+// now would outlive the node, renewed and released by nobody.
+var errRoomsClosed = errors.New("this node is shutting down and takes no visits")
 
 // pinUse is a visit's pin as this node knows it.
 type pinUse struct {
@@ -228,6 +236,12 @@ func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, f
 	// Counted as in use before asking Redis, so that a renewal round
 	// cannot delete the pin between the answer and the count.
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return Pin{}, false, func() {}, fmt.Errorf("claim visit %d: %w", appointment, errRoomsClosed)
+	}
+	r.inflight.Add(1)
+	defer r.inflight.Done()
 	u := r.held[appointment]
 	if u == nil {
 		u = &pinUse{}
@@ -238,8 +252,14 @@ func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, f
 	v, err := r.claim.Run(ctx, r.client, []string{r.key(appointment)}, r.value(), r.ttl.Milliseconds()).Text()
 	if err == nil && v == r.value() {
 		r.mu.Lock()
-		u.ours = true
+		closed := r.closed
+		u.ours = !closed
 		r.mu.Unlock()
+		if closed { // Close began meanwhile and did not see this pin
+			_ = r.drop.Run(ctx, r.client, []string{r.key(appointment), r.presenceKey(appointment)}, r.value()).Err()
+			r.unuse(appointment, u)
+			return Pin{}, false, func() {}, fmt.Errorf("claim visit %d: %w", appointment, errRoomsClosed)
+		}
 		var once sync.Once
 		return r.self, true, func() { once.Do(func() { r.unuse(appointment, u) }) }, nil
 	}
@@ -264,6 +284,12 @@ func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, f
 // connection keeps its visits. When taken, release is as Claim's.
 func (r *RedisRooms) TakeOver(ctx context.Context, appointment int64, dead Pin) (taken bool, release func(), err error) {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return false, func() {}, nil
+	}
+	r.inflight.Add(1)
+	defer r.inflight.Done()
 	u := r.held[appointment]
 	if u == nil {
 		u = &pinUse{}
@@ -275,8 +301,14 @@ func (r *RedisRooms) TakeOver(ctx context.Context, appointment int64, dead Pin) 
 		dead.Node+" "+dead.URL, r.value(), (r.ttl / 2).Milliseconds(), r.ttl.Milliseconds()).Int()
 	if err == nil && n == 1 {
 		r.mu.Lock()
-		u.ours = true
+		closed := r.closed
+		u.ours = !closed
 		r.mu.Unlock()
+		if closed { // Close began meanwhile and did not see this pin
+			_ = r.drop.Run(ctx, r.client, []string{r.key(appointment), r.presenceKey(appointment)}, r.value()).Err()
+			r.unuse(appointment, u)
+			return false, func() {}, nil
+		}
 		r.log.Warn("took over the visit of a node that refuses connections and stopped renewing", "appointment", appointment, "node", dead.Node, "url", dead.URL)
 		var once sync.Once
 		return true, func() { once.Do(func() { r.unuse(appointment, u) }) }, nil
@@ -434,9 +466,11 @@ func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) 
 }
 
 // Close deletes every pin of this node, so the next node to need those
-// visits claims them at once, and closes the client.
+// visits claims them at once, and closes the client. Claims from then on
+// fail (the request is served where it is, pinning nothing).
 func (r *RedisRooms) Close() error {
 	r.mu.Lock()
+	r.closed = true
 	as := make([]int64, 0, len(r.held))
 	for a, u := range r.held {
 		if u.ours {
@@ -453,5 +487,6 @@ func (r *RedisRooms) Close() error {
 			errs = append(errs, fmt.Errorf("release visit %d: %w", a, err))
 		}
 	}
+	r.inflight.Wait() // a claim meanwhile drops its own pin
 	return errors.Join(append(errs, r.client.Close())...)
 }

@@ -281,3 +281,56 @@ func TestRoomTakeOver(t *testing.T) {
 		t.Fatal("the taken pin stayed after its call ended")
 	}
 }
+
+// TestRoomsClosedClaimNothing: once a node has given up its pins on its
+// way down, a request still in flight there takes no new pin, which would
+// outlive the node (nobody renews it, nobody releases it).
+func TestRoomsClosedClaimNothing(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	a := newRooms(t, "node-a", prefix, time.Minute)
+	b := newRooms(t, "node-b", prefix, time.Minute)
+	if _, self, _, err := a.Claim(ctx, 7); err != nil || !self {
+		t.Fatalf("claim: %v %v", self, err)
+	}
+	// Many pins, so that giving them up takes a while; requests keep
+	// arriving meanwhile.
+	for id := int64(1000); id < 3000; id++ {
+		if _, self, _, err := a.Claim(ctx, id); err != nil || !self {
+			t.Fatalf("claim %d: %v %v", id, self, err)
+		}
+	}
+	closed := make(chan error)
+	go func() { closed <- a.Close() }()
+	var late []int64
+	for id := int64(100000); ; id++ {
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatal(err)
+			}
+			late = append(late, id) // and one after
+			for _, id := range late {
+				if _, self, _, err := a.Claim(ctx, id); self && err == nil {
+					t.Fatalf("visit %d claimed after close", id)
+				}
+			}
+			goto check
+		default:
+		}
+		late = append(late, id)
+		if _, _, _, err := a.Claim(ctx, id); err != nil || len(late) > 5000 {
+			if err := <-closed; err != nil {
+				t.Fatal(err)
+			}
+			goto check
+		}
+	}
+check:
+	late = append(late, 7)
+	for _, id := range late {
+		if o, ok, err := b.Owner(ctx, id); err != nil || ok {
+			t.Errorf("visit %d after node-a closed: %+v %v %v, want no pin", id, o, ok, err)
+		}
+	}
+}
