@@ -279,6 +279,16 @@ func (s *server) pinned(kind string, mode pinMode, visit func(*http.Request) (in
 			next.ServeHTTP(w, r)
 			return
 		}
+		if owner.URL == s.Rooms.Self().URL {
+			// An earlier run of this node (it held this URL, so it is
+			// gone): its visits come back once its pin has missed a
+			// renewal, rather than when the pin expires.
+			if taken, release := s.tryTakeOver(r, id, owner); taken {
+				defer release()
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
 		target, perr := url.Parse(owner.URL)
 		_, passedOn := r.Context().Value(forwardedKey{}).(string)
 		switch {
@@ -307,22 +317,15 @@ func (s *server) pinned(kind string, mode pinMode, visit func(*http.Request) (in
 // on the attempt, is told to come again at once. It reports whether it
 // answered.
 func (s *server) takeOver(w http.ResponseWriter, to *forwardTo, err error) bool {
-	t, ok := s.Rooms.(interface {
-		TakeOver(context.Context, int64, cluster.Pin) (bool, func(), error)
-	})
-	if !ok || !errors.Is(err, syscall.ECONNREFUSED) {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
 		return false
 	}
 	r := to.in
-	taken, release, terr := t.TakeOver(r.Context(), to.visit, to.owner)
-	if terr != nil {
-		s.Log.WarnContext(r.Context(), "visit of a node refusing connections not taken over", "appointment", to.visit, "err", terr)
-	}
+	taken, release := s.tryTakeOver(r, to.visit, to.owner)
 	if !taken {
 		return false
 	}
 	defer release()
-	s.pins.takeovers.Inc()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Retry-After", "0")
 		http.Error(w, "this visit's call has just moved to another server; send the request again", http.StatusServiceUnavailable)
@@ -330,6 +333,26 @@ func (s *server) takeOver(w http.ResponseWriter, to *forwardTo, err error) bool 
 	}
 	to.next.ServeHTTP(w, r)
 	return true
+}
+
+// tryTakeOver takes the visit from dead if the pins allow it
+// (cluster.RedisRooms.TakeOver); when taken, release is as Claim's.
+func (s *server) tryTakeOver(r *http.Request, visit int64, dead cluster.Pin) (bool, func()) {
+	t, ok := s.Rooms.(interface {
+		TakeOver(context.Context, int64, cluster.Pin) (bool, func(), error)
+	})
+	if !ok {
+		return false, nil
+	}
+	taken, release, err := t.TakeOver(r.Context(), visit, dead)
+	if err != nil {
+		s.Log.WarnContext(r.Context(), "visit of a node found gone not taken over", "appointment", visit, "node", dead.Node, "err", err)
+	}
+	if !taken {
+		return false, nil
+	}
+	s.pins.takeovers.Inc()
+	return true, release
 }
 
 // pathVisit is the {id} visit of the request, if it carries a credential;

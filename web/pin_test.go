@@ -908,3 +908,44 @@ func TestDeadOwnerTakenOverEarly(t *testing.T) {
 		t.Fatal("node B does not hold the physician's call")
 	}
 }
+
+// TestRestartedNodeTakesBackItsVisit: a node that crashed and came back
+// at the same URL (a new id) finds its earlier run's pin on a visit: once
+// that pin has missed a renewal it takes the visit back at once instead
+// of answering 503 until the pin expires; before that it answers 503.
+func TestRestartedNodeTakesBackItsVisit(t *testing.T) {
+	const ttl = 4 * time.Second
+	f := newFixture(t)
+	prefix := fmt.Sprintf("test:room:%d:", time.Now().UnixNano())
+	a := startNode(t, f, "node-a2", prefix, ttl)
+	opts, _ := goredis.ParseURL(redisURLForTest())
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	key := prefix + strconv.FormatInt(f.visit.ID, 10)
+	earlier := "node-a1 " + a.srv.URL
+	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
+	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
+
+	// Renewed just now by the earlier run, as far as anyone can tell.
+	if err := rdb.Set(t.Context(), key, earlier, ttl).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(a.ws(path), doc)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("join while the earlier run's pin is fresh: %v (%v), want 503", err, resp)
+	}
+	// Missed a renewal: under half its TTL left.
+	if err := rdb.Set(t.Context(), key, earlier, ttl/2-100*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	doctor := dialCall(t, a.ws(path), doc)
+	if w := await(t, doctor, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Fatalf("physician welcome: %+v", w)
+	}
+	if o, ok, _ := a.rooms.Owner(t.Context(), f.visit.ID); !ok || o.Node != "node-a2" {
+		t.Fatalf("pin after the join: %+v %v, want node-a2", o, ok)
+	}
+	if got := a.metric(t, "bedside_room_pins_taken_over_total"); got != 1 {
+		t.Errorf("takeovers counted: %d, want 1", got)
+	}
+}
