@@ -273,9 +273,9 @@ func resumeOutcome(ctx context.Context, t *testing.T, c *sigclient.Client) strin
 // join through another node is told to retry (503, Retry-After), then
 // that node takes the visit and holds the call.
 func TestPinMovesWhenItsNodeDies(t *testing.T) {
-	// Renewals every second: the first join below comes well within a
-	// round of the last, however loaded the machine.
-	f, a, b := newCluster(t, 3*time.Second)
+	// Renewals every 2 s, a takeover from 3 s after the last: the first
+	// join below comes well before that, however loaded the machine.
+	f, a, b := newCluster(t, 6*time.Second)
 	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
 	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
 	doctor := dialCall(t, a.ws(path), doc)
@@ -862,7 +862,7 @@ func TestClientAddressBehindProxiesAcrossNodes(t *testing.T) {
 // once rather than waiting for the pin to expire; before that, it is
 // told to retry.
 func TestDeadOwnerTakenOverEarly(t *testing.T) {
-	const ttl = 6 * time.Second // renewals every 2 s; a takeover from 3 s without one
+	const ttl = 9 * time.Second // renewals every 3 s; a takeover from 4.5 s without one
 	f, a, b := newCluster(t, ttl)
 	path := fmt.Sprintf("/ws/call/%d", f.visit.ID)
 	doc := f.cookieHeader(f.signIn(t, "doc@example.org"))
