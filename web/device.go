@@ -48,7 +48,8 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Set up here, then served from a goroutine of its own (socketctx.go).
-	r, done := s.socketRequest(r)
+	p, done := s.socketRequest(r)
+	ctx := p.ctx
 	conn := wsconn.New(ws, wsconn.Options{ReadLimit: deviceMaxMessage, QueueLen: deviceQueue, Rate: s.devices.rate(cred.ID, s.DeviceRate)})
 	s.metrics.sockets.Add(1, "device")
 	release := s.devices.claim(cred.ID, conn)
@@ -60,9 +61,9 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// Read the acknowledged sequence only once this connection owns the
 	// device, so it reflects everything the previous connection stored.
-	cred, err = s.Store.CredentialByHash(r.Context(), store.CredentialDevice, cred.TokenHash)
+	cred, err = s.Store.CredentialByHash(ctx, store.CredentialDevice, cred.TokenHash)
 	if err != nil {
-		s.Log.ErrorContext(r.Context(), "reload device", "device", cred.ID, "err", err)
+		s.Log.ErrorContext(ctx, "reload device", "device", cred.ID, "err", err)
 		end()
 		return
 	}
@@ -74,24 +75,24 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ing.RecordEvents(eventRecorder{s, cred})
 	ing.SetObserver(s.NEWS2)
-	s.keepChecking(r.Context(), conn, s.stillDevice(r, cred))
-	s.Log.InfoContext(r.Context(), "device connected", "device", cred.ID, "patient", cred.UserID)
-	s.deviceEvent(r.Context(), cred, vitals.DeviceConnected)
+	s.keepChecking(ctx, conn, func(ctx context.Context) error { return s.stillDevice(p.request(), cred)(ctx) })
+	s.Log.InfoContext(ctx, "device connected", "device", cred.ID, "patient", cred.UserID)
+	s.deviceEvent(ctx, cred, vitals.DeviceConnected)
 	// One event per connection: the device (or the patient's browser)
 	// writes the patient's observations from here on.
-	s.Audit.Success(r.Context(), audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
+	s.Audit.Success(ctx, audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
 		audit.ActionCreate, cred.UserID, audit.Ref("Device", cred.ID))
-	s.goServe(r.Context(), func() {
-		err := vitals.ServeDevice(r.Context(), conn, ing)
+	s.goServe(ctx, func() {
+		err := vitals.ServeDevice(ctx, conn, ing)
 		switch {
 		case errors.Is(err, websocket.ErrReadLimit):
 			s.metrics.refused.Inc("device-frame")
 		case errors.Is(err, wsconn.ErrTooFast):
 			s.metrics.refused.Inc("device-rate")
 		}
-		s.Log.InfoContext(r.Context(), "device disconnected", "device", cred.ID, "err", err)
+		s.Log.InfoContext(ctx, "device disconnected", "device", cred.ID, "err", err)
 	}, func() {
-		s.deviceEvent(context.WithoutCancel(r.Context()), cred, vitals.DeviceDisconnected)
+		s.deviceEvent(context.WithoutCancel(ctx), cred, vitals.DeviceDisconnected)
 		end()
 	})
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -47,6 +48,41 @@ func TestRevokedDeviceIsDisconnected(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("reconnecting with a revoked token: %v, want 401", err)
 	}
+}
+
+// TestRecheckKeepsTheSocketsCredentials: a socket's re-checks run long
+// after its handler returned, on what the socket kept of its opening
+// request (socketPeer), not the request. A device that gave its token as
+// ?token= is closed for its revoked token, not as a browser whose session
+// ended; a physician's vitals socket is closed for its cancelled visit, not
+// for a session it no longer carries.
+func TestRecheckKeepsTheSocketsCredentials(t *testing.T) {
+	f := recheckFixture(t)
+	viewer, status := dialVitals(t, f, "doc@example.org")
+	if viewer == nil {
+		t.Fatalf("vitals socket: %d", status)
+	}
+	dev, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device?token="+url.QueryEscape(f.devToken)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	_ = dev.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var first reply
+	if err := dev.ReadJSON(&first); err != nil || first.Ack == nil {
+		t.Fatalf("first ack: %+v, %v", first, err)
+	}
+	if ack := lastAck(t, sendFrame(t, dev, envelope(1, "8867-4", 70, "/min", ""))); ack != 1 {
+		t.Fatalf("ack %d", ack)
+	}
+	if err := f.st.RevokeCredential(t.Context(), f.devID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	awaitCloseCode(t, dev, websocket.ClosePolicyViolation, "revoked")
+	if _, err := f.st.SetAppointmentStatus(t.Context(), f.visit.ID, scheduling.StatusCancelled, store.Change{Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	awaitCloseCode(t, viewer.Conn, websocket.ClosePolicyViolation, "no longer open")
 }
 
 // TestCancelledVisitClosesTheCall: cancelling a visit closes the patient's

@@ -3,7 +3,9 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/gorilla/websocket"
@@ -55,25 +57,65 @@ func (sc *socketScopes) of(srv *http.Server) context.Context {
 	return ctx
 }
 
-// socketRequest returns r with a context for serving its socket once the
-// handler has returned (net/http then cancels the request's context): it
-// keeps r's values and ends when the server shuts down (http.Server's
-// Shutdown, which does not track hijacked connections) or when done is
-// called. Call done when the socket has ended.
-func (s *server) socketRequest(r *http.Request) (sr *http.Request, done func()) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+// socketPeer is what a socket keeps of its opening request for its
+// re-checks and audit records once the handler has returned: r's session
+// and guest cookies, its Authorization header, its token query parameter
+// and its remote address, in about 200 bytes, and a context of its own.
+//
+// Neither the request nor its context is kept: an idle socket would hold
+// for hours all of its headers and URL and the context chain net/http
+// built for it (the connection's and the request's contexts, cancelled
+// once the handler returns), about 2 KB a patient (docs/benchmarks.md,
+// "Memory per idle connection").
+type socketPeer struct {
+	// ctx carries no values and ends when the server shuts down
+	// (http.Server's Shutdown, which does not track hijacked connections)
+	// or when the socket ends.
+	ctx           context.Context
+	remoteAddr    string
+	cookie        string // the Cookie header with only sessionCookie and guestCookie
+	authorization string
+	query         string // token=X, if the request had one
+}
+
+// socketRequest returns what a socket keeps of r (socketPeer). Call done
+// when the socket has ended.
+func (s *server) socketRequest(r *http.Request) (p *socketPeer, done func()) {
+	scope := context.Background()
+	if srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok {
+		scope = s.sockets.of(srv)
+	}
+	ctx, cancel := context.WithCancel(scope)
 	if r.Context().Err() != nil {
 		cancel() // already shutting down
 	}
-	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
-	if !ok {
-		return r.WithContext(ctx), cancel
+	p = &socketPeer{ctx: ctx, remoteAddr: strings.Clone(r.RemoteAddr), authorization: strings.Clone(r.Header.Get("Authorization"))}
+	var cookies []string
+	for _, name := range [...]string{sessionCookie, guestCookie} {
+		if ck, err := r.Cookie(name); err == nil {
+			cookies = append(cookies, (&http.Cookie{Name: ck.Name, Value: ck.Value}).String())
+		}
 	}
-	stop := context.AfterFunc(s.sockets.of(srv), cancel)
-	return r.WithContext(ctx), func() {
-		stop()
-		cancel()
+	p.cookie = strings.Join(cookies, "; ")
+	if q := r.URL.Query(); q.Has("token") {
+		p.query = url.Values{"token": {q.Get("token")}}.Encode()
 	}
+	return p, cancel
+}
+
+// request rebuilds, for one re-check or audit record, a request of p.ctx
+// with what p kept of the socket's opening request: what lookupSession,
+// guestFrom, bearerToken and audit.Address read.
+func (p *socketPeer) request() *http.Request {
+	h := make(http.Header, 2)
+	if p.cookie != "" {
+		h["Cookie"] = []string{p.cookie}
+	}
+	if p.authorization != "" {
+		h["Authorization"] = []string{p.authorization}
+	}
+	r := &http.Request{Method: http.MethodGet, URL: &url.URL{RawQuery: p.query}, Header: h, RemoteAddr: p.remoteAddr}
+	return r.WithContext(p.ctx)
 }
 
 // goServe runs serve, a socket's read loop, on a goroutine of its own, then

@@ -53,9 +53,10 @@ func (s *server) handleVitalsWS(w http.ResponseWriter, r *http.Request, c caller
 		return
 	}
 	s.audited(r, c, audit.ActionRead, a.PatientID, audit.Ref("Appointment", a.ID)+"/vitals")
+	id := a.ID // not a, which the re-check would keep
 	s.serveViewer(w, r, visitViewer{
 		appointment: a.ID, patient: a.PatientID, from: from,
-		still: func(r *http.Request) func(context.Context) error { return s.stillInVisit(r, a.ID, true) },
+		still: func(r *http.Request) func(context.Context) error { return s.stillInVisit(r, id, true) },
 		name:  "vitals viewer", log: []any{"appointment", a.ID, "user", c.User.ID},
 	})
 }
@@ -81,8 +82,8 @@ func (s *server) serveViewer(w http.ResponseWriter, r *http.Request, vv visitVie
 	if err != nil {
 		return
 	}
-	r, done := s.socketRequest(r)
-	ctx := r.Context()
+	p, done := s.socketRequest(r)
+	ctx := p.ctx
 	v := s.Live.NewViewer()
 	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
 	s.metrics.sockets.Add(1, "vitals")
@@ -97,7 +98,7 @@ func (s *server) serveViewer(w http.ResponseWriter, r *http.Request, vv visitVie
 		end()
 		return
 	}
-	s.keepChecking(ctx, conn, vv.still(r))
+	s.keepChecking(ctx, conn, func(ctx context.Context) error { return vv.still(p.request())(ctx) })
 	s.Log.InfoContext(ctx, vv.name+" connected", vv.log...)
 	s.goServe(ctx, func() {
 		s.countViewerEnd(conn.read(func([]byte) {}))
@@ -125,18 +126,18 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	if err != nil {
 		return
 	}
-	r, done := s.socketRequest(r)
+	p, done := s.socketRequest(r)
 	v := s.Live.NewViewer()
 	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
 	s.metrics.sockets.Add(1, "vitals")
-	m := &multiViewer{s: s, r: r, c: c, v: v, visits: make(map[int64]int64)}
-	s.keepChecking(r.Context(), conn, m.recheck)
-	s.Log.InfoContext(r.Context(), "vitals viewer connected", "user", c.User.ID)
+	m := &multiViewer{s: s, p: p, c: c, v: v, visits: make(map[int64]int64)}
+	s.keepChecking(p.ctx, conn, m.recheck)
+	s.Log.InfoContext(p.ctx, "vitals viewer connected", "user", c.User.ID)
 	// The reader, which acts on the viewer's requests, runs on a goroutine
 	// of its own (socketctx.go).
-	s.goServe(r.Context(), func() {
+	s.goServe(p.ctx, func() {
 		s.countViewerEnd(conn.read(m.handle))
-		s.Log.InfoContext(r.Context(), "vitals viewer disconnected", "user", c.User.ID)
+		s.Log.InfoContext(p.ctx, "vitals viewer disconnected", "user", c.User.ID)
 	}, func() {
 		s.metrics.sockets.Add(-1, "vitals")
 		conn.end()
@@ -148,7 +149,7 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 // multiViewer is the state of one multi-visit socket.
 type multiViewer struct {
 	s *server
-	r *http.Request
+	p *socketPeer // the socket's opening request, for audit records and re-checks
 	c caller
 	v *live.Viewer
 
@@ -167,7 +168,7 @@ func (m *multiViewer) handle(b []byte) {
 		m.drop(req.Appointment, "")
 		return
 	}
-	ctx := m.r.Context()
+	ctx := m.p.ctx
 	a, err := m.s.Store.AppointmentByID(ctx, req.Appointment)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -180,7 +181,7 @@ func (m *multiViewer) handle(b []byte) {
 	}
 	resource := audit.Ref("Appointment", a.ID) + "/vitals"
 	if !mayJoin(m.c, a) || !vitalsOpen(a, m.s.Now()) {
-		m.s.auditDenied(m.r, m.c, audit.ActionRead, a.PatientID, resource)
+		m.s.auditDenied(m.p.request(), m.c, audit.ActionRead, a.PatientID, resource)
 		m.v.Send(live.ErrorMessage(a.ID, vitalsWindowRefusal))
 		return
 	}
@@ -196,7 +197,7 @@ func (m *multiViewer) handle(b []byte) {
 		return
 	}
 	if !again {
-		m.s.audited(m.r, m.c, audit.ActionRead, a.PatientID, resource)
+		m.s.audited(m.p.request(), m.c, audit.ActionRead, a.PatientID, resource)
 	}
 	m.s.sendSnapshot(ctx, m.v.Send, a.PatientID)
 	if err := m.s.Live.Subscribe(ctx, m.v, a.PatientID, req.From, a.ID); err != nil {
@@ -226,7 +227,7 @@ func (m *multiViewer) drop(appointment int64, reason string) {
 // recheck ends the socket if the session ended, and each subscription
 // whose visit is no longer open to the physician.
 func (m *multiViewer) recheck(ctx context.Context) error {
-	c, err := m.s.lookupSession(m.r)
+	c, err := m.s.lookupSession(m.p.request())
 	if err != nil {
 		return errSessionEnded
 	}
