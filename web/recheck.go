@@ -28,6 +28,9 @@ type closer interface {
 // the first error closes conn with 1008 and the error as the reason. It
 // holds a timer, not a goroutine, between checks: with thousands of idle
 // sockets, a parked goroutine's stack each was a good part of their memory.
+// Nor does it register with ctx (context.AfterFunc) to stop the timer: that
+// cost an idle socket's context a map of children; the timer fires once
+// more after the socket ended, sees it ended and is not armed again.
 func (s *server) keepChecking(ctx context.Context, conn closer, still func(context.Context) error) {
 	every := s.Recheck
 	if every <= 0 {
@@ -55,7 +58,6 @@ func (s *server) keepChecking(ctx context.Context, conn closer, still func(conte
 	// Armed only once t is set, so check never sees it unset.
 	t = time.AfterFunc(math.MaxInt64, check)
 	t.Reset(every)
-	context.AfterFunc(ctx, func() { t.Stop() })
 }
 
 var (
