@@ -79,6 +79,7 @@ type downTrack struct {
 	retired         bool   // a viewer's slot moved on: what is queued still goes out
 	firstSeq        uint16 // the current mapping starts here; older packets are dropped
 	seqOff          uint16
+	seqs            seqMap // where seqOff starts, and earlier offsets (video)
 	tsOff           uint32
 	picOff          uint16
 	tl0Off          uint8
@@ -255,6 +256,11 @@ func (d *downTrack) forward(l int, h *rtp.Header, payload []byte, info *vp8Info,
 		d.mu.Unlock()
 		return -1 // from before the current mapping
 	}
+	off, ok := d.seqs.offset(h.SequenceNumber, d.seqOff)
+	if !ok {
+		d.mu.Unlock()
+		return -1 // older than the offsets remembered
+	}
 	slot := d.q.reserve(false)
 	if slot == nil {
 		// The subscriber is not keeping up: drop, and resume cleanly at
@@ -264,7 +270,7 @@ func (d *downTrack) forward(l int, h *rtp.Header, payload []byte, info *vp8Info,
 		d.mu.Unlock()
 		return l
 	}
-	outSeq := h.SequenceNumber - d.seqOff
+	outSeq := h.SequenceNumber - off
 	outTS := h.Timestamp - d.tsOff
 	d.fill(slot, d.ssrc, d.pt, outSeq, outTS, h.Marker, payload, 0, info, d.picOff, d.tl0Off)
 	d.q.commit()
@@ -302,6 +308,7 @@ func (d *downTrack) switchTo(l int, h *rtp.Header, info *vp8Info, now time.Time)
 		}
 	}
 	d.current, d.waitKey, d.firstSeq = l, false, h.SequenceNumber
+	d.seqs.reset(h.SequenceNumber)
 }
 
 // forwardAudio queues an audio packet. Audio is never dropped by congestion

@@ -253,7 +253,11 @@ func (t *publishedTrack) handle(l *layer, pkt []byte, h *rtp.Header, now time.Ti
 	}
 	payload := pkt[hl:end]
 	if len(payload) == 0 {
-		return // padding only: bandwidth probing, nothing to forward
+		// Padding only (bandwidth probing): nothing to forward, but each
+		// subscriber's numbering must close over it, or the hole reads as
+		// loss and draws NACKs for a packet that never was.
+		t.skip(l, h.SequenceNumber)
+		return
 	}
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(pkt)))
@@ -267,6 +271,7 @@ func (t *publishedTrack) handle(l *layer, pkt []byte, h *rtp.Header, now time.Ti
 	if t.vp8 {
 		var ok bool
 		if info, ok = parseVP8(payload); !ok {
+			t.skip(l, h.SequenceNumber)
 			return
 		}
 		if info.keyframe && info.width > 0 {
@@ -288,6 +293,14 @@ func (t *publishedTrack) handle(l *layer, pkt []byte, h *rtp.Header, now time.Ti
 	}
 	if want >= 0 {
 		t.requestKeyframe(want)
+	}
+}
+
+// skip tells every down track that packet seq of layer l is not
+// forwarded.
+func (t *publishedTrack) skip(l *layer, seq uint16) {
+	for _, d := range *t.downs.Load() {
+		d.skip(l.idx, seq)
 	}
 }
 
