@@ -221,6 +221,9 @@ type stream struct {
 	sentAt   map[uint32]time.Time // video counter -> send time
 	lastSent map[string]uint32
 	requests []time.Time // keyframe requests the publisher got
+	// pad is how many padding-only packets (a browser's bandwidth probes)
+	// follow each video packet; set before run.
+	pad int
 }
 
 // requestsBetween counts the keyframe requests received from..to.
@@ -351,6 +354,10 @@ func (st *stream) run(t *testing.T, pub *sigclient.Client, rates map[byte]layerR
 				st.lastSent[string(l)] = n
 				st.mu.Unlock()
 				_ = tr.WriteRTP(p)
+				for range st.pad {
+					_ = tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Padding: true, PaddingSize: 200, SequenceNumber: seq, Timestamp: i * 3000}})
+					seq++
+				}
 			}
 		}()
 	}

@@ -112,3 +112,49 @@ func TestQualityDropsToPoorUnderLoss(t *testing.T) {
 		t.Fatalf("physician's send loss %.3f under 25%% uplink loss", d.SendLoss)
 	}
 }
+
+// TestQualityStaysGoodWithPaddingProbes runs a call on a clean virtual
+// network whose publisher, like a browser probing its bandwidth, sends two
+// padding-only packets after each video packet. The SFU forwards none of
+// them; the subscriber must still see an unbroken sequence: its quality
+// stays good with no loss either way, every video packet's number follows
+// the last, and it NACKs no packet that never existed.
+func TestQualityStaysGoodWithPaddingProbes(t *testing.T) {
+	n := newTestNet(t, 0, 0)
+	st := newStream(t, "f")
+	st.pad = 2
+	c := newVCall(t, n, st.options("f"))
+	c.s.hub.SetQualityInterval(500 * time.Millisecond)
+	stop := make(chan struct{})
+	defer close(stop)
+	st.run(t, c.pub, map[byte]layerRate{'f': {pps: 50, size: 500}}, stop)
+	pat, _ := c.join(t, "pat", "192.0.2.10", false)
+	rec := record(t, pat)
+	rec.awaitPackets(t, "video", 20)
+
+	// Several reports, each covering a second of receiver reports.
+	for i := 0; i < 6; {
+		q := awaitQuality(t, pat, "pat", func(media.Quality) bool { return true })
+		if q.RecvKbps == 0 {
+			continue // no receiver report yet
+		}
+		t.Logf("patient: %+v", q)
+		if q.RecvLoss != 0 || q.Level != media.LevelGood {
+			t.Fatalf("patient on a clean link with padding probes: %+v, want good and no loss", q)
+		}
+		d := awaitQuality(t, pat, "doc", func(media.Quality) bool { return true })
+		if d.SendLoss != 0 || d.Level != media.LevelGood {
+			t.Fatalf("physician on a clean link sending padding probes: %+v, want good and no loss", d)
+		}
+		i++
+	}
+	got := rec.snapshot("video")
+	if holes, span := seqLoss(t, got, got[0].n, got[len(got)-1].n); holes != 0 {
+		t.Fatalf("%d holes in %d video sequence numbers the patient received", holes, span)
+	}
+	for _, s := range c.s.sfu.TrackStats() {
+		if s.Direction == media.DirectionDown && s.Kind == "video" && (s.Unanswered != 0 || s.Retransmits != 0) {
+			t.Fatalf("video to the patient: %+v; NACKs on a clean link are for packets that never existed", s)
+		}
+	}
+}
