@@ -113,13 +113,14 @@ func TestQualityDropsToPoorUnderLoss(t *testing.T) {
 	}
 }
 
-// TestQualityStaysGoodWithPaddingProbes runs a call on a clean virtual
+// TestPaddingProbesReportNoLoss runs a call on a clean virtual
 // network whose publisher, like a browser probing its bandwidth, sends two
 // padding-only packets after each video packet. The SFU forwards none of
-// them; the subscriber must still see an unbroken sequence: its quality
-// stays good with no loss either way, every video packet's number follows
-// the last, and it NACKs no packet that never existed.
-func TestQualityStaysGoodWithPaddingProbes(t *testing.T) {
+// them; the subscriber must still see an unbroken sequence: no loss is
+// reported either way (users were told the connection was poor), every
+// video packet's number follows the last, and the subscriber NACKs no
+// packet that never existed.
+func TestPaddingProbesReportNoLoss(t *testing.T) {
 	n := newTestNet(t, 0, 0)
 	st := newStream(t, "f")
 	st.pad = 2
@@ -139,12 +140,13 @@ func TestQualityStaysGoodWithPaddingProbes(t *testing.T) {
 			continue // no receiver report yet
 		}
 		t.Logf("patient: %+v", q)
-		if q.RecvLoss != 0 || q.Level != media.LevelGood {
-			t.Fatalf("patient on a clean link with padding probes: %+v, want good and no loss", q)
+		// Only loss is asserted: jitter on a loaded machine may say fair or poor.
+		if q.RecvLoss != 0 {
+			t.Fatalf("patient on a clean link with padding probes: %+v, want no loss", q)
 		}
 		d := awaitQuality(t, pat, "doc", func(media.Quality) bool { return true })
-		if d.SendLoss != 0 || d.Level != media.LevelGood {
-			t.Fatalf("physician on a clean link sending padding probes: %+v, want good and no loss", d)
+		if d.SendLoss != 0 || d.RecvLoss != 0 {
+			t.Fatalf("physician on a clean link sending padding probes: %+v, want no loss", d)
 		}
 		i++
 	}
@@ -156,5 +158,40 @@ func TestQualityStaysGoodWithPaddingProbes(t *testing.T) {
 		if s.Direction == media.DirectionDown && s.Kind == "video" && (s.Unanswered != 0 || s.Retransmits != 0) {
 			t.Fatalf("video to the patient: %+v; NACKs on a clean link are for packets that never existed", s)
 		}
+	}
+
+	// Real loss on the way to the patient, padding still flowing: the
+	// patient's NACKs are answered with the packets they name (seqLoss
+	// fails if a number carries two different packets), none is for a
+	// packet that never was, and what the link lost is recovered.
+	n.setLoss("192.0.2.10", 0.1, false)
+	from := st.last("f") + 1
+	for deadline := time.Now().Add(timeout); ; {
+		if _, span := seqLoss(t, rec.snapshot("video"), from, st.last("f")); span >= 150 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("too few video packets under loss")
+		}
+		time.Sleep(50 * time.Millisecond) // polling the recorder
+	}
+	to := st.last("f")
+	n.setLoss("192.0.2.10", 0, false)
+	// Late retransmissions still count: wait for a packet sent after to.
+	after := to + 25
+	for deadline := time.Now().Add(timeout); missing(rec.snapshot("video"), after, after) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond) // polling the recorder
+	}
+	holes, span := seqLoss(t, rec.snapshot("video"), from, to)
+	var down media.TrackStats
+	for _, s := range c.s.sfu.TrackStats() {
+		if s.Direction == media.DirectionDown && s.Kind == "video" {
+			down = s
+		}
+	}
+	t.Logf("10%% loss with padding: %d of %d never arrived; %+v", holes, span, down)
+	if down.Retransmits == 0 || down.Unanswered != 0 || holes != 0 {
+		t.Fatalf("under 10%% loss: %d of %d packets never arrived, %d retransmitted, %d NACKs for packets never sent",
+			holes, span, down.Retransmits, down.Unanswered)
 	}
 }
