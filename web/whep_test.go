@@ -10,6 +10,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/bedside-health/bedside/media"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/signaling/sigclient"
 )
@@ -47,6 +48,29 @@ func (f *fixture) publishTagged(t *testing.T, token string, tag byte) *whipClien
 		}
 	}()
 	return c
+}
+
+// awaitVideoPublished waits until the SFU receives n video tracks: a
+// camera is published with its first packet, some time after its WHIP
+// answer.
+func awaitVideoPublished(t *testing.T, sfu *media.SFU, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := 0
+		for _, s := range sfu.TrackStats() {
+			if s.Direction == media.DirectionUp && s.Kind == "video" {
+				got++
+			}
+		}
+		if got == n {
+			return
+		}
+		if got > n || time.Now().After(deadline) {
+			t.Fatalf("the SFU receives %d video tracks, want %d", got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // slotPacket is one packet a viewer's slot received, as the viewer saw it.
@@ -247,10 +271,19 @@ func TestWHEPViewerWaitsForTheCall(t *testing.T) {
 func TestWHEPSlotSwitchKeepsToTheOfferCodecs(t *testing.T) {
 	// Three cameras and two viewers, with the physician's and the
 	// patient's places kept.
-	f := newFixtureWith(t, func(d *Deps) { d.Calls.(*signaling.Hub).SetLimits(signaling.Limits{PerVisit: 7}, nil) })
+	var sfu *media.SFU
+	f := newFixtureWith(t, func(d *Deps) {
+		d.Calls.(*signaling.Hub).SetLimits(signaling.Limits{PerVisit: 7}, nil)
+		sfu = d.Connectivity.(*media.SFU)
+	})
 	docToken, viewToken := f.apiToken(t, f.doc.ID), f.apiToken(t, f.doc.ID) // a patient watches only once admitted
+	// A camera is published when its first packet reaches the SFU, not
+	// when its WHIP answer comes back, so each waits for the one before:
+	// otherwise a loaded machine may publish them out of order.
 	camA := f.publishTagged(t, docToken, 'a')
+	awaitVideoPublished(t, sfu, 1)
 	f.publishH264(t, f.visit.ID, docToken)
+	awaitVideoPublished(t, sfu, 2)
 
 	watch := func(name string, codecs ...webrtc.RTPCodecParameters) *slotReader {
 		t.Helper()
@@ -275,6 +308,7 @@ func TestWHEPSlotSwitchKeepsToTheOfferCodecs(t *testing.T) {
 	both.until('a', 30)
 
 	f.publishTagged(t, docToken, 'c')
+	awaitVideoPublished(t, sfu, 3)
 	if resp, body := f.streamRequest(t, http.MethodDelete, camA.location, docToken, "", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE the first camera: %d %s", resp.StatusCode, body)
 	}
