@@ -73,6 +73,18 @@ func awaitVideoPublished(t *testing.T, sfu *media.SFU, n int) {
 	}
 }
 
+// waitConnected waits until pc has connected to the server.
+func waitConnected(t *testing.T, who string, pc *webrtc.PeerConnection) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for s := pc.ConnectionState(); s != webrtc.PeerConnectionStateConnected; s = pc.ConnectionState() {
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed || time.Now().After(deadline) {
+			t.Fatalf("%s is %s, want connected", who, s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // slotPacket is one packet a viewer's slot received, as the viewer saw it.
 type slotPacket struct {
 	seq   uint16

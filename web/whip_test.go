@@ -519,6 +519,9 @@ func TestWHEPViewerEndsAloneWhenItsTokenIsRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), tok, viewer)
+	// Revoked before it connects, the viewer could not tell its session
+	// ended: nothing reaches a peer still checking its candidates.
+	waitConnected(t, "the WHEP viewer", viewer)
 	if err := f.st.RevokeCredential(t.Context(), cred, time.Now()); err != nil {
 		t.Fatal(err)
 	}
