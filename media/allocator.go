@@ -63,11 +63,13 @@ func (a *allocator) loss(d *downTrack) float64 {
 // bandwidth (send-side, from the subscriber's TWCC feedback) left after
 // audio, and the size of the tile the video is drawn in. Under congestion
 // video goes down a layer, and pauses if even the lowest does not fit;
-// audio is never touched.
+// audio is never touched. Going back up is proven by probing (probe.go).
 type allocator struct {
 	p     *Participant
 	bwe   estimator     // nil: no estimate, bandwidth is not a limit
 	kicks chan struct{} // asks for an allocation now
+	probe prober
+	pace  *time.Ticker // paces the probe's padding; stopped between probes
 }
 
 func newAllocator(p *Participant) *allocator {
@@ -87,6 +89,9 @@ func (a *allocator) kick() {
 func (a *allocator) run(done <-chan struct{}) {
 	t := time.NewTicker(allocInterval)
 	defer t.Stop()
+	a.pace = time.NewTicker(probeTick)
+	a.pace.Stop()
+	defer a.pace.Stop()
 	for {
 		select {
 		case <-done:
@@ -95,6 +100,8 @@ func (a *allocator) run(done <-chan struct{}) {
 			a.allocate(now)
 		case <-a.kicks:
 			a.allocate(time.Now())
+		case now := <-a.pace.C:
+			a.pad(now)
 		}
 	}
 }
@@ -112,6 +119,9 @@ func (a *allocator) allocate(now time.Time) {
 	downs := a.p.downTracks()
 	slices.SortFunc(downs, func(x, y *downTrack) int { return strings.Compare(x.id, y.id) })
 	budget := a.budget()
+	if a.bwe != nil {
+		a.observe(now, downs)
+	}
 	type plan struct {
 		d      *downTrack
 		layers []*layer // active layers the tile allows, lowest first
@@ -121,6 +131,7 @@ func (a *allocator) allocate(now time.Time) {
 	}
 	var plans []plan
 	used := 0.0
+	sent := 0.0 // what the subscriber is sent: like used, audio at its real rate
 	for _, d := range downs {
 		if d.src.kind != webrtc.RTPCodecTypeVideo {
 			var rate float64
@@ -128,6 +139,7 @@ func (a *allocator) allocate(now time.Time) {
 				rate = l.rate(now)
 			}
 			used += max(rate, audioReserve)
+			sent += rate
 			continue
 		}
 		layers := d.src.activeLayers(now, nil)
@@ -147,13 +159,17 @@ func (a *allocator) allocate(now time.Time) {
 		}
 		plans = append(plans, p)
 	}
-	// Everyone gets their lowest layer first, if it fits.
+	// Everyone gets their lowest layer first, if it fits. A paused video
+	// resumes only when the estimate covers it and, once the link has shown
+	// a limit, when what it carried lately (a probe's padding included)
+	// does too: an estimate that rose on a quiet link proves nothing.
+	proven := a.provenLimit()
 	for i := range plans {
 		p := &plans[i]
 		need := p.rates[0]
 		paused := p.was < 0
 		switch {
-		case used+need <= budget:
+		case used+need <= budget && (!paused || sent+need <= proven):
 			p.d.alloc.overSince = time.Time{}
 			p.pick = 0
 		case paused:
@@ -171,11 +187,12 @@ func (a *allocator) allocate(now time.Time) {
 		}
 		if p.pick >= 0 {
 			used += need
+			sent += need
 		}
 	}
 	// Then layers go up one step at a time, round robin, while they fit:
 	// a layer the track already has needs to fit the budget, a higher one
-	// with headroom.
+	// with headroom, and what the link was seen to carry.
 	for changed := true; changed; {
 		changed = false
 		for i := range plans {
@@ -184,17 +201,38 @@ func (a *allocator) allocate(now time.Time) {
 				continue
 			}
 			next := p.pick + 1
-			limit := budget * upgradeHeadroom
-			if p.layers[next].idx <= p.was {
-				limit = budget
-			}
 			delta := p.rates[next] - p.rates[p.pick]
-			if used+delta <= limit {
+			fits := used+delta <= budget*upgradeHeadroom && sent+delta <= proven
+			if p.layers[next].idx <= p.was {
+				fits = used+delta <= budget
+			}
+			if fits {
 				used += delta
+				sent += delta
 				p.pick = next
 				changed = true
 			}
 		}
+	}
+	// The smallest step up not taken is what a probe is for.
+	var step probeStep
+	for _, p := range plans {
+		var s probeStep
+		switch {
+		case p.pick < 0:
+			s = probeStep{d: p.d, layer: p.layers[0].idx, need: used + p.rates[0], rate: sent + p.rates[0]}
+		case p.pick+1 < len(p.layers):
+			delta := p.rates[p.pick+1] - p.rates[p.pick]
+			s = probeStep{d: p.d, layer: p.layers[p.pick+1].idx, need: (used + delta) / upgradeHeadroom, rate: sent + delta}
+		default:
+			continue
+		}
+		if (step.d == nil || s.need < step.need) && p.d.canPad() {
+			step = s
+		}
+	}
+	if a.bwe != nil {
+		a.steer(now, budget, step, sent)
 	}
 	for _, p := range plans {
 		target := -1

@@ -99,6 +99,7 @@ type downTrack struct {
 type downStats struct {
 	packets, bytes, retransmits, dropped, nacked atomic.Uint64
 	keyframeRequests                             atomic.Uint64
+	probes, padding                              atomic.Uint64 // probes carried, and their padding bytes
 	fractionLost                                 atomic.Uint32 // of 256, from the last receiver report
 	jitter                                       atomic.Uint32 // in clock units
 	rtt                                          atomic.Int64  // nanoseconds, 0 if unknown
@@ -371,8 +372,13 @@ func (d *downTrack) write(p *outPacket) {
 	if w == nil {
 		return
 	}
+	probe := p.hdr.Padding
 	if _, err := w.WriteRTP(&p.hdr, p.payload()); err != nil {
 		d.stats.dropped.Add(1)
+		return
+	}
+	if probe {
+		d.stats.padding.Add(uint64(p.n + 12))
 		return
 	}
 	d.stats.packets.Add(1)
@@ -439,6 +445,53 @@ func (d *downTrack) retransmit(seq uint16, now time.Time) {
 	}
 	d.q.commit()
 	d.stats.retransmits.Add(1)
+}
+
+// canPad reports whether probe padding can be sent on this track: on its
+// RTX stream, or, without RTX, on its media stream while it is paused
+// (the sequence numbers the padding takes are then continued from when
+// the video resumes).
+func (d *downTrack) canPad() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bound && !d.unusable && d.hist != nil && (d.rtxSSRC != 0 || d.current < 0 && d.started)
+}
+
+// pad queues one padding-only packet of size bytes, unless media is
+// waiting in the send queue or the track cannot carry padding. The packet
+// leaves marked padded with its padding as payload, for the estimator to
+// count; paddingWriter turns it into a padding-only packet.
+func (d *downTrack) pad(size int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.bound || d.unusable || d.hist == nil || d.q.videoQueued() > probeQueued {
+		return false
+	}
+	ssrc, pt, seq := d.rtxSSRC, d.rtxPT, d.rtxSeq
+	media := ssrc == 0
+	if media {
+		if d.current >= 0 || !d.started {
+			return false
+		}
+		ssrc, pt, seq = d.ssrc, d.pt, d.lastSeq+1
+	}
+	slot := d.q.reserve(false)
+	if slot == nil {
+		return false
+	}
+	ext := slot.hdr.Extensions[:0]
+	slot.hdr = rtp.Header{Version: 2, Padding: true, PayloadType: pt, SequenceNumber: seq, Timestamp: d.lastTS, SSRC: ssrc, Extensions: ext}
+	slot.dt = d
+	clear(slot.buf[:size])
+	slot.n = size
+	d.q.commit()
+	if media {
+		d.lastSeq = seq
+		d.hist[seq%histLen].valid = false
+	} else {
+		d.rtxSeq++
+	}
+	return true
 }
 
 // setTarget selects the layer the subscriber should get, -1 to pause. The

@@ -479,3 +479,63 @@ func FuzzParseVP8(f *testing.F) {
 		}
 	})
 }
+
+// gccBWE is an estimate with GCC's statistics, whose delay measurement
+// changes on every read, as a live estimator's does.
+type gccBWE struct {
+	mu           sync.Mutex
+	bps          int
+	usage, state string
+	n            float64
+}
+
+func (g *gccBWE) GetTargetBitrate() int { g.mu.Lock(); defer g.mu.Unlock(); return g.bps }
+func (g *gccBWE) GetStats() map[string]any {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n++
+	return map[string]any{"averageLoss": 0.0, "usage": g.usage, "state": g.state, "delayMeasurement": g.n}
+}
+func (g *gccBWE) set(bps int, usage, state string) {
+	g.mu.Lock()
+	g.bps, g.usage, g.state = bps, usage, state
+	g.mu.Unlock()
+}
+
+func TestAllocatorResumesOnlyWhatTheLinkWasSeenToCarry(t *testing.T) {
+	s := newSFU(t)
+	a, _ := join(t, s, 1, "a")
+	b, _ := join(t, s, 1, "b")
+	video := fakeTrack(t, b, webrtc.RTPCodecTypeVideo)
+	audio := fakeTrack(t, b, webrtc.RTPCodecTypeAudio)
+	q, o := video.addLayer(0, "q", nil), audio.addLayer(0, "", nil)
+	vd, ad := newDownTrack(video, a.queue, &a.subLive), newDownTrack(audio, a.queue, &a.subLive)
+	a.subMu.Lock()
+	a.subs[video.id] = &subscription{f: video, dt: vd}
+	a.subs[audio.id] = &subscription{f: audio, dt: ad}
+	a.subMu.Unlock()
+	bwe := &gccBWE{}
+	al := &allocator{p: a, bwe: bwe}
+	at := time.Now()
+	step := func(name string, bps int, usage, state string, after time.Duration, sentBytes uint64, want int) {
+		t.Helper()
+		bwe.set(bps, usage, state)
+		at = at.Add(after)
+		steady(q, at, 300_000, 320, 180)
+		steady(o, at, 40_000, 0, 0)
+		ad.stats.bytes.Add(sentBytes)
+		al.allocate(at)
+		if got, _ := vd.layers(); got != want {
+			t.Fatalf("%s: layer %d, want %d", name, got, want)
+		}
+	}
+	// The low layer and audio's reserve need 364 kbit/s.
+	step("plenty, never congested", 3_000_000, "normal", "increase", 0, 0, 0)
+	step("congested", 100_000, "overuse", "decrease", 0, 0, 0)
+	step("congested for long: pause", 100_000, "overuse", "decrease", pauseAfter+time.Millisecond, 0, -1)
+	// GCC raises its estimate on a quiet link: that proves nothing.
+	step("the estimate rises, audio alone flows", 3_000_000, "normal", "increase", time.Second, 5_000, -1)
+	step("still audio alone", 3_000_000, "normal", "increase", time.Second, 5_000, -1)
+	// What a probe's padding would carry: about 400 kbit/s for a second.
+	step("the link carries enough", 3_000_000, "normal", "increase", time.Second, 50_000, 0)
+}

@@ -94,6 +94,13 @@ func (q *sendQueue) cancel(audio bool) {
 	q.mu.Unlock()
 }
 
+// videoQueued returns how many video packets wait to be written.
+func (q *sendQueue) videoQueued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.video.count
+}
+
 // close stops the writer; packets still queued are dropped.
 func (q *sendQueue) close() { q.once.Do(func() { close(q.done) }) }
 

@@ -253,6 +253,7 @@ func (s *SFU) subscribeAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 type rtxAwareBWE struct{ *gcc.SendSideBWE }
 
 func (b rtxAwareBWE) AddStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	w = paddingWriter{w} // probe padding is counted above it
 	if info.SSRCRetransmission != 0 {
 		rtx := *info
 		rtx.SSRC = info.SSRCRetransmission

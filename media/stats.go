@@ -77,6 +77,9 @@ type TrackStats struct {
 	Unanswered  uint64 // NACKed packets no longer (or never) in the cache
 	// KeyframeRequests counts the subscriber's PLI and FIR.
 	KeyframeRequests uint64
+	// Probes counts the bandwidth probes this video track carried while
+	// paused or held below the layer wanted, and PaddingBytes their padding.
+	Probes, PaddingBytes uint64
 	// FractionLost (0 to 1), Jitter and RTT come from the subscriber's
 	// last receiver report; RTT is 0 until one carries a sender report
 	// reference. For DirectionUp, FractionLost is the share of packets
@@ -118,6 +121,7 @@ func (d *downTrack) trackStats(now time.Time) TrackStats {
 		Packets: d.stats.packets.Load(), Bytes: bytes,
 		Retransmits: d.stats.retransmits.Load(), Dropped: d.stats.dropped.Load(),
 		Unanswered: d.stats.nacked.Load(), KeyframeRequests: d.stats.keyframeRequests.Load(),
+		Probes: d.stats.probes.Load(), PaddingBytes: d.stats.padding.Load(),
 		FractionLost: float64(d.stats.fractionLost.Load()) / 256,
 		RTT:          time.Duration(d.stats.rtt.Load()),
 		Bitrate:      d.stats.rate.rate(now, bytes),

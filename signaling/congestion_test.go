@@ -8,6 +8,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/bedside-health/bedside/media"
 )
 
 // simulcastRates are the test layers: about 100, 250 and 900 kbit/s; under
@@ -143,7 +145,8 @@ func TestAudioKeepsFlowingWhenTheDownlinkIsCongested(t *testing.T) {
 		}
 	}
 	lost := missing(audioGot, a0, a1)
-	t.Logf("audio: %d of %d lost; video: %d of %d sent arrived", lost, a1-a0+1, len(videoGot), v1-v0+1)
+	np, pad := probes(c.s)
+	t.Logf("audio: %d of %d lost; video: %d of %d sent arrived; %d probes, %d bytes of padding", lost, a1-a0+1, len(videoGot), v1-v0+1, np, pad)
 	// The stated bound: under congestion, audio loses under 2%.
 	if float64(lost) > 0.02*float64(a1-a0+1) {
 		t.Fatalf("audio lost %d of %d packets under congestion, want under 2%%", lost, a1-a0+1)
@@ -266,5 +269,138 @@ func TestLateJoinersStartOnAKeyframeAndRequestsAreThrottled(t *testing.T) {
 	}
 	if got < 2 {
 		t.Fatalf("the publisher got %d keyframe requests: subscribers' requests are not forwarded", got)
+	}
+}
+
+// awaitPaused waits until the subscriber has had no video for a second,
+// and returns the number of video packets it had then.
+func awaitPaused(t *testing.T, rec *recorder, within time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		got := rec.snapshot("video")
+		if n := len(got); n > 0 && time.Since(got[n-1].at) > time.Second {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond) // polling the recorder
+	}
+	t.Fatalf("video still flowing %v after the cap", within)
+	return 0
+}
+
+func TestPausedVideoResumesWhenTheCapLifts(t *testing.T) {
+	n := newTestNet(t, 0, 0)
+	st := newStream(t, "qhf")
+	c := newVCall(t, n, st.options("qhf"))
+	stop := make(chan struct{})
+	defer close(stop)
+	st.run(t, c.pub, simulcastRates, stop)
+	sub, tbf := c.join(t, "pat", "192.0.2.10", true)
+	rec := record(t, sub)
+	awaitLayer(t, rec, "f", timeout)
+
+	// A cap that carries audio but not even the lowest layer.
+	pauseCap := 80_000
+	tbf.SetRate(pauseCap)
+	capped := time.Now()
+	before := awaitPaused(t, rec, 60*time.Second)
+	t.Logf("video paused %v after the cap", time.Since(capped).Round(time.Millisecond))
+	tbf.SetRate(1_000_000_000)
+	lifted := time.Now()
+	// The bound: GCC raises its estimate by at most about 8% a second,
+	// from the few hundred kbit/s a capped link left it.
+	deadline := lifted.Add(20 * time.Second)
+	for len(rec.snapshot("video")) < before+10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("paused video did not resume within %v of the cap lifting", deadline.Sub(lifted))
+		}
+		time.Sleep(100 * time.Millisecond) // polling the recorder
+	}
+	got := rec.snapshot("video")
+	t.Logf("video resumed %v after the cap lifted, on layer %q", got[before].at.Sub(lifted).Round(time.Millisecond), got[before].layer)
+	if !got[before].key {
+		t.Fatalf("resumed video starts with packet %d, not a keyframe", got[before].n)
+	}
+	at := awaitLayer(t, rec, "f", 60*time.Second)
+	t.Logf("high layer back %v after the cap lifted", at.Sub(lifted).Round(time.Millisecond))
+	checkSwitches(t, rec.snapshot("video"))
+}
+
+// probes sums what the SFU's down tracks report of bandwidth probing: the
+// probes run and the padding bytes they sent.
+func probes(s *testServer) (n, padding uint64) {
+	for _, st := range s.sfu.TrackStats() {
+		if st.Direction == media.DirectionDown {
+			n += st.Probes
+			padding += st.PaddingBytes
+		}
+	}
+	return n, padding
+}
+
+func TestProbingStopsWhileTheCapHolds(t *testing.T) {
+	n := newTestNet(t, 0, 0)
+	st := newStream(t, "f")
+	c := newVCall(t, n, st.options("f"))
+	stop := make(chan struct{})
+	defer close(stop)
+	// Video that cannot be made smaller, on a link that carries audio and
+	// a little more, but never the video (as in the audio test above).
+	rate, capped := layerRate{60, 1250}, 250_000
+	if raceEnabled {
+		rate, capped = layerRate{25, 1000}, 80_000
+	}
+	st.run(t, c.pub, map[byte]layerRate{'f': rate}, stop)
+	sub, tbf := c.join(t, "pat", "192.0.2.10", true)
+	rec := record(t, sub)
+	rec.awaitPackets(t, "video", 30)
+	tbf.SetRate(capped)
+	awaitPaused(t, rec, 30*time.Second)
+	// The backlog the video left on the link drains first; the estimator
+	// then sees a quiet link and the SFU probes it.
+	deadline := time.Now().Add(60 * time.Second)
+	for p, _ := probes(c.s); p == 0; p, _ = probes(c.s) {
+		if time.Now().After(deadline) {
+			t.Fatal("the SFU never probed the link while video was paused")
+		}
+		time.Sleep(100 * time.Millisecond) // polling a counter
+	}
+	p0, b0 := probes(c.s)
+	a0, v0 := st.last("audio"), st.last("f")
+	window := 30 * time.Second
+	time.Sleep(window) // the measured stretch, capped throughout
+	p1, b1 := probes(c.s)
+	a1, v1 := st.last("audio"), st.last("f")
+	time.Sleep(time.Second) // packets still queued on the link arrive
+	lost := missing(rec.snapshot("audio"), a0, a1)
+	videoGot := 0
+	for _, a := range rec.snapshot("video") {
+		if a.n >= v0 && a.n <= v1 {
+			videoGot++
+		}
+	}
+	padRate := float64(b1-b0) * 8 / window.Seconds()
+	t.Logf("over %v capped at %d bit/s: %d probes, %.0f bit/s of padding on average; audio %d of %d lost; video %d of %d arrived",
+		window, capped, p1-p0, padRate, lost, a1-a0+1, videoGot, v1-v0+1)
+	if b1 == b0 {
+		t.Fatal("no probe padding was sent during the measured stretch")
+	}
+	if lost > 0 {
+		t.Fatalf("audio lost %d of %d packets while the SFU probed a capped link", lost, a1-a0+1)
+	}
+	// Failed probes back off from 2 s, doubling: 30 s hold at most four
+	// (gaps of 2+4+8+16 s, runs between).
+	if p1-p0 > 4 {
+		t.Fatalf("%d probes in %v on a link that stayed capped", p1-p0, window)
+	}
+	// Probes fill at most the headroom the estimate sees, for at most 5 s
+	// and stop when it is used up: on average they take under half of
+	// what the link has left after audio (50 packets a second of about
+	// 130 bytes).
+	if room := float64(capped) - 50*130*8; padRate > room/2 {
+		t.Fatalf("probing sent %.0f bit/s of padding on average; the link had %.0f left after audio", padRate, room)
+	}
+	if float64(videoGot) > 0.05*float64(v1-v0+1) {
+		t.Fatalf("video resumed (%d of %d packets) on a link that cannot carry it", videoGot, v1-v0+1)
 	}
 }

@@ -1,0 +1,314 @@
+package media
+
+import (
+	"math"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+)
+
+// Probing: a subscriber whose video is paused, or held below the layer its
+// tile wants, sends little, and a send-side estimator only learns about
+// headroom from traffic it sees acknowledged. GCC in particular raises its
+// estimate at most to about one and a half times the rate it sees received
+// once it is near its last decrease, so on a link that carries audio alone
+// the estimate could stay under what video needs long after the link
+// recovered; elsewhere it raises it by about 8% a second whatever the link
+// carries, so an estimate that rose on a quiet link proves nothing. Once
+// the link has shown congestion, a step up (resuming a paused video, or a
+// layer the track did not have) therefore needs both the estimate and the
+// rate the link was seen to carry (proven) to cover it, and the allocator
+// probes for it: it fills the gap between what it sends and the estimate,
+// up to a little over what the step needs, with RTP padding on the video's
+// RTX stream (its media stream while paused, if RTX was not negotiated),
+// paced in small packets. A probe runs only while the estimator reports
+// fresh figures with normal delay, an increasing estimate and little loss;
+// it stops at once if any of these turns, and a failed probe backs off
+// exponentially, so a link that stays congested sees a few short, bounded
+// probes, never a flood that would cost audio. The layer itself comes
+// back through the ordinary allocation, on a keyframe.
+const (
+	probeTick = 20 * time.Millisecond
+	// probePacket is the padding carried by one probe packet: RTP padding
+	// is counted in one byte.
+	probePacket = 255
+	// probeBurst bounds the packets sent in one tick, and probeQueued how
+	// much media may wait in the send queue for padding to be added.
+	probeBurst  = 8
+	probeQueued = 4
+	// probeMaxRate bounds the padding rate in bits per second.
+	probeMaxRate = 2_000_000
+	// probeLoss is the loss above which a probe stops (GCC stops raising
+	// its estimate above 2%).
+	probeLoss = 0.02
+	// A probe fails when neither the estimate nor the rate the link was
+	// seen to carry rose by probeRise for probeStall, or when it has run
+	// probeMaxRun; the next starts after a gap that doubles from
+	// probeMinGap up to probeMaxGap with each failure.
+	probeStall  = 2 * time.Second
+	probeMaxRun = 5 * time.Second
+	probeRise   = 1.03
+	probeMinGap = 2 * time.Second
+	probeMaxGap = 32 * time.Second
+)
+
+// provenSlack is how far over what the link was seen to carry a step up
+// may go: measured rates differ a little from the layers' (headers).
+const provenSlack = 1.1
+
+// probeAim is how far over the step's rate a probe fills the link, so that
+// what it is seen to carry covers the step.
+const probeAim = 1.25
+
+// prober is a subscriber's probe state, owned by its allocator goroutine.
+type prober struct {
+	active  bool
+	step    probeStep // what the running probe is for
+	rate    float64   // padding in bits per second
+	credit  float64   // bits of padding owed
+	last    time.Time // of the last pacing tick
+	started time.Time
+	risen   time.Time // when the estimate or the carried rate last rose
+	peak    float64   // the highest of the two seen during the probe
+	gap     time.Duration
+	next    time.Time // no probe starts before
+
+	// proven is the highest rate the link carried since it last showed
+	// congestion; once limited (it has shown congestion), steps up must
+	// fit in it.
+	proven  float64
+	limited bool
+	// The carried rate: bytes sent, and when, at the start of the window;
+	// the last window's rate and start. What is sent is what arrives only
+	// while the link is not congested: a window that overlaps congestion,
+	// stale figures or a failed probe proves nothing.
+	sentAt    time.Time
+	sentTotal uint64
+	carried   float64
+	carriedAt time.Time
+	troubleAt time.Time
+	// The estimator's last delay measurement, and when it changed; and
+	// what the last look at its figures found.
+	ready, congested, stale bool
+	seen                    bool
+	measure                 float64
+	updated                 time.Time
+}
+
+// provenLimit is the rate a step up may take the subscriber to: +Inf
+// until the link first showed congestion.
+func (a *allocator) provenLimit() float64 {
+	if !a.probe.limited {
+		return math.Inf(1)
+	}
+	return a.probe.proven * provenSlack
+}
+
+// probeStep is the step up a probe is for: down track d going to layer,
+// which needs an estimate of need and the link to carry rate (bits per
+// second, all the subscriber's streams).
+type probeStep struct {
+	d          *downTrack
+	layer      int
+	need, rate float64
+}
+
+// probeStale is how long the estimator may go without an update before
+// its figures are stale: GCC's freeze while it holds (a queue draining) or
+// when feedback stops coming, and frozen figures say nothing of the link.
+const probeStale = time.Second
+
+// linkState reads GCC's statistics: ready when the estimator is raising
+// its estimate on fresh feedback with normal delay and little loss (a
+// probe may start); congested when its fresh figures show delay or loss
+// rising or its estimate falling; stale when they are not fresh. A probe
+// stops on either of the last two. An estimator that does not report its
+// statistics is never probed.
+func (a *allocator) linkState(now time.Time) (ready, congested, stale bool) {
+	r, ok := a.bwe.(lossReporter)
+	if !ok {
+		return false, false, true
+	}
+	st := r.GetStats()
+	usage, _ := st["usage"].(string)
+	state, _ := st["state"].(string)
+	m, _ := st["delayMeasurement"].(float64)
+	pr := &a.probe
+	switch {
+	case !pr.seen:
+		pr.seen, pr.measure = true, m
+	case m != pr.measure:
+		pr.measure, pr.updated = m, now
+	}
+	if pr.updated.IsZero() || now.Sub(pr.updated) >= probeStale {
+		return false, false, true
+	}
+	// The estimator's own loss: a paused track's last receiver report is
+	// as old as the pause.
+	loss, _ := st["averageLoss"].(float64)
+	lossy := loss >= probeLoss
+	congested = lossy || usage == "overuse" || state == "decrease"
+	ready = !lossy && usage == "normal" && state == "increase"
+	return ready, congested, false
+}
+
+// carried returns what the subscriber was sent, padding included, in bits
+// per second over the last second or so.
+func (a *allocator) carried(now time.Time, downs []*downTrack) float64 {
+	pr := &a.probe
+	var total uint64
+	for _, d := range downs {
+		total += d.stats.bytes.Load() + d.stats.padding.Load()
+	}
+	switch {
+	case pr.sentAt.IsZero():
+		pr.sentAt, pr.sentTotal = now, total
+	case now.Sub(pr.sentAt) >= 900*time.Millisecond:
+		pr.carried = float64(total-pr.sentTotal) * 8 / now.Sub(pr.sentAt).Seconds()
+		pr.carriedAt = pr.sentAt
+		pr.sentAt, pr.sentTotal = now, total
+	}
+	return pr.carried
+}
+
+// observe reads the estimator's figures and what was sent lately, before
+// an allocation: it keeps the proven rate, and what steer needs.
+func (a *allocator) observe(now time.Time, downs []*downTrack) {
+	pr := &a.probe
+	// Read every time, so that frozen figures are told from fresh ones.
+	pr.ready, pr.congested, pr.stale = a.linkState(now)
+	carried := a.carried(now, downs)
+	switch {
+	case pr.congested:
+		// The link showed its limit: any step up is to be proven anew.
+		pr.proven, pr.troubleAt, pr.limited = 0, now, true
+	case pr.stale:
+		pr.troubleAt = now
+	case carried > pr.proven && pr.carriedAt.After(pr.troubleAt):
+		pr.proven = carried
+	}
+}
+
+// steer starts, adjusts or stops the probe after an allocation. step is
+// the smallest step up not taken (no d: none) and sent what the
+// allocation sends, in bits per second.
+func (a *allocator) steer(now time.Time, budget float64, step probeStep, sent float64) {
+	pr := &a.probe
+	ready, congested, stale := pr.ready, pr.congested, pr.stale
+	wanted := step.d != nil && (step.need > budget || step.rate > a.provenLimit())
+	progress := min(budget, a.provenLimit())
+	if pr.active {
+		switch {
+		case !wanted || step.d != pr.step.d || step.layer != pr.step.layer:
+			// The step was taken, or there is nothing left to probe for.
+			a.stopProbe(now, probeDone, "done")
+			return
+		case congested || stale || budget < pr.peak*0.95:
+			a.stopProbe(now, probeCongested, "congestion")
+			return
+		case progress > pr.peak*probeRise:
+			pr.peak, pr.risen = progress, now
+		case now.Sub(pr.risen) >= probeStall:
+			a.stopProbe(now, probeStalled, "no progress")
+			return
+		}
+		if now.Sub(pr.started) >= probeMaxRun {
+			a.stopProbe(now, probeStalled, "time up")
+			return
+		}
+	} else {
+		if !wanted || !ready || math.IsInf(budget, 1) || now.Before(pr.next) {
+			return
+		}
+		pr.active, pr.step, pr.started, pr.risen, pr.peak, pr.last, pr.credit = true, step, now, now, progress, now, 0
+		step.d.stats.probes.Add(1)
+		a.p.log.Debug("probe started", "track", step.d.id, "layer", step.layer, "budget", int(budget), "need", int(step.need), "rate", int(step.rate), "proven", int(min(pr.proven, math.MaxInt32)))
+		if a.pace != nil {
+			a.pace.Reset(probeTick)
+		}
+	}
+	pr.rate = min(max(min(budget, step.rate*probeAim)-sent, 0), probeMaxRate)
+}
+
+// healthy stops the probe, as failed, if the estimator reports congestion
+// or went quiet, or its estimate fell; it reports whether the probe goes
+// on.
+func (a *allocator) healthy(now time.Time, budget float64) bool {
+	pr := &a.probe
+	if _, congested, stale := a.linkState(now); congested || stale || budget < pr.peak*0.95 {
+		a.stopProbe(now, probeCongested, "congestion")
+		return false
+	}
+	return true
+}
+
+// How a probe ended.
+const (
+	probeDone      = iota // the step was taken, or is no longer wanted
+	probeStalled          // nothing rose, or its time ran out
+	probeCongested        // the link did not carry it
+)
+
+// stopProbe ends the running probe. After a success the next may start at
+// once; otherwise the next waits for the gap, which doubles. If the link
+// did not carry what was sent, the proven rate starts again from zero.
+func (a *allocator) stopProbe(now time.Time, outcome int, why string) {
+	pr := &a.probe
+	switch outcome {
+	case probeDone:
+		pr.gap, pr.next = probeMinGap, now
+	default:
+		pr.gap = max(pr.gap, probeMinGap)
+		pr.next = now.Add(pr.gap)
+		pr.gap = min(2*pr.gap, probeMaxGap)
+	}
+	if outcome == probeCongested {
+		pr.proven, pr.troubleAt, pr.limited = 0, now, true
+	}
+	a.p.log.Debug("probe stopped", "track", pr.step.d.id, "why", why, "ran", now.Sub(pr.started).Round(time.Millisecond), "next", pr.next.Sub(now))
+	pr.active, pr.step, pr.rate, pr.credit = false, probeStep{}, 0, 0
+	if a.pace != nil {
+		a.pace.Stop()
+	}
+}
+
+// pad sends the padding owed since the last tick, checking first that the
+// estimator still sees a healthy link.
+func (a *allocator) pad(now time.Time) {
+	pr := &a.probe
+	if !pr.active {
+		return
+	}
+	if !a.healthy(now, a.budget()) {
+		return
+	}
+	dt := now.Sub(pr.last)
+	pr.last = now
+	// Bits owed never exceed two ticks' worth or a burst, so a late tick
+	// does not flood.
+	const size = float64((probePacket + 12) * 8)
+	pr.credit = min(pr.credit+pr.rate*dt.Seconds(), max(probeBurst*size, 2*pr.rate*probeTick.Seconds()))
+	for pr.credit >= size {
+		if !pr.step.d.pad(probePacket) {
+			pr.credit = 0 // the queue has media waiting: it goes first
+			return
+		}
+		pr.credit -= size
+	}
+}
+
+// paddingWriter sits under the bandwidth estimator in the subscribe
+// stack's interceptor chain. A probe packet comes down as a packet marked
+// padded with no padding size whose payload is the padding, so that the
+// estimator counts its bytes; here it becomes what goes on the wire, a
+// padding-only packet of that many bytes.
+type paddingWriter struct{ next interceptor.RTPWriter }
+
+func (w paddingWriter) Write(h *rtp.Header, payload []byte, attr interceptor.Attributes) (int, error) {
+	if h.Padding && h.PaddingSize == 0 && len(payload) > 0 && len(payload) <= probePacket {
+		h.PaddingSize = byte(len(payload))
+		payload = nil
+	}
+	return w.next.Write(h, payload, attr)
+}
