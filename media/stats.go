@@ -78,7 +78,8 @@ type TrackStats struct {
 	// KeyframeRequests counts the subscriber's PLI and FIR.
 	KeyframeRequests uint64
 	// Probes counts the bandwidth probes this video track carried while
-	// paused or held below the layer wanted, and PaddingBytes their padding.
+	// paused or held below the layer wanted, and PaddingBytes what they
+	// sent (RTP headers included; not in Packets or Bytes).
 	Probes, PaddingBytes uint64
 	// FractionLost (0 to 1), Jitter and RTT come from the subscriber's
 	// last receiver report; RTT is 0 until one carries a sender report
