@@ -63,7 +63,8 @@ func (a *allocator) loss(d *downTrack) float64 {
 // bandwidth (send-side, from the subscriber's TWCC feedback) left after
 // audio, and the size of the tile the video is drawn in. Under congestion
 // video goes down a layer, and pauses if even the lowest does not fit;
-// audio is never touched. Going back up is proven by probing (probe.go).
+// audio is never touched. A paused video resumes only once probing
+// (probe.go) showed the link carries it.
 type allocator struct {
 	p     *Participant
 	bwe   estimator     // nil: no estimate, bandwidth is not a limit
@@ -192,7 +193,7 @@ func (a *allocator) allocate(now time.Time) {
 	}
 	// Then layers go up one step at a time, round robin, while they fit:
 	// a layer the track already has needs to fit the budget, a higher one
-	// with headroom, and what the link was seen to carry.
+	// with headroom.
 	for changed := true; changed; {
 		changed = false
 		for i := range plans {
@@ -202,7 +203,7 @@ func (a *allocator) allocate(now time.Time) {
 			}
 			next := p.pick + 1
 			delta := p.rates[next] - p.rates[p.pick]
-			fits := used+delta <= budget*upgradeHeadroom && sent+delta <= proven
+			fits := used+delta <= budget*upgradeHeadroom
 			if p.layers[next].idx <= p.was {
 				fits = used+delta <= budget
 			}
@@ -220,7 +221,7 @@ func (a *allocator) allocate(now time.Time) {
 		var s probeStep
 		switch {
 		case p.pick < 0:
-			s = probeStep{d: p.d, layer: p.layers[0].idx, need: used + p.rates[0], rate: sent + p.rates[0]}
+			s = probeStep{d: p.d, layer: p.layers[0].idx, need: used + p.rates[0], rate: sent + p.rates[0], paused: true}
 		case p.pick+1 < len(p.layers):
 			delta := p.rates[p.pick+1] - p.rates[p.pick]
 			s = probeStep{d: p.d, layer: p.layers[p.pick+1].idx, need: (used + delta) / upgradeHeadroom, rate: sent + delta}

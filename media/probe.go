@@ -16,10 +16,11 @@ import (
 // the estimate could stay under what video needs long after the link
 // recovered; elsewhere it raises it by about 8% a second whatever the link
 // carries, so an estimate that rose on a quiet link proves nothing. Once
-// the link has shown congestion, a step up (resuming a paused video, or a
-// layer the track did not have) therefore needs both the estimate and the
-// rate the link was seen to carry (proven) to cover it, and the allocator
-// probes for it: it fills the gap between what it sends and the estimate,
+// the link has shown congestion, resuming a paused video therefore needs
+// both the estimate and the rate the link was seen to carry (proven) to
+// cover it; a higher layer needs the estimate to. The allocator probes for
+// the smallest step not taken: it fills the gap between what it sends and
+// the estimate,
 // up to a little over what the step needs, with RTP padding on the video's
 // RTX stream (its media stream while paused, if RTX was not negotiated),
 // paced in small packets. A probe runs only while the estimator reports
@@ -33,10 +34,12 @@ const (
 	// probePacket is the padding carried by one probe packet: RTP padding
 	// is counted in one byte.
 	probePacket = 255
-	// probeBurst bounds the packets sent in one tick, and probeQueued how
-	// much media may wait in the send queue for padding to be added.
+	// probeBurst bounds the packets owed after a late tick (or two ticks'
+	// worth, if more); padding is queued only while the video ring holds
+	// at most probeQueued packets, so media arriving meanwhile waits behind at
+	// most that many small packets.
 	probeBurst  = 8
-	probeQueued = 4
+	probeQueued = 24
 	// probeMaxRate bounds the padding rate in bits per second.
 	probeMaxRate = 2_000_000
 	// probeLoss is the loss above which a probe stops (GCC stops raising
@@ -87,6 +90,8 @@ type prober struct {
 	sentTotal uint64
 	carried   float64
 	carriedAt time.Time
+	prev      float64 // the window before: a rate counts once two in a row carried it
+	prevAt    time.Time
 	troubleAt time.Time
 	// The estimator's last delay measurement, and when it changed; and
 	// what the last look at its figures found.
@@ -112,6 +117,7 @@ type probeStep struct {
 	d          *downTrack
 	layer      int
 	need, rate float64
+	paused     bool // resuming: the carried rate must cover it too
 }
 
 // probeStale is how long the estimator may go without an update before
@@ -165,6 +171,7 @@ func (a *allocator) carried(now time.Time, downs []*downTrack) float64 {
 	case pr.sentAt.IsZero():
 		pr.sentAt, pr.sentTotal = now, total
 	case now.Sub(pr.sentAt) >= 900*time.Millisecond:
+		pr.prev, pr.prevAt = pr.carried, pr.carriedAt
 		pr.carried = float64(total-pr.sentTotal) * 8 / now.Sub(pr.sentAt).Seconds()
 		pr.carriedAt = pr.sentAt
 		pr.sentAt, pr.sentTotal = now, total
@@ -185,8 +192,10 @@ func (a *allocator) observe(now time.Time, downs []*downTrack) {
 		pr.proven, pr.troubleAt, pr.limited = 0, now, true
 	case pr.stale:
 		pr.troubleAt = now
-	case carried > pr.proven && pr.carriedAt.After(pr.troubleAt):
-		pr.proven = carried
+	case pr.prevAt.After(pr.troubleAt):
+		// Two clean windows in a row: a token bucket's burst lets a link
+		// carry more than its rate for a second or so, not for two.
+		pr.proven = max(pr.proven, min(carried, pr.prev))
 	}
 }
 
@@ -196,8 +205,11 @@ func (a *allocator) observe(now time.Time, downs []*downTrack) {
 func (a *allocator) steer(now time.Time, budget float64, step probeStep, sent float64) {
 	pr := &a.probe
 	ready, congested, stale := pr.ready, pr.congested, pr.stale
-	wanted := step.d != nil && (step.need > budget || step.rate > a.provenLimit())
-	progress := min(budget, a.provenLimit())
+	wanted := step.d != nil && (step.need > budget || step.paused && step.rate > a.provenLimit())
+	progress := budget
+	if step.paused {
+		progress = min(budget, a.provenLimit())
+	}
 	if pr.active {
 		switch {
 		case !wanted || step.d != pr.step.d || step.layer != pr.step.layer:
@@ -291,8 +303,7 @@ func (a *allocator) pad(now time.Time) {
 	pr.credit = min(pr.credit+pr.rate*dt.Seconds(), max(probeBurst*size, 2*pr.rate*probeTick.Seconds()))
 	for pr.credit >= size {
 		if !pr.step.d.pad(probePacket) {
-			pr.credit = 0 // the queue has media waiting: it goes first
-			return
+			return // the queue is busy: try again next tick
 		}
 		pr.credit -= size
 	}

@@ -394,10 +394,11 @@ func TestProbingStopsWhileTheCapHolds(t *testing.T) {
 		t.Fatalf("%d probes in %v on a link that stayed capped", p1-p0, window)
 	}
 	// Probes fill at most the headroom the estimate sees, for at most 5 s
-	// and stop when it is used up: on average they take under half of
-	// what the link has left after audio (50 packets a second of about
-	// 130 bytes).
-	if room := float64(capped) - 50*130*8; padRate > room/2 {
+	// and stop when it is used up: on average they take well under what
+	// the link has left after audio (50 packets a second of about 130
+	// bytes). (A token bucket's burst lets the estimate, and so a probe,
+	// run over the rate for a while.)
+	if room := float64(capped) - 50*130*8; padRate > room*2/3 {
 		t.Fatalf("probing sent %.0f bit/s of padding on average; the link had %.0f left after audio", padRate, room)
 	}
 	if float64(videoGot) > 0.05*float64(v1-v0+1) {
