@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -29,14 +30,9 @@ var _ Bus = (*Redis)(nil)
 
 // NewRedis connects to the Redis server at url (redis://host:port/db).
 func NewRedis(ctx context.Context, url string, log *slog.Logger) (*Redis, error) {
-	opts, err := goredis.ParseURL(url)
+	client, err := dialRedis(ctx, url, false)
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
-	client := goredis.NewClient(opts)
-	if err := client.Ping(ctx).Err(); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("reach redis: %w", err)
+		return nil, err
 	}
 	r := &Redis{
 		client: client,
@@ -113,4 +109,25 @@ func (r *Redis) Close() error {
 	err := r.ps.Close()
 	<-r.done
 	return errors.Join(err, r.client.Close())
+}
+
+// dialRedis connects to the Redis server at url (redis://host:port/db) and
+// checks that it answers. With quick, each command gives up within about a
+// second (one retry): for the callers that must never hold up a call or a
+// vitals stream on a Redis that went away, and carry on locally instead.
+func dialRedis(ctx context.Context, url string, quick bool) (*goredis.Client, error) {
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if quick {
+		opts.ContextTimeoutEnabled = true
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = time.Second, time.Second, time.Second, 1
+	}
+	client := goredis.NewClient(opts)
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("reach redis: %w", err)
+	}
+	return client, nil
 }

@@ -119,18 +119,11 @@ func NewRedisRooms(ctx context.Context, url string, self Pin, cfg RoomsConfig, l
 		return nil, fmt.Errorf("room pins: node %q: %w", self.Node, err)
 	}
 	self.URL = u
-	opts, err := goredis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
 	// A request waiting for its visit's pin gives up quickly and is
 	// served here: Redis never holds up a call.
-	opts.ContextTimeoutEnabled = true
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = time.Second, time.Second, time.Second, 1
-	client := goredis.NewClient(opts)
-	if err := client.Ping(ctx).Err(); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("reach redis: %w", err)
+	client, err := dialRedis(ctx, url, true)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "bedside:room:"

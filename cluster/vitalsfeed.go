@@ -60,21 +60,11 @@ var _ live.Feed = (*RedisFeed)(nil)
 // NewRedisFeed connects to the Redis server at url and delivers the
 // streams this node watches to hub.
 func NewRedisFeed(ctx context.Context, url string, hub Deliverer, cfg FeedConfig, log *slog.Logger) (*RedisFeed, error) {
-	opts, err := goredis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
 	// Vitals must not wait on a Redis that went away: calls give up
 	// quickly and the hub carries on locally.
-	opts.ContextTimeoutEnabled = true
-	opts.DialTimeout = time.Second
-	opts.ReadTimeout = time.Second
-	opts.WriteTimeout = time.Second
-	opts.MaxRetries = 1
-	client := goredis.NewClient(opts)
-	if err := client.Ping(ctx).Err(); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("reach redis: %w", err)
+	client, err := dialRedis(ctx, url, true)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "bedside:vitals:"
@@ -303,17 +293,10 @@ type RedisNEWS2 struct {
 // in the cluster) and hands each change made on another node to apply.
 // Keys and the channel begin with prefix (default "bedside:news2:").
 func NewRedisNEWS2(ctx context.Context, url, node, prefix string, apply func(ctx context.Context, patientID int64, msg []byte) error, log *slog.Logger) (*RedisNEWS2, error) {
-	opts, err := goredis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
 	// As the feed: give up quickly, the ward carries on alone.
-	opts.ContextTimeoutEnabled = true
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = time.Second, time.Second, time.Second, 1
-	client := goredis.NewClient(opts)
-	if err := client.Ping(ctx).Err(); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("reach redis: %w", err)
+	client, err := dialRedis(ctx, url, true)
+	if err != nil {
+		return nil, err
 	}
 	if prefix == "" {
 		prefix = "bedside:news2:"
