@@ -262,6 +262,7 @@ func (d *downTrack) forward(l int, h *rtp.Header, payload []byte, info *vp8Info,
 		d.mu.Unlock()
 		return -1 // older than the offsets remembered
 	}
+	d.trail(d.seqs.top)
 	slot := d.q.reserve(false)
 	if slot == nil {
 		// The subscriber is not keeping up: drop, and resume cleanly at
@@ -344,6 +345,28 @@ func (d *downTrack) forwardAudio(h *rtp.Header, payload []byte, now time.Time) {
 	if int16(outSeq-d.lastSeq) > 0 {
 		d.lastSeq, d.lastTS, d.lastAt = outSeq, outTS, now
 	}
+	d.trail(h.SequenceNumber)
+}
+
+// maxLate is how far behind the newest packet forwarded a late one (a
+// reordered packet, or the publisher's retransmission) may still be
+// forwarded: far more than such a packet lags, and far less than half the
+// sequence space, so that comparing sequence numbers with firstSeq and the
+// offset ranges, which is done modulo 2^16, never wraps however long a
+// stream runs.
+const maxLate = 1 << 12
+
+// trail moves the start of the current mapping up behind newest, the
+// publisher's newest sequence number forwarded, so that it stays within
+// maxLate of it. Without it a mapping that began 32,768 packets ago would
+// look newer than every packet (about eleven minutes of audio) and all of
+// them would be dropped. d.mu is held.
+func (d *downTrack) trail(newest uint16) {
+	if int16(newest-d.firstSeq) <= maxLate {
+		return
+	}
+	d.firstSeq = newest - maxLate
+	d.seqs.trail(d.firstSeq)
 }
 
 // fill writes a rewritten packet into a queue slot; osn > 0 prefixes the

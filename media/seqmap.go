@@ -30,6 +30,24 @@ func (m *seqMap) reset(seq uint16) {
 	m.cur, m.top, m.n = seq, seq, 0
 }
 
+// trail forgets what lies before first, the oldest sequence number the
+// down track still forwards (see downTrack.trail), so that the ranges'
+// starts stay close enough to the newest packet for comparisons modulo
+// 2^16 to hold.
+func (m *seqMap) trail(first uint16) {
+	if int16(first-m.cur) >= 0 {
+		m.cur, m.n = first, 0
+		return
+	}
+	for m.n > 1 && int16(first-m.older[1].from) >= 0 {
+		copy(m.older[:], m.older[1:m.n])
+		m.n--
+	}
+	if m.n > 0 && int16(first-m.older[0].from) > 0 {
+		m.older[0].from = first
+	}
+}
+
 // offset returns the offset for seq given the current one, and false if
 // seq is older than every remembered range (the caller drops it).
 func (m *seqMap) offset(seq, cur uint16) (uint16, bool) {
