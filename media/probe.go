@@ -87,7 +87,7 @@ type prober struct {
 	// while the link is not congested: a window that overlaps congestion,
 	// stale figures or a failed probe proves nothing.
 	sentAt    time.Time
-	sentTotal uint64
+	sentBy    map[*downTrack]uint64 // each down track's bytes at sentAt
 	carried   float64
 	carriedAt time.Time
 	prev      float64 // the window before: a rate counts once two in a row carried it
@@ -160,21 +160,36 @@ func (a *allocator) linkState(now time.Time) (ready, congested, stale bool) {
 }
 
 // carried returns what the subscriber was sent, padding included, in bits
-// per second over the last second or so.
+// per second over the last second or so. It sums each down track's own
+// delta over the window: a track that left during it (a participant gone,
+// a WHEP slot switched) takes its lifetime bytes out of a plain total,
+// and one that came counts only from its first sighting, so the figure
+// errs low, never wildly high.
 func (a *allocator) carried(now time.Time, downs []*downTrack) float64 {
 	pr := &a.probe
-	var total uint64
-	for _, d := range downs {
-		total += d.stats.bytes.Load() + d.stats.padding.Load()
+	snap := func() {
+		pr.sentAt = now
+		pr.sentBy = make(map[*downTrack]uint64, len(downs))
+		for _, d := range downs {
+			pr.sentBy[d] = d.stats.bytes.Load() + d.stats.padding.Load()
+		}
 	}
 	switch {
 	case pr.sentAt.IsZero():
-		pr.sentAt, pr.sentTotal = now, total
+		snap()
 	case now.Sub(pr.sentAt) >= 900*time.Millisecond:
+		var sent uint64
+		for _, d := range downs {
+			if was, ok := pr.sentBy[d]; ok {
+				if n := d.stats.bytes.Load() + d.stats.padding.Load(); n >= was {
+					sent += n - was
+				}
+			}
+		}
 		pr.prev, pr.prevAt = pr.carried, pr.carriedAt
-		pr.carried = float64(total-pr.sentTotal) * 8 / now.Sub(pr.sentAt).Seconds()
+		pr.carried = float64(sent) * 8 / now.Sub(pr.sentAt).Seconds()
 		pr.carriedAt = pr.sentAt
-		pr.sentAt, pr.sentTotal = now, total
+		snap()
 	}
 	return pr.carried
 }
