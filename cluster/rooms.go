@@ -90,6 +90,10 @@ var errRoomsClosed = errors.New("this node is shutting down and takes no visits"
 type pinUse struct {
 	users int  // Claims not yet released
 	ours  bool // the pin names this node
+	// gen counts the times a Claim or TakeOver found the pin ours, so a
+	// renewal told "another node holds it" does not forget a pin a Claim
+	// took back meanwhile.
+	gen int
 }
 
 var _ Rooms = (*RedisRooms)(nil)
@@ -152,15 +156,25 @@ return v
 `
 
 // renewRoomScript: KEYS pin, presence; ARGV value, ttl ms, presence
-// value (none if empty). Renews the pin if it is ours, and publishes the
-// visit's presence for as long; 1 if it was ours.
+// value (none if empty). Renews the pin if it is ours, or takes it back if
+// it is gone (Redis lost it: a restart without persistence, a failover)
+// since only visits still in use here are renewed; and publishes the
+// visit's presence for as long. 1 if it was ours, 2 if taken back, 0 if
+// another node holds it.
 const renewRoomScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+local n = 0
+if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2]) end
-  return 1
+  n = 1
+elseif not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  n = 2
+else
+  return 0
 end
-return 0
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2]) end
+return n
 `
 
 // dropRoomScript: KEYS pin, presence; ARGV value. Deletes the pin and its
@@ -247,6 +261,7 @@ func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, f
 		r.mu.Lock()
 		closed := r.closed
 		u.ours = !closed
+		u.gen++
 		r.mu.Unlock()
 		if closed { // Close began meanwhile and did not see this pin
 			_ = r.drop.Run(ctx, r.client, []string{r.key(appointment), r.presenceKey(appointment)}, r.value()).Err()
@@ -296,6 +311,7 @@ func (r *RedisRooms) TakeOver(ctx context.Context, appointment int64, dead Pin) 
 		r.mu.Lock()
 		closed := r.closed
 		u.ours = !closed
+		u.gen++
 		r.mu.Unlock()
 		if closed { // Close began meanwhile and did not see this pin
 			_ = r.drop.Run(ctx, r.client, []string{r.key(appointment), r.presenceKey(appointment)}, r.value()).Err()
@@ -389,7 +405,8 @@ func (r *RedisRooms) Held() int {
 // Run keeps this node's pins until ctx ends: every third of the TTL it
 // renews the pin of each visit still in use (a Claim not yet released, or
 // holding reports the visit's call here) and deletes the others. A pin
-// found taken by another node (Redis lost it) is forgotten. Run returns
+// found taken by another node is forgotten; one Redis lost (absent) is
+// taken back, since the visit is still in use here. Run returns
 // without deleting anything, so a node that stops renewing keeps its pins
 // until they expire; Close deletes them.
 func (r *RedisRooms) Run(ctx context.Context, holding func(appointment int64) bool) {
@@ -405,13 +422,21 @@ func (r *RedisRooms) Run(ctx context.Context, holding func(appointment int64) bo
 	}
 }
 
+// pinGen is a pin's use and its generation when a renewal round began.
+type pinGen struct {
+	u   *pinUse
+	gen int
+}
+
 // Renew is one round of Run.
 func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) bool) {
 	r.mu.Lock()
 	as := make([]int64, 0, len(r.held))
+	gens := make(map[int64]pinGen, len(r.held))
 	for a, u := range r.held {
 		if u.ours {
 			as = append(as, a)
+			gens[a] = pinGen{u, u.gen}
 		}
 	}
 	r.mu.Unlock()
@@ -434,27 +459,54 @@ func (r *RedisRooms) Renew(ctx context.Context, holding func(appointment int64) 
 				continue
 			}
 		}
-		pres := ""
-		if r.presence != nil {
-			p := r.presence(a)
-			pres = r.self.Node + " " + strconv.Itoa(p.Waiting) + " " + strconv.Itoa(p.InCall)
+		r.renewOne(ctx, a, gens[a])
+	}
+}
+
+// renewOne renews the pin of appointment a, in use here, whose use and
+// generation were pg when the round began.
+func (r *RedisRooms) renewOne(ctx context.Context, a int64, pg pinGen) {
+	// The renewal may take back a pin Redis lost: not once Close began
+	// (it waits for this as for a Claim), nor for a use gone meanwhile.
+	r.mu.Lock()
+	if u := r.held[a]; r.closed || u != pg.u || !u.ours {
+		r.mu.Unlock()
+		return
+	}
+	r.inflight.Add(1)
+	defer r.inflight.Done()
+	r.mu.Unlock()
+	pres := ""
+	if r.presence != nil {
+		p := r.presence(a)
+		pres = r.self.Node + " " + strconv.Itoa(p.Waiting) + " " + strconv.Itoa(p.InCall)
+	}
+	ok, err := r.renew.Run(ctx, r.client, []string{r.key(a), r.presenceKey(a)}, r.value(), r.ttl.Milliseconds(), pres).Int()
+	if err != nil {
+		r.log.Warn("renew visit pin", "appointment", a, "err", err)
+		return
+	}
+	switch ok {
+	case 2:
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed { // Close began meanwhile and did not see this pin
+			_ = r.drop.Run(ctx, r.client, []string{r.key(a), r.presenceKey(a)}, r.value()).Err()
+			return
 		}
-		ok, err := r.renew.Run(ctx, r.client, []string{r.key(a), r.presenceKey(a)}, r.value(), r.ttl.Milliseconds(), pres).Int()
-		if err != nil {
-			r.log.Warn("renew visit pin", "appointment", a, "err", err)
-			continue
-		}
-		if ok == 0 {
-			r.log.Warn("visit pin lost to another node; new requests for the visit go there", "appointment", a)
-			r.mu.Lock()
-			if u := r.held[a]; u != nil {
-				u.ours = false
-				if u.users <= 0 {
-					delete(r.held, a)
-				}
+		r.log.Warn("visit pin was gone from Redis; taken back, since the visit is still in use here", "appointment", a)
+	case 0:
+		r.log.Warn("visit pin lost to another node; new requests for the visit go there", "appointment", a)
+		r.mu.Lock()
+		// Unless a Claim found the pin ours since the round began.
+		if u := r.held[a]; u != nil && pg == (pinGen{u, u.gen}) {
+			u.ours = false
+			if u.users <= 0 {
+				delete(r.held, a)
 			}
-			r.mu.Unlock()
 		}
+		r.mu.Unlock()
 	}
 }
 

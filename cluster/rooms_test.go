@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 func newRooms(t *testing.T, node, prefix string, ttl time.Duration) *RedisRooms {
@@ -88,9 +91,10 @@ func TestRoomPins(t *testing.T) {
 		t.Fatal("a could not claim visit 8")
 	}
 	deadline := time.Now().Add(5 * time.Second)
+	var bRelease func()
 	for {
 		if _, self, release, _ := b.Claim(ctx, 8); self {
-			release()
+			bRelease = release // in use: b renews it below
 			break
 		}
 		if time.Now().After(deadline) {
@@ -99,10 +103,13 @@ func TestRoomPins(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// a finds out at its next round that the pin moved, and forgets it.
+	// (b renews first: a pin gone from Redis altogether a would take back.)
+	b.Renew(ctx, nil)
 	a.Renew(ctx, func(int64) bool { return true })
 	if a.Held() != 0 {
 		t.Fatalf("a still counts the lost pin: %d", a.Held())
 	}
+	bRelease()
 	// Closing releases every pin at once.
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -332,5 +339,95 @@ check:
 		if o, ok, err := b.Owner(ctx, id); err != nil || ok {
 			t.Errorf("visit %d after node-a closed: %+v %v %v, want no pin", id, o, ok, err)
 		}
+	}
+}
+
+// Redis losing a pin (a restart without persistence, a failover) while
+// this node still hosts the visit's call: the next renewal takes the pin
+// back, so a request reaching another node is sent here rather than
+// starting a second copy of the call on that node's SFU.
+func TestLostPinIsTakenBackWhileCallRuns(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("test:room:lost:%d:", time.Now().UnixNano())
+	ttl := 600 * time.Millisecond
+	a := newRooms(t, "node-a", prefix, ttl)
+	b := newRooms(t, "node-b", prefix, ttl)
+	_, self, release, err := a.Claim(ctx, 9) // the patient's socket, still open
+	if err != nil || !self {
+		t.Fatal(self, err)
+	}
+	defer release()
+	if err := a.client.Del(ctx, a.key(9)).Err(); err != nil { // Redis lost the key
+		t.Fatal(err)
+	}
+	a.Renew(ctx, func(int64) bool { return true })
+	if got, err := a.client.Get(ctx, a.key(9)).Result(); err != nil || got != a.value() {
+		t.Fatalf("pin after renewal = %q, %v; want node-a's %q", got, err, a.value())
+	}
+	a.Renew(ctx, func(int64) bool { return true })
+	if a.Held() != 1 {
+		t.Fatalf("node-a holds %d pins after renewals, want 1", a.Held())
+	}
+	owner, self, _, err := b.Claim(ctx, 9)
+	if err != nil || self || owner.Node != "node-a" {
+		t.Fatalf("node-b's claim of visit 9: owner %+v, self %v, err %v; want node-a's", owner, self, err)
+	}
+}
+
+// afterRenew runs f once, right after the first renewal script answers,
+// before Renew acts on the answer.
+type afterRenew struct {
+	hash string
+	once sync.Once
+	f    func()
+}
+
+func (h *afterRenew) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (h *afterRenew) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+func (h *afterRenew) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		err := next(ctx, cmd)
+		if args := cmd.Args(); len(args) > 1 && cmd.Name() == "evalsha" && args[1] == h.hash {
+			h.once.Do(h.f)
+		}
+		return err
+	}
+}
+
+// A renewal told "another node holds it" must not forget a pin that a
+// Claim on this node took back after the answer and before Renew acted on
+// it: forgotten, the pin would go unrenewed and expire under a running
+// call, and the next request elsewhere would start a second copy.
+func TestRenewalKeepsPinClaimedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("test:room:race:%d:", time.Now().UnixNano())
+	a := newRooms(t, "node-a", prefix, time.Minute)
+	_, self, release, err := a.Claim(ctx, 9)
+	if err != nil || !self {
+		t.Fatal(self, err)
+	}
+	defer release()
+	// Another node's pin, as after a failover, so the renewal answers 0.
+	if err := a.client.Set(ctx, a.key(9), "node-b http://node-b.internal:8080", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var claimed bool
+	a.client.AddHook(&afterRenew{hash: a.renew.Hash(), f: func() {
+		// That pin expires, and a request here claims the visit again.
+		if err := a.client.Del(ctx, a.key(9)).Err(); err != nil {
+			t.Error(err)
+		}
+		var again func()
+		_, claimed, again, _ = a.Claim(ctx, 9)
+		again()
+	}})
+	a.Renew(ctx, func(int64) bool { return true })
+	if !claimed {
+		t.Fatal("the claim after the renewal script did not take the pin")
+	}
+	if a.Held() != 1 {
+		t.Fatalf("node-a holds %d pins, want 1: the renewal forgot the pin the claim took", a.Held())
 	}
 }
