@@ -158,7 +158,7 @@ func (s *server) handleOpenStream(kind string) http.HandlerFunc {
 		s.Log.InfoContext(r.Context(), "stream opened", "kind", kind, "appointment", a.ID, "user", c.User.ID)
 		// Checked while it runs, as sockets are; the request's context ends
 		// with this answer, the stream does not.
-		s.keepChecking(context.WithoutCancel(r.Context()), openStream{s.Streams, st}, s.stillStreaming(bearerHash(r), a.ID))
+		s.keepChecking(context.WithoutCancel(r.Context()), openStream{s.Streams, st}, s.stillStreaming(kind, bearerHash(r), a.ID))
 		w.Header().Set("Content-Type", sdpType)
 		w.Header().Set("Location", fmt.Sprintf("/%s/%d/%s", kind, a.ID, st.ID))
 		w.WriteHeader(http.StatusCreated)
@@ -194,9 +194,10 @@ var errStreamToken = errors.New("the API token was revoked or has expired, or it
 
 // stillStreaming checks that the API token (by its hash) that opened a
 // stream still authenticates an active user who may stream into the visit,
-// and that the visit is still in its streaming window (vitalsOpen). The
-// store being unwell keeps the stream.
-func (s *server) stillStreaming(tokenHash []byte, appointment int64) func(context.Context) error {
+// and that the visit is still in its streaming window (vitalsOpen); a
+// patient's viewer also needs the patient still admitted to the call, as it
+// did to open. The store being unwell keeps the stream.
+func (s *server) stillStreaming(kind string, tokenHash []byte, appointment int64) func(context.Context) error {
 	return func(ctx context.Context) error {
 		u, err := account.APIUser(ctx, s.Store, tokenHash, s.Now())
 		var refused account.TokenRefused
@@ -213,8 +214,12 @@ func (s *server) stillStreaming(tokenHash []byte, appointment int64) func(contex
 		if err != nil {
 			return nil
 		}
-		if !mayStream(caller{User: u}, a) || !vitalsOpen(a, s.Now()) {
+		c := caller{User: u}
+		if !mayStream(c, a) || !vitalsOpen(a, s.Now()) {
 			return errVisitOver
+		}
+		if kind == signaling.StreamView && u.Role == store.RolePatient && !s.Calls.Admitted(a.ID, streamOwner(c)) {
+			return errNotInCall
 		}
 		return nil
 	}

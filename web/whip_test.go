@@ -629,3 +629,46 @@ func recvPC(t *testing.T) *webrtc.PeerConnection {
 	}
 	return pc
 }
+
+// TestPatientWHEPEndsWhenPatientLeavesCall: a patient watches the visit only
+// while admitted to the call. Once the patient leaves, their WHEP viewer is
+// ended by the re-check; the physician's camera stays.
+func TestPatientWHEPEndsWhenPatientLeavesCall(t *testing.T) {
+	var hub *signaling.Hub
+	f := newFixtureWith(t, func(d *Deps) {
+		hub = d.Calls.(*signaling.Hub)
+		d.Recheck = 50 * time.Millisecond
+	})
+	doctor := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, doctor, signaling.TypeWelcome)
+	f.publishWHIP(t, f.visit.ID, f.apiToken(t, f.doc.ID))
+	patient := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.joinClient(t, f.visit)))
+	await(t, patient, signaling.TypeWelcome)
+	doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: fmt.Sprintf("u%d", f.pat.ID)})
+	await(t, patient, signaling.TypeAdmitted)
+	f.negotiate(t, fmt.Sprintf("/whep/%d", f.visit.ID), f.apiToken(t, f.pat.ID), recvPC(t))
+	viewerOpen := func() bool {
+		for _, st := range hub.Streams(f.visit.ID) {
+			if st.Kind == signaling.StreamView {
+				return true
+			}
+		}
+		return false
+	}
+	if !viewerOpen() {
+		t.Fatal("the admitted patient's WHEP viewer did not open")
+	}
+	patient.Send(signaling.Message{Type: signaling.TypeLeave})
+	await(t, doctor, signaling.TypePeerLeft)
+	deadline := time.Now().Add(10 * time.Second)
+	for viewerOpen() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the patient's WHEP viewer is still open after the patient left the call: %+v", hub.Streams(f.visit.ID))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	all := hub.Streams(f.visit.ID)
+	if len(all) != 1 || all[0].Kind != signaling.StreamPublish {
+		t.Errorf("streams %+v, want the physician's camera alone", all)
+	}
+}
