@@ -147,6 +147,16 @@ func (h *Hub) Admitted(appointment int64, id string) bool {
 	return c != nil && c.isAdmitted()
 }
 
+// AdmittedFrom reports whether a participant is in the call from the
+// browser named browser (Peer.Browser): a link forwarded to another browser
+// is not in the call as far as that browser is concerned.
+func (h *Hub) AdmittedFrom(appointment int64, id, browser string) bool {
+	h.mu.Lock()
+	c := h.visits[appointment][id]
+	h.mu.Unlock()
+	return c != nil && c.isAdmitted() && sameBrowser(c.peer, Peer{Browser: browser})
+}
+
 // InCall lists who is admitted to an appointment's call, by arrival.
 func (h *Hub) InCall(appointment int64) []Peer { return h.list(appointment, true) }
 

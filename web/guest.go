@@ -295,9 +295,9 @@ func guestLinkEnded(err error) bool {
 
 // stillGuestViewer is the re-check of a guest physician's vitals socket:
 // the link still opens the visit, the visit is in its vitals window, and
-// the guest is admitted to the call. Only the store being unwell keeps
+// the guest is admitted to the call from browser (the socket's). Only the store being unwell keeps
 // the view without an answer.
-func (s *server) stillGuestViewer(r *http.Request, l store.GuestLink) error {
+func (s *server) stillGuestViewer(r *http.Request, l store.GuestLink, browser string) error {
 	_, a, err := s.guestFrom(r)
 	switch {
 	case guestLinkEnded(err):
@@ -306,7 +306,7 @@ func (s *server) stillGuestViewer(r *http.Request, l store.GuestLink) error {
 		return nil // the store is unwell: keep the view rather than cut it
 	case !vitalsOpen(a, s.Now()):
 		return errVisitOver
-	case !s.Calls.Admitted(a.ID, guestPeerID(l)):
+	case !s.Calls.AdmittedFrom(a.ID, guestPeerID(l), browser):
 		return errNotInCall
 	}
 	return nil
@@ -329,7 +329,10 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "open your guest link again", http.StatusUnauthorized)
 		return
 	}
-	admitted := s.Calls.Admitted(a.ID, guestPeerID(l))
+	// Admitted from this browser: a forwarded link's other holder, who
+	// never passed the lobby, sees nothing.
+	browser := browserOf(r, guestBrowserCookie)
+	admitted := s.Calls.AdmittedFrom(a.ID, guestPeerID(l), browser)
 	if l.Role != store.GuestPhysician || !vitalsOpen(a, s.Now()) || !admitted {
 		s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
 		msg := vitalsWindowRefusal
@@ -353,7 +356,8 @@ func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
 	s.serveViewer(w, r, visitViewer{
 		appointment: a.ID, patient: a.PatientID, from: from,
 		still: func(r *http.Request) func(context.Context) error {
-			return func(ctx context.Context) error { return s.stillGuestViewer(r.WithContext(ctx), l) }
+			// The socket keeps its browser's digest, not the cookie.
+			return func(ctx context.Context) error { return s.stillGuestViewer(r.WithContext(ctx), l, browser) }
 		},
 		name: "guest vitals viewer", log: []any{"appointment", a.ID, "guest", l.ID},
 	})

@@ -658,7 +658,7 @@ func TestGuestPhysicianSeesVitals(t *testing.T) {
 		return string(b)
 	}
 	dial := func(tok string) (*viewerClient, int) {
-		ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/guest/ws/vitals"), http.Header{"Cookie": {guestCookie + "=" + tok}})
+		ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/guest/ws/vitals"), http.Header{"Cookie": {guestCookie + "=" + tok + "; " + guestBrowserCookie + "=guest-browser"}})
 		if err != nil {
 			if resp == nil {
 				t.Fatal(err)
@@ -691,7 +691,7 @@ func TestGuestPhysicianSeesVitals(t *testing.T) {
 		t.Fatal(err)
 	}
 	joinGuest := func() *sigclient.Client {
-		gc, err := sigclient.Dial(cctx, f.wsURL("/guest/ws"), sigclient.Options{Header: http.Header{"Cookie": {guestCookie + "=" + docTok}}})
+		gc, err := sigclient.Dial(cctx, f.wsURL("/guest/ws"), sigclient.Options{Header: http.Header{"Cookie": {guestCookie + "=" + docTok + "; " + guestBrowserCookie + "=guest-browser"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -817,7 +817,7 @@ func TestGuestPhysicianLeavesWhenTheVisitMovesLater(t *testing.T) {
 	}
 	phys := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
 	await(t, phys, signaling.TypeWelcome)
-	cookie := http.Header{"Cookie": {guestCookie + "=" + tok}}
+	cookie := http.Header{"Cookie": {guestCookie + "=" + tok + "; " + guestBrowserCookie + "=guest-browser"}}
 	gc := dialCall(t, f.wsURL("/guest/ws"), cookie)
 	await(t, gc, signaling.TypeWelcome)
 	if err := phys.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: guestPeerID(l)}); err != nil {
@@ -906,5 +906,56 @@ func TestGuestTokenStaysOutOfTheLogs(t *testing.T) {
 	}
 	if !strings.Contains(got, `route="GET /guest/{token}"`) {
 		t.Errorf("the failed guest link request is not logged by its route:\n%s", got)
+	}
+}
+
+// TestForwardedGuestLinkGetsNoVitals: a guest physician's link forwarded to
+// another browser opens no vitals while the real guest is admitted: that
+// browser never passed the lobby, so the physician never let it in. The
+// admitted guest's own browser does get them.
+func TestForwardedGuestLinkGetsNoVitals(t *testing.T) {
+	f := newFixtureWith(t, func(d *Deps) { d.Recheck = 20 * time.Millisecond })
+	ctx := t.Context()
+	tok, hash := auth.NewToken()
+	l, err := f.st.CreateGuestLink(ctx, store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: store.GuestPhysician,
+		Name: "Dr Bo", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phys := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, phys, signaling.TypeWelcome)
+	guest := http.Header{"Cookie": {guestCookie + "=" + tok + "; " + guestBrowserCookie + "=guest-browser"}}
+	gc := dialCall(t, f.wsURL("/guest/ws"), guest)
+	await(t, gc, signaling.TypeWelcome)
+	phys.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: guestPeerID(l)})
+	await(t, gc, signaling.TypeAdmitted)
+
+	for name, h := range map[string]http.Header{
+		"another browser": {"Cookie": {guestCookie + "=" + tok + "; " + guestBrowserCookie + "=other-browser"}},
+		"no browser":      {"Cookie": {guestCookie + "=" + tok}},
+	} {
+		ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/guest/ws/vitals"), h)
+		if err == nil {
+			ws.Close()
+			t.Fatalf("%s holding the forwarded link opened the vitals socket while the real guest is admitted", name)
+		}
+		if resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: %v, want 403", name, err)
+		}
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/guest/ws/vitals"), guest)
+	if err != nil {
+		t.Fatalf("the admitted guest's own browser: %v", err)
+	}
+	defer ws.Close()
+	viewer := &viewerClient{Conn: ws}
+	// Its re-checks (every 20 ms) keep it: readings still arrive after
+	// 25 of them.
+	dev := dialDevice(t, f, f.devToken)
+	for i, until := 1, time.Now().Add(500*time.Millisecond); time.Now().Before(until); i++ {
+		sendFrame(t, dev, envelope(i, "8867-4", float64(60+i%40), "/min", ""))
+		if r := nextReading(t, viewer); r.Value != float64(60+i%40) {
+			t.Fatalf("the admitted guest got %+v, want the heart rate %d", r, 60+i%40)
+		}
 	}
 }

@@ -512,7 +512,7 @@ func TestGuestVitalsThroughAnotherNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cookie := http.Header{"Cookie": {guestCookie + "=" + tok}}
+	cookie := http.Header{"Cookie": {guestCookie + "=" + tok + "; " + guestBrowserCookie + "=guest-browser"}}
 	guest := dialCall(t, b.ws("/guest/ws"), cookie)
 	await(t, guest, signaling.TypeWelcome)
 	doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: guestPeerID(l)})

@@ -25,6 +25,9 @@ type CallHub interface {
 	Waiting(appointment int64) []signaling.Peer
 	// Admitted reports whether a participant is in the call, not waiting.
 	Admitted(appointment int64, participant string) bool
+	// AdmittedFrom is Admitted, from the browser named browser
+	// (signaling.Peer.Browser) only.
+	AdmittedFrom(appointment int64, participant, browser string) bool
 	// Remove ends a participant's session on this node at once (a
 	// revoked guest link); with several nodes the revocation is passed on
 	// to the node holding the call (pin.go).
