@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +202,62 @@ func TestCallResumeChecksTheSession(t *testing.T) {
 	defer again.Close()
 	if m := read(again); m.Type != signaling.TypeResumed || m.Resume == "" || m.Resume == w.Resume {
 		t.Fatalf("resume got %+v, want resumed with a new token", m)
+	}
+}
+
+// TestPatientReopensJoinLinkInSameBrowser: a patient admitted to the call
+// who opens their join link again in the same browser (closed the tab,
+// tapped the link in the message again) gets a new session, yet is the
+// same browser to the call: admitted again at once, not sent back to the
+// waiting room. The same link in another browser still waits.
+func TestPatientReopensJoinLinkInSameBrowser(t *testing.T) {
+	f := newFixture(t)
+	doctor := dialCall(t, f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID)), f.cookieHeader(f.signIn(t, "doc@example.org")))
+	await(t, doctor, signaling.TypeWelcome)
+	tok, h := auth.NewToken()
+	if _, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialJoin, TokenHash: h,
+		UserID: f.visit.PatientID, AppointmentID: f.visit.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	open := func(b *http.Client) string {
+		t.Helper()
+		resp, err := b.Get(f.srv.URL + "/join/" + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("join link: %d, want 303", resp.StatusCode)
+		}
+		u, _ := url.Parse(f.srv.URL)
+		for _, ck := range b.Jar.Cookies(u) {
+			if ck.Name == sessionCookie {
+				return ck.Value
+			}
+		}
+		t.Fatal("the join link set no session")
+		return ""
+	}
+	callURL := f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID))
+	b := noRedirect()
+	first := open(b)
+	p1 := dialCall(t, callURL, f.cookieHeader(b))
+	await(t, p1, signaling.TypeWelcome)
+	doctor.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: fmt.Sprintf("u%d", f.pat.ID)})
+	await(t, p1, signaling.TypeAdmitted)
+
+	if again := open(b); again == first {
+		t.Fatal("reopening the join link kept the session; want a new one (rotation)")
+	}
+	p2 := dialCall(t, callURL, f.cookieHeader(b))
+	if w := await(t, p2, signaling.TypeWelcome); w.State != signaling.StateAdmitted {
+		t.Fatalf("the same browser reopening its join link: welcome %q, want admitted", w.State)
+	}
+
+	other := noRedirect()
+	open(other)
+	p3 := dialCall(t, callURL, f.cookieHeader(other))
+	if w := await(t, p3, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+		t.Errorf("another browser with the same join link: welcome %q, want waiting", w.State)
 	}
 }

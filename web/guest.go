@@ -123,13 +123,8 @@ func (s *server) handleGuestLink(w http.ResponseWriter, r *http.Request) {
 		Name: guestCookie, Value: token, Path: "/guest/", HttpOnly: true,
 		Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(l.ExpiresAt.Sub(s.Now()) / time.Second),
 	})
-	if browserOf(r, guestBrowserCookie) == "" {
-		secret, _ := auth.NewToken()
-		http.SetCookie(w, &http.Cookie{
-			Name: guestBrowserCookie, Value: secret, Path: "/guest/", HttpOnly: true,
-			Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(l.ExpiresAt.Sub(s.Now()) / time.Second),
-		})
-	}
+	// Refreshed on every open, so it lasts as long as the link's cookie.
+	s.setBrowserCookie(w, r, guestBrowserCookie, "/guest/", l.ExpiresAt.Sub(s.Now()))
 	s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionLogin, a.PatientID, guestResource(l))
 	s.Log.InfoContext(r.Context(), "guest link used", "appointment", a.ID, "guest", l.ID)
 	http.Redirect(w, r, "/guest/call", http.StatusSeeOther)

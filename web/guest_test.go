@@ -959,3 +959,39 @@ func TestForwardedGuestLinkGetsNoVitals(t *testing.T) {
 		}
 	}
 }
+
+// TestGuestLinkReopenKeepsItsBrowser: opening a guest link again in the
+// same browser keeps that browser's secret and renews it for the link's
+// life, as the link's own cookie is, so the browser stays the one the
+// call admitted.
+func TestGuestLinkReopenKeepsItsBrowser(t *testing.T) {
+	f := newFixture(t)
+	tok, hash := auth.NewToken()
+	if _, err := f.st.CreateGuestLink(t.Context(), store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: store.GuestFamily,
+		Name: "Sam", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	b := noRedirect()
+	open := func() *http.Cookie {
+		t.Helper()
+		resp, err := b.Get(f.srv.URL + "/guest/" + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, ck := range resp.Cookies() {
+			if ck.Name == guestBrowserCookie {
+				return ck
+			}
+		}
+		t.Fatalf("opening the guest link (%d) set no browser cookie", resp.StatusCode)
+		return nil
+	}
+	first, again := open(), open()
+	if again.Value != first.Value {
+		t.Error("reopening the guest link in the same browser changed its browser secret")
+	}
+	if again.MaxAge <= 0 || again.Path != "/guest/" || !again.HttpOnly {
+		t.Errorf("renewed browser cookie %+v, want a live HttpOnly cookie for /guest/", again)
+	}
+}

@@ -13,6 +13,12 @@ import (
 
 const sessionCookie = "bedside_session"
 
+// browserCookie holds a random secret of the browser a session was started
+// in. Unlike the session cookie, a new session (rotation: signing in again,
+// reopening a join link) keeps it, so the call hub knows the same browser
+// coming back (signaling.Peer.Browser, browserOf); it grants nothing.
+const browserCookie = "bedside_browser"
+
 // caller is who is asking: a signed-in user, optionally confined to one visit.
 type caller struct {
 	User store.User
@@ -91,7 +97,24 @@ func (s *server) startSession(w http.ResponseWriter, r *http.Request, userID, ap
 		Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
 		Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(ttl.Seconds()),
 	})
+	s.setBrowserCookie(w, r, browserCookie, "/", ttl)
 	return nil
+}
+
+// setBrowserCookie sets r's per-browser cookie named name (browserCookie,
+// guestBrowserCookie) for another ttl: its secret when r has one, so the
+// browser stays the same one, else a new secret.
+func (s *server) setBrowserCookie(w http.ResponseWriter, r *http.Request, name, path string, ttl time.Duration) {
+	secret := ""
+	if ck, err := r.Cookie(name); err == nil && ck.Value != "" && len(ck.Value) <= 128 {
+		secret = ck.Value
+	} else {
+		secret, _ = auth.NewToken()
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: secret, Path: path, HttpOnly: true,
+		Secure: s.Secure, SameSite: http.SameSiteLaxMode, MaxAge: int(ttl.Seconds()),
+	})
 }
 
 func (s *server) clearCookie(w http.ResponseWriter) {

@@ -104,7 +104,7 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 		Role:        role,
 		Appointment: a.ID,
 		Host:        s.publicHost(r),
-		Browser:     browserOf(r, sessionCookie),
+		Browser:     s.callBrowser(r),
 	}
 	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, false))
 	s.Log.InfoContext(r.Context(), "call connected", "appointment", a.ID, "user", c.User.ID, "role", role)
@@ -116,6 +116,16 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 		err = s.Calls.Serve(r.Context(), conn, peer)
 	}
 	s.Log.InfoContext(r.Context(), "call disconnected", "appointment", a.ID, "user", c.User.ID, "err", err)
+}
+
+// callBrowser names the browser of a signed-in or join-link caller: by its
+// per-browser cookie, which outlives session rotation, or by its session
+// cookie for a browser that has none (a session started before it existed).
+func (s *server) callBrowser(r *http.Request) string {
+	if b := browserOf(r, browserCookie); b != "" {
+		return b
+	}
+	return browserOf(r, sessionCookie)
 }
 
 // browserOf names the browser of r by its cookie named cookie (a session,
