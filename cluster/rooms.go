@@ -242,20 +242,11 @@ func (r *RedisRooms) Self() Pin { return r.self }
 func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, func(), error) {
 	// Counted as in use before asking Redis, so that a renewal round
 	// cannot delete the pin between the answer and the count.
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	u, ok := r.use(appointment)
+	if !ok {
 		return Pin{}, false, func() {}, fmt.Errorf("claim visit %d: %w", appointment, errRoomsClosed)
 	}
-	r.inflight.Add(1)
 	defer r.inflight.Done()
-	u := r.held[appointment]
-	if u == nil {
-		u = &pinUse{}
-		r.held[appointment] = u
-	}
-	u.users++
-	r.mu.Unlock()
 	v, err := r.claim.Run(ctx, r.client, []string{r.key(appointment)}, r.value(), r.ttl.Milliseconds()).Text()
 	if err == nil && v == r.value() {
 		r.mu.Lock()
@@ -291,20 +282,11 @@ func (r *RedisRooms) Claim(ctx context.Context, appointment int64) (Pin, bool, f
 // third). A live node renews on time, so a node that merely refused one
 // connection keeps its visits. When taken, release is as Claim's.
 func (r *RedisRooms) TakeOver(ctx context.Context, appointment int64, dead Pin) (taken bool, release func(), err error) {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	u, ok := r.use(appointment)
+	if !ok {
 		return false, func() {}, nil
 	}
-	r.inflight.Add(1)
 	defer r.inflight.Done()
-	u := r.held[appointment]
-	if u == nil {
-		u = &pinUse{}
-		r.held[appointment] = u
-	}
-	u.users++
-	r.mu.Unlock()
 	n, err := r.take.Run(ctx, r.client, []string{r.key(appointment), r.presenceKey(appointment)},
 		dead.Node+" "+dead.URL, r.value(), (r.ttl / 2).Milliseconds(), r.ttl.Milliseconds()).Int()
 	if err == nil && n == 1 {
@@ -330,6 +312,25 @@ func (r *RedisRooms) TakeOver(ctx context.Context, appointment int64, dead Pin) 
 }
 
 // unuse ends one use of u, forgetting it if it is not this node's pin.
+// use counts the appointment's pin as in use here and a Redis call as in
+// flight (the caller ends it with r.inflight.Done), unless the rooms are
+// closing.
+func (r *RedisRooms) use(appointment int64) (*pinUse, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, false
+	}
+	r.inflight.Add(1)
+	u := r.held[appointment]
+	if u == nil {
+		u = &pinUse{}
+		r.held[appointment] = u
+	}
+	u.users++
+	return u, true
+}
+
 func (r *RedisRooms) unuse(appointment int64, u *pinUse) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
