@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -450,16 +451,30 @@ type Outbox interface {
 	ListMessages(ctx context.Context, appointmentID int64, limit, offset int) ([]Message, error)
 }
 
-// Observations stores device measurements. AppendObservations stores a batch
-// from one device in one transaction and advances the device's LastSeq to
-// max(LastSeq, lastSeq); an observation whose (DeviceID, Seq, Code) is already
-// stored is skipped, never stored twice (Code is in the key because one
-// envelope may carry a panel: systolic and diastolic share a Seq). An
-// observation with DeviceID 0 is taken to come from deviceID; a deviceID of 0
-// means readings entered by hand; an unknown device gives ErrNotFound and
+// Observations stores device measurements.
+//
+// AppendObservations stores a batch from one device in one transaction and
+// advances the device's LastSeq to max(LastSeq, lastSeq). A device numbers
+// its messages (docs/protocol.md), and each reading carries its message's
+// number as Seq (a blood-pressure panel's two readings share one). The
+// device's LastSeq is the duplicate check: a numbered reading (Seq > 0) is
+// stored only if its Seq is above the LastSeq the call finds in its own
+// transaction, and once if the call repeats it (same Seq and Code);
+// otherwise it is a resend and skipped. That stores every reading exactly
+// once provided each call carries every valid reading of the sequences
+// after the LastSeq its caller last read or set, up to lastSeq, as the
+// device ingest does (vitals.Ingester): the call then finds LastSeq where
+// its caller left it, or moved on by another connection of the same
+// device that stored those same sequences. So a numbered reading must be
+// of deviceID (its DeviceID 0 or deviceID, and deviceID not 0) with Seq
+// at most lastSeq; a call with one that is not fails with ErrSequence.
+// Readings with Seq 0 (posted one at a time, entered by hand) are never
+// de-duplicated. An observation with DeviceID 0 is taken to come from
+// deviceID; a deviceID of 0 means readings entered by hand, and no
+// sequence moves. An unknown device gives ErrNotFound. A call that fails
 // stores nothing. Concurrent appends (from many devices) are committed
 // together in one transaction (group commit); each returns once its own
-// batch is stored, and one device's failure never fails another's.
+// batch is stored, and one call's failure never fails another's.
 type Observations interface {
 	AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []Observation) error
 	ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]Observation, error)
@@ -480,6 +495,28 @@ type Observations interface {
 	// every observation that carries flags, ordered by EffectiveAt then ID. total
 	// is how many observations the range holds in all.
 	SampleObservations(ctx context.Context, patientID int64, from, to time.Time, every time.Duration) (sample []Observation, total int, err error)
+}
+
+// ErrSequence reports a numbered reading that AppendObservations cannot
+// place in its device's sequence (see Observations).
+var ErrSequence = errors.New("reading outside its device's sequence")
+
+// CheckSequenced checks that every numbered reading (Seq > 0) of an
+// AppendObservations call is of deviceID and at most lastSeq, as the
+// duplicate check by the device's LastSeq needs (see Observations).
+func CheckSequenced(deviceID, lastSeq int64, obs []Observation) error {
+	for _, o := range obs {
+		switch {
+		case o.Seq <= 0:
+		case deviceID == 0:
+			return fmt.Errorf("reading %s seq %d: a numbered reading needs its device: %w", o.Code, o.Seq, ErrSequence)
+		case o.DeviceID != 0 && o.DeviceID != deviceID:
+			return fmt.Errorf("reading %s seq %d of device %d in a call of device %d: %w", o.Code, o.Seq, o.DeviceID, deviceID, ErrSequence)
+		case o.Seq > lastSeq:
+			return fmt.Errorf("reading %s seq %d beyond the call's last seq %d: %w", o.Code, o.Seq, lastSeq, ErrSequence)
+		}
+	}
+	return nil
 }
 
 // LOINC codes of the two readings of a blood-pressure panel, which the

@@ -22,12 +22,13 @@ const maxAppendBatch = 256
 // AppendObservations stores a batch of readings and advances the device's
 // LastSeq to max(LastSeq, lastSeq), all in one transaction, which it
 // shares with the appends of other devices waiting at the same time (group
-// commit: two statements and one commit for the whole group). An
-// observation whose DeviceID is 0 is taken to come from deviceID; one whose
-// (DeviceID, Seq, Code) is already stored (Seq > 0) is skipped by ON
-// CONFLICT DO NOTHING, so a resent envelope is never stored twice. A
-// deviceID of 0 means readings entered by hand: no sequence is advanced. An
-// unknown device gives store.ErrNotFound and stores nothing of this call.
+// commit: three statements and one commit for the whole group). The
+// duplicate check is the device's LastSeq, read and locked in the same
+// transaction: a reading with a sequence at or below it is skipped (see
+// store.Observations for the rule and why it is enough). A deviceID of 0
+// means readings entered by hand: no sequence is advanced. An unknown
+// device, or a numbered reading the rule cannot place, fails this call
+// alone and stores nothing of it.
 func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []store.Observation) error {
 	if err := s.appends.Do(ctx, appendReq{deviceID, lastSeq, obs}); err != nil {
 		return wrap(err, "append observations of device %d", deviceID)
@@ -35,38 +36,39 @@ func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int
 	return nil
 }
 
-// commitAppends writes a group of appends in one transaction: one UPDATE
-// advancing every device named, then one INSERT of every reading whose
-// device exists.
+// commitAppends writes a group of appends in one transaction: it locks
+// and reads the LastSeq of every device named (another node may be
+// appending for the same device), advances those that move, then inserts
+// every reading of a known device above the LastSeq its call finds, the
+// calls taken in order.
 func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, error) {
 	each := make([]error, len(batch))
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var ids, seqs []int64
-		for _, rq := range batch {
-			if rq.deviceID != 0 {
+		var ids []int64
+		for i, rq := range batch {
+			each[i] = store.CheckSequenced(rq.deviceID, rq.lastSeq, rq.obs)
+			if each[i] == nil && rq.deviceID != 0 {
 				ids = append(ids, rq.deviceID)
-				seqs = append(seqs, rq.lastSeq)
 			}
 		}
-		found := map[int64]bool{}
+		stored := map[int64]int64{} // each known device's LastSeq as the calls go
 		if len(ids) > 0 {
-			rows, err := tx.Query(ctx, `UPDATE credentials c SET last_seq = greatest(c.last_seq, v.seq)
-				FROM (SELECT id, max(seq) AS seq FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq) GROUP BY id) v
-				WHERE c.id = v.id AND c.kind = 'device' RETURNING c.id`, ids, seqs)
+			// In ID order, so two nodes' transactions lock in the same order.
+			rows, err := tx.Query(ctx, `SELECT id, last_seq FROM credentials WHERE id = ANY($1) AND kind = 'device' ORDER BY id FOR UPDATE`, ids)
 			if err != nil {
-				return fmt.Errorf("advance devices: %w", err)
+				return fmt.Errorf("read devices: %w", err)
 			}
 			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
+				var id, seq int64
+				if err := rows.Scan(&id, &seq); err != nil {
 					rows.Close()
 					return err
 				}
-				found[id] = true
+				stored[id] = seq
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
-				return fmt.Errorf("advance devices: %w", err)
+				return fmt.Errorf("read devices: %w", err)
 			}
 		}
 		var (
@@ -76,12 +78,33 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 			eff, rec             []time.Time
 		)
 		now := time.Now()
+		moved := map[int64]bool{}
+		type seqCode struct {
+			seq  int64
+			code string
+		}
+		seen := map[seqCode]bool{}
 		for i, rq := range batch {
-			if rq.deviceID != 0 && !found[rq.deviceID] {
+			if each[i] != nil {
+				continue
+			}
+			last, known := stored[rq.deviceID]
+			if rq.deviceID != 0 && !known {
 				each[i] = fmt.Errorf("device %d: %w", rq.deviceID, store.ErrNotFound)
 				continue
 			}
+			if rq.deviceID != 0 && rq.lastSeq > last {
+				stored[rq.deviceID], moved[rq.deviceID] = rq.lastSeq, true
+			}
+			clear(seen)
 			for _, o := range rq.obs {
+				if o.Seq > 0 {
+					k := seqCode{o.Seq, o.Code}
+					if o.Seq <= last || seen[k] {
+						continue // a resend: stored by an earlier call, or just now
+					}
+					seen[k] = true
+				}
 				if o.DeviceID == 0 {
 					o.DeviceID = rq.deviceID
 				}
@@ -93,12 +116,21 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 				value, eff, rec = append(value, o.Value), append(eff, norm(o.EffectiveAt)), append(rec, norm(o.ReceivedAt))
 			}
 		}
+		if len(moved) > 0 {
+			ids, seqs := make([]int64, 0, len(moved)), make([]int64, 0, len(moved))
+			for id := range moved {
+				ids, seqs = append(ids, id), append(seqs, stored[id])
+			}
+			if _, err := tx.Exec(ctx, `UPDATE credentials c SET last_seq = v.seq
+				FROM unnest($1::bigint[], $2::bigint[]) AS v(id, seq) WHERE c.id = v.id`, ids, seqs); err != nil {
+				return fmt.Errorf("advance devices: %w", err)
+			}
+		}
 		if len(patient) == 0 {
 			return nil
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
-			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[])
-			ON CONFLICT (device_id, seq, code) WHERE seq > 0 DO NOTHING`,
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[])`,
 			patient, device, seq, code, value, unit, eff, rec, flags)
 		if err != nil {
 			return fmt.Errorf("insert observations: %w", err)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"runtime"
 	"time"
@@ -24,11 +25,12 @@ const maxAppendBatch = 1024
 // AppendObservations stores a batch of readings and advances the device's
 // LastSeq to max(LastSeq, lastSeq), all in one transaction, which it
 // shares with the appends of other devices waiting at the same time (group
-// commit). An observation whose DeviceID is 0 is taken to come from
-// deviceID; one whose (DeviceID, Seq, Code) is already stored (Seq > 0) is
-// skipped, so a resent envelope is never stored twice. A deviceID of 0 means
-// readings entered by hand: no sequence is advanced. An unknown device gives
-// store.ErrNotFound and stores nothing of this call.
+// commit). The duplicate check is the device's LastSeq, read in the same
+// transaction: a reading with a sequence at or below it is skipped (see
+// store.Observations for the rule and why it is enough). A deviceID of 0
+// means readings entered by hand: no sequence is advanced. An unknown
+// device, or a numbered reading the rule cannot place, fails this call
+// alone and stores nothing of it.
 func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []store.Observation) error {
 	if err := s.appends.Do(ctx, appendReq{deviceID, lastSeq, obs}); err != nil {
 		return wrap(err, "append observations of device %d", deviceID)
@@ -43,21 +45,24 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 		return nil, err
 	}
 	defer tx.Rollback()
-	advance, err := tx.PrepareContext(ctx, `UPDATE credentials SET last_seq = max(last_seq, ?) WHERE id = ? AND kind = 'device'`)
-	if err != nil {
+	st := appendStmts{seen: make(map[seqCode]bool)}
+	if st.last, err = tx.PrepareContext(ctx, `SELECT last_seq FROM credentials WHERE id = ? AND kind = 'device'`); err != nil {
 		return nil, err
 	}
-	defer advance.Close()
-	insert, err := tx.PrepareContext(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
+	defer st.last.Close()
+	if st.advance, err = tx.PrepareContext(ctx, `UPDATE credentials SET last_seq = ? WHERE id = ?`); err != nil {
 		return nil, err
 	}
-	defer insert.Close()
+	defer st.advance.Close()
+	if st.insert, err = tx.PrepareContext(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		return nil, err
+	}
+	defer st.insert.Close()
 	each := make([]error, len(batch))
 	now := time.Now()
 	for i, rq := range batch {
-		if each[i], err = appendOne(ctx, advance, insert, rq, now); err != nil {
+		if each[i], err = st.appendOne(ctx, rq, now); err != nil {
 			return nil, err
 		}
 		// A batch of a slot's devices takes tens of milliseconds of CPU;
@@ -71,26 +76,54 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 	return each, nil
 }
 
-// appendOne writes one call's rows; its own error (an unknown device) is
-// mine, a failed statement fails the transaction.
-func appendOne(ctx context.Context, advance, insert *sql.Stmt, rq appendReq, now time.Time) (mine, failed error) {
+// appendStmts are a group commit's statements.
+type appendStmts struct {
+	last, advance, insert *sql.Stmt
+	seen                  map[seqCode]bool // the call's readings stored so far
+}
+
+// seqCode is a numbered reading's key within one device's call.
+type seqCode struct {
+	seq  int64
+	code string
+}
+
+// appendOne writes one call's rows; its own error (an unknown device, a
+// reading out of its sequence) is mine, a failed statement fails the
+// transaction.
+func (st appendStmts) appendOne(ctx context.Context, rq appendReq, now time.Time) (mine, failed error) {
+	if err := store.CheckSequenced(rq.deviceID, rq.lastSeq, rq.obs); err != nil {
+		return err, nil
+	}
+	var stored int64 // readings numbered up to here are stored already
 	if rq.deviceID != 0 {
-		res, err := advance.ExecContext(ctx, rq.lastSeq, rq.deviceID)
-		if err != nil {
+		if err := st.last.QueryRowContext(ctx, rq.deviceID).Scan(&stored); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("device %d: %w", rq.deviceID, store.ErrNotFound), nil
+		} else if err != nil {
 			return nil, err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("device %d: %w", rq.deviceID, store.ErrNotFound), nil
+		if rq.lastSeq > stored {
+			if _, err := st.advance.ExecContext(ctx, rq.lastSeq, rq.deviceID); err != nil {
+				return nil, err
+			}
 		}
 	}
+	clear(st.seen)
 	for _, o := range rq.obs {
+		if o.Seq > 0 {
+			k := seqCode{o.Seq, o.Code}
+			if o.Seq <= stored || st.seen[k] {
+				continue // a resend: stored by an earlier call, or just now
+			}
+			st.seen[k] = true
+		}
 		if o.DeviceID == 0 {
 			o.DeviceID = rq.deviceID
 		}
 		if o.ReceivedAt.IsZero() {
 			o.ReceivedAt = now
 		}
-		if _, err := insert.ExecContext(ctx, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt), store.JoinFlags(o.Flags)); err != nil {
+		if _, err := st.insert.ExecContext(ctx, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt), store.JoinFlags(o.Flags)); err != nil {
 			return nil, err
 		}
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,53 +12,95 @@ import (
 )
 
 // testConcurrentDevices: many devices append at once, as the group commit
-// batches them; each also resends its previous batch (a reconnect), and
-// an unknown device fails alongside them. Every acknowledged reading is
-// stored exactly once, each device's sequence ends where it was acked,
-// and the unknown device's failure touches nobody else.
+// batches them, each through two connections at the same time (a device
+// reconnecting on another node before the old connection has gone), and
+// an unknown device fails alongside them. Each connection commits, as the
+// device ingest does, every reading of the run of sequences after the
+// LastSeq it last read or set: some sequences carry a blood-pressure
+// panel, some nothing (a waveform frame), so the two connections' runs
+// overlap and interleave. Each connection also resends its last run (the
+// device resending what it missed the ack of), sometimes reconnects
+// (reads the device's LastSeq afresh), and posts a reading without a
+// sequence. Every reading is stored exactly once, the numbered ones for
+// every sequence up to the device's LastSeq, which ends at the highest
+// sequence either connection committed; the unknown device's failure
+// touches nobody else.
 func testConcurrentDevices(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	p := user(t, st, "p@example.org", store.RolePatient)
 	t0 := odd(t)
-	const devices, rounds = 40, 25
+	const devices, conns, rounds = 20, 2, 25
 	devs := make([]store.Credential, devices)
 	for i := range devs {
 		devs[i] = device(t, st, p.ID, fmt.Sprintf("dev%d", i))
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, devices*rounds*2+rounds)
-	for i, d := range devs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			batch := func(seq int64) []store.Observation {
-				return []store.Observation{
-					{PatientID: p.ID, DeviceID: d.ID, Seq: seq, Code: "8480-6", Value: 120, Unit: "mm[Hg]", EffectiveAt: t0.Add(time.Duration(seq) * time.Second)},
-					{PatientID: p.ID, DeviceID: d.ID, Seq: seq, Code: "8462-4", Value: float64(60 + i), Unit: "mm[Hg]", EffectiveAt: t0.Add(time.Duration(seq) * time.Second)},
-				}
+	// readings are what sequence seq of a device carries.
+	readings := func(dev, seq int64) []store.Observation {
+		at := t0.Add(time.Duration(seq) * time.Second)
+		switch {
+		case seq%5 == 0:
+			return nil // a waveform frame: the sequence moves, nothing is stored
+		case seq%3 == 0:
+			return []store.Observation{
+				{PatientID: p.ID, DeviceID: dev, Seq: seq, Code: store.CodeSystolic, Value: 120, Unit: "mm[Hg]", EffectiveAt: at},
+				{PatientID: p.ID, DeviceID: dev, Seq: seq, Code: store.CodeDiastolic, Value: 80, Unit: "mm[Hg]", EffectiveAt: at},
 			}
-			for seq := int64(1); seq <= rounds; seq++ {
-				if err := st.AppendObservations(ctx, d.ID, seq, batch(seq)); err != nil {
-					errs <- fmt.Errorf("device %d seq %d: %w", i, seq, err)
-					return
-				}
-				if seq > 1 {
-					// The previous message again, as after a reconnect.
-					if err := st.AppendObservations(ctx, d.ID, seq-1, batch(seq-1)); err != nil {
-						errs <- fmt.Errorf("device %d resend %d: %w", i, seq-1, err)
+		}
+		return []store.Observation{{PatientID: p.ID, DeviceID: dev, Seq: seq, Code: "8867-4", Value: float64(seq), Unit: "/min", EffectiveAt: at}}
+	}
+	run := func(dev, from, to int64) (obs []store.Observation) {
+		for seq := from + 1; seq <= to; seq++ {
+			obs = append(obs, readings(dev, seq)...)
+		}
+		return obs
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, devices*conns*rounds*3+rounds)
+	highest := make([][conns]int64, devices) // the last sequence each connection committed
+	for i, d := range devs {
+		for c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var last int64 // the LastSeq this connection last read or set
+				for r := range rounds {
+					end := last + int64(1+(i+c+r)%4)
+					if err := st.AppendObservations(ctx, d.ID, end, run(d.ID, last, end)); err != nil {
+						errs <- fmt.Errorf("device %d connection %d seq %d to %d: %w", i, c, last+1, end, err)
 						return
 					}
+					// The same run again, as after a lost ack.
+					if err := st.AppendObservations(ctx, d.ID, end, run(d.ID, last, end)); err != nil {
+						errs <- fmt.Errorf("device %d connection %d resend %d to %d: %w", i, c, last+1, end, err)
+						return
+					}
+					highest[i][c], last = end, end
+					// A reading posted without a sequence: never a resend.
+					posted := store.Observation{PatientID: p.ID, DeviceID: d.ID, Code: "9279-1", Value: float64(r), Unit: "/min", EffectiveAt: t0}
+					if err := st.AppendObservations(ctx, d.ID, 0, []store.Observation{posted}); err != nil {
+						errs <- fmt.Errorf("device %d connection %d posted reading: %w", i, c, err)
+						return
+					}
+					if r%6 == 5 {
+						// Reconnect: continue after the LastSeq stored now.
+						cred, err := st.CredentialByHash(ctx, store.CredentialDevice, []byte(d.Name))
+						if err != nil {
+							errs <- err
+							return
+						}
+						last = cred.LastSeq
+					}
 				}
-			}
-		}()
+			}()
+		}
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for seq := int64(1); seq <= rounds; seq++ {
 			o := store.Observation{PatientID: p.ID, DeviceID: 999999, Seq: seq, Code: "8867-4", Value: 70, Unit: "/min", EffectiveAt: t0}
-			if err := st.AppendObservations(ctx, 999999, seq, []store.Observation{o}); err == nil {
-				errs <- fmt.Errorf("an unknown device's append succeeded")
+			if err := st.AppendObservations(ctx, 999999, seq, []store.Observation{o}); !errors.Is(err, store.ErrNotFound) {
+				errs <- fmt.Errorf("an unknown device's append: %v, want ErrNotFound", err)
 			}
 		}
 	}()
@@ -66,24 +109,43 @@ func testConcurrentDevices(t *testing.T, st store.Store) {
 	for err := range errs {
 		t.Error(err)
 	}
+	if t.Failed() {
+		return
+	}
 	got, err := st.ObservationsBetween(ctx, p.ID, t0.Add(-time.Hour), t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]int{}
+	stored := map[string]int{}
+	posted := map[int64]int{}
 	for _, o := range got {
-		seen[fmt.Sprintf("%d/%d/%s", o.DeviceID, o.Seq, o.Code)]++
 		if o.DeviceID == 999999 {
 			t.Fatalf("the unknown device's reading was stored: %+v", o)
 		}
-	}
-	if len(got) != devices*rounds*2 || len(seen) != devices*rounds*2 {
-		t.Fatalf("stored %d readings (%d distinct), want each of %d exactly once", len(got), len(seen), devices*rounds*2)
-	}
-	for i := range devs {
-		if n := lastSeq(t, st, fmt.Sprintf("dev%d", i)); n != rounds {
-			t.Fatalf("device %d last seq %d, want %d", i, n, rounds)
+		if o.Seq == 0 {
+			posted[o.DeviceID]++
+			continue
 		}
+		stored[fmt.Sprintf("%d/%d/%s", o.DeviceID, o.Seq, o.Code)]++
+	}
+	want := 0
+	for i, d := range devs {
+		end := max(highest[i][0], highest[i][1])
+		if n := lastSeq(t, st, d.Name); n != end {
+			t.Errorf("device %d last seq %d, want %d", i, n, end)
+		}
+		for _, o := range run(d.ID, 0, end) {
+			want++
+			if n := stored[fmt.Sprintf("%d/%d/%s", d.ID, o.Seq, o.Code)]; n != 1 {
+				t.Errorf("device %d seq %d %s stored %d times, want once", i, o.Seq, o.Code, n)
+			}
+		}
+		if posted[d.ID] != conns*rounds {
+			t.Errorf("device %d: %d readings without a sequence stored, want %d", i, posted[d.ID], conns*rounds)
+		}
+	}
+	if len(stored) != want {
+		t.Errorf("%d distinct numbered readings stored, want %d", len(stored), want)
 	}
 }
 

@@ -66,6 +66,35 @@ func testObservations(t *testing.T, st store.Store) {
 	if n := lastSeq(t, st, "dev"); n != 3 {
 		t.Fatalf("device last seq %d after another device's batch, want 3", n)
 	}
+	// Two connections of one device, both continuing after LastSeq 3 (one
+	// replaced the other before it had gone): the second's run overlaps the
+	// first's, and only its sequences above the LastSeq it finds are stored,
+	// each once (seq 7 comes twice).
+	if err := st.AppendObservations(ctx, dev.ID, 5, []store.Observation{obs(dev.ID, 4, "8867-4", 72), obs(dev.ID, 5, "8867-4", 73)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendObservations(ctx, dev.ID, 7, []store.Observation{obs(dev.ID, 4, "8867-4", 72), obs(dev.ID, 5, "8867-4", 73), obs(dev.ID, 7, "8867-4", 75), obs(dev.ID, 7, "8867-4", 75)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := lastSeq(t, st, "dev"); n != 7 {
+		t.Fatalf("device last seq %d after overlapping runs, want 7", n)
+	}
+	// A numbered reading the sequence cannot place fails its call, which
+	// stores nothing and leaves LastSeq where it was: one beyond the
+	// call's lastSeq, one of another device, one without a device.
+	for what, c := range map[string]struct {
+		dev, last int64
+		obs       store.Observation
+	}{
+		"beyond lastSeq":   {dev.ID, 8, obs(dev.ID, 9, "8867-4", 76)},
+		"another device's": {dev.ID, 8, obs(dev2.ID, 8, "8867-4", 76)},
+		"without a device": {0, 0, obs(0, 8, "8867-4", 76)},
+	} {
+		wantErr(t, "a reading "+what, st.AppendObservations(ctx, c.dev, c.last, []store.Observation{obs(dev.ID, 8, "8310-5", 37), c.obs}), store.ErrSequence)
+	}
+	if n := lastSeq(t, st, "dev"); n != 7 {
+		t.Fatalf("device last seq %d after refused calls, want 7", n)
+	}
 	// Readings entered by hand (no device, no seq) are never de-duplicated.
 	manual := store.Observation{PatientID: p.ID, Code: "9279-1", Value: 16, Unit: "/min", EffectiveAt: t0.Add(10 * time.Second), ReceivedAt: t0}
 	for range 2 {
@@ -78,8 +107,8 @@ func testObservations(t *testing.T, st store.Store) {
 	}
 
 	got, err := st.ObservationsBetween(ctx, p.ID, t0, t0.Add(time.Minute))
-	if err != nil || len(got) != 7 {
-		t.Fatalf("stored %d observations (%v), want 7: %+v", len(got), err, got)
+	if err != nil || len(got) != 10 {
+		t.Fatalf("stored %d observations (%v), want 10: %+v", len(got), err, got)
 	}
 	first := got[0]
 	if first.ID == 0 || first.PatientID != p.ID || first.DeviceID == 0 || first.Seq != 1 || first.Unit != "/min" ||
@@ -92,10 +121,17 @@ func testObservations(t *testing.T, st store.Store) {
 		}
 	}
 	var seq3 store.Observation
+	var seqs []int64
 	for _, o := range got {
 		if o.DeviceID == dev.ID && o.Seq == 3 {
 			seq3 = o
 		}
+		if o.DeviceID == dev.ID {
+			seqs = append(seqs, o.Seq)
+		}
+	}
+	if !slices.Equal(seqs, []int64{1, 2, 2, 3, 4, 5, 7}) {
+		t.Errorf("the device's stored readings have seqs %v, want 1, 2 (a panel), 3, 4, 5 and 7, each once", seqs)
 	}
 	if seq3.Value != 71 || seq3.Code != "8867-4" || !slices.Equal(seq3.Flags, flagged.Flags) {
 		t.Fatalf("seq 3 stored as %+v, want value 71 with flags %q", seq3, flagged.Flags)
