@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -252,4 +254,67 @@ func FuzzEnvelopeScan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzObservationScan: scanObservation, where it reads an observation,
+// reads what encoding/json does, so ParseObservation gives the same
+// Parsed, or the same error, with or without it.
+func FuzzObservationScan(f *testing.F) {
+	addSeeds(f, false)
+	withSubject := func(ref string) string {
+		return strings.Replace(hrObs, `"status":"final",`, `"status":"final","subject":{"reference":"`+ref+`"},`, 1)
+	}
+	for _, s := range []string{
+		string(deviceNumeric(nil, 1, frameTime))[len(`{"seq":1,"observation":`) : len(deviceNumeric(nil, 1, frameTime))-1],
+		withSubject("Patient/42"), withSubject("https://bedside.example/fhir/Patient/7"),
+		`{"resourceType":"Observation","status":"final","code":{"coding":[]},"effectiveDateTime":"2026-12-06T02:00:00Z"}`,
+		`{"RESOURCETYPE":"Observation","Status":"final","code":{"text":"hr","coding":[{"display":"HR","system":"http://loinc.org","code":"8867-4"}]},"effectiveDateTime":"2026-12-06T02:00:00+01:00","valueQuantity":{"value":7.2e1,"code":"/min"},"device":{"display":"x"}}`,
+		`{"resourceType":"Observation","status":"final","status":"amended"}`,
+		`{"resourceType":"Observation","status":null}`,
+		`{"resourceType":"Observation","valueQuantity":{"value":1e999}}`,
+		`{"resourceType":"Observation","valueQuantity":{"value":"72"}}`,
+		`{"resourceType":"Observation","code":{"coding":[{"code":"8867-4"},{"code":"x","system":"y"}]},"subject":{"reference":"Patient/2"}}`,
+		`{"resourceType":"Obs\u0065rvation"}`, `{"résumé":1}`, ` {"status" : "final" } `, `[]`, `"x"`, `{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, werr := unmarshalObservation(b)
+		wantP, wantErr := Parsed{}, decodeError("observation", werr)
+		if werr == nil {
+			wantP, wantErr = want.parsed()
+		}
+		gotP, gotErr := ParseObservation(b)
+		gotW, wantW := gotP.Waveform, wantP.Waveform
+		gotP.Waveform, wantP.Waveform = nil, nil
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !reflect.DeepEqual(gotP, wantP) || (gotW != nil || wantW != nil) && !sameWaveform(gotW, wantW) {
+			t.Fatalf("%q: ParseObservation gave %+v, %v; encoding/json and the same checks %+v, %v", b, gotP, gotErr, wantP, wantErr)
+		}
+		if !json.Valid(b) {
+			return
+		}
+		var sc obsScratch
+		if !scanObservation(b, &sc) {
+			return
+		}
+		if werr != nil {
+			t.Fatalf("scanned %q, which encoding/json refuses: %v", b, werr)
+		}
+		if !reflect.DeepEqual(sc.o, want) {
+			t.Fatalf("%q: scanned %+v, encoding/json read %+v", b, sc.o, want)
+		}
+	})
+}
+
+// TestObservationScanReadsDevices: the shapes devices send are read by
+// scanObservation, not left to encoding/json.
+func TestObservationScanReadsDevices(t *testing.T) {
+	numeric := deviceNumeric(nil, 1, frameTime)
+	for _, obs := range []string{string(numeric[len(`{"seq":1,"observation":`) : len(numeric)-1]), hrObs,
+		quantityObs(CodeTemperature, 98.6, "[degF]"), quantityObs(CodeGlucoseMol, 5.4, "mmol/L")} {
+		var sc obsScratch
+		if !scanObservation([]byte(obs), &sc) {
+			t.Errorf("not scanned: %s", obs)
+		}
+	}
 }

@@ -76,7 +76,7 @@ func ParseGATT(raw json.RawMessage) (Parsed, error) {
 	}
 	var p Parsed
 	for _, v := range meas.Values {
-		r, err := checkedReading("gatt.value", v.Code, v.V, v.Unit, when.UTC())
+		r, err := checkedReading("gatt.value", "", v.Code, v.V, v.Unit, when.UTC())
 		if err != nil {
 			return Parsed{}, err
 		}

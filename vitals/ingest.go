@@ -73,6 +73,13 @@ type held struct {
 	err  error           // a rejection already known from the envelope
 }
 
+// clone is h in arrays of its own, to be held past the call that read it
+// (the frame's array may be reused).
+func (h held) clone() held {
+	h.obs, h.gatt, h.dev, h.bin = bytes.Clone(h.obs), bytes.Clone(h.gatt), bytes.Clone(h.dev), bytes.Clone(h.bin)
+	return h
+}
+
 func (h held) size() int { return len(h.obs) + len(h.gatt) + len(h.dev) + len(h.bin) }
 
 // Ingester applies the device acknowledgement contract to one device's
@@ -186,7 +193,9 @@ func acked(replies [][]byte) bool {
 
 // parse validates a message, including that its subject, if named, is the
 // device's own patient.
-func (in *Ingester) parse(h held) (Parsed, error) {
+// A binary frame's waveform is decoded into wave, which must not be in
+// use elsewhere.
+func (in *Ingester) parse(h held, wave *Waveform) (Parsed, error) {
 	if h.err != nil {
 		return Parsed{}, h.err
 	}
@@ -201,10 +210,12 @@ func (in *Ingester) parse(h held) (Parsed, error) {
 		return Parsed{Event: &e}, nil
 	}
 	if h.bin != nil {
-		_, w, err := DecodeWaveFrame(h.bin)
-		return Parsed{Waveform: w}, err
+		if _, err := decodeWaveFrame(h.bin, wave); err != nil {
+			return Parsed{}, err
+		}
+		return Parsed{Waveform: wave}, nil
 	}
-	p, err := ParseObservation(h.obs)
+	p, err := parseObservation(h.obs, true) // DecodeEnvelope checked the frame
 	if err != nil {
 		return Parsed{}, err
 	}

@@ -1,7 +1,6 @@
 package vitals
 
 import (
-	"bytes"
 	"context"
 
 	"github.com/gorilla/websocket"
@@ -14,5 +13,5 @@ import (
 // decoded is rejected as {"error", "seq"}, and one whose seq cannot be
 // read gets a lone {"error"}.
 func (in *Ingester) HandleBinary(ctx context.Context, frame []byte) (replies [][]byte) {
-	return in.handleNow(ctx, websocket.BinaryMessage, bytes.Clone(frame)) // may be held past this call
+	return in.handleNow(ctx, websocket.BinaryMessage, frame)
 }

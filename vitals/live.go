@@ -85,7 +85,12 @@ func (s *Samples) UnmarshalJSON(b []byte) error {
 // encodeLive encodes an observation's live messages, once for all viewers;
 // received stamps a waveform chunk with the server's clock.
 func encodeLive(p Parsed, device string, received time.Time) [][]byte {
-	out := make([][]byte, 0, len(p.Readings)+1)
+	return appendLive(make([][]byte, 0, len(p.Readings)+1), p, device, received)
+}
+
+// appendLive appends an observation's live messages to out, each in a
+// buffer of its own: a publisher may keep them.
+func appendLive(out [][]byte, p Parsed, device string, received time.Time) [][]byte {
 	for _, r := range p.Readings {
 		b, err := LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags}.appendJSON(make([]byte, 0, 160))
 		if err == nil {

@@ -113,13 +113,14 @@ func appendJSONFloat(b []byte, f float64) ([]byte, error) {
 	return b, nil
 }
 
-// appendJSONTime appends t as encoding/json writes it.
+// appendJSONTime appends t as encoding/json writes it (Time.MarshalJSON
+// is Time.AppendText quoted), without allocating.
 func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
-	q, err := t.MarshalJSON()
+	b, err := t.AppendText(append(b, '"'))
 	if err != nil {
 		return nil, err
 	}
-	return append(b, q...), nil
+	return append(b, '"'), nil
 }
 
 // appendJSONString appends s as encoding/json quotes it, HTML-safe.

@@ -77,6 +77,7 @@ type Envelope struct {
 // from 1 up. A frame that is not a JSON object yields an error that is not
 // a *FieldError. A valid seq with a missing observation yields the Envelope
 // with its Seq and a *FieldError, so the message can be rejected by number.
+// The Envelope's members may share b's array.
 func DecodeEnvelope(b []byte) (Envelope, error) {
 	raw, ok := scanEnvelope(b)
 	if !ok {
@@ -153,7 +154,7 @@ func scanEnvelope(b []byte) (raw rawEnvelope, ok bool) {
 			dst = &raw.Device
 		}
 		if dst != nil {
-			*dst = append((*dst)[:0], b[i:end]...)
+			*dst = b[i:end:end]
 		}
 		i = skipSpace(b, end)
 		if b[i] == '}' {
@@ -274,16 +275,18 @@ type sampledData struct {
 	Data       *string   `json:"data"`
 }
 
+type fhirReference struct {
+	Reference string `json:"reference"`
+}
+
 type fhirObservation struct {
-	ResourceType string          `json:"resourceType"`
-	Status       string          `json:"status"`
-	Code         codeableConcept `json:"code"`
-	Subject      *struct {
-		Reference string `json:"reference"`
-	} `json:"subject"`
-	EffectiveDateTime *string      `json:"effectiveDateTime"`
-	ValueQuantity     *quantity    `json:"valueQuantity"`
-	ValueSampledData  *sampledData `json:"valueSampledData"`
+	ResourceType      string          `json:"resourceType"`
+	Status            string          `json:"status"`
+	Code              codeableConcept `json:"code"`
+	Subject           *fhirReference  `json:"subject"`
+	EffectiveDateTime *string         `json:"effectiveDateTime"`
+	ValueQuantity     *quantity       `json:"valueQuantity"`
+	ValueSampledData  *sampledData    `json:"valueSampledData"`
 	Component         []struct {
 		Code          codeableConcept `json:"code"`
 		ValueQuantity *quantity       `json:"valueQuantity"`
@@ -296,10 +299,27 @@ const maxSamples = 4096
 // ParseObservation validates one FHIR R4 Observation and returns its
 // readings or waveform. Every error is a *FieldError naming the field.
 func ParseObservation(raw json.RawMessage) (Parsed, error) {
-	var o fhirObservation
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return Parsed{}, decodeError("observation", err)
+	return parseObservation(raw, false)
+}
+
+// parseObservation is ParseObservation; valid says raw is known to be
+// valid JSON (an envelope's observation, the envelope checked).
+func parseObservation(raw []byte, valid bool) (Parsed, error) {
+	sc := obsScratchPool.Get().(*obsScratch)
+	defer obsScratchPool.Put(sc)
+	o := &sc.o
+	if !(valid || json.Valid(raw)) || !scanObservation(raw, sc) {
+		u, err := unmarshalObservation(raw)
+		if err != nil {
+			return Parsed{}, decodeError("observation", err)
+		}
+		o = &u
 	}
+	return o.parsed()
+}
+
+// parsed validates a decoded Observation.
+func (o *fhirObservation) parsed() (Parsed, error) {
 	if o.ResourceType != "Observation" {
 		return Parsed{}, fieldErr("observation.resourceType", "%q, want \"Observation\"", truncate(o.ResourceType, 40))
 	}
@@ -434,34 +454,36 @@ func quantityReading(field, code string, q *quantity, when time.Time) (Reading, 
 	}
 	// code holds the computable UCUM unit; unit is display text, read only
 	// when code is absent.
-	unit, unitField := q.Code, field+".code"
+	unit, unitField := q.Code, ".code"
 	if unit == "" {
-		unit, unitField = q.Unit, field+".unit"
+		unit, unitField = q.Unit, ".unit"
 	}
 	if unit == "" {
 		return Reading{}, fieldErr(field+".code", "missing: want the UCUM unit %s", m.unitList())
 	}
 	if _, ok := m.convert(unit, sent); !ok {
-		return Reading{}, fieldErr(unitField, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
+		return Reading{}, fieldErr(field+unitField, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
 	}
-	return checkedReading(field+".value", code, sent, unit, when)
+	return checkedReading(field, ".value", code, sent, unit, when)
 }
 
 // checkedReading is sent (in unit) as a reading of code in its stored
 // unit, refused if the catalogue does not keep code, does not take unit,
 // or holds the value impossible, and flagged FlagImprobable if the value is
 // outside the usual range.
-func checkedReading(field, code string, sent float64, unit string, when time.Time) (Reading, error) {
+//
+// The field at fault is field+sub, put together only for an error.
+func checkedReading(field, sub, code string, sent float64, unit string, when time.Time) (Reading, error) {
 	m, ok := catalogue[code]
 	if !ok {
-		return Reading{}, fieldErr(field, "%s is not a measurement Bedside keeps", code)
+		return Reading{}, fieldErr(field+sub, "%s is not a measurement Bedside keeps", code)
 	}
 	v, ok := m.convert(unit, sent)
 	if !ok {
-		return Reading{}, fieldErr(field, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
+		return Reading{}, fieldErr(field+sub, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
 	}
 	if !m.possible(v) {
-		return Reading{}, fieldErr(field, "%s %s is impossible for %s (%s)", fmtNum(sent), unit, m.name, m.rangeText())
+		return Reading{}, fieldErr(field+sub, "%s %s is impossible for %s (%s)", fmtNum(sent), unit, m.name, m.rangeText())
 	}
 	r := Reading{Code: code, Value: v, Unit: m.unit, Time: when}
 	if m.improbable(v) {

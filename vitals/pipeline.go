@@ -32,7 +32,8 @@ type staged struct {
 // staged and returns the ack. Accept returns the replies to send now:
 // rejections ({"error", "seq"}), the ack of a sequence already committed,
 // or a lone {"error"}. Accept and Commit may run on different goroutines;
-// Handle is the two in one call.
+// Handle is the two in one call. The caller may reuse frame's array once
+// Accept returns: a message held for an earlier sequence is copied.
 func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies [][]byte) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -69,13 +70,14 @@ func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies
 			return [][]byte{errorReply(msg, 0)}
 		}
 		if _, dup := in.pending[seq]; !dup {
-			in.pending[seq] = h
+			in.pending[seq] = h.clone()
 			in.pendingBytes += h.size()
 		}
 		return nil
 	}
 	start := in.accepted + 1
-	run := []held{h}
+	var first [1]held
+	run := append(first[:0], h)
 	for s := start + 1; ; s++ {
 		p, ok := in.pending[s]
 		if !ok {
@@ -87,9 +89,13 @@ func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies
 	}
 	in.accepted = start + int64(len(run)) - 1
 	received := in.now()
+	// A waveform is published, not kept: its chunks reuse one Waveform.
+	wave := wavePool.Get().(*Waveform)
+	defer wavePool.Put(wave)
+	var live [2][]byte // a panel's two readings, or a waveform
 	for i, h := range run {
 		seq := start + int64(i)
-		p, err := in.parse(h)
+		p, err := in.parse(h, wave)
 		if err != nil {
 			replies = append(replies, errorReply(err.Error(), seq))
 			continue
@@ -102,12 +108,14 @@ func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies
 		}
 		// Live delivery is best effort and does not wait for the store: a
 		// viewer that misses a reading finds it in the stored history.
-		for _, msg := range encodeLive(p, in.dev.Name, received) {
+		for _, msg := range appendLive(live[:0], p, in.dev.Name, received) {
 			_ = in.pub.Publish(ctx, in.dev.PatientID, msg)
 		}
 	}
 	return replies
 }
+
+var wavePool = sync.Pool{New: func() any { return new(Waveform) }}
 
 // progress is the highest sequence Accept has handled and the highest
 // Commit has stored (and so acked, or is about to).

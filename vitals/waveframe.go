@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -61,59 +62,70 @@ func WaveFrameSeq(b []byte) (int64, error) {
 // number whenever it could be read, even with an error, so the frame can be
 // rejected by number; every error is a *FieldError naming a "frame" field.
 func DecodeWaveFrame(b []byte) (seq int64, w *Waveform, err error) {
+	w = new(Waveform)
+	if seq, err = decodeWaveFrame(b, w); err != nil {
+		return seq, nil, err
+	}
+	return seq, w, nil
+}
+
+// decodeWaveFrame is DecodeWaveFrame into w, reusing w.Data's array;
+// after an error, what w holds means nothing.
+func decodeWaveFrame(b []byte, w *Waveform) (seq int64, err error) {
 	seq, err = WaveFrameSeq(b)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	if len(b) < WaveFrameHeader {
-		return seq, nil, fieldErr("frame", "%d bytes: too short for a waveform frame's header (%d bytes)", len(b), WaveFrameHeader)
+		return seq, fieldErr("frame", "%d bytes: too short for a waveform frame's header (%d bytes)", len(b), WaveFrameHeader)
 	}
 	le := binary.LittleEndian
 	if r := le.Uint16(b[offReserved:]); r != 0 {
-		return seq, nil, fieldErr("frame.reserved", "%d, must be 0", r)
+		return seq, fieldErr("frame.reserved", "%d, must be 0", r)
 	}
 	code, ok := waveformCode(le.Uint32(b[offCode:]))
 	if !ok {
-		return seq, nil, fieldErr("frame.code", "%s is not a waveform Bedside accepts (%s, %s, %s or %s)", code, CodeECG, CodeECGLeadI, CodeECGLeadII, CodePleth)
+		return seq, fieldErr("frame.code", "%s is not a waveform Bedside accepts (%s, %s, %s or %s)", code, CodeECG, CodeECGLeadI, CodeECGLeadII, CodePleth)
 	}
 	count := le.Uint32(b[offCount:])
 	if count == 0 || count > maxSamples {
-		return seq, nil, fieldErr("frame.count", "%d samples, want 1 to %d per frame", count, maxSamples)
+		return seq, fieldErr("frame.count", "%d samples, want 1 to %d per frame", count, maxSamples)
 	}
-	w = &Waveform{
+	*w = Waveform{
 		Code:       code,
 		Period:     math.Float64frombits(le.Uint64(b[offPeriod:])),
 		Factor:     math.Float64frombits(le.Uint64(b[offFactor:])),
 		Origin:     math.Float64frombits(le.Uint64(b[offOrigin:])),
 		Dimensions: 1,
 		Time:       time.Unix(0, int64(le.Uint64(b[offTime:]))).UTC(),
+		Data:       w.Data[:0],
 	}
 	switch {
 	case !(w.Period > 0) || math.IsInf(w.Period, 0):
-		return seq, nil, fieldErr("frame.period", "%s, want milliseconds above 0", fmtNum(w.Period))
+		return seq, fieldErr("frame.period", "%s, want milliseconds above 0", fmtNum(w.Period))
 	case w.Factor == 0 || math.IsNaN(w.Factor) || math.IsInf(w.Factor, 0):
-		return seq, nil, fieldErr("frame.factor", "%s, want a finite number other than 0", fmtNum(w.Factor))
+		return seq, fieldErr("frame.factor", "%s, want a finite number other than 0", fmtNum(w.Factor))
 	case math.IsNaN(w.Origin) || math.IsInf(w.Origin, 0):
-		return seq, nil, fieldErr("frame.origin", "%s, want a finite number", fmtNum(w.Origin))
+		return seq, fieldErr("frame.origin", "%s, want a finite number", fmtNum(w.Origin))
 	}
 	n := int(b[offUnitLen])
 	if n > maxFrameUnit {
-		return seq, nil, fieldErr("frame.unitLength", "%d, at most %d bytes", n, maxFrameUnit)
+		return seq, fieldErr("frame.unitLength", "%d, at most %d bytes", n, maxFrameUnit)
 	}
 	if want := WaveFrameHeader + n + 2*int(count); len(b) != want {
-		return seq, nil, fieldErr("frame.count", "%d samples and a %d-byte unit make a %d-byte frame, but it has %d bytes", count, n, want, len(b))
+		return seq, fieldErr("frame.count", "%d samples and a %d-byte unit make a %d-byte frame, but it has %d bytes", count, n, want, len(b))
 	}
 	unit := b[WaveFrameHeader : WaveFrameHeader+n]
 	for _, c := range unit {
 		if c < 0x21 || c > 0x7e {
-			return seq, nil, fieldErr("frame.unit", "%q: a UCUM unit is printable ASCII without spaces", unit)
+			return seq, fieldErr("frame.unit", "%q: a UCUM unit is printable ASCII without spaces", unit)
 		}
 	}
 	w.OriginUnit = "mV" // the usual unit, without allocating
 	if string(unit) != w.OriginUnit {
 		w.OriginUnit = string(unit)
 	}
-	w.Data = make([]float64, count)
+	w.Data = slices.Grow(w.Data, int(count))[:count]
 	for i, p := 0, WaveFrameHeader+n; i < len(w.Data); i, p = i+1, p+2 {
 		s := int16(le.Uint16(b[p:]))
 		if s == WaveFrameGap {
@@ -122,11 +134,11 @@ func DecodeWaveFrame(b []byte) (seq int64, w *Waveform, err error) {
 		}
 		v := float64(s)
 		if math.IsInf(w.Origin+w.Factor*v, 0) {
-			return seq, nil, fieldErr("frame.samples", "sample %d (%d) times the factor is beyond a finite number", i, s)
+			return seq, fieldErr("frame.samples", "sample %d (%d) times the factor is beyond a finite number", i, s)
 		}
 		w.Data[i] = v
 	}
-	return seq, w, nil
+	return seq, nil
 }
 
 // waveformCodes holds the waveform codes by number, as a frame carries them.
