@@ -83,7 +83,7 @@ var (
 // SpO2 about once a second, respiratory rate from a window of breaths, a
 // blood-pressure cuff every few minutes, temperature, weight and glucose as
 // spot checks.
-var catalogue = map[string]measure{
+var catalogue = map[string]*measure{
 	CodeHeartRate:   {name: "heart rate", unit: "/min", units: perMin, min: 0, max: 300, usualMin: 30, usualMax: 220, fresh: 30 * time.Second},
 	CodeRespRate:    {name: "respiratory rate", unit: "/min", units: perMin, min: 0, max: 70, usualMin: 6, usualMax: 45, fresh: time.Minute},
 	CodeSpO2:        {name: "SpO2", unit: "%", units: percent, min: 0, max: 100, maxIncl: true, usualMin: 70, usualMax: 100, fresh: 30 * time.Second},
@@ -113,13 +113,20 @@ func IsWaveform(code string) bool {
 // Unit returns the UCUM unit a numeric code is stored and shown in, and
 // whether the code is a numeric measurement Bedside accepts.
 func Unit(code string) (string, bool) {
-	m, ok := catalogue[code]
-	return m.unit, ok
+	if m, ok := catalogue[code]; ok {
+		return m.unit, true
+	}
+	return "", false
 }
 
 // Name is a numeric code's measurement in words, such as "heart rate";
 // "" for a code Bedside does not keep.
-func Name(code string) string { return catalogue[code].name }
+func Name(code string) string {
+	if m, ok := catalogue[code]; ok {
+		return m.name
+	}
+	return ""
+}
 
 // Canonical is the code Bedside files a measurement under: readings of
 // SpO2 sent as 2708-6 are the same measurement as 59408-5.
@@ -145,9 +152,9 @@ func Improbable(code string, v float64) bool {
 	return ok && m.possible(v) && m.improbable(v)
 }
 
-func (m measure) improbable(v float64) bool { return v < m.usualMin || v > m.usualMax }
+func (m *measure) improbable(v float64) bool { return v < m.usualMin || v > m.usualMax }
 
-func (m measure) possible(v float64) bool {
+func (m *measure) possible(v float64) bool {
 	if math.IsNaN(v) || v <= m.min {
 		return false
 	}
@@ -159,7 +166,7 @@ func (m measure) possible(v float64) bool {
 
 // convert returns v in the stored unit, or false if ucum is not accepted.
 // UCUM annotations such as {beats}/min mean the same as /min.
-func (m measure) convert(ucum string, v float64) (float64, bool) {
+func (m *measure) convert(ucum string, v float64) (float64, bool) {
 	ucum = stripAnnotations(ucum)
 	for _, u := range m.units {
 		if u.ucum == ucum {
@@ -197,7 +204,7 @@ func stripAnnotations(u string) string {
 }
 
 // unitList quotes the accepted units: `"Cel" or "[degF]"`.
-func (m measure) unitList() string {
+func (m *measure) unitList() string {
 	qs := make([]string, len(m.units))
 	for i, u := range m.units {
 		qs[i] = strconv.Quote(u.ucum)
@@ -206,7 +213,7 @@ func (m measure) unitList() string {
 }
 
 // rangeText states the possible range: "must be > 0 and < 300 /min".
-func (m measure) rangeText() string {
+func (m *measure) rangeText() string {
 	hi := "<"
 	if m.maxIncl {
 		hi = "<="
@@ -259,7 +266,12 @@ func DefaultFreshness() Freshness {
 
 // DefaultStaleAfter is how long a reading of a code stays current unless
 // configured otherwise; 0 for a code Bedside does not keep.
-func DefaultStaleAfter(code string) time.Duration { return catalogue[code].fresh }
+func DefaultStaleAfter(code string) time.Duration {
+	if m, ok := catalogue[code]; ok {
+		return m.fresh
+	}
+	return 0
+}
 
 // StaleAfter is how long a reading of code stays current: f's window if it
 // names a positive one, else the default.

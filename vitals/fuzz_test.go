@@ -282,7 +282,9 @@ func FuzzObservationScan(f *testing.F) {
 		want, werr := unmarshalObservation(b)
 		wantP, wantErr := Parsed{}, decodeError("observation", werr)
 		if werr == nil {
-			wantP, wantErr = want.parsed()
+			if wantErr = want.parsed(&wantP); wantErr != nil {
+				wantP = Parsed{}
+			}
 		}
 		gotP, gotErr := ParseObservation(b)
 		gotW, wantW := gotP.Waveform, wantP.Waveform

@@ -75,9 +75,10 @@ func ParseGATT(raw json.RawMessage) (Parsed, error) {
 		return Parsed{}, fieldErr("gatt.value", "%v", err)
 	}
 	var p Parsed
+	when = when.UTC()
 	for _, v := range meas.Values {
-		r, err := checkedReading("gatt.value", "", v.Code, v.V, v.Unit, when.UTC())
-		if err != nil {
+		var r Reading
+		if err := checkedReading("gatt.value", "", v.Code, v.V, v.Unit, &when, &r); err != nil {
 			return Parsed{}, err
 		}
 		r.Flags = append(r.Flags, meas.Problems...)

@@ -64,23 +64,32 @@ type Observer interface {
 	Observe(ctx context.Context, patientID int64, readings []Reading)
 }
 
-// held is a message waiting for the sequences before it.
+// held is one message: a message waiting for the sequences before it, or
+// the one being handled.
 type held struct {
-	obs  json.RawMessage
-	gatt json.RawMessage
-	dev  json.RawMessage // a relayed device event
-	bin  []byte          // a binary waveform frame
-	err  error           // a rejection already known from the envelope
+	kind heldKind
+	raw  []byte // the observation, gatt value or device event; or the frame
+	err  error  // a rejection already known from the envelope
 }
 
-// clone is h in arrays of its own, to be held past the call that read it
-// (the frame's array may be reused).
+// heldKind is what a held message's raw is.
+type heldKind uint8
+
+const (
+	heldObservation heldKind = iota // a FHIR Observation (JSON)
+	heldGATT                        // a relayed characteristic value (JSON)
+	heldDevice                      // a relayed device event (JSON)
+	heldWaveFrame                   // a binary waveform frame
+)
+
+// clone is h in an array of its own, to be held past the call that read
+// it (the frame's array may be reused).
 func (h held) clone() held {
-	h.obs, h.gatt, h.dev, h.bin = bytes.Clone(h.obs), bytes.Clone(h.gatt), bytes.Clone(h.dev), bytes.Clone(h.bin)
+	h.raw = bytes.Clone(h.raw)
 	return h
 }
 
-func (h held) size() int { return len(h.obs) + len(h.gatt) + len(h.dev) + len(h.bin) }
+func (h held) size() int { return len(h.raw) }
 
 // Ingester applies the device acknowledgement contract to one device's
 // frames, independent of the transport: each sequence is handled (stored,
@@ -191,47 +200,65 @@ func acked(replies [][]byte) bool {
 	return len(replies) > 0 && bytes.HasPrefix(replies[len(replies)-1], []byte(`{"ack"`))
 }
 
-// parse validates a message, including that its subject, if named, is the
-// device's own patient.
-// A binary frame's waveform is decoded into wave, which must not be in
-// use elsewhere.
-func (in *Ingester) parse(h held, wave *Waveform) (Parsed, error) {
-	if h.err != nil {
-		return Parsed{}, h.err
-	}
-	if h.gatt != nil {
-		return ParseGATT(h.gatt) // a relayed value names no subject: it is the device's patient
-	}
-	if h.dev != nil {
-		e, err := ParseDeviceEvent(h.dev)
-		if err != nil {
-			return Parsed{}, err
+// parse validates a message into p, including that its subject, if
+// named, is the device's own patient. A binary frame's waveform is decoded
+// into wave, which must not be in use elsewhere.
+func (in *Ingester) parse(h *held, wave *Waveform, p *Parsed) error {
+	switch {
+	case h.err != nil:
+		return h.err
+	case h.kind == heldGATT || h.kind == heldDevice:
+		return parseRelayed(h, p)
+	case h.kind == heldWaveFrame:
+		if _, err := decodeWaveFrame(h.raw, wave); err != nil {
+			return err
 		}
-		return Parsed{Event: &e}, nil
+		p.Waveform = wave
+		return nil
 	}
-	if h.bin != nil {
-		if _, err := decodeWaveFrame(h.bin, wave); err != nil {
-			return Parsed{}, err
-		}
-		return Parsed{Waveform: wave}, nil
-	}
-	p, err := parseObservation(h.obs, true) // DecodeEnvelope checked the frame
-	if err != nil {
-		return Parsed{}, err
+	if err := parseObservation(h.raw, true, p); err != nil { // DecodeEnvelope checked the frame
+		return err
 	}
 	if p.Subject != "" {
-		own := "Patient/" + strconv.FormatInt(in.dev.PatientID, 10)
-		if p.Subject != own && !strings.HasSuffix(p.Subject, "/"+own) {
-			return Parsed{}, fieldErr("observation.subject.reference", "%q: a device may post only for its own patient", truncate(p.Subject, 60))
-		}
+		return in.checkSubject(p.Subject)
 	}
-	return p, nil
+	return nil
+}
+
+// parseRelayed parses a relayed characteristic value or device event.
+//
+//go:noinline
+func parseRelayed(h *held, p *Parsed) error {
+	if h.kind == heldGATT {
+		var err error
+		*p, err = ParseGATT(h.raw) // a relayed value names no subject: it is the device's patient
+		return err
+	}
+	e, err := ParseDeviceEvent(h.raw)
+	if err != nil {
+		return err
+	}
+	p.Event = &e
+	return nil
+}
+
+// checkSubject refuses an observation for another patient than the
+// device's.
+//
+//go:noinline
+func (in *Ingester) checkSubject(subject string) error {
+	own := "Patient/" + strconv.FormatInt(in.dev.PatientID, 10)
+	if subject != own && !strings.HasSuffix(subject, "/"+own) {
+		return fieldErr("observation.subject.reference", "%q: a device may post only for its own patient", truncate(subject, 60))
+	}
+	return nil
 }
 
 func ackReply(n int64) []byte {
 	return append(strconv.AppendInt([]byte(`{"ack":`), n, 10), '}')
 }
 
+//go:noinline
 func errorReply(msg string, seq int64) []byte {
 	type reply struct {
 		Error string `json:"error"`

@@ -83,30 +83,36 @@ func (s *Samples) UnmarshalJSON(b []byte) error {
 }
 
 // encodeLive encodes an observation's live messages, once for all viewers;
-// received stamps a waveform chunk with the server's clock.
+// received stamps a waveform chunk with the server's clock. Accept
+// publishes the same messages one at a time (Ingester.publish).
 func encodeLive(p Parsed, device string, received time.Time) [][]byte {
-	return appendLive(make([][]byte, 0, len(p.Readings)+1), p, device, received)
-}
-
-// appendLive appends an observation's live messages to out, each in a
-// buffer of its own: a publisher may keep them.
-func appendLive(out [][]byte, p Parsed, device string, received time.Time) [][]byte {
-	for _, r := range p.Readings {
-		b, err := LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags}.appendJSON(make([]byte, 0, 160))
-		if err == nil {
+	out := make([][]byte, 0, len(p.Readings)+1)
+	for i := range p.Readings {
+		if b, err := encodeLiveReading(&p.Readings[i], device); err == nil {
 			out = append(out, b)
 		}
 	}
 	if e := p.Event; e != nil {
 		out = append(out, EncodeDeviceEvent(e.Event, e.Name, e.Time))
 	}
-	if w := p.Waveform; w != nil {
-		b, err := LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor,
-			Period: w.Period, Unit: w.OriginUnit, Data: Samples(w.Data), Time: w.Time, Device: device,
-			Received: received.UTC().Truncate(time.Millisecond)}.appendJSON(make([]byte, 0, 200+len(w.Data)*8))
-		if err == nil {
+	if p.Waveform != nil {
+		if b, err := encodeLiveWaveform(p.Waveform, device, &received); err == nil {
 			out = append(out, b)
 		}
 	}
 	return out
+}
+
+// encodeLiveReading and encodeLiveWaveform each return one live message
+// in a buffer of its own: a publisher may keep it.
+func encodeLiveReading(r *Reading, device string) ([]byte, error) {
+	lr := LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags}
+	return lr.appendJSON(make([]byte, 0, 160))
+}
+
+func encodeLiveWaveform(w *Waveform, device string, received *time.Time) ([]byte, error) {
+	lw := LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor,
+		Period: w.Period, Unit: w.OriginUnit, Data: Samples(w.Data), Time: w.Time, Device: device,
+		Received: received.UTC().Truncate(time.Millisecond)}
+	return lw.appendJSON(make([]byte, 0, 200+len(w.Data)*8))
 }

@@ -14,7 +14,7 @@ import (
 // gives (TestLiveEncodingMatchesJSON, FuzzLiveEncoding).
 
 // appendJSON appends r as json.Marshal would.
-func (r LiveReading) appendJSON(b []byte) ([]byte, error) {
+func (r *LiveReading) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"type":`...)
 	b = appendJSONString(b, r.Type)
 	b = append(b, `,"code":`...)
@@ -48,7 +48,7 @@ func (r LiveReading) appendJSON(b []byte) ([]byte, error) {
 }
 
 // appendJSON appends w as json.Marshal would.
-func (w LiveWaveform) appendJSON(b []byte) ([]byte, error) {
+func (w *LiveWaveform) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"type":`...)
 	b = appendJSONString(b, w.Type)
 	b = append(b, `,"code":`...)
@@ -113,9 +113,57 @@ func appendJSONFloat(b []byte, f float64) ([]byte, error) {
 	return b, nil
 }
 
-// appendJSONTime appends t as encoding/json writes it (Time.MarshalJSON
-// is Time.AppendText quoted), without allocating.
+// appendJSONTime appends t as encoding/json writes it (Time.MarshalJSON:
+// RFC 3339 with the nanoseconds' trailing zeros cut, quoted). A UTC time
+// from the year 0 to 9999, every time the server publishes, is written
+// here: Time.AppendText uses most of a device reader's stack.
 func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
+	year, month, day := t.Date()
+	if t.Location() != time.UTC || year < 0 || year > 9999 {
+		return appendJSONTimeSlow(b, t)
+	}
+	hour, minute, sec := t.Clock()
+	b = append(b, '"')
+	b = append4(b, year)
+	b = append(b, '-')
+	b = append2(b, int(month))
+	b = append(b, '-')
+	b = append2(b, day)
+	b = append(b, 'T')
+	b = append2(b, hour)
+	b = append(b, ':')
+	b = append2(b, minute)
+	b = append(b, ':')
+	b = append2(b, sec)
+	if ns := t.Nanosecond(); ns != 0 {
+		b = append(b, '.')
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		for p := digits - 1; p >= 0; p-- {
+			d := ns
+			for range p {
+				d /= 10
+			}
+			b = append(b, byte('0'+d%10))
+		}
+	}
+	return append(b, 'Z', '"'), nil
+}
+
+func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
+
+func append4(b []byte, n int) []byte {
+	return append(b, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
+}
+
+// appendJSONTimeSlow is appendJSONTime through Time.AppendText, for any
+// time.
+//
+//go:noinline
+func appendJSONTimeSlow(b []byte, t time.Time) ([]byte, error) {
 	b, err := t.AppendText(append(b, '"'))
 	if err != nil {
 		return nil, err

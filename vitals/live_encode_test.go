@@ -45,10 +45,12 @@ func TestLiveEncodingMatchesJSON(t *testing.T) {
 }
 
 func FuzzLiveEncoding(f *testing.F) {
-	f.Add("8867-4", "/min", "hub", 72.0, 0.001, int64(1764961262345), 12.5)
-	f.Add("<&>", "\x00\xff", "", 1e-9, -1e22, int64(-1), math.NaN())
-	f.Fuzz(func(t *testing.T, code, unit, device string, v, factor float64, ms int64, sample float64) {
-		at := time.UnixMilli(ms).UTC()
+	f.Add("8867-4", "/min", "hub", 72.0, 0.001, int64(1764961262345), int64(0), 12.5)
+	f.Add("<&>", "\x00\xff", "", 1e-9, -1e22, int64(-1), int64(123456789), math.NaN())
+	f.Add("8867-4", "/min", "hub", 36.8, 0.001, int64(-62167219200000), int64(1), 12.5)    // 0000-01-01
+	f.Add("8867-4", "/min", "hub", 5.4, 0.001, int64(253402300799999), int64(999999), 0.0) // 9999-12-31T23:59:59.999999999
+	f.Fuzz(func(t *testing.T, code, unit, device string, v, factor float64, ms, ns int64, sample float64) {
+		at := time.UnixMilli(ms).Add(time.Duration(ns)).UTC()
 		checkLiveEncoding(t,
 			LiveReading{Type: "reading", Code: code, Value: v, Unit: unit, Time: at, Device: device, Flags: []string{unit}},
 			LiveWaveform{Type: "waveform", Code: code, Origin: v, Factor: factor, Period: 4, Unit: unit,

@@ -21,6 +21,10 @@ type FieldError struct {
 // Error returns "field: reason".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
+// fieldErr is not inlined: each call would hold its formatting's room
+// in the caller's frame, on the device reader's stack.
+//
+//go:noinline
 func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
@@ -299,107 +303,139 @@ const maxSamples = 4096
 // ParseObservation validates one FHIR R4 Observation and returns its
 // readings or waveform. Every error is a *FieldError naming the field.
 func ParseObservation(raw json.RawMessage) (Parsed, error) {
-	return parseObservation(raw, false)
+	var p Parsed
+	if err := parseObservation(raw, false, &p); err != nil {
+		return Parsed{}, err
+	}
+	return p, nil
 }
 
-// parseObservation is ParseObservation; valid says raw is known to be
-// valid JSON (an envelope's observation, the envelope checked).
-func parseObservation(raw []byte, valid bool) (Parsed, error) {
+// parseObservation is ParseObservation into p, which must be empty; valid
+// says raw is known to be valid JSON (an envelope's observation, the
+// envelope checked). After an error p means nothing.
+func parseObservation(raw []byte, valid bool, p *Parsed) error {
 	sc := obsScratchPool.Get().(*obsScratch)
 	defer obsScratchPool.Put(sc)
 	o := &sc.o
 	if !(valid || json.Valid(raw)) || !scanObservation(raw, sc) {
-		u, err := unmarshalObservation(raw)
-		if err != nil {
-			return Parsed{}, decodeError("observation", err)
+		var err error
+		if o, err = unmarshalObservationError(raw); err != nil {
+			return err
 		}
-		o = &u
 	}
-	return o.parsed()
+	return o.parsed(p)
 }
 
-// parsed validates a decoded Observation.
-func (o *fhirObservation) parsed() (Parsed, error) {
+// unmarshalObservationError is unmarshalObservation, its error phrased.
+//
+//go:noinline
+func unmarshalObservationError(raw []byte) (*fhirObservation, error) {
+	o, err := unmarshalObservation(raw)
+	if err != nil {
+		return nil, decodeError("observation", err)
+	}
+	return &o, nil
+}
+
+// parsed validates a decoded Observation. The checks of a single
+// measurement, what devices send most, run here; panels and waveforms, and
+// the phrasing of errors, in functions of their own, so that a device
+// reader's stack stays small (TestAcceptStack).
+func (o *fhirObservation) parsed(p *Parsed) error {
+	code, when, err := o.header()
+	if err != nil {
+		return err
+	}
+	if o.Subject != nil {
+		p.Subject = o.Subject.Reference
+	}
+	switch {
+	case IsWaveform(code):
+		return o.waveform(p, code, when)
+	case code == CodeBPPanel:
+		return o.panel(p, when)
+	case o.ValueQuantity == nil:
+		return fieldErr("observation.valueQuantity", "missing: %s is a numeric measurement", code)
+	}
+	p.Readings = make([]Reading, 1)
+	return quantityReading("observation.valueQuantity", code, o.ValueQuantity, &when, &p.Readings[0])
+}
+
+// header checks what every observation carries, and returns its code and
+// time.
+//
+//go:noinline
+func (o *fhirObservation) header() (code string, when time.Time, err error) {
 	if o.ResourceType != "Observation" {
-		return Parsed{}, fieldErr("observation.resourceType", "%q, want \"Observation\"", truncate(o.ResourceType, 40))
+		return "", when, fieldErr("observation.resourceType", "%q, want \"Observation\"", truncate(o.ResourceType, 40))
 	}
 	switch o.Status {
 	case "final", "amended", "corrected", "preliminary":
 	case "":
-		return Parsed{}, fieldErr("observation.status", "missing")
+		return "", when, fieldErr("observation.status", "missing")
 	default:
-		return Parsed{}, fieldErr("observation.status", "%q, want final, amended, corrected or preliminary", truncate(o.Status, 40))
+		return "", when, fieldErr("observation.status", "%q, want final, amended, corrected or preliminary", truncate(o.Status, 40))
 	}
-	code, err := observationCode("observation.code.coding", o.Code.Coding)
-	if err != nil {
-		return Parsed{}, err
-	}
-	var p Parsed
-	if o.Subject != nil {
-		p.Subject = o.Subject.Reference
+	if code, err = observationCode("observation.code.coding", o.Code.Coding); err != nil {
+		return "", when, err
 	}
 	if o.EffectiveDateTime == nil {
-		return Parsed{}, fieldErr("observation.effectiveDateTime", "missing")
+		return "", when, fieldErr("observation.effectiveDateTime", "missing")
 	}
-	when, err := time.Parse(time.RFC3339Nano, *o.EffectiveDateTime)
-	if err != nil {
-		return Parsed{}, fieldErr("observation.effectiveDateTime", "%q is not an RFC 3339 date-time with a time zone", truncate(*o.EffectiveDateTime, 40))
+	if when, err = time.Parse(time.RFC3339Nano, *o.EffectiveDateTime); err != nil {
+		return "", when, fieldErr("observation.effectiveDateTime", "%q is not an RFC 3339 date-time with a time zone", truncate(*o.EffectiveDateTime, 40))
 	}
-	when = when.UTC()
+	return code, when.UTC(), nil
+}
 
-	switch {
-	case IsWaveform(code):
-		if o.ValueSampledData == nil {
-			return Parsed{}, fieldErr("observation.valueSampledData", "missing: %s is a waveform", code)
-		}
-		w, err := parseWaveform("observation.valueSampledData", code, o.ValueSampledData, when)
-		if err != nil {
-			return Parsed{}, err
-		}
-		p.Waveform = w
-	case code == CodeBPPanel:
-		if len(o.Component) == 0 {
-			return Parsed{}, fieldErr("observation.component", "missing: a blood-pressure panel needs systolic (8480-6) and diastolic (8462-4) components")
-		}
-		var sys, dia *Reading
-		var diaField string
-		for i, c := range o.Component {
-			field := fmt.Sprintf("observation.component[%d]", i)
-			cc := componentCode(c.Code.Coding)
-			if cc != CodeSystolic && cc != CodeDiastolic {
-				continue // other components, such as mean pressure, are not kept
-			}
-			if (cc == CodeSystolic && sys != nil) || (cc == CodeDiastolic && dia != nil) {
-				return Parsed{}, fieldErr(field+".code", "%s appears twice", cc)
-			}
-			r, err := quantityReading(field+".valueQuantity", cc, c.ValueQuantity, when)
-			if err != nil {
-				return Parsed{}, err
-			}
-			if cc == CodeSystolic {
-				sys = &r
-			} else {
-				dia, diaField = &r, field+".valueQuantity.value"
-			}
-		}
-		if sys == nil || dia == nil {
-			return Parsed{}, fieldErr("observation.component", "a blood-pressure panel needs both systolic (8480-6) and diastolic (8462-4)")
-		}
-		p.Readings = []Reading{*sys, *dia}
-		if err := checkPanel(p.Readings, diaField); err != nil {
-			return Parsed{}, err
-		}
-	default:
-		if o.ValueQuantity == nil {
-			return Parsed{}, fieldErr("observation.valueQuantity", "missing: %s is a numeric measurement", code)
-		}
-		r, err := quantityReading("observation.valueQuantity", code, o.ValueQuantity, when)
-		if err != nil {
-			return Parsed{}, err
-		}
-		p.Readings = []Reading{r}
+// waveform is p with the observation's waveform chunk.
+//
+//go:noinline
+func (o *fhirObservation) waveform(p *Parsed, code string, when time.Time) error {
+	if o.ValueSampledData == nil {
+		return fieldErr("observation.valueSampledData", "missing: %s is a waveform", code)
 	}
-	return p, nil
+	w, err := parseWaveform("observation.valueSampledData", code, o.ValueSampledData, when)
+	if err != nil {
+		return err
+	}
+	p.Waveform = w
+	return nil
+}
+
+// panel is p with a blood-pressure panel's systolic and diastolic readings.
+//
+//go:noinline
+func (o *fhirObservation) panel(p *Parsed, when time.Time) error {
+	if len(o.Component) == 0 {
+		return fieldErr("observation.component", "missing: a blood-pressure panel needs systolic (8480-6) and diastolic (8462-4) components")
+	}
+	var sys, dia *Reading
+	var diaField string
+	for i, c := range o.Component {
+		field := fmt.Sprintf("observation.component[%d]", i)
+		cc := componentCode(c.Code.Coding)
+		if cc != CodeSystolic && cc != CodeDiastolic {
+			continue // other components, such as mean pressure, are not kept
+		}
+		if (cc == CodeSystolic && sys != nil) || (cc == CodeDiastolic && dia != nil) {
+			return fieldErr(field+".code", "%s appears twice", cc)
+		}
+		var r Reading
+		if err := quantityReading(field+".valueQuantity", cc, c.ValueQuantity, &when, &r); err != nil {
+			return err
+		}
+		if cc == CodeSystolic {
+			sys = &r
+		} else {
+			dia, diaField = &r, field+".valueQuantity.value"
+		}
+	}
+	if sys == nil || dia == nil {
+		return fieldErr("observation.component", "a blood-pressure panel needs both systolic (8480-6) and diastolic (8462-4)")
+	}
+	p.Readings = []Reading{*sys, *dia}
+	return checkPanel(p.Readings, diaField)
 }
 
 // observationCode returns the first accepted code among the codings: a
@@ -434,23 +470,19 @@ func componentCode(cs []coding) string {
 	return ""
 }
 
-func quantityReading(field, code string, q *quantity, when time.Time) (Reading, error) {
+func quantityReading(field, code string, q *quantity, when *time.Time, r *Reading) error {
 	m := catalogue[code]
-	if q == nil {
-		return Reading{}, fieldErr(field, "missing")
-	}
-	if q.Value == nil {
-		return Reading{}, fieldErr(field+".value", "missing")
-	}
-	sent := *q.Value
-	if math.IsNaN(sent) || math.IsInf(sent, 0) {
-		return Reading{}, fieldErr(field+".value", "not a finite number")
-	}
-	if q.Comparator != "" {
-		return Reading{}, fieldErr(field+".comparator", "%q: only exact values are accepted", truncate(q.Comparator, 10))
-	}
-	if q.System != "" && q.System != SystemUCUM {
-		return Reading{}, fieldErr(field+".system", "%q, want %q", truncate(q.System, 60), SystemUCUM)
+	switch {
+	case q == nil:
+		return fieldErr(field, "missing")
+	case q.Value == nil:
+		return fieldErr(field+".value", "missing")
+	case math.IsNaN(*q.Value) || math.IsInf(*q.Value, 0):
+		return fieldErr(field+".value", "not a finite number")
+	case q.Comparator != "":
+		return fieldErr(field+".comparator", "%q: only exact values are accepted", truncate(q.Comparator, 10))
+	case q.System != "" && q.System != SystemUCUM:
+		return fieldErr(field+".system", "%q, want %q", truncate(q.System, 60), SystemUCUM)
 	}
 	// code holds the computable UCUM unit; unit is display text, read only
 	// when code is absent.
@@ -459,12 +491,29 @@ func quantityReading(field, code string, q *quantity, when time.Time) (Reading, 
 		unit, unitField = q.Unit, ".unit"
 	}
 	if unit == "" {
-		return Reading{}, fieldErr(field+".code", "missing: want the UCUM unit %s", m.unitList())
+		return unitError(field+".code", unit, code, m)
 	}
-	if _, ok := m.convert(unit, sent); !ok {
-		return Reading{}, fieldErr(field+unitField, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
+	if m == nil {
+		return unitError(field+unitField, unit, code, m)
 	}
-	return checkedReading(field, ".value", code, sent, unit, when)
+	if _, ok := m.convert(unit, *q.Value); !ok {
+		return unitError(field+unitField, unit, code, m)
+	}
+	return checkedReading(field, ".value", code, *q.Value, unit, when, r)
+}
+
+// unitError refuses unit, "" if none was sent, for code; m is code's
+// measure, nil if Bedside keeps none.
+//
+//go:noinline
+func unitError(field, unit, code string, m *measure) error {
+	if m == nil {
+		m = &measure{}
+	}
+	if unit == "" {
+		return fieldErr(field, "missing: want the UCUM unit %s", m.unitList())
+	}
+	return fieldErr(field, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
 }
 
 // checkedReading is sent (in unit) as a reading of code in its stored
@@ -473,23 +522,28 @@ func quantityReading(field, code string, q *quantity, when time.Time) (Reading, 
 // outside the usual range.
 //
 // The field at fault is field+sub, put together only for an error.
-func checkedReading(field, sub, code string, sent float64, unit string, when time.Time) (Reading, error) {
-	m, ok := catalogue[code]
-	if !ok {
-		return Reading{}, fieldErr(field+sub, "%s is not a measurement Bedside keeps", code)
+func checkedReading(field, sub, code string, sent float64, unit string, when *time.Time, r *Reading) error {
+	m := catalogue[code]
+	if m == nil {
+		return fieldErr(field+sub, "%s is not a measurement Bedside keeps", code)
 	}
 	v, ok := m.convert(unit, sent)
 	if !ok {
-		return Reading{}, fieldErr(field+sub, "%q is not the UCUM unit for %s (want %s)", truncate(unit, 40), code, m.unitList())
+		return unitError(field+sub, unit, code, m)
 	}
 	if !m.possible(v) {
-		return Reading{}, fieldErr(field+sub, "%s %s is impossible for %s (%s)", fmtNum(sent), unit, m.name, m.rangeText())
+		return impossibleError(field+sub, sent, unit, m)
 	}
-	r := Reading{Code: code, Value: v, Unit: m.unit, Time: when}
+	*r = Reading{Code: code, Value: v, Unit: m.unit, Time: *when}
 	if m.improbable(v) {
 		r.Flags = []string{FlagImprobable}
 	}
-	return r, nil
+	return nil
+}
+
+//go:noinline
+func impossibleError(field string, sent float64, unit string, m *measure) error {
+	return fieldErr(field, "%s %s is impossible for %s (%s)", fmtNum(sent), unit, m.name, m.rangeText())
 }
 
 func parseWaveform(f, code string, sd *sampledData, when time.Time) (*Waveform, error) {

@@ -39,9 +39,15 @@ func scanObservation(raw []byte, sc *obsScratch) bool {
 	s := scanner{b: raw, i: skipSpace(raw, 0)}
 	o := &sc.o
 	var seen uint8
-	return s.object(func(name []byte) bool {
+	if !s.enter() {
+		return false
+	}
+	for {
+		name, more, ok := s.next()
+		if !ok || !more {
+			return ok
+		}
 		var bit uint8
-		var ok bool
 		switch {
 		case asciiEqualFold(name, "resourcetype"):
 			bit = 1 << 0
@@ -67,52 +73,52 @@ func scanObservation(raw []byte, sc *obsScratch) bool {
 		case asciiEqualFold(name, "valuesampleddata"), asciiEqualFold(name, "component"):
 			return false
 		default:
-			s.i = skipValue(s.b, s.i)
-			return true
+			s.skip()
 		}
-		if seen&bit != 0 {
+		if !ok || seen&bit != 0 {
 			return false
 		}
 		seen |= bit
-		return ok
-	})
+	}
 }
 
-// scanner reads valid JSON b from i.
+// scanner reads valid JSON b from i. Its methods are loops, not
+// callbacks, to keep the stack they use small.
 type scanner struct {
 	b []byte
 	i int
 }
 
-// object reads an object, calling member with s.i at each member's value,
-// which member must read; it reports false if the value is not an object
-// or a name is not ASCII without escapes, or when member does.
-func (s *scanner) object(member func(name []byte) bool) bool {
+// enter reads the opening of an object; false if the value is not one.
+func (s *scanner) enter() bool {
 	if s.b[s.i] != '{' {
 		return false
 	}
-	s.i = skipSpace(s.b, s.i+1)
+	s.i++
+	return true
+}
+
+// next reads up to the next member's value of the object being read, and
+// returns the member's name; more is false at the object's end, which it
+// reads. It reports false for a name that is not ASCII without escapes.
+func (s *scanner) next() (name []byte, more, ok bool) {
+	s.i = skipSpace(s.b, s.i)
+	if s.b[s.i] == ',' {
+		s.i = skipSpace(s.b, s.i+1)
+	}
 	if s.b[s.i] == '}' {
 		s.i++
-		return true
+		return nil, false, true
 	}
-	for {
-		name, ok := s.plainString()
-		if !ok {
-			return false
-		}
-		s.i = skipSpace(s.b, skipSpace(s.b, s.i)+1) // the colon
-		if !member(name) {
-			return false
-		}
-		s.i = skipSpace(s.b, s.i)
-		if s.b[s.i] == '}' {
-			s.i++
-			return true
-		}
-		s.i = skipSpace(s.b, s.i+1) // the comma
+	if name, ok = s.plainString(); !ok {
+		return nil, false, false
 	}
+	s.i = skipSpace(s.b, skipSpace(s.b, s.i)+1) // the colon
+	return name, true, true
 }
+
+// skip reads past a value.
+func (s *scanner) skip() { s.i = skipValue(s.b, s.i) }
 
 // plainString reads a string of ASCII without escapes, and returns its
 // bytes between the quotes.
@@ -145,7 +151,7 @@ func (s *scanner) str() (string, bool) {
 	return string(b), true
 }
 
-// number reads a number that fits a float64.
+// number reads a number that fits a float64, as strconv.ParseFloat does.
 func (s *scanner) number() (float64, bool) {
 	start := s.i
 	c := s.b[start]
@@ -153,52 +159,106 @@ func (s *scanner) number() (float64, bool) {
 		return 0, false
 	}
 	s.i = skipValue(s.b, start)
-	v, err := strconv.ParseFloat(string(s.b[start:s.i]), 64)
+	if v, ok := exactDecimal(s.b[start:s.i]); ok {
+		return v, true
+	}
+	return parseFloat(s.b[start:s.i])
+}
+
+// exactDecimal reads a JSON number without an exponent and with at most
+// 15 digits, such as 72 or 36.8, the way strconv.ParseFloat's exact path
+// does: the digits as a whole number, exact in a float64, divided by an
+// exact power of ten, which IEEE division rounds correctly. ParseFloat
+// holds a large buffer on the stack for the numbers it cannot read so.
+func exactDecimal(b []byte) (float64, bool) {
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for i, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+		case c == '.' && frac < 0:
+			frac = i
+		default:
+			return 0, false // an exponent
+		}
+	}
+	if digits > 15 {
+		return 0, false
+	}
+	v := float64(m)
+	if frac >= 0 {
+		v /= pow10[len(b)-frac-1]
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// pow10 holds the powers of ten up to 10^15, each exact in a float64.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// parseFloat reads any other number.
+//
+//go:noinline
+func parseFloat(b []byte) (float64, bool) {
+	v, err := strconv.ParseFloat(string(b), 64)
 	return v, err == nil
 }
 
 // codeableConcept reads {"coding": [{"system": ..., "code": ...}, ...]},
 // the codings appended to into.
 func (s *scanner) codeableConcept(cc *codeableConcept, into []coding) bool {
-	var seen bool
-	return s.object(func(name []byte) bool {
+	if !s.enter() {
+		return false
+	}
+	seen := false
+	for {
+		name, more, ok := s.next()
+		if !ok || !more {
+			return ok
+		}
 		if !asciiEqualFold(name, "coding") {
-			s.i = skipValue(s.b, s.i)
-			return true
+			s.skip()
+			continue
 		}
 		if seen || s.b[s.i] != '[' {
 			return false
 		}
 		seen = true
-		cs := into
+		cc.Coding = into
 		s.i = skipSpace(s.b, s.i+1)
-		if s.b[s.i] == ']' {
-			s.i++
-			cc.Coding = cs
-			return true
-		}
-		for {
+		for s.b[s.i] != ']' {
 			var c coding
 			if !s.coding(&c) {
 				return false
 			}
-			cs = append(cs, c)
-			s.i = skipSpace(s.b, s.i)
-			if s.b[s.i] == ']' {
-				s.i++
-				cc.Coding = cs
-				return true
+			cc.Coding = append(cc.Coding, c)
+			if s.i = skipSpace(s.b, s.i); s.b[s.i] == ',' {
+				s.i = skipSpace(s.b, s.i+1)
 			}
-			s.i = skipSpace(s.b, s.i+1) // the comma
 		}
-	})
+		s.i++
+	}
 }
 
 func (s *scanner) coding(c *coding) bool {
+	if !s.enter() {
+		return false
+	}
 	var seen uint8
-	return s.object(func(name []byte) bool {
+	for {
+		name, more, ok := s.next()
+		if !ok || !more {
+			return ok
+		}
 		var bit uint8
-		var ok bool
 		switch {
 		case asciiEqualFold(name, "system"):
 			bit = 1
@@ -207,40 +267,51 @@ func (s *scanner) coding(c *coding) bool {
 			bit = 2
 			c.Code, ok = s.str()
 		default:
-			s.i = skipValue(s.b, s.i)
-			return true
+			s.skip()
 		}
-		if seen&bit != 0 {
+		if !ok || seen&bit != 0 {
 			return false
 		}
 		seen |= bit
-		return ok
-	})
+	}
 }
 
 func (s *scanner) reference(r *fhirReference) bool {
-	var seen bool
-	return s.object(func(name []byte) bool {
+	if !s.enter() {
+		return false
+	}
+	seen := false
+	for {
+		name, more, ok := s.next()
+		if !ok || !more {
+			return ok
+		}
 		if !asciiEqualFold(name, "reference") {
-			s.i = skipValue(s.b, s.i)
-			return true
+			s.skip()
+			continue
 		}
 		if seen {
 			return false
 		}
 		seen = true
-		var ok bool
-		r.Reference, ok = s.str()
-		return ok
-	})
+		if r.Reference, ok = s.str(); !ok {
+			return false
+		}
+	}
 }
 
 // quantity reads a Quantity, its value into *value.
 func (s *scanner) quantity(q *quantity, value *float64) bool {
+	if !s.enter() {
+		return false
+	}
 	var seen uint8
-	return s.object(func(name []byte) bool {
+	for {
+		name, more, ok := s.next()
+		if !ok || !more {
+			return ok
+		}
 		var bit uint8
-		var ok bool
 		switch {
 		case asciiEqualFold(name, "value"):
 			bit = 1 << 0
@@ -259,15 +330,13 @@ func (s *scanner) quantity(q *quantity, value *float64) bool {
 			bit = 1 << 4
 			q.Code, ok = s.str()
 		default:
-			s.i = skipValue(s.b, s.i)
-			return true
+			s.skip()
 		}
-		if seen&bit != 0 {
+		if !ok || seen&bit != 0 {
 			return false
 		}
 		seen |= bit
-		return ok
-	})
+	}
 }
 
 // knownStrings holds the strings a device's observations repeat: the

@@ -35,23 +35,16 @@ type staged struct {
 // Handle is the two in one call. The caller may reuse frame's array once
 // Accept returns: a message held for an earlier sequence is copied.
 func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies [][]byte) {
+	// Accept runs on the device's read loop, whose goroutine starts with a
+	// small stack: the work is split so that no function on the way holds
+	// much of it (TestAcceptStack), and what only a refused or early
+	// message needs is kept out of the way.
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	var seq int64
 	var h held
-	if kind == websocket.BinaryMessage {
-		s, err := WaveFrameSeq(frame)
-		if err != nil {
-			return [][]byte{errorReply(err.Error(), 0)}
-		}
-		seq, h = s, held{bin: frame}
-	} else {
-		env, err := DecodeEnvelope(frame)
-		var fe *FieldError
-		if err != nil && (env.Seq == 0 || !errors.As(err, &fe)) {
-			return [][]byte{errorReply(err.Error(), 0)}
-		}
-		seq, h = env.Seq, held{obs: env.Observation, gatt: env.GATT, dev: env.Device, err: err}
+	seq, err := readHeld(kind, frame, &h)
+	if seq == 0 {
+		return refusal(err)
 	}
 	if in.accepted < in.dev.LastSeq {
 		in.accepted = in.dev.LastSeq
@@ -64,55 +57,143 @@ func (in *Ingester) Accept(ctx context.Context, kind int, frame []byte) (replies
 		// Already accepted: the coming ack covers it.
 		return nil
 	case seq > in.accepted+1:
-		if seq-in.accepted > MaxAhead || in.pendingBytes+h.size() > maxPendingBytes {
-			msg := fmt.Sprintf("seq %d is too far ahead of %d to hold; send again from %d", seq, in.accepted, in.accepted+1)
-			in.err = fmt.Errorf("%w: seq %d after %d", ErrGap, seq, in.accepted)
-			return [][]byte{errorReply(msg, 0)}
-		}
-		if _, dup := in.pending[seq]; !dup {
-			in.pending[seq] = h.clone()
-			in.pendingBytes += h.size()
-		}
-		return nil
+		return in.hold(seq, &h)
 	}
+	return in.acceptRun(ctx, &h)
+}
+
+// readHeld reads a frame's sequence and message into h; seq is 0 if the
+// frame's sequence cannot be known, and err then says why.
+//
+//go:noinline
+func readHeld(kind int, frame []byte, h *held) (seq int64, err error) {
+	if kind == websocket.BinaryMessage {
+		if seq, err = WaveFrameSeq(frame); err != nil {
+			return 0, err
+		}
+		*h = held{kind: heldWaveFrame, raw: frame}
+		return seq, nil
+	}
+	env, err := DecodeEnvelope(frame)
+	var fe *FieldError
+	if err != nil && (env.Seq == 0 || !errors.As(err, &fe)) {
+		return 0, err
+	}
+	switch {
+	case env.GATT != nil:
+		*h = held{kind: heldGATT, raw: env.GATT}
+	case env.Device != nil:
+		*h = held{kind: heldDevice, raw: env.Device}
+	default:
+		*h = held{kind: heldObservation, raw: env.Observation, err: err}
+	}
+	return env.Seq, nil
+}
+
+// refusal is the reply to a frame whose sequence cannot be known.
+//
+//go:noinline
+func refusal(err error) [][]byte {
+	return [][]byte{errorReply(err.Error(), 0)}
+}
+
+// hold keeps h, a message after a gap, until the gap fills, or refuses it
+// if that is too much to hold.
+//
+//go:noinline
+func (in *Ingester) hold(seq int64, h *held) [][]byte {
+	if seq-in.accepted > MaxAhead || in.pendingBytes+h.size() > maxPendingBytes {
+		msg := fmt.Sprintf("seq %d is too far ahead of %d to hold; send again from %d", seq, in.accepted, in.accepted+1)
+		in.err = fmt.Errorf("%w: seq %d after %d", ErrGap, seq, in.accepted)
+		return [][]byte{errorReply(msg, 0)}
+	}
+	if _, dup := in.pending[seq]; !dup {
+		in.pending[seq] = h.clone()
+		in.pendingBytes += h.size()
+	}
+	return nil
+}
+
+// acceptRun handles h, the message after the last one accepted, and the
+// held messages that follow it without a gap.
+func (in *Ingester) acceptRun(ctx context.Context, h *held) (replies [][]byte) {
 	start := in.accepted + 1
-	var first [1]held
-	run := append(first[:0], h)
-	for s := start + 1; ; s++ {
-		p, ok := in.pending[s]
-		if !ok {
-			break
-		}
-		run = append(run, p)
-		in.pendingBytes -= p.size()
-		delete(in.pending, s)
-	}
-	in.accepted = start + int64(len(run)) - 1
+	in.accepted = start
 	received := in.now()
 	// A waveform is published, not kept: its chunks reuse one Waveform.
 	wave := wavePool.Get().(*Waveform)
-	defer wavePool.Put(wave)
-	var live [2][]byte // a panel's two readings, or a waveform
-	for i, h := range run {
-		seq := start + int64(i)
-		p, err := in.parse(h, wave)
-		if err != nil {
-			replies = append(replies, errorReply(err.Error(), seq))
-			continue
+	replies = in.acceptOne(ctx, start, h, wave, &received, replies)
+	if _, ok := in.pending[start+1]; ok {
+		replies = in.acceptHeld(ctx, wave, &received, replies)
+	}
+	wavePool.Put(wave)
+	return replies
+}
+
+// acceptHeld handles the held messages that follow the last one accepted
+// without a gap.
+//
+//go:noinline
+func (in *Ingester) acceptHeld(ctx context.Context, wave *Waveform, received *time.Time, replies [][]byte) [][]byte {
+	for {
+		seq := in.accepted + 1
+		h, ok := in.pending[seq]
+		if !ok {
+			return replies
 		}
-		for _, r := range p.Readings {
-			in.staged.readings = append(in.staged.readings, StoredReading{Seq: seq, Reading: r})
-		}
-		if p.Event != nil {
-			in.staged.events = append(in.staged.events, *p.Event)
-		}
-		// Live delivery is best effort and does not wait for the store: a
-		// viewer that misses a reading finds it in the stored history.
-		for _, msg := range appendLive(live[:0], p, in.dev.Name, received) {
-			_ = in.pub.Publish(ctx, in.dev.PatientID, msg)
+		in.pendingBytes -= h.size()
+		delete(in.pending, seq)
+		in.accepted = seq
+		replies = in.acceptOne(ctx, seq, &h, wave, received, replies)
+	}
+}
+
+// acceptOne validates one message in sequence, stages its readings and
+// events, and publishes its live messages; a rejection is appended to
+// replies.
+func (in *Ingester) acceptOne(ctx context.Context, seq int64, h *held, wave *Waveform, received *time.Time, replies [][]byte) [][]byte {
+	var p Parsed
+	if err := in.parse(h, wave, &p); err != nil {
+		return append(replies, errorReply(err.Error(), seq))
+	}
+	in.stage(seq, &p)
+	in.publish(ctx, &p, received)
+	return replies
+}
+
+// stage adds a message's readings and events to what the next Commit
+// stores.
+//
+//go:noinline
+func (in *Ingester) stage(seq int64, p *Parsed) {
+	for _, r := range p.Readings {
+		in.staged.readings = append(in.staged.readings, StoredReading{Seq: seq, Reading: r})
+	}
+	if p.Event != nil {
+		in.staged.events = append(in.staged.events, *p.Event)
+	}
+}
+
+// publish sends a message's live messages to the patient's viewers. Live
+// delivery is best effort and does not wait for the store: a viewer that
+// misses a reading finds it in the stored history.
+//
+//go:noinline
+func (in *Ingester) publish(ctx context.Context, p *Parsed, received *time.Time) {
+	// What encodeLive encodes, a message at a time.
+	for i := range p.Readings {
+		if b, err := encodeLiveReading(&p.Readings[i], in.dev.Name); err == nil {
+			_ = in.pub.Publish(ctx, in.dev.PatientID, b)
 		}
 	}
-	return replies
+	if e := p.Event; e != nil {
+		_ = in.pub.Publish(ctx, in.dev.PatientID, EncodeDeviceEvent(e.Event, e.Name, e.Time))
+	}
+	if p.Waveform != nil {
+		if b, err := encodeLiveWaveform(p.Waveform, in.dev.Name, received); err == nil {
+			_ = in.pub.Publish(ctx, in.dev.PatientID, b)
+		}
+	}
 }
 
 var wavePool = sync.Pool{New: func() any { return new(Waveform) }}
