@@ -47,7 +47,7 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 	// Whatever way the connection ends, what was accepted is stored.
 	defer c.close(context.WithoutCancel(ctx))
 	for {
-		kind, frame, err := conn.Read(ctx)
+		kind, frame, err := conn.ReadLent(ctx)
 		if err != nil {
 			if herr := ing.Err(); errors.Is(herr, ErrStore) {
 				return herr
@@ -67,7 +67,9 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 			}
 			return fmt.Errorf("read device frame: %w", err)
 		}
-		for _, r := range ing.Accept(ctx, kind, frame) {
+		replies := ing.Accept(ctx, kind, frame.Data) // copies what it keeps
+		frame.Release()
+		for _, r := range replies {
 			if err := conn.Send(r); err != nil {
 				return fmt.Errorf("send reply: %w", err)
 			}

@@ -196,8 +196,73 @@ func (c *Conn) CloseWith(code int, reason string) {
 // faster than Options.Rate allows (that message is dropped).
 func (c *Conn) Read(ctx context.Context) (kind int, data []byte, err error) {
 	kind, data, err = c.ws.ReadMessage()
+	if err = c.checkRead(err); err != nil {
+		return 0, nil, err
+	}
+	return kind, data, nil
+}
+
+// Lent is a message read into an array lent from a pool (ReadLent).
+type Lent struct {
+	Data []byte
+}
+
+// maxLent is the largest array a Lent gives back to the pool: a rare
+// large message does not keep its array.
+const maxLent = 16 << 10
+
+var lentPool = sync.Pool{New: func() any { return &Lent{Data: make([]byte, 0, 1024)} }}
+
+// Release gives m's array back; m and m.Data must not be used after.
+func (m *Lent) Release() {
+	if cap(m.Data) > maxLent {
+		return
+	}
+	m.Data = m.Data[:0]
+	lentPool.Put(m)
+}
+
+// ReadLent is Read into an array lent for the message, for a reader that
+// is done with each message before it reads the next: it must Release it.
+// Read allocates each message anew; an array is lent only once a message
+// has begun to arrive, so an idle connection holds none.
+func (c *Conn) ReadLent(ctx context.Context) (kind int, m *Lent, err error) {
+	kind, r, err := c.ws.NextReader()
+	if err == nil {
+		m = lentPool.Get().(*Lent)
+		m.Data, err = readAll(r, m.Data[:0])
+	}
+	if err = c.checkRead(err); err != nil {
+		if m != nil {
+			m.Release()
+		}
+		return 0, nil, err
+	}
+	return kind, m, nil
+}
+
+// readAll appends what r reads until io.EOF to b, as io.ReadAll does.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+	}
+}
+
+// checkRead applies the rate to a message read, and closes the
+// connection after an error reading one.
+func (c *Conn) checkRead(err error) error {
 	if err == nil && c.opts.Rate != nil && !c.opts.Rate.Allow() {
-		return 0, nil, ErrTooFast
+		return ErrTooFast
 	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
@@ -209,9 +274,8 @@ func (c *Conn) Read(ctx context.Context) (kind int, data []byte, err error) {
 			_, _ = io.Copy(io.Discard, nc)
 		}
 		c.fail(err)
-		return 0, nil, err
 	}
-	return kind, data, nil
+	return err
 }
 
 // Close closes the connection at once.

@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -156,5 +157,52 @@ func TestRateRefusesMessagesBeyondIt(t *testing.T) {
 	}
 	if g := <-got; g != ErrTooFast.Error() {
 		t.Fatalf("second connection's first read: %s, want %v", g, ErrTooFast)
+	}
+}
+
+// TestReadLentReadsEachMessage: messages of every size up to the limit
+// arrive whole and in order through lent arrays, each array reused once
+// released, and a message over the limit closes with 1009 as Read does.
+func TestReadLentReadsEachMessage(t *testing.T) {
+	const limit = 40 << 10
+	sizes := []int{0, 1, 300, 1024, 1025, 5000, limit}
+	got := make(chan []byte, len(sizes))
+	ws := serve(t, Options{ReadLimit: limit}, func(c *Conn) {
+		for {
+			kind, m, err := c.ReadLent(context.Background())
+			if err != nil {
+				close(got)
+				return
+			}
+			if kind != websocket.BinaryMessage {
+				t.Errorf("kind %d", kind)
+			}
+			got <- bytes.Clone(m.Data)
+			m.Data[0:cap(m.Data)][0] = 0xff // what a reuse would overwrite
+			m.Release()
+		}
+	})
+	for i, n := range sizes {
+		msg := make([]byte, n)
+		for j := range msg {
+			msg[j] = byte(i + j)
+		}
+		if err := ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+		if b := <-got; !bytes.Equal(b, msg) {
+			t.Fatalf("message %d of %d bytes: got %d bytes, not as sent", i, n, len(b))
+		}
+	}
+	if err := ws.WriteMessage(websocket.BinaryMessage, make([]byte, limit+1)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+		t.Fatalf("got %v, want close 1009", err)
+	}
+	if _, open := <-got; open {
+		t.Fatal("the oversized message was read")
 	}
 }
