@@ -320,3 +320,57 @@ func TestObservationScanReadsDevices(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidJSON: validJSON is json.Valid.
+func FuzzValidJSON(f *testing.F) {
+	addSeeds(f, true)
+	for _, s := range []string{``, ` `, `0`, `-0`, `-`, `01`, `1.`, `1.5e`, `1E+2`, `.5`, `1x`, `"a\u00e9\"\/"`, `"\u12"`, `"\x"`,
+		"\"\x1f\"", "\"\xff\"", `[]`, `[1,]`, `[,1]`, `{}`, `{"a":1,}`, `{"a" : [true, false, null] }`, `{"a"}`, `{1:2}`,
+		`nul`, `truex`, `[1]]`, `[[1]`, `{"a":{"b":[{}]}}`, " \t\r\n{}\n", `"` + "\x7f" + `"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
+		}
+	})
+}
+
+// TestValidJSONDepth: validJSON refuses what nests deeper than
+// encoding/json allows, as json.Valid does.
+func TestValidJSONDepth(t *testing.T) {
+	for _, depth := range []int{1, 63, 64, 65, maxJSONDepth, maxJSONDepth + 1} {
+		for _, open := range []string{"[", `{"a":`} {
+			closing := "]"
+			if open != "[" {
+				closing = "}"
+			}
+			b := []byte(strings.Repeat(open, depth) + "1" + strings.Repeat(closing, depth))
+			if got, want := validJSON(b), json.Valid(b); got != want {
+				t.Errorf("%d deep in %s: validJSON %v, json.Valid %v", depth, open, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkValidJSON checks a numeric device envelope with validJSON and
+// with json.Valid, in alternating batches of 64 so both see the same load.
+func BenchmarkValidJSON(b *testing.B) {
+	frame := deviceNumeric(nil, 7, frameTime)
+	var spent [2]time.Duration
+	n := 0
+	for b.Loop() {
+		for way := range 2 {
+			t0 := time.Now()
+			for range 64 {
+				if ok := way == 0 && validJSON(frame) || way == 1 && json.Valid(frame); !ok {
+					b.Fatal("not valid")
+				}
+			}
+			spent[way] += time.Since(t0)
+		}
+		n += 64
+	}
+	b.ReportMetric(float64(spent[0].Nanoseconds())/float64(n), "validJSON-ns/frame")
+	b.ReportMetric(float64(spent[1].Nanoseconds())/float64(n), "json.Valid-ns/frame")
+}

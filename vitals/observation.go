@@ -124,7 +124,7 @@ func unmarshalEnvelope(b []byte) (rawEnvelope, error) {
 // more. It reports false for any other frame, which unmarshalEnvelope
 // reads (FuzzEnvelopeScan).
 func scanEnvelope(b []byte) (raw rawEnvelope, ok bool) {
-	if !json.Valid(b) {
+	if !validJSON(b) {
 		return raw, false
 	}
 	i := skipSpace(b, 0)
@@ -317,7 +317,7 @@ func parseObservation(raw []byte, valid bool, p *Parsed) error {
 	sc := obsScratchPool.Get().(*obsScratch)
 	defer obsScratchPool.Put(sc)
 	o := &sc.o
-	if !(valid || json.Valid(raw)) || !scanObservation(raw, sc) {
+	if !(valid || validJSON(raw)) || !scanObservation(raw, sc) {
 		var err error
 		if o, err = unmarshalObservationError(raw); err != nil {
 			return err
