@@ -302,6 +302,10 @@ func FuzzObservationScan(f *testing.F) {
 		if werr != nil {
 			t.Fatalf("scanned %q, which encoding/json refuses: %v", b, werr)
 		}
+		if sc.o.effective != nil { // effectiveDateTime, left in the bytes
+			s := string(sc.o.effective)
+			sc.o.EffectiveDateTime, sc.o.effective = &s, nil
+		}
 		if !reflect.DeepEqual(sc.o, want) {
 			t.Fatalf("%q: scanned %+v, encoding/json read %+v", b, sc.o, want)
 		}
@@ -373,4 +377,25 @@ func BenchmarkValidJSON(b *testing.B) {
 	}
 	b.ReportMetric(float64(spent[0].Nanoseconds())/float64(n), "validJSON-ns/frame")
 	b.ReportMetric(float64(spent[1].Nanoseconds())/float64(n), "json.Valid-ns/frame")
+}
+
+// FuzzDateTime: parseUTCDateTime reads what time.Parse does, where it
+// reads anything.
+func FuzzDateTime(f *testing.F) {
+	for _, s := range []string{"2026-12-06T02:00:00Z", "2026-12-06T02:00:00.123Z", "2026-12-06T02:00:00.123456789Z",
+		"2026-12-06T02:00:00.1234567891Z", "2026-12-06T02:00:00,5Z", "2026-12-06T02:00:00.Z", "2024-02-29T23:59:59Z",
+		"2026-02-29T00:00:00Z", "2026-12-06T24:00:00Z", "2026-12-06T02:00:60Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z",
+		"2026-12-06T02:00:00+01:00", "2026-12-06t02:00:00z", "2026-13-01T00:00:00Z", "2026-12-06T02:00:0aZ", "2026-12-06 02:00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseUTCDateTime([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || got != want.UTC() {
+			t.Fatalf("%q: read %v, time.Parse %v, %v", s, got, want.UTC(), err)
+		}
+	})
 }

@@ -295,6 +295,9 @@ type fhirObservation struct {
 		Code          codeableConcept `json:"code"`
 		ValueQuantity *quantity       `json:"valueQuantity"`
 	} `json:"component"`
+	// effective is effectiveDateTime as scanObservation found it, in the
+	// observation's bytes, instead of EffectiveDateTime.
+	effective []byte
 }
 
 // maxSamples bounds one waveform chunk (16 s at 250 Hz).
@@ -378,6 +381,13 @@ func (o *fhirObservation) header() (code string, when time.Time, err error) {
 	}
 	if code, err = observationCode("observation.code.coding", o.Code.Coding); err != nil {
 		return "", when, err
+	}
+	if o.effective != nil {
+		if when, ok := parseUTCDateTime(o.effective); ok {
+			return code, when, nil
+		}
+		s := string(o.effective)
+		o.EffectiveDateTime = &s
 	}
 	if o.EffectiveDateTime == nil {
 		return "", when, fieldErr("observation.effectiveDateTime", "missing")

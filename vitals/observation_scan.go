@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // A device sends the same few shapes of Observation many times a second.
@@ -19,7 +20,6 @@ import (
 type obsScratch struct {
 	o       fhirObservation
 	subject fhirReference
-	when    string
 	vq      quantity
 	value   float64
 	codings [2]coding
@@ -64,8 +64,7 @@ func scanObservation(raw []byte, sc *obsScratch) bool {
 			ok = s.reference(o.Subject)
 		case asciiEqualFold(name, "effectivedatetime"):
 			bit = 1 << 4
-			sc.when, ok = s.str()
-			o.EffectiveDateTime = &sc.when
+			o.effective, ok = s.plainString()
 		case asciiEqualFold(name, "valuequantity"):
 			bit = 1 << 5
 			o.ValueQuantity = &sc.vq
@@ -365,4 +364,63 @@ func unmarshalObservation(raw []byte) (fhirObservation, error) {
 	var o fhirObservation
 	err := json.Unmarshal(raw, &o)
 	return o, err
+}
+
+// parseUTCDateTime reads a date-time of the form devices send,
+// 2026-12-06T02:00:00.123Z (fraction optional, 1 to 9 digits), as
+// time.Parse(time.RFC3339Nano) and Time.UTC would, without allocating and
+// in a fraction of the stack; false for any other form, or a date or time
+// out of range, which time.Parse must read (and refuse, if it does).
+func parseUTCDateTime(b []byte) (time.Time, bool) {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	year, ok1 := decimal(b[0:4])
+	month, ok2 := decimal(b[5:7])
+	day, ok3 := decimal(b[8:10])
+	hour, ok4 := decimal(b[11:13])
+	minute, ok5 := decimal(b[14:16])
+	sec, ok6 := decimal(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	ns := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		n, ok := decimal(frac[1:])
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 || !ok {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			n *= 10
+		}
+		ns = n
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, ns, time.UTC), true
+}
+
+// decimal reads b, decimal digits only.
+func decimal(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// daysIn is the number of days in month of year.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
