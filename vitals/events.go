@@ -81,5 +81,8 @@ func ParseDeviceEvent(raw json.RawMessage) (RelayedEvent, error) {
 	if err != nil {
 		return RelayedEvent{}, fieldErr("device.time", "%q is not an RFC 3339 date-time with a time zone", truncate(m.Time, 40))
 	}
+	if err := checkYears("device.time", when.UTC()); err != nil {
+		return RelayedEvent{}, err
+	}
 	return RelayedEvent{Name: name, Event: m.Event, Time: when.UTC()}, nil
 }

@@ -70,6 +70,9 @@ func ParseGATT(raw json.RawMessage) (Parsed, error) {
 	if err != nil {
 		return Parsed{}, fieldErr("gatt.time", "%q is not an RFC 3339 date-time with a time zone", truncate(m.Time, 40))
 	}
+	if err := checkYears("gatt.time", when.UTC()); err != nil {
+		return Parsed{}, err
+	}
 	meas, err := gatt.Parse(ch, b)
 	if err != nil {
 		return Parsed{}, fieldErr("gatt.value", "%v", err)

@@ -384,7 +384,7 @@ func (o *fhirObservation) header() (code string, when time.Time, err error) {
 	}
 	if o.effective != nil {
 		if when, ok := parseUTCDateTime(o.effective); ok {
-			return code, when, nil
+			return code, when, checkYears("observation.effectiveDateTime", when)
 		}
 		s := string(o.effective)
 		o.EffectiveDateTime = &s
@@ -395,7 +395,25 @@ func (o *fhirObservation) header() (code string, when time.Time, err error) {
 	if when, err = time.Parse(time.RFC3339Nano, *o.EffectiveDateTime); err != nil {
 		return "", when, fieldErr("observation.effectiveDateTime", "%q is not an RFC 3339 date-time with a time zone", truncate(*o.EffectiveDateTime, 40))
 	}
-	return code, when.UTC(), nil
+	when = when.UTC()
+	return code, when, checkYears("observation.effectiveDateTime", when)
+}
+
+// Times a reading may carry: those a FHIR dateTime, and so a live message
+// and an exported Observation, can write in UTC (years 0001 to 9999). A
+// time zone can carry a written 9999-12-31T23:30:00-01:00 past them.
+var (
+	firstWritable = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	pastWritable  = time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// checkYears refuses a time outside the years a FHIR dateTime writes in
+// UTC, naming field.
+func checkYears(field string, when time.Time) error {
+	if when.Before(firstWritable) || !when.Before(pastWritable) {
+		return fieldErr(field, "%s is outside the years 0001 to 9999 in UTC", when.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // waveform is p with the observation's waveform chunk.
