@@ -135,10 +135,25 @@ func (c *viewerConn) read(handle func([]byte)) error {
 		}
 		if !c.rate.Allow() {
 			c.CloseWith(websocket.ClosePolicyViolation, "too many messages")
+			c.discardUntilEnd()
 			return errViewerTooFast
 		}
 		if kind == websocket.TextMessage {
 			handle(b)
+		}
+	}
+}
+
+// discardUntilEnd reads and drops the viewer's messages until the
+// connection ends, after a close was asked for: returning at once would
+// let the socket's end close it before the writer sent the close frame,
+// and reading on lets the writer see the viewer's answer to it. The writer
+// ends the connection at the latest a second after its close frame.
+func (c *viewerConn) discardUntilEnd() {
+	for {
+		if _, _, err := c.ws.NextReader(); err != nil {
+			c.end()
+			return
 		}
 	}
 }
