@@ -130,7 +130,7 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	v := s.Live.NewViewer()
 	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
 	s.metrics.sockets.Add(1, "vitals")
-	m := &multiViewer{s: s, p: p, c: c, v: v, visits: make(map[int64]int64)}
+	m := &multiViewer{s: s, p: p, c: c, v: v, done: conn.Done(), visits: make(map[int64]int64)}
 	s.keepChecking(p.ctx, conn, m.recheck)
 	s.Log.InfoContext(p.ctx, "vitals viewer connected", "user", c.User.ID)
 	// The reader, which acts on the viewer's requests, runs on a goroutine
@@ -152,6 +152,8 @@ type multiViewer struct {
 	p *socketPeer // the socket's opening request, for audit records and re-checks
 	c caller
 	v *live.Viewer
+	// done is closed when the socket's connection ends.
+	done <-chan struct{}
 
 	mu     sync.Mutex
 	visits map[int64]int64 // appointment -> patient
@@ -166,6 +168,9 @@ func (m *multiViewer) handle(b []byte) {
 	}
 	if req.Type == live.TypeUnsubscribe {
 		m.drop(req.Appointment, "")
+		return
+	}
+	if !m.awaitReplayRoom() {
 		return
 	}
 	ctx := m.p.ctx
@@ -203,6 +208,22 @@ func (m *multiViewer) handle(b []byte) {
 	if err := m.s.Live.Subscribe(ctx, m.v, a.PatientID, req.From, a.ID); err != nil {
 		m.drop(a.ID, "")
 	}
+}
+
+// awaitReplayRoom waits until the viewer has taken enough of its queue for
+// a subscription's replay (live.Viewer.ReplayRoom): the replays of visits
+// subscribed in a burst then follow one another as fast as the viewer
+// reads, instead of overflowing its queue together. False if the
+// connection ended meanwhile. The requests that follow wait unread.
+func (m *multiViewer) awaitReplayRoom() bool {
+	select {
+	case <-m.v.ReplayRoom():
+		return true
+	case <-m.v.FellBehind():
+	case <-m.done:
+	case <-m.p.ctx.Done():
+	}
+	return false
 }
 
 // drop ends the viewer's subscription to a visit; the patient's stream is

@@ -112,7 +112,11 @@ func (h *Hub) SetFeed(f Feed) { h.feed = f }
 func (h *Hub) Config() Config { return h.cfg }
 
 // NewViewer returns a viewer whose queue holds Config.QueueMessages.
-func (h *Hub) NewViewer() *Viewer { return newViewer(h.cfg.QueueMessages) }
+func (h *Hub) NewViewer() *Viewer {
+	v := newViewer(h.cfg.QueueMessages)
+	v.roomAt = replayRoomAt(h.cfg.QueueMessages, h.cfg.HistoryMessages)
+	return v
+}
 
 // NewEpoch returns a fresh random epoch.
 func NewEpoch() string {

@@ -20,6 +20,8 @@ type Viewer struct {
 	left   bool
 	subs   map[int64]*stream
 	wake   func()
+	roomAt int           // queued messages that leave room for a replay (pace.go)
+	room   chan struct{} // closed by Take once roomAt is reached
 }
 
 func newViewer(max int) *Viewer {
@@ -67,12 +69,14 @@ func (v *Viewer) Take(dst [][]byte, max int) [][]byte {
 	if max <= 0 || len(v.q) <= max {
 		out := v.q
 		v.q = dst[:0]
+		v.tookLocked()
 		return out
 	}
 	dst = append(dst, v.q[:max]...)
 	rest := copy(v.q, v.q[max:])
 	clear(v.q[rest:])
 	v.q = v.q[:rest]
+	v.tookLocked()
 	v.signal()
 	return dst
 }

@@ -1,0 +1,90 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/scheduling"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/vitals/live"
+)
+
+// TestDayListSubscribingToManyVisitsAtOnceIsNotDroppedAsBehind: a
+// physician's day list opens the multi-visit socket, subscribes to its ten
+// visits at once and reads everything promptly. Each fresh subscription
+// replays the patient's numerics of the last minutes (here 800 readings:
+// 160 s of five 1 Hz numerics, what the default history holds), so the ten
+// replays together are more than a viewer's queue holds
+// (QueueMessages = HistoryMessages + 1,024). Each replay must wait for the
+// viewer to have taken the previous ones, rather than overflow the queue
+// and close a viewer that reads as fast as it can as "fell behind" (4001).
+func TestDayListSubscribingToManyVisitsAtOnceIsNotDroppedAsBehind(t *testing.T) {
+	hub := live.NewHub(live.Config{})
+	// Frames at most every 250 ms (default 2 ms): the writer drains 512
+	// messages a frame, so what it can drain while the subscriptions are
+	// handled does not depend on how busy the machine is.
+	f := newFixtureWith(t, func(d *Deps) { d.Live = hub; d.VitalsFlush = 250 * time.Millisecond })
+	ctx := t.Context()
+	const visits, perPatient = 10, 800
+	var ids []int64
+	for i := range visits {
+		p, err := f.st.CreateUser(ctx, store.User{Email: fmt.Sprintf("p%d@example.org", i), Name: "p", Role: store.RolePatient, TimeZone: "Europe/London"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := f.visit.Start.Add(-time.Duration(2*i+2) * time.Minute)
+		a, err := f.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: f.doc.ID, PatientID: p.ID,
+			Start: start, End: start.Add(time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()}, store.Change{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+		for n := range perPatient {
+			body := fmt.Sprintf(`{"type":"reading","code":"8867-4","value":%d,"unit":"/min","time":"2026-12-06T02:00:00Z"}`, 60+n%40)
+			if err := hub.Publish(ctx, p.ID, []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v, status := dialVitalsPath(t, f, "doc@example.org", "/ws/vitals")
+	if v == nil {
+		t.Fatalf("multi-visit socket: %d", status)
+	}
+	for _, id := range ids {
+		if err := v.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"subscribe","appointment":%d}`, id))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	streams, readings := 0, 0
+	for streams < visits {
+		_ = v.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := v.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == closeFellBehind {
+				t.Fatalf("a viewer reading promptly was closed as fallen behind after %d of %d subscriptions' streams (%d readings)", streams, visits, readings)
+			}
+			t.Fatalf("read after %d streams: %v", streams, err)
+		}
+		var msgs []streamMsg
+		if err := json.Unmarshal(b, &msgs); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			switch m.Type {
+			case "stream":
+				streams++
+			case "reading":
+				readings++
+			}
+		}
+	}
+	if readings != visits*perPatient {
+		t.Fatalf("%d readings replayed, want %d", readings, visits*perPatient)
+	}
+}
