@@ -1,6 +1,9 @@
 package alert
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Persistence is how long a condition must hold before it counts: at
 // least Readings consecutive readings, spanning at least For from the
@@ -10,9 +13,9 @@ type Persistence struct {
 	For      time.Duration
 }
 
-// met reports whether a run of n readings from since to t is long enough.
-func (p Persistence) met(n int, since, t time.Time) bool {
-	return n >= max(p.Readings, 1) && t.Sub(since) >= p.For
+// met reports whether a run of n readings spanning d is long enough.
+func (p Persistence) met(n int, d time.Duration) bool {
+	return n >= max(p.Readings, 1) && d >= p.For
 }
 
 // Transition is what one reading did to a condition.
@@ -35,11 +38,16 @@ const (
 // A reading whose value is doubtful is not fed to Update at all: it
 // neither advances nor interrupts a run, so doubtful readings can never
 // raise or clear on their own.
+//
+// A patient's monitor holds one for each NEWS2 parameter and two for each
+// threshold, for as long as the patient is watched, so its state is kept
+// small: the run's start as nanoseconds since 1970 (unixNano), not a
+// time.Time.
 type Hysteresis struct {
 	Persist Persistence
 	active  bool
-	run     int       // consecutive readings toward the other state
-	since   time.Time // time of the run's first reading
+	run     int32 // consecutive readings toward the other state
+	since   int64 // time of the run's first reading (unixNano)
 }
 
 // Active reports whether the condition is raised.
@@ -58,11 +66,14 @@ func (h *Hysteresis) Update(t time.Time, breach, recovered bool) Transition {
 		h.run = 0
 		return None
 	}
+	at := unixNano(t)
 	if h.run == 0 {
-		h.since = t
+		h.since = at
 	}
-	h.run++
-	if !h.Persist.met(h.run, h.since, t) {
+	if h.run < math.MaxInt32 {
+		h.run++
+	}
+	if !h.Persist.met(int(h.run), subNano(at, h.since)) {
 		return None
 	}
 	h.active, h.run = !h.active, 0
@@ -74,3 +85,32 @@ func (h *Hysteresis) Update(t time.Time, breach, recovered bool) Transition {
 
 // Reset forgets the condition's state: inactive, no run.
 func (h *Hysteresis) Reset() { h.active, h.run = false, 0 }
+
+// unixNano is t in nanoseconds since 1970 UTC, clamped to what an int64
+// holds (the years 1678 to 2262).
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// subNano is a-b as a Duration, saturating as time.Time's Sub does.
+func subNano(a, b int64) time.Duration {
+	d := a - b
+	switch {
+	case b < 0 && d < a:
+		return math.MaxInt64
+	case b > 0 && d > a:
+		return math.MinInt64
+	}
+	return time.Duration(d)
+}

@@ -53,47 +53,59 @@ func paramOf(code string) (news2.Param, bool) {
 	return 0, false
 }
 
-// value is one input's value: a reading or an entry.
-type value struct {
-	v   float64
-	at  time.Time // when measured or entered
-	ref time.Time // freshness counts from here: at, or the time it arrived if at is later
-	ok  bool
+// reading is a parameter's latest sound reading.
+type reading struct {
+	v        float64
+	at       instant // when measured
+	ref      instant // freshness counts from here: at, or the time it arrived if at is later
+	ok       bool
+	doubtful bool // readings newer than it were doubtful
+}
+
+// entry is a clinician's entry for a parameter.
+type entry struct {
+	v     float64
+	at    instant // when entered; freshness counts from here
+	ok    bool
+	stale bool // as last announced
 }
 
 // slot is one NEWS2 parameter's inputs.
 type slot struct {
-	measured     value // the latest sound reading
-	entered      value // the clinician's entry
-	doubtful     bool  // readings newer than measured were doubtful
-	enteredStale bool  // as last announced
+	measured reading
+	entered  entry
 }
 
 // codeState is one measurement's display freshness.
 type codeState struct {
 	code   string
 	window time.Duration
-	last   time.Time // freshness reference of the latest reading, sound or not
-	stale  bool      // as last announced
+	last   instant // freshness reference of the latest reading, sound or not
+	stale  bool    // as last announced
 }
 
 // Monitor watches one patient. It is not safe for concurrent use: feed it
 // from one goroutine.
+//
+// A server holds one for each patient it watches, for as long as it runs,
+// so it is kept small (1,216 bytes, where time.Time fields made it 2,480):
+// times are instants, and the signature of the last NEWS2Event holds the
+// score in bytes.
 type Monitor struct {
 	cfg     Config
 	window  [news2.NumParams]time.Duration // each measured parameter's staleness window
-	scale2  bool
 	params  [news2.NumParams]slot
 	red     [news2.NumParams]alert.Hysteresis
 	codes   []codeState
 	watches []*watch
 	board   alert.Board
 	score   news2.Score
-	last    signature                 // of the last NEWS2Event
-	sent    bool                      // a NEWS2Event was emitted
-	band    news2.Band                // as last announced
-	atLeast [news2.High + 1]time.Time // since when complete scores have been at or above each band; zero if not
-	atMost  [news2.High + 1]time.Time // at or below
+	last    signature // of the last NEWS2Event
+	scale2  bool
+	sent    bool                    // a NEWS2Event was emitted
+	band    news2.Band              // as last announced
+	atLeast [news2.High + 1]instant // since when complete scores have been at or above each band; never if not
+	atMost  [news2.High + 1]instant // at or below
 }
 
 // watch is a threshold with the time of the last reading it took.
@@ -120,6 +132,9 @@ func New(cfg Config) *Monitor {
 		}
 	}
 	m.score = news2.Compute(news2.Inputs{})
+	for b := range m.atLeast {
+		m.atLeast[b], m.atMost[b] = never, never
+	}
 	return m
 }
 
@@ -137,13 +152,13 @@ func (m *Monitor) Observe(now time.Time, r vitals.Reading) []Event {
 	if window <= 0 {
 		return nil // not a measurement Bedside keeps
 	}
-	ref := r.Time
-	if ref.After(now) {
-		ref = now // a device clock ahead of ours: fresh from arrival, not longer
+	rAt, ref := instantOf(r.Time), instantOf(now)
+	if rAt < ref {
+		ref = rAt // else a device clock ahead of ours: fresh from arrival, not longer
 	}
 	var evs []Event
 	cs := m.codeState(code, window)
-	if ref.After(cs.last) {
+	if ref > cs.last {
 		cs.last = ref
 	}
 	evs = m.checkCode(evs, now, cs)
@@ -153,13 +168,12 @@ func (m *Monitor) Observe(now time.Time, r vitals.Reading) []Event {
 	if isParam {
 		s := &m.params[p]
 		switch {
-		case s.measured.ok && ref.Before(s.measured.ref):
+		case s.measured.ok && ref < s.measured.ref:
 			isParam = false // an older reading: NEWS2 keeps the newer one
 		case doubtful:
-			s.doubtful = true
+			s.measured.doubtful = true
 		default:
-			s.measured = value{v: r.Value, at: r.Time, ref: ref, ok: true}
-			s.doubtful = false
+			s.measured = reading{v: r.Value, at: rAt, ref: ref, ok: true}
 		}
 	}
 	evs = m.rescore(evs, now)
@@ -245,7 +259,7 @@ func (m *Monitor) ClearEntry(now time.Time, p news2.Param) ([]Event, error) {
 	if p < 0 || p >= news2.NumParams || !m.params[p].entered.ok {
 		return nil, fmt.Errorf("%s: %w", p, ErrNotEntered)
 	}
-	m.params[p].entered, m.params[p].enteredStale = value{}, false
+	m.params[p].entered = entry{}
 	evs := m.rescore(nil, now)
 	evs = m.settleRed(evs, now, p)
 	return m.checkBand(evs, now), nil
@@ -254,11 +268,10 @@ func (m *Monitor) ClearEntry(now time.Time, p news2.Param) ([]Event, error) {
 func (m *Monitor) enter(now time.Time, p news2.Param, v float64) []Event {
 	s := &m.params[p]
 	var evs []Event
-	if s.enteredStale {
-		s.enteredStale = false
+	if s.entered.stale {
 		evs = append(evs, StaleEvent{Type: "stale", Param: p.String(), Stale: false, Last: now, Time: now})
 	}
-	s.entered = value{v: v, at: now, ref: now, ok: true}
+	s.entered = entry{v: v, at: instantOf(now), ok: true}
 	evs = m.rescore(evs, now)
 	evs = m.settleRed(evs, now, p)
 	if p == news2.AirOrOxygen {
@@ -339,12 +352,12 @@ func (m *Monitor) Snapshot(now time.Time) []Event {
 	}
 	for _, cs := range m.codes {
 		if cs.stale {
-			evs = append(evs, StaleEvent{Type: "stale", Code: cs.code, Stale: true, Last: cs.last, Time: now})
+			evs = append(evs, StaleEvent{Type: "stale", Code: cs.code, Stale: true, Last: cs.last.time(), Time: now})
 		}
 	}
 	for p, s := range m.params {
-		if s.entered.ok && s.enteredStale {
-			evs = append(evs, StaleEvent{Type: "stale", Param: news2.Param(p).String(), Stale: true, Last: s.entered.at, Time: now})
+		if s.entered.ok && s.entered.stale {
+			evs = append(evs, StaleEvent{Type: "stale", Param: news2.Param(p).String(), Stale: true, Last: s.entered.at.time(), Time: now})
 		}
 	}
 	return evs
@@ -356,18 +369,21 @@ func (m *Monitor) codeState(code string, window time.Duration) *codeState {
 			return &m.codes[i]
 		}
 	}
-	m.codes = append(m.codes, codeState{code: code, window: window})
+	if m.codes == nil {
+		m.codes = make([]codeState, 0, 6) // a device measures about five
+	}
+	m.codes = append(m.codes, codeState{code: code, window: window, last: never})
 	return &m.codes[len(m.codes)-1]
 }
 
 // checkCode announces a measurement going stale or fresh.
 func (m *Monitor) checkCode(evs []Event, now time.Time, cs *codeState) []Event {
-	stale := now.Sub(cs.last) >= cs.window
+	stale := instantOf(now).sub(cs.last) >= cs.window
 	if stale == cs.stale {
 		return evs
 	}
 	cs.stale = stale
-	return append(evs, StaleEvent{Type: "stale", Code: cs.code, Stale: stale, Last: cs.last, Time: now})
+	return append(evs, StaleEvent{Type: "stale", Code: cs.code, Stale: stale, Last: cs.last.time(), Time: now})
 }
 
 // checkEntered announces a clinician's entry going stale.
@@ -376,10 +392,10 @@ func (m *Monitor) checkEntered(evs []Event, now time.Time, p news2.Param) []Even
 	if !s.entered.ok {
 		return evs
 	}
-	stale := now.Sub(s.entered.ref) >= m.cfg.EnteredFor
-	if stale == s.enteredStale {
+	stale := instantOf(now).sub(s.entered.at) >= m.cfg.EnteredFor
+	if stale == s.entered.stale {
 		return evs
 	}
-	s.enteredStale = stale
-	return append(evs, StaleEvent{Type: "stale", Param: p.String(), Stale: stale, Last: s.entered.at, Time: now})
+	s.entered.stale = stale
+	return append(evs, StaleEvent{Type: "stale", Param: p.String(), Stale: stale, Last: s.entered.at.time(), Time: now})
 }

@@ -20,9 +20,10 @@ const (
 // two fresh (or two stale) the newer, the clinician's entry on a tie.
 func (m *Monitor) pick(p news2.Param, now time.Time) (news2.Input, int) {
 	s := &m.params[p]
-	mFresh := s.measured.ok && now.Sub(s.measured.ref) < m.window[p]
-	eFresh := s.entered.ok && now.Sub(s.entered.ref) < m.cfg.EnteredFor
-	useEntered := s.entered.ok && (!s.measured.ok || !s.entered.at.Before(s.measured.at))
+	t := instantOf(now)
+	mFresh := s.measured.ok && t.sub(s.measured.ref) < m.window[p]
+	eFresh := s.entered.ok && t.sub(s.entered.at) < m.cfg.EnteredFor
+	useEntered := s.entered.ok && (!s.measured.ok || s.entered.at >= s.measured.at)
 	switch {
 	case mFresh && !eFresh:
 		useEntered = false
@@ -31,9 +32,9 @@ func (m *Monitor) pick(p news2.Param, now time.Time) (news2.Input, int) {
 	case !s.measured.ok && !s.entered.ok:
 		return news2.Input{}, fromNone
 	}
-	in, from := news2.Input{Source: news2.Measured, Value: s.measured.v, Time: s.measured.at}, fromMeasured
+	in, from := news2.Input{Source: news2.Measured, Value: s.measured.v, Time: s.measured.at.time()}, fromMeasured
 	if useEntered {
-		in, from = news2.Input{Source: news2.Entered, Value: s.entered.v, Time: s.entered.at}, fromEntered
+		in, from = news2.Input{Source: news2.Entered, Value: s.entered.v, Time: s.entered.at.time()}, fromEntered
 	}
 	if !mFresh && !eFresh {
 		in.Source = news2.Stale
@@ -49,9 +50,23 @@ func (m *Monitor) selected(p news2.Param, now time.Time) int {
 // signature is what a NEWS2Event shows; a new event goes out when it
 // changes.
 type signature struct {
-	score    news2.Score
+	score    scoreSig
 	doubtful [news2.NumParams]bool
-	entered  [news2.NumParams]value // the entry in use, if any
+	entered  [news2.NumParams]entry // the entry in use, if any, without its stale flag
+}
+
+// scoreSig is a news2.Score in bytes: every field of it, each small.
+type scoreSig struct {
+	total, band, scale int8
+	points, sources    [news2.NumParams]int8
+}
+
+func sigOf(s news2.Score) scoreSig {
+	sig := scoreSig{total: int8(s.Total), band: int8(s.Band), scale: int8(s.Scale)}
+	for p := range s.Points {
+		sig.points[p], sig.sources[p] = int8(s.Points[p]), int8(s.Sources[p])
+	}
+	return sig
 }
 
 // rescore recomputes the NEWS2 and emits it if what it shows changed.
@@ -61,13 +76,14 @@ func (m *Monitor) rescore(evs []Event, now time.Time) []Event {
 	for p := range in.Params {
 		var from int
 		in.Params[p], from = m.pick(news2.Param(p), now)
-		sig.doubtful[p] = m.params[p].doubtful
+		sig.doubtful[p] = m.params[p].measured.doubtful
 		if from == fromEntered {
-			sig.entered[p] = m.params[p].entered
+			e := m.params[p].entered
+			sig.entered[p] = entry{v: e.v, at: e.at, ok: e.ok}
 		}
 	}
 	m.score = news2.Compute(in)
-	sig.score = m.score
+	sig.score = sigOf(m.score)
 	if m.sent && sig == m.last {
 		return evs
 	}
@@ -83,7 +99,7 @@ func (m *Monitor) news2Event(now time.Time) NEWS2Event {
 	}
 	for i := range e.Params {
 		p := news2.Param(i)
-		ps := ParamState{Param: p, Score: s.Points[p], Source: s.Sources[p], Code: paramCode[p], Doubtful: m.params[p].doubtful}
+		ps := ParamState{Param: p, Score: s.Points[p], Source: s.Sources[p], Code: paramCode[p], Doubtful: m.params[p].measured.doubtful}
 		if in, from := m.pick(p, now); from == fromEntered {
 			at := in.Time
 			ps.Entered, ps.Time, ps.Value = true, &at, enteredValue(p, in.Value)
@@ -208,19 +224,20 @@ var bandSeverity = [...]alert.Severity{news2.Low: alert.Info, news2.LowMedium: a
 func (m *Monitor) checkBand(evs []Event, now time.Time) []Event {
 	cur := m.score.Band
 	complete := m.score.Complete()
+	t := instantOf(now)
 	for b := news2.Low; b <= news2.High; b++ {
 		if !complete || cur < b {
-			m.atLeast[b] = time.Time{}
-		} else if m.atLeast[b].IsZero() {
-			m.atLeast[b] = now
+			m.atLeast[b] = never
+		} else if m.atLeast[b] == never {
+			m.atLeast[b] = t
 		}
 		if !complete || cur > b {
-			m.atMost[b] = time.Time{}
-		} else if m.atMost[b].IsZero() {
-			m.atMost[b] = now
+			m.atMost[b] = never
+		} else if m.atMost[b] == never {
+			m.atMost[b] = t
 		}
 	}
-	held := func(since time.Time) bool { return !since.IsZero() && now.Sub(since) >= m.cfg.BandHold }
+	held := func(since instant) bool { return since != never && t.sub(since) >= m.cfg.BandHold }
 	to := m.band
 	for b := m.band + 1; b <= news2.High; b++ {
 		if held(m.atLeast[b]) {
