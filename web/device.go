@@ -73,15 +73,18 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	if s.DeviceAckInterval != 0 {
 		ing.WithAckInterval(max(0, s.DeviceAckInterval))
 	}
-	ing.RecordEvents(eventRecorder{s, cred})
+	// What the socket keeps of its credential while it is open: not the
+	// whole store.Credential with its token hash and times.
+	dev := socketDevice{id: cred.ID, patient: cred.UserID, name: cred.Name}
+	ing.RecordEvents(eventRecorder{s, dev})
 	ing.SetObserver(s.NEWS2)
-	s.keepChecking(ctx, conn, func(ctx context.Context) error { return s.stillDevice(p.request(), cred)(ctx) })
-	s.Log.InfoContext(ctx, "device connected", "device", cred.ID, "patient", cred.UserID)
-	s.deviceEvent(ctx, cred, vitals.DeviceConnected)
+	s.keepChecking(ctx, conn, s.stillDevice(p, dev.patient))
+	s.Log.InfoContext(ctx, "device connected", "device", dev.id, "patient", dev.patient)
+	s.deviceEvent(ctx, dev, vitals.DeviceConnected)
 	// One event per connection: the device (or the patient's browser)
 	// writes the patient's observations from here on.
-	s.Audit.Success(ctx, audit.Who{ID: cred.UserID, Role: audit.RoleDevice, Address: audit.Address(r)},
-		audit.ActionCreate, cred.UserID, audit.Ref("Device", cred.ID))
+	s.Audit.Success(ctx, audit.Who{ID: dev.patient, Role: audit.RoleDevice, Address: audit.Address(r)},
+		audit.ActionCreate, dev.patient, audit.Ref("Device", dev.id))
 	s.goServe(ctx, func() {
 		err := vitals.ServeDevice(ctx, conn, ing)
 		switch {
@@ -90,11 +93,17 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, wsconn.ErrTooFast):
 			s.metrics.refused.Inc("device-rate")
 		}
-		s.Log.InfoContext(ctx, "device disconnected", "device", cred.ID, "err", err)
+		s.Log.InfoContext(ctx, "device disconnected", "device", dev.id, "err", err)
 	}, func() {
-		s.deviceEvent(context.WithoutCancel(ctx), cred, vitals.DeviceDisconnected)
+		s.deviceEvent(context.WithoutCancel(ctx), dev, vitals.DeviceDisconnected)
 		end()
 	})
+}
+
+// socketDevice is the device behind an open socket.
+type socketDevice struct {
+	id, patient int64
+	name        string
 }
 
 // deviceSink stores a device's readings through the store.
@@ -125,19 +134,19 @@ func (p livePublisher) Publish(ctx context.Context, patientID int64, msg []byte)
 
 // deviceEvent records a device connecting or disconnecting, for the
 // patient's timeline, and tells the patient's viewers.
-func (s *server) deviceEvent(ctx context.Context, cred store.Credential, kind string) {
+func (s *server) deviceEvent(ctx context.Context, dev socketDevice, kind string) {
 	at := s.Now().UTC()
-	if _, err := s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: cred.UserID, DeviceID: cred.ID, Device: cred.Name, Kind: kind, At: at}); err != nil {
-		s.Log.ErrorContext(ctx, "store device event", "device", cred.ID, "event", kind, "err", err)
+	if _, err := s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: dev.patient, DeviceID: dev.id, Device: dev.name, Kind: kind, At: at}); err != nil {
+		s.Log.ErrorContext(ctx, "store device event", "device", dev.id, "event", kind, "err", err)
 	}
-	_ = s.Live.Publish(ctx, cred.UserID, vitals.EncodeDeviceEvent(kind, cred.Name, at))
+	_ = s.Live.Publish(ctx, dev.patient, vitals.EncodeDeviceEvent(kind, dev.name, at))
 }
 
 // eventRecorder keeps the device events a relay reports for the Bluetooth
 // devices it paired (the Ingester publishes them live).
 type eventRecorder struct {
-	s    *server
-	cred store.Credential
+	s   *server
+	dev socketDevice
 }
 
 var _ vitals.EventRecorder = eventRecorder{}
@@ -145,8 +154,8 @@ var _ vitals.EventRecorder = eventRecorder{}
 // RecordDeviceEvent stores the event for the patient's timeline; a failure
 // is logged, since the event's sequence is already acknowledged.
 func (e eventRecorder) RecordDeviceEvent(ctx context.Context, dev vitals.Device, ev vitals.RelayedEvent) {
-	if _, err := e.s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: e.cred.UserID, DeviceID: e.cred.ID, Device: ev.Name, Kind: ev.Event, At: ev.Time}); err != nil {
-		e.s.Log.ErrorContext(ctx, "store relayed device event", "device", e.cred.ID, "event", ev.Event, "err", err)
+	if _, err := e.s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: e.dev.patient, DeviceID: e.dev.id, Device: ev.Name, Kind: ev.Event, At: ev.Time}); err != nil {
+		e.s.Log.ErrorContext(ctx, "store relayed device event", "device", e.dev.id, "event", ev.Event, "err", err)
 	}
 }
 

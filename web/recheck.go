@@ -89,15 +89,15 @@ func (s *server) stillInVisit(r *http.Request, appointmentID int64, vitals bool)
 	}
 }
 
-// stillDevice checks that a device's token is neither revoked nor expired,
-// or, for a patient's browser streaming with its visit session, that the
-// session is still valid.
-func (s *server) stillDevice(r *http.Request, cred store.Credential) func(context.Context) error {
-	browser := bearerToken(r) == ""
+// stillDevice checks that the token of the device socket p opened for
+// patientID is neither revoked nor expired, or, for a patient's browser
+// streaming with its visit session, that the session is still valid.
+func (s *server) stillDevice(p *socketPeer, patientID int64) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if browser {
+		r := p.request()
+		if bearerToken(r) == "" {
 			c, err := s.lookupSession(r)
-			if err != nil || c.User.ID != cred.UserID {
+			if err != nil || c.User.ID != patientID {
 				return errSessionEnded
 			}
 			if a, err := s.Store.AppointmentByID(ctx, c.Appointment); err == nil && !a.Status.Live() {
