@@ -20,7 +20,7 @@ import (
 // small buffers of their own and write through pooled buffers, held only
 // while a frame is written.
 const (
-	viewerReadBuffer = 512 // viewers send only small requests and pongs
+	viewerReadBuffer = 256 // viewers send only small requests and pongs; a control frame (125 bytes) fits
 	deviceReadBuffer = 512 // a device frame is a few hundred bytes
 )
 
@@ -69,8 +69,12 @@ func (sc *socketScopes) of(srv *http.Server) context.Context {
 // "Memory per idle connection").
 type socketPeer struct {
 	// ctx carries no values and ends when the server shuts down
-	// (http.Server's Shutdown, which does not track hijacked connections)
-	// or when the socket ends.
+	// (http.Server's Shutdown, which does not track hijacked connections).
+	// It is the server's context, shared by its sockets: one of its own
+	// for each socket, to end with it, cost a device socket about 400
+	// bytes (the context, its Done channel, and the map of children the
+	// read loop's context.AfterFunc adds to it), and nothing waits on it
+	// for the socket's end: what a socket starts ends with its conn.
 	ctx           context.Context
 	remoteAddr    string
 	cookie        string // the Cookie header with only sessionCookie and guestCookie
@@ -81,13 +85,15 @@ type socketPeer struct {
 // socketRequest returns what a socket keeps of r (socketPeer). Call done
 // when the socket has ended.
 func (s *server) socketRequest(r *http.Request) (p *socketPeer, done func()) {
-	scope := context.Background()
+	ctx := context.Background()
 	if srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok {
-		scope = s.sockets.of(srv)
+		ctx = s.sockets.of(srv)
 	}
-	ctx, cancel := context.WithCancel(scope)
 	if r.Context().Err() != nil {
-		cancel() // already shutting down
+		// Already shutting down.
+		var cancel func()
+		ctx, cancel = context.WithCancel(ctx)
+		cancel()
 	}
 	p = &socketPeer{ctx: ctx, remoteAddr: strings.Clone(r.RemoteAddr), authorization: strings.Clone(r.Header.Get("Authorization"))}
 	var cookies []string
@@ -100,8 +106,12 @@ func (s *server) socketRequest(r *http.Request) (p *socketPeer, done func()) {
 	if q := r.URL.Query(); q.Has("token") {
 		p.query = url.Values{"token": {q.Get("token")}}.Encode()
 	}
-	return p, cancel
+	return p, socketEnded
 }
+
+// socketEnded is the done of every socketPeer: a socket holds nothing of
+// its own that outlives it past its conn.
+func socketEnded() {}
 
 // request rebuilds, for one re-check or audit record, a request of p.ctx
 // with what p kept of the socket's opening request: what lookupSession,
