@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"testing"
@@ -100,4 +102,85 @@ func TestCancelledVisitClosesTheCall(t *testing.T) {
 	// Either reason is right: a check may read the session just before
 	// the cancellation and the visit just after it.
 	awaitCloseCode(t, ws, websocket.ClosePolicyViolation, "session ended", "no longer open")
+}
+
+// fakeSocket is a closer that records how it was closed.
+type fakeSocket struct {
+	done   chan struct{}
+	closed chan string
+}
+
+func newFakeSocket() *fakeSocket {
+	return &fakeSocket{done: make(chan struct{}), closed: make(chan string, 1)}
+}
+
+func (f *fakeSocket) Done() <-chan struct{} { return f.done }
+
+func (f *fakeSocket) CloseWith(code int, reason string) {
+	f.closed <- fmt.Sprint(code, " ", reason)
+	close(f.done)
+}
+
+// TestSocketChecksShareOneQueue: sockets re-checked from one queue are
+// each checked again and again while allowed, closed with 1008 and the
+// reason on their first refusal, and no longer checked once closed, while
+// the others go on; a socket with a shorter interval is checked first.
+func TestSocketChecksShareOneQueue(t *testing.T) {
+	var q socketChecks
+	log := slog.New(slog.DiscardHandler)
+	ctx := t.Context()
+	const every = 10 * time.Millisecond
+	type sock struct {
+		f      *fakeSocket
+		checks chan int
+	}
+	add := func(every time.Duration, refuseAt int) sock {
+		s := sock{newFakeSocket(), make(chan int, 100)}
+		n := 0
+		q.add(log, socketCheck{ctx: ctx, conn: s.f, still: func(context.Context) error {
+			n++
+			s.checks <- n
+			if n == refuseAt {
+				return errVisitOver
+			}
+			return nil
+		}}, every)
+		return s
+	}
+	stays, refused, ended := add(every, 0), add(every, 2), add(every, 0)
+	quick := add(time.Millisecond, 0)
+	if got := <-quick.checks; got != 1 {
+		t.Fatalf("quick socket's first check = %d", got)
+	}
+	close(ended.f.done)
+	wait := func(s sock, n int) {
+		t.Helper()
+		for {
+			select {
+			case got := <-s.checks:
+				if got >= n {
+					return
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("fewer than %d checks", n)
+			}
+		}
+	}
+	wait(refused, 2)
+	select {
+	case why := <-refused.f.closed:
+		if why != fmt.Sprint(websocket.ClosePolicyViolation, " ", errVisitOver.Error()) {
+			t.Errorf("closed with %q", why)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refused socket was not closed")
+	}
+	wait(stays, 5)
+	wait(quick, 20)
+	if n := len(refused.checks); n != 0 {
+		t.Errorf("the refused socket was checked %d more times", n)
+	}
+	if n := len(ended.checks); n > 1 {
+		t.Errorf("the ended socket was checked %d times after it ended", n)
+	}
 }

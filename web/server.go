@@ -125,6 +125,7 @@ type server struct {
 	forwardKey []byte
 	forwarder  http.Handler
 	sockets    socketScopes // sockets served past their handlers
+	rechecks   socketChecks // their re-checks: recheck.go
 }
 
 // NewServer returns the HTTP handler for the whole application.
