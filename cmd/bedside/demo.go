@@ -53,12 +53,15 @@ var demoVisitTypes = []scheduling.VisitType{
 	{Code: "new", Name: "New patient", Duration: time.Hour},
 }
 
-// The demo physicians work long days in zones twelve hours apart, so that
-// someone trying Bedside at any hour finds a slot to book within the day.
+// The demo physicians are in zones twelve hours apart. Dr Okafor takes
+// visits around the clock with no notice, so that someone trying Bedside at
+// any hour books a visit starting within half an hour: inside the window in
+// which a visit's live vitals open (30 minutes before it starts), so the
+// whole call, vitals overlay included, can be tried at once.
 var demoUsers = []demoUser{
 	{store.RoleScheduler, "scheduler@demo.bedside.test", "Sam Rivera", "Europe/London", "", "", nil},
 	{store.RolePhysician, "dr.okafor@demo.bedside.test", "Dr Ada Okafor", "America/New_York", "", "", &scheduling.Availability{
-		Weekly: everyDay(7*60, 22*60), SlotLength: 30 * time.Minute, VisitTypes: demoVisitTypes}},
+		Weekly: everyDay(0, 24*60), SlotLength: 30 * time.Minute, VisitTypes: demoVisitTypes}},
 	// Dr Tanaka keeps 10 minutes between visits, takes bookings an hour
 	// ahead at the soonest and opens the diary 90 days ahead.
 	{store.RolePhysician, "dr.tanaka@demo.bedside.test", "Dr Ken Tanaka", "Australia/Sydney", "", "", &scheduling.Availability{
