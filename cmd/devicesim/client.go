@@ -103,6 +103,7 @@ type client struct {
 	pat      *patient
 	rejected int
 	garbled  int // garbled frames sent (a faulty device)
+	waves    int // waveform chunks measured, of box.generated
 	drops    int // simulated link drops (a flaky link)
 	rng      *rand.Rand
 }
@@ -128,6 +129,9 @@ func (c *client) logf(format string, args ...any) {
 func (c *client) summary() string {
 	s := fmt.Sprintf("%s: %d messages measured, %d acknowledged (%d of them rejected), %d unacknowledged",
 		c.name, c.box.generated, c.box.acked, c.rejected, len(c.box.pending))
+	if c.waves > 0 {
+		s += fmt.Sprintf("; %d readings and %d waveform chunks", c.box.generated-c.waves, c.waves)
+	}
 	if c.drops > 0 {
 		s += fmt.Sprintf("; %d simulated link drops", c.drops)
 	}
@@ -349,11 +353,13 @@ func (c *client) loop(ctx context.Context) error {
 		case now := <-numTick.C:
 			measure(now)
 		case now := <-ecgC:
+			before := c.box.generated
 			if c.o.ecgFormat == "binary" {
 				enqueue(message{Wave: c.pat.ecgWave(now)})
 			} else {
 				enqueue(message{Observation: c.pat.ecgChunk(now)})
 			}
+			c.waves += c.box.generated - before
 		case <-cut:
 			cutLink()
 		case <-progress.C:

@@ -35,5 +35,7 @@
 // token streamed in an earlier run, and the held messages are renumbered to
 // follow it. Progress goes to stderr; SIGINT stops it cleanly after waiting
 // briefly for the last acks, and it prints a summary to stdout, a line per
-// patient.
+// patient: messages measured, acknowledged, rejected and unacknowledged,
+// and how many of them were readings (which a visit record counts) and how
+// many waveform chunks.
 package main
