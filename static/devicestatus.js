@@ -19,6 +19,11 @@ export class DeviceStatus {
     this.set(m.device, m.event, Date.parse(m.time));
   }
 
+  /** state is device's state: 'connected', 'disconnected' or '' if not known. */
+  state(device) {
+    return this.items.get(device)?.state || '';
+  }
+
   /** seen notes a reading from device: it is connected if not known. */
   seen(device) {
     if (device && !this.items.has(device)) this.set(device, 'connected', NaN);

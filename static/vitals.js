@@ -3,7 +3,8 @@
 // stream (vitalsstream.js speaks the protocol: batched frames, resuming,
 // gaps; the NEWS2 panel reads the same socket),
 // shows each numeric with its unit, greys values older than their tile's
-// data-stale-ms (the catalogue's window) and values the server flagged as
+// data-stale-ms (the catalogue's window), continuous values whose device has
+// disconnected (at once, said in words), and values the server flagged as
 // doubtful (the reason in words beside it), draws a small trend sparkline
 // per numeric, the live waveform strip (strip.js) and each device's
 // connection (devicestatus.js).
@@ -48,6 +49,10 @@ const UNITS = {
 // streams, so a browser whose clock is off does not mark values stale.
 let clock = () => Date.now();
 
+// deviceOff tells whether a device is known to be disconnected (set from
+// the overlay's device status once it starts).
+let deviceOff = () => false;
+
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
 
 /** age says how long ago ms was, briefly. */
@@ -73,7 +78,13 @@ class Tile {
     this.time = 0; // of the value shown
     this.series = [[]]; // one or more lines of {t, v}
     this.stale = false;
+    this.device = ''; // that sent the value shown
+    this.off = false; // its device is disconnected
   }
+
+  // A continuous measurement stops the moment its device disconnects: its
+  // last value is no longer live, whatever its age, and is shown so.
+  get followsDevice() { return true; }
 
   /**
    * show puts text on the tile if the reading is not older than the one
@@ -82,6 +93,7 @@ class Tile {
   show(text, t, device, doubt = []) {
     if (t < this.time) return false;
     this.time = t;
+    this.device = device || '';
     this.value.textContent = text;
     this.el.classList.remove('empty');
     this.el.classList.toggle('doubtful', doubt.length > 0);
@@ -110,22 +122,29 @@ class Tile {
     if (s.length > MAX_POINTS) s.splice(0, s.length - MAX_POINTS);
   }
 
-  /** tick marks the tile stale when its value is older than staleMs. */
+  /**
+   * tick marks the tile stale when its value is older than staleMs, or
+   * when the device that sent it has disconnected.
+   */
   tick(now) {
     if (!this.time) return;
     const old = now - this.time;
-    const stale = old > this.staleMs;
-    if (stale !== this.stale) {
+    const off = this.followsDevice && this.device !== '' && deviceOff(this.device);
+    const stale = off || old > this.staleMs;
+    if (stale !== this.stale || off !== this.off) {
       this.stale = stale;
+      this.off = off;
       this.el.classList.toggle('stale', stale);
       this.el.dataset.stale = String(stale);
+      this.el.dataset.deviceOff = String(off);
     }
     if (this.note) this.renderAge(stale, old);
     this.draw(now);
   }
 
   renderAge(stale, old) {
-    this.note.textContent = stale ? `stale, ${age(old)}` : '';
+    // Short, so that the tiles stay on one row over the video.
+    this.note.textContent = this.off ? 'disconnected' : stale ? `stale, ${age(old)}` : '';
   }
 
   draw(now) {
@@ -182,6 +201,10 @@ class BPTile extends Tile {
     this.timer = 0;
   }
 
+  // A blood pressure is a spot measurement shown with its time: it stays
+  // what it was when its device disconnects.
+  get followsDevice() { return false; }
+
   reading(code, v, t, device, doubt) {
     const p = this.parts.get(t) || { sys: null, dia: null, device, doubt: [] };
     if (code === SYSTOLIC) p.sys = v;
@@ -224,6 +247,7 @@ function start(path, overlay) {
   let received = 0;
   const strip = new Strip(document.getElementById('vitals-strip-canvas'), document.getElementById('vitals-strip-label'));
   const devices = new DeviceStatus(document.getElementById('vitals-devices'));
+  deviceOff = (d) => devices.state(d) === 'disconnected';
   const log = [];
   clock = () => {
     const o = strip.clockOffset();
@@ -273,7 +297,11 @@ function start(path, overlay) {
       if (log.length > LOG_MAX) log.splice(0, log.length - LOG_MAX);
       if (msg.type === 'reading') reading(msg);
       else if (msg.type === 'waveform') strip.push(msg, Date.now());
-      else if (msg.type === 'device') devices.event(msg);
+      else if (msg.type === 'device') {
+        devices.event(msg);
+        const now = clock();
+        for (const t of all()) t.tick(now);
+      }
     },
     gap: () => {
       // Said briefly, then back to the live state.

@@ -184,11 +184,22 @@ func TestBrowserDoneWhen(t *testing.T) {
 	home.cut()
 	waitJS(t, doctor, "the hub shown disconnected", `!!document.querySelector('#vitals-devices li[data-state="disconnected"]')`, 20*time.Second)
 	waitJS(t, patient, "the patient's page noticed", `document.querySelector('#call-state').dataset.state === 'reconnecting'`, 20*time.Second)
+	// The hub's last numbers are no longer live: greyed and said so at once,
+	// not shown as current until their staleness window runs out; the
+	// blood pressure, a spot reading shown with its time, stays as it is.
+	waitJS(t, doctor, "the hub's numbers marked as from a disconnected device", `['8867-4', '59408-5', '8310-5', '9279-1'].every((c) => {
+		const e = document.querySelector('#tile-' + c);
+		return e.dataset.deviceOff === 'true' && e.classList.contains('stale') && e.querySelector('.stale-note').textContent === 'disconnected';
+	}) && document.querySelector('#tile-bp').dataset.deviceOff !== 'true'`, 5*time.Second)
 	screenshot(t, doctor, "2-physician-network-cut")
 	screenshot(t, patient, "2-patient-network-cut")
 	time.Sleep(10 * time.Second) // the outage itself, not a synchronisation
 	home.restore()
 	waitJS(t, doctor, "the hub shown connected again", `!document.querySelector('#vitals-devices li[data-state="disconnected"]') && !!document.querySelector('#vitals-devices li[data-state="connected"]')`, 30*time.Second)
+	waitJS(t, doctor, "the hub's numbers live again", `['8867-4', '59408-5', '8310-5', '9279-1'].every((c) => {
+		const e = document.querySelector('#tile-' + c);
+		return e.dataset.deviceOff === 'false' && !e.classList.contains('stale');
+	})`, 20*time.Second)
 	waitJS(t, patient, "the patient back in the call", `document.querySelector('#call-state').dataset.state === 'in-call'`, 30*time.Second)
 
 	// The band alert, once the band has held, raised once; acknowledged.
