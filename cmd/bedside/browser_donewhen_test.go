@@ -205,6 +205,10 @@ func TestBrowserDoneWhen(t *testing.T) {
 	// The band alert, once the band has held, raised once; acknowledged.
 	bandAlerts := `[...document.querySelectorAll('#news2-alerts .news2-alert')].filter((b) => /band rose/.test(b.textContent))`
 	waitJS(t, doctor, "the band alert", bandAlerts+`.length === 1 && /band rose to high/.test(`+bandAlerts+`[0].textContent)`, 60*time.Second)
+	// On the laptop screen, at the top of the page, the banner is in view
+	// beside the patient's video: an alert below the fold is not seen.
+	waitJS(t, doctor, "the band alert in view", `(() => { scrollTo(0, 0); const r = `+bandAlerts+`[0].getBoundingClientRect();
+		return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight; })()`, 5*time.Second)
 	screenshot(t, doctor, "3-physician-alert")
 	if _, err := chromedp.Run(doctor, chromedp.Evaluate[bool](bandAlerts+`[0].querySelector('button').click() || true`)); err != nil {
 		t.Fatal(err)
