@@ -214,11 +214,18 @@ func (c *client) sendPending(ws *websocket.Conn) error {
 	return nil
 }
 
+// maxBackoff bounds the wait between reconnect attempts. A home hub whose
+// network comes back should stream again within seconds, not leave the
+// physician looking at a disconnected device for a quarter of a minute
+// more; and a thousand hubs retrying every 2 to 4 s after a server restart
+// are a few hundred connections a second, which the server takes.
+const maxBackoff = 4 * time.Second
+
 // backoff returns the wait before reconnect attempt n (0-based): 0.5 s
-// doubling to 15 s, with jitter.
+// doubling to maxBackoff, with jitter (half to all of it).
 func (c *client) backoff(n int) time.Duration {
 	d := 500 * time.Millisecond << min(n, 5)
-	d = min(d, 15*time.Second)
+	d = min(d, maxBackoff)
 	return d/2 + time.Duration(c.rng.Int64N(int64(d/2)+1))
 }
 

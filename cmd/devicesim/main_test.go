@@ -448,3 +448,17 @@ func TestRunStreamsBinaryECG(t *testing.T) {
 		t.Fatalf("%d chunks published, %d binary frames read first", waves, binary)
 	}
 }
+
+// TestBackoffBounded: however many attempts have failed (a network down
+// for a while), the next comes within 4 s, so a hub is back streaming
+// within seconds of its network.
+func TestBackoffBounded(t *testing.T) {
+	c := newClient(options{}, "tok", "devicesim", 1, io.Discard)
+	for n := range 30 {
+		for range 20 {
+			if d := c.backoff(n); d < 250*time.Millisecond || d > 4*time.Second {
+				t.Fatalf("backoff(%d) = %s, want between 250ms and 4s", n, d)
+			}
+		}
+	}
+}
