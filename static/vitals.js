@@ -161,7 +161,9 @@ class Tile {
     g.clearRect(0, 0, w, h);
     const lines = this.series.map((s) => s.filter((p) => p.t >= now - WINDOW_MS));
     const all = lines.flat();
-    if (all.length < 2) return;
+    // A trend needs two points of one line: one blood pressure (a point on
+    // each of two lines) is no trend, not two dots.
+    if (lines.every((l) => l.length < 2)) return;
     // The time axis spans the data shown, at least MIN_SPAN_MS, at most WINDOW_MS.
     const first = Math.min(...all.map((p) => p.t));
     const span = Math.max(MIN_SPAN_MS, now - first);

@@ -177,6 +177,10 @@ func TestBrowserDoneWhen(t *testing.T) {
 })()`, 20*time.Second)
 	// The band changes, on the panel beside the video.
 	waitJS(t, doctor, "NEWS2 band high", `document.querySelector('#news2-panel').dataset.band === 'high' && +document.querySelector('#news2-total').textContent >= 7`, 30*time.Second)
+	// One blood pressure so far: no sparkline yet (it drew a dot for each
+	// of systolic and diastolic, a stray colon under the value).
+	waitJS(t, doctor, "no blood-pressure trend from one reading", `(() => { const c = document.querySelector('#tile-bp canvas.spark');
+		return c.width > 0 && !c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v !== 0); })()`, 5*time.Second)
 	screenshot(t, doctor, "1-physician-band-high")
 
 	// The patient's home network goes down for ten seconds: the physician
