@@ -270,11 +270,12 @@ func TestBrowserDoneWhen(t *testing.T) {
 	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("#record-link"))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, doctor, "the record", fmt.Sprintf(`location.pathname === '/visits/%d/record'`, visit), 15*time.Second)
+	// Loaded in full, so the button is where it will stay when clicked.
+	waitJS(t, doctor, "the record", fmt.Sprintf(`location.pathname === '/visits/%d/record' && document.readyState === 'complete' && !!document.querySelector('form.complete-visit button')`, visit), 15*time.Second)
 	if err := chromedp.Do(doctor, chromedp.Click(chromedp.CSS("form.complete-visit button"))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, doctor, "the visit completed", `/The visit is marked completed/.test(document.body.innerText)`, 15*time.Second)
+	waitJS(t, doctor, "the visit completed", `/The visit is marked completed/.test(document.body.innerText)`, 30*time.Second)
 	screenshot(t, doctor, "4-record")
 	waitJS(t, doctor, "the record counts every reading", fmt.Sprintf(`new RegExp('\\b%d readings during the visit').test(document.body.innerText)`, rows), 5*time.Second)
 	waitJS(t, doctor, "the timeline shows the alert and its acknowledgement", `(() => { const t = document.body.innerText;
