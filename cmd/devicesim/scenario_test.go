@@ -192,7 +192,7 @@ func TestFaultyDeviceMessages(t *testing.T) {
 func TestFaultyDeviceEndToEnd(t *testing.T) {
 	s := newTestServer(t, 0)
 	var stdout, stderr bytes.Buffer
-	args := []string{"--token", "good", "--url", s.wsURL(), "--scenario", "faulty", "--rate", "50ms", "--duration", "2s", "--ecg=false", "--seed", "3"}
+	args := []string{"--token", "good", "--url", s.wsURL(), "--scenario", "faulty", "--rate", "50ms", "--duration", "4s", "--ecg=false", "--seed", "3"}
 	if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
