@@ -52,7 +52,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	ctx := p.ctx
 	conn := wsconn.New(ws, wsconn.Options{ReadLimit: deviceMaxMessage, QueueLen: deviceQueue, Rate: s.devices.rate(cred.ID, s.DeviceRate)})
 	s.metrics.sockets.Add(1, "device")
-	release := s.devices.claim(cred.ID, conn)
+	release := s.claimDevice(ctx, cred.ID, conn)
 	end := func() {
 		release()
 		s.metrics.sockets.Add(-1, "device")

@@ -78,13 +78,19 @@ func startNodeWith(t *testing.T, f *fixture, name, prefix string, ttl time.Durat
 		}
 		t.Skipf("no redis: %v", err)
 	}
+	devices, err := cluster.NewRedisDevices(ctx, redis, cluster.DevicesConfig{Prefix: prefix + "device:"}, log)
+	if err != nil {
+		rooms.Close()
+		ln.Close()
+		t.Fatal(err)
+	}
 	sfu, err := media.New(media.Config{AllowLoopback: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hub = signaling.NewHub(sfu, log)
 	deps := Deps{Log: log, Store: f.st, Bus: cluster.NewLocal(), Calls: hub,
-		Secret: nodeSecret, Rooms: rooms, Audit: &audit.Recorder{Store: f.st, Log: log}}
+		Secret: nodeSecret, Rooms: rooms, Devices: devices, Audit: &audit.Recorder{Store: f.st, Log: log}}
 	if adjust != nil {
 		adjust(&deps)
 	}
@@ -100,6 +106,7 @@ func startNodeWith(t *testing.T, f *fixture, name, prefix string, ttl time.Durat
 		srv.CloseClientConnections()
 		srv.Close()
 		rooms.Close()
+		devices.Close()
 		sfu.Close()
 	})
 	return n

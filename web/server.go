@@ -98,6 +98,9 @@ type Deps struct {
 	// held elsewhere are passed on to that node (pin.go). A single node
 	// (cluster.LocalRooms, the default) holds every call.
 	Rooms cluster.Rooms
+	// Devices keeps each device's connection unique across the nodes
+	// (deviceclaim.go); nil on a single node, whose own registry does.
+	Devices cluster.Devices
 }
 
 // Notifier queues the emails a change of appointment calls for.

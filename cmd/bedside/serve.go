@@ -349,6 +349,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer releasePins()
+	// A device's connection is one in the cluster: a reconnection through
+	// another node ends the old one there first.
+	var devices cluster.Devices
+	if c.redisURL != "" {
+		d, err := cluster.NewRedisDevices(ctx, c.redisURL, cluster.DevicesConfig{}, log.With("component", "devices"))
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		defer d.Close()
+		devices = d
+	}
 
 	var origins []string
 	for _, o := range strings.Split(c.allowedOrigin, ",") {
@@ -386,7 +397,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Secret: secret, Notifier: notifier, MailConfigured: notifier.Sender != nil,
 		Audit:   &audit.Recorder{Store: st, Log: log.With("component", "audit")},
 		Metrics: reg, MetricsToken: getenv("BEDSIDE_METRICS_TOKEN"),
-		TrustedProxies: c.trustedProxies, Rooms: rooms,
+		TrustedProxies: c.trustedProxies, Rooms: rooms, Devices: devices,
 	})
 
 	srv := &http.Server{

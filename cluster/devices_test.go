@@ -1,0 +1,189 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+func newDevices(t *testing.T, cfg DevicesConfig) *RedisDevices {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	d, err := NewRedisDevices(ctx, redisURL(t), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis is required in CI: %v", err)
+		}
+		t.Skipf("no redis: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func devicePrefix() string { return fmt.Sprintf("test:device:%d:", time.Now().UnixNano()) }
+
+// conn is a device connection in a test: it claims the device on a node,
+// and when replaced, commits and releases, as web's handler does.
+type conn struct {
+	replaced  chan struct{}
+	committed atomic.Bool
+	claimed   chan struct{}
+	took      time.Duration
+}
+
+func connect(t *testing.T, d *RedisDevices, device int64) *conn {
+	c := &conn{replaced: make(chan struct{}), claimed: make(chan struct{})}
+	go func() {
+		start := time.Now()
+		release, err := d.Claim(context.Background(), device, func() { close(c.replaced) })
+		c.took = time.Since(start)
+		close(c.claimed)
+		if err != nil {
+			t.Errorf("claim: %v", err)
+			return
+		}
+		<-c.replaced
+		c.committed.Store(true)
+		release()
+	}()
+	return c
+}
+
+func (c *conn) awaitClaimed(t *testing.T) {
+	t.Helper()
+	select {
+	case <-c.claimed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("claim did not return")
+	}
+}
+
+func (c *conn) wasReplaced() bool {
+	select {
+	case <-c.replaced:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestDeviceClaimEndsTheOldConnectionFirst: a claim on another node has
+// the device's connection there ended, and returns only once it has
+// committed and released.
+func TestDeviceClaimEndsTheOldConnectionFirst(t *testing.T) {
+	prefix := devicePrefix()
+	a := newDevices(t, DevicesConfig{Prefix: prefix, Wait: 20 * time.Second})
+	b := newDevices(t, DevicesConfig{Prefix: prefix, Wait: 20 * time.Second})
+	old := connect(t, a, 1)
+	old.awaitClaimed(t)
+	if old.took > time.Second {
+		t.Fatalf("first claim of a device took %v", old.took)
+	}
+	cur := connect(t, b, 1)
+	cur.awaitClaimed(t)
+	if !old.committed.Load() {
+		t.Fatal("the new connection's claim returned before the old one committed")
+	}
+	if cur.took > 10*time.Second {
+		t.Fatalf("the claim took %v: it waited for its time-out, not the release", cur.took)
+	}
+	if cur.wasReplaced() {
+		t.Fatal("the new connection was replaced")
+	}
+	// Another device is nobody's.
+	other := connect(t, a, 2)
+	other.awaitClaimed(t)
+	if old2 := other.wasReplaced(); old2 {
+		t.Fatal("a claim of another device replaced this one")
+	}
+}
+
+// TestDeviceClaimsCrossing: two nodes claim a device held by a third at
+// once: the later claim wins and the earlier one's connection is ended,
+// after the first's, and neither waits for its time-out.
+func TestDeviceClaimsCrossing(t *testing.T) {
+	prefix := devicePrefix()
+	cfg := DevicesConfig{Prefix: prefix, Wait: 20 * time.Second}
+	a, b, c := newDevices(t, cfg), newDevices(t, cfg), newDevices(t, cfg)
+	old := connect(t, a, 1)
+	old.awaitClaimed(t)
+	x, y := connect(t, b, 1), connect(t, c, 1)
+	x.awaitClaimed(t)
+	y.awaitClaimed(t)
+	if !old.committed.Load() {
+		t.Fatal("the first connection was not ended")
+	}
+	// The loser's end is what the winner waited for.
+	if x.wasReplaced() == y.wasReplaced() {
+		t.Fatalf("replaced: %v and %v, want exactly one of the crossing claims", x.wasReplaced(), y.wasReplaced())
+	}
+	if x.took > 10*time.Second || y.took > 10*time.Second {
+		t.Fatalf("claims took %v and %v: one waited for its time-out", x.took, y.took)
+	}
+}
+
+// TestDeviceClaimOfADeadNodesDevice: a node that does not answer (it
+// died holding the device) holds up the new connection for the wait only.
+func TestDeviceClaimOfADeadNodesDevice(t *testing.T) {
+	prefix := devicePrefix()
+	a := newDevices(t, DevicesConfig{Prefix: prefix})
+	wait := 300 * time.Millisecond
+	b := newDevices(t, DevicesConfig{Prefix: prefix, Wait: wait})
+	if _, err := a.Claim(context.Background(), 1, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // dies without releasing
+	cur := connect(t, b, 1)
+	cur.awaitClaimed(t)
+	if cur.took < wait {
+		t.Fatalf("claim returned after %v, before the wait of %v, with nobody releasing", cur.took, wait)
+	}
+}
+
+// TestDeviceClaimRenewal: a connection whose replacement's message was
+// lost is ended at its node's next renewal, and a claim Redis lost (a
+// restart without persistence) is taken back.
+func TestDeviceClaimRenewal(t *testing.T) {
+	prefix := devicePrefix()
+	a := newDevices(t, DevicesConfig{Prefix: prefix, TTL: time.Minute})
+	rdb := goredis.NewClient(mustParse(t))
+	defer rdb.Close()
+	ctx := context.Background()
+	held := connect(t, a, 1)
+	held.awaitClaimed(t)
+	token, err := rdb.Get(ctx, prefix+"1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb.Del(ctx, prefix+"1")
+	a.Renew(ctx)
+	if got, _ := rdb.Get(ctx, prefix+"1").Result(); got != token {
+		t.Fatalf("after Redis lost the claim and a renewal: %q, want %q", got, token)
+	}
+	if held.wasReplaced() {
+		t.Fatal("taking back a lost claim ended the connection")
+	}
+	rdb.Set(ctx, prefix+"1", "another/1", 10*time.Second) // a claim whose message never came
+	a.Renew(ctx)
+	select {
+	case <-held.replaced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the renewal did not end a connection another claim replaced")
+	}
+}
+
+func mustParse(t *testing.T) *goredis.Options {
+	opts, err := goredis.ParseURL(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
+}
