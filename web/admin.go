@@ -178,6 +178,12 @@ func (s *server) renderAdminUser(w http.ResponseWriter, r *http.Request, c calle
 	v := templates.AdminUserView{Page: page(u.Name, c), User: adminRow(u), Zone: u.TimeZone, Created: formatWhen(u.CreatedAt, loc),
 		Self: u.ID == c.User.ID, Patient: u.Role == store.RolePatient, HasPassword: u.PasswordHash != "",
 		Flash: flash, Error: problem, Secret: secret}
+	var browser int64 // the newest "Web browser" device, which the browser streams as
+	for _, cr := range creds {
+		if cr.Kind == store.CredentialDevice && cr.Name == browserDevice {
+			browser = max(browser, cr.ID)
+		}
+	}
 	for _, cr := range creds {
 		row := templates.AdminCredentialRow{ID: cr.ID, Kind: "API token", Name: cr.Name, Created: formatWhen(cr.CreatedAt, loc), Expires: "never"}
 		if cr.Kind == store.CredentialDevice {
@@ -189,6 +195,7 @@ func (s *server) renderAdminUser(w http.ResponseWriter, r *http.Request, c calle
 		switch {
 		case !cr.RevokedAt.IsZero():
 			row.Status = "revoked " + formatWhen(cr.RevokedAt, loc)
+			row.AllowBrowser = cr.Kind == store.CredentialDevice && cr.Name == browserDevice && cr.ID == browser
 		case !cr.ExpiresAt.IsZero() && !now.Before(cr.ExpiresAt):
 			row.Status = "expired"
 		default:
@@ -343,7 +350,9 @@ func (s *server) adminRevoke(r *http.Request, c caller, u store.User) (string, *
 	if err := s.accounts().Revoke(r.Context(), audit.User(c.User, r), u.ID, id); err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("Token %d revoked; a device connected with it is disconnected within %s.", id, s.recheckEvery()), nil, nil
+	cred, _ := s.Store.CredentialByID(r.Context(), store.CredentialDevice, id)
+	cred.ID = id
+	return s.revokedFlash(cred), nil, nil
 }
 
 // recheckEvery is how often open sockets re-check their credential.

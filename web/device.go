@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -78,7 +77,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	dev := socketDevice{id: cred.ID, patient: cred.UserID, name: cred.Name}
 	ing.RecordEvents(eventRecorder{s, dev})
 	ing.SetObserver(s.NEWS2)
-	s.keepChecking(ctx, conn, s.stillDevice(p, dev.patient))
+	s.keepChecking(ctx, conn, s.stillDevice(p, dev.patient, dev.id))
 	s.Log.InfoContext(ctx, "device connected", "device", dev.id, "patient", dev.patient)
 	s.deviceEvent(ctx, dev, vitals.DeviceConnected)
 	// One event per connection: the device (or the patient's browser)
@@ -184,19 +183,5 @@ func (s *server) deviceCredential(r *http.Request) (store.Credential, error) {
 	if err != nil || c.Appointment == 0 || c.User.Role != store.RolePatient {
 		return store.Credential{}, errors.New("a device token (Authorization: Bearer, or ?token=) or a patient's visit session is required")
 	}
-	creds, err := s.Store.ListCredentials(ctx, store.CredentialDevice, c.User.ID)
-	if err != nil {
-		return store.Credential{}, fmt.Errorf("look up the browser device: %w", err)
-	}
-	for _, cr := range creds {
-		if cr.Name == browserDevice && cr.RevokedAt.IsZero() {
-			return cr, nil
-		}
-	}
-	// The browser's device has no usable token: its hash is of a secret
-	// nobody keeps, so only the patient's session can stream as it.
-	_, hash := auth.NewToken()
-	return s.Store.CreateCredential(ctx, store.Credential{
-		Kind: store.CredentialDevice, TokenHash: hash, UserID: c.User.ID, Name: browserDevice, CreatedAt: now,
-	})
+	return s.browserCredential(ctx, c.User.ID)
 }

@@ -165,8 +165,9 @@ func (s *server) stillInVisit(r *http.Request, appointmentID int64, vitals bool)
 
 // stillDevice checks that the token of the device socket p opened for
 // patientID is neither revoked nor expired, or, for a patient's browser
-// streaming with its visit session, that the session is still valid.
-func (s *server) stillDevice(p *socketPeer, patientID int64) func(context.Context) error {
+// streaming with its visit session, that the session is still valid and
+// its "Web browser" device, deviceID, not revoked.
+func (s *server) stillDevice(p *socketPeer, patientID, deviceID int64) func(context.Context) error {
 	return func(ctx context.Context) error {
 		r := p.request()
 		if bearerToken(r) == "" {
@@ -177,7 +178,7 @@ func (s *server) stillDevice(p *socketPeer, patientID int64) func(context.Contex
 			if a, err := s.Store.AppointmentByID(ctx, c.Appointment); err == nil && !a.Status.Live() {
 				return errVisitOver
 			}
-			return nil
+			return s.browserStillOn(ctx, deviceID)
 		}
 		got, err := s.Store.CredentialByHash(ctx, store.CredentialDevice, auth.HashToken(bearerToken(r)))
 		if errors.Is(err, store.ErrNotFound) {

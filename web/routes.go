@@ -149,6 +149,7 @@ func (s *server) routeTable() []route {
 		{"POST /admin/users/{id}/tokens", admin(s.adminAction(s.adminIssueToken))},
 		{"POST /admin/users/{id}/devices", admin(s.adminAction(s.adminAddDevice))},
 		{"POST /admin/users/{id}/credentials/{cred}/revoke", admin(s.adminAction(s.adminRevoke))},
+		{"POST /admin/users/{id}/browser-vitals", admin(s.adminAction(s.adminAllowBrowser))},
 
 		// Visit participants: the patient's join-link session or the physician.
 		// The routes of a visit's call (the call and guest sockets, WHIP,

@@ -1,0 +1,96 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/bedside-health/bedside/account"
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/templates"
+)
+
+// errBrowserOff closes, and refuses, the device socket of a patient's
+// browser whose "Web browser" device an admin revoked.
+var errBrowserOff = errors.New("vitals from this browser were turned off by the clinic; ask the clinic to allow them again")
+
+// browserCredential returns the device a patient's browser streams as: the
+// patient's newest "Web browser" credential, made on first use. Revoking
+// it (the admin's user page) turns vitals from the patient's browser off
+// until an admin allows them again (adminAllowBrowser), which makes a new
+// one; so a revoked one refuses the browser, rather than a new one being
+// made behind the admin's back at its next connection.
+func (s *server) browserCredential(ctx context.Context, patientID int64) (store.Credential, error) {
+	creds, err := s.Store.ListCredentials(ctx, store.CredentialDevice, patientID)
+	if err != nil {
+		return store.Credential{}, fmt.Errorf("look up the browser device: %w", err)
+	}
+	var newest store.Credential
+	for _, cr := range creds {
+		if cr.Name == browserDevice && cr.ID > newest.ID {
+			newest = cr
+		}
+	}
+	switch {
+	case newest.ID != 0 && !newest.RevokedAt.IsZero():
+		return newest, errBrowserOff
+	case newest.ID != 0:
+		return newest, nil
+	}
+	return s.newBrowserCredential(ctx, patientID)
+}
+
+// newBrowserCredential makes a "Web browser" device for the patient. It has
+// no usable token: its hash is of a secret nobody keeps, so only the
+// patient's visit session can stream as it.
+func (s *server) newBrowserCredential(ctx context.Context, patientID int64) (store.Credential, error) {
+	_, hash := auth.NewToken()
+	return s.Store.CreateCredential(ctx, store.Credential{
+		Kind: store.CredentialDevice, TokenHash: hash, UserID: patientID, Name: browserDevice, CreatedAt: s.Now(),
+	})
+}
+
+// browserStillOn is the re-check of a browser's device socket: its
+// "Web browser" device must not be revoked. A store that cannot answer
+// keeps the stream, which the store also holds.
+func (s *server) browserStillOn(ctx context.Context, id int64) error {
+	got, err := s.Store.CredentialByID(ctx, store.CredentialDevice, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !got.RevokedAt.IsZero() {
+		return errBrowserOff
+	}
+	return nil
+}
+
+// adminAllowBrowser lets a patient's browser stream vitals again after an
+// admin revoked its "Web browser" device: a new one, which its next
+// connection streams as, audited as any device added.
+func (s *server) adminAllowBrowser(r *http.Request, c caller, u store.User) (string, *templates.AdminSecret, error) {
+	switch {
+	case u.Role != store.RolePatient:
+		return "", nil, account.ErrNotPatient
+	case !u.Active():
+		return "", nil, account.ErrInactive
+	}
+	cred, err := s.browserCredential(r.Context(), u.ID)
+	if errors.Is(err, errBrowserOff) {
+		cred, err = s.newBrowserCredential(r.Context(), u.ID)
+		if err == nil {
+			s.Audit.Success(r.Context(), audit.User(c.User, r), audit.ActionCreate, u.ID, audit.Ref("Credential", cred.ID))
+		}
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("Vitals from %s's browser are allowed again, as device %d.", u.Name, cred.ID), nil, nil
+}
+
+// revokedFlash says what revoking cred did.
+func (s *server) revokedFlash(cred store.Credential) string {
+	if cred.Kind == store.CredentialDevice && cred.Name == browserDevice {
+		return fmt.Sprintf("Vitals from the patient's browser turned off (device %d): an open connection closes within %s, and the browser is refused until you allow it again. The visit and its call go on.", cred.ID, s.recheckEvery())
+	}
+	return fmt.Sprintf("Token %d revoked; a device connected with it is disconnected within %s.", cred.ID, s.recheckEvery())
+}

@@ -1,0 +1,153 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/store"
+)
+
+// browserDeviceID is the patient's "Web browser" device (0 if none).
+func browserDeviceID(t *testing.T, f *fixture) int64 {
+	t.Helper()
+	creds, err := f.st.ListCredentials(t.Context(), store.CredentialDevice, f.pat.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	for _, c := range creds {
+		if c.Name == browserDevice && c.ID > id {
+			id = c.ID
+		}
+	}
+	return id
+}
+
+// TestRevokedBrowserDeviceIsDisconnected: the admin's user page lists a
+// patient's "Web browser" device, with which the patient's browser relays
+// their paired devices, like any other, and revoking it turns vitals from
+// that browser off: its open socket closes within the re-check interval
+// and its next connection is refused, rather than streaming again under a
+// new "Web browser" device.
+func TestRevokedBrowserDeviceIsDisconnected(t *testing.T) {
+	f := recheckFixture(t)
+	patient := f.joinClient(t, f.visit)
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var first reply
+	if err := ws.ReadJSON(&first); err != nil || first.Ack == nil {
+		t.Fatalf("first message %+v (%v)", first, err)
+	}
+	if ack := lastAck(t, sendFrame(t, ws, envelope(1, "59408-5", 96, "%", ""))); ack != 1 {
+		t.Fatalf("ack %d", ack)
+	}
+	browser := browserDeviceID(t, f)
+	if browser == 0 {
+		t.Fatal("no browser device credential")
+	}
+	if err := f.st.RevokeCredential(t.Context(), browser, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Re-checked every 5 ms here: five seconds is a thousand re-checks.
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+			t.Fatalf("after revoking the browser device its socket is still open (%v), want close 1008", err)
+		}
+		break
+	}
+	again, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err == nil {
+		again.Close()
+		t.Fatal("the revoked browser device streams again on its next connection")
+	}
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("reconnecting: %v (%+v), want 401", err, resp)
+	}
+	if got := browserDeviceID(t, f); got != browser {
+		t.Fatalf("the refused connection made browser device %d", got)
+	}
+}
+
+// TestAdminTurnsBrowserVitalsOffAndOn: on the admin's page of a patient,
+// revoking the "Web browser" device says what it does (the browser is
+// refused until allowed again, the visit goes on) and closes the
+// browser's socket; "Allow again" lets the browser stream once more as a
+// new device. Both are audited as the admin's.
+func TestAdminTurnsBrowserVitalsOffAndOn(t *testing.T) {
+	f, adm, admin := adminFixture(t)
+	patURL := fmt.Sprintf("%s/admin/users/%d", f.srv.URL, f.pat.ID)
+	patient := f.joinClient(t, f.visit)
+	dial := func() (*websocket.Conn, *http.Response, error) {
+		return websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	}
+	ws, _, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	browser := browserDeviceID(t, f)
+	status, body := adminPost(t, admin, fmt.Sprintf("%s/credentials/%d/revoke", patURL, browser), nil)
+	if status != http.StatusOK || !strings.Contains(body, "refused until you allow it again") || !strings.Contains(body, "Allow again") {
+		t.Fatalf("revoking the browser device: %d; the page must say what it does and offer to allow it again", status)
+	}
+	awaitCloseCode(t, ws, websocket.ClosePolicyViolation, "turned off by the clinic")
+	if again, resp, err := dial(); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		if again != nil {
+			again.Close()
+		}
+		t.Fatalf("the browser reconnecting after its device was revoked: %v, want 401", err)
+	}
+	status, body = adminPost(t, admin, patURL+"/browser-vitals", nil)
+	if status != http.StatusOK || !strings.Contains(body, "allowed again") {
+		t.Fatalf("allowing browser vitals again: %d", status)
+	}
+	allowed := browserDeviceID(t, f)
+	if allowed == browser {
+		t.Fatal("allowing again made no new browser device")
+	}
+	ws2, _, err := dial()
+	if err != nil {
+		t.Fatalf("the browser after it was allowed again: %v", err)
+	}
+	defer ws2.Close()
+	_ = ws2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var first reply
+	if err := ws2.ReadJSON(&first); err != nil || first.Ack == nil {
+		t.Fatalf("first message %+v (%v)", first, err)
+	}
+	if got := browserDeviceID(t, f); got != allowed {
+		t.Fatalf("the browser streams as device %d, want %d", got, allowed)
+	}
+	for _, want := range []struct {
+		action, ref string
+	}{{audit.ActionDelete, audit.Ref("Credential", browser)}, {audit.ActionCreate, audit.Ref("Credential", allowed)}} {
+		events, _, err := f.st.AuditEvents(t.Context(), store.AuditQuery{ActorID: adm.ID, Action: want.action})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range events {
+			found = found || e.Resource == want.ref && e.PatientID == f.pat.ID && e.Outcome == audit.OutcomeSuccess
+		}
+		if !found {
+			t.Errorf("no audit event %s %s by the admin for the patient in %+v", want.action, want.ref, events)
+		}
+	}
+}
