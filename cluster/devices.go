@@ -67,6 +67,10 @@ type RedisDevices struct {
 	held    map[string]*deviceHold       // this node's connections, by token
 	waiting map[int64]map[*waiter]string // claims waiting, by device, with the token each waits for
 	closed  bool
+	// releasing counts releases talking to Redis; drained is closed once
+	// Close has begun and nothing is held or releasing.
+	releasing int
+	drained   chan struct{}
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -141,7 +145,7 @@ func NewRedisDevices(ctx context.Context, url string, cfg DevicesConfig, log *sl
 	_, _ = rand.Read(id[:])
 	d := &RedisDevices{client: client, node: hex.EncodeToString(id[:]), prefix: cfg.Prefix, ttl: cfg.TTL, wait: cfg.Wait, log: log,
 		drop: goredis.NewScript(dropDeviceScript), renew: goredis.NewScript(renewDeviceScript),
-		held: make(map[string]*deviceHold), waiting: make(map[int64]map[*waiter]string), stop: make(chan struct{})}
+		held: make(map[string]*deviceHold), waiting: make(map[int64]map[*waiter]string), stop: make(chan struct{}), drained: make(chan struct{})}
 	d.ps = client.Subscribe(ctx, d.channel())
 	if _, err := d.ps.Receive(ctx); err != nil {
 		d.ps.Close()
@@ -180,11 +184,14 @@ func (d *RedisDevices) Claim(ctx context.Context, device int64, replaced func())
 	defer d.unwait(device, w)
 
 	prev, err := d.client.SetArgs(ctx, d.key(device), token, goredis.SetArgs{TTL: d.ttl, Get: true}).Result()
-	if errors.Is(err, goredis.Nil) {
-		return release, nil // no connection anywhere
+	if errors.Is(err, goredis.Nil) || err == nil && prev == token {
+		return release, nil // no connection anywhere (or a renewal set the key first)
 	}
 	if err != nil {
-		d.forget(token)
+		d.mu.Lock()
+		delete(d.held, token)
+		d.checkDrained()
+		d.mu.Unlock()
 		return nil, fmt.Errorf("claim device %d: %w", device, err)
 	}
 	if node, _, _ := strings.Cut(prev, "/"); node == d.node {
@@ -225,27 +232,39 @@ func (d *RedisDevices) unwait(device int64, w *waiter) {
 	}
 }
 
-// forget drops token from the held claims; it reports whether it was held.
-func (d *RedisDevices) forget(token string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.held[token]
-	delete(d.held, token)
-	return ok
+// checkDrained closes drained once Close has begun and nothing is held
+// or releasing. d.mu must be held.
+func (d *RedisDevices) checkDrained() {
+	if d.closed && len(d.held) == 0 && d.releasing == 0 {
+		select {
+		case <-d.drained:
+		default:
+			close(d.drained)
+		}
+	}
 }
 
 // release deletes the device's key if it still names token, or else tells
 // the connection that replaced this one that it has ended.
 func (d *RedisDevices) release(device int64, token string) {
-	if !d.forget(token) {
+	d.mu.Lock()
+	if _, ok := d.held[token]; !ok {
+		d.mu.Unlock()
 		return // released already
 	}
+	delete(d.held, token)
+	d.releasing++
+	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	err := d.drop.Run(ctx, d.client, []string{d.key(device)}, token, d.channel(), device).Err()
 	if err != nil {
 		d.log.Warn("release a device's claim", "device", device, "err", err)
 	}
+	d.mu.Lock()
+	d.releasing--
+	d.checkDrained()
+	d.mu.Unlock()
 }
 
 // receive ends the connections other nodes' claims replace and wakes the
@@ -328,19 +347,34 @@ func (d *RedisDevices) Renew(ctx context.Context) {
 		return
 	}
 	for i, c := range cmds {
-		if n, err := c.Int(); err == nil && n == 0 {
-			d.mu.Lock()
-			_, still := d.held[tokens[i]]
-			d.mu.Unlock()
-			if still {
-				holds[i].end()
+		n, err := c.Int()
+		if err != nil || n == 1 {
+			continue
+		}
+		d.mu.Lock()
+		_, still := d.held[tokens[i]]
+		d.mu.Unlock()
+		switch {
+		case n == 0 && still:
+			go holds[i].end()
+		case n == 2 && !still:
+			// Released while this renewal ran: take back nothing.
+			if err := d.drop.Run(ctx, d.client, []string{d.key(holds[i].device)}, tokens[i], d.channel(), holds[i].device).Err(); err != nil {
+				d.log.Warn("drop a device claim renewed as it was released", "device", holds[i].device, "err", err)
 			}
 		}
 	}
 }
 
-// Close stops renewing and listening, and closes the client. The claims
-// still held expire after the TTL.
+// closeWait is how long Close waits for the connections still held to
+// end and release their devices.
+const closeWait = 3 * time.Second
+
+// Close takes no more claims, waits (a few seconds at most) for the
+// connections still held to release theirs, as they do when a shutting-down
+// server closes them, so that their devices reconnecting elsewhere need not
+// wait; then stops renewing and listening, and closes the client. Claims
+// still held then expire after the TTL.
 func (d *RedisDevices) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -348,7 +382,14 @@ func (d *RedisDevices) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.checkDrained()
 	d.mu.Unlock()
+	t := time.NewTimer(closeWait)
+	select {
+	case <-d.drained:
+	case <-t.C:
+	}
+	t.Stop()
 	close(d.stop)
 	err := d.ps.Close()
 	d.done.Wait()
