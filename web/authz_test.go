@@ -106,6 +106,7 @@ var allowed = map[string][]string{
 	"POST /admin/users/{id}/tokens":                    {admin},
 	"POST /admin/users/{id}/devices":                   {admin},
 	"POST /admin/users/{id}/credentials/{cred}/revoke": {admin},
+	"POST /admin/users/{id}/browser-vitals":            {admin},
 
 	"GET /today":                               {physician, otherPhysician},
 	"GET /consult/{id}":                        {physician},
