@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -34,13 +35,19 @@ const (
 )
 
 // viewerConn runs one viewer's socket: the handler's goroutine reads its
-// requests and pongs, and a writer, started when messages are queued and
-// ended when the queue is empty, flushes the viewer's queue as one frame
-// per tick. Only the writer writes frames (pings and close frames use
-// gorilla's WriteControl, which may run beside it), so no lock is held
-// across I/O, and an idle socket holds one goroutine, its reader.
+// requests and pongs, and a writer flushes the viewer's queue as one frame
+// per tick. Only one writer runs at a time (pings and close frames use
+// gorilla's WriteControl, which may run beside it). When a message is
+// queued on an idle viewer whose last frame is a tick old, the goroutine
+// that queued it (the device's reader, for a published message) tries the
+// frame itself, never waiting on the socket (viewerNetConn); otherwise,
+// or if the socket did not take the whole frame, a writer goroutine is
+// started, which flushes until the queue is empty and ends. So an idle
+// socket holds one goroutine, its reader, and a steady stream of single
+// messages creates none.
 type viewerConn struct {
 	ws      *websocket.Conn
+	nc      *viewerNetConn // nil: every frame goes through the writer goroutine
 	v       *live.Viewer
 	flush   time.Duration
 	timeout time.Duration // per write
@@ -63,15 +70,21 @@ type closeRequest struct {
 	reason string
 }
 
-func newViewerConn(ws *websocket.Conn, v *live.Viewer, flush, timeout time.Duration) *viewerConn {
+func newViewerConn(ws *websocket.Conn, nc *viewerNetConn, v *live.Viewer, flush, timeout time.Duration) *viewerConn {
 	if flush <= 0 {
 		flush = defaultVitalsFlush
 	}
 	if timeout <= 0 {
 		timeout = viewerWriteTimeout
 	}
-	c := &viewerConn{ws: ws, v: v, flush: flush, timeout: timeout, rate: viewerRate.limiter(viewerRate),
+	if nc != nil && nc.tw == nil {
+		nc = nil // writes wait: frames go through the writer goroutine
+	}
+	c := &viewerConn{ws: ws, nc: nc, v: v, flush: flush, timeout: timeout, rate: viewerRate.limiter(viewerRate),
 		done: make(chan struct{}), readEnd: make(chan struct{}), closeRq: make(chan closeRequest, 1)}
+	if nc != nil {
+		nc.kept = c.start
+	}
 	if v != nil { // nil only in benchmarks that write frames themselves
 		v.OnReady(c.wake)
 	}
@@ -80,8 +93,13 @@ func newViewerConn(ws *websocket.Conn, v *live.Viewer, flush, timeout time.Durat
 	return c
 }
 
-// sendPing keeps the connection alive, beside any frame being written.
+// sendPing keeps the connection alive, beside any frame being written;
+// not while the socket is backed up, which its writer is flushing.
 func (c *viewerConn) sendPing() {
+	if c.nc.backedUp() {
+		c.ping.Reset(viewerPing)
+		return
+	}
 	if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.timeout)) != nil {
 		c.end()
 		return
@@ -123,6 +141,7 @@ func (c *viewerConn) read(handle func([]byte)) error {
 	pongWait := viewerPing * 5 / 2
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	c.ws.SetPingHandler(c.pong)
 	for {
 		kind, b, err := c.ws.ReadMessage()
 		if err != nil {
@@ -158,8 +177,79 @@ func (c *viewerConn) discardUntilEnd() {
 	}
 }
 
-// wake starts the writer, or tells the running one to look again.
+// pong answers a viewer's ping, as gorilla's default handler does, but
+// not while the socket is backed up: a viewer that pings but does not
+// read would otherwise pile up kept bytes.
+func (c *viewerConn) pong(msg string) error {
+	if c.nc.backedUp() {
+		return nil
+	}
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(msg), time.Now().Add(time.Second))
+	var ne net.Error
+	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	return err
+}
+
+// wake writes what is queued at once if it can without waiting, else
+// starts the writer, or tells the running one to look again. It never
+// blocks.
 func (c *viewerConn) wake() {
+	c.mu.Lock()
+	if c.writing {
+		c.again = true
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	if c.nc != nil && c.tryQueued() {
+		return
+	}
+	go c.writeQueued()
+}
+
+// tryQueued is the writer's first round, run by the waking goroutine: if
+// the last frame is a tick old and nothing but messages is pending, it
+// writes one frame of what is queued, which never waits (viewerNetConn).
+// It reports whether it is done; false leaves the rest (a tick to wait, a
+// close to send, bytes the socket did not take, messages queued
+// meanwhile) to a writer goroutine.
+func (c *viewerConn) tryQueued() bool {
+	if len(c.closeRq) > 0 || time.Since(c.last) < c.flush {
+		return false
+	}
+	select {
+	case <-c.v.FellBehind():
+		return false
+	case <-c.done:
+		return true // writing stays set: nothing more is written
+	default:
+	}
+	c.batch = c.v.Take(c.batch[:0], viewerMaxFrameMessages)
+	if len(c.batch) > 0 {
+		c.last = time.Now()
+		err := c.writeFrame(c.batch)
+		clear(c.batch)
+		if err != nil {
+			c.end()
+			return true
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.again { // queued meanwhile, or bytes kept
+		c.again = false
+		return false
+	}
+	c.writing = false
+	return true
+}
+
+// start starts the writer goroutine, or tells the running writer to look
+// again; unlike wake it never writes itself.
+func (c *viewerConn) start() {
 	c.mu.Lock()
 	if c.writing {
 		c.again = true
@@ -188,6 +278,10 @@ func (c *viewerConn) writeQueued() {
 		case <-c.done:
 			return
 		default:
+		}
+		if err := c.nc.flush(c.timeout); err != nil {
+			c.end()
+			return
 		}
 		if wait := c.flush - time.Since(c.last); wait > 0 {
 			// Busy: gather what comes until this tick ends.
@@ -244,7 +338,7 @@ func (c *viewerConn) writeFrame(msgs [][]byte) error {
 // answer, so it reads the reason before the connection goes.
 func (c *viewerConn) closeFrame(code int, reason string) {
 	msg := websocket.FormatCloseMessage(code, reason)
-	if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.timeout)) != nil {
+	if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.timeout)) != nil || c.nc.flush(c.timeout) != nil {
 		return
 	}
 	select {

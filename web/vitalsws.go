@@ -78,14 +78,15 @@ type visitViewer struct {
 // acts on no request but notices the viewer leaving and answers pings,
 // runs on a goroutine of its own; serveViewer returns once it has started.
 func (s *server) serveViewer(w http.ResponseWriter, r *http.Request, vv visitViewer) {
-	ws, err := s.socketUpgrader(viewerReadBuffer).Upgrade(w, r, nil)
+	hj := &viewerHijacker{ResponseWriter: w}
+	ws, err := s.socketUpgrader(viewerReadBuffer).Upgrade(hj, r, nil)
 	if err != nil {
 		return
 	}
 	p, done := s.socketRequest(r)
 	ctx := p.ctx
 	v := s.Live.NewViewer()
-	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
+	conn := newViewerConn(ws, hj.conn, v, s.VitalsFlush, s.VitalsWriteTimeout)
 	s.metrics.sockets.Add(1, "vitals")
 	end := func() {
 		s.metrics.sockets.Add(-1, "vitals")
@@ -122,13 +123,14 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	if s.refuseCrossOrigin(w, r) {
 		return
 	}
-	ws, err := s.socketUpgrader(viewerReadBuffer).Upgrade(w, r, nil)
+	hj := &viewerHijacker{ResponseWriter: w}
+	ws, err := s.socketUpgrader(viewerReadBuffer).Upgrade(hj, r, nil)
 	if err != nil {
 		return
 	}
 	p, done := s.socketRequest(r)
 	v := s.Live.NewViewer()
-	conn := newViewerConn(ws, v, s.VitalsFlush, s.VitalsWriteTimeout)
+	conn := newViewerConn(ws, hj.conn, v, s.VitalsFlush, s.VitalsWriteTimeout)
 	s.metrics.sockets.Add(1, "vitals")
 	m := &multiViewer{s: s, p: p, c: c, v: v, done: conn.Done(), visits: make(map[int64]int64)}
 	s.keepChecking(p.ctx, conn, m.recheck)
