@@ -196,18 +196,26 @@ func (c *viewerConn) pong(msg string) error {
 // starts the writer, or tells the running one to look again. It never
 // blocks.
 func (c *viewerConn) wake() {
-	c.mu.Lock()
-	if c.writing {
-		c.again = true
-		c.mu.Unlock()
+	if !c.claimWriter() {
 		return
 	}
-	c.writing = true
-	c.mu.Unlock()
 	if c.nc != nil && c.tryQueued() {
 		return
 	}
 	go c.writeQueued()
+}
+
+// claimWriter makes the caller the socket's writer, or, when a writer
+// runs, tells it to look at the queue again and reports false.
+func (c *viewerConn) claimWriter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing {
+		c.again = true
+		return false
+	}
+	c.writing = true
+	return true
 }
 
 // tryQueued is the writer's first round, run by the waking goroutine: if
@@ -250,15 +258,9 @@ func (c *viewerConn) tryQueued() bool {
 // start starts the writer goroutine, or tells the running writer to look
 // again; unlike wake it never writes itself.
 func (c *viewerConn) start() {
-	c.mu.Lock()
-	if c.writing {
-		c.again = true
-		c.mu.Unlock()
-		return
+	if c.claimWriter() {
+		go c.writeQueued()
 	}
-	c.writing = true
-	c.mu.Unlock()
-	go c.writeQueued()
 }
 
 // writeQueued flushes the viewer's queue, at most one frame per flush interval,
