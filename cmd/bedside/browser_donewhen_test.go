@@ -118,15 +118,7 @@ func TestBrowserDoneWhen(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, doctor, "physician sees the patient's video", videoPlaying, 30*time.Second)
-	err = chromedp.Do(doctor,
-		chromedp.SetValue(chromedp.CSS("#news2-consciousness"), "alert"),
-		chromedp.SetValue(chromedp.CSS("#news2-oxygen"), "air"),
-		chromedp.Click(chromedp.CSS("#news2-form button[type=submit]")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitJS(t, doctor, "NEWS2 entries saved", `/^Saved/.test(document.querySelector('#news2-form-status').textContent)`, 15*time.Second)
+	enterAlertOnAir(t, doctor)
 
 	// The hub streams the deteriorating patient. Its first round is the
 	// patient still well; the ramp is over by the next, so the band goes

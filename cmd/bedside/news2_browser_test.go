@@ -75,15 +75,7 @@ func TestBrowserNEWS2Alert(t *testing.T) {
 	if n := openSockets(t, ts, "vitals"); n != 1 {
 		t.Fatalf("the consult page holds %d vitals sockets, want 1", n)
 	}
-	err = chromedp.Do(doctor,
-		chromedp.SetValue(chromedp.CSS("#news2-consciousness"), "alert"),
-		chromedp.SetValue(chromedp.CSS("#news2-oxygen"), "air"),
-		chromedp.Click(chromedp.CSS("#news2-form button[type=submit]")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitJS(t, doctor, "entries saved", `/^Saved/.test(document.querySelector('#news2-form-status').textContent)`, 15*time.Second)
+	enterAlertOnAir(t, doctor)
 
 	// The hub streams a set every 2 s until the test ends.
 	h := map[string][]string{"Authorization": {"Bearer " + ts.demoDeviceToken(t)}}
@@ -169,4 +161,19 @@ func openSockets(t *testing.T, ts *testServer, kind string) int {
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
+}
+
+// enterAlertOnAir enters on the consult page what no device measures, a
+// patient alert and breathing air, and waits until it is saved.
+func enterAlertOnAir(t *testing.T, doctor context.Context) {
+	t.Helper()
+	err := chromedp.Do(doctor,
+		chromedp.SetValue(chromedp.CSS("#news2-consciousness"), "alert"),
+		chromedp.SetValue(chromedp.CSS("#news2-oxygen"), "air"),
+		chromedp.Click(chromedp.CSS("#news2-form button[type=submit]")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "NEWS2 entries saved", `/^Saved/.test(document.querySelector('#news2-form-status').textContent)`, 15*time.Second)
 }
