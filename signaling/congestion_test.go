@@ -303,13 +303,17 @@ func TestPausedVideoResumesWhenTheCapLifts(t *testing.T) {
 	pauseCap := 80_000
 	tbf.SetRate(pauseCap)
 	capped := time.Now()
-	before := awaitPaused(t, rec, 60*time.Second)
+	before := awaitPaused(t, rec, 90*time.Second)
 	t.Logf("video paused %v after the cap", time.Since(capped).Round(time.Millisecond))
 	tbf.SetRate(1_000_000_000)
 	lifted := time.Now()
 	// The bound: GCC raises its estimate by at most about 8% a second,
-	// from the few hundred kbit/s a capped link left it.
-	deadline := lifted.Add(20 * time.Second)
+	// from the few hundred kbit/s a capped link left it; alone under the
+	// race detector the video comes back in 4 to 12 s, but beside the
+	// rest of the suite on two cores it took over 20 (and the pause over
+	// 40). Without probing it never comes back, so a generous bound still
+	// holds the feature.
+	deadline := lifted.Add(45 * time.Second)
 	for len(rec.snapshot("video")) < before+10 {
 		if time.Now().After(deadline) {
 			t.Fatalf("paused video did not resume within %v of the cap lifting", deadline.Sub(lifted))
