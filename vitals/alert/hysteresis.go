@@ -73,7 +73,7 @@ func (h *Hysteresis) Update(t time.Time, breach, recovered bool) Transition {
 	if h.run < math.MaxInt32 {
 		h.run++
 	}
-	if !h.Persist.met(int(h.run), subNano(at, h.since)) {
+	if !h.Persist.met(int(h.run), SubNanos(at, h.since)) {
 		return None
 	}
 	h.active, h.run = !h.active, 0
@@ -103,8 +103,9 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64)
 )
 
-// subNano is a-b as a Duration, saturating as time.Time's Sub does.
-func subNano(a, b int64) time.Duration {
+// SubNanos is a-b, two times in nanoseconds since 1970, as a Duration,
+// saturating as time.Time's Sub does.
+func SubNanos(a, b int64) time.Duration {
 	d := a - b
 	switch {
 	case b < 0 && d < a:

@@ -3,6 +3,8 @@ package monitor
 import (
 	"math"
 	"time"
+
+	"github.com/bedside-health/bedside/vitals/alert"
 )
 
 // instant is a time as nanoseconds since 1970 UTC, a third of a
@@ -37,13 +39,4 @@ func instantOf(t time.Time) instant {
 func (i instant) time() time.Time { return time.Unix(0, int64(i)).UTC() }
 
 // sub is i-j as a Duration, saturating as time.Time's Sub does.
-func (i instant) sub(j instant) time.Duration {
-	d := i - j
-	switch {
-	case j < 0 && d < i:
-		return math.MaxInt64
-	case j > 0 && d > i:
-		return math.MinInt64
-	}
-	return time.Duration(d)
-}
+func (i instant) sub(j instant) time.Duration { return alert.SubNanos(int64(i), int64(j)) }
