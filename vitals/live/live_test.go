@@ -220,8 +220,8 @@ func TestHistoryBoundedInBytes(t *testing.T) {
 		publish(t, h, 1, reading(i))
 	}
 	s, _ := h.lookup(1, false)
-	if s.hist.bytes > 1000 || s.hist.n == 0 || s.hist.at(s.hist.n-1).Offset != 100 {
-		t.Fatalf("history holds %d bytes in %d messages ending at %d; want at most 1000 ending at 100", s.hist.bytes, s.hist.n, s.hist.at(s.hist.n-1).Offset)
+	if s.hist.bytes > 1000 || s.hist.n == 0 || s.hist.at(s.hist.n-1).offset != 100 {
+		t.Fatalf("history holds %d bytes in %d messages ending at %d; want at most 1000 ending at 100", s.hist.bytes, s.hist.n, s.hist.at(s.hist.n-1).offset)
 	}
 }
 

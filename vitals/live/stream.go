@@ -33,8 +33,7 @@ func newStream(h *Hub, patient int64) *stream {
 func (s *stream) appendLocked(e Entry) {
 	s.last = e.Offset
 	s.touched = e.At
-	s.hist.push(e)
-	s.fanOutLocked(e.Msg)
+	s.fanOutLocked(s.hist.push(e))
 }
 
 func (s *stream) fanOutLocked(msg []byte) {
@@ -53,8 +52,9 @@ func (s *stream) fanOutLocked(msg []byte) {
 // publishLocal assigns the next offset and appends body.
 func (s *stream) publishLocal(body []byte, bulky bool, now int64) {
 	s.mu.Lock()
-	off := s.last + 1
-	s.appendLocked(Entry{Offset: off, At: now, Bulky: bulky, Msg: Encode(s.patient, off, body)})
+	s.last++
+	s.touched = now
+	s.fanOutLocked(s.hist.pushEncoded(s.patient, s.last, now, bulky, body))
 	s.mu.Unlock()
 }
 
@@ -196,8 +196,8 @@ func (s *stream) attach(v *Viewer, from Position, appointment int64, now int64) 
 		// all numerics and events but only the last seconds of waveform.
 		cut := now - s.hub.cfg.FreshWaveform.Milliseconds()
 		for i := 0; i < s.hist.n; i++ {
-			if e := s.hist.at(i); !e.Bulky || e.At >= cut {
-				out = append(out, e.Msg)
+			if e := s.hist.at(i); !e.bulky || e.at >= cut {
+				out = append(out, s.hist.msg(e))
 			}
 		}
 	case from.Epoch == s.epoch:
@@ -208,7 +208,7 @@ func (s *stream) attach(v *Viewer, from Position, appointment int64, now int64) 
 		}
 		if i := s.hist.index(start); i >= 0 {
 			for ; i < s.hist.n; i++ {
-				out = append(out, s.hist.at(i).Msg)
+				out = append(out, s.hist.msg(s.hist.at(i)))
 			}
 		}
 	default:
@@ -221,7 +221,7 @@ func (s *stream) attach(v *Viewer, from Position, appointment int64, now int64) 
 			out = append(out, GapMessage(s.patient, s.epoch, 1, first-1))
 		}
 		for i := 0; i < s.hist.n; i++ {
-			out = append(out, s.hist.at(i).Msg)
+			out = append(out, s.hist.msg(s.hist.at(i)))
 		}
 	}
 	out = append(out, StreamMessage(s.patient, appointment, s.epoch, s.last))
@@ -268,7 +268,7 @@ func (s *stream) load(snap Snapshot, ok bool, localEpoch string) (bool, int64, i
 	} else {
 		s.epoch, s.last = snap.Epoch, snap.Last
 		for _, e := range snap.History {
-			if s.hist.n > 0 && e.Offset != s.hist.at(s.hist.n-1).Offset+1 {
+			if s.hist.n > 0 && e.Offset != s.hist.at(s.hist.n-1).offset+1 {
 				s.hist.reset()
 			}
 			s.hist.push(e)
