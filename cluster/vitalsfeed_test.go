@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,8 +158,8 @@ func TestRedisStreamsAcrossNodes(t *testing.T) {
 		t.Fatalf("resumed on the other node: %v then %+v; want exactly 5..15", offsetsOf(got), got[len(got)-1])
 	}
 	// A viewer that starts on node B after the fact gets the same history,
-	// once node B has it: its own viewer has seen 15. (A position past what
-	// a lagging node holds is treated as fresh: docs/architecture.md.)
+	// once node B has it: its own viewer has seen 15. (A node that lags is
+	// caught up first: TestResumeOnALaggingNodeSendsNothingTwice.)
 	onB.until(func(m vmsg) bool { return m.Offset == 15 })
 	late := watch(t, b, patient, live.Position{Resume: true, Epoch: epochA, Offset: 12})
 	if got := late.until(func(m vmsg) bool { return m.Offset == 15 }); fmt.Sprint(offsetsOf(got)) != "[13 14 15]" {
@@ -322,5 +323,107 @@ func TestRedisRestartGivesGapMarker(t *testing.T) {
 	}
 	if now, _ := a.hub.Position(patient); now != epoch {
 		t.Fatalf("nodes on different epochs: A %q, B %q", now, epoch)
+	}
+}
+
+// lagGate passes a feed's entries on to a hub, or holds them while shut, so a
+// test can make a node's mirror lag the shared stream.
+type lagGate struct {
+	hub  *live.Hub
+	mu   sync.Mutex
+	shut bool
+	held []func()
+}
+
+func (g *lagGate) Deliver(patient int64, epoch string, e live.Entry) {
+	g.mu.Lock()
+	if g.shut {
+		g.held = append(g.held, func() { g.hub.Deliver(patient, epoch, e) })
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	g.hub.Deliver(patient, epoch, e)
+}
+
+func (g *lagGate) close() { g.mu.Lock(); g.shut = true; g.mu.Unlock() }
+
+// open delivers what was held, in order, and lets the rest through.
+func (g *lagGate) open() {
+	g.mu.Lock()
+	held := g.held
+	g.held, g.shut = nil, false
+	g.mu.Unlock()
+	for _, f := range held {
+		f()
+	}
+}
+
+func (g *lagGate) heldCount() int { g.mu.Lock(); defer g.mu.Unlock(); return len(g.held) }
+
+// TestResumeOnALaggingNodeSendsNothingTwice: a viewer that got offsets up
+// to 10 on node A resumes on node B, whose mirror has only reached 5. It
+// must get nothing it already has, then 11 on; node B's own viewer still
+// gets 6 to 10 once each, when the delayed entries arrive after the
+// catch-up.
+func TestResumeOnALaggingNodeSendsNothingTwice(t *testing.T) {
+	url, prefix := redisURL(t), testPrefix()
+	a := newNode(t, url, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	hubB := live.NewHub(live.Config{FeedRetry: 100 * time.Millisecond})
+	g := &lagGate{hub: hubB}
+	feedB, err := NewRedisFeed(ctx, url, g, FeedConfig{Prefix: prefix, HistoryMessages: 50}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubB.SetFeed(feedB)
+	runCtx, stop := context.WithCancel(context.Background())
+	go hubB.Run(runCtx)
+	t.Cleanup(func() { stop(); feedB.Close() })
+	b := &node{hub: hubB, feed: feedB}
+
+	const patient = 43
+	onB := watch(t, b, patient, live.Position{})
+	onB.next()
+	onA := watch(t, a, patient, live.Position{})
+	onA.next()
+	publish := func(from, to int) {
+		for i := from; i <= to; i++ {
+			if err := a.hub.Publish(context.Background(), patient, body(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(1, 5)
+	onB.until(func(m vmsg) bool { return m.Offset == 5 })
+	g.close()
+	publish(6, 10)
+	onA.until(func(m vmsg) bool { return m.Offset == 10 })
+	// Node B has not had 6 to 10 yet: wait until its feed has received
+	// them all (and held them), so the lag is certain.
+	deadline := time.Now().Add(10 * time.Second)
+	for g.heldCount() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("node B's feed received %d of the 5 entries", g.heldCount())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	epoch, last := b.hub.Position(patient)
+	if last != 5 {
+		t.Fatalf("node B's mirror is at %d, want 5 (lagging)", last)
+	}
+	back := watch(t, b, patient, live.Position{Resume: true, Epoch: epoch, Offset: 10})
+	hello := back.next()
+	if hello.Type != "stream" || hello.Offset != 10 || hello.Epoch != epoch {
+		t.Fatalf("the resumed viewer's first message is %+v, want the stream message at offset 10 of %q", hello, epoch)
+	}
+	g.open()
+	publish(11, 12)
+	if got := back.until(func(m vmsg) bool { return m.Offset == 12 }); fmt.Sprint(offsetsOf(got)) != "[11 12]" {
+		t.Fatalf("the resumed viewer then got %v, want exactly 11 12", offsetsOf(got))
+	}
+	if got := onB.until(func(m vmsg) bool { return m.Offset == 12 }); fmt.Sprint(offsetsOf(got)) != "[6 7 8 9 10 11 12]" {
+		t.Fatalf("node B's own viewer got %v, want exactly 6..12", offsetsOf(got))
 	}
 }

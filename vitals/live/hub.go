@@ -259,6 +259,9 @@ func (h *Hub) Subscribe(ctx context.Context, v *Viewer, patient int64, from Posi
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if from.Resume && h.feed != nil {
+			h.catchUp(ctx, s, from.Epoch, from.Offset)
+		}
 		v.mu.Lock()
 		v.subs[patient] = s
 		v.mu.Unlock()
@@ -266,6 +269,31 @@ func (h *Hub) Subscribe(ctx context.Context, v *Viewer, patient int64, from Posi
 			return nil
 		}
 	}
+}
+
+// catchUp brings a mirror that lags the shared stream up to offset off of
+// epoch before a viewer resumes there: the viewer got that far on another
+// node, and the entries it has would otherwise reach it again. What the
+// feed no longer has (or never had) is left to attach, as before.
+func (h *Hub) catchUp(ctx context.Context, s *stream, epoch string, off int64) {
+	s.mu.Lock()
+	after, upto := s.last, off
+	if m := s.minPendingLocked(); m > 0 {
+		upto = max(upto, m-1) // close the hole a repair may be fetching too
+	}
+	behind := epoch != "" && epoch == s.epoch && off > s.last && !s.dead
+	s.mu.Unlock()
+	if !behind {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
+	got, entries, err := h.feed.Range(cctx, s.patient, after, upto)
+	cancel()
+	if err != nil || got != epoch {
+		return
+	}
+	repair, after, upto := s.caughtUp(epoch, entries)
+	h.repair(s, repair, after, upto)
 }
 
 // Unsubscribe removes v from the patient's stream.

@@ -177,6 +177,27 @@ func (s *stream) repaired(epoch string, after, upto int64, entries []Entry) (boo
 	return s.drainLocked()
 }
 
+// caughtUp appends what the feed returned for a resuming viewer (catchUp)
+// that follows on from the newest entry, and what was pending behind it.
+func (s *stream) caughtUp(epoch string, entries []Entry) (bool, int64, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dead || epoch != s.epoch {
+		return false, 0, 0
+	}
+	for _, e := range entries {
+		if e.Offset == s.last+1 {
+			s.appendLocked(e)
+		}
+	}
+	for off := range s.pending {
+		if off <= s.last {
+			delete(s.pending, off)
+		}
+	}
+	return s.drainLocked()
+}
+
 // attach replays to v what its position calls for and adds it to the
 // viewers, all under the stream's lock so nothing is missed or doubled.
 func (s *stream) attach(v *Viewer, from Position, appointment int64, now int64) bool {
