@@ -52,7 +52,9 @@ type Sink interface {
 }
 
 // Publisher sends one encoded live-vitals message (docs/protocol.md) to the
-// viewers of a patient. The same bytes go to every viewer.
+// viewers of a patient. The same bytes go to every viewer. msg is only
+// lent for the call: the Ingester encodes the next message in the same
+// buffer, so a Publisher that keeps a message keeps a copy.
 type Publisher interface {
 	Publish(ctx context.Context, patientID int64, msg []byte) error
 }

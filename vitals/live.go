@@ -88,7 +88,7 @@ func (s *Samples) UnmarshalJSON(b []byte) error {
 func encodeLive(p Parsed, device string, received time.Time) [][]byte {
 	out := make([][]byte, 0, len(p.Readings)+1)
 	for i := range p.Readings {
-		if b, err := encodeLiveReading(&p.Readings[i], device); err == nil {
+		if b, err := appendLiveReading(nil, &p.Readings[i], device); err == nil {
 			out = append(out, b)
 		}
 	}
@@ -96,23 +96,23 @@ func encodeLive(p Parsed, device string, received time.Time) [][]byte {
 		out = append(out, EncodeDeviceEvent(e.Event, e.Name, e.Time))
 	}
 	if p.Waveform != nil {
-		if b, err := encodeLiveWaveform(p.Waveform, device, &received); err == nil {
+		if b, err := appendLiveWaveform(nil, p.Waveform, device, &received); err == nil {
 			out = append(out, b)
 		}
 	}
 	return out
 }
 
-// encodeLiveReading and encodeLiveWaveform each return one live message
-// in a buffer of its own: a publisher may keep it.
-func encodeLiveReading(r *Reading, device string) ([]byte, error) {
+// appendLiveReading and appendLiveWaveform each append one live message
+// to dst.
+func appendLiveReading(dst []byte, r *Reading, device string) ([]byte, error) {
 	lr := LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags}
-	return lr.appendJSON(make([]byte, 0, 160))
+	return lr.appendJSON(dst)
 }
 
-func encodeLiveWaveform(w *Waveform, device string, received *time.Time) ([]byte, error) {
+func appendLiveWaveform(dst []byte, w *Waveform, device string, received *time.Time) ([]byte, error) {
 	lw := LiveWaveform{Type: "waveform", Code: w.Code, Origin: w.Origin, Factor: w.Factor,
 		Period: w.Period, Unit: w.OriginUnit, Data: Samples(w.Data), Time: w.Time, Device: device,
 		Received: received.UTC().Truncate(time.Millisecond)}
-	return lw.appendJSON(make([]byte, 0, 200+len(w.Data)*8))
+	return lw.appendJSON(dst)
 }

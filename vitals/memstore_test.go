@@ -1,6 +1,7 @@
 package vitals
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,7 +92,7 @@ func (p *memPub) Publish(_ context.Context, patientID int64, msg []byte) error {
 	if p.msgs == nil {
 		p.msgs = map[int64][][]byte{}
 	}
-	p.msgs[patientID] = append(p.msgs[patientID], msg)
+	p.msgs[patientID] = append(p.msgs[patientID], bytes.Clone(msg))
 	return nil
 }
 

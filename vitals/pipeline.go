@@ -180,9 +180,14 @@ func (in *Ingester) stage(seq int64, p *Parsed) {
 //
 //go:noinline
 func (in *Ingester) publish(ctx context.Context, p *Parsed, received *time.Time) {
-	// What encodeLive encodes, a message at a time.
+	// What encodeLive encodes, a message at a time, in a buffer the
+	// Publisher does not keep (its contract), so a message costs no
+	// allocation of its own.
+	buf := liveBufs.Get().(*[]byte)
+	defer liveBufs.Put(buf)
 	for i := range p.Readings {
-		if b, err := encodeLiveReading(&p.Readings[i], in.dev.Name); err == nil {
+		if b, err := appendLiveReading((*buf)[:0], &p.Readings[i], in.dev.Name); err == nil {
+			*buf = b
 			_ = in.pub.Publish(ctx, in.dev.PatientID, b)
 		}
 	}
@@ -190,11 +195,15 @@ func (in *Ingester) publish(ctx context.Context, p *Parsed, received *time.Time)
 		_ = in.pub.Publish(ctx, in.dev.PatientID, EncodeDeviceEvent(e.Event, e.Name, e.Time))
 	}
 	if p.Waveform != nil {
-		if b, err := encodeLiveWaveform(p.Waveform, in.dev.Name, received); err == nil {
+		if b, err := appendLiveWaveform((*buf)[:0], p.Waveform, in.dev.Name, received); err == nil {
+			*buf = b
 			_ = in.pub.Publish(ctx, in.dev.PatientID, b)
 		}
 	}
 }
+
+// liveBufs are the buffers publish encodes live messages in.
+var liveBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 var wavePool = sync.Pool{New: func() any { return new(Waveform) }}
 

@@ -170,7 +170,7 @@ func (h *Hub) sweepLocked() {
 // viewer. With a Feed that fails, the message still reaches this node's
 // viewers, on an epoch of this node's own, and the shared stream gets a
 // new epoch once the feed is back, so other nodes' viewers learn of the
-// gap.
+// gap. body is not kept: the stream keeps its own copy.
 func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 	bulky := isBulky(body)
 	if h.feed == nil {
