@@ -238,3 +238,33 @@ func TestRecorder(t *testing.T) {
 	none.Success(ctx, who, ActionRead, 4, "Patient/4")
 	(&Recorder{}).Record(ctx, event(1))
 }
+
+// TestRepeated: a summary's resource reads back as the first event's and
+// its count, is stored as it is even after four segments, and nothing
+// else passes for one.
+func TestRepeated(t *testing.T) {
+	for _, c := range []struct {
+		first string
+		n     int
+	}{{"Observation", 56}, {"password-link", 1}, {"Appointment/12/guest/5/vitals", 1234567}} {
+		res := Repeated(c.first, c.n)
+		if first, n := RepeatCount(res); first != c.first || n != c.n {
+			t.Errorf("RepeatCount(%q) = %q, %d; want %q, %d", res, first, n, c.first, c.n)
+		}
+		e := store.AuditEvent{ActorRole: RoleAnonymous, Action: ActionCreate, Resource: res, Outcome: OutcomeDenied}
+		if bad := clean(&e); len(bad) > 0 || e.Resource != res {
+			t.Errorf("summary %q refused (%v), stored as %q", res, bad, e.Resource)
+		}
+	}
+	for _, res := range []string{"Observation", "Observation/repeated-", "Observation/repeated-0", "Observation/repeated-x"} {
+		if first, n := RepeatCount(res); first != res || n != 0 {
+			t.Errorf("RepeatCount(%q) = %q, %d; want itself and 0", res, first, n)
+		}
+	}
+	// Five plain segments are still too many: only a summary's mark may
+	// follow the fourth.
+	e := store.AuditEvent{ActorRole: RoleAnonymous, Action: ActionCreate, Resource: "Appointment/12/guest/5/vitals/x", Outcome: OutcomeDenied}
+	if bad := clean(&e); len(bad) == 0 {
+		t.Errorf("a resource of five segments was stored as %q", e.Resource)
+	}
+}

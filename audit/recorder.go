@@ -98,6 +98,33 @@ func Address(r *http.Request) string {
 // "Appointment/12".
 func Ref(kind string, id int64) string { return kind + "/" + strconv.FormatInt(id, 10) }
 
+// repeatedMark starts the last segment of a summary's resource.
+const repeatedMark = "/repeated-"
+
+// Repeated is the resource of an event that stands for n more attempts
+// like one already recorded: Repeated("Observation", 56) is
+// "Observation/repeated-56". Refusals that come in floods (a device with a
+// bad token retrying) are recorded as their first event, then as one such
+// summary per window, rather than a row each.
+func Repeated(resource string, n int) string {
+	return resource + repeatedMark + strconv.Itoa(n)
+}
+
+// RepeatCount reads a resource made by Repeated back: the resource of the
+// first event and the count. A resource that is not a summary is itself,
+// with n 0.
+func RepeatCount(resource string) (first string, n int) {
+	i := strings.LastIndex(resource, repeatedMark)
+	if i < 0 {
+		return resource, 0
+	}
+	n, err := strconv.Atoi(resource[i+len(repeatedMark):])
+	if err != nil || n <= 0 {
+		return resource, 0
+	}
+	return resource[:i], n
+}
+
 // Success records that w did action to resource, of patientID's data (0 if
 // none), and it was done.
 func (rec *Recorder) Success(ctx context.Context, w Who, action string, patientID int64, resource string) {
@@ -127,7 +154,8 @@ func (rec *Recorder) record(ctx context.Context, w Who, action string, patientID
 // ActorRole of actor 0 is RoleAnonymous); Outcome is OutcomeSuccess,
 // OutcomeDenied or OutcomeFailed; Resource is empty, or a type and up to
 // four path segments of letters, digits, '.', '_' and '-', such as
-// "Appointment/12" or "vitals/live" (an invalid Resource keeps its type if
+// "Appointment/12" or "vitals/live", and a summary's "/repeated-N" after
+// them (see Repeated) (an invalid Resource keeps its type if
 // that is valid); Address is an IP address (a port is dropped).
 //
 // The append runs even if ctx is cancelled (a client that hung up was
@@ -163,7 +191,7 @@ func (rec *Recorder) Record(ctx context.Context, e store.AuditEvent) {
 
 var (
 	word     = regexp.MustCompile(`^[a-z][a-z-]{0,31}$`)
-	resource = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,39}(/[A-Za-z0-9._-]{1,64}){0,4}$`)
+	resource = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,39}(/[A-Za-z0-9._-]{1,64}){0,4}(/repeated-[1-9][0-9]{0,9})?$`)
 	kind     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,39}`)
 )
 

@@ -36,9 +36,15 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	if s.refuseCrossOrigin(w, r) {
 		return
 	}
+	// An address refused too often is answered before its credential is
+	// looked up; refusals are counted, not each written (throttle.go).
+	if s.tooManyRefusals(w, r, "device") {
+		return
+	}
 	cred, err := s.deviceCredential(r)
 	if err != nil {
-		s.Audit.Denied(r.Context(), audit.Who{Role: audit.RoleAnonymous, Address: audit.Address(r)}, audit.ActionCreate, 0, "Observation")
+		s.refuseAttempt(r, "device", store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionCreate,
+			Resource: "Observation", Outcome: audit.OutcomeDenied})
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}

@@ -129,6 +129,9 @@ type server struct {
 	forwarder  http.Handler
 	sockets    socketScopes // sockets served past their handlers
 	rechecks   socketChecks // their re-checks: recheck.go
+	// Refused attempts with a device token, guest or password link,
+	// throttled and summarised per address: throttle.go.
+	refusals *refusals
 }
 
 // NewServer returns the HTTP handler for the whole application.
@@ -157,6 +160,7 @@ func NewServer(d Deps) http.Handler {
 	s := &server{Deps: d, devices: newDeviceRegistry(), metrics: newWebMetrics(d.Metrics),
 		pins: newPinMetrics(d.Metrics, d.Rooms), forwardKey: forwardKey(d.Secret)}
 	s.forwarder = s.newForwarder()
+	s.refusals = newRefusals(d.Now, func(e store.AuditEvent) { d.Audit.Record(context.Background(), e) })
 	mux := http.NewServeMux()
 	s.routes(mux)
 	cop := http.NewCrossOriginProtection()

@@ -1,0 +1,192 @@
+package web
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/store"
+)
+
+// refusalSettings sets the refusal limits for the servers a test makes.
+func refusalSettings(t *testing.T, window time.Duration, allow, addresses int) {
+	w, a, n := refusalWindow, refusalAllow, refusalAddresses
+	refusalWindow, refusalAllow, refusalAddresses = window, allow, addresses
+	t.Cleanup(func() { refusalWindow, refusalAllow, refusalAddresses = w, a, n })
+}
+
+// newProxiedFixture is a fixture behind a trusted proxy on loopback, so
+// that X-Forwarded-For sets each request's client address, on clock.
+func newProxiedFixture(t *testing.T, clock *testClock) *fixture {
+	return newFixtureWith(t, func(d *Deps) {
+		d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		d.Now = clock.now
+		d.Audit = &audit.Recorder{Store: d.Store, Log: d.Log, Now: clock.now}
+	})
+}
+
+// dialDeviceFrom dials /ws/device as client address addr with header h;
+// it returns the status and, on success, the socket.
+func dialDeviceFrom(t *testing.T, f *fixture, addr string, h http.Header) (int, *http.Response) {
+	t.Helper()
+	h = h.Clone()
+	h.Set("X-Forwarded-For", addr)
+	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), h)
+	if err == nil {
+		ws.Close()
+	}
+	if resp == nil {
+		t.Fatalf("dial device from %s: %v", addr, err)
+	}
+	return resp.StatusCode, resp
+}
+
+// deniedRows are the audit trail's refusals of resource (and its
+// summaries), and the attempts they count in all.
+func deniedRows(t *testing.T, st store.Store, resource string) (rows []store.AuditEvent, attempts int) {
+	t.Helper()
+	events, _, err := st.AuditEvents(t.Context(), store.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		first, n := audit.RepeatCount(e.Resource)
+		if first != resource || e.Outcome == audit.OutcomeSuccess {
+			continue
+		}
+		rows = append(rows, e)
+		attempts += max(n, 1)
+	}
+	return rows, attempts
+}
+
+// TestDeviceRefusalsThrottled: a flood of bad device credentials from one
+// address writes the first refusal and, once its window closes, one row
+// with the count of the rest; past the allowance the address is answered
+// 429 with Retry-After, while a good device from another address streams
+// throughout.
+func TestDeviceRefusalsThrottled(t *testing.T) {
+	refusalSettings(t, 15*time.Minute, 10, 4096)
+	clock := &testClock{t: time.Now()}
+	f := newProxiedFixture(t, clock)
+	const flood, attacker = 200, "192.0.2.7"
+	bad := []http.Header{{}, {"Authorization": {"Bearer not-a-token"}}, {"Authorization": {"Bearer " + f.devToken + "x"}}}
+	good := http.Header{"Authorization": {"Bearer " + f.devToken}}
+	statuses := map[int]int{}
+	for i := range flood {
+		st, resp := dialDeviceFrom(t, f, attacker, bad[i%len(bad)])
+		statuses[st]++
+		if st == http.StatusTooManyRequests {
+			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra <= 0 || ra > 15*60 {
+				t.Fatalf("429 with Retry-After %q, want seconds up to the window", resp.Header.Get("Retry-After"))
+			}
+		}
+		if i == flood/2 {
+			if st, _ := dialDeviceFrom(t, f, "198.51.100.9", good); st != http.StatusSwitchingProtocols {
+				t.Fatalf("a good device from another address during the flood: %d, want 101", st)
+			}
+		}
+	}
+	if statuses[http.StatusUnauthorized] != 10 || statuses[http.StatusTooManyRequests] != flood-10 {
+		t.Fatalf("statuses %v: want 10 refused (401), then the rest 429", statuses)
+	}
+	rows, n := deniedRows(t, f.st, "Observation")
+	if len(rows) != 1 || n != 1 || rows[0].Address != attacker || rows[0].ActorRole != audit.RoleAnonymous {
+		t.Fatalf("during the window, %d rows counting %d (%+v), want the first refusal only", len(rows), n, rows)
+	}
+	// The window closes: the next request (a good device, from elsewhere)
+	// finds it closed and the count is written.
+	clock.add(15 * time.Minute)
+	if st, _ := dialDeviceFrom(t, f, "198.51.100.9", good); st != http.StatusSwitchingProtocols {
+		t.Fatalf("good device after the window: %d, want 101", st)
+	}
+	rows, n = deniedRows(t, f.st, "Observation")
+	if len(rows) != 2 || n != flood || rows[1].Resource != audit.Repeated("Observation", flood-1) || rows[1].Address != attacker {
+		t.Fatalf("after the window, %d rows counting %d (%+v), want the first and one summary of %d", len(rows), n, rows, flood-1)
+	}
+	// A new window: the address is heard again.
+	if st, _ := dialDeviceFrom(t, f, attacker, good); st != http.StatusSwitchingProtocols {
+		t.Fatalf("a good device from the address once its window closed: %d, want 101", st)
+	}
+}
+
+// TestDeviceRefusalsFromManyAddresses: past the addresses it tracks, the
+// server counts refusals together: the trail stays bounded and counts
+// every attempt, and none of those addresses is locked out.
+func TestDeviceRefusalsFromManyAddresses(t *testing.T) {
+	refusalSettings(t, 15*time.Minute, 1, 16)
+	clock := &testClock{t: time.Now()}
+	f := newProxiedFixture(t, clock)
+	const addresses = 100
+	for i := range addresses {
+		addr := "10.0." + strconv.Itoa(i/250) + "." + strconv.Itoa(1+i%250)
+		if i%2 == 1 {
+			addr = "2001:db8:" + strconv.FormatInt(int64(i), 16) + "::1"
+		}
+		if st, _ := dialDeviceFrom(t, f, addr, http.Header{"Authorization": {"Bearer not-a-token"}}); st != http.StatusUnauthorized {
+			t.Fatalf("first refusal from %s: %d, want 401", addr, st)
+		}
+	}
+	rows, n := deniedRows(t, f.st, "Observation")
+	if len(rows) != 17 || n != 17 {
+		t.Fatalf("%d rows counting %d, want 17: one per tracked address and the first of the rest", len(rows), n)
+	}
+	clock.add(15 * time.Minute)
+	if st, _ := dialDeviceFrom(t, f, "198.51.100.9", http.Header{"Authorization": {"Bearer " + f.devToken}}); st != http.StatusSwitchingProtocols {
+		t.Fatalf("good device: %d, want 101", st)
+	}
+	rows, n = deniedRows(t, f.st, "Observation")
+	last := rows[len(rows)-1]
+	if len(rows) != 18 || n != addresses || last.Address != "" || !strings.HasSuffix(last.Resource, "/repeated-83") {
+		t.Fatalf("after the window, %d rows counting %d, last %+v: want 18 counting %d, the last for many addresses", len(rows), n, last, addresses)
+	}
+}
+
+// TestRefusalsBounded: whatever the flood, the refusals held in memory
+// stay within the tracked addresses (and one count per route beyond
+// them), the trail gets one row per tracked address and event, and the
+// windows' counts add up to every refusal.
+func TestRefusalsBounded(t *testing.T) {
+	clock := &testClock{t: time.Now()}
+	var written []store.AuditEvent
+	q := newRefusals(clock.now, func(e store.AuditEvent) { written = append(written, e) })
+	q.max, q.allow = 64, 3
+	const flood = 20000
+	for i := range flood {
+		addr := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String()
+		if i%3 == 0 {
+			addr = "2001:db8::" + strconv.FormatInt(int64(i%5), 16) // one /64
+		}
+		if q.wait("device", addr) > 0 {
+			continue
+		}
+		q.refuse("device", addr, store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionCreate,
+			Resource: "Observation", Address: addr, Outcome: audit.OutcomeDenied})
+		if got := q.tracked(); got > q.max+1 {
+			t.Fatalf("after %d refusals, %d counts held, want at most %d", i+1, got, q.max+1)
+		}
+	}
+	during := len(written)
+	if during > q.max+1 {
+		t.Fatalf("%d rows written during the window, want at most %d", during, q.max+1)
+	}
+	clock.add(q.window)
+	q.flush()
+	if q.tracked() != 0 {
+		t.Fatalf("%d counts held once the window closed", q.tracked())
+	}
+	total := 0
+	for _, e := range written {
+		_, n := audit.RepeatCount(e.Resource)
+		total += max(n, 1)
+	}
+	if total != flood || len(written) > 2*(q.max+1) {
+		t.Fatalf("%d rows counting %d, want at most %d rows counting %d", len(written), total, 2*(q.max+1), flood)
+	}
+}
