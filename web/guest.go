@@ -110,11 +110,14 @@ func (s *server) guestFrom(r *http.Request) (store.GuestLink, scheduling.Appoint
 // redirects to the guest's call page.
 func (s *server) handleGuestLink(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	if s.tooManyRefusals(w, r, "guest-link") {
+		return
+	}
 	token := r.PathValue("token")
 	l, a, err := s.checkGuestToken(r.Context(), token)
 	if err != nil {
 		if l.ID != 0 {
-			s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionLogin, a.PatientID, guestResource(l))
+			s.guestLinkRefused(r, "guest-link", l, audit.ActionLogin, a.PatientID, guestResource(l))
 		}
 		s.guestRefused(w, r, a, err, false)
 		return
@@ -160,6 +163,9 @@ func (s *server) guestRefused(w http.ResponseWriter, r *http.Request, a scheduli
 // handleGuestCall is a guest's pre-call check, waiting room and call.
 func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	if s.tooManyRefusals(w, r, "guest-call") {
+		return
+	}
 	l, a, err := s.guestFrom(r)
 	if err != nil {
 		if errors.Is(err, errGuestUnknown) {
@@ -168,7 +174,7 @@ func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if l.ID != 0 {
-			s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
+			s.guestLinkRefused(r, "guest-call", l, audit.ActionRead, a.PatientID, guestResource(l))
 		}
 		s.guestRefused(w, r, a, err, true)
 		return
@@ -200,10 +206,13 @@ func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 // may be wrapped: the pre-call connectivity check.
 func (s *server) guestAPI(h func(http.ResponseWriter, *http.Request, caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.tooManyRefusals(w, r, "guest-api") {
+			return
+		}
 		l, a, err := s.guestFrom(r)
 		if err != nil {
 			if l.ID != 0 {
-				s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
+				s.guestLinkRefused(r, "guest-api", l, audit.ActionRead, a.PatientID, guestResource(l))
 			}
 			http.Error(w, "open your guest link again", http.StatusUnauthorized)
 			return
@@ -224,13 +233,13 @@ func guestPeerID(l store.GuestLink) string { return "g" + strconv.FormatInt(l.ID
 
 // handleGuestWS is a guest's call signaling socket.
 func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
-	if s.refuseCrossOrigin(w, r) {
+	if s.refuseCrossOrigin(w, r) || s.tooManyRefusals(w, r, "guest-ws") {
 		return
 	}
 	l, a, err := s.guestFrom(r)
 	if err != nil {
 		if l.ID != 0 {
-			s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
+			s.guestLinkRefused(r, "guest-ws", l, audit.ActionRead, a.PatientID, guestResource(l))
 		}
 		http.Error(w, "open your guest link again", http.StatusUnauthorized)
 		return
@@ -313,13 +322,13 @@ func (s *server) stillGuestViewer(r *http.Request, l store.GuestLink, browser st
 // while the guest is admitted to the call: never from the waiting room,
 // and no longer once they leave or are removed.
 func (s *server) handleGuestVitalsWS(w http.ResponseWriter, r *http.Request) {
-	if s.refuseCrossOrigin(w, r) {
+	if s.refuseCrossOrigin(w, r) || s.tooManyRefusals(w, r, "guest-vitals") {
 		return
 	}
 	l, a, err := s.guestFrom(r)
 	if err != nil {
 		if l.ID != 0 {
-			s.Audit.Denied(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
+			s.guestLinkRefused(r, "guest-vitals", l, audit.ActionRead, a.PatientID, guestResource(l)+"/vitals")
 		}
 		http.Error(w, "open your guest link again", http.StatusUnauthorized)
 		return

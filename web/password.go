@@ -14,6 +14,9 @@ import (
 // handlePasswordLinkPage opens a password link: the link is the credential,
 // and a bad one says so without saying why.
 func (s *server) handlePasswordLinkPage(w http.ResponseWriter, r *http.Request) {
+	if s.tooManyRefusals(w, r, "password-link") {
+		return
+	}
 	token := r.PathValue("token")
 	u, err := s.accounts().LinkUser(r.Context(), token)
 	if !s.passwordLinkOK(w, r, err) {
@@ -25,7 +28,7 @@ func (s *server) handlePasswordLinkPage(w http.ResponseWriter, r *http.Request) 
 // handlePasswordLink sets the password a link allows, once, and sends the
 // person to sign in with it.
 func (s *server) handlePasswordLink(w http.ResponseWriter, r *http.Request) {
-	if !s.readForm(w, r) {
+	if s.tooManyRefusals(w, r, "password-link") || !s.readForm(w, r) {
 		return
 	}
 	token := r.PathValue("token")
@@ -57,7 +60,9 @@ func (s *server) passwordLinkOK(w http.ResponseWriter, r *http.Request, err erro
 	case err == nil:
 		return true
 	case errors.Is(err, account.ErrBadLink):
-		s.Audit.Failed(r.Context(), audit.Who{Role: audit.RoleAnonymous, Address: audit.Address(r)}, audit.ActionUpdate, 0, "password-link")
+		// Counted per address, the first written (throttle.go).
+		s.refuseAttempt(r, "password-link", store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionUpdate,
+			Resource: "password-link", Outcome: audit.OutcomeFailed})
 		s.message(w, r, http.StatusGone, "This link does not work",
 			"A password link works once, for three days. Ask an administrator for a new one.")
 	default:

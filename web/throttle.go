@@ -371,3 +371,12 @@ func (s *server) refuseAttempt(r *http.Request, route string, e store.AuditEvent
 	e.Address = audit.Address(r)
 	s.refusals.refuse(route, e.Address, e)
 }
+
+// guestLinkRefused counts a refusal of guest link l (revoked, expired, of
+// a cancelled visit, not open yet) on route: audited as denied, as the
+// link's guest, the first in a window at once.
+func (s *server) guestLinkRefused(r *http.Request, route string, l store.GuestLink, action string, patientID int64, resource string) {
+	who := guestWho(r, l)
+	s.refuseAttempt(r, route, store.AuditEvent{ActorID: who.ID, ActorRole: who.Role, Action: action,
+		PatientID: patientID, Resource: resource, Outcome: audit.OutcomeDenied})
+}

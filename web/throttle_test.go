@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
 )
 
@@ -188,5 +189,76 @@ func TestRefusalsBounded(t *testing.T) {
 	}
 	if total != flood || len(written) > 2*(q.max+1) {
 		t.Fatalf("%d rows counting %d, want at most %d rows counting %d", len(written), total, 2*(q.max+1), flood)
+	}
+}
+
+// TestLinkRefusalsThrottled: a dead password link, and a withdrawn guest
+// link on the pages behind it, tried over and over from one address are
+// audited as the first refusal and one count, and answered 429 past the
+// allowance; the same routes still answer another address.
+func TestLinkRefusalsThrottled(t *testing.T) {
+	refusalSettings(t, 15*time.Minute, 5, 4096)
+	clock := &testClock{t: time.Now()}
+	f := newProxiedFixture(t, clock)
+	tok, hash := auth.NewToken()
+	l, err := f.st.CreateGuestLink(t.Context(), store.GuestLink{AppointmentID: f.visit.ID, TokenHash: hash, Role: store.GuestFamily,
+		Name: "Sam", IssuedBy: f.doc.ID, CreatedAt: time.Now(), ExpiresAt: f.visit.End.Add(time.Hour), RevokedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, addr string) int {
+		req, _ := http.NewRequest("GET", f.srv.URL+path, nil)
+		req.Header.Set("X-Forwarded-For", addr)
+		req.AddCookie(&http.Cookie{Name: guestCookie, Value: tok})
+		resp, err := noRedirect().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("GET %s: 429 without Retry-After", path)
+		}
+		return resp.StatusCode
+	}
+	const tries = 40
+	for _, c := range []struct {
+		path, resource string
+		refused        int
+	}{
+		{"/account/password/not-a-link", "password-link", http.StatusGone},
+		{"/guest/" + tok, guestResource(l), http.StatusGone},
+		{"/guest/call", guestResource(l), http.StatusForbidden},
+	} {
+		before, counted := deniedRows(t, f.st, c.resource)
+		statuses := map[int]int{}
+		for range tries {
+			statuses[get(c.path, "192.0.2.7")]++
+		}
+		if statuses[c.refused] != 5 || statuses[http.StatusTooManyRequests] != tries-5 {
+			t.Errorf("GET %s %d times: %v, want 5 refused (%d), then 429", c.path, tries, statuses, c.refused)
+		}
+		if st := get(c.path, "198.51.100.9"); st != c.refused {
+			t.Errorf("GET %s from another address: %d, want %d", c.path, st, c.refused)
+		}
+		rows, n := deniedRows(t, f.st, c.resource)
+		if len(rows)-len(before) != 2 || n-counted != 2 {
+			t.Errorf("GET %s: %d new rows counting %d, want one per address", c.path, len(rows)-len(before), n-counted)
+		}
+	}
+	clock.add(15 * time.Minute)
+	get("/account/password/not-a-link", "203.0.113.1") // closes the windows
+	for _, c := range []struct {
+		resource string
+		want     int // attempts, both addresses
+	}{{"password-link", tries + 1 + 1}, {guestResource(l), 2 * (tries + 1)}} {
+		rows, n := deniedRows(t, f.st, c.resource)
+		if n != c.want {
+			t.Errorf("%s: %d rows counting %d, want %d attempts", c.resource, len(rows), n, c.want)
+		}
+		for _, e := range rows {
+			if e.ActorRole == auditRoleGuest && (e.ActorID != f.doc.ID || e.PatientID != f.pat.ID) {
+				t.Errorf("guest refusal %+v: want the issuer and the patient named", e)
+			}
+		}
 	}
 }
