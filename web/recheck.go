@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/bedside-health/bedside/auth"
+	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store"
 )
 
@@ -143,24 +145,65 @@ var (
 // stillInVisit checks that the session behind r still exists and may join
 // the visit, and that the visit is still live; vitals also requires it to be
 // within its vitals window.
+//
+// A re-check is not its person's activity: a session that has seen no
+// request for idleTimeout ends, and its sockets close, however long the
+// page stays open. Only a call socket's counts, while in a call
+// (stillInCall).
 func (s *server) stillInVisit(r *http.Request, appointmentID int64, vitals bool) func(context.Context) error {
 	return func(ctx context.Context) error {
-		c, err := s.lookupSession(r)
-		if err != nil {
-			return errSessionEnded
-		}
-		a, err := s.Store.AppointmentByID(ctx, appointmentID)
-		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return errVisitOver
-			}
-			return nil // the store is unwell: keep the call rather than cut it
-		}
-		if !mayJoin(c, a) || !a.Status.Live() || vitals && !vitalsOpen(a, s.Now()) {
-			return errVisitOver
-		}
-		return nil
+		_, err := s.recheckVisit(ctx, r, appointmentID, vitals)
+		return err
 	}
+}
+
+// stillInCall is stillInVisit for a call socket, whose re-check counts as
+// its person's activity while they are in a call (inCall), so that nobody
+// is signed out mid-call for not clicking.
+func (s *server) stillInCall(r *http.Request, appointmentID int64) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c, err := s.recheckVisit(ctx, r, appointmentID, false)
+		if err == nil && c.tokenHash != nil && s.inCall(c, appointmentID) {
+			s.touchSession(ctx, c.tokenHash, c.seen)
+		}
+		return err
+	}
+}
+
+// recheckVisit checks the session behind r and the visit, as stillInVisit
+// says; the caller is zero if the store could not say.
+func (s *server) recheckVisit(ctx context.Context, r *http.Request, appointmentID int64, vitals bool) (caller, error) {
+	c, err := s.recheckSession(r)
+	if err != nil {
+		return caller{}, errSessionEnded
+	}
+	a, err := s.Store.AppointmentByID(ctx, appointmentID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return caller{}, errVisitOver
+		}
+		return caller{}, nil // the store is unwell: keep the call rather than cut it
+	}
+	if !mayJoin(c, a) || !a.Status.Live() || vitals && !vitalsOpen(a, s.Now()) {
+		return caller{}, errVisitOver
+	}
+	return c, nil
+}
+
+// inCall reports whether c's open call socket in the visit is its
+// person's activity: a patient's visit session in the waiting room or the
+// call (waiting for their visit, or in it), or anyone else admitted to
+// the call with somebody else in it on this node (a consultation under
+// way, not a consult page left open with nobody there).
+func (s *server) inCall(c caller, appointmentID int64) bool {
+	if c.Appointment != 0 {
+		return true
+	}
+	me := "u" + strconv.FormatInt(c.User.ID, 10)
+	if !s.Calls.Admitted(appointmentID, me) {
+		return false
+	}
+	return slices.ContainsFunc(s.Calls.InCall(appointmentID), func(p signaling.Peer) bool { return p.ID != me })
 }
 
 // stillDevice checks that the token of the device socket p opened for
@@ -171,7 +214,7 @@ func (s *server) stillDevice(p *socketPeer, patientID, deviceID int64) func(cont
 	return func(ctx context.Context) error {
 		r := p.request()
 		if bearerToken(r) == "" {
-			c, err := s.lookupSession(r)
+			c, err := s.recheckSession(r)
 			if err != nil || c.User.ID != patientID {
 				return errSessionEnded
 			}

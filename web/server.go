@@ -28,6 +28,8 @@ type CallHub interface {
 	// AdmittedFrom is Admitted, from the browser named browser
 	// (signaling.Peer.Browser) only.
 	AdmittedFrom(appointment int64, participant, browser string) bool
+	// InCall lists who is admitted to a call on this node.
+	InCall(appointment int64) []signaling.Peer
 	// Remove ends a participant's session on this node at once (a
 	// revoked guest link); with several nodes the revocation is passed on
 	// to the node holding the call (pin.go).

@@ -25,6 +25,7 @@ type caller struct {
 	// Appointment is non-zero for a join-link session: it may use that visit only.
 	Appointment int64
 	tokenHash   []byte
+	seen        time.Time // the session's last activity
 }
 
 type callerKey struct{}
@@ -34,8 +35,28 @@ func callerFrom(ctx context.Context) (caller, bool) {
 	return c, ok
 }
 
-// lookupSession resolves the session cookie, if any, to a caller.
+// lookupSession resolves the session cookie of a request, if any, to a
+// caller. A request is its person's activity, which keeps the session
+// from idling out, unless it is a socket's re-check (socketPeer.request).
 func (s *server) lookupSession(r *http.Request) (caller, error) {
+	return s.session(r, r.Context().Value(recheckKey{}) == nil)
+}
+
+// recheckKey marks, in a request's context, the request a socket's
+// re-check rebuilt from the one that opened it.
+type recheckKey struct{}
+
+// recheckSession is lookupSession for a socket's re-check of the request
+// that opened it: both timeouts apply, but a re-check is not activity, so
+// a page left open idles out as one closed does (see touchSession for a
+// call under way).
+func (s *server) recheckSession(r *http.Request) (caller, error) {
+	return s.session(r, false)
+}
+
+// session resolves the session cookie of r; active says whether r counts
+// as its person's activity.
+func (s *server) session(r *http.Request, active bool) (caller, error) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil || ck.Value == "" {
 		return caller{}, errNoSession
@@ -58,11 +79,9 @@ func (s *server) lookupSession(r *http.Request) (caller, error) {
 		_ = s.Store.DeleteSession(r.Context(), hash)
 		return caller{}, errNoSession
 	}
-	// Record use at most once a minute, not a write per request.
-	if now.Sub(sess.LastSeenAt) >= time.Minute {
-		if err := s.Store.TouchSession(r.Context(), hash, now); err != nil {
-			s.Log.WarnContext(r.Context(), "touch session", "err", err)
-		}
+	seen := sess.LastSeenAt
+	if active {
+		seen = s.touchSession(r.Context(), hash, seen)
 	}
 	u, err := s.Store.UserByID(r.Context(), sess.UserID)
 	if err != nil {
@@ -74,7 +93,22 @@ func (s *server) lookupSession(r *http.Request) (caller, error) {
 		_ = s.Store.DeleteSession(r.Context(), hash)
 		return caller{}, errNoSession
 	}
-	return caller{User: u, Appointment: sess.AppointmentID, tokenHash: hash}, nil
+	return caller{User: u, Appointment: sess.AppointmentID, tokenHash: hash, seen: seen}, nil
+}
+
+// touchSession records activity of the session hash last seen at seen,
+// at most once a minute (not a write per request), and returns when it
+// was last seen now.
+func (s *server) touchSession(ctx context.Context, hash []byte, seen time.Time) time.Time {
+	now := s.Now()
+	if now.Sub(seen) < time.Minute {
+		return seen
+	}
+	if err := s.Store.TouchSession(ctx, hash, now); err != nil {
+		s.Log.WarnContext(ctx, "touch session", "err", err)
+		return seen
+	}
+	return now
 }
 
 var errNoSession = errors.New("no valid session")

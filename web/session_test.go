@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bedside-health/bedside/signaling"
 )
 
 // testClock is a settable clock for the server.
@@ -143,5 +146,114 @@ func TestSignOutEverywhere(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("another user was signed out too: %d", resp.StatusCode)
+	}
+}
+
+// idleFixture is a fixture on a test clock, with a server sharing its
+// store, call hub and clock whose socket re-checks the test runs itself,
+// one per step of the clock.
+func idleFixture(t *testing.T) (*fixture, *testClock, *server) {
+	clk := &testClock{t: time.Now()}
+	var deps Deps
+	f := newFixtureWith(t, func(d *Deps) { d.Now = clk.now; deps = *d })
+	return f, clk, &server{Deps: deps}
+}
+
+// stepsUntilEnded moves the clock on by step and runs check, up to n
+// times, and returns after how many steps check failed (0: never).
+func stepsUntilEnded(clk *testClock, step time.Duration, n int, check func() error) int {
+	for i := 1; i <= n; i++ {
+		clk.add(step)
+		if err := check(); err != nil {
+			return i
+		}
+	}
+	return 0
+}
+
+// TestRecheckIsNotActivity: the re-checks of a physician's open sockets
+// (a vitals socket, and any re-check rebuilt from a socket's request) do
+// not keep their session alive: a page left open ends after 30 minutes
+// without a request, as a closed one does.
+func TestRecheckIsNotActivity(t *testing.T) {
+	f, clk, s := idleFixture(t)
+	ctx := t.Context()
+	still := s.stillInVisit(httptestRequest(f, f.signIn(t, "doc@example.org")), f.visit.ID, true)
+	if got := stepsUntilEnded(clk, 2*time.Minute, 30, func() error { return still(ctx) }); got != 15 {
+		t.Errorf("a vitals socket's re-checks every 2 minutes: session ended after %d steps, want 15 (30 minutes)", got)
+	}
+	p, _ := s.socketRequest(httptestRequest(f, f.signIn(t, "doc@example.org")))
+	if got := stepsUntilEnded(clk, 2*time.Minute, 30, func() error { _, err := s.lookupSession(p.request()); return err }); got != 15 {
+		t.Errorf("a socket's rebuilt request every 2 minutes: session ended after %d steps, want 15", got)
+	}
+	// A request is activity: one every 20 minutes keeps the session.
+	c := f.signIn(t, "doc@example.org")
+	for range 6 {
+		clk.add(20 * time.Minute)
+		resp, err := c.Get(f.srv.URL + "/today")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a page every 20 minutes: %d, want 200", resp.StatusCode)
+		}
+	}
+}
+
+// httptestRequest is a request carrying the session cookie of c.
+func httptestRequest(f *fixture, c *http.Client) *http.Request {
+	r, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/", nil)
+	r.Header = f.cookieHeader(c)
+	r.RemoteAddr = "127.0.0.1:1"
+	return r
+}
+
+// TestCallIsActivity: a physician's call socket keeps the session alive
+// while somebody else is in the call, so nobody is signed out mid-call,
+// but not while the physician's page waits with nobody admitted; a
+// patient's visit session is kept by its call socket in the waiting room
+// too.
+func TestCallIsActivity(t *testing.T) {
+	f, clk, s := idleFixture(t)
+	ctx := t.Context()
+	callURL := f.wsURL(fmt.Sprintf("/ws/call/%d", f.visit.ID))
+	patient := f.joinClient(t, f.visit)
+	doc := f.signIn(t, "doc@example.org")
+	await(t, dialCall(t, callURL, f.cookieHeader(doc)), signaling.TypeWelcome)
+	pc := dialCall(t, callURL, f.cookieHeader(patient))
+	if w := await(t, pc, signaling.TypeWelcome); w.State != signaling.StateWaiting {
+		t.Fatalf("patient welcome %q, want waiting", w.State)
+	}
+	docCheck := s.stillInCall(httptestRequest(f, doc), f.visit.ID)
+	patCheck := s.stillInCall(httptestRequest(f, patient), f.visit.ID)
+	// Nobody admitted: the physician's page idles out; the patient waiting
+	// for the visit does not.
+	if got := stepsUntilEnded(clk, 2*time.Minute, 30, func() error {
+		if err := patCheck(ctx); err != nil {
+			t.Fatalf("the patient waiting: %v", err)
+		}
+		return docCheck(ctx)
+	}); got != 15 {
+		t.Errorf("the physician's call page with nobody admitted: session ended after %d steps, want 15", got)
+	}
+	// Signed in again and talking to the patient: an hour without a click.
+	doc = f.signIn(t, "doc@example.org")
+	dc := dialCall(t, callURL, f.cookieHeader(doc))
+	await(t, dc, signaling.TypeWelcome)
+	dc.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: fmt.Sprintf("u%d", f.pat.ID)})
+	await(t, pc, signaling.TypeAdmitted)
+	docCheck = s.stillInCall(httptestRequest(f, doc), f.visit.ID)
+	vitals := s.stillInVisit(httptestRequest(f, doc), f.visit.ID, true)
+	if got := stepsUntilEnded(clk, 2*time.Minute, 30, func() error {
+		if err := patCheck(ctx); err != nil {
+			return err
+		}
+		if err := docCheck(ctx); err != nil {
+			return err
+		}
+		return vitals(ctx)
+	}); got != 0 {
+		t.Errorf("in a call for an hour: a session ended after %d steps, want none", got)
 	}
 }

@@ -127,7 +127,8 @@ func (p *socketPeer) request() *http.Request {
 		h["Authorization"] = []string{p.authorization}
 	}
 	r := &http.Request{Method: http.MethodGet, URL: &url.URL{RawQuery: p.query}, Header: h, RemoteAddr: p.remoteAddr}
-	return r.WithContext(p.ctx)
+	// Marked as a re-check's: not its person's activity (session.go).
+	return r.WithContext(context.WithValue(p.ctx, recheckKey{}, true))
 }
 
 // goServe runs serve, a socket's read loop, on a goroutine of its own, then

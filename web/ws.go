@@ -106,7 +106,7 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 		Host:        s.publicHost(r),
 		Browser:     s.callBrowser(r),
 	}
-	s.keepChecking(r.Context(), conn, s.stillInVisit(r, a.ID, false))
+	s.keepChecking(r.Context(), conn, s.stillInCall(r, a.ID))
 	s.Log.InfoContext(r.Context(), "call connected", "appointment", a.ID, "user", c.User.ID, "role", role)
 	if token := r.URL.Query().Get("resume"); token != "" {
 		// The token is a credential: never logged.
