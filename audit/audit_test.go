@@ -256,7 +256,7 @@ func TestRepeated(t *testing.T) {
 			t.Errorf("summary %q refused (%v), stored as %q", res, bad, e.Resource)
 		}
 	}
-	for _, res := range []string{"Observation", "Observation/repeated-", "Observation/repeated-0", "Observation/repeated-x"} {
+	for _, res := range []string{"Observation", "Observation/repeated/", "Observation/repeated/0", "Observation/repeated/x", "Observation/repeated-5"} {
 		if first, n := RepeatCount(res); first != res || n != 0 {
 			t.Errorf("RepeatCount(%q) = %q, %d; want itself and 0", res, first, n)
 		}

@@ -99,11 +99,11 @@ func Address(r *http.Request) string {
 func Ref(kind string, id int64) string { return kind + "/" + strconv.FormatInt(id, 10) }
 
 // repeatedMark starts the last segment of a summary's resource.
-const repeatedMark = "/repeated-"
+const repeatedMark = "/repeated/"
 
 // Repeated is the resource of an event that stands for n more attempts
 // like one already recorded: Repeated("Observation", 56) is
-// "Observation/repeated-56". Refusals that come in floods (a device with a
+// "Observation/repeated/56". Refusals that come in floods (a device with a
 // bad token retrying) are recorded as their first event, then as one such
 // summary per window, rather than a row each.
 func Repeated(resource string, n int) string {
@@ -154,7 +154,7 @@ func (rec *Recorder) record(ctx context.Context, w Who, action string, patientID
 // ActorRole of actor 0 is RoleAnonymous); Outcome is OutcomeSuccess,
 // OutcomeDenied or OutcomeFailed; Resource is empty, or a type and up to
 // four path segments of letters, digits, '.', '_' and '-', such as
-// "Appointment/12" or "vitals/live", and a summary's "/repeated-N" after
+// "Appointment/12" or "vitals/live", and a summary's "/repeated/N" after
 // them (see Repeated) (an invalid Resource keeps its type if
 // that is valid); Address is an IP address (a port is dropped).
 //
@@ -191,7 +191,7 @@ func (rec *Recorder) Record(ctx context.Context, e store.AuditEvent) {
 
 var (
 	word     = regexp.MustCompile(`^[a-z][a-z-]{0,31}$`)
-	resource = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,39}(/[A-Za-z0-9._-]{1,64}){0,4}(/repeated-[1-9][0-9]{0,9})?$`)
+	resource = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,39}(/[A-Za-z0-9._-]{1,64}){0,4}(/repeated/[1-9][0-9]{0,9})?$`)
 	kind     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,39}`)
 )
 

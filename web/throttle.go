@@ -101,7 +101,7 @@ func waitText(d time.Duration) string {
 //     the audit trail at once (and the first of each other event, such as
 //     another dead guest link, up to refusalEvents of them);
 //   - the rest are counted, and when the window closes one row per event
-//     says how many more there were (audit.Repeated: "Observation/repeated-56");
+//     says how many more there were (audit.Repeated: "Observation/repeated/56");
 //   - after refusalAllow refusals in its window, the address is answered
 //     429 with Retry-After on that route until the window closes, before
 //     its credential is even looked up (and those attempts are counted

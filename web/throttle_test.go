@@ -144,7 +144,7 @@ func TestDeviceRefusalsFromManyAddresses(t *testing.T) {
 	}
 	rows, n = deniedRows(t, f.st, "Observation")
 	last := rows[len(rows)-1]
-	if len(rows) != 18 || n != addresses || last.Address != "" || !strings.HasSuffix(last.Resource, "/repeated-83") {
+	if len(rows) != 18 || n != addresses || last.Address != "" || !strings.HasSuffix(last.Resource, "/repeated/83") {
 		t.Fatalf("after the window, %d rows counting %d, last %+v: want 18 counting %d, the last for many addresses", len(rows), n, last, addresses)
 	}
 }
