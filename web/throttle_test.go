@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -261,4 +262,40 @@ func TestLinkRefusalsThrottled(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkRefusals measures the answer to a throttled address (a map
+// lookup under a lock, no store) and the memory a full table of tracked
+// addresses holds.
+func BenchmarkRefusals(b *testing.B) {
+	clock := &testClock{t: time.Now()}
+	q := newRefusals(clock.now, func(store.AuditEvent) {})
+	e := store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionCreate, Resource: "Observation", Outcome: audit.OutcomeDenied}
+	b.Run("throttled", func(b *testing.B) {
+		for range q.allow {
+			q.refuse("device", "192.0.2.7", e)
+		}
+		for b.Loop() {
+			if q.wait("device", "192.0.2.7") == 0 {
+				b.Fatal("not throttled")
+			}
+		}
+	})
+	b.Run("table", func(b *testing.B) {
+		for b.Loop() {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			q := newRefusals(clock.now, func(store.AuditEvent) {})
+			for i := range q.max {
+				addr := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}).String()
+				e.Address = addr
+				q.refuse("device", addr, e)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(q.max), "bytes/address")
+			runtime.KeepAlive(q)
+		}
+	})
 }
