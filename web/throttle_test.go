@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"runtime"
@@ -298,4 +299,51 @@ func BenchmarkRefusals(b *testing.B) {
 			runtime.KeepAlive(q)
 		}
 	})
+}
+
+// TestAPITokenRefusalsThrottled: WHIP and WHEP with a bad API token from
+// one address are answered 401, then 429, and recorded as the first
+// refusal and a count; a request without a token is refused and not
+// recorded, as any request without a credential.
+func TestAPITokenRefusalsThrottled(t *testing.T) {
+	refusalSettings(t, 15*time.Minute, 5, 4096)
+	clock := &testClock{t: time.Now()}
+	f := newProxiedFixture(t, clock)
+	post := func(path, addr, token string) int {
+		req, _ := http.NewRequest("POST", f.srv.URL+path, strings.NewReader("v=0\r\n"))
+		req.Header.Set("Content-Type", "application/sdp")
+		req.Header.Set("X-Forwarded-For", addr)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := post(fmt.Sprintf("/whip/%d", f.visit.ID), "192.0.2.8", ""); st != http.StatusUnauthorized {
+		t.Fatalf("no token: %d, want 401", st)
+	}
+	statuses := map[int]int{}
+	for i := range 40 {
+		kind := []string{"whip", "whep"}[i%2]
+		statuses[post(fmt.Sprintf("/%s/%d", kind, f.visit.ID), "192.0.2.7", "not-a-token")]++
+	}
+	if statuses[http.StatusUnauthorized] != 5 || statuses[http.StatusTooManyRequests] != 35 {
+		t.Errorf("40 bad tokens: %v, want 5 refused (401), then 429", statuses)
+	}
+	if st := post(fmt.Sprintf("/whip/%d", f.visit.ID), "198.51.100.9", "not-a-token"); st != http.StatusUnauthorized {
+		t.Errorf("a bad token from another address: %d, want 401", st)
+	}
+	rows, n := deniedRows(t, f.st, "api-token")
+	if len(rows) != 2 || n != 2 {
+		t.Errorf("%d rows counting %d, want the first refusal of each address (none for no token)", len(rows), n)
+	}
+	clock.add(15 * time.Minute)
+	post(fmt.Sprintf("/whip/%d", f.visit.ID), "198.51.100.9", "")
+	if rows, n := deniedRows(t, f.st, "api-token"); len(rows) != 3 || n != 41 {
+		t.Errorf("after the window, %d rows counting %d, want 3 counting 41", len(rows), n)
+	}
 }

@@ -47,6 +47,13 @@ const sdpType = "application/sdp"
 // cookies do not count: a page cannot publish into a visit behind its
 // user's back.
 func (s *server) bearerCaller(w http.ResponseWriter, r *http.Request) (caller, bool) {
+	// An address whose tokens were refused too often is answered before
+	// its token is looked up, and refusals are counted, not each written
+	// (throttle.go); pin.go's probe ahead of the handler counts nothing.
+	_, probe := w.(discardResponse)
+	if !probe && s.tooManyRefusals(w, r, "api-token") {
+		return caller{}, false
+	}
 	refuse := func(msg string) (caller, bool) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bedside"`)
 		http.Error(w, msg, http.StatusUnauthorized)
@@ -59,6 +66,10 @@ func (s *server) bearerCaller(w http.ResponseWriter, r *http.Request) (caller, b
 	u, err := account.APIUser(r.Context(), s.Store, auth.HashToken(strings.TrimSpace(h[7:])), s.Now())
 	var refused account.TokenRefused
 	if errors.As(err, &refused) {
+		if !probe {
+			s.refuseAttempt(r, "api-token", store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionLogin,
+				Resource: "api-token", Outcome: audit.OutcomeFailed})
+		}
 		return refuse(string(refused))
 	}
 	if err != nil {
