@@ -93,7 +93,8 @@ func waitText(d time.Duration) string {
 }
 
 // Refused attempts on the routes that take a credential of their own (a
-// device token, a guest or password link) are throttled and summarised
+// device token, a guest or password link, a WHIP or WHEP API token) are
+// throttled and summarised
 // per client address, in memory, so that a client hammering one with a
 // bad credential fills neither the audit trail nor the database:
 //
@@ -274,7 +275,8 @@ func (c *refusalCount) summaries(spilled bool, out []store.AuditEvent) []store.A
 }
 
 // closeWindows ends the windows closed by now, appending their summaries
-// to out; q.mu is held.
+// to out; q.mu is held. It scans the table only once the earliest window
+// has closed (a few microseconds for a full table).
 func (q *refusals) closeWindows(now time.Time, out []store.AuditEvent) []store.AuditEvent {
 	if q.next.IsZero() || now.Before(q.next) {
 		return out
