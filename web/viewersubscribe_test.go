@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals/live"
@@ -86,5 +87,66 @@ func TestDayListSubscribingToManyVisitsAtOnceIsNotDroppedAsBehind(t *testing.T) 
 	}
 	if readings != visits*perPatient {
 		t.Fatalf("%d readings replayed, want %d", readings, visits*perPatient)
+	}
+}
+
+// TestMultiVisitSubscribeAfterDeactivationIsRefused: a physician
+// deactivated by an admin (their sessions deleted) while their day list's
+// multi-visit socket is open cannot subscribe on it to a patient's live
+// vitals: the subscription looks the session up again rather than trusting
+// the one the socket opened with, refuses (audited as denied, never as a
+// read) and closes the socket saying the session ended, at once rather
+// than at the next re-check.
+func TestMultiVisitSubscribeAfterDeactivationIsRefused(t *testing.T) {
+	f := newFixtureWith(t, func(d *Deps) {
+		d.Audit = &audit.Recorder{Store: d.Store}
+		d.Recheck = time.Hour // the refusal must not wait for the re-check
+	})
+	v, status := dialVitalsPath(t, f, "doc@example.org", "/ws/vitals")
+	if v == nil {
+		t.Fatalf("multi-visit socket: %d", status)
+	}
+	if _, err := f.st.DeactivateUser(t.Context(), f.doc.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"subscribe","appointment":%d}`, f.visit.ID))); err != nil {
+		t.Fatal(err)
+	}
+	_ = v.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, b, err := v.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != errSessionEnded.Error() {
+				t.Fatalf("after a subscription refused as the session ended, the socket ended with %v, want close 1008 %q", err, errSessionEnded)
+			}
+			break
+		}
+		var msgs []struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(b, &msgs)
+		for _, m := range msgs {
+			if m.Type == "snapshot" || m.Type == "stream" {
+				t.Fatalf("a deactivated physician subscribed to patient %d's live vitals: got %s", f.pat.ID, b)
+			}
+		}
+	}
+	events, _, err := f.st.AuditEvents(t.Context(), store.AuditQuery{ActorID: f.doc.ID, Action: audit.ActionRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := false
+	for _, e := range events {
+		if e.PatientID != f.pat.ID {
+			continue
+		}
+		if e.Outcome != audit.OutcomeDenied {
+			t.Fatalf("the refused subscription was audited as %s: %+v", e.Outcome, e)
+		}
+		denied = true
+	}
+	if !denied {
+		t.Fatalf("the refused subscription was not audited as denied: %+v", events)
 	}
 }

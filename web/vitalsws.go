@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -132,7 +134,7 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	v := s.Live.NewViewer()
 	conn := newViewerConn(ws, hj.conn, v, s.VitalsFlush, s.VitalsWriteTimeout)
 	s.metrics.sockets.Add(1, "vitals")
-	m := &multiViewer{s: s, p: p, c: c, v: v, done: conn.Done(), visits: make(map[int64]int64)}
+	m := &multiViewer{s: s, p: p, c: c, v: v, conn: conn, visits: make(map[int64]int64)}
 	s.keepChecking(p.ctx, conn, m.recheck)
 	s.Log.InfoContext(p.ctx, "vitals viewer connected", "user", c.User.ID)
 	// The reader, which acts on the viewer's requests, runs on a goroutine
@@ -152,10 +154,10 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 type multiViewer struct {
 	s *server
 	p *socketPeer // the socket's opening request, for audit records and re-checks
-	c caller
+	c caller      // who opened the socket; each subscription looks the session up again
 	v *live.Viewer
-	// done is closed when the socket's connection ends.
-	done <-chan struct{}
+	// conn is the socket's connection: a refused session closes it.
+	conn closer
 
 	mu     sync.Mutex
 	visits map[int64]int64 // appointment -> patient
@@ -187,8 +189,18 @@ func (m *multiViewer) handle(b []byte) {
 		return
 	}
 	resource := audit.Ref("Appointment", a.ID) + "/vitals"
-	if !mayJoin(m.c, a) || !vitalsOpen(a, m.s.Now()) {
+	// The session, not the caller the socket opened with: a physician
+	// signed out or deactivated since may not start watching anyone, even
+	// before the next re-check closes the socket. Subscriptions are rare,
+	// so one session lookup each costs little.
+	c, err := m.s.lookupSession(m.p.request())
+	if err != nil {
 		m.s.auditDenied(m.p.request(), m.c, audit.ActionRead, a.PatientID, resource)
+		m.conn.CloseWith(websocket.ClosePolicyViolation, errSessionEnded.Error())
+		return
+	}
+	if !mayJoin(c, a) || !vitalsOpen(a, m.s.Now()) {
+		m.s.auditDenied(m.p.request(), c, audit.ActionRead, a.PatientID, resource)
 		m.v.Send(live.ErrorMessage(a.ID, vitalsWindowRefusal))
 		return
 	}
@@ -204,7 +216,7 @@ func (m *multiViewer) handle(b []byte) {
 		return
 	}
 	if !again {
-		m.s.audited(m.p.request(), m.c, audit.ActionRead, a.PatientID, resource)
+		m.s.audited(m.p.request(), c, audit.ActionRead, a.PatientID, resource)
 	}
 	m.s.sendSnapshot(ctx, m.v.Send, a.PatientID)
 	if err := m.s.Live.Subscribe(ctx, m.v, a.PatientID, req.From, a.ID); err != nil {
@@ -222,7 +234,7 @@ func (m *multiViewer) awaitReplayRoom() bool {
 	case <-m.v.ReplayRoom():
 		return true
 	case <-m.v.FellBehind():
-	case <-m.done:
+	case <-m.conn.Done():
 	case <-m.p.ctx.Done():
 	}
 	return false
