@@ -113,6 +113,10 @@ type Credential struct {
 	ExpiresAt     time.Time // zero means no expiry
 	RevokedAt     time.Time // zero means not revoked
 	LastSeq       int64     // devices only: highest contiguous envelope sequence handled
+	// Browser marks the device a patient's browser streams as (relaying
+	// the devices it pairs during a visit), which has no usable token: the
+	// patient's visit session streams as it. Devices only.
+	Browser bool
 }
 
 // Observation is one stored numeric measurement for a patient.

@@ -178,9 +178,9 @@ func (s *server) renderAdminUser(w http.ResponseWriter, r *http.Request, c calle
 	v := templates.AdminUserView{Page: page(u.Name, c), User: adminRow(u), Zone: u.TimeZone, Created: formatWhen(u.CreatedAt, loc),
 		Self: u.ID == c.User.ID, Patient: u.Role == store.RolePatient, HasPassword: u.PasswordHash != "",
 		Flash: flash, Error: problem, Secret: secret}
-	var browser int64 // the newest "Web browser" device, which the browser streams as
+	var browser int64 // the newest browser's device, which the browser streams as
 	for _, cr := range creds {
-		if cr.Kind == store.CredentialDevice && cr.Name == browserDevice {
+		if cr.Kind == store.CredentialDevice && cr.Browser {
 			browser = max(browser, cr.ID)
 		}
 	}
@@ -195,7 +195,7 @@ func (s *server) renderAdminUser(w http.ResponseWriter, r *http.Request, c calle
 		switch {
 		case !cr.RevokedAt.IsZero():
 			row.Status = "revoked " + formatWhen(cr.RevokedAt, loc)
-			row.AllowBrowser = cr.Kind == store.CredentialDevice && cr.Name == browserDevice && cr.ID == browser
+			row.AllowBrowser = cr.Kind == store.CredentialDevice && cr.Browser && cr.ID == browser
 		case !cr.ExpiresAt.IsZero() && !now.Before(cr.ExpiresAt):
 			row.Status = "expired"
 		default:

@@ -18,11 +18,12 @@ import (
 var errBrowserOff = errors.New("vitals from this browser were turned off by the clinic; ask the clinic to allow them again")
 
 // browserCredential returns the device a patient's browser streams as: the
-// patient's newest "Web browser" credential, made on first use. Revoking
-// it (the admin's user page) turns vitals from the patient's browser off
-// until an admin allows them again (adminAllowBrowser), which makes a new
-// one; so a revoked one refuses the browser, rather than a new one being
-// made behind the admin's back at its next connection.
+// patient's newest device marked as a browser's (store.Credential.Browser),
+// made on first use; a device an admin added, whatever its name, never is.
+// Revoking it (the admin's user page) turns vitals from the patient's
+// browser off until an admin allows them again (adminAllowBrowser), which
+// makes a new one; so a revoked or expired one refuses the browser, rather
+// than a new one being made behind the admin's back at its next connection.
 func (s *server) browserCredential(ctx context.Context, patientID int64) (store.Credential, error) {
 	creds, err := s.Store.ListCredentials(ctx, store.CredentialDevice, patientID)
 	if err != nil {
@@ -30,12 +31,12 @@ func (s *server) browserCredential(ctx context.Context, patientID int64) (store.
 	}
 	var newest store.Credential
 	for _, cr := range creds {
-		if cr.Name == browserDevice && cr.ID > newest.ID {
+		if cr.Browser && cr.ID > newest.ID {
 			newest = cr
 		}
 	}
 	switch {
-	case newest.ID != 0 && !newest.RevokedAt.IsZero():
+	case newest.ID != 0 && !s.browserOn(newest):
 		return newest, errBrowserOff
 	case newest.ID != 0:
 		return newest, nil
@@ -43,22 +44,28 @@ func (s *server) browserCredential(ctx context.Context, patientID int64) (store.
 	return s.newBrowserCredential(ctx, patientID)
 }
 
-// newBrowserCredential makes a "Web browser" device for the patient. It has
-// no usable token: its hash is of a secret nobody keeps, so only the
+// browserOn says whether the browser's device may stream: neither revoked
+// nor expired.
+func (s *server) browserOn(cred store.Credential) bool {
+	return cred.RevokedAt.IsZero() && (cred.ExpiresAt.IsZero() || s.Now().Before(cred.ExpiresAt))
+}
+
+// newBrowserCredential makes the device a patient's browser streams as. It
+// has no usable token: its hash is of a secret nobody keeps, so only the
 // patient's visit session can stream as it.
 func (s *server) newBrowserCredential(ctx context.Context, patientID int64) (store.Credential, error) {
 	_, hash := auth.NewToken()
 	return s.Store.CreateCredential(ctx, store.Credential{
-		Kind: store.CredentialDevice, TokenHash: hash, UserID: patientID, Name: browserDevice, CreatedAt: s.Now(),
+		Kind: store.CredentialDevice, TokenHash: hash, UserID: patientID, Name: browserDevice, CreatedAt: s.Now(), Browser: true,
 	})
 }
 
 // browserStillOn is the re-check of a browser's device socket: its
-// "Web browser" device must not be revoked. A store that cannot answer
+// device must be neither revoked nor expired. A store that cannot answer
 // keeps the stream, which the store also holds.
 func (s *server) browserStillOn(ctx context.Context, id int64) error {
 	got, err := s.Store.CredentialByID(ctx, store.CredentialDevice, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !got.RevokedAt.IsZero() {
+	if errors.Is(err, store.ErrNotFound) || err == nil && !s.browserOn(got) {
 		return errBrowserOff
 	}
 	return nil
@@ -89,7 +96,7 @@ func (s *server) adminAllowBrowser(r *http.Request, c caller, u store.User) (str
 
 // revokedFlash says what revoking cred did.
 func (s *server) revokedFlash(cred store.Credential) string {
-	if cred.Kind == store.CredentialDevice && cred.Name == browserDevice {
+	if cred.Kind == store.CredentialDevice && cred.Browser {
 		return fmt.Sprintf("Vitals from the patient's browser turned off (device %d): an open connection closes within %s, and the browser is refused until you allow it again. The visit and its call go on.", cred.ID, s.recheckEvery())
 	}
 	return fmt.Sprintf("Token %d revoked; a device connected with it is disconnected within %s.", cred.ID, s.recheckEvery())

@@ -11,10 +11,11 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
 )
 
-// browserDeviceID is the patient's "Web browser" device (0 if none).
+// browserDeviceID is the device the patient's browser streams as (0 if none).
 func browserDeviceID(t *testing.T, f *fixture) int64 {
 	t.Helper()
 	creds, err := f.st.ListCredentials(t.Context(), store.CredentialDevice, f.pat.ID)
@@ -23,7 +24,7 @@ func browserDeviceID(t *testing.T, f *fixture) int64 {
 	}
 	var id int64
 	for _, c := range creds {
-		if c.Name == browserDevice && c.ID > id {
+		if c.Browser && c.ID > id {
 			id = c.ID
 		}
 	}
@@ -149,5 +150,87 @@ func TestAdminTurnsBrowserVitalsOffAndOn(t *testing.T) {
 		if !found {
 			t.Errorf("no audit event %s %s by the admin for the patient in %+v", want.action, want.ref, events)
 		}
+	}
+}
+
+// TestHubNamedWebBrowserIsNotTakenByTheBrowser: an admin adds a hub for the
+// patient and names it "Web browser" (a device may have any name). The
+// patient's browser, streaming with its visit session, must not stream as
+// that hub: the two would replace each other's connection and share one
+// sequence, so the hub's readings whose numbers the browser used would be
+// acked as stored and dropped. The browser streams as a device of its own,
+// marked as the browser's, and the hub's connection stays.
+func TestHubNamedWebBrowserIsNotTakenByTheBrowser(t *testing.T) {
+	f := newFixture(t)
+	tok, hash := auth.NewToken()
+	hub, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialDevice, TokenHash: hash,
+		UserID: f.pat.ID, Name: browserDevice, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(30 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := dialDevice(t, f, tok)
+	if ack := lastAck(t, sendFrame(t, dev, envelope(1, "8867-4", 70, "/min", ""))); ack != 1 {
+		t.Fatalf("hub ack %d", ack)
+	}
+	patient := f.joinClient(t, f.visit)
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var first reply
+	if err := ws.ReadJSON(&first); err != nil || first.Ack == nil {
+		t.Fatalf("browser's first message %+v (%v)", first, err)
+	}
+	if *first.Ack != 0 {
+		t.Fatalf("the patient's browser streams as hub device %d: its first ack is the hub's %d", hub.ID, *first.Ack)
+	}
+	browser := browserDeviceID(t, f)
+	if browser == 0 || browser == hub.ID {
+		t.Fatalf("the browser streams as device %d, want one of its own beside hub %d", browser, hub.ID)
+	}
+	// Both stream on: the hub's next reading is stored under its own
+	// sequence, its connection never replaced by the browser's.
+	if ack := lastAck(t, sendFrame(t, dev, envelope(2, "8867-4", 71, "/min", ""))); ack != 2 {
+		t.Fatalf("hub ack %d after the browser connected, want 2", ack)
+	}
+	if ack := lastAck(t, sendFrame(t, ws, envelope(1, "59408-5", 97, "%", ""))); ack != 1 {
+		t.Fatalf("browser ack %d, want 1", ack)
+	}
+	obs, _, err := f.st.SearchObservations(t.Context(), store.ObservationQuery{PatientID: f.pat.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perDevice := map[int64]int{}
+	for _, o := range obs {
+		perDevice[o.DeviceID]++
+	}
+	if perDevice[hub.ID] != 2 || perDevice[browser] != 1 {
+		t.Fatalf("stored readings per device %v, want 2 from hub %d and 1 from browser %d", perDevice, hub.ID, browser)
+	}
+}
+
+// TestExpiredBrowserDeviceIsRefused: a browser's device past its expiry is
+// refused like a revoked one, with no new device made behind it.
+func TestExpiredBrowserDeviceIsRefused(t *testing.T) {
+	f := newFixture(t)
+	_, hash := auth.NewToken()
+	old, err := f.st.CreateCredential(t.Context(), store.Credential{Kind: store.CredentialDevice, TokenHash: hash, UserID: f.pat.ID,
+		Name: browserDevice, Browser: true, CreatedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patient := f.joinClient(t, f.visit)
+	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err == nil {
+		ws.Close()
+		t.Fatal("the browser streams with its expired device")
+	}
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("connecting: %v (%+v), want 401", err, resp)
+	}
+	if got := browserDeviceID(t, f); got != old.ID {
+		t.Fatalf("the refused connection made browser device %d", got)
 	}
 }

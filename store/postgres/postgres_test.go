@@ -405,3 +405,59 @@ func BenchmarkBookContended(b *testing.B) {
 		}
 	}
 }
+
+// TestMigrationMarksBrowserCredentials: the migration that marks the
+// devices patients' browsers stream as marks the "Web browser" devices made
+// so far, which never expire, and not a hub an admin named the same, whose
+// token always expires, nor any other device.
+func TestMigrationMarksBrowserCredentials(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := open(t)
+	p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before the migration, with what it found there.
+	const migration = "migrations/0014_browser_credentials.sql"
+	for _, q := range []string{`ALTER TABLE credentials DROP COLUMN browser`, `DELETE FROM schema_migrations WHERE name = '` + migration + `'`} {
+		if _, err := db.pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	want := map[string]bool{}
+	for _, c := range []struct {
+		hash, kind, name string
+		expires          *time.Time
+		browser          bool
+	}{
+		{"browser", "device", "Web browser", nil, true},
+		{"hub", "device", "Web browser", new(time.Now().Add(time.Hour)), false},
+		{"oximeter", "device", "Oximeter", nil, false},
+		{"api", "api", "Web browser", nil, false},
+	} {
+		if _, err := db.pool.Exec(ctx, `INSERT INTO credentials (kind, token_hash, user_id, name, created_at, expires_at) VALUES ($1, $2, $3, $4, now(), $5)`,
+			c.kind, []byte(c.hash), p.ID, c.name, c.expires); err != nil {
+			t.Fatal(err)
+		}
+		want[c.hash] = c.browser
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{store.CredentialDevice, store.CredentialAPI} {
+		list, err := db.ListCredentials(ctx, kind, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range list {
+			if c.Browser != want[string(c.TokenHash)] {
+				t.Errorf("after the migration %s credential %q has browser %v, want %v", kind, c.TokenHash, c.Browser, want[string(c.TokenHash)])
+			}
+			delete(want, string(c.TokenHash))
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("credentials lost by the migration: %v", want)
+	}
+}

@@ -263,12 +263,12 @@ func (s *DB) DeleteSession(ctx context.Context, hash []byte) error {
 	return nil
 }
 
-const credCols = `id, kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq`
+const credCols = `id, kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq, browser`
 
 func scanCredential(row pgx.Row) (store.Credential, error) {
 	var c store.Credential
 	err := row.Scan(&c.ID, &c.Kind, &c.TokenHash, &c.UserID, &c.AppointmentID, &c.Name,
-		utc(&c.CreatedAt), utc(&c.ExpiresAt), utc(&c.RevokedAt), &c.LastSeq)
+		utc(&c.CreatedAt), utc(&c.ExpiresAt), utc(&c.RevokedAt), &c.LastSeq, &c.Browser)
 	return c, err
 }
 
@@ -281,13 +281,16 @@ func (s *DB) CreateCredential(ctx context.Context, c store.Credential) (store.Cr
 	default:
 		return c, fmt.Errorf("create credential: unknown kind %q", c.Kind)
 	}
+	if c.Browser && c.Kind != store.CredentialDevice {
+		return c, fmt.Errorf("create credential: a %s credential cannot be a browser's", c.Kind)
+	}
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now()
 	}
 	c.CreatedAt, c.ExpiresAt, c.RevokedAt = norm(c.CreatedAt), norm(c.ExpiresAt), norm(c.RevokedAt)
-	err := s.pool.QueryRow(ctx, `INSERT INTO credentials (kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-		c.Kind, c.TokenHash, c.UserID, c.AppointmentID, c.Name, c.CreatedAt, null(c.ExpiresAt), null(c.RevokedAt), c.LastSeq).Scan(&c.ID)
+	err := s.pool.QueryRow(ctx, `INSERT INTO credentials (kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq, browser)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		c.Kind, c.TokenHash, c.UserID, c.AppointmentID, c.Name, c.CreatedAt, null(c.ExpiresAt), null(c.RevokedAt), c.LastSeq, c.Browser).Scan(&c.ID)
 	if err != nil {
 		return c, wrap(err, "create %s credential for user %d", c.Kind, c.UserID)
 	}

@@ -282,12 +282,12 @@ func (s *DB) DeleteSession(ctx context.Context, hash []byte) error {
 	return nil
 }
 
-const credCols = `id, kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq`
+const credCols = `id, kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq, browser`
 
 func scanCredential(row scanner) (store.Credential, error) {
 	var c store.Credential
 	var created, expires, revoked int64
-	err := row.Scan(&c.ID, &c.Kind, &c.TokenHash, &c.UserID, &c.AppointmentID, &c.Name, &created, &expires, &revoked, &c.LastSeq)
+	err := row.Scan(&c.ID, &c.Kind, &c.TokenHash, &c.UserID, &c.AppointmentID, &c.Name, &created, &expires, &revoked, &c.LastSeq, &c.Browser)
 	c.CreatedAt, c.ExpiresAt, c.RevokedAt = at(created), at(expires), at(revoked)
 	return c, err
 }
@@ -301,13 +301,16 @@ func (s *DB) CreateCredential(ctx context.Context, c store.Credential) (store.Cr
 	default:
 		return c, fmt.Errorf("create credential: unknown kind %q", c.Kind)
 	}
+	if c.Browser && c.Kind != store.CredentialDevice {
+		return c, fmt.Errorf("create credential: a %s credential cannot be a browser's", c.Kind)
+	}
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now()
 	}
 	c.CreatedAt, c.ExpiresAt, c.RevokedAt = norm(c.CreatedAt), norm(c.ExpiresAt), norm(c.RevokedAt)
-	err := s.w.QueryRowContext(ctx, `INSERT INTO credentials (kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		c.Kind, c.TokenHash, c.UserID, c.AppointmentID, c.Name, ms(c.CreatedAt), ms(c.ExpiresAt), ms(c.RevokedAt), c.LastSeq).Scan(&c.ID)
+	err := s.w.QueryRowContext(ctx, `INSERT INTO credentials (kind, token_hash, user_id, appointment_id, name, created_at, expires_at, revoked_at, last_seq, browser)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		c.Kind, c.TokenHash, c.UserID, c.AppointmentID, c.Name, ms(c.CreatedAt), ms(c.ExpiresAt), ms(c.RevokedAt), c.LastSeq, c.Browser).Scan(&c.ID)
 	if err != nil {
 		return c, wrap(err, "create %s credential for user %d", c.Kind, c.UserID)
 	}

@@ -254,6 +254,28 @@ func testCredentials(t *testing.T, st store.Store) {
 	if err != nil || len(list) != 2 || list[0].ID != d1.ID || list[1].ID != d2.ID {
 		t.Fatalf("ListCredentials = %+v, %v; want d1 then d2", list, err)
 	}
+	if list[0].Browser || list[1].Browser {
+		t.Fatalf("devices made without the browser mark read back with it: %+v", list)
+	}
+
+	// The device a patient's browser streams as is marked, whatever its
+	// name, and only a device may be.
+	b, err := st.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: []byte("b1"), UserID: other.ID, Name: "Scale", CreatedAt: now, Browser: true})
+	if err != nil || !b.Browser {
+		t.Fatalf("CreateCredential of a browser's device = %+v, %v", b, err)
+	}
+	if got, err := st.CredentialByID(ctx, store.CredentialDevice, b.ID); err != nil || !got.Browser {
+		t.Fatalf("CredentialByID of a browser's device = %+v, %v; want it marked", got, err)
+	}
+	if others, err := st.ListCredentials(ctx, store.CredentialDevice, other.ID); err != nil || len(others) != 2 || others[0].Browser || !others[1].Browser {
+		t.Fatalf("ListCredentials = %+v, %v; want the hub unmarked, then the browser's device marked", others, err)
+	}
+	if _, err := st.CreateCredential(ctx, store.Credential{Kind: store.CredentialAPI, TokenHash: []byte("b2"), UserID: u.ID, CreatedAt: now, Browser: true}); err == nil {
+		t.Fatal("an API token was stored marked as a browser's device")
+	}
+	if _, err := st.CredentialByHash(ctx, store.CredentialAPI, []byte("b2")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused API token was stored: %v", err)
+	}
 
 	revoked := now.Add(time.Minute)
 	if err := st.RevokeCredential(ctx, d1.ID, revoked); err != nil {
