@@ -24,7 +24,8 @@ var errBrowserOff = errors.New("vitals from this browser were turned off by the 
 // browser off until an admin allows them again (adminAllowBrowser), which
 // makes a new one; so a revoked or expired one refuses the browser, rather
 // than a new one being made behind the admin's back at its next connection.
-func (s *server) browserCredential(ctx context.Context, patientID int64) (store.Credential, error) {
+// Making one is audited as by's creation of it.
+func (s *server) browserCredential(ctx context.Context, by audit.Who, patientID int64) (store.Credential, error) {
 	creds, err := s.Store.ListCredentials(ctx, store.CredentialDevice, patientID)
 	if err != nil {
 		return store.Credential{}, fmt.Errorf("look up the browser device: %w", err)
@@ -41,7 +42,7 @@ func (s *server) browserCredential(ctx context.Context, patientID int64) (store.
 	case newest.ID != 0:
 		return newest, nil
 	}
-	return s.newBrowserCredential(ctx, patientID)
+	return s.newBrowserCredential(ctx, by, patientID)
 }
 
 // browserOn says whether the browser's device may stream: neither revoked
@@ -52,12 +53,18 @@ func (s *server) browserOn(cred store.Credential) bool {
 
 // newBrowserCredential makes the device a patient's browser streams as. It
 // has no usable token: its hash is of a secret nobody keeps, so only the
-// patient's visit session can stream as it.
-func (s *server) newBrowserCredential(ctx context.Context, patientID int64) (store.Credential, error) {
+// patient's visit session can stream as it. It is audited as by's
+// creation of a credential for the patient's data.
+func (s *server) newBrowserCredential(ctx context.Context, by audit.Who, patientID int64) (store.Credential, error) {
 	_, hash := auth.NewToken()
-	return s.Store.CreateCredential(ctx, store.Credential{
+	cred, err := s.Store.CreateCredential(ctx, store.Credential{
 		Kind: store.CredentialDevice, TokenHash: hash, UserID: patientID, Name: browserDevice, CreatedAt: s.Now(), Browser: true,
 	})
+	if err != nil {
+		return cred, fmt.Errorf("make the browser device: %w", err)
+	}
+	s.Audit.Success(ctx, by, audit.ActionCreate, patientID, audit.Ref("Credential", cred.ID))
+	return cred, nil
 }
 
 // browserStillOn is the re-check of a browser's device socket: its
@@ -73,7 +80,8 @@ func (s *server) browserStillOn(ctx context.Context, id int64) error {
 
 // adminAllowBrowser lets a patient's browser stream vitals again after an
 // admin revoked its "Web browser" device: a new one, which its next
-// connection streams as, audited as any device added.
+// connection streams as (or the first, if it never streamed), audited as
+// any device added.
 func (s *server) adminAllowBrowser(r *http.Request, c caller, u store.User) (string, *templates.AdminSecret, error) {
 	switch {
 	case u.Role != store.RolePatient:
@@ -81,12 +89,10 @@ func (s *server) adminAllowBrowser(r *http.Request, c caller, u store.User) (str
 	case !u.Active():
 		return "", nil, account.ErrInactive
 	}
-	cred, err := s.browserCredential(r.Context(), u.ID)
+	by := audit.User(c.User, r)
+	cred, err := s.browserCredential(r.Context(), by, u.ID)
 	if errors.Is(err, errBrowserOff) {
-		cred, err = s.newBrowserCredential(r.Context(), u.ID)
-		if err == nil {
-			s.Audit.Success(r.Context(), audit.User(c.User, r), audit.ActionCreate, u.ID, audit.Ref("Credential", cred.ID))
-		}
+		cred, err = s.newBrowserCredential(r.Context(), by, u.ID)
 	}
 	if err != nil {
 		return "", nil, err

@@ -234,3 +234,57 @@ func TestExpiredBrowserDeviceIsRefused(t *testing.T) {
 		t.Fatalf("the refused connection made browser device %d", got)
 	}
 }
+
+// auditedCreate says whether actor's creation of credential id for the
+// patient was audited as a success.
+func auditedCreate(t *testing.T, f *fixture, actor, id int64) bool {
+	t.Helper()
+	events, _, err := f.st.AuditEvents(t.Context(), store.AuditQuery{ActorID: actor, Action: audit.ActionCreate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Resource == audit.Ref("Credential", id) && e.PatientID == f.pat.ID && e.Outcome == audit.OutcomeSuccess {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBrowserDeviceMadeAtFirstConnectionIsAudited: the patient's browser's
+// first connection makes the device it streams as, a credential for the
+// patient's data: audited as the patient's creation of it.
+func TestBrowserDeviceMadeAtFirstConnectionIsAudited(t *testing.T) {
+	f, _, _ := adminFixture(t)
+	patient := f.joinClient(t, f.visit)
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	browser := browserDeviceID(t, f)
+	if browser == 0 {
+		t.Fatal("no browser device made")
+	}
+	if !auditedCreate(t, f, f.pat.ID, browser) {
+		t.Fatalf("the browser's device %d, made at its first connection, was not audited as the patient's creation", browser)
+	}
+}
+
+// TestAdminAllowingBrowserVitalsFirstIsAudited: an admin's "allow browser
+// vitals" for a patient whose browser never streamed makes the browser's
+// device then, audited as the admin's creation of it.
+func TestAdminAllowingBrowserVitalsFirstIsAudited(t *testing.T) {
+	f, adm, admin := adminFixture(t)
+	status, body := adminPost(t, admin, fmt.Sprintf("%s/admin/users/%d/browser-vitals", f.srv.URL, f.pat.ID), nil)
+	if status != http.StatusOK || !strings.Contains(body, "allowed again") {
+		t.Fatalf("allowing browser vitals: %d", status)
+	}
+	browser := browserDeviceID(t, f)
+	if browser == 0 {
+		t.Fatal("no browser device made")
+	}
+	if !auditedCreate(t, f, adm.ID, browser) {
+		t.Fatalf("the browser's device %d, made by the admin, was not audited as the admin's creation", browser)
+	}
+}

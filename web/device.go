@@ -189,5 +189,5 @@ func (s *server) deviceCredential(r *http.Request) (store.Credential, error) {
 	if err != nil || c.Appointment == 0 || c.User.Role != store.RolePatient {
 		return store.Credential{}, errors.New("a device token (Authorization: Bearer, or ?token=) or a patient's visit session is required")
 	}
-	return s.browserCredential(ctx, c.User.ID)
+	return s.browserCredential(ctx, audit.User(c.User, r), c.User.ID)
 }
