@@ -49,6 +49,9 @@ export function unavailable(bluetooth, secure) {
   return '';
 }
 
+/** REPLACED is the reason the server closes a device's connection with when a newer one took its place. */
+const REPLACED = 'replaced by a newer connection';
+
 /**
  * Relay sends messages to the device socket under its acknowledgement
  * contract: each message gets the next seq, is kept until an ack covers it,
@@ -71,12 +74,26 @@ export class Relay {
     this.ready = false; // this connection's first ack has come
     this.dropped = 0; // messages pushed out of a full queue
     this.connected = false;
+    this.replaced = false; // another window took over: nothing more is sent from here
     this.onrejected = onrejected;
     this.onchange = onchange;
     this.transport = connect({
       onopen: () => { this.connected = true; this.ready = false; this.onchange(); },
       onmessage: (m) => this.receive(m),
-      onclose: () => { this.connected = false; this.ready = false; this.onchange(); },
+      onclose: (e) => {
+        this.connected = false;
+        this.ready = false;
+        if (e && e.code === 1008 && e.reason === REPLACED) {
+          // Another window or tab of this visit (or its link opened on
+          // another device) streams as the same browser device now. Both
+          // reconnecting would take the device from each other in turn,
+          // numbering from each other's acks, and drop readings as already
+          // handled: the newer one sends, this one stops and says so.
+          this.replaced = true;
+          this.transport.stop();
+        }
+        this.onchange();
+      },
     });
     this.started = false;
   }
@@ -277,11 +294,22 @@ export function mount(root, { bluetooth, secure, relay }) {
   }
   const rows = new Map();
   const say = (text) => { el.status.textContent = el.status.textContent === text ? text + '\u00a0' : text; };
+  let toldReplaced = false;
   const r = relay({
     onrejected: (meta, error) => pairing.rejected(meta, error),
     onchange: () => {
       const n = r.pending;
       root.dataset.pending = String(n); // what waits for an acknowledgement, for anyone who must know it is all sent
+      if (r.replaced) {
+        const text = 'Your readings are now sent from another window or tab where this visit is open, so this one stopped sending them' +
+          (n ? `; ${n === 1 ? '1 reading' : `${n} readings`} measured here may not have reached the clinic` : '') +
+          '. To send from this window instead, reload it and pair your devices again.';
+        if (!toldReplaced) say(text);
+        toldReplaced = true;
+        el.queue.hidden = false;
+        el.queue.textContent = text;
+        return;
+      }
       el.queue.hidden = r.connected && r.ready && !r.dropped;
       el.queue.textContent = r.dropped
         ? `${r.dropped} older readings could not be kept while offline.`

@@ -253,3 +253,130 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 		`(() => { const u = document.querySelector('#bt-unavailable'); return document.querySelector('#bluetooth').dataset.bluetooth === 'unavailable' && !u.hidden && /Firefox and Safari/.test(u.textContent) && /device hub/.test(u.textContent) && document.querySelector('#bt-pair').hidden; })()`,
 		15*time.Second)
 }
+
+// TestBrowserBluetoothSecondTabTakesOver: the patient's visit is open in
+// two tabs and both pair a device. The tabs stream as the one browser
+// device of the patient, with one sequence, so they cannot both send: the
+// newer one does, and the older one stops, says why (and what it holds
+// that may not have been sent), rather than reconnecting to take the
+// device back, which would have the two replace each other and number
+// from each other's acks, dropping readings as already handled.
+func TestBrowserBluetoothSecondTabTakesOver(t *testing.T) {
+	chromium := chromiumPath(t)
+	ts := startServer(t, nil)
+	link := bookFirstFree(t, ts)
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(ts.Data, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	patient, err := db.UserByEmail(ctx, "maria.silva@demo.bedside.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now().Add(-time.Minute)
+	fake := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: fakeBluetooth})
+		return err
+	})
+	pair := func(tab context.Context, name string) {
+		t.Helper()
+		waitJS(t, tab, name+": pairing offered", `document.querySelector('#bluetooth').dataset.bluetooth === 'ready' && !document.querySelector('#bt-pair').hidden`, 15*time.Second)
+		if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS("#bt-pair"))); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, tab, name+": device connected", `(() => { const r = document.querySelector('.bt-device'); return !!r && r.dataset.status === 'connected'; })()`, 10*time.Second)
+	}
+	// heartRates emits heart rates from..to-1, one every 50 ms.
+	heartRates := func(tab context.Context, from, to int) {
+		t.Helper()
+		js := fmt.Sprintf(`(async () => {
+		  for (let v = %d; v < %d; v++) {
+		    window.__bt.emit(0x2a37, '00 ' + v.toString(16));
+		    await new Promise((r) => setTimeout(r, 50));
+		  }
+		  return true;
+		})()`, from, to)
+		if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deviceSockets := func(tab context.Context) int {
+		t.Helper()
+		n, err := chromedp.Run(tab, chromedp.Evaluate[int](`window.__sockets.filter((s) => s.url.includes('/ws/device')).length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	older := newBrowser(t, chromium)
+	if err := chromedp.Do(older, fake, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	pair(older, "older tab")
+	heartRates(older, 60, 65)
+	waitJS(t, older, "older tab: everything acknowledged", `document.querySelector('#bluetooth').dataset.pending === '0'`, 30*time.Second)
+
+	visit, err := chromedp.Run(older, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, cancel := chromedp.NewContext(older)
+	defer cancel()
+	if err := chromedp.Do(newer, fake, chromedp.Navigate(visit)); err != nil {
+		t.Fatal(err)
+	}
+	pair(newer, "newer tab")
+	waitJS(t, older, "older tab told the newer one sends",
+		`(() => { const q = document.querySelector('#bt-queue'); return !q.hidden && /now sent from another window or tab/.test(q.textContent) && /now sent from another window or tab/.test(document.querySelector('#bt-status').textContent); })()`,
+		15*time.Second)
+	// A reading the older tab measures now is kept there, not sent, and
+	// the page says so.
+	heartRates(older, 70, 71)
+	waitJS(t, older, "older tab says a reading was not sent", `/1 reading measured here may not have reached the clinic/.test(document.querySelector('#bt-queue').textContent)`, 5*time.Second)
+	// The newer tab streams on, for longer than the older tab's first
+	// reconnect would wait (at most 600 ms), had it tried.
+	heartRates(newer, 80, 100)
+	waitJS(t, newer, "newer tab: everything acknowledged", `document.querySelector('#bluetooth').dataset.pending === '0'`, 30*time.Second)
+	if o, n := deviceSockets(older), deviceSockets(newer); o != 1 || n != 1 {
+		t.Errorf("device sockets opened: %d by the older tab, %d by the newer, want one each (neither taking the device back)", o, n)
+	}
+
+	// The store holds each reading sent exactly once, and the one kept in
+	// the older tab not at all.
+	want := map[string]int{}
+	for _, v := range []int{60, 61, 62, 63, 64} {
+		want[fmt.Sprintf("8867-4 %d", v)] = 1
+	}
+	for v := 80; v < 100; v++ {
+		want[fmt.Sprintf("8867-4 %d", v)] = 1
+	}
+	var got map[string]int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		obs, err := db.ObservationsBetween(ctx, patient.ID, since, time.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[string]int{}
+		for _, o := range obs {
+			got[fmt.Sprintf("%s %g", o.Code, o.Value)]++
+		}
+		if len(obs) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling the store, not standing in for a signal
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("stored %q %d times, want %d", k, got[k], n)
+		}
+	}
+	for k, n := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("stored %q %d times, want never", k, n)
+		}
+	}
+}
