@@ -79,7 +79,11 @@ type RedisDevices struct {
 var _ Devices = (*RedisDevices)(nil)
 
 type deviceHold struct {
-	device   int64
+	device int64
+	// claimed is set (under RedisDevices.mu) once the claim's SET has
+	// returned: until then the key may still name the connection this one
+	// replaces, and a renewal must neither renew nor end it.
+	claimed  bool
 	once     sync.Once
 	replaced func()
 }
@@ -184,15 +188,18 @@ func (d *RedisDevices) Claim(ctx context.Context, device int64, replaced func())
 	defer d.unwait(device, w)
 
 	prev, err := d.client.SetArgs(ctx, d.key(device), token, goredis.SetArgs{TTL: d.ttl, Get: true}).Result()
-	if errors.Is(err, goredis.Nil) || err == nil && prev == token {
-		return release, nil // no connection anywhere (or a renewal set the key first)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		d.mu.Lock()
 		delete(d.held, token)
 		d.checkDrained()
 		d.mu.Unlock()
 		return nil, fmt.Errorf("claim device %d: %w", device, err)
+	}
+	d.mu.Lock()
+	h.claimed = true
+	d.mu.Unlock()
+	if err != nil {
+		return release, nil // no connection anywhere
 	}
 	if node, _, _ := strings.Cut(prev, "/"); node == d.node {
 		d.mu.Lock()
@@ -322,12 +329,17 @@ func (d *RedisDevices) renewals() {
 
 // Renew renews this node's claims in one round trip and ends the
 // connections whose claim names another connection now: one whose
-// replacement's message was lost. A claim Redis lost is taken back.
+// replacement's message was lost. A claim Redis lost is taken back. A
+// claim whose SET has not returned yet is left alone: the key may still
+// name the connection it replaces.
 func (d *RedisDevices) Renew(ctx context.Context) {
 	d.mu.Lock()
 	tokens := make([]string, 0, len(d.held))
 	holds := make([]*deviceHold, 0, len(d.held))
 	for token, h := range d.held {
+		if !h.claimed {
+			continue
+		}
 		tokens = append(tokens, token)
 		holds = append(holds, h)
 	}
