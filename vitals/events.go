@@ -77,12 +77,9 @@ func ParseDeviceEvent(raw json.RawMessage) (RelayedEvent, error) {
 	if m.Time == "" {
 		return RelayedEvent{}, fieldErr("device.time", "missing")
 	}
-	when, err := time.Parse(time.RFC3339Nano, m.Time)
+	when, err := parseDateTime("device.time", m.Time)
 	if err != nil {
-		return RelayedEvent{}, fieldErr("device.time", "%q is not an RFC 3339 date-time with a time zone", truncate(m.Time, 40))
-	}
-	if err := checkYears("device.time", when.UTC()); err != nil {
 		return RelayedEvent{}, err
 	}
-	return RelayedEvent{Name: name, Event: m.Event, Time: when.UTC()}, nil
+	return RelayedEvent{Name: name, Event: m.Event, Time: when}, nil
 }

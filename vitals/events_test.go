@@ -45,7 +45,7 @@ func TestParseDeviceEvent(t *testing.T) {
 		{`{"name":"a\u0007b","event":"connected","time":"2026-11-25T10:00:00Z"}`, "device.name: holds a control character"},
 		{`{"name":"Cuff","event":"paired","time":"2026-11-25T10:00:00Z"}`, `device.event: "paired", want "connected" or "disconnected"`},
 		{`{"name":"Cuff","event":"connected"}`, "device.time: missing"},
-		{`{"name":"Cuff","event":"connected","time":"2026-11-25T10:00:00"}`, "device.time: "},
+		{`{"name":"Cuff","event":"connected","time":"2026-11-25T10:00:00"}`, "device.time: \"2026-11-25T10:00:00\" is not a FHIR dateTime"},
 		{`[1]`, "device"},
 	} {
 		if _, err := ParseDeviceEvent([]byte(c.msg)); err == nil || !strings.HasPrefix(err.Error(), c.field) {

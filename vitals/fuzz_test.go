@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -388,14 +389,31 @@ func FuzzDateTime(f *testing.F) {
 		"2026-12-06T02:00:00+01:00", "2026-12-06t02:00:00z", "2026-13-01T00:00:00Z", "2026-12-06T02:00:0aZ", "2026-12-06 02:00:00Z"} {
 		f.Add(s)
 	}
+	for _, s := range []string{"2026-12-06T02:00:00+14:30", "2026-12-06T02:00:00-14:00", "2026-12-06T02:00:00+13:59", "0000-12-31T23:30:00-01:00",
+		"2026-12-06T2:00:00Z", "2026-12-06T02:00Z", "2026-12-06T02:00:00.5+0100"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, ok := parseUTCDateTime([]byte(s))
-		if !ok {
-			return
+		// The form is FHIR's dateTime, written from its grammar.
+		if got, want := fhirDateTime(s), fhirDateTimeRE.MatchString(s); got != want {
+			t.Fatalf("%q: the form check says %v, FHIR's grammar %v", s, got, want)
 		}
-		want, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil || got != want.UTC() {
-			t.Fatalf("%q: read %v, time.Parse %v, %v", s, got, want.UTC(), err)
+		when, err := parseDateTime("t", s)
+		if err == nil {
+			want, perr := time.Parse(time.RFC3339Nano, s)
+			if !fhirDateTime(s) || perr != nil || when != want.UTC() {
+				t.Fatalf("%q: read %v; time.Parse %v, %v", s, when, want.UTC(), perr)
+			}
+		}
+		got, ok := parseUTCDateTime([]byte(s))
+		if ok && (err != nil || got != when) {
+			t.Fatalf("%q: read %v, parseDateTime %v, %v", s, got, when, err)
 		}
 	})
 }
+
+// fhirDateTimeRE is FHIR's dateTime grammar for a date-time with seconds
+// and a time zone (the partial forms left out): years 0001 to 9999, a
+// fraction of 1 to 9 digits, zones from -14:00 to +14:00.
+var fhirDateTimeRE = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])` +
+	`T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$`)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bedside-health/bedside/vitals/gatt"
 )
@@ -66,11 +65,8 @@ func ParseGATT(raw json.RawMessage) (Parsed, error) {
 	if m.Time == "" {
 		return Parsed{}, fieldErr("gatt.time", "missing")
 	}
-	when, err := time.Parse(time.RFC3339Nano, m.Time)
+	when, err := parseDateTime("gatt.time", m.Time)
 	if err != nil {
-		return Parsed{}, fieldErr("gatt.time", "%q is not an RFC 3339 date-time with a time zone", truncate(m.Time, 40))
-	}
-	if err := checkYears("gatt.time", when.UTC()); err != nil {
 		return Parsed{}, err
 	}
 	meas, err := gatt.Parse(ch, b)
@@ -78,7 +74,6 @@ func ParseGATT(raw json.RawMessage) (Parsed, error) {
 		return Parsed{}, fieldErr("gatt.value", "%v", err)
 	}
 	var p Parsed
-	when = when.UTC()
 	for _, v := range meas.Values {
 		var r Reading
 		if err := checkedReading("gatt.value", "", v.Code, v.V, v.Unit, &when, &r); err != nil {

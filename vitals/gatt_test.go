@@ -68,7 +68,7 @@ func TestParseGATTRefuses(t *testing.T) {
 		{"value not base64", strings.Replace(hr, `"AEg="`, `"00 48"`, 1), "gatt.value", "not base64"},
 		{"value a number", strings.Replace(hr, `"AEg="`, `48`, 1), "gatt.value", "a number, want a string"},
 		{"no time", strings.Replace(hr, `,"time":"2026-11-25T10:00:00Z"`, "", 1), "gatt.time", "missing"},
-		{"time without zone", strings.Replace(hr, `2026-11-25T10:00:00Z`, `2026-11-25T10:00:00`, 1), "gatt.time", "RFC 3339"},
+		{"time without zone", strings.Replace(hr, `2026-11-25T10:00:00Z`, `2026-11-25T10:00:00`, 1), "gatt.time", "not a FHIR dateTime with seconds and a time zone"},
 		{"a characteristic Bedside does not read", gattMsg("2a19", "64"), "gatt.value", "not a characteristic Bedside reads"},
 		{"cut short", gattMsg("2a37", "01 48"), "gatt.value", "Heart Rate Measurement: too short"},
 		{"an impossible heart rate", gattMsg("2a37", "00 00"), "gatt.value", "impossible for heart rate"},

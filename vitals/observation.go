@@ -392,11 +392,10 @@ func (o *fhirObservation) header() (code string, when time.Time, err error) {
 	if o.EffectiveDateTime == nil {
 		return "", when, fieldErr("observation.effectiveDateTime", "missing")
 	}
-	if when, err = time.Parse(time.RFC3339Nano, *o.EffectiveDateTime); err != nil {
-		return "", when, fieldErr("observation.effectiveDateTime", "%q is not an RFC 3339 date-time with a time zone", truncate(*o.EffectiveDateTime, 40))
+	if when, err = parseDateTime("observation.effectiveDateTime", *o.EffectiveDateTime); err != nil {
+		return "", time.Time{}, err
 	}
-	when = when.UTC()
-	return code, when, checkYears("observation.effectiveDateTime", when)
+	return code, when, nil
 }
 
 // Times a reading may carry: those a FHIR dateTime, and so a live message

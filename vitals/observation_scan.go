@@ -368,9 +368,9 @@ func unmarshalObservation(raw []byte) (fhirObservation, error) {
 
 // parseUTCDateTime reads a date-time of the form devices send,
 // 2026-12-06T02:00:00.123Z (fraction optional, 1 to 9 digits), as
-// time.Parse(time.RFC3339Nano) and Time.UTC would, without allocating and
-// in a fraction of the stack; false for any other form, or a date or time
-// out of range, which time.Parse must read (and refuse, if it does).
+// parseDateTime would, without allocating and in a fraction of the stack;
+// false for any other form, or a date or time out of range (year 0000
+// too), which parseDateTime must read (and refuse, if it does).
 func parseUTCDateTime(b []byte) (time.Time, bool) {
 	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
 		return time.Time{}, false
@@ -381,7 +381,7 @@ func parseUTCDateTime(b []byte) (time.Time, bool) {
 	hour, ok4 := decimal(b[11:13])
 	minute, ok5 := decimal(b[14:16])
 	sec, ok6 := decimal(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || year < 1 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false
 	}

@@ -126,8 +126,8 @@ func TestParseObservationRejectsNamingTheField(t *testing.T) {
 		{"unknown code", quantityObs("1234-5", 72, "/min"), "observation.code.coding[0].code", `"1234-5"`},
 		{"waveform code under LOINC", strings.Replace(ecgObs, "urn:oid:2.16.840.1.113883.6.24", "http://loinc.org", 1), "observation.code.coding[0].code", "not a measurement"},
 		{"no effectiveDateTime", strings.Replace(hrObs, `"effectiveDateTime":"`+at+`",`, "", 1), "observation.effectiveDateTime", "missing"},
-		{"date only", strings.Replace(hrObs, at, "2026-11-25", 1), "observation.effectiveDateTime", "RFC 3339"},
-		{"no time zone", strings.Replace(hrObs, at, "2026-11-25T10:00:00", 1), "observation.effectiveDateTime", "RFC 3339"},
+		{"date only", strings.Replace(hrObs, at, "2026-11-25", 1), "observation.effectiveDateTime", "not a FHIR dateTime with seconds and a time zone"},
+		{"no time zone", strings.Replace(hrObs, at, "2026-11-25T10:00:00", 1), "observation.effectiveDateTime", "not a FHIR dateTime with seconds and a time zone"},
 		{"time is a number", strings.Replace(hrObs, `"`+at+`"`, "1764064800", 1), "observation.effectiveDateTime", "a number, want a string"},
 		{"no valueQuantity", hrObs[:strings.Index(hrObs, `,"valueQuantity"`)] + "}", "observation.valueQuantity", "missing"},
 		{"no value", strings.Replace(hrObs, `"value":72,`, "", 1), "observation.valueQuantity.value", "missing"},
@@ -186,6 +186,90 @@ func TestParseObservationRejectsNamingTheField(t *testing.T) {
 				t.Fatalf("error %q does not start with its field", err)
 			}
 		})
+	}
+}
+
+// TestDateTimeOutsideFHIRIsRefused: a reading's or an event's time is a
+// FHIR dateTime with seconds and a time zone. Forms time.Parse takes but
+// neither FHIR nor RFC 3339 writes (a ',' as the decimal mark, more than
+// nine fraction digits, which it cut, a zone beyond 14:00, the year 0000)
+// are refused, naming the field and the form read, by each message that
+// carries a time; the forms at FHIR's edges are read.
+func TestDateTimeOutsideFHIRIsRefused(t *testing.T) {
+	parsers := []struct {
+		field string
+		parse func(when string) (time.Time, error)
+	}{
+		{"observation.effectiveDateTime", func(when string) (time.Time, error) {
+			p, err := ParseObservation(json.RawMessage(strings.Replace(hrObs, at, when, 1)))
+			if err != nil {
+				return time.Time{}, err
+			}
+			return p.Readings[0].Time, nil
+		}},
+		{"observation.effectiveDateTime", func(when string) (time.Time, error) { // as encoding/json reads it
+			o, err := unmarshalObservation([]byte(strings.Replace(hrObs, at, when, 1)))
+			var p Parsed
+			if err == nil {
+				err = o.parsed(&p)
+			}
+			if err != nil {
+				return time.Time{}, err
+			}
+			return p.Readings[0].Time, nil
+		}},
+		{"device.time", func(when string) (time.Time, error) {
+			e, err := ParseDeviceEvent([]byte(`{"name":"Cuff","event":"connected","time":"` + when + `"}`))
+			return e.Time, err
+		}},
+		{"gatt.time", func(when string) (time.Time, error) {
+			p, err := ParseGATT([]byte(strings.Replace(gattMsg("2a37", "00 48"), "2026-11-25T10:00:00Z", when, 1)))
+			if err != nil {
+				return time.Time{}, err
+			}
+			return p.Readings[0].Time, nil
+		}},
+	}
+	for _, when := range []string{
+		"2026-12-06T02:00:00,5Z",
+		"2026-12-06T02:00:00.1234567891Z",
+		"2026-12-06T02:00:00+14:30",
+		"2026-12-06T02:00:00-15:00",
+		"2026-12-06T02:00:00.Z",
+		"2026-12-06t02:00:00z",
+		"2026-12-06T02:00Z",
+		"2026-12-06T2:00:00Z",
+		"0000-12-31T23:30:00-01:00", // 0001-01-01T00:30Z, but FHIR has no year 0000
+	} {
+		for _, p := range parsers {
+			got, err := p.parse(when)
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != p.field || !strings.Contains(fe.Reason, "not a FHIR dateTime with seconds and a time zone") {
+				t.Errorf("%s %q: read %v, error %v; want a %s error saying a FHIR dateTime is read", p.field, when, got, err, p.field)
+			}
+		}
+	}
+	for when, want := range map[string]time.Time{
+		"2026-12-06T02:00:00.123456789Z": time.Date(2026, 12, 6, 2, 0, 0, 123456789, time.UTC),
+		"2026-12-06T02:00:00+14:00":      time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC),
+		"2026-12-06T02:00:00-14:00":      time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC),
+		"2026-12-06T02:00:00.5+13:59":    time.Date(2026, 12, 5, 12, 1, 0, 5e8, time.UTC),
+		"2026-12-06T02:00:00-00:00":      time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC),
+	} {
+		for _, p := range parsers {
+			if got, err := p.parse(when); err != nil || !got.Equal(want) || got.Location() != time.UTC {
+				t.Errorf("%s %q: read %v, %v; want %v", p.field, when, got, err, want)
+			}
+		}
+	}
+	// The right form, but no such day or time: the reason says which.
+	for when, reason := range map[string]string{"2026-02-29T00:00:00Z": "day out of range", "2026-12-06T02:00:60Z": "second out of range"} {
+		for _, p := range parsers {
+			var fe *FieldError
+			if _, err := p.parse(when); !errors.As(err, &fe) || fe.Field != p.field || !strings.Contains(fe.Reason, reason) {
+				t.Errorf("%s %q: error %v, want %q", p.field, when, err, reason)
+			}
+		}
 	}
 }
 
