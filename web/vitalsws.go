@@ -80,33 +80,64 @@ type visitViewer struct {
 // acts on no request but notices the viewer leaving and answers pings,
 // runs on a goroutine of its own; serveViewer returns once it has started.
 func (s *server) serveViewer(w http.ResponseWriter, r *http.Request, vv visitViewer) {
+	vs, ok := s.upgradeViewer(w, r)
+	if !ok {
+		return
+	}
+	ctx, p := vs.p.ctx, vs.p
+	s.sendSnapshot(ctx, vs.v.Send, vv.patient)
+	if err := s.Live.Subscribe(ctx, vs.v, vv.patient, vv.from, vv.appointment); err != nil {
+		vs.end()
+		return
+	}
+	still := func(ctx context.Context) error { return vv.still(p.request())(ctx) }
+	s.serveViewerSocket(vs, still, func([]byte) {}, vv.name, vv.log)
+}
+
+// viewerSocket is a live vitals viewer's socket, from upgradeViewer.
+type viewerSocket struct {
+	p    *socketPeer // what the socket keeps of its opening request
+	v    *live.Viewer
+	conn *viewerConn
+	// end closes the socket and lets go of its viewer; it runs once,
+	// when the reader has returned or instead of starting it.
+	end func()
+}
+
+// upgradeViewer upgrades r, already checked, to a live vitals viewer's
+// socket, counted among the open sockets; false if the upgrade failed
+// (the upgrader has answered r). The caller then subscribes the viewer
+// and hands the socket to serveViewerSocket, or ends it.
+func (s *server) upgradeViewer(w http.ResponseWriter, r *http.Request) (*viewerSocket, bool) {
 	hj := &viewerHijacker{ResponseWriter: w}
 	ws, err := s.socketUpgrader(viewerReadBuffer).Upgrade(hj, r, nil)
 	if err != nil {
-		return
+		return nil, false
 	}
 	p, done := s.socketRequest(r)
-	ctx := p.ctx
 	v := s.Live.NewViewer()
 	conn := newViewerConn(ws, hj.conn, v, s.VitalsFlush, s.VitalsWriteTimeout)
 	s.metrics.sockets.Add(1, "vitals")
-	end := func() {
+	return &viewerSocket{p: p, v: v, conn: conn, end: func() {
 		s.metrics.sockets.Add(-1, "vitals")
 		conn.end()
 		s.Live.Leave(v)
 		done()
-	}
-	s.sendSnapshot(ctx, v.Send, vv.patient)
-	if err := s.Live.Subscribe(ctx, v, vv.patient, vv.from, vv.appointment); err != nil {
-		end()
-		return
-	}
-	s.keepChecking(ctx, conn, func(ctx context.Context) error { return vv.still(p.request())(ctx) })
-	s.Log.InfoContext(ctx, vv.name+" connected", vv.log...)
+	}}, true
+}
+
+// serveViewerSocket re-checks vs with still while it is open, and starts
+// its reader on a goroutine of its own, which hands each of the viewer's
+// requests to handle until the connection ends, then ends vs. name and
+// log say who is watching, for the log.
+func (s *server) serveViewerSocket(vs *viewerSocket, still func(context.Context) error, handle func([]byte), name string, log []any) {
+	ctx := vs.p.ctx
+	s.keepChecking(ctx, vs.conn, still)
+	s.Log.InfoContext(ctx, name+" connected", log...)
 	s.goServe(ctx, func() {
-		s.countViewerEnd(conn.read(func([]byte) {}))
-		s.Log.InfoContext(ctx, vv.name+" disconnected", vv.log...)
-	}, end)
+		s.countViewerEnd(vs.conn.read(handle))
+		s.Log.InfoContext(ctx, name+" disconnected", log...)
+	}, vs.end)
 }
 
 func (s *server) countViewerEnd(err error) {
@@ -125,29 +156,13 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	if s.refuseCrossOrigin(w, r) {
 		return
 	}
-	hj := &viewerHijacker{ResponseWriter: w}
-	ws, err := s.socketUpgrader(viewerReadBuffer).Upgrade(hj, r, nil)
-	if err != nil {
+	vs, ok := s.upgradeViewer(w, r)
+	if !ok {
 		return
 	}
-	p, done := s.socketRequest(r)
-	v := s.Live.NewViewer()
-	conn := newViewerConn(ws, hj.conn, v, s.VitalsFlush, s.VitalsWriteTimeout)
-	s.metrics.sockets.Add(1, "vitals")
-	m := &multiViewer{s: s, p: p, c: c, v: v, conn: conn, visits: make(map[int64]int64)}
-	s.keepChecking(p.ctx, conn, m.recheck)
-	s.Log.InfoContext(p.ctx, "vitals viewer connected", "user", c.User.ID)
-	// The reader, which acts on the viewer's requests, runs on a goroutine
-	// of its own (socketctx.go).
-	s.goServe(p.ctx, func() {
-		s.countViewerEnd(conn.read(m.handle))
-		s.Log.InfoContext(p.ctx, "vitals viewer disconnected", "user", c.User.ID)
-	}, func() {
-		s.metrics.sockets.Add(-1, "vitals")
-		conn.end()
-		s.Live.Leave(v)
-		done()
-	})
+	m := &multiViewer{s: s, p: vs.p, c: c, v: vs.v, conn: vs.conn, visits: make(map[int64]int64)}
+	// The reader acts on the viewer's requests (socketctx.go).
+	s.serveViewerSocket(vs, m.recheck, m.handle, "vitals viewer", []any{"user", c.User.ID})
 }
 
 // multiViewer is the state of one multi-visit socket.
