@@ -189,15 +189,23 @@ func benchForward(b *testing.B, variant string) {
 	}
 
 	// The publisher sends VP8 frames of one 1,100-byte packet, a keyframe
-	// every 30, keeping at most 64 in flight so that nothing overflows.
+	// every 30, keeping at most 64 beyond the last one the subscriber read
+	// so that nothing overflows. Each packet ends with its number, which
+	// tells the publisher how far the subscriber has read: a packet lost
+	// on the way (a busy machine drops UDP) then holds nothing up, where
+	// counting reads would leave its place in the window taken for good
+	// (and, once 64 were lost, every packet waiting for a timeout).
 	// Until the subscriber has its first packet, packets go out every 2 ms
 	// (those sent before the connections are up are lost).
-	window := make(chan struct{}, 64)
+	const inFlight = 64
+	var readUpTo atomic.Uint32 // the number of the last packet read, plus one
+	progress := make(chan struct{}, 1)
 	var flowing atomic.Bool
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
 		body := make([]byte, 1070)
+		var given uint32 // packets given up on, as if read
 		for i := uint32(0); ; i++ {
 			if !flowing.Load() {
 				select {
@@ -205,12 +213,15 @@ func benchForward(b *testing.B, variant string) {
 				case <-stop:
 					return
 				}
-			} else {
+			}
+			for flowing.Load() && i-max(readUpTo.Load(), given) >= inFlight {
 				select {
-				case window <- struct{}{}:
+				case <-progress:
 				case <-time.After(50 * time.Millisecond):
-					// A packet was lost (the machine is busy, or the SFU
-					// paused the video): carry on rather than wait forever.
+					// Nothing read for a while (the machine is busy, or
+					// the SFU paused the video): send rather than wait
+					// forever.
+					given = i - inFlight + 1
 				case <-stop:
 					return
 				}
@@ -218,6 +229,7 @@ func benchForward(b *testing.B, variant string) {
 			p := vp8Packet(uint16(i), i*3000, uint16(i), uint8(i), i%30 == 0, 'x')
 			var pkt rtp.Packet
 			_ = pkt.Unmarshal(p)
+			binary.BigEndian.PutUint32(body[len(body)-4:], i)
 			pkt.Payload = append(pkt.Payload, body...)
 			_ = src.WriteRTP(&pkt)
 		}
@@ -229,19 +241,23 @@ func benchForward(b *testing.B, variant string) {
 		b.Fatal("the subscriber got no track")
 	}
 	buf := make([]byte, 1500)
-	if _, _, err := tr.Read(buf); err != nil {
-		b.Fatal(err)
-	}
-	flowing.Store(true)
 	read := func() {
-		if _, _, err := tr.Read(buf); err != nil {
+		n, _, err := tr.Read(buf)
+		if err != nil {
 			b.Fatal(err)
 		}
+		if n >= 16 && buf[0]&0x20 == 0 { // a packet with no RTP padding ends with its number
+			if i := binary.BigEndian.Uint32(buf[n-4:n]) + 1; i > readUpTo.Load() {
+				readUpTo.Store(i) // only this goroutine stores
+			}
+		}
 		select {
-		case <-window:
+		case progress <- struct{}{}:
 		default:
 		}
 	}
+	read()
+	flowing.Store(true)
 	for range 200 { // warm up: caches, estimates, buffers
 		read()
 	}
