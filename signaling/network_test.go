@@ -2,6 +2,7 @@ package signaling_test
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -36,6 +37,37 @@ type testNet struct {
 	mu     sync.Mutex
 	lossTo map[string]float64 // chance a packet to this address is lost
 	lossOf map[string]float64 // chance a packet from this address is lost
+	// routed holds the RTP packets the router passed on (before any
+	// downlink's token bucket, which may drop them).
+	routed map[routedRTP]bool
+}
+
+// routedRTP is an RTP packet by its destination address, SSRC and
+// sequence number, which SRTP leaves readable.
+type routedRTP struct {
+	dst  string
+	ssrc uint32
+	seq  uint16
+}
+
+// noteRTP records what the router passes on of an RTP packet; RTCP, STUN
+// and DTLS are told apart by their first bytes (RFC 7983, RFC 5761).
+func (n *testNet) noteRTP(dst string, b []byte) {
+	if len(b) < 12 || b[0]>>6 != 2 || (b[1] >= 192 && b[1] <= 223) {
+		return
+	}
+	k := routedRTP{dst: dst, seq: binary.BigEndian.Uint16(b[2:]), ssrc: binary.BigEndian.Uint32(b[8:])}
+	n.mu.Lock()
+	n.routed[k] = true
+	n.mu.Unlock()
+}
+
+// wasRouted reports whether the router passed on the RTP packet seq of
+// ssrc to dst.
+func (n *testNet) wasRouted(dst string, ssrc uint32, seq uint16) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.routed[routedRTP{dst, ssrc, seq}]
 }
 
 func newTestNet(t *testing.T, delay, jitter time.Duration) *testNet {
@@ -44,14 +76,18 @@ func newTestNet(t *testing.T, delay, jitter time.Duration) *testNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNet{router: r, lossTo: map[string]float64{}, lossOf: map[string]float64{}}
+	n := &testNet{router: r, lossTo: map[string]float64{}, lossOf: map[string]float64{}, routed: map[routedRTP]bool{}}
 	r.AddChunkFilter(func(c vnet.Chunk) bool {
 		src, _, _ := net.SplitHostPort(c.SourceAddr().String())
 		dst, _, _ := net.SplitHostPort(c.DestinationAddr().String())
 		n.mu.Lock()
 		p := max(n.lossTo[dst], n.lossOf[src])
 		n.mu.Unlock()
-		return p == 0 || rand.Float64() >= p
+		if p != 0 && rand.Float64() < p {
+			return false
+		}
+		n.noteRTP(dst, c.UserData())
+		return true
 	})
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
@@ -150,13 +186,14 @@ type arrival struct {
 type recorder struct {
 	mu   sync.Mutex
 	got  map[string][]arrival
+	ssrc map[string]uint32 // of each kind's track
 	stop chan struct{}
 }
 
 // record reads both tracks of c until the test ends or stop is closed.
 func record(t *testing.T, c *sigclient.Client) *recorder {
 	t.Helper()
-	r := &recorder{got: map[string][]arrival{}, stop: make(chan struct{})}
+	r := &recorder{got: map[string][]arrival{}, ssrc: map[string]uint32{}, stop: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for range 2 {
@@ -171,6 +208,12 @@ func record(t *testing.T, c *sigclient.Client) *recorder {
 
 func (r *recorder) read(tr *webrtc.TrackRemote) {
 	kind := tr.Kind().String()
+	r.mu.Lock()
+	if r.ssrc == nil {
+		r.ssrc = map[string]uint32{}
+	}
+	r.ssrc[kind] = uint32(tr.SSRC())
+	r.mu.Unlock()
 	for {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
@@ -193,6 +236,13 @@ func (r *recorder) read(tr *webrtc.TrackRemote) {
 		r.got[kind] = append(r.got[kind], a)
 		r.mu.Unlock()
 	}
+}
+
+// ssrcOf is the SSRC of the track of kind.
+func (r *recorder) ssrcOf(kind string) uint32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ssrc[kind]
 }
 
 func (r *recorder) snapshot(kind string) []arrival {
@@ -507,4 +557,11 @@ func TestResidualLossAfterNACK(t *testing.T) {
 			}
 		})
 	}
+}
+
+// routedTo reports, for a sequence number of r's track of kind, whether
+// the network carried it toward ip.
+func (r *recorder) routedTo(n *testNet, ip, kind string) func(seq uint16) bool {
+	ssrc := r.ssrcOf(kind)
+	return func(seq uint16) bool { return n.wasRouted(ip, ssrc, seq) }
 }
