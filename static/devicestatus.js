@@ -4,7 +4,7 @@
 // history is taken as connected). Told by an icon's shape and by words,
 // not by colour alone.
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+import { clockTime } from './zonetime.js';
 
 /** DeviceStatus keeps the list of devices in a <ul>. */
 export class DeviceStatus {
@@ -49,7 +49,7 @@ export class DeviceStatus {
     it.state = state;
     it.li.dataset.state = state;
     it.icon.textContent = state === 'connected' ? '●' : '○';
-    const when = Number.isFinite(t) ? ` at ${timeFmt.format(t)}` : '';
+    const when = Number.isFinite(t) ? ` at ${clockTime(t)}` : '';
     it.text.textContent = `${device}: ${state}`;
     it.li.title = `${device} ${state}${when}`;
   }

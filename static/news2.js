@@ -7,6 +7,7 @@
 // acknowledgements as JSON to /consult/{id}/....
 
 import { sharedStream } from './vitalsstream.js';
+import { clockTime } from './zonetime.js';
 
 const PARAM_TITLES = {
   'respiration-rate': 'Respiration rate',
@@ -17,8 +18,6 @@ const PARAM_TITLES = {
   'consciousness': 'Consciousness',
   'temperature': 'Temperature',
 };
-
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
 
 /** el makes an element with a class and text. */
 function el(tag, cls, text) {
@@ -109,7 +108,7 @@ class NEWS2Panel {
       li.append(el('span', 'pname', PARAM_TITLES[p.param] || p.param));
       li.append(el('span', 'ppoints', source === 'missing' ? '–' : `${p.score}`));
       let what = source;
-      if (p.entered) what = `entered: ${p.value}${p.time ? ', ' + timeFmt.format(new Date(p.time)) : ''}`;
+      if (p.entered) what = `entered: ${p.value}${p.time ? ', ' + clockTime(new Date(p.time)) : ''}`;
       if (p.doubtful) what += ', doubtful readings set aside';
       li.append(el('span', 'psource', what));
       return li;
@@ -134,10 +133,10 @@ class NEWS2Panel {
     b.dataset.state = a.state === 'reminder' ? 'raised' : a.state;
     b.querySelector('.atitle').textContent = a.title;
     const meta = b.querySelector('.ameta');
-    const raised = `Raised ${timeFmt.format(new Date(a.raised))}`;
+    const raised = `Raised ${clockTime(new Date(a.raised))}`;
     let btn = b.querySelector('button');
     if (a.state === 'notice') {
-      meta.textContent = `${timeFmt.format(new Date(a.raised))}, for information`;
+      meta.textContent = `${clockTime(new Date(a.raised))}, for information`;
       if (!btn) {
         btn = el('button', 'button secondary', 'Dismiss');
         btn.type = 'button';
@@ -148,7 +147,7 @@ class NEWS2Panel {
       return;
     }
     if (a.ack) {
-      meta.textContent = `${raised}. Acknowledged ${timeFmt.format(new Date(a.ack.at))}.`;
+      meta.textContent = `${raised}. Acknowledged ${clockTime(new Date(a.ack.at))}.`;
       b.dataset.state = 'acknowledged';
       if (btn) btn.remove();
       return;
@@ -183,7 +182,7 @@ class NEWS2Panel {
       const b = this.alerts.get(id);
       if (b && out.ack) {
         b.dataset.state = 'acknowledged';
-        b.querySelector('.ameta').textContent = `Acknowledged ${timeFmt.format(new Date(out.ack.at))}.`;
+        b.querySelector('.ameta').textContent = `Acknowledged ${clockTime(new Date(out.ack.at))}.`;
         btn.remove();
       }
     } catch (err) {

@@ -7,7 +7,8 @@
 // disconnected (at once, said in words), and values the server flagged as
 // doubtful (the reason in words beside it), draws a small trend sparkline
 // per numeric, the live waveform strip (strip.js) and each device's
-// connection (devicestatus.js).
+// connection (devicestatus.js). Times are in the physician's zone
+// (zonetime.js).
 //
 // window.bedsideVitals holds what a test reads: the stream messages
 // handled, in order ({offset, type, code, value}, the last 5,000), and the
@@ -16,6 +17,7 @@
 import { sharedStream } from './vitalsstream.js';
 import { Strip } from './strip.js';
 import { DeviceStatus } from './devicestatus.js';
+import { clockTime, timeZone } from './zonetime.js';
 
 const WINDOW_MS = 5 * 60 * 1000; // longest sparkline span
 const MIN_SPAN_MS = 20 * 1000;
@@ -52,8 +54,6 @@ let clock = () => Date.now();
 // deviceOff tells whether a device is known to be disconnected (set from
 // the overlay's device status once it starts).
 let deviceOff = () => false;
-
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
 
 /** age says how long ago ms was, briefly. */
 function age(ms) {
@@ -100,7 +100,7 @@ class Tile {
     const why = doubt.join(', ');
     this.el.dataset.flags = why;
     if (this.flagNote) this.flagNote.textContent = doubt.length ? ` doubtful: ${why}` : '';
-    this.el.title = `${device ? device + ', ' : ''}${timeFmt.format(t)}${why ? ', doubtful: ' + why : ''}`;
+    this.el.title = `${device ? device + ', ' : ''}${clockTime(t)} (${timeZone})${why ? ', doubtful: ' + why : ''}`;
     this.tick(clock());
     return true;
   }
@@ -229,7 +229,8 @@ class BPTile extends Tile {
     const f = (v) => (v === null ? '–' : String(Math.round(v)));
     if (this.show(`${f(p.sys)}/${f(p.dia)}`, t, p.device, p.doubt)) {
       this.timeEl.dateTime = new Date(t).toISOString();
-      this.timeEl.textContent = `at ${timeFmt.format(t)}`;
+      this.timeEl.textContent = `at ${clockTime(t)}`;
+      this.timeEl.title = `Measured at ${clockTime(t)}, time in ${timeZone}`;
     }
   }
 
@@ -265,7 +266,7 @@ function start(path, overlay) {
   // say when they open rather than that the connection is lost.
   const opens = Date.parse(root?.dataset.vitalsFrom || '');
   const notYet = () => Number.isFinite(opens) && Date.now() < opens;
-  const notYetText = () => `Vitals: they open at ${timeFmt.format(opens)}, shortly before the visit`;
+  const notYetText = () => `Vitals: they open at ${clockTime(opens)}, shortly before the visit`;
   if (notYet()) setStatus(notYetText(), false);
 
   function reading(msg) {

@@ -192,6 +192,7 @@ func (s *server) handleGuestCall(w http.ResponseWriter, r *http.Request) {
 		// A second physician watches the patient, with the overlay.
 		v.Vitals, v.StaleMs = true, overlayStaleMs()
 		v.PatientName = s.userName(r, a.PatientID)
+		v.TimeZone = time.UTC.String() // as StartsAt: a guest has no zone of their own
 		v.MainParticipant = "u" + strconv.FormatInt(a.PatientID, 10)
 		// The page names the patient: a read of the visit by the guest.
 		s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))

@@ -150,6 +150,7 @@ func (s *server) handleConsult(w http.ResponseWriter, r *http.Request, c caller)
 		// As handleCallWS names participants.
 		PatientParticipant: "u" + strconv.FormatInt(a.PatientID, 10),
 		VitalsFrom:         a.Start.Add(-vitalsOpenBefore).UTC().Format(time.RFC3339),
+		TimeZone:           viewerZone(c.User).String(),
 	}))
 }
 
