@@ -1,12 +1,14 @@
 // The physician's NEWS2 panel (templates/news2.templ): the live score, its
-// band and clinical response, each input's source (measured, entered or
-// stale), alert banners with Acknowledge, and the form for what no device
+// band and clinical response, each input's source (measured, entered,
+// stale, or from a device now disconnected, as the overlay greys it),
+// alert banners with Acknowledge, and the form for what no device
 // measures. It follows the visit's vitals stream (docs/protocol.md, "NEWS2,
 // alerts and staleness") on the page's shared vitals stream (the overlay's
 // socket, vitalsstream.js), and posts inputs and
 // acknowledgements as JSON to /consult/{id}/....
 
 import { sharedStream } from './vitalsstream.js';
+import { DeviceStatus, followsDevice } from './devicestatus.js';
 import { clockTime } from './zonetime.js';
 
 const PARAM_TITLES = {
@@ -40,13 +42,17 @@ class NEWS2Panel {
     this.formStatus = root.querySelector('#news2-form-status');
     this.alerts = new Map(); // alert id -> banner element
     this.staleCodes = new Set();
+    // Which device sent each code's latest reading, and whether it is
+    // still connected: a measured input whose device has gone says so.
+    this.latest = new Map(); // code -> {time, device}
+    this.devices = new DeviceStatus(null);
     this.last = null; // the last news2 message
     this.scale2 = false;
     this.form.addEventListener('submit', (e) => {
       e.preventDefault();
       this.submit();
     });
-    this.unsubscribe = sharedStream(root.dataset.vitalsWs).subscribe(['snapshot', 'news2', 'alert', 'stale'], {
+    this.unsubscribe = sharedStream(root.dataset.vitalsWs).subscribe(['snapshot', 'news2', 'alert', 'stale', 'reading', 'device'], {
       message: (m) => this.handle(m),
     });
   }
@@ -70,6 +76,20 @@ class NEWS2Panel {
         return;
       case 'alert':
         this.alert(m);
+        return;
+      case 'reading': {
+        const t = Date.parse(m.time);
+        if (typeof m.code !== 'string' || typeof m.device !== 'string' || !Number.isFinite(t)) return;
+        const was = this.latest.get(m.code);
+        if (was && was.time > t) return; // an older reading does not replace the newest (protocol.md)
+        this.latest.set(m.code, { time: t, device: m.device });
+        this.devices.seen(m.device);
+        if (!was || was.device !== m.device) this.render();
+        return;
+      }
+      case 'device':
+        this.devices.event(m);
+        this.render();
         return;
       case 'stale':
         if (m.code) {
@@ -103,11 +123,18 @@ class NEWS2Panel {
     this.params.replaceChildren(...m.params.map((p) => {
       let source = p.source;
       if (source === 'measured' && p.code && this.staleCodes.has(p.code)) source = 'stale';
+      const from = source === 'measured' && p.code ? this.latest.get(p.code)?.device : '';
+      const gone = from && this.devices.state(from) === 'disconnected';
+      // As on the overlay: a continuous value is no longer current once
+      // its device has gone; a blood pressure stays what it was, with
+      // its device's going said beside it.
+      if (gone && followsDevice(p.code)) source = 'disconnected';
       const li = el('li', `news2-param src-${source}`);
       li.dataset.param = p.param;
       li.append(el('span', 'pname', PARAM_TITLES[p.param] || p.param));
       li.append(el('span', 'ppoints', source === 'missing' ? '–' : `${p.score}`));
       let what = source;
+      if (gone) what = followsDevice(p.code) ? `${from} disconnected` : `measured, ${from} since disconnected`;
       if (p.entered) what = `entered: ${p.value}${p.time ? ', ' + clockTime(new Date(p.time)) : ''}`;
       if (p.doubtful) what += ', doubtful readings set aside';
       li.append(el('span', 'psource', what));

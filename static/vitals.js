@@ -7,8 +7,9 @@
 // disconnected (at once, said in words), and values the server flagged as
 // doubtful (the reason in words beside it), draws a small trend sparkline
 // per numeric, the live waveform strip (strip.js) and each device's
-// connection (devicestatus.js). Times are in the physician's zone
-// (zonetime.js).
+// connection (devicestatus.js). The status line says the vitals are live
+// only while a device that sends them is connected. Times are in the
+// physician's zone (zonetime.js).
 //
 // window.bedsideVitals holds what a test reads: the stream messages
 // handled, in order ({offset, type, code, value}, the last 5,000), and the
@@ -16,7 +17,7 @@
 
 import { sharedStream } from './vitalsstream.js';
 import { Strip } from './strip.js';
-import { DeviceStatus } from './devicestatus.js';
+import { DeviceStatus, followsDevice } from './devicestatus.js';
 import { clockTime, timeZone } from './zonetime.js';
 
 const WINDOW_MS = 5 * 60 * 1000; // longest sparkline span
@@ -205,7 +206,7 @@ class BPTile extends Tile {
 
   // A blood pressure is a spot measurement shown with its time: it stays
   // what it was when its device disconnects.
-  get followsDevice() { return false; }
+  get followsDevice() { return followsDevice(SYSTOLIC); }
 
   reading(code, v, t, device, doubt) {
     const p = this.parts.get(t) || { sys: null, dia: null, device, doubt: [] };
@@ -258,9 +259,19 @@ function start(path, overlay) {
   };
   window.bedsideVitals = { log, strip: strip.state };
 
-  function setStatus(text, live) {
-    status.textContent = text;
+  function setStatus(text, live, off = false) {
+    if (status.textContent !== text) status.textContent = text; // said once
     status.classList.toggle('live', !!live);
+    status.classList.toggle('off', off);
+  }
+  // connected is what the status says while the socket is open: live only
+  // while a device that sends vitals is connected. When every device known
+  // has disconnected, nothing is coming in, whatever was received before.
+  function connected() {
+    const gone = devices.allDisconnected();
+    if (gone.length === 1) return setStatus(`Vitals: ${gone[0]} disconnected`, false, true);
+    if (gone.length > 1) return setStatus('Vitals: every device disconnected', false, true);
+    setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0);
   }
   // Before the visit's live vitals open the server refuses the socket:
   // say when they open rather than that the connection is lost.
@@ -276,8 +287,9 @@ function start(path, overlay) {
     const now = clock();
     if (!Number.isFinite(t) || t > now + 5000) t = now; // missing or future clock
     received++;
-    if (received === 1) setStatus('Vitals: live', true);
+    const known = devices.state(msg.device) !== '';
     devices.seen(msg.device);
+    if (received === 1 || !known) connected();
     const doubt = doubts(msg.flags);
     if ((msg.code === SYSTOLIC || msg.code === DIASTOLIC) && bp) {
       bp.reading(msg.code, v, t, msg.device, doubt);
@@ -294,7 +306,7 @@ function start(path, overlay) {
   const stream = sharedStream(path);
   // Every message, so that the test log sees each offset.
   stream.subscribe('*', {
-    open: () => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0),
+    open: () => connected(),
     message: (msg) => {
       log.push({ offset: msg.offset, type: msg.type, code: msg.code, value: msg.value });
       if (log.length > LOG_MAX) log.splice(0, log.length - LOG_MAX);
@@ -302,6 +314,7 @@ function start(path, overlay) {
       else if (msg.type === 'waveform') strip.push(msg, Date.now());
       else if (msg.type === 'device') {
         devices.event(msg);
+        connected();
         const now = clock();
         for (const t of all()) t.tick(now);
       }
@@ -310,7 +323,7 @@ function start(path, overlay) {
       // Said briefly, then back to the live state.
       setStatus('Vitals: some readings missed', received > 0);
       clearTimeout(gapTimer);
-      gapTimer = setTimeout(() => setStatus(received ? 'Vitals: live' : 'Vitals: connected, no readings yet', received > 0), 5000);
+      gapTimer = setTimeout(connected, 5000);
     },
     close: (e, willRetry) => setStatus(!willRetry ? 'Vitals: off' : notYet() ? notYetText() : 'Vitals: connection lost, reconnecting…', false),
   });

@@ -19,6 +19,56 @@ func news2Source(param string) string {
 	  return li ? li.className + ' | ' + li.querySelector('.psource').textContent : ''; })()`
 }
 
+// TestBrowserVitalsDeviceGone: the only device streaming to the patient
+// disconnects. The status line stops saying the vitals are live and says
+// the device is disconnected; the NEWS2 panel marks the inputs it
+// measured as the overlay greys them (a continuous value as
+// disconnected, a blood pressure as still measured, its device gone).
+// When the device comes back, both say so.
+func TestBrowserVitalsDeviceGone(t *testing.T) {
+	chromium := chromiumPath(t)
+	ts := startServer(t, nil)
+	visit := visitID(t, bookFirstFree(t, ts))
+	doctor := newBrowser(t, chromium)
+	openConsult(t, ts, doctor, ts.URL, visit)
+
+	dev := dialDevice(t, ts)
+	now := time.Now()
+	dev.send(quantityObs("8867-4", "/min", 72, now))
+	dev.send(quantityObs("59408-5", "%", 97, now))
+	dev.send(quantityObs("9279-1", "/min", 16, now))
+	dev.send(quantityObs("8310-5", "Cel", 37.1, now))
+	dev.send(bloodPressureObs(124, 81, now))
+	status := `(() => { const s = document.querySelector('#vitals-status'); return s.textContent + ' | ' + s.className; })()`
+	waitJS(t, doctor, "status live", status+` === 'Vitals: live | vitals-status live'`, 20*time.Second)
+	waitJS(t, doctor, "pulse and systolic measured on the panel",
+		`/src-measured \| measured$/.test(`+news2Source("pulse")+`) && /src-measured \| measured$/.test(`+news2Source("systolic")+`)`, 20*time.Second)
+
+	dev.conn.Close()
+	waitJS(t, doctor, "overlay greys the heart rate", `document.querySelector('#tile-8867-4').dataset.deviceOff === 'true'`, 20*time.Second)
+	waitJS(t, doctor, "status says the device is disconnected",
+		`(() => { const s = document.querySelector('#vitals-status'); return /^Vitals: .+ disconnected$/.test(s.textContent) && !s.classList.contains('live') && s.classList.contains('off'); })()`,
+		10*time.Second)
+	for _, p := range []string{"pulse", "spo2", "respiration-rate", "temperature"} {
+		waitJS(t, doctor, p+" marked disconnected on the panel", `/src-disconnected \| .+ disconnected$/.test(`+news2Source(p)+`)`, 10*time.Second)
+	}
+	// A blood pressure stays what it was, on the overlay and the panel.
+	var bp struct {
+		Panel string
+		Stale string
+	}
+	jsEval(t, doctor, `({ panel: `+news2Source("systolic")+`, stale: document.querySelector('#tile-bp').dataset.stale || 'false' })`, &bp)
+	if !regexp.MustCompile(`^news2-param src-measured \| measured, .+ since disconnected$`).MatchString(bp.Panel) || bp.Stale != "false" {
+		t.Errorf("blood pressure after its device left: panel %q, overlay stale %s; want measured, its device's going said, not greyed", bp.Panel, bp.Stale)
+	}
+	shot(t, doctor, "/tmp/bedside-device-gone.png")
+
+	// The device comes back: live again, and nothing marked disconnected.
+	dialDevice(t, ts)
+	waitJS(t, doctor, "status live again", status+` === 'Vitals: live | vitals-status live'`, 20*time.Second)
+	waitJS(t, doctor, "panel no longer says disconnected", `!/disconnected/.test(document.querySelector('#news2-params').textContent)`, 10*time.Second)
+}
+
 // TestBrowserVitalsPhysicianZone: a physician in New York whose browser
 // is set to Tokyo sees the overlay's and the NEWS2 panel's times in New
 // York time, as every other page shows them, with the zone named.
