@@ -64,6 +64,12 @@ const REPLACED = 'replaced by a newer connection';
  * onclose(event, willRetry, delayMs), reconnecting with backoff itself
  * (a ReconnectingSocket). Callbacks: onrejected(meta, error) for a message
  * the server refused, onchange() when the queue or the connection changes.
+ *
+ * A close with 1008 is the server refusing this browser (docs/protocol.md,
+ * "Credentials are re-checked on open sockets"), e.g. after the clinic
+ * turned its vitals off: trying again would be refused the same way, each
+ * try an audited denial. The relay then stops, keeps what it holds, and
+ * sets refused to the server's reason until retry(), a user's action.
  */
 export class Relay {
   constructor({ connect, max = 2000, onrejected = () => {}, onchange = () => {} }) {
@@ -75,6 +81,7 @@ export class Relay {
     this.dropped = 0; // messages pushed out of a full queue
     this.connected = false;
     this.replaced = false; // another window took over: nothing more is sent from here
+    this.refused = ''; // the server's reason, while it refuses this browser
     this.onrejected = onrejected;
     this.onchange = onchange;
     this.transport = connect({
@@ -90,6 +97,11 @@ export class Relay {
           // numbering from each other's acks, and drop readings as already
           // handled: the newer one sends, this one stops and says so.
           this.replaced = true;
+          this.transport.stop();
+        } else if (e && e.code === 1008) {
+          // Refused (docs/protocol.md, "Credentials are re-checked"): the
+          // clinic turned this browser's vitals off, or the session ended.
+          this.refused = e.reason || 'the server refused this browser';
           this.transport.stop();
         }
         this.onchange();
@@ -123,6 +135,14 @@ export class Relay {
     this.transport.stop();
   }
 
+  /** retry connects again after a refusal (the user asked to). */
+  retry() {
+    if (!this.refused) return;
+    this.refused = '';
+    this.transport.start();
+    this.onchange();
+  }
+
   write(e) {
     this.transport.send({ seq: e.seq, ...e.msg });
   }
@@ -153,6 +173,15 @@ export class Relay {
       let i = 0;
       while (i < this.queue.length && this.queue[i].seq <= n) i++;
       if (i) this.queue.splice(0, i);
+    }
+    if (!this.ready && this.connected && this.queue.length && this.queue[0].seq > n + 1) {
+      // A connection's first ack short of what is held: the server will
+      // never get the messages between (its device is new, as when the
+      // clinic allowed this browser again; or a full queue dropped them),
+      // and would hold everything after them. Nothing is in flight on
+      // this connection yet: number what is held to follow its ack.
+      this.next = n;
+      for (const e of this.queue) e.seq = ++this.next;
     }
     if (!this.ready && this.connected) {
       this.ready = true;
@@ -283,7 +312,11 @@ const statusText = { connecting: 'Connecting…', connected: 'Connected', discon
  */
 export function mount(root, { bluetooth, secure, relay }) {
   const $ = (id) => root.querySelector('#' + id);
-  const el = { pair: $('bt-pair'), unavailable: $('bt-unavailable'), status: $('bt-status'), list: $('bt-devices'), queue: $('bt-queue') };
+  const el = {
+    pair: $('bt-pair'), unavailable: $('bt-unavailable'), status: $('bt-status'), list: $('bt-devices'), queue: $('bt-queue'),
+    off: $('bt-off'), offText: $('bt-off-text'), retry: $('bt-retry'),
+  };
+  const physician = root.dataset.physician || 'your physician';
   const why = unavailable(bluetooth, secure);
   if (why) {
     el.unavailable.textContent = why;
@@ -293,6 +326,7 @@ export function mount(root, { bluetooth, secure, relay }) {
     return null;
   }
   const rows = new Map();
+  let retrying = false; // the patient pressed Try again: say how it went
   const say = (text) => { el.status.textContent = el.status.textContent === text ? text + '\u00a0' : text; };
   let toldReplaced = false;
   const r = relay({
@@ -300,6 +334,7 @@ export function mount(root, { bluetooth, secure, relay }) {
     onchange: () => {
       const n = r.pending;
       root.dataset.pending = String(n); // what waits for an acknowledgement, for anyone who must know it is all sent
+      root.dataset.relay = r.replaced ? 'replaced' : r.refused ? 'refused' : r.connected && r.ready ? 'sending' : 'connecting';
       if (r.replaced) {
         const text = 'Your readings are now sent from another window or tab where this visit is open, so this one stopped sending them' +
           (n ? `; ${n === 1 ? '1 reading' : `${n} readings`} measured here may not have reached the clinic` : '') +
@@ -310,6 +345,22 @@ export function mount(root, { bluetooth, secure, relay }) {
         el.queue.textContent = text;
         return;
       }
+      if (r.refused) {
+        const when = /turned off by the clinic/.test(r.refused) ? 'once the clinic has allowed them' : 'once that is done';
+        const text = `Your readings are not reaching ${physician}: ${r.refused}. ` +
+          `Your visit and call go on as usual. Readings taken meanwhile are kept on this page; ${when}, press Try again to send them.`;
+        if (el.offText.textContent !== text || el.off.hidden) el.offText.textContent = text; // said once, not at every reading
+        el.off.hidden = false;
+        el.queue.hidden = true;
+        if (retrying) say('Still turned off by the clinic.');
+        retrying = false;
+        return;
+      }
+      if (retrying && r.connected && r.ready) {
+        retrying = false;
+        say(`Connected again: your readings are sent to ${physician}.`);
+      }
+      if (!retrying) el.off.hidden = true; // kept while trying, so that its button keeps the focus
       el.queue.hidden = r.connected && r.ready && !r.dropped;
       el.queue.textContent = r.dropped
         ? `${r.dropped} older readings could not be kept while offline.`
@@ -348,6 +399,11 @@ export function mount(root, { bluetooth, secure, relay }) {
     err.hidden = !entry.error;
   }
 
+  el.retry.addEventListener('click', () => {
+    retrying = true;
+    say('Trying again…');
+    r.retry();
+  });
   el.pair.hidden = false;
   el.pair.addEventListener('click', async () => {
     el.pair.disabled = true;

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/bedside-health/bedside/account"
 	"github.com/bedside-health/bedside/audit"
@@ -16,6 +19,34 @@ import (
 // errBrowserOff closes, and refuses, the device socket of a patient's
 // browser whose "Web browser" device an admin revoked.
 var errBrowserOff = errors.New("vitals from this browser were turned off by the clinic; ask the clinic to allow them again")
+
+// refuseBrowser tells a patient's browser that its vitals are off. A
+// browser cannot read the status of a refused WebSocket upgrade (its page
+// sees a dropped connection, which it would retry, each try an audited
+// denial), so the upgrade is accepted and closed at once with 1008 and the
+// reason, as an open socket is closed when its device is revoked. It waits
+// a little for the browser's reply, so the close reaches the page whole.
+func (s *server) refuseBrowser(w http.ResponseWriter, r *http.Request, why error) {
+	ws, err := s.socketUpgrader(deviceReadBuffer).Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	deadline := time.Now().Add(refuseWait)
+	if ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, why.Error()), deadline) != nil {
+		return
+	}
+	_ = ws.SetReadDeadline(deadline)
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			return // the browser's close, or the deadline
+		}
+	}
+}
+
+// refuseWait bounds how long a refused browser's socket is held for its
+// close reply.
+const refuseWait = 5 * time.Second
 
 // browserCredential returns the device a patient's browser streams as: the
 // patient's newest device marked as a browser's (store.Credential.Browser),

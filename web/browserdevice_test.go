@@ -73,14 +73,14 @@ func TestRevokedBrowserDeviceIsDisconnected(t *testing.T) {
 		}
 		break
 	}
-	again, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
-	if err == nil {
-		again.Close()
-		t.Fatal("the revoked browser device streams again on its next connection")
+	// Refused in words a browser can read: closed at once with 1008 and
+	// the reason, never an ack.
+	again, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err != nil {
+		t.Fatalf("reconnecting: %v, want the upgrade closed with 1008", err)
 	}
-	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("reconnecting: %v (%+v), want 401", err, resp)
-	}
+	defer again.Close()
+	awaitCloseCode(t, again, websocket.ClosePolicyViolation, "turned off by the clinic")
 	if got := browserDeviceID(t, f); got != browser {
 		t.Fatalf("the refused connection made browser device %d", got)
 	}
@@ -109,12 +109,12 @@ func TestAdminTurnsBrowserVitalsOffAndOn(t *testing.T) {
 		t.Fatalf("revoking the browser device: %d; the page must say what it does and offer to allow it again", status)
 	}
 	awaitCloseCode(t, ws, websocket.ClosePolicyViolation, "turned off by the clinic")
-	if again, resp, err := dial(); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
-		if again != nil {
-			again.Close()
-		}
-		t.Fatalf("the browser reconnecting after its device was revoked: %v, want 401", err)
+	again, _, err := dial()
+	if err != nil {
+		t.Fatalf("the browser reconnecting after its device was revoked: %v, want the upgrade closed with 1008", err)
 	}
+	awaitCloseCode(t, again, websocket.ClosePolicyViolation, "turned off by the clinic")
+	again.Close()
 	status, body = adminPost(t, admin, patURL+"/browser-vitals", nil)
 	if status != http.StatusOK || !strings.Contains(body, "allowed again") {
 		t.Fatalf("allowing browser vitals again: %d", status)
@@ -222,14 +222,12 @@ func TestExpiredBrowserDeviceIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	patient := f.joinClient(t, f.visit)
-	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
-	if err == nil {
-		ws.Close()
-		t.Fatal("the browser streams with its expired device")
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err != nil {
+		t.Fatalf("connecting: %v, want the upgrade closed with 1008", err)
 	}
-	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("connecting: %v (%+v), want 401", err, resp)
-	}
+	awaitCloseCode(t, ws, websocket.ClosePolicyViolation, "turned off by the clinic")
+	ws.Close()
 	if got := browserDeviceID(t, f); got != old.ID {
 		t.Fatalf("the refused connection made browser device %d", got)
 	}

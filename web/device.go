@@ -45,6 +45,10 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.refuseAttempt(r, "device", store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionCreate,
 			Resource: "Observation", Outcome: audit.OutcomeDenied})
+		if errors.Is(err, errBrowserOff) {
+			s.refuseBrowser(w, r, err)
+			return
+		}
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
