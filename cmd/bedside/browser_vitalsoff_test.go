@@ -134,7 +134,8 @@ func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 	// The clinic allows them again (a new Web browser device): Try again
 	// sends what was kept.
 	_, hash := auth.NewToken()
-	if _, err := db.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: hash, UserID: patient.ID, Name: "Web browser", CreatedAt: time.Now(), Browser: true}); err != nil {
+	allowed, err := db.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: hash, UserID: patient.ID, Name: "Web browser", CreatedAt: time.Now(), Browser: true})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS("#bt-retry"))); err != nil {
@@ -151,6 +152,25 @@ func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 	}
 	if !slices.Equal(got, []float64{70, 71}) {
 		t.Errorf("stored heart rates %v, want 70 and the 71 kept while vitals were off, once each", got)
+	}
+
+	// Turned off again, then the page reloaded: its first connection is
+	// refused with the reason, said at once, and not tried again.
+	if err := db.RevokeCredential(ctx, allowed.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, b, "pairing offered after the reload", `document.querySelector('#bluetooth').dataset.bluetooth === 'ready' && !document.querySelector('#bt-pair').hidden`, 15*time.Second)
+	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS("#bt-pair"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, b, "device connected after the reload", `document.querySelector('.bt-device')?.dataset.status === 'connected'`, 10*time.Second)
+	emit(72)
+	waitJS(t, b, "the reloaded page is told why", offSaid, 20*time.Second)
+	if n := socketsAfter(t, b, sockets, 5*time.Second); n != 1 {
+		t.Errorf("the reloaded page opened %d device sockets, want 1", n)
 	}
 }
 
