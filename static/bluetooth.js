@@ -9,6 +9,7 @@
 // object: requestDevice, notifications, disconnects).
 
 import { ReconnectingSocket } from './socket.js';
+import { clockTime } from './zonetime.js';
 
 /** PROFILES are the services offered when pairing, with the measurement characteristics read from each. */
 export const PROFILES = [
@@ -390,7 +391,7 @@ export function mount(root, { bluetooth, secure, relay }) {
     row.dataset.status = entry.status;
     row.querySelector('.bt-name').textContent = entry.name;
     row.querySelector('.bt-state').textContent = statusText[entry.status] || entry.status;
-    row.querySelector('.bt-last').textContent = entry.lastAt ? `last reading ${entry.lastAt.toLocaleTimeString()}` : 'no reading yet';
+    row.querySelector('.bt-last').textContent = entry.lastAt ? `last reading ${clockTime(entry.lastAt)}` : 'no reading yet';
     const again = row.querySelector('.bt-reconnect');
     again.hidden = entry.status !== 'disconnected';
     again.setAttribute('aria-label', `Reconnect ${entry.name}`);

@@ -1,4 +1,4 @@
-// Times of day on the live pages, in the viewer's time zone as every other
+// Times of day on the visit pages, in the viewer's time zone as every other
 // page shows them (the server formats those in the user's zone), not the
 // browser's: the two differ when a physician works away from home or on a
 // machine set to another zone. The page names the zone in data-time-zone

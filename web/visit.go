@@ -82,6 +82,7 @@ func (s *server) handleVisit(w http.ResponseWriter, r *http.Request, c caller) {
 		StartsAt:      formatWhen(a.Start, viewerZone(c.User)),
 		// As handleCallWS names participants.
 		PhysicianParticipant: "u" + strconv.FormatInt(a.PhysicianID, 10),
+		TimeZone:             viewerZone(c.User).String(),
 	}))
 }
 

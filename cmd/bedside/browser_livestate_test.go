@@ -77,18 +77,7 @@ func TestBrowserVitalsPhysicianZone(t *testing.T) {
 	ts := startServer(t, nil)
 	visit := visitID(t, bookFirstFree(t, ts))
 	doctor := newBrowser(t, chromium)
-	tokyo := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"})
-		return err
-	})
-	if err := chromedp.Do(doctor, tokyo); err != nil {
-		t.Fatal(err)
-	}
-	var browserZone string
-	jsEval(t, doctor, `Intl.DateTimeFormat().resolvedOptions().timeZone`, &browserZone)
-	if browserZone != "Asia/Tokyo" {
-		t.Fatalf("browser zone %q, want Asia/Tokyo", browserZone)
-	}
+	setBrowserZone(t, doctor, "Asia/Tokyo")
 	openConsult(t, ts, doctor, ts.URL, visit) // Dr Okafor works in America/New_York
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
@@ -126,6 +115,24 @@ func TestBrowserVitalsPhysicianZone(t *testing.T) {
 		t.Errorf("NEWS2 entry %q, want its time in New York time, named (%s)", entered, want)
 	}
 	shot(t, doctor, "/tmp/bedside-zone.png")
+}
+
+// setBrowserZone sets the time zone of b's page, as a machine set to
+// zone would have it.
+func setBrowserZone(t *testing.T, b context.Context, zone string) {
+	t.Helper()
+	set := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: zone})
+		return err
+	})
+	if err := chromedp.Do(b, set); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	jsEval(t, b, `Intl.DateTimeFormat().resolvedOptions().timeZone`, &got)
+	if got != zone {
+		t.Fatalf("browser zone %q, want %s", got, zone)
+	}
 }
 
 // shot saves a screenshot of the page to path when BEDSIDE_SCREENSHOTS

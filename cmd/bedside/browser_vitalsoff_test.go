@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 	}
 
 	b := newBrowser(t, chromium)
+	setBrowserZone(t, b, "Asia/Tokyo") // the patient lives in Europe/Lisbon
 	fake := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: fakeBluetooth})
 		return err
@@ -64,8 +66,20 @@ func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	before := time.Now()
 	emit(70)
 	waitJS(t, b, "reading acknowledged", `document.querySelector('#bluetooth').dataset.pending === '0'`, 20*time.Second)
+	// When it came, in the patient's zone as the page's heading, named.
+	lisbon, err := time.LoadLocation("Europe/Lisbon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	jsEval(t, b, `document.querySelector('.bt-device .bt-last').textContent`, &last)
+	if a, z := before.In(lisbon).Format("15:04"), time.Now().In(lisbon).Format("15:04"); last != "last reading "+a+" "+before.In(lisbon).Format("MST") && last != "last reading "+z+" "+time.Now().In(lisbon).Format("MST") &&
+		!regexp.MustCompile(`^last reading (`+regexp.QuoteMeta(a)+`|`+regexp.QuoteMeta(z)+`) GMT(\+\d+)?$`).MatchString(last) {
+		t.Errorf("%q, want the time in Lisbon (%s), named", last, a)
+	}
 
 	// The admin turns the browser's vitals off; the open socket is closed
 	// at its next re-check.
@@ -106,7 +120,7 @@ func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 		}
 		return n
 	}
-	before := denials()
+	refusedBefore := denials()
 
 	// Try again: one connection, refused with the reason at once.
 	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS("#bt-retry"))); err != nil {
@@ -118,10 +132,10 @@ func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 		t.Fatalf("Try again opened %d device sockets, want 1", later-opened)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for denials() < before+1 && time.Now().Before(deadline) {
+	for denials() < refusedBefore+1 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond) // polling the audit trail, not standing in for a signal
 	}
-	if n := denials() - before; n != 1 {
+	if n := denials() - refusedBefore; n != 1 {
 		t.Errorf("Try again was audited as %d denials, want 1", n)
 	}
 	var pending string
