@@ -297,12 +297,20 @@ func (m *Manager) IssueAPIToken(ctx context.Context, by audit.Who, userID int64,
 	return token, c, nil
 }
 
+// BrowserDevice is the name of the device a patient's browser streams as
+// during a visit; an added device may not take it.
+const BrowserDevice = "Web browser"
+
 // AddDevice issues a device token with which a device or hub posts the
-// readings of patientID, valid for ttl. The token is returned once.
+// readings of patientID, valid for ttl. The token is returned once. The
+// name may not be BrowserDevice's, in any case.
 func (m *Manager) AddDevice(ctx context.Context, by audit.Who, patientID int64, name string, ttl time.Duration) (string, store.Credential, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > MaxName {
 		return "", store.Credential{}, Invalid{"name": fmt.Sprintf("Say what the device is, e.g. \"Pulse oximeter\" (up to %d characters).", MaxName)}
+	}
+	if strings.EqualFold(name, BrowserDevice) {
+		return "", store.Credential{}, Invalid{"name": fmt.Sprintf("%q is the name of the device a patient's browser streams as; give this device another name, e.g. \"Pulse oximeter\".", BrowserDevice)}
 	}
 	if err := checkTTL(ttl); err != nil {
 		return "", store.Credential{}, err

@@ -129,6 +129,17 @@ func TestTokensAndDevices(t *testing.T) {
 	if _, _, err := m.AddDevice(ctx, admin, doc.ID, "Scale", time.Hour); !errors.Is(err, account.ErrNotPatient) {
 		t.Errorf("a device for a physician: %v", err)
 	}
+	before, _ := m.Credentials(ctx, pat.ID, store.CredentialDevice)
+	for _, name := range []string{"Web browser", "  web BROWSER\t", "WEB BROWSER"} {
+		_, _, err := m.AddDevice(ctx, admin, pat.ID, name, time.Hour)
+		var inv account.Invalid
+		if !errors.As(err, &inv) || !strings.Contains(inv["name"], "browser streams as") {
+			t.Errorf("a device named %q, the browser's name: %v, want the name refused", name, err)
+		}
+	}
+	if after, _ := m.Credentials(ctx, pat.ID, store.CredentialDevice); len(after) != len(before) {
+		t.Errorf("refused names made devices: %d before, %d after", len(before), len(after))
+	}
 	tok, c, err := m.AddDevice(ctx, admin, pat.ID, "Pulse oximeter", time.Hour)
 	if err != nil {
 		t.Fatal(err)
