@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/bedside-health/bedside/account"
+	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/audit/refusal"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
@@ -22,8 +24,50 @@ type caller struct {
 	treated map[int64]bool
 }
 
-// authenticate finds the caller from an API bearer token.
+// authenticate finds the caller from an API bearer token. An address
+// whose tokens were refused too often is answered 429 before its token is
+// looked up; a refused token is counted (and audited) by refused, unless
+// the route takes another kind of token too (see ingestCaller).
 func (h *handler) authenticate(r *http.Request) (*caller, error) {
+	c, err := h.apiCaller(r)
+	if isInvalidToken(err) {
+		h.refused(r)
+	}
+	return c, err
+}
+
+// throttled is the 429 for an address refused too often, or nil.
+func (h *handler) throttled(r *http.Request) error {
+	d := h.Refusals.Wait(tokenRoute, audit.Address(r))
+	if d <= 0 {
+		return nil
+	}
+	e := newError(http.StatusTooManyRequests, codeThrottled, "%s", refusal.Message(d))
+	e.retryAfter = d
+	return e
+}
+
+// refused counts the refusal of r's bearer token: the first from its
+// address in a window is audited at once, as a failed login of
+// "api-token", the rest as a count when the window closes. A request
+// without a token is not counted, as anywhere else.
+func (h *handler) refused(r *http.Request) {
+	addr := audit.Address(r)
+	h.Refusals.Refuse(tokenRoute, addr, store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionLogin,
+		Resource: tokenRoute, Address: addr, Outcome: audit.OutcomeFailed})
+}
+
+// isInvalidToken reports whether err refuses a token that was sent.
+func isInvalidToken(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.invalidToken
+}
+
+// apiCaller finds the caller from an API bearer token, after throttled.
+func (h *handler) apiCaller(r *http.Request) (*caller, error) {
+	if err := h.throttled(r); err != nil {
+		return nil, err
+	}
 	ctx := r.Context()
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/audit/refusal"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals"
@@ -63,7 +64,18 @@ type Deps struct {
 	// physician's value as their entry, if NEWS2 is also an Enterer).
 	Live  vitals.Publisher
 	NEWS2 vitals.Observer
+	// Refusals counts the requests whose bearer token is refused, per
+	// client address, writing them to Audit as their first and a count
+	// per window, and answers an address refused too often 429 (see
+	// package refusal). The web server passes its own, so that API
+	// tokens are counted as one across FHIR, WHIP and WHEP; if nil, the
+	// API keeps a table of its own with refusal.Default.
+	Refusals *refusal.Table
 }
+
+// tokenRoute is the route API-token refusals are counted on, the same as
+// WHIP's and WHEP's.
+const tokenRoute = "api-token"
 
 // contentType is the media type of every response.
 const contentType = "application/fhir+json; charset=utf-8"
@@ -101,6 +113,10 @@ func newHandler(d Deps) *handler {
 		d.Now = time.Now
 	}
 	d.BaseURL = strings.TrimRight(d.BaseURL, "/")
+	if d.Refusals == nil {
+		rec := d.Audit
+		d.Refusals = refusal.New(refusal.Default, d.Now, func(e store.AuditEvent) { rec.Record(context.Background(), e) })
+	}
 	return &handler{Deps: d}
 }
 
@@ -141,6 +157,9 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.Log.ErrorContext(r.Context(), "fhir request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = &apiError{status: http.StatusInternalServerError, code: codeException,
 			diagnostics: "the server could not complete the request; its log has the details"}
+	}
+	if ae.retryAfter > 0 {
+		w.Header().Set("Retry-After", refusal.RetryAfter(ae.retryAfter))
 	}
 	if ae.status == http.StatusUnauthorized {
 		challenge := `Bearer realm="bedside"`

@@ -54,11 +54,19 @@ func (h *handler) createObservation(w http.ResponseWriter, r *http.Request) erro
 }
 
 // ingestCaller authenticates a posting client: an API token gives a
-// caller, a device token the device.
+// caller, a device token the device. A token that is neither live is
+// counted as authenticate's are.
 func (h *handler) ingestCaller(r *http.Request) (*caller, store.Credential, error) {
-	c, err := h.authenticate(r)
-	var ae *apiError
-	if err == nil || !errors.As(err, &ae) || !ae.invalidToken {
+	c, dev, err := h.ingestToken(r)
+	if isInvalidToken(err) {
+		h.refused(r)
+	}
+	return c, dev, err
+}
+
+func (h *handler) ingestToken(r *http.Request) (*caller, store.Credential, error) {
+	c, err := h.apiCaller(r)
+	if err == nil || !isInvalidToken(err) {
 		return c, store.Credential{}, err
 	}
 	_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")

@@ -3,6 +3,7 @@ package fhir
 import (
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // FHIR issue type codes (http://hl7.org/fhir/issue-type) used in answers.
@@ -16,6 +17,7 @@ const (
 	codeConflict     = "conflict"      // the slot is taken, or the lifecycle forbids the change
 	codeNotSupported = "not-supported" // a method, media type or search feature Bedside lacks
 	codeTooCostly    = "too-costly"    // the body or the searched range is too large
+	codeThrottled    = "throttled"     // too many refused tokens from the client's address
 	codeProcessing   = "processing"    // a business rule refuses the request
 	codeException    = "exception"     // the server failed
 )
@@ -25,7 +27,8 @@ type apiError struct {
 	status       int
 	code         string
 	diagnostics  string
-	invalidToken bool // 401 for a token that was sent but is not valid
+	invalidToken bool          // 401 for a token that was sent but is not valid
+	retryAfter   time.Duration // 429: how long the client must wait
 }
 
 func (e *apiError) Error() string {

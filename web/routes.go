@@ -53,7 +53,7 @@ func (s *server) routeTable() []route {
 	}
 	fhirDeps := fhir.Deps{
 		Store: s.Store, Log: s.Log.With("component", "fhir"), Now: s.Now, BaseURL: s.PublicURL, Changed: changed, Audit: s.Audit,
-		Live: s.Live, NEWS2: s.NEWS2,
+		Live: s.Live, NEWS2: s.NEWS2, Refusals: s.refusals,
 	}
 	return []route{
 		// Public.

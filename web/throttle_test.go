@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,9 +18,9 @@ import (
 
 // refusalSettings sets the refusal limits for the servers a test makes.
 func refusalSettings(t *testing.T, window time.Duration, allow, addresses int) {
-	w, a, n := refusalWindow, refusalAllow, refusalAddresses
-	refusalWindow, refusalAllow, refusalAddresses = window, allow, addresses
-	t.Cleanup(func() { refusalWindow, refusalAllow, refusalAddresses = w, a, n })
+	old := refusalLimits
+	refusalLimits.Window, refusalLimits.Allow, refusalLimits.Addresses = window, allow, addresses
+	t.Cleanup(func() { refusalLimits = old })
 }
 
 // newProxiedFixture is a fixture behind a trusted proxy on loopback, so
@@ -151,49 +150,6 @@ func TestDeviceRefusalsFromManyAddresses(t *testing.T) {
 	}
 }
 
-// TestRefusalsBounded: whatever the flood, the refusals held in memory
-// stay within the tracked addresses (and one count per route beyond
-// them), the trail gets one row per tracked address and event, and the
-// windows' counts add up to every refusal.
-func TestRefusalsBounded(t *testing.T) {
-	clock := &testClock{t: time.Now()}
-	var written []store.AuditEvent
-	q := newRefusals(clock.now, func(e store.AuditEvent) { written = append(written, e) })
-	q.max, q.allow = 64, 3
-	const flood = 20000
-	for i := range flood {
-		addr := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String()
-		if i%3 == 0 {
-			addr = "2001:db8::" + strconv.FormatInt(int64(i%5), 16) // one /64
-		}
-		if q.wait("device", addr) > 0 {
-			continue
-		}
-		q.refuse("device", addr, store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionCreate,
-			Resource: "Observation", Address: addr, Outcome: audit.OutcomeDenied})
-		if got := q.tracked(); got > q.max+1 {
-			t.Fatalf("after %d refusals, %d counts held, want at most %d", i+1, got, q.max+1)
-		}
-	}
-	during := len(written)
-	if during > q.max+1 {
-		t.Fatalf("%d rows written during the window, want at most %d", during, q.max+1)
-	}
-	clock.add(q.window)
-	q.flush()
-	if q.tracked() != 0 {
-		t.Fatalf("%d counts held once the window closed", q.tracked())
-	}
-	total := 0
-	for _, e := range written {
-		_, n := audit.RepeatCount(e.Resource)
-		total += max(n, 1)
-	}
-	if total != flood || len(written) > 2*(q.max+1) {
-		t.Fatalf("%d rows counting %d, want at most %d rows counting %d", len(written), total, 2*(q.max+1), flood)
-	}
-}
-
 // TestLinkRefusalsThrottled: a dead password link, and a withdrawn guest
 // link on the pages behind it, tried over and over from one address are
 // audited as the first refusal and one count, and answered 429 past the
@@ -265,42 +221,6 @@ func TestLinkRefusalsThrottled(t *testing.T) {
 	}
 }
 
-// BenchmarkRefusals measures the answer to a throttled address (a map
-// lookup under a lock, no store) and the memory a full table of tracked
-// addresses holds.
-func BenchmarkRefusals(b *testing.B) {
-	clock := &testClock{t: time.Now()}
-	q := newRefusals(clock.now, func(store.AuditEvent) {})
-	e := store.AuditEvent{ActorRole: audit.RoleAnonymous, Action: audit.ActionCreate, Resource: "Observation", Outcome: audit.OutcomeDenied}
-	b.Run("throttled", func(b *testing.B) {
-		for range q.allow {
-			q.refuse("device", "192.0.2.7", e)
-		}
-		for b.Loop() {
-			if q.wait("device", "192.0.2.7") == 0 {
-				b.Fatal("not throttled")
-			}
-		}
-	})
-	b.Run("table", func(b *testing.B) {
-		for b.Loop() {
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			q := newRefusals(clock.now, func(store.AuditEvent) {})
-			for i := range q.max {
-				addr := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}).String()
-				e.Address = addr
-				q.refuse("device", addr, e)
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(q.max), "bytes/address")
-			runtime.KeepAlive(q)
-		}
-	})
-}
-
 // TestAPITokenRefusalsThrottled: WHIP and WHEP with a bad API token from
 // one address are answered 401, then 429, and recorded as the first
 // refusal and a count; a request without a token is refused and not
@@ -345,5 +265,48 @@ func TestAPITokenRefusalsThrottled(t *testing.T) {
 	post(fmt.Sprintf("/whip/%d", f.visit.ID), "198.51.100.9", "")
 	if rows, n := deniedRows(t, f.st, "api-token"); len(rows) != 3 || n != 41 {
 		t.Errorf("after the window, %d rows counting %d, want 3 counting 41", len(rows), n)
+	}
+}
+
+// TestFHIRTokenRefusalsShareTheCount: the FHIR API counts its refused
+// bearer tokens in the server's table, on the route WHIP and WHEP count
+// theirs, so an address guessing API tokens has one allowance across all
+// three, and FHIR answers past it with 429 as an OperationOutcome.
+func TestFHIRTokenRefusalsShareTheCount(t *testing.T) {
+	refusalSettings(t, 15*time.Minute, 4, 4096)
+	clock := &testClock{t: time.Now()}
+	f := newProxiedFixture(t, clock)
+	send := func(method, path, addr string) *http.Response {
+		req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader("v=0\r\n"))
+		req.Header.Set("Content-Type", "application/sdp")
+		req.Header.Set("X-Forwarded-For", addr)
+		req.Header.Set("Authorization", "Bearer not-a-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i, path := range []string{"/fhir/Patient", fmt.Sprintf("/whip/%d", f.visit.ID), "/fhir/Appointment", fmt.Sprintf("/whep/%d", f.visit.ID)} {
+		method := "GET"
+		if !strings.HasPrefix(path, "/fhir/") {
+			method = "POST"
+		}
+		if resp := send(method, path, "192.0.2.7"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("bad token %d on %s: %d, want 401", i+1, path, resp.StatusCode)
+		}
+	}
+	resp := send("GET", "/fhir/Patient", "192.0.2.7")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/fhir+json") {
+		t.Fatalf("FHIR past the shared allowance: %d, Retry-After %q, %s; want 429 as FHIR", resp.StatusCode,
+			resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+	}
+	if resp := send("GET", "/fhir/Patient", "198.51.100.9"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("another address: %d, want 401", resp.StatusCode)
+	}
+	if rows, n := deniedRows(t, f.st, "api-token"); len(rows) != 2 || n != 2 {
+		t.Fatalf("%d rows counting %d, want the first refusal of each address", len(rows), n)
 	}
 }
