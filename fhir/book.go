@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/fhir/fhirtime"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
@@ -102,9 +103,9 @@ func parseBooking(res appointmentBody) (booking, error) {
 		if t.raw == "" {
 			continue
 		}
-		v, err := time.Parse(time.RFC3339Nano, t.raw)
+		v, err := fhirtime.Parse(t.raw)
 		if err != nil {
-			return bk, unprocessable(codeValue, "%s: %q is not an instant such as 2026-11-25T14:00:00Z", t.name, t.raw)
+			return bk, unprocessable(codeValue, "%s: %v", t.name, err)
 		}
 		*t.into = v
 	}

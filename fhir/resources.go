@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/fhir/fhirtime"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
@@ -235,7 +236,7 @@ func userQuery(q query) (uq store.UserQuery, none bool, err error) {
 		if len(bd) >= 2 && bd[0] >= 'a' && bd[0] <= 'z' {
 			return uq, false, badRequest(codeNotSupported, "birthdate: only an exact date is supported (no prefix, or eq), not %q", q.first("birthdate"))
 		}
-		if _, err := time.Parse(time.DateOnly, bd); err != nil {
+		if _, err := time.Parse(time.DateOnly, bd); err != nil || !fhirtime.IsDate(bd) {
 			return uq, false, badRequest(codeValue, "birthdate: %q is not a date written YYYY-MM-DD", q.first("birthdate"))
 		}
 		uq.BirthDate = bd

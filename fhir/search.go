@@ -2,12 +2,13 @@ package fhir
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bedside-health/bedside/fhir/fhirtime"
 )
 
 // searchParam is one search parameter a resource type supports. The
@@ -207,43 +208,50 @@ func (b bounds) empty() bool {
 	return !b.from.IsZero() && !b.to.IsZero() && !b.from.Before(b.to)
 }
 
-// parseDateRange reads a FHIR date or dateTime and returns the span of
-// time it stands for: a year, month or day (in UTC), or an instant at the
-// precision it is written with. A time must carry its zone.
+// dateForms says, in errors, which search dates are read.
+const dateForms = "want a year (2026), a month (2026-11), a day (2026-11-25), or a time with minutes " +
+	"with its zone (2026-11-25T14:00Z, 2026-11-25T14:00:00.5+01:00): years 0001 to 9999, " +
+	"a fraction of 1 to 9 digits after a '.', a zone Z or of at most ±14:00"
+
+// parseDateRange reads a FHIR search date: a year, month or day (in
+// UTC), or a dateTime with minutes, or seconds and a fraction, and its
+// zone (as FHIR's dateTime, strictly: fhirtime); it returns the span of
+// time it stands for, at the precision it is written with.
 func parseDateRange(s string) (time.Time, time.Time, error) {
 	s = strings.ReplaceAll(s, " ", "+") // a "+" in a query string arrives as a space
-	for _, f := range []struct {
-		layout string
-		next   func(time.Time) time.Time
-	}{
-		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
-		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
-		{time.DateOnly, func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
-	} {
-		if len(s) == len(f.layout) {
-			if t, err := time.Parse(f.layout, s); err == nil {
-				return t, f.next(t), nil
+	full, precision := s, time.Second
+	var next func(time.Time) time.Time
+	switch {
+	case fhirtime.IsYear(s):
+		full, next = s+"-01-01T00:00:00Z", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }
+	case fhirtime.IsYearMonth(s):
+		full, next = s+"-01T00:00:00Z", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }
+	case fhirtime.IsDate(s):
+		full, next = s+"T00:00:00Z", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }
+	case len(s) > 16 && s[16] != ':' && fhirtime.IsZone(s[16:]):
+		// Minutes, as FHIR's search allows: read with :00 seconds.
+		full, precision = s[:16]+":00"+s[16:], time.Minute
+	case len(s) > 20 && s[19] == '.':
+		for _, c := range s[20:] {
+			if c < '0' || c > '9' {
+				break
 			}
-		}
-	}
-	if !strings.Contains(s, "T") {
-		return time.Time{}, time.Time{}, fmt.Errorf("want YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ")
-	}
-	if t, err := time.Parse("2006-01-02T15:04Z07:00", s); err == nil {
-		return t.UTC(), t.UTC().Add(time.Minute), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("want an instant such as 2026-11-25T14:00:00Z, with its zone")
-	}
-	precision := time.Second
-	if dot := strings.IndexByte(s, '.'); dot >= 0 {
-		digits := len(s[dot+1:]) - len(strings.TrimLeft(s[dot+1:], "0123456789"))
-		for range min(digits, 9) {
 			precision /= 10
 		}
 	}
-	return t.UTC(), t.UTC().Add(precision), nil
+	t, err := fhirtime.Parse(full)
+	if err != nil {
+		if fhirtime.IsDateTime(full) {
+			// No such day, or beyond the years: the reason, without the
+			// quote, which the caller makes of what was sent.
+			return time.Time{}, time.Time{}, errors.New(strings.TrimPrefix(err.Error(), strconv.Quote(full)+": "))
+		}
+		return time.Time{}, time.Time{}, errors.New(dateForms)
+	}
+	if next != nil {
+		return t, next(t), nil
+	}
+	return t, t.Add(precision), nil
 }
 
 // tokens splits a comma-separated token value.

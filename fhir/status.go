@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/fhir/fhirtime"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 )
@@ -76,9 +77,9 @@ func sameAppointment(res appointmentBody, cur Appointment) error {
 		if t.sent == "" {
 			continue
 		}
-		sent, err := time.Parse(time.RFC3339Nano, t.sent)
+		sent, err := fhirtime.Parse(t.sent)
 		if err != nil {
-			return unprocessable(codeValue, "%s: %q is not an instant such as 2026-11-25T14:00:00Z", t.field, t.sent)
+			return unprocessable(codeValue, "%s: %v", t.field, err)
 		}
 		if have, _ := time.Parse(time.RFC3339, t.have); !sent.Truncate(time.Second).Equal(have) {
 			return changed(t.field)
