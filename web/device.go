@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/bedside-health/bedside/account"
 	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
@@ -169,8 +170,9 @@ func (e eventRecorder) RecordDeviceEvent(ctx context.Context, dev vitals.Device,
 }
 
 // browserDevice names the device credential behind a patient's browser, which
-// relays the Bluetooth devices it pairs during a visit.
-const browserDevice = "Web browser"
+// relays the Bluetooth devices it pairs during a visit; an added device
+// may not take the name.
+const browserDevice = account.BrowserDevice
 
 // deviceCredential finds who is streaming: a device token, or else a
 // patient's join-link session, which streams as that patient's browser device.
