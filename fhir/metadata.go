@@ -104,7 +104,8 @@ func capability(base string) CapabilityStatement {
 				Description: "Send Authorization: Bearer <token> with an API token issued by `bedside token issue`. " +
 					"What a token's user sees depends on their role: admins and schedulers see everything and book; " +
 					"physicians see their own appointments and patients; patients see their own records. " +
-					"A resource the caller may not see is answered 404.",
+					"A resource the caller may not see is answered 404. " +
+					"An address whose tokens are refused too often is answered 429 with Retry-After.",
 			},
 			Resource: []CapabilityResource{
 				{Type: kindPatient, Interaction: interactions("read", "search-type"), SearchParam: searchParams(patientParams)},
