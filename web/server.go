@@ -162,7 +162,7 @@ func NewServer(d Deps) http.Handler {
 	s := &server{Deps: d, devices: newDeviceRegistry(), metrics: newWebMetrics(d.Metrics),
 		pins: newPinMetrics(d.Metrics, d.Rooms), forwardKey: forwardKey(d.Secret)}
 	s.forwarder = s.newForwarder()
-	s.refusals = newRefusals(d.Now, func(e store.AuditEvent) { d.Audit.Record(context.Background(), e) })
+	s.refusals = s.newRefusals(func(e store.AuditEvent) { d.Audit.Record(context.Background(), e) })
 	mux := http.NewServeMux()
 	s.routes(mux)
 	cop := http.NewCrossOriginProtection()

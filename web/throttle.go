@@ -90,8 +90,13 @@ type refusals = refusal.Table
 // them).
 var refusalLimits = refusal.Default
 
-func newRefusals(now func() time.Time, write func(store.AuditEvent)) *refusals {
-	return refusal.New(refusalLimits, now, write)
+// newRefusals is s's table: each 429 it causes, on a web route or the
+// FHIR API, is counted in bedside_limit_refusals_total as
+// refused-{route}.
+func (s *server) newRefusals(write func(store.AuditEvent)) *refusals {
+	q := refusal.New(refusalLimits, s.Now, write)
+	q.Waited = func(route string) { s.metrics.refused.Inc("refused-" + route) }
+	return q
 }
 
 // tooManyRefusals answers 429, with Retry-After, a request on route from
@@ -101,7 +106,6 @@ func (s *server) tooManyRefusals(w http.ResponseWriter, r *http.Request, route s
 	if d <= 0 {
 		return false
 	}
-	s.metrics.refused.Inc("refused-" + route)
 	w.Header().Set("Retry-After", refusal.RetryAfter(d))
 	http.Error(w, refusal.Message(d), http.StatusTooManyRequests)
 	return true

@@ -309,4 +309,5 @@ func TestFHIRTokenRefusalsShareTheCount(t *testing.T) {
 	if rows, n := deniedRows(t, f.st, "api-token"); len(rows) != 2 || n != 2 {
 		t.Fatalf("%d rows counting %d, want the first refusal of each address", len(rows), n)
 	}
+	awaitMetric(t, f, `bedside_limit_refusals_total{limit="refused-api-token"} 1`)
 }

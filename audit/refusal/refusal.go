@@ -49,6 +49,11 @@ var Default = Limits{Window: 15 * time.Minute, Allow: 30, Addresses: 4096, Event
 // Its methods are safe for concurrent use.
 type Table struct {
 	Limits
+	// Waited, if set, is told the route of each attempt Wait tells to
+	// wait, whichever surface answers it (for a metric). Set it before
+	// the table is used.
+	Waited func(route string)
+
 	now   func() time.Time
 	write func(store.AuditEvent) // appends to the audit trail
 
@@ -115,6 +120,9 @@ func (q *Table) Wait(route, addr string) time.Duration {
 	}
 	q.mu.Unlock()
 	q.writeAll(out)
+	if d > 0 && q.Waited != nil {
+		q.Waited(route)
+	}
 	return d
 }
 
