@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/bedside-health/bedside/store"
@@ -54,11 +55,8 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 		return nil, err
 	}
 	defer st.advance.Close()
-	if st.insert, err = tx.PrepareContext(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
-		return nil, err
-	}
-	defer st.insert.Close()
+	st.tx = tx
+	defer st.closeInserts()
 	each := make([]error, len(batch))
 	now := time.Now()
 	for i, rq := range batch {
@@ -70,6 +68,9 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 		// rather than wait for the scheduler to preempt the commit.
 		runtime.Gosched()
 	}
+	if err := st.flush(ctx); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
@@ -78,8 +79,68 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 
 // appendStmts are a group commit's statements.
 type appendStmts struct {
-	last, advance, insert *sql.Stmt
-	seen                  map[seqCode]bool // the call's readings stored so far
+	tx            *sql.Tx
+	last, advance *sql.Stmt
+	seen          map[seqCode]bool // the call's readings stored so far
+	// The rows to insert, of every device of the commit, go in as few
+	// statements as they fit: a statement's own cost (binding, stepping,
+	// resetting) is most of a small row's, and a slot's devices each add
+	// a handful of rows a second.
+	rows    []any
+	inserts map[int]*sql.Stmt // by rows per statement
+}
+
+// insertColumns are the values of one observation row.
+const insertColumns = 9
+
+// insertRows is the most rows one INSERT takes: 576 variables, well under
+// SQLite's limit.
+const insertRows = 64
+
+// add queues one row, and inserts what is queued once a statement's worth is.
+func (st *appendStmts) add(ctx context.Context, o store.Observation) error {
+	st.rows = append(st.rows, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt), store.JoinFlags(o.Flags))
+	if len(st.rows) < insertRows*insertColumns {
+		return nil
+	}
+	return st.flush(ctx)
+}
+
+// flush inserts the queued rows with one statement.
+func (st *appendStmts) flush(ctx context.Context) error {
+	n := len(st.rows) / insertColumns
+	if n == 0 {
+		return nil
+	}
+	stmt := st.inserts[n]
+	if stmt == nil {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags) VALUES `)
+		for i := range n {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		}
+		var err error
+		if stmt, err = st.tx.PrepareContext(ctx, q.String()); err != nil {
+			return err
+		}
+		if st.inserts == nil {
+			st.inserts = make(map[int]*sql.Stmt)
+		}
+		st.inserts[n] = stmt
+	}
+	_, err := stmt.ExecContext(ctx, st.rows...)
+	clear(st.rows)
+	st.rows = st.rows[:0]
+	return err
+}
+
+func (st *appendStmts) closeInserts() {
+	for _, s := range st.inserts {
+		s.Close()
+	}
 }
 
 // seqCode is a numbered reading's key within one device's call.
@@ -91,7 +152,7 @@ type seqCode struct {
 // appendOne writes one call's rows; its own error (an unknown device, a
 // reading out of its sequence) is mine, a failed statement fails the
 // transaction.
-func (st appendStmts) appendOne(ctx context.Context, rq appendReq, now time.Time) (mine, failed error) {
+func (st *appendStmts) appendOne(ctx context.Context, rq appendReq, now time.Time) (mine, failed error) {
 	if err := store.CheckSequenced(rq.deviceID, rq.lastSeq, rq.obs); err != nil {
 		return err, nil
 	}
@@ -123,7 +184,7 @@ func (st appendStmts) appendOne(ctx context.Context, rq appendReq, now time.Time
 		if o.ReceivedAt.IsZero() {
 			o.ReceivedAt = now
 		}
-		if _, err := st.insert.ExecContext(ctx, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt), store.JoinFlags(o.Flags)); err != nil {
+		if err := st.add(ctx, o); err != nil {
 			return nil, err
 		}
 	}
