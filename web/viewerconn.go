@@ -31,6 +31,11 @@ const (
 	viewerMaxFrameMessages = 512
 	viewerWriteTimeout     = 10 * time.Second
 	viewerPing             = 25 * time.Second
+	// viewerPingRetry is how soon a ping skipped because the socket was
+	// backed up is tried again: a viewer that reads slowly but steadily
+	// must still get a ping well within the 62.5 s its reader waits for an
+	// answer, or it is closed while it keeps up.
+	viewerPingRetry = time.Second
 	viewerReadLimit        = 4096
 )
 
@@ -97,7 +102,7 @@ func newViewerConn(ws *websocket.Conn, nc *viewerNetConn, v *live.Viewer, flush,
 // not while the socket is backed up, which its writer is flushing.
 func (c *viewerConn) sendPing() {
 	if c.nc.backedUp() {
-		c.ping.Reset(viewerPing)
+		c.ping.Reset(viewerPingRetry)
 		return
 	}
 	if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.timeout)) != nil {
