@@ -36,7 +36,7 @@ const (
 	// must still get a ping well within the 62.5 s its reader waits for an
 	// answer, or it is closed while it keeps up.
 	viewerPingRetry = time.Second
-	viewerReadLimit        = 4096
+	viewerReadLimit = 4096
 )
 
 // viewerConn runs one viewer's socket: the handler's goroutine reads its
