@@ -109,6 +109,13 @@ export class ReconnectingSocket {
       if (this.ws !== ws) return; // replaced or stopped on purpose
       this.ws = null;
       clearTimeout(this.stableTimer);
+      if (sessionEnded(e)) {
+        // Every retry would be refused until the user signs in again.
+        this.stop();
+        showSessionEnded();
+        this.onclose(e, false, 0);
+        return;
+      }
       this.retry(e);
     };
     // An error is always followed by close; nothing to do here.
@@ -126,4 +133,39 @@ export class ReconnectingSocket {
     this.timer = setTimeout(() => this.open(), delay);
     this.onclose(e, true, delay);
   }
+}
+
+/**
+ * sessionEnded reports whether the server closed a socket because the
+ * user's session ended (signed out, timed out, or the account was turned
+ * off): 1008 with a reason beginning "your session ended".
+ */
+export function sessionEnded(e) {
+  return e.code === 1008 && typeof e.reason === 'string' && e.reason.startsWith('your session ended');
+}
+
+/**
+ * showSessionEnded tells the user, once per page, that the page no longer
+ * updates and how to go on: sign in again (back to this page), or reload,
+ * which a patient's or guest's link does.
+ */
+export function showSessionEnded() {
+  if (document.getElementById('session-ended')) return;
+  const box = document.createElement('div');
+  box.id = 'session-ended';
+  box.className = 'session-ended';
+  box.setAttribute('role', 'alert');
+  const text = document.createElement('p');
+  text.textContent = 'Your session has ended, so this page no longer updates.';
+  const signIn = document.createElement('a');
+  signIn.href = '/login?next=' + encodeURIComponent(location.pathname + location.search);
+  signIn.textContent = 'Sign in again';
+  const reload = document.createElement('button');
+  reload.type = 'button';
+  reload.textContent = 'Reload the page';
+  reload.addEventListener('click', () => location.reload());
+  const hint = document.createElement('p');
+  hint.append(signIn, ' or ', reload, ' (if you came by a link from the clinic).');
+  box.append(text, hint);
+  document.body.prepend(box);
 }
