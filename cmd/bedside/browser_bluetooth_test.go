@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/bedside-health/bedside/store"
-	"github.com/bedside-health/bedside/store/sqlite"
 )
 
 // fakeBluetooth stands in for navigator.bluetooth before the page loads:
@@ -91,15 +89,8 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 	ts := startServer(t, nil)
 	link := bookFirstFree(t, ts)
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(ts.Data, dbFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	patient, err := db.UserByEmail(ctx, "maria.silva@demo.bedside.test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testStore(t, ts)
+	patient := storedUser(t, db, "maria.silva@demo.bedside.test")
 	since := time.Now().Add(-time.Minute)
 
 	b := newBrowser(t, chromium)
@@ -266,15 +257,8 @@ func TestBrowserBluetoothSecondTabTakesOver(t *testing.T) {
 	ts := startServer(t, nil)
 	link := bookFirstFree(t, ts)
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(ts.Data, dbFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	patient, err := db.UserByEmail(ctx, "maria.silva@demo.bedside.test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testStore(t, ts)
+	patient := storedUser(t, db, "maria.silva@demo.bedside.test")
 	since := time.Now().Add(-time.Minute)
 	fake := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: fakeBluetooth})

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/bedside-health/bedside/store/sqlite"
 )
 
 // TestBrowserSessionEndedStopsTheSockets: the physician's session ends
@@ -32,17 +29,9 @@ func TestBrowserSessionEndedStopsTheSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(ts.Data, dbFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	doc, err := db.UserByEmail(ctx, "dr.okafor@demo.bedside.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := db.DeleteUserSessions(ctx, doc.ID); err != nil || n == 0 {
+	db := testStore(t, ts)
+	doc := storedUser(t, db, "dr.okafor@demo.bedside.test")
+	if n, err := db.DeleteUserSessions(context.Background(), doc.ID); err != nil || n == 0 {
 		t.Fatalf("ending the physician's sessions: %d ended, %v", n, err)
 	}
 

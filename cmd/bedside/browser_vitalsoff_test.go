@@ -16,7 +16,6 @@ import (
 
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
-	"github.com/bedside-health/bedside/store/sqlite"
 )
 
 // TestBrowserBluetoothVitalsTurnedOff: while the patient's page relays a
@@ -31,20 +30,13 @@ func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 	ts := startServer(t, nil)
 	link := bookFirstFree(t, ts)
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(ts.Data, dbFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testStore(t, ts)
 	audit, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Data, dbFile)+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer audit.Close()
-	patient, err := db.UserByEmail(ctx, "maria.silva@demo.bedside.test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	patient := storedUser(t, db, "maria.silva@demo.bedside.test")
 
 	b := newBrowser(t, chromium)
 	setBrowserZone(t, b, "Asia/Tokyo") // the patient lives in Europe/Lisbon

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/sqlite"
 )
 
 // deviceSocket streams FHIR observations to /ws/device as a device hub
@@ -234,4 +238,27 @@ func (p *cutProxy) restore() {
 	p.mu.Lock()
 	p.down = false
 	p.mu.Unlock()
+}
+
+// testStore opens the running test server's own database beside it, for
+// a test to look at what it stored or to change what a user holds; it is
+// closed when the test ends.
+func testStore(t *testing.T, ts *testServer) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(ts.Data, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// storedUser is the demo clinic's user with that email.
+func storedUser(t *testing.T, db *sqlite.DB, email string) store.User {
+	t.Helper()
+	u, err := db.UserByEmail(context.Background(), email)
+	if err != nil {
+		t.Fatalf("demo user %s: %v", email, err)
+	}
+	return u
 }
