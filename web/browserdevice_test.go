@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -31,6 +30,24 @@ func browserDeviceID(t *testing.T, f *fixture) int64 {
 	return id
 }
 
+// dialBrowser opens the device socket of a patient's browser with the
+// visit session patient, and returns it with the first ack it is sent
+// (the device's stored sequence); it is closed when the test ends.
+func dialBrowser(t *testing.T, f *fixture, patient *http.Client) (*websocket.Conn, int64) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
+	if err != nil {
+		t.Fatalf("the patient's browser connects: %v", err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var first reply
+	if err := ws.ReadJSON(&first); err != nil || first.Ack == nil {
+		t.Fatalf("the browser's first message %+v (%v), want an ack", first, err)
+	}
+	return ws, *first.Ack
+}
+
 // TestRevokedBrowserDeviceIsDisconnected: the admin's user page lists a
 // patient's "Web browser" device, with which the patient's browser relays
 // their paired devices, like any other, and revoking it turns vitals from
@@ -40,16 +57,7 @@ func browserDeviceID(t *testing.T, f *fixture) int64 {
 func TestRevokedBrowserDeviceIsDisconnected(t *testing.T) {
 	f := recheckFixture(t)
 	patient := f.joinClient(t, f.visit)
-	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var first reply
-	if err := ws.ReadJSON(&first); err != nil || first.Ack == nil {
-		t.Fatalf("first message %+v (%v)", first, err)
-	}
+	ws, _ := dialBrowser(t, f, patient)
 	if ack := lastAck(t, sendFrame(t, ws, envelope(1, "59408-5", 96, "%", ""))); ack != 1 {
 		t.Fatalf("ack %d", ack)
 	}
@@ -60,19 +68,9 @@ func TestRevokedBrowserDeviceIsDisconnected(t *testing.T) {
 	if err := f.st.RevokeCredential(t.Context(), browser, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// Re-checked every 5 ms here: five seconds is a thousand re-checks.
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, _, err := ws.ReadMessage()
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
-			t.Fatalf("after revoking the browser device its socket is still open (%v), want close 1008", err)
-		}
-		break
-	}
+	// Re-checked every 5 ms here: the five seconds awaitCloseCode waits
+	// are a thousand re-checks.
+	awaitCloseCode(t, ws, websocket.ClosePolicyViolation, "turned off by the clinic")
 	// Refused in words a browser can read: closed at once with 1008 and
 	// the reason, never an ack.
 	again, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
@@ -173,18 +171,9 @@ func TestHubNamedWebBrowserIsNotTakenByTheBrowser(t *testing.T) {
 		t.Fatalf("hub ack %d", ack)
 	}
 	patient := f.joinClient(t, f.visit)
-	ws, _, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var first reply
-	if err := ws.ReadJSON(&first); err != nil || first.Ack == nil {
-		t.Fatalf("browser's first message %+v (%v)", first, err)
-	}
-	if *first.Ack != 0 {
-		t.Fatalf("the patient's browser streams as hub device %d: its first ack is the hub's %d", hub.ID, *first.Ack)
+	ws, first := dialBrowser(t, f, patient)
+	if first != 0 {
+		t.Fatalf("the patient's browser streams as hub device %d: its first ack is the hub's %d", hub.ID, first)
 	}
 	browser := browserDeviceID(t, f)
 	if browser == 0 || browser == hub.ID {

@@ -391,14 +391,9 @@ func TestPatientBrowserStreamsWithItsVisitSession(t *testing.T) {
 	f := newFixture(t)
 	viewer, _ := dialVitals(t, f, "doc@example.org")
 	patient := f.joinClient(t, f.visit)
-	ws, resp, err := websocket.DefaultDialer.Dial(f.wsURL("/ws/device"), f.cookieHeader(patient))
-	if err != nil {
-		t.Fatalf("patient's browser refused: %v (%v)", err, resp)
-	}
-	defer ws.Close()
-	var first reply
-	if err := ws.ReadJSON(&first); err != nil || first.Ack == nil || *first.Ack != 0 {
-		t.Fatalf("first message %+v (%v), want ack 0: the browser's device has sent nothing yet", first, err)
+	ws, first := dialBrowser(t, f, patient)
+	if first != 0 {
+		t.Fatalf("first ack %d, want 0: the browser's device has sent nothing yet", first)
 	}
 	if ack := lastAck(t, sendFrame(t, ws, envelope(1, "59408-5", 96, "%", ""))); ack != 1 {
 		t.Fatalf("ack %d, want 1", ack)
