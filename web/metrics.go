@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/bedside-health/bedside/audit"
 	"github.com/bedside-health/bedside/metrics"
 )
 
@@ -98,7 +99,7 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "a metrics token is required (Authorization: Bearer)", http.StatusUnauthorized)
 			return
 		}
-	} else if ip := net.ParseIP(clientAddress(r)); ip == nil || !ip.IsLoopback() {
+	} else if ip := net.ParseIP(audit.Address(r)); ip == nil || !ip.IsLoopback() {
 		http.Error(w, "metrics are served to this machine only; set BEDSIDE_METRICS_TOKEN to scrape from elsewhere", http.StatusForbidden)
 		return
 	}

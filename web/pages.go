@@ -110,7 +110,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if wait > 0 {
 		// Refused before the password is even looked at, so guessing
 		// gains nothing while blocked.
-		s.Log.WarnContext(r.Context(), "sign-in throttled", "address", clientAddress(r))
+		s.Log.WarnContext(r.Context(), "sign-in throttled", "address", audit.Address(r))
 		s.metrics.signIns.Inc("throttled")
 		s.metrics.refused.Inc("sign-in")
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/bedside-health/bedside/audit"
 )
 
 func TestForwardedFor(t *testing.T) {
@@ -32,7 +34,7 @@ func TestForwardedFor(t *testing.T) {
 			req.Header.Add("X-Forwarded-For", v)
 		}
 		var got string
-		s.realClient(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = clientAddress(r) })).ServeHTTP(httptest.NewRecorder(), req)
+		s.realClient(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = audit.Address(r) })).ServeHTTP(httptest.NewRecorder(), req)
 		if got != c.want {
 			t.Errorf("%s: client %s, want %s", c.name, got, c.want)
 		}

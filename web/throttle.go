@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"time"
 
@@ -27,18 +26,8 @@ var (
 	addressTiers = []tier{{15 * time.Minute, 30}, {24 * time.Hour, 200}}
 )
 
-// clientAddress is the address a request came from (the proxy's, behind
-// a reverse proxy).
-func clientAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func accountKey(email string) string    { return "account:" + email }
-func addressKey(r *http.Request) string { return "addr:" + clientAddress(r) }
+func addressKey(r *http.Request) string { return "addr:" + audit.Address(r) }
 
 // blocked reports how long sign-in for key must wait, or 0.
 func (s *server) blocked(ctx context.Context, key string, tiers []tier) (time.Duration, error) {

@@ -134,7 +134,7 @@ func (s *server) handleLoginCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wait > 0 {
-		s.Log.WarnContext(r.Context(), "sign-in code throttled", "user", u.ID, "address", clientAddress(r))
+		s.Log.WarnContext(r.Context(), "sign-in code throttled", "user", u.ID, "address", audit.Address(r))
 		s.metrics.signIns.Inc("throttled")
 		s.metrics.refused.Inc("sign-in")
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
