@@ -220,12 +220,29 @@ export class Pairing {
     const device = await this.bluetooth.requestDevice({ filters: services.map((s) => ({ services: [s] })), optionalServices: services });
     let entry = this.devices.get(device.id);
     if (!entry) {
-      entry = { id: device.id, name: (device.name || '').replace(/\p{Cc}/gu, '').trim().slice(0, 64) || 'Bluetooth device', status: 'connecting', lastAt: null, error: '', device, heard: new WeakSet() };
+      entry = { id: device.id, name: this.nameFor(device), status: 'connecting', lastAt: null, error: '', device, heard: new WeakSet() };
       this.devices.set(device.id, entry);
       device.addEventListener('gattserverdisconnected', () => this.lost(entry));
     }
     await this.connect(entry);
     return entry;
+  }
+
+  /**
+   * nameFor is the name a newly paired device is relayed under: its own
+   * (or 'Bluetooth device'), numbered when another paired device has it,
+   * since the server and the physician's overlay tell the devices apart
+   * by it (docs/protocol.md, "Relayed Bluetooth values").
+   */
+  nameFor(device) {
+    const base = (device.name || '').replace(/\p{Cc}/gu, '').trim().slice(0, 64) || 'Bluetooth device';
+    const taken = new Set([...this.devices.values()].map((e) => e.name));
+    let name = base;
+    for (let n = 2; taken.has(name); n++) {
+      const tail = ` (${n})`;
+      name = base.slice(0, 64 - tail.length).trim() + tail;
+    }
+    return name;
   }
 
   /** connect opens the device's GATT server and subscribes to its measurements. */
@@ -269,10 +286,14 @@ export class Pairing {
     }
   }
 
-  /** value relays one characteristic value as the device sent it. */
+  /**
+   * value relays one characteristic value as the device sent it, named by
+   * the device, as its connect and disconnect events are: its values are
+   * shown as its own, and greyed when it goes.
+   */
   value(entry, service, characteristic, view) {
     const at = this.now();
-    this.relay.send({ gatt: { service, characteristic, value: base64(view), time: at.toISOString() } }, { id: entry.id, at });
+    this.relay.send({ gatt: { device: entry.name, service, characteristic, value: base64(view), time: at.toISOString() } }, { id: entry.id, at });
     entry.lastAt = at;
     this.onchange(entry, '');
   }

@@ -83,7 +83,7 @@ class NEWS2Panel {
         const was = this.latest.get(m.code);
         if (was && was.time > t) return; // an older reading does not replace the newest (protocol.md)
         this.latest.set(m.code, { time: t, device: m.device });
-        this.devices.seen(m.device);
+        this.devices.seen(m.device, m.relay);
         if (!was || was.device !== m.device) this.render();
         return;
       }
@@ -124,7 +124,7 @@ class NEWS2Panel {
       let source = p.source;
       if (source === 'measured' && p.code && this.staleCodes.has(p.code)) source = 'stale';
       const from = source === 'measured' && p.code ? this.latest.get(p.code)?.device : '';
-      const gone = from && this.devices.state(from) === 'disconnected';
+      const gone = from && this.devices.off(from);
       // As on the overlay: a continuous value is no longer current once
       // its device has gone; a blood pressure stays what it was, with
       // its device's going said beside it.

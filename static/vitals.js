@@ -52,8 +52,9 @@ const UNITS = {
 // streams, so a browser whose clock is off does not mark values stale.
 let clock = () => Date.now();
 
-// deviceOff tells whether a device is known to be disconnected (set from
-// the overlay's device status once it starts).
+// deviceOff tells whether a device's values are known to have stopped:
+// it, or the relay it came through, disconnected (set from the overlay's
+// device status once it starts).
 let deviceOff = () => false;
 
 /** age says how long ago ms was, briefly. */
@@ -251,7 +252,7 @@ function start(path, overlay) {
   let received = 0;
   const strip = new Strip(document.getElementById('vitals-strip-canvas'), document.getElementById('vitals-strip-label'));
   const devices = new DeviceStatus(document.getElementById('vitals-devices'));
-  deviceOff = (d) => devices.state(d) === 'disconnected';
+  deviceOff = (d) => devices.off(d);
   const log = [];
   clock = () => {
     const o = strip.clockOffset();
@@ -288,7 +289,7 @@ function start(path, overlay) {
     if (!Number.isFinite(t) || t > now + 5000) t = now; // missing or future clock
     received++;
     const known = devices.state(msg.device) !== '';
-    devices.seen(msg.device);
+    devices.seen(msg.device, msg.relay);
     if (received === 1 || !known) connected();
     const doubt = doubts(msg.flags);
     if ((msg.code === SYSTOLIC || msg.code === DIASTOLIC) && bp) {

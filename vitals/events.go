@@ -16,17 +16,26 @@ const (
 )
 
 // LiveDevice is the live-vitals message for a device connecting or
-// disconnecting.
+// disconnecting. Relay names the device that relays it (the patient's
+// browser, a hub) when it is a Bluetooth device paired to one: a relay
+// that disconnects takes its devices' values with it.
 type LiveDevice struct {
 	Type   string    `json:"type"` // "device"
 	Event  string    `json:"event"`
 	Device string    `json:"device"`
+	Relay  string    `json:"relay,omitempty"`
 	Time   time.Time `json:"time"`
 }
 
 // EncodeDeviceEvent encodes a device event's live message.
 func EncodeDeviceEvent(event, device string, at time.Time) []byte {
-	b, _ := json.Marshal(LiveDevice{Type: "device", Event: event, Device: device, Time: at.UTC()})
+	return EncodeRelayedEvent(event, device, "", at)
+}
+
+// EncodeRelayedEvent encodes the live message of an event that relay
+// reports for a device it paired.
+func EncodeRelayedEvent(event, device, relay string, at time.Time) []byte {
+	b, _ := json.Marshal(LiveDevice{Type: "device", Event: event, Device: device, Relay: relay, Time: at.UTC()})
 	return b
 }
 
@@ -62,14 +71,9 @@ func ParseDeviceEvent(raw json.RawMessage) (RelayedEvent, error) {
 	if m.Name == nil {
 		return RelayedEvent{}, fieldErr("device.name", "missing")
 	}
-	name := strings.TrimSpace(*m.Name)
-	switch n := utf8.RuneCountInString(name); {
-	case n == 0:
-		return RelayedEvent{}, fieldErr("device.name", "empty")
-	case n > maxDeviceName:
-		return RelayedEvent{}, fieldErr("device.name", "%d characters, at most %d", n, maxDeviceName)
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return RelayedEvent{}, fieldErr("device.name", "holds a control character")
+	name, err := relayedName("device.name", *m.Name)
+	if err != nil {
+		return RelayedEvent{}, err
 	}
 	if m.Event != DeviceConnected && m.Event != DeviceDisconnected {
 		return RelayedEvent{}, fieldErr("device.event", "%q, want %q or %q", truncate(m.Event, 40), DeviceConnected, DeviceDisconnected)
@@ -82,4 +86,20 @@ func ParseDeviceEvent(raw json.RawMessage) (RelayedEvent, error) {
 		return RelayedEvent{}, err
 	}
 	return RelayedEvent{Name: name, Event: m.Event, Time: when}, nil
+}
+
+// relayedName checks the name of a device a relay paired, as its events
+// and values carry it in field: trimmed, 1 to maxDeviceName characters,
+// no control characters.
+func relayedName(field, s string) (string, error) {
+	name := strings.TrimSpace(s)
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		return "", fieldErr(field, "empty")
+	case n > maxDeviceName:
+		return "", fieldErr(field, "%d characters, at most %d", n, maxDeviceName)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return "", fieldErr(field, "holds a control character")
+	}
+	return name, nil
 }

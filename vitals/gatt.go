@@ -11,8 +11,10 @@ import (
 
 // gattMessage is a Bluetooth characteristic value as a browser (Web
 // Bluetooth) or a device hub relays it: which characteristic, its bytes
-// in base64, and when the relay received it.
+// in base64, when the relay received it, and the name of the device that
+// sent it (as the relay's device events name it), if the relay says.
 type gattMessage struct {
+	Device         *string `json:"device"`
 	Service        string  `json:"service"`
 	Characteristic string  `json:"characteristic"`
 	Value          *string `json:"value"`
@@ -43,10 +45,19 @@ func characteristicOf(s string) (uint16, bool) {
 // a FHIR Observation's would be. What the device reports about the
 // measurement rides along as the readings' Flags. The relay's time is the
 // readings' time: a device's own clock has no zone and is often unset.
+// The device's name, when given, is the readings' Source.
 func ParseGATT(raw json.RawMessage) (Parsed, error) {
 	var m gattMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return Parsed{}, decodeError("gatt", err)
+	}
+	var p Parsed
+	if m.Device != nil {
+		name, err := relayedName("gatt.device", *m.Device)
+		if err != nil {
+			return Parsed{}, err
+		}
+		p.Source = name
 	}
 	if m.Characteristic == "" {
 		return Parsed{}, fieldErr("gatt.characteristic", "missing")
@@ -73,7 +84,6 @@ func ParseGATT(raw json.RawMessage) (Parsed, error) {
 	if err != nil {
 		return Parsed{}, fieldErr("gatt.value", "%v", err)
 	}
-	var p Parsed
 	for _, v := range meas.Values {
 		var r Reading
 		if err := checkedReading("gatt.value", "", v.Code, v.V, v.Unit, &when, &r); err != nil {

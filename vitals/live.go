@@ -15,7 +15,10 @@ type LiveReading struct {
 	Unit   string    `json:"unit"`
 	Time   time.Time `json:"time"`
 	Device string    `json:"device,omitempty"`
-	Flags  []string  `json:"flags,omitempty"` // what the device reported: show the value as doubtful
+	// Relay names the device that relayed the reading (the patient's
+	// browser, a hub) when Device is a Bluetooth device paired to it.
+	Relay string   `json:"relay,omitempty"`
+	Flags []string `json:"flags,omitempty"` // what the device reported: show the value as doubtful
 }
 
 // LiveWaveform is the live-vitals message for one waveform chunk. Data
@@ -87,13 +90,14 @@ func (s *Samples) UnmarshalJSON(b []byte) error {
 // publishes the same messages one at a time (Ingester.publish).
 func encodeLive(p Parsed, device string, received time.Time) [][]byte {
 	out := make([][]byte, 0, len(p.Readings)+1)
+	from, relay := p.origin(device)
 	for i := range p.Readings {
-		if b, err := appendLiveReading(nil, &p.Readings[i], device); err == nil {
+		if b, err := appendLiveReading(nil, &p.Readings[i], from, relay); err == nil {
 			out = append(out, b)
 		}
 	}
 	if e := p.Event; e != nil {
-		out = append(out, EncodeDeviceEvent(e.Event, e.Name, e.Time))
+		out = append(out, EncodeRelayedEvent(e.Event, e.Name, device, e.Time))
 	}
 	if p.Waveform != nil {
 		if b, err := appendLiveWaveform(nil, p.Waveform, device, &received); err == nil {
@@ -105,8 +109,8 @@ func encodeLive(p Parsed, device string, received time.Time) [][]byte {
 
 // appendLiveReading and appendLiveWaveform each append one live message
 // to dst.
-func appendLiveReading(dst []byte, r *Reading, device string) ([]byte, error) {
-	lr := LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Flags: r.Flags}
+func appendLiveReading(dst []byte, r *Reading, device, relay string) ([]byte, error) {
+	lr := LiveReading{Type: "reading", Code: r.Code, Value: r.Value, Unit: r.Unit, Time: r.Time, Device: device, Relay: relay, Flags: r.Flags}
 	return lr.appendJSON(dst)
 }
 

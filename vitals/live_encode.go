@@ -34,6 +34,10 @@ func (r *LiveReading) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"device":`...)
 		b = appendJSONString(b, r.Device)
 	}
+	if r.Relay != "" {
+		b = append(b, `,"relay":`...)
+		b = appendJSONString(b, r.Relay)
+	}
 	if len(r.Flags) > 0 {
 		b = append(b, `,"flags":[`...)
 		for i, f := range r.Flags {

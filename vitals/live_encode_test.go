@@ -30,7 +30,7 @@ func TestLiveEncodingMatchesJSON(t *testing.T) {
 	for _, s := range []string{"", "8867-4", "/min", "mm[Hg]", `a "quoted" \ name`, "<b>&", "Pulsoxímetro", "tab\there", "\u2028", "\xff"} {
 		for _, v := range []float64{0, 72, -0.5, 36.65, 1e-7, 1.5e-6, 1e21, 123456789012345678901234.0, math.SmallestNonzeroFloat64, math.MaxFloat64, math.NaN(), math.Inf(1)} {
 			checkLiveEncoding(t,
-				LiveReading{Type: "reading", Code: s, Value: v, Unit: s, Time: at, Device: s, Flags: []string{s, "motion"}},
+				LiveReading{Type: "reading", Code: s, Value: v, Unit: s, Time: at, Device: s, Relay: s, Flags: []string{s, "motion"}},
 				LiveWaveform{Type: "waveform", Code: s, Origin: v, Factor: 0.001, Period: 4, Unit: s,
 					Data: Samples{1, v, -3, math.NaN()}, Time: at, Device: s, Received: at})
 		}
@@ -52,7 +52,7 @@ func FuzzLiveEncoding(f *testing.F) {
 	f.Fuzz(func(t *testing.T, code, unit, device string, v, factor float64, ms, ns int64, sample float64) {
 		at := time.UnixMilli(ms).Add(time.Duration(ns)).UTC()
 		checkLiveEncoding(t,
-			LiveReading{Type: "reading", Code: code, Value: v, Unit: unit, Time: at, Device: device, Flags: []string{unit}},
+			LiveReading{Type: "reading", Code: code, Value: v, Unit: unit, Time: at, Device: device, Relay: code, Flags: []string{unit}},
 			LiveWaveform{Type: "waveform", Code: code, Origin: v, Factor: factor, Period: 4, Unit: unit,
 				Data: Samples{sample, v}, Time: at, Device: device, Received: at})
 	})

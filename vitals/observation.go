@@ -65,6 +65,19 @@ type Parsed struct {
 	// Event is a relayed device event (an envelope's "device"), which
 	// yields no reading.
 	Event *RelayedEvent
+	// Source names the device a relay paired that measured the readings
+	// (a relayed value's "device"); "" when they are the connection's
+	// own device's.
+	Source string
+}
+
+// origin is who the live messages of p name: the device that measured it,
+// and the device that relayed it, if any. own is the connection's device.
+func (p *Parsed) origin(own string) (device, relay string) {
+	if p.Source != "" {
+		return p.Source, own
+	}
+	return own, ""
 }
 
 // Envelope is one device message: a sequence number and one of a FHIR

@@ -185,14 +185,15 @@ func (in *Ingester) publish(ctx context.Context, p *Parsed, received *time.Time)
 	// allocation of its own.
 	buf := liveBufs.Get().(*[]byte)
 	defer liveBufs.Put(buf)
+	from, relay := p.origin(in.dev.Name)
 	for i := range p.Readings {
-		if b, err := appendLiveReading((*buf)[:0], &p.Readings[i], in.dev.Name); err == nil {
+		if b, err := appendLiveReading((*buf)[:0], &p.Readings[i], from, relay); err == nil {
 			*buf = b
 			_ = in.pub.Publish(ctx, in.dev.PatientID, b)
 		}
 	}
 	if e := p.Event; e != nil {
-		_ = in.pub.Publish(ctx, in.dev.PatientID, EncodeDeviceEvent(e.Event, e.Name, e.Time))
+		_ = in.pub.Publish(ctx, in.dev.PatientID, EncodeRelayedEvent(e.Event, e.Name, in.dev.Name, e.Time))
 	}
 	if p.Waveform != nil {
 		if b, err := appendLiveWaveform((*buf)[:0], p.Waveform, in.dev.Name, received); err == nil {
