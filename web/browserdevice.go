@@ -57,6 +57,21 @@ const refuseWait = 5 * time.Second
 // than a new one being made behind the admin's back at its next connection.
 // Making one is audited as by's creation of it.
 func (s *server) browserCredential(ctx context.Context, by audit.Who, patientID int64) (store.Credential, error) {
+	newest, err := s.newestBrowser(ctx, patientID)
+	switch {
+	case err != nil:
+		return newest, err
+	case newest.ID != 0 && !s.browserOn(newest):
+		return newest, errBrowserOff
+	case newest.ID != 0:
+		return newest, nil
+	}
+	return s.newBrowserCredential(ctx, by, patientID)
+}
+
+// newestBrowser is the patient's newest browser device, or a zero
+// Credential if they have none.
+func (s *server) newestBrowser(ctx context.Context, patientID int64) (store.Credential, error) {
 	creds, err := s.Store.ListCredentials(ctx, store.CredentialDevice, patientID)
 	if err != nil {
 		return store.Credential{}, fmt.Errorf("look up the browser device: %w", err)
@@ -67,13 +82,7 @@ func (s *server) browserCredential(ctx context.Context, by audit.Who, patientID 
 			newest = cr
 		}
 	}
-	switch {
-	case newest.ID != 0 && !s.browserOn(newest):
-		return newest, errBrowserOff
-	case newest.ID != 0:
-		return newest, nil
-	}
-	return s.newBrowserCredential(ctx, by, patientID)
+	return newest, nil
 }
 
 // browserOn says whether the browser's device may stream: neither revoked
@@ -86,11 +95,27 @@ func (s *server) browserOn(cred store.Credential) bool {
 // has no usable token: its hash is of a secret nobody keeps, so only the
 // patient's visit session can stream as it. It is audited as by's
 // creation of a credential for the patient's data.
+//
+// A patient has at most one live browser device (the store refuses a
+// second with store.ErrConflict): when two first connections (two tabs)
+// or two admins allowing the browser again race, one makes it and the
+// others take that one, made by someone else and so not audited again.
 func (s *server) newBrowserCredential(ctx context.Context, by audit.Who, patientID int64) (store.Credential, error) {
 	_, hash := auth.NewToken()
 	cred, err := s.Store.CreateCredential(ctx, store.Credential{
 		Kind: store.CredentialDevice, TokenHash: hash, UserID: patientID, Name: browserDevice, CreatedAt: s.Now(), Browser: true,
 	})
+	if errors.Is(err, store.ErrConflict) {
+		won, err := s.newestBrowser(ctx, patientID)
+		switch {
+		case err != nil:
+			return won, err
+		case won.ID == 0 || !s.browserOn(won):
+			// Revoked again since it won: off, as it would be found.
+			return won, errBrowserOff
+		}
+		return won, nil
+	}
 	if err != nil {
 		return cred, fmt.Errorf("make the browser device: %w", err)
 	}
@@ -122,6 +147,15 @@ func (s *server) adminAllowBrowser(r *http.Request, c caller, u store.User) (str
 	}
 	by := audit.User(c.User, r)
 	cred, err := s.browserCredential(r.Context(), by, u.ID)
+	if errors.Is(err, errBrowserOff) && cred.RevokedAt.IsZero() {
+		// Expired rather than revoked, it still holds the patient's one
+		// live browser device: revoke it to make the new one.
+		err = s.Store.RevokeCredential(r.Context(), cred.ID, s.Now())
+		if err != nil {
+			return "", nil, fmt.Errorf("revoke the expired browser device: %w", err)
+		}
+		err = errBrowserOff
+	}
 	if errors.Is(err, errBrowserOff) {
 		cred, err = s.newBrowserCredential(r.Context(), by, u.ID)
 	}

@@ -217,9 +217,11 @@ func TestMigrationMarksBrowserCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Back to the schema before the migration, with what it found there.
-	const migration = "migrations/0019_browser_credentials.sql"
-	for _, q := range []string{`ALTER TABLE credentials DROP COLUMN browser`, `DELETE FROM schema_migrations WHERE name = '` + migration + `'`} {
+	// Back to the schema before the migration, with what it found there
+	// (and before the later one that indexes the column).
+	const migration, later = "migrations/0019_browser_credentials.sql", "migrations/0021_one_browser_device.sql"
+	for _, q := range []string{`DROP INDEX credentials_one_live_browser`, `ALTER TABLE credentials DROP COLUMN browser`,
+		`DELETE FROM schema_migrations WHERE name IN ('` + migration + `', '` + later + `')`} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

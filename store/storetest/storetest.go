@@ -21,6 +21,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"Throttle", testThrottle},
 		{"Credentials", testCredentials},
+		{"OneLiveBrowserDevice", testOneLiveBrowserDevice},
 		{"Availability", testAvailability},
 		{"BookingRefusesOverlaps", testOverlaps},
 		{"CancelFreesTime", testCancel},
