@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -130,5 +132,46 @@ func testBrowserDeviceRace(t *testing.T, st store.Store) {
 	}
 	if len(live) != 1 || ids[0] != live[0].ID || ids[1] != live[0].ID {
 		t.Errorf("allowed again twice at once: got devices %v, live %+v; want both the one live device", ids, live)
+	}
+}
+
+// TestAllowExpiredBrowserAgain: a browser device that expired rather than
+// being revoked (the browser's is made without an expiry, but one may be
+// set in the store) still holds the patient's one live browser device;
+// allowing the browser again revokes it and makes the new one.
+func TestAllowExpiredBrowserAgain(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/bedside.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := &server{Deps: Deps{Store: st, Now: time.Now}}
+	p, err := st.CreateUser(ctx, store.User{Email: "expired@example.org", Name: "Expired", Role: store.RolePatient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := st.CreateUser(ctx, store.User{Email: "admin@example.org", Name: "Admin", Role: store.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := st.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: []byte("old"), UserID: p.ID,
+		Name: browserDevice, CreatedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(-time.Hour), Browser: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.browserCredential(ctx, audit.Who{ID: p.ID}, p.ID); err != errBrowserOff {
+		t.Fatalf("an expired browser device connecting: %v, want errBrowserOff", err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/admin/users/1/allow-browser", nil)
+	if _, _, err := s.adminAllowBrowser(r, caller{User: admin}, p); err != nil {
+		t.Fatalf("allowing the browser again: %v", err)
+	}
+	cred, err := s.browserCredential(ctx, audit.Who{ID: p.ID}, p.ID)
+	if err != nil || cred.ID == old.ID {
+		t.Fatalf("after allowing again the browser streams as %d (%v), want a new device", cred.ID, err)
+	}
+	if got, err := st.CredentialByID(ctx, store.CredentialDevice, old.ID); err != nil || got.RevokedAt.IsZero() {
+		t.Errorf("the expired device %+v (%v), want it revoked", got, err)
 	}
 }
