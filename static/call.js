@@ -434,7 +434,7 @@ function Call(root) {
     trackOwner.set(track, id);
     if (meta && meta.id) trackIds.set(track, meta.id);
     track.onmute = track.onunmute = () => { if (shown === r) updateRemoteTile(); };
-    render(true);
+    render();
   }
 
   function removeTrack(track) {
@@ -445,7 +445,7 @@ function Call(root) {
     const r = id && remotes.get(id);
     if (!r) return;
     r.stream.removeTrack(track);
-    render(true);
+    render();
   }
 
   function removeParticipant(id, quiet = false) {
@@ -457,33 +457,48 @@ function Call(root) {
     remotes.delete(id);
     for (const t of r.stream.getTracks()) trackOwner.delete(t);
     if (!quiet) announce(`${r.name} left the call.`);
-    render(true);
+    render();
   }
 
   /**
    * render puts the first remote person with media on #remote-video (an
    * exam camera only when nobody else sends media) and everyone else with
-   * media on a tile of their own.
+   * media on a tile of their own. A video is given its stream again only
+   * when that stream's tracks changed: someone else's tile coming or going
+   * leaves it playing.
    */
-  function render(changed) {
+  function render() {
     const withMedia = [...remotes.values()].filter((r) => r.stream.getTracks().length);
     const next = mainId
       ? withMedia.find((r) => r.id === mainId) || null
       : withMedia.find((r) => !isCamera(r.id) && !r.screen) || withMedia[0] || null;
-    if (next !== shown || changed) {
-      const arrived = next && next !== shown;
-      shown = next;
-      // Re-assigning srcObject makes every browser notice added or removed tracks.
-      el.remoteVideo.srcObject = null;
-      if (shown) {
-        el.remoteVideo.srcObject = shown.stream;
-        playRemote();
-      }
-      if (arrived) announce(`${shown.name} is connected.`);
-    }
-    renderExtras(withMedia.filter((r) => r !== shown), changed);
+    const arrived = next && next !== shown;
+    shown = next;
+    if (attach(el.remoteVideo, shown ? shown.stream : null) && shown) playRemote();
+    if (arrived) announce(`${shown.name} is connected.`);
+    renderExtras(withMedia.filter((r) => r !== shown));
     updateRemoteTile();
     markSpeaker();
+  }
+
+  // The tracks each video was last given (video -> their ids), so that
+  // attach assigns a stream again only when it has to.
+  const attachedTracks = new WeakMap();
+
+  /**
+   * attach shows stream (or nothing) on video, and says whether it did
+   * anything. Assigning srcObject reloads the video, a visible flash, so
+   * it is done only for another stream, or for the same one whose tracks
+   * changed: re-assigning it is what makes every browser notice an added
+   * or removed track.
+   */
+  function attach(video, stream) {
+    const tracks = stream ? stream.getTracks().map((t) => t.id).sort().join(' ') : '';
+    if (video.srcObject === stream && attachedTracks.get(video) === tracks) return false;
+    video.srcObject = null;
+    video.srcObject = stream;
+    attachedTracks.set(video, tracks);
+    return true;
   }
 
   /** markSpeaker outlines the dominant speaker's tile and describes it as speaking. */
@@ -505,7 +520,7 @@ function Call(root) {
   }
 
   /** renderExtras keeps one labelled tile per participant in list. */
-  function renderExtras(list, changed) {
+  function renderExtras(list) {
     if (!el.extras) return;
     const want = new Set(list.map((r) => r.id));
     for (const [id, x] of extraTiles) {
@@ -536,11 +551,8 @@ function Call(root) {
         extraTiles.set(r.id, x);
         if (resizes) resizes.observe(video);
         announce(`${r.name} is connected.`);
-      } else if (!changed && x.video.srcObject === r.stream) {
-        continue;
       }
-      x.video.srcObject = null;
-      x.video.srcObject = r.stream;
+      if (!attach(x.video, r.stream)) continue;
       x.video.muted = el.remoteVideo.muted; // the sound button unmutes both
       x.video.play().catch(() => {});
     }
