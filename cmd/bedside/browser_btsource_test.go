@@ -187,9 +187,10 @@ func TestBrowserBluetoothDeviceGoes(t *testing.T) {
 	waitJS(t, doctor, "status says every device went", status+` === 'Vitals: every device disconnected'`, 10*time.Second)
 }
 
-// deviceStatusChecks exercises static/devicestatus.js on its own and
-// returns what went wrong, or "": values relayed through a relay follow
-// their own device and the relay, not each other's.
+// deviceStatusChecks exercises static/devicestatus.js and the naming of
+// static/bluetooth.js on their own and returns what went wrong, or "":
+// values relayed through a relay follow their own device and the relay,
+// not each other's, and each relayed value names its device.
 const deviceStatusChecks = `(async () => {
   const { DeviceStatus } = await import('/static/devicestatus.js');
   const bad = [];
@@ -222,10 +223,26 @@ const deviceStatusChecks = `(async () => {
   one.seen('Strap', 'Web browser');
   one.event({ device: 'Strap', event: 'disconnected', relay: 'Web browser', time: '2026-11-25T10:00:00Z' });
   eq('the one device named, not its relay', one.allDisconnected(), ['Strap']);
+  // The patient's page relays each value under its device's name, and
+  // keeps two devices of one name apart.
+  const { Pairing } = await import('/static/bluetooth.js');
+  const sent = [];
+  const p = new Pairing({ bluetooth: null, relay: { send: (body) => sent.push(body) } });
+  p.devices.set('a', { name: 'Polar H10' });
+  eq('a second device of a name', p.nameFor({ name: 'Polar H10' }), 'Polar H10 (2)');
+  p.devices.set('b', { name: 'Polar H10 (2)' });
+  eq('a third', p.nameFor({ name: ' Polar H10\u0007 ' }), 'Polar H10 (3)');
+  eq('no name', p.nameFor({}), 'Bluetooth device');
+  eq('a long name stays within 64', p.nameFor({ name: 'x'.repeat(70) }).length, 64);
+  p.devices.set('c', { name: 'x'.repeat(64) });
+  eq('a long name numbered', p.nameFor({ name: 'x'.repeat(70) }), 'x'.repeat(60) + ' (2)');
+  p.value({ id: 'a', name: 'Polar H10' }, 'svc', 'chr', new DataView(new Uint8Array([0, 72]).buffer));
+  eq('a value names its device', sent.map((b) => b.gatt.device), ['Polar H10']);
   return bad.join('; ');
 })()`
 
-// TestBrowserDeviceStatus runs the overlay's device status module in Chromium.
+// TestBrowserDeviceStatus runs the overlay's device status module, and the
+// patient page's naming of its devices, in Chromium.
 func TestBrowserDeviceStatus(t *testing.T) {
 	chromium := chromiumPath(t)
 	ts := startServer(t, nil)
