@@ -130,9 +130,16 @@ func (h *Hub) now() int64 { return h.cfg.Now().UnixMilli() }
 // lookup returns the patient's stream, making it if create; made reports
 // whether it is new.
 func (h *Hub) lookup(patient int64, create bool) (s *stream, made bool) {
+	return h.lookupAt(patient, create, h.cfg.Now())
+}
+
+// lookupAt is lookup at time now, for a caller that needs the time too:
+// the clock is read once a message (on a virtual machine a read of it
+// costs about as much as the rest of a lookup).
+func (h *Hub) lookupAt(patient int64, create bool, now time.Time) (s *stream, made bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.sweepLocked()
+	h.sweepLocked(now)
 	s = h.streams[patient]
 	if s == nil && create {
 		s = newStream(h, patient)
@@ -148,8 +155,7 @@ func (h *Hub) lookup(patient int64, create bool) (s *stream, made bool) {
 
 // sweepLocked drops in-process streams idle past IdleExpiry, at most once
 // a minute.
-func (h *Hub) sweepLocked() {
-	now := h.cfg.Now()
+func (h *Hub) sweepLocked(now time.Time) {
 	if now.Sub(h.lastSweep) < time.Minute {
 		return
 	}
@@ -174,8 +180,9 @@ func (h *Hub) sweepLocked() {
 func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 	bulky := isBulky(body)
 	if h.feed == nil {
-		s, _ := h.lookup(patient, true)
-		s.publishLocal(body, bulky, h.now())
+		now := h.cfg.Now()
+		s, _ := h.lookupAt(patient, true, now)
+		s.publishLocal(body, bulky, now.UnixMilli())
 		return nil
 	}
 	h.mu.Lock()
