@@ -64,11 +64,19 @@ type viewerConn struct {
 	ping    *time.Timer
 
 	mu      sync.Mutex
-	writing bool      // a writer goroutine runs
-	again   bool      // woken while it ran: look at the queue once more
-	last    time.Time // when the last frame was written
+	writing bool          // a writer goroutine runs
+	again   bool          // woken while it ran: look at the queue once more
+	last    time.Duration // when the last frame was written (monoNow)
 	batch   [][]byte
 }
+
+// monoBase is where monoNow counts from.
+var monoBase = time.Now()
+
+// monoNow reads the monotonic clock only: on a virtual machine each read
+// of a clock costs a few hundred nanoseconds, and time.Now reads two
+// (wall and monotonic), where the flush interval needs only elapsed time.
+func monoNow() time.Duration { return time.Since(monoBase) }
 
 type closeRequest struct {
 	code   int
@@ -86,7 +94,8 @@ func newViewerConn(ws *websocket.Conn, nc *viewerNetConn, v *live.Viewer, flush,
 		nc = nil // writes wait: frames go through the writer goroutine
 	}
 	c := &viewerConn{ws: ws, nc: nc, v: v, flush: flush, timeout: timeout, rate: viewerRate.limiter(viewerRate),
-		done: make(chan struct{}), readEnd: make(chan struct{}), closeRq: make(chan closeRequest, 1)}
+		done: make(chan struct{}), readEnd: make(chan struct{}), closeRq: make(chan closeRequest, 1),
+		last: monoNow() - flush}
 	if nc != nil {
 		nc.kept = c.start
 	}
@@ -230,7 +239,11 @@ func (c *viewerConn) claimWriter() bool {
 // close to send, bytes the socket did not take, messages queued
 // meanwhile) to a writer goroutine.
 func (c *viewerConn) tryQueued() bool {
-	if len(c.closeRq) > 0 || time.Since(c.last) < c.flush {
+	if len(c.closeRq) > 0 {
+		return false
+	}
+	now := monoNow()
+	if now-c.last < c.flush {
 		return false
 	}
 	select {
@@ -242,7 +255,7 @@ func (c *viewerConn) tryQueued() bool {
 	}
 	c.batch = c.v.Take(c.batch[:0], viewerMaxFrameMessages)
 	if len(c.batch) > 0 {
-		c.last = time.Now()
+		c.last = now
 		err := c.writeFrame(c.batch)
 		clear(c.batch)
 		if err != nil {
@@ -290,13 +303,13 @@ func (c *viewerConn) writeQueued() {
 			c.end()
 			return
 		}
-		if wait := c.flush - time.Since(c.last); wait > 0 {
+		if wait := c.flush - (monoNow() - c.last); wait > 0 {
 			// Busy: gather what comes until this tick ends.
 			time.Sleep(wait)
 		}
 		c.batch = c.v.Take(c.batch[:0], viewerMaxFrameMessages)
 		if len(c.batch) > 0 {
-			c.last = time.Now()
+			c.last = monoNow()
 			err := c.writeFrame(c.batch)
 			clear(c.batch)
 			if err != nil {
@@ -323,9 +336,14 @@ var (
 )
 
 // writeFrame writes msgs as one text frame holding a JSON array, copying
-// each shared message straight into the connection's write buffer.
+// each shared message straight into the connection's write buffer. A
+// write tried on the socket (c.nc) never waits, and viewerNetConn.flush
+// sets the deadline of the writes that do; only a socket whose writes
+// wait needs one here.
 func (c *viewerConn) writeFrame(msgs [][]byte) error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.timeout))
+	if c.nc == nil {
+		_ = c.ws.SetWriteDeadline(time.Now().Add(c.timeout))
+	}
 	w, err := c.ws.NextWriter(websocket.TextMessage)
 	if err != nil {
 		return err

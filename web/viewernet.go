@@ -61,6 +61,17 @@ func (n *viewerNetConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// SetWriteDeadline sets the deadline of the writes that wait, which only
+// flush makes when writes are tried: it sets its own. gorilla/websocket
+// sets one before every frame, and on the socket each would re-arm a
+// runtime timer, which a write that never waits has no use for.
+func (n *viewerNetConn) SetWriteDeadline(t time.Time) error {
+	if n.tw == nil {
+		return n.Conn.SetWriteDeadline(t)
+	}
+	return nil
+}
+
 // backedUp reports whether bytes are kept.
 func (n *viewerNetConn) backedUp() bool {
 	if n == nil {
@@ -72,18 +83,22 @@ func (n *viewerNetConn) backedUp() bool {
 }
 
 // flush writes the kept bytes, and whatever was kept meanwhile, waiting at
-// most timeout for each round.
+// most timeout for each round. It clears the deadline when done: the
+// writes tried afterwards must not find it passed.
 func (n *viewerNetConn) flush(timeout time.Duration) error {
 	if n == nil {
 		return nil
 	}
-	for {
+	for waited := false; ; waited = true {
 		n.mu.Lock()
 		buf := n.rest
 		n.rest = nil // a quiet socket keeps no buffer
 		n.flushing = len(buf) > 0
 		n.mu.Unlock()
 		if len(buf) == 0 {
+			if waited {
+				return n.Conn.SetWriteDeadline(time.Time{})
+			}
 			return nil
 		}
 		_ = n.Conn.SetWriteDeadline(time.Now().Add(timeout))

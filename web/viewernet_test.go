@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"runtime"
@@ -81,4 +82,99 @@ func TestViewerNetConnNeverWaits(t *testing.T) {
 	if b := <-got; !bytes.Equal(b, want.Bytes()) {
 		t.Fatalf("peer read %d bytes, not the %d written in order", len(b), want.Len())
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	peer, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	server = <-accepted
+	t.Cleanup(func() { server.Close() })
+	return server, peer
+}
+
+// backUp writes to n until its peer, which does not read, has made it keep
+// bytes, and returns what was written.
+func backUp(t *testing.T, n *viewerNetConn) []byte {
+	t.Helper()
+	var written bytes.Buffer
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	for i := 0; !n.backedUp(); i++ {
+		if i == 256 {
+			t.Fatal("16 MiB to a peer not reading, and nothing kept")
+		}
+		chunk[0] = byte(i)
+		if _, err := n.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		written.Write(chunk)
+	}
+	return written.Bytes()
+}
+
+// TestViewerNetConnDeadlines: the deadline gorilla/websocket sets before
+// each frame never reaches a socket whose writes are tried (one already
+// passed does not fail them); flush still gives up on a peer that does not
+// read; and a flush that succeeded leaves no deadline behind to fail the
+// writes tried after it.
+func TestViewerNetConnDeadlines(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("writes are tried on Unix sockets only")
+	}
+	t.Run("stuck peer", func(t *testing.T) {
+		server, _ := tcpPair(t)
+		n := newViewerNetConn(server)
+		if err := n.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Write([]byte("frame")); err != nil {
+			t.Fatalf("a tried write failed on a passed deadline: %v", err)
+		}
+		backUp(t, n)
+		start := time.Now()
+		err := n.flush(100 * time.Millisecond)
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("flush to a peer that does not read: %v after %v, want a timeout", err, time.Since(start))
+		}
+	})
+	t.Run("after flush", func(t *testing.T) {
+		server, peer := tcpPair(t)
+		n := newViewerNetConn(server)
+		want := backUp(t, n)
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(io.LimitReader(peer, int64(len(want)+5)))
+			got <- b
+		}()
+		const timeout = 200 * time.Millisecond
+		if err := n.flush(timeout); err != nil {
+			t.Fatal(err)
+		}
+		// Let the flush's deadline pass: a write tried now must not find it.
+		time.Sleep(timeout + 50*time.Millisecond)
+		if _, err := n.Write([]byte("after")); err != nil {
+			t.Fatalf("write tried after the flush's deadline: %v", err)
+		}
+		if b := <-got; !bytes.Equal(b, append(want, "after"...)) {
+			t.Fatalf("peer read %d bytes, want the %d written, in order", len(b), len(want)+5)
+		}
+	})
 }
