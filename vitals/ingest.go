@@ -46,7 +46,8 @@ type StoredReading struct {
 // the readings not already stored (by device, sequence and code) and advance
 // the device's last handled sequence to lastSeq. readings may be empty: the
 // messages up to lastSeq were rejected or were waveforms, and only the
-// sequence moves. On error nothing may be stored.
+// sequence moves. On error nothing may be stored. readings is only lent
+// for the call: the Ingester stages the next commit's in the same array.
 type Sink interface {
 	Append(ctx context.Context, deviceID, lastSeq int64, readings []StoredReading) error
 }
@@ -113,6 +114,7 @@ type Ingester struct {
 	mu       sync.Mutex
 	accepted int64 // highest sequence Accept handled; LastSeq <= accepted
 	staged   staged
+	spare    []StoredReading // the last commit's readings array, emptied, for stage
 	now      func() time.Time
 	events   EventRecorder
 	ackEvery time.Duration

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -156,6 +157,58 @@ func TestAcceptShuffledDelivery(t *testing.T) {
 		}
 		if got := pub.count(patientID); got < wantRows+waves || (failures == 0 && got != wantRows+waves) {
 			t.Fatalf("seed %d: published %d after %d storage failures; want each reading and waveform once (%d)", seed, got, failures, wantRows+waves)
+		}
+	}
+}
+
+// TestCommitReadingsStayPutDuringAppend: the Ingester stages each commit's
+// readings in the array the commit before it stored, so the array a Sink
+// is given must not be staged into again until Append has returned, while
+// messages keep being accepted during it. Over three rounds (a new array,
+// then the ones given back), every Append must see exactly the readings of
+// its own messages, from its start to its end.
+func TestCommitReadingsStayPutDuringAppend(t *testing.T) {
+	entered, gate := make(chan []StoredReading), make(chan struct{})
+	seen := make(chan []StoredReading)
+	sink := sinkFunc(func(_ context.Context, _, _ int64, rs []StoredReading) error {
+		entered <- slices.Clone(rs)
+		<-gate
+		seen <- slices.Clone(rs)
+		return nil
+	})
+	in := NewIngester(sink, discardPub{}, Device{ID: 1, PatientID: 2, Name: "hub"})
+	accept := func(from, to int64) {
+		for seq := from; seq <= to; seq++ {
+			if rs := in.Accept(t.Context(), websocket.TextMessage, env(seq, quantityObs(CodeHeartRate, int(60+seq), "/min"))); len(rs) != 0 {
+				t.Fatalf("accept %d: %q", seq, rs)
+			}
+		}
+	}
+	seqs := func(rs []StoredReading) (out []int64) {
+		for _, r := range rs {
+			out = append(out, r.Seq)
+		}
+		return out
+	}
+	accept(1, 3)
+	for round := int64(0); round < 3; round++ {
+		first := 1 + 3*round
+		want := []int64{first, first + 1, first + 2}
+		done := make(chan error)
+		go func() {
+			_, err := in.Commit(context.Background())
+			done <- err
+		}()
+		if got := seqs(<-entered); !slices.Equal(got, want) {
+			t.Fatalf("round %d: Append given seqs %v, want %v", round, got, want)
+		}
+		accept(first+3, first+5) // staged while the store holds the array
+		gate <- struct{}{}
+		if got := seqs(<-seen); !slices.Equal(got, want) {
+			t.Fatalf("round %d: the readings Append was given changed to seqs %v during the call, want %v", round, got, want)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
