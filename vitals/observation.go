@@ -326,7 +326,8 @@ func ParseObservation(raw json.RawMessage) (Parsed, error) {
 	return p, nil
 }
 
-// parseObservation is ParseObservation into p, which must be empty; valid
+// parseObservation is ParseObservation into p, which must be empty but for
+// an array lent for its Readings (Readings[:0] of it); valid
 // says raw is known to be valid JSON (an envelope's observation, the
 // envelope checked). After an error p means nothing.
 func parseObservation(raw []byte, valid bool, p *Parsed) error {
@@ -373,7 +374,7 @@ func (o *fhirObservation) parsed(p *Parsed) error {
 	case o.ValueQuantity == nil:
 		return fieldErr("observation.valueQuantity", "missing: %s is a numeric measurement", code)
 	}
-	p.Readings = make([]Reading, 1)
+	p.Readings = append(p.Readings[:0], Reading{})
 	return quantityReading("observation.valueQuantity", code, o.ValueQuantity, &when, &p.Readings[0])
 }
 
@@ -474,7 +475,7 @@ func (o *fhirObservation) panel(p *Parsed, when time.Time) error {
 	if sys == nil || dia == nil {
 		return fieldErr("observation.component", "a blood-pressure panel needs both systolic (8480-6) and diastolic (8462-4)")
 	}
-	p.Readings = []Reading{*sys, *dia}
+	p.Readings = append(p.Readings[:0], *sys, *dia)
 	return checkPanel(p.Readings, diaField)
 }
 

@@ -79,8 +79,7 @@ func readHeld(kind int, frame []byte, h *held) (seq int64, err error) {
 		return seq, nil
 	}
 	env, err := DecodeEnvelope(frame)
-	var fe *FieldError
-	if err != nil && (env.Seq == 0 || !errors.As(err, &fe)) {
+	if err != nil && (env.Seq == 0 || !isFieldError(err)) {
 		return 0, err
 	}
 	switch {
@@ -92,6 +91,13 @@ func readHeld(kind int, frame []byte, h *held) (seq int64, err error) {
 		*h = held{kind: heldObservation, raw: env.Observation, err: err}
 	}
 	return env.Seq, nil
+}
+
+// isFieldError reports whether err is a *FieldError. It is apart so that
+// the variable errors.As needs, which escapes, is only made for an error.
+func isFieldError(err error) bool {
+	var fe *FieldError
+	return errors.As(err, &fe)
 }
 
 // refusal is the reply to a frame whose sequence cannot be known.
@@ -127,13 +133,12 @@ func (in *Ingester) acceptRun(ctx context.Context, h *held) (replies [][]byte) {
 	// run and only if it holds one: a read of the clock costs some 200 ns
 	// on a virtual machine.
 	var received time.Time
-	// A waveform is published, not kept: its chunks reuse one Waveform.
-	wave := wavePool.Get().(*Waveform)
-	replies = in.acceptOne(ctx, start, h, wave, &received, replies)
+	sc := acceptPool.Get().(*acceptScratch)
+	replies = in.acceptOne(ctx, start, h, sc, &received, replies)
 	if _, ok := in.pending[start+1]; ok {
-		replies = in.acceptHeld(ctx, wave, &received, replies)
+		replies = in.acceptHeld(ctx, sc, &received, replies)
 	}
-	wavePool.Put(wave)
+	acceptPool.Put(sc)
 	return replies
 }
 
@@ -141,7 +146,7 @@ func (in *Ingester) acceptRun(ctx context.Context, h *held) (replies [][]byte) {
 // without a gap.
 //
 //go:noinline
-func (in *Ingester) acceptHeld(ctx context.Context, wave *Waveform, received *time.Time, replies [][]byte) [][]byte {
+func (in *Ingester) acceptHeld(ctx context.Context, sc *acceptScratch, received *time.Time, replies [][]byte) [][]byte {
 	for {
 		seq := in.accepted + 1
 		h, ok := in.pending[seq]
@@ -151,16 +156,17 @@ func (in *Ingester) acceptHeld(ctx context.Context, wave *Waveform, received *ti
 		in.pendingBytes -= h.size()
 		delete(in.pending, seq)
 		in.accepted = seq
-		replies = in.acceptOne(ctx, seq, &h, wave, received, replies)
+		replies = in.acceptOne(ctx, seq, &h, sc, received, replies)
 	}
 }
 
 // acceptOne validates one message in sequence, stages its readings and
 // events, and publishes its live messages; a rejection is appended to
 // replies.
-func (in *Ingester) acceptOne(ctx context.Context, seq int64, h *held, wave *Waveform, received *time.Time, replies [][]byte) [][]byte {
-	var p Parsed
-	if err := in.parse(h, wave, &p); err != nil {
+func (in *Ingester) acceptOne(ctx context.Context, seq int64, h *held, sc *acceptScratch, received *time.Time, replies [][]byte) [][]byte {
+	p := Parsed{Readings: sc.readings[:0]}
+	defer clear(sc.readings[:])
+	if err := in.parse(h, &sc.wave, &p); err != nil {
 		return append(replies, errorReply(err.Error(), seq))
 	}
 	in.stage(seq, &p)
@@ -219,7 +225,15 @@ func (in *Ingester) publish(ctx context.Context, p *Parsed, received *time.Time)
 // liveBufs are the buffers publish encodes live messages in.
 var liveBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-var wavePool = sync.Pool{New: func() any { return new(Waveform) }}
+// acceptScratch is what Accept parses a message into: its waveform and its
+// readings are published and staged (copied) before the next message, and
+// then done with. Pooled, so an idle connection holds none.
+type acceptScratch struct {
+	wave     Waveform
+	readings [2]Reading // a blood-pressure panel's two
+}
+
+var acceptPool = sync.Pool{New: func() any { return new(acceptScratch) }}
 
 // progress is the highest sequence Accept has handled and the highest
 // Commit has stored (and so acked, or is about to).
