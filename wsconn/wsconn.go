@@ -261,7 +261,7 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 // checkRead applies the rate to a message read, and closes the
 // connection after an error reading one.
 func (c *Conn) checkRead(err error) error {
-	if err == nil && c.opts.Rate != nil && !c.opts.Rate.Allow() {
+	if err == nil && c.opts.Rate != nil && !c.opts.Rate.AllowN(now(), 1) {
 		return ErrTooFast
 	}
 	if err != nil {
@@ -277,6 +277,16 @@ func (c *Conn) checkRead(err error) error {
 	}
 	return err
 }
+
+// clockBase is where now counts from.
+var clockBase = time.Now()
+
+// now is the time for the rate, read from the monotonic clock alone: a
+// rate.Limiter only measures the time between messages, and time.Now,
+// which Allow reads, reads the wall clock too, for some 200 ns a message
+// on a virtual machine. Its wall reading is clockBase's plus the time
+// elapsed since; time.Time compares and subtracts by the monotonic one.
+func now() time.Time { return clockBase.Add(time.Since(clockBase)) }
 
 // Close closes the connection at once.
 func (c *Conn) Close() error {

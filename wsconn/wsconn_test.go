@@ -206,3 +206,20 @@ func TestReadLentReadsEachMessage(t *testing.T) {
 		t.Fatal("the oversized message was read")
 	}
 }
+
+// TestRateClockKeepsTime: the clock the rate is read with never goes
+// back, and measures the time between two messages as time.Now does.
+func TestRateClockKeepsTime(t *testing.T) {
+	a, wallA := now(), time.Now()
+	<-time.After(100 * time.Millisecond)
+	b, wallB := now(), time.Now()
+	if b.Before(a) {
+		t.Fatalf("the rate's clock went back from %v to %v", a, b)
+	}
+	if d, want := b.Sub(a), wallB.Sub(wallA); d < 100*time.Millisecond || d-want > 50*time.Millisecond || want-d > 50*time.Millisecond {
+		t.Fatalf("the rate's clock measured %v between two reads, time.Now %v", d, want)
+	}
+	if d := b.Sub(wallB); d > time.Second || d < -time.Second {
+		t.Fatalf("the rate's clock is %v from time.Now", d)
+	}
+}
