@@ -335,13 +335,18 @@ var (
 	frameClose = []byte{']'}
 )
 
-// writeFrame writes msgs as one text frame holding a JSON array, copying
-// each shared message straight into the connection's write buffer. A
-// write tried on the socket (c.nc) never waits, and viewerNetConn.flush
-// sets the deadline of the writes that do; only a socket whose writes
-// wait needs one here.
+// writeFrame writes msgs as one text frame holding a JSON array: on a
+// socket whose writes are tried, through viewerNetConn.writeText, which
+// never waits (flush sets the deadline of the writes that do), unless it
+// is large; else through gorilla/websocket, copying each shared message
+// straight into the connection's write buffer, with a deadline where
+// writes wait.
 func (c *viewerConn) writeFrame(msgs [][]byte) error {
-	if c.nc == nil {
+	if c.nc != nil {
+		if size := textFrameSize(msgs); size <= maxTextFrame {
+			return c.nc.writeText(msgs, size)
+		}
+	} else {
 		_ = c.ws.SetWriteDeadline(time.Now().Add(c.timeout))
 	}
 	w, err := c.ws.NextWriter(websocket.TextMessage)

@@ -2,10 +2,13 @@ package web
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // viewerNetConn is a viewer socket's connection as gorilla/websocket sees
@@ -27,9 +30,10 @@ type viewerNetConn struct {
 	// a write kept bytes; set it before the socket is used.
 	kept func()
 
-	mu       sync.Mutex
-	rest     []byte // kept bytes, written before anything else
-	flushing bool   // flush is writing what was kept: more goes to rest
+	mu        sync.Mutex
+	rest      []byte // kept bytes, written before anything else
+	flushing  bool   // flush is writing what was kept: more goes to rest
+	closeSent bool   // gorilla/websocket wrote a close frame: no frame may follow
 }
 
 func newViewerNetConn(c net.Conn) *viewerNetConn {
@@ -37,12 +41,24 @@ func newViewerNetConn(c net.Conn) *viewerNetConn {
 }
 
 // Write writes what of p the socket takes now and keeps the rest; p always
-// counts as written unless the connection failed.
+// counts as written unless the connection failed. Once the socket is a
+// viewer's, gorilla/websocket writes here its control frames (pings,
+// pongs, a close), each in one Write, and frames too large for writeText,
+// whose every Write starts with a data frame's header or a JSON message:
+// so a Write that starts with a close frame's first byte is a close.
 func (n *viewerNetConn) Write(p []byte) (int, error) {
 	if n.tw == nil {
 		return n.Conn.Write(p)
 	}
 	n.mu.Lock()
+	if len(p) > 0 && p[0] == finalBit|websocket.CloseMessage {
+		n.closeSent = true
+	}
+	return n.writeLocked(p)
+}
+
+// writeLocked is Write with n.mu held, which it unlocks.
+func (n *viewerNetConn) writeLocked(p []byte) (int, error) {
 	if len(n.rest) > 0 || n.flushing {
 		n.rest = append(n.rest, p...)
 		n.mu.Unlock()
@@ -59,6 +75,76 @@ func (n *viewerNetConn) Write(p []byte) (int, error) {
 		n.kept()
 	}
 	return len(p), nil
+}
+
+// finalBit marks the last frame of a message (RFC 6455, 5.2).
+const finalBit = 0x80
+
+// maxTextFrame is the largest frame writeText writes, and so the largest
+// buffer frameBufs keeps. A larger one (a replay) goes through
+// gorilla/websocket's writer, which streams it through a small buffer
+// rather than holding all of it.
+const maxTextFrame = 64 << 10
+
+// frameBufs hold frames while writeText writes them: shared by every
+// viewer, so an idle one holds none.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// textFrameSize is the payload of the frame holding msgs as a JSON array.
+func textFrameSize(msgs [][]byte) int {
+	size := 2 + max(len(msgs)-1, 0) // the brackets and commas
+	for _, m := range msgs {
+		size += len(m)
+	}
+	return size
+}
+
+// writeText writes msgs, whose textFrameSize is size, as one text frame
+// holding a JSON array, framed as gorilla/websocket frames a server's
+// message (final, uncompressed, not masked), in one Write, so it never
+// interleaves with gorilla's control frames (each of which gorilla writes
+// in one Write too, under its own lock). It refuses once gorilla has
+// written a close frame. Writing the frame here rather than through
+// gorilla's NextWriter saves, for every frame, two allocations (its
+// writer, and the buffer it gives back to its pool) and its locks. Only
+// for a socket whose writes are tried (tw), and frames up to maxTextFrame.
+func (n *viewerNetConn) writeText(msgs [][]byte, size int) error {
+	bp := frameBufs.Get().(*[]byte)
+	b := appendFrameHeader((*bp)[:0], websocket.TextMessage, size)
+	b = append(b, '[')
+	for i, m := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, m...)
+	}
+	b = append(b, ']')
+	n.mu.Lock()
+	var err error
+	if n.closeSent {
+		n.mu.Unlock()
+		err = websocket.ErrCloseSent
+	} else {
+		_, err = n.writeLocked(b) // keeps a copy of what it keeps
+	}
+	if cap(b) <= maxTextFrame+16 {
+		*bp = b[:0]
+		frameBufs.Put(bp)
+	}
+	return err
+}
+
+// appendFrameHeader appends the header of a final, unmasked frame of the
+// given opcode with size bytes of payload (RFC 6455, 5.2).
+func appendFrameHeader(b []byte, opcode, size int) []byte {
+	b = append(b, finalBit|byte(opcode))
+	switch {
+	case size <= 125:
+		return append(b, byte(size))
+	case size <= 0xffff:
+		return append(b, 126, byte(size>>8), byte(size))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(size))
 }
 
 // SetWriteDeadline sets the deadline of the writes that wait, which only

@@ -5,9 +5,14 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestViewerNetConnNeverWaits writes far more than a socket buffers to a
@@ -177,4 +182,71 @@ func TestViewerNetConnDeadlines(t *testing.T) {
 			t.Fatalf("peer read %d bytes, want the %d written, in order", len(b), len(want)+5)
 		}
 	})
+}
+
+// TestViewerNetConnWriteText: frames that writeText writes reach a
+// gorilla/websocket client whole, as text messages holding the JSON array
+// of the messages, at every length the frame header encodes differently
+// (7-bit, 16-bit and 64-bit lengths, and their edges); and once gorilla
+// has written a close frame no frame follows it.
+func TestViewerNetConnWriteText(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("writes are tried on Unix sockets only")
+	}
+	nets := make(chan *viewerNetConn, 1)
+	wss := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hj := &viewerHijacker{ResponseWriter: w}
+		ws, err := (&websocket.Upgrader{}).Upgrade(hj, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		nets <- hj.conn
+		wss <- ws
+	}))
+	defer srv.Close()
+	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	n, ws := <-nets, <-wss
+	defer ws.Close()
+	if n.tw == nil {
+		t.Fatal("a TCP connection should be tried")
+	}
+	msg := func(size int) []byte { return []byte(`"` + strings.Repeat("x", size-2) + `"`) }
+	for _, msgs := range [][][]byte{
+		{msg(2)},
+		{msg(123)},                        // 125 bytes: the largest 7-bit length
+		{msg(124)},                        // 126: the smallest 16-bit one
+		{msg(60), msg(63)},                // 126, with a comma
+		{msg(0xffff - 2)},                 // 65535: the largest 16-bit one
+		{msg(0xffff - 1)},                 // 65536: a 64-bit one
+		{msg(300), msg(70 << 10), msg(5)}, // larger than writeFrame gives it, as it may be given
+	} {
+		want := append(append([]byte{'['}, bytes.Join(msgs, []byte{','})...), ']')
+		go func() {
+			if err := n.writeText(msgs, textFrameSize(msgs)); err != nil {
+				t.Error(err)
+			}
+			if err := n.flush(10 * time.Second); err != nil { // what the socket did not take at once
+				t.Error(err)
+			}
+		}()
+		kind, got, err := client.ReadMessage()
+		if err != nil || kind != websocket.TextMessage || !bytes.Equal(got, want) {
+			t.Fatalf("frame of %d bytes: read kind %d, %d bytes, %v; want the text message written", len(want), kind, len(got), err)
+		}
+	}
+	if err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.writeText([][]byte{msg(10)}, 12); !errors.Is(err, websocket.ErrCloseSent) {
+		t.Fatalf("a frame after the close frame: %v, want ErrCloseSent", err)
+	}
+	if _, _, err := client.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("after the close frame the client read %v, want the close", err)
+	}
 }
