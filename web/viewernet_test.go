@@ -169,12 +169,14 @@ func TestViewerNetConnDeadlines(t *testing.T) {
 			b, _ := io.ReadAll(io.LimitReader(peer, int64(len(want)+5)))
 			got <- b
 		}()
-		const timeout = 200 * time.Millisecond
+		// Long enough for the peer to read what the socket holds on a
+		// busy machine; the test then waits it out.
+		const timeout = 2 * time.Second
 		if err := n.flush(timeout); err != nil {
 			t.Fatal(err)
 		}
 		// Let the flush's deadline pass: a write tried now must not find it.
-		time.Sleep(timeout + 50*time.Millisecond)
+		time.Sleep(timeout + 100*time.Millisecond)
 		if _, err := n.Write([]byte("after")); err != nil {
 			t.Fatalf("write tried after the flush's deadline: %v", err)
 		}
@@ -227,17 +229,20 @@ func TestViewerNetConnWriteText(t *testing.T) {
 		{msg(300), msg(70 << 10), msg(5)}, // larger than writeFrame gives it, as it may be given
 	} {
 		want := append(append([]byte{'['}, bytes.Join(msgs, []byte{','})...), ']')
+		written := make(chan error, 1)
 		go func() {
-			if err := n.writeText(msgs, textFrameSize(msgs)); err != nil {
-				t.Error(err)
+			err := n.writeText(msgs, textFrameSize(msgs))
+			if err == nil {
+				err = n.flush(10 * time.Second) // what the socket did not take at once
 			}
-			if err := n.flush(10 * time.Second); err != nil { // what the socket did not take at once
-				t.Error(err)
-			}
+			written <- err
 		}()
 		kind, got, err := client.ReadMessage()
 		if err != nil || kind != websocket.TextMessage || !bytes.Equal(got, want) {
 			t.Fatalf("frame of %d bytes: read kind %d, %d bytes, %v; want the text message written", len(want), kind, len(got), err)
+		}
+		if err := <-written; err != nil {
+			t.Fatalf("frame of %d bytes: %v", len(want), err)
 		}
 	}
 	if err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second)); err != nil {
