@@ -262,3 +262,16 @@ func TestMigrationMarksBrowserCredentials(t *testing.T) {
 		t.Errorf("credentials lost by the migration: %v", want)
 	}
 }
+
+// TestWriterStatementJournalInMemory: the writer keeps statement journals
+// (and temporary tables) in memory, not in temporary files (see dsn).
+func TestWriterStatementJournalInMemory(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
+	var mode int
+	if err := db.w.QueryRowContext(context.Background(), `PRAGMA temp_store`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 { // MEMORY
+		t.Errorf("writer temp_store = %d, want 2 (MEMORY)", mode)
+	}
+}
