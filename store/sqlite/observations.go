@@ -3,10 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bedside-health/bedside/store"
@@ -41,22 +42,24 @@ func (s *DB) AppendObservations(ctx context.Context, deviceID int64, lastSeq int
 
 // commitAppends writes a group of appends in one transaction.
 func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, error) {
+	// The writer's one connection makes commits take turns already; the
+	// lock says so for what they share.
+	st := &s.appending
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.prepare(ctx); err != nil {
+		return nil, err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	st := appendStmts{seen: make(map[seqCode]bool)}
-	if st.last, err = tx.PrepareContext(ctx, `SELECT last_seq FROM credentials WHERE id = ? AND kind = 'device'`); err != nil {
+	st.begin(tx)
+	defer st.end()
+	if err := st.readLastSeqs(ctx, batch); err != nil {
 		return nil, err
 	}
-	defer st.last.Close()
-	if st.advance, err = tx.PrepareContext(ctx, `UPDATE credentials SET last_seq = ? WHERE id = ?`); err != nil {
-		return nil, err
-	}
-	defer st.advance.Close()
-	st.tx = tx
-	defer st.closeInserts()
 	each := make([]error, len(batch))
 	now := time.Now()
 	for i, rq := range batch {
@@ -71,34 +74,180 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 	if err := st.flush(ctx); err != nil {
 		return nil, err
 	}
+	if err := st.advanceLastSeqs(ctx); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
 	return each, nil
 }
 
-// appendStmts are a group commit's statements.
-type appendStmts struct {
-	tx            *sql.Tx
-	last, advance *sql.Stmt
-	seen          map[seqCode]bool // the call's readings stored so far
+// appender is what the commits of readings keep from one to the next:
+// their statements, prepared once on the writer's connection (preparing
+// them in each transaction was a few percent of its CPU), and buffers.
+type appender struct {
+	mu sync.Mutex
+	w  *sql.DB
+	tx *sql.Tx // the commit in hand
+
+	// Each device's LastSeq, read for the whole commit in one statement
+	// and written back in one, rather than two statements a device: found
+	// holds what the commit read, stored what it has advanced that to so
+	// far, advanced the devices whose sequence it moved.
+	lastSeqs, advance *sql.Stmt
+	found, stored     map[int64]int64
+	advanced          []int64
+	list              []byte // a statement's JSON argument
+
+	seen map[seqCode]bool // the call's readings stored so far
 	// The rows to insert, of every device of the commit, go in as few
 	// statements as they fit: a statement's own cost (binding, stepping,
 	// resetting) is most of a small row's, and a slot's devices each add
-	// a handful of rows a second.
-	rows    []any
-	inserts map[int]*sql.Stmt // by rows per statement
+	// a handful of rows a second. Statements take insertRows rows, or
+	// (the last few) a power of two: inserts[k] takes 1<<k rows.
+	rows      []any
+	inserts   [insertSizes]*sql.Stmt
+	txInserts [insertSizes]*sql.Stmt // the same, in the commit in hand
 }
 
 // insertColumns are the values of one observation row.
 const insertColumns = 9
 
 // insertRows is the most rows one INSERT takes: 576 variables, well under
-// SQLite's limit.
-const insertRows = 64
+// SQLite's limit. It is a power of two, 1<<(insertSizes-1).
+const (
+	insertRows  = 64
+	insertSizes = 7
+)
+
+// lastSeqsQuery reads the LastSeq of the devices listed in a JSON array,
+// a seek by ID each (the + keeps the planner from scanning the index of
+// every device credential, credentials_user, for the kind instead).
+const lastSeqsQuery = `SELECT id, last_seq FROM credentials
+	WHERE id IN (SELECT value FROM json_each(?)) AND +kind = 'device'`
+
+// advanceQuery sets the LastSeq of the devices listed as [id, lastSeq]
+// pairs in a JSON array.
+const advanceQuery = `UPDATE credentials SET last_seq = max(last_seq, a.value ->> 1)
+	FROM json_each(?) AS a WHERE credentials.id = a.value ->> 0`
+
+// begin takes tx as the commit in hand.
+func (st *appender) begin(tx *sql.Tx) {
+	st.tx = tx
+	if st.stored == nil {
+		st.found, st.stored = make(map[int64]int64), make(map[int64]int64)
+		st.seen = make(map[seqCode]bool)
+	}
+}
+
+// end forgets the commit in hand.
+func (st *appender) end() {
+	for i, s := range st.txInserts {
+		if s != nil {
+			s.Close() // the transaction's handle; the statement stays prepared
+			st.txInserts[i] = nil
+		}
+	}
+	clear(st.found)
+	clear(st.stored)
+	clear(st.seen)
+	clear(st.rows)
+	st.rows, st.advanced, st.tx = st.rows[:0], st.advanced[:0], nil
+}
+
+// close releases the prepared statements.
+func (st *appender) close() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, s := range append([]*sql.Stmt{st.lastSeqs, st.advance}, st.inserts[:]...) {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// prepare prepares the statements on the writer's pool, once. It cannot
+// in a transaction: the pool's one connection is the transaction's.
+func (st *appender) prepare(ctx context.Context) error {
+	if st.lastSeqs != nil {
+		return nil
+	}
+	var stmts [insertSizes + 2]*sql.Stmt
+	for i, q := range append(insertQueries(), lastSeqsQuery, advanceQuery) {
+		var err error
+		if stmts[i], err = st.w.PrepareContext(ctx, q); err != nil {
+			for _, s := range stmts[:i] {
+				s.Close()
+			}
+			return err
+		}
+	}
+	copy(st.inserts[:], stmts[:insertSizes])
+	st.advance, st.lastSeqs = stmts[insertSizes+1], stmts[insertSizes]
+	return nil
+}
+
+// readLastSeqs finds the LastSeq of the batch's devices; a device that is
+// not found is not in stored.
+func (st *appender) readLastSeqs(ctx context.Context, batch []appendReq) error {
+	st.list = append(st.list[:0], '[')
+	for _, rq := range batch {
+		if rq.deviceID == 0 {
+			continue
+		}
+		if len(st.list) > 1 {
+			st.list = append(st.list, ',')
+		}
+		st.list = strconv.AppendInt(st.list, rq.deviceID, 10)
+	}
+	if len(st.list) == 1 {
+		return nil
+	}
+	st.list = append(st.list, ']')
+	// The transaction finds the statement prepared on its connection.
+	stmt := st.tx.StmtContext(ctx, st.lastSeqs)
+	defer stmt.Close()
+	rows, err := stmt.QueryContext(ctx, string(st.list))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, last int64
+		if err := rows.Scan(&id, &last); err != nil {
+			return err
+		}
+		st.found[id], st.stored[id] = last, last
+	}
+	return rows.Err()
+}
+
+// advanceLastSeqs writes the LastSeq of the devices the commit advanced.
+func (st *appender) advanceLastSeqs(ctx context.Context) error {
+	if len(st.advanced) == 0 {
+		return nil
+	}
+	st.list = append(st.list[:0], '[')
+	for i, id := range st.advanced {
+		if i > 0 {
+			st.list = append(st.list, ',')
+		}
+		st.list = append(st.list, '[')
+		st.list = strconv.AppendInt(st.list, id, 10)
+		st.list = append(st.list, ',')
+		st.list = strconv.AppendInt(st.list, st.stored[id], 10)
+		st.list = append(st.list, ']')
+	}
+	st.list = append(st.list, ']')
+	stmt := st.tx.StmtContext(ctx, st.advance)
+	defer stmt.Close()
+	_, err := stmt.ExecContext(ctx, string(st.list))
+	return err
+}
 
 // add queues one row, and inserts what is queued once a statement's worth is.
-func (st *appendStmts) add(ctx context.Context, o store.Observation) error {
+func (st *appender) add(ctx context.Context, o store.Observation) error {
 	st.rows = append(st.rows, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt), store.JoinFlags(o.Flags))
 	if len(st.rows) < insertRows*insertColumns {
 		return nil
@@ -106,41 +255,46 @@ func (st *appendStmts) add(ctx context.Context, o store.Observation) error {
 	return st.flush(ctx)
 }
 
-// flush inserts the queued rows with one statement.
-func (st *appendStmts) flush(ctx context.Context) error {
+// flush inserts the queued rows: a full statement's worth with one
+// statement, fewer with one for each power of two in their number.
+func (st *appender) flush(ctx context.Context) error {
 	n := len(st.rows) / insertColumns
-	if n == 0 {
-		return nil
+	for k := insertSizes - 1; n > 0; k-- {
+		size := 1 << k
+		if n < size {
+			continue
+		}
+		stmt := st.txInserts[k]
+		if stmt == nil {
+			stmt = st.tx.StmtContext(ctx, st.inserts[k])
+			st.txInserts[k] = stmt
+		}
+		from := len(st.rows) - n*insertColumns
+		if _, err := stmt.ExecContext(ctx, st.rows[from:from+size*insertColumns]...); err != nil {
+			return err
+		}
+		n -= size
 	}
-	stmt := st.inserts[n]
-	if stmt == nil {
+	clear(st.rows)
+	st.rows = st.rows[:0]
+	return nil
+}
+
+// insertQueries are the INSERTs of 1<<k observation rows, by k.
+func insertQueries() []string {
+	qs := make([]string, insertSizes)
+	for k := range qs {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags) VALUES `)
-		for i := range n {
+		for i := range 1 << k {
 			if i > 0 {
 				q.WriteByte(',')
 			}
 			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		}
-		var err error
-		if stmt, err = st.tx.PrepareContext(ctx, q.String()); err != nil {
-			return err
-		}
-		if st.inserts == nil {
-			st.inserts = make(map[int]*sql.Stmt)
-		}
-		st.inserts[n] = stmt
+		qs[k] = q.String()
 	}
-	_, err := stmt.ExecContext(ctx, st.rows...)
-	clear(st.rows)
-	st.rows = st.rows[:0]
-	return err
-}
-
-func (st *appendStmts) closeInserts() {
-	for _, s := range st.inserts {
-		s.Close()
-	}
+	return qs
 }
 
 // seqCode is a numbered reading's key within one device's call.
@@ -152,21 +306,21 @@ type seqCode struct {
 // appendOne writes one call's rows; its own error (an unknown device, a
 // reading out of its sequence) is mine, a failed statement fails the
 // transaction.
-func (st *appendStmts) appendOne(ctx context.Context, rq appendReq, now time.Time) (mine, failed error) {
+func (st *appender) appendOne(ctx context.Context, rq appendReq, now time.Time) (mine, failed error) {
 	if err := store.CheckSequenced(rq.deviceID, rq.lastSeq, rq.obs); err != nil {
 		return err, nil
 	}
 	var stored int64 // readings numbered up to here are stored already
 	if rq.deviceID != 0 {
-		if err := st.last.QueryRowContext(ctx, rq.deviceID).Scan(&stored); errors.Is(err, sql.ErrNoRows) {
+		var known bool
+		if stored, known = st.stored[rq.deviceID]; !known {
 			return fmt.Errorf("device %d: %w", rq.deviceID, store.ErrNotFound), nil
-		} else if err != nil {
-			return nil, err
 		}
 		if rq.lastSeq > stored {
-			if _, err := st.advance.ExecContext(ctx, rq.lastSeq, rq.deviceID); err != nil {
-				return nil, err
+			if stored == st.found[rq.deviceID] { // not advanced yet
+				st.advanced = append(st.advanced, rq.deviceID)
 			}
+			st.stored[rq.deviceID] = rq.lastSeq
 		}
 	}
 	clear(st.seen)

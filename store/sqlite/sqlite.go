@@ -36,7 +36,8 @@ type DB struct {
 	w *sql.DB // the writer: one connection, every write
 	r *sql.DB // readers: query_only connections
 	// appends group-commits concurrent AppendObservations calls.
-	appends *groupcommit.Committer[appendReq]
+	appends   *groupcommit.Committer[appendReq]
+	appending appender // the commits' statements
 }
 
 var _ store.Store = (*DB)(nil)
@@ -84,6 +85,7 @@ func openPools(abs string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
 	s := &DB{w: w, r: r}
+	s.appending.w = w
 	s.appends = groupcommit.New(s.commitAppends, maxAppendBatch)
 	return s, nil
 }
@@ -191,6 +193,7 @@ func (s *DB) Ping(ctx context.Context) error {
 // Close closes the database.
 func (s *DB) Close() error {
 	s.appends.Close()
+	s.appending.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
