@@ -3,7 +3,10 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -88,5 +91,117 @@ func TestCommitAppendsOneDeviceTwice(t *testing.T) {
 		if c.LastSeq != want {
 			t.Errorf("device %d LastSeq %d, want %d", dev, c.LastSeq, want)
 		}
+	}
+}
+
+// TestSampleFindsCodesByMinute: the sample finds a patient's codes, and
+// the spans with readings of each, through observation_minutes, which a
+// commit fills only once it has committed: a commit that failed as a
+// whole leaves the next one to record the minute.
+func TestSampleFindsCodesByMinute(t *testing.T) {
+	ctx := context.Background()
+	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
+	p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	reading := func(code string, at time.Duration, v float64) store.Observation {
+		return store.Observation{PatientID: p.ID, Code: code, Value: v, Unit: "/min", EffectiveAt: t0.Add(at)}
+	}
+	commit := func(obs ...store.Observation) error {
+		_, err := db.commitAppends(ctx, []appendReq{{0, 0, obs}})
+		return err
+	}
+	// The second reading's NaN is stored as NULL, which the table
+	// refuses: the whole commit fails, after the first reading's row.
+	if err := commit(reading("A", 90*time.Minute, 1), reading("A", 90*time.Minute+10*time.Second, math.NaN())); err == nil {
+		t.Fatal("a NaN reading was stored")
+	}
+	for _, err := range []error{
+		commit(reading("A", 90*time.Minute, 4)), // A's minute 90, which the failed commit did not store
+		commit(reading("A", 10*time.Minute, 2), reading("B", 70*time.Minute, 3)),
+		commit(reading("C", 150*time.Minute, 5)),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		from, to time.Duration
+		want     []float64
+	}{
+		{0, 3 * time.Hour, []float64{2, 3, 4, 5}},
+		{80 * time.Minute, 100 * time.Minute, []float64{4}},
+		{60 * time.Minute, 120 * time.Minute, []float64{3, 4}},
+		{100 * time.Minute, 140 * time.Minute, nil},
+	} {
+		got, total, err := db.SampleObservations(ctx, p.ID, t0.Add(c.from), t0.Add(c.to), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var values []float64
+		for _, o := range got {
+			values = append(values, o.Value)
+		}
+		if !slices.Equal(values, c.want) || total != len(c.want) {
+			t.Errorf("sample of [%v, %v): %v of %d, want %v", c.from, c.to, values, total, c.want)
+		}
+	}
+}
+
+// TestMigrationByMinuteKeepsSamples: migration 0020 lists the codes and
+// minutes of the readings already stored, so their samples are what they
+// were.
+func TestMigrationByMinuteKeepsSamples(t *testing.T) {
+	ctx := context.Background()
+	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
+	var pats [2]int64
+	for i := range pats {
+		p, err := db.CreateUser(ctx, store.User{Email: fmt.Sprintf("p%d@example.org", i), Name: "P", Role: store.RolePatient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pats[i] = p.ID
+	}
+	t0 := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	var obs []store.Observation
+	for i, code := range []string{"8867-4", "59408-5", "8310-5"} {
+		for m := range 200 {
+			if m%(i+1) == 0 {
+				obs = append(obs, store.Observation{PatientID: pats[m%2], Code: code, Value: float64(m), Unit: "u", EffectiveAt: t0.Add(time.Duration(m) * time.Minute)})
+			}
+		}
+	}
+	if err := db.AppendObservations(ctx, 0, 0, obs); err != nil {
+		t.Fatal(err)
+	}
+	samples := func() (out []store.Observation) {
+		for _, p := range pats {
+			got, _, err := db.SampleObservations(ctx, p, t0.Add(30*time.Minute), t0.Add(170*time.Minute), 10*time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, got...)
+		}
+		return out
+	}
+	want := samples()
+	if len(want) < 60 {
+		t.Fatalf("sample of %d readings", len(want))
+	}
+	// The schema before 0020, holding the same readings.
+	if _, err := db.w.ExecContext(ctx, `DROP TABLE observation_minutes;
+		DROP INDEX observations_patient;
+		CREATE INDEX observations_patient ON observations(patient_id, effective_at);
+		CREATE INDEX observations_patient_code ON observations(patient_id, code, effective_at);
+		DELETE FROM schema_migrations WHERE name LIKE 'migrations/0020_%'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := samples(); !slices.EqualFunc(got, want, func(a, b store.Observation) bool { return a.ID == b.ID }) {
+		t.Errorf("after the migration, the sample is %d readings, want %d", len(got), len(want))
 	}
 }

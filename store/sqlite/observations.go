@@ -77,9 +77,13 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 	if err := st.advanceLastSeqs(ctx); err != nil {
 		return nil, err
 	}
+	if err := st.addMinutes(ctx); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	st.committed()
 	return each, nil
 }
 
@@ -109,7 +113,31 @@ type appender struct {
 	rows      []any
 	inserts   [insertSizes]*sql.Stmt
 	txInserts [insertSizes]*sql.Stmt // the same, in the commit in hand
+
+	// The minutes in which a patient has readings of a code
+	// (observation_minutes), where a sample of the patient's readings
+	// finds their codes and the spans that have readings of each:
+	// minutes holds the latest minute known stored of each patient's
+	// code, newMinutes those the commit in hand adds.
+	addMinute  *sql.Stmt
+	minutes    map[patientCode]int64
+	newMinutes map[codeMinute]bool
 }
+
+// patientCode is a patient's code.
+type patientCode struct {
+	patient int64
+	code    string
+}
+
+// codeMinute is a minute with readings of a patient's code.
+type codeMinute struct {
+	patientCode
+	minute int64
+}
+
+// minuteMillis is the length of observation_minutes' minutes.
+const minuteMillis = int64(time.Minute / time.Millisecond)
 
 // insertColumns are the values of one observation row.
 const insertColumns = 9
@@ -127,6 +155,9 @@ const (
 const lastSeqsQuery = `SELECT id, last_seq FROM credentials
 	WHERE id IN (SELECT value FROM json_each(?)) AND +kind = 'device'`
 
+// addMinuteQuery records a minute with readings of a patient's code.
+const addMinuteQuery = `INSERT OR IGNORE INTO observation_minutes (patient_id, code, minute) VALUES (?, ?, ?)`
+
 // advanceQuery sets the LastSeq of the devices listed as [id, lastSeq]
 // pairs in a JSON array.
 const advanceQuery = `UPDATE credentials SET last_seq = max(last_seq, a.value ->> 1)
@@ -138,6 +169,7 @@ func (st *appender) begin(tx *sql.Tx) {
 	if st.stored == nil {
 		st.found, st.stored = make(map[int64]int64), make(map[int64]int64)
 		st.seen = make(map[seqCode]bool)
+		st.minutes, st.newMinutes = make(map[patientCode]int64), make(map[codeMinute]bool)
 	}
 }
 
@@ -152,6 +184,7 @@ func (st *appender) end() {
 	clear(st.found)
 	clear(st.stored)
 	clear(st.seen)
+	clear(st.newMinutes)
 	clear(st.rows)
 	st.rows, st.advanced, st.tx = st.rows[:0], st.advanced[:0], nil
 }
@@ -160,7 +193,7 @@ func (st *appender) end() {
 func (st *appender) close() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, s := range append([]*sql.Stmt{st.lastSeqs, st.advance}, st.inserts[:]...) {
+	for _, s := range append([]*sql.Stmt{st.lastSeqs, st.advance, st.addMinute}, st.inserts[:]...) {
 		if s != nil {
 			s.Close()
 		}
@@ -173,18 +206,26 @@ func (st *appender) prepare(ctx context.Context) error {
 	if st.lastSeqs != nil {
 		return nil
 	}
-	var stmts [insertSizes + 2]*sql.Stmt
-	for i, q := range append(insertQueries(), lastSeqsQuery, advanceQuery) {
-		var err error
-		if stmts[i], err = st.w.PrepareContext(ctx, q); err != nil {
-			for _, s := range stmts[:i] {
-				s.Close()
-			}
+	type stmt struct {
+		p     **sql.Stmt
+		query string
+	}
+	var stmts []stmt
+	for k, q := range insertQueries() {
+		stmts = append(stmts, stmt{&st.inserts[k], q})
+	}
+	// lastSeqs last: once it is prepared, all are.
+	stmts = append(stmts, stmt{&st.advance, advanceQuery}, stmt{&st.addMinute, addMinuteQuery}, stmt{&st.lastSeqs, lastSeqsQuery})
+	for _, s := range stmts {
+		if *s.p != nil {
+			continue
+		}
+		prepared, err := st.w.PrepareContext(ctx, s.query)
+		if err != nil {
 			return err
 		}
+		*s.p = prepared
 	}
-	copy(st.inserts[:], stmts[:insertSizes])
-	st.advance, st.lastSeqs = stmts[insertSizes+1], stmts[insertSizes]
 	return nil
 }
 
@@ -246,9 +287,39 @@ func (st *appender) advanceLastSeqs(ctx context.Context) error {
 	return err
 }
 
+// addMinutes records the minutes of the commit's readings that are not
+// known stored: for each patient's code, the first reading of each minute.
+func (st *appender) addMinutes(ctx context.Context) error {
+	if len(st.newMinutes) == 0 {
+		return nil
+	}
+	stmt := st.tx.StmtContext(ctx, st.addMinute)
+	defer stmt.Close()
+	for h := range st.newMinutes {
+		if _, err := stmt.ExecContext(ctx, h.patient, h.code, h.minute); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// committed notes what the commit in hand stored, once it has.
+func (st *appender) committed() {
+	for h := range st.newMinutes {
+		if last, known := st.minutes[h.patientCode]; !known || h.minute > last {
+			st.minutes[h.patientCode] = h.minute
+		}
+	}
+}
+
 // add queues one row, and inserts what is queued once a statement's worth is.
 func (st *appender) add(ctx context.Context, o store.Observation) error {
-	st.rows = append(st.rows, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, ms(o.EffectiveAt), ms(o.ReceivedAt), store.JoinFlags(o.Flags))
+	at := ms(o.EffectiveAt)
+	pc := patientCode{o.PatientID, o.Code}
+	if h, known := st.minutes[pc]; !known || h != at/minuteMillis {
+		st.newMinutes[codeMinute{pc, at / minuteMillis}] = true
+	}
+	st.rows = append(st.rows, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit, at, ms(o.ReceivedAt), store.JoinFlags(o.Flags))
 	if len(st.rows) < insertRows*insertColumns {
 		return nil
 	}

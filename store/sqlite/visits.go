@@ -82,11 +82,14 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 // SampleObservations thins a patient's observations for display.
 //
 // Grouping every reading of the range by code and span made SQLite sort
-// them all, the bulk of a visit record's cost. Instead, with the index
-// observations_patient_code (patient, code, time): the patient's codes are
-// found by skipping from one to the next, and for each span and code one
-// seek of that index finds the latest reading; the flagged ones come from
-// observations_flagged. Nothing sorts more than the sample.
+// them all, the bulk of a visit record's cost. Instead: the patient's
+// codes are found by skipping from one to the next in observation_minutes
+// (patient, code, minute), which also says, with one seek, whether a span
+// has readings of a code; for each span and code that has, one backward
+// walk of observations_patient (patient, time, code) from the span's end
+// finds the latest reading (a few entries when the codes come together);
+// the flagged ones come from observations_flagged. Nothing sorts more than
+// the sample.
 func (s *DB) SampleObservations(ctx context.Context, patientID int64, from, to time.Time, every time.Duration) ([]store.Observation, int, error) {
 	span := max(every.Milliseconds(), 1)
 	var total int
@@ -97,27 +100,39 @@ func (s *DB) SampleObservations(ctx context.Context, patientID int64, from, to t
 	if total == 0 {
 		return nil, 0, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `WITH RECURSIVE
-		codes(code) AS (
-			SELECT min(code) FROM observations WHERE patient_id = ?1
-			UNION ALL
-			SELECT (SELECT min(code) FROM observations WHERE patient_id = ?1 AND code > codes.code) FROM codes WHERE code IS NOT NULL),
-		spans(t) AS (
-			SELECT ?2 / ?4 * ?4 UNION ALL SELECT t + ?4 FROM spans WHERE t + ?4 < ?3)
-		SELECT `+obsCols+` FROM observations WHERE id IN (
-			SELECT (SELECT id FROM observations WHERE patient_id = ?1 AND code = codes.code
-				AND effective_at >= max(spans.t, ?2) AND effective_at < min(spans.t + ?4, ?3)
-				ORDER BY effective_at DESC, id DESC LIMIT 1)
-			FROM codes, spans WHERE codes.code IS NOT NULL
-			UNION ALL
-			SELECT id FROM observations WHERE patient_id = ?1 AND effective_at >= ?2 AND effective_at < ?3 AND flags != '')
-		ORDER BY effective_at, id`, patientID, ms(from), ms(to), span)
+	rows, err := s.r.QueryContext(ctx, sampleQuery, patientID, ms(from), ms(to), span, minuteMillis)
 	out, err := collect(rows, err, scanObservation)
 	if err != nil {
 		return nil, 0, wrap(err, "sample observations of patient %d", patientID)
 	}
 	return out, total, nil
 }
+
+// sampleQuery selects a patient's (?1) latest reading of each code in each
+// span of ?4 milliseconds of [?2, ?3), and the flagged ones; ?5 is the
+// length of observation_minutes' minutes. The + before code keeps the
+// planner from counting the code as fixed when it orders by the index (it
+// is not one of the index's leading columns), which would have it sort
+// each seek's readings by ID.
+const sampleQuery = `WITH RECURSIVE
+	codes(code) AS (
+		SELECT min(code) FROM observation_minutes WHERE patient_id = ?1
+		UNION ALL
+		SELECT (SELECT min(code) FROM observation_minutes WHERE patient_id = ?1 AND code > codes.code) FROM codes WHERE code IS NOT NULL),
+	spans(t, start, end) AS (
+		SELECT ?2 / ?4 * ?4, ?2, min(?2 / ?4 * ?4 + ?4, ?3)
+		UNION ALL
+		SELECT t + ?4, t + ?4, min(t + 2 * ?4, ?3) FROM spans WHERE t + ?4 < ?3)
+	SELECT ` + obsCols + ` FROM observations WHERE id IN (
+		SELECT (SELECT id FROM observations WHERE patient_id = ?1
+			AND effective_at >= spans.start AND effective_at < spans.end AND +code = codes.code
+			ORDER BY effective_at DESC, code DESC, id DESC LIMIT 1)
+		FROM codes, spans WHERE codes.code IS NOT NULL AND EXISTS (
+			SELECT 1 FROM observation_minutes WHERE patient_id = ?1 AND code = codes.code
+				AND minute >= spans.start / ?5 AND minute <= (spans.end - 1) / ?5)
+		UNION ALL
+		SELECT id FROM observations WHERE patient_id = ?1 AND effective_at >= ?2 AND effective_at < ?3 AND flags != '')
+	ORDER BY effective_at, id`
 
 // prefixed qualifies each column of a column list with p.
 func prefixed(p, cols string) string {
