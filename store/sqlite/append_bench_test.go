@@ -140,3 +140,58 @@ func benchCommitSlot(b *testing.B, every int) {
 	b.ReportMetric(perCommit, "cpu-ms/op")
 	b.ReportMetric(perCommit/float64(every), "cpu-ms/s")
 }
+
+// BenchmarkSampleObservations samples a patient's readings as the visit
+// record (30 minutes by the minute) and the chart (a day in 120 spans) do,
+// when four codes come every second and a fifth is sparse (every 15
+// minutes, and in the day every 4 hours): spans without the sparse code
+// cost most. Reports the process's CPU time per sample (cpu-ms/op).
+func BenchmarkSampleObservations(b *testing.B) {
+	for _, c := range []struct {
+		name         string
+		length, span time.Duration
+		sparse       time.Duration
+	}{
+		{"record", 30 * time.Minute, time.Minute, 15 * time.Minute},
+		{"day", 24 * time.Hour, 12 * time.Minute, 4 * time.Hour},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			db, err := Open(ctx, b.TempDir()+"/bench.db")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+			var obs []store.Observation
+			for s := time.Duration(0); s < c.length; s += time.Second {
+				for _, code := range []string{"8867-4", "59408-5", "9279-1", "2339-0"} {
+					obs = append(obs, store.Observation{PatientID: p.ID, Code: code, Value: 70, Unit: "u", EffectiveAt: t0.Add(s)})
+				}
+				if s%c.sparse == 0 {
+					obs = append(obs, store.Observation{PatientID: p.ID, Code: "8480-6", Value: 120, Unit: "mm[Hg]", EffectiveAt: t0.Add(s)})
+				}
+				if len(obs) >= 10000 || s+time.Second >= c.length {
+					if _, err := db.commitAppends(ctx, []appendReq{{0, 0, obs}}); err != nil {
+						b.Fatal(err)
+					}
+					obs = obs[:0]
+				}
+			}
+			cpu0 := processCPU()
+			b.ResetTimer()
+			for b.Loop() {
+				got, _, err := db.SampleObservations(ctx, p.ID, t0, t0.Add(c.length), c.span)
+				if err != nil || len(got) == 0 {
+					b.Fatal(err, len(got))
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
