@@ -60,21 +60,21 @@ func connect(b *testing.B, offerer, answerer *webrtc.PeerConnection) {
 	}
 }
 
-// benchSignaler answers the SFU's offers with a client connection.
-type benchSignaler struct {
-	b      *testing.B
+// clientSignaler answers the SFU's offers with a client connection.
+type clientSignaler struct {
+	tb     testing.TB
 	client *webrtc.PeerConnection
 	p      chan *Participant
 	answer chan string
 }
 
-func (s *benchSignaler) PublishAnswer(sdp string) { s.answer <- sdp }
-func (s *benchSignaler) SubscribeOffer(sdp string, _ []TrackInfo) {
+func (s *clientSignaler) PublishAnswer(sdp string) { s.answer <- sdp }
+func (s *clientSignaler) SubscribeOffer(sdp string, _ []TrackInfo) {
 	go func() {
 		p := <-s.p
 		s.p <- p
 		if err := s.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-			s.b.Error(err)
+			s.tb.Error(err)
 			return
 		}
 		a, _ := s.client.CreateAnswer(nil)
@@ -82,11 +82,45 @@ func (s *benchSignaler) SubscribeOffer(sdp string, _ []TrackInfo) {
 		_ = s.client.SetLocalDescription(a)
 		<-g
 		if err := p.AnswerSubscribe(s.client.LocalDescription().SDP); err != nil {
-			s.b.Error(err)
+			s.tb.Error(err)
 		}
 	}()
 }
-func (s *benchSignaler) Candidate(string, webrtc.ICECandidateInit) {}
+func (s *clientSignaler) Candidate(string, webrtc.ICECandidateInit) {}
+
+// joinClients joins two client connections to visit 1 of s: pub publishes
+// the tracks it has, and sub receives them. Both leave when the test ends.
+func joinClients(tb testing.TB, s *SFU, pub, sub *webrtc.PeerConnection) {
+	tb.Helper()
+	ps := &clientSignaler{tb: tb, client: pub, p: make(chan *Participant, 1), answer: make(chan string, 1)}
+	pp, err := s.Join(1, "pub", "Publisher", ps)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pp.Close)
+	ss := &clientSignaler{tb: tb, client: sub, p: make(chan *Participant, 1), answer: make(chan string, 1)}
+	sp, err := s.Join(1, "sub", "Subscriber", ss)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ss.p <- sp
+	tb.Cleanup(sp.Close)
+	o, err := pub.CreateOffer(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g := webrtc.GatheringCompletePromise(pub)
+	if err := pub.SetLocalDescription(o); err != nil {
+		tb.Fatal(err)
+	}
+	<-g
+	if err := pp.Publish(pub.LocalDescription().SDP); err != nil {
+		tb.Fatal(err)
+	}
+	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: <-ps.answer}); err != nil {
+		tb.Fatal(err)
+	}
+}
 
 // BenchmarkForward measures one packet's trip from a publisher through a
 // forwarder to a subscriber, all Pion peers on loopback in this process:
@@ -159,33 +193,12 @@ func benchForward(b *testing.B, variant string) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		defer s.Close()
 		// Tens of thousands of packets a second on one stream are far
 		// beyond any estimate: measure forwarding, not congestion control
 		// (whose interceptors still run on every packet).
 		s.ignoreBWE = true
-		ps := &benchSignaler{b: b, client: pub, p: make(chan *Participant, 1), answer: make(chan string, 1)}
-		pp, err := s.Join(1, "pub", "Publisher", ps)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pp.Close()
-		ss := &benchSignaler{b: b, client: sub, p: make(chan *Participant, 1), answer: make(chan string, 1)}
-		sp, err := s.Join(1, "sub", "Subscriber", ss)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ss.p <- sp
-		defer sp.Close()
-		o, _ := pub.CreateOffer(nil)
-		g := webrtc.GatheringCompletePromise(pub)
-		_ = pub.SetLocalDescription(o)
-		<-g
-		if err := pp.Publish(pub.LocalDescription().SDP); err != nil {
-			b.Fatal(err)
-		}
-		if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: <-ps.answer}); err != nil {
-			b.Fatal(err)
-		}
+		joinClients(b, s, pub, sub)
 	}
 
 	// The publisher sends VP8 frames of one 1,100-byte packet, a keyframe
@@ -289,7 +302,7 @@ func BenchmarkHandle(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p, err := s.Join(1, "pub", "Publisher", &benchSignaler{b: b})
+			p, err := s.Join(1, "pub", "Publisher", &clientSignaler{tb: b})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -90,7 +90,7 @@ type downTrack struct {
 	lastAt          time.Time
 	rtxSeq          uint16
 	hist            []histEntry
-	scratch         [maxPacketSize]byte
+	scratch         []byte // a cached packet being retransmitted
 
 	stats downStats
 }
@@ -225,9 +225,6 @@ func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
 // It returns a layer whose keyframe the down track waits for, or -1. It
 // runs on the publisher's read loop: it never blocks.
 func (d *downTrack) forward(l int, h *rtp.Header, payload []byte, info *vp8Info, now time.Time) int {
-	if len(payload) > maxPacketSize-2 {
-		return -1
-	}
 	if !d.live.Load() {
 		return -1
 	}
@@ -377,13 +374,15 @@ func (d *downTrack) fill(p *outPacket, ssrc uint32, pt uint8, seq uint16, ts uin
 	p.dt = d
 	off := 0
 	if osn > 0 {
-		binary.BigEndian.PutUint16(p.buf[:2], uint16(osn-1))
 		off = 2
 	}
-	n := copy(p.buf[off:], payload)
-	p.n = off + n
+	buf := p.sized(off + len(payload))
+	if osn > 0 {
+		binary.BigEndian.PutUint16(buf, uint16(osn-1))
+	}
+	copy(buf[off:], payload)
 	if info != nil && info.picIDOff >= 0 && (picOff != 0 || tl0Off != 0) {
-		info.rewrite(p.buf[off:p.n], (info.picID-picOff)&info.picMask(), info.tl0-tl0Off)
+		info.rewrite(buf[off:], (info.picID-picOff)&info.picMask(), info.tl0-tl0Off)
 	}
 }
 
@@ -401,11 +400,11 @@ func (d *downTrack) write(p *outPacket) {
 		return
 	}
 	if probe {
-		d.stats.padding.Add(uint64(p.n + 12))
+		d.stats.padding.Add(uint64(len(p.buf) + 12))
 		return
 	}
 	d.stats.packets.Add(1)
-	d.stats.bytes.Add(uint64(p.n + 12))
+	d.stats.bytes.Add(uint64(len(p.buf) + 12))
 }
 
 // retransmit answers a NACK for out sequence number seq from the cache,
@@ -429,13 +428,14 @@ func (d *downTrack) retransmit(seq uint16, now time.Time) {
 	if l == nil || l.cache == nil {
 		return
 	}
-	n := l.cache.get(e.src, d.scratch[:])
+	d.scratch = l.cache.get(e.src, d.scratch[:0])
+	n := len(d.scratch)
 	if n == 0 {
 		d.stats.nacked.Add(1)
 		return
 	}
 	var h rtp.Header
-	hl, err := h.Unmarshal(d.scratch[:n])
+	hl, err := h.Unmarshal(d.scratch)
 	if err != nil {
 		return
 	}
@@ -505,8 +505,7 @@ func (d *downTrack) pad(size int) bool {
 	ext := slot.hdr.Extensions[:0]
 	slot.hdr = rtp.Header{Version: 2, Padding: true, PayloadType: pt, SequenceNumber: seq, Timestamp: d.lastTS, SSRC: ssrc, Extensions: ext}
 	slot.dt = d
-	clear(slot.buf[:size])
-	slot.n = size
+	clear(slot.sized(size))
 	d.q.commit()
 	if media {
 		d.lastSeq = seq

@@ -72,6 +72,15 @@ type TURNConfig struct {
 
 func (t TURNConfig) enabled() bool { return t.UDPAddr != "" || t.TCPAddr != "" }
 
+// maxDatagram is the largest datagram that reaches the SFU: Pion's ICE
+// layer reads every UDP datagram and ICE-TCP frame into 8,192 bytes. Each
+// read above it (Pion's demultiplexer and RTCP readers, the published
+// tracks' read loops) takes that much, where Pion's default of 1,500 drops
+// anything larger on arrival: a Pion client's TWCC feedback, which covers
+// 100 ms in one packet (3 KB at 25,000 packets a second), or the packets
+// of a sender set up for a larger MTU than 1,500.
+const maxDatagram = 8192
+
 // network is the SFU's sockets: the ICE UDP and TCP muxes shared by every
 // peer connection, the TURN relay, and the settings built on them.
 type network struct {
@@ -100,6 +109,7 @@ func newNetwork(cfg Config, log *slog.Logger) (_ *network, err error) {
 	se := &n.settings
 	se.SetNet(cfg.Net)
 	se.SetIncludeLoopbackCandidate(cfg.AllowLoopback)
+	se.SetReceiveMTU(maxDatagram)
 	// Pion's default mDNS mode stays: it resolves the .local candidates
 	// browsers hide their addresses behind.
 	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}

@@ -30,14 +30,14 @@ func (c *packetCache) put(seq uint16, pkt []byte) {
 	c.mu.Unlock()
 }
 
-// get copies packet seq into dst and returns its length, or 0 if the packet
-// is not (or no longer) cached.
-func (c *packetCache) get(seq uint16, dst []byte) int {
+// get appends packet seq to dst and returns the result, or dst unchanged if
+// the packet is not (or no longer) cached.
+func (c *packetCache) get(seq uint16, dst []byte) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &c.slots[seq%cacheSize]
 	if !s.valid || s.seq != seq {
-		return 0
+		return dst
 	}
-	return copy(dst, s.buf)
+	return append(dst, s.buf...)
 }

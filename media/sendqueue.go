@@ -8,21 +8,42 @@ import (
 
 // Send queue bounds, in packets, per subscriber connection. Video holds
 // about 0.7 s of a 1.5 Mbit/s stream; audio about 0.6 s of one Opus track.
+// Each slot holds a payload of slotSize bytes in place; a larger one (up
+// to maxDatagram) grows its slot's buffer, which keeps it.
 const (
 	videoQueueLen = 128
 	audioQueueLen = 32
-	maxPacketSize = 1500
+	slotSize      = 1500
 )
 
 // outPacket is one rewritten packet waiting to be written to a subscriber.
 type outPacket struct {
 	dt  *downTrack
 	hdr rtp.Header
-	n   int
-	buf [maxPacketSize]byte
+	buf []byte // the payload
 }
 
-func (p *outPacket) payload() []byte { return p.buf[:p.n] }
+func (p *outPacket) payload() []byte { return p.buf }
+
+// sized sets the payload's length to n bytes, growing the slot's buffer
+// if n is more than it has held, and returns it.
+func (p *outPacket) sized(n int) []byte {
+	if cap(p.buf) < n {
+		p.buf = make([]byte, n)
+	}
+	p.buf = p.buf[:n]
+	return p.buf
+}
+
+// newRing returns a ring of n slots of slotSize bytes, in one allocation.
+func newRing(n int) ring {
+	r := ring{items: make([]outPacket, n)}
+	mem := make([]byte, n*slotSize)
+	for i := range r.items {
+		r.items[i].buf = mem[i*slotSize : i*slotSize : (i+1)*slotSize]
+	}
+	return r
+}
 
 // ring is a fixed ring of packets; the one at head may be being written.
 type ring struct {
@@ -48,8 +69,8 @@ type sendQueue struct {
 
 func newSendQueue() *sendQueue {
 	q := &sendQueue{
-		audio: ring{items: make([]outPacket, audioQueueLen)},
-		video: ring{items: make([]outPacket, videoQueueLen)},
+		audio: newRing(audioQueueLen),
+		video: newRing(videoQueueLen),
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}

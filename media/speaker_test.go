@@ -131,7 +131,7 @@ func BenchmarkAudioLevel(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			p, err := s.Join(1, "pub", "Publisher", &benchSignaler{b: b})
+			p, err := s.Join(1, "pub", "Publisher", &clientSignaler{tb: b})
 			if err != nil {
 				b.Fatal(err)
 			}

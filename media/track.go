@@ -220,7 +220,7 @@ func (t *publishedTrack) removeDown(d *downTrack) {
 // track is withdrawn when its last layer ends.
 func (t *publishedTrack) read(l *layer) {
 	defer t.layerEnded()
-	buf := make([]byte, maxPacketSize)
+	buf := make([]byte, maxDatagram)
 	var h rtp.Header
 	for {
 		n, _, err := l.remote.Read(buf)
@@ -378,7 +378,7 @@ func (t *throttle) allow(now time.Time) bool {
 // drainRTCP reads a publisher's RTCP for one layer (sender reports) so that
 // the receiver report interceptor sees it.
 func drainRTCP(r *webrtc.RTPReceiver, rid string) {
-	buf := make([]byte, 1500)
+	buf := make([]byte, maxDatagram)
 	for {
 		var err error
 		if rid == "" {
