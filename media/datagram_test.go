@@ -3,7 +3,9 @@ package media
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -252,5 +254,44 @@ func TestLargestDatagramIsForwardedIntact(t *testing.T) {
 	}
 	if re.SequenceNumber != p.SequenceNumber || !bytes.Equal(re.Payload, big.Payload) {
 		t.Fatalf("the retransmission came as packet %d of %d bytes, want %d of %d", re.SequenceNumber, len(re.Payload), p.SequenceNumber, len(big.Payload))
+	}
+}
+
+// rtcpFeed is an rtcpSource that returns its packets, then fails.
+type rtcpFeed struct{ pkts [][]byte }
+
+func (f *rtcpFeed) Read(b []byte) (int, interceptor.Attributes, error) {
+	if len(f.pkts) == 0 {
+		return 0, nil, io.EOF
+	}
+	n := copy(b, f.pkts[0])
+	f.pkts = f.pkts[1:]
+	return n, nil, nil
+}
+
+// TestRTCPIsReadIntoOneBuffer: reading RTCP takes one buffer of
+// maxDatagram bytes for good, not one per packet as the sender's ReadRTCP
+// does (8 KB for each feedback packet, ten a second on every track); a
+// packet that does not parse is skipped, and the next is read.
+func TestRTCPIsReadIntoOneBuffer(t *testing.T) {
+	pli, err := (&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: 2}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	f := &rtcpFeed{pkts: [][]byte{{0x80, 200, 0xff, 0xff}}} // its length runs past its end
+	for range n {
+		f.pkts = append(f.pkts, pli)
+	}
+	got := 0
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	readRTCP(f, func(pkts []rtcp.Packet) { got += len(pkts) })
+	runtime.ReadMemStats(&after)
+	if got != n {
+		t.Fatalf("%d packets handled, want %d", got, n)
+	}
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per >= maxDatagram/2 {
+		t.Fatalf("%d bytes allocated for each packet read", per)
 	}
 }

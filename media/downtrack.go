@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -574,12 +575,30 @@ func (d *downTrack) tile() (w, h int, hidden bool) {
 // answered from the cache, and receiver reports feed the statistics.
 // Reading also drives the interceptors (reports, congestion control).
 func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
+	readRTCP(sender, func(pkts []rtcp.Packet) { d.handleRTCP(pkts, time.Now()) })
+}
+
+// rtcpSource is where RTCP arrives: a sender's Read.
+type rtcpSource interface {
+	Read(b []byte) (int, interceptor.Attributes, error)
+}
+
+// readRTCP hands each RTCP compound packet read from src to handle until
+// src fails. It reads into one buffer of maxDatagram bytes for good: the
+// sender's ReadRTCP allocates a buffer of that size for every packet. A
+// packet that does not parse is skipped.
+func readRTCP(src rtcpSource, handle func([]rtcp.Packet)) {
+	buf := make([]byte, maxDatagram)
 	for {
-		pkts, _, err := sender.ReadRTCP()
+		n, _, err := src.Read(buf)
 		if err != nil {
 			return
 		}
-		d.handleRTCP(pkts, time.Now())
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		handle(pkts)
 	}
 }
 

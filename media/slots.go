@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -82,15 +83,11 @@ func (p *Participant) openSlotsLocked() error {
 // readRTCP hands the viewer's RTCP about the slot to the track it carries
 // until the connection closes; reading also drives the interceptors.
 func (s *slot) readRTCP() {
-	for {
-		pkts, _, err := s.sender.ReadRTCP()
-		if err != nil {
-			return
-		}
+	readRTCP(s.sender, func(pkts []rtcp.Packet) {
 		if d := s.cur.Load(); d != nil {
 			d.handleRTCP(pkts, time.Now())
 		}
-	}
+	})
 }
 
 // fillSlotLocked puts f on the first empty slot of its kind; it reports
