@@ -277,11 +277,6 @@ func (in *Ingester) Commit(ctx context.Context) ([][]byte, error) {
 	}
 	in.mu.Lock()
 	in.dev.LastSeq = end
-	if cap(batch.readings) <= maxSpareReadings {
-		// The Sink is done with it: the next commit's readings reuse it.
-		clear(batch.readings)
-		in.spare = batch.readings[:0]
-	}
 	in.mu.Unlock()
 	if in.events != nil {
 		for _, e := range batch.events {
@@ -294,6 +289,14 @@ func (in *Ingester) Commit(ctx context.Context) ([][]byte, error) {
 			rs[i] = sr.Reading
 		}
 		in.obs.Observe(ctx, in.dev.PatientID, rs)
+	}
+	if cap(batch.readings) <= maxSpareReadings {
+		// The Sink and the Observer are done with it: the next commit's
+		// readings reuse it.
+		clear(batch.readings)
+		in.mu.Lock()
+		in.spare = batch.readings[:0]
+		in.mu.Unlock()
 	}
 	return [][]byte{ackReply(end)}, nil
 }

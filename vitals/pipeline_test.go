@@ -212,3 +212,53 @@ func TestCommitReadingsStayPutDuringAppend(t *testing.T) {
 		}
 	}
 }
+
+// observerFunc follows an Ingester's committed readings.
+type observerFunc func(ctx context.Context, patientID int64, readings []Reading)
+
+func (f observerFunc) Observe(ctx context.Context, patientID int64, readings []Reading) {
+	f(ctx, patientID, readings)
+}
+
+// TestCommitObservesWhatItStored: the Observer (the NEWS2 monitor) gets
+// each commit's readings as stored, round after round, while the array
+// they were staged in is reused for the next commit.
+func TestCommitObservesWhatItStored(t *testing.T) {
+	var stored, observed []float64
+	sink := sinkFunc(func(_ context.Context, _, _ int64, rs []StoredReading) error {
+		for _, r := range rs {
+			stored = append(stored, r.Reading.Value)
+		}
+		return nil
+	})
+	in := NewIngester(sink, discardPub{}, Device{ID: 1, PatientID: 2, Name: "hub"})
+	in.SetObserver(observerFunc(func(_ context.Context, patientID int64, rs []Reading) {
+		if patientID != 2 {
+			t.Errorf("observed patient %d, want 2", patientID)
+		}
+		for _, r := range rs {
+			if r.Code != CodeHeartRate {
+				t.Errorf("observed code %q, want %q", r.Code, CodeHeartRate)
+			}
+			observed = append(observed, r.Value)
+		}
+	}))
+	var want []float64
+	for round := int64(0); round < 3; round++ {
+		for seq := 1 + 3*round; seq <= 3+3*round; seq++ {
+			if rs := in.Accept(t.Context(), websocket.TextMessage, env(seq, quantityObs(CodeHeartRate, int(60+seq), "/min"))); len(rs) != 0 {
+				t.Fatalf("accept %d: %q", seq, rs)
+			}
+			want = append(want, float64(60+seq))
+		}
+		if _, err := in.Commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(stored, want) {
+		t.Errorf("stored %v, want %v", stored, want)
+	}
+	if !slices.Equal(observed, want) {
+		t.Errorf("observed %v, want %v", observed, want)
+	}
+}
