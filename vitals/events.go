@@ -88,9 +88,15 @@ func ParseDeviceEvent(raw json.RawMessage) (RelayedEvent, error) {
 	return RelayedEvent{Name: name, Event: m.Event, Time: when}, nil
 }
 
+// BrowserRelay is the name a patient's browser relays under (its device
+// credential's, account.BrowserDevice): no device a relay paired may take it.
+const BrowserRelay = "Web browser"
+
 // relayedName checks the name of a device a relay paired, as its events
 // and values carry it in field: trimmed, 1 to maxDeviceName characters,
-// no control characters.
+// nothing invisible or reordering (invisibleRune), and not the patient's
+// browser's name, which the physician's page would show as the browser
+// itself coming or going.
 func relayedName(field, s string) (string, error) {
 	name := strings.TrimSpace(s)
 	switch n := utf8.RuneCountInString(name); {
@@ -100,6 +106,34 @@ func relayedName(field, s string) (string, error) {
 		return "", fieldErr(field, "%d characters, at most %d", n, maxDeviceName)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		return "", fieldErr(field, "holds a control character")
+	case strings.IndexFunc(name, invisibleRune) >= 0:
+		return "", fieldErr(field, "holds an invisible or reordering character")
+	case sameName(name, BrowserRelay):
+		return "", fieldErr(field, "%q is the patient's browser's own name; name the Bluetooth device", name)
 	}
 	return name, nil
+}
+
+// checkRelayedBy refuses a relayed device that field names as relay, the
+// device relaying it: its events and values would read as the relay's own.
+func checkRelayedBy(field, name, relay string) error {
+	if sameName(name, relay) {
+		return fieldErr(field, "%q is the relaying device's own name; name the Bluetooth device", name)
+	}
+	return nil
+}
+
+// invisibleRune reports the characters a device name may not hold since
+// they do not show, or change how the rest shows: Unicode's Other
+// categories (control Cc, format Cf such as zero-width spaces and
+// direction overrides, private use Co, surrogates Cs) and the line and
+// paragraph separators (Zl, Zp). static/bluetooth.js strips the same.
+func invisibleRune(r rune) bool {
+	return unicode.In(r, unicode.C, unicode.Zl, unicode.Zp)
+}
+
+// sameName reports whether two device names read the same: equal but for
+// case and runs of spaces.
+func sameName(a, b string) bool {
+	return strings.EqualFold(strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " "))
 }

@@ -212,7 +212,7 @@ func (in *Ingester) parse(h *held, wave *Waveform, p *Parsed) error {
 	case h.err != nil:
 		return h.err
 	case h.kind == heldGATT || h.kind == heldDevice:
-		return parseRelayed(h, p)
+		return parseRelayed(h, p, in.dev.Name)
 	case h.kind == heldWaveFrame:
 		if _, err := decodeWaveFrame(h.raw, wave); err != nil {
 			return err
@@ -229,17 +229,24 @@ func (in *Ingester) parse(h *held, wave *Waveform, p *Parsed) error {
 	return nil
 }
 
-// parseRelayed parses a relayed characteristic value or device event.
+// parseRelayed parses a relayed characteristic value or device event,
+// relayed by the device named relay.
 //
 //go:noinline
-func parseRelayed(h *held, p *Parsed) error {
+func parseRelayed(h *held, p *Parsed, relay string) error {
 	if h.kind == heldGATT {
 		var err error
 		*p, err = ParseGATT(h.raw) // a relayed value names no subject: it is the device's patient
-		return err
+		if err != nil {
+			return err
+		}
+		return checkRelayedBy("gatt.device", p.Source, relay)
 	}
 	e, err := ParseDeviceEvent(h.raw)
 	if err != nil {
+		return err
+	}
+	if err := checkRelayedBy("device.name", e.Name, relay); err != nil {
 		return err
 	}
 	p.Event = &e

@@ -84,3 +84,84 @@ func TestRelayedSource(t *testing.T) {
 		t.Errorf("a device that is not a string: error %v", err)
 	}
 }
+
+// TestRelayedNameIsNotTheRelays: a relayed device named as the relay
+// itself (its credential's name, in any case or spacing) or as the
+// patient's browser would make its values and events read as the
+// relay's own, so that its going says the relay went while it streams.
+// Such values and events are refused, naming the field; nothing of them
+// is published or stored.
+func TestRelayedNameIsNotTheRelays(t *testing.T) {
+	in, st, pub := newTestIngester(t, 0) // the relay is "Home hub"
+	frames := [][]byte{
+		devEnv(1, `{"name":"Home hub","event":"disconnected","time":"2026-11-25T10:00:00Z"}`),
+		devEnv(2, `{"name":" home  HUB ","event":"disconnected","time":"2026-11-25T10:00:00Z"}`),
+		gattEnv(3, withDevice(gattMsg("2a37", "00 48"), "Home hub")),
+		gattEnv(4, withDevice(gattMsg("2a37", "00 48"), "HOME hub")),
+		devEnv(5, `{"name":"Web browser","event":"disconnected","time":"2026-11-25T10:00:00Z"}`),
+		gattEnv(6, withDevice(gattMsg("2a37", "00 48"), "web browser")),
+	}
+	for i, f := range frames {
+		r := handle(t, in, f)
+		if len(r.rejected) != 1 {
+			t.Errorf("seq %d, a relayed device named as the relay or the browser: %+v, want it rejected", i+1, r)
+		}
+	}
+	if n := len(pub.msgs[patientID]); n != 0 {
+		t.Errorf("published %q, want nothing", pub.msgs[patientID])
+	}
+	if st.count() != 0 {
+		t.Errorf("stored %d readings, want none", st.count())
+	}
+	for _, c := range []struct{ msg, want string }{
+		{withDevice(gattMsg("2a37", "00 48"), "Web  Browser"), `gatt.device: "Web  Browser" is the patient's browser's own name`},
+	} {
+		if _, err := ParseGATT([]byte(c.msg)); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.msg, err, c.want)
+		}
+	}
+	if err := checkRelayedBy("device.name", "home hub", "Home hub"); err == nil || !strings.HasPrefix(err.Error(), `device.name: "home hub" is the relaying device's own name`) {
+		t.Errorf("a relayed device named as its relay: %v", err)
+	}
+	// Names that only look alike are another device's.
+	for _, name := range []string{"Home hub 2", "Homehub", "Web browser (2)"} {
+		if _, err := relayedName("gatt.device", name); err != nil || checkRelayedBy("gatt.device", name, "Home hub") != nil {
+			t.Errorf("%q refused: %v", name, err)
+		}
+	}
+}
+
+// TestRelayedNameInvisibleCharacters: a name holding characters that do
+// not show or that reorder the rest (Unicode's Other categories: format
+// characters such as zero-width spaces and direction overrides, private
+// use; line and paragraph separators) would show on the physician's page
+// as another device's name, so a relayed value or event naming one is
+// refused.
+func TestRelayedNameInvisibleCharacters(t *testing.T) {
+	for _, name := range []string{
+		"Web\u200bbrowser",       // zero-width space (Cf)
+		"Home hub\u200b",         // shows exactly as the hub
+		"\u202eresworb beW",      // right-to-left override (Cf): shows as "Web browser"
+		"Polar\u2028H10",         // line separator (Zl)
+		"Polar\u2029H10",         // paragraph separator (Zp)
+		"Nonin\u2066 3230\u2069", // directional isolates (Cf)
+		"Nonin\ufeff3230",        // zero-width no-break space (Cf)
+		"Omron\ue000",            // private use (Co)
+		"a\u00adb",               // soft hyphen (Cf)
+	} {
+		want := "holds an invisible or reordering character"
+		if _, err := ParseGATT([]byte(withDevice(gattMsg("2a37", "00 48"), name))); err == nil || err.Error() != "gatt.device: "+want {
+			t.Errorf("gatt.device %+q: error %v, want %q", name, err, want)
+		}
+		ev, _ := json.Marshal(name)
+		if _, err := ParseDeviceEvent([]byte(`{"name":` + string(ev) + `,"event":"connected","time":"2026-11-25T10:00:00Z"}`)); err == nil || err.Error() != "device.name: "+want {
+			t.Errorf("device.name %+q: error %v, want %q", name, err, want)
+		}
+	}
+	// What shows is accepted, whatever its script.
+	for _, name := range []string{"Polar H10 7E2F", "Thermomètre Braun", "血压计 BP-1", "ميزان", "Omron\u00a0M7"} {
+		if _, err := relayedName("device.name", name); err != nil {
+			t.Errorf("%+q refused: %v", name, err)
+		}
+	}
+}
