@@ -150,6 +150,10 @@ type DeviceEvent struct {
 	Device    string // its name at the time
 	Kind      string // DeviceConnected or DeviceDisconnected
 	At        time.Time
+	// Relay is, for a Bluetooth device that DeviceID relays (the
+	// patient's browser, a hub), the relay's name at the time; "" for the
+	// socket's own event, when Device is the credential's name.
+	Relay string
 }
 
 // UserQuery selects users. Empty fields match everything. Text matches,

@@ -190,8 +190,12 @@ func timeline(obs []store.Observation, events []store.DeviceEvent, alerts []time
 			switch {
 			case evOK && (!alOK || !alerts[ai].at.Before(events[ei].At)):
 				e := events[ei]
+				what := e.Device
+				if e.Relay != "" { // a Bluetooth device, not the relay's socket
+					what += " (through " + e.Relay + ")"
+				}
 				out = append(out, templates.TimelineEntry{When: e.At.In(loc).Format("15:04:05"), Kind: "device",
-					What: e.Device, Value: e.Kind})
+					What: what, Value: e.Kind})
 				ei++
 			case alOK:
 				out = append(out, alerts[ai].e)

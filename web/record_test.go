@@ -41,6 +41,7 @@ func holdVisit(t *testing.T, f *fixture) {
 	}
 	for _, e := range []store.DeviceEvent{
 		{PatientID: f.pat.ID, DeviceID: f.devID, Device: "Oximeter", Kind: store.DeviceConnected, At: now.Add(-15 * time.Minute)},
+		{PatientID: f.pat.ID, DeviceID: f.devID, Device: "Polar H10", Relay: "Oximeter", Kind: store.DeviceConnected, At: now.Add(-12 * time.Minute)},
 		{PatientID: f.pat.ID, DeviceID: f.devID, Device: "Oximeter", Kind: store.DeviceDisconnected, At: now.Add(-5 * time.Minute)},
 	} {
 		if _, err := f.st.AppendDeviceEvent(ctx, e); err != nil {
@@ -118,6 +119,7 @@ func TestVisitRecord(t *testing.T) {
 	}
 	want := []string{
 		"Device Oximeter|connected|",
+		"Device Polar H10 (through Oximeter)|connected|",
 		"Heart rate|73/min|",
 		"Heart rate|140/min <span class=\"sr-only\">(doubtful)</span>|motion artefact",
 		"Alert: Heart rate above 120 /min|raised, warning|your threshold",

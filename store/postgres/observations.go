@@ -165,8 +165,8 @@ func (s *DB) ObservationsBetween(ctx context.Context, patientID int64, from, to 
 // AppendDeviceEvent stores a device connecting or disconnecting.
 func (s *DB) AppendDeviceEvent(ctx context.Context, e store.DeviceEvent) (store.DeviceEvent, error) {
 	e.At = norm(e.At)
-	err := s.pool.QueryRow(ctx, `INSERT INTO device_events (patient_id, device_id, device_name, kind, at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		e.PatientID, e.DeviceID, e.Device, e.Kind, e.At).Scan(&e.ID)
+	err := s.pool.QueryRow(ctx, `INSERT INTO device_events (patient_id, device_id, device_name, relay, kind, at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		e.PatientID, e.DeviceID, e.Device, e.Relay, e.Kind, e.At).Scan(&e.ID)
 	if err != nil {
 		return e, wrap(err, "store device %d event", e.DeviceID)
 	}
@@ -176,11 +176,11 @@ func (s *DB) AppendDeviceEvent(ctx context.Context, e store.DeviceEvent) (store.
 // DeviceEventsBetween lists a patient's device events in [from, to),
 // oldest first.
 func (s *DB) DeviceEventsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.DeviceEvent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, patient_id, device_id, device_name, kind, at FROM device_events
+	rows, err := s.pool.Query(ctx, `SELECT id, patient_id, device_id, device_name, relay, kind, at FROM device_events
 		WHERE patient_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id`, patientID, norm(from), norm(to))
 	out, err := collect(rows, err, func(r pgx.Row) (store.DeviceEvent, error) {
 		var e store.DeviceEvent
-		err := r.Scan(&e.ID, &e.PatientID, &e.DeviceID, &e.Device, &e.Kind, utc(&e.At))
+		err := r.Scan(&e.ID, &e.PatientID, &e.DeviceID, &e.Device, &e.Relay, &e.Kind, utc(&e.At))
 		return e, err
 	})
 	if err != nil {

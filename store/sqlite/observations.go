@@ -438,8 +438,8 @@ func (s *DB) ObservationsBetween(ctx context.Context, patientID int64, from, to 
 
 // AppendDeviceEvent stores a device connecting or disconnecting.
 func (s *DB) AppendDeviceEvent(ctx context.Context, e store.DeviceEvent) (store.DeviceEvent, error) {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO device_events (patient_id, device_id, device_name, kind, at) VALUES (?, ?, ?, ?, ?)`,
-		e.PatientID, e.DeviceID, e.Device, e.Kind, ms(e.At))
+	res, err := s.w.ExecContext(ctx, `INSERT INTO device_events (patient_id, device_id, device_name, relay, kind, at) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.PatientID, e.DeviceID, e.Device, e.Relay, e.Kind, ms(e.At))
 	if err != nil {
 		return e, wrap(err, "store device %d event", e.DeviceID)
 	}
@@ -451,12 +451,12 @@ func (s *DB) AppendDeviceEvent(ctx context.Context, e store.DeviceEvent) (store.
 // DeviceEventsBetween lists a patient's device events in [from, to),
 // oldest first.
 func (s *DB) DeviceEventsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.DeviceEvent, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, patient_id, device_id, device_name, kind, at FROM device_events
+	rows, err := s.r.QueryContext(ctx, `SELECT id, patient_id, device_id, device_name, relay, kind, at FROM device_events
 		WHERE patient_id = ? AND at >= ? AND at < ? ORDER BY at, id`, patientID, ms(from), ms(to))
 	out, err := collect(rows, err, func(r scanner) (store.DeviceEvent, error) {
 		var e store.DeviceEvent
 		var t int64
-		err := r.Scan(&e.ID, &e.PatientID, &e.DeviceID, &e.Device, &e.Kind, &t)
+		err := r.Scan(&e.ID, &e.PatientID, &e.DeviceID, &e.Device, &e.Relay, &e.Kind, &t)
 		e.At = at(t)
 		return e, err
 	})

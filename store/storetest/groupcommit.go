@@ -150,7 +150,8 @@ func testConcurrentDevices(t *testing.T, st store.Store) {
 }
 
 // testDeviceEvents: devices connecting and disconnecting are kept per
-// patient and listed in a time range, oldest first.
+// patient and listed in a time range, oldest first, a relayed device's
+// with the relay that reported it.
 func testDeviceEvents(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	p := user(t, st, "p@example.org", store.RolePatient)
@@ -163,6 +164,7 @@ func testDeviceEvents(t *testing.T, st store.Store) {
 		{PatientID: p.ID, DeviceID: dev.ID, Device: "Home hub", Kind: store.DeviceConnected, At: t0},
 		{PatientID: other.ID, DeviceID: odev.ID, Device: "Other", Kind: store.DeviceConnected, At: t0.Add(time.Minute)},
 		{PatientID: p.ID, DeviceID: dev.ID, Device: "Home hub", Kind: store.DeviceConnected, At: t0.Add(5 * time.Minute)},
+		{PatientID: p.ID, DeviceID: dev.ID, Device: "Polar H10", Relay: "Home hub", Kind: store.DeviceConnected, At: t0.Add(3 * time.Minute)},
 	} {
 		got, err := st.AppendDeviceEvent(ctx, e)
 		if err != nil || got.ID == 0 {
@@ -176,8 +178,9 @@ func testDeviceEvents(t *testing.T, st store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].Kind != store.DeviceConnected || got[1].Kind != store.DeviceDisconnected ||
-		!sameInstant(t0, got[0].At) || got[0].Device != "Home hub" || got[0].DeviceID != dev.ID || got[0].PatientID != p.ID {
-		t.Fatalf("events in [t0, t0+5m): %+v; want connected at t0 then disconnected, the one at 5m left out", got)
+	if len(got) != 3 || got[0].Kind != store.DeviceConnected || got[1].Kind != store.DeviceDisconnected ||
+		!sameInstant(t0, got[0].At) || got[0].Device != "Home hub" || got[0].DeviceID != dev.ID || got[0].PatientID != p.ID ||
+		got[0].Relay != "" || got[2].Device != "Polar H10" || got[2].Relay != "Home hub" || got[2].DeviceID != dev.ID {
+		t.Fatalf("events in [t0, t0+5m): %+v; want connected at t0, disconnected, the relayed strap connecting, the one at 5m left out", got)
 	}
 }
