@@ -3,8 +3,11 @@ package web
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -86,7 +89,8 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 	// What the socket keeps of its credential while it is open: not the
 	// whole store.Credential with its token hash and times.
 	dev := socketDevice{id: cred.ID, patient: cred.UserID, name: cred.Name}
-	ing.RecordEvents(eventRecorder{s, dev})
+	relayed := &eventRecorder{s: s, dev: dev}
+	ing.RecordEvents(relayed)
 	ing.SetObserver(s.NEWS2)
 	s.keepChecking(ctx, conn, s.stillDevice(p, dev.patient, dev.id))
 	s.Log.InfoContext(ctx, "device connected", "device", dev.id, "patient", dev.patient)
@@ -105,6 +109,9 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.Log.InfoContext(ctx, "device disconnected", "device", dev.id, "err", err)
 	}, func() {
+		// The devices it relayed go with it, before it does, so the
+		// timeline and the viewers never keep them connected.
+		relayed.disconnectAll(context.WithoutCancel(ctx))
 		s.deviceEvent(context.WithoutCancel(ctx), dev, vitals.DeviceDisconnected)
 		end()
 	})
@@ -153,19 +160,54 @@ func (s *server) deviceEvent(ctx context.Context, dev socketDevice, kind string)
 }
 
 // eventRecorder keeps the device events a relay reports for the Bluetooth
-// devices it paired (the Ingester publishes them live).
+// devices it paired (the Ingester publishes them live), and which of
+// those devices are connected, for when the relay's socket ends.
 type eventRecorder struct {
 	s   *server
 	dev socketDevice
+
+	mu        sync.Mutex
+	connected map[string]bool // relayed devices whose last event was connected
 }
 
-var _ vitals.EventRecorder = eventRecorder{}
+var _ vitals.EventRecorder = (*eventRecorder)(nil)
 
-// RecordDeviceEvent stores the event for the patient's timeline; a failure
-// is logged, since the event's sequence is already acknowledged.
-func (e eventRecorder) RecordDeviceEvent(ctx context.Context, dev vitals.Device, ev vitals.RelayedEvent) {
-	if _, err := e.s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: e.dev.patient, DeviceID: e.dev.id, Device: ev.Name, Kind: ev.Event, At: ev.Time}); err != nil {
-		e.s.Log.ErrorContext(ctx, "store relayed device event", "device", e.dev.id, "event", ev.Event, "err", err)
+// RecordDeviceEvent stores the event for the patient's timeline, with the
+// relay that reported it; a failure is logged, since the event's sequence
+// is already acknowledged.
+func (e *eventRecorder) RecordDeviceEvent(ctx context.Context, dev vitals.Device, ev vitals.RelayedEvent) {
+	e.mu.Lock()
+	if ev.Event == vitals.DeviceConnected {
+		if e.connected == nil {
+			e.connected = map[string]bool{}
+		}
+		e.connected[ev.Name] = true
+	} else {
+		delete(e.connected, ev.Name)
+	}
+	e.mu.Unlock()
+	e.store(ctx, ev.Name, ev.Event, ev.Time)
+}
+
+func (e *eventRecorder) store(ctx context.Context, name, kind string, at time.Time) {
+	if _, err := e.s.Store.AppendDeviceEvent(ctx, store.DeviceEvent{PatientID: e.dev.patient, DeviceID: e.dev.id, Device: name, Relay: e.dev.name, Kind: kind, At: at}); err != nil {
+		e.s.Log.ErrorContext(ctx, "store relayed device event", "device", e.dev.id, "event", kind, "err", err)
+	}
+}
+
+// disconnectAll records and tells the viewers that each relayed device
+// still connected has disconnected: the relay's socket is ending, and
+// nothing it relays can reach Bedside without it. A device comes back with
+// its own connected event once the relay is back and has it again.
+func (e *eventRecorder) disconnectAll(ctx context.Context) {
+	e.mu.Lock()
+	names := slices.Sorted(maps.Keys(e.connected))
+	e.connected = nil
+	e.mu.Unlock()
+	at := e.s.Now().UTC()
+	for _, name := range names {
+		e.store(ctx, name, vitals.DeviceDisconnected, at)
+		_ = e.s.Live.Publish(ctx, e.dev.patient, vitals.EncodeRelayedEvent(vitals.DeviceDisconnected, name, e.dev.name, at))
 	}
 }
 
