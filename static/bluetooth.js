@@ -64,7 +64,10 @@ const REPLACED = 'replaced by a newer connection';
  * send(obj) -> bool that calls handlers.onopen(), onmessage(obj) and
  * onclose(event, willRetry, delayMs), reconnecting with backoff itself
  * (a ReconnectingSocket). Callbacks: onrejected(meta, error) for a message
- * the server refused, onchange() when the queue or the connection changes.
+ * the server refused, onchange() when the queue or the connection changes,
+ * onresumed() when a connection is ready after an earlier one was: the
+ * server took every device this page relays as gone when the earlier one
+ * ended (docs/protocol.md, "The browser as a relay").
  *
  * A close with 1008 is the server refusing this browser (docs/protocol.md,
  * "Credentials are re-checked on open sockets"), e.g. after the clinic
@@ -73,7 +76,7 @@ const REPLACED = 'replaced by a newer connection';
  * sets refused to the server's reason until retry(), a user's action.
  */
 export class Relay {
-  constructor({ connect, max = 2000, onrejected = () => {}, onchange = () => {} }) {
+  constructor({ connect, max = 2000, onrejected = () => {}, onchange = () => {}, onresumed = () => {} }) {
     this.max = max;
     this.queue = []; // {seq, msg, meta}, oldest first; seq 0 until the first ack
     this.next = 0; // the last seq given out
@@ -85,6 +88,8 @@ export class Relay {
     this.refused = ''; // the server's reason, while it refuses this browser
     this.onrejected = onrejected;
     this.onchange = onchange;
+    this.onresumed = onresumed;
+    this.wasReady = false; // a connection was ready before this one
     this.transport = connect({
       onopen: () => { this.connected = true; this.ready = false; this.onchange(); },
       onmessage: (m) => this.receive(m),
@@ -184,11 +189,15 @@ export class Relay {
       this.next = n;
       for (const e of this.queue) e.seq = ++this.next;
     }
+    let resumed = false;
     if (!this.ready && this.connected) {
       this.ready = true;
       resend = true;
+      resumed = this.wasReady;
+      this.wasReady = true;
     }
     if (resend) for (const e of this.queue) this.write(e);
+    if (resumed) this.onresumed(); // after what is held, so its events come in order
     this.onchange();
   }
 }
@@ -196,6 +205,27 @@ export class Relay {
 /** socketRelay is the production Relay: the device socket of this page's origin. */
 export function socketRelay(path, opts) {
   return new Relay({ ...opts, connect: (h) => new ReconnectingSocket(path, h) });
+}
+
+// What a relayed device's name may not hold, as the server refuses it:
+// characters that do not show or that reorder the rest (Unicode's Other
+// categories but unassigned code points, line and paragraph separators).
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Zl}\p{Zp}]/gu;
+
+// MAX_NAME is the longest name the server accepts, in characters.
+const MAX_NAME = 64;
+
+// BROWSER_RELAY is the name the browser relays under: no device may take it.
+const BROWSER_RELAY = 'Web browser';
+
+// first is s's first n characters (code points, as the server counts).
+function first(s, n) {
+  return [...s].slice(0, n).join('');
+}
+
+// fold is how two names are told apart: not by case or runs of spaces.
+function fold(s) {
+  return s.replace(/\s+/gu, ' ').trim().toLowerCase();
 }
 
 /**
@@ -230,17 +260,21 @@ export class Pairing {
 
   /**
    * nameFor is the name a newly paired device is relayed under: its own
-   * (or 'Bluetooth device'), numbered when another paired device has it,
-   * since the server and the physician's overlay tell the devices apart
-   * by it (docs/protocol.md, "Relayed Bluetooth values").
+   * (or 'Bluetooth device'), without what does not show or reorders the
+   * rest, numbered when another paired device has it, or when it is the
+   * browser's own name, since the server and the physician's overlay
+   * tell the devices apart by it and refuse a device named as its relay
+   * (docs/protocol.md, "Relayed Bluetooth values"). Names are told apart
+   * as the server does: without regard to case or runs of spaces.
    */
   nameFor(device) {
-    const base = (device.name || '').replace(/\p{Cc}/gu, '').trim().slice(0, 64) || 'Bluetooth device';
-    const taken = new Set([...this.devices.values()].map((e) => e.name));
+    const clean = (device.name || '').replace(INVISIBLE, '').replace(/\s+/gu, ' ').trim();
+    const base = first(clean, MAX_NAME).trim() || 'Bluetooth device';
+    const taken = new Set([BROWSER_RELAY, ...[...this.devices.values()].map((e) => e.name)].map(fold));
     let name = base;
-    for (let n = 2; taken.has(name); n++) {
+    for (let n = 2; taken.has(fold(name)); n++) {
       const tail = ` (${n})`;
-      name = base.slice(0, 64 - tail.length).trim() + tail;
+      name = first(base, MAX_NAME - tail.length).trim() + tail;
     }
     return name;
   }
@@ -315,6 +349,16 @@ export class Pairing {
     this.set(entry, 'disconnected', `${entry.name} disconnected. Switch it on or bring it closer, then press Reconnect.`);
   }
 
+  /**
+   * resumed says again that each device still connected is, once the
+   * relay's socket is back: the server took them as gone when the socket
+   * dropped, and the physician's page shows their values as off until
+   * they are said connected again.
+   */
+  resumed() {
+    for (const entry of this.devices.values()) if (entry.live) this.event(entry, 'connected');
+  }
+
   event(entry, kind) {
     this.relay.send({ device: { name: entry.name, event: kind, time: this.now().toISOString() } }, { id: entry.id });
   }
@@ -353,6 +397,7 @@ export function mount(root, { bluetooth, secure, relay }) {
   let toldReplaced = false;
   const r = relay({
     onrejected: (meta, error) => pairing.rejected(meta, error),
+    onresumed: () => pairing.resumed(),
     onchange: () => {
       const n = r.pending;
       root.dataset.pending = String(n); // what waits for an acknowledgement, for anyone who must know it is all sent

@@ -8,7 +8,11 @@
 // A Bluetooth device paired to a relay (the patient's browser, a hub)
 // comes with the relay's name in `relay` (docs/protocol.md): its values
 // are off when it disconnects, and when its relay does, while the values
-// of the relay's other devices stay live.
+// of the relay's other devices stay live. A device is known by its name
+// and its relay's together, so a relayed device named as one streaming on
+// its own socket, or two relays' devices of one name, stay apart. A relay
+// going takes its devices with it: they are disconnected until each says
+// it is connected again, or sends a reading.
 
 import { clockTime } from './zonetime.js';
 
@@ -26,32 +30,45 @@ export function followsDevice(code) {
 export class DeviceStatus {
   constructor(list) {
     this.list = list;
-    // device name -> {li, state, relay, relays, measures}: relay is the
-    // device it is relayed by; relays, that it relays others; measures,
-    // that it sent readings of its own.
+    // key(device, relay) -> {device, relay, li, state, relays, measures}:
+    // relay is the name of the device it is relayed by ('' when it streams
+    // on its own socket); relays, that it relays others; measures, that it
+    // sent readings of its own.
     this.items = new Map();
   }
 
   /** event applies a `device` message: {event, device, relay, time}. */
   event(m) {
     if (typeof m.device !== 'string' || (m.event !== 'connected' && m.event !== 'disconnected')) return;
-    this.via(m.device, m.relay);
-    this.set(m.device, m.event, Date.parse(m.time));
+    const relay = relayOf(m.relay);
+    const t = Date.parse(m.time);
+    this.via(m.device, relay);
+    this.set(m.device, relay, m.event, t);
+    // A relay's socket ending takes each device it relays: none of them
+    // is live again until it says so or sends a reading, even once the
+    // relay is back.
+    if (!relay && m.event === 'disconnected') {
+      for (const it of this.items.values()) {
+        if (it.relay === m.device && it.state !== 'disconnected') this.set(it.device, it.relay, 'disconnected', t);
+      }
+    }
   }
 
-  /** state is device's own state: 'connected', 'disconnected' or '' if not known. */
-  state(device) {
-    return this.items.get(device)?.state || '';
+  /** state is the device's own state: 'connected', 'disconnected' or '' if not known. */
+  state(device, relay) {
+    return this.items.get(key(device, relayOf(relay)))?.state || '';
   }
 
   /**
-   * off says whether the values device sent are no longer coming: it
-   * disconnected, or the relay it came through did.
+   * off says whether the values the device (relayed by relay, if given)
+   * sent are no longer coming: it disconnected, or the relay it came
+   * through did.
    */
-  off(device) {
-    const it = this.items.get(device);
+  off(device, relay) {
+    relay = relayOf(relay);
+    const it = this.items.get(key(device, relay));
     if (!it) return false;
-    return it.state === 'disconnected' || (!!it.relay && this.state(it.relay) === 'disconnected');
+    return it.state === 'disconnected' || (!!relay && this.state(relay) === 'disconnected');
   }
 
   /**
@@ -61,43 +78,45 @@ export class DeviceStatus {
    * counted as measuring.
    */
   allDisconnected() {
-    const sources = [...this.items.entries()].filter(([, it]) => !it.relays || it.measures);
-    if (!sources.every(([d]) => this.off(d))) return [];
-    const gone = sources.map(([d, it]) => (it.state === 'disconnected' || !it.relay ? d : it.relay));
+    const sources = [...this.items.values()].filter((it) => !it.relays || it.measures);
+    if (!sources.every((it) => this.off(it.device, it.relay))) return [];
+    const gone = sources.map((it) => (it.relay && this.state(it.relay) === 'disconnected' ? it.relay : it.device));
     return [...new Set(gone)];
   }
 
-  /** seen notes a reading from device (relayed by relay, if given): each is connected if not known. */
+  /**
+   * seen notes a reading from the device (relayed by relay, if given):
+   * each is connected if not known, and a relayed device is connected
+   * again, since its relay has it.
+   */
   seen(device, relay) {
     if (!device) return;
+    relay = relayOf(relay);
     this.via(device, relay);
-    if (!this.items.has(device) || this.items.get(device).state === '') this.set(device, 'connected', NaN);
-    this.items.get(device).measures = true;
+    const it = this.items.get(key(device, relay));
+    if (!it || it.state === '' || (relay && it.state === 'disconnected')) this.set(device, relay, 'connected', NaN);
+    this.items.get(key(device, relay)).measures = true;
   }
 
   // via notes that relay relays device.
   via(device, relay) {
-    if (typeof relay !== 'string' || !relay || relay === device) return;
-    if (!this.items.has(relay)) this.set(relay, 'connected', NaN);
-    this.items.get(relay).relays = true;
-    if (!this.items.has(device)) this.set(device, '', NaN);
-    const it = this.items.get(device);
-    it.relay = relay;
-    if (it.li) {
-      it.li.dataset.relay = relay;
-      this.label(device, it, NaN);
-    }
+    if (!relay) return;
+    if (!this.items.has(key(relay, ''))) this.set(relay, '', 'connected', NaN);
+    this.items.get(key(relay, '')).relays = true;
+    if (!this.items.has(key(device, relay))) this.set(device, relay, '', NaN);
   }
 
-  set(device, state, t) {
-    let it = this.items.get(device);
+  set(device, relay, state, t) {
+    const k = key(device, relay);
+    let it = this.items.get(k);
     if (!it) {
-      it = { state: '', relay: '', relays: false, measures: false };
-      this.items.set(device, it);
+      it = { device, relay, state: '', relays: false, measures: false };
+      this.items.set(k, it);
       if (this.list) {
         const li = document.createElement('li');
         li.className = 'device';
         li.dataset.device = device;
+        if (relay) li.dataset.relay = relay;
         const icon = document.createElement('span');
         icon.className = 'device-icon';
         icon.setAttribute('aria-hidden', 'true');
@@ -112,13 +131,19 @@ export class DeviceStatus {
     if (!it.li) return;
     it.li.dataset.state = state;
     it.icon.textContent = state === 'connected' ? '●' : '○';
-    this.label(device, it, t);
-  }
-
-  label(device, it, t) {
-    const state = it.state || 'not known yet';
+    const said = state || 'not known yet';
     const when = Number.isFinite(t) ? ` at ${clockTime(t)}` : '';
-    it.text.textContent = `${device}: ${state}`;
-    it.li.title = `${device}${it.relay ? ` (through ${it.relay})` : ''} ${state}${when}`;
+    it.text.textContent = `${device}: ${said}`;
+    it.li.title = `${device}${relay ? ` (through ${relay})` : ''} ${said}${when}`;
   }
+}
+
+// relayOf is a message's relay, '' when it names none.
+function relayOf(relay) {
+  return typeof relay === 'string' ? relay : '';
+}
+
+// key is how a device is known: by its name and its relay's together.
+function key(device, relay) {
+  return JSON.stringify([relay, device]);
 }

@@ -44,7 +44,7 @@ class NEWS2Panel {
     this.staleCodes = new Set();
     // Which device sent each code's latest reading, and whether it is
     // still connected: a measured input whose device has gone says so.
-    this.latest = new Map(); // code -> {time, device}
+    this.latest = new Map(); // code -> {time, device, relay}
     this.devices = new DeviceStatus(null);
     this.last = null; // the last news2 message
     this.scale2 = false;
@@ -82,9 +82,11 @@ class NEWS2Panel {
         if (typeof m.code !== 'string' || typeof m.device !== 'string' || !Number.isFinite(t)) return;
         const was = this.latest.get(m.code);
         if (was && was.time > t) return; // an older reading does not replace the newest (protocol.md)
-        this.latest.set(m.code, { time: t, device: m.device });
-        this.devices.seen(m.device, m.relay);
-        if (!was || was.device !== m.device) this.render();
+        const relay = typeof m.relay === 'string' ? m.relay : '';
+        const off = this.devices.off(m.device, relay);
+        this.latest.set(m.code, { time: t, device: m.device, relay });
+        this.devices.seen(m.device, relay);
+        if (!was || was.device !== m.device || was.relay !== relay || off) this.render();
         return;
       }
       case 'device':
@@ -123,8 +125,9 @@ class NEWS2Panel {
     this.params.replaceChildren(...m.params.map((p) => {
       let source = p.source;
       if (source === 'measured' && p.code && this.staleCodes.has(p.code)) source = 'stale';
-      const from = source === 'measured' && p.code ? this.latest.get(p.code)?.device : '';
-      const gone = from && this.devices.off(from);
+      const latest = source === 'measured' && p.code ? this.latest.get(p.code) : undefined;
+      const from = latest?.device || '';
+      const gone = from && this.devices.off(from, latest.relay);
       // As on the overlay: a continuous value is no longer current once
       // its device has gone; a blood pressure stays what it was, with
       // its device's going said beside it.

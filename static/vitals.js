@@ -52,9 +52,9 @@ const UNITS = {
 // streams, so a browser whose clock is off does not mark values stale.
 let clock = () => Date.now();
 
-// deviceOff tells whether a device's values are known to have stopped:
-// it, or the relay it came through, disconnected (set from the overlay's
-// device status once it starts).
+// deviceOff tells whether the values of a device (relayed by relay, if
+// any) are known to have stopped: it, or the relay it came through,
+// disconnected (set from the overlay's device status once it starts).
 let deviceOff = () => false;
 
 /** age says how long ago ms was, briefly. */
@@ -81,6 +81,7 @@ class Tile {
     this.series = [[]]; // one or more lines of {t, v}
     this.stale = false;
     this.device = ''; // that sent the value shown
+    this.relay = ''; // that relayed it, if any
     this.off = false; // its device is disconnected
   }
 
@@ -92,10 +93,11 @@ class Tile {
    * show puts text on the tile if the reading is not older than the one
    * shown; doubt lists why the value is doubtful (empty when it is not).
    */
-  show(text, t, device, doubt = []) {
+  show(text, t, device, doubt = [], relay = '') {
     if (t < this.time) return false;
     this.time = t;
     this.device = device || '';
+    this.relay = relay || '';
     this.value.textContent = text;
     this.el.classList.remove('empty');
     this.el.classList.toggle('doubtful', doubt.length > 0);
@@ -131,7 +133,7 @@ class Tile {
   tick(now) {
     if (!this.time) return;
     const old = now - this.time;
-    const off = this.followsDevice && this.device !== '' && deviceOff(this.device);
+    const off = this.followsDevice && this.device !== '' && deviceOff(this.device, this.relay);
     const stale = off || old > this.staleMs;
     if (stale !== this.stale || off !== this.off) {
       this.stale = stale;
@@ -201,7 +203,7 @@ class BPTile extends Tile {
     super(el);
     this.timeEl = timeEl;
     this.series = [[], []];
-    this.parts = new Map(); // time -> {sys, dia, device}
+    this.parts = new Map(); // time -> {sys, dia, device, relay}
     this.timer = 0;
   }
 
@@ -209,8 +211,8 @@ class BPTile extends Tile {
   // what it was when its device disconnects.
   get followsDevice() { return followsDevice(SYSTOLIC); }
 
-  reading(code, v, t, device, doubt) {
-    const p = this.parts.get(t) || { sys: null, dia: null, device, doubt: [] };
+  reading(code, v, t, device, doubt, relay) {
+    const p = this.parts.get(t) || { sys: null, dia: null, device, relay, doubt: [] };
     if (code === SYSTOLIC) p.sys = v;
     else p.dia = v;
     for (const d of doubt) if (!p.doubt.includes(d)) p.doubt.push(d);
@@ -229,7 +231,7 @@ class BPTile extends Tile {
   render(t, p) {
     if (p.sys !== null && p.dia !== null) clearTimeout(this.timer);
     const f = (v) => (v === null ? '–' : String(Math.round(v)));
-    if (this.show(`${f(p.sys)}/${f(p.dia)}`, t, p.device, p.doubt)) {
+    if (this.show(`${f(p.sys)}/${f(p.dia)}`, t, p.device, p.doubt, p.relay)) {
       this.timeEl.dateTime = new Date(t).toISOString();
       this.timeEl.textContent = `at ${clockTime(t)}`;
       this.timeEl.title = `Measured at ${clockTime(t)}, time in ${timeZone}`;
@@ -252,7 +254,7 @@ function start(path, overlay) {
   let received = 0;
   const strip = new Strip(document.getElementById('vitals-strip-canvas'), document.getElementById('vitals-strip-label'));
   const devices = new DeviceStatus(document.getElementById('vitals-devices'));
-  deviceOff = (d) => devices.off(d);
+  deviceOff = (d, relay) => devices.off(d, relay);
   const log = [];
   clock = () => {
     const o = strip.clockOffset();
@@ -288,19 +290,25 @@ function start(path, overlay) {
     const now = clock();
     if (!Number.isFinite(t) || t > now + 5000) t = now; // missing or future clock
     received++;
-    const known = devices.state(msg.device) !== '';
-    devices.seen(msg.device, msg.relay);
-    if (received === 1 || !known) connected();
+    const relay = typeof msg.relay === 'string' ? msg.relay : '';
+    const known = devices.state(msg.device, relay) !== '';
+    const wasOff = devices.off(msg.device, relay);
+    devices.seen(msg.device, relay);
+    if (received === 1 || !known || wasOff) connected();
+    if (wasOff && !devices.off(msg.device, relay)) {
+      const now = clock();
+      for (const tile of all()) tile.tick(now); // its other values are live again too
+    }
     const doubt = doubts(msg.flags);
     if ((msg.code === SYSTOLIC || msg.code === DIASTOLIC) && bp) {
-      bp.reading(msg.code, v, t, msg.device, doubt);
+      bp.reading(msg.code, v, t, msg.device, doubt, relay);
       return;
     }
     const n = NUMERICS[msg.code];
     const tile = n && tiles[n.tile];
     if (!tile) return;
     tile.add(0, t, v);
-    if (tile.show(v.toFixed(n.digits), t, msg.device, doubt)) tile.setUnit(msg.unit);
+    if (tile.show(v.toFixed(n.digits), t, msg.device, doubt, relay)) tile.setUnit(msg.unit);
   }
 
   let gapTimer = 0;

@@ -144,6 +144,9 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, b, "device socket reopened", fmt.Sprintf(`window.__sockets.length > %d`, opened), 20*time.Second)
+	// Sending again: the page has said the monitor is still connected,
+	// since the server took it as gone with the cut socket.
+	waitJS(t, b, "relay sending again", `document.querySelector('#bluetooth').dataset.relay === 'sending'`, 20*time.Second)
 
 	// The device goes away: its disconnect reaches the timeline.
 	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.__bt.disconnect(); true`)); err != nil {
@@ -200,8 +203,10 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 		}
 	}
 
-	// The device's coming and going is on the timeline, once each (and
-	// its connecting again after the reload).
+	// The device's coming and going is on the timeline, once each, under
+	// the browser relaying it: its going with the cut socket and its
+	// coming back with the next, then its own going and its connecting
+	// again after the reload.
 	var kinds []string
 	deadline = time.Now().Add(10 * time.Second)
 	for {
@@ -213,14 +218,17 @@ func TestBrowserBluetoothRelay(t *testing.T) {
 		for _, e := range evs {
 			if e.Device == "Fake Monitor 7E2F" {
 				kinds = append(kinds, e.Kind)
+				if e.Relay != "Web browser" {
+					t.Errorf("the monitor's %s stored as relayed by %q, want the browser", e.Kind, e.Relay)
+				}
 			}
 		}
-		if len(kinds) >= 3 || time.Now().After(deadline) {
+		if len(kinds) >= 5 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond) // polling the store, not standing in for a signal
 	}
-	if want := []string{store.DeviceConnected, store.DeviceDisconnected, store.DeviceConnected}; !slices.Equal(kinds, want) {
+	if want := []string{store.DeviceConnected, store.DeviceDisconnected, store.DeviceConnected, store.DeviceDisconnected, store.DeviceConnected}; !slices.Equal(kinds, want) {
 		t.Errorf("device events %q, want %q", kinds, want)
 	}
 

@@ -190,34 +190,78 @@ func TestBrowserBluetoothDeviceGoes(t *testing.T) {
 // deviceStatusChecks exercises static/devicestatus.js and the naming of
 // static/bluetooth.js on their own and returns what went wrong, or "":
 // values relayed through a relay follow their own device and the relay,
-// not each other's, and each relayed value names its device.
+// not each other's; a relay's going takes its devices until each comes
+// back; a device is known by its name and its relay's together; and each
+// relayed value names its device by a name the server accepts.
 const deviceStatusChecks = `(async () => {
   const { DeviceStatus } = await import('/static/devicestatus.js');
   const bad = [];
   const eq = (what, got, want) => { if (JSON.stringify(got) !== JSON.stringify(want)) bad.push(what + ': got ' + JSON.stringify(got) + ', want ' + JSON.stringify(want)); };
+  const at = '2026-11-25T10:00:00Z';
   const list = document.createElement('ul');
   const d = new DeviceStatus(list);
-  const ev = (device, event, relay) => d.event({ device, event, relay, time: '2026-11-25T10:00:00Z' });
-  ev('Web browser', 'connected');
+  const ev = (device, event, relay) => d.event({ device, event, relay, time: at });
+  const W = 'Web browser';
+  const offs = () => [d.off('Strap', W), d.off('Thermometer', W), d.off('Hub')];
+  ev(W, 'connected');
   eq('a socket alone', d.allDisconnected(), []);
-  d.seen('Strap', 'Web browser');
-  d.seen('Thermometer', 'Web browser');
+  d.seen('Strap', W);
+  d.seen('Thermometer', W);
   d.seen('Hub', undefined);
-  eq('all live', ['Strap', 'Thermometer', 'Hub'].map((x) => d.off(x)), [false, false, false]);
-  ev('Strap', 'disconnected', 'Web browser');
-  eq('the strap goes', ['Strap', 'Thermometer', 'Hub'].map((x) => d.off(x)), [true, false, false]);
-  eq('its own state', [d.state('Strap'), d.state('Thermometer')], ['disconnected', 'connected']);
-  ev('Web browser', 'disconnected');
-  eq('the browser goes', ['Strap', 'Thermometer', 'Hub'].map((x) => d.off(x)), [true, true, false]);
+  eq('all live', offs(), [false, false, false]);
+  ev('Strap', 'disconnected', W);
+  eq('the strap goes', offs(), [true, false, false]);
+  eq('its own state', [d.state('Strap', W), d.state('Thermometer', W)], ['disconnected', 'connected']);
+  ev(W, 'disconnected');
+  eq('the browser goes', offs(), [true, true, false]);
+  eq('its devices go with it', [d.state('Strap', W), d.state('Thermometer', W)], ['disconnected', 'disconnected']);
   eq('the hub still sends', d.allDisconnected(), []);
   ev('Hub', 'disconnected');
-  eq('nothing sends', d.allDisconnected(), ['Strap', 'Web browser', 'Hub']);
-  ev('Web browser', 'connected');
-  eq('the browser back, the strap not', ['Strap', 'Thermometer'].map((x) => d.off(x)), [true, false]);
-  ev('Strap', 'connected', 'Web browser');
-  eq('the strap back', d.off('Strap'), false);
+  eq('nothing sends', d.allDisconnected(), [W, 'Hub']);
+  // The browser back (a reloaded page, another tab): what it relayed is
+  // still gone until it says it is connected, or sends a reading.
+  ev(W, 'connected');
+  eq('the browser back, its devices not', offs().slice(0, 2), [true, true]);
+  ev('Strap', 'connected', W);
+  eq('the strap back', offs().slice(0, 2), [false, true]);
+  d.seen('Thermometer', W);
+  eq('the thermometer sends again', offs().slice(0, 2), [false, false]);
   eq('listed', [...list.children].map((li) => li.dataset.device + ' ' + li.dataset.state + ' ' + (li.dataset.relay || '-')),
-    ['Web browser connected -', 'Strap connected Web browser', 'Thermometer connected Web browser', 'Hub disconnected -']);
+    [W + ' connected -', 'Strap connected ' + W, 'Thermometer connected ' + W, 'Hub disconnected -']);
+
+  // A device streaming on its own socket, and one of its name that the
+  // browser relays, are two devices: the browser's going greys only the
+  // relayed one's values.
+  const n = new DeviceStatus(null);
+  n.event({ device: 'Nonin 3230', event: 'connected', time: at });
+  n.seen('Nonin 3230');
+  n.event({ device: W, event: 'connected', time: at });
+  n.seen('Nonin 3230', W);
+  n.event({ device: W, event: 'disconnected', time: at });
+  n.seen('Nonin 3230');
+  eq('a name on its own socket and relayed', [n.off('Nonin 3230'), n.off('Nonin 3230', W)], [false, true]);
+  eq('the one on its own socket still sends', n.allDisconnected(), []);
+  // And the other way: the device on its own socket going leaves the
+  // relayed one's values live.
+  n.event({ device: W, event: 'connected', time: at });
+  n.seen('Nonin 3230', W);
+  n.event({ device: 'Nonin 3230', event: 'disconnected', time: at });
+  eq('its own socket goes', [n.off('Nonin 3230'), n.off('Nonin 3230', W)], [true, false]);
+  // Two relays each relaying a device of one name: the hub going greys
+  // the values it relayed, not the browser's.
+  const two = new DeviceStatus(null);
+  two.seen('Omron BP', 'Home hub');
+  two.seen('Omron BP', W);
+  two.event({ device: 'Home hub', event: 'disconnected', time: at });
+  eq('one name, two relays', [two.off('Omron BP', 'Home hub'), two.off('Omron BP', W)], [true, false]);
+  eq('one name, two relays, still sending', two.allDisconnected(), []);
+  // A relayed event named as its relay (refused by the server, whatever
+  // it sends) is another device's, not the relay's.
+  const self = new DeviceStatus(null);
+  self.event({ device: W, event: 'connected', time: at });
+  self.seen('Strap', W);
+  self.event({ device: W, relay: W, event: 'disconnected', time: at });
+  eq('a device named as its relay', [self.state(W), self.off('Strap', W)], ['connected', false]);
   const one = new DeviceStatus(null);
   one.event({ device: 'Strap', event: 'connected', relay: 'Web browser', time: '2026-11-25T10:00:00Z' });
   one.seen('Strap', 'Web browser');
@@ -236,6 +280,12 @@ const deviceStatusChecks = `(async () => {
   eq('a long name stays within 64', p.nameFor({ name: 'x'.repeat(70) }).length, 64);
   p.devices.set('c', { name: 'x'.repeat(64) });
   eq('a long name numbered', p.nameFor({ name: 'x'.repeat(70) }), 'x'.repeat(60) + ' (2)');
+  eq('the browser name is numbered', [p.nameFor({ name: 'Web browser' }), p.nameFor({ name: ' web   BROWSER' })], ['Web browser (2)', 'web BROWSER (2)']);
+  eq('names told apart as the server does', p.nameFor({ name: 'polar  h10' }), 'polar h10 (3)');
+  eq('invisible and reordering characters dropped',
+    ['Polar\u200bH10', '\u202eStrap', 'Nonin\u2066 3230\u2069', 'A\u2028B\u2029C', 'Omron\ue000', 'a\u00adb', 'Thermomètre 血压'].map((name) => p.nameFor({ name })),
+    ['PolarH10', 'Strap', 'Nonin 3230', 'ABC', 'Omron', 'ab', 'Thermomètre 血压']);
+  eq('64 characters, not UTF-16 units', [...p.nameFor({ name: '🫀'.repeat(70) })].length, 64);
   p.value({ id: 'a', name: 'Polar H10' }, 'svc', 'chr', new DataView(new Uint8Array([0, 72]).buffer));
   eq('a value names its device', sent.map((b) => b.gatt.device), ['Polar H10']);
   return bad.join('; ');
