@@ -11,6 +11,7 @@ import (
 
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/vitals"
 )
 
 // TestRelayDropDisconnectsItsDevices: a relay (a hub, the patient's
@@ -83,5 +84,13 @@ func TestRelayDropDisconnectsItsDevices(t *testing.T) {
 		if !slices.Contains(stored, w) {
 			t.Errorf("stored events %q lack %q", stored, w)
 		}
+	}
+}
+
+// TestBrowserRelayName: the name vitals refuses for a relayed device is
+// the one the patient's browser streams as.
+func TestBrowserRelayName(t *testing.T) {
+	if vitals.BrowserRelay != browserDevice {
+		t.Fatalf("vitals.BrowserRelay %q, the browser's device %q", vitals.BrowserRelay, browserDevice)
 	}
 }
