@@ -2,6 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,18 +34,23 @@ func (s *DB) ObservationByID(ctx context.Context, id int64) (store.Observation, 
 // SearchObservations returns one page of the observations q selects and
 // how many it selects in all.
 func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error) {
+	if len(q.Codes) > 0 && (q.PatientID != 0 || q.DeviceID != 0) {
+		return s.searchByMinute(ctx, q)
+	}
+	return s.searchAll(ctx, q)
+}
+
+// searchAll selects observations by one condition over the table: a
+// patient's through observations_patient (patient, time, code), others by
+// scanning it.
+func (s *DB) searchAll(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error) {
 	var where []string
 	var args []any
 	if q.PatientID != 0 {
 		where, args = append(where, "o.patient_id = ?"), append(args, q.PatientID)
 	}
-	if q.DeviceID != 0 {
-		// A device's readings are its patient's: seek the patient's
-		// readings (there is no index by device; migration 0017).
-		where, args = append(where, "o.device_id = ?", "o.patient_id = (SELECT user_id FROM credentials WHERE id = ?)"), append(args, q.DeviceID, q.DeviceID)
-	}
 	if len(q.Codes) > 0 {
-		where = append(where, "o.code IN (?"+strings.Repeat(", ?", len(q.Codes)-1)+")")
+		where = append(where, "o.code IN ("+placeholders(len(q.Codes))+")")
 		for _, c := range q.Codes {
 			args = append(args, c)
 		}
@@ -53,11 +61,8 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 	if !q.To.IsZero() {
 		where, args = append(where, "o.effective_at < ?"), append(args, ms(q.To))
 	}
-	if q.Panels {
-		where = append(where, `NOT (o.code = ? AND EXISTS (SELECT 1 FROM observations p WHERE p.code = ?
-			AND p.patient_id = o.patient_id AND p.device_id = o.device_id AND p.seq = o.seq AND p.effective_at = o.effective_at))`)
-		args = append(args, store.CodeDiastolic, store.CodeSystolic)
-	}
+	more, moreArgs := searchFilter(q)
+	where, args = append(where, more...), append(args, moreArgs...)
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
@@ -66,17 +71,157 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM observations o`+cond, args...).Scan(&total); err != nil {
 		return nil, 0, wrap(err, "count observations")
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+prefixed("o.", obsCols)+` FROM observations o`+cond+
-		` ORDER BY o.effective_at, o.id LIMIT ? OFFSET ?`, append(args, limit, q.Offset)...)
+		` ORDER BY o.effective_at, o.id LIMIT ? OFFSET ?`, append(args, pageLimit(q), q.Offset)...)
 	out, err := collect(rows, err, scanObservation)
 	if err != nil {
 		return nil, 0, wrap(err, "search observations")
 	}
 	return out, total, nil
+}
+
+// searchFilter is the conditions of q on an observation o other than its
+// patient, codes and time: its device, and with Panels not a panel's
+// diastolic reading.
+func searchFilter(q store.ObservationQuery) (where []string, args []any) {
+	if q.DeviceID != 0 {
+		// A device's readings are its patient's: seek the patient's
+		// readings (there is no index by device; migration 0017).
+		where, args = append(where, "o.device_id = ?", "o.patient_id = (SELECT user_id FROM credentials WHERE id = ?)"), append(args, q.DeviceID, q.DeviceID)
+	}
+	if q.Panels {
+		where = append(where, `NOT (o.code = ? AND EXISTS (SELECT 1 FROM observations p WHERE p.code = ?
+			AND p.patient_id = o.patient_id AND p.device_id = o.device_id AND p.seq = o.seq AND p.effective_at = o.effective_at))`)
+		args = append(args, store.CodeDiastolic, store.CodeSystolic)
+	}
+	return where, args
+}
+
+// pageLimit is the most observations a page of q holds.
+func pageLimit(q store.ObservationQuery) int {
+	if q.Limit <= 0 {
+		return 100
+	}
+	return q.Limit
+}
+
+// placeholders is n comma-separated query parameters.
+func placeholders(n int) string {
+	return "?" + strings.Repeat(", ?", n-1)
+}
+
+// searchByMinute selects a patient's observations of some codes.
+//
+// observations_patient (patient, time, code) orders a patient's readings
+// by time: a sparse code's few are spread among all the others, which a
+// walk of the range would visit. Instead the minutes with readings of the
+// codes come from observation_minutes (patient, code, minute), and only
+// those minutes of the index are walked: once for how many each holds,
+// which gives the total and the minutes the page falls in, then once more
+// for the page, within those minutes. A minute holds all the readings of
+// its times, so a page cut at minutes keeps the order by time then ID.
+// Both statements read one snapshot.
+func (s *DB) searchByMinute(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error) {
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.From.IsZero() {
+		from = ms(q.From)
+	}
+	if !q.To.IsZero() {
+		to = ms(q.To)
+	}
+	if from >= to {
+		return nil, 0, nil
+	}
+	// The patient, as a parameter or (a device's readings only) a
+	// subquery that SQLite evaluates once.
+	patient, patientArg := "?", any(q.PatientID)
+	if q.PatientID == 0 {
+		patient, patientArg = "(SELECT user_id FROM credentials WHERE id = ?)", q.DeviceID
+	}
+	codes := "(" + placeholders(len(q.Codes)) + ")"
+	var codeArgs []any
+	for _, c := range q.Codes {
+		codeArgs = append(codeArgs, c)
+	}
+	filter, filterArgs := searchFilter(q)
+	filter = append([]string{"o.code IN " + codes}, filter...)
+	// The readings of q in the minute m.
+	inMinute := func(m string) (string, []any) {
+		cond := "o.patient_id = " + patient +
+			" AND o.effective_at >= max(" + minuteStart(m) + ", ?) AND o.effective_at < min(" + minuteEnd(m) + ", ?) AND " +
+			strings.Join(filter, " AND ")
+		args := append(append([]any{patientArg, from, to}, codeArgs...), filterArgs...)
+		return cond, args
+	}
+
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, wrap(err, "search observations")
+	}
+	defer tx.Rollback()
+
+	cond, args := inMinute("m.minute") // the select list's parameters come first
+	args = append(append(append(args, patientArg), codeArgs...), from/minuteMillis, (to-1)/minuteMillis)
+	rows, err := tx.QueryContext(ctx, `SELECT m.minute, (SELECT count(*) FROM observations o WHERE `+cond+`)
+		FROM (SELECT DISTINCT minute FROM observation_minutes WHERE patient_id = `+patient+` AND code IN `+codes+`
+			AND minute >= ? AND minute <= ?) AS m
+		ORDER BY m.minute`, args...)
+	if err != nil {
+		return nil, 0, wrap(err, "count observations")
+	}
+	defer rows.Close()
+	// The page is the readings of the minutes in list, after the first
+	// skip of them.
+	limit, offset := pageLimit(q), max(q.Offset, 0)
+	total, skip := 0, 0
+	list := []byte{'['}
+	for rows.Next() {
+		var minute int64
+		var n int
+		if err := rows.Scan(&minute, &n); err != nil {
+			return nil, 0, wrap(err, "count observations")
+		}
+		if n > 0 && total+n > offset && total-offset < limit {
+			if len(list) == 1 {
+				skip = offset - total
+			} else {
+				list = append(list, ',')
+			}
+			list = strconv.AppendInt(list, minute, 10)
+		}
+		total += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, wrap(err, "count observations")
+	}
+	rows.Close()
+	if len(list) == 1 {
+		return nil, total, nil
+	}
+	list = append(list, ']')
+
+	cond, condArgs := inMinute("m.value")
+	page, err := tx.QueryContext(ctx, `SELECT `+prefixed("o.", obsCols)+` FROM json_each(?) AS m CROSS JOIN observations o
+		WHERE `+cond+` ORDER BY o.effective_at, o.id LIMIT ? OFFSET ?`,
+		append(append([]any{string(list)}, condArgs...), limit, skip)...)
+	out, err := collect(page, err, scanObservation)
+	if err != nil {
+		return nil, 0, wrap(err, "search observations")
+	}
+	return out, total, nil
+}
+
+// minuteStart and minuteEnd bound the effective times, [start, end), of
+// the minute m (an SQL expression) of observation_minutes. SQLite's
+// division, effective_at / 60000, truncates toward zero: minute 0 is
+// (-60000, 60000), and a minute m before it is (60000m - 60000, 60000m].
+func minuteStart(m string) string {
+	return "(CASE WHEN " + m + " > 0 THEN " + m + " * 60000 ELSE " + m + " * 60000 - 59999 END)"
+}
+
+// minuteEnd: see minuteStart.
+func minuteEnd(m string) string {
+	return "(CASE WHEN " + m + " < 0 THEN " + m + " * 60000 + 1 ELSE " + m + " * 60000 + 60000 END)"
 }
 
 // SampleObservations thins a patient's observations for display.
