@@ -109,7 +109,7 @@ func TestSearchByMinuteMatchesScan(t *testing.T) {
 		{epoch.Add(-59999 * ms), epoch.Add(59999 * ms)},
 		{zero, epoch.Add(-60 * time.Second)},
 	}
-	pages := [][2]int{{0, 0}, {1, 0}, {3, 2}, {2, 5}, {50, 100}, {7, 1790}, {100, 10000}, {0, -1}}
+	pages := [][2]int{{0, 0}, {1, 0}, {3, 2}, {2, 5}, {10, 5}, {20, 3}, {50, 100}, {7, 1790}, {100, 10000}, {0, -1}}
 	searches, nonEmpty, paged := 0, 0, 0
 	for _, codes := range codeSets {
 		for _, w := range whos {

@@ -3,8 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -116,11 +116,11 @@ func placeholders(n int) string {
 // by time: a sparse code's few are spread among all the others, which a
 // walk of the range would visit. Instead the minutes with readings of the
 // codes come from observation_minutes (patient, code, minute), and only
-// those minutes of the index are walked: once for how many each holds,
-// which gives the total and the minutes the page falls in, then once more
-// for the page, within those minutes. A minute holds all the readings of
-// its times, so a page cut at minutes keeps the order by time then ID.
-// Both statements read one snapshot.
+// those minutes of the index are walked, consecutive minutes (runs) in
+// one walk: once to count each run's readings, which gives the total and
+// the runs the page falls in, then once more for the page, within those
+// runs. A minute holds all the readings of its times, so a page cut at
+// minutes keeps the order by time then ID. Both read one snapshot.
 func (s *DB) searchByMinute(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error) {
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !q.From.IsZero() {
@@ -145,13 +145,13 @@ func (s *DB) searchByMinute(ctx context.Context, q store.ObservationQuery) ([]st
 	}
 	filter, filterArgs := searchFilter(q)
 	filter = append([]string{"o.code IN " + codes}, filter...)
-	// The readings of q in the minute m.
-	inMinute := func(m string) (string, []any) {
-		cond := "o.patient_id = " + patient +
-			" AND o.effective_at >= max(" + minuteStart(m) + ", ?) AND o.effective_at < min(" + minuteEnd(m) + ", ?) AND " +
-			strings.Join(filter, " AND ")
-		args := append(append([]any{patientArg, from, to}, codeArgs...), filterArgs...)
-		return cond, args
+	// The readings of q effective in [start, end), SQL expressions; with
+	// bounds, parameters bound to them.
+	inRun := func(start, end string, bounds ...any) (string, []any) {
+		cond := "o.patient_id = " + patient + " AND o.effective_at >= " + start + " AND o.effective_at < " + end +
+			" AND " + strings.Join(filter, " AND ")
+		args := append(append([]any{patientArg}, bounds...), codeArgs...)
+		return cond, append(args, filterArgs...)
 	}
 
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -160,55 +160,98 @@ func (s *DB) searchByMinute(ctx context.Context, q store.ObservationQuery) ([]st
 	}
 	defer tx.Rollback()
 
-	cond, args := inMinute("m.minute") // the select list's parameters come first
-	args = append(append(append(args, patientArg), codeArgs...), from/minuteMillis, (to-1)/minuteMillis)
-	rows, err := tx.QueryContext(ctx, `SELECT m.minute, (SELECT count(*) FROM observations o WHERE `+cond+`)
-		FROM (SELECT DISTINCT minute FROM observation_minutes WHERE patient_id = `+patient+` AND code IN `+codes+`
-			AND minute >= ? AND minute <= ?) AS m
-		ORDER BY m.minute`, args...)
+	// Consecutive minutes are counted together, as runs: a code with
+	// readings every minute is one walk, as it would be without the
+	// minutes.
+	// A run's bounds are computed once, in r, where the walk's can be
+	// simple columns.
+	cond, args := inRun("r.start", "r.end") // the select list's parameters come first
+	args = append(append(append(args, from, to, patientArg), codeArgs...), from/minuteMillis, (to-1)/minuteMillis)
+	rows, err := tx.QueryContext(ctx, `SELECT r.start, r.end, (SELECT count(*) FROM observations o WHERE `+cond+`)
+		FROM (SELECT max(`+minuteStart("min(minute)")+`, ?) AS start, min(`+minuteEnd("max(minute)")+`, ?) AS end FROM (
+			SELECT minute, minute - row_number() OVER (ORDER BY minute) AS run FROM (
+				SELECT DISTINCT minute FROM observation_minutes WHERE patient_id = `+patient+` AND code IN `+codes+`
+					AND minute >= ? AND minute <= ?))
+			GROUP BY run) AS r
+		ORDER BY r.start`, args...)
 	if err != nil {
 		return nil, 0, wrap(err, "count observations")
 	}
 	defer rows.Close()
-	// The page is the readings of the minutes in list, after the first
-	// skip of them.
+	// The page is the readings of the runs in page, after the first skip.
 	limit, offset := pageLimit(q), max(q.Offset, 0)
+	var page []minuteRun
 	total, skip := 0, 0
-	list := []byte{'['}
 	for rows.Next() {
-		var minute int64
-		var n int
-		if err := rows.Scan(&minute, &n); err != nil {
+		var r minuteRun
+		if err := rows.Scan(&r.start, &r.end, &r.n); err != nil {
 			return nil, 0, wrap(err, "count observations")
 		}
-		if n > 0 && total+n > offset && total-offset < limit {
-			if len(list) == 1 {
+		if r.n > 0 && total+r.n > offset && total-offset < limit {
+			if len(page) == 0 {
 				skip = offset - total
-			} else {
-				list = append(list, ',')
 			}
-			list = strconv.AppendInt(list, minute, 10)
+			page = append(page, r)
 		}
-		total += n
+		total += r.n
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, wrap(err, "count observations")
 	}
 	rows.Close()
-	if len(list) == 1 {
-		return nil, total, nil
-	}
-	list = append(list, ']')
 
-	cond, condArgs := inMinute("m.value")
-	page, err := tx.QueryContext(ctx, `SELECT `+prefixed("o.", obsCols)+` FROM json_each(?) AS m CROSS JOIN observations o
-		WHERE `+cond+` ORDER BY o.effective_at, o.id LIMIT ? OFFSET ?`,
-		append(append([]any{string(list)}, condArgs...), limit, skip)...)
-	out, err := collect(page, err, scanObservation)
-	if err != nil {
-		return nil, 0, wrap(err, "search observations")
+	// Only the page's first and last runs can hold more readings than
+	// the page: each is read alone, in the index's order, stopping at the
+	// page's end; the runs between, together, and sorted.
+	var out []store.Observation
+	for len(page) > 0 && len(out) < limit {
+		k := 1
+		if page[0].n-skip <= limit {
+			for k < len(page) && page[k].n <= limit {
+				k++
+			}
+		}
+		got, err := s.pageOfRuns(ctx, tx, page[:k], limit-len(out), skip, inRun)
+		if err != nil {
+			return nil, 0, wrap(err, "search observations")
+		}
+		out, page, skip = append(out, got...), page[k:], 0
 	}
 	return out, total, nil
+}
+
+// minuteRun is the effective times, [start, end), of consecutive minutes
+// of observation_minutes (within a search's range), and how many
+// readings the search selects in them.
+type minuteRun struct {
+	start, end int64
+	n          int
+}
+
+// pageOfRuns reads, in order, limit of the readings of runs after the
+// first skip; inRun is the condition on the readings of a run.
+func (s *DB) pageOfRuns(ctx context.Context, tx *sql.Tx, runs []minuteRun, limit, skip int, inRun func(start, end string, bounds ...any) (string, []any)) ([]store.Observation, error) {
+	var rows *sql.Rows
+	var err error
+	if len(runs) == 1 {
+		cond, args := inRun("?", "?", runs[0].start, runs[0].end)
+		rows, err = tx.QueryContext(ctx, `SELECT `+prefixed("o.", obsCols)+` FROM observations o
+			WHERE `+cond+` ORDER BY o.effective_at, o.id LIMIT ? OFFSET ?`, append(args, limit, skip)...)
+	} else {
+		list := []byte{'['}
+		for i, r := range runs {
+			if i > 0 {
+				list = append(list, ',')
+			}
+			list = fmt.Appendf(list, "[%d,%d]", r.start, r.end)
+		}
+		list = append(list, ']')
+		cond, args := inRun("(r.value ->> 0)", "(r.value ->> 1)")
+		rows, err = tx.QueryContext(ctx, `SELECT `+prefixed("o.", obsCols)+` FROM json_each(?) AS r CROSS JOIN observations o
+			WHERE `+cond+` ORDER BY o.effective_at, o.id LIMIT ? OFFSET ?`,
+			append(append([]any{string(list)}, args...), limit, skip)...)
+	}
+	return collect(rows, err, scanObservation)
 }
 
 // minuteStart and minuteEnd bound the effective times, [start, end), of
