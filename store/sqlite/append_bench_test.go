@@ -18,15 +18,7 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 	for _, mode := range []string{"group-commit", "one-transaction-each"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
-			db, err := Open(ctx, b.TempDir()+"/bench.db")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
-			if err != nil {
-				b.Fatal(err)
-			}
+			db, p := benchPatient(b)
 			const devices = 64
 			ids := make([]int64, devices)
 			for i := range ids {
@@ -157,15 +149,7 @@ func BenchmarkSampleObservations(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
-			db, err := Open(ctx, b.TempDir()+"/bench.db")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
-			if err != nil {
-				b.Fatal(err)
-			}
+			db, p := benchPatient(b)
 			t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
 			var obs []store.Observation
 			for s := time.Duration(0); s < c.length; s += time.Second {
@@ -194,4 +178,15 @@ func BenchmarkSampleObservations(b *testing.B) {
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 		})
 	}
+}
+
+// benchPatient opens a store of its own for b, with one patient.
+func benchPatient(b *testing.B) (*DB, store.User) {
+	b.Helper()
+	db := openAt(b, b.TempDir()+"/bench.db")
+	p, err := db.CreateUser(context.Background(), store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db, p
 }

@@ -17,15 +17,7 @@ import (
 // time per search (cpu-ms/op).
 func BenchmarkSearchByCode(b *testing.B) {
 	ctx := context.Background()
-	db, err := Open(ctx, b.TempDir()+"/bench.db")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
-	if err != nil {
-		b.Fatal(err)
-	}
+	db, p := benchPatient(b)
 	const days = 3
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	// The readings, in the order a device streams them, and the minutes
