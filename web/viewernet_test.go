@@ -23,25 +23,7 @@ func TestViewerNetConnNeverWaits(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("writes are tried on Unix sockets only")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Error(err)
-		}
-		accepted <- c
-	}()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	server := <-accepted
+	server, peer := tcpPair(t)
 	n := newViewerNetConn(server)
 	defer n.Close()
 	if n.tw == nil {
