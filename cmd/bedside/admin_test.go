@@ -111,6 +111,53 @@ func TestServeResumeGrace(t *testing.T) {
 	}
 }
 
+// TestServeSocketRecheckAndBandHold: the two intervals a clinic may tune
+// (and the browser tests shorten) are read from flag or environment,
+// default to 30 s, and anything but a duration above 0 and at most 10m is
+// refused, naming the setting.
+func TestServeSocketRecheckAndBandHold(t *testing.T) {
+	for _, s := range []struct {
+		flag, env, what string
+		got             func(config) time.Duration
+	}{
+		{"--socket-recheck", "BEDSIDE_SOCKET_RECHECK", "re-check", func(c config) time.Duration { return c.recheck }},
+		{"--news2-band-hold", "BEDSIDE_NEWS2_BAND_HOLD", "band hold", func(c config) time.Duration { return c.bandHold }},
+	} {
+		cases := []struct {
+			args    []string
+			env     string
+			want    time.Duration
+			wantErr bool
+		}{
+			{nil, "", 30 * time.Second, false},
+			{nil, "2s", 2 * time.Second, false},
+			{[]string{s.flag, "1m"}, "2s", time.Minute, false},
+			{[]string{s.flag, "0"}, "", 0, true},
+			{[]string{s.flag, "-1s"}, "", 0, true},
+			{[]string{s.flag, "1h"}, "", 0, true},
+			{nil, "often", 0, true},
+		}
+		for _, tc := range cases {
+			getenv := func(k string) string {
+				if k == s.env {
+					return tc.env
+				}
+				return ""
+			}
+			c, err := parseServe(append([]string{"--data", t.TempDir()}, tc.args...), getenv, io.Discard)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), s.what) {
+					t.Errorf("%v %s=%q: %v, want an error naming the %s", tc.args, s.env, tc.env, err, s.what)
+				}
+				continue
+			}
+			if err != nil || s.got(c) != tc.want {
+				t.Errorf("%v %s=%q: %s %v (%v), want %v", tc.args, s.env, tc.env, s.what, s.got(c), err, tc.want)
+			}
+		}
+	}
+}
+
 func TestServeCallLimits(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	cases := []struct {

@@ -17,7 +17,9 @@ import (
 // again that comes back to this page.
 func TestBrowserSessionEndedStopsTheSockets(t *testing.T) {
 	chromium := chromiumPath(t)
-	ts := startServer(t, nil)
+	// Sockets re-check their session every 2 s rather than 30 (the
+	// default), so the page hears of the ending soon.
+	ts := startServer(t, map[string]string{"BEDSIDE_SOCKET_RECHECK": "2s"})
 	visit := visitID(t, bookFirstFree(t, ts))
 	doctor := newBrowser(t, chromium)
 	openConsult(t, ts, doctor, ts.URL, visit)
@@ -35,7 +37,7 @@ func TestBrowserSessionEndedStopsTheSockets(t *testing.T) {
 		t.Fatalf("ending the physician's sessions: %d ended, %v", n, err)
 	}
 
-	// The sockets re-check their session every 30 s.
+	// The sockets re-check their session every 2 s (BEDSIDE_SOCKET_RECHECK).
 	waitJS(t, doctor, "the page says the session ended",
 		`!!document.querySelector('#session-ended[role=alert]') && /session has ended/.test(document.querySelector('#session-ended').textContent)`, 60*time.Second)
 	var opened int

@@ -27,7 +27,9 @@ import (
 // was kept.
 func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 	chromium := chromiumPath(t)
-	ts := startServer(t, nil)
+	// Sockets re-check every 2 s rather than 30: the refusal below comes at
+	// the open socket's next re-check.
+	ts := startServer(t, map[string]string{"BEDSIDE_SOCKET_RECHECK": "2s"})
 	link := bookFirstFree(t, ts)
 	ctx := context.Background()
 	db := testStore(t, ts)
@@ -93,7 +95,7 @@ func TestBrowserBluetoothVitalsTurnedOff(t *testing.T) {
 	}
 	offSaid := `(() => { const o = document.querySelector('#bt-off'); return document.querySelector('#bluetooth').dataset.relay === 'refused' && !o.hidden &&
 	  /not reaching Dr Ada Okafor: vitals from this browser were turned off by the clinic/.test(o.textContent) && /visit and call go on/.test(o.textContent); })()`
-	waitJS(t, b, "the patient is told why", offSaid, 60*time.Second) // the re-check runs every 30 s
+	waitJS(t, b, "the patient is told why", offSaid, 60*time.Second) // the re-check runs every 2 s
 	sockets := `window.__sockets.filter((s) => s.url.includes('/ws/device')).length`
 	var opened int
 	jsEval(t, b, sockets, &opened)

@@ -25,6 +25,7 @@ import (
 	"github.com/bedside-health/bedside/store/postgres"
 	"github.com/bedside-health/bedside/store/sqlite"
 	"github.com/bedside-health/bedside/vitals/live"
+	"github.com/bedside-health/bedside/vitals/monitor"
 	"github.com/bedside-health/bedside/vitals/ward"
 	"github.com/bedside-health/bedside/web"
 )
@@ -53,6 +54,8 @@ type config struct {
 	vitalsFlush    time.Duration // shortest time between two frames to a viewer
 	deviceAck      time.Duration // time between two acks of a streaming device; < 0: at once
 	resumeGrace    time.Duration // how long a call participant whose connection was lost may resume
+	recheck        time.Duration // how often open sockets re-check their session, token or visit
+	bandHold       time.Duration // how long a new NEWS2 band holds before it is announced
 	https          httpsSettings // serving TLS itself: see tls.go
 }
 
@@ -162,6 +165,16 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		resumeGrace = v
 		return nil
 	})
+	recheck := envOr(getenv, "BEDSIDE_SOCKET_RECHECK", "30s")
+	fs.Func("socket-recheck", "how often an open WebSocket re-checks the session, token or visit that opened it; a signed-out session or revoked token closes its sockets within this time (BEDSIDE_SOCKET_RECHECK, default 30s)", func(v string) error {
+		recheck = v
+		return nil
+	})
+	bandHold := envOr(getenv, "BEDSIDE_NEWS2_BAND_HOLD", monitor.DefaultBandHold.String())
+	fs.Func("news2-band-hold", "how long a patient's new NEWS2 band must hold before its alert is raised or a lower band is announced (BEDSIDE_NEWS2_BAND_HOLD, default 30s)", func(v string) error {
+		bandHold = v
+		return nil
+	})
 	finishTLS := tlsFlags(fs, getenv, &c) // tls.go
 	// How the other nodes reach this one: node.go.
 	finishNode := nodeFlags(fs, getenv, &c)
@@ -180,6 +193,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.resumeGrace, err = time.ParseDuration(resumeGrace); err != nil || c.resumeGrace < 0 || c.resumeGrace > 10*time.Minute {
 		return c, fmt.Errorf("serve: resume grace %q: want a duration from 0 to 10m, such as 20s", resumeGrace)
+	}
+	if c.recheck, err = time.ParseDuration(recheck); err != nil || c.recheck <= 0 || c.recheck > 10*time.Minute {
+		return c, fmt.Errorf("serve: socket re-check %q: want a duration above 0 and at most 10m, such as 30s", recheck)
+	}
+	if c.bandHold, err = time.ParseDuration(bandHold); err != nil || c.bandHold <= 0 || c.bandHold > 10*time.Minute {
+		return c, fmt.Errorf("serve: NEWS2 band hold %q: want a duration above 0 and at most 10m, such as 30s", bandHold)
 	}
 	if _, err := parseReminders(c.reminders); err != nil {
 		return c, err
@@ -374,7 +393,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go notifier.Run(ctx, 30*time.Second)
 	// NEWS2 and alerts follow each patient's readings; the ticker lets
 	// inputs go stale and new bands hold.
-	monitors := ward.New(streams, web.NewWardRecords(st), ward.Config{Log: log.With("component", "news2")})
+	monitors := ward.New(streams, web.NewWardRecords(st), ward.Config{
+		Monitor: monitor.Config{BandHold: c.bandHold},
+		Log:     log.With("component", "news2"),
+	})
 	if c.redisURL != "" {
 		// The node that sees a patient's readings leads their NEWS2;
 		// readings and physicians' changes taken on other nodes are
@@ -398,6 +420,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Audit:   &audit.Recorder{Store: st, Log: log.With("component", "audit")},
 		Metrics: reg, MetricsToken: getenv("BEDSIDE_METRICS_TOKEN"),
 		TrustedProxies: c.trustedProxies, Rooms: rooms, Devices: devices,
+		Recheck: c.recheck,
 	})
 
 	srv := &http.Server{
