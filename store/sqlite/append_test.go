@@ -205,3 +205,97 @@ func TestMigrationByMinuteKeepsSamples(t *testing.T) {
 		t.Errorf("after the migration, the sample is %d readings, want %d", len(got), len(want))
 	}
 }
+
+// TestCommitAppendsKeepsEveryValue: a commit's rows share the interface
+// values of what they repeat (patient, device, time of receipt, codes and
+// units), and a reading without flags is bound as NULL; every row must
+// still come back as it was sent, with more distinct codes and units than
+// are kept at once, and a LastSeq too large for a float comes back exact.
+func TestCommitAppendsKeepsEveryValue(t *testing.T) {
+	ctx := context.Background()
+	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
+	t0 := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	received := t0.Add(time.Hour)
+	const devices, perDevice = 6, 40
+	var batch []appendReq
+	want := map[int64][]store.Observation{} // by patient
+	var ids []int64
+	for d := range devices {
+		p, err := db.CreateUser(ctx, store.User{Email: fmt.Sprintf("p%d@example.org", d), Name: "P", Role: store.RolePatient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := db.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: []byte{byte(d)}, UserID: p.ID, Name: "dev"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+		lastSeq := int64(1<<60 + d)
+		var obs []store.Observation
+		for i := range perDevice {
+			o := store.Observation{
+				PatientID:   p.ID,
+				Seq:         lastSeq - perDevice + 1 + int64(i),
+				Code:        fmt.Sprintf("code-%d", (i*7+d)%37),
+				Value:       float64(i) + 0.1*float64(d),
+				Unit:        fmt.Sprintf("unit-%d", (i*5+d)%23),
+				EffectiveAt: t0.Add(time.Duration(i) * time.Second),
+			}
+			if i%3 == 0 {
+				o.ReceivedAt = received.Add(time.Duration(d) * time.Millisecond)
+			}
+			if i%4 == 1 {
+				o.Flags = []string{fmt.Sprintf("flag %d", i), "motion"}
+			}
+			obs = append(obs, o)
+			o.DeviceID = c.ID
+			want[p.ID] = append(want[p.ID], o)
+		}
+		batch = append(batch, appendReq{c.ID, lastSeq, obs})
+	}
+	before := time.Now()
+	each, err := db.commitAppends(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range each {
+		if e != nil {
+			t.Fatalf("call %d: %v", i, e)
+		}
+	}
+	for patient, sent := range want {
+		got, err := db.ObservationsBetween(ctx, patient, t0, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(sent) {
+			t.Fatalf("patient %d: %d readings stored, want %d", patient, len(got), len(sent))
+		}
+		for i, w := range sent {
+			g := got[i]
+			if w.ReceivedAt.IsZero() {
+				if g.ReceivedAt.Before(before.Truncate(time.Millisecond)) || g.ReceivedAt.After(time.Now()) {
+					t.Errorf("patient %d reading %d received at %v, want the commit's time", patient, i, g.ReceivedAt)
+				}
+				w.ReceivedAt = g.ReceivedAt
+			}
+			g.ID = 0
+			if !g.EffectiveAt.Equal(w.EffectiveAt) || !g.ReceivedAt.Equal(w.ReceivedAt) {
+				t.Errorf("patient %d reading %d times %v %v, want %v %v", patient, i, g.EffectiveAt, g.ReceivedAt, w.EffectiveAt, w.ReceivedAt)
+			}
+			g.EffectiveAt, g.ReceivedAt, w.EffectiveAt, w.ReceivedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", w) {
+				t.Errorf("patient %d reading %d stored as\n%+v\nwant\n%+v", patient, i, g, w)
+			}
+		}
+	}
+	for d, id := range ids {
+		c, err := db.CredentialByID(ctx, store.CredentialDevice, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(1<<60 + d); c.LastSeq != want {
+			t.Errorf("device %d LastSeq %d, want %d", id, c.LastSeq, want)
+		}
+	}
+}
