@@ -190,6 +190,7 @@ func (st *appender) end() {
 	clear(st.newMinutes)
 	clear(st.rows)
 	st.rows, st.advanced, st.tx = st.rows[:0], st.advanced[:0], nil
+	st.boxes = boxes{} // hold no caller's strings past their commit
 }
 
 // close releases the prepared statements.
@@ -363,7 +364,7 @@ func (st *appender) flush(ctx context.Context) error {
 // boxes keeps the values a commit's rows repeat (a call's patient and
 // device, the commit's time of receipt, the catalogue's codes and units)
 // as the interface values the statements take, rather than allocating
-// one for each row.
+// one for each row. It is emptied after each commit.
 type boxes struct {
 	patient, device, received lastBox
 	texts                     [16]struct {
