@@ -22,7 +22,12 @@ type Entry struct {
 // dropped once no record refers to it.
 //
 // Both the records and the blocks grow as messages come, so a stream that
-// holds little (an idle patient) costs little.
+// holds little (an idle patient) costs little. While a ring holds less
+// than gatherMax bytes, a new block also takes a copy of the messages it
+// holds, and the older blocks are dropped (a viewer still holding one of
+// their messages keeps that block, unchanged): an idle patient's device
+// event, first reading and NEWS2 score (about 1.1 KB) share one block
+// instead of filling blocks of 256, 512 and 1,024 bytes.
 type ring struct {
 	recs     []rec
 	head, n  int
@@ -54,6 +59,9 @@ const (
 	// blocks for a full history.
 	blockStart = 256
 	blockMax   = 16 << 10
+	// gatherMax is the most a ring holds for a new block to take a copy
+	// of it: copying stays cheap, and only a stream's first messages do.
+	gatherMax = 4 << 10
 	// encodeRoom is what Encode adds to a body, at most.
 	encodeRoom = 64
 )
@@ -120,8 +128,28 @@ func (r *ring) tail(size int) *[]byte {
 	if k := len(r.blocks); k > 0 {
 		next = min(2*cap(r.blocks[k-1]), blockMax)
 	}
+	if r.n > 0 && r.bytes+size <= gatherMax {
+		return r.gather(max(next, r.bytes+size))
+	}
 	r.blocks = append(r.blocks, make([]byte, 0, max(next, size)))
 	return &r.blocks[len(r.blocks)-1]
+}
+
+// gather copies the messages held into a new block of capacity size, the
+// only block left, and returns it. The old blocks are not written again.
+func (r *ring) gather(size int) *[]byte {
+	b := make([]byte, 0, size)
+	blk := r.base + uint32(len(r.blocks))
+	for i := range r.n {
+		e := r.at(i)
+		m := r.msg(e)
+		e.blk, e.pos = blk, int32(len(b))
+		b = append(b, m...)
+	}
+	clear(r.blocks)
+	r.blocks = append(r.blocks[:0], b)
+	r.base = blk
+	return &r.blocks[0]
 }
 
 // record adds the record of a message just written at pos of the newest

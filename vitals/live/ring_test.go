@@ -129,3 +129,37 @@ func TestRingPushAllocatesPerBlockNotPerMessage(t *testing.T) {
 		t.Fatalf("%.3f allocations per message, want one per block (under 0.05)", allocs)
 	}
 }
+
+// TestRingIdlePatientHoldsOneBlock: what an idle patient's stream holds
+// (its device's connection event, one reading and the NEWS2 score that
+// followed it, 1.1 KB encoded) sits in one block about its size, not in
+// blocks of 256, 512 and 1,024 bytes (docs/benchmarks.md, "History,
+// stacks and readers of an idle connection"); the messages handed out
+// before keep their bytes.
+func TestRingIdlePatientHoldsOneBlock(t *testing.T) {
+	r := newRing(2400, 1<<20)
+	bodies := []string{
+		`{"type":"device","event":"connected","device":"Load hub","time":"2026-12-06T11:58:38.239198246Z"}`,
+		`{"type":"reading","code":"8867-4","value":72,"unit":"/min","time":"2026-12-06T11:58:38.239137102Z","device":"Load hub"}`,
+		`{"type":"news2","time":"2026-12-06T11:58:38.245725567Z","score":0,"band":"low","complete":false,"scale":1,"params":[` +
+			strings.Repeat(`{"param":"respiration-rate","score":0,"source":"missing","code":"9279-1"},`, 9) +
+			`{"param":"pulse","score":0,"source":"measured","code":"8867-4"}]}`,
+	}
+	var got [][]byte
+	for i, body := range bodies {
+		got = append(got, r.pushEncoded(1234, int64(i+1), 0, false, []byte(body)))
+	}
+	held := 0
+	for _, b := range r.blocks {
+		held += cap(b)
+	}
+	if len(r.blocks) != 1 || held > r.bytes+encodeRoom {
+		t.Errorf("%d bytes of messages in %d blocks of %d bytes, want one block of at most %d", r.bytes, len(r.blocks), held, r.bytes+encodeRoom)
+	}
+	for i, body := range bodies {
+		want := string(Encode(1234, int64(i+1), []byte(body)))
+		if string(got[i]) != want || string(r.entry(i).Msg) != want {
+			t.Errorf("message %d: handed out %s, held %s, want %s", i+1, got[i], r.entry(i).Msg, want)
+		}
+	}
+}
