@@ -145,7 +145,6 @@ func (h *Hub) lookupAt(patient int64, create bool, now time.Time) (s *stream, ma
 		s = newStream(h, patient)
 		if h.feed == nil {
 			s.epoch, s.loaded = NewEpoch(), true
-			close(s.loadWait)
 		}
 		h.streams[patient] = s
 		made = true

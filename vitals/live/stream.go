@@ -15,8 +15,8 @@ type stream struct {
 	last      int64
 	hist      ring
 	viewers   []*Viewer
-	loaded    bool // with a Feed: the snapshot is applied
-	loadWait  chan struct{}
+	loaded    bool            // with a Feed: the snapshot is applied
+	loadWait  chan struct{}   // closed once loaded; without a Feed, loaded (shared by every such stream)
 	pending   map[int64]Entry // ahead of last+1, waiting for the hole to fill
 	pendEpoch string
 	repairing bool
@@ -25,8 +25,21 @@ type stream struct {
 }
 
 func newStream(h *Hub, patient int64) *stream {
-	return &stream{hub: h, patient: patient, hist: newRing(h.cfg.HistoryMessages, h.cfg.HistoryBytes), loadWait: make(chan struct{})}
+	s := &stream{hub: h, patient: patient, hist: newRing(h.cfg.HistoryMessages, h.cfg.HistoryBytes), loadWait: nothingToLoad}
+	if h.feed != nil {
+		s.loadWait = make(chan struct{})
+	}
+	return s
 }
+
+// nothingToLoad is the loadWait of a stream that has nothing to load (a hub
+// without a Feed): closed from the start, one for all of them, rather
+// than a channel each (96 bytes a patient).
+var nothingToLoad = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // appendLocked adds the entry with offset last+1 and hands it to every
 // viewer, dropping those that fell behind.
