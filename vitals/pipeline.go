@@ -421,7 +421,8 @@ func (c *committer) run() {
 		c.fail(err)
 	}
 	c.mu.Lock()
-	c.armed = false
+	// The fired timer is let go: an idle connection keeps none.
+	c.armed, c.timer = false, nil
 	c.pokeLocked()
 	c.mu.Unlock()
 }
