@@ -133,6 +133,8 @@ func TestServeSocketRecheckAndBandHold(t *testing.T) {
 			{nil, "2s", 2 * time.Second, false},
 			{[]string{s.flag, "1m"}, "2s", time.Minute, false},
 			{[]string{s.flag, "0"}, "", 0, true},
+			{[]string{s.flag, "999ms"}, "", 0, true},
+			{[]string{s.flag, "1s"}, "", time.Second, false},
 			{[]string{s.flag, "-1s"}, "", 0, true},
 			{[]string{s.flag, "1h"}, "", 0, true},
 			{nil, "often", 0, true},

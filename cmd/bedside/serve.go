@@ -166,12 +166,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 		return nil
 	})
 	recheck := envOr(getenv, "BEDSIDE_SOCKET_RECHECK", "30s")
-	fs.Func("socket-recheck", "how often an open WebSocket re-checks the session, token or visit that opened it; a signed-out session or revoked token closes its sockets within this time (BEDSIDE_SOCKET_RECHECK, default 30s)", func(v string) error {
+	fs.Func("socket-recheck", "how often an open WebSocket re-checks the session, token or visit that opened it; a signed-out session or revoked token closes its sockets within this time (BEDSIDE_SOCKET_RECHECK, 1s to 10m, default 30s)", func(v string) error {
 		recheck = v
 		return nil
 	})
 	bandHold := envOr(getenv, "BEDSIDE_NEWS2_BAND_HOLD", monitor.DefaultBandHold.String())
-	fs.Func("news2-band-hold", "how long a patient's new NEWS2 band must hold before its alert is raised or a lower band is announced (BEDSIDE_NEWS2_BAND_HOLD, default 30s)", func(v string) error {
+	fs.Func("news2-band-hold", "how long a patient's new NEWS2 band must hold before its alert is raised or a lower band is announced (BEDSIDE_NEWS2_BAND_HOLD, 1s to 10m, default 30s)", func(v string) error {
 		bandHold = v
 		return nil
 	})
@@ -194,11 +194,13 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.resumeGrace, err = time.ParseDuration(resumeGrace); err != nil || c.resumeGrace < 0 || c.resumeGrace > 10*time.Minute {
 		return c, fmt.Errorf("serve: resume grace %q: want a duration from 0 to 10m, such as 20s", resumeGrace)
 	}
-	if c.recheck, err = time.ParseDuration(recheck); err != nil || c.recheck <= 0 || c.recheck > 10*time.Minute {
-		return c, fmt.Errorf("serve: socket re-check %q: want a duration above 0 and at most 10m, such as 30s", recheck)
+	if c.recheck, err = time.ParseDuration(recheck); err != nil || c.recheck < time.Second || c.recheck > 10*time.Minute {
+		return c, fmt.Errorf("serve: socket re-check %q: want a duration from 1s to 10m, such as 30s", recheck)
 	}
-	if c.bandHold, err = time.ParseDuration(bandHold); err != nil || c.bandHold <= 0 || c.bandHold > 10*time.Minute {
-		return c, fmt.Errorf("serve: NEWS2 band hold %q: want a duration above 0 and at most 10m, such as 30s", bandHold)
+	if c.bandHold, err = time.ParseDuration(bandHold); err != nil || c.bandHold < time.Second || c.bandHold > 10*time.Minute {
+		// The ward looks at its patients' bands once a second: a shorter
+		// hold would not be kept.
+		return c, fmt.Errorf("serve: NEWS2 band hold %q: want a duration from 1s to 10m, such as 30s", bandHold)
 	}
 	if _, err := parseReminders(c.reminders); err != nil {
 		return c, err
