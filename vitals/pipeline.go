@@ -235,12 +235,13 @@ type acceptScratch struct {
 
 var acceptPool = sync.Pool{New: func() any { return new(acceptScratch) }}
 
-// progress is the highest sequence Accept has handled and the highest
-// Commit has stored (and so acked, or is about to).
-func (in *Ingester) progress() (accepted, stored int64) {
+// progress is the highest sequence Accept has handled, the highest
+// Commit has stored (and so acked, or is about to), and Err: what the read
+// loop needs after each frame, read under one lock.
+func (in *Ingester) progress() (accepted, stored int64, err error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return max(in.accepted, in.dev.LastSeq), in.dev.LastSeq
+	return max(in.accepted, in.dev.LastSeq), in.dev.LastSeq, in.err
 }
 
 // Uncommitted reports whether Accept has handled messages that Commit has
@@ -324,22 +325,43 @@ type committer struct {
 	probing bool // the scheduled commit is a probe's
 	closed  bool
 	timer   *time.Timer
-	last    time.Time // when the last commit began
+	last    tick // when the last commit began
 	running sync.WaitGroup
 
 	// What the device's sending shows, updated on each arrival (poke).
 	seen     int64            // the highest sequence accepted at the last arrival
-	arrived  time.Time        // the last arrival
+	arrived  tick             // the last arrival
 	gaps     [2]time.Duration // the last two times between arrivals
-	streamed time.Time        // the last arrival ahead of an ack
-	probed   time.Time        // the last probe
+	streamed tick             // the last arrival ahead of an ack
+	probed   tick             // the last probe
 }
 
-// poke tells the committer that the device's frame has been accepted, and
-// schedules a commit of what is staged, unless one is scheduled.
-func (c *committer) poke() {
-	now := time.Now()
-	accepted, stored := c.ing.progress()
+// tick is a reading of the monotonic clock (tickNow), 0 for never. The
+// committer reads the clock on every frame a device sends, and a read of
+// the monotonic clock alone costs about half of time.Now's (which reads
+// the wall clock too) on a virtual machine; only a commit's slot, found
+// once a commit, needs the wall clock.
+type tick time.Duration
+
+// tickBase is where ticks count from.
+var tickBase = time.Now()
+
+// tickNow reads the monotonic clock; never 0.
+func tickNow() tick { return tick(time.Since(tickBase)) + 1 }
+
+// since is the time from t to now; a very long time if t is never.
+func (t tick) since(now tick) time.Duration {
+	if t == 0 {
+		return 1<<63 - 1
+	}
+	return time.Duration(now - t)
+}
+
+// poke tells the committer that the device's frame has been accepted
+// (accepted and stored are the Ingester's progress), and schedules a
+// commit of what is staged, unless one is scheduled.
+func (c *committer) poke(accepted, stored int64) {
+	now := tickNow()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen > stored {
@@ -348,11 +370,11 @@ func (c *committer) poke() {
 		c.streamed = now
 		if c.armed && c.probing && c.timer.Stop() {
 			c.probing = false
-			c.timer.Reset(c.slotWait(now))
+			c.timer.Reset(c.slotWait())
 		}
 	}
-	if !c.arrived.IsZero() {
-		c.gaps[0], c.gaps[1] = c.gaps[1], now.Sub(c.arrived)
+	if c.arrived != 0 {
+		c.gaps[0], c.gaps[1] = c.gaps[1], c.arrived.since(now)
 	}
 	c.arrived, c.seen = now, accepted
 	c.pokeLocked()
@@ -364,7 +386,7 @@ func (c *committer) pokeLocked() {
 	}
 	c.armed = true
 	c.running.Add(1)
-	c.timer = time.AfterFunc(c.wait(time.Now()), c.run)
+	c.timer = time.AfterFunc(c.wait(tickNow()), c.run)
 }
 
 // commitSlots spreads the devices' commits over the interval: a device
@@ -382,26 +404,26 @@ const commitSlots = 10
 // otherwise until the device's next slot on the clock, so the commits of
 // the streaming devices of a slot reach the store together and share
 // their transactions.
-func (c *committer) wait(now time.Time) time.Duration {
-	if c.every <= 0 || now.Sub(c.last) >= c.every {
+func (c *committer) wait(now tick) time.Duration {
+	if c.every <= 0 || c.last.since(now) >= c.every {
 		return 0
 	}
-	slot := c.slotWait(now)
-	if now.Sub(c.streamed) < c.every {
+	slot := c.slotWait()
+	if c.streamed.since(now) < c.every {
 		return slot
 	}
 	gap := max(c.gaps[0], c.gaps[1])
-	if gap <= 0 || now.Sub(c.probed) < c.every {
+	if gap <= 0 || c.probed.since(now) < c.every {
 		return 0
 	}
 	c.probed, c.probing = now, true
 	return min(slot, 2*gap)
 }
 
-// slotWait is the time from now to the device's next slot.
-func (c *committer) slotWait(now time.Time) time.Duration {
+// slotWait is the time to the device's next slot, on the wall clock.
+func (c *committer) slotWait() time.Duration {
 	phase := int64(c.every) / commitSlots * (c.ing.dev.ID % commitSlots)
-	into := (now.UnixNano() - phase) % int64(c.every)
+	into := (time.Now().UnixNano() - phase) % int64(c.every)
 	if into < 0 {
 		into += int64(c.every)
 	}
@@ -411,7 +433,7 @@ func (c *committer) slotWait(now time.Time) time.Duration {
 func (c *committer) run() {
 	defer c.running.Done()
 	c.mu.Lock()
-	c.last, c.probing = time.Now(), false
+	c.last, c.probing = tickNow(), false
 	c.mu.Unlock()
 	replies, err := c.ing.Commit(c.ctx)
 	for _, r := range replies {

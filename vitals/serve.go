@@ -74,7 +74,8 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 				return fmt.Errorf("send reply: %w", err)
 			}
 		}
-		if herr := ing.Err(); herr != nil {
+		accepted, stored, herr := ing.progress()
+		if herr != nil {
 			if errors.Is(herr, ErrStore) {
 				return herr // the commit has closed the connection
 			}
@@ -82,6 +83,6 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 			conn.CloseWith(websocket.CloseTryAgainLater, "sequence gap too large; resend from the last ack")
 			return herr
 		}
-		c.poke()
+		c.poke(accepted, stored)
 	}
 }
