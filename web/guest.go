@@ -250,7 +250,7 @@ func (s *server) handleGuestWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	s.Audit.Success(r.Context(), guestWho(r, l), audit.ActionRead, a.PatientID, guestResource(l))
-	conn := wsconn.New(ws, wsconn.Options{Rate: s.CallRate.limiter(defaultCallRate)})
+	conn := wsconn.New(ws, wsconn.Options{Rate: s.CallRate.socketRate(defaultCallRate)})
 	defer conn.Close()
 	s.metrics.sockets.Add(1, "call")
 	defer s.metrics.sockets.Add(-1, "call")

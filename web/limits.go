@@ -1,6 +1,10 @@
 package web
 
-import "golang.org/x/time/rate"
+import (
+	"golang.org/x/time/rate"
+
+	"github.com/bedside-health/bedside/wsconn"
+)
 
 // MessageRate bounds how fast one sender's WebSocket messages may come: a
 // steady PerSecond with bursts of up to Burst. Zero fields take the default
@@ -22,11 +26,24 @@ var (
 
 // limiter returns a token bucket for r, with def's values where r has none.
 func (r MessageRate) limiter(def MessageRate) *rate.Limiter {
+	r = r.or(def)
+	return rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)
+}
+
+// socketRate is limiter for a socket's every message read (wsconn.Rate,
+// cheaper per message).
+func (r MessageRate) socketRate(def MessageRate) *wsconn.Rate {
+	r = r.or(def)
+	return wsconn.NewRate(r.PerSecond, r.Burst)
+}
+
+// or is r with def's values where r has none.
+func (r MessageRate) or(def MessageRate) MessageRate {
 	if r.PerSecond <= 0 {
 		r.PerSecond = def.PerSecond
 	}
 	if r.Burst <= 0 {
 		r.Burst = def.Burst
 	}
-	return rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)
+	return r
 }

@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
 
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/signaling"
@@ -94,7 +93,7 @@ func (s *server) handleCallWS(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return // the upgrader has answered
 	}
-	conn := wsconn.New(ws, wsconn.Options{Rate: s.CallRate.limiter(defaultCallRate)})
+	conn := wsconn.New(ws, wsconn.Options{Rate: s.CallRate.socketRate(defaultCallRate)})
 	defer conn.Close()
 	s.metrics.sockets.Add(1, "call")
 	defer s.metrics.sockets.Add(-1, "call")
@@ -160,7 +159,7 @@ type deviceRegistry struct {
 	conns map[int64]*deviceConn
 	// rates holds each device's message budget across reconnections, so
 	// reconnecting does not refill it. One small entry per device seen.
-	rates map[int64]*rate.Limiter
+	rates map[int64]*wsconn.Rate
 }
 
 type deviceConn struct {
@@ -169,16 +168,16 @@ type deviceConn struct {
 }
 
 func newDeviceRegistry() *deviceRegistry {
-	return &deviceRegistry{conns: make(map[int64]*deviceConn), rates: make(map[int64]*rate.Limiter)}
+	return &deviceRegistry{conns: make(map[int64]*deviceConn), rates: make(map[int64]*wsconn.Rate)}
 }
 
 // rate returns device id's message budget, made from r on first use.
-func (d *deviceRegistry) rate(id int64, r MessageRate) *rate.Limiter {
+func (d *deviceRegistry) rate(id int64, r MessageRate) *wsconn.Rate {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	lim := d.rates[id]
 	if lim == nil {
-		lim = r.limiter(defaultDeviceRate)
+		lim = r.socketRate(defaultDeviceRate)
 		d.rates[id] = lim
 	}
 	return lim

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
 )
 
 // ErrSlow reports that a connection's send queue was full; the connection is
@@ -29,7 +28,7 @@ var ErrTooFast = errors.New("too many messages")
 // Options tune a connection. Zero values take the defaults.
 type Options struct {
 	ReadLimit    int64         // largest accepted message in bytes (default 64 KiB)
-	Rate         *rate.Limiter // messages read beyond it give ErrTooFast; nil: no limit. It may be shared, to limit a sender across its connections
+	Rate         *Rate         // messages read beyond it give ErrTooFast; nil: no limit. It may be shared, to limit a sender across its connections
 	QueueLen     int           // outgoing messages buffered (default 256)
 	WriteTimeout time.Duration // deadline per write (default 10s)
 	PingInterval time.Duration // keepalive ping period (default 25s); pong wait is 2.5x
@@ -98,6 +97,12 @@ func (c *Conn) sendPing() {
 // enqueue queues m and starts the writer if none runs. A full queue closes
 // the connection with ErrSlow; control messages may go past the limit.
 func (c *Conn) enqueue(m outMsg, control bool) error {
+	return c.enqueueOn(m, control, false)
+}
+
+// enqueueOn is enqueue; with here, a writer it starts runs on the calling
+// goroutine, which returns once the queue is empty.
+func (c *Conn) enqueueOn(m outMsg, control, here bool) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -112,7 +117,10 @@ func (c *Conn) enqueue(m outMsg, control bool) error {
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	if start {
+	switch {
+	case start && here:
+		c.writeLoop()
+	case start:
 		go c.writeLoop()
 	}
 	return nil
@@ -175,6 +183,15 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // connection is closed with ErrSlow.
 func (c *Conn) Send(data []byte) error {
 	return c.enqueue(outMsg{websocket.TextMessage, data}, false)
+}
+
+// SendHere is Send for a caller that may wait for the write (up to the
+// write timeout): when no writer runs, the calling goroutine writes the
+// message, and whatever is queued meanwhile, instead of starting a writer
+// goroutine (its creation and the wake-up of a thread to run it, on every
+// message of a caller that sends from a goroutine of its own anyway).
+func (c *Conn) SendHere(data []byte) error {
+	return c.enqueueOn(outMsg{websocket.TextMessage, data}, false, true)
 }
 
 // CloseWith sends a close frame with the given code and reason, after what
@@ -261,7 +278,7 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 // checkRead applies the rate to a message read, and closes the
 // connection after an error reading one.
 func (c *Conn) checkRead(err error) error {
-	if err == nil && c.opts.Rate != nil && !c.opts.Rate.AllowN(now(), 1) {
+	if err == nil && c.opts.Rate != nil && !c.opts.Rate.allow(clockNanos()) {
 		return ErrTooFast
 	}
 	if err != nil {
@@ -278,15 +295,14 @@ func (c *Conn) checkRead(err error) error {
 	return err
 }
 
-// clockBase is where now counts from.
+// clockBase is where clockNanos counts from.
 var clockBase = time.Now()
 
-// now is the time for the rate, read from the monotonic clock alone: a
-// rate.Limiter only measures the time between messages, and time.Now,
-// which Allow reads, reads the wall clock too, for some 200 ns a message
-// on a virtual machine. Its wall reading is clockBase's plus the time
-// elapsed since; time.Time compares and subtracts by the monotonic one.
-func now() time.Time { return clockBase.Add(time.Since(clockBase)) }
+// clockNanos is the time for the rate, read from the monotonic clock
+// alone: a Rate only measures the time between messages, and time.Now
+// reads the wall clock too, for some 200 ns a message on a virtual
+// machine. It never goes back, and is 1 or more.
+func clockNanos() int64 { return int64(time.Since(clockBase)) + 1 }
 
 // Close closes the connection at once.
 func (c *Conn) Close() error {

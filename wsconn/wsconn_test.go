@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
 )
 
 // serve runs handle on the server side of one real WebSocket and returns the
@@ -118,7 +117,7 @@ func TestCloseWithSendsReason(t *testing.T) {
 // connection still open (the reply arrives), and the bucket is shared by
 // every connection given it.
 func TestRateRefusesMessagesBeyondIt(t *testing.T) {
-	lim := rate.NewLimiter(0, 3)
+	lim := NewRate(0, 3)
 	got := make(chan string, 8)
 	ws := serve(t, Options{Rate: lim}, func(c *Conn) {
 		for {
@@ -210,16 +209,39 @@ func TestReadLentReadsEachMessage(t *testing.T) {
 // TestRateClockKeepsTime: the clock the rate is read with never goes
 // back, and measures the time between two messages as time.Now does.
 func TestRateClockKeepsTime(t *testing.T) {
-	a, wallA := now(), time.Now()
+	a, wallA := clockNanos(), time.Now()
 	<-time.After(100 * time.Millisecond)
-	b, wallB := now(), time.Now()
-	if b.Before(a) {
-		t.Fatalf("the rate's clock went back from %v to %v", a, b)
+	b, wallB := clockNanos(), time.Now()
+	if a < 1 || b < a {
+		t.Fatalf("the rate's clock read %d, then %d", a, b)
 	}
-	if d, want := b.Sub(a), wallB.Sub(wallA); d < 100*time.Millisecond || d-want > 50*time.Millisecond || want-d > 50*time.Millisecond {
+	if d, want := time.Duration(b-a), wallB.Sub(wallA); d < 100*time.Millisecond || d-want > 50*time.Millisecond || want-d > 50*time.Millisecond {
 		t.Fatalf("the rate's clock measured %v between two reads, time.Now %v", d, want)
 	}
-	if d := b.Sub(wallB); d > time.Second || d < -time.Second {
-		t.Fatalf("the rate's clock is %v from time.Now", d)
+}
+
+// TestSendHereWritesBeforeReturning: with no writer running, SendHere has
+// written the message when it returns (no writer is left running and
+// nothing is queued), and messages sent around it arrive in order, one
+// sent while a writer runs queued behind it.
+func TestSendHereWritesBeforeReturning(t *testing.T) {
+	idle := make(chan string, 1)
+	ws := serve(t, Options{}, func(c *Conn) {
+		_ = c.SendHere([]byte("a")) // a new connection has no writer running
+		c.mu.Lock()
+		idle <- fmt.Sprintf("writing %v, queued %d", c.writing, len(c.q))
+		c.mu.Unlock()
+		_ = c.Send([]byte("b"))
+		_ = c.SendHere([]byte("c"))
+		_ = c.Send([]byte("d"))
+		_, _, _ = c.Read(context.Background())
+	})
+	for _, want := range []string{"a", "b", "c", "d"} {
+		if _, b, err := ws.ReadMessage(); err != nil || string(b) != want {
+			t.Fatalf("read %q, %v; want %q", b, err, want)
+		}
+	}
+	if got := <-idle; got != "writing false, queued 0" {
+		t.Fatalf("after SendHere returned: %s, want writing false, queued 0", got)
 	}
 }
