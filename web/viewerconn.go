@@ -246,9 +246,15 @@ func (c *viewerConn) tryQueued() bool {
 	if now-c.last < c.flush {
 		return false
 	}
+	// Two receives that do not wait, not one select over both: each is a
+	// look at its channel without taking its lock, where a select locks
+	// both channels, on every message.
 	select {
 	case <-c.v.FellBehind():
 		return false
+	default:
+	}
+	select {
 	case <-c.done:
 		return true // writing stays set: nothing more is written
 	default:
