@@ -29,9 +29,21 @@ type Config struct {
 	// is how long publishing stays on this node after the feed failed
 	// before trying it again (default 1 s).
 	FeedTimeout, FeedRetry time.Duration
-	// Now is the clock (time.Now by default).
+	// Now is the clock (by default the wall clock as of the hub's start
+	// plus the monotonic time since, monoClock).
 	Now func() time.Time
 }
+
+// monoBase is where monoClock counts from.
+var monoBase = time.Now()
+
+// monoClock is the hub's default clock: monoBase's wall time plus the
+// monotonic time elapsed since. Publish reads the clock once a message,
+// for the times its history and idle streams are measured by, all of them
+// spans between two readings of this node's clock; and on a virtual
+// machine time.Now, which reads the wall clock and the monotonic one,
+// costs about twice a read of the monotonic clock alone.
+func monoClock() time.Time { return monoBase.Add(time.Since(monoBase)) }
 
 func (c *Config) defaults() {
 	if c.HistoryMessages <= 0 {
@@ -56,7 +68,7 @@ func (c *Config) defaults() {
 		c.FeedRetry = time.Second
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = monoClock
 	}
 }
 
