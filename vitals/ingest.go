@@ -106,7 +106,7 @@ type Ingester struct {
 	pub          Publisher
 	obs          Observer
 	dev          Device
-	pending      map[int64]held
+	pending      map[int64]held // nil while none is held: looked at on every message
 	pendingBytes int
 	err          error
 	// Used by Accept and Commit, which may run on two goroutines: mu
@@ -123,7 +123,7 @@ type Ingester struct {
 // NewIngester returns an Ingester for dev that continues after dev.LastSeq,
 // which must be the sequence the Sink last stored for the device.
 func NewIngester(sink Sink, pub Publisher, dev Device) *Ingester {
-	return &Ingester{sink: sink, pub: pub, dev: dev, pending: make(map[int64]held), now: time.Now, ackEvery: DefaultAckInterval}
+	return &Ingester{sink: sink, pub: pub, dev: dev, now: time.Now, ackEvery: DefaultAckInterval}
 }
 
 // WithClock makes the Ingester read the time from now (the server's clock,

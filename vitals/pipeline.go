@@ -117,6 +117,9 @@ func (in *Ingester) hold(seq int64, h *held) [][]byte {
 		in.err = fmt.Errorf("%w: seq %d after %d", ErrGap, seq, in.accepted)
 		return [][]byte{errorReply(msg, 0)}
 	}
+	if in.pending == nil {
+		in.pending = make(map[int64]held)
+	}
 	if _, dup := in.pending[seq]; !dup {
 		in.pending[seq] = h.clone()
 		in.pendingBytes += h.size()
@@ -135,7 +138,8 @@ func (in *Ingester) acceptRun(ctx context.Context, h *held) (replies [][]byte) {
 	var received time.Time
 	sc := acceptPool.Get().(*acceptScratch)
 	replies = in.acceptOne(ctx, start, h, sc, &received, replies)
-	if _, ok := in.pending[start+1]; ok {
+	// Nothing held is the usual case: then not even a look into the map.
+	if in.pending != nil {
 		replies = in.acceptHeld(ctx, sc, &received, replies)
 	}
 	acceptPool.Put(sc)
@@ -151,6 +155,9 @@ func (in *Ingester) acceptHeld(ctx context.Context, sc *acceptScratch, received 
 		seq := in.accepted + 1
 		h, ok := in.pending[seq]
 		if !ok {
+			if len(in.pending) == 0 {
+				in.pending = nil
+			}
 			return replies
 		}
 		in.pendingBytes -= h.size()
