@@ -17,6 +17,7 @@ import (
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals"
+	"github.com/bedside-health/bedside/vitals/live"
 	"github.com/bedside-health/bedside/wsconn"
 )
 
@@ -80,7 +81,8 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		end()
 		return
 	}
-	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, livePublisher{s.Live}, vitals.Device{
+	pub := livePublisher{live: s.Live, patient: cred.UserID, src: s.Live.Source(cred.UserID)}
+	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, pub, vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	}).WithClock(s.Now)
 	if s.DeviceAckInterval != 0 {
@@ -142,11 +144,19 @@ func (d deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, reading
 	return d.st.AppendObservations(ctx, deviceID, lastSeq, obs)
 }
 
-// livePublisher adds a device's live messages to its patient's stream.
-type livePublisher struct{ live LiveStreams }
+// livePublisher adds a device's live messages to its patient's stream,
+// through the connection's Source of that stream.
+type livePublisher struct {
+	live    LiveStreams
+	patient int64
+	src     *live.Source // the patient's
+}
 
 func (p livePublisher) Publish(ctx context.Context, patientID int64, msg []byte) error {
-	return p.live.Publish(ctx, patientID, msg)
+	if patientID != p.patient {
+		return p.live.Publish(ctx, patientID, msg)
+	}
+	return p.src.Publish(ctx, msg)
 }
 
 // deviceEvent records a device connecting or disconnecting, for the

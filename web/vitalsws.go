@@ -19,6 +19,8 @@ import (
 // to them, viewer sockets subscribe.
 type LiveStreams interface {
 	Publish(ctx context.Context, patientID int64, body []byte) error
+	// Source is a device connection's way into its patient's stream.
+	Source(patientID int64) *live.Source
 	NewViewer() *live.Viewer
 	Subscribe(ctx context.Context, v *live.Viewer, patientID int64, from live.Position, appointment int64) error
 	Unsubscribe(v *live.Viewer, patientID int64)

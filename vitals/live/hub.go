@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -107,7 +108,7 @@ type Hub struct {
 	streams   map[int64]*stream
 	diverged  map[int64]bool // with a Feed: published here while it failed
 	feedDown  time.Time      // until when publishing skips the feed
-	lastSweep time.Time
+	lastSweep atomic.Int64   // Unix nanoseconds of the last sweep; written under mu
 }
 
 // NewHub returns an in-process hub; SetFeed shares it between nodes.
@@ -167,10 +168,10 @@ func (h *Hub) lookupAt(patient int64, create bool, now time.Time) (s *stream, ma
 // sweepLocked drops in-process streams idle past IdleExpiry, at most once
 // a minute.
 func (h *Hub) sweepLocked(now time.Time) {
-	if now.Sub(h.lastSweep) < time.Minute {
+	if !h.sweepDue(now) {
 		return
 	}
-	h.lastSweep = now
+	h.lastSweep.Store(now.UnixNano())
 	cut := now.Add(-h.cfg.IdleExpiry).UnixMilli()
 	for id, s := range h.streams {
 		s.mu.Lock()
@@ -179,6 +180,52 @@ func (h *Hub) sweepLocked(now time.Time) {
 			delete(h.streams, id)
 		}
 		s.mu.Unlock()
+	}
+}
+
+// sweepDue reports whether a minute has passed since the last sweep.
+func (h *Hub) sweepDue(now time.Time) bool {
+	return now.UnixNano()-h.lastSweep.Load() >= int64(time.Minute)
+}
+
+// Source is one publisher's way into a patient's stream, such as a
+// device connection's: it keeps the stream it publishes to, so that its
+// messages skip the hub's lock and map of streams, which every device's
+// messages would otherwise share. It is safe for concurrent use.
+type Source struct {
+	h       *Hub
+	patient int64
+	s       atomic.Pointer[stream] // nil until the first message, or once dropped
+}
+
+// Source returns a Source of the patient's stream.
+func (h *Hub) Source(patient int64) *Source { return &Source{h: h, patient: patient} }
+
+// Publish is Hub.Publish to the source's patient.
+func (src *Source) Publish(ctx context.Context, body []byte) error {
+	h := src.h
+	if h.feed != nil {
+		return h.Publish(ctx, src.patient, body)
+	}
+	now := h.cfg.Now()
+	if h.sweepDue(now) {
+		h.mu.Lock()
+		h.sweepLocked(now)
+		h.mu.Unlock()
+	}
+	bulky := isBulky(body)
+	for {
+		s := src.s.Load()
+		if s == nil {
+			s, _ = h.lookupAt(src.patient, true, now)
+			src.s.Store(s)
+		}
+		if s.publishLocal(body, bulky, now.UnixMilli()) {
+			return nil
+		}
+		// Dropped by a sweep since (idle, no viewer): the hub makes
+		// the patient a new stream.
+		src.s.CompareAndSwap(s, nil)
 	}
 }
 
@@ -192,9 +239,11 @@ func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 	bulky := isBulky(body)
 	if h.feed == nil {
 		now := h.cfg.Now()
-		s, _ := h.lookupAt(patient, true, now)
-		s.publishLocal(body, bulky, now.UnixMilli())
-		return nil
+		for { // again if a sweep drops the stream meanwhile
+			if s, _ := h.lookupAt(patient, true, now); s.publishLocal(body, bulky, now.UnixMilli()) {
+				return nil
+			}
+		}
 	}
 	h.mu.Lock()
 	skip := h.cfg.Now().Before(h.feedDown) || h.diverged[patient]

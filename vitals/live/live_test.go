@@ -357,3 +357,64 @@ func TestMonoClockKeepsTime(t *testing.T) {
 		t.Fatalf("the hub's clock is %d ms from time.Now", d)
 	}
 }
+
+// TestSourcePublishesToItsPatient: a Source's messages take the
+// patient's next offsets, shared with Hub.Publish, and reach its viewers
+// in order.
+func TestSourcePublishesToItsPatient(t *testing.T) {
+	h, _ := newTestHub(Config{})
+	v := h.NewViewer()
+	subscribe(t, h, v, 1, Position{})
+	src := h.Source(1)
+	for i := range 3 {
+		if err := src.Publish(context.Background(), reading(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, h, 1, reading(3))
+	if err := src.Publish(context.Background(), reading(4)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, h, 2, reading(5)) // another patient's stream
+	got := v.Take(nil, 0)
+	if len(got) != 6 { // the stream message, then five readings
+		t.Fatalf("viewer got %d messages, want 6: %q", len(got), got)
+	}
+	for i, m := range got[1:] {
+		if d := decode(t, m); d.Offset != int64(i+1) || d.Patient != 1 {
+			t.Fatalf("message %d: patient %d offset %d, want patient 1 offset %d", i+1, d.Patient, d.Offset, i+1)
+		}
+	}
+}
+
+// TestSourceFollowsAnExpiredStream: once its patient's stream expired
+// (dropped by a sweep its own message makes, or another's), a Source
+// publishes to the patient's new stream, with its new epoch.
+func TestSourceFollowsAnExpiredStream(t *testing.T) {
+	for _, sweptByOther := range []bool{false, true} {
+		h, clk := newTestHub(Config{IdleExpiry: time.Minute})
+		src := h.Source(1)
+		if err := src.Publish(context.Background(), reading(1)); err != nil {
+			t.Fatal(err)
+		}
+		old, _ := h.Position(1)
+		clk.t = clk.t.Add(2 * time.Minute)
+		if sweptByOther {
+			if epoch, _ := h.Position(1); epoch != "" {
+				t.Fatalf("the idle stream was not dropped: epoch %q", epoch)
+			}
+		}
+		if err := src.Publish(context.Background(), reading(2)); err != nil {
+			t.Fatal(err)
+		}
+		epoch, last := h.Position(1)
+		if epoch == "" || epoch == old || last != 1 {
+			t.Fatalf("swept by another %v: after expiry epoch %q (was %q), last %d; want a new epoch from 1", sweptByOther, epoch, old, last)
+		}
+		v := h.NewViewer()
+		subscribe(t, h, v, 1, Position{})
+		if got := v.Take(nil, 0); len(got) != 2 || decode(t, got[0]).Offset != 1 {
+			t.Fatalf("swept by another %v: a new viewer got %q, want the reading at offset 1 and the stream message", sweptByOther, got)
+		}
+	}
+}

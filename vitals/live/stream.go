@@ -62,13 +62,20 @@ func (s *stream) fanOutLocked(msg []byte) {
 	}
 }
 
-// publishLocal assigns the next offset and appends body.
-func (s *stream) publishLocal(body []byte, bulky bool, now int64) {
+// publishLocal assigns the next offset and appends body; false, and
+// nothing done, if the stream was dropped from its hub (only a Source
+// holds on to one past that).
+func (s *stream) publishLocal(body []byte, bulky bool, now int64) bool {
 	s.mu.Lock()
+	if s.dead && s.hub.feed == nil {
+		s.mu.Unlock()
+		return false
+	}
 	s.last++
 	s.touched = now
 	s.fanOutLocked(s.hist.pushEncoded(s.patient, s.last, now, bulky, body))
 	s.mu.Unlock()
+	return true
 }
 
 // restartLocked starts epoch at offset 0. Viewers are told what of the old
