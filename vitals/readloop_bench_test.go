@@ -37,7 +37,7 @@ func BenchmarkReadLoop(b *testing.B) {
 		if err := hub.Subscribe(ctx, v, int64(i+1), live.Position{}, 0); err != nil {
 			b.Fatal(err)
 		}
-		in := NewIngester(sink, hub, Device{ID: int64(i + 1), PatientID: int64(i + 1), Name: "hub"})
+		in := NewIngester(sink, publisherFor(hub, int64(i+1)), Device{ID: int64(i + 1), PatientID: int64(i + 1), Name: "hub"})
 		devs[i] = device{in: in, c: &committer{ing: in, every: DefaultAckInterval, ctx: ctx,
 			send: func([]byte) error { return nil }, fail: func(error) {}}}
 	}
@@ -74,3 +74,13 @@ func afterFrame(c *committer, in *Ingester) {
 	accepted, stored, _ := in.progress()
 	c.poke(accepted, stored)
 }
+
+// sourcePub publishes through a live.Source, as a device connection does.
+type sourcePub struct{ src *live.Source }
+
+func (p sourcePub) Publish(ctx context.Context, _ int64, msg []byte) error {
+	return p.src.Publish(ctx, msg)
+}
+
+// publisherFor is the Publisher of a device connection for the patient.
+func publisherFor(hub *live.Hub, patient int64) Publisher { return sourcePub{hub.Source(patient)} }
