@@ -101,6 +101,12 @@ func appendJSONFloat(b []byte, f float64) ([]byte, error) {
 		return nil, &json.UnsupportedValueError{Str: strconv.FormatFloat(f, 'g', -1, 64)}
 	}
 	abs := math.Abs(f)
+	if abs < 1<<53 && f == math.Trunc(f) && (f != 0 || !math.Signbit(f)) {
+		// A whole number (most readings, a waveform's origin and period)
+		// has the digits AppendFloat's 'f' format gives it, found without
+		// its shortest-decimal search.
+		return strconv.AppendInt(b, int64(f), 10), nil
+	}
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'

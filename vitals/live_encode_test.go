@@ -28,7 +28,7 @@ func checkLiveEncoding(t *testing.T, r LiveReading, w LiveWaveform) {
 func TestLiveEncodingMatchesJSON(t *testing.T) {
 	at := time.Date(2026, 12, 5, 20, 1, 2, 345678901, time.UTC)
 	for _, s := range []string{"", "8867-4", "/min", "mm[Hg]", `a "quoted" \ name`, "<b>&", "Pulsoxímetro", "tab\there", "\u2028", "\xff"} {
-		for _, v := range []float64{0, 72, -0.5, 36.65, 1e-7, 1.5e-6, 1e21, 123456789012345678901234.0, math.SmallestNonzeroFloat64, math.MaxFloat64, math.NaN(), math.Inf(1)} {
+		for _, v := range []float64{0, math.Copysign(0, -1), 72, -72, 4, 1e15, 1 << 53, 1<<53 - 1, -(1<<53 - 1), 1<<53 + 2, 1e20, -0.5, 36.65, 1e-7, 1.5e-6, 1e21, 123456789012345678901234.0, math.SmallestNonzeroFloat64, math.MaxFloat64, math.NaN(), math.Inf(1)} {
 			checkLiveEncoding(t,
 				LiveReading{Type: "reading", Code: s, Value: v, Unit: s, Time: at, Device: s, Relay: s, Flags: []string{s, "motion"}},
 				LiveWaveform{Type: "waveform", Code: s, Origin: v, Factor: 0.001, Period: 4, Unit: s,
