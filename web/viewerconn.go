@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -61,7 +62,11 @@ type viewerConn struct {
 	readEnd chan struct{} // closed when the reader returns
 	closeRq chan closeRequest
 	once    sync.Once
-	ping    *time.Timer
+	// flags are closeAsked and ended: what the first writing round
+	// checks on every message, without a look at the channels that say
+	// the same (a cache line each).
+	flags atomic.Uint32
+	ping  *time.Timer
 
 	mu      sync.Mutex
 	writing bool          // a writer goroutine runs
@@ -77,6 +82,12 @@ var monoBase = time.Now()
 // of a clock costs a few hundred nanoseconds, and time.Now reads two
 // (wall and monotonic), where the flush interval needs only elapsed time.
 func monoNow() time.Duration { return time.Since(monoBase) }
+
+// viewerConn.flags.
+const (
+	closeAsked = 1 << iota // a close request is queued in closeRq
+	ended                  // done is closed
+)
 
 type closeRequest struct {
 	code   int
@@ -128,6 +139,7 @@ func (c *viewerConn) Done() <-chan struct{} { return c.done }
 func (c *viewerConn) CloseWith(code int, reason string) {
 	select {
 	case c.closeRq <- closeRequest{code, reason}:
+		c.flags.Or(closeAsked)
 		c.wake()
 	default:
 	}
@@ -136,6 +148,7 @@ func (c *viewerConn) CloseWith(code int, reason string) {
 func (c *viewerConn) end() {
 	c.once.Do(func() {
 		c.ping.Stop()
+		c.flags.Or(ended)
 		close(c.done)
 		_ = c.ws.Close()
 	})
@@ -239,25 +252,16 @@ func (c *viewerConn) claimWriter() bool {
 // close to send, bytes the socket did not take, messages queued
 // meanwhile) to a writer goroutine.
 func (c *viewerConn) tryQueued() bool {
-	if len(c.closeRq) > 0 {
+	flags := c.flags.Load()
+	if flags&closeAsked != 0 || c.v.Behind() {
 		return false
+	}
+	if flags&ended != 0 {
+		return true // writing stays set: nothing more is written
 	}
 	now := monoNow()
 	if now-c.last < c.flush {
 		return false
-	}
-	// Two receives that do not wait, not one select over both: each is a
-	// look at its channel without taking its lock, where a select locks
-	// both channels, on every message.
-	select {
-	case <-c.v.FellBehind():
-		return false
-	default:
-	}
-	select {
-	case <-c.done:
-		return true // writing stays set: nothing more is written
-	default:
 	}
 	c.batch = c.v.Take(c.batch[:0], viewerMaxFrameMessages)
 	if len(c.batch) > 0 {

@@ -255,6 +255,9 @@ func TestSlowViewerIsDroppedOthersCarryOn(t *testing.T) {
 	default:
 		t.Fatal("a viewer that took nothing was not marked as fallen behind")
 	}
+	if !slow.Behind() || fast.Behind() {
+		t.Fatalf("Behind: slow %v, fast %v; want true, false", slow.Behind(), fast.Behind())
+	}
 	if !equal(got, span(1, 20)) {
 		t.Fatalf("the fast viewer got %v, want 1..20", got)
 	}
