@@ -482,7 +482,8 @@ type Outbox interface {
 // sequence moves. An unknown device gives ErrNotFound. A call that fails
 // stores nothing. Concurrent appends (from many devices) are committed
 // together in one transaction (group commit); each returns once its own
-// batch is stored, and one call's failure never fails another's.
+// batch is stored, and one call's failure never fails another's. A call
+// that returns nil keeps nothing of obs: the caller may reuse it.
 type Observations interface {
 	AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []Observation) error
 	ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]Observation, error)

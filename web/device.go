@@ -82,7 +82,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pub := livePublisher{live: s.Live, patient: cred.UserID, src: s.Live.Source(cred.UserID)}
-	ing := vitals.NewIngester(deviceSink{s.Store, cred.UserID}, pub, vitals.Device{
+	ing := vitals.NewIngester(&deviceSink{st: s.Store, patientID: cred.UserID}, pub, vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	}).WithClock(s.Now)
 	if s.DeviceAckInterval != 0 {
@@ -125,14 +125,26 @@ type socketDevice struct {
 	name        string
 }
 
-// deviceSink stores a device's readings through the store.
+// deviceSink stores a device's readings through the store. One commit
+// at a time uses it (vitals.Ingester.Commit).
 type deviceSink struct {
 	st        store.Observations
 	patientID int64
+	// obs is the last commit's array of observations, reused by the next:
+	// a store is done with it once it has stored them.
+	obs []store.Observation
 }
 
-func (d deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, readings []vitals.StoredReading) error {
-	obs := make([]store.Observation, 0, len(readings))
+// maxSinkObservations bounds the array a deviceSink keeps between commits
+// (a second of a device's numerics; waveforms are not stored).
+const maxSinkObservations = 16
+
+func (d *deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, readings []vitals.StoredReading) error {
+	obs := d.obs[:0]
+	d.obs = nil
+	if cap(obs) < len(readings) {
+		obs = make([]store.Observation, 0, len(readings))
+	}
 	now := time.Now().UTC()
 	for _, sr := range readings {
 		obs = append(obs, store.Observation{
@@ -141,7 +153,12 @@ func (d deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, reading
 			EffectiveAt: sr.Reading.Time.UTC(), ReceivedAt: now, Flags: sr.Reading.Flags,
 		})
 	}
-	return d.st.AppendObservations(ctx, deviceID, lastSeq, obs)
+	err := d.st.AppendObservations(ctx, deviceID, lastSeq, obs)
+	if err == nil && cap(obs) <= maxSinkObservations {
+		clear(obs) // its strings may go
+		d.obs = obs[:0]
+	}
+	return err
 }
 
 // livePublisher adds a device's live messages to its patient's stream,

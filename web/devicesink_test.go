@@ -1,0 +1,71 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/vitals"
+)
+
+// appendRecorder is a store.Observations that keeps what it is given to
+// store, and the arrays it came in.
+type appendRecorder struct {
+	store.Observations
+	err    error
+	codes  [][]string
+	arrays []*store.Observation
+}
+
+func (a *appendRecorder) AppendObservations(_ context.Context, _, _ int64, obs []store.Observation) error {
+	var codes []string
+	for _, o := range obs {
+		codes = append(codes, o.Code)
+	}
+	a.codes = append(a.codes, codes)
+	a.arrays = append(a.arrays, &obs[0])
+	return a.err
+}
+
+// TestDeviceSinkReusesItsArray: a device's commits reuse one array of
+// observations once the store has stored them, each commit's readings
+// intact; not after a failed call, which may not be done with it.
+func TestDeviceSinkReusesItsArray(t *testing.T) {
+	rec := &appendRecorder{}
+	d := &deviceSink{st: rec, patientID: 7}
+	commit := func(codes ...string) error {
+		var rs []vitals.StoredReading
+		for i, c := range codes {
+			rs = append(rs, vitals.StoredReading{Seq: int64(i + 1), Reading: vitals.Reading{Code: c, Time: time.Unix(1, 0)}})
+		}
+		return d.Append(context.Background(), 3, int64(len(codes)), rs)
+	}
+	if err := commit("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit("c", "d"); err != nil {
+		t.Fatal(err)
+	}
+	rec.err = errors.New("disk full")
+	if err := commit("e"); err == nil {
+		t.Fatal("the store's failure was not returned")
+	}
+	rec.err = nil
+	if err := commit("f"); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"a", "b"}, {"c", "d"}, {"e"}, {"f"}}
+	for i := range want {
+		if len(rec.codes[i]) != len(want[i]) || rec.codes[i][0] != want[i][0] {
+			t.Fatalf("commit %d stored %v, want %v", i+1, rec.codes[i], want[i])
+		}
+	}
+	if rec.arrays[1] != rec.arrays[0] || rec.arrays[2] != rec.arrays[0] {
+		t.Fatal("the second and third commits did not reuse the first's array")
+	}
+	if rec.arrays[3] == rec.arrays[2] {
+		t.Fatal("the array of a failed call was reused")
+	}
+}
