@@ -75,12 +75,5 @@ func afterFrame(c *committer, in *Ingester) {
 	c.poke(accepted, stored)
 }
 
-// sourcePub publishes through a live.Source, as a device connection does.
-type sourcePub struct{ src *live.Source }
-
-func (p sourcePub) Publish(ctx context.Context, _ int64, msg []byte) error {
-	return p.src.Publish(ctx, msg)
-}
-
 // publisherFor is the Publisher of a device connection for the patient.
-func publisherFor(hub *live.Hub, patient int64) Publisher { return sourcePub{hub.Source(patient)} }
+func publisherFor(hub *live.Hub, patient int64) Publisher { return hub.Source(patient) }

@@ -17,7 +17,6 @@ import (
 	"github.com/bedside-health/bedside/auth"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals"
-	"github.com/bedside-health/bedside/vitals/live"
 	"github.com/bedside-health/bedside/wsconn"
 )
 
@@ -81,8 +80,8 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		end()
 		return
 	}
-	pub := livePublisher{live: s.Live, patient: cred.UserID, src: s.Live.Source(cred.UserID)}
-	ing := vitals.NewIngester(&deviceSink{st: s.Store, patientID: cred.UserID}, pub, vitals.Device{
+	// The connection publishes through a Source of its patient's stream.
+	ing := vitals.NewIngester(&deviceSink{st: s.Store, patientID: cred.UserID}, s.Live.Source(cred.UserID), vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	}).WithClock(s.Now)
 	if s.DeviceAckInterval != 0 {
@@ -159,21 +158,6 @@ func (d *deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, readin
 		d.obs = obs[:0]
 	}
 	return err
-}
-
-// livePublisher adds a device's live messages to its patient's stream,
-// through the connection's Source of that stream.
-type livePublisher struct {
-	live    LiveStreams
-	patient int64
-	src     *live.Source // the patient's
-}
-
-func (p livePublisher) Publish(ctx context.Context, patientID int64, msg []byte) error {
-	if patientID != p.patient {
-		return p.live.Publish(ctx, patientID, msg)
-	}
-	return p.src.Publish(ctx, msg)
 }
 
 // deviceEvent records a device connecting or disconnecting, for the

@@ -201,11 +201,12 @@ type Source struct {
 // Source returns a Source of the patient's stream.
 func (h *Hub) Source(patient int64) *Source { return &Source{h: h, patient: patient} }
 
-// Publish is Hub.Publish to the source's patient.
-func (src *Source) Publish(ctx context.Context, body []byte) error {
+// Publish is Hub.Publish; to the source's patient, through the stream it
+// keeps (a Source is a vitals.Publisher of its patient's messages).
+func (src *Source) Publish(ctx context.Context, patient int64, body []byte) error {
 	h := src.h
-	if h.feed != nil {
-		return h.Publish(ctx, src.patient, body)
+	if h.feed != nil || patient != src.patient {
+		return h.Publish(ctx, patient, body)
 	}
 	now := h.cfg.Now()
 	if h.sweepDue(now) {

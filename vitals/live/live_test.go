@@ -363,22 +363,28 @@ func TestMonoClockKeepsTime(t *testing.T) {
 
 // TestSourcePublishesToItsPatient: a Source's messages take the
 // patient's next offsets, shared with Hub.Publish, and reach its viewers
-// in order.
+// in order; one for another patient goes to that patient's stream.
 func TestSourcePublishesToItsPatient(t *testing.T) {
 	h, _ := newTestHub(Config{})
 	v := h.NewViewer()
 	subscribe(t, h, v, 1, Position{})
 	src := h.Source(1)
 	for i := range 3 {
-		if err := src.Publish(context.Background(), reading(i)); err != nil {
+		if err := src.Publish(context.Background(), 1, reading(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	publish(t, h, 1, reading(3))
-	if err := src.Publish(context.Background(), reading(4)); err != nil {
+	if err := src.Publish(context.Background(), 1, reading(4)); err != nil {
 		t.Fatal(err)
 	}
-	publish(t, h, 2, reading(5)) // another patient's stream
+	// Another patient's message goes to that patient's stream.
+	if err := src.Publish(context.Background(), 2, reading(5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, last := h.Position(2); last != 1 {
+		t.Fatalf("patient 2's stream is at offset %d, want 1", last)
+	}
 	got := v.Take(nil, 0)
 	if len(got) != 6 { // the stream message, then five readings
 		t.Fatalf("viewer got %d messages, want 6: %q", len(got), got)
@@ -397,7 +403,7 @@ func TestSourceFollowsAnExpiredStream(t *testing.T) {
 	for _, sweptByOther := range []bool{false, true} {
 		h, clk := newTestHub(Config{IdleExpiry: time.Minute})
 		src := h.Source(1)
-		if err := src.Publish(context.Background(), reading(1)); err != nil {
+		if err := src.Publish(context.Background(), 1, reading(1)); err != nil {
 			t.Fatal(err)
 		}
 		old, _ := h.Position(1)
@@ -407,7 +413,7 @@ func TestSourceFollowsAnExpiredStream(t *testing.T) {
 				t.Fatalf("the idle stream was not dropped: epoch %q", epoch)
 			}
 		}
-		if err := src.Publish(context.Background(), reading(2)); err != nil {
+		if err := src.Publish(context.Background(), 1, reading(2)); err != nil {
 			t.Fatal(err)
 		}
 		epoch, last := h.Position(1)
