@@ -10,7 +10,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
-	"golang.org/x/time/rate"
 
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/signaling/sigclient"
@@ -136,7 +135,7 @@ func TestDefaultPerVisitLimit(t *testing.T) {
 func TestRateDisconnectsAFloodingClient(t *testing.T) {
 	var mu sync.Mutex
 	var refused []string
-	s := newTestServerWith(t, wsconn.Options{Rate: rate.NewLimiter(0, 5)})
+	s := newTestServerWith(t, wsconn.Options{Rate: wsconn.NewRate(0, 5)})
 	s.hub.SetLimits(signaling.Limits{}, func(limit string) {
 		mu.Lock()
 		refused = append(refused, limit)
