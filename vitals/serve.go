@@ -40,9 +40,10 @@ func ServeDevice(ctx context.Context, conn *wsconn.Conn, ing *Ingester) error {
 	if err := conn.Send(ackReply(ing.LastSeq())); err != nil {
 		return fmt.Errorf("send first ack: %w", err)
 	}
-	// The committer runs each commit on a goroutine of its own (a timer's),
-	// which writes the ack itself rather than start another to write it.
-	c := &committer{ing: ing, every: ing.ackEvery, ctx: context.WithoutCancel(ctx), send: conn.SendHere,
+	// The committer queues each ack for the socket's writer and goes on:
+	// a device that stops reading must not hold up the commits of what it
+	// keeps sending (TestCommitsGoOnWhileTheDeviceDoesNotRead).
+	c := &committer{ing: ing, every: ing.ackEvery, ctx: context.WithoutCancel(ctx), send: conn.Send,
 		fail: func(error) {
 			conn.CloseWith(websocket.CloseInternalServerErr, "could not store; reconnect and resend from the last ack")
 		}}

@@ -97,12 +97,6 @@ func (c *Conn) sendPing() {
 // enqueue queues m and starts the writer if none runs. A full queue closes
 // the connection with ErrSlow; control messages may go past the limit.
 func (c *Conn) enqueue(m outMsg, control bool) error {
-	return c.enqueueOn(m, control, false)
-}
-
-// enqueueOn is enqueue; with here, a writer it starts runs on the calling
-// goroutine, which returns once the queue is empty.
-func (c *Conn) enqueueOn(m outMsg, control, here bool) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -117,10 +111,7 @@ func (c *Conn) enqueueOn(m outMsg, control, here bool) error {
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	switch {
-	case start && here:
-		c.writeLoop()
-	case start:
+	if start {
 		go c.writeLoop()
 	}
 	return nil
@@ -183,15 +174,6 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // connection is closed with ErrSlow.
 func (c *Conn) Send(data []byte) error {
 	return c.enqueue(outMsg{websocket.TextMessage, data}, false)
-}
-
-// SendHere is Send for a caller that may wait for the write (up to the
-// write timeout): when no writer runs, the calling goroutine writes the
-// message, and whatever is queued meanwhile, instead of starting a writer
-// goroutine (its creation and the wake-up of a thread to run it, on every
-// message of a caller that sends from a goroutine of its own anyway).
-func (c *Conn) SendHere(data []byte) error {
-	return c.enqueueOn(outMsg{websocket.TextMessage, data}, false, true)
 }
 
 // CloseWith sends a close frame with the given code and reason, after what

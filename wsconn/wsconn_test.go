@@ -219,29 +219,3 @@ func TestRateClockKeepsTime(t *testing.T) {
 		t.Fatalf("the rate's clock measured %v between two reads, time.Now %v", d, want)
 	}
 }
-
-// TestSendHereWritesBeforeReturning: with no writer running, SendHere has
-// written the message when it returns (no writer is left running and
-// nothing is queued), and messages sent around it arrive in order, one
-// sent while a writer runs queued behind it.
-func TestSendHereWritesBeforeReturning(t *testing.T) {
-	idle := make(chan string, 1)
-	ws := serve(t, Options{}, func(c *Conn) {
-		_ = c.SendHere([]byte("a")) // a new connection has no writer running
-		c.mu.Lock()
-		idle <- fmt.Sprintf("writing %v, queued %d", c.writing, len(c.q))
-		c.mu.Unlock()
-		_ = c.Send([]byte("b"))
-		_ = c.SendHere([]byte("c"))
-		_ = c.Send([]byte("d"))
-		_, _, _ = c.Read(context.Background())
-	})
-	for _, want := range []string{"a", "b", "c", "d"} {
-		if _, b, err := ws.ReadMessage(); err != nil || string(b) != want {
-			t.Fatalf("read %q, %v; want %q", b, err, want)
-		}
-	}
-	if got := <-idle; got != "writing false, queued 0" {
-		t.Fatalf("after SendHere returned: %s, want writing false, queued 0", got)
-	}
-}
