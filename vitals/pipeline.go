@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/mono"
 )
 
 // DefaultAckInterval is the time between two commits, and so two acks, of
@@ -350,11 +352,8 @@ type committer struct {
 // once a commit, needs the wall clock.
 type tick time.Duration
 
-// tickBase is where ticks count from.
-var tickBase = time.Now()
-
 // tickNow reads the monotonic clock; never 0.
-func tickNow() tick { return tick(time.Since(tickBase)) + 1 }
+func tickNow() tick { return tick(mono.Since()) }
 
 // since is the time from t to now; a very long time if t is never.
 func (t tick) since(now tick) time.Duration {

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/bedside-health/bedside/mono"
 	"github.com/bedside-health/bedside/vitals/live"
 )
 
@@ -71,17 +72,9 @@ type viewerConn struct {
 	mu      sync.Mutex
 	writing bool          // a writer goroutine runs
 	again   bool          // woken while it ran: look at the queue once more
-	last    time.Duration // when the last frame was written (monoNow)
+	last    time.Duration // when the last frame was written (mono.Since)
 	batch   [][]byte
 }
-
-// monoBase is where monoNow counts from.
-var monoBase = time.Now()
-
-// monoNow reads the monotonic clock only: on a virtual machine each read
-// of a clock costs a few hundred nanoseconds, and time.Now reads two
-// (wall and monotonic), where the flush interval needs only elapsed time.
-func monoNow() time.Duration { return time.Since(monoBase) }
 
 // viewerConn.flags.
 const (
@@ -106,7 +99,7 @@ func newViewerConn(ws *websocket.Conn, nc *viewerNetConn, v *live.Viewer, flush,
 	}
 	c := &viewerConn{ws: ws, nc: nc, v: v, flush: flush, timeout: timeout, rate: viewerRate.limiter(viewerRate),
 		done: make(chan struct{}), readEnd: make(chan struct{}), closeRq: make(chan closeRequest, 1),
-		last: monoNow() - flush}
+		last: mono.Since() - flush}
 	if nc != nil {
 		nc.kept = c.start
 	}
@@ -259,7 +252,7 @@ func (c *viewerConn) tryQueued() bool {
 	if flags&ended != 0 {
 		return true // writing stays set: nothing more is written
 	}
-	now := monoNow()
+	now := mono.Since()
 	if now-c.last < c.flush {
 		return false
 	}
@@ -313,13 +306,13 @@ func (c *viewerConn) writeQueued() {
 			c.end()
 			return
 		}
-		if wait := c.flush - (monoNow() - c.last); wait > 0 {
+		if wait := c.flush - (mono.Since() - c.last); wait > 0 {
 			// Busy: gather what comes until this tick ends.
 			time.Sleep(wait)
 		}
 		c.batch = c.v.Take(c.batch[:0], viewerMaxFrameMessages)
 		if len(c.batch) > 0 {
-			c.last = monoNow()
+			c.last = mono.Since()
 			err := c.writeFrame(c.batch)
 			clear(c.batch)
 			if err != nil {

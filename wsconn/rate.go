@@ -48,7 +48,7 @@ func NewRate(perSecond float64, burst int) *Rate {
 }
 
 // allow takes one message's token at now (nanoseconds on the monotonic
-// clock, from clockNanos), and reports whether there was one.
+// clock, from mono.Since), and reports whether there was one.
 func (r *Rate) allow(now int64) bool {
 	for {
 		full := r.full.Load()

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/bedside-health/bedside/mono"
 )
 
 // TestRateBurstThenSteady: a full bucket allows its burst at once, then
@@ -81,7 +83,7 @@ func TestRateShared(t *testing.T) {
 			defer wg.Done()
 			n := 0
 			for range 500 {
-				if r.allow(clockNanos()) {
+				if r.allow(int64(mono.Since())) {
 					n++
 				}
 			}
@@ -103,7 +105,7 @@ func BenchmarkRate(b *testing.B) {
 	b.Run("wsconn", func(b *testing.B) {
 		r := NewRate(1e9, 2000)
 		for b.Loop() {
-			if !r.allow(clockNanos()) {
+			if !r.allow(int64(mono.Since())) {
 				b.Fatal("refused")
 			}
 		}
@@ -111,7 +113,7 @@ func BenchmarkRate(b *testing.B) {
 	b.Run("x-time-rate", func(b *testing.B) {
 		lim := rate.NewLimiter(1e9, 2000)
 		for b.Loop() {
-			if !lim.AllowN(clockBase.Add(time.Since(clockBase)), 1) {
+			if !lim.AllowN(mono.Now(), 1) {
 				b.Fatal("refused")
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/mono"
 )
 
 // ErrSlow reports that a connection's send queue was full; the connection is
@@ -260,7 +262,7 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 // checkRead applies the rate to a message read, and closes the
 // connection after an error reading one.
 func (c *Conn) checkRead(err error) error {
-	if err == nil && c.opts.Rate != nil && !c.opts.Rate.allow(clockNanos()) {
+	if err == nil && c.opts.Rate != nil && !c.opts.Rate.allow(int64(mono.Since())) {
 		return ErrTooFast
 	}
 	if err != nil {
@@ -276,15 +278,6 @@ func (c *Conn) checkRead(err error) error {
 	}
 	return err
 }
-
-// clockBase is where clockNanos counts from.
-var clockBase = time.Now()
-
-// clockNanos is the time for the rate, read from the monotonic clock
-// alone: a Rate only measures the time between messages, and time.Now
-// reads the wall clock too, for some 200 ns a message on a virtual
-// machine. It never goes back, and is 1 or more.
-func clockNanos() int64 { return int64(time.Since(clockBase)) + 1 }
 
 // Close closes the connection at once.
 func (c *Conn) Close() error {

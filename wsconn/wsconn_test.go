@@ -205,17 +205,3 @@ func TestReadLentReadsEachMessage(t *testing.T) {
 		t.Fatal("the oversized message was read")
 	}
 }
-
-// TestRateClockKeepsTime: the clock the rate is read with never goes
-// back, and measures the time between two messages as time.Now does.
-func TestRateClockKeepsTime(t *testing.T) {
-	a, wallA := clockNanos(), time.Now()
-	<-time.After(100 * time.Millisecond)
-	b, wallB := clockNanos(), time.Now()
-	if a < 1 || b < a {
-		t.Fatalf("the rate's clock read %d, then %d", a, b)
-	}
-	if d, want := time.Duration(b-a), wallB.Sub(wallA); d < 100*time.Millisecond || d-want > 50*time.Millisecond || want-d > 50*time.Millisecond {
-		t.Fatalf("the rate's clock measured %v between two reads, time.Now %v", d, want)
-	}
-}

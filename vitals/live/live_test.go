@@ -346,21 +346,6 @@ func TestEncode(t *testing.T) {
 	}
 }
 
-// TestMonoClockKeepsTime: the hub's default clock never goes back and
-// reads the wall clock's time (the machine's clock is not stepped while
-// the test runs).
-func TestMonoClockKeepsTime(t *testing.T) {
-	a := monoClock()
-	<-time.After(20 * time.Millisecond)
-	b, wall := monoClock(), time.Now()
-	if d := b.Sub(a); d < 20*time.Millisecond {
-		t.Fatalf("the hub's clock measured %v across a 20 ms wait", d)
-	}
-	if d := b.UnixMilli() - wall.UnixMilli(); d > 1000 || d < -1000 {
-		t.Fatalf("the hub's clock is %d ms from time.Now", d)
-	}
-}
-
 // TestSourcePublishesToItsPatient: a Source's messages take the
 // patient's next offsets, shared with Hub.Publish, and reach its viewers
 // in order; one for another patient goes to that patient's stream.
