@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bedside-health/bedside/mono"
 )
 
 // Config bounds a hub's streams and viewers. Zero fields take defaults.
@@ -30,21 +32,10 @@ type Config struct {
 	// is how long publishing stays on this node after the feed failed
 	// before trying it again (default 1 s).
 	FeedTimeout, FeedRetry time.Duration
-	// Now is the clock (by default the wall clock as of the hub's start
-	// plus the monotonic time since, monoClock).
+	// Now is the clock (by default mono.Now: Publish reads it once a
+	// message, and its times are spans between readings on this node).
 	Now func() time.Time
 }
-
-// monoBase is where monoClock counts from.
-var monoBase = time.Now()
-
-// monoClock is the hub's default clock: monoBase's wall time plus the
-// monotonic time elapsed since. Publish reads the clock once a message,
-// for the times its history and idle streams are measured by, all of them
-// spans between two readings of this node's clock; and on a virtual
-// machine time.Now, which reads the wall clock and the monotonic one,
-// costs about twice a read of the monotonic clock alone.
-func monoClock() time.Time { return monoBase.Add(time.Since(monoBase)) }
 
 func (c *Config) defaults() {
 	if c.HistoryMessages <= 0 {
@@ -69,7 +60,7 @@ func (c *Config) defaults() {
 		c.FeedRetry = time.Second
 	}
 	if c.Now == nil {
-		c.Now = monoClock
+		c.Now = mono.Now // spans on this node only; see mono
 	}
 }
 
@@ -204,29 +195,44 @@ func (h *Hub) Source(patient int64) *Source { return &Source{h: h, patient: pati
 // Publish is Hub.Publish; to the source's patient, through the stream it
 // keeps (a Source is a vitals.Publisher of its patient's messages).
 func (src *Source) Publish(ctx context.Context, patient int64, body []byte) error {
-	h := src.h
-	if h.feed != nil || patient != src.patient {
-		return h.Publish(ctx, patient, body)
+	if src.h.feed != nil || patient != src.patient {
+		return src.h.Publish(ctx, patient, body)
 	}
+	src.h.publishInProcess(patient, body, &src.s)
+	return nil
+}
+
+// publishInProcess publishes body to the patient's stream of a hub without
+// a Feed. With keep, the stream is taken from it and kept in it, and the
+// hub's lock is taken only for a sweep that is due or a stream to find;
+// without, each message looks the stream up.
+func (h *Hub) publishInProcess(patient int64, body []byte, keep *atomic.Pointer[stream]) {
 	now := h.cfg.Now()
-	if h.sweepDue(now) {
-		h.mu.Lock()
-		h.sweepLocked(now)
-		h.mu.Unlock()
-	}
 	bulky := isBulky(body)
 	for {
-		s := src.s.Load()
-		if s == nil {
-			s, _ = h.lookupAt(src.patient, true, now)
-			src.s.Store(s)
+		var s *stream
+		if keep != nil {
+			s = keep.Load()
+		}
+		switch {
+		case s == nil:
+			s, _ = h.lookupAt(patient, true, now) // sweeps if due
+			if keep != nil {
+				keep.Store(s)
+			}
+		case h.sweepDue(now):
+			h.mu.Lock()
+			h.sweepLocked(now)
+			h.mu.Unlock()
 		}
 		if s.publishLocal(body, bulky, now.UnixMilli()) {
-			return nil
+			return
 		}
-		// Dropped by a sweep since (idle, no viewer): the hub makes
-		// the patient a new stream.
-		src.s.CompareAndSwap(s, nil)
+		// Dropped by a sweep since (idle, no viewer): the hub makes the
+		// patient a new stream.
+		if keep != nil {
+			keep.CompareAndSwap(s, nil)
+		}
 	}
 }
 
@@ -237,15 +243,11 @@ func (src *Source) Publish(ctx context.Context, patient int64, body []byte) erro
 // new epoch once the feed is back, so other nodes' viewers learn of the
 // gap. body is not kept: the stream keeps its own copy.
 func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
-	bulky := isBulky(body)
 	if h.feed == nil {
-		now := h.cfg.Now()
-		for { // again if a sweep drops the stream meanwhile
-			if s, _ := h.lookupAt(patient, true, now); s.publishLocal(body, bulky, now.UnixMilli()) {
-				return nil
-			}
-		}
+		h.publishInProcess(patient, body, nil)
+		return nil
 	}
+	bulky := isBulky(body)
 	h.mu.Lock()
 	skip := h.cfg.Now().Before(h.feedDown) || h.diverged[patient]
 	h.mu.Unlock()
