@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bedside-health/bedside/vitals/live"
 )
@@ -25,9 +28,14 @@ type node struct {
 
 func newNode(t *testing.T, url, prefix string) *node {
 	t.Helper()
+	return newNodeWith(t, url, prefix, live.Config{FeedRetry: 100 * time.Millisecond})
+}
+
+func newNodeWith(t *testing.T, url, prefix string, cfg live.Config) *node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	hub := live.NewHub(live.Config{FeedRetry: 100 * time.Millisecond})
+	hub := live.NewHub(cfg)
 	feed, err := NewRedisFeed(ctx, url, hub, FeedConfig{Prefix: prefix, HistoryMessages: 50}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -266,12 +274,14 @@ func TestRedisRestartGivesGapMarker(t *testing.T) {
 
 	rs = startPrivateRedis(t, rs.port)
 	// Node A renews the shared stream once it reaches Redis; it publishes
-	// until node B, subscribed again, hears of the new epoch.
+	// until node B, subscribed again, gets a reading of the new epoch.
 	var gotB []vmsg
 	seen := func() (gap, restart bool) {
+		renewed := false
 		for _, m := range gotB {
 			gap = gap || m.Type == "gap" && m.Epoch == old && m.From == 4 && m.To == 0
-			restart = restart || m.Type == "stream" && m.Epoch != old
+			renewed = renewed || m.Type == "stream" && m.Epoch != old
+			restart = restart || renewed && m.Type == "reading"
 		}
 		return gap, restart
 	}
@@ -323,6 +333,117 @@ func TestRedisRestartGivesGapMarker(t *testing.T) {
 	}
 	if now, _ := a.hub.Position(patient); now != epoch {
 		t.Fatalf("nodes on different epochs: A %q, B %q", now, epoch)
+	}
+}
+
+// TestPublishingDuringARenewalReachesEveryNode: node A's feed fails, so
+// it publishes alone, and later renews the shared stream. A message
+// published while that renewal is on its way (the other nodes may hear of
+// the new epoch before node A does) goes to the shared stream, not to node
+// A alone, where node B would never hear of it.
+func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
+	rs := startPrivateRedis(t, 0)
+	prefix := testPrefix()
+	const retry = 100 * time.Millisecond
+	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: retry, FeedTimeout: 20 * time.Second})
+	b := newNode(t, rs.url(), prefix)
+	const patient = 9
+	onA, onB := watch(t, a, patient, live.Position{}), watch(t, b, patient, live.Position{})
+	onA.next()
+	onB.next()
+	ctx := context.Background()
+	admin := goredis.NewClient(&goredis.Options{Addr: rs.addr()})
+	t.Cleanup(func() { admin.Close() })
+	do := func(args ...any) {
+		t.Helper()
+		if err := admin.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("redis %v: %v", args, err)
+		}
+	}
+	published := func(i int) chan error {
+		done := make(chan error, 1)
+		go func() { done <- a.hub.Publish(ctx, patient, body(i)) }()
+		return done
+	}
+	wait := func(done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("publishing hung")
+		}
+	}
+	isReading := func(n int) func(vmsg) bool {
+		return func(m vmsg) bool { return m.Type == "reading" && m.N == n }
+	}
+	wait(published(1))
+	onB.until(isReading(1))
+	onA.until(isReading(1))
+	old, _ := b.hub.Position(patient)
+
+	// Redis refuses writes: node A publishes 2 alone, and its renewals fail.
+	do("CONFIG", "SET", "min-replicas-to-write", "1")
+	t.Cleanup(func() { admin.Do(ctx, "CONFIG", "SET", "min-replicas-to-write", "0") })
+	wait(published(2))
+	onA.until(isReading(2))
+	// Writes are held, then allowed: the next renewal waits in Redis.
+	do("CLIENT", "PAUSE", 30000, "WRITE")
+	t.Cleanup(func() { admin.Do(ctx, "CLIENT", "UNPAUSE") })
+	do("CONFIG", "SET", "min-replicas-to-write", "0")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := admin.Info(ctx, "clients").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(info, "blocked_clients:0\r\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node A's renewal never reached redis:\n%s", info)
+		}
+		time.Sleep(10 * time.Millisecond) // polling redis for the held renewal
+	}
+	// After its failure, node A publishes alone for the retry interval;
+	// the message is published once that is over.
+	time.Sleep(2 * retry)
+	three := published(3)
+	// The message must not go out while the renewal is held: before the
+	// fix it went to node A alone at once. A second is plenty for that.
+	early := false
+	select {
+	case err := <-three:
+		if err != nil {
+			t.Fatal(err)
+		}
+		early = true
+	case <-time.After(time.Second):
+	}
+	do("CLIENT", "UNPAUSE")
+	if !early {
+		wait(three)
+	}
+	wait(published(4))
+
+	got := onB.until(isReading(4))
+	var epoch string
+	var readings []int
+	for _, m := range got {
+		switch {
+		case m.Type == "stream" && m.Epoch != old:
+			epoch = m.Epoch
+		case m.Type == "reading" && m.Epoch == "" && epoch != "":
+			readings = append(readings, m.N)
+		}
+	}
+	if epoch == "" || fmt.Sprint(readings) != "[3 4]" {
+		t.Fatalf("node B's viewer got %+v: want a new epoch holding 3 and 4", got)
+	}
+	if now, _ := a.hub.Position(patient); now != epoch {
+		t.Fatalf("node A is on %q, node B on %q", now, epoch)
 	}
 }
 

@@ -97,15 +97,16 @@ type Hub struct {
 
 	mu        sync.Mutex
 	streams   map[int64]*stream
-	diverged  map[int64]bool // with a Feed: published here while it failed
-	feedDown  time.Time      // until when publishing skips the feed
-	lastSweep atomic.Int64   // Unix nanoseconds of the last sweep; written under mu
+	diverged  map[int64]int // with a Feed: messages published here alone, since the last renewal began
+	feedDown  time.Time     // until when publishing skips the feed
+	renewMu   sync.Mutex    // held while a diverged patient's stream is renewed
+	lastSweep atomic.Int64  // Unix nanoseconds of the last sweep; written under mu
 }
 
 // NewHub returns an in-process hub; SetFeed shares it between nodes.
 func NewHub(cfg Config) *Hub {
 	cfg.defaults()
-	return &Hub{cfg: cfg, streams: make(map[int64]*stream), diverged: make(map[int64]bool)}
+	return &Hub{cfg: cfg, streams: make(map[int64]*stream), diverged: make(map[int64]int)}
 }
 
 // SetFeed makes the hub mirror streams shared through f. Call it before
@@ -249,23 +250,29 @@ func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 	}
 	bulky := isBulky(body)
 	h.mu.Lock()
-	skip := h.cfg.Now().Before(h.feedDown) || h.diverged[patient]
+	down := h.cfg.Now().Before(h.feedDown)
+	if down {
+		// Counted with the check, so that a renewal on its way now does
+		// not take the patient for renewed with this message left out.
+		h.diverged[patient]++
+	}
+	diverged := h.diverged[patient] > 0
 	h.mu.Unlock()
-	if !skip {
-		cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
-		epoch, e, err := h.feed.Append(cctx, patient, body, bulky, false)
-		cancel()
+	if !down {
+		var err error
+		if diverged {
+			err = h.renew(ctx, patient, body, bulky)
+		} else {
+			err = h.appendShared(ctx, patient, body, bulky, -1)
+		}
 		if err == nil {
-			h.Deliver(patient, epoch, e)
 			return nil
 		}
 		h.mu.Lock()
 		h.feedDown = h.cfg.Now().Add(h.cfg.FeedRetry)
+		h.diverged[patient]++
 		h.mu.Unlock()
 	}
-	h.mu.Lock()
-	h.diverged[patient] = true
-	h.mu.Unlock()
 	if s, _ := h.lookup(patient, false); s != nil {
 		<-s.loadWait
 		s.mu.Lock()
@@ -276,6 +283,50 @@ func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 		s.publishLocal(body, bulky, h.now())
 	}
 	return nil
+}
+
+// appendShared appends body to the patient's shared stream and delivers
+// it here. A renewal (since >= 0) starts a new epoch first; the patient no
+// longer diverges if no message was published here alone since it began
+// (since counts those before).
+func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulky bool, since int) error {
+	cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
+	epoch, e, err := h.feed.Append(cctx, patient, body, bulky, since >= 0)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if since >= 0 {
+		h.mu.Lock()
+		if h.diverged[patient] == since {
+			delete(h.diverged, patient)
+		}
+		h.feedDown = time.Time{}
+		h.mu.Unlock()
+	}
+	h.Deliver(patient, epoch, e)
+	return nil
+}
+
+// renew starts a new shared epoch for a patient that diverged, with body
+// (nil for none) as its first message; to a patient renewed meanwhile,
+// body is appended as usual. Renewals take turns, so that a message
+// published while one is on its way waits for it rather than going to
+// this node alone: the other nodes may have heard of the new epoch
+// already, and would never hear of that message.
+func (h *Hub) renew(ctx context.Context, patient int64, body []byte, bulky bool) error {
+	h.renewMu.Lock()
+	defer h.renewMu.Unlock()
+	h.mu.Lock()
+	since, diverged := h.diverged[patient]
+	h.mu.Unlock()
+	if !diverged {
+		if body == nil {
+			return nil
+		}
+		since = -1
+	}
+	return h.appendShared(ctx, patient, body, bulky, since)
 }
 
 // Deliver applies an entry of a shared stream that a Feed received (an
@@ -428,22 +479,18 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		h.mu.Lock()
 		var todo []int64
-		for p := range h.diverged {
-			todo = append(todo, p)
+		if !h.cfg.Now().Before(h.feedDown) {
+			// (While the feed is taken for down, messages go to this node
+			// alone: a renewal now would only have to be made again.)
+			for p := range h.diverged {
+				todo = append(todo, p)
+			}
 		}
 		h.mu.Unlock()
 		for _, p := range todo {
-			cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
-			epoch, e, err := h.feed.Append(cctx, p, nil, false, true)
-			cancel()
-			if err != nil {
+			if h.renew(ctx, p, nil, false) != nil {
 				break // still down: try again next tick
 			}
-			h.mu.Lock()
-			delete(h.diverged, p)
-			h.feedDown = time.Time{}
-			h.mu.Unlock()
-			h.Deliver(p, epoch, e)
 		}
 	}
 }
