@@ -412,7 +412,8 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 	time.Sleep(2 * retry)
 	three := published(3)
 	// The message must not go out while the renewal is held: before the
-	// fix it went to node A alone at once. A second is plenty for that.
+	// fix it went to node A alone at once, which takes far less than this
+	// wait (kept well under the feed client's 1 s read timeout).
 	early := false
 	select {
 	case err := <-three:
@@ -420,7 +421,7 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		early = true
-	case <-time.After(time.Second):
+	case <-time.After(300 * time.Millisecond):
 	}
 	do("CLIENT", "UNPAUSE")
 	if !early {
@@ -444,6 +445,68 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 	}
 	if now, _ := a.hub.Position(patient); now != epoch {
 		t.Fatalf("node A is on %q, node B on %q", now, epoch)
+	}
+}
+
+// TestPublishingWhileRedisHangsWaitsAtMostTheFeedTimeout: Redis stops
+// answering (it hangs rather than refuses) while many patients have
+// diverged; each device's publishing waits on it at most about one
+// FeedTimeout, and node A's own viewers keep getting its readings.
+func TestPublishingWhileRedisHangsWaitsAtMostTheFeedTimeout(t *testing.T) {
+	rs := startPrivateRedis(t, 0)
+	const timeout, patients = 200 * time.Millisecond, 20
+	a := newNodeWith(t, rs.url(), testPrefix(), live.Config{FeedRetry: 500 * time.Millisecond, FeedTimeout: timeout})
+	ctx := context.Background()
+	admin := goredis.NewClient(&goredis.Options{Addr: rs.addr()})
+	t.Cleanup(func() { admin.Close() })
+	do := func(args ...any) {
+		t.Helper()
+		if err := admin.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("redis %v: %v", args, err)
+		}
+	}
+	var onA []*watcher
+	for p := int64(1); p <= patients; p++ {
+		onA = append(onA, watch(t, a, p, live.Position{}))
+		onA[p-1].next()
+	}
+	// Writes refused: every patient diverges. Then writes hang.
+	do("CONFIG", "SET", "min-replicas-to-write", "1")
+	t.Cleanup(func() { admin.Do(ctx, "CONFIG", "SET", "min-replicas-to-write", "0") })
+	for p := int64(1); p <= patients; p++ {
+		if err := a.hub.Publish(ctx, p, body(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do("CLIENT", "PAUSE", 60000, "WRITE")
+	t.Cleanup(func() { admin.Do(ctx, "CLIENT", "UNPAUSE") })
+	do("CONFIG", "SET", "min-replicas-to-write", "0")
+
+	const sends = 15
+	slowest := make([]time.Duration, patients)
+	var wg sync.WaitGroup
+	for p := int64(1); p <= patients; p++ {
+		wg.Add(1)
+		go func() { // one device per patient, 10 messages a second
+			defer wg.Done()
+			for i := 1; i <= sends; i++ {
+				t0 := time.Now()
+				if err := a.hub.Publish(ctx, p, body(i)); err != nil {
+					t.Error(err)
+					return
+				}
+				slowest[p-1] = max(slowest[p-1], time.Since(t0))
+				time.Sleep(100 * time.Millisecond) // the device's pace
+			}
+		}()
+	}
+	wg.Wait()
+	for p, d := range slowest {
+		// Taking turns on one lock, the slowest waited patients × timeout.
+		if d > 5*timeout {
+			t.Errorf("patient %d: a message waited %v to be published (FeedTimeout %v)", p+1, d, timeout)
+		}
+		onA[p].until(func(m vmsg) bool { return m.Type == "reading" && m.N == sends })
 	}
 }
 

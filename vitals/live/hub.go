@@ -97,9 +97,8 @@ type Hub struct {
 
 	mu        sync.Mutex
 	streams   map[int64]*stream
-	diverged  map[int64]int // with a Feed: messages published here alone, since the last renewal began
+	diverged  map[int64]int // with a Feed: messages published here alone that no renewal has followed yet
 	feedDown  time.Time     // until when publishing skips the feed
-	renewMu   sync.Mutex    // held while a diverged patient's stream is renewed
 	lastSweep atomic.Int64  // Unix nanoseconds of the last sweep; written under mu
 }
 
@@ -251,27 +250,15 @@ func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 	bulky := isBulky(body)
 	h.mu.Lock()
 	down := h.cfg.Now().Before(h.feedDown)
-	if down {
-		// Counted with the check, so that a renewal on its way now does
-		// not take the patient for renewed with this message left out.
-		h.diverged[patient]++
-	}
-	diverged := h.diverged[patient] > 0
+	since, diverged := h.diverged[patient]
 	h.mu.Unlock()
 	if !down {
-		var err error
-		if diverged {
-			err = h.renew(ctx, patient, body, bulky)
-		} else {
-			err = h.appendShared(ctx, patient, body, bulky, -1)
+		if !diverged {
+			since = -1
 		}
-		if err == nil {
+		if h.appendShared(ctx, patient, body, bulky, since) == nil {
 			return nil
 		}
-		h.mu.Lock()
-		h.feedDown = h.cfg.Now().Add(h.cfg.FeedRetry)
-		h.diverged[patient]++
-		h.mu.Unlock()
 	}
 	if s, _ := h.lookup(patient, false); s != nil {
 		<-s.loadWait
@@ -282,51 +269,43 @@ func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 		s.mu.Unlock()
 		s.publishLocal(body, bulky, h.now())
 	}
+	// Counted once published: a renewal that began before then does not
+	// take the patient for renewed, so one follows, after this message.
+	h.mu.Lock()
+	h.diverged[patient]++
+	h.mu.Unlock()
 	return nil
 }
 
 // appendShared appends body to the patient's shared stream and delivers
-// it here. A renewal (since >= 0) starts a new epoch first; the patient no
-// longer diverges if no message was published here alone since it began
-// (since counts those before).
+// it here. A renewal (since >= 0: a patient that diverged, since being
+// how many messages it had published alone) starts a new epoch first,
+// with body, if any, as its first message; the patient no longer
+// diverges unless it published alone again meanwhile. Where the patient
+// diverged, a message starts the new epoch itself rather than wait for
+// Run's: a renewal already on its way may have told the other nodes of
+// its epoch, and this message would never reach them if it went to this
+// node alone. When the feed fails, publishing skips it for FeedRetry.
 func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulky bool, since int) error {
 	cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
 	epoch, e, err := h.feed.Append(cctx, patient, body, bulky, since >= 0)
 	cancel()
-	if err != nil {
-		return err
-	}
-	if since >= 0 {
-		h.mu.Lock()
+	h.mu.Lock()
+	switch {
+	case err != nil:
+		h.feedDown = h.cfg.Now().Add(h.cfg.FeedRetry)
+	case since >= 0:
 		if h.diverged[patient] == since {
 			delete(h.diverged, patient)
 		}
 		h.feedDown = time.Time{}
-		h.mu.Unlock()
+	}
+	h.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	h.Deliver(patient, epoch, e)
 	return nil
-}
-
-// renew starts a new shared epoch for a patient that diverged, with body
-// (nil for none) as its first message; to a patient renewed meanwhile,
-// body is appended as usual. Renewals take turns, so that a message
-// published while one is on its way waits for it rather than going to
-// this node alone: the other nodes may have heard of the new epoch
-// already, and would never hear of that message.
-func (h *Hub) renew(ctx context.Context, patient int64, body []byte, bulky bool) error {
-	h.renewMu.Lock()
-	defer h.renewMu.Unlock()
-	h.mu.Lock()
-	since, diverged := h.diverged[patient]
-	h.mu.Unlock()
-	if !diverged {
-		if body == nil {
-			return nil
-		}
-		since = -1
-	}
-	return h.appendShared(ctx, patient, body, bulky, since)
 }
 
 // Deliver applies an entry of a shared stream that a Feed received (an
@@ -488,8 +467,11 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		h.mu.Unlock()
 		for _, p := range todo {
-			if h.renew(ctx, p, nil, false) != nil {
-				break // still down: try again next tick
+			h.mu.Lock()
+			since, diverged := h.diverged[p]
+			h.mu.Unlock()
+			if diverged && h.appendShared(ctx, p, nil, false, since) != nil {
+				break // still down: try again once FeedRetry has passed
 			}
 		}
 	}
