@@ -129,7 +129,7 @@ return 0
 func NewRedisDevices(ctx context.Context, url string, cfg DevicesConfig, log *slog.Logger) (*RedisDevices, error) {
 	// As the pins: a device connection waits a second at most for a
 	// Redis gone away, then is served here.
-	client, err := dialRedis(ctx, url, true)
+	client, err := dialRedis(ctx, url, dialQuick)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ var _ Bus = (*Redis)(nil)
 
 // NewRedis connects to the Redis server at url (redis://host:port/db).
 func NewRedis(ctx context.Context, url string, log *slog.Logger) (*Redis, error) {
-	client, err := dialRedis(ctx, url, false)
+	client, err := dialRedis(ctx, url, dialPatient)
 	if err != nil {
 		return nil, err
 	}
@@ -111,18 +111,35 @@ func (r *Redis) Close() error {
 	return errors.Join(err, r.client.Close())
 }
 
+// dialing says how a client's commands wait on Redis.
+type dialing int
+
+const (
+	// dialPatient commands wait as long as go-redis's defaults allow.
+	dialPatient dialing = iota
+	// dialQuick commands give up within about a second (one retry): for the
+	// callers that must never hold up a call on a Redis that went away,
+	// and carry on locally instead.
+	dialQuick
+	// dialQuickOnce commands give up as quickly and are never retried: for a
+	// script that must not run twice, which a retry does when Redis ran
+	// the first try after its reply was given up on.
+	dialQuickOnce
+)
+
 // dialRedis connects to the Redis server at url (redis://host:port/db) and
-// checks that it answers. With quick, each command gives up within about a
-// second (one retry): for the callers that must never hold up a call or a
-// vitals stream on a Redis that went away, and carry on locally instead.
-func dialRedis(ctx context.Context, url string, quick bool) (*goredis.Client, error) {
+// checks that it answers.
+func dialRedis(ctx context.Context, url string, how dialing) (*goredis.Client, error) {
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
-	if quick {
+	if how != dialPatient {
 		opts.ContextTimeoutEnabled = true
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = time.Second, time.Second, time.Second, 1
+	}
+	if how == dialQuickOnce {
+		opts.MaxRetries = -1 // none (0 is go-redis's default of 3)
 	}
 	client := goredis.NewClient(opts)
 	if err := client.Ping(ctx).Err(); err != nil {

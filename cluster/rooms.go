@@ -125,7 +125,7 @@ func NewRedisRooms(ctx context.Context, url string, self Pin, cfg RoomsConfig, l
 	self.URL = u
 	// A request waiting for its visit's pin gives up quickly and is
 	// served here: Redis never holds up a call.
-	client, err := dialRedis(ctx, url, true)
+	client, err := dialRedis(ctx, url, dialQuick)
 	if err != nil {
 		return nil, err
 	}

@@ -61,8 +61,9 @@ var _ live.Feed = (*RedisFeed)(nil)
 // streams this node watches to hub.
 func NewRedisFeed(ctx context.Context, url string, hub Deliverer, cfg FeedConfig, log *slog.Logger) (*RedisFeed, error) {
 	// Vitals must not wait on a Redis that went away: calls give up
-	// quickly and the hub carries on locally.
-	client, err := dialRedis(ctx, url, true)
+	// quickly and the hub carries on locally. Never retried: a retried
+	// append that Redis ran twice would put a message in the stream twice.
+	client, err := dialRedis(ctx, url, dialQuickOnce)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +295,7 @@ type RedisNEWS2 struct {
 // Keys and the channel begin with prefix (default "bedside:news2:").
 func NewRedisNEWS2(ctx context.Context, url, node, prefix string, apply func(ctx context.Context, patientID int64, msg []byte) error, log *slog.Logger) (*RedisNEWS2, error) {
 	// As the feed: give up quickly, the ward carries on alone.
-	client, err := dialRedis(ctx, url, true)
+	client, err := dialRedis(ctx, url, dialQuick)
 	if err != nil {
 		return nil, err
 	}
