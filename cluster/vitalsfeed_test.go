@@ -393,17 +393,19 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 	do("CLIENT", "PAUSE", 30000, "WRITE")
 	t.Cleanup(func() { admin.Do(ctx, "CLIENT", "UNPAUSE") })
 	do("CONFIG", "SET", "min-replicas-to-write", "0")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	held := func() int {
 		info, err := admin.Info(ctx, "clients").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(info, "blocked_clients:0\r\n") {
-			break
-		}
+		_, rest, _ := strings.Cut(info, "blocked_clients:")
+		n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]))
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for held() == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("node A's renewal never reached redis:\n%s", info)
+			t.Fatal("node A's renewal never reached redis")
 		}
 		time.Sleep(10 * time.Millisecond) // polling redis for the held renewal
 	}
@@ -411,37 +413,40 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 	// the message is published once that is over.
 	time.Sleep(2 * retry)
 	three := published(3)
-	// The message must not go out while the renewal is held: before the
-	// fix it went to node A alone at once, which takes far less than this
-	// wait (kept well under the feed client's 1 s read timeout).
-	early := false
-	select {
-	case err := <-three:
-		if err != nil {
-			t.Fatal(err)
+	// Message 3 must wait for the renewal on its way: neither go out on
+	// its own (it went to node A alone at once) nor start a renewal of its
+	// own (a second new epoch). Watched for 300 ms, well under the feed
+	// client's read timeout (1 s).
+	for until := time.Now().Add(300 * time.Millisecond); time.Now().Before(until); {
+		select {
+		case err := <-three:
+			t.Fatalf("message 3 was published (err %v) while the renewal was held", err)
+		default:
 		}
-		early = true
-	case <-time.After(300 * time.Millisecond):
+		if n := held(); n > 1 {
+			t.Fatalf("message 3 started a renewal of its own: %d writes held in redis", n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling redis and the publisher
 	}
 	do("CLIENT", "UNPAUSE")
-	if !early {
-		wait(three)
-	}
+	wait(three)
 	wait(published(4))
 
 	got := onB.until(isReading(4))
 	var epoch string
+	var epochs int
 	var readings []int
 	for _, m := range got {
 		switch {
 		case m.Type == "stream" && m.Epoch != old:
 			epoch = m.Epoch
+			epochs++
 		case m.Type == "reading" && m.Epoch == "" && epoch != "":
 			readings = append(readings, m.N)
 		}
 	}
-	if epoch == "" || fmt.Sprint(readings) != "[3 4]" {
-		t.Fatalf("node B's viewer got %+v: want a new epoch holding 3 and 4", got)
+	if epochs != 1 || fmt.Sprint(readings) != "[3 4]" {
+		t.Fatalf("node B's viewer got %+v: want one new epoch, holding 3 and 4", got)
 	}
 	if now, _ := a.hub.Position(patient); now != epoch {
 		t.Fatalf("node A is on %q, node B on %q", now, epoch)

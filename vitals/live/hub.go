@@ -95,17 +95,22 @@ type Hub struct {
 	cfg  Config
 	feed Feed
 
-	mu        sync.Mutex
-	streams   map[int64]*stream
-	diverged  map[int64]int // with a Feed: messages published here alone that no renewal has followed yet
-	feedDown  time.Time     // until when publishing skips the feed
-	lastSweep atomic.Int64  // Unix nanoseconds of the last sweep; written under mu
+	mu      sync.Mutex
+	streams map[int64]*stream
+	// With a Feed: per patient whose messages were published here alone,
+	// and no renewal followed, seq as of the latest such message; seq
+	// never repeats, so a renewal that began before it can tell.
+	diverged  map[int64]uint64
+	seq       uint64
+	renewing  map[int64]chan struct{} // closed when the patient's renewal ends
+	feedDown  time.Time               // until when publishing skips the feed
+	lastSweep atomic.Int64            // Unix nanoseconds of the last sweep; written under mu
 }
 
 // NewHub returns an in-process hub; SetFeed shares it between nodes.
 func NewHub(cfg Config) *Hub {
 	cfg.defaults()
-	return &Hub{cfg: cfg, streams: make(map[int64]*stream), diverged: make(map[int64]int)}
+	return &Hub{cfg: cfg, streams: make(map[int64]*stream), diverged: make(map[int64]uint64), renewing: make(map[int64]chan struct{})}
 }
 
 // SetFeed makes the hub mirror streams shared through f. Call it before
@@ -248,17 +253,8 @@ func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 		return nil
 	}
 	bulky := isBulky(body)
-	h.mu.Lock()
-	down := h.cfg.Now().Before(h.feedDown)
-	since, diverged := h.diverged[patient]
-	h.mu.Unlock()
-	if !down {
-		if !diverged {
-			since = -1
-		}
-		if h.appendShared(ctx, patient, body, bulky, since) == nil {
-			return nil
-		}
+	if h.publishShared(ctx, patient, body, bulky) {
+		return nil
 	}
 	if s, _ := h.lookup(patient, false); s != nil {
 		<-s.loadWait
@@ -269,32 +265,80 @@ func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 		s.mu.Unlock()
 		s.publishLocal(body, bulky, h.now())
 	}
-	// Counted once published: a renewal that began before then does not
-	// take the patient for renewed, so one follows, after this message.
+	// Marked once published: a renewal that began before does not take
+	// the patient for renewed, so one follows, after this message.
 	h.mu.Lock()
-	h.diverged[patient]++
+	h.seq++
+	h.diverged[patient] = h.seq
 	h.mu.Unlock()
 	return nil
 }
 
+// publishShared publishes body to the patient's shared stream, unless the
+// feed is taken for down or fails; false then: the message goes to this
+// node alone. A patient that diverged is renewed first, with body as the
+// new epoch's first message, so that the other nodes hear of the epoch and
+// the message together; one renewal of a patient at a time, which a
+// message that comes meanwhile waits for (at most FeedTimeout) rather
+// than go to this node alone, or start an epoch of its own.
+func (h *Hub) publishShared(ctx context.Context, patient int64, body []byte, bulky bool) bool {
+	for {
+		h.mu.Lock()
+		if h.cfg.Now().Before(h.feedDown) {
+			h.mu.Unlock()
+			return false
+		}
+		since, diverged := h.diverged[patient]
+		if !diverged {
+			h.mu.Unlock()
+			return h.appendShared(ctx, patient, body, bulky, false, 0) == nil
+		}
+		if busy := h.renewing[patient]; busy != nil {
+			h.mu.Unlock()
+			select {
+			case <-busy:
+				continue // renewed, or the feed failed: look again
+			case <-ctx.Done():
+				return false
+			}
+		}
+		done := h.startRenewalLocked(patient)
+		h.mu.Unlock()
+		err := h.appendShared(ctx, patient, body, bulky, true, since)
+		h.endRenewal(patient, done)
+		return err == nil
+	}
+}
+
+// startRenewalLocked marks the patient's renewal as on its way (h.mu
+// held); endRenewal marks it ended.
+func (h *Hub) startRenewalLocked(patient int64) chan struct{} {
+	done := make(chan struct{})
+	h.renewing[patient] = done
+	return done
+}
+
+func (h *Hub) endRenewal(patient int64, done chan struct{}) {
+	h.mu.Lock()
+	delete(h.renewing, patient)
+	h.mu.Unlock()
+	close(done)
+}
+
 // appendShared appends body to the patient's shared stream and delivers
-// it here. A renewal (since >= 0: a patient that diverged, since being
-// how many messages it had published alone) starts a new epoch first,
-// with body, if any, as its first message; the patient no longer
-// diverges unless it published alone again meanwhile. Where the patient
-// diverged, a message starts the new epoch itself rather than wait for
-// Run's: a renewal already on its way may have told the other nodes of
-// its epoch, and this message would never reach them if it went to this
-// node alone. When the feed fails, publishing skips it for FeedRetry.
-func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulky bool, since int) error {
+// it here. A renewal starts a new epoch first, with body, if any, as its
+// first message; the patient then no longer diverges, unless a message
+// went to this node alone after since. When the feed fails, publishing
+// skips it for FeedRetry.
+func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulky, renew bool, since uint64) error {
 	cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
-	epoch, e, err := h.feed.Append(cctx, patient, body, bulky, since >= 0)
+	epoch, e, err := h.feed.Append(cctx, patient, body, bulky, renew)
 	cancel()
 	h.mu.Lock()
 	switch {
 	case err != nil:
 		h.feedDown = h.cfg.Now().Add(h.cfg.FeedRetry)
-	case since >= 0:
+	case renew:
 		if h.diverged[patient] == since {
 			delete(h.diverged, patient)
 		}
@@ -469,8 +513,17 @@ func (h *Hub) Run(ctx context.Context) {
 		for _, p := range todo {
 			h.mu.Lock()
 			since, diverged := h.diverged[p]
+			var done chan struct{}
+			if diverged && h.renewing[p] == nil {
+				done = h.startRenewalLocked(p)
+			}
 			h.mu.Unlock()
-			if diverged && h.appendShared(ctx, p, nil, false, since) != nil {
+			if done == nil {
+				continue // renewed meanwhile, or a message of it is renewing it
+			}
+			err := h.appendShared(ctx, p, nil, false, true, since)
+			h.endRenewal(p, done)
+			if err != nil {
 				break // still down: try again once FeedRetry has passed
 			}
 		}
