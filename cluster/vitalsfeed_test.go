@@ -220,6 +220,20 @@ func startPrivateRedis(t *testing.T, port int) *privateRedis {
 	}
 }
 
+// steer connects to a test's private Redis to steer it: do runs a command,
+// failing the test on an error.
+func steer(t *testing.T, rs *privateRedis) (*goredis.Client, func(args ...any)) {
+	t.Helper()
+	admin := goredis.NewClient(&goredis.Options{Addr: rs.addr()})
+	t.Cleanup(func() { admin.Close() })
+	return admin, func(args ...any) {
+		t.Helper()
+		if err := admin.Do(context.Background(), args...).Err(); err != nil {
+			t.Fatalf("redis %v: %v", args, err)
+		}
+	}
+}
+
 func (r *privateRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 func (r *privateRedis) url() string  { return "redis://" + r.addr() + "/0" }
 
@@ -352,14 +366,7 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 	onA.next()
 	onB.next()
 	ctx := context.Background()
-	admin := goredis.NewClient(&goredis.Options{Addr: rs.addr()})
-	t.Cleanup(func() { admin.Close() })
-	do := func(args ...any) {
-		t.Helper()
-		if err := admin.Do(ctx, args...).Err(); err != nil {
-			t.Fatalf("redis %v: %v", args, err)
-		}
-	}
+	admin, do := steer(t, rs)
 	published := func(i int) chan error {
 		done := make(chan error, 1)
 		go func() { done <- a.hub.Publish(ctx, patient, body(i)) }()
@@ -462,14 +469,7 @@ func TestPublishingWhileRedisHangsWaitsAtMostTheFeedTimeout(t *testing.T) {
 	const timeout, patients = 200 * time.Millisecond, 20
 	a := newNodeWith(t, rs.url(), testPrefix(), live.Config{FeedRetry: 500 * time.Millisecond, FeedTimeout: timeout})
 	ctx := context.Background()
-	admin := goredis.NewClient(&goredis.Options{Addr: rs.addr()})
-	t.Cleanup(func() { admin.Close() })
-	do := func(args ...any) {
-		t.Helper()
-		if err := admin.Do(ctx, args...).Err(); err != nil {
-			t.Fatalf("redis %v: %v", args, err)
-		}
-	}
+	admin, do := steer(t, rs)
 	var onA []*watcher
 	for p := int64(1); p <= patients; p++ {
 		onA = append(onA, watch(t, a, p, live.Position{}))
