@@ -515,6 +515,115 @@ func TestPublishingWhileRedisHangsWaitsAtMostTheFeedTimeout(t *testing.T) {
 	}
 }
 
+// TestLateEntriesOfALeftEpochAreDropped: entries of an epoch node A has
+// left (its own echo through pub/sub after it went alone, another node's
+// message, a direct delivery that lost the race with a renewal) never
+// take it back there, where its viewers would get that epoch again.
+func TestLateEntriesOfALeftEpochAreDropped(t *testing.T) {
+	rs := startPrivateRedis(t, 0)
+	prefix := testPrefix()
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: time.Second, Now: now})
+	_, do := steer(t, rs)
+	ctx := context.Background()
+	const patient = 13
+	onA := watch(t, a, patient, live.Position{})
+	onA.next()
+	publish := func(n int) {
+		t.Helper()
+		if err := a.hub.Publish(ctx, patient, body(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := func(epoch string, off int64, n int) {
+		msg := fmt.Appendf(nil, `{"patient":%d,"offset":%d,"type":"reading","n":%d}`, patient, off, n)
+		a.hub.Deliver(patient, epoch, live.Entry{Offset: off, At: now().UnixMilli(), Msg: msg})
+	}
+	var got []vmsg
+	upTo := func(n int) {
+		got = append(got, onA.until(func(m vmsg) bool { return m.Type == "reading" && m.N == n })...)
+	}
+
+	publish(1)
+	upTo(1)
+	e1, _ := a.hub.Position(patient)
+	// Writes refused: 2 goes to node A alone, on an epoch of its own.
+	do("CONFIG", "SET", "min-replicas-to-write", "1")
+	t.Cleanup(func() { do("CONFIG", "SET", "min-replicas-to-write", "0") })
+	publish(2)
+	upTo(2)
+	alone, _ := a.hub.Position(patient)
+	late(e1, 1, 1)  // node A's own 1, back through pub/sub
+	late(e1, 2, 99) // another node's message on the shared epoch
+	publish(3)      // the feed is still taken for down
+	upTo(3)
+	if now, _ := a.hub.Position(patient); now != alone {
+		t.Fatalf("node A went from its own epoch %q to %q", alone, now)
+	}
+	// Redis is back: 4 renews the shared stream.
+	do("CONFIG", "SET", "min-replicas-to-write", "0")
+	mu.Lock()
+	clock = clock.Add(2 * time.Second)
+	mu.Unlock()
+	publish(4)
+	upTo(4)
+	e2, _ := a.hub.Position(patient)
+	late(e1, 3, 98) // a delivery of the first epoch that lost the race
+	publish(5)
+	upTo(5)
+	if now, _ := a.hub.Position(patient); now != e2 || e2 == e1 || e2 == alone {
+		t.Fatalf("node A on %q after %q, %q, %q", now, e1, alone, e2)
+	}
+	seen := map[int]int{}
+	gone := false // from the first epoch
+	for _, m := range got {
+		if m.Type == "reading" {
+			seen[m.N]++
+		}
+		if m.Type == "stream" && m.Epoch == e1 && gone {
+			t.Fatalf("node A's viewer was moved back to %q: %+v", e1, got)
+		}
+		gone = gone || m.Type == "stream" && m.Epoch != e1 && m.Epoch != ""
+	}
+	if fmt.Sprint(seen) != "map[1:1 2:1 3:1 4:1 5:1]" {
+		t.Fatalf("node A's viewer got readings %v: %+v", seen, got)
+	}
+}
+
+// TestAPublisherThatGaveUpDoesNotTakeTheFeedDown: a message published
+// with a context that has ended (a client that hung up on a batch) still
+// goes to the shared stream, and the next patient's messages too: the
+// feed is not taken for down for the whole node.
+func TestAPublisherThatGaveUpDoesNotTakeTheFeedDown(t *testing.T) {
+	rs := startPrivateRedis(t, 0)
+	prefix := testPrefix()
+	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: time.Minute})
+	admin, _ := steer(t, rs)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, p := range []int64{21, 22} {
+		on := watch(t, a, p, live.Position{})
+		on.next()
+		ctx := context.Background()
+		if p == 21 {
+			ctx = ended
+		}
+		if err := a.hub.Publish(ctx, p, body(1)); err != nil {
+			t.Fatal(err)
+		}
+		on.until(func(m vmsg) bool { return m.Type == "reading" && m.N == 1 })
+		shared, err := admin.HGet(context.Background(), prefix+strconv.FormatInt(p, 10), "epoch").Result()
+		if err != nil {
+			t.Fatalf("patient %d has no shared stream: %v", p, err)
+		}
+		if here, _ := a.hub.Position(p); here != shared {
+			t.Fatalf("patient %d: node A on %q, the shared stream on %q", p, here, shared)
+		}
+	}
+}
+
 // lagGate passes a feed's entries on to a hub, or holds them while shut, so a
 // test can make a node's mirror lag the shared stream.
 type lagGate struct {

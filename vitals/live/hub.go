@@ -230,7 +230,7 @@ func (h *Hub) publishInProcess(patient int64, body []byte, keep *atomic.Pointer[
 			h.sweepLocked(now)
 			h.mu.Unlock()
 		}
-		if s.publishLocal(body, bulky, now.UnixMilli()) {
+		if s.publishLocal(body, bulky, now.UnixMilli(), false) {
 			return
 		}
 		// Dropped by a sweep since (idle, no viewer): the hub makes the
@@ -258,12 +258,7 @@ func (h *Hub) Publish(ctx context.Context, patient int64, body []byte) error {
 	}
 	if s, _ := h.lookup(patient, false); s != nil {
 		<-s.loadWait
-		s.mu.Lock()
-		if !s.local {
-			s.restartLocked(NewEpoch(), true)
-		}
-		s.mu.Unlock()
-		s.publishLocal(body, bulky, h.now())
+		s.publishLocal(body, bulky, h.now(), true)
 	}
 	// Marked once published: a renewal that began before does not take
 	// the patient for renewed, so one follows, after this message.
@@ -295,12 +290,8 @@ func (h *Hub) publishShared(ctx context.Context, patient int64, body []byte, bul
 		}
 		if busy := h.renewing[patient]; busy != nil {
 			h.mu.Unlock()
-			select {
-			case <-busy:
-				continue // renewed, or the feed failed: look again
-			case <-ctx.Done():
-				return false
-			}
+			<-busy   // bounded by FeedTimeout
+			continue // renewed, or the feed failed: look again
 		}
 		done := h.startRenewalLocked(patient)
 		h.mu.Unlock()
@@ -331,7 +322,11 @@ func (h *Hub) endRenewal(patient int64, done chan struct{}) {
 // went to this node alone after since. When the feed fails, publishing
 // skips it for FeedRetry.
 func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulky, renew bool, since uint64) error {
-	cctx, cancel := context.WithTimeout(ctx, h.cfg.FeedTimeout)
+	// Bounded by FeedTimeout alone: a caller that gives up (a client that
+	// hung up on a batch) must not make the feed look down for every
+	// patient of this node.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FeedTimeout)
+	began := h.cfg.Now()
 	epoch, e, err := h.feed.Append(cctx, patient, body, bulky, renew)
 	cancel()
 	h.mu.Lock()
@@ -342,7 +337,9 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 		if h.diverged[patient] == since {
 			delete(h.diverged, patient)
 		}
-		h.feedDown = time.Time{}
+		if !h.feedDown.After(began.Add(h.cfg.FeedRetry)) {
+			h.feedDown = time.Time{} // (not a failure that came since)
+		}
 	}
 	h.mu.Unlock()
 	if err != nil {

@@ -19,6 +19,7 @@ type stream struct {
 	loadWait  chan struct{}   // closed once loaded; without a Feed, loaded (shared by every such stream)
 	pending   map[int64]Entry // ahead of last+1, waiting for the hole to fill
 	pendEpoch string
+	left      [4]string // with a Feed: the epochs it left, newest first; never come back
 	repairing bool
 	touched   int64 // Unix ms of the last message or viewer change
 	dead      bool  // removed from the hub: subscribe again
@@ -64,12 +65,17 @@ func (s *stream) fanOutLocked(msg []byte) {
 
 // publishLocal assigns the next offset and appends body; false, and
 // nothing done, if the stream was dropped from its hub (only a Source
-// holds on to one past that).
-func (s *stream) publishLocal(body []byte, bulky bool, now int64) bool {
+// holds on to one past that). alone (with a Feed whose append failed)
+// first moves a shared stream to an epoch of this node's own, under the
+// same lock, so no shared entry can come between.
+func (s *stream) publishLocal(body []byte, bulky bool, now int64, alone bool) bool {
 	s.mu.Lock()
 	if s.dead && s.hub.feed == nil {
 		s.mu.Unlock()
 		return false
+	}
+	if alone && !s.local {
+		s.restartLocked(NewEpoch(), true)
 	}
 	s.last++
 	s.touched = now
@@ -84,6 +90,10 @@ func (s *stream) publishLocal(body []byte, bulky bool, now int64) bool {
 func (s *stream) restartLocked(epoch string, local bool) {
 	if s.epoch != "" && !s.local {
 		s.fanOutLocked(GapMessage(s.patient, s.epoch, s.last+1, 0))
+	}
+	if s.epoch != "" {
+		copy(s.left[1:], s.left[:])
+		s.left[0] = s.epoch
 	}
 	s.epoch, s.local, s.last = epoch, local, 0
 	s.hist.reset()
@@ -111,6 +121,11 @@ func (s *stream) deliver(epoch string, e Entry) (repair bool, after, upto int64)
 		return false, 0, 0
 	}
 	if epoch != s.epoch {
+		if s.leftLocked(epoch) {
+			// Late: an echo of what this node published before it went
+			// alone, or an entry another node's renewal has ended.
+			return false, 0, 0
+		}
 		s.restartLocked(epoch, false)
 	}
 	if e.Offset <= s.last {
@@ -134,6 +149,18 @@ func (s *stream) deliver(epoch string, e Entry) (repair bool, after, upto int64)
 	}
 	s.repairing = true
 	return true, s.last, s.minPendingLocked() - 1
+}
+
+// leftLocked reports whether the stream left epoch: epochs are random and
+// never recur, so an entry of one it left is late and must not take it
+// back there (its viewers would get that epoch's history again).
+func (s *stream) leftLocked(epoch string) bool {
+	for _, l := range s.left {
+		if l == epoch && l != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *stream) minPendingLocked() int64 {
