@@ -624,6 +624,47 @@ func TestAPublisherThatGaveUpDoesNotTakeTheFeedDown(t *testing.T) {
 	}
 }
 
+// TestALateEntryOfAnOlderEpochDoesNotStopTheStream: node A's mirror, on
+// the shared epoch another node renewed, gets a late entry of the epoch
+// before (an append Redis ran before the renewal, delivered last). It may
+// go there, but the next entries of the live epoch bring it back: it must
+// never drop them for good.
+func TestALateEntryOfAnOlderEpochDoesNotStopTheStream(t *testing.T) {
+	rs := startPrivateRedis(t, 0)
+	prefix := testPrefix()
+	a, b := newNode(t, rs.url(), prefix), newNode(t, rs.url(), prefix)
+	ctx := context.Background()
+	const patient = 71
+	onB := watch(t, b, patient, live.Position{})
+	onB.next()
+	if err := b.hub.Publish(ctx, patient, body(1)); err != nil {
+		t.Fatal(err)
+	}
+	onB.until(func(m vmsg) bool { return m.N == 1 })
+	e0, _ := b.hub.Position(patient)
+	// Another node's renewal, with 3 as the new epoch's first message.
+	e1, _, err := b.feed.Append(ctx, patient, body(3), false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onA := watch(t, a, patient, live.Position{})
+	onA.until(func(m vmsg) bool { return m.Type == "stream" })
+	if now, _ := a.hub.Position(patient); now != e1 {
+		t.Fatalf("node A loaded %q, want %q", now, e1)
+	}
+	a.hub.Deliver(patient, e0, live.Entry{Offset: 2, At: time.Now().UnixMilli(),
+		Msg: fmt.Appendf(nil, `{"patient":%d,"offset":2,"type":"reading","n":2}`, patient)})
+	for n := 4; n <= 5; n++ {
+		if err := b.hub.Publish(ctx, patient, body(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onA.until(func(m vmsg) bool { return m.Type == "reading" && m.N == 5 })
+	if now, _ := a.hub.Position(patient); now != e1 {
+		t.Fatalf("node A on %q, the shared stream on %q", now, e1)
+	}
+}
+
 // lagGate passes a feed's entries on to a hub, or holds them while shut, so a
 // test can make a node's mirror lag the shared stream.
 type lagGate struct {

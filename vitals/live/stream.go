@@ -19,7 +19,7 @@ type stream struct {
 	loadWait  chan struct{}   // closed once loaded; without a Feed, loaded (shared by every such stream)
 	pending   map[int64]Entry // ahead of last+1, waiting for the hole to fill
 	pendEpoch string
-	left      [4]string // with a Feed: the epochs it left, newest first; never come back
+	left      [4]string // with a Feed: shared epochs it left to go alone, newest first
 	repairing bool
 	touched   int64 // Unix ms of the last message or viewer change
 	dead      bool  // removed from the hub: subscribe again
@@ -91,7 +91,12 @@ func (s *stream) restartLocked(epoch string, local bool) {
 	if s.epoch != "" && !s.local {
 		s.fanOutLocked(GapMessage(s.patient, s.epoch, s.last+1, 0))
 	}
-	if s.epoch != "" {
+	if local && s.epoch != "" && !s.local {
+		// Going alone: this node renews the shared stream before it takes
+		// shared entries again, so the epoch it leaves is done with here.
+		// (Not so between shared epochs: with no order between them, the
+		// one left may be the live one, and a stream that dropped it would
+		// stop.)
 		copy(s.left[1:], s.left[:])
 		s.left[0] = s.epoch
 	}
@@ -123,7 +128,8 @@ func (s *stream) deliver(epoch string, e Entry) (repair bool, after, upto int64)
 	if epoch != s.epoch {
 		if s.leftLocked(epoch) {
 			// Late: an echo of what this node published before it went
-			// alone, or an entry another node's renewal has ended.
+			// alone, another node's message meanwhile, or an append's
+			// reply that lost the race with the renewal since.
 			return false, 0, 0
 		}
 		s.restartLocked(epoch, false)
@@ -151,9 +157,9 @@ func (s *stream) deliver(epoch string, e Entry) (repair bool, after, upto int64)
 	return true, s.last, s.minPendingLocked() - 1
 }
 
-// leftLocked reports whether the stream left epoch: epochs are random and
-// never recur, so an entry of one it left is late and must not take it
-// back there (its viewers would get that epoch's history again).
+// leftLocked reports whether the stream left epoch to go alone: an entry
+// of it is late and must not take the stream back there (its viewers
+// would get that epoch's history again).
 func (s *stream) leftLocked(epoch string) bool {
 	for _, l := range s.left {
 		if l == epoch && l != "" {
