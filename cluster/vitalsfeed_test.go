@@ -665,6 +665,76 @@ func TestALateEntryOfAnOlderEpochDoesNotStopTheStream(t *testing.T) {
 	}
 }
 
+// TestAFailoverBackToAnEpochLeftIsFollowed: node A went alone from epoch
+// E1 and renewed the shared stream to E2; then Redis fails over to a
+// replica that never heard of the renewal (here its keys are restored as
+// they were on E1), so E1 is the shared epoch again. Node A, which dropped
+// late entries of E1, must follow it once Redis answers its own appends
+// with it.
+func TestAFailoverBackToAnEpochLeftIsFollowed(t *testing.T) {
+	rs := startPrivateRedis(t, 0)
+	prefix := testPrefix()
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: time.Second, Now: now})
+	b := newNode(t, rs.url(), prefix)
+	admin, do := steer(t, rs)
+	ctx := context.Background()
+	const patient = 91
+	onA, onB := watch(t, a, patient, live.Position{}), watch(t, b, patient, live.Position{})
+	onA.next()
+	onB.next()
+	publish := func(n *node, i int) {
+		t.Helper()
+		if err := n.hub.Publish(ctx, patient, body(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reading := func(i int) func(vmsg) bool { return func(m vmsg) bool { return m.Type == "reading" && m.N == i } }
+	publish(a, 1)
+	onA.until(reading(1))
+	onB.until(reading(1))
+	e1, _ := a.hub.Position(patient)
+	meta, log := prefix+strconv.Itoa(patient), prefix+strconv.Itoa(patient)+":log"
+	dumps := map[string]string{}
+	for _, k := range []string{meta, log} {
+		d, err := admin.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dumps[k] = d
+	}
+	// Node A goes alone, then renews.
+	do("CONFIG", "SET", "min-replicas-to-write", "1")
+	t.Cleanup(func() { do("CONFIG", "SET", "min-replicas-to-write", "0") })
+	publish(a, 2)
+	onA.until(reading(2))
+	do("CONFIG", "SET", "min-replicas-to-write", "0")
+	mu.Lock()
+	clock = clock.Add(2 * time.Second)
+	mu.Unlock()
+	publish(a, 3)
+	onA.until(reading(3))
+	onB.until(reading(3))
+	if e2, _ := a.hub.Position(patient); e2 == e1 {
+		t.Fatal("node A did not renew the shared stream")
+	}
+	// The failover: the shared stream is back on E1.
+	for k, d := range dumps {
+		if err := admin.RestoreReplace(ctx, k, 0, d).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(a, 4)
+	publish(b, 5)
+	onB.until(reading(5))
+	onA.until(reading(5))
+	if here, _ := a.hub.Position(patient); here != e1 {
+		t.Fatalf("node A on %q, the shared stream on %q", here, e1)
+	}
+}
+
 // lagGate passes a feed's entries on to a hub, or holds them while shut, so a
 // test can make a node's mirror lag the shared stream.
 type lagGate struct {

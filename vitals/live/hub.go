@@ -345,7 +345,7 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 	if err != nil {
 		return err
 	}
-	h.Deliver(patient, epoch, e)
+	h.deliver(patient, epoch, e, began)
 	return nil
 }
 
@@ -353,11 +353,21 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 // Offset of 0 only announces a new epoch). Patients this node does not
 // watch are ignored.
 func (h *Hub) Deliver(patient int64, epoch string, e Entry) {
+	h.deliver(patient, epoch, e, time.Time{})
+}
+
+// deliver is Deliver; began, for the reply to this node's own append, is
+// when that append began.
+func (h *Hub) deliver(patient int64, epoch string, e Entry, began time.Time) {
 	s, _ := h.lookup(patient, false)
 	if s == nil {
 		return
 	}
-	repair, after, upto := s.deliver(epoch, e)
+	var current int64
+	if !began.IsZero() {
+		current = began.UnixNano()
+	}
+	repair, after, upto := s.deliver(epoch, e, current)
 	h.repair(s, repair, after, upto)
 }
 

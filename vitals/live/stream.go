@@ -19,10 +19,17 @@ type stream struct {
 	loadWait  chan struct{}   // closed once loaded; without a Feed, loaded (shared by every such stream)
 	pending   map[int64]Entry // ahead of last+1, waiting for the hole to fill
 	pendEpoch string
-	left      [4]string // with a Feed: shared epochs it left to go alone, newest first
+	left      [4]leftEpoch // with a Feed: shared epochs it left to go alone, newest first
 	repairing bool
 	touched   int64 // Unix ms of the last message or viewer change
 	dead      bool  // removed from the hub: subscribe again
+}
+
+// leftEpoch is a shared epoch a stream left to go alone, and when (the
+// hub's clock, in Unix nanoseconds).
+type leftEpoch struct {
+	epoch string
+	at    int64
 }
 
 func newStream(h *Hub, patient int64) *stream {
@@ -98,7 +105,7 @@ func (s *stream) restartLocked(epoch string, local bool) {
 		// one left may be the live one, and a stream that dropped it would
 		// stop.)
 		copy(s.left[1:], s.left[:])
-		s.left[0] = s.epoch
+		s.left[0] = leftEpoch{s.epoch, s.hub.cfg.Now().UnixNano()}
 	}
 	s.epoch, s.local, s.last = epoch, local, 0
 	s.hist.reset()
@@ -108,7 +115,10 @@ func (s *stream) restartLocked(epoch string, local bool) {
 
 // deliver applies an entry of the shared stream (offset 0: only the start
 // of a new epoch). It returns a hole to repair from the feed, if any.
-func (s *stream) deliver(epoch string, e Entry) (repair bool, after, upto int64) {
+// current, for the reply to this node's own append, is when that append
+// began (Unix nanoseconds; 0 for an entry from the feed): the epoch is
+// the shared one as of then.
+func (s *stream) deliver(epoch string, e Entry, current int64) (repair bool, after, upto int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dead {
@@ -126,11 +136,17 @@ func (s *stream) deliver(epoch string, e Entry) (repair bool, after, upto int64)
 		return false, 0, 0
 	}
 	if epoch != s.epoch {
-		if s.leftLocked(epoch) {
-			// Late: an echo of what this node published before it went
-			// alone, another node's message meanwhile, or an append's
-			// reply that lost the race with the renewal since.
-			return false, 0, 0
+		if i := s.leftLocked(epoch); i >= 0 {
+			if current <= s.left[i].at {
+				// Late: an echo of what this node published before it
+				// went alone, another node's message meanwhile, or an
+				// append's reply that lost the race with the renewal.
+				return false, 0, 0
+			}
+			// Redis answered an append begun since with that epoch: it is
+			// the shared one again (a failover to a replica that had not
+			// heard of the renewal).
+			s.left[i] = leftEpoch{}
 		}
 		s.restartLocked(epoch, false)
 	}
@@ -157,16 +173,16 @@ func (s *stream) deliver(epoch string, e Entry) (repair bool, after, upto int64)
 	return true, s.last, s.minPendingLocked() - 1
 }
 
-// leftLocked reports whether the stream left epoch to go alone: an entry
-// of it is late and must not take the stream back there (its viewers
-// would get that epoch's history again).
-func (s *stream) leftLocked(epoch string) bool {
-	for _, l := range s.left {
-		if l == epoch && l != "" {
-			return true
+// leftLocked returns the index in left of epoch, -1 if the stream did not
+// leave it to go alone. An entry of one it left is late and must not take
+// it back there (its viewers would get that epoch's history again).
+func (s *stream) leftLocked(epoch string) int {
+	for i, l := range s.left {
+		if l.epoch == epoch && epoch != "" {
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 func (s *stream) minPendingLocked() int64 {
