@@ -100,8 +100,11 @@ type Hub struct {
 	// With a Feed: per patient whose messages were published here alone,
 	// and no renewal followed, seq as of the latest such message; seq
 	// never repeats, so a renewal that began before it can tell.
-	diverged  map[int64]uint64
-	seq       uint64
+	diverged map[int64]uint64
+	seq      uint64
+	// ticks orders the starts of this node's appends against its streams
+	// leaving a shared epoch to go alone, and taking one again.
+	ticks     atomic.Int64
 	renewing  map[int64]chan struct{} // closed when the patient's renewal ends
 	feedDown  time.Time               // until when publishing skips the feed
 	lastSweep atomic.Int64            // Unix nanoseconds of the last sweep; written under mu
@@ -327,6 +330,7 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 	// patient of this node.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FeedTimeout)
 	began := h.cfg.Now()
+	tick := h.ticks.Add(1)
 	epoch, e, err := h.feed.Append(cctx, patient, body, bulky, renew)
 	cancel()
 	h.mu.Lock()
@@ -345,7 +349,7 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 	if err != nil {
 		return err
 	}
-	h.deliver(patient, epoch, e, began)
+	h.deliver(patient, epoch, e, tick)
 	return nil
 }
 
@@ -353,19 +357,15 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 // Offset of 0 only announces a new epoch). Patients this node does not
 // watch are ignored.
 func (h *Hub) Deliver(patient int64, epoch string, e Entry) {
-	h.deliver(patient, epoch, e, time.Time{})
+	h.deliver(patient, epoch, e, 0)
 }
 
-// deliver is Deliver; began, for the reply to this node's own append, is
-// when that append began.
-func (h *Hub) deliver(patient int64, epoch string, e Entry, began time.Time) {
+// deliver is Deliver; current, for the reply to this node's own append,
+// is the tick the append began at (0 for none).
+func (h *Hub) deliver(patient int64, epoch string, e Entry, current int64) {
 	s, _ := h.lookup(patient, false)
 	if s == nil {
 		return
-	}
-	var current int64
-	if !began.IsZero() {
-		current = began.UnixNano()
 	}
 	repair, after, upto := s.deliver(epoch, e, current)
 	h.repair(s, repair, after, upto)

@@ -25,8 +25,9 @@ type stream struct {
 	dead      bool  // removed from the hub: subscribe again
 }
 
-// leftEpoch is a shared epoch a stream left to go alone, and when (the
-// hub's clock, in Unix nanoseconds).
+// leftEpoch is a shared epoch a stream left to go alone, and the hub's
+// tick (Hub.ticks) after which an append's reply of it means it is the
+// shared epoch again.
 type leftEpoch struct {
 	epoch string
 	at    int64
@@ -105,7 +106,15 @@ func (s *stream) restartLocked(epoch string, local bool) {
 		// one left may be the live one, and a stream that dropped it would
 		// stop.)
 		copy(s.left[1:], s.left[:])
-		s.left[0] = leftEpoch{s.epoch, s.hub.cfg.Now().UnixNano()}
+		s.left[0] = leftEpoch{s.epoch, s.hub.ticks.Add(1)}
+	}
+	if s.local && !local {
+		// Back on a shared epoch: only an append begun from now on can
+		// tell of a failover back to an epoch left before.
+		t := s.hub.ticks.Add(1)
+		for i := range s.left {
+			s.left[i].at = t
+		}
 	}
 	s.epoch, s.local, s.last = epoch, local, 0
 	s.hist.reset()
@@ -115,9 +124,9 @@ func (s *stream) restartLocked(epoch string, local bool) {
 
 // deliver applies an entry of the shared stream (offset 0: only the start
 // of a new epoch). It returns a hole to repair from the feed, if any.
-// current, for the reply to this node's own append, is when that append
-// began (Unix nanoseconds; 0 for an entry from the feed): the epoch is
-// the shared one as of then.
+// current, for the reply to this node's own append, is the hub's tick
+// that append began at (0 for an entry from the feed): the epoch is the
+// shared one as of then.
 func (s *stream) deliver(epoch string, e Entry, current int64) (repair bool, after, upto int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
