@@ -258,16 +258,7 @@ func TestRedisRestartGivesGapMarker(t *testing.T) {
 	onB.next()
 	publish := func(i int) {
 		t.Helper()
-		done := make(chan error, 1)
-		go func() { done <- a.hub.Publish(context.Background(), patient, body(i)) }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("publishing hung while redis was away")
-		}
+		waitPublished(t, publishing(a, patient, i), 5*time.Second)
 	}
 	for i := 1; i <= 3; i++ {
 		publish(i)
@@ -367,21 +358,10 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 	onB.next()
 	ctx := context.Background()
 	admin, do := steer(t, rs)
-	published := func(i int) chan error {
-		done := make(chan error, 1)
-		go func() { done <- a.hub.Publish(ctx, patient, body(i)) }()
-		return done
-	}
+	published := func(i int) chan error { return publishing(a, patient, i) }
 	wait := func(done chan error) {
 		t.Helper()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("publishing hung")
-		}
+		waitPublished(t, done, 10*time.Second)
 	}
 	isReading := func(n int) func(vmsg) bool {
 		return func(m vmsg) bool { return m.Type == "reading" && m.N == n }
@@ -522,10 +502,8 @@ func TestPublishingWhileRedisHangsWaitsAtMostTheFeedTimeout(t *testing.T) {
 func TestLateEntriesOfALeftEpochAreDropped(t *testing.T) {
 	rs := startPrivateRedis(t, 0)
 	prefix := testPrefix()
-	var mu sync.Mutex
-	clock := time.Now()
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: time.Second, Now: now})
+	clock := newTestClock()
+	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: time.Second, Now: clock.now})
 	_, do := steer(t, rs)
 	ctx := context.Background()
 	const patient = 13
@@ -539,7 +517,7 @@ func TestLateEntriesOfALeftEpochAreDropped(t *testing.T) {
 	}
 	late := func(epoch string, off int64, n int) {
 		msg := fmt.Appendf(nil, `{"patient":%d,"offset":%d,"type":"reading","n":%d}`, patient, off, n)
-		a.hub.Deliver(patient, epoch, live.Entry{Offset: off, At: now().UnixMilli(), Msg: msg})
+		a.hub.Deliver(patient, epoch, live.Entry{Offset: off, At: clock.now().UnixMilli(), Msg: msg})
 	}
 	var got []vmsg
 	upTo := func(n int) {
@@ -564,9 +542,7 @@ func TestLateEntriesOfALeftEpochAreDropped(t *testing.T) {
 	}
 	// Redis is back: 4 renews the shared stream.
 	do("CONFIG", "SET", "min-replicas-to-write", "0")
-	mu.Lock()
-	clock = clock.Add(2 * time.Second)
-	mu.Unlock()
+	clock.advance(2 * time.Second)
 	publish(4)
 	upTo(4)
 	e2, _ := a.hub.Position(patient)
@@ -674,10 +650,8 @@ func TestALateEntryOfAnOlderEpochDoesNotStopTheStream(t *testing.T) {
 func TestAFailoverBackToAnEpochLeftIsFollowed(t *testing.T) {
 	rs := startPrivateRedis(t, 0)
 	prefix := testPrefix()
-	var mu sync.Mutex
-	clock := time.Now()
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: time.Second, Now: now})
+	clock := newTestClock()
+	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: time.Second, Now: clock.now})
 	b := newNode(t, rs.url(), prefix)
 	admin, do := steer(t, rs)
 	ctx := context.Background()
@@ -711,9 +685,7 @@ func TestAFailoverBackToAnEpochLeftIsFollowed(t *testing.T) {
 	publish(a, 2)
 	onA.until(reading(2))
 	do("CONFIG", "SET", "min-replicas-to-write", "0")
-	mu.Lock()
-	clock = clock.Add(2 * time.Second)
-	mu.Unlock()
+	clock.advance(2 * time.Second)
 	publish(a, 3)
 	onA.until(reading(3))
 	onB.until(reading(3))
@@ -732,6 +704,48 @@ func TestAFailoverBackToAnEpochLeftIsFollowed(t *testing.T) {
 	onA.until(reading(5))
 	if here, _ := a.hub.Position(patient); here != e1 {
 		t.Fatalf("node A on %q, the shared stream on %q", here, e1)
+	}
+}
+
+// testClock is a hub's clock that moves only when the test moves it.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock { return &testClock{t: time.Now()} }
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// publishing publishes body(i) to the patient's stream on node n, in a
+// goroutine of its own; the result comes on the channel.
+func publishing(n *node, patient int64, i int) chan error {
+	done := make(chan error, 1)
+	go func() { done <- n.hub.Publish(context.Background(), patient, body(i)) }()
+	return done
+}
+
+// waitPublished waits for a publishing's result, failing the test if it
+// takes longer than bound.
+func waitPublished(t *testing.T, done chan error, bound time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(bound):
+		t.Fatalf("publishing hung for %v", bound)
 	}
 }
 
