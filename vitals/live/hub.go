@@ -349,6 +349,15 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 	if err != nil {
 		return err
 	}
+	if s, _ := h.lookup(patient, false); s != nil && renew {
+		// Redis ran the renewal: an append begun before it may still have
+		// run on an epoch the stream left, so only one begun from now on
+		// can tell of a failover back to it, whichever shared epoch the
+		// stream is on meanwhile (a late entry may have moved it).
+		s.mu.Lock()
+		s.raiseLeftLocked()
+		s.mu.Unlock()
+	}
 	h.deliver(patient, epoch, e, tick)
 	return nil
 }

@@ -111,15 +111,20 @@ func (s *stream) restartLocked(epoch string, local bool) {
 	if s.local && !local {
 		// Back on a shared epoch: only an append begun from now on can
 		// tell of a failover back to an epoch left before.
-		t := s.hub.ticks.Add(1)
-		for i := range s.left {
-			s.left[i].at = t
-		}
+		s.raiseLeftLocked()
 	}
 	s.epoch, s.local, s.last = epoch, local, 0
 	s.hist.reset()
 	s.pending, s.repairing = nil, false
 	s.fanOutLocked(StreamMessage(s.patient, 0, epoch, 0))
+}
+
+// raiseLeftLocked moves the ticks of the epochs the stream left up to now.
+func (s *stream) raiseLeftLocked() {
+	t := s.hub.ticks.Add(1)
+	for i := range s.left {
+		s.left[i].at = max(s.left[i].at, t)
+	}
 }
 
 // deliver applies an entry of the shared stream (offset 0: only the start
