@@ -350,7 +350,8 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 	rs := startPrivateRedis(t, 0)
 	prefix := testPrefix()
 	const retry = 100 * time.Millisecond
-	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: retry, FeedTimeout: 20 * time.Second})
+	clock := newTestClock()
+	a := newNodeWith(t, rs.url(), prefix, live.Config{FeedRetry: retry, FeedTimeout: 20 * time.Second, Now: clock.now})
 	b := newNode(t, rs.url(), prefix)
 	const patient = 9
 	onA, onB := watch(t, a, patient, live.Position{}), watch(t, b, patient, live.Position{})
@@ -389,6 +390,8 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 		n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]))
 		return n
 	}
+	// The retry interval after the failure is over: node A renews.
+	clock.advance(2 * retry)
 	deadline := time.Now().Add(10 * time.Second)
 	for held() == 0 {
 		if time.Now().After(deadline) {
@@ -396,9 +399,6 @@ func TestPublishingDuringARenewalReachesEveryNode(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling redis for the held renewal
 	}
-	// After its failure, node A publishes alone for the retry interval;
-	// the message is published once that is over.
-	time.Sleep(2 * retry)
 	three := published(3)
 	// Message 3 must wait for the renewal on its way: neither go out on
 	// its own (it went to node A alone at once) nor start a renewal of its

@@ -102,8 +102,9 @@ type Hub struct {
 	// never repeats, so a renewal that began before it can tell.
 	diverged map[int64]uint64
 	seq      uint64
-	// ticks orders the starts of this node's appends against its streams
-	// leaving a shared epoch to go alone, and taking one again.
+	// ticks orders the starts of this node's appends (which read it)
+	// against its streams leaving a shared epoch to go alone, taking one
+	// again, and renewing (which count it up).
 	ticks     atomic.Int64
 	renewing  map[int64]chan struct{} // closed when the patient's renewal ends
 	feedDown  time.Time               // until when publishing skips the feed
@@ -329,27 +330,32 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 	// hung up on a batch) must not make the feed look down for every
 	// patient of this node.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FeedTimeout)
-	began := h.cfg.Now()
-	tick := h.ticks.Add(1)
+	var began time.Time
+	if renew {
+		began = h.cfg.Now()
+	}
+	tick := h.ticks.Load() // read, not counted: every message takes one
 	epoch, e, err := h.feed.Append(cctx, patient, body, bulky, renew)
 	cancel()
-	h.mu.Lock()
-	switch {
-	case err != nil:
-		h.feedDown = h.cfg.Now().Add(h.cfg.FeedRetry)
-	case renew:
-		if h.diverged[patient] == since {
-			delete(h.diverged, patient)
-		}
-		if !h.feedDown.After(began.Add(h.cfg.FeedRetry)) {
-			h.feedDown = time.Time{} // (not a failure that came since)
-		}
-	}
-	h.mu.Unlock()
 	if err != nil {
+		h.mu.Lock()
+		h.feedDown = h.cfg.Now().Add(h.cfg.FeedRetry)
+		h.mu.Unlock()
 		return err
 	}
-	if s, _ := h.lookup(patient, false); s != nil && renew {
+	if !renew {
+		h.deliver(patient, epoch, e, tick)
+		return nil
+	}
+	h.mu.Lock()
+	if h.diverged[patient] == since {
+		delete(h.diverged, patient)
+	}
+	if !h.feedDown.After(began.Add(h.cfg.FeedRetry)) {
+		h.feedDown = time.Time{} // (not a failure that came since)
+	}
+	h.mu.Unlock()
+	if s, _ := h.lookup(patient, false); s != nil {
 		// Redis ran the renewal: an append begun before it may still have
 		// run on an epoch the stream left, so only one begun from now on
 		// can tell of a failover back to it, whichever shared epoch the
@@ -366,11 +372,11 @@ func (h *Hub) appendShared(ctx context.Context, patient int64, body []byte, bulk
 // Offset of 0 only announces a new epoch). Patients this node does not
 // watch are ignored.
 func (h *Hub) Deliver(patient int64, epoch string, e Entry) {
-	h.deliver(patient, epoch, e, 0)
+	h.deliver(patient, epoch, e, -1)
 }
 
 // deliver is Deliver; current, for the reply to this node's own append,
-// is the tick the append began at (0 for none).
+// is the tick the append began at (-1 for none).
 func (h *Hub) deliver(patient int64, epoch string, e Entry, current int64) {
 	s, _ := h.lookup(patient, false)
 	if s == nil {

@@ -130,8 +130,8 @@ func (s *stream) raiseLeftLocked() {
 // deliver applies an entry of the shared stream (offset 0: only the start
 // of a new epoch). It returns a hole to repair from the feed, if any.
 // current, for the reply to this node's own append, is the hub's tick
-// that append began at (0 for an entry from the feed): the epoch is the
-// shared one as of then.
+// as that append began (-1 for an entry from the feed): the epoch is the
+// shared one as of then, if the tick is not below the left epoch's.
 func (s *stream) deliver(epoch string, e Entry, current int64) (repair bool, after, upto int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,7 +151,7 @@ func (s *stream) deliver(epoch string, e Entry, current int64) (repair bool, aft
 	}
 	if epoch != s.epoch {
 		if i := s.leftLocked(epoch); i >= 0 {
-			if current <= s.left[i].at {
+			if current < s.left[i].at {
 				// Late: an echo of what this node published before it
 				// went alone, another node's message meanwhile, or an
 				// append's reply that lost the race with the renewal.
