@@ -48,12 +48,21 @@ const (
 	// A probe fails when neither the estimate nor the rate the link was
 	// seen to carry rose by probeRise for probeStall, or when it has run
 	// probeMaxRun; the next starts after a gap that doubles from
-	// probeMinGap up to probeMaxGap with each failure.
+	// probeMinGap up to probeMaxGap with each failure. A probe that keeps
+	// rising is not cut short: GCC raises its estimate by at most about
+	// 8% a second, so climbing from an audio-only link's estimate to a
+	// paused video's lowest layer takes some 7 to 15 s, and to the top
+	// layer over 30; a probe stopped halfway, counted a failure, put the
+	// next off by its doubled gap while the link stood free. probeMaxRun
+	// only bounds a probe whose estimate creeps up forever.
 	probeStall  = 2 * time.Second
-	probeMaxRun = 5 * time.Second
+	probeMaxRun = 45 * time.Second
 	probeRise   = 1.03
 	probeMinGap = 2 * time.Second
-	probeMaxGap = 32 * time.Second
+	// A paused video stays frozen for as long as the gap: on a link that
+	// stays congested four failed probes reach it, each stopped at the
+	// first sign of congestion.
+	probeMaxGap = 16 * time.Second
 )
 
 // provenSlack is how far over what the link was seen to carry a step up
