@@ -356,6 +356,28 @@ func (f *fakeBWE) GetStats() map[string]any {
 }
 func (f *fakeBWE) set(bps int, loss float64) { f.mu.Lock(); f.bps, f.loss = bps, loss; f.mu.Unlock() }
 
+// subscriberAndTracks joins two participants to a visit and returns the
+// first, and a video and an audio track the second publishes, for the
+// allocator tests.
+func subscriberAndTracks(t *testing.T) (a *Participant, video, audio *publishedTrack) {
+	t.Helper()
+	s := newSFU(t)
+	a, _ = join(t, s, 1, "a")
+	b, _ := join(t, s, 1, "b")
+	return a, fakeTrack(t, b, webrtc.RTPCodecTypeVideo), fakeTrack(t, b, webrtc.RTPCodecTypeAudio)
+}
+
+// subscribe gives subscriber a down tracks of video and audio, as the
+// allocator finds them.
+func subscribe(a *Participant, video, audio *publishedTrack) (vd, ad *downTrack) {
+	vd, ad = newDownTrack(video, a.queue, &a.subLive), newDownTrack(audio, a.queue, &a.subLive)
+	a.subMu.Lock()
+	a.subs[video.id] = &subscription{f: video, dt: vd}
+	a.subs[audio.id] = &subscription{f: audio, dt: ad}
+	a.subMu.Unlock()
+	return vd, ad
+}
+
 // steady makes l look active at bps.
 func steady(l *layer, now time.Time, bps float64, w, h uint32) {
 	l.lastAt.Store(now.UnixNano())
@@ -365,11 +387,7 @@ func steady(l *layer, now time.Time, bps float64, w, h uint32) {
 }
 
 func TestAllocatorFitsLayersToBandwidthAndTile(t *testing.T) {
-	s := newSFU(t)
-	a, _ := join(t, s, 1, "a")
-	b, _ := join(t, s, 1, "b")
-	video := fakeTrack(t, b, webrtc.RTPCodecTypeVideo)
-	audio := fakeTrack(t, b, webrtc.RTPCodecTypeAudio)
+	a, video, audio := subscriberAndTracks(t)
 	now := time.Now()
 	q, h, f, o := video.addLayer(0, "q", nil), video.addLayer(1, "h", nil), video.addLayer(2, "f", nil), audio.addLayer(0, "", nil)
 	rates := func(at time.Time) {
@@ -378,11 +396,7 @@ func TestAllocatorFitsLayersToBandwidthAndTile(t *testing.T) {
 		steady(f, at, 1_000_000, 1280, 720)
 		steady(o, at, 40_000, 0, 0)
 	}
-	vd, ad := newDownTrack(video, a.queue, &a.subLive), newDownTrack(audio, a.queue, &a.subLive)
-	a.subMu.Lock()
-	a.subs[video.id] = &subscription{f: video, dt: vd}
-	a.subs[audio.id] = &subscription{f: audio, dt: ad}
-	a.subMu.Unlock()
+	vd, ad := subscribe(a, video, audio)
 	bwe := &fakeBWE{}
 	al := &allocator{p: a, bwe: bwe}
 
@@ -503,17 +517,9 @@ func (g *gccBWE) set(bps int, usage, state string) {
 }
 
 func TestAllocatorResumesOnlyWhatTheLinkWasSeenToCarry(t *testing.T) {
-	s := newSFU(t)
-	a, _ := join(t, s, 1, "a")
-	b, _ := join(t, s, 1, "b")
-	video := fakeTrack(t, b, webrtc.RTPCodecTypeVideo)
-	audio := fakeTrack(t, b, webrtc.RTPCodecTypeAudio)
+	a, video, audio := subscriberAndTracks(t)
 	q, o := video.addLayer(0, "q", nil), audio.addLayer(0, "", nil)
-	vd, ad := newDownTrack(video, a.queue, &a.subLive), newDownTrack(audio, a.queue, &a.subLive)
-	a.subMu.Lock()
-	a.subs[video.id] = &subscription{f: video, dt: vd}
-	a.subs[audio.id] = &subscription{f: audio, dt: ad}
-	a.subMu.Unlock()
+	vd, ad := subscribe(a, video, audio)
 	bwe := &gccBWE{}
 	al := &allocator{p: a, bwe: bwe}
 	at := time.Now()

@@ -3,8 +3,6 @@ package media
 import (
 	"testing"
 	"time"
-
-	"github.com/pion/webrtc/v4"
 )
 
 // A probe runs as long as the estimate keeps rising and ends once it
@@ -13,17 +11,9 @@ import (
 // time halfway up counted as failed and put the next off while the link
 // stood free: a paused video then missed its return by tens of seconds.
 func TestAProbeRunsWhileTheEstimateRises(t *testing.T) {
-	s := newSFU(t)
-	a, _ := join(t, s, 1, "a")
-	b, _ := join(t, s, 1, "b")
-	video := fakeTrack(t, b, webrtc.RTPCodecTypeVideo)
-	audio := fakeTrack(t, b, webrtc.RTPCodecTypeAudio)
+	a, video, audio := subscriberAndTracks(t)
 	q, h, o := video.addLayer(0, "q", nil), video.addLayer(1, "h", nil), audio.addLayer(0, "", nil)
-	vd, ad := newDownTrack(video, a.queue, &a.subLive), newDownTrack(audio, a.queue, &a.subLive)
-	a.subMu.Lock()
-	a.subs[video.id] = &subscription{f: video, dt: vd}
-	a.subs[audio.id] = &subscription{f: audio, dt: ad}
-	a.subMu.Unlock()
+	vd, _ := subscribe(a, video, audio)
 	// Bound to a subscriber that negotiated RTX, as Bind leaves it: the
 	// probe's padding could go out.
 	vd.mu.Lock()
