@@ -102,32 +102,42 @@ func admitAll(t *testing.T, phys *sigclient.Client, ids ...string) {
 }
 
 // receiveAll waits until c receives want tracks and reads a packet of each;
-// it returns the publisher and track id of each ("u2/video").
+// it returns the publisher, kind and track id of each ("u2/video/u2-video-3").
+// Each track is read on until the client closes, as a browser plays it:
+// Pion counts a packet in its transport-cc feedback only once it is read,
+// so a track left unread looks lost to the server's congestion control,
+// which then pauses video, perhaps before another track's first packet.
 func receiveAll(ctx context.Context, c *sigclient.Client, want int) (map[string]bool, error) {
 	got := map[string]bool{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errc := make(chan error, want)
+	var received []string // the tracks NextTrack returned, in order
 	for range want {
 		tr, err := c.NextTrack(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("received %d of %d tracks: %w (client error: %v)", len(got), want, err, c.Err())
+			return nil, fmt.Errorf("received %d of %d tracks (%s): %w (client error: %v)",
+				len(received), want, strings.Join(received, " "), err, c.Err())
 		}
+		name := tr.StreamID() + "/" + tr.Kind().String() + "/" + tr.ID()
+		received = append(received, name)
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			pkt, _, err := tr.ReadRTP()
-			if err != nil {
-				errc <- fmt.Errorf("read %s: %w", tr.StreamID(), err)
-				return
+			switch {
+			case err != nil:
+				errc <- fmt.Errorf("read %s: %w", name, err)
+			case len(pkt.Payload) < 4:
+				errc <- fmt.Errorf("%s sent a short packet", name)
+			default:
+				mu.Lock()
+				got[name] = true
+				mu.Unlock()
 			}
-			if len(pkt.Payload) < 4 {
-				errc <- fmt.Errorf("%s sent a short packet", tr.StreamID())
-				return
+			wg.Done()
+			for err == nil {
+				_, _, err = tr.ReadRTP()
 			}
-			mu.Lock()
-			got[tr.StreamID()+"/"+tr.Kind().String()+"/"+tr.ID()] = true
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()

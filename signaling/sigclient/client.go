@@ -207,6 +207,10 @@ func (c *Client) Await(ctx context.Context, typ string) (signaling.Message, erro
 }
 
 // NextTrack returns the next track received on the subscribe connection.
+// Read each track for as long as it is wanted, as a browser plays it: Pion
+// counts a packet in the transport-cc feedback the server's congestion
+// control relies on only once it is read, so packets left unread look
+// lost, and the server pauses video.
 func (c *Client) NextTrack(ctx context.Context) (*webrtc.TrackRemote, error) {
 	return c.tracks.pop(ctx)
 }
