@@ -38,21 +38,34 @@ func awaitQuality(t *testing.T, c *sigclient.Client, id string, ok func(media.Qu
 	}
 }
 
-// noNACKAPI is a client API on vn whose publisher does not answer NACKs,
-// so that what the link loses on the way to the server stays lost.
-func noNACKAPI(t *testing.T, vn *vnet.Net) *webrtc.API {
+// reportsAPI is a client API with RTCP reports and, with nack, NACKs, but
+// neither transport-cc feedback nor, without nack, retransmission; on vn,
+// or on loopback if vn is nil. Without NACKs what the link loses on the
+// way to the server stays lost; without transport-cc feedback a client
+// starved of CPU does not look like a lossy link (a Pion peer counts a
+// packet in that feedback only once it is read).
+func reportsAPI(t *testing.T, vn *vnet.Net, nack bool) *webrtc.API {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
 	ir := &interceptor.Registry{}
+	if nack {
+		if err := webrtc.ConfigureNack(m, ir); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		t.Fatal(err)
 	}
 	se := webrtc.SettingEngine{}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetNet(vn)
+	if vn != nil {
+		se.SetNet(vn)
+	} else {
+		se.SetIncludeLoopbackCandidate(true)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 }
 
@@ -72,7 +85,7 @@ func TestQualityDropsToPoorUnderLoss(t *testing.T) {
 	st := newStream(t, "f")
 	opts := st.options("f")
 	pn, _ := n.host(t, pubIP, false)
-	opts.API = noNACKAPI(t, pn)
+	opts.API = reportsAPI(t, pn, false)
 	doc := s.dialWith(t, "doc", "Dr Ada", signaling.RolePhysician, appt, opts)
 	await(t, doc, signaling.TypePublishAnswer)
 	c := &vcall{net: n, s: s, pub: doc}
