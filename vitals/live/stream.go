@@ -191,8 +191,11 @@ func (s *stream) deliver(epoch string, e Entry, current int64) (repair bool, aft
 // leave it to go alone. An entry of one it left is late and must not take
 // it back there (its viewers would get that epoch's history again).
 func (s *stream) leftLocked(epoch string) int {
+	if epoch == "" {
+		return -1 // an empty slot of left
+	}
 	for i, l := range s.left {
-		if l.epoch == epoch && epoch != "" {
+		if l.epoch == epoch {
 			return i
 		}
 	}
