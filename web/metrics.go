@@ -20,6 +20,7 @@ type webMetrics struct {
 	sockets   metrics.Gauge   // open WebSockets by kind
 	bookings  metrics.Counter // by outcome: booked, taken
 	auditable metrics.Counter // accesses to patient data recorded, by action
+	revoked   metrics.Counter // multi-visit sockets' visits ended by a re-check
 }
 
 func newWebMetrics(r *metrics.Registry) *webMetrics {
@@ -30,6 +31,7 @@ func newWebMetrics(r *metrics.Registry) *webMetrics {
 		sockets:   r.Gauge("bedside_websockets_open", "Open WebSockets by kind (call, vitals, device).", "kind"),
 		bookings:  r.Counter("bedside_bookings_total", "Booking attempts over the web by outcome.", "outcome"),
 		auditable: r.Counter("bedside_audit_events_total", "Accesses to patient data recorded in the audit trail, by action.", "action"),
+		revoked:   r.Counter("bedside_vitals_subscriptions_revoked_total", "Visits a multi-visit vitals socket watched until a re-check found them no longer open to its physician."),
 	}
 }
 

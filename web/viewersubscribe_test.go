@@ -1,15 +1,20 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/bedside-health/bedside/audit"
+	"github.com/bedside-health/bedside/metrics"
 	"github.com/bedside-health/bedside/scheduling"
 	"github.com/bedside-health/bedside/store"
 	"github.com/bedside-health/bedside/vitals/live"
@@ -149,4 +154,127 @@ func TestMultiVisitSubscribeAfterDeactivationIsRefused(t *testing.T) {
 	if !denied {
 		t.Fatalf("the refused subscription was not audited as denied: %+v", events)
 	}
+}
+
+// subscribeHook is a node's live streams whose Subscribe first runs a
+// hook: the moment a multi-visit socket has recorded a visit and not yet
+// subscribed to it.
+type subscribeHook struct {
+	*live.Hub
+	before func(appointment int64)
+}
+
+func (h subscribeHook) Subscribe(ctx context.Context, v *live.Viewer, patient int64, from live.Position, appointment int64) error {
+	h.before(appointment)
+	return h.Hub.Subscribe(ctx, v, patient, from, appointment)
+}
+
+// TestMultiVisitRecheckDuringSubscribeEndsTheSubscription: a day list
+// subscribes to a visit, and the visit is cancelled after the socket
+// checked it but before it subscribed; the re-check that runs in that gap
+// finds the visit closed. The subscription that follows must end as the
+// re-check said, not go on untracked (every later reading of the patient
+// sent to a physician no longer allowed to see them) until the socket
+// closes.
+func TestMultiVisitRecheckDuringSubscribeEndsTheSubscription(t *testing.T) {
+	hub := live.NewHub(live.Config{})
+	reg := metrics.NewRegistry()
+	var target atomic.Int64 // the visit cancelled mid-subscribe
+	hookErr := make(chan error, 1)
+	var st store.Store
+	hook := func(appointment int64) {
+		if appointment != target.Load() {
+			return
+		}
+		if _, err := st.SetAppointmentStatus(context.Background(), appointment, scheduling.StatusCancelled, store.Change{}); err != nil {
+			hookErr <- err
+			return
+		}
+		// Wait for the re-check to have dropped the visit.
+		deadline := time.Now().Add(10 * time.Second)
+		for revokedCount(reg) == 0 {
+			if time.Now().After(deadline) {
+				hookErr <- errors.New("no re-check dropped the cancelled visit within 10 s")
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		hookErr <- nil
+	}
+	f := newFixtureWith(t, func(d *Deps) {
+		d.Live = subscribeHook{Hub: hub, before: hook}
+		d.Metrics = reg
+		d.Recheck = 20 * time.Millisecond
+	})
+	st = f.st
+	ctx := t.Context()
+	// A second visit of another patient, watched throughout: its readings
+	// mark how far the socket's stream has come.
+	start := f.visit.Start.Add(-time.Hour)
+	other, err := f.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: f.doc.ID, PatientID: f.other.ID,
+		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()}, store.Change{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, status := dialVitalsPath(t, f, "doc@example.org", "/ws/vitals")
+	if v == nil {
+		t.Fatalf("multi-visit socket: %d", status)
+	}
+	read := func() streamMsg {
+		t.Helper()
+		var m streamMsg
+		if err := json.Unmarshal(v.next(t), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	subscribe := func(id int64) {
+		t.Helper()
+		if err := v.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"subscribe","appointment":%d}`, id))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subscribe(other.ID)
+	for m := read(); m.Type != "stream"; m = read() {
+	}
+	target.Store(f.visit.ID)
+	subscribe(f.visit.ID)
+	if err := <-hookErr; err != nil {
+		t.Fatal(err)
+	}
+	// Until the visit's subscription ends, what the socket sends of it is
+	// what it was allowed when it subscribed.
+	for m := read(); m.Type != "unsubscribed" || m.Appointment != f.visit.ID; m = read() {
+	}
+	reading := func(patient int64, value int) {
+		t.Helper()
+		body := fmt.Sprintf(`{"type":"reading","code":"8867-4","value":%d,"unit":"/min","time":"2026-12-06T20:00:00Z"}`, value)
+		if err := hub.Publish(ctx, patient, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reading(f.pat.ID, 71)
+	reading(f.other.ID, 72)
+	for {
+		m := read()
+		if m.Patient == f.pat.ID {
+			t.Fatalf("after its visit was unsubscribed as cancelled, the socket still sends patient %d's vitals: %+v", f.pat.ID, m)
+		}
+		if m.Type == "reading" && m.Patient == f.other.ID && m.Value == 72 {
+			break
+		}
+	}
+}
+
+// revokedCount reads the count of visits ended by a re-check.
+func revokedCount(reg *metrics.Registry) int {
+	var b strings.Builder
+	_ = reg.WriteText(&b)
+	for line := range strings.Lines(b.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "bedside_vitals_subscriptions_revoked_total "); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }

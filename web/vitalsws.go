@@ -162,7 +162,7 @@ func (s *server) handleVitalsMultiWS(w http.ResponseWriter, r *http.Request, c c
 	if !ok {
 		return
 	}
-	m := &multiViewer{s: s, p: vs.p, c: c, v: vs.v, conn: vs.conn, visits: make(map[int64]int64)}
+	m := &multiViewer{s: s, p: vs.p, c: c, v: vs.v, conn: vs.conn, visits: make(map[int64]*visitSub)}
 	// The reader acts on the viewer's requests (socketctx.go).
 	s.serveViewerSocket(vs, m.recheck, m.handle, "vitals viewer", []any{"user", c.User.ID})
 }
@@ -177,7 +177,20 @@ type multiViewer struct {
 	conn closer
 
 	mu     sync.Mutex
-	visits map[int64]int64 // appointment -> patient
+	visits map[int64]*visitSub // by appointment
+}
+
+// visitSub is one visit a multi-visit socket watches. The reader
+// subscribes it (handle) while the re-check, on a goroutine of its own,
+// may drop it: a drop while the reader is still subscribing (pending)
+// only marks it ended, and the reader ends it once Subscribe has
+// returned. Dropped before, the subscription that followed would go on,
+// untracked, until the socket closed.
+type visitSub struct {
+	patient int64
+	pending bool   // the reader is subscribing it
+	ended   bool   // dropped while pending
+	reason  string // why, for the unsubscribed message
 }
 
 // handle acts on one request of the viewer.
@@ -222,10 +235,14 @@ func (m *multiViewer) handle(b []byte) {
 		return
 	}
 	m.mu.Lock()
-	_, again := m.visits[a.ID]
+	sub, again := m.visits[a.ID]
 	full := !again && len(m.visits) >= maxViewerVisits
 	if !full {
-		m.visits[a.ID] = a.PatientID
+		if !again {
+			sub = &visitSub{patient: a.PatientID}
+			m.visits[a.ID] = sub
+		}
+		sub.pending = true
 	}
 	m.mu.Unlock()
 	if full {
@@ -236,8 +253,13 @@ func (m *multiViewer) handle(b []byte) {
 		m.s.audited(m.p.request(), c, audit.ActionRead, a.PatientID, resource)
 	}
 	m.s.sendSnapshot(ctx, m.v.Send, a.PatientID)
-	if err := m.s.Live.Subscribe(ctx, m.v, a.PatientID, req.From, a.ID); err != nil {
-		m.drop(a.ID, "")
+	err = m.s.Live.Subscribe(ctx, m.v, a.PatientID, req.From, a.ID)
+	m.mu.Lock()
+	sub.pending = false
+	ended, reason := sub.ended || err != nil, sub.reason
+	m.mu.Unlock()
+	if ended {
+		m.drop(a.ID, reason)
 	}
 }
 
@@ -261,15 +283,20 @@ func (m *multiViewer) awaitReplayRoom() bool {
 // left only when no other subscribed visit is of the same patient.
 func (m *multiViewer) drop(appointment int64, reason string) {
 	m.mu.Lock()
-	patient, ok := m.visits[appointment]
+	sub, ok := m.visits[appointment]
+	if ok && sub.pending {
+		sub.ended, sub.reason = true, reason // the reader ends it (handle)
+		m.mu.Unlock()
+		return
+	}
 	delete(m.visits, appointment)
 	shared := false
-	for _, p := range m.visits {
-		shared = shared || p == patient
+	for _, other := range m.visits {
+		shared = shared || ok && other.patient == sub.patient
 	}
 	m.mu.Unlock()
 	if ok && !shared {
-		m.s.Live.Unsubscribe(m.v, patient)
+		m.s.Live.Unsubscribe(m.v, sub.patient)
 	}
 	if ok {
 		m.v.Send(live.UnsubscribedMessage(appointment, reason))
@@ -301,6 +328,7 @@ func (m *multiViewer) recheck(ctx context.Context) error {
 		}
 		if !open {
 			m.drop(id, errVisitOver.Error())
+			m.s.metrics.revoked.Inc()
 		}
 	}
 	return nil
