@@ -133,6 +133,23 @@ type Observation struct {
 	// Flags are what the device reported about this measurement ("cuff
 	// too loose", "poor skin contact"): it is kept, and shown as doubtful.
 	Flags []string
+	// Relayed is, for a reading that DeviceID relayed (the patient's
+	// browser, a hub) from a Bluetooth device it paired, that device's
+	// RelayedDevice ID; 0 when DeviceID measured it itself, or relayed it
+	// before relayed devices were kept.
+	Relayed int64
+}
+
+// RelayedDevice is a Bluetooth device a relay (the patient's browser, a
+// hub) paired and stored readings of, kept once per relay and name so
+// that each of its readings names the device that measured it.
+type RelayedDevice struct {
+	ID        int64
+	RelayID   int64  // the relay's device credential
+	PatientID int64  // the relay's patient
+	Name      string // as the relay names it
+	Relay     string // the relay's name
+	CreatedAt time.Time
 }
 
 // Device connection event kinds.
@@ -479,7 +496,8 @@ type Outbox interface {
 // Readings with Seq 0 (posted one at a time, entered by hand) are never
 // de-duplicated. An observation with DeviceID 0 is taken to come from
 // deviceID; a deviceID of 0 means readings entered by hand, and no
-// sequence moves. An unknown device gives ErrNotFound. A call that fails
+// sequence moves. A relayed reading's Relayed must be a RelayedDevice
+// of its DeviceID. An unknown device gives ErrNotFound. A call that fails
 // stores nothing. Concurrent appends (from many devices) are committed
 // together in one transaction (group commit); each returns once its own
 // batch is stored, and one call's failure never fails another's. A call
@@ -504,6 +522,17 @@ type Observations interface {
 	// every observation that carries flags, ordered by EffectiveAt then ID. total
 	// is how many observations the range holds in all.
 	SampleObservations(ctx context.Context, patientID int64, from, to time.Time, every time.Duration) (sample []Observation, total int, err error)
+	// RelayedDevice finds the Bluetooth device that relay relayID names
+	// name, and keeps it if it is new: its ID is what the readings it
+	// measured carry as Relayed. Names are compared exactly (the device
+	// ingest checks and trims them). An unknown relay (not a device
+	// credential) gives ErrNotFound, an empty name an error.
+	RelayedDevice(ctx context.Context, relayID int64, name string) (RelayedDevice, error)
+	// RelayedDeviceByID finds one relayed device.
+	RelayedDeviceByID(ctx context.Context, id int64) (RelayedDevice, error)
+	// RelayedDevices lists the devices a patient's relays relayed,
+	// oldest first.
+	RelayedDevices(ctx context.Context, patientID int64) ([]RelayedDevice, error)
 }
 
 // ErrSequence reports a numbered reading that AppendObservations cannot
@@ -540,16 +569,25 @@ const (
 // to include. With Panels, a diastolic reading that has a systolic one of
 // the same patient, device, sequence and time is left out: the two are
 // one blood-pressure panel, found (and counted) through its systolic
-// reading. Results are ordered by EffectiveAt then ID; Limit 0 means 100.
+// reading. Relayed selects the readings of one relayed device (its
+// RelayedDevice ID), or with NotRelayed those that name no relayed
+// device: with DeviceID, those DeviceID measured itself (or relayed
+// before relayed devices were kept). Results are ordered by EffectiveAt
+// then ID; Limit 0 means 100.
 type ObservationQuery struct {
 	PatientID int64
 	DeviceID  int64
+	Relayed   int64
 	Codes     []string
 	From, To  time.Time
 	Panels    bool
 	Limit     int
 	Offset    int
 }
+
+// NotRelayed is the ObservationQuery.Relayed of the readings that name
+// no relayed device.
+const NotRelayed = -1
 
 // VisitNote is the physician's note on a held visit. It is patient data:
 // never logged or audited by content.

@@ -72,10 +72,10 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 			}
 		}
 		var (
-			patient, device, seq []int64
-			code, unit, flags    []string
-			value                []float64
-			eff, rec             []time.Time
+			patient, device, seq, relayed []int64
+			code, unit, flags             []string
+			value                         []float64
+			eff, rec                      []time.Time
 		)
 		now := time.Now()
 		moved := map[int64]bool{}
@@ -114,6 +114,7 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 				patient, device, seq = append(patient, o.PatientID), append(device, o.DeviceID), append(seq, o.Seq)
 				code, unit, flags = append(code, o.Code), append(unit, o.Unit), append(flags, store.JoinFlags(o.Flags))
 				value, eff, rec = append(value, o.Value), append(eff, norm(o.EffectiveAt)), append(rec, norm(o.ReceivedAt))
+				relayed = append(relayed, o.Relayed)
 			}
 		}
 		if len(moved) > 0 {
@@ -129,9 +130,9 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 		if len(patient) == 0 {
 			return nil
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
-			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[])`,
-			patient, device, seq, code, value, unit, eff, rec, flags)
+		_, err := tx.Exec(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id)
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::bigint[])`,
+			patient, device, seq, code, value, unit, eff, rec, flags, relayed)
 		if err != nil {
 			return fmt.Errorf("insert observations: %w", err)
 		}
@@ -146,16 +147,10 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 // ObservationsBetween lists a patient's observations effective in [from,
 // to), by effective time then ID.
 func (s *DB) ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags
+	rows, err := s.pool.Query(ctx, `SELECT `+obsCols+`
 		FROM observations WHERE patient_id = $1 AND effective_at >= $2 AND effective_at < $3 ORDER BY effective_at, id`,
 		patientID, norm(from), norm(to))
-	out, err := collect(rows, err, func(r pgx.Row) (store.Observation, error) {
-		var o store.Observation
-		var flags string
-		err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, utc(&o.EffectiveAt), utc(&o.ReceivedAt), &flags)
-		o.Flags = store.SplitFlags(flags)
-		return o, err
-	})
+	out, err := collect(rows, err, scanObservation)
 	if err != nil {
 		return nil, wrap(err, "list observations of patient %d", patientID)
 	}
@@ -185,6 +180,56 @@ func (s *DB) DeviceEventsBetween(ctx context.Context, patientID int64, from, to 
 	})
 	if err != nil {
 		return nil, wrap(err, "list device events of patient %d", patientID)
+	}
+	return out, nil
+}
+
+// relayedCols are a relayed device's columns, r joined with its relay c.
+const relayedCols = `r.id, r.relay_id, c.user_id, r.name, c.name, r.created_at`
+
+func scanRelayed(r pgx.Row) (store.RelayedDevice, error) {
+	var d store.RelayedDevice
+	err := r.Scan(&d.ID, &d.RelayID, &d.PatientID, &d.Name, &d.Relay, utc(&d.CreatedAt))
+	return d, err
+}
+
+// RelayedDevice finds the device relayID relays as name, keeping it if
+// it is new.
+func (s *DB) RelayedDevice(ctx context.Context, relayID int64, name string) (store.RelayedDevice, error) {
+	if name == "" {
+		return store.RelayedDevice{}, fmt.Errorf("relayed device of device %d: no name", relayID)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO relayed_devices (relay_id, name, created_at)
+		SELECT id, $2, $3 FROM credentials WHERE id = $1 AND kind = 'device'
+		ON CONFLICT (relay_id, name) DO NOTHING`, relayID, name, norm(time.Now())); err != nil {
+		return store.RelayedDevice{}, wrap(err, "keep relayed device of device %d", relayID)
+	}
+	d, err := scanRelayed(s.pool.QueryRow(ctx, `SELECT `+relayedCols+` FROM relayed_devices r
+		JOIN credentials c ON c.id = r.relay_id WHERE r.relay_id = $1 AND r.name = $2`, relayID, name))
+	if err != nil {
+		return d, wrap(err, "relayed device of device %d", relayID)
+	}
+	return d, nil
+}
+
+// RelayedDeviceByID finds one relayed device.
+func (s *DB) RelayedDeviceByID(ctx context.Context, id int64) (store.RelayedDevice, error) {
+	d, err := scanRelayed(s.pool.QueryRow(ctx, `SELECT `+relayedCols+` FROM relayed_devices r
+		JOIN credentials c ON c.id = r.relay_id WHERE r.id = $1`, id))
+	if err != nil {
+		return d, wrap(err, "relayed device %d", id)
+	}
+	return d, nil
+}
+
+// RelayedDevices lists the devices a patient's relays relayed, oldest
+// first.
+func (s *DB) RelayedDevices(ctx context.Context, patientID int64) ([]store.RelayedDevice, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+relayedCols+` FROM credentials c
+		JOIN relayed_devices r ON r.relay_id = c.id WHERE c.kind = 'device' AND c.user_id = $1 ORDER BY r.id`, patientID)
+	out, err := collect(rows, err, scanRelayed)
+	if err != nil {
+		return nil, wrap(err, "relayed devices of patient %d", patientID)
 	}
 	return out, nil
 }

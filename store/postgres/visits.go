@@ -11,12 +11,12 @@ import (
 	"github.com/bedside-health/bedside/store"
 )
 
-const obsCols = `id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags`
+const obsCols = `id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id`
 
 func scanObservation(r pgx.Row) (store.Observation, error) {
 	var o store.Observation
 	var flags string
-	err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, utc(&o.EffectiveAt), utc(&o.ReceivedAt), &flags)
+	err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, utc(&o.EffectiveAt), utc(&o.ReceivedAt), &flags, &o.Relayed)
 	o.Flags = store.SplitFlags(flags)
 	return o, err
 }
@@ -44,6 +44,12 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 	}
 	if q.DeviceID != 0 {
 		where = append(where, "o.device_id = "+arg(q.DeviceID))
+	}
+	switch {
+	case q.Relayed > 0:
+		where = append(where, "o.relayed_id = "+arg(q.Relayed))
+	case q.Relayed == store.NotRelayed:
+		where = append(where, "o.relayed_id = 0")
 	}
 	if len(q.Codes) > 0 {
 		where = append(where, "o.code = ANY("+arg(q.Codes)+"::text[])")

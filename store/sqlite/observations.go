@@ -141,9 +141,9 @@ type codeMinute struct {
 const minuteMillis = int64(time.Minute / time.Millisecond)
 
 // insertColumns are the values of one observation row.
-const insertColumns = 9
+const insertColumns = 10
 
-// insertRows is the most rows one INSERT takes: 576 variables, well under
+// insertRows is the most rows one INSERT takes: 640 variables, well under
 // SQLite's limit. It is a power of two, 1<<(insertSizes-1).
 const (
 	insertRows  = 64
@@ -329,7 +329,7 @@ func (st *appender) add(ctx context.Context, o store.Observation) error {
 		}
 	}
 	b := &st.boxes
-	st.rows = append(st.rows, b.patient.box(o.PatientID), b.device.box(o.DeviceID), o.Seq, b.text(o.Code), o.Value, b.text(o.Unit), at, b.received.box(ms(o.ReceivedAt)), flags)
+	st.rows = append(st.rows, b.patient.box(o.PatientID), b.device.box(o.DeviceID), o.Seq, b.text(o.Code), o.Value, b.text(o.Unit), at, b.received.box(ms(o.ReceivedAt)), flags, b.relayed.box(o.Relayed))
 	if len(st.rows) < insertRows*insertColumns {
 		return nil
 	}
@@ -366,8 +366,8 @@ func (st *appender) flush(ctx context.Context) error {
 // as the interface values the statements take, rather than allocating
 // one for each row. It is emptied after each commit.
 type boxes struct {
-	patient, device, received lastBox
-	texts                     [16]struct {
+	patient, device, received, relayed lastBox
+	texts                              [16]struct {
 		s   string
 		box any
 	}
@@ -407,12 +407,12 @@ func insertQueries() []string {
 	qs := make([]string, insertSizes)
 	for k := range qs {
 		var q strings.Builder
-		q.WriteString(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags) VALUES `)
+		q.WriteString(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id) VALUES `)
 		for i := range 1 << k {
 			if i > 0 {
 				q.WriteByte(',')
 			}
-			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''))`)
+			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''), ?)`)
 		}
 		qs[k] = q.String()
 	}
@@ -470,17 +470,10 @@ func (st *appender) appendOne(ctx context.Context, rq appendReq, now time.Time) 
 // ObservationsBetween lists a patient's observations effective in [from,
 // to), by effective time then ID.
 func (s *DB) ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags
+	rows, err := s.r.QueryContext(ctx, `SELECT `+obsCols+`
 		FROM observations WHERE patient_id = ? AND effective_at >= ? AND effective_at < ? ORDER BY effective_at, id`,
 		patientID, ms(from), ms(to))
-	out, err := collect(rows, err, func(r scanner) (store.Observation, error) {
-		var o store.Observation
-		var eff, rec int64
-		var flags string
-		err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, &eff, &rec, &flags)
-		o.EffectiveAt, o.ReceivedAt, o.Flags = at(eff), at(rec), store.SplitFlags(flags)
-		return o, err
-	})
+	out, err := collect(rows, err, scanObservation)
 	if err != nil {
 		return nil, wrap(err, "list observations of patient %d", patientID)
 	}
@@ -513,6 +506,58 @@ func (s *DB) DeviceEventsBetween(ctx context.Context, patientID int64, from, to 
 	})
 	if err != nil {
 		return nil, wrap(err, "list device events of patient %d", patientID)
+	}
+	return out, nil
+}
+
+// relayedCols are a relayed device's columns, r joined with its relay c.
+const relayedCols = `r.id, r.relay_id, c.user_id, r.name, c.name, r.created_at`
+
+func scanRelayed(r scanner) (store.RelayedDevice, error) {
+	var d store.RelayedDevice
+	var created int64
+	err := r.Scan(&d.ID, &d.RelayID, &d.PatientID, &d.Name, &d.Relay, &created)
+	d.CreatedAt = at(created)
+	return d, err
+}
+
+// RelayedDevice finds the device relayID relays as name, keeping it if
+// it is new.
+func (s *DB) RelayedDevice(ctx context.Context, relayID int64, name string) (store.RelayedDevice, error) {
+	if name == "" {
+		return store.RelayedDevice{}, fmt.Errorf("relayed device of device %d: no name", relayID)
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO relayed_devices (relay_id, name, created_at)
+		SELECT id, ?, ? FROM credentials WHERE id = ? AND kind = 'device'
+		ON CONFLICT (relay_id, name) DO NOTHING`, name, ms(time.Now()), relayID); err != nil {
+		return store.RelayedDevice{}, wrap(err, "keep relayed device of device %d", relayID)
+	}
+	d, err := scanRelayed(s.w.QueryRowContext(ctx, `SELECT `+relayedCols+` FROM relayed_devices r
+		JOIN credentials c ON c.id = r.relay_id WHERE r.relay_id = ? AND r.name = ?`, relayID, name))
+	if err != nil {
+		return d, wrap(err, "relayed device of device %d", relayID)
+	}
+	return d, nil
+}
+
+// RelayedDeviceByID finds one relayed device.
+func (s *DB) RelayedDeviceByID(ctx context.Context, id int64) (store.RelayedDevice, error) {
+	d, err := scanRelayed(s.r.QueryRowContext(ctx, `SELECT `+relayedCols+` FROM relayed_devices r
+		JOIN credentials c ON c.id = r.relay_id WHERE r.id = ?`, id))
+	if err != nil {
+		return d, wrap(err, "relayed device %d", id)
+	}
+	return d, nil
+}
+
+// RelayedDevices lists the devices a patient's relays relayed, oldest
+// first.
+func (s *DB) RelayedDevices(ctx context.Context, patientID int64) ([]store.RelayedDevice, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+relayedCols+` FROM credentials c
+		JOIN relayed_devices r ON r.relay_id = c.id WHERE c.kind = 'device' AND c.user_id = ? ORDER BY r.id`, patientID)
+	out, err := collect(rows, err, scanRelayed)
+	if err != nil {
+		return nil, wrap(err, "relayed devices of patient %d", patientID)
 	}
 	return out, nil
 }

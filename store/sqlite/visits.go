@@ -11,13 +11,13 @@ import (
 	"github.com/bedside-health/bedside/store"
 )
 
-const obsCols = `id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags`
+const obsCols = `id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id`
 
 func scanObservation(r scanner) (store.Observation, error) {
 	var o store.Observation
 	var eff, rec int64
 	var flags string
-	err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, &eff, &rec, &flags)
+	err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, &eff, &rec, &flags, &o.Relayed)
 	o.EffectiveAt, o.ReceivedAt, o.Flags = at(eff), at(rec), store.SplitFlags(flags)
 	return o, err
 }
@@ -88,6 +88,12 @@ func searchFilter(q store.ObservationQuery) (where []string, args []any) {
 		// A device's readings are its patient's: seek the patient's
 		// readings (there is no index by device; migration 0017).
 		where, args = append(where, "o.device_id = ?", "o.patient_id = (SELECT user_id FROM credentials WHERE id = ?)"), append(args, q.DeviceID, q.DeviceID)
+	}
+	switch {
+	case q.Relayed > 0:
+		where, args = append(where, "o.relayed_id = ?"), append(args, q.Relayed)
+	case q.Relayed == store.NotRelayed:
+		where = append(where, "o.relayed_id = 0")
 	}
 	if q.Panels {
 		where = append(where, `NOT (o.code = ? AND EXISTS (SELECT 1 FROM observations p WHERE p.code = ?

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ObservationsOfUnknownDevice", testUnknownDevice},
 		{"ConcurrentDevices", testConcurrentDevices},
 		{"DeviceEvents", testDeviceEvents},
+		{"RelayedDevices", testRelayedDevices},
 		{"NEWS2Records", testNEWS2Records},
 		{"SearchObservations", testSearchObservations},
 		{"VisitNotes", testVisitNotes},
