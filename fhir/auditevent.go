@@ -292,11 +292,16 @@ func (h *handler) recordFound(r *http.Request, c *caller, kind string, patientID
 		h.record(r, c, audit.ActionSearch, patientID, kind, nil)
 	}
 	for _, f := range found {
-		h.record(r, c, audit.ActionSearch, f.patient, ref(kind, f.id), nil)
+		rf := f.ref
+		if rf == "" {
+			rf = ref(kind, f.id)
+		}
+		h.record(r, c, audit.ActionSearch, f.patient, rf, nil)
 	}
 }
 
 // recordRef is a record found, and whose it is.
 type recordRef struct {
 	id, patient int64
+	ref         string // the resource, if its id is not id (a relayed Device)
 }

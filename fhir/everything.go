@@ -31,7 +31,7 @@ const (
 // return). The Encounter is the match; included are its Patient and
 // Practitioner, every reading taken during it (each linked to the
 // Encounter and its Device; blood pressure as the 85354-9 panel), those
-// Devices, and a NEWS2 Observation derived from the visit's readings and
+// Devices (a relayed Bluetooth device's after its relay's), and a NEWS2 Observation derived from the visit's readings and
 // the physician's NEWS2 entries. The caller must see both the visit and the
 // patient's vitals: a scheduler is refused.
 func (h *handler) encounterEverything(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -90,22 +90,46 @@ func (h *handler) everything(r *http.Request, v visit) (Bundle, error) {
 		return b, fmt.Errorf("readings of visit %d: %w", a.ID, err)
 	}
 	readings := panels(rows)
-	var devices []int64
-	seen := map[int64]bool{}
+	// The Devices the readings reference, in the order first referenced:
+	// a relayed Bluetooth device follows its relay (its parent), which is
+	// included even if it measured none of them.
+	type key struct{ device, relayed int64 }
+	var devices []key
+	seen := map[key]bool{}
+	need := func(k key) {
+		if !seen[k] {
+			seen[k] = true
+			devices = append(devices, k)
+		}
+	}
 	var obs []entry
 	for _, rd := range readings {
 		obs = append(obs, entry{ref(kindObservation, rd.ID), observationResource(rd, &v)})
-		if id := rd.DeviceID; id != 0 && !seen[id] {
-			seen[id] = true
-			devices = append(devices, id)
+		if rd.DeviceID != 0 {
+			need(key{rd.DeviceID, 0})
+		}
+		if rd.Relayed != 0 {
+			need(key{rd.DeviceID, rd.Relayed})
 		}
 	}
-	for _, id := range devices {
-		d, err := h.Store.CredentialByID(ctx, store.CredentialDevice, id)
-		if err != nil {
-			return b, fmt.Errorf("device %d: %w", id, err)
+	creds := map[int64]store.Credential{}
+	for _, k := range devices {
+		d, ok := creds[k.device]
+		if !ok {
+			if d, err = h.Store.CredentialByID(ctx, store.CredentialDevice, k.device); err != nil {
+				return b, fmt.Errorf("device %d: %w", k.device, err)
+			}
+			creds[k.device] = d
 		}
-		add(ref(kindDevice, id), deviceResource(d, h), "include")
+		if k.relayed == 0 {
+			add(ref(kindDevice, k.device), deviceResource(d, h), "include")
+			continue
+		}
+		rd, err := h.Store.RelayedDeviceByID(ctx, k.relayed)
+		if err != nil {
+			return b, fmt.Errorf("relayed device %d: %w", k.relayed, err)
+		}
+		add(relayedRef(k.device, k.relayed), relayedResource(rd, d, h), "include")
 	}
 	for _, e := range obs {
 		add(e.ref, e.resource, "include")

@@ -39,6 +39,8 @@ type Store interface {
 	ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error)
 	AppendObservations(ctx context.Context, deviceID int64, lastSeq int64, obs []store.Observation) error
 	NEWS2EntriesSince(ctx context.Context, patientID int64, since time.Time) ([]store.NEWS2Entry, error)
+	RelayedDeviceByID(ctx context.Context, id int64) (store.RelayedDevice, error)
+	RelayedDevices(ctx context.Context, patientID int64) ([]store.RelayedDevice, error)
 }
 
 var _ Store = store.Store(nil)

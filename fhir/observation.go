@@ -137,9 +137,12 @@ func observationResource(rd reading, enc *visit) Observation {
 	if enc != nil {
 		res.Encounter = &Reference{Reference: ref(kindEncounter, enc.appt.ID)}
 	}
-	if o.DeviceID != 0 {
+	switch {
+	case o.Relayed != 0: // measured by a Bluetooth device its relay paired
+		res.Device = &Reference{Reference: relayedRef(o.DeviceID, o.Relayed)}
+	case o.DeviceID != 0:
 		res.Device = &Reference{Reference: ref(kindDevice, o.DeviceID)}
-	} else {
+	default:
 		res.Method = &CodeableConcept{Text: "entered by hand"}
 	}
 	if d := rd.diastolic; d != nil {
@@ -297,7 +300,7 @@ func (h *handler) readObservation(w http.ResponseWriter, r *http.Request, c *cal
 
 var observationParams = []searchParam{
 	{Name: "patient", Type: "reference", Doc: "Patient/{id}; a physician must name one (a patient they have a visit with)."},
-	{Name: "device", Type: "reference", Doc: "Device/{id}: the readings of that device."},
+	{Name: "device", Type: "reference", Doc: "Device/{id}: the readings that device measured, those whose device it is: a relayed Bluetooth device's ({relay}-{id}) its own; a relay's (the patient's browser, a hub) those it measured itself and those it relayed before Bedside kept which device measured them, not its Bluetooth devices'."},
 	{Name: "code", Type: "token", Doc: "LOINC codes separated by commas ({code} or http://loinc.org|{code}); 85354-9, 8480-6 and 8462-4 each find blood-pressure panels."},
 	{Name: "date", Type: "date", Doc: "The effective time: a day or an instant, with prefix eq (default), ge, gt, le or lt; repeat to give a range; a date without a time is a UTC day.", Repeat: true},
 }
@@ -314,11 +317,16 @@ func observationQuery(q query) (oq store.ObservationQuery, none bool, err error)
 		oq.PatientID = id
 	}
 	if v := q.first("device"); v != "" {
-		_, id, err := parseRef("device", v, kindDevice)
+		relay, relayed, err := parseDeviceRef(v)
 		if err != nil {
 			return oq, false, err
 		}
-		oq.DeviceID = id
+		// The readings whose Observation.device is this Device: a relay's
+		// own are those that name no relayed device.
+		oq.DeviceID, oq.Relayed = relay, relayed
+		if relayed == 0 {
+			oq.Relayed = store.NotRelayed
+		}
 	}
 	if v := q.first("code"); v != "" {
 		for _, t := range tokens(v) {
@@ -377,6 +385,17 @@ func (h *handler) searchObservations(w http.ResponseWriter, r *http.Request, c *
 			none = true
 		default:
 			oq.PatientID = dev.UserID
+		}
+	}
+	if oq.Relayed > 0 && !none {
+		rd, err := h.Store.RelayedDeviceByID(ctx, oq.Relayed)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			none = true
+		case err != nil:
+			return fmt.Errorf("relayed device %d: %w", oq.Relayed, err)
+		case rd.RelayID != oq.DeviceID:
+			none = true
 		}
 	}
 	asked := oq.PatientID

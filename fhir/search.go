@@ -153,6 +153,21 @@ func parseRef(param, value string, kinds ...string) (string, int64, error) {
 	return "", 0, badRequest(codeValue, "%s: want %s, got %q", param, strings.Join(want, " or "), value)
 }
 
+// parseDeviceRef reads a device search value, Device/{id} or {id}, as
+// parseRef does, where the id may be a relayed device's
+// ({relay}-{relayed}); relayed is 0 for a device token's.
+func parseDeviceRef(value string) (relay, relayed int64, err error) {
+	id := value
+	if i := strings.LastIndex(value, kindDevice+"/"); i >= 0 && (i == 0 || value[i-1] == '/') {
+		id = value[i+len(kindDevice)+1:]
+	}
+	if relay, relayed, ok := parseDeviceID(id); ok {
+		return relay, relayed, nil
+	}
+	_, relay, err = parseRef("device", value, kindDevice)
+	return relay, 0, err
+}
+
 // parseID reads a resource ID: a positive decimal number written without
 // sign or leading zeros.
 func parseID(s string) (int64, bool) {
