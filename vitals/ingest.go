@@ -40,6 +40,10 @@ type Device struct {
 type StoredReading struct {
 	Seq     int64
 	Reading Reading
+	// Source names the Bluetooth device a relay paired that measured it
+	// (Parsed.Source, checked as the live stream's); "" when the
+	// connection's own device did.
+	Source string
 }
 
 // Sink stores a device's readings. Append must, in one transaction, store

@@ -192,7 +192,7 @@ func (in *Ingester) stage(seq int64, p *Parsed) {
 		in.staged.readings, in.spare = in.spare, nil
 	}
 	for _, r := range p.Readings {
-		in.staged.readings = append(in.staged.readings, StoredReading{Seq: seq, Reading: r})
+		in.staged.readings = append(in.staged.readings, StoredReading{Seq: seq, Reading: r, Source: p.Source})
 	}
 	if p.Event != nil {
 		in.staged.events = append(in.staged.events, *p.Event)

@@ -2,6 +2,7 @@ package vitals
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -61,6 +62,17 @@ func TestRelayedSource(t *testing.T) {
 	}
 	if st.count() != 4 {
 		t.Errorf("stored %d readings, want 4", st.count())
+	}
+	// What is stored names the device that measured it, as the live
+	// stream does: the store keeps it with the reading.
+	st.mu.Lock()
+	var sources []string
+	for _, r := range st.rows {
+		sources = append(sources, r.Source)
+	}
+	st.mu.Unlock()
+	if want := []string{"Polar H10 7E2F", "Nonin 3230", "Nonin 3230", ""}; !slices.Equal(sources, want) {
+		t.Errorf("stored readings' sources %q, want %q", sources, want)
 	}
 	// The same bytes as encodeLive gives, which the other paths use.
 	p, err := ParseGATT([]byte(withDevice(gattMsg("2a37", "00 48"), "Polar H10 7E2F")))

@@ -132,6 +132,10 @@ type deviceSink struct {
 	// obs is the last commit's array of observations, reused by the next:
 	// a store is done with it once it has stored them.
 	obs []store.Observation
+	// relayed holds the ID of each Bluetooth device the connection has
+	// relayed readings of, by name: kept once in the store, then looked up
+	// here.
+	relayed map[string]int64
 }
 
 // maxSinkObservations bounds the array a deviceSink keeps between commits
@@ -146,10 +150,18 @@ func (d *deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, readin
 	}
 	now := time.Now().UTC()
 	for _, sr := range readings {
+		var relayed int64
+		if sr.Source != "" {
+			var err error
+			if relayed, err = d.relayedID(ctx, deviceID, sr.Source); err != nil {
+				return err
+			}
+		}
 		obs = append(obs, store.Observation{
 			PatientID: d.patientID, DeviceID: deviceID, Seq: sr.Seq,
 			Code: sr.Reading.Code, Value: sr.Reading.Value, Unit: sr.Reading.Unit,
 			EffectiveAt: sr.Reading.Time.UTC(), ReceivedAt: now, Flags: sr.Reading.Flags,
+			Relayed: relayed,
 		})
 	}
 	err := d.st.AppendObservations(ctx, deviceID, lastSeq, obs)
@@ -158,6 +170,27 @@ func (d *deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, readin
 		d.obs = obs[:0]
 	}
 	return err
+}
+
+// maxSinkRelayed bounds the relayed devices a deviceSink remembers (a
+// browser pairs a few).
+const maxSinkRelayed = 32
+
+// relayedID is the ID of the Bluetooth device that relay relays as name,
+// kept in the store at the first of its readings.
+func (d *deviceSink) relayedID(ctx context.Context, relay int64, name string) (int64, error) {
+	if id, ok := d.relayed[name]; ok {
+		return id, nil
+	}
+	rd, err := d.st.RelayedDevice(ctx, relay, name)
+	if err != nil {
+		return 0, err
+	}
+	if d.relayed == nil || len(d.relayed) >= maxSinkRelayed {
+		d.relayed = make(map[string]int64) // a cache: the store keeps them
+	}
+	d.relayed[name] = rd.ID
+	return rd.ID, nil
 }
 
 // deviceEvent records a device connecting or disconnecting, for the
