@@ -106,10 +106,19 @@ func (s *server) chartView(ctx context.Context, c caller, patientID int64) (temp
 	for _, code := range codes {
 		v.Series = append(v.Series, series(code, byCode[code], from, now, loc))
 	}
-	for i := len(remote) - 1; i >= 0 && len(v.Recent) < chartRecent; i-- {
-		o := remote[i]
-		v.Recent = append(v.Recent, templates.TimelineEntry{When: o.EffectiveAt.In(loc).Format("Mon 2 Jan 15:04"), Kind: "reading",
-			What: measureName(o.Code), Value: formatValue(o.Value, o.Unit), Doubtful: vitals.Reading{Flags: o.Flags}.Doubtful(), Flags: strings.Join(o.Flags, ", ")})
+	recent := remote[max(0, len(remote)-chartRecent):]
+	relayed, err := s.relayedNames(ctx, patientID, recent)
+	if err != nil {
+		return v, err
+	}
+	for i := len(recent) - 1; i >= 0; i-- {
+		o := recent[i]
+		e := templates.TimelineEntry{When: o.EffectiveAt.In(loc).Format("Mon 2 Jan 15:04"), Kind: "reading",
+			What: measureName(o.Code), Value: formatValue(o.Value, o.Unit), Doubtful: vitals.Reading{Flags: o.Flags}.Doubtful(), Flags: strings.Join(o.Flags, ", ")}
+		if o.Relayed != 0 {
+			e.Device = relayed[o.Relayed]
+		}
+		v.Recent = append(v.Recent, e)
 	}
 	return v, nil
 }

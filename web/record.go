@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,9 +127,34 @@ func (s *server) recordView(ctx context.Context, c caller, a scheduling.Appointm
 	if err != nil {
 		return v, fmt.Errorf("alerts of visit %d: %w", a.ID, err)
 	}
+	relayed, err := s.relayedNames(ctx, a.PatientID, obs)
+	if err != nil {
+		return v, err
+	}
 	v.Readings = total
-	v.Timeline = timeline(obs, events, s.alertEntries(ctx, alerts, loc), loc)
+	v.Timeline = timeline(obs, relayed, events, s.alertEntries(ctx, alerts, loc), loc)
 	return v, nil
+}
+
+// throughRelay names a Bluetooth device that a relay (the patient's
+// browser, a hub) paired, as the timeline shows its events and readings.
+func throughRelay(device, relay string) string { return device + " (through " + relay + ")" }
+
+// relayedNames names, by ID, the relayed devices that measured some of
+// obs (throughRelay); nil, and no look-up, when none did.
+func (s *server) relayedNames(ctx context.Context, patientID int64, obs []store.Observation) (map[int64]string, error) {
+	if !slices.ContainsFunc(obs, func(o store.Observation) bool { return o.Relayed != 0 }) {
+		return nil, nil
+	}
+	list, err := s.Store.RelayedDevices(ctx, patientID)
+	if err != nil {
+		return nil, fmt.Errorf("relayed devices of patient %d: %w", patientID, err)
+	}
+	names := make(map[int64]string, len(list))
+	for _, d := range list {
+		names[d.ID] = throughRelay(d.Name, d.Relay)
+	}
+	return names, nil
 }
 
 // ruleNames say in words which rule raised an alert.
@@ -179,8 +205,9 @@ type timed struct {
 
 // timeline merges readings, device events and alert lines (each in time
 // order) in time order; at the same instant, a reading comes first, as
-// an alert it raised follows it.
-func timeline(obs []store.Observation, events []store.DeviceEvent, alerts []timed, loc *time.Location) []templates.TimelineEntry {
+// an alert it raised follows it. A relayed reading names its device from
+// relayed (relayedNames).
+func timeline(obs []store.Observation, relayed map[int64]string, events []store.DeviceEvent, alerts []timed, loc *time.Location) []templates.TimelineEntry {
 	out := make([]templates.TimelineEntry, 0, len(obs)+len(events)+len(alerts))
 	ei, ai := 0, 0
 	flush := func(before time.Time) {
@@ -192,7 +219,7 @@ func timeline(obs []store.Observation, events []store.DeviceEvent, alerts []time
 				e := events[ei]
 				what := e.Device
 				if e.Relay != "" { // a Bluetooth device, not the relay's socket
-					what += " (through " + e.Relay + ")"
+					what = throughRelay(e.Device, e.Relay)
 				}
 				out = append(out, templates.TimelineEntry{When: e.At.In(loc).Format("15:04:05"), Kind: "device",
 					What: what, Value: e.Kind})
@@ -230,6 +257,9 @@ func timeline(obs []store.Observation, events []store.DeviceEvent, alerts []time
 		flush(o.EffectiveAt)
 		e := templates.TimelineEntry{When: when, Kind: "reading",
 			What: c.name, Value: c.value, Doubtful: doubtful}
+		if o.Relayed != 0 {
+			e.Device = relayed[o.Relayed]
+		}
 		if len(o.Flags) > 0 {
 			e.Flags = strings.Join(o.Flags, ", ")
 		}

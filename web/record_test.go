@@ -236,7 +236,7 @@ func TestTimelineReusesStrings(t *testing.T) {
 		{Code: "59408-5", Value: 97, Unit: "%", EffectiveAt: t0.Add(61 * time.Second)},
 		{Code: "8867-4", Value: 75, Unit: "mm[Hg]", EffectiveAt: t0.Add(2 * time.Second)},
 	}
-	got := timeline(obs, nil, nil, time.UTC)
+	got := timeline(obs, nil, nil, nil, time.UTC)
 	want := []struct{ when, what, value string }{
 		{"09:00:00", "Heart rate", "72/min"},
 		{"09:00:00", "SpO2", "97%"},
