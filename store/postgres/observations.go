@@ -77,6 +77,7 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 			value                         []float64
 			eff, rec                      []time.Time
 		)
+		anyRelayed := false
 		now := time.Now()
 		moved := map[int64]bool{}
 		type seqCode struct {
@@ -115,6 +116,7 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 				code, unit, flags = append(code, o.Code), append(unit, o.Unit), append(flags, store.JoinFlags(o.Flags))
 				value, eff, rec = append(value, o.Value), append(eff, norm(o.EffectiveAt)), append(rec, norm(o.ReceivedAt))
 				relayed = append(relayed, o.Relayed)
+				anyRelayed = anyRelayed || o.Relayed != 0
 			}
 		}
 		if len(moved) > 0 {
@@ -130,9 +132,18 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 		if len(patient) == 0 {
 			return nil
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id)
-			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::bigint[])`,
-			patient, device, seq, code, value, unit, eff, rec, flags, relayed)
+		// Without a relayed reading, relayed_id is left to its default
+		// rather than sent as an array of zeros.
+		var err error
+		if anyRelayed {
+			_, err = tx.Exec(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id)
+				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::bigint[])`,
+				patient, device, seq, code, value, unit, eff, rec, flags, relayed)
+		} else {
+			_, err = tx.Exec(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
+				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[])`,
+				patient, device, seq, code, value, unit, eff, rec, flags)
+		}
 		if err != nil {
 			return fmt.Errorf("insert observations: %w", err)
 		}

@@ -62,14 +62,18 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 // CPU time per slot commit (cpu-ms/op) and per second of readings
 // (cpu-ms/s: what the slot's patients cost a second at that interval)
 // beside the wall clock, which on a shared machine mostly measures load.
+// relayed,interval=1s is the same with every device a relay (a patient's
+// browser) whose readings all come from a Bluetooth device it names.
 func BenchmarkCommitSlot(b *testing.B) {
 	for _, every := range []int{1, 2} {
-		b.Run(fmt.Sprintf("interval=%ds", every), func(b *testing.B) { benchCommitSlot(b, every) })
+		b.Run(fmt.Sprintf("interval=%ds", every), func(b *testing.B) { benchCommitSlot(b, every, false) })
 	}
+	b.Run("relayed,interval=1s", func(b *testing.B) { benchCommitSlot(b, 1, true) })
 }
 
-// benchCommitSlot commits slots of every seconds of readings each.
-func benchCommitSlot(b *testing.B, every int) {
+// benchCommitSlot commits slots of every seconds of readings each, with
+// relayed, each device's from a Bluetooth device it relays.
+func benchCommitSlot(b *testing.B, every int, relayed bool) {
 	ctx := context.Background()
 	db, err := Open(ctx, b.TempDir()+"/bench.db")
 	if err != nil {
@@ -78,7 +82,7 @@ func benchCommitSlot(b *testing.B, every int) {
 	defer db.Close()
 	const devices, perSecond, history = 250, 15, 120 // seconds of readings before the benchmark
 	codes := [...]struct{ code, unit string }{{"8867-4", "/min"}, {"59408-5", "%"}, {"9279-1", "/min"}, {"8310-5", "Cel"}, {"2339-0", "mg/dL"}}
-	type dev struct{ id, patient, seq int64 }
+	type dev struct{ id, patient, seq, relayed int64 }
 	devs := make([]dev, devices)
 	for i := range devs {
 		p, err := db.CreateUser(ctx, store.User{Email: fmt.Sprintf("p%d@example.org", i), Name: "P", Role: store.RolePatient})
@@ -90,6 +94,13 @@ func benchCommitSlot(b *testing.B, every int) {
 			b.Fatal(err)
 		}
 		devs[i] = dev{id: c.ID, patient: p.ID}
+		if relayed {
+			rd, err := db.RelayedDevice(ctx, c.ID, "Polar H10")
+			if err != nil {
+				b.Fatal(err)
+			}
+			devs[i].relayed = rd.ID
+		}
 	}
 	t0 := time.Now().Add(-time.Hour)
 	// slot is the commit of seconds [s, s+n).
@@ -101,7 +112,7 @@ func benchCommitSlot(b *testing.B, every int) {
 			for k := range n {
 				at := t0.Add(time.Duration(s+k) * time.Second)
 				for j, c := range codes {
-					obs = append(obs, store.Observation{PatientID: d.patient, Seq: d.seq + int64(j)*3 + 1, Code: c.code, Value: 70 + float64((s+k)%7), Unit: c.unit, EffectiveAt: at})
+					obs = append(obs, store.Observation{PatientID: d.patient, Seq: d.seq + int64(j)*3 + 1, Code: c.code, Value: 70 + float64((s+k)%7), Unit: c.unit, EffectiveAt: at, Relayed: d.relayed})
 				}
 				d.seq += perSecond
 			}

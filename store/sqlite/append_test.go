@@ -211,6 +211,9 @@ func TestMigrationByMinuteKeepsSamples(t *testing.T) {
 // units), and a reading without flags is bound as NULL; every row must
 // still come back as it was sent, with more distinct codes and units than
 // are kept at once, and a LastSeq too large for a float comes back exact.
+// Readings relayed from two Bluetooth devices, among some devices' own,
+// go in statements of their own (more than one statement's worth): each
+// comes back naming its device, the others none.
 func TestCommitAppendsKeepsEveryValue(t *testing.T) {
 	ctx := context.Background()
 	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
@@ -230,6 +233,16 @@ func TestCommitAppendsKeepsEveryValue(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, c.ID)
+		var relayed []int64
+		if d >= 2 {
+			for _, name := range []string{"Polar H10", "Nonin 3230"} {
+				rd, err := db.RelayedDevice(ctx, c.ID, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				relayed = append(relayed, rd.ID)
+			}
+		}
 		lastSeq := int64(1<<60 + d)
 		var obs []store.Observation
 		for i := range perDevice {
@@ -246,6 +259,9 @@ func TestCommitAppendsKeepsEveryValue(t *testing.T) {
 			}
 			if i%4 == 1 {
 				o.Flags = []string{fmt.Sprintf("flag %d", i), "motion"}
+			}
+			if relayed != nil && i%2 == 0 {
+				o.Relayed = relayed[i/2%2]
 			}
 			obs = append(obs, o)
 			o.DeviceID = c.ID

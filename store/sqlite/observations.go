@@ -108,12 +108,12 @@ type appender struct {
 	// The rows to insert, of every device of the commit, go in as few
 	// statements as they fit: a statement's own cost (binding, stepping,
 	// resetting) is most of a small row's, and a slot's devices each add
-	// a handful of rows a second. Statements take insertRows rows, or
-	// (the last few) a power of two: inserts[k] takes 1<<k rows.
-	rows      []any
-	boxes     boxes
-	inserts   [insertSizes]*sql.Stmt
-	txInserts [insertSizes]*sql.Stmt // the same, in the commit in hand
+	// a handful of rows a second. The readings a relay relayed from a
+	// device it named go in statements of their own, which bind the
+	// device (relayed_id); the others' statements leave it 0, so a
+	// direct device's rows bind nothing more.
+	direct, relayed rowQueue
+	boxes           boxes
 
 	// The minutes in which a patient has readings of a code
 	// (observation_minutes), where a sample of the patient's readings
@@ -140,10 +140,24 @@ type codeMinute struct {
 // minuteMillis is the length of observation_minutes' minutes.
 const minuteMillis = int64(time.Minute / time.Millisecond)
 
-// insertColumns are the values of one observation row.
-const insertColumns = 10
+// rowQueue is the rows waiting for one kind of INSERT, and its
+// statements: they take insertRows rows, or (the last few) a power of
+// two: inserts[k] takes 1<<k rows.
+type rowQueue struct {
+	cols      int // the values of one row
+	rows      []any
+	inserts   [insertSizes]*sql.Stmt
+	txInserts [insertSizes]*sql.Stmt // the same, in the commit in hand
+}
 
-// insertRows is the most rows one INSERT takes: 640 variables, well under
+// The values of one observation row: a direct one's, and a relayed
+// one's, which names its relayed device too.
+const (
+	insertColumns        = 9
+	insertRelayedColumns = insertColumns + 1
+)
+
+// insertRows is the most rows one INSERT takes: 640 variables at most, well under
 // SQLite's limit. It is a power of two, 1<<(insertSizes-1).
 const (
 	insertRows  = 64
@@ -169,6 +183,7 @@ const advanceQuery = `UPDATE credentials SET last_seq = max(last_seq, a.value)
 // begin takes tx as the commit in hand.
 func (st *appender) begin(tx *sql.Tx) {
 	st.tx = tx
+	st.direct.cols, st.relayed.cols = insertColumns, insertRelayedColumns
 	if st.stored == nil {
 		st.found, st.stored = make(map[int64]int64), make(map[int64]int64)
 		st.seen = make(map[seqCode]bool)
@@ -178,18 +193,21 @@ func (st *appender) begin(tx *sql.Tx) {
 
 // end forgets the commit in hand.
 func (st *appender) end() {
-	for i, s := range st.txInserts {
-		if s != nil {
-			s.Close() // the transaction's handle; the statement stays prepared
-			st.txInserts[i] = nil
+	for _, q := range []*rowQueue{&st.direct, &st.relayed} {
+		for i, s := range q.txInserts {
+			if s != nil {
+				s.Close() // the transaction's handle; the statement stays prepared
+				q.txInserts[i] = nil
+			}
 		}
+		clear(q.rows)
+		q.rows = q.rows[:0]
 	}
 	clear(st.found)
 	clear(st.stored)
 	clear(st.seen)
 	clear(st.newMinutes)
-	clear(st.rows)
-	st.rows, st.advanced, st.tx = st.rows[:0], st.advanced[:0], nil
+	st.advanced, st.tx = st.advanced[:0], nil
 	st.boxes = boxes{} // hold no caller's strings past their commit
 }
 
@@ -197,7 +215,8 @@ func (st *appender) end() {
 func (st *appender) close() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, s := range append([]*sql.Stmt{st.lastSeqs, st.advance, st.addMinute}, st.inserts[:]...) {
+	stmts := append([]*sql.Stmt{st.lastSeqs, st.advance, st.addMinute}, st.direct.inserts[:]...)
+	for _, s := range append(stmts, st.relayed.inserts[:]...) {
 		if s != nil {
 			s.Close()
 		}
@@ -215,8 +234,11 @@ func (st *appender) prepare(ctx context.Context) error {
 		query string
 	}
 	var stmts []stmt
-	for k, q := range insertQueries() {
-		stmts = append(stmts, stmt{&st.inserts[k], q})
+	for k, q := range insertQueries(false) {
+		stmts = append(stmts, stmt{&st.direct.inserts[k], q})
+	}
+	for k, q := range insertQueries(true) {
+		stmts = append(stmts, stmt{&st.relayed.inserts[k], q})
 	}
 	// lastSeqs last: once it is prepared, all are.
 	stmts = append(stmts, stmt{&st.advance, advanceQuery}, stmt{&st.addMinute, addMinuteQuery}, stmt{&st.lastSeqs, lastSeqsQuery})
@@ -329,35 +351,50 @@ func (st *appender) add(ctx context.Context, o store.Observation) error {
 		}
 	}
 	b := &st.boxes
-	st.rows = append(st.rows, b.patient.box(o.PatientID), b.device.box(o.DeviceID), o.Seq, b.text(o.Code), o.Value, b.text(o.Unit), at, b.received.box(ms(o.ReceivedAt)), flags, b.relayed.box(o.Relayed))
-	if len(st.rows) < insertRows*insertColumns {
+	q := &st.direct
+	if o.Relayed != 0 {
+		q = &st.relayed
+	}
+	q.rows = append(q.rows, b.patient.box(o.PatientID), b.device.box(o.DeviceID), o.Seq, b.text(o.Code), o.Value, b.text(o.Unit), at, b.received.box(ms(o.ReceivedAt)), flags)
+	if o.Relayed != 0 {
+		q.rows = append(q.rows, b.relayed.box(o.Relayed))
+	}
+	if len(q.rows) < insertRows*q.cols {
 		return nil
 	}
-	return st.flush(ctx)
+	return st.flushQueue(ctx, q)
 }
 
-// flush inserts the queued rows: a full statement's worth with one
-// statement, fewer with one for each power of two in their number.
+// flush inserts the queued rows.
 func (st *appender) flush(ctx context.Context) error {
-	n := len(st.rows) / insertColumns
+	if err := st.flushQueue(ctx, &st.direct); err != nil {
+		return err
+	}
+	return st.flushQueue(ctx, &st.relayed)
+}
+
+// flushQueue inserts q's rows: a full statement's worth with one
+// statement, fewer with one for each power of two in their number.
+func (st *appender) flushQueue(ctx context.Context, q *rowQueue) error {
+	n := len(q.rows) / q.cols
 	for k := insertSizes - 1; n > 0; k-- {
 		size := 1 << k
 		if n < size {
 			continue
 		}
-		stmt := st.txInserts[k]
+		stmt := q.txInserts[k]
 		if stmt == nil {
-			stmt = st.tx.StmtContext(ctx, st.inserts[k])
-			st.txInserts[k] = stmt
+			stmt = st.tx.StmtContext(ctx, q.inserts[k])
+			q.txInserts[k] = stmt
 		}
-		from := len(st.rows) - n*insertColumns
-		if _, err := stmt.ExecContext(ctx, st.rows[from:from+size*insertColumns]...); err != nil {
+		from := len(q.rows) - n*q.cols
+		if _, err := stmt.ExecContext(ctx, q.rows[from:from+size*q.cols]...); err != nil {
 			return err
 		}
 		n -= size
 	}
-	clear(st.rows)
-	st.rows = st.rows[:0]
+	clear(q.rows)
+	q.rows = q.rows[:0]
 	return nil
 }
 
@@ -402,17 +439,22 @@ func (b *boxes) text(s string) any {
 	return t.box
 }
 
-// insertQueries are the INSERTs of 1<<k observation rows, by k.
-func insertQueries() []string {
+// insertQueries are the INSERTs of 1<<k observation rows, by k: of
+// relayed rows, which bind relayed_id, or of others, which leave it 0.
+func insertQueries(relayed bool) []string {
+	cols, row := ``, `(?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''))`
+	if relayed {
+		cols, row = `, relayed_id`, `(?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''), ?)`
+	}
 	qs := make([]string, insertSizes)
 	for k := range qs {
 		var q strings.Builder
-		q.WriteString(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id) VALUES `)
+		q.WriteString(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags` + cols + `) VALUES `)
 		for i := range 1 << k {
 			if i > 0 {
 				q.WriteByte(',')
 			}
-			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''), ?)`)
+			q.WriteString(row)
 		}
 		qs[k] = q.String()
 	}
