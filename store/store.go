@@ -526,7 +526,8 @@ type Observations interface {
 	// name, and keeps it if it is new: its ID is what the readings it
 	// measured carry as Relayed. Names are compared exactly (the device
 	// ingest checks and trims them). An unknown relay (not a device
-	// credential) gives ErrNotFound, an empty name an error.
+	// credential) gives ErrNotFound, an empty name an error, and a new
+	// name of a relay that already has MaxRelayedDevices ErrTooManyRelayed.
 	RelayedDevice(ctx context.Context, relayID int64, name string) (RelayedDevice, error)
 	// RelayedDeviceByID finds one relayed device.
 	RelayedDeviceByID(ctx context.Context, id int64) (RelayedDevice, error)
@@ -534,6 +535,15 @@ type Observations interface {
 	// oldest first.
 	RelayedDevices(ctx context.Context, patientID int64) ([]RelayedDevice, error)
 }
+
+// MaxRelayedDevices is how many Bluetooth devices one relay may have kept
+// (a browser or a home hub pairs a few): a relay that invents names
+// cannot fill the store with them.
+const MaxRelayedDevices = 64
+
+// ErrTooManyRelayed reports a new relayed device of a relay that already
+// has MaxRelayedDevices.
+var ErrTooManyRelayed = errors.New("the relay has as many relayed devices as it may keep")
 
 // ErrSequence reports a numbered reading that AppendObservations cannot
 // place in its device's sequence (see Observations).

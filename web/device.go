@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -81,7 +82,7 @@ func (s *server) handleDeviceWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The connection publishes through a Source of its patient's stream.
-	ing := vitals.NewIngester(&deviceSink{st: s.Store, patientID: cred.UserID}, s.Live.Source(cred.UserID), vitals.Device{
+	ing := vitals.NewIngester(&deviceSink{st: s.Store, patientID: cred.UserID, log: s.Log}, s.Live.Source(cred.UserID), vitals.Device{
 		ID: cred.ID, PatientID: cred.UserID, Name: cred.Name, LastSeq: cred.LastSeq,
 	}).WithClock(s.Now)
 	if s.DeviceAckInterval != 0 {
@@ -136,6 +137,7 @@ type deviceSink struct {
 	// relayed readings of, by name: kept once in the store, then looked up
 	// here.
 	relayed map[string]int64
+	log     *slog.Logger // nil: say nothing
 }
 
 // maxSinkObservations bounds the array a deviceSink keeps between commits
@@ -177,12 +179,21 @@ func (d *deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, readin
 const maxSinkRelayed = 32
 
 // relayedID is the ID of the Bluetooth device that relay relays as name,
-// kept in the store at the first of its readings.
+// kept in the store at the first of its readings. A relay that has as
+// many devices kept as it may (store.MaxRelayedDevices) has a new one's
+// readings stored as its own (0), as before relayed devices were kept:
+// nothing is lost, and the store does not grow with invented names.
 func (d *deviceSink) relayedID(ctx context.Context, relay int64, name string) (int64, error) {
 	if id, ok := d.relayed[name]; ok {
 		return id, nil
 	}
 	rd, err := d.st.RelayedDevice(ctx, relay, name)
+	if errors.Is(err, store.ErrTooManyRelayed) {
+		if d.log != nil {
+			d.log.WarnContext(ctx, "relayed device not kept: its relay has as many as it may; its readings are stored as the relay's", "device", relay, "max", store.MaxRelayedDevices)
+		}
+		err = nil
+	}
 	if err != nil {
 		return 0, err
 	}

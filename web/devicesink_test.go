@@ -3,10 +3,12 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/sqlite"
 	"github.com/bedside-health/bedside/vitals"
 )
 
@@ -67,5 +69,47 @@ func TestDeviceSinkReusesItsArray(t *testing.T) {
 	}
 	if rec.arrays[3] == rec.arrays[2] {
 		t.Fatal("the array of a failed call was reused")
+	}
+}
+
+// TestDeviceSinkStoresBeyondTheRelayedBound: a relay that has as many
+// Bluetooth devices kept as it may still has a new device's readings
+// stored, as its own, rather than refused (the device would resend them
+// forever) or lost; the devices it has keep naming their readings.
+func TestDeviceSinkStoresBeyondTheRelayedBound(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/bedside.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := st.CreateUser(ctx, store.User{Email: "p@example.org", Name: "p", Role: store.RolePatient, TimeZone: "Europe/London"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := st.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: []byte("hub"), UserID: p.ID, Name: "hub", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var strap store.RelayedDevice
+	for i := range store.MaxRelayedDevices {
+		if strap, err = st.RelayedDevice(ctx, hub.ID, fmt.Sprintf("strap %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &deviceSink{st: st, patientID: p.ID}
+	at := time.Now().UTC().Truncate(time.Second)
+	reading := func(seq int64, source string) vitals.StoredReading {
+		return vitals.StoredReading{Seq: seq, Source: source, Reading: vitals.Reading{Code: "8867-4", Value: float64(60 + seq), Unit: "/min", Time: at.Add(time.Duration(seq) * time.Second)}}
+	}
+	if err := d.Append(ctx, hub.ID, 2, []vitals.StoredReading{reading(1, "one more"), reading(2, strap.Name)}); err != nil {
+		t.Fatalf("a commit with a device beyond the relay's bound: %v", err)
+	}
+	got, _, err := st.SearchObservations(ctx, store.ObservationQuery{PatientID: p.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Seq != 1 || got[0].Relayed != 0 || got[1].Seq != 2 || got[1].Relayed != strap.ID {
+		t.Fatalf("stored %+v; want reading 1 as the hub's own (Relayed 0) and reading 2 as device %d's", got, strap.ID)
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -212,15 +213,28 @@ func (s *DB) RelayedDevice(ctx context.Context, relayID int64, name string) (sto
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO relayed_devices (relay_id, name, created_at)
 		SELECT id, $2, $3 FROM credentials WHERE id = $1 AND kind = 'device'
-		ON CONFLICT (relay_id, name) DO NOTHING`, relayID, name, norm(time.Now())); err != nil {
+		AND (SELECT count(*) FROM relayed_devices WHERE relay_id = $1) < $4
+		ON CONFLICT (relay_id, name) DO NOTHING`, relayID, name, norm(time.Now()), store.MaxRelayedDevices); err != nil {
 		return store.RelayedDevice{}, wrap(err, "keep relayed device of device %d", relayID)
 	}
 	d, err := scanRelayed(s.pool.QueryRow(ctx, `SELECT `+relayedCols+` FROM relayed_devices r
 		JOIN credentials c ON c.id = r.relay_id WHERE r.relay_id = $1 AND r.name = $2`, relayID, name))
+	if errors.Is(err, pgx.ErrNoRows) && s.relayFull(ctx, relayID) {
+		return d, fmt.Errorf("relayed device of device %d: %w", relayID, store.ErrTooManyRelayed)
+	}
 	if err != nil {
 		return d, wrap(err, "relayed device of device %d", relayID)
 	}
 	return d, nil
+}
+
+// relayFull reports whether relayID, a device, has as many relayed
+// devices as it may keep.
+func (s *DB) relayFull(ctx context.Context, relayID int64) bool {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM relayed_devices r JOIN credentials c ON c.id = r.relay_id
+		WHERE r.relay_id = $1 AND c.kind = 'device'`, relayID).Scan(&n)
+	return err == nil && n >= store.MaxRelayedDevices
 }
 
 // RelayedDeviceByID finds one relayed device.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -571,15 +572,28 @@ func (s *DB) RelayedDevice(ctx context.Context, relayID int64, name string) (sto
 	}
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO relayed_devices (relay_id, name, created_at)
 		SELECT id, ?, ? FROM credentials WHERE id = ? AND kind = 'device'
-		ON CONFLICT (relay_id, name) DO NOTHING`, name, ms(time.Now()), relayID); err != nil {
+		AND (SELECT count(*) FROM relayed_devices WHERE relay_id = ?) < ?
+		ON CONFLICT (relay_id, name) DO NOTHING`, name, ms(time.Now()), relayID, relayID, store.MaxRelayedDevices); err != nil {
 		return store.RelayedDevice{}, wrap(err, "keep relayed device of device %d", relayID)
 	}
 	d, err := scanRelayed(s.w.QueryRowContext(ctx, `SELECT `+relayedCols+` FROM relayed_devices r
 		JOIN credentials c ON c.id = r.relay_id WHERE r.relay_id = ? AND r.name = ?`, relayID, name))
+	if errors.Is(err, sql.ErrNoRows) && s.relayFull(ctx, relayID) {
+		return d, fmt.Errorf("relayed device of device %d: %w", relayID, store.ErrTooManyRelayed)
+	}
 	if err != nil {
 		return d, wrap(err, "relayed device of device %d", relayID)
 	}
 	return d, nil
+}
+
+// relayFull reports whether relayID, a device, has as many relayed
+// devices as it may keep.
+func (s *DB) relayFull(ctx context.Context, relayID int64) bool {
+	var n int
+	err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM relayed_devices r JOIN credentials c ON c.id = r.relay_id
+		WHERE r.relay_id = ? AND c.kind = 'device'`, relayID).Scan(&n)
+	return err == nil && n >= store.MaxRelayedDevices
 }
 
 // RelayedDeviceByID finds one relayed device.

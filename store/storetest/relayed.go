@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -183,4 +184,38 @@ func RelayedBefore(t *testing.T, st store.Store, insert func(o store.Observation
 			t.Fatalf("the browser's own readings: %+v (%d), %v; want the old one", own, total, err)
 		}
 	}
+}
+
+// testRelayedDevicesBounded: a relay keeps at most MaxRelayedDevices
+// Bluetooth devices, so one that invents names cannot fill the store; the
+// devices it has stay found, and other relays are not held to its count.
+func testRelayedDevicesBounded(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	p := user(t, st, "p@example.org", store.RolePatient)
+	relay := device(t, st, p.ID, "hub")
+	other := device(t, st, p.ID, "Web browser")
+	var first store.RelayedDevice
+	for i := range store.MaxRelayedDevices {
+		d, err := st.RelayedDevice(ctx, relay.ID, fmt.Sprintf("strap %d", i))
+		if err != nil {
+			t.Fatalf("relayed device %d of %d: %v", i+1, store.MaxRelayedDevices, err)
+		}
+		if i == 0 {
+			first = d
+		}
+	}
+	_, err := st.RelayedDevice(ctx, relay.ID, "one more")
+	wantErr(t, "a relayed device beyond the relay's bound", err, store.ErrTooManyRelayed)
+	if again, err := st.RelayedDevice(ctx, relay.ID, "strap 0"); err != nil || again != first {
+		t.Fatalf("a kept device of a full relay: %+v, %v; want %+v", again, err, first)
+	}
+	if _, err := st.RelayedDevice(ctx, other.ID, "one more"); err != nil {
+		t.Fatalf("another relay's device: %v", err)
+	}
+	list, err := st.RelayedDevices(ctx, p.ID)
+	if err != nil || len(list) != store.MaxRelayedDevices+1 {
+		t.Fatalf("the patient's relayed devices: %d, %v; want %d", len(list), err, store.MaxRelayedDevices+1)
+	}
+	_, err = st.RelayedDevice(ctx, 99999, "strap 0")
+	wantErr(t, "a relayed device of an unknown relay", err, store.ErrNotFound)
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentDevices", testConcurrentDevices},
 		{"DeviceEvents", testDeviceEvents},
 		{"RelayedDevices", testRelayedDevices},
+		{"RelayedDevicesBounded", testRelayedDevicesBounded},
 		{"NEWS2Records", testNEWS2Records},
 		{"SearchObservations", testSearchObservations},
 		{"VisitNotes", testVisitNotes},
