@@ -163,8 +163,14 @@ func newVCall(t *testing.T, n *testNet, opts sigclient.Options) *vcall {
 // join admits a patient at ip (with a capped downlink if capped).
 func (c *vcall) join(t *testing.T, id, ip string, capped bool) (*sigclient.Client, *vnet.TBFQueue) {
 	t.Helper()
+	return c.joinWith(t, id, ip, capped, func(vn *vnet.Net) *webrtc.API { return clientAPI(t, vn) })
+}
+
+// joinWith is join with the patient's client API built by api on its host.
+func (c *vcall) joinWith(t *testing.T, id, ip string, capped bool, api func(*vnet.Net) *webrtc.API) (*sigclient.Client, *vnet.TBFQueue) {
+	t.Helper()
 	vn, tbf := c.net.host(t, ip, capped)
-	cl := c.s.dialWith(t, id, "Patient "+id, signaling.RolePatient, appt, sigclient.Options{API: clientAPI(t, vn)})
+	cl := c.s.dialWith(t, id, "Patient "+id, signaling.RolePatient, appt, sigclient.Options{API: api(vn)})
 	await(t, cl, signaling.TypeWelcome)
 	if err := c.pub.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: id}); err != nil {
 		t.Fatal(err)
