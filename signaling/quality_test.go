@@ -186,8 +186,9 @@ func TestPaddingProbesReportNoLoss(t *testing.T) {
 
 	// Real loss on the way to the patient, padding still flowing: the
 	// patient's NACKs are answered with the packets they name (seqLoss
-	// fails if a number carries two different packets), none is for a
-	// packet that never was, and what the link lost is recovered.
+	// fails if a number carries two different packets; a packet that
+	// arrived under two numbers was resent in another's place), none is
+	// for a packet that never was, and what the link lost is recovered.
 	n.setLoss("192.0.2.10", 0.1, false)
 	from := st.last("f") + 1
 	for deadline := time.Now().Add(timeout); ; {
@@ -206,7 +207,18 @@ func TestPaddingProbesReportNoLoss(t *testing.T) {
 	for deadline := time.Now().Add(timeout); missing(rec.snapshot("video"), after, after) > 0 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond) // polling the recorder
 	}
-	holes, span := seqLoss(t, rec.snapshot("video"), from, to)
+	got = rec.snapshot("video")
+	holes, span := seqLoss(t, got, from, to)
+	seqOf := map[uint32]uint16{}
+	for _, a := range got {
+		if a.n < from || a.n > to {
+			continue
+		}
+		if seq, ok := seqOf[a.n]; ok && seq != a.seq {
+			t.Fatalf("video packet %d arrived as sequence numbers %d and %d: a retransmission carried another packet", a.n, seq, a.seq)
+		}
+		seqOf[a.n] = a.seq
+	}
 	var down media.TrackStats
 	for _, s := range c.s.sfu.TrackStats() {
 		if s.Direction == media.DirectionDown && s.Kind == "video" {
