@@ -213,7 +213,8 @@ func TestMigrationByMinuteKeepsSamples(t *testing.T) {
 // are kept at once, and a LastSeq too large for a float comes back exact.
 // Readings relayed from two Bluetooth devices, among some devices' own,
 // go in statements of their own (more than one statement's worth): each
-// comes back naming its device, the others none.
+// comes back naming its device, the others none; their statements are
+// prepared once a commit has such a reading, not before.
 func TestCommitAppendsKeepsEveryValue(t *testing.T) {
 	ctx := context.Background()
 	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
@@ -269,14 +270,21 @@ func TestCommitAppendsKeepsEveryValue(t *testing.T) {
 		}
 		batch = append(batch, appendReq{c.ID, lastSeq, obs})
 	}
+	// The devices' own readings first, then the relays': a store whose
+	// commits had no relayed reading prepared none of their statements.
 	before := time.Now()
-	each, err := db.commitAppends(ctx, batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range each {
-		if e != nil {
-			t.Fatalf("call %d: %v", i, e)
+	for i, part := range [][]appendReq{batch[:2], batch[2:]} {
+		each, err := db.commitAppends(ctx, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, e := range each {
+			if e != nil {
+				t.Fatalf("commit %d call %d: %v", i, j, e)
+			}
+		}
+		if prepared := db.appending.relayed.inserts[0] != nil; prepared != (i == 1) {
+			t.Fatalf("after commit %d (relayed readings: %v), relayed INSERTs prepared: %v", i, i == 1, prepared)
 		}
 	}
 	for patient, sent := range want {

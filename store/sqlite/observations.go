@@ -48,7 +48,7 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 	st := &s.appending
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := st.prepare(ctx); err != nil {
+	if err := st.prepare(ctx, hasRelayed(batch)); err != nil {
 		return nil, err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -224,10 +224,24 @@ func (st *appender) close() {
 	}
 }
 
-// prepare prepares the statements on the writer's pool, once. It cannot
-// in a transaction: the pool's one connection is the transaction's.
-func (st *appender) prepare(ctx context.Context) error {
-	if st.lastSeqs != nil {
+// hasRelayed reports whether a batch holds a relayed reading.
+func hasRelayed(batch []appendReq) bool {
+	for _, rq := range batch {
+		for _, o := range rq.obs {
+			if o.Relayed != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// prepare prepares the statements on the writer's pool, once; those of
+// relayed rows once a commit has one (a store whose devices relay none
+// keeps none of them: the largest takes 640 variables). It cannot in a
+// transaction: the pool's one connection is the transaction's.
+func (st *appender) prepare(ctx context.Context, relayed bool) error {
+	if st.lastSeqs != nil && (!relayed || st.relayed.inserts[0] != nil) {
 		return nil
 	}
 	type stmt struct {
@@ -238,8 +252,12 @@ func (st *appender) prepare(ctx context.Context) error {
 	for k, q := range insertQueries(false) {
 		stmts = append(stmts, stmt{&st.direct.inserts[k], q})
 	}
-	for k, q := range insertQueries(true) {
-		stmts = append(stmts, stmt{&st.relayed.inserts[k], q})
+	if relayed {
+		// inserts[0] last: once it is prepared, all are.
+		qs := insertQueries(true)
+		for k := len(qs) - 1; k >= 0; k-- {
+			stmts = append(stmts, stmt{&st.relayed.inserts[k], qs[k]})
+		}
 	}
 	// lastSeqs last: once it is prepared, all are.
 	stmts = append(stmts, stmt{&st.advance, advanceQuery}, stmt{&st.addMinute, addMinuteQuery}, stmt{&st.lastSeqs, lastSeqsQuery})
