@@ -136,8 +136,9 @@ type deviceSink struct {
 	// relayed holds the ID of each Bluetooth device the connection has
 	// relayed readings of, by name: kept once in the store, then looked up
 	// here.
-	relayed map[string]int64
-	log     *slog.Logger // nil: say nothing
+	relayed   map[string]int64
+	relayFull bool         // the store keeps no more of the relay's devices
+	log       *slog.Logger // nil: say nothing
 }
 
 // maxSinkObservations bounds the array a deviceSink keeps between commits
@@ -174,31 +175,44 @@ func (d *deviceSink) Append(ctx context.Context, deviceID, lastSeq int64, readin
 	return err
 }
 
-// maxSinkRelayed bounds the relayed devices a deviceSink remembers (a
-// browser pairs a few).
-const maxSinkRelayed = 32
-
 // relayedID is the ID of the Bluetooth device that relay relays as name,
-// kept in the store at the first of its readings. A relay that has as
-// many devices kept as it may (store.MaxRelayedDevices) has a new one's
+// kept in the store at the first of its readings and remembered here: a
+// relay has at most store.MaxRelayedDevices, so the sink asks the store
+// once per name. A relay that has as many as it may has a new one's
 // readings stored as its own (0), as before relayed devices were kept:
-// nothing is lost, and the store does not grow with invented names.
+// nothing is lost, the store does not grow with invented names, and the
+// sink asks no more (relayed devices are never deleted).
 func (d *deviceSink) relayedID(ctx context.Context, relay int64, name string) (int64, error) {
 	if id, ok := d.relayed[name]; ok {
 		return id, nil
 	}
+	if d.relayFull {
+		return 0, nil
+	}
+	if d.relayed == nil {
+		d.relayed = make(map[string]int64)
+	}
 	rd, err := d.st.RelayedDevice(ctx, relay, name)
 	if errors.Is(err, store.ErrTooManyRelayed) {
+		// The relay's devices, kept by this connection or an earlier one,
+		// are all the names it has: remember them, and the rest are 0.
+		all, err := d.st.RelayedDevices(ctx, d.patientID)
+		if err != nil {
+			return 0, err
+		}
+		for _, rd := range all {
+			if rd.RelayID == relay {
+				d.relayed[rd.Name] = rd.ID
+			}
+		}
+		d.relayFull = true
 		if d.log != nil {
 			d.log.WarnContext(ctx, "relayed device not kept: its relay has as many as it may; its readings are stored as the relay's", "device", relay, "max", store.MaxRelayedDevices)
 		}
-		err = nil
+		return d.relayed[name], nil
 	}
 	if err != nil {
 		return 0, err
-	}
-	if d.relayed == nil || len(d.relayed) >= maxSinkRelayed {
-		d.relayed = make(map[string]int64) // a cache: the store keeps them
 	}
 	d.relayed[name] = rd.ID
 	return rd.ID, nil

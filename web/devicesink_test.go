@@ -113,3 +113,65 @@ func TestDeviceSinkStoresBeyondTheRelayedBound(t *testing.T) {
 		t.Fatalf("stored %+v; want reading 1 as the hub's own (Relayed 0) and reading 2 as device %d's", got, strap.ID)
 	}
 }
+
+// countingRelayed counts the store look-ups of relayed devices.
+type countingRelayed struct {
+	store.Observations
+	calls int
+}
+
+func (c *countingRelayed) RelayedDevice(ctx context.Context, relay int64, name string) (store.RelayedDevice, error) {
+	c.calls++
+	return c.Observations.RelayedDevice(ctx, relay, name)
+}
+
+// TestDeviceSinkAsksTheStoreOncePerRelayedDevice: a hub relaying more
+// devices than it may keep, each in turn, costs one store look-up (a
+// write on the store's one writer) per device it keeps and one for the
+// first it may not, however many readings follow; each reading names its
+// device, or none beyond the bound.
+func TestDeviceSinkAsksTheStoreOncePerRelayedDevice(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/bedside.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := st.CreateUser(ctx, store.User{Email: "p@example.org", Name: "p", Role: store.RolePatient, TimeZone: "Europe/London"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := st.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: []byte("hub"), UserID: p.ID, Name: "hub", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingRelayed{Observations: st}
+	d := &deviceSink{st: cs, patientID: p.ID}
+	at := time.Now().UTC().Truncate(time.Second)
+	const names, rounds = store.MaxRelayedDevices + 2, 3
+	seq := int64(0)
+	for range rounds {
+		for i := range names {
+			seq++
+			r := vitals.StoredReading{Seq: seq, Source: fmt.Sprintf("strap %d", i), Reading: vitals.Reading{Code: "8867-4", Value: float64(i), Unit: "/min", Time: at.Add(time.Duration(seq) * time.Second)}}
+			if err := d.Append(ctx, hub.ID, seq, []vitals.StoredReading{r}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if want := store.MaxRelayedDevices + 1; cs.calls != want {
+		t.Fatalf("%d store look-ups for %d readings of %d devices; want %d, one per device kept and one refused", cs.calls, names*rounds, names, want)
+	}
+	got, _, err := st.SearchObservations(ctx, store.ObservationQuery{PatientID: p.ID, Limit: names * rounds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range got {
+		if kept := int(o.Value) < store.MaxRelayedDevices; kept != (o.Relayed != 0) {
+			t.Fatalf("reading of strap %d stored with relayed device %d", int(o.Value), o.Relayed)
+		}
+	}
+	if len(got) != names*rounds {
+		t.Fatalf("%d readings stored, want %d", len(got), names*rounds)
+	}
+}

@@ -280,14 +280,15 @@ func (m *multiViewer) awaitReplayRoom() bool {
 }
 
 // drop ends the viewer's subscription to a visit; the patient's stream is
-// left only when no other subscribed visit is of the same patient.
-func (m *multiViewer) drop(appointment int64, reason string) {
+// left only when no other subscribed visit is of the same patient. It
+// reports whether the visit was subscribed (or being subscribed).
+func (m *multiViewer) drop(appointment int64, reason string) (ended bool) {
 	m.mu.Lock()
 	sub, ok := m.visits[appointment]
 	if ok && sub.pending {
 		sub.ended, sub.reason = true, reason // the reader ends it (handle)
 		m.mu.Unlock()
-		return
+		return true
 	}
 	delete(m.visits, appointment)
 	shared := false
@@ -301,6 +302,7 @@ func (m *multiViewer) drop(appointment int64, reason string) {
 	if ok {
 		m.v.Send(live.UnsubscribedMessage(appointment, reason))
 	}
+	return ok
 }
 
 // recheck ends the socket if the session ended, and each subscription
@@ -326,8 +328,7 @@ func (m *multiViewer) recheck(ctx context.Context) error {
 		default:
 			open = mayJoin(c, a) && vitalsOpen(a, m.s.Now()) && a.Status != scheduling.StatusEnteredInError
 		}
-		if !open {
-			m.drop(id, errVisitOver.Error())
+		if !open && m.drop(id, errVisitOver.Error()) {
 			m.s.metrics.revoked.Inc()
 		}
 	}
