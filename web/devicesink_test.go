@@ -78,20 +78,9 @@ func TestDeviceSinkReusesItsArray(t *testing.T) {
 // forever) or lost; the devices it has keep naming their readings.
 func TestDeviceSinkStoresBeyondTheRelayedBound(t *testing.T) {
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/bedside.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p, err := st.CreateUser(ctx, store.User{Email: "p@example.org", Name: "p", Role: store.RolePatient, TimeZone: "Europe/London"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := st.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: []byte("hub"), UserID: p.ID, Name: "hub", CreatedAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, p, hub := hubStore(t)
 	var strap store.RelayedDevice
+	var err error
 	for i := range store.MaxRelayedDevices {
 		if strap, err = st.RelayedDevice(ctx, hub.ID, fmt.Sprintf("strap %d", i)); err != nil {
 			t.Fatal(err)
@@ -132,19 +121,7 @@ func (c *countingRelayed) RelayedDevice(ctx context.Context, relay int64, name s
 // device, or none beyond the bound.
 func TestDeviceSinkAsksTheStoreOncePerRelayedDevice(t *testing.T) {
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/bedside.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p, err := st.CreateUser(ctx, store.User{Email: "p@example.org", Name: "p", Role: store.RolePatient, TimeZone: "Europe/London"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := st.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: []byte("hub"), UserID: p.ID, Name: "hub", CreatedAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, p, hub := hubStore(t)
 	cs := &countingRelayed{Observations: st}
 	d := &deviceSink{st: cs, patientID: p.ID}
 	at := time.Now().UTC().Truncate(time.Second)
@@ -174,4 +151,25 @@ func TestDeviceSinkAsksTheStoreOncePerRelayedDevice(t *testing.T) {
 	if len(got) != names*rounds {
 		t.Fatalf("%d readings stored, want %d", len(got), names*rounds)
 	}
+}
+
+// hubStore opens a store holding a patient and their hub's device
+// credential.
+func hubStore(t *testing.T) (*sqlite.DB, store.User, store.Credential) {
+	t.Helper()
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/bedside.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p, err := st.CreateUser(ctx, store.User{Email: "p@example.org", Name: "p", Role: store.RolePatient, TimeZone: "Europe/London"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := st.CreateCredential(ctx, store.Credential{Kind: store.CredentialDevice, TokenHash: []byte("hub"), UserID: p.ID, Name: "hub", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, p, hub
 }

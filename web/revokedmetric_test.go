@@ -41,17 +41,7 @@ func TestRevokedCountLeavesOutAnOwnUnsubscribe(t *testing.T) {
 		d.Metrics = reg
 		d.Recheck = 20 * time.Millisecond
 	})
-	ctx := t.Context()
-	start := f.visit.Start.Add(-time.Hour)
-	other, err := f.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: f.doc.ID, PatientID: f.other.ID,
-		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()}, store.Change{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, status := dialVitalsPath(t, f, "doc@example.org", "/ws/vitals")
-	if v == nil {
-		t.Fatalf("multi-visit socket: %d", status)
-	}
+	other, v := f.dayList(t)
 	read := func() (streamMsg, error) {
 		_ = v.SetReadDeadline(time.Now().Add(10 * time.Second))
 		var m streamMsg

@@ -210,16 +210,7 @@ func TestMultiVisitRecheckDuringSubscribeEndsTheSubscription(t *testing.T) {
 	ctx := t.Context()
 	// A second visit of another patient, watched throughout: its readings
 	// mark how far the socket's stream has come.
-	start := f.visit.Start.Add(-time.Hour)
-	other, err := f.st.BookAppointment(ctx, scheduling.Appointment{PhysicianID: f.doc.ID, PatientID: f.other.ID,
-		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()}, store.Change{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, status := dialVitalsPath(t, f, "doc@example.org", "/ws/vitals")
-	if v == nil {
-		t.Fatalf("multi-visit socket: %d", status)
-	}
+	other, v := f.dayList(t)
 	read := func() streamMsg {
 		t.Helper()
 		var m streamMsg
@@ -277,4 +268,21 @@ func revokedCount(reg *metrics.Registry) int {
 		}
 	}
 	return 0
+}
+
+// dayList books the physician a second visit, of the other patient, an
+// hour before the fixture's, and opens their multi-visit vitals socket.
+func (f *fixture) dayList(t *testing.T) (scheduling.Appointment, *viewerClient) {
+	t.Helper()
+	start := f.visit.Start.Add(-time.Hour)
+	other, err := f.st.BookAppointment(t.Context(), scheduling.Appointment{PhysicianID: f.doc.ID, PatientID: f.other.ID,
+		Start: start, End: start.Add(30 * time.Minute), Status: scheduling.StatusBooked, CreatedAt: time.Now().UTC()}, store.Change{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, status := dialVitalsPath(t, f, "doc@example.org", "/ws/vitals")
+	if v == nil {
+		t.Fatalf("multi-visit socket: %d", status)
+	}
+	return other, v
 }
