@@ -211,10 +211,7 @@ func (s *DB) RelayedDevice(ctx context.Context, relayID int64, name string) (sto
 	if name == "" {
 		return store.RelayedDevice{}, fmt.Errorf("relayed device of device %d: no name", relayID)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO relayed_devices (relay_id, name, created_at)
-		SELECT id, $2, $3 FROM credentials WHERE id = $1 AND kind = 'device'
-		AND (SELECT count(*) FROM relayed_devices WHERE relay_id = $1) < $4
-		ON CONFLICT (relay_id, name) DO NOTHING`, relayID, name, norm(time.Now()), store.MaxRelayedDevices); err != nil {
+	if err := s.keepRelayed(ctx, relayID, name); err != nil {
 		return store.RelayedDevice{}, wrap(err, "keep relayed device of device %d", relayID)
 	}
 	d, err := scanRelayed(s.pool.QueryRow(ctx, `SELECT `+relayedCols+` FROM relayed_devices r
@@ -226,6 +223,28 @@ func (s *DB) RelayedDevice(ctx context.Context, relayID int64, name string) (sto
 		return d, wrap(err, "relayed device of device %d", relayID)
 	}
 	return d, nil
+}
+
+// relayLock is the first key of the advisory lock on a relay's devices
+// ("rlay" in ASCII); the second is the relay's ID, truncated to 32 bits
+// (two relays whose IDs collide just share a queue).
+const relayLock int32 = 0x726c6179
+
+// keepRelayed adds the device relayID relays as name unless it is kept
+// already or the relay has as many as it may. The relay's additions take
+// turns: under READ COMMITTED two at once (two nodes, a takeover) would
+// each count the relay's devices without the other's, and both be kept.
+func (s *DB) keepRelayed(ctx context.Context, relayID int64, name string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, relayLock, int32(relayID)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO relayed_devices (relay_id, name, created_at)
+			SELECT id, $2, $3 FROM credentials WHERE id = $1 AND kind = 'device'
+			AND (SELECT count(*) FROM relayed_devices WHERE relay_id = $1) < $4
+			ON CONFLICT (relay_id, name) DO NOTHING`, relayID, name, norm(time.Now()), store.MaxRelayedDevices)
+		return err
+	})
 }
 
 // relayFull reports whether relayID, a device, has as many relayed
