@@ -71,6 +71,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return s, nil
 }
 
+// maxReaders bounds the connections that read. No store method holds one
+// while it waits for another (a read transaction reads through itself),
+// so queries queue rather than deadlock.
+const maxReaders = 8
+
 // openPools opens the writer and the readers on the database file at the
 // absolute path abs, without touching its contents.
 func openPools(abs string) (*DB, error) {
@@ -84,6 +89,13 @@ func openPools(abs string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
+	// A burst of requests (a clinic's devices and viewers reconnecting at
+	// once) opened a reader for each waiting query, 50 to 160 of them,
+	// and SQLite's memory for each stayed with the process after they
+	// closed. Reads on two cores gain nothing from more than a few at
+	// once: queries wait for one of maxReaders instead.
+	r.SetMaxOpenConns(maxReaders)
+	r.SetMaxIdleConns(maxReaders)
 	s := &DB{w: w, r: r}
 	s.appending.w = w
 	s.appends = groupcommit.New(s.commitAppends, maxAppendBatch)

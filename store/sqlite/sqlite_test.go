@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -273,5 +274,41 @@ func TestWriterStatementJournalInMemory(t *testing.T) {
 	}
 	if mode != 2 { // MEMORY
 		t.Errorf("writer temp_store = %d, want 2 (MEMORY)", mode)
+	}
+}
+
+// TestReadersAreBounded: reads share at most maxReaders connections (a
+// burst opened one per waiting query, and SQLite's memory for each stayed
+// with the process), and many more reads at once than that all complete,
+// queued, none stuck waiting for a connection another holds.
+func TestReadersAreBounded(t *testing.T) {
+	ctx := t.Context()
+	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
+	u, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient, TimeZone: "Europe/London"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := db.r.Stats().MaxOpenConnections; got != maxReaders {
+		t.Fatalf("readers bounded at %d connections, want %d", got, maxReaders)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*maxReaders)
+	for range 8 * maxReaders {
+		wg.Go(func() {
+			if _, err := db.UserByID(ctx, u.ID); err != nil {
+				errs <- err
+			}
+			if _, _, err := db.SearchObservations(ctx, store.ObservationQuery{PatientID: u.ID}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if open := db.r.Stats().OpenConnections; open > maxReaders {
+		t.Fatalf("%d readers open, more than %d", open, maxReaders)
 	}
 }
