@@ -115,9 +115,7 @@ func (s *server) chartView(ctx context.Context, c caller, patientID int64) (temp
 		o := recent[i]
 		e := templates.TimelineEntry{When: o.EffectiveAt.In(loc).Format("Mon 2 Jan 15:04"), Kind: "reading",
 			What: measureName(o.Code), Value: formatValue(o.Value, o.Unit), Doubtful: vitals.Reading{Flags: o.Flags}.Doubtful(), Flags: strings.Join(o.Flags, ", ")}
-		if o.Relayed != 0 {
-			e.Device = relayed[o.Relayed]
-		}
+		e.Device = relayed[o.Relayed] // "" for a direct device's (0)
 		v.Recent = append(v.Recent, e)
 	}
 	return v, nil

@@ -257,9 +257,7 @@ func timeline(obs []store.Observation, relayed map[int64]string, events []store.
 		flush(o.EffectiveAt)
 		e := templates.TimelineEntry{When: when, Kind: "reading",
 			What: c.name, Value: c.value, Doubtful: doubtful}
-		if o.Relayed != 0 {
-			e.Device = relayed[o.Relayed]
-		}
+		e.Device = relayed[o.Relayed] // "" for a direct device's (0)
 		if len(o.Flags) > 0 {
 			e.Flags = strings.Join(o.Flags, ", ")
 		}

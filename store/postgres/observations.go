@@ -135,16 +135,13 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 		}
 		// Without a relayed reading, relayed_id is left to its default
 		// rather than sent as an array of zeros.
-		var err error
+		cols := `patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags`
+		arrays := `$1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[]`
+		args := []any{patient, device, seq, code, value, unit, eff, rec, flags}
 		if anyRelayed {
-			_, err = tx.Exec(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id)
-				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::bigint[])`,
-				patient, device, seq, code, value, unit, eff, rec, flags, relayed)
-		} else {
-			_, err = tx.Exec(ctx, `INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags)
-				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[])`,
-				patient, device, seq, code, value, unit, eff, rec, flags)
+			cols, arrays, args = cols+`, relayed_id`, arrays+`, $10::bigint[]`, append(args, relayed)
 		}
+		_, err := tx.Exec(ctx, `INSERT INTO observations (`+cols+`) SELECT * FROM unnest(`+arrays+`)`, args...)
 		if err != nil {
 			return fmt.Errorf("insert observations: %w", err)
 		}
