@@ -105,7 +105,9 @@ type client struct {
 	garbled  int // garbled frames sent (a faulty device)
 	waves    int // waveform chunks measured, of box.generated
 	drops    int // simulated link drops (a flaky link)
-	rng      *rand.Rand
+	// heard says an acknowledgement has come on the current connection.
+	heard bool
+	rng   *rand.Rand
 }
 
 // newClient streams one patient with token; seed makes it reproducible.
@@ -340,6 +342,7 @@ func (c *client) loop(ctx context.Context) error {
 				continue
 			}
 			ws = d.ws
+			c.heard = false
 			c.logf("connected to %s; sending %d unacknowledged", c.o.url, len(c.box.pending))
 			if c.o.sc.flaky {
 				cut = time.After(c.jitter(c.o.flakyEvery))
@@ -381,11 +384,15 @@ func (c *client) handleReply(ws *websocket.Conn, r reply, attempts *int, lastAck
 	switch {
 	case r.Ack != nil:
 		*attempts = 0 // the server is working: reset the backoff
-		if *lastAck < 0 {
-			c.logf("first acknowledgement: %d", *r.Ack)
-		}
 		*lastAck = *r.Ack
-		if c.box.ack(*r.Ack) {
+		renumbered := c.box.ack(*r.Ack)
+		if !c.heard {
+			// The server's first word on each connection is where it
+			// stands: after a reconnect, where the device resumes.
+			c.heard = true
+			c.logf("the server has everything up to %d; %d unacknowledged", *r.Ack, len(c.box.pending))
+		}
+		if renumbered {
 			c.logf("the server has handled up to %d from an earlier run; renumbering %d messages to follow it", *r.Ack, len(c.box.pending))
 			if err := c.sendPending(ws); err != nil {
 				disconnect(err)

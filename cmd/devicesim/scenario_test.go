@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,14 +209,22 @@ func TestFaultyDeviceEndToEnd(t *testing.T) {
 }
 
 // TestFlakyLinkLosesNothing drops the link several times: every message is
-// still acknowledged once, in order, with no gap.
+// still acknowledged once, in order, with no gap. The run lasts until, after
+// two drops, a connection's first acknowledgement covers 60 messages: a
+// busy machine slows the run down but does not cut it short.
 func TestFlakyLinkLosesNothing(t *testing.T) {
 	s := newTestServer(t, 0)
-	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout bytes.Buffer
+	stderr := &resumeWatch{want: 60, drops: 2, reached: cancel}
 	args := []string{"--token", "good", "--url", s.wsURL(), "--scenario", "deteriorating+flaky", "--rate", "50ms",
-		"--flaky-every", "400ms", "--flaky-outage", "200ms", "--duration", "3s", "--seed", "9"}
-	if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		"--flaky-every", "400ms", "--flaky-outage", "200ms", "--duration", "1m", "--seed", "9"}
+	if err := run(ctx, args, func(string) string { return "" }, &stdout, stderr); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if ctx.Err() == nil {
+		t.Fatalf("a minute passed without %d messages acknowledged after %d drops:\n%s", stderr.want, stderr.drops, stderr.String())
 	}
 	sm := parseSummary(t, stdout.String())
 	lastSeq, rows, conns := s.state()
@@ -228,9 +238,45 @@ func TestFlakyLinkLosesNothing(t *testing.T) {
 	// what was acknowledged and never past what was sent, and every
 	// measured message is either acknowledged or still held.
 	if sm.rejected != 0 || lastSeq < int64(sm.acked) || lastSeq > int64(sm.acked+sm.unacked) ||
-		sm.acked+sm.unacked != sm.measured || sm.acked < 60 {
+		sm.acked+sm.unacked != sm.measured || sm.acked < stderr.want {
 		t.Fatalf("%+v; server at %d", sm, lastSeq)
 	}
+}
+
+// resumeWatch is a devicesim log that calls reached once, after drops
+// simulated link drops, a connection's first acknowledgement covers want
+// messages.
+type resumeWatch struct {
+	want, drops int
+	reached     func()
+	mu          sync.Mutex
+	buf         bytes.Buffer
+	seen        int // drops so far
+	done        bool
+}
+
+func (w *resumeWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for line := range strings.Lines(string(p)) {
+		if strings.Contains(line, "link dropped") {
+			w.seen++
+		}
+		var n int
+		if _, after, ok := strings.Cut(line, "the server has everything up to "); ok && w.seen >= w.drops && !w.done {
+			if _, err := fmt.Sscanf(after, "%d", &n); err == nil && n >= w.want {
+				w.done = true
+				w.reached()
+			}
+		}
+	}
+	return w.buf.Write(p)
+}
+
+func (w *resumeWatch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 // TestManyPatients streams three patients at once, two from --token and one
