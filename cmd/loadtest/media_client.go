@@ -157,11 +157,37 @@ func streamID(i, side, kind int) uint32 { return uint32(i*4 + side*2 + kind) }
 type publisher struct {
 	video, audio     *webrtc.TrackLocalStaticRTP
 	videoID, audioID uint32
-	// next counters of each stream: read at the window's edges.
-	videoNext, audioNext atomic.Uint32
-	wantKey              atomic.Bool
-	behind               atomic.Int64 // frames sent more than a frame late
-	offset               time.Duration
+	wantKey          atomic.Bool
+	behind           atomic.Int64 // frames sent more than a frame late
+	offset           time.Duration
+
+	// A mark asks for the counters at a point of the schedule: the
+	// publisher answers once it has sent everything scheduled before it
+	// and nothing after, however late a busy machine runs it.
+	markMu sync.Mutex
+	markAt time.Time
+	markC  chan [2]uint32 // video and audio next counters; nil if none asked
+}
+
+// mark returns where the counters stand at the schedule's time at: the
+// channel receives them once the publisher's sending reaches at.
+func (p *publisher) mark(at time.Time) <-chan [2]uint32 {
+	c := make(chan [2]uint32, 1)
+	p.markMu.Lock()
+	p.markAt, p.markC = at, c
+	p.markMu.Unlock()
+	return c
+}
+
+// reached answers a mark at or before next, the time of the next packet to
+// send, with the counters so far.
+func (p *publisher) reached(next time.Time, video, audio uint32) {
+	p.markMu.Lock()
+	defer p.markMu.Unlock()
+	if p.markC != nil && !next.Before(p.markAt) {
+		p.markC <- [2]uint32{video, audio}
+		p.markC = nil
+	}
 }
 
 func newPublisher(i, side int) (*publisher, error) {
@@ -212,16 +238,20 @@ func (p *publisher) run(ctx context.Context) {
 		} else if ctx.Err() != nil {
 			return
 		}
+		// Everything before next is sent: a mark up to here is answered
+		// before anything at next goes, and each turn sends only what is
+		// scheduled at next, so a late publisher catching up passes marks
+		// one by one.
+		p.reached(next, vcount, acount)
 		now := time.Now()
-		if !nextA.After(now) {
+		if !nextA.After(next) {
 			putStamp(abuf, stamp{stream: p.audioID, counter: acount, sent: time.Now()})
 			_ = p.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: aframe * 960}, Payload: abuf})
 			aseq++
 			acount++
-			p.audioNext.Store(acount)
 			aframe++
 		}
-		if !nextV.After(now) {
+		if !nextV.After(next) {
 			if now.Sub(nextV) > frameDur {
 				p.behind.Add(1)
 			}
@@ -240,7 +270,6 @@ func (p *publisher) run(ctx context.Context) {
 				vseq++
 				vcount++
 			}
-			p.videoNext.Store(vcount)
 			frame++
 		}
 	}
@@ -328,6 +357,52 @@ func (r *receiver) flowing() int {
 		t.mu.Unlock()
 	}
 	return n
+}
+
+// awaitPast waits until each stream k has delivered a packet of counter
+// hi[k] or later, streams in streamID order: what it sent before has
+// arrived or is lost, bar retransmissions. A stream that delivers nothing
+// new for stall (video the forwarder has paused) is waited for no longer:
+// what it has not delivered is lost. It returns how many streams it gave
+// up on.
+func (r *receiver) awaitPast(ctx context.Context, hi []uint32, stall time.Duration) (int, error) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	last := make([]uint32, len(hi))
+	moved := make([]time.Time, len(hi))
+	start := time.Now()
+	for k := range moved {
+		moved[k] = start
+	}
+	for {
+		now := time.Now()
+		waiting, stalled := 0, 0
+		for k, h := range hi {
+			t := r.tallies[uint32(k)]
+			t.mu.Lock()
+			highest := t.highest
+			t.mu.Unlock()
+			if highest >= h {
+				continue
+			}
+			if highest != last[k] {
+				last[k], moved[k] = highest, now
+			}
+			if now.Sub(moved[k]) >= stall {
+				stalled++
+				continue
+			}
+			waiting++
+		}
+		if waiting == 0 {
+			return stalled, nil
+		}
+		select {
+		case <-ctx.Done():
+			return stalled, context.Cause(ctx)
+		case <-tick.C:
+		}
+	}
 }
 
 // awaitFlowing waits until every stream has delivered a packet.

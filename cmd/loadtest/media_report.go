@@ -25,18 +25,24 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 	fmt.Fprintln(tw, "phase\tround\tconsults\tforwarded/s\tloss %\tvideo loss %\taudio loss %\tlongest gap ms\tdups\treordered\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tNACKs sent\tNACKs to pub\tkeyframe req\tserver µs/pkt\tserver cores\tserver MB\tloadtest cores\tlate frames\tUDP rcvbuf drops\t")
 	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
 	for _, r := range res {
-		secs := r.window.Seconds()
+		secs, wall := r.window.Seconds(), r.wall.Seconds()
 		if secs <= 0 {
 			secs = 1
+		}
+		if wall <= 0 {
+			wall = secs
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.1f\t%.2f\t%.0f\t%.2f\t%d\t%d\t\n",
 			r.name, r.round, r.consults, float64(r.got)/secs, 100*r.loss(), 100*r.videoLoss(), 100*r.audioLoss(), ms(r.longestGap), r.dups, r.reordered,
 			ms(r.lat.p50), ms(r.lat.p99), ms(r.lat.p999), ms(r.lat.mx),
 			r.rtcp.nacksSent, r.rtcp.nacksReceived, r.rtcp.keyRequests,
-			float64(r.perPacket())/1e3, r.cpu.Seconds()/secs, float64(r.rss)/(1<<20), r.selfCPU.Seconds()/secs, r.behind, r.rcvbufErrs)
+			float64(r.perPacket())/1e3, r.cpu.Seconds()/wall, float64(r.rss)/(1<<20), r.selfCPU.Seconds()/wall, r.behind, r.rcvbufErrs)
 	}
 	tw.Flush()
 	for _, r := range res {
+		if r.stalled > 0 {
+			fmt.Fprintf(w, "%s, round %d: %d streams delivered nothing for 2 s after the window; what they had not delivered is counted lost\n", r.name, r.round, r.stalled)
+		}
 		if r.bad > 0 {
 			fmt.Fprintf(w, "%s: %d packets not understood; first: %s\n", r.name, r.bad, r.firstErr)
 		}

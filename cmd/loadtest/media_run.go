@@ -43,9 +43,12 @@ type mediaResult struct {
 	name     string
 	round    int
 	consults int
-	window   time.Duration
-	sent     int64 // packets sent in the window
-	got      int64 // of those, received
+	// window is the media's time measured: what the publishers scheduled
+	// over it was sent, however late. wall is the time they took to send
+	// it, over which CPU is measured.
+	window, wall time.Duration
+	sent         int64 // packets sent in the window
+	got          int64 // of those, received
 	// videoSent and videoGot are sent and got of video alone.
 	videoSent, videoGot int64
 	// longestGap is the longest run of one stream's packets lost, as time.
@@ -63,6 +66,9 @@ type mediaResult struct {
 	rcvbufErrs int64
 	bad        int64
 	firstErr   string
+	// stalled counts the streams that delivered nothing for a while after
+	// the window, rather than what was sent after it.
+	stalled int
 }
 
 func (r mediaResult) loss() float64 { return lossOf(r.sent, r.got) }
@@ -158,30 +164,36 @@ func (p mediaPhase) run(ctx context.Context) (mediaResult, error) {
 		return res, err
 	}
 
-	// The window: counters sent from lo to hi, CPU between its edges.
-	e0, err := p.edge(pubs, counts)
+	// The window: the media scheduled over p.duration from now, counters
+	// lo to hi, and CPU between the moments the publishers reached its
+	// edges. On a busy machine they reach them late, but the window still
+	// holds the media of p.duration.
+	open := time.Now()
+	e0, err := p.edge(ctx, pubs, counts, open)
 	if err != nil {
 		return res, err
 	}
-	if err := sleepCtx(ctx, p.duration); err != nil {
-		return res, err
-	}
-	e1, err := p.edge(pubs, counts)
+	e1, err := p.edge(ctx, pubs, counts, open.Add(p.duration))
 	if err != nil {
 		return res, err
 	}
 	if res.rss, err = procRSS(p.pid); err != nil {
 		return res, err
 	}
-	// Packets sent just before the window closed, and retransmissions of
-	// those lost, arrive within a second.
+	// What was sent in the window has arrived, or is lost, once each
+	// stream delivers a packet sent after it, or has delivered nothing new
+	// for two seconds; retransmissions of those lost arrive within a second
+	// more.
+	if res.stalled, err = recv.awaitPast(ctx, e1.next, 2*time.Second); err != nil {
+		return res, err
+	}
 	if err := sleepCtx(ctx, time.Second); err != nil {
 		return res, err
 	}
 	stopSending()
 	senders.Wait()
 
-	res.window = e1.at.Sub(e0.at)
+	res.window, res.wall = p.duration, e1.at.Sub(e0.at)
 	res.cpu, res.selfCPU = e1.cpu-e0.cpu, e1.self-e0.self
 	res.rtcp = rtcpSnapshot{e1.rtcp.nacksSent - e0.rtcp.nacksSent, e1.rtcp.nacksReceived - e0.rtcp.nacksReceived, e1.rtcp.keyRequests - e0.rtcp.keyRequests}
 	res.behind = e1.behind - e0.behind
@@ -234,10 +246,23 @@ type edge struct {
 	rcvbufErrs int64
 }
 
-func (p mediaPhase) edge(pubs [][2]*publisher, counts *rtcpCounts) (e edge, err error) {
+func (p mediaPhase) edge(ctx context.Context, pubs [][2]*publisher, counts *rtcpCounts, at time.Time) (e edge, err error) {
+	var marks []<-chan [2]uint32
 	for _, pp := range pubs {
 		for _, pub := range pp {
-			e.next = append(e.next, pub.videoNext.Load(), pub.audioNext.Load())
+			marks = append(marks, pub.mark(at))
+		}
+	}
+	for _, m := range marks {
+		select {
+		case next := <-m:
+			e.next = append(e.next, next[0], next[1])
+		case <-ctx.Done():
+			return e, ctx.Err()
+		}
+	}
+	for _, pp := range pubs {
+		for _, pub := range pp {
 			e.behind += pub.behind.Load()
 		}
 	}

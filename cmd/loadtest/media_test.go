@@ -180,7 +180,7 @@ func TestMediaMeasuresBothForwarders(t *testing.T) {
 			t.Errorf("%s: %d packets sent in the window, want at least %d (key %d)", r.name, r.sent, min, key)
 		}
 		if r.loss() > 0.01 {
-			t.Errorf("%s: lost %d of %d", r.name, r.sent-r.got, r.sent)
+			t.Errorf("%s: lost %d of %d; %d streams stalled", r.name, r.sent-r.got, r.sent, r.stalled)
 		}
 		if r.bad != 0 {
 			t.Errorf("%s: %d packets not understood, first: %s", r.name, r.bad, r.firstErr)
