@@ -97,16 +97,11 @@ func measuredAt(kind int, b []byte) (seq int64, at time.Time, err error) {
 		le := binary.LittleEndian
 		return int64(le.Uint64(b[8:])), time.Unix(0, int64(le.Uint64(b[48:]))), nil
 	}
-	var e struct {
-		Seq         int64 `json:"seq"`
-		Observation struct {
-			EffectiveDateTime time.Time `json:"effectiveDateTime"`
-		} `json:"observation"`
-	}
-	if err := json.Unmarshal(b, &e); err != nil {
+	seq, at, err = envelopeAt(b)
+	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("device envelope: %w", err)
 	}
-	return e.Seq, e.Observation.EffectiveDateTime, nil
+	return seq, at, nil
 }
 
 // device is one patient's simulated hub on one connection. One goroutine

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync/atomic"
@@ -101,8 +100,8 @@ func (v *viewer) read() {
 			v.tallies[v.spec.keys[0]].take(seq, true, at, now)
 			continue
 		}
-		msgs = msgs[:0]
-		if err := json.Unmarshal(b, &msgs); err != nil {
+		msgs, err = appendMessages(msgs[:0], b)
+		if err != nil {
 			v.err = fmt.Errorf("viewer frame %.80q: %w", b, err)
 			return
 		}
