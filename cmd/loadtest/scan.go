@@ -135,6 +135,10 @@ func walkObject(b []byte, i int, fn func(key, v []byte) error, depth int) (int, 
 // case, as encoding/json matches a struct's fields. A key written with
 // escapes is decoded first.
 func keyIs(key []byte, field string) bool {
+	if plainASCII(key) {
+		// ASCII folds only to ASCII of the same length.
+		return len(key) == len(field) && bytes.EqualFold(key, []byte(field))
+	}
 	if bytes.IndexByte(key, '\\') < 0 {
 		return bytes.EqualFold(key, []byte(field))
 	}
@@ -303,25 +307,46 @@ func appendMessages(msgs []streamMsg, b []byte) ([]streamMsg, error) {
 	return msgs, err
 }
 
+// msgFields are the members of a stream message the viewers read.
+var msgFields = []string{"type", "patient", "offset", "time", "error"}
+
 // field decodes one member of a stream message.
 func (m *streamMsg) field(key, v []byte) (err error) {
 	if string(v) == "null" {
 		return nil
 	}
-	switch {
-	case keyIs(key, "type"):
+	switch fieldOf(key, msgFields) {
+	case "type":
 		m.Type, err = stringValue(v)
-	case keyIs(key, "patient"):
+	case "patient":
 		m.Patient, err = int64Value(v)
-	case keyIs(key, "offset"):
+	case "offset":
 		m.Offset, err = int64Value(v)
-	case keyIs(key, "time"):
+	case "time":
 		m.Time, err = timeValue(v)
-	case keyIs(key, "error"):
+	case "error":
 		m.Error, err = stringValue(v)
 	}
 	return err
 }
+
+// fieldOf returns the one of fields a key names, or "": the key as written
+// is compared first, then without case.
+func fieldOf(key []byte, fields []string) string {
+	for _, f := range fields {
+		if string(key) == f {
+			return f
+		}
+	}
+	for _, f := range fields {
+		if keyIs(key, f) {
+			return f
+		}
+	}
+	return ""
+}
+
+var envelopeFields = []string{"seq", "observation"}
 
 // envelopeAt reads the seq and the observation's effectiveDateTime of a
 // device's JSON envelope.
@@ -330,10 +355,10 @@ func envelopeAt(b []byte) (seq int64, at time.Time, err error) {
 		if string(v) == "null" {
 			return nil
 		}
-		switch {
-		case keyIs(key, "seq"):
+		switch fieldOf(key, envelopeFields) {
+		case "seq":
 			seq, err = int64Value(v)
-		case keyIs(key, "observation"):
+		case "observation":
 			err = members(v, func(key, v []byte) (err error) {
 				if string(v) != "null" && keyIs(key, "effectiveDateTime") {
 					at, err = timeValue(v)

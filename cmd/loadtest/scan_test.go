@@ -120,3 +120,28 @@ func FuzzAppendMessages(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeFrame compares the scanner with encoding/json on the
+// frame a viewer of one patient gets most often: one ECG chunk.
+func BenchmarkDecodeFrame(b *testing.B) {
+	frame := []byte(`[{"patient":42,"offset":18,"type":"waveform","code":"131330","origin":0,"factor":0.001,"period":4,"unit":"mV",` +
+		`"data":[0,20,40,60,79,98,116,133,149,164,177,189,199,207,214,219,222,223,900,221,218,213,206,198,188],` +
+		`"time":"2026-11-25T10:00:00.1Z","device":"Home hub","received":"2026-11-25T10:00:00.212Z"}]`)
+	var msgs []streamMsg
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			msgs = msgs[:0]
+			if err := json.Unmarshal(frame, &msgs); err != nil || len(msgs) != 1 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			var err error
+			if msgs, err = appendMessages(msgs[:0], frame); err != nil || len(msgs) != 1 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
