@@ -68,7 +68,9 @@ func dialViewer(ctx context.Context, s viewerSpec) (*viewer, error) {
 	return v, nil
 }
 
-// streamMsg is what the loadtest reads of a server message.
+// streamMsg is what the loadtest reads of a server message, decoded by
+// appendMessages; its tags are encoding/json's, the reference the
+// scanner's tests hold it to.
 type streamMsg struct {
 	Type    string    `json:"type"`
 	Patient int64     `json:"patient"`
