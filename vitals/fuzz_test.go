@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bedside-health/bedside/fhir/fhirtime"
+	"github.com/bedside-health/bedside/internal/jsonscan"
 )
 
 // The seed corpus is in testdata/fuzz; f.Add adds the tests' own examples.
@@ -333,7 +334,7 @@ func TestObservationScanReadsDevices(t *testing.T) {
 	}
 }
 
-// FuzzValidJSON: validJSON is json.Valid.
+// FuzzValidJSON: jsonscan.Valid is json.Valid.
 func FuzzValidJSON(f *testing.F) {
 	addSeeds(f, true)
 	for _, s := range []string{``, ` `, `0`, `-0`, `-`, `01`, `1.`, `1.5e`, `1E+2`, `.5`, `1x`, `"a\u00e9\"\/"`, `"\u12"`, `"\x"`,
@@ -342,30 +343,30 @@ func FuzzValidJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
+		if got, want := jsonscan.Valid(b), json.Valid(b); got != want {
+			t.Fatalf("jsonscan.Valid(%q) = %v, json.Valid %v", b, got, want)
 		}
 	})
 }
 
-// TestValidJSONDepth: validJSON refuses what nests deeper than
+// TestValidJSONDepth: jsonscan.Valid refuses what nests deeper than
 // encoding/json allows, as json.Valid does.
 func TestValidJSONDepth(t *testing.T) {
-	for _, depth := range []int{1, 63, 64, 65, maxJSONDepth, maxJSONDepth + 1} {
+	for _, depth := range []int{1, 63, 64, 65, jsonscan.MaxDepth, jsonscan.MaxDepth + 1} {
 		for _, open := range []string{"[", `{"a":`} {
 			closing := "]"
 			if open != "[" {
 				closing = "}"
 			}
 			b := []byte(strings.Repeat(open, depth) + "1" + strings.Repeat(closing, depth))
-			if got, want := validJSON(b), json.Valid(b); got != want {
-				t.Errorf("%d deep in %s: validJSON %v, json.Valid %v", depth, open, got, want)
+			if got, want := jsonscan.Valid(b), json.Valid(b); got != want {
+				t.Errorf("%d deep in %s: jsonscan.Valid %v, json.Valid %v", depth, open, got, want)
 			}
 		}
 	}
 }
 
-// BenchmarkValidJSON checks a numeric device envelope with validJSON and
+// BenchmarkValidJSON checks a numeric device envelope with jsonscan.Valid and
 // with json.Valid, in alternating batches of 64 so both see the same load.
 func BenchmarkValidJSON(b *testing.B) {
 	frame := deviceNumeric(nil, 7, frameTime)
@@ -375,7 +376,7 @@ func BenchmarkValidJSON(b *testing.B) {
 		for way := range 2 {
 			t0 := time.Now()
 			for range 64 {
-				if ok := way == 0 && validJSON(frame) || way == 1 && json.Valid(frame); !ok {
+				if ok := way == 0 && jsonscan.Valid(frame) || way == 1 && json.Valid(frame); !ok {
 					b.Fatal("not valid")
 				}
 			}

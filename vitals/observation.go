@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bedside-health/bedside/internal/jsonscan"
 )
 
 // FieldError is a rejected input, naming the field at fault in JSON path
@@ -137,14 +139,14 @@ func unmarshalEnvelope(b []byte) (rawEnvelope, error) {
 // more. It reports false for any other frame, which unmarshalEnvelope
 // reads (FuzzEnvelopeScan).
 func scanEnvelope(b []byte) (raw rawEnvelope, ok bool) {
-	if !validJSON(b) {
+	if !jsonscan.Valid(b) {
 		return raw, false
 	}
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if b[i] != '{' {
 		return raw, false
 	}
-	i = skipSpace(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if b[i] == '}' {
 		return raw, true
 	}
@@ -157,88 +159,28 @@ func scanEnvelope(b []byte) (raw rawEnvelope, ok bool) {
 			}
 		}
 		name := b[i+1 : j]
-		i = skipSpace(b, skipSpace(b, j+1)+1)
-		end := skipValue(b, i)
+		i = jsonscan.SkipSpace(b, jsonscan.SkipSpace(b, j+1)+1)
+		end := jsonscan.SkipValue(b, i)
 		var dst *json.RawMessage
 		switch {
-		case asciiEqualFold(name, "seq"):
+		case jsonscan.ASCIIEqualFold(name, "seq"):
 			dst = &raw.Seq
-		case asciiEqualFold(name, "observation"):
+		case jsonscan.ASCIIEqualFold(name, "observation"):
 			dst = &raw.Observation
-		case asciiEqualFold(name, "gatt"):
+		case jsonscan.ASCIIEqualFold(name, "gatt"):
 			dst = &raw.GATT
-		case asciiEqualFold(name, "device"):
+		case jsonscan.ASCIIEqualFold(name, "device"):
 			dst = &raw.Device
 		}
 		if dst != nil {
 			*dst = b[i:end:end]
 		}
-		i = skipSpace(b, end)
+		i = jsonscan.SkipSpace(b, end)
 		if b[i] == '}' {
 			return raw, true
 		}
-		i = skipSpace(b, i+1) // the comma
+		i = jsonscan.SkipSpace(b, i+1) // the comma
 	}
-}
-
-// skipSpace returns the index of the first byte at or after i that is not
-// JSON white space.
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index just after the JSON value that starts at i
-// in valid JSON b.
-func skipValue(b []byte, i int) int {
-	depth := 0
-	for ; i < len(b); i++ {
-		switch c := b[i]; c {
-		case '"':
-			for i++; b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
-			if depth == 0 {
-				return i + 1
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-			if depth < 0 { // the end of the enclosing object
-				return i
-			}
-		case ',', ' ', '\t', '\n', '\r':
-			if depth == 0 {
-				return i
-			}
-		}
-	}
-	return i
-}
-
-// asciiEqualFold reports whether the ASCII name is s (lower case) in any
-// case, as encoding/json matches an ASCII member name to a field's.
-func asciiEqualFold(name []byte, s string) bool {
-	if len(name) != len(s) {
-		return false
-	}
-	for i, c := range name {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // envelope checks the members read.
@@ -334,7 +276,7 @@ func parseObservation(raw []byte, valid bool, p *Parsed) error {
 	sc := obsScratchPool.Get().(*obsScratch)
 	defer obsScratchPool.Put(sc)
 	o := &sc.o
-	if !(valid || validJSON(raw)) || !scanObservation(raw, sc) {
+	if !(valid || jsonscan.Valid(raw)) || !scanObservation(raw, sc) {
 		var err error
 		if o, err = unmarshalObservationError(raw); err != nil {
 			return err

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/bedside-health/bedside/internal/jsonscan"
 )
 
 // A device sends the same few shapes of Observation many times a second.
@@ -36,7 +38,7 @@ var obsScratchPool = sync.Pool{New: func() any { return new(obsScratch) }}
 // partly filled.
 func scanObservation(raw []byte, sc *obsScratch) bool {
 	*sc = obsScratch{}
-	s := scanner{b: raw, i: skipSpace(raw, 0)}
+	s := scanner{b: raw, i: jsonscan.SkipSpace(raw, 0)}
 	o := &sc.o
 	var seen uint8
 	if !s.enter() {
@@ -49,27 +51,27 @@ func scanObservation(raw []byte, sc *obsScratch) bool {
 		}
 		var bit uint8
 		switch {
-		case asciiEqualFold(name, "resourcetype"):
+		case jsonscan.ASCIIEqualFold(name, "resourcetype"):
 			bit = 1 << 0
 			o.ResourceType, ok = s.str()
-		case asciiEqualFold(name, "status"):
+		case jsonscan.ASCIIEqualFold(name, "status"):
 			bit = 1 << 1
 			o.Status, ok = s.str()
-		case asciiEqualFold(name, "code"):
+		case jsonscan.ASCIIEqualFold(name, "code"):
 			bit = 1 << 2
 			ok = s.codeableConcept(&o.Code, sc.codings[:0])
-		case asciiEqualFold(name, "subject"):
+		case jsonscan.ASCIIEqualFold(name, "subject"):
 			bit = 1 << 3
 			o.Subject = &sc.subject
 			ok = s.reference(o.Subject)
-		case asciiEqualFold(name, "effectivedatetime"):
+		case jsonscan.ASCIIEqualFold(name, "effectivedatetime"):
 			bit = 1 << 4
 			o.effective, ok = s.plainString()
-		case asciiEqualFold(name, "valuequantity"):
+		case jsonscan.ASCIIEqualFold(name, "valuequantity"):
 			bit = 1 << 5
 			o.ValueQuantity = &sc.vq
 			ok = s.quantity(o.ValueQuantity, &sc.value)
-		case asciiEqualFold(name, "valuesampleddata"), asciiEqualFold(name, "component"):
+		case jsonscan.ASCIIEqualFold(name, "valuesampleddata"), jsonscan.ASCIIEqualFold(name, "component"):
 			return false
 		default:
 			s.skip()
@@ -101,9 +103,9 @@ func (s *scanner) enter() bool {
 // returns the member's name; more is false at the object's end, which it
 // reads. It reports false for a name that is not ASCII without escapes.
 func (s *scanner) next() (name []byte, more, ok bool) {
-	s.i = skipSpace(s.b, s.i)
+	s.i = jsonscan.SkipSpace(s.b, s.i)
 	if s.b[s.i] == ',' {
-		s.i = skipSpace(s.b, s.i+1)
+		s.i = jsonscan.SkipSpace(s.b, s.i+1)
 	}
 	if s.b[s.i] == '}' {
 		s.i++
@@ -112,12 +114,12 @@ func (s *scanner) next() (name []byte, more, ok bool) {
 	if name, ok = s.plainString(); !ok {
 		return nil, false, false
 	}
-	s.i = skipSpace(s.b, skipSpace(s.b, s.i)+1) // the colon
+	s.i = jsonscan.SkipSpace(s.b, jsonscan.SkipSpace(s.b, s.i)+1) // the colon
 	return name, true, true
 }
 
 // skip reads past a value.
-func (s *scanner) skip() { s.i = skipValue(s.b, s.i) }
+func (s *scanner) skip() { s.i = jsonscan.SkipValue(s.b, s.i) }
 
 // plainString reads a string of ASCII without escapes, and returns its
 // bytes between the quotes.
@@ -157,7 +159,7 @@ func (s *scanner) number() (float64, bool) {
 	if c != '-' && (c < '0' || c > '9') {
 		return 0, false
 	}
-	s.i = skipValue(s.b, start)
+	s.i = jsonscan.SkipValue(s.b, start)
 	if v, ok := exactDecimal(s.b[start:s.i]); ok {
 		return v, true
 	}
@@ -223,7 +225,7 @@ func (s *scanner) codeableConcept(cc *codeableConcept, into []coding) bool {
 		if !ok || !more {
 			return ok
 		}
-		if !asciiEqualFold(name, "coding") {
+		if !jsonscan.ASCIIEqualFold(name, "coding") {
 			s.skip()
 			continue
 		}
@@ -232,15 +234,15 @@ func (s *scanner) codeableConcept(cc *codeableConcept, into []coding) bool {
 		}
 		seen = true
 		cc.Coding = into
-		s.i = skipSpace(s.b, s.i+1)
+		s.i = jsonscan.SkipSpace(s.b, s.i+1)
 		for s.b[s.i] != ']' {
 			var c coding
 			if !s.coding(&c) {
 				return false
 			}
 			cc.Coding = append(cc.Coding, c)
-			if s.i = skipSpace(s.b, s.i); s.b[s.i] == ',' {
-				s.i = skipSpace(s.b, s.i+1)
+			if s.i = jsonscan.SkipSpace(s.b, s.i); s.b[s.i] == ',' {
+				s.i = jsonscan.SkipSpace(s.b, s.i+1)
 			}
 		}
 		s.i++
@@ -259,10 +261,10 @@ func (s *scanner) coding(c *coding) bool {
 		}
 		var bit uint8
 		switch {
-		case asciiEqualFold(name, "system"):
+		case jsonscan.ASCIIEqualFold(name, "system"):
 			bit = 1
 			c.System, ok = s.str()
-		case asciiEqualFold(name, "code"):
+		case jsonscan.ASCIIEqualFold(name, "code"):
 			bit = 2
 			c.Code, ok = s.str()
 		default:
@@ -285,7 +287,7 @@ func (s *scanner) reference(r *fhirReference) bool {
 		if !ok || !more {
 			return ok
 		}
-		if !asciiEqualFold(name, "reference") {
+		if !jsonscan.ASCIIEqualFold(name, "reference") {
 			s.skip()
 			continue
 		}
@@ -312,20 +314,20 @@ func (s *scanner) quantity(q *quantity, value *float64) bool {
 		}
 		var bit uint8
 		switch {
-		case asciiEqualFold(name, "value"):
+		case jsonscan.ASCIIEqualFold(name, "value"):
 			bit = 1 << 0
 			*value, ok = s.number()
 			q.Value = value
-		case asciiEqualFold(name, "comparator"):
+		case jsonscan.ASCIIEqualFold(name, "comparator"):
 			bit = 1 << 1
 			q.Comparator, ok = s.str()
-		case asciiEqualFold(name, "unit"):
+		case jsonscan.ASCIIEqualFold(name, "unit"):
 			bit = 1 << 2
 			q.Unit, ok = s.str()
-		case asciiEqualFold(name, "system"):
+		case jsonscan.ASCIIEqualFold(name, "system"):
 			bit = 1 << 3
 			q.System, ok = s.str()
-		case asciiEqualFold(name, "code"):
+		case jsonscan.ASCIIEqualFold(name, "code"):
 			bit = 1 << 4
 			q.Code, ok = s.str()
 		default:

@@ -1,13 +1,18 @@
-package vitals
+// Package jsonscan reads JSON without reflection: a check that a value is
+// valid exactly as json.Valid decides, and, once it is, steps over its
+// values and compares member names as encoding/json matches them. The
+// device ingest reads every message through it, and the load tool every
+// delivered one.
+package jsonscan
 
-// maxJSONDepth is encoding/json's limit on nested arrays and objects.
-const maxJSONDepth = 10000
+// MaxDepth is encoding/json's limit on nested arrays and objects.
+const MaxDepth = 10000
 
-// validJSON reports whether b is one valid JSON value, exactly as
-// json.Valid does (FuzzValidJSON), in one loop over it: json.Valid steps
+// Valid reports whether b is one valid JSON value, exactly as
+// json.Valid does (vitals' FuzzValidJSON), in one loop over it: json.Valid steps
 // a state machine with a function call per byte, which was most of the
 // cost of reading a numeric device message.
-func validJSON(b []byte) bool {
+func Valid(b []byte) bool {
 	const (
 		wantValue = iota
 		wantKey   // a member's name, then its value
@@ -16,7 +21,7 @@ func validJSON(b []byte) bool {
 	var open [64]byte // '{' or '[' per container entered
 	stack := open[:0]
 	state := wantValue
-	i := skipSpace(b, 0)
+	i := SkipSpace(b, 0)
 	for {
 		if i >= len(b) {
 			return state == afterValue && len(stack) == 0
@@ -25,11 +30,11 @@ func validJSON(b []byte) bool {
 		case wantValue:
 			switch c := b[i]; {
 			case c == '{' || c == '[':
-				if len(stack) == maxJSONDepth {
+				if len(stack) == MaxDepth {
 					return false
 				}
 				stack = append(stack, c)
-				i = skipSpace(b, i+1)
+				i = SkipSpace(b, i+1)
 				switch {
 				case i < len(b) && c == '{' && b[i] == '}', i < len(b) && c == '[' && b[i] == ']':
 					stack = stack[:len(stack)-1]
@@ -38,7 +43,7 @@ func validJSON(b []byte) bool {
 				case c == '{':
 					state = wantKey
 				}
-				i = skipSpace(b, i)
+				i = SkipSpace(b, i)
 				continue
 			case c == '"':
 				if i = validString(b, i); i < 0 {
@@ -71,7 +76,7 @@ func validJSON(b []byte) bool {
 			if i = validString(b, i); i < 0 {
 				return false
 			}
-			if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+			if i = SkipSpace(b, i); i >= len(b) || b[i] != ':' {
 				return false
 			}
 			state = wantValue
@@ -94,7 +99,7 @@ func validJSON(b []byte) bool {
 			}
 			i++
 		}
-		i = skipSpace(b, i)
+		i = SkipSpace(b, i)
 	}
 }
 
@@ -182,4 +187,64 @@ func validLiteral(b []byte, i int, lit string) int {
 		return -1
 	}
 	return i + len(lit)
+}
+
+// SkipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func SkipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// SkipValue returns the index just after the JSON value that starts at i
+// in valid JSON b.
+func SkipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 { // the end of the enclosing object
+				return i
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// ASCIIEqualFold reports whether the ASCII name is s (lower case) in any
+// case, as encoding/json matches an ASCII member name to a field's.
+func ASCIIEqualFold(name []byte, s string) bool {
+	if len(name) != len(s) {
+		return false
+	}
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
