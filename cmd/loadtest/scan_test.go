@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bedside-health/bedside/internal/jsonscan"
 )
 
 // serverFrames are frames as the server sends them (docs/protocol.md), and
@@ -71,7 +73,7 @@ func TestAppendMessagesRefusesMalformedFrames(t *testing.T) {
 		`[{"patient":1.5}]`, `[{"offset":"1"}]`, `[{"offset":99999999999999999999}]`,
 		`[{"time":"yesterday"}]`, `[{"type":5}]`, `[1]`, `[{"data":[01]}]`, `[{"data":[1.]}]`,
 		`[{"data":[-]}]`, `[{"data":[1e]}]`, `[{"x":tru}]`, `[{"x":[1 2]}]`,
-		strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
+		strings.Repeat("[", jsonscan.MaxDepth+1) + strings.Repeat("]", jsonscan.MaxDepth+1),
 	} {
 		if _, err := appendMessages(nil, []byte(f)); err == nil {
 			t.Errorf("appendMessages(%.40q) accepted a malformed frame", f)
