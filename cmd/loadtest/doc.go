@@ -3,7 +3,7 @@
 //
 //	go run ./cmd/loadtest vitals provision --data DIR --patients N [--per-physician K] [--out FILE]
 //	go run ./cmd/loadtest vitals run --url http://127.0.0.1:8080 --creds FILE --pid PID
-//	    [--patients N] [--duration 30s] [--watch 1,10] [--relay=true]
+//	    [--patients N] [--duration 30s] [--watch 1,10] [--rounds 1] [--relay=true]
 //	go run ./cmd/loadtest relay [--addr 127.0.0.1:0]
 //	go run ./cmd/loadtest media provision --data DIR --consults N [--out FILE]
 //	go run ./cmd/loadtest media run --url http://127.0.0.1:8080 --creds FILE --pid PID
@@ -30,7 +30,11 @@
 // visit on its own /ws/vitals/{id} socket, K>1 has each viewer watch K
 // visits on one /ws/vitals socket, whose messages the server batches into
 // one frame per tick. The report gives each phase's figures and their
-// ratios to the relay.
+// ratios to the relay. --rounds repeats the relay and server phases,
+// alternating, and the report pairs each server phase with its own round's
+// relay and gives the medians and ranges of the ratios and p99s over the
+// rounds: on a shared machine one phase's p99 says more about the machine
+// than about the server.
 //
 // media provision creates N visits, each with its own physician and patient,
 // and a session for each (the patient's confined to the visit, as a join

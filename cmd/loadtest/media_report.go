@@ -6,10 +6,8 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 )
 
 // mediaReport prints each phase, the server's ratios to the bare
@@ -23,7 +21,6 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 	fmt.Fprintf(w, "%s, %d CPUs, %s %s/%s, load average %s\n", host, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, firstFields(string(load), 3))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tround\tconsults\tforwarded/s\tloss %\tvideo loss %\taudio loss %\tlongest gap ms\tdups\treordered\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tNACKs sent\tNACKs to pub\tkeyframe req\tserver µs/pkt\tserver cores\tserver MB\tloadtest cores\tlate frames\tUDP rcvbuf drops\t")
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
 	for _, r := range res {
 		secs, wall := r.window.Seconds(), r.wall.Seconds()
 		if secs <= 0 {
@@ -33,8 +30,8 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 			wall = secs
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.1f\t%.2f\t%.0f\t%.2f\t%d\t%d\t\n",
-			r.name, r.round, r.consults, float64(r.got)/secs, 100*r.loss(), 100*r.videoLoss(), 100*r.audioLoss(), ms(r.longestGap), r.dups, r.reordered,
-			ms(r.lat.p50), ms(r.lat.p99), ms(r.lat.p999), ms(r.lat.mx),
+			r.name, r.round, r.consults, float64(r.got)/secs, 100*r.loss(), 100*r.videoLoss(), 100*r.audioLoss(), msString(r.longestGap), r.dups, r.reordered,
+			msString(r.lat.p50), msString(r.lat.p99), msString(r.lat.p999), msString(r.lat.mx),
 			r.rtcp.nacksSent, r.rtcp.nacksReceived, r.rtcp.keyRequests,
 			float64(r.perPacket())/1e3, r.cpu.Seconds()/wall, float64(r.rss)/(1<<20), r.selfCPU.Seconds()/wall, r.behind, r.rcvbufErrs)
 	}
@@ -76,14 +73,14 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 				note = " [not comparable: a phase lost packets]"
 			}
 			fmt.Fprintf(w, "round %d: bedside / bare forwarder: CPU per forwarded packet %.2f× (target ≤ 1.3); p99 %s ms against %s ms (added %s ms; target < 5 ms); loss %.3f%% against %.3f%% (target < 0.5%%)%s\n",
-				r.round, ratio, ms(r.lat.p99), ms(floor.lat.p99), ms(r.lat.p99-floor.lat.p99), 100*r.loss(), 100*floor.loss(), note)
+				r.round, ratio, msString(r.lat.p99), msString(floor.lat.p99), msString(r.lat.p99-floor.lat.p99), 100*r.loss(), 100*floor.loss(), note)
 		}
 	}
 	if len(ratios) > 1 {
-		fmt.Fprintf(w, "median CPU per forwarded packet, bedside / bare forwarder, over %d rounds: %s\n", len(ratios), medianRange(ratios))
+		fmt.Fprintf(w, "median CPU per forwarded packet, bedside / bare forwarder, over %d rounds: %s\n", len(ratios), medianRange(ratios, "×"))
 	}
 	if len(clean) > 0 && len(clean) < len(ratios) {
-		fmt.Fprintf(w, "over the %d comparable rounds: %s\n", len(clean), medianRange(clean))
+		fmt.Fprintf(w, "over the %d comparable rounds: %s\n", len(clean), medianRange(clean, "×"))
 	}
 }
 
@@ -91,11 +88,12 @@ func mediaReport(w io.Writer, c mediaConfig, res []mediaResult) {
 // the whole load.
 const comparableLoss = 0.005
 
-// medianRange formats the median of v and its range.
-func medianRange(v []float64) string {
+// medianRange formats the median of v, followed by unit, and its range.
+// It sorts v.
+func medianRange(v []float64, unit string) string {
 	slices.Sort(v)
 	n := len(v)
-	return fmt.Sprintf("%.2f× (from %.2f to %.2f)", (v[(n-1)/2]+v[n/2])/2, v[0], v[n-1])
+	return fmt.Sprintf("%.2f%s (from %.2f to %.2f)", (v[(n-1)/2]+v[n/2])/2, unit, v[0], v[n-1])
 }
 
 // firstFields returns the first n space-separated fields of s.

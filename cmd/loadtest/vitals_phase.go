@@ -37,6 +37,7 @@ type deviceTarget struct {
 // result is what a phase measured.
 type result struct {
 	name               string
+	round              int // from 1
 	patients, conns    int
 	sent, delivered    int64
 	lost, holes, dups  int64 // lost: sent but not delivered within 10 s of the last send

@@ -28,6 +28,7 @@ type vitalsConfig struct {
 	watch     []int
 	relayURL  string // ws://host:port of a relay; "" skips it
 	relayPID  int
+	rounds    int // times the relay and server phases run, alternating (0: once)
 }
 
 // serverPhase builds the phase against the server, each viewer watching
@@ -82,9 +83,12 @@ func serverPhase(c vitalsConfig, watch int, log io.Writer) (phase, error) {
 	return p, nil
 }
 
+// relayPhaseName names the relay's phase in the results.
+const relayPhaseName = "bare relay"
+
 // relayPhase builds the phase against the relay at base (ws://host:port).
 func relayPhase(c vitalsConfig, log io.Writer) phase {
-	p := phase{name: "bare relay", pid: c.relayPID, duration: c.duration, settle: c.settle, log: log}
+	p := phase{name: relayPhaseName, pid: c.relayPID, duration: c.duration, settle: c.settle, log: log}
 	for i := range c.patients {
 		p.devices = append(p.devices, deviceTarget{url: fmt.Sprintf("%s/device/%d", c.relayURL, i)})
 		p.viewers = append(p.viewers, viewerSpec{url: fmt.Sprintf("%s/view/%d", c.relayURL, i), keys: []int64{int64(i)}, relay: true})
@@ -92,27 +96,35 @@ func relayPhase(c vitalsConfig, log io.Writer) phase {
 	return p
 }
 
-// measure runs the relay phase (if any) and a server phase per watch value.
+// measure runs, c.rounds times, the relay phase (if any) and a server
+// phase per watch value: on a shared machine, rounds show how much of a
+// difference is the machine's.
 func measure(ctx context.Context, c vitalsConfig, log io.Writer) ([]result, error) {
 	var out []result
-	if c.relayURL != "" {
-		r, err := relayPhase(c, log).run(ctx)
-		if err != nil {
-			return out, err
+	for round := 1; round <= max(c.rounds, 1); round++ {
+		if c.relayURL != "" {
+			p := relayPhase(c, log)
+			p.noRSS = round > 1
+			r, err := p.run(ctx)
+			if err != nil {
+				return out, err
+			}
+			r.round = round
+			out = append(out, r)
 		}
-		out = append(out, r)
-	}
-	for i, w := range c.watch {
-		p, err := serverPhase(c, w, log)
-		if err != nil {
-			return out, err
+		for i, w := range c.watch {
+			p, err := serverPhase(c, w, log)
+			if err != nil {
+				return out, err
+			}
+			p.noRSS = round > 1 || i > 0
+			r, err := p.run(ctx)
+			if err != nil {
+				return out, err
+			}
+			r.round = round
+			out = append(out, r)
 		}
-		p.noRSS = i > 0
-		r, err := p.run(ctx)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, r)
 	}
 	return out, nil
 }
@@ -154,12 +166,16 @@ func runVitals(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	watch := fs.String("watch", "1", "comma-separated patients per viewer, a server phase each: 1 uses /ws/vitals/{id}, more the multi-visit /ws/vitals")
 	withRelay := fs.Bool("relay", true, "measure the bare relay first, as the floor")
 	settle := fs.Duration("settle", 3*time.Second, "how long the connections stay idle before memory is read (longer to profile the idle server)")
+	rounds := fs.Int("rounds", 1, "how many times to measure the relay and the server, alternating")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := vitalsConfig{serverURL: *serverURL, pid: *pid, duration: *dur, settle: *settle}
+	c := vitalsConfig{serverURL: *serverURL, pid: *pid, duration: *dur, settle: *settle, rounds: *rounds}
 	if *pid <= 0 {
 		return fmt.Errorf("vitals run: --pid (the server's process id) is required")
+	}
+	if *rounds < 1 {
+		return fmt.Errorf("vitals run: --rounds %d: want 1 or more", *rounds)
 	}
 	var err error
 	if c.creds, err = readCreds(*credsPath); err != nil {
@@ -191,20 +207,14 @@ func runVitals(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
-// report prints each phase and its ratios to the relay's.
+// report prints each phase, its ratios to the relay's of the same round,
+// and, over several rounds, their medians.
 func report(w io.Writer, c vitalsConfig, res []result) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "vitals: %d patients, 15 messages/s each (5 numerics, 10 ECG chunks), %s per phase; %s, %d CPUs, %s %s/%s\n",
 		c.patients, c.duration, host, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\t")
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
-	perM := func(cpu time.Duration, n int64) float64 {
-		if n == 0 {
-			return 0
-		}
-		return cpu.Seconds() / float64(n) * 1e6
-	}
+	fmt.Fprintln(tw, "phase\tround\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\t")
 	for _, r := range res {
 		mpf := 0.0
 		if r.frames > 0 {
@@ -214,30 +224,108 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 		if r.rssKnown {
 			kb = strconv.FormatFloat(r.perConn/1024, 'f', 1, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t\n",
-			r.name, r.conns, r.sent, r.rate, r.lost, r.dups, r.holes, ms(r.lat.p50), ms(r.lat.p99), ms(r.lat.p999), ms(r.lat.mx),
-			perM(r.serverCPU, r.delivered), perM(r.selfCPU, r.delivered), kb, mpf)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t\n",
+			r.name, r.round, r.conns, r.sent, r.rate, r.lost, r.dups, r.holes, msString(r.lat.p50), msString(r.lat.p99), msString(r.lat.p999), msString(r.lat.mx),
+			r.serverPerM(), perMillion(r.selfCPU, r.delivered), kb, mpf)
 	}
 	tw.Flush()
 	for _, r := range res {
 		if r.firstErr != "" || r.deviceErrs > 0 || r.epochs > 0 || r.gapMsgs > 0 {
-			fmt.Fprintf(w, "%s: %d device errors, %d new epochs, %d gap markers; first problem: %s\n", r.name, r.deviceErrs, r.epochs, r.gapMsgs, r.firstErr)
+			fmt.Fprintf(w, "%s, round %d: %d device errors, %d new epochs, %d gap markers; first problem: %s\n", r.name, r.round, r.deviceErrs, r.epochs, r.gapMsgs, r.firstErr)
 		}
 	}
-	if len(res) < 2 || res[0].name != "bare relay" || res[0].delivered == 0 {
-		return
-	}
-	floor := res[0]
-	for _, r := range res[1:] {
-		if r.delivered == 0 {
+	for _, s := range compareRounds(res) {
+		for _, cr := range s.rounds {
+			mem := "-"
+			if cr.memRatio > 0 {
+				mem = strconv.FormatFloat(cr.memRatio, 'f', 2, 64) + "×"
+			}
+			fmt.Fprintf(w, "round %d: %s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %s ms against %s ms (%.2f×; target < %d ms), bytes per idle conn %s\n",
+				cr.round, s.name, cr.cpuRatio, msString(cr.p99), msString(cr.floorP99), float64(cr.p99)/float64(cr.floorP99), p99Target.Milliseconds(), mem)
+		}
+		if len(s.rounds) < 2 {
 			continue
 		}
-		cpu := perM(r.serverCPU, r.delivered) / perM(floor.serverCPU, floor.delivered)
-		mem := "-"
-		if r.rssKnown && floor.rssKnown {
-			mem = strconv.FormatFloat(r.perConn/floor.perConn, 'f', 2, 64) + "×"
+		var cpu, p99, floor []float64
+		for _, cr := range s.rounds {
+			cpu = append(cpu, cr.cpuRatio)
+			p99 = append(p99, float64(cr.p99)/1e6)
+			floor = append(floor, float64(cr.floorP99)/1e6)
 		}
-		fmt.Fprintf(w, "%s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %.2f×, bytes per idle conn %s\n",
-			r.name, cpu, float64(r.lat.p99)/float64(floor.lat.p99), mem)
+		fmt.Fprintf(w, "%s over %d rounds: median CPU per delivery / relay %s; p99 %s, the relay's %s; p99 under %d ms in %d of %d rounds; every message delivered exactly once in %d of %d\n",
+			s.name, len(s.rounds), medianRange(cpu, "×"), medianRange(p99, " ms"), medianRange(floor, " ms"), p99Target.Milliseconds(), s.underTarget, len(s.rounds), s.whole, len(s.rounds))
 	}
+}
+
+// p99Target is the latency the server's p99 is to stay under.
+const p99Target = 10 * time.Millisecond
+
+func msString(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
+
+// perMillion is cpu per million of n, in seconds; 0 if n is.
+func perMillion(cpu time.Duration, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return cpu.Seconds() / float64(n) * 1e6
+}
+
+// serverPerM is the target's CPU seconds per million deliveries.
+func (r *result) serverPerM() float64 { return perMillion(r.serverCPU, r.delivered) }
+
+// serverRounds is one server phase (by name) beside the relay, round by
+// round.
+type serverRounds struct {
+	name        string
+	rounds      []roundRatio
+	underTarget int // rounds whose p99 was under p99Target
+	whole       int // rounds that delivered every message sent, exactly once
+}
+
+// roundRatio is one round of a server phase against that round's relay.
+type roundRatio struct {
+	round         int
+	cpuRatio      float64 // server CPU per delivery / the relay's
+	memRatio      float64 // bytes per idle connection / the relay's; 0 unknown
+	p99, floorP99 time.Duration
+}
+
+// compareRounds pairs each server phase with the relay phase of its round,
+// grouped by phase name in the order they first ran. A round whose relay
+// phase delivered nothing has no floor and is left out.
+func compareRounds(res []result) []serverRounds {
+	floors := map[int]*result{}
+	for i := range res {
+		if res[i].name == relayPhaseName && res[i].delivered > 0 && res[i].serverPerM() > 0 {
+			floors[res[i].round] = &res[i]
+		}
+	}
+	var out []serverRounds
+	idx := map[string]int{}
+	for i := range res {
+		r := &res[i]
+		f := floors[r.round]
+		if r.name == relayPhaseName || f == nil || r.delivered == 0 {
+			continue
+		}
+		k, ok := idx[r.name]
+		if !ok {
+			k = len(out)
+			idx[r.name] = k
+			out = append(out, serverRounds{name: r.name})
+		}
+		cr := roundRatio{round: r.round, cpuRatio: r.serverPerM() / f.serverPerM(), p99: r.lat.p99, floorP99: f.lat.p99}
+		if r.rssKnown && f.rssKnown && f.perConn > 0 {
+			cr.memRatio = r.perConn / f.perConn
+		}
+		s := &out[k]
+		s.rounds = append(s.rounds, cr)
+		if r.lat.p99 < p99Target {
+			s.underTarget++
+		}
+		if r.lost == 0 && r.dups == 0 && r.holes == 0 {
+			s.whole++
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -110,29 +111,95 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 	rel := httptest.NewServer(newRelay())
 	defer rel.Close()
 
+	// Both targets run in this process, whose CPU stands for theirs: enough
+	// for the report to pair them, round by round.
 	cfg := vitalsConfig{serverURL: srv.URL, creds: c, patients: 3, duration: time.Second, watch: []int{1, 3},
-		relayURL: "ws" + strings.TrimPrefix(rel.URL, "http")}
+		relayURL: "ws" + strings.TrimPrefix(rel.URL, "http"), pid: os.Getpid(), relayPID: os.Getpid(),
+		settle: 100 * time.Millisecond, rounds: 2}
 	res, err := measure(ctx, cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 3 {
-		t.Fatalf("%d phases, want relay and two server phases", len(res))
+	want := []struct {
+		round int
+		name  string
+	}{{1, relayPhaseName}, {1, "server, 1 patient per viewer"}, {1, "server, 3 patients per viewer"},
+		{2, relayPhaseName}, {2, "server, 1 patient per viewer"}, {2, "server, 3 patients per viewer"}}
+	if len(res) != len(want) {
+		t.Fatalf("%d phases, want the relay and two server phases, twice", len(res))
 	}
-	for _, r := range res {
-		// 15 messages a second per patient, for one second.
+	for i, r := range res {
+		if r.round != want[i].round || r.name != want[i].name {
+			t.Errorf("phase %d is %q of round %d, want %q of round %d", i, r.name, r.round, want[i].name, want[i].round)
+		}
+		// 15 messages a second per patient, for one second; in the second
+		// round the devices go on from the sequence the server acked.
 		if r.sent != 45 || r.delivered != r.sent || r.lost != 0 || r.dups != 0 || r.holes != 0 || r.lat.n != int(r.sent) {
-			t.Errorf("%s: sent %d, delivered %d, lost %d, dups %d, holes %d, %d latencies; want 45 each exactly once",
-				r.name, r.sent, r.delivered, r.lost, r.dups, r.holes, r.lat.n)
+			t.Errorf("%s, round %d: sent %d, delivered %d, lost %d, dups %d, holes %d, %d latencies; want 45 each exactly once",
+				r.name, r.round, r.sent, r.delivered, r.lost, r.dups, r.holes, r.lat.n)
 		}
 		if r.deviceErrs != 0 || r.firstErr != "" {
-			t.Errorf("%s: %d device errors, first: %s", r.name, r.deviceErrs, r.firstErr)
+			t.Errorf("%s, round %d: %d device errors, first: %s", r.name, r.round, r.deviceErrs, r.firstErr)
 		}
 		if r.frames == 0 {
-			t.Errorf("%s: no frames counted", r.name)
+			t.Errorf("%s, round %d: no frames counted", r.name, r.round)
 		}
-		if r.lat.p50 <= 0 {
-			t.Errorf("%s: median latency %v, want above 0 (from the scheduled send time)", r.name, r.lat.p50)
+		if r.lat.p50 <= 0 || r.serverCPU <= 0 {
+			t.Errorf("%s, round %d: median latency %v, CPU %v; want both above 0 (latency from the scheduled send time)", r.name, r.round, r.lat.p50, r.serverCPU)
 		}
+		// Memory per connection only where the process is fresh to it.
+		if wantRSS := i == 0 || i == 1; r.rssKnown != wantRSS {
+			t.Errorf("%s, round %d: memory per connection known %v, want %v", r.name, r.round, r.rssKnown, wantRSS)
+		}
+	}
+	var out strings.Builder
+	report(&out, cfg, res)
+	t.Log("\n" + out.String())
+	for _, line := range []string{
+		"round 2: server, 3 patients per viewer / relay: CPU per delivery",
+		"server, 1 patient per viewer over 2 rounds: median CPU per delivery / relay",
+		"every message delivered exactly once in 2 of 2",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("the report lacks %q", line)
+		}
+	}
+}
+
+// TestCompareRoundsPairsEachRoundWithItsRelay: a server phase is held to
+// the relay of its own round, never another's, and the summary counts
+// rounds, not phases.
+func TestCompareRoundsPairsEachRoundWithItsRelay(t *testing.T) {
+	ms := func(v float64) time.Duration { return time.Duration(v * 1e6) }
+	phase := func(name string, round int, cpuSec, p99 float64, holes int64) result {
+		return result{name: name, round: round, sent: 1e6, delivered: 1e6, holes: holes,
+			serverCPU: time.Duration(cpuSec * 1e9), lat: latencies{p99: ms(p99)}}
+	}
+	const one, many = "server, 1 patient per viewer", "server, 10 patients per viewer"
+	res := []result{
+		phase(relayPhaseName, 1, 40, 4, 0), phase(one, 1, 60, 12, 0), phase(many, 1, 30, 8, 0),
+		phase(relayPhaseName, 2, 50, 6, 0), phase(one, 2, 50, 9, 3), phase(many, 2, 25, 30, 0),
+		// A round whose relay delivered nothing has no floor.
+		{name: relayPhaseName, round: 3}, phase(one, 3, 1, 1, 0),
+	}
+	got := compareRounds(res)
+	if len(got) != 2 || got[0].name != one || got[1].name != many {
+		t.Fatalf("compareRounds grouped %+v, want %q then %q", got, one, many)
+	}
+	if r := got[0].rounds; len(r) != 2 || r[0].round != 1 || r[0].cpuRatio != 1.5 || r[1].round != 2 || r[1].cpuRatio != 1.0 ||
+		r[0].floorP99 != ms(4) || r[1].floorP99 != ms(6) {
+		t.Errorf("%s: %+v, want round 1 at 1.5× over a 4 ms floor and round 2 at 1.0× over 6 ms", one, r)
+	}
+	if got[0].underTarget != 1 || got[0].whole != 1 {
+		t.Errorf("%s: p99 under target in %d rounds, whole in %d; want 1 and 1", one, got[0].underTarget, got[0].whole)
+	}
+	if r := got[1].rounds; len(r) != 2 || r[0].cpuRatio != 0.75 || r[1].cpuRatio != 0.5 {
+		t.Errorf("%s: %+v, want 0.75× and 0.5×", many, r)
+	}
+	if got[1].underTarget != 1 || got[1].whole != 2 {
+		t.Errorf("%s: p99 under target in %d rounds, whole in %d; want 1 and 2", many, got[1].underTarget, got[1].whole)
+	}
+	if s := medianRange([]float64{3, 1, 2, 10}, " ms"); s != "2.50 ms (from 1.00 to 10.00)" {
+		t.Errorf("medianRange = %q", s)
 	}
 }
