@@ -152,14 +152,11 @@ func scanEnvelope(b []byte) (raw rawEnvelope, ok bool) {
 	}
 	for {
 		// b is valid JSON: a member is a string, a colon and a value.
-		j := i + 1
-		for ; b[j] != '"'; j++ {
-			if b[j] == '\\' || b[j] >= 0x80 {
-				return raw, false
-			}
+		name, plain, v := jsonscan.Key(b, i)
+		if !plain {
+			return raw, false
 		}
-		name := b[i+1 : j]
-		i = jsonscan.SkipSpace(b, jsonscan.SkipSpace(b, j+1)+1)
+		i = v
 		end := jsonscan.SkipValue(b, i)
 		var dst *json.RawMessage
 		switch {

@@ -61,14 +61,8 @@ func appendMessages(msgs []streamMsg, b []byte) ([]streamMsg, error) {
 // as written between the quotes, and its value.
 func members(o []byte, fn func(key, v []byte) error) error {
 	for i := jsonscan.SkipSpace(o, 1); o[i] != '}'; {
-		j := i + 1
-		for ; o[j] != '"'; j++ {
-			if o[j] == '\\' {
-				j++
-			}
-		}
-		key := o[i+1 : j]
-		i = jsonscan.SkipSpace(o, jsonscan.SkipSpace(o, j+1)+1) // the colon
+		key, _, v := jsonscan.Key(o, i)
+		i = v
 		end := jsonscan.SkipValue(o, i)
 		if err := fn(key, o[i:end]); err != nil {
 			return err

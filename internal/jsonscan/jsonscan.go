@@ -232,6 +232,25 @@ func SkipValue(b []byte, i int) int {
 	return i
 }
 
+// Key reads the name of the object member whose opening quote is at i in
+// valid JSON b: name as written between the quotes (escapes left as they
+// are), plain when it has no escape and is all ASCII, and the index where
+// the member's value starts.
+func Key(b []byte, i int) (name []byte, plain bool, value int) {
+	plain = true
+	j := i + 1
+	for ; b[j] != '"'; j++ {
+		switch {
+		case b[j] == '\\':
+			plain = false
+			j++
+		case b[j] >= 0x80:
+			plain = false
+		}
+	}
+	return b[i+1 : j], plain, SkipSpace(b, SkipSpace(b, j+1)+1) // past the colon
+}
+
 // ASCIIEqualFold reports whether the ASCII name is s (lower case) in any
 // case, as encoding/json matches an ASCII member name to a field's.
 func ASCIIEqualFold(name []byte, s string) bool {
