@@ -28,6 +28,7 @@ type family struct {
 	values           map[string][]string
 	fn               func() int64 // a gauge read when written out
 	collect          func() []Sample
+	histogram        func() Histogram
 }
 
 func (r *Registry) add(name, help, kind string, labels []string) *family {
@@ -136,6 +137,10 @@ func (r *Registry) WriteText(w io.Writer) error {
 		}
 		if f.collect != nil {
 			f.writeSamples(&b)
+			continue
+		}
+		if f.histogram != nil {
+			f.writeHistogram(&b)
 			continue
 		}
 		f.mu.RLock()

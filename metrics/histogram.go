@@ -1,0 +1,61 @@
+package metrics
+
+import (
+	"fmt"
+	"math"
+	rtmetrics "runtime/metrics"
+	"strconv"
+	"strings"
+)
+
+// Histogram is a distribution read at each scrape: Counts[i] observations
+// at or under Bounds[i] (cumulative, Bounds increasing), Count in all, and
+// Sum their total.
+type Histogram struct {
+	Bounds []float64
+	Counts []uint64
+	Count  uint64
+	Sum    float64
+}
+
+// HistogramCollector registers an unlabelled histogram family whose
+// distribution fn gives at each scrape.
+func (r *Registry) HistogramCollector(name, help string, fn func() Histogram) {
+	r.add(name, help, "histogram", nil).histogram = fn
+}
+
+// writeHistogram writes a histogram's buckets, sum and count.
+func (f *family) writeHistogram(b *strings.Builder) {
+	h := f.histogram()
+	if len(h.Counts) != len(h.Bounds) {
+		panic(fmt.Sprintf("metrics: %s has %d bounds and %d counts", f.name, len(h.Bounds), len(h.Counts)))
+	}
+	for i, le := range h.Bounds {
+		fmt.Fprintf(b, "%s_bucket{le=\"%s\"} %d\n", f.name, strconv.FormatFloat(le, 'g', -1, 64), h.Counts[i])
+	}
+	fmt.Fprintf(b, "%s_bucket{le=\"+Inf\"} %d\n", f.name, h.Count)
+	fmt.Fprintf(b, "%s_sum %s\n%s_count %d\n", f.name, strconv.FormatFloat(h.Sum, 'g', -1, 64), f.name, h.Count)
+}
+
+// FoldRuntime folds a runtime/metrics histogram into bounds (increasing).
+// A runtime bucket is counted under the first bound at or above its upper
+// edge, so a bucket never claims observations faster than they may have
+// been; the runtime's buckets are narrow, so little is moved. The sum is
+// estimated from each bucket's lower edge (the runtime keeps none).
+func FoldRuntime(rh *rtmetrics.Float64Histogram, bounds []float64) Histogram {
+	h := Histogram{Bounds: bounds, Counts: make([]uint64, len(bounds))}
+	for i, n := range rh.Counts {
+		if n == 0 {
+			continue
+		}
+		h.Count += n
+		if lo := rh.Buckets[i]; lo > 0 && !math.IsInf(lo, 0) {
+			h.Sum += float64(n) * lo
+		}
+		hi := rh.Buckets[i+1]
+		for j := len(bounds) - 1; j >= 0 && bounds[j] >= hi; j-- {
+			h.Counts[j] += n
+		}
+	}
+	return h
+}
