@@ -59,3 +59,27 @@ func FoldRuntime(rh *rtmetrics.Float64Histogram, bounds []float64) Histogram {
 	}
 	return h
 }
+
+// SchedulerBounds are the buckets of the scheduler latency: the live
+// vitals' 10 ms target lies within them, and a process past its CPU shows
+// in those above.
+var SchedulerBounds = []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3}
+
+// SchedulerLatencyName is the scheduler latency's family.
+const SchedulerLatencyName = "bedside_scheduler_latency_seconds"
+
+// RegisterSchedulerLatency adds the Go runtime's scheduling latencies to
+// r: how long goroutines waited to run once ready, in SchedulerBounds.
+func RegisterSchedulerLatency(r *Registry) {
+	r.HistogramCollector(SchedulerLatencyName, "How long goroutines waited to run once ready (the Go runtime's sample of them since the process started): a process short of CPU waits longer, first in its tail.", schedulerLatency)
+}
+
+// schedulerLatency reads the runtime's scheduling latencies.
+func schedulerLatency() Histogram {
+	s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
+	rtmetrics.Read(s)
+	if s[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
+		return Histogram{Bounds: SchedulerBounds, Counts: make([]uint64, len(SchedulerBounds))}
+	}
+	return FoldRuntime(s[0].Value.Float64Histogram(), SchedulerBounds)
+}

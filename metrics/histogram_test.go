@@ -52,23 +52,15 @@ func TestFoldRuntime(t *testing.T) {
 	}
 }
 
-// TestFoldRuntimeSeesADelay holds the only P for 30 ms while 200 new
+// TestSchedulerLatencySeesADelay holds the only P for 30 ms while 200 new
 // goroutines wait for it: the runtime samples about one in eight of their
 // waits, which last until the holder is preempted (10 ms after it began),
-// and the fold must show them above 5 ms.
-func TestFoldRuntimeSeesADelay(t *testing.T) {
-	bounds := []float64{0.001, 0.005}
-	read := func() Histogram {
-		s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
-		rtmetrics.Read(s)
-		if s[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
-			t.Fatalf("the runtime has no /sched/latencies:seconds")
-		}
-		return FoldRuntime(s[0].Value.Float64Histogram(), bounds)
-	}
-	over := func(h Histogram) uint64 { return h.Count - h.Counts[1] }
+// and the scheduler latency must show them above 5 ms.
+func TestSchedulerLatencySeesADelay(t *testing.T) {
+	at5ms := slices.Index(SchedulerBounds, 5e-3)
+	over := func(h Histogram) uint64 { return h.Count - h.Counts[at5ms] }
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	before := read()
+	before := schedulerLatency()
 	done := make(chan struct{}, 200)
 	runtime.Gosched() // a fresh turn: the holder is preempted 10 ms from here
 	for range 200 {
@@ -79,11 +71,11 @@ func TestFoldRuntimeSeesADelay(t *testing.T) {
 	for range 200 {
 		<-done
 	}
-	after := read()
+	after := schedulerLatency()
 	if over(after) <= over(before) {
 		t.Errorf("waits over 5 ms: %d before, %d after 200 goroutines waited on a held P", over(before), over(after))
 	}
-	for i := range bounds {
+	for i := range SchedulerBounds {
 		if after.Counts[i] > after.Count || (i > 0 && after.Counts[i] < after.Counts[i-1]) {
 			t.Errorf("buckets not cumulative: %v of %d", after.Counts, after.Count)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"runtime"
-	rtmetrics "runtime/metrics"
 	"sync"
 	"time"
 
@@ -19,22 +18,8 @@ func newMetrics() *metrics.Registry {
 		runtime.ReadMemStats(&m)
 		return int64(m.HeapAlloc)
 	})
-	r.HistogramCollector("bedside_scheduler_latency_seconds", "How long goroutines waited to run once ready (the Go runtime's sample of them since the server started): a node short of CPU waits longer, first in its tail.", schedulerLatency)
+	metrics.RegisterSchedulerLatency(r)
 	return r
-}
-
-// schedBounds are the scheduler latency's buckets: the live vitals' 10 ms
-// target lies within them, and a node past its CPU shows in those above.
-var schedBounds = []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3}
-
-// schedulerLatency reads the runtime's scheduling latencies.
-func schedulerLatency() metrics.Histogram {
-	s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
-	rtmetrics.Read(s)
-	if s[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
-		return metrics.Histogram{Bounds: schedBounds, Counts: make([]uint64, len(schedBounds))}
-	}
-	return metrics.FoldRuntime(s[0].Value.Float64Histogram(), schedBounds)
 }
 
 // trackStatser lists the figures of every media stream of the node.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bedside-health/bedside/metrics"
 )
 
 // TestSchedulerLatencyMetric: the server's registry exports the runtime's
@@ -27,8 +29,8 @@ func TestSchedulerLatencyMetric(t *testing.T) {
 	}
 	var last uint64
 	buckets := regexp.MustCompile(`(?m)^bedside_scheduler_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$`).FindAllStringSubmatch(text, -1)
-	if len(buckets) != len(schedBounds)+1 {
-		t.Fatalf("%d buckets, want %d", len(buckets), len(schedBounds)+1)
+	if len(buckets) != len(metrics.SchedulerBounds)+1 {
+		t.Fatalf("%d buckets, want %d", len(buckets), len(metrics.SchedulerBounds)+1)
 	}
 	for _, m := range buckets {
 		n, _ := strconv.ParseUint(m[2], 10, 64)
