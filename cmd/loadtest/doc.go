@@ -34,7 +34,11 @@
 // alternating, and the report pairs each server phase with its own round's
 // relay and gives the medians and ranges of the ratios and p99s over the
 // rounds: on a shared machine one phase's p99 says more about the machine
-// than about the server.
+// than about the server. Around each phase's streaming the tool reads the
+// target's /metrics (the server's from loopback needs no token; the relay
+// serves the same family), and reports which share of the goroutine waits
+// the Go runtime sampled in that process lasted over 1 ms and over 5 ms:
+// where a tail is the process's own wait for a CPU.
 //
 // media provision creates N visits, each with its own physician and patient,
 // and a session for each (the patient's confined to the visit, as a join

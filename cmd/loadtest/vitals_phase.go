@@ -27,6 +27,9 @@ type phase struct {
 	devices  []deviceTarget
 	viewers  []viewerSpec
 	log      io.Writer
+	// metricsURL is the target's /metrics, whose scheduler waits are read
+	// around the streaming; "" reads none.
+	metricsURL string
 }
 
 type deviceTarget struct {
@@ -53,6 +56,8 @@ type result struct {
 	rssKnown           bool // idleRSS and perConn are known
 	idleRSS            int64
 	perConn            float64
+	waits              schedWaits // the target's scheduler waits while streaming
+	waitsKnown         bool
 }
 
 // connect runs f for 0..n-1, 32 at a time, and returns the first error.
@@ -146,6 +151,11 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 	for _, v := range views {
 		v.counted.Store(true)
 	}
+	var waits0 schedWaits
+	var waitsErr error
+	if p.metricsURL != "" {
+		waits0, waitsErr = scrapeWaits(ctx, p.metricsURL)
+	}
 	var cpu0 time.Duration
 	if r.measured {
 		if cpu0, err = procCPU(p.pid); err != nil {
@@ -187,6 +197,15 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 			return r, err
 		}
 		r.serverCPU = cpu1 - cpu0
+	}
+	if p.metricsURL != "" && waitsErr == nil {
+		var waits1 schedWaits
+		if waits1, waitsErr = scrapeWaits(ctx, p.metricsURL); waitsErr == nil {
+			r.waits, r.waitsKnown = waits1.sub(waits0), true
+		}
+	}
+	if waitsErr != nil {
+		fmt.Fprintf(p.log, "%s: scheduler waits not read: %v\n", p.name, waitsErr)
 	}
 	self1, _ := selfCPU()
 	r.selfCPU = self1 - self0

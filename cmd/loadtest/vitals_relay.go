@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bedside-health/bedside/metrics"
 )
 
 // relay is the floor: a WebSocket server that forwards each frame of
@@ -28,6 +30,14 @@ type relay struct {
 func newRelay() http.Handler {
 	r := &relay{viewers: map[string]*websocket.Conn{}}
 	mux := http.NewServeMux()
+	// Its scheduler waits, as the server's /metrics gives them, to hold the
+	// server's to.
+	reg := metrics.NewRegistry()
+	metrics.RegisterSchedulerLatency(reg)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_ = reg.WriteText(w)
+	})
 	mux.HandleFunc("GET /view/{i}", r.view)
 	mux.HandleFunc("GET /device/{i}", r.device)
 	return mux

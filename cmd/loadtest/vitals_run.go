@@ -46,7 +46,8 @@ func serverPhase(c vitalsConfig, watch int, log io.Writer) (phase, error) {
 	if watch > 1 {
 		name = fmt.Sprintf("server, %d patients per viewer", watch)
 	}
-	p := phase{name: name, pid: c.pid, duration: c.duration, settle: c.settle, acked: true, log: log}
+	p := phase{name: name, pid: c.pid, duration: c.duration, settle: c.settle, acked: true, log: log,
+		metricsURL: strings.TrimSuffix(c.serverURL, "/") + "/metrics"}
 	pats := c.creds.Patients[:c.patients]
 	for _, pt := range pats {
 		p.devices = append(p.devices, deviceTarget{url: ws + "/ws/device", header: http.Header{"Authorization": {"Bearer " + pt.DeviceToken}}})
@@ -88,7 +89,8 @@ const relayPhaseName = "bare relay"
 
 // relayPhase builds the phase against the relay at base (ws://host:port).
 func relayPhase(c vitalsConfig, log io.Writer) phase {
-	p := phase{name: relayPhaseName, pid: c.relayPID, duration: c.duration, settle: c.settle, log: log}
+	p := phase{name: relayPhaseName, pid: c.relayPID, duration: c.duration, settle: c.settle, log: log,
+		metricsURL: "http" + strings.TrimPrefix(c.relayURL, "ws") + "/metrics"}
 	for i := range c.patients {
 		p.devices = append(p.devices, deviceTarget{url: fmt.Sprintf("%s/device/%d", c.relayURL, i)})
 		p.viewers = append(p.viewers, viewerSpec{url: fmt.Sprintf("%s/view/%d", c.relayURL, i), keys: []int64{int64(i)}, relay: true})
@@ -214,7 +216,7 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 	fmt.Fprintf(w, "vitals: %d patients, 15 messages/s each (5 numerics, 10 ECG chunks), %s per phase; %s, %d CPUs, %s %s/%s\n",
 		c.patients, c.duration, host, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tround\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\t")
+	fmt.Fprintln(tw, "phase\tround\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\twaits >1 ms %\twaits >5 ms %\t")
 	for _, r := range res {
 		mpf := 0.0
 		if r.frames > 0 {
@@ -224,9 +226,13 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 		if r.rssKnown {
 			kb = strconv.FormatFloat(r.perConn/1024, 'f', 1, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t\n",
+		over1, over5 := "-", "-"
+		if r.waitsKnown {
+			over1, over5 = strconv.FormatFloat(r.waits.over1ms(), 'f', 2, 64), strconv.FormatFloat(r.waits.over5ms(), 'f', 2, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t%s\t%s\t\n",
 			r.name, r.round, r.conns, r.sent, r.rate, r.lost, r.dups, r.holes, msString(r.lat.p50), msString(r.lat.p99), msString(r.lat.p999), msString(r.lat.mx),
-			r.serverPerM(), perMillion(r.selfCPU, r.delivered), kb, mpf)
+			r.serverPerM(), perMillion(r.selfCPU, r.delivered), kb, mpf, over1, over5)
 	}
 	tw.Flush()
 	for _, r := range res {
@@ -240,8 +246,12 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 			if cr.memRatio > 0 {
 				mem = strconv.FormatFloat(cr.memRatio, 'f', 2, 64) + "×"
 			}
-			fmt.Fprintf(w, "round %d: %s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %s ms against %s ms (%.2f×; target < %d ms), bytes per idle conn %s\n",
-				cr.round, s.name, cr.cpuRatio, msString(cr.p99), msString(cr.floorP99), float64(cr.p99)/float64(cr.floorP99), p99Target.Milliseconds(), mem)
+			waits := ""
+			if cr.waits >= 0 {
+				waits = fmt.Sprintf(", scheduler waits over 5 ms %.2f%% against %.2f%%", cr.waits, cr.floorWaits)
+			}
+			fmt.Fprintf(w, "round %d: %s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %s ms against %s ms (%.2f×; target < %d ms), bytes per idle conn %s%s\n",
+				cr.round, s.name, cr.cpuRatio, msString(cr.p99), msString(cr.floorP99), float64(cr.p99)/float64(cr.floorP99), p99Target.Milliseconds(), mem, waits)
 		}
 		if len(s.rounds) < 2 {
 			continue
@@ -288,6 +298,9 @@ type roundRatio struct {
 	cpuRatio      float64 // server CPU per delivery / the relay's
 	memRatio      float64 // bytes per idle connection / the relay's; 0 unknown
 	p99, floorP99 time.Duration
+	// waits, floorWaits: the share of scheduler waits over 5 ms in each
+	// process while it streamed, in percent; -1 unknown.
+	waits, floorWaits float64
 }
 
 // compareRounds pairs each server phase with the relay phase of its round,
@@ -314,7 +327,10 @@ func compareRounds(res []result) []serverRounds {
 			idx[r.name] = k
 			out = append(out, serverRounds{name: r.name})
 		}
-		cr := roundRatio{round: r.round, cpuRatio: r.serverPerM() / f.serverPerM(), p99: r.lat.p99, floorP99: f.lat.p99}
+		cr := roundRatio{round: r.round, cpuRatio: r.serverPerM() / f.serverPerM(), p99: r.lat.p99, floorP99: f.lat.p99, waits: -1, floorWaits: -1}
+		if r.waitsKnown && f.waitsKnown {
+			cr.waits, cr.floorWaits = r.waits.over5ms(), f.waits.over5ms()
+		}
 		if r.rssKnown && f.rssKnown && f.perConn > 0 {
 			cr.memRatio = r.perConn / f.perConn
 		}

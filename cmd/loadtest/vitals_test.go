@@ -12,6 +12,7 @@ import (
 
 	"github.com/bedside-health/bedside/cluster"
 	"github.com/bedside-health/bedside/media"
+	"github.com/bedside-health/bedside/metrics"
 	"github.com/bedside-health/bedside/signaling"
 	"github.com/bedside-health/bedside/store/sqlite"
 	"github.com/bedside-health/bedside/web"
@@ -105,7 +106,9 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sfu.Close()
-	srv := httptest.NewServer(web.NewServer(web.Deps{Log: log, Store: st, Bus: cluster.NewLocal(),
+	reg := metrics.NewRegistry() // as the server's, with its scheduler waits
+	metrics.RegisterSchedulerLatency(reg)
+	srv := httptest.NewServer(web.NewServer(web.Deps{Log: log, Store: st, Bus: cluster.NewLocal(), Metrics: reg,
 		Calls: signaling.NewHub(sfu, log), Secret: []byte("a test key of thirty-two bytes, or more")}))
 	defer srv.Close()
 	rel := httptest.NewServer(newRelay())
@@ -147,6 +150,10 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		if r.lat.p50 <= 0 || r.serverCPU <= 0 {
 			t.Errorf("%s, round %d: median latency %v, CPU %v; want both above 0 (latency from the scheduled send time)", r.name, r.round, r.lat.p50, r.serverCPU)
 		}
+		// Both targets' /metrics answer (from loopback), before and after.
+		if !r.waitsKnown || r.waits.n == 0 || r.waits.within1ms > r.waits.within5ms || r.waits.within5ms > r.waits.n {
+			t.Errorf("%s, round %d: scheduler waits %+v (known %v); want some, the 1 ms ones among the 5 ms ones", r.name, r.round, r.waits, r.waitsKnown)
+		}
 		// Memory per connection only where the process is fresh to it.
 		if wantRSS := i == 0 || i == 1; r.rssKnown != wantRSS {
 			t.Errorf("%s, round %d: memory per connection known %v, want %v", r.name, r.round, r.rssKnown, wantRSS)
@@ -159,6 +166,7 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		"round 2: server, 3 patients per viewer / relay: CPU per delivery",
 		"server, 1 patient per viewer over 2 rounds: median CPU per delivery / relay",
 		"every message delivered exactly once in 2 of 2",
+		"scheduler waits over 5 ms",
 	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("the report lacks %q", line)
@@ -201,5 +209,36 @@ func TestCompareRoundsPairsEachRoundWithItsRelay(t *testing.T) {
 	}
 	if s := medianRange([]float64{3, 1, 2, 10}, " ms"); s != "2.50 ms (from 1.00 to 10.00)" {
 		t.Errorf("medianRange = %q", s)
+	}
+}
+
+// TestParseWaits reads the scheduler latency's buckets out of a whole
+// /metrics page, and refuses a page without them.
+func TestParseWaits(t *testing.T) {
+	reg := metrics.NewRegistry()
+	reg.GaugeFunc("bedside_goroutines", "Goroutines.", func() int64 { return 7 })
+	reg.HistogramCollector(metrics.SchedulerLatencyName, "Waits.", func() metrics.Histogram {
+		return metrics.Histogram{Bounds: []float64{0.0005, 0.001, 0.005, 0.01}, Counts: []uint64{50, 80, 95, 99}, Count: 100}
+	})
+	var page strings.Builder
+	if err := reg.WriteText(&page); err != nil {
+		t.Fatal(err)
+	}
+	w, err := parseWaits(strings.NewReader(page.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w != (schedWaits{n: 100, within1ms: 80, within5ms: 95}) {
+		t.Errorf("read %+v from\n%s", w, page.String())
+	}
+	if w.over1ms() != 20 || w.over5ms() != 5 {
+		t.Errorf("over 1 ms %v %%, over 5 ms %v %%; want 20 and 5", w.over1ms(), w.over5ms())
+	}
+	later := schedWaits{n: 150, within1ms: 110, within5ms: 140}
+	if d := later.sub(w); d != (schedWaits{n: 50, within1ms: 30, within5ms: 45}) {
+		t.Errorf("difference %+v", d)
+	}
+	if _, err := parseWaits(strings.NewReader("bedside_goroutines 7\n")); err == nil {
+		t.Error("a page without the scheduler latency was read")
 	}
 }

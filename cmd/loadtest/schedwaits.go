@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bedside-health/bedside/metrics"
+)
+
+// schedWaits is what a process's /metrics says of its goroutines' waits
+// to run once ready (metrics.SchedulerLatencyName): how many the Go
+// runtime sampled, and how many of them ended within 1 ms and within 5 ms.
+type schedWaits struct {
+	n, within1ms, within5ms uint64
+}
+
+// sub is the waits of w that o had not seen yet.
+func (w schedWaits) sub(o schedWaits) schedWaits {
+	return schedWaits{w.n - o.n, w.within1ms - o.within1ms, w.within5ms - o.within5ms}
+}
+
+// over1ms and over5ms are the percentages of the waits longer than that.
+func (w schedWaits) over1ms() float64 { return w.overPct(w.within1ms) }
+func (w schedWaits) over5ms() float64 { return w.overPct(w.within5ms) }
+
+func (w schedWaits) overPct(within uint64) float64 {
+	if w.n == 0 {
+		return 0
+	}
+	return 100 * float64(w.n-within) / float64(w.n)
+}
+
+// scrapeWaits reads the scheduler waits from a /metrics URL.
+func scrapeWaits(ctx context.Context, url string) (schedWaits, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return schedWaits{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return schedWaits{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return schedWaits{}, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	w, err := parseWaits(resp.Body)
+	if err != nil {
+		return w, fmt.Errorf("%s: %w", url, err)
+	}
+	return w, nil
+}
+
+// parseWaits reads the scheduler latency's 1 ms and 5 ms buckets and its
+// count from Prometheus text.
+func parseWaits(r io.Reader) (schedWaits, error) {
+	name := metrics.SchedulerLatencyName
+	series := map[string]*uint64{}
+	var w schedWaits
+	series[name+`_bucket{le="0.001"}`] = &w.within1ms
+	series[name+`_bucket{le="0.005"}`] = &w.within5ms
+	series[name+"_count"] = &w.n
+	found := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		key, value, ok := strings.Cut(sc.Text(), " ")
+		if dst := series[key]; ok && dst != nil {
+			v, err := strconv.ParseUint(value, 10, 64)
+			if err != nil {
+				return w, fmt.Errorf("%s: %w", key, err)
+			}
+			*dst = v
+			found++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return w, err
+	}
+	if found != len(series) {
+		return w, fmt.Errorf("no %s with 1 ms and 5 ms buckets", name)
+	}
+	return w, nil
+}
