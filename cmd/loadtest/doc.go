@@ -35,8 +35,9 @@
 // relay and gives the medians and ranges of the ratios and p99s over the
 // rounds: on a shared machine one phase's p99 says more about the machine
 // than about the server. Around each phase's streaming the tool reads the
-// target's /metrics (the server's from loopback needs no token; the relay
-// serves the same family), and reports which share of the goroutine waits
+// target's /metrics (with BEDSIDE_METRICS_TOKEN as the bearer token if it
+// is set, as a server with a token requires; the relay serves the same
+// family), and reports which share of the goroutine waits
 // the Go runtime sampled in that process lasted over 1 ms and over 5 ms:
 // where a tail is the process's own wait for a CPU.
 //

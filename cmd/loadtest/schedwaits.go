@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +21,13 @@ type schedWaits struct {
 	n, within1ms, within5ms uint64
 }
 
-// sub is the waits of w that o had not seen yet.
-func (w schedWaits) sub(o schedWaits) schedWaits {
-	return schedWaits{w.n - o.n, w.within1ms - o.within1ms, w.within5ms - o.within5ms}
+// since is the waits of w that an earlier reading o had not seen yet. The
+// counts only grow while the process lives, so fewer mean another process.
+func (w schedWaits) since(o schedWaits) (schedWaits, error) {
+	if w.n < o.n || w.within1ms < o.within1ms || w.within5ms < o.within5ms {
+		return schedWaits{}, fmt.Errorf("the scheduler waits went down from %d to %d: did the process restart?", o.n, w.n)
+	}
+	return schedWaits{w.n - o.n, w.within1ms - o.within1ms, w.within5ms - o.within5ms}, nil
 }
 
 // over1ms and over5ms are the percentages of the waits longer than that.
@@ -36,13 +41,18 @@ func (w schedWaits) overPct(within uint64) float64 {
 	return 100 * float64(w.n-within) / float64(w.n)
 }
 
-// scrapeWaits reads the scheduler waits from a /metrics URL.
+// scrapeWaits reads the scheduler waits from a /metrics URL, with
+// BEDSIDE_METRICS_TOKEN as its bearer token if that is set (as it must be
+// for a server that has one, even from loopback).
 func scrapeWaits(ctx context.Context, url string) (schedWaits, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return schedWaits{}, err
+	}
+	if tok := os.Getenv("BEDSIDE_METRICS_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

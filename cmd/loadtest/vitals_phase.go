@@ -201,7 +201,9 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 	if p.metricsURL != "" && waitsErr == nil {
 		var waits1 schedWaits
 		if waits1, waitsErr = scrapeWaits(ctx, p.metricsURL); waitsErr == nil {
-			r.waits, r.waitsKnown = waits1.sub(waits0), true
+			if r.waits, waitsErr = waits1.since(waits0); waitsErr == nil {
+				r.waitsKnown = true
+			}
 		}
 	}
 	if waitsErr != nil {

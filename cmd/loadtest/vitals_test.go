@@ -235,10 +235,33 @@ func TestParseWaits(t *testing.T) {
 		t.Errorf("over 1 ms %v %%, over 5 ms %v %%; want 20 and 5", w.over1ms(), w.over5ms())
 	}
 	later := schedWaits{n: 150, within1ms: 110, within5ms: 140}
-	if d := later.sub(w); d != (schedWaits{n: 50, within1ms: 30, within5ms: 45}) {
-		t.Errorf("difference %+v", d)
+	if d, err := later.since(w); err != nil || d != (schedWaits{n: 50, within1ms: 30, within5ms: 45}) {
+		t.Errorf("difference %+v, %v", d, err)
+	}
+	if _, err := w.since(later); err == nil {
+		t.Error("counts that went down (another process) gave a difference")
 	}
 	if _, err := parseWaits(strings.NewReader("bedside_goroutines 7\n")); err == nil {
 		t.Error("a page without the scheduler latency was read")
+	}
+}
+
+// TestScrapeWaitsSendsTheMetricsToken: a server with a metrics token
+// answers the tool that has it (from BEDSIDE_METRICS_TOKEN), and the tool
+// without it gets a clear refusal.
+func TestScrapeWaitsSendsTheMetricsToken(t *testing.T) {
+	reg := metrics.NewRegistry()
+	metrics.RegisterSchedulerLatency(reg)
+	srv := httptest.NewServer(web.NewServer(web.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: reg,
+		MetricsToken: "scrape-me", Secret: []byte("a test key of thirty-two bytes, or more")}))
+	defer srv.Close()
+	t.Setenv("BEDSIDE_METRICS_TOKEN", "")
+	if _, err := scrapeWaits(t.Context(), srv.URL+"/metrics"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("without the token: %v, want a 401", err)
+	}
+	t.Setenv("BEDSIDE_METRICS_TOKEN", "scrape-me")
+	w, err := scrapeWaits(t.Context(), srv.URL+"/metrics")
+	if err != nil || w.n == 0 {
+		t.Errorf("with the token: %+v, %v; want the waits", w, err)
 	}
 }
