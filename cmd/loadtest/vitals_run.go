@@ -247,8 +247,8 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 				mem = strconv.FormatFloat(cr.memRatio, 'f', 2, 64) + "×"
 			}
 			waits := ""
-			if cr.waits >= 0 {
-				waits = fmt.Sprintf(", scheduler waits over 5 ms %.2f%% against %.2f%%", cr.waits, cr.floorWaits)
+			if cr.waitsKnown {
+				waits = fmt.Sprintf(", scheduler waits over 5 ms %.2f%% against %.2f%%", cr.waits.over5ms(), cr.floorWaits.over5ms())
 			}
 			fmt.Fprintf(w, "round %d: %s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %s ms against %s ms (%.2f×; target < %d ms), bytes per idle conn %s%s\n",
 				cr.round, s.name, cr.cpuRatio, msString(cr.p99), msString(cr.floorP99), float64(cr.p99)/float64(cr.floorP99), p99Target.Milliseconds(), mem, waits)
@@ -298,9 +298,10 @@ type roundRatio struct {
 	cpuRatio      float64 // server CPU per delivery / the relay's
 	memRatio      float64 // bytes per idle connection / the relay's; 0 unknown
 	p99, floorP99 time.Duration
-	// waits, floorWaits: the share of scheduler waits over 5 ms in each
-	// process while it streamed, in percent; -1 unknown.
-	waits, floorWaits float64
+	// waits, floorWaits: each process's scheduler waits while it streamed,
+	// if both were read.
+	waits, floorWaits schedWaits
+	waitsKnown        bool
 }
 
 // compareRounds pairs each server phase with the relay phase of its round,
@@ -327,10 +328,8 @@ func compareRounds(res []result) []serverRounds {
 			idx[r.name] = k
 			out = append(out, serverRounds{name: r.name})
 		}
-		cr := roundRatio{round: r.round, cpuRatio: r.serverPerM() / f.serverPerM(), p99: r.lat.p99, floorP99: f.lat.p99, waits: -1, floorWaits: -1}
-		if r.waitsKnown && f.waitsKnown {
-			cr.waits, cr.floorWaits = r.waits.over5ms(), f.waits.over5ms()
-		}
+		cr := roundRatio{round: r.round, cpuRatio: r.serverPerM() / f.serverPerM(), p99: r.lat.p99, floorP99: f.lat.p99,
+			waits: r.waits, floorWaits: f.waits, waitsKnown: r.waitsKnown && f.waitsKnown}
 		if r.rssKnown && f.rssKnown && f.perConn > 0 {
 			cr.memRatio = r.perConn / f.perConn
 		}

@@ -190,6 +190,11 @@ func TestCompareRoundsPairsEachRoundWithItsRelay(t *testing.T) {
 		// A round whose relay delivered nothing has no floor.
 		{name: relayPhaseName, round: 3}, phase(one, 3, 1, 1, 0),
 	}
+	// Scheduler waits read from both targets in round 1, from the server
+	// alone in round 2: only round 1 compares them.
+	res[0].waits, res[0].waitsKnown = schedWaits{n: 100, within1ms: 99, within5ms: 100}, true
+	res[1].waits, res[1].waitsKnown = schedWaits{n: 200, within1ms: 180, within5ms: 196}, true
+	res[4].waits, res[4].waitsKnown = schedWaits{n: 10, within1ms: 10, within5ms: 10}, true
 	got := compareRounds(res)
 	if len(got) != 2 || got[0].name != one || got[1].name != many {
 		t.Fatalf("compareRounds grouped %+v, want %q then %q", got, one, many)
@@ -197,6 +202,9 @@ func TestCompareRoundsPairsEachRoundWithItsRelay(t *testing.T) {
 	if r := got[0].rounds; len(r) != 2 || r[0].round != 1 || r[0].cpuRatio != 1.5 || r[1].round != 2 || r[1].cpuRatio != 1.0 ||
 		r[0].floorP99 != ms(4) || r[1].floorP99 != ms(6) {
 		t.Errorf("%s: %+v, want round 1 at 1.5× over a 4 ms floor and round 2 at 1.0× over 6 ms", one, r)
+	}
+	if r := got[0].rounds; !r[0].waitsKnown || r[0].waits.over5ms() != 2 || r[0].floorWaits.n != 100 || r[1].waitsKnown {
+		t.Errorf("%s: scheduler waits %+v; want round 1's 2 %% over 5 ms against the relay's, and round 2's unknown (no relay figure)", one, r)
 	}
 	if got[0].underTarget != 1 || got[0].whole != 1 {
 		t.Errorf("%s: p99 under target in %d rounds, whole in %d; want 1 and 1", one, got[0].underTarget, got[0].whole)
