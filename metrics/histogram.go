@@ -71,11 +71,12 @@ const SchedulerLatencyName = "bedside_scheduler_latency_seconds"
 // RegisterSchedulerLatency adds the Go runtime's scheduling latencies to
 // r: how long goroutines waited to run once ready, in SchedulerBounds.
 func RegisterSchedulerLatency(r *Registry) {
-	r.HistogramCollector(SchedulerLatencyName, "How long goroutines waited to run once ready (the Go runtime's sample of them since the process started): a process short of CPU waits longer, first in its tail.", schedulerLatency)
+	r.HistogramCollector(SchedulerLatencyName, "How long goroutines waited to run once ready (the Go runtime's sample of them since the process started): a process short of CPU waits longer, first in its tail.", SchedulerLatency)
 }
 
-// schedulerLatency reads the runtime's scheduling latencies.
-func schedulerLatency() Histogram {
+// SchedulerLatency reads this process's scheduling latencies, in
+// SchedulerBounds.
+func SchedulerLatency() Histogram {
 	s := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
 	rtmetrics.Read(s)
 	if s[0].Value.Kind() != rtmetrics.KindFloat64Histogram {

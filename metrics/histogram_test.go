@@ -60,7 +60,7 @@ func TestSchedulerLatencySeesADelay(t *testing.T) {
 	at5ms := slices.Index(SchedulerBounds, 5e-3)
 	over := func(h Histogram) uint64 { return h.Count - h.Counts[at5ms] }
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	before := schedulerLatency()
+	before := SchedulerLatency()
 	done := make(chan struct{}, 200)
 	runtime.Gosched() // a fresh turn: the holder is preempted 10 ms from here
 	for range 200 {
@@ -71,7 +71,7 @@ func TestSchedulerLatencySeesADelay(t *testing.T) {
 	for range 200 {
 		<-done
 	}
-	after := schedulerLatency()
+	after := SchedulerLatency()
 	if over(after) <= over(before) {
 		t.Errorf("waits over 5 ms: %d before, %d after 200 goroutines waited on a held P", over(before), over(after))
 	}

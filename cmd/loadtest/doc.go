@@ -39,7 +39,16 @@
 // is set, as a server with a token requires; the relay serves the same
 // family), and reports which share of the goroutine waits
 // the Go runtime sampled in that process lasted over 1 ms and over 5 ms:
-// where a tail is the process's own wait for a CPU.
+// where a tail is the process's own wait for a CPU. The tool's own share
+// over 5 ms is reported beside it.
+//
+// On a machine the tool shares with the target, a viewer goroutine's clock
+// also counts the tool's own wait for a CPU. On Linux the viewers' sockets
+// keep the kernel's receive time of what they read (SO_TIMESTAMPNS), and
+// the report gives the latencies on arrival beside those read, from the
+// same scheduled times: the first the target and the network, the second
+// those and the tool's reader. "send late p99" is how late the devices
+// wrote, which both include, as open-loop latencies must.
 //
 // media provision creates N visits, each with its own physician and patient,
 // and a session for each (the patient's confined to the visit, as a join

@@ -69,6 +69,30 @@ func scrapeWaits(ctx context.Context, url string) (schedWaits, error) {
 	return w, nil
 }
 
+// ownWaits is this process's scheduler waits: the load tool's own, which
+// count in the latencies its readers' clocks give.
+func ownWaits() (schedWaits, error) { return histWaits(metrics.SchedulerLatency()) }
+
+// histWaits reads the 1 ms and 5 ms buckets of a scheduler latency.
+func histWaits(h metrics.Histogram) (schedWaits, error) {
+	w := schedWaits{n: h.Count}
+	found := 0
+	for i, le := range h.Bounds {
+		switch le {
+		case 1e-3:
+			w.within1ms = h.Counts[i]
+			found++
+		case 5e-3:
+			w.within5ms = h.Counts[i]
+			found++
+		}
+	}
+	if found != 2 {
+		return w, fmt.Errorf("no 1 ms and 5 ms buckets in %v", h.Bounds)
+	}
+	return w, nil
+}
+
 // parseWaits reads the scheduler latency's 1 ms and 5 ms buckets and its
 // count from Prometheus text.
 func parseWaits(r io.Reader) (schedWaits, error) {

@@ -108,9 +108,10 @@ func measuredAt(kind int, b []byte) (seq int64, at time.Time, err error) {
 // writes (stream), another reads the server's replies.
 type device struct {
 	ws     *websocket.Conn
-	next   int64        // the next sequence to send
-	sent   atomic.Int64 // measurements sent in the measured run
-	errs   atomic.Int64 // error replies from the server
+	next   int64           // the next sequence to send
+	sent   atomic.Int64    // measurements sent in the measured run
+	late   []time.Duration // how long after its scheduled time each was written; the stream's own
+	errs   atomic.Int64    // error replies from the server
 	first  sync.Once
 	errMsg atomic.Value // the first error reply or failure, a string
 }
@@ -222,7 +223,9 @@ func (d *device) stream(ctx context.Context, t0, end time.Time) {
 					return
 				}
 			}
-			_ = d.ws.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			now := time.Now()
+			d.late = append(d.late, now.Sub(at))
+			_ = d.ws.SetWriteDeadline(now.Add(30 * time.Second))
 			if err := d.ws.WriteMessage(kind, buf); err != nil {
 				if !errors.Is(err, websocket.ErrCloseSent) {
 					d.fail("write: " + err.Error())

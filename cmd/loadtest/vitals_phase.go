@@ -48,7 +48,9 @@ type result struct {
 	frames, bytes      int64
 	deviceErrs         int64
 	firstErr           string
-	lat                latencies
+	lat                latencies     // from the scheduled send to the reader's clock
+	wire               latencies     // from the scheduled send to the kernel's receipt (wire.n 0: not known)
+	late               latencies     // from the scheduled send to the write
 	dur                time.Duration // the measured window, from the first send until all arrived
 	rate               float64       // deliveries a second over the sending time
 	serverCPU, selfCPU time.Duration
@@ -58,6 +60,8 @@ type result struct {
 	perConn            float64
 	waits              schedWaits // the target's scheduler waits while streaming
 	waitsKnown         bool
+	ownWaits           schedWaits // the load tool's, over the same time
+	ownWaitsKnown      bool
 }
 
 // connect runs f for 0..n-1, 32 at a time, and returns the first error.
@@ -163,6 +167,7 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 		}
 	}
 	self0, _ := selfCPU()
+	own0, ownErr := ownWaits()
 	fmt.Fprintf(p.log, "%s: streaming for %s\n", p.name, p.duration)
 	t0 := time.Now().Add(100 * time.Millisecond)
 	end := t0.Add(p.duration)
@@ -173,9 +178,12 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 		wg.Go(func() { d.stream(ctx, at, end) })
 	}
 	wg.Wait()
+	var late []time.Duration
 	for _, d := range devs {
 		r.sent += d.sent.Load()
+		late = append(late, d.late...)
 	}
+	r.late = summarise(late)
 	// Wait for what is in flight, up to 10 s.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -211,13 +219,20 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 	}
 	self1, _ := selfCPU()
 	r.selfCPU = self1 - self0
+	if ownErr == nil {
+		var own1 schedWaits
+		if own1, ownErr = ownWaits(); ownErr == nil {
+			r.ownWaits, ownErr = own1.since(own0)
+			r.ownWaitsKnown = ownErr == nil
+		}
+	}
 	for _, d := range devs {
 		r.deviceErrs += d.errs.Load()
 		if e := d.firstError(); e != "" && r.firstErr == "" {
 			r.firstErr = e
 		}
 	}
-	var all []time.Duration
+	var all, wire []time.Duration
 	for i, v := range views {
 		v.close()
 		views[i] = nil
@@ -233,10 +248,14 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 			r.epochs += t.epochs
 			r.gapMsgs += t.gapMsgs
 			all = append(all, t.lat...)
+			wire = append(wire, t.wire...)
 		}
 	}
 	r.lost = r.sent - r.delivered
 	r.lat = summarise(all)
+	if len(wire) == len(all) {
+		r.wire = summarise(wire) // known for every delivery, or not shown
+	}
 	r.rate = float64(r.delivered) / p.duration.Seconds()
 	return r, nil
 }

@@ -216,7 +216,7 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 	fmt.Fprintf(w, "vitals: %d patients, 15 messages/s each (5 numerics, 10 ECG chunks), %s per phase; %s, %d CPUs, %s %s/%s\n",
 		c.patients, c.duration, host, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tround\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\twaits >1 ms %\twaits >5 ms %\t")
+	fmt.Fprintln(tw, "phase\tround\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tarrival p50 ms\tarrival p99 ms\tarrival p99.9 ms\tsend late p99 ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\twaits >1 ms %\twaits >5 ms %\tloadtest waits >5 ms %\t")
 	for _, r := range res {
 		mpf := 0.0
 		if r.frames > 0 {
@@ -226,13 +226,20 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 		if r.rssKnown {
 			kb = strconv.FormatFloat(r.perConn/1024, 'f', 1, 64)
 		}
-		over1, over5 := "-", "-"
+		over1, over5, own5 := "-", "-", "-"
 		if r.waitsKnown {
 			over1, over5 = strconv.FormatFloat(r.waits.over1ms(), 'f', 2, 64), strconv.FormatFloat(r.waits.over5ms(), 'f', 2, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t%s\t%s\t\n",
+		if r.ownWaitsKnown {
+			own5 = strconv.FormatFloat(r.ownWaits.over5ms(), 'f', 2, 64)
+		}
+		a50, a99, a999 := "-", "-", "-"
+		if r.wire.n > 0 {
+			a50, a99, a999 = msString(r.wire.p50), msString(r.wire.p99), msString(r.wire.p999)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t%s\t%s\t%s\t\n",
 			r.name, r.round, r.conns, r.sent, r.rate, r.lost, r.dups, r.holes, msString(r.lat.p50), msString(r.lat.p99), msString(r.lat.p999), msString(r.lat.mx),
-			r.serverPerM(), perMillion(r.selfCPU, r.delivered), kb, mpf, over1, over5)
+			a50, a99, a999, msString(r.late.p99), r.serverPerM(), perMillion(r.selfCPU, r.delivered), kb, mpf, over1, over5, own5)
 	}
 	tw.Flush()
 	for _, r := range res {
@@ -250,8 +257,12 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 			if cr.waitsKnown {
 				waits = fmt.Sprintf(", scheduler waits over 5 ms %.2f%% against %.2f%%", cr.waits.over5ms(), cr.floorWaits.over5ms())
 			}
-			fmt.Fprintf(w, "round %d: %s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %s ms against %s ms (%.2f×; target < %d ms), bytes per idle conn %s%s\n",
-				cr.round, s.name, cr.cpuRatio, msString(cr.p99), msString(cr.floorP99), float64(cr.p99)/float64(cr.floorP99), p99Target.Milliseconds(), mem, waits)
+			arrival := ""
+			if cr.wireKnown {
+				arrival = fmt.Sprintf(" (on arrival %s ms against %s ms)", msString(cr.wireP99), msString(cr.floorWireP99))
+			}
+			fmt.Fprintf(w, "round %d: %s / relay: CPU per delivery %.2f× (target ≤ 1.5), p99 %s ms against %s ms (%.2f×; target < %d ms)%s, bytes per idle conn %s%s\n",
+				cr.round, s.name, cr.cpuRatio, msString(cr.p99), msString(cr.floorP99), float64(cr.p99)/float64(cr.floorP99), p99Target.Milliseconds(), arrival, mem, waits)
 		}
 		if len(s.rounds) < 2 {
 			continue
@@ -264,6 +275,17 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 		}
 		fmt.Fprintf(w, "%s over %d rounds: median CPU per delivery / relay %s; p99 %s, the relay's %s; p99 under %d ms in %d of %d rounds; every message delivered exactly once in %d of %d\n",
 			s.name, len(s.rounds), medianRange(cpu, "×"), medianRange(p99, " ms"), medianRange(floor, " ms"), p99Target.Milliseconds(), s.underTarget, len(s.rounds), s.whole, len(s.rounds))
+		if s.wireRounds > 0 {
+			var wire, wireFloor []float64
+			for _, cr := range s.rounds {
+				if cr.wireKnown {
+					wire = append(wire, float64(cr.wireP99)/1e6)
+					wireFloor = append(wireFloor, float64(cr.floorWireP99)/1e6)
+				}
+			}
+			fmt.Fprintf(w, "%s on arrival: p99 %s, the relay's %s; under %d ms in %d of %d rounds\n",
+				s.name, medianRange(wire, " ms"), medianRange(wireFloor, " ms"), p99Target.Milliseconds(), s.wireUnderTarget, s.wireRounds)
+		}
 	}
 }
 
@@ -289,7 +311,11 @@ type serverRounds struct {
 	name        string
 	rounds      []roundRatio
 	underTarget int // rounds whose p99 was under p99Target
-	whole       int // rounds that delivered every message sent, exactly once
+	// wireRounds: rounds whose arrival latencies are known, of the server
+	// and its relay; wireUnderTarget: those whose arrival p99 was under
+	// p99Target.
+	wireRounds, wireUnderTarget int
+	whole                       int // rounds that delivered every message sent, exactly once
 }
 
 // roundRatio is one round of a server phase against that round's relay.
@@ -302,6 +328,10 @@ type roundRatio struct {
 	// if both were read.
 	waits, floorWaits schedWaits
 	waitsKnown        bool
+	// wireP99, floorWireP99: each p99 on arrival at the tool's machine,
+	// if both are known.
+	wireP99, floorWireP99 time.Duration
+	wireKnown             bool
 }
 
 // compareRounds pairs each server phase with the relay phase of its round,
@@ -329,7 +359,8 @@ func compareRounds(res []result) []serverRounds {
 			out = append(out, serverRounds{name: r.name})
 		}
 		cr := roundRatio{round: r.round, cpuRatio: r.serverPerM() / f.serverPerM(), p99: r.lat.p99, floorP99: f.lat.p99,
-			waits: r.waits, floorWaits: f.waits, waitsKnown: r.waitsKnown && f.waitsKnown}
+			waits: r.waits, floorWaits: f.waits, waitsKnown: r.waitsKnown && f.waitsKnown,
+			wireP99: r.wire.p99, floorWireP99: f.wire.p99, wireKnown: r.wire.n > 0 && f.wire.n > 0}
 		if r.rssKnown && f.rssKnown && f.perConn > 0 {
 			cr.memRatio = r.perConn / f.perConn
 		}
@@ -337,6 +368,12 @@ func compareRounds(res []result) []serverRounds {
 		s.rounds = append(s.rounds, cr)
 		if r.lat.p99 < p99Target {
 			s.underTarget++
+		}
+		if cr.wireKnown {
+			s.wireRounds++
+			if cr.wireP99 < p99Target {
+				s.wireUnderTarget++
+			}
 		}
 		if r.lost == 0 && r.dups == 0 && r.holes == 0 {
 			s.whole++

@@ -13,11 +13,12 @@ type tally struct {
 	base      int64   // the first offset the measurement expects; 0 until placed
 	counts    []uint8 // times offset base+i was received, saturating
 	dups      int
-	delivered atomic.Int64 // distinct measurements (readings, waveforms) received
-	before    int          // messages below base (replayed history), not counted
-	epochs    int          // stream restarts seen after placement
-	gapMsgs   int          // gap markers the server sent
-	lat       []time.Duration
+	delivered atomic.Int64    // distinct measurements (readings, waveforms) received
+	before    int             // messages below base (replayed history), not counted
+	epochs    int             // stream restarts seen after placement
+	gapMsgs   int             // gap markers the server sent
+	lat       []time.Duration // from the scheduled send to the reader's clock
+	wire      []time.Duration // from the scheduled send to the kernel's receipt, where known
 }
 
 // place starts the count at offset base.
@@ -30,7 +31,9 @@ func (t *tally) place(base int64) {
 
 // take records one received message at offset; measured says whether it
 // is a measurement (reading or waveform) whose scheduled time is sched.
-func (t *tally) take(offset int64, measured bool, sched, received time.Time) {
+// The reader read it at received; it reached the machine at arrived, if
+// that is not zero.
+func (t *tally) take(offset int64, measured bool, sched, received, arrived time.Time) {
 	if t.base == 0 || offset < t.base {
 		t.before++
 		return
@@ -50,6 +53,9 @@ func (t *tally) take(offset int64, measured bool, sched, received time.Time) {
 	if measured {
 		t.delivered.Add(1)
 		t.lat = append(t.lat, received.Sub(sched))
+		if !arrived.IsZero() {
+			t.wire = append(t.wire, arrived.Sub(sched))
+		}
 	}
 }
 

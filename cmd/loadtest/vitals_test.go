@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -58,10 +59,10 @@ func TestPercentile(t *testing.T) {
 func TestTallyCountsHolesAndDuplicates(t *testing.T) {
 	var ty tally
 	now := time.Now()
-	ty.take(3, true, now, now) // before placement: not counted
+	ty.take(3, true, now, now, time.Time{}) // before placement: not counted
 	ty.place(10)
 	for _, off := range []int64{9, 10, 11, 11, 13, 14, 14, 14, 17} {
-		ty.take(off, off != 17, now.Add(-time.Millisecond), now)
+		ty.take(off, off != 17, now.Add(-time.Millisecond), now, time.Time{})
 	}
 	if ty.before != 2 {
 		t.Errorf("before = %d, want 2 (offsets 3 and 9)", ty.before)
@@ -75,6 +76,13 @@ func TestTallyCountsHolesAndDuplicates(t *testing.T) {
 	// 17 is not a measurement (a device event): an offset, no latency.
 	if got := ty.delivered.Load(); got != 4 || len(ty.lat) != 4 {
 		t.Errorf("delivered %d with %d latencies, want 4 (10, 11, 13, 14)", got, len(ty.lat))
+	}
+	if len(ty.wire) != 0 {
+		t.Errorf("%d arrival latencies, none known", len(ty.wire))
+	}
+	ty.take(18, true, now.Add(-3*time.Millisecond), now, now.Add(-time.Millisecond))
+	if n := len(ty.wire); n != 1 || ty.wire[0] != 2*time.Millisecond || ty.lat[len(ty.lat)-1] != 3*time.Millisecond {
+		t.Errorf("arrival latencies %v, read %v; want 2 ms on arrival beside 3 ms read", ty.wire, ty.lat)
 	}
 	ty.place(1)
 	if ty.epochs != 1 || ty.holes() != 0 {
@@ -154,6 +162,17 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		if !r.waitsKnown || r.waits.n == 0 || r.waits.within1ms > r.waits.within5ms || r.waits.within5ms > r.waits.n {
 			t.Errorf("%s, round %d: scheduler waits %+v (known %v); want some, the 1 ms ones among the 5 ms ones", r.name, r.round, r.waits, r.waitsKnown)
 		}
+		// Every write's lateness; every delivery's arrival, each no later
+		// than its reader read it, so no percentile is either.
+		if r.late.n != int(r.sent) {
+			t.Errorf("%s, round %d: %d send times for %d sent", r.name, r.round, r.late.n, r.sent)
+		}
+		if runtime.GOOS == "linux" && (r.wire.n != r.lat.n || r.wire.p50 <= 0 || r.wire.p99 > r.lat.p99 || r.wire.mx > r.lat.mx) {
+			t.Errorf("%s, round %d: on arrival %+v, read %+v; want one for each, none later than its read", r.name, r.round, r.wire, r.lat)
+		}
+		if !r.ownWaitsKnown || r.ownWaits.n == 0 {
+			t.Errorf("%s, round %d: the tool's own scheduler waits %+v (known %v)", r.name, r.round, r.ownWaits, r.ownWaitsKnown)
+		}
 		// Memory per connection only where the process is fresh to it.
 		if wantRSS := i == 0 || i == 1; r.rssKnown != wantRSS {
 			t.Errorf("%s, round %d: memory per connection known %v, want %v", r.name, r.round, r.rssKnown, wantRSS)
@@ -162,12 +181,16 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 	var out strings.Builder
 	report(&out, cfg, res)
 	t.Log("\n" + out.String())
-	for _, line := range []string{
+	lines := []string{
 		"round 2: server, 3 patients per viewer / relay: CPU per delivery",
 		"server, 1 patient per viewer over 2 rounds: median CPU per delivery / relay",
 		"every message delivered exactly once in 2 of 2",
 		"scheduler waits over 5 ms",
-	} {
+	}
+	if runtime.GOOS == "linux" {
+		lines = append(lines, "server, 3 patients per viewer on arrival: p99 ")
+	}
+	for _, line := range lines {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("the report lacks %q", line)
 		}
@@ -195,6 +218,9 @@ func TestCompareRoundsPairsEachRoundWithItsRelay(t *testing.T) {
 	res[0].waits, res[0].waitsKnown = schedWaits{n: 100, within1ms: 99, within5ms: 100}, true
 	res[1].waits, res[1].waitsKnown = schedWaits{n: 200, within1ms: 180, within5ms: 196}, true
 	res[4].waits, res[4].waitsKnown = schedWaits{n: 10, within1ms: 10, within5ms: 10}, true
+	// Arrival latencies known for both in round 1, for the server alone in
+	// round 2: only round 1 counts on arrival.
+	res[0].wire, res[1].wire, res[4].wire = latencies{n: 1, p99: ms(3)}, latencies{n: 1, p99: ms(9)}, latencies{n: 1, p99: ms(2)}
 	got := compareRounds(res)
 	if len(got) != 2 || got[0].name != one || got[1].name != many {
 		t.Fatalf("compareRounds grouped %+v, want %q then %q", got, one, many)
@@ -205,6 +231,12 @@ func TestCompareRoundsPairsEachRoundWithItsRelay(t *testing.T) {
 	}
 	if r := got[0].rounds; !r[0].waitsKnown || r[0].waits.over5ms() != 2 || r[0].floorWaits.n != 100 || r[1].waitsKnown {
 		t.Errorf("%s: scheduler waits %+v; want round 1's 2 %% over 5 ms against the relay's, and round 2's unknown (no relay figure)", one, r)
+	}
+	if r := got[0].rounds; !r[0].wireKnown || r[0].wireP99 != ms(9) || r[0].floorWireP99 != ms(3) || r[1].wireKnown {
+		t.Errorf("%s: on arrival %+v; want round 1's 9 ms against 3 ms, round 2's unknown", one, r)
+	}
+	if got[0].wireRounds != 1 || got[0].wireUnderTarget != 1 || got[1].wireRounds != 0 {
+		t.Errorf("on arrival: %d rounds (%d under target), then %d; want 1 (1), then 0", got[0].wireRounds, got[0].wireUnderTarget, got[1].wireRounds)
 	}
 	if got[0].underTarget != 1 || got[0].whole != 1 {
 		t.Errorf("%s: p99 under target in %d rounds, whole in %d; want 1 and 1", one, got[0].underTarget, got[0].whole)

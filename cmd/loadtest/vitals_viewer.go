@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ type viewerSpec struct {
 type viewer struct {
 	spec    viewerSpec
 	ws      *websocket.Conn
+	conn    *arrivalConn // ws's connection, if it keeps receive times
 	tallies map[int64]*tally
 	placed  int
 	ready   chan struct{} // closed when every patient is placed
@@ -38,7 +40,8 @@ type viewer struct {
 }
 
 func dialViewer(ctx context.Context, s viewerSpec) (*viewer, error) {
-	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second}
+	var conn *arrivalConn
+	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, NetDialContext: dialArrival(&net.Dialer{}, &conn)}
 	ws, resp, err := d.DialContext(ctx, s.url, s.header)
 	if err != nil {
 		if resp != nil {
@@ -46,7 +49,7 @@ func dialViewer(ctx context.Context, s viewerSpec) (*viewer, error) {
 		}
 		return nil, fmt.Errorf("dial viewer %s: %w", s.url, err)
 	}
-	v := &viewer{spec: s, ws: ws, tallies: map[int64]*tally{}, ready: make(chan struct{}), done: make(chan struct{})}
+	v := &viewer{spec: s, ws: ws, conn: conn, tallies: map[int64]*tally{}, ready: make(chan struct{}), done: make(chan struct{})}
 	for _, k := range s.keys {
 		v.tallies[k] = &tally{}
 	}
@@ -98,6 +101,8 @@ func (v *viewer) read() {
 			v.err = err
 			return
 		}
+		// The frame's last bytes came with the connection's last read.
+		arrived, _ := v.conn.received()
 		b := frame.Bytes()
 		if v.counted.Load() {
 			v.frames.Add(1)
@@ -109,7 +114,7 @@ func (v *viewer) read() {
 				v.err = err
 				return
 			}
-			v.tallies[v.spec.keys[0]].take(seq, true, at, now)
+			v.tallies[v.spec.keys[0]].take(seq, true, at, now, arrived)
 			continue
 		}
 		msgs, err = appendMessages(msgs[:0], b)
@@ -118,12 +123,14 @@ func (v *viewer) read() {
 			return
 		}
 		for _, m := range msgs {
-			v.handle(m, now)
+			v.handle(m, now, arrived)
 		}
 	}
 }
 
-func (v *viewer) handle(m streamMsg, now time.Time) {
+// handle takes one message of a frame read at now, which reached this
+// machine at arrived (zero if not known).
+func (v *viewer) handle(m streamMsg, now, arrived time.Time) {
 	t := v.tallies[m.Patient]
 	switch m.Type {
 	case "stream":
@@ -146,7 +153,7 @@ func (v *viewer) handle(m streamMsg, now time.Time) {
 		v.err = fmt.Errorf("viewer got %s: %s", m.Type, m.Error)
 	default:
 		if t != nil && m.Offset > 0 {
-			t.take(m.Offset, m.Type == "reading" || m.Type == "waveform", m.Time, now)
+			t.take(m.Offset, m.Type == "reading" || m.Type == "waveform", m.Time, now, arrived)
 		}
 	}
 }
