@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -250,6 +251,28 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// initialProcs is the runtime's Ps as the process started.
+var initialProcs = runtime.GOMAXPROCS(0)
+
+// giveWriterAProc allows one more P than the runtime chose when the
+// store's readings are committed by a thread at a lowered priority (the
+// SQLite store's): that thread holds a P while it runs, and when the
+// kernel leaves it waiting, the P waits with it. Without the extra P, a
+// two-core node delivered live vitals with one P whenever a commit was in
+// hand (docs/benchmarks.md). GOMAXPROCS, when set, is left as it is.
+func giveWriterAProc(st store.Store, getenv func(string) string, log *slog.Logger) {
+	w, ok := st.(interface{ WriterLowered() error })
+	if !ok || getenv("GOMAXPROCS") != "" {
+		return
+	}
+	if err := w.WriterLowered(); err != nil {
+		log.Info("readings are committed at the server's priority", "reason", err)
+		return
+	}
+	runtime.GOMAXPROCS(initialProcs + 1)
+	log.Info("readings are committed by a thread at a lowered priority, with a P of its own", "gomaxprocs", initialProcs+1)
+}
+
 // openStore opens the record store the configuration selects.
 func openStore(ctx context.Context, data, databaseURL string) (store.Store, string, error) {
 	if isPostgres(databaseURL) {
@@ -313,6 +336,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer st.Close()
+	giveWriterAProc(st, getenv, log)
 	var bus cluster.Bus = cluster.NewLocal()
 	busName := "in-process"
 	streams := live.NewHub(c.vitals)

@@ -98,9 +98,25 @@ func openPools(abs string) (*DB, error) {
 	r.SetMaxIdleConns(maxReaders)
 	s := &DB{w: w, r: r}
 	s.appending.w = w
-	s.appends = groupcommit.New(s.commitAppends, maxAppendBatch)
+	s.appends = groupcommit.New(s.commitAppends, maxAppendBatch, groupcommit.Background(commitNice))
 	return s, nil
 }
+
+// commitNice lowers the priority of the thread that commits devices'
+// readings (groupcommit.Background). A commit of a slot's devices takes
+// tens of milliseconds of CPU; on a node that is also delivering live
+// vitals, the kernel then runs the delivering threads first, and the
+// commits (after which devices are acked, and nothing sooner) take the CPU
+// they leave. At 10, a commit thread competing with one busy thread for a
+// core still gets about a tenth of it, more than a thousand streaming
+// devices' readings take (docs/benchmarks.md).
+const commitNice = 10
+
+// WriterLowered reports whether the readings' commits run on a thread of
+// their own at a lowered priority: nil if they do, why not if they do not.
+// That thread holds one of the runtime's Ps while it runs; a server gives
+// it one more (see groupcommit.Background).
+func (s *DB) WriterLowered() error { return s.appends.Lowered() }
 
 // dsn is the driver's name for the database file at the absolute path abs: a
 // file: URI, so characters such as '?', '#' and '%' in the path are escaped

@@ -8,6 +8,7 @@ package groupcommit
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 )
 
@@ -30,18 +31,58 @@ type request[T any] struct {
 type Committer[T any] struct {
 	commit Commit[T]
 	max    int
+	nice   int   // the writer thread's lowered priority; 0 leaves it
+	lowerr error // why the priority could not be lowered; read after started
 	in     chan *request[T]
 	quit   chan struct{}
 	done   chan struct{}
 	once   sync.Once
 }
 
+// Option configures a Committer.
+type Option func(*options)
+
+type options struct{ nice int }
+
+// Background runs the writer on an OS thread of its own, its nice value
+// raised by nice (1 to 19, up to the lowest priority, 19) above the
+// process's, where the system allows it (Linux). When the CPUs are busy the kernel
+// runs the process's other threads first, and the commits take what they
+// leave: a slow commit delays only its callers, while a thread woken to
+// deliver something waits less behind one. The thread holds one of the
+// runtime's Ps while it runs, so a process that lowers its writer should
+// allow one more (runtime.GOMAXPROCS), or the writer's turns take the P
+// from everything else.
+func Background(nice int) Option {
+	return func(o *options) { o.nice = nice }
+}
+
 // New starts a Committer batching at most max items per transaction.
-func New[T any](commit Commit[T], max int) *Committer[T] {
-	c := &Committer[T]{commit: commit, max: max, in: make(chan *request[T], max), quit: make(chan struct{}), done: make(chan struct{})}
-	go c.loop()
+func New[T any](commit Commit[T], max int, opts ...Option) *Committer[T] {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	c := &Committer[T]{commit: commit, max: max, nice: o.nice, in: make(chan *request[T], max), quit: make(chan struct{}), done: make(chan struct{})}
+	started := make(chan struct{})
+	go c.loop(started)
+	<-started
 	return c
 }
+
+// Lowered reports whether the writer runs at the lowered priority
+// Background asked for: nil if it does, why not if it does not (the
+// commits then run at the process's priority), and ErrNotLowered if
+// Background was not asked for.
+func (c *Committer[T]) Lowered() error {
+	if c.nice == 0 {
+		return ErrNotLowered
+	}
+	return c.lowerr
+}
+
+// ErrNotLowered is Lowered's answer for a Committer without Background.
+var ErrNotLowered = errors.New("the writer's priority was not lowered")
 
 // Do writes item with whatever else is waiting and returns once its batch
 // has committed (nil) or failed. If ctx ends first it returns ctx's error,
@@ -82,8 +123,17 @@ func (c *Committer[T]) Close() {
 	<-c.done
 }
 
-func (c *Committer[T]) loop() {
+func (c *Committer[T]) loop(started chan<- struct{}) {
 	defer close(c.done)
+	if c.nice != 0 {
+		// The thread stays this goroutine's, and ends with it: no other
+		// goroutine ever runs at the lowered priority.
+		runtime.LockOSThread()
+		if c.lowerr = lowerPriority(c.nice); c.lowerr != nil {
+			runtime.UnlockOSThread()
+		}
+	}
+	close(started)
 	batch := make([]*request[T], 0, c.max)
 	items := make([]T, 0, c.max)
 	for {
