@@ -236,6 +236,14 @@ func TestServeDeviceDropMidBatchStoresOnce(t *testing.T) {
 	if rs := exchange(t, ws, websocket.TextMessage, env(1, hrObs)); *rs[0].Ack != 1 {
 		t.Fatalf("first message: %+v", rs)
 	}
+	// The device pauses before it streams. Until a message comes ahead of
+	// an ack, the server probes whether the device streams by holding the
+	// ack for twice the last gap between messages (committer.wait): the
+	// third must come within that. With the gap the exchange's round trip
+	// (a fraction of a millisecond), a loaded machine that paused the
+	// server between two of the writes below let the probe commit, as if
+	// the device waited for each ack; 250 ms makes the hold half a second.
+	time.Sleep(250 * time.Millisecond)
 	for seq := int64(2); seq <= n; seq++ {
 		if err := ws.WriteMessage(websocket.TextMessage, env(seq, hrObs)); err != nil {
 			t.Fatal(err)
