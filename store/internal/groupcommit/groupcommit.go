@@ -46,10 +46,10 @@ type options struct{ nice int }
 
 // Background runs the writer on an OS thread of its own, its nice value
 // raised by nice (1 to 19, up to the lowest priority, 19) above the
-// process's, where the system allows it (Linux). When the CPUs are busy the kernel
-// runs the process's other threads first, and the commits take what they
-// leave: a slow commit delays only its callers, while a thread woken to
-// deliver something waits less behind one. The thread holds one of the
+// process's, where the system allows it (Linux). When the CPUs are busy
+// the kernel runs the process's other threads first, and the commits
+// take what they leave: a slow commit delays only its callers, while a
+// thread woken to deliver something waits less behind one. The thread holds one of the
 // runtime's Ps while it runs, so a process that lowers its writer should
 // allow one more (runtime.GOMAXPROCS), or the writer's turns take the P
 // from everything else.
