@@ -69,6 +69,23 @@ func scrapeWaits(ctx context.Context, url string) (schedWaits, error) {
 	return w, nil
 }
 
+// waitsFrom reads a process's scheduler waits now, and returns what
+// reads those that came since: the same reading at both ends of a window,
+// whichever process it is.
+func waitsFrom(read func() (schedWaits, error)) func() (schedWaits, error) {
+	w0, err0 := read()
+	return func() (schedWaits, error) {
+		if err0 != nil {
+			return schedWaits{}, err0
+		}
+		w1, err := read()
+		if err != nil {
+			return schedWaits{}, err
+		}
+		return w1.since(w0)
+	}
+}
+
 // ownWaits is this process's scheduler waits: the load tool's own, which
 // count in the latencies its readers' clocks give.
 func ownWaits() (schedWaits, error) { return histWaits(metrics.SchedulerLatency()) }

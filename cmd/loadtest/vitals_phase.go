@@ -155,10 +155,9 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 	for _, v := range views {
 		v.counted.Store(true)
 	}
-	var waits0 schedWaits
-	var waitsErr error
+	var targetWaits func() (schedWaits, error)
 	if p.metricsURL != "" {
-		waits0, waitsErr = scrapeWaits(ctx, p.metricsURL)
+		targetWaits = waitsFrom(func() (schedWaits, error) { return scrapeWaits(ctx, p.metricsURL) })
 	}
 	var cpu0 time.Duration
 	if r.measured {
@@ -167,7 +166,7 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 		}
 	}
 	self0, _ := selfCPU()
-	own0, ownErr := ownWaits()
+	toolWaits := waitsFrom(ownWaits)
 	fmt.Fprintf(p.log, "%s: streaming for %s\n", p.name, p.duration)
 	t0 := time.Now().Add(100 * time.Millisecond)
 	end := t0.Add(p.duration)
@@ -206,26 +205,18 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 		}
 		r.serverCPU = cpu1 - cpu0
 	}
-	if p.metricsURL != "" && waitsErr == nil {
-		var waits1 schedWaits
-		if waits1, waitsErr = scrapeWaits(ctx, p.metricsURL); waitsErr == nil {
-			if r.waits, waitsErr = waits1.since(waits0); waitsErr == nil {
-				r.waitsKnown = true
-			}
+	if targetWaits != nil {
+		var err error
+		if r.waits, err = targetWaits(); err != nil {
+			fmt.Fprintf(p.log, "%s: scheduler waits not read: %v\n", p.name, err)
 		}
-	}
-	if waitsErr != nil {
-		fmt.Fprintf(p.log, "%s: scheduler waits not read: %v\n", p.name, waitsErr)
+		r.waitsKnown = err == nil
 	}
 	self1, _ := selfCPU()
 	r.selfCPU = self1 - self0
-	if ownErr == nil {
-		var own1 schedWaits
-		if own1, ownErr = ownWaits(); ownErr == nil {
-			r.ownWaits, ownErr = own1.since(own0)
-			r.ownWaitsKnown = ownErr == nil
-		}
-	}
+	var ownErr error
+	r.ownWaits, ownErr = toolWaits()
+	r.ownWaitsKnown = ownErr == nil
 	for _, d := range devs {
 		r.deviceErrs += d.errs.Load()
 		if e := d.firstError(); e != "" && r.firstErr == "" {
