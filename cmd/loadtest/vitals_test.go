@@ -121,6 +121,7 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 	defer srv.Close()
 	rel := httptest.NewServer(newRelay())
 	defer rel.Close()
+	keepTimestampsOn(t) // every delivery has its arrival time
 
 	// Both targets run in this process, whose CPU stands for theirs: enough
 	// for the report to pair them, round by round.
