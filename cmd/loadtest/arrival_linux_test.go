@@ -16,25 +16,10 @@ import (
 // TestArrivalConnKeepsTheKernelsReceiveTime: a read returns when the
 // kernel received its data, not when the reader got to read it.
 func TestArrivalConnKeepsTheKernelsReceiveTime(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	c, kept, peer := arrivalPair(t)
+	if c != net.Conn(kept) {
+		t.Fatalf("dialArrival gave %T, want the receive-time connection it kept", c)
 	}
-	defer ln.Close()
-	var kept *arrivalConn
-	c, err := dialArrival(&net.Dialer{}, &kept)(t.Context(), "tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if kept == nil || c != net.Conn(kept) {
-		t.Fatalf("dialArrival gave %T and kept %v; want the receive-time connection", c, kept)
-	}
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
 	if _, ok := kept.received(); ok {
 		t.Error("a receive time before anything was read")
 	}
@@ -78,12 +63,10 @@ func TestArrivalConnKeepsTheKernelsReceiveTime(t *testing.T) {
 	}
 }
 
-// keepTimestampsOn waits until the kernel gives reads receive times, and
-// keeps them on until the test ends. Once the first socket asks for them,
-// Linux turns them on for the whole system from a work queue, a moment
-// later: until then segments come without one (and the loadtest leaves out
-// a phase's arrival latencies if any delivery lacks one).
-func keepTimestampsOn(t *testing.T) {
+// arrivalPair is a loopback connection dialled with dialArrival, the
+// receive-time connection it kept, and its peer; they close when the test
+// ends.
+func arrivalPair(t *testing.T) (net.Conn, *arrivalConn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -102,8 +85,19 @@ func keepTimestampsOn(t *testing.T) {
 	}
 	t.Cleanup(func() { peer.Close() })
 	if kept == nil {
-		t.Fatal("no receive-time connection")
+		t.Fatal("dialArrival kept no receive-time connection")
 	}
+	return c, kept, peer
+}
+
+// keepTimestampsOn waits until the kernel gives reads receive times, and
+// keeps them on until the test ends. Once the first socket asks for them,
+// Linux turns them on for the whole system from a work queue, a moment
+// later: until then segments come without one (and the loadtest leaves out
+// a phase's arrival latencies if any delivery lacks one).
+func keepTimestampsOn(t *testing.T) {
+	t.Helper()
+	c, kept, peer := arrivalPair(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	b := []byte{0}
