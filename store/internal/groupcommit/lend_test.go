@@ -1,0 +1,94 @@
+package groupcommit
+
+import (
+	"context"
+	"runtime"
+	"testing"
+)
+
+// TestLendProcsAddsAPWhileCommitting: a Committer that lends commits with
+// one P more than the runtime's default and goes back to the default
+// before its caller hears; two lending at once share one extra P; one
+// that does not lend leaves the count alone.
+func TestLendProcsAddsAPWhileCommitting(t *testing.T) {
+	runtime.SetDefaultGOMAXPROCS()
+	base := runtime.GOMAXPROCS(0)
+	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
+
+	// A commit reports the Ps it ran with, and waits for hold.
+	type probe struct {
+		procs   chan int
+		hold    chan struct{}
+		started chan struct{}
+	}
+	newCommitter := func(p probe) *Committer[int] {
+		return New(func(_ context.Context, batch []int) ([]error, error) {
+			p.started <- struct{}{}
+			<-p.hold
+			p.procs <- runtime.GOMAXPROCS(0)
+			return make([]error, len(batch)), nil
+		}, 8)
+	}
+	a := probe{make(chan int, 4), make(chan struct{}), make(chan struct{}, 4)}
+	b := probe{make(chan int, 4), make(chan struct{}), make(chan struct{}, 4)}
+	ca, cb := newCommitter(a), newCommitter(b)
+	defer ca.Close()
+	defer cb.Close()
+
+	// Not lending: the count stays.
+	errs := make(chan error, 2)
+	go func() { errs <- ca.Do(t.Context(), 1) }()
+	<-a.started
+	a.hold <- struct{}{}
+	if got := <-a.procs; got != base {
+		t.Errorf("not lending: committed with %d Ps, want %d", got, base)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+
+	ca.LendProcs(true)
+	cb.LendProcs(true)
+	if !ca.LendsProcs() || !cb.LendsProcs() {
+		t.Fatal("LendsProcs: false after LendProcs(true)")
+	}
+	// Both commit at once: a's commit waits until b's has begun.
+	go func() { errs <- ca.Do(t.Context(), 2) }()
+	<-a.started
+	go func() { errs <- cb.Do(t.Context(), 3) }()
+	<-b.started
+	if got := runtime.GOMAXPROCS(0); got != base+1 {
+		t.Errorf("two lending commits in hand: %d Ps, want %d", got, base+1)
+	}
+	a.hold <- struct{}{}
+	if got := <-a.procs; got != base+1 {
+		t.Errorf("lending: committed with %d Ps, want %d", got, base+1)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	// a's is done and b's is not: the P stays lent.
+	if got := runtime.GOMAXPROCS(0); got != base+1 {
+		t.Errorf("one lending commit still in hand: %d Ps, want %d", got, base+1)
+	}
+	b.hold <- struct{}{}
+	<-b.procs
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	// The caller has its answer: the count is the default again.
+	if got := runtime.GOMAXPROCS(0); got != base {
+		t.Errorf("after the commits: %d Ps, want the default %d", got, base)
+	}
+
+	ca.LendProcs(false)
+	go func() { errs <- ca.Do(t.Context(), 4) }()
+	<-a.started
+	a.hold <- struct{}{}
+	if got := <-a.procs; got != base {
+		t.Errorf("lending off again: committed with %d Ps, want %d", got, base)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
