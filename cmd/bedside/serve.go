@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -251,26 +250,31 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-// initialProcs is the runtime's Ps as the process started.
-var initialProcs = runtime.GOMAXPROCS(0)
-
-// giveWriterAProc allows one more P than the runtime chose when the
-// store's readings are committed by a thread at a lowered priority (the
+// giveWriterAProc lends the store's writer one more P while it commits
+// when its readings are committed by a thread at a lowered priority (the
 // SQLite store's): that thread holds a P while it runs, and when the
 // kernel leaves it waiting, the P waits with it. Without the extra P, a
 // two-core node delivered live vitals with one P whenever a commit was in
-// hand (docs/benchmarks.md). GOMAXPROCS, when set, is left as it is.
+// hand; with it all the time, it spent a tenth more CPU per delivery
+// (docs/benchmarks.md). GOMAXPROCS, when set, is left as it is.
 func giveWriterAProc(st store.Store, getenv func(string) string, log *slog.Logger) {
-	w, ok := st.(interface{ WriterLowered() error })
-	if !ok || getenv("GOMAXPROCS") != "" {
+	w, ok := st.(interface {
+		WriterLowered() error
+		LendWriterAProc()
+	})
+	if !ok {
 		return
 	}
 	if err := w.WriterLowered(); err != nil {
 		log.Info("readings are committed at the server's priority", "reason", err)
 		return
 	}
-	runtime.GOMAXPROCS(initialProcs + 1)
-	log.Info("readings are committed by a thread at a lowered priority, with a P of its own", "gomaxprocs", initialProcs+1)
+	if getenv("GOMAXPROCS") != "" {
+		log.Info("readings are committed by a thread at a lowered priority, with the Ps GOMAXPROCS sets")
+		return
+	}
+	w.LendWriterAProc()
+	log.Info("readings are committed by a thread at a lowered priority, with one more P while they commit")
 }
 
 // openStore opens the record store the configuration selects.

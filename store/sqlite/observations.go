@@ -63,14 +63,20 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 	}
 	each := make([]error, len(batch))
 	now := time.Now()
+	// A batch of a slot's devices takes tens of milliseconds of CPU. A
+	// writer sharing the runtime's Ps lets the goroutines delivering live
+	// vitals run between devices, every millisecond of it, rather than
+	// wait for the scheduler to preempt the commit; one with its own
+	// (WriterHasAProc) has nothing to give way to.
+	yield, yielded := !s.WriterHasAProc(), now
 	for i, rq := range batch {
 		if each[i], err = st.appendOne(ctx, rq, now); err != nil {
 			return nil, err
 		}
-		// A batch of a slot's devices takes tens of milliseconds of CPU;
-		// let the goroutines delivering live vitals run between devices
-		// rather than wait for the scheduler to preempt the commit.
-		runtime.Gosched()
+		if yield && time.Since(yielded) >= time.Millisecond {
+			runtime.Gosched()
+			yielded = time.Now()
+		}
 	}
 	if err := st.flush(ctx); err != nil {
 		return nil, err
