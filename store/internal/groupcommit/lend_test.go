@@ -35,16 +35,23 @@ func TestLendProcsAddsAPWhileCommitting(t *testing.T) {
 	defer ca.Close()
 	defer cb.Close()
 
-	// Not lending: the count stays.
 	errs := make(chan error, 2)
-	go func() { errs <- ca.Do(t.Context(), 1) }()
-	<-a.started
-	a.hold <- struct{}{}
-	if got := <-a.procs; got != base {
-		t.Errorf("not lending: committed with %d Ps, want %d", got, base)
+	// commitAlone commits v through a, alone, and returns the Ps its
+	// commit ran with.
+	commitAlone := func(v int) int {
+		go func() { errs <- ca.Do(t.Context(), v) }()
+		<-a.started
+		a.hold <- struct{}{}
+		got := <-a.procs
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		return got
 	}
-	if err := <-errs; err != nil {
-		t.Fatal(err)
+
+	// Not lending: the count stays.
+	if got := commitAlone(1); got != base {
+		t.Errorf("not lending: committed with %d Ps, want %d", got, base)
 	}
 
 	ca.LendProcs(true)
@@ -82,13 +89,7 @@ func TestLendProcsAddsAPWhileCommitting(t *testing.T) {
 	}
 
 	ca.LendProcs(false)
-	go func() { errs <- ca.Do(t.Context(), 4) }()
-	<-a.started
-	a.hold <- struct{}{}
-	if got := <-a.procs; got != base {
+	if got := commitAlone(4); got != base {
 		t.Errorf("lending off again: committed with %d Ps, want %d", got, base)
-	}
-	if err := <-errs; err != nil {
-		t.Fatal(err)
 	}
 }
