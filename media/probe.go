@@ -240,9 +240,13 @@ func (a *allocator) steer(now time.Time, budget float64, step probeStep, sent fl
 			// The step was taken, or there is nothing left to probe for.
 			a.stopProbe(now, probeDone, "done")
 			return
-		case congested || stale || budget < pr.peak*0.95:
-			a.stopProbe(now, probeCongested, "congestion")
+		case congested || stale || a.estimateFell(budget, ready):
+			a.stopProbe(now, probeCongested, troubleWhy(congested, stale))
 			return
+		case budget < pr.peak*0.95:
+			// GCC capped its estimate at 1.5 times the rate it sees
+			// received (estimateFell): the climb goes on from here.
+			pr.peak = progress
 		case progress > pr.peak*probeRise:
 			pr.peak, pr.risen = progress, now
 		case now.Sub(pr.risen) >= probeStall:
@@ -271,12 +275,40 @@ func (a *allocator) steer(now time.Time, budget float64, step probeStep, sent fl
 // or went quiet, or its estimate fell; it reports whether the probe goes
 // on.
 func (a *allocator) healthy(now time.Time, budget float64) bool {
-	pr := &a.probe
-	if _, congested, stale := a.linkState(now); congested || stale || budget < pr.peak*0.95 {
-		a.stopProbe(now, probeCongested, "congestion")
+	if ready, congested, stale := a.linkState(now); congested || stale || a.estimateFell(budget, ready) {
+		a.stopProbe(now, probeCongested, troubleWhy(congested, stale))
 		return false
 	}
 	return true
+}
+
+// estimateFell reports whether the estimate fell 5% below the probe's
+// peak in a way that says the link did not carry the probe: GCC decreases
+// to 0.85 times the rate it sees received, under what was sent. When it
+// raises its estimate near the rates of its last decreases, Pion's GCC
+// also caps it at 1.5 times the rate received, so an estimate that rose
+// on a quiet link during the gap before a probe falls back as the probe
+// starts, before its padding has been seen; on fresh figures showing
+// normal delay and an increasing estimate, a fall that leaves the
+// estimate above what the link carried is that cap, not congestion.
+// Counted as a failure it had doubled the gap at each of several probes
+// on a free link, putting a paused video's top layer off by 16 s.
+func (a *allocator) estimateFell(budget float64, ready bool) bool {
+	pr := &a.probe
+	return budget < pr.peak*0.95 && (!ready || budget < pr.carried)
+}
+
+// troubleWhy names, for the log, what stopped a probe on a link in trouble:
+// the estimator's fresh figures showing congestion, figures gone stale, or
+// else the estimate fallen 5% below its peak.
+func troubleWhy(congested, stale bool) string {
+	switch {
+	case congested:
+		return "congestion"
+	case stale:
+		return "stale figures"
+	}
+	return "estimate fell"
 }
 
 // How a probe ended.
@@ -302,7 +334,16 @@ func (a *allocator) stopProbe(now time.Time, outcome int, why string) {
 	if outcome == probeCongested {
 		pr.proven, pr.troubleAt, pr.limited = 0, now, true
 	}
-	a.p.log.Debug("probe stopped", "track", pr.step.d.id, "why", why, "ran", now.Sub(pr.started).Round(time.Millisecond), "next", pr.next.Sub(now))
+	var usage, state string
+	var loss float64
+	if r, ok := a.bwe.(lossReporter); ok {
+		st := r.GetStats()
+		usage, _ = st["usage"].(string)
+		state, _ = st["state"].(string)
+		loss, _ = st["averageLoss"].(float64)
+	}
+	a.p.log.Debug("probe stopped", "track", pr.step.d.id, "why", why, "ran", now.Sub(pr.started).Round(time.Millisecond), "next", pr.next.Sub(now),
+		"budget", int(a.budget()), "peak", int(pr.peak), "carried", int(pr.carried), "usage", usage, "state", state, "loss", loss)
 	pr.active, pr.step, pr.rate, pr.credit = false, probeStep{}, 0, 0
 	if a.pace != nil {
 		a.pace.Stop()

@@ -67,3 +67,61 @@ func TestAProbeRunsWhileTheEstimateRises(t *testing.T) {
 		}
 	}
 }
+
+// Near the rates of its last decreases Pion's GCC caps its estimate at
+// 1.5 times the rate it sees received, so an estimate that rose during the
+// gap before a probe falls back as the probe starts. On fresh figures
+// showing normal delay and an increasing estimate, a fall that leaves the
+// estimate above what the link carried is that cap: the probe goes on. A
+// fall below it is a decrease, and the probe stops as failed.
+func TestAProbeGoesOnWhenGCCCapsItsEstimate(t *testing.T) {
+	a, video, audio := subscriberAndTracks(t)
+	q, h, o := video.addLayer(0, "q", nil), video.addLayer(1, "h", nil), audio.addLayer(0, "", nil)
+	vd, _ := subscribe(a, video, audio)
+	vd.mu.Lock()
+	vd.bound, vd.rtxSSRC, vd.hist = true, 1, make([]histEntry, histLen)
+	vd.mu.Unlock()
+	bwe := &gccBWE{}
+	al := &allocator{p: a, bwe: bwe}
+	at := time.Now()
+	const carried = 200_000.0 // what the subscriber is sent, in bits per second
+	tick := func(bps float64) {
+		t.Helper()
+		bwe.set(int(bps), "normal", "increase")
+		steady(q, at, 100_000, 320, 180)
+		steady(h, at, 3_000_000, 640, 360)
+		steady(o, at, 40_000, 0, 0)
+		vd.stats.bytes.Add(uint64(carried / 8 * allocInterval.Seconds()))
+		al.allocate(at)
+		at = at.Add(allocInterval)
+	}
+
+	bps := 400_000.0
+	for range 8 {
+		tick(bps)
+		bps *= 1.04
+	}
+	if !al.probe.active || vd.stats.probes.Load() != 1 {
+		t.Fatalf("after 4 s of a rising estimate: probe running %v, %d probes; want one running", al.probe.active, vd.stats.probes.Load())
+	}
+	if c := al.probe.carried; c < 0.9*carried || c > 1.1*carried {
+		t.Fatalf("carried rate %.0f bit/s, want about %.0f", c, carried)
+	}
+	// Capped at 1.5 times what is carried, then rising again.
+	bps = 1.5 * carried
+	for range 6 {
+		tick(bps)
+		bps *= 1.04
+		if !al.probe.active || vd.stats.probes.Load() != 1 {
+			t.Fatalf("after the estimate fell to %.0f bit/s, over the %.0f carried: probe running %v, %d probes; want the first running", bps, carried, al.probe.active, vd.stats.probes.Load())
+		}
+	}
+	// A fall under what the link carried: the link did not carry it.
+	tick(0.85 * carried)
+	if al.probe.active {
+		t.Fatalf("the probe goes on after the estimate fell to %.0f bit/s, under the %.0f carried", 0.85*carried, carried)
+	}
+	if gap := al.probe.next.Sub(at.Add(-allocInterval)); gap != probeMinGap {
+		t.Fatalf("after the failed probe the next waits %v, want %v", gap, probeMinGap)
+	}
+}
