@@ -246,6 +246,7 @@ func (a *allocator) steer(now time.Time, budget float64, step probeStep, sent fl
 		case budget < pr.peak*0.95:
 			// GCC capped its estimate at 1.5 times the rate it sees
 			// received (estimateFell): the climb goes on from here.
+			a.p.log.Debug("probe goes on", "track", pr.step.d.id, "budget", int(budget), "peak", int(pr.peak), "carried", int(pr.carried))
 			pr.peak = progress
 		case progress > pr.peak*probeRise:
 			pr.peak, pr.risen = progress, now
