@@ -243,9 +243,10 @@ func (a *allocator) steer(now time.Time, budget float64, step probeStep, sent fl
 		case congested || stale || a.estimateFell(budget, ready):
 			a.stopProbe(now, probeCongested, troubleWhy(congested, stale))
 			return
-		case budget < pr.peak*0.95:
+		case budget < pr.peak*0.95 && now.Sub(pr.risen) < probeStall:
 			// GCC capped its estimate at 1.5 times the rate it sees
-			// received (estimateFell): the climb goes on from here.
+			// received (estimateFell): the climb goes on from here, and
+			// must rise again within probeStall like any other.
 			a.p.log.Debug("probe goes on", "track", pr.step.d.id, "budget", int(budget), "peak", int(pr.peak), "carried", int(pr.carried))
 			pr.peak = progress
 		case progress > pr.peak*probeRise:

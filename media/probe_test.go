@@ -68,6 +68,62 @@ func TestAProbeRunsWhileTheEstimateRises(t *testing.T) {
 	}
 }
 
+// capProbe is a subscriber with q and h layers of video, and audio, on a
+// link that carries 200 kbit/s to it; tick runs one allocation with GCC's
+// estimate at bps, normal and increasing.
+type capProbe struct {
+	t     *testing.T
+	al    *allocator
+	vd    *downTrack
+	at    time.Time
+	bwe   *gccBWE
+	q, h  *layer
+	audio *layer
+}
+
+const capCarried = 200_000.0 // what the subscriber is sent, in bits per second
+
+func newCapProbe(t *testing.T) *capProbe {
+	a, video, audio := subscriberAndTracks(t)
+	p := &capProbe{t: t, at: time.Now(), bwe: &gccBWE{}}
+	p.q, p.h, p.audio = video.addLayer(0, "q", nil), video.addLayer(1, "h", nil), audio.addLayer(0, "", nil)
+	p.vd, _ = subscribe(a, video, audio)
+	p.vd.mu.Lock()
+	p.vd.bound, p.vd.rtxSSRC, p.vd.hist = true, 1, make([]histEntry, histLen)
+	p.vd.mu.Unlock()
+	p.al = &allocator{p: a, bwe: p.bwe}
+	return p
+}
+
+func (p *capProbe) tick(bps float64) {
+	p.t.Helper()
+	p.bwe.set(int(bps), "normal", "increase")
+	steady(p.q, p.at, 100_000, 320, 180)
+	steady(p.h, p.at, 3_000_000, 640, 360)
+	steady(p.audio, p.at, 40_000, 0, 0)
+	p.vd.stats.bytes.Add(uint64(capCarried / 8 * allocInterval.Seconds()))
+	p.al.allocate(p.at)
+	p.at = p.at.Add(allocInterval)
+}
+
+// startProbe raises the estimate for 4 s, which starts one probe, and
+// returns the estimate it reached.
+func (p *capProbe) startProbe() float64 {
+	p.t.Helper()
+	bps := 400_000.0
+	for range 8 {
+		p.tick(bps)
+		bps *= 1.04
+	}
+	if !p.al.probe.active || p.vd.stats.probes.Load() != 1 {
+		p.t.Fatalf("after 4 s of a rising estimate: probe running %v, %d probes; want one running", p.al.probe.active, p.vd.stats.probes.Load())
+	}
+	if c := p.al.probe.carried; c < 0.9*capCarried || c > 1.1*capCarried {
+		p.t.Fatalf("carried rate %.0f bit/s, want about %.0f", c, capCarried)
+	}
+	return bps
+}
+
 // Near the rates of its last decreases Pion's GCC caps its estimate at
 // 1.5 times the rate it sees received, so an estimate that rose during the
 // gap before a probe falls back as the probe starts. On fresh figures
@@ -75,53 +131,45 @@ func TestAProbeRunsWhileTheEstimateRises(t *testing.T) {
 // estimate above what the link carried is that cap: the probe goes on. A
 // fall below it is a decrease, and the probe stops as failed.
 func TestAProbeGoesOnWhenGCCCapsItsEstimate(t *testing.T) {
-	a, video, audio := subscriberAndTracks(t)
-	q, h, o := video.addLayer(0, "q", nil), video.addLayer(1, "h", nil), audio.addLayer(0, "", nil)
-	vd, _ := subscribe(a, video, audio)
-	vd.mu.Lock()
-	vd.bound, vd.rtxSSRC, vd.hist = true, 1, make([]histEntry, histLen)
-	vd.mu.Unlock()
-	bwe := &gccBWE{}
-	al := &allocator{p: a, bwe: bwe}
-	at := time.Now()
-	const carried = 200_000.0 // what the subscriber is sent, in bits per second
-	tick := func(bps float64) {
-		t.Helper()
-		bwe.set(int(bps), "normal", "increase")
-		steady(q, at, 100_000, 320, 180)
-		steady(h, at, 3_000_000, 640, 360)
-		steady(o, at, 40_000, 0, 0)
-		vd.stats.bytes.Add(uint64(carried / 8 * allocInterval.Seconds()))
-		al.allocate(at)
-		at = at.Add(allocInterval)
-	}
-
-	bps := 400_000.0
-	for range 8 {
-		tick(bps)
-		bps *= 1.04
-	}
-	if !al.probe.active || vd.stats.probes.Load() != 1 {
-		t.Fatalf("after 4 s of a rising estimate: probe running %v, %d probes; want one running", al.probe.active, vd.stats.probes.Load())
-	}
-	if c := al.probe.carried; c < 0.9*carried || c > 1.1*carried {
-		t.Fatalf("carried rate %.0f bit/s, want about %.0f", c, carried)
-	}
+	p := newCapProbe(t)
+	p.startProbe()
 	// Capped at 1.5 times what is carried, then rising again.
-	bps = 1.5 * carried
+	bps := 1.5 * capCarried
 	for range 6 {
-		tick(bps)
+		p.tick(bps)
 		bps *= 1.04
-		if !al.probe.active || vd.stats.probes.Load() != 1 {
-			t.Fatalf("after the estimate fell to %.0f bit/s, over the %.0f carried: probe running %v, %d probes; want the first running", bps, carried, al.probe.active, vd.stats.probes.Load())
+		if !p.al.probe.active || p.vd.stats.probes.Load() != 1 {
+			t.Fatalf("after the estimate fell to %.0f bit/s, over the %.0f carried: probe running %v, %d probes; want the first running", bps, capCarried, p.al.probe.active, p.vd.stats.probes.Load())
 		}
 	}
 	// A fall under what the link carried: the link did not carry it.
-	tick(0.85 * carried)
-	if al.probe.active {
-		t.Fatalf("the probe goes on after the estimate fell to %.0f bit/s, under the %.0f carried", 0.85*carried, carried)
+	p.tick(0.85 * capCarried)
+	if p.al.probe.active {
+		t.Fatalf("the probe goes on after the estimate fell to %.0f bit/s, under the %.0f carried", 0.85*capCarried, capCarried)
 	}
-	if gap := al.probe.next.Sub(at.Add(-allocInterval)); gap != probeMinGap {
+	if gap := p.al.probe.next.Sub(p.at.Add(-allocInterval)); gap != probeMinGap {
 		t.Fatalf("after the failed probe the next waits %v, want %v", gap, probeMinGap)
+	}
+}
+
+// A probe that goes on through GCC's cap must still rise again: an
+// estimate that keeps falling, though above what the link carries, stops
+// it as stalled once probeStall has passed without a rise.
+func TestAProbeThroughGCCsCapStillStalls(t *testing.T) {
+	p := newCapProbe(t)
+	bps := p.startProbe()
+	started := p.al.probe.risen
+	for p.al.probe.active {
+		if p.at.Sub(started) > probeStall+2*allocInterval {
+			t.Fatalf("the probe still runs %v after its last rise, its estimate falling to %.0f bit/s", p.at.Sub(started), bps)
+		}
+		bps = max(bps*0.94, 1.2*capCarried) // 6% down a tick, never under the carried rate
+		p.tick(bps)
+	}
+	if p.vd.stats.probes.Load() != 1 {
+		t.Fatalf("%d probes; want the one", p.vd.stats.probes.Load())
+	}
+	if stopped := p.at.Add(-allocInterval); p.al.probe.troubleAt.Equal(stopped) {
+		t.Error("the probe was stopped as congested, not as stalled")
 	}
 }
