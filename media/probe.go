@@ -103,11 +103,14 @@ type prober struct {
 	prevAt    time.Time
 	troubleAt time.Time
 	// The estimator's last delay measurement, and when it changed; and
-	// what the last look at its figures found.
+	// what the last look at its figures found, and those figures (for the
+	// log).
 	ready, congested, stale bool
 	seen                    bool
 	measure                 float64
 	updated                 time.Time
+	usage, state            string
+	loss                    float64
 }
 
 // provenLimit is the rate a step up may take the subscriber to: +Inf
@@ -146,10 +149,13 @@ func (a *allocator) linkState(now time.Time) (ready, congested, stale bool) {
 		return false, false, true
 	}
 	st := r.GetStats()
-	usage, _ := st["usage"].(string)
-	state, _ := st["state"].(string)
-	m, _ := st["delayMeasurement"].(float64)
 	pr := &a.probe
+	pr.usage, _ = st["usage"].(string)
+	pr.state, _ = st["state"].(string)
+	// The estimator's own loss: a paused track's last receiver report is
+	// as old as the pause.
+	pr.loss, _ = st["averageLoss"].(float64)
+	m, _ := st["delayMeasurement"].(float64)
 	switch {
 	case !pr.seen:
 		pr.seen, pr.measure = true, m
@@ -159,12 +165,9 @@ func (a *allocator) linkState(now time.Time) (ready, congested, stale bool) {
 	if pr.updated.IsZero() || now.Sub(pr.updated) >= probeStale {
 		return false, false, true
 	}
-	// The estimator's own loss: a paused track's last receiver report is
-	// as old as the pause.
-	loss, _ := st["averageLoss"].(float64)
-	lossy := loss >= probeLoss
-	congested = lossy || usage == "overuse" || state == "decrease"
-	ready = !lossy && usage == "normal" && state == "increase"
+	lossy := pr.loss >= probeLoss
+	congested = lossy || pr.usage == "overuse" || pr.state == "decrease"
+	ready = !lossy && pr.usage == "normal" && pr.state == "increase"
 	return ready, congested, false
 }
 
@@ -336,16 +339,9 @@ func (a *allocator) stopProbe(now time.Time, outcome int, why string) {
 	if outcome == probeCongested {
 		pr.proven, pr.troubleAt, pr.limited = 0, now, true
 	}
-	var usage, state string
-	var loss float64
-	if r, ok := a.bwe.(lossReporter); ok {
-		st := r.GetStats()
-		usage, _ = st["usage"].(string)
-		state, _ = st["state"].(string)
-		loss, _ = st["averageLoss"].(float64)
-	}
+	// The figures are those the last look at the estimator read.
 	a.p.log.Debug("probe stopped", "track", pr.step.d.id, "why", why, "ran", now.Sub(pr.started).Round(time.Millisecond), "next", pr.next.Sub(now),
-		"budget", int(a.budget()), "peak", int(pr.peak), "carried", int(pr.carried), "usage", usage, "state", state, "loss", loss)
+		"budget", int(a.budget()), "peak", int(pr.peak), "carried", int(pr.carried), "usage", pr.usage, "state", pr.state, "loss", pr.loss)
 	pr.active, pr.step, pr.rate, pr.credit = false, probeStep{}, 0, 0
 	if a.pace != nil {
 		a.pace.Stop()
