@@ -63,6 +63,9 @@ const (
 	// stays congested four failed probes reach it, each stopped at the
 	// first sign of congestion.
 	probeMaxGap = 16 * time.Second
+	// probeFall is how far under a probe's peak its estimate may fall
+	// before the probe asks why (estimateFell).
+	probeFall = 0.95
 )
 
 // provenSlack is how far over what the link was seen to carry a step up
@@ -246,7 +249,7 @@ func (a *allocator) steer(now time.Time, budget float64, step probeStep, sent fl
 		case congested || stale || a.estimateFell(budget, ready):
 			a.stopProbe(now, probeCongested, troubleWhy(congested, stale))
 			return
-		case budget < pr.peak*0.95 && now.Sub(pr.risen) < probeStall:
+		case budget < pr.peak*probeFall && now.Sub(pr.risen) < probeStall:
 			// GCC capped its estimate at 1.5 times the rate it sees
 			// received (estimateFell): the climb goes on from here, and
 			// must rise again within probeStall like any other.
@@ -287,8 +290,8 @@ func (a *allocator) healthy(now time.Time, budget float64) bool {
 	return true
 }
 
-// estimateFell reports whether the estimate fell 5% below the probe's
-// peak in a way that says the link did not carry the probe: GCC decreases
+// estimateFell reports whether the estimate fell below probeFall of the
+// probe's peak in a way that says the link did not carry the probe: GCC decreases
 // to 0.85 times the rate it sees received, under what was sent. When it
 // raises its estimate near the rates of its last decreases, Pion's GCC
 // also caps it at 1.5 times the rate received, so an estimate that rose
@@ -300,12 +303,12 @@ func (a *allocator) healthy(now time.Time, budget float64) bool {
 // on a free link, putting a paused video's top layer off by 16 s.
 func (a *allocator) estimateFell(budget float64, ready bool) bool {
 	pr := &a.probe
-	return budget < pr.peak*0.95 && (!ready || budget < pr.carried)
+	return budget < pr.peak*probeFall && (!ready || budget < pr.carried)
 }
 
 // troubleWhy names, for the log, what stopped a probe on a link in trouble:
 // the estimator's fresh figures showing congestion, figures gone stale, or
-// else the estimate fallen 5% below its peak.
+// else the estimate fallen below probeFall of its peak.
 func troubleWhy(congested, stale bool) string {
 	switch {
 	case congested:
