@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -48,7 +49,7 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 	st := &s.appending
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := st.prepare(ctx, hasRelayed(batch)); err != nil {
+	if err := st.prepare(ctx); err != nil {
 		return nil, err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -59,6 +60,9 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 	st.begin(tx)
 	defer st.end()
 	if err := st.readLastSeqs(ctx, batch); err != nil {
+		return nil, err
+	}
+	if err := st.readMaxID(ctx); err != nil {
 		return nil, err
 	}
 	each := make([]error, len(batch))
@@ -78,7 +82,7 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 			yielded = time.Now()
 		}
 	}
-	if err := st.flush(ctx); err != nil {
+	if err := st.flushQueue(ctx, &st.packs); err != nil {
 		return nil, err
 	}
 	if err := st.advanceLastSeqs(ctx); err != nil {
@@ -112,15 +116,19 @@ type appender struct {
 	list              []byte // a statement's JSON argument
 
 	seen map[seqCode]bool // the call's readings stored so far
-	// The rows to insert, of every device of the commit, go in as few
+	// The packs of the call in hand (see pack), in the order they were
+	// opened, and the readings of each.
+	open []openPack
+	// The packs to insert, of every device of the commit, go in as few
 	// statements as they fit: a statement's own cost (binding, stepping,
-	// resetting) is most of a small row's, and a slot's devices each add
-	// a handful of rows a second. The readings a relay relayed from a
-	// device it named go in statements of their own, which bind the
-	// device (relayed_id); the others' statements leave it 0, so a
-	// direct device's rows bind nothing more.
-	direct, relayed rowQueue
-	boxes           boxes
+	// resetting) is most of a small row's.
+	packs rowQueue
+	boxes boxes
+	// nextID is the ID the commit's next reading takes: above every ID
+	// of both tables, read once a commit by maxID.
+	maxID  *sql.Stmt
+	nextID int64
+	blobs  []byte // the queued packs' readings, which their rows slice
 
 	// The minutes in which a patient has readings of a code
 	// (observation_minutes), where a sample of the patient's readings
@@ -157,12 +165,34 @@ type rowQueue struct {
 	txInserts [insertSizes]*sql.Stmt // the same, in the commit in hand
 }
 
-// The values of one observation row: a direct one's, and a relayed
-// one's, which names its relayed device too.
-const (
-	insertColumns        = 9
-	insertRelayedColumns = insertColumns + 1
-)
+// openPack is a pack of the call in hand, before it is encoded.
+type openPack struct {
+	patient, device, relayed, minute int64
+	obs                              []store.Observation
+	codes                            []packCode
+}
+
+// takes reports whether o may go in p: of its patient, device, relayed
+// device and minute, and within a pack's bounds.
+func (p *openPack) takes(o *store.Observation, minute int64) bool {
+	if p.patient != o.PatientID || p.device != o.DeviceID || p.relayed != o.Relayed || p.minute != minute || len(p.obs) == maxPackReadings {
+		return false
+	}
+	for i := range p.codes {
+		if p.codes[i].code == o.Code {
+			p.codes[i].n++
+			return true
+		}
+	}
+	if len(p.codes) == maxPackCodes {
+		return false
+	}
+	p.codes = append(p.codes, packCode{o.Code, 1})
+	return true
+}
+
+// packColumns are the values of one observation_packs row.
+const packColumns = 10
 
 // insertRows is the most rows one INSERT takes: 640 variables at most, well under
 // SQLite's limit. It is a power of two, 1<<(insertSizes-1).
@@ -177,6 +207,11 @@ const (
 const lastSeqsQuery = `SELECT id, last_seq FROM credentials
 	WHERE id IN (SELECT value FROM json_each(?)) AND +kind = 'device'`
 
+// maxIDQuery finds the largest reading ID of both tables: the last
+// pack's last reading, or the last row.
+const maxIDQuery = `SELECT max(coalesce((SELECT max(id) FROM observations), 0),
+	coalesce((SELECT id + n - 1 FROM observation_packs ORDER BY id DESC LIMIT 1), 0))`
+
 // addMinuteQuery records a minute with readings of a patient's code.
 const addMinuteQuery = `INSERT OR IGNORE INTO observation_minutes (patient_id, code, minute) VALUES (?, ?, ?)`
 
@@ -190,7 +225,7 @@ const advanceQuery = `UPDATE credentials SET last_seq = max(last_seq, a.value)
 // begin takes tx as the commit in hand.
 func (st *appender) begin(tx *sql.Tx) {
 	st.tx = tx
-	st.direct.cols, st.relayed.cols = insertColumns, insertRelayedColumns
+	st.packs.cols = packColumns
 	if st.stored == nil {
 		st.found, st.stored = make(map[int64]int64), make(map[int64]int64)
 		st.seen = make(map[seqCode]bool)
@@ -200,16 +235,15 @@ func (st *appender) begin(tx *sql.Tx) {
 
 // end forgets the commit in hand.
 func (st *appender) end() {
-	for _, q := range []*rowQueue{&st.direct, &st.relayed} {
-		for i, s := range q.txInserts {
-			if s != nil {
-				s.Close() // the transaction's handle; the statement stays prepared
-				q.txInserts[i] = nil
-			}
+	q := &st.packs
+	for i, s := range q.txInserts {
+		if s != nil {
+			s.Close() // the transaction's handle; the statement stays prepared
+			q.txInserts[i] = nil
 		}
-		clear(q.rows)
-		q.rows = q.rows[:0]
 	}
+	clear(q.rows)
+	q.rows, st.blobs = q.rows[:0], st.blobs[:0]
 	clear(st.found)
 	clear(st.stored)
 	clear(st.seen)
@@ -222,32 +256,19 @@ func (st *appender) end() {
 func (st *appender) close() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	stmts := append([]*sql.Stmt{st.lastSeqs, st.advance, st.addMinute}, st.direct.inserts[:]...)
-	for _, s := range append(stmts, st.relayed.inserts[:]...) {
+	stmts := append([]*sql.Stmt{st.lastSeqs, st.advance, st.addMinute, st.maxID}, st.packs.inserts[:]...)
+	for _, s := range stmts {
 		if s != nil {
 			s.Close()
 		}
 	}
 }
 
-// hasRelayed reports whether a batch holds a relayed reading.
-func hasRelayed(batch []appendReq) bool {
-	for _, rq := range batch {
-		for _, o := range rq.obs {
-			if o.Relayed != 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// prepare prepares the statements on the writer's pool, once; those of
-// relayed rows once a commit has one (a store whose devices relay none
-// keeps none of them: the largest takes 640 variables). It cannot in a
-// transaction: the pool's one connection is the transaction's.
-func (st *appender) prepare(ctx context.Context, relayed bool) error {
-	if st.lastSeqs != nil && (!relayed || st.relayed.inserts[0] != nil) {
+// prepare prepares the statements on the writer's pool, once. It
+// cannot in a transaction: the pool's one connection is the
+// transaction's.
+func (st *appender) prepare(ctx context.Context) error {
+	if st.lastSeqs != nil {
 		return nil
 	}
 	type stmt struct {
@@ -255,18 +276,12 @@ func (st *appender) prepare(ctx context.Context, relayed bool) error {
 		query string
 	}
 	var stmts []stmt
-	for k, q := range insertQueries(false) {
-		stmts = append(stmts, stmt{&st.direct.inserts[k], q})
-	}
-	if relayed {
-		// inserts[0] last: once it is prepared, all are.
-		qs := insertQueries(true)
-		for k := len(qs) - 1; k >= 0; k-- {
-			stmts = append(stmts, stmt{&st.relayed.inserts[k], qs[k]})
-		}
+	for k, q := range insertQueries() {
+		stmts = append(stmts, stmt{&st.packs.inserts[k], q})
 	}
 	// lastSeqs last: once it is prepared, all are.
-	stmts = append(stmts, stmt{&st.advance, advanceQuery}, stmt{&st.addMinute, addMinuteQuery}, stmt{&st.lastSeqs, lastSeqsQuery})
+	stmts = append(stmts, stmt{&st.advance, advanceQuery}, stmt{&st.addMinute, addMinuteQuery},
+		stmt{&st.maxID, maxIDQuery}, stmt{&st.lastSeqs, lastSeqsQuery})
 	for _, s := range stmts {
 		if *s.p != nil {
 			continue
@@ -277,6 +292,18 @@ func (st *appender) prepare(ctx context.Context, relayed bool) error {
 		}
 		*s.p = prepared
 	}
+	return nil
+}
+
+// readMaxID finds the ID the commit's first reading takes.
+func (st *appender) readMaxID(ctx context.Context) error {
+	stmt := st.tx.StmtContext(ctx, st.maxID)
+	defer stmt.Close()
+	var id int64
+	if err := stmt.QueryRowContext(ctx).Scan(&id); err != nil {
+		return err
+	}
+	st.nextID = id + 1
 	return nil
 }
 
@@ -362,40 +389,62 @@ func (st *appender) committed() {
 	}
 }
 
-// add queues one row, and inserts what is queued once a statement's worth is.
-func (st *appender) add(ctx context.Context, o store.Observation) error {
+// add puts o in the call's pack of its patient, device, relayed device
+// and minute.
+func (st *appender) add(o store.Observation) {
 	at := ms(o.EffectiveAt)
+	minute := minuteOf(at)
 	pc := patientCode{o.PatientID, o.Code}
-	if h, known := st.minutes[pc]; !known || h != at/minuteMillis {
-		st.newMinutes[codeMinute{pc, at / minuteMillis}] = true
+	if h, known := st.minutes[pc]; !known || h != minute {
+		st.newMinutes[codeMinute{pc, minute}] = true
 	}
-	var flags any // NULL for none: the INSERT stores ''
-	if len(o.Flags) > 0 {
-		if f := store.JoinFlags(o.Flags); f != "" {
-			flags = f
+	for i := range st.open {
+		if p := &st.open[i]; p.takes(&o, minute) {
+			p.obs = append(p.obs, o)
+			return
 		}
 	}
-	b := &st.boxes
-	q := &st.direct
-	if o.Relayed != 0 {
-		q = &st.relayed
+	if len(st.open) < cap(st.open) {
+		st.open = st.open[:len(st.open)+1] // keeps the readings' buffer
+	} else {
+		st.open = append(st.open, openPack{})
 	}
-	q.rows = append(q.rows, b.patient.box(o.PatientID), b.device.box(o.DeviceID), o.Seq, b.text(o.Code), o.Value, b.text(o.Unit), at, b.received.box(ms(o.ReceivedAt)), flags)
-	if o.Relayed != 0 {
-		q.rows = append(q.rows, b.relayed.box(o.Relayed))
-	}
-	if len(q.rows) < insertRows*q.cols {
-		return nil
-	}
-	return st.flushQueue(ctx, q)
+	p := &st.open[len(st.open)-1]
+	p.patient, p.device, p.relayed, p.minute = o.PatientID, o.DeviceID, o.Relayed, minute
+	p.obs = append(p.obs[:0], o)
+	p.codes = append(p.codes[:0], packCode{o.Code, 1})
 }
 
-// flush inserts the queued rows.
-func (st *appender) flush(ctx context.Context) error {
-	if err := st.flushQueue(ctx, &st.direct); err != nil {
-		return err
+// queueOpen encodes the call's packs, takes their IDs, and queues them,
+// inserting what is queued once a statement's worth is.
+func (st *appender) queueOpen(ctx context.Context) error {
+	for i := range st.open {
+		p := &st.open[i]
+		first, flagged := ms(p.obs[0].EffectiveAt), false
+		last := first
+		for _, o := range p.obs {
+			first, last = min(first, ms(o.EffectiveAt)), max(last, ms(o.EffectiveAt))
+			flagged = flagged || len(o.Flags) > 0 && store.JoinFlags(o.Flags) != ""
+		}
+		received := ms(p.obs[0].ReceivedAt)
+		start := len(st.blobs)
+		st.blobs = appendPack(st.blobs, p.obs, p.codes, first, received)
+		b := &st.boxes
+		q := &st.packs
+		q.rows = append(q.rows, st.nextID, b.patient.box(p.patient), b.device.box(p.device), b.relayed.box(p.relayed),
+			b.received.box(received), first, last, len(p.obs), flagged, st.blobs[start:len(st.blobs):len(st.blobs)])
+		st.nextID += int64(len(p.obs))
+		clear(p.obs) // hold no caller's strings
+		clear(p.codes)
+		p.obs, p.codes = p.obs[:0], p.codes[:0]
+		if len(q.rows) >= insertRows*q.cols {
+			if err := st.flushQueue(ctx, q); err != nil {
+				return err
+			}
+		}
 	}
-	return st.flushQueue(ctx, &st.relayed)
+	st.open = st.open[:0]
+	return nil
 }
 
 // flushQueue inserts q's rows: a full statement's worth with one
@@ -419,7 +468,7 @@ func (st *appender) flushQueue(ctx context.Context, q *rowQueue) error {
 		n -= size
 	}
 	clear(q.rows)
-	q.rows = q.rows[:0]
+	q.rows, st.blobs = q.rows[:0], st.blobs[:0]
 	return nil
 }
 
@@ -464,22 +513,17 @@ func (b *boxes) text(s string) any {
 	return t.box
 }
 
-// insertQueries are the INSERTs of 1<<k observation rows, by k: of
-// relayed rows, which bind relayed_id, or of others, which leave it 0.
-func insertQueries(relayed bool) []string {
-	cols, row := ``, `(?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''))`
-	if relayed {
-		cols, row = `, relayed_id`, `(?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''), ?)`
-	}
+// insertQueries are the INSERTs of 1<<k packs, by k.
+func insertQueries() []string {
 	qs := make([]string, insertSizes)
 	for k := range qs {
 		var q strings.Builder
-		q.WriteString(`INSERT INTO observations (patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags` + cols + `) VALUES `)
+		q.WriteString(`INSERT INTO observation_packs (id, patient_id, device_id, relayed_id, received_at, first_at, last_at, n, flagged, readings) VALUES `)
 		for i := range 1 << k {
 			if i > 0 {
 				q.WriteByte(',')
 			}
-			q.WriteString(row)
+			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		}
 		qs[k] = q.String()
 	}
@@ -498,6 +542,13 @@ type seqCode struct {
 func (st *appender) appendOne(ctx context.Context, rq appendReq, now time.Time) (mine, failed error) {
 	if err := store.CheckSequenced(rq.deviceID, rq.lastSeq, rq.obs); err != nil {
 		return err, nil
+	}
+	for _, o := range rq.obs {
+		// SQLite stored NaN as NULL, which the rows refused, failing
+		// the whole commit; a pack would keep it. Neither is a reading.
+		if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) {
+			return fmt.Errorf("reading %s at %v: value %v is not a number", o.Code, o.EffectiveAt, o.Value), nil
+		}
 	}
 	var stored int64 // readings numbered up to here are stored already
 	if rq.deviceID != 0 {
@@ -527,24 +578,9 @@ func (st *appender) appendOne(ctx context.Context, rq appendReq, now time.Time) 
 		if o.ReceivedAt.IsZero() {
 			o.ReceivedAt = now
 		}
-		if err := st.add(ctx, o); err != nil {
-			return nil, err
-		}
+		st.add(o)
 	}
-	return nil, nil
-}
-
-// ObservationsBetween lists a patient's observations effective in [from,
-// to), by effective time then ID.
-func (s *DB) ObservationsBetween(ctx context.Context, patientID int64, from, to time.Time) ([]store.Observation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+obsCols+`
-		FROM observations WHERE patient_id = ? AND effective_at >= ? AND effective_at < ? ORDER BY effective_at, id`,
-		patientID, ms(from), ms(to))
-	out, err := collect(rows, err, scanObservation)
-	if err != nil {
-		return nil, wrap(err, "list observations of patient %d", patientID)
-	}
-	return out, nil
+	return nil, st.queueOpen(ctx)
 }
 
 // AppendDeviceEvent stores a device connecting or disconnecting.

@@ -16,7 +16,8 @@ import (
 // counts and pages exactly what one condition over the table does: many
 // codes, dense and sparse, ranges on and off minute edges (before 1970
 // too, where the minutes' division truncates toward zero), panels, the
-// device filter and pages across minutes.
+// device filter and pages across minutes. So does the search of the same
+// readings partly in packs, against them all in rows.
 func TestSearchByMinuteMatchesScan(t *testing.T) {
 	ctx := context.Background()
 	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
@@ -73,6 +74,7 @@ func TestSearchByMinuteMatchesScan(t *testing.T) {
 	}
 	commit(d1, p, t0, []string{hr, spo2, rr}, second...)
 	commit(d1, p, t0, []string{hr, spo2, rr}, first...)
+	unpack(t, db) // those as rows, stored before packs; the rest packs
 	// Panels on minute edges, two devices' at one time, and by hand.
 	commit(d1, p, t0, panel, 60*time.Second-ms, 60*time.Second, 125500*ms, 300*time.Second-ms, 599*time.Second)
 	commit(d2, p, t0, panel, 60*time.Second, 61*time.Second)
@@ -86,6 +88,7 @@ func TestSearchByMinuteMatchesScan(t *testing.T) {
 	commit(d3, other, t0, []string{hr, store.CodeSystolic}, 0, 60*time.Second, 61*time.Second)
 	commit(0, other, t0, []string{temp}, 60*time.Second)
 
+	rows := unpacked(t, db)
 	codeSets := [][]string{
 		{store.CodeSystolic}, {store.CodeDiastolic}, panel, {temp}, {hr},
 		{hr, store.CodeSystolic}, {temp, store.CodeDiastolic, rr}, {"none"}, {"none", temp},
@@ -130,16 +133,18 @@ func TestSearchByMinuteMatchesScan(t *testing.T) {
 						q := store.ObservationQuery{PatientID: w.patient, DeviceID: w.device, Codes: codes,
 							From: sp.from, To: sp.to, Panels: panels, Limit: pg[0], Offset: pg[1]}
 						name := fmt.Sprintf("%+v", q)
-						want, wantTotal, err := db.searchAll(ctx, q)
+						want, wantTotal, err := rows.searchAll(ctx, q)
 						if err != nil {
 							t.Fatal(name, err)
 						}
-						got, total, err := db.SearchObservations(ctx, q)
-						if err != nil {
-							t.Fatal(name, err)
-						}
-						if total != wantTotal || len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
-							t.Fatalf("%s: %d of %d, want %d of %d:\ngot  %v\nwant %v", name, len(got), total, len(want), wantTotal, ids(got), ids(want))
+						for _, st := range []*DB{rows, db} {
+							got, total, err := st.SearchObservations(ctx, q)
+							if err != nil {
+								t.Fatal(name, err)
+							}
+							if total != wantTotal || len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
+								t.Fatalf("%s (packs: %v): %d of %d, want %d of %d:\ngot  %v\nwant %v", name, st == db, len(got), total, len(want), wantTotal, ids(got), ids(want))
+							}
 						}
 						searches++
 						if len(want) > 0 {

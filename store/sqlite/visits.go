@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"time"
 
 	"github.com/bedside-health/bedside/store"
 )
@@ -20,24 +19,6 @@ func scanObservation(r scanner) (store.Observation, error) {
 	err := r.Scan(&o.ID, &o.PatientID, &o.DeviceID, &o.Seq, &o.Code, &o.Value, &o.Unit, &eff, &rec, &flags, &o.Relayed)
 	o.EffectiveAt, o.ReceivedAt, o.Flags = at(eff), at(rec), store.SplitFlags(flags)
 	return o, err
-}
-
-// ObservationByID finds one stored observation.
-func (s *DB) ObservationByID(ctx context.Context, id int64) (store.Observation, error) {
-	o, err := scanObservation(s.r.QueryRowContext(ctx, `SELECT `+obsCols+` FROM observations WHERE id = ?`, id))
-	if err != nil {
-		return o, wrap(err, "observation %d", id)
-	}
-	return o, nil
-}
-
-// SearchObservations returns one page of the observations q selects and
-// how many it selects in all.
-func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error) {
-	if len(q.Codes) > 0 && (q.PatientID != 0 || q.DeviceID != 0) {
-		return s.searchByMinute(ctx, q)
-	}
-	return s.searchAll(ctx, q)
 }
 
 // searchAll selects observations by one condition over the table: a
@@ -271,35 +252,6 @@ func minuteStart(m string) string {
 // minuteEnd: see minuteStart.
 func minuteEnd(m string) string {
 	return "(CASE WHEN " + m + " < 0 THEN " + m + " * 60000 + 1 ELSE " + m + " * 60000 + 60000 END)"
-}
-
-// SampleObservations thins a patient's observations for display.
-//
-// Grouping every reading of the range by code and span made SQLite sort
-// them all, the bulk of a visit record's cost. Instead: the patient's
-// codes are found by skipping from one to the next in observation_minutes
-// (patient, code, minute), which also says, with one seek, whether a span
-// has readings of a code; for each span and code that has, one backward
-// walk of observations_patient (patient, time, code) from the span's end
-// finds the latest reading (a few entries when the codes come together);
-// the flagged ones come from observations_flagged. Nothing sorts more than
-// the sample.
-func (s *DB) SampleObservations(ctx context.Context, patientID int64, from, to time.Time, every time.Duration) ([]store.Observation, int, error) {
-	span := max(every.Milliseconds(), 1)
-	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM observations WHERE patient_id = ? AND effective_at >= ? AND effective_at < ?`,
-		patientID, ms(from), ms(to)).Scan(&total); err != nil {
-		return nil, 0, wrap(err, "count observations of patient %d", patientID)
-	}
-	if total == 0 {
-		return nil, 0, nil
-	}
-	rows, err := s.r.QueryContext(ctx, sampleQuery, patientID, ms(from), ms(to), span, minuteMillis)
-	out, err := collect(rows, err, scanObservation)
-	if err != nil {
-		return nil, 0, wrap(err, "sample observations of patient %d", patientID)
-	}
-	return out, total, nil
 }
 
 // sampleQuery selects a patient's (?1) latest reading of each code in each
