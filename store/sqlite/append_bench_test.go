@@ -148,7 +148,10 @@ func benchCommitSlot(b *testing.B, every int, relayed bool) {
 // record (30 minutes by the minute) and the chart (a day in 120 spans) do,
 // when four codes come every second and a fifth is sparse (every 15
 // minutes, and in the day every 4 hours): spans without the sparse code
-// cost most. Reports the process's CPU time per sample (cpu-ms/op).
+// cost most. The readings come a second's in each call, as a device
+// streams them, and are read as packs (layout=packs) or, unpacked, as
+// the rows a store kept before packs (layout=rows). Reports the process's
+// CPU time per sample (cpu-ms/op).
 func BenchmarkSampleObservations(b *testing.B) {
 	for _, c := range []struct {
 		name         string
@@ -158,37 +161,49 @@ func BenchmarkSampleObservations(b *testing.B) {
 		{"record", 30 * time.Minute, time.Minute, 15 * time.Minute},
 		{"day", 24 * time.Hour, 12 * time.Minute, 4 * time.Hour},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			ctx := context.Background()
-			db, p := benchPatient(b)
-			t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
-			var obs []store.Observation
-			for s := time.Duration(0); s < c.length; s += time.Second {
-				for _, code := range []string{"8867-4", "59408-5", "9279-1", "2339-0"} {
-					obs = append(obs, store.Observation{PatientID: p.ID, Code: code, Value: 70, Unit: "u", EffectiveAt: t0.Add(s)})
-				}
-				if s%c.sparse == 0 {
-					obs = append(obs, store.Observation{PatientID: p.ID, Code: "8480-6", Value: 120, Unit: "mm[Hg]", EffectiveAt: t0.Add(s)})
-				}
-				if len(obs) >= 10000 || s+time.Second >= c.length {
-					if _, err := db.commitAppends(ctx, []appendReq{{0, 0, obs}}); err != nil {
-						b.Fatal(err)
+		for _, layout := range []string{"rows", "packs"} {
+			b.Run(c.name+"/layout="+layout, func(b *testing.B) {
+				ctx := context.Background()
+				db, p := benchPatient(b)
+				t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+				var batch []appendReq
+				for s := time.Duration(0); s < c.length; s += time.Second {
+					var obs []store.Observation
+					for _, code := range []string{"8867-4", "59408-5", "9279-1", "2339-0"} {
+						obs = append(obs, store.Observation{PatientID: p.ID, Code: code, Value: 70, Unit: "u", EffectiveAt: t0.Add(s)})
 					}
-					obs = obs[:0]
+					if s%c.sparse == 0 {
+						obs = append(obs, store.Observation{PatientID: p.ID, Code: "8480-6", Value: 120, Unit: "mm[Hg]", EffectiveAt: t0.Add(s)})
+					}
+					if batch = append(batch, appendReq{0, 0, obs}); len(batch) == maxAppendBatch || s+time.Second >= c.length {
+						if _, err := db.commitAppends(ctx, batch); err != nil {
+							b.Fatal(err)
+						}
+						batch = batch[:0]
+					}
 				}
-			}
-			cpu0 := processCPU()
-			b.ResetTimer()
-			for b.Loop() {
-				got, _, err := db.SampleObservations(ctx, p.ID, t0, t0.Add(c.length), c.span)
-				if err != nil || len(got) == 0 {
-					b.Fatal(err, len(got))
+				if layout == "rows" {
+					unpack(b, db)
 				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
-		})
+				benchSample(b, db, p.ID, t0, c.length, c.span)
+			})
+		}
 	}
+}
+
+// benchSample samples a patient's readings of [t0, t0+length) by span.
+func benchSample(b *testing.B, db *DB, patient int64, t0 time.Time, length, span time.Duration) {
+	ctx := context.Background()
+	cpu0 := processCPU()
+	b.ResetTimer()
+	for b.Loop() {
+		got, _, err := db.SampleObservations(ctx, patient, t0, t0.Add(length), span)
+		if err != nil || len(got) == 0 {
+			b.Fatal(err, len(got))
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
 
 // benchPatient opens a store of its own for b, with one patient.

@@ -129,6 +129,10 @@ type appender struct {
 	maxID  *sql.Stmt
 	nextID int64
 	blobs  []byte // the queued packs' readings, which their rows slice
+	// The IDs of the sets of codes (observation_code_sets) known
+	// stored, and those the commit in hand adds, by their encoding.
+	sets, newSets map[string]int64
+	key           []byte
 
 	// The minutes in which a patient has readings of a code
 	// (observation_minutes), where a sample of the patient's readings
@@ -192,9 +196,9 @@ func (p *openPack) takes(o *store.Observation, minute int64) bool {
 }
 
 // packColumns are the values of one observation_packs row.
-const packColumns = 10
+const packColumns = 11
 
-// insertRows is the most rows one INSERT takes: 640 variables at most, well under
+// insertRows is the most rows one INSERT takes: 704 variables at most, well under
 // SQLite's limit. It is a power of two, 1<<(insertSizes-1).
 const (
 	insertRows  = 64
@@ -230,6 +234,7 @@ func (st *appender) begin(tx *sql.Tx) {
 		st.found, st.stored = make(map[int64]int64), make(map[int64]int64)
 		st.seen = make(map[seqCode]bool)
 		st.minutes, st.newMinutes = make(map[patientCode]int64), make(map[codeMinute]bool)
+		st.sets, st.newSets = make(map[string]int64), make(map[string]int64)
 	}
 }
 
@@ -248,6 +253,7 @@ func (st *appender) end() {
 	clear(st.stored)
 	clear(st.seen)
 	clear(st.newMinutes)
+	clear(st.newSets)
 	st.advanced, st.tx = st.advanced[:0], nil
 	st.boxes = boxes{} // hold no caller's strings past their commit
 }
@@ -382,6 +388,11 @@ func (st *appender) addMinutes(ctx context.Context) error {
 
 // committed notes what the commit in hand stored, once it has.
 func (st *appender) committed() {
+	for k, id := range st.newSets {
+		if len(st.sets) < maxCodeSets {
+			st.sets[k] = id
+		}
+	}
 	for h := range st.newMinutes {
 		if last, known := st.minutes[h.patientCode]; !known || h.minute > last {
 			st.minutes[h.patientCode] = h.minute
@@ -427,12 +438,16 @@ func (st *appender) queueOpen(ctx context.Context) error {
 			flagged = flagged || len(o.Flags) > 0 && store.JoinFlags(o.Flags) != ""
 		}
 		received := ms(p.obs[0].ReceivedAt)
+		codes, err := st.codeSetID(ctx, p.codes)
+		if err != nil {
+			return err
+		}
 		start := len(st.blobs)
 		st.blobs = appendPack(st.blobs, p.obs, p.codes, first, received)
 		b := &st.boxes
 		q := &st.packs
 		q.rows = append(q.rows, st.nextID, b.patient.box(p.patient), b.device.box(p.device), b.relayed.box(p.relayed),
-			b.received.box(received), first, last, len(p.obs), flagged, st.blobs[start:len(st.blobs):len(st.blobs)])
+			b.received.box(received), first, last, len(p.obs), b.codes.box(codes), flagged, st.blobs[start:len(st.blobs):len(st.blobs)])
 		st.nextID += int64(len(p.obs))
 		clear(p.obs) // hold no caller's strings
 		clear(p.codes)
@@ -477,8 +492,8 @@ func (st *appender) flushQueue(ctx context.Context, q *rowQueue) error {
 // as the interface values the statements take, rather than allocating
 // one for each row. It is emptied after each commit.
 type boxes struct {
-	patient, device, received, relayed lastBox
-	texts                              [16]struct {
+	patient, device, received, relayed, codes lastBox
+	texts                                     [16]struct {
 		s   string
 		box any
 	}
@@ -513,17 +528,39 @@ func (b *boxes) text(s string) any {
 	return t.box
 }
 
+// codeSetID finds the ID of a pack's codes in observation_code_sets,
+// adding them if they are new.
+func (st *appender) codeSetID(ctx context.Context, codes []packCode) (int64, error) {
+	st.key = appendCodes(st.key[:0], codes)
+	if id, ok := st.sets[string(st.key)]; ok {
+		return id, nil
+	}
+	if id, ok := st.newSets[string(st.key)]; ok {
+		return id, nil
+	}
+	var id int64
+	err := st.tx.QueryRowContext(ctx, `SELECT id FROM observation_code_sets WHERE codes = ?`, st.key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = st.tx.QueryRowContext(ctx, `INSERT INTO observation_code_sets (codes) VALUES (?) RETURNING id`, st.key).Scan(&id)
+	}
+	if err != nil {
+		return 0, err
+	}
+	st.newSets[string(st.key)] = id
+	return id, nil
+}
+
 // insertQueries are the INSERTs of 1<<k packs, by k.
 func insertQueries() []string {
 	qs := make([]string, insertSizes)
 	for k := range qs {
 		var q strings.Builder
-		q.WriteString(`INSERT INTO observation_packs (id, patient_id, device_id, relayed_id, received_at, first_at, last_at, n, flagged, readings) VALUES `)
+		q.WriteString(`INSERT INTO observation_packs (id, patient_id, device_id, relayed_id, received_at, first_at, last_at, n, codes_id, flagged, readings) VALUES `)
 		for i := range 1 << k {
 			if i > 0 {
 				q.WriteByte(',')
 			}
-			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		}
 		qs[k] = q.String()
 	}

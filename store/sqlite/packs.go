@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/bedside-health/bedside/store"
 )
@@ -18,25 +20,31 @@ import (
 // each, in the order of the call; what they share is the row's columns,
 // what they do not is its readings value, encoded by appendPack.
 //
-// The value is a version byte (packVersion), the pack's codes, each with
-// how many of its readings have it (so that a search counts the readings
-// of a code without decoding them), then each reading in turn:
+// A pack's codes, each with how many of its readings have it, are a row
+// of observation_code_sets that the pack names (codes_id): packs of one
+// device's stream share a few, and the index of packs holds the ID, so
+// that a search counts the readings of a code from the index alone. The
+// set is encoded by appendCodes:
 //
-//	codes        uvarint k, then k times: code (uvarint length, bytes), count (uvarint)
-//	reading:
-//	  code         uvarint, its index in codes
-//	  seq          varint (zigzag)
-//	  value        8 bytes, IEEE 754 binary64, little-endian
-//	  unit         uvarint length, bytes
-//	  effective_at uvarint, milliseconds after the pack's first_at
-//	  received_at  varint (zigzag), milliseconds after the pack's received_at
-//	  flags        uvarint length, bytes (store.JoinFlags; empty for none)
+//	uvarint k, then k times: code (uvarint length, bytes), count (uvarint)
+//
+// The readings value is a version byte (packVersion), then each reading
+// in turn:
+//
+//	code         uvarint, its index in the pack's codes
+//	seq          varint (zigzag)
+//	value        8 bytes, IEEE 754 binary64, little-endian
+//	unit         uvarint length, bytes
+//	effective_at uvarint, milliseconds after the pack's first_at
+//	received_at  varint (zigzag), milliseconds after the pack's received_at
+//	flags        uvarint length, bytes (store.JoinFlags; empty for none)
 //
 // A pack never spans two minutes of observation_minutes, so the minutes
 // still say where a code has readings, and a reading effective in minute
 // m is in a pack whose last_at (and first_at) is in minute m too.
 type pack struct {
 	id, patient, device, relayed int64
+	codesID                      int64
 	receivedAt, firstAt, lastAt  int64 // Unix milliseconds
 	n                            int
 	flagged                      bool
@@ -81,16 +89,43 @@ next:
 	return codes
 }
 
-// appendPack encodes obs, readings of one pack whose codes are codes
-// (packCodes), whose earliest is effective at firstAt and which was
-// received at receivedAt, after b.
-func appendPack(b []byte, obs []store.Observation, codes []packCode, firstAt, receivedAt int64) []byte {
-	b = append(b, packVersion)
+// appendCodes encodes a pack's codes after b.
+func appendCodes(b []byte, codes []packCode) []byte {
 	b = binary.AppendUvarint(b, uint64(len(codes)))
 	for _, c := range codes {
 		b = appendString(b, c.code)
 		b = binary.AppendUvarint(b, uint64(c.n))
 	}
+	return b
+}
+
+// decodeCodes decodes a pack's codes.
+func decodeCodes(b []byte) ([]packCode, error) {
+	r := packReader{b: b}
+	k, ok := r.uvarint()
+	if !ok || k == 0 || k > maxPackCodes {
+		return nil, fmt.Errorf("codes: %d of them: %w", k, errPack)
+	}
+	codes := make([]packCode, 0, k)
+	for range k {
+		code, ok := r.text()
+		n, ok2 := r.uvarint()
+		if !ok || !ok2 || n == 0 || n > maxPackReadings {
+			return nil, fmt.Errorf("codes: truncated: %w", errPack)
+		}
+		codes = append(codes, packCode{code, int(n)})
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("codes: %d bytes after them: %w", len(r.b), errPack)
+	}
+	return codes, nil
+}
+
+// appendPack encodes obs, readings of one pack whose codes are codes
+// (packCodes), whose earliest is effective at firstAt and which was
+// received at receivedAt, after b.
+func appendPack(b []byte, obs []store.Observation, codes []packCode, firstAt, receivedAt int64) []byte {
+	b = append(b, packVersion)
 	for _, o := range obs {
 		k := 0
 		for codes[k].code != o.Code {
@@ -115,10 +150,12 @@ func appendString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// packReader decodes a pack: its codes, then its readings one at a time.
-// The strings it returns (codes, units) are interned across the packs it
-// reads: a patient's readings repeat a few.
+// packReader decodes a pack's readings one at a time. The strings it
+// returns (units) are interned across the packs it reads: a patient's
+// readings repeat a few.
 type packReader struct {
+	// sets finds the codes of a pack (DB.codeSet).
+	sets  func(id int64) ([]packCode, error)
 	p     *pack
 	b     []byte
 	codes []packCode
@@ -127,60 +164,41 @@ type packReader struct {
 	texts map[string]string
 }
 
-// reset starts reading p, and decodes its codes.
+// reset starts reading p.
 func (r *packReader) reset(p *pack) error {
-	r.p, r.i, r.err, r.codes = p, 0, nil, r.codes[:0]
+	r.p, r.i, r.err = p, 0, nil
 	r.b = p.readings
+	if r.codes, r.err = r.sets(p.codesID); r.err != nil {
+		r.err = fmt.Errorf("pack %d: %w", p.id, r.err)
+		return r.err
+	}
 	if len(r.b) == 0 || r.b[0] != packVersion {
 		r.fail("version %v", r.b[:min(len(r.b), 1)])
 		return r.err
 	}
 	r.b = r.b[1:]
-	k, ok := r.uvarint()
-	if !ok || k == 0 || k > maxPackCodes {
-		r.fail("%d codes", k)
-		return r.err
-	}
-	sum := 0
-	for range k {
-		code, ok := r.text()
-		n, ok2 := r.uvarint()
-		if !ok || !ok2 || n == 0 || n > maxPackReadings {
-			r.fail("codes truncated")
-			return r.err
-		}
-		r.codes = append(r.codes, packCode{code, int(n)})
-		sum += int(n)
-	}
-	if sum != p.n {
-		r.fail("codes count %d readings, the pack %d", sum, p.n)
+	if sum := countCodes(r.codes, nil); sum != p.n {
+		r.fail("its codes count %d readings, the pack %d", sum, p.n)
 	}
 	return r.err
 }
 
-// count is how many of the pack's readings have one of codes (all, for
-// none); reset first.
-func (r *packReader) count(codes []string) int {
-	if codes == nil {
-		return r.p.n
-	}
+// countCodes is how many readings of a pack whose codes are codes have
+// one of only (all, for nil).
+func countCodes(codes []packCode, only []string) int {
 	n := 0
-	for _, c := range r.codes {
-		if slices.Contains(codes, c.code) {
+	for _, c := range codes {
+		if only == nil || slices.Contains(only, c.code) {
 			n += c.n
 		}
 	}
 	return n
 }
 
-// has reports whether one of the pack's readings has code; reset first.
-func (r *packReader) has(code string) bool {
-	for _, c := range r.codes {
-		if c.code == code {
-			return true
-		}
-	}
-	return false
+// hasCode reports whether a pack whose codes are codes has a reading of
+// code.
+func hasCode(codes []packCode, code string) bool {
+	return slices.ContainsFunc(codes, func(c packCode) bool { return c.code == code })
 }
 
 // next decodes the next reading into o; false at the pack's end, or at
@@ -300,4 +318,49 @@ func minuteBounds(m int64) (start, end int64) {
 		end = m*minuteMillis + minuteMillis
 	}
 	return start, end
+}
+
+// maxCodeSets bounds the sets of codes the writer and the readers keep
+// in memory: a device's stream repeats a few; past that many (readings
+// of ever new sets of codes), the rest are read from the store each time.
+const maxCodeSets = 4096
+
+// codeSets caches the rows of observation_code_sets by ID: they never
+// change once written.
+type codeSets struct {
+	mu   sync.RWMutex
+	byID map[int64][]packCode
+}
+
+// codeSet finds the codes of observation_code_sets' row id.
+func (s *DB) codeSet(ctx context.Context, id int64) ([]packCode, error) {
+	c := &s.sets
+	c.mu.RLock()
+	codes, ok := c.byID[id]
+	c.mu.RUnlock()
+	if ok {
+		return codes, nil
+	}
+	var b []byte
+	if err := s.r.QueryRowContext(ctx, `SELECT codes FROM observation_code_sets WHERE id = ?`, id).Scan(&b); err != nil {
+		return nil, fmt.Errorf("codes %d: %w", id, err)
+	}
+	codes, err := decodeCodes(b)
+	if err != nil {
+		return nil, fmt.Errorf("codes %d: %w", id, err)
+	}
+	c.mu.Lock()
+	if c.byID == nil {
+		c.byID = make(map[int64][]packCode)
+	}
+	if len(c.byID) < maxCodeSets {
+		c.byID[id] = codes
+	}
+	c.mu.Unlock()
+	return codes, nil
+}
+
+// packReader is a reader of the store's packs.
+func (s *DB) packReader(ctx context.Context) *packReader {
+	return &packReader{sets: func(id int64) ([]packCode, error) { return s.codeSet(ctx, id) }}
 }

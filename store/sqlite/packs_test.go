@@ -21,24 +21,32 @@ func unpack(t testing.TB, db *DB) {
 	t.Helper()
 	ctx := context.Background()
 	var obs []store.Observation
-	var r packReader
+	r := db.packReader(ctx)
 	rows, err := db.w.QueryContext(ctx, `SELECT `+packCols+` FROM observation_packs ORDER BY id`)
 	err = eachPack(rows, err, func(p *pack) (bool, error) {
 		var err error
-		obs, err = decodePack(obs, p, &r)
+		obs, err = decodePack(obs, p, r)
 		return true, err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
 	for _, o := range obs {
-		if _, err := db.w.ExecContext(ctx, `INSERT INTO observations (id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO observations (id, patient_id, device_id, seq, code, value, unit, effective_at, received_at, flags, relayed_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, o.ID, o.PatientID, o.DeviceID, o.Seq, o.Code, o.Value, o.Unit,
 			ms(o.EffectiveAt), ms(o.ReceivedAt), store.JoinFlags(o.Flags), o.Relayed); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.w.ExecContext(ctx, `DELETE FROM observation_packs`); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM observation_packs`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -56,9 +64,9 @@ func unpacked(t testing.TB, db *DB) *DB {
 	return c
 }
 
-// TestPackRoundTrip: what appendPack encodes decodes to the same
-// readings, special values and all, and every truncation of it is an
-// error, never a reading made up.
+// TestPackRoundTrip: what appendPack and appendCodes encode decodes to
+// the same readings, special values and all, and every truncation of
+// either is an error, never a reading made up.
 func TestPackRoundTrip(t *testing.T) {
 	first := time.Date(2026, 12, 7, 9, 30, 0, 0, time.UTC)
 	obs := []store.Observation{
@@ -68,10 +76,28 @@ func TestPackRoundTrip(t *testing.T) {
 		{Seq: 0, Code: "", Value: math.MaxFloat64, Unit: "", EffectiveAt: first, ReceivedAt: first.Add(2 * time.Second)},
 		{Seq: -3, Code: "8310-5", Value: math.SmallestNonzeroFloat64, Unit: "Cel", EffectiveAt: first.Add(time.Second), ReceivedAt: first},
 	}
-	p := &pack{id: 100, patient: 4, device: 5, relayed: 6, receivedAt: ms(first.Add(2 * time.Second)), firstAt: ms(first), lastAt: ms(first) + 59999, n: len(obs)}
-	p.readings = appendPack(nil, obs, packCodes(nil, obs), p.firstAt, p.receivedAt)
-	var r packReader
-	got, err := decodePack(nil, p, &r)
+	p := &pack{id: 100, patient: 4, device: 5, relayed: 6, codesID: 9, receivedAt: ms(first.Add(2 * time.Second)), firstAt: ms(first), lastAt: ms(first) + 59999, n: len(obs)}
+	codes := packCodes(nil, obs)
+	set := appendCodes(nil, codes)
+	if back, err := decodeCodes(set); err != nil || !reflect.DeepEqual(back, codes) {
+		t.Fatalf("codes %+v decode as %+v, %v", codes, back, err)
+	}
+	if countCodes(codes, nil) != 5 || countCodes(codes, []string{"8867-4"}) != 2 || countCodes(codes, []string{"8310-5", "none"}) != 1 || !hasCode(codes, "59408-5") || hasCode(codes, "x") {
+		t.Errorf("codes %+v", codes)
+	}
+	for cut := range len(set) {
+		if _, err := decodeCodes(set[:cut]); !errors.Is(err, errPack) {
+			t.Errorf("codes cut to %d of %d bytes: %v, want errPack", cut, len(set), err)
+		}
+	}
+	p.readings = appendPack(nil, obs, codes, p.firstAt, p.receivedAt)
+	r := &packReader{sets: func(id int64) ([]packCode, error) {
+		if id != 9 {
+			return nil, fmt.Errorf("codes %d", id)
+		}
+		return codes, nil
+	}}
+	got, err := decodePack(nil, p, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,40 +108,45 @@ func TestPackRoundTrip(t *testing.T) {
 			t.Errorf("reading %d decodes as\n%+v\nwant\n%+v", i, got[i], w)
 		}
 	}
-	if err := r.reset(p); err != nil || r.count(nil) != 5 || r.count([]string{"8867-4"}) != 2 || r.count([]string{"8310-5", "none"}) != 1 || !r.has("59408-5") || r.has("x") {
-		t.Errorf("codes %+v, %v", r.codes, err)
-	}
 	full := p.readings
 	for cut := range len(full) {
 		p.readings = full[:cut]
-		if _, err := decodePack(nil, p, &r); !errors.Is(err, errPack) {
+		if _, err := decodePack(nil, p, r); !errors.Is(err, errPack) {
 			t.Errorf("cut to %d of %d bytes: %v, want errPack", cut, len(full), err)
 		}
 	}
 	p.readings = append(slices.Clip(full), 0)
-	if _, err := decodePack(nil, p, &r); !errors.Is(err, errPack) {
+	if _, err := decodePack(nil, p, r); !errors.Is(err, errPack) {
 		t.Errorf("a byte after the readings: %v, want errPack", err)
 	}
 	p.readings, p.lastAt = full, p.lastAt-1
-	if _, err := decodePack(nil, p, &r); !errors.Is(err, errPack) {
+	if _, err := decodePack(nil, p, r); !errors.Is(err, errPack) {
 		t.Errorf("a reading after the pack's last: %v, want errPack", err)
 	}
 }
 
-// FuzzDecodePack: any value in a pack's readings either decodes or is
-// errPack, and what decodes encodes back to the same bytes.
+// FuzzDecodePack: any pack's codes and readings either decode or are
+// errPack, and what decodes encodes back to the same readings.
 func FuzzDecodePack(f *testing.F) {
 	first := time.UnixMilli(1_780_000_000_000).UTC()
 	obs := []store.Observation{
 		{Seq: 1, Code: "8867-4", Value: 70, Unit: "/min", EffectiveAt: first, ReceivedAt: first},
 		{Seq: 1, Code: "8480-6", Value: 120, Unit: "mm[Hg]", EffectiveAt: first.Add(time.Second), ReceivedAt: first, Flags: []string{"cuff too loose"}},
 	}
-	f.Add(appendPack(nil, obs, packCodes(nil, obs), ms(first), ms(first)), 2, int64(1000))
-	f.Add([]byte{packVersion, 1, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 1, int64(0))
-	f.Fuzz(func(t *testing.T, b []byte, n int, span int64) {
+	codes := packCodes(nil, obs)
+	f.Add(appendCodes(nil, codes), appendPack(nil, obs, codes, ms(first), ms(first)), 2, int64(1000))
+	f.Add([]byte{1, 0, 1}, []byte{packVersion, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 1, int64(0))
+	f.Fuzz(func(t *testing.T, set, b []byte, n int, span int64) {
+		codes, err := decodeCodes(set)
+		if err != nil {
+			if !errors.Is(err, errPack) {
+				t.Fatalf("codes: %v, not errPack", err)
+			}
+			return
+		}
 		p := &pack{id: 1, firstAt: ms(first), lastAt: ms(first) + span%minuteMillis, n: n, readings: b}
-		var r packReader
-		got, err := decodePack(nil, p, &r)
+		r := &packReader{sets: func(int64) ([]packCode, error) { return codes, nil }}
+		got, err := decodePack(nil, p, r)
 		if err != nil {
 			if !errors.Is(err, errPack) {
 				t.Fatalf("%v, not errPack", err)
@@ -130,11 +161,11 @@ func FuzzDecodePack(f *testing.F) {
 				t.Fatalf("a reading at %d outside the pack's [%d, %d]", e, p.firstAt, p.lastAt)
 			}
 		}
-		// Codes may come in another order, and flags joined otherwise:
-		// encoded again, it decodes to the same readings.
+		// Flags may be joined otherwise: encoded again, the readings
+		// decode the same.
 		again := &pack{id: 1, firstAt: p.firstAt, lastAt: p.lastAt, n: n}
-		again.readings = appendPack(nil, got, packCodes(nil, got), p.firstAt, p.receivedAt)
-		back, err := decodePack(nil, again, &r)
+		again.readings = appendPack(nil, got, codes, p.firstAt, p.receivedAt)
+		back, err := decodePack(nil, again, r)
 		if err != nil || !reflect.DeepEqual(stripNaN(back), stripNaN(got)) {
 			t.Fatalf("encoded again: %v\n%+v\nwant\n%+v", err, back, got)
 		}

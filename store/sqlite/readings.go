@@ -22,7 +22,7 @@ import (
 // in Go.
 
 // packCols are observation_packs' columns, as scanPack reads them.
-const packCols = `id, patient_id, device_id, relayed_id, received_at, first_at, last_at, n, flagged, readings`
+const packCols = `id, patient_id, device_id, relayed_id, received_at, first_at, last_at, n, codes_id, flagged, readings`
 
 // scanPack reads a pack's row into p; with raw, its readings are the
 // row's own bytes, valid until the next row.
@@ -31,7 +31,7 @@ func scanPack(r scanner, p *pack, raw bool) error {
 	if raw {
 		readings = (*sql.RawBytes)(&p.readings)
 	}
-	return r.Scan(&p.id, &p.patient, &p.device, &p.relayed, &p.receivedAt, &p.firstAt, &p.lastAt, &p.n, &p.flagged, readings)
+	return r.Scan(&p.id, &p.patient, &p.device, &p.relayed, &p.receivedAt, &p.firstAt, &p.lastAt, &p.n, &p.codesID, &p.flagged, readings)
 }
 
 // eachPack calls f with each pack a query selects; p and its readings
@@ -97,7 +97,7 @@ func (s *DB) packedByID(ctx context.Context, id int64) (store.Observation, error
 	if id >= p.id+int64(p.n) {
 		return o, sql.ErrNoRows
 	}
-	var r packReader
+	r := s.packReader(ctx)
 	if err := r.reset(&p); err != nil {
 		return o, err
 	}
@@ -139,7 +139,7 @@ func (s *DB) observationsBetween(ctx context.Context, patientID, from, to int64)
 		return nil, err
 	}
 	sorted := len(out)
-	var r packReader
+	r := s.packReader(ctx)
 	var o store.Observation
 	rows, err = tx.QueryContext(ctx, `SELECT `+packCols+` FROM observation_packs
 		WHERE patient_id = ? AND last_at >= ? AND last_at < ? AND first_at < ? ORDER BY last_at`,
@@ -192,7 +192,7 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 		return nil, 0, wrap(err, "search observations")
 	}
 	defer tx.Rollback()
-	sr := &search{q: q, tx: tx, from: from, to: to}
+	sr := &search{q: q, tx: tx, from: from, to: to, r: s.packReader(ctx)}
 	packed, err := sr.hasPacks(ctx)
 	if err != nil {
 		return nil, 0, wrap(err, "search observations")
@@ -220,7 +220,8 @@ type search struct {
 	// patients); none, a device that is not found.
 	patient int64
 	none    bool
-	r       packReader
+	r       *packReader
+	buf     []store.Observation // a pack's readings
 }
 
 // hasPacks reports whether the search's range has packs, and finds its
@@ -362,8 +363,8 @@ func (sr *search) rowCond(start, end int64) (string, []any) {
 // packCond is the condition on the packs (p) of the search that may hold
 // readings effective in [start, end), and its parameters.
 func (sr *search) packCond(start, end int64) (string, []any) {
-	where := []string{"p.last_at >= ?", "p.last_at < ?", "p.first_at < ?"}
-	args := []any{start, lastAtUntil(end), end}
+	where := []string{"p.last_at >= ?", "p.last_at < ?"}
+	args := []any{start, lastAtUntil(end)}
 	if sr.patient != 0 {
 		where, args = append(where, "p.patient_id = ?"), append(args, sr.patient)
 	}
@@ -390,41 +391,68 @@ func (sr *search) rowCounts(ctx context.Context, r minuteRun) ([]minuteCount, er
 }
 
 // packCounts counts the readings of the packs of the search in each
-// minute of r.
+// minute of r: from the index's counts of each pack's codes, but for a
+// pack that r may cut (in r's first minute, where r does not start at
+// the minute's start, or its last) or that holds a panel the search
+// counts as one, which it decodes.
 func (sr *search) packCounts(ctx context.Context, r minuteRun) ([]minuteCount, error) {
 	cond, args := sr.packCond(r.start, r.end)
-	rows, err := sr.tx.QueryContext(ctx, `SELECT `+prefixed("p.", packCols)+` FROM observation_packs p WHERE `+cond+` ORDER BY p.last_at`, args...)
+	firstStart, firstEnd := minuteBounds(minuteOf(r.start))
+	rows, err := sr.tx.QueryContext(ctx, `SELECT p.id, p.last_at, p.codes_id FROM observation_packs p WHERE `+cond+` ORDER BY p.last_at`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var counts []minuteCount
-	var o store.Observation
-	err = eachPack(rows, err, func(p *pack) (bool, error) {
-		if err := sr.r.reset(p); err != nil {
-			return false, err
+	var cut []int64 // the packs to decode
+	for rows.Next() {
+		var id, last, codesID int64
+		if err := rows.Scan(&id, &last, &codesID); err != nil {
+			return nil, err
 		}
-		n := 0
-		if p.firstAt >= r.start && p.lastAt < r.end && !sr.panel() {
-			n = sr.r.count(sr.codes())
-		} else {
-			for sr.r.next(&o) {
-				if sr.selects(&o, r) {
-					n++
-				}
-			}
-			if sr.r.err != nil {
-				return false, sr.r.err
-			}
+		codes, err := sr.r.sets(codesID)
+		if err != nil {
+			return nil, err
 		}
-		if n == 0 {
-			return true, nil
+		if last >= r.end || last < firstEnd && r.start != firstStart || sr.panels(codes) {
+			cut = append(cut, id)
+			continue
 		}
-		m := minuteOf(p.lastAt)
-		if k := len(counts) - 1; k >= 0 && counts[k].minute == m {
-			counts[k].n += n
-		} else {
-			counts = append(counts, minuteCount{m, n})
+		counts = addCount(counts, minuteOf(last), countCodes(codes, sr.codes()))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if len(cut) == 0 {
+		return counts, nil
+	}
+	// The packs decoded, their counts added in order.
+	var more []minuteCount
+	for _, id := range cut {
+		var p pack
+		if err := scanPack(sr.tx.QueryRowContext(ctx, `SELECT `+packCols+` FROM observation_packs WHERE id = ?`, id), &p, false); err != nil {
+			return nil, err
 		}
-		return true, nil
-	})
-	return counts, err
+		got, err := sr.selected(nil, &p, r)
+		if err != nil {
+			return nil, err
+		}
+		more = addCount(more, minuteOf(p.lastAt), len(got))
+	}
+	return mergeCounts(nil, counts, more), nil
+}
+
+// addCount adds n readings of minute m, the latest so far, to counts.
+func addCount(counts []minuteCount, m int64, n int) []minuteCount {
+	if n == 0 {
+		return counts
+	}
+	if k := len(counts) - 1; k >= 0 && counts[k].minute == m {
+		counts[k].n += n
+		return counts
+	}
+	return append(counts, minuteCount{m, n})
 }
 
 // codes are the codes the search selects, nil for all.
@@ -435,44 +463,39 @@ func (sr *search) codes() []string {
 	return sr.q.Codes
 }
 
-// panel reports whether the pack in hand holds a blood-pressure panel
+// panels reports whether a pack of codes may hold a blood-pressure panel
 // that the search counts as one, through its systolic reading: with
 // Panels, a diastolic reading that has a systolic one of the same
 // device, sequence and time. The two come in one call, so in one pack.
-func (sr *search) panel() bool {
-	return sr.q.Panels && sr.r.has(store.CodeSystolic) && sr.r.has(store.CodeDiastolic)
+func (sr *search) panels(codes []packCode) bool {
+	return sr.q.Panels && hasCode(codes, store.CodeSystolic) && hasCode(codes, store.CodeDiastolic)
 }
 
-// selects reports whether the search selects o, a reading of the pack in
-// hand, in r.
-func (sr *search) selects(o *store.Observation, r minuteRun) bool {
-	if t := ms(o.EffectiveAt); t < r.start || t >= r.end {
-		return false
+// selected appends the readings of p that the search selects in r to
+// out.
+func (sr *search) selected(out []store.Observation, p *pack, r minuteRun) ([]store.Observation, error) {
+	all, err := decodePack(sr.buf[:0], p, sr.r)
+	sr.buf = all
+	if err != nil {
+		return out, err
 	}
-	if len(sr.q.Codes) > 0 && !slices.Contains(sr.q.Codes, o.Code) {
-		return false
-	}
-	if o.Code == store.CodeDiastolic && sr.panel() {
-		return !sr.hasSystolic(o)
-	}
-	return true
-}
-
-// hasSystolic reports whether the pack in hand has the systolic reading
-// of o's panel.
-func (sr *search) hasSystolic(o *store.Observation) bool {
-	var r packReader
-	r.texts = sr.r.texts
-	if r.reset(sr.r.p) != nil {
-		return false
-	}
-	var x store.Observation
-	for r.next(&x) {
-		if x.Code == store.CodeSystolic && x.Seq == o.Seq && x.EffectiveAt.Equal(o.EffectiveAt) {
-			return true
+	panels := sr.panels(sr.r.codes)
+	for i := range all {
+		o := &all[i]
+		if t := ms(o.EffectiveAt); t < r.start || t >= r.end {
+			continue
 		}
+		if len(sr.q.Codes) > 0 && !slices.Contains(sr.q.Codes, o.Code) {
+			continue
+		}
+		if panels && o.Code == store.CodeDiastolic && slices.ContainsFunc(all, func(x store.Observation) bool {
+			return x.Code == store.CodeSystolic && x.Seq == o.Seq && x.EffectiveAt.Equal(o.EffectiveAt)
+		}) {
+			continue
+		}
+		out = append(out, *o)
 	}
-	return false
+	return out, nil
 }
 
 // mergeCounts adds a run's counts of rows and of packs, both by minute,
@@ -503,17 +526,10 @@ func (sr *search) read(ctx context.Context, r minuteRun, out []store.Observation
 	out = append(out, got...)
 	cond, args = sr.packCond(r.start, r.end)
 	rows, err = sr.tx.QueryContext(ctx, `SELECT `+prefixed("p.", packCols)+` FROM observation_packs p WHERE `+cond, args...)
-	var o store.Observation
 	err = eachPack(rows, err, func(p *pack) (bool, error) {
-		if err := sr.r.reset(p); err != nil {
-			return false, err
-		}
-		for sr.r.next(&o) {
-			if sr.selects(&o, r) {
-				out = append(out, o)
-			}
-		}
-		return true, sr.r.err
+		var err error
+		out, err = sr.selected(out, p, r)
+		return true, err
 	})
 	return out, err
 }
@@ -560,7 +576,7 @@ func (s *DB) sample(ctx context.Context, patientID, from, to, span int64) ([]sto
 	if err != nil {
 		return nil, 0, err
 	}
-	ps := packSample{tx: tx, patient: patientID, from: from, to: to, span: span}
+	ps := packSample{tx: tx, patient: patientID, from: from, to: to, span: span, r: s.packReader(ctx)}
 	n, err := ps.count(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -601,7 +617,7 @@ type packSample struct {
 	tx                   *sql.Tx
 	patient, from, to    int64
 	span                 int64
-	r                    packReader
+	r                    *packReader
 	o                    store.Observation
 	found                map[string]store.Observation // the latest of each code in the span in hand
 	sought, next, others []string
@@ -787,7 +803,7 @@ func (ps *packSample) walk(ctx context.Context, m, start, end int64) error {
 		}
 		some := false
 		for _, c := range ps.sought {
-			some = some || ps.r.has(c)
+			some = some || hasCode(ps.r.codes, c)
 		}
 		if !some {
 			return true, nil

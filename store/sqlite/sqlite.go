@@ -38,6 +38,7 @@ type DB struct {
 	// appends group-commits concurrent AppendObservations calls.
 	appends   *groupcommit.Committer[appendReq]
 	appending appender // the commits' statements
+	sets      codeSets // observation_code_sets, as the readers have read them
 }
 
 var _ store.Store = (*DB)(nil)
