@@ -269,6 +269,21 @@ func TestRowsAndPacksReadAlike(t *testing.T) {
 	commit(t0, 150, 400)
 	commit(epoch, -60, 90)
 	commit(t0, 100, 130) // late readings, in minutes of rows
+	// Two packs with a reading of one code at one time: the sample's
+	// latest is the later ID's, though the other pack, of more readings,
+	// comes first in the index at that time.
+	tie := t0.Add(450*time.Second + 250*time.Millisecond) // after the others
+	for i, codes := range [][]string{{"8867-4", "59408-5", "9279-1"}, {"8867-4"}} {
+		d := devs[2*i]
+		d.seq++
+		var obs []store.Observation
+		for _, c := range codes {
+			obs = append(obs, store.Observation{PatientID: d.patient, Seq: d.seq, Code: c, Value: float64(i), Unit: "u", EffectiveAt: tie})
+		}
+		if each, err := db.commitAppends(ctx, []appendReq{{d.id, d.seq, obs}}); err != nil || each[0] != nil {
+			t.Fatal(err, each)
+		}
+	}
 	var rows, packs int
 	if err := db.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM observations), (SELECT count(*) FROM observation_packs)`).Scan(&rows, &packs); err != nil || rows < 1000 || packs < 500 {
 		t.Fatalf("%d rows and %d packs, %v", rows, packs, err)
