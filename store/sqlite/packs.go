@@ -177,6 +177,10 @@ func (r *packReader) reset(p *pack) error {
 		return r.err
 	}
 	r.b = r.b[1:]
+	if p.lastAt < p.firstAt {
+		r.fail("its last reading at %d before its first at %d", p.lastAt, p.firstAt)
+		return r.err
+	}
 	if sum := countCodes(r.codes, nil); sum != p.n {
 		r.fail("its codes count %d readings, the pack %d", sum, p.n)
 	}
