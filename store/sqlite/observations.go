@@ -249,6 +249,11 @@ func (st *appender) end() {
 	}
 	clear(q.rows)
 	q.rows, st.blobs = q.rows[:0], st.blobs[:0]
+	for i := range st.open { // a failed commit's call
+		clear(st.open[i].obs)
+		st.open[i].obs, st.open[i].codes = st.open[i].obs[:0], st.open[i].codes[:0]
+	}
+	st.open = st.open[:0]
 	clear(st.found)
 	clear(st.stored)
 	clear(st.seen)

@@ -72,23 +72,6 @@ type packCode struct {
 	n    int
 }
 
-// packCodes lists the codes of obs, in the order they first come, in
-// codes[:0]; obs has at most maxPackCodes.
-func packCodes(codes []packCode, obs []store.Observation) []packCode {
-	codes = codes[:0]
-next:
-	for _, o := range obs {
-		for i := range codes {
-			if codes[i].code == o.Code {
-				codes[i].n++
-				continue next
-			}
-		}
-		codes = append(codes, packCode{o.Code, 1})
-	}
-	return codes
-}
-
 // appendCodes encodes a pack's codes after b.
 func appendCodes(b []byte, codes []packCode) []byte {
 	b = binary.AppendUvarint(b, uint64(len(codes)))

@@ -417,3 +417,51 @@ func TestAppendRefusesNaN(t *testing.T) {
 		t.Fatalf("stored %+v, %v; want 60 and 61", got, err)
 	}
 }
+
+// packCodes lists the codes of obs, in the order they first come, in
+// codes[:0]; obs has at most maxPackCodes.
+func packCodes(codes []packCode, obs []store.Observation) []packCode {
+	codes = codes[:0]
+next:
+	for _, o := range obs {
+		for i := range codes {
+			if codes[i].code == o.Code {
+				codes[i].n++
+				continue next
+			}
+		}
+		codes = append(codes, packCode{o.Code, 1})
+	}
+	return codes
+}
+
+// TestFailedCommitLeavesNoPack: a commit that fails as a whole while
+// inserting its packs leaves none of its readings to the next commit,
+// though it failed with packs of its call not yet queued.
+func TestFailedCommitLeavesNoPack(t *testing.T) {
+	ctx := context.Background()
+	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
+	p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	// A reading in each of more minutes than one INSERT takes packs, the
+	// first of no patient: the INSERT of the first packs fails.
+	var obs []store.Observation
+	for m := range insertRows + 6 {
+		obs = append(obs, store.Observation{PatientID: p.ID, Code: "8867-4", Value: float64(m), Unit: "/min", EffectiveAt: t0.Add(time.Duration(m) * time.Minute)})
+	}
+	obs[0].PatientID = p.ID + 1000
+	if _, err := db.commitAppends(ctx, []appendReq{{0, 0, obs}}); err == nil {
+		t.Fatal("a reading of no patient was stored")
+	}
+	late := store.Observation{PatientID: p.ID, Code: "8867-4", Value: 1000, Unit: "/min", EffectiveAt: t0.Add(2 * time.Hour)}
+	if each, err := db.commitAppends(ctx, []appendReq{{0, 0, []store.Observation{late}}}); err != nil || each[0] != nil {
+		t.Fatal(err, each)
+	}
+	got, err := db.ObservationsBetween(ctx, p.ID, t0, t0.Add(3*time.Hour))
+	if err != nil || len(got) != 1 || got[0].Value != 1000 {
+		t.Fatalf("stored %d readings (%v), want the one of the second commit", len(got), err)
+	}
+}
