@@ -18,7 +18,7 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 	for _, mode := range []string{"group-commit", "one-transaction-each"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
-			db, p := benchPatient(b)
+			db, p := withPatient(b)
 			const devices = 64
 			ids := make([]int64, devices)
 			for i := range ids {
@@ -164,7 +164,7 @@ func BenchmarkSampleObservations(b *testing.B) {
 		for _, layout := range []string{"rows", "packs"} {
 			b.Run(c.name+"/layout="+layout, func(b *testing.B) {
 				ctx := context.Background()
-				db, p := benchPatient(b)
+				db, p := withPatient(b)
 				t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
 				var batch []appendReq
 				for s := time.Duration(0); s < c.length; s += time.Second {
@@ -206,13 +206,13 @@ func benchSample(b *testing.B, db *DB, patient int64, t0 time.Time, length, span
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
 
-// benchPatient opens a store of its own for b, with one patient.
-func benchPatient(b *testing.B) (*DB, store.User) {
-	b.Helper()
-	db := openAt(b, b.TempDir()+"/bench.db")
+// withPatient opens a store of its own for t, with one patient.
+func withPatient(t testing.TB) (*DB, store.User) {
+	t.Helper()
+	db := openAt(t, t.TempDir()+"/bedside.db")
 	p, err := db.CreateUser(context.Background(), store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	return db, p
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -319,8 +320,15 @@ type codeSets struct {
 	byID map[int64][]packCode
 }
 
-// codeSet finds the codes of observation_code_sets' row id.
-func (s *DB) codeSet(ctx context.Context, id int64) ([]packCode, error) {
+// querier is a connection of the store's or a transaction.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// codeSet finds the codes of observation_code_sets' row id, reading
+// them through q: a reader in a transaction holds one of the readers'
+// connections, and must not wait for another.
+func (s *DB) codeSet(ctx context.Context, q querier, id int64) ([]packCode, error) {
 	c := &s.sets
 	c.mu.RLock()
 	codes, ok := c.byID[id]
@@ -329,10 +337,15 @@ func (s *DB) codeSet(ctx context.Context, id int64) ([]packCode, error) {
 		return codes, nil
 	}
 	var b []byte
-	if err := s.r.QueryRowContext(ctx, `SELECT codes FROM observation_code_sets WHERE id = ?`, id).Scan(&b); err != nil {
+	err := q.QueryRowContext(ctx, `SELECT codes FROM observation_code_sets WHERE id = ?`, id).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Not "not found": the pack that names it is.
+		err = errPack
+	}
+	if err != nil {
 		return nil, fmt.Errorf("codes %d: %w", id, err)
 	}
-	codes, err := decodeCodes(b)
+	codes, err = decodeCodes(b)
 	if err != nil {
 		return nil, fmt.Errorf("codes %d: %w", id, err)
 	}
@@ -347,7 +360,8 @@ func (s *DB) codeSet(ctx context.Context, id int64) ([]packCode, error) {
 	return codes, nil
 }
 
-// packReader is a reader of the store's packs.
-func (s *DB) packReader(ctx context.Context) *packReader {
-	return &packReader{sets: func(id int64) ([]packCode, error) { return s.codeSet(ctx, id) }}
+// packReader is a reader of the store's packs, which reads their codes
+// through q.
+func (s *DB) packReader(ctx context.Context, q querier) *packReader {
+	return &packReader{sets: func(id int64) ([]packCode, error) { return s.codeSet(ctx, q, id) }}
 }

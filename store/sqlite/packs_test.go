@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -21,7 +22,7 @@ func unpack(t testing.TB, db *DB) {
 	t.Helper()
 	ctx := context.Background()
 	var obs []store.Observation
-	r := db.packReader(ctx)
+	r := db.packReader(ctx, db.r)
 	rows, err := db.w.QueryContext(ctx, `SELECT `+packCols+` FROM observation_packs ORDER BY id`)
 	err = eachPack(rows, err, func(p *pack) (bool, error) {
 		var err error
@@ -399,11 +400,7 @@ func TestRowsAndPacksReadAlike(t *testing.T) {
 // call and no other of the commit.
 func TestAppendRefusesNaN(t *testing.T) {
 	ctx := context.Background()
-	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
-	p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, p := withPatient(t)
 	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	reading := func(v float64) []store.Observation {
 		return []store.Observation{{PatientID: p.ID, Code: "8867-4", Value: v, Unit: "/min", EffectiveAt: t0}}
@@ -440,11 +437,7 @@ next:
 // though it failed with packs of its call not yet queued.
 func TestFailedCommitLeavesNoPack(t *testing.T) {
 	ctx := context.Background()
-	db := openAt(t, filepath.Join(t.TempDir(), "bedside.db"))
-	p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, p := withPatient(t)
 	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	// A reading in each of more minutes than one INSERT takes packs, the
 	// first of no patient: the INSERT of the first packs fails.
@@ -463,5 +456,50 @@ func TestFailedCommitLeavesNoPack(t *testing.T) {
 	got, err := db.ObservationsBetween(ctx, p.ID, t0, t0.Add(3*time.Hour))
 	if err != nil || len(got) != 1 || got[0].Value != 1000 {
 		t.Fatalf("stored %d readings (%v), want the one of the second commit", len(got), err)
+	}
+}
+
+// TestPackReadersHoldOneConnection: a reader of packs reads their codes
+// through its own transaction, never waiting for another of the
+// readers' connections while it holds one: with all but one of them
+// held elsewhere, and no codes read yet, every reader still answers.
+func TestPackReadersHoldOneConnection(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bedside.db")
+	db := openAt(t, path)
+	p, err := db.CreateUser(ctx, store.User{Email: "p@example.org", Name: "P", Role: store.RolePatient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	obs := []store.Observation{{PatientID: p.ID, Code: "8867-4", Value: 70, Unit: "/min", EffectiveAt: t0}}
+	if each, err := db.commitAppends(ctx, []appendReq{{0, 0, obs}}); err != nil || each[0] != nil {
+		t.Fatal(err, each)
+	}
+	db.Close()
+	db = openAt(t, path) // no codes read yet
+	for range maxReaders - 1 {
+		tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if got, err := db.ObservationsBetween(ctx, p.ID, t0, t0.Add(time.Second)); err != nil || len(got) != 1 {
+		t.Fatalf("between: %d readings, %v", len(got), err)
+	}
+	db.sets = codeSets{}
+	if _, total, err := db.SearchObservations(ctx, store.ObservationQuery{PatientID: p.ID, Codes: []string{"8867-4"}}); err != nil || total != 1 {
+		t.Fatalf("search: %d readings, %v", total, err)
+	}
+	db.sets = codeSets{}
+	if got, _, err := db.SampleObservations(ctx, p.ID, t0, t0.Add(time.Minute), time.Minute); err != nil || len(got) != 1 {
+		t.Fatalf("sample: %d readings, %v", len(got), err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -97,7 +98,7 @@ func (s *DB) packedByID(ctx context.Context, id int64) (store.Observation, error
 	if id >= p.id+int64(p.n) {
 		return o, sql.ErrNoRows
 	}
-	r := s.packReader(ctx)
+	r := s.packReader(ctx, s.r)
 	if err := r.reset(&p); err != nil {
 		return o, err
 	}
@@ -139,7 +140,7 @@ func (s *DB) observationsBetween(ctx context.Context, patientID, from, to int64)
 		return nil, err
 	}
 	sorted := len(out)
-	r := s.packReader(ctx)
+	r := s.packReader(ctx, tx)
 	var o store.Observation
 	rows, err = tx.QueryContext(ctx, `SELECT `+packCols+` FROM observation_packs
 		WHERE patient_id = ? AND last_at >= ? AND last_at < ? AND first_at < ? ORDER BY last_at`,
@@ -169,21 +170,15 @@ func (s *DB) observationsBetween(ctx context.Context, patientID, from, to int64)
 //
 // A range with packs is searched in two passes over one snapshot. The
 // first counts what q selects in each minute: the rows with SQL, the
-// packs from the counts of codes their readings begin with, decoding only
-// a pack that the range cuts or that holds a blood-pressure panel that
-// Panels makes one. The minutes give the total and the minutes the page
+// packs from their sets of codes, which the index of packs names,
+// decoding only a pack that the range cuts or that holds a blood-pressure
+// panel that Panels makes one. The minutes give the total and the minutes the page
 // falls in; the second pass reads those. A minute holds all the readings
 // of its times, so a page cut at minutes keeps the order by time then ID.
 // A patient's search by code (as searchByMinute) reads only the minutes
 // with readings of the codes (observation_minutes).
 func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error) {
-	from, to := int64(math.MinInt64), int64(math.MaxInt64)
-	if !q.From.IsZero() {
-		from = ms(q.From)
-	}
-	if !q.To.IsZero() {
-		to = ms(q.To)
-	}
+	from, to := queryBounds(q)
 	if from >= to {
 		return nil, 0, nil
 	}
@@ -192,7 +187,7 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 		return nil, 0, wrap(err, "search observations")
 	}
 	defer tx.Rollback()
-	sr := &search{q: q, tx: tx, from: from, to: to, r: s.packReader(ctx)}
+	sr := &search{q: q, tx: tx, from: from, to: to, r: s.packReader(ctx, tx)}
 	packed, err := sr.hasPacks(ctx)
 	if err != nil {
 		return nil, 0, wrap(err, "search observations")
@@ -211,27 +206,39 @@ func (s *DB) SearchObservations(ctx context.Context, q store.ObservationQuery) (
 	return page, total, nil
 }
 
+// queryBounds are q's effective times, [from, to), in Unix milliseconds;
+// unbounded, the least and greatest.
+func queryBounds(q store.ObservationQuery) (from, to int64) {
+	from, to = math.MinInt64, math.MaxInt64
+	if !q.From.IsZero() {
+		from = ms(q.From)
+	}
+	if !q.To.IsZero() {
+		to = ms(q.To)
+	}
+	return from, to
+}
+
 // search is one SearchObservations over rows and packs.
 type search struct {
 	q        store.ObservationQuery
 	tx       *sql.Tx
 	from, to int64 // effective times, [from, to)
 	// patient is q's patient, or its device's (0 for neither: all
-	// patients); none, a device that is not found.
+	// patients).
 	patient int64
-	none    bool
 	r       *packReader
 	buf     []store.Observation // a pack's readings
 }
 
 // hasPacks reports whether the search's range has packs, and finds its
-// patient.
+// patient; not for a device that is not found, or not q's patient's,
+// whose search selects nothing.
 func (sr *search) hasPacks(ctx context.Context) (bool, error) {
 	sr.patient = sr.q.PatientID
 	if sr.q.DeviceID != 0 {
 		err := sr.tx.QueryRowContext(ctx, `SELECT user_id FROM credentials WHERE id = ?`, sr.q.DeviceID).Scan(&sr.patient)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && sr.q.PatientID != 0 && sr.patient != sr.q.PatientID {
-			sr.none = true
 			return false, nil
 		}
 		if err != nil {
@@ -301,7 +308,9 @@ func (sr *search) run(ctx context.Context) ([]store.Observation, int, error) {
 	}
 	slices.SortFunc(out, byTimeThenID)
 	if skip >= len(out) {
-		return nil, total, nil // the store changed between the passes: it cannot within one snapshot
+		// Both passes read one snapshot: the counts and the readings
+		// disagree only if a pack's codes do not say what it holds.
+		return nil, 0, fmt.Errorf("the page's minutes hold %d readings, counted %d and more: %w", len(out), skip, errPack)
 	}
 	return out[skip:min(len(out), skip+limit)], total, nil
 }
@@ -310,9 +319,6 @@ func (sr *search) run(ctx context.Context) ([]store.Observation, int, error) {
 // search selects: a patient's search by code, the runs of consecutive
 // minutes with readings of the codes; any other, its range.
 func (sr *search) runs(ctx context.Context) ([]minuteRun, error) {
-	if sr.none {
-		return nil, nil
-	}
 	if len(sr.q.Codes) == 0 || sr.patient == 0 {
 		return []minuteRun{{start: sr.from, end: sr.to}}, nil
 	}
@@ -576,7 +582,7 @@ func (s *DB) sample(ctx context.Context, patientID, from, to, span int64) ([]sto
 	if err != nil {
 		return nil, 0, err
 	}
-	ps := packSample{tx: tx, patient: patientID, from: from, to: to, span: span, r: s.packReader(ctx)}
+	ps := packSample{tx: tx, patient: patientID, from: from, to: to, span: span, r: s.packReader(ctx, tx)}
 	n, err := ps.count(ctx)
 	if err != nil {
 		return nil, 0, err

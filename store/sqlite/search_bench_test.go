@@ -25,7 +25,7 @@ func BenchmarkSearchByCode(b *testing.B) {
 
 func benchSearchByCode(b *testing.B, packed bool) {
 	ctx := context.Background()
-	db, p := benchPatient(b)
+	db, p := withPatient(b)
 	const days = 3
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	if packed {

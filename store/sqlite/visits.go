@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/bedside-health/bedside/store"
@@ -109,13 +108,7 @@ func placeholders(n int) string {
 // runs. A minute holds all the readings of its times, so a page cut at
 // minutes keeps the order by time then ID. Both read one snapshot.
 func (s *DB) searchByMinute(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error) {
-	from, to := int64(math.MinInt64), int64(math.MaxInt64)
-	if !q.From.IsZero() {
-		from = ms(q.From)
-	}
-	if !q.To.IsZero() {
-		to = ms(q.To)
-	}
+	from, to := queryBounds(q)
 	if from >= to {
 		return nil, 0, nil
 	}
