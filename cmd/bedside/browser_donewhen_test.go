@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedside-health/bedside/store"
+	"github.com/bedside-health/bedside/store/sqlite"
 	"github.com/chromedp/chromedp"
 )
 
@@ -227,15 +228,26 @@ func TestBrowserDoneWhen(t *testing.T) {
 
 	// Every reading stored once, with no sequence missing: the device's
 	// sequences of stored readings and of the waveform chunks make up 1..N.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Data, "bedside.db")+"?mode=ro")
+	// Read through the store, which keeps a call's readings as one pack.
+	db, err := sqlite.Open(context.Background(), filepath.Join(ts.Data, "bedside.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var envelopes, rows, maxSeq int
-	if err := db.QueryRow(`SELECT count(DISTINCT seq), count(*), coalesce(max(seq), 0) FROM observations WHERE seq > 0`).Scan(&envelopes, &rows, &maxSeq); err != nil {
+	stored, _, err := db.SearchObservations(context.Background(), store.ObservationQuery{Limit: 1 << 30})
+	if err != nil {
 		t.Fatal(err)
 	}
+	seqs := make(map[int64]bool)
+	var rows, maxSeq int
+	for _, o := range stored {
+		if o.Seq > 0 {
+			seqs[o.Seq] = true
+			rows++
+			maxSeq = max(maxSeq, int(o.Seq))
+		}
+	}
+	envelopes := len(seqs)
 	if envelopes != sum.readings {
 		t.Fatalf("%d readings stored, devicesim measured %d", envelopes, sum.readings)
 	}
