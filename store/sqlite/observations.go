@@ -176,9 +176,10 @@ type openPack struct {
 	codes                            []packCode
 }
 
-// takes reports whether o may go in p: of its patient, device, relayed
-// device and minute, and within a pack's bounds.
-func (p *openPack) takes(o *store.Observation, minute int64) bool {
+// take reports whether o may go in p (of its patient, device, relayed
+// device and minute, and within a pack's bounds) and, if it may, counts
+// its code among p's; the caller then appends it.
+func (p *openPack) take(o *store.Observation, minute int64) bool {
 	if p.patient != o.PatientID || p.device != o.DeviceID || p.relayed != o.Relayed || p.minute != minute || len(p.obs) == maxPackReadings {
 		return false
 	}
@@ -415,7 +416,7 @@ func (st *appender) add(o store.Observation) {
 		st.newMinutes[codeMinute{pc, minute}] = true
 	}
 	for i := range st.open {
-		if p := &st.open[i]; p.takes(&o, minute) {
+		if p := &st.open[i]; p.take(&o, minute) {
 			p.obs = append(p.obs, o)
 			return
 		}
@@ -436,23 +437,23 @@ func (st *appender) add(o store.Observation) {
 func (st *appender) queueOpen(ctx context.Context) error {
 	for i := range st.open {
 		p := &st.open[i]
-		first, flagged := ms(p.obs[0].EffectiveAt), false
+		first := ms(p.obs[0].EffectiveAt)
 		last := first
 		for _, o := range p.obs {
 			first, last = min(first, ms(o.EffectiveAt)), max(last, ms(o.EffectiveAt))
-			flagged = flagged || len(o.Flags) > 0 && store.JoinFlags(o.Flags) != ""
 		}
 		received := ms(p.obs[0].ReceivedAt)
-		codes, err := st.codeSetID(ctx, p.codes)
+		codesID, err := st.codeSetID(ctx, p.codes)
 		if err != nil {
 			return err
 		}
 		start := len(st.blobs)
-		st.blobs = appendPack(st.blobs, p.obs, p.codes, first, received)
+		var flagged bool
+		st.blobs, flagged = appendPack(st.blobs, p.obs, p.codes, first, received)
 		b := &st.boxes
 		q := &st.packs
 		q.rows = append(q.rows, st.nextID, b.patient.box(p.patient), b.device.box(p.device), b.relayed.box(p.relayed),
-			b.received.box(received), first, last, len(p.obs), b.codes.box(codes), flagged, st.blobs[start:len(st.blobs):len(st.blobs)])
+			b.received.box(received), first, last, len(p.obs), b.codes.box(codesID), flagged, st.blobs[start:len(st.blobs):len(st.blobs)])
 		st.nextID += int64(len(p.obs))
 		clear(p.obs) // hold no caller's strings
 		clear(p.codes)

@@ -106,9 +106,10 @@ func decodeCodes(b []byte) ([]packCode, error) {
 }
 
 // appendPack encodes obs, readings of one pack whose codes are codes
-// (packCodes), whose earliest is effective at firstAt and which was
-// received at receivedAt, after b.
-func appendPack(b []byte, obs []store.Observation, codes []packCode, firstAt, receivedAt int64) []byte {
+// (each reading's among them), whose earliest is effective at firstAt and
+// which was received at receivedAt, after b; flagged reports whether a
+// reading carries flags (the pack's flagged column).
+func appendPack(b []byte, obs []store.Observation, codes []packCode, firstAt, receivedAt int64) (_ []byte, flagged bool) {
 	b = append(b, packVersion)
 	for _, o := range obs {
 		k := 0
@@ -126,8 +127,9 @@ func appendPack(b []byte, obs []store.Observation, codes []packCode, firstAt, re
 			flags = store.JoinFlags(o.Flags)
 		}
 		b = appendString(b, flags)
+		flagged = flagged || flags != ""
 	}
-	return b
+	return b, flagged
 }
 
 func appendString(b []byte, s string) []byte {

@@ -91,7 +91,11 @@ func TestPackRoundTrip(t *testing.T) {
 			t.Errorf("codes cut to %d of %d bytes: %v, want errPack", cut, len(set), err)
 		}
 	}
-	p.readings = appendPack(nil, obs, codes, p.firstAt, p.receivedAt)
+	var flagged bool
+	p.readings, flagged = appendPack(nil, obs, codes, p.firstAt, p.receivedAt)
+	if !flagged {
+		t.Error("a pack with a flagged reading is not flagged")
+	}
 	r := &packReader{sets: func(id int64) ([]packCode, error) {
 		if id != 9 {
 			return nil, fmt.Errorf("codes %d", id)
@@ -135,7 +139,8 @@ func FuzzDecodePack(f *testing.F) {
 		{Seq: 1, Code: "8480-6", Value: 120, Unit: "mm[Hg]", EffectiveAt: first.Add(time.Second), ReceivedAt: first, Flags: []string{"cuff too loose"}},
 	}
 	codes := packCodes(nil, obs)
-	f.Add(appendCodes(nil, codes), appendPack(nil, obs, codes, ms(first), ms(first)), 2, int64(1000))
+	seed, _ := appendPack(nil, obs, codes, ms(first), ms(first))
+	f.Add(appendCodes(nil, codes), seed, 2, int64(1000))
 	f.Add([]byte{1, 0, 1}, []byte{packVersion, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 1, int64(0))
 	f.Fuzz(func(t *testing.T, set, b []byte, n int, span int64) {
 		codes, err := decodeCodes(set)
@@ -165,7 +170,7 @@ func FuzzDecodePack(f *testing.F) {
 		// Encoded again, the readings decode the same, their flags as
 		// the store joins them.
 		again := &pack{id: 1, firstAt: p.firstAt, lastAt: p.lastAt, n: n}
-		again.readings = appendPack(nil, got, codes, p.firstAt, p.receivedAt)
+		again.readings, _ = appendPack(nil, got, codes, p.firstAt, p.receivedAt)
 		back, err := decodePack(nil, again, r)
 		for i := range got {
 			got[i].Flags = store.SplitFlags(store.JoinFlags(got[i].Flags)) // as a store writes them

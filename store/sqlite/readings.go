@@ -347,25 +347,6 @@ func (sr *search) runs(ctx context.Context) ([]minuteRun, error) {
 	return runs, nil
 }
 
-// rowCond is the condition on the rows (o) of the search effective in
-// [start, end), and its parameters.
-func (sr *search) rowCond(start, end int64) (string, []any) {
-	var where []string
-	var args []any
-	if sr.q.PatientID != 0 {
-		where, args = append(where, "o.patient_id = ?"), append(args, sr.q.PatientID)
-	}
-	if len(sr.q.Codes) > 0 {
-		where = append(where, "o.code IN ("+placeholders(len(sr.q.Codes))+")")
-		for _, c := range sr.q.Codes {
-			args = append(args, c)
-		}
-	}
-	where, args = append(where, "o.effective_at >= ?", "o.effective_at < ?"), append(args, start, end)
-	more, moreArgs := searchFilter(sr.q)
-	return strings.Join(append(where, more...), " AND "), append(args, moreArgs...)
-}
-
 // packCond is the condition on the packs (p) of the search that may hold
 // readings effective in [start, end), and its parameters.
 func (sr *search) packCond(start, end int64) (string, []any) {
@@ -388,7 +369,7 @@ func (sr *search) packCond(start, end int64) (string, []any) {
 
 // rowCounts counts the rows of the search in each minute of r.
 func (sr *search) rowCounts(ctx context.Context, r minuteRun) ([]minuteCount, error) {
-	cond, args := sr.rowCond(r.start, r.end)
+	cond, args := rowCond(sr.q, r.start, r.end)
 	rows, err := sr.tx.QueryContext(ctx, `SELECT o.effective_at / 60000, count(*) FROM observations o WHERE `+cond+` GROUP BY 1 ORDER BY 1`, args...)
 	return collect(rows, err, func(r scanner) (minuteCount, error) {
 		var c minuteCount
@@ -523,7 +504,7 @@ func mergeCounts(counts, rows, packs []minuteCount) []minuteCount {
 
 // read appends the readings of the search in r to out.
 func (sr *search) read(ctx context.Context, r minuteRun, out []store.Observation) ([]store.Observation, error) {
-	cond, args := sr.rowCond(r.start, r.end)
+	cond, args := rowCond(sr.q, r.start, r.end)
 	rows, err := sr.tx.QueryContext(ctx, `SELECT `+prefixed("o.", obsCols)+` FROM observations o WHERE `+cond, args...)
 	got, err := collect(rows, err, scanObservation)
 	if err != nil {

@@ -24,29 +24,9 @@ func scanObservation(r scanner) (store.Observation, error) {
 // patient's through observations_patient (patient, time, code), others by
 // scanning it.
 func (s *DB) searchAll(ctx context.Context, q store.ObservationQuery) ([]store.Observation, int, error) {
-	var where []string
-	var args []any
-	if q.PatientID != 0 {
-		where, args = append(where, "o.patient_id = ?"), append(args, q.PatientID)
-	}
-	if len(q.Codes) > 0 {
-		where = append(where, "o.code IN ("+placeholders(len(q.Codes))+")")
-		for _, c := range q.Codes {
-			args = append(args, c)
-		}
-	}
-	if !q.From.IsZero() {
-		where, args = append(where, "o.effective_at >= ?"), append(args, ms(q.From))
-	}
-	if !q.To.IsZero() {
-		where, args = append(where, "o.effective_at < ?"), append(args, ms(q.To))
-	}
-	more, moreArgs := searchFilter(q)
-	where, args = append(where, more...), append(args, moreArgs...)
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
+	from, to := queryBounds(q)
+	where, args := rowCond(q, from, to)
+	cond := " WHERE " + where
 	var total int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM observations o`+cond, args...).Scan(&total); err != nil {
 		return nil, 0, wrap(err, "count observations")
@@ -58,6 +38,25 @@ func (s *DB) searchAll(ctx context.Context, q store.ObservationQuery) ([]store.O
 		return nil, 0, wrap(err, "search observations")
 	}
 	return out, total, nil
+}
+
+// rowCond is the condition on the rows (o) that q selects effective in
+// [start, end), and its parameters.
+func rowCond(q store.ObservationQuery, start, end int64) (string, []any) {
+	var where []string
+	var args []any
+	if q.PatientID != 0 {
+		where, args = append(where, "o.patient_id = ?"), append(args, q.PatientID)
+	}
+	if len(q.Codes) > 0 {
+		where = append(where, "o.code IN ("+placeholders(len(q.Codes))+")")
+		for _, c := range q.Codes {
+			args = append(args, c)
+		}
+	}
+	where, args = append(where, "o.effective_at >= ?", "o.effective_at < ?"), append(args, start, end)
+	more, moreArgs := searchFilter(q)
+	return strings.Join(append(where, more...), " AND "), append(args, moreArgs...)
 }
 
 // searchFilter is the conditions of q on an observation o other than its
