@@ -2,7 +2,9 @@
 // goroutine takes the first waiting write, adds every other one already
 // waiting, commits them together and then releases each caller with its own
 // result. When writes come one at a time each commits at once; no timer
-// ever holds a write back to wait for company.
+// holds a write back to wait for company, except in a Committer that
+// lends Ps (LendProcs), which waits up to lendGather for more writes so
+// that one loan serves them all.
 package groupcommit
 
 import (
@@ -11,6 +13,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed reports a write after Close.
@@ -89,11 +92,14 @@ func (c *Committer[T]) Lowered() error {
 // is not one the process's other goroutines needed. Keeping the extra P
 // all the time costs its idle spinning and wake-ups instead: on a
 // two-core node, a tenth more CPU per live-vitals delivery
-// (docs/benchmarks.md). Changing the count stops the world for a moment,
-// twice a commit. Committers that lend at once share one extra P. Only
-// for a process that leaves GOMAXPROCS to the runtime: going back to
-// the default (runtime.SetDefaultGOMAXPROCS) ignores the environment's
-// GOMAXPROCS and any count set before.
+// (docs/benchmarks.md). Changing the count stops the world, twice a
+// loan, so a lending Committer gathers writes for up to lendGather
+// after the first before it commits them, and has a goroutine of the
+// process's priority change the count (offThread). Committers that lend
+// at once share one extra P. Only for a process that leaves GOMAXPROCS
+// to the runtime: going back to the default
+// (runtime.SetDefaultGOMAXPROCS) ignores the environment's GOMAXPROCS
+// and any count set before.
 func (c *Committer[T]) LendProcs(on bool) { c.lend.Store(on) }
 
 // LendsProcs reports whether commits are given one more P (LendProcs).
@@ -105,12 +111,29 @@ var lent struct {
 	n int
 }
 
+// lendGather is how long a lending Committer waits, after the first
+// write of a batch, for others to join it. Live vitals' devices commit
+// in slots (vitals' commitSlots): at 1,000 streaming patients a slot's
+// hundred devices reach the writer over a few milliseconds, which
+// without the wait made about six batches of a slot, each a loan (two
+// stops of the world) and a transaction; with it, one or two. A write
+// waits at most this long more for its commit; a batch that fills
+// commits at once.
+var lendGather = 4 * time.Millisecond
+
+// resized, if set (by tests), is called by the goroutine that changes
+// the count of Ps, once it has.
+var resized func()
+
 // lendProc allows one more P, unless a commit has already.
 func lendProc() {
 	lent.Lock()
 	defer lent.Unlock()
 	if lent.n == 0 {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+		if resized != nil {
+			resized()
+		}
 	}
 	lent.n++
 }
@@ -122,7 +145,28 @@ func returnProc() {
 	defer lent.Unlock()
 	if lent.n--; lent.n == 0 {
 		runtime.SetDefaultGOMAXPROCS()
+		if resized != nil {
+			resized()
+		}
 	}
+}
+
+// offThread runs f on a goroutine of its own and waits for it, the
+// caller parked meanwhile. The writer changes the count of Ps this way:
+// the goroutine that changes it stops the world and holds it stopped
+// until the change is done, and on the writer's lowered thread the
+// kernel, with every other runnable thread of the machine ahead of it,
+// left the world stopped for milliseconds: on a two-core node streaming
+// live vitals to 1,000 viewers, 22 or 23 stops of 5 ms or more in 20
+// seconds (docs/benchmarks.md). A goroutine started here runs on a
+// thread of the process's priority, never the writer's locked one.
+func offThread(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 // ErrNotLowered is Lowered's answer for a Committer without Background.
@@ -189,15 +233,7 @@ func (c *Committer[T]) loop(started chan<- struct{}) {
 			return
 		}
 		batch = append(batch[:0], first)
-	gather:
-		for len(batch) < c.max {
-			select {
-			case rq := <-c.in:
-				batch = append(batch, rq)
-			default:
-				break gather
-			}
-		}
+		batch = c.gather(batch)
 		// Callers that gave up before their batch began are not written.
 		live := batch[:0]
 		for _, rq := range batch {
@@ -217,6 +253,36 @@ func (c *Committer[T]) loop(started chan<- struct{}) {
 		c.run(live, items)
 		clear(batch)
 	}
+}
+
+// gather adds to batch the writes waiting, up to c.max: those already
+// waiting, and for a lending Committer those that come within
+// lendGather. A Close meanwhile ends the wait; the batch still commits.
+func (c *Committer[T]) gather(batch []*request[T]) []*request[T] {
+	if !c.lend.Load() || lendGather <= 0 {
+		for len(batch) < c.max {
+			select {
+			case rq := <-c.in:
+				batch = append(batch, rq)
+			default:
+				return batch
+			}
+		}
+		return batch
+	}
+	wait := time.NewTimer(lendGather)
+	defer wait.Stop()
+	for len(batch) < c.max {
+		select {
+		case rq := <-c.in:
+			batch = append(batch, rq)
+		case <-wait.C:
+			return batch
+		case <-c.quit:
+			return batch
+		}
+	}
+	return batch
 }
 
 // run commits items; if the batch fails as a whole, each item is tried
@@ -249,8 +315,8 @@ func (c *Committer[T]) run(rqs []*request[T], items []T) {
 // the P is returned before any caller hears of the result.
 func (c *Committer[T]) commitLent(items []T) ([]error, error) {
 	if c.lend.Load() {
-		lendProc()
-		defer returnProc()
+		offThread(lendProc)
+		defer offThread(returnProc)
 	}
 	return c.commit(context.Background(), items)
 }

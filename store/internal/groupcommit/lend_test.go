@@ -3,7 +3,9 @@ package groupcommit
 import (
 	"context"
 	"runtime"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestLendProcsAddsAPWhileCommitting: a Committer that lends commits with
@@ -91,5 +93,56 @@ func TestLendProcsAddsAPWhileCommitting(t *testing.T) {
 	ca.LendProcs(false)
 	if got := commitAlone(4); got != base {
 		t.Errorf("lending off again: committed with %d Ps, want %d", got, base)
+	}
+}
+
+// TestLendingGathersABatch: a lending Committer holding a write waits
+// for others within lendGather and commits them in one batch (one loan);
+// a full batch commits without waiting out the window; a Close ends the
+// wait and the batch still commits.
+func TestLendingGathersABatch(t *testing.T) {
+	runtime.SetDefaultGOMAXPROCS()
+	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
+	was := lendGather
+	lendGather = time.Hour // only a full batch or a Close ends the wait
+	t.Cleanup(func() { lendGather = was })
+
+	batches := make(chan []int, 4)
+	c := New(func(_ context.Context, batch []int) ([]error, error) {
+		batches <- slices.Clone(batch)
+		return make([]error, len(batch)), nil
+	}, 3)
+	c.LendProcs(true)
+	// send hands the writer v and returns once the writer has taken it
+	// from its queue, so nothing else is waiting when it looks.
+	send := func(v int) chan error {
+		res := make(chan error, 1)
+		c.in <- &request[int]{ctx: t.Context(), item: v, res: res}
+		for len(c.in) > 0 {
+			runtime.Gosched()
+		}
+		return res
+	}
+	var res []chan error
+	for v := range 3 {
+		res = append(res, send(v))
+	}
+	if got := <-batches; !slices.Equal(got, []int{0, 1, 2}) {
+		t.Errorf("batch %v, want the three writes in one", got)
+	}
+	for _, r := range res {
+		if err := <-r; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Held in a gathering batch when the Committer closes: committed.
+	r := send(7)
+	c.Close()
+	if err := <-r; err != nil {
+		t.Errorf("a write gathering at Close: %v, want it committed", err)
+	}
+	if got := <-batches; !slices.Equal(got, []int{7}) {
+		t.Errorf("batch at Close %v, want [7]", got)
 	}
 }

@@ -118,3 +118,44 @@ func TestBackgroundRefusesWhatIsNotAPriority(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestLendingResizesOffTheWritersThread: a lowered writer that lends Ps
+// has the count changed by a thread of the process's priority. The
+// change stops the world until it is done, and on the lowered thread
+// the kernel left it stopped for milliseconds.
+func TestLendingResizesOffTheWritersThread(t *testing.T) {
+	runtime.LockOSThread()
+	base := threadNice(t, "/proc/thread-self/stat")
+	runtime.UnlockOSThread()
+	if base >= 19 {
+		t.Skip("the process already runs at the lowest priority: a lowered thread cannot be told apart")
+	}
+	runtime.SetDefaultGOMAXPROCS()
+	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
+	nices := make(chan int, 4)
+	resized = func() {
+		n, err := readNice("/proc/thread-self/stat")
+		if err != nil {
+			t.Error(err)
+		}
+		nices <- n
+	}
+	t.Cleanup(func() { resized = nil })
+	c := New(func(_ context.Context, batch []int) ([]error, error) {
+		return make([]error, len(batch)), nil
+	}, 4, Background(5))
+	defer c.Close()
+	if err := c.Lowered(); err != nil {
+		t.Fatalf("Lowered: %v", err)
+	}
+	c.LendProcs(true)
+	if err := c.Do(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	// One loan: the count went up, and back down before Do returned.
+	for _, what := range []string{"lent", "returned"} {
+		if n := <-nices; n != base {
+			t.Errorf("the P was %s by a thread at nice %d, want the process's %d", what, n, base)
+		}
+	}
+}
