@@ -81,3 +81,26 @@ func TestSchedulerLatencySeesADelay(t *testing.T) {
 		}
 	}
 }
+
+// TestStoppedWorldCountsGCAndOtherStops: a garbage collection stops the
+// world at least twice (to start marking and to end it), and a change of
+// GOMAXPROCS once each way; the histogram must count them all.
+func TestStoppedWorldCountsGCAndOtherStops(t *testing.T) {
+	before := StoppedWorld()
+	runtime.GC()
+	afterGC := StoppedWorld()
+	if afterGC.Count < before.Count+2 {
+		t.Errorf("stops: %d before a collection, %d after; want 2 or more", before.Count, afterGC.Count)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1))
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) - 1)
+	after := StoppedWorld()
+	if after.Count < afterGC.Count+2 {
+		t.Errorf("stops: %d before two changes of GOMAXPROCS, %d after; want 2 more", afterGC.Count, after.Count)
+	}
+	for i := range after.Counts {
+		if after.Counts[i] > after.Count || (i > 0 && after.Counts[i] < after.Counts[i-1]) {
+			t.Errorf("buckets not cumulative: %v of %d", after.Counts, after.Count)
+		}
+	}
+}

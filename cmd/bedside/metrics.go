@@ -19,6 +19,7 @@ func newMetrics() *metrics.Registry {
 		return int64(m.HeapAlloc)
 	})
 	metrics.RegisterSchedulerLatency(r)
+	metrics.RegisterStoppedWorld(r)
 	return r
 }
 

@@ -41,26 +41,27 @@ func (w schedWaits) overPct(within uint64) float64 {
 	return 100 * float64(w.n-within) / float64(w.n)
 }
 
-// scrapeWaits reads the scheduler waits from a /metrics URL, with
-// BEDSIDE_METRICS_TOKEN as its bearer token if that is set (as it must be
-// for a server that has one, even from loopback).
-func scrapeWaits(ctx context.Context, url string) (schedWaits, error) {
+// scrapeWaits reads the scheduler waits, and the stops of the world if
+// given, from a /metrics URL, with BEDSIDE_METRICS_TOKEN as its bearer
+// token if that is set (as it must be for a server that has one, even
+// from loopback).
+func scrapeWaits(ctx context.Context, url string) (runtimeFigures, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return schedWaits{}, err
+		return runtimeFigures{}, err
 	}
 	if tok := os.Getenv("BEDSIDE_METRICS_TOKEN"); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return schedWaits{}, err
+		return runtimeFigures{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return schedWaits{}, fmt.Errorf("%s: %s", url, resp.Status)
+		return runtimeFigures{}, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	w, err := parseWaits(resp.Body)
 	if err != nil {
@@ -69,18 +70,48 @@ func scrapeWaits(ctx context.Context, url string) (schedWaits, error) {
 	return w, nil
 }
 
-// waitsFrom reads a process's scheduler waits now, and returns what
-// reads those that came since: the same reading at both ends of a window,
-// whichever process it is.
-func waitsFrom(read func() (schedWaits, error)) func() (schedWaits, error) {
+// runtimeFigures is what a process's /metrics says of its runtime: its
+// goroutines' waits to run once ready, and its stops of the world
+// (metrics.StoppedWorldName), read in the same buckets, if it gives them.
+type runtimeFigures struct {
+	waits      schedWaits
+	stops      schedWaits
+	stopsKnown bool
+}
+
+// since is the figures of f that an earlier reading o had not seen yet.
+func (f runtimeFigures) since(o runtimeFigures) (runtimeFigures, error) {
+	w, err := f.waits.since(o.waits)
+	if err != nil {
+		return runtimeFigures{}, err
+	}
+	d := runtimeFigures{waits: w, stopsKnown: f.stopsKnown && o.stopsKnown}
+	if d.stopsKnown {
+		if d.stops, err = f.stops.since(o.stops); err != nil {
+			return runtimeFigures{}, err
+		}
+	}
+	return d, nil
+}
+
+// longer1ms and longer5ms count those longer than that (for stops,
+// which are few, a count says more than a share).
+func (w schedWaits) longer1ms() uint64 { return w.n - w.within1ms }
+func (w schedWaits) longer5ms() uint64 { return w.n - w.within5ms }
+
+// waitsFrom reads a process's figures now, and returns what reads those
+// that came since: the same reading at both ends of a window, whichever
+// process it is.
+func waitsFrom[T interface{ since(T) (T, error) }](read func() (T, error)) func() (T, error) {
 	w0, err0 := read()
-	return func() (schedWaits, error) {
+	return func() (T, error) {
+		var zero T
 		if err0 != nil {
-			return schedWaits{}, err0
+			return zero, err0
 		}
 		w1, err := read()
 		if err != nil {
-			return schedWaits{}, err
+			return zero, err
 		}
 		return w1.since(w0)
 	}
@@ -110,16 +141,20 @@ func histWaits(h metrics.Histogram) (schedWaits, error) {
 	return w, nil
 }
 
-// parseWaits reads the scheduler latency's 1 ms and 5 ms buckets and its
-// count from Prometheus text.
-func parseWaits(r io.Reader) (schedWaits, error) {
-	name := metrics.SchedulerLatencyName
+// parseWaits reads from Prometheus text the scheduler latency's 1 ms and
+// 5 ms buckets and its count, and the stops of the world's if the page
+// has them.
+func parseWaits(r io.Reader) (runtimeFigures, error) {
+	var f runtimeFigures
 	series := map[string]*uint64{}
-	var w schedWaits
-	series[name+`_bucket{le="0.001"}`] = &w.within1ms
-	series[name+`_bucket{le="0.005"}`] = &w.within5ms
-	series[name+"_count"] = &w.n
-	found := 0
+	add := func(name string, w *schedWaits) {
+		series[name+`_bucket{le="0.001"}`] = &w.within1ms
+		series[name+`_bucket{le="0.005"}`] = &w.within5ms
+		series[name+"_count"] = &w.n
+	}
+	add(metrics.SchedulerLatencyName, &f.waits)
+	add(metrics.StoppedWorldName, &f.stops)
+	found := map[string]bool{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
@@ -127,17 +162,27 @@ func parseWaits(r io.Reader) (schedWaits, error) {
 		if dst := series[key]; ok && dst != nil {
 			v, err := strconv.ParseUint(value, 10, 64)
 			if err != nil {
-				return w, fmt.Errorf("%s: %w", key, err)
+				return f, fmt.Errorf("%s: %w", key, err)
 			}
 			*dst = v
-			found++
+			found[key] = true
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return w, err
+		return f, err
 	}
-	if found != len(series) {
-		return w, fmt.Errorf("no %s with 1 ms and 5 ms buckets", name)
+	family := func(name string) int {
+		n := 0
+		for key := range found {
+			if strings.HasPrefix(key, name+"_") {
+				n++
+			}
+		}
+		return n
 	}
-	return w, nil
+	if family(metrics.SchedulerLatencyName) != 3 {
+		return f, fmt.Errorf("no %s with 1 ms and 5 ms buckets", metrics.SchedulerLatencyName)
+	}
+	f.stopsKnown = family(metrics.StoppedWorldName) == 3
+	return f, nil
 }

@@ -60,6 +60,8 @@ type result struct {
 	perConn            float64
 	waits              schedWaits // the target's scheduler waits while streaming
 	waitsKnown         bool
+	stops              schedWaits // the target's stops of the world while streaming
+	stopsKnown         bool
 	ownWaits           schedWaits // the load tool's, over the same time
 	ownWaitsKnown      bool
 }
@@ -155,9 +157,9 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 	for _, v := range views {
 		v.counted.Store(true)
 	}
-	var targetWaits func() (schedWaits, error)
+	var targetWaits func() (runtimeFigures, error)
 	if p.metricsURL != "" {
-		targetWaits = waitsFrom(func() (schedWaits, error) { return scrapeWaits(ctx, p.metricsURL) })
+		targetWaits = waitsFrom(func() (runtimeFigures, error) { return scrapeWaits(ctx, p.metricsURL) })
 	}
 	var cpu0 time.Duration
 	if r.measured {
@@ -206,11 +208,12 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 		r.serverCPU = cpu1 - cpu0
 	}
 	if targetWaits != nil {
-		var err error
-		if r.waits, err = targetWaits(); err != nil {
+		f, err := targetWaits()
+		if err != nil {
 			fmt.Fprintf(p.log, "%s: scheduler waits not read: %v\n", p.name, err)
 		}
-		r.waitsKnown = err == nil
+		r.waits, r.waitsKnown = f.waits, err == nil
+		r.stops, r.stopsKnown = f.stops, err == nil && f.stopsKnown
 	}
 	self1, _ := selfCPU()
 	r.selfCPU = self1 - self0

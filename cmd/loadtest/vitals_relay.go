@@ -30,10 +30,11 @@ type relay struct {
 func newRelay() http.Handler {
 	r := &relay{viewers: map[string]*websocket.Conn{}}
 	mux := http.NewServeMux()
-	// Its scheduler waits, as the server's /metrics gives them, to hold the
-	// server's to.
+	// Its scheduler waits and stops of the world, as the server's /metrics
+	// gives them, to hold the server's to.
 	reg := metrics.NewRegistry()
 	metrics.RegisterSchedulerLatency(reg)
+	metrics.RegisterStoppedWorld(reg)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = reg.WriteText(w)

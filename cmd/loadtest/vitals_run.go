@@ -216,7 +216,7 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 	fmt.Fprintf(w, "vitals: %d patients, 15 messages/s each (5 numerics, 10 ECG chunks), %s per phase; %s, %d CPUs, %s %s/%s\n",
 		c.patients, c.duration, host, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tround\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tarrival p50 ms\tarrival p99 ms\tarrival p99.9 ms\tsend late p99 ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\twaits >1 ms %\twaits >5 ms %\tloadtest waits >5 ms %\t")
+	fmt.Fprintln(tw, "phase\tround\tconns\tsent\tdelivered/s\tundelivered\tdups\tholes\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tarrival p50 ms\tarrival p99 ms\tarrival p99.9 ms\tsend late p99 ms\tserver core-s/M\tloadtest core-s/M\tKB/idle conn\tmsgs/frame\twaits >1 ms %\twaits >5 ms %\tloadtest waits >5 ms %\tstops >1 ms\tstops >5 ms\t")
 	for _, r := range res {
 		mpf := 0.0
 		if r.frames > 0 {
@@ -233,13 +233,17 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 		if r.ownWaitsKnown {
 			own5 = strconv.FormatFloat(r.ownWaits.over5ms(), 'f', 2, 64)
 		}
+		stops1, stops5 := "-", "-"
+		if r.stopsKnown {
+			stops1, stops5 = strconv.FormatUint(r.stops.longer1ms(), 10), strconv.FormatUint(r.stops.longer5ms(), 10)
+		}
 		a50, a99, a999 := "-", "-", "-"
 		if r.wire.n > 0 {
 			a50, a99, a999 = msString(r.wire.p50), msString(r.wire.p99), msString(r.wire.p999)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.name, r.round, r.conns, r.sent, r.rate, r.lost, r.dups, r.holes, msString(r.lat.p50), msString(r.lat.p99), msString(r.lat.p999), msString(r.lat.mx),
-			a50, a99, a999, msString(r.late.p99), r.serverPerM(), perMillion(r.selfCPU, r.delivered), kb, mpf, over1, over5, own5)
+			a50, a99, a999, msString(r.late.p99), r.serverPerM(), perMillion(r.selfCPU, r.delivered), kb, mpf, over1, over5, own5, stops1, stops5)
 	}
 	tw.Flush()
 	for _, r := range res {
@@ -256,6 +260,9 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 			waits := ""
 			if cr.waitsKnown {
 				waits = fmt.Sprintf(", scheduler waits over 5 ms %.2f%% against %.2f%%", cr.waits.over5ms(), cr.floorWaits.over5ms())
+			}
+			if cr.stopsKnown {
+				waits += fmt.Sprintf(", stops of the world over 5 ms %d against %d", cr.stops.longer5ms(), cr.floorStops.longer5ms())
 			}
 			arrival := ""
 			if cr.wireKnown {
@@ -328,6 +335,10 @@ type roundRatio struct {
 	// if both were read.
 	waits, floorWaits schedWaits
 	waitsKnown        bool
+	// stops, floorStops: each process's stops of the world while it
+	// streamed, if both were read.
+	stops, floorStops schedWaits
+	stopsKnown        bool
 	// wireP99, floorWireP99: each p99 on arrival at the tool's machine,
 	// if both are known.
 	wireP99, floorWireP99 time.Duration
@@ -360,6 +371,7 @@ func compareRounds(res []result) []serverRounds {
 		}
 		cr := roundRatio{round: r.round, cpuRatio: r.serverPerM() / f.serverPerM(), p99: r.lat.p99, floorP99: f.lat.p99,
 			waits: r.waits, floorWaits: f.waits, waitsKnown: r.waitsKnown && f.waitsKnown,
+			stops: r.stops, floorStops: f.stops, stopsKnown: r.stopsKnown && f.stopsKnown,
 			wireP99: r.wire.p99, floorWireP99: f.wire.p99, wireKnown: r.wire.n > 0 && f.wire.n > 0}
 		if r.rssKnown && f.rssKnown && f.perConn > 0 {
 			cr.memRatio = r.perConn / f.perConn

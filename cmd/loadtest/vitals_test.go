@@ -114,8 +114,9 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sfu.Close()
-	reg := metrics.NewRegistry() // as the server's, with its scheduler waits
+	reg := metrics.NewRegistry() // as the server's, with its scheduler waits and stops
 	metrics.RegisterSchedulerLatency(reg)
+	metrics.RegisterStoppedWorld(reg)
 	srv := httptest.NewServer(web.NewServer(web.Deps{Log: log, Store: st, Bus: cluster.NewLocal(), Metrics: reg,
 		Calls: signaling.NewHub(sfu, log), Secret: []byte("a test key of thirty-two bytes, or more")}))
 	defer srv.Close()
@@ -163,6 +164,11 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		if !r.waitsKnown || r.waits.n == 0 || r.waits.within1ms > r.waits.within5ms || r.waits.within5ms > r.waits.n {
 			t.Errorf("%s, round %d: scheduler waits %+v (known %v); want some, the 1 ms ones among the 5 ms ones", r.name, r.round, r.waits, r.waitsKnown)
 		}
+		// Both give their stops of the world (there may be none in so
+		// short a phase).
+		if !r.stopsKnown || r.stops.within1ms > r.stops.within5ms || r.stops.within5ms > r.stops.n {
+			t.Errorf("%s, round %d: stops of the world %+v (known %v); want them read, the 1 ms ones among the 5 ms ones", r.name, r.round, r.stops, r.stopsKnown)
+		}
 		// Every write's lateness; every delivery's arrival, each no later
 		// than its reader read it, so no percentile is either.
 		if r.late.n != int(r.sent) {
@@ -187,6 +193,7 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		"server, 1 patient per viewer over 2 rounds: median CPU per delivery / relay",
 		"every message delivered exactly once in 2 of 2",
 		"scheduler waits over 5 ms",
+		"stops of the world over 5 ms",
 	}
 	if runtime.GOOS == "linux" {
 		lines = append(lines, "server, 3 patients per viewer on arrival: p99 ")
@@ -253,24 +260,40 @@ func TestCompareRoundsPairsEachRoundWithItsRelay(t *testing.T) {
 	}
 }
 
-// TestParseWaits reads the scheduler latency's buckets out of a whole
-// /metrics page, and refuses a page without them.
+// TestParseWaits reads the scheduler latency's buckets, and the stops of
+// the world's when the page has them, out of a whole /metrics page, and
+// refuses a page without the scheduler latency.
 func TestParseWaits(t *testing.T) {
-	reg := metrics.NewRegistry()
-	reg.GaugeFunc("bedside_goroutines", "Goroutines.", func() int64 { return 7 })
-	reg.HistogramCollector(metrics.SchedulerLatencyName, "Waits.", func() metrics.Histogram {
-		return metrics.Histogram{Bounds: []float64{0.0005, 0.001, 0.005, 0.01}, Counts: []uint64{50, 80, 95, 99}, Count: 100}
-	})
-	var page strings.Builder
-	if err := reg.WriteText(&page); err != nil {
-		t.Fatal(err)
+	page := func(stops bool) string {
+		reg := metrics.NewRegistry()
+		reg.GaugeFunc("bedside_goroutines", "Goroutines.", func() int64 { return 7 })
+		reg.HistogramCollector(metrics.SchedulerLatencyName, "Waits.", func() metrics.Histogram {
+			return metrics.Histogram{Bounds: []float64{0.0005, 0.001, 0.005, 0.01}, Counts: []uint64{50, 80, 95, 99}, Count: 100}
+		})
+		if stops {
+			reg.HistogramCollector(metrics.StoppedWorldName, "Stops.", func() metrics.Histogram {
+				return metrics.Histogram{Bounds: []float64{0.0005, 0.001, 0.005, 0.01}, Counts: []uint64{30, 35, 39, 40}, Count: 40}
+			})
+		}
+		var b strings.Builder
+		if err := reg.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
 	}
-	w, err := parseWaits(strings.NewReader(page.String()))
+	f, err := parseWaits(strings.NewReader(page(true)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := f.waits
 	if w != (schedWaits{n: 100, within1ms: 80, within5ms: 95}) {
-		t.Errorf("read %+v from\n%s", w, page.String())
+		t.Errorf("read waits %+v from\n%s", w, page(true))
+	}
+	if !f.stopsKnown || f.stops != (schedWaits{n: 40, within1ms: 35, within5ms: 39}) {
+		t.Errorf("read stops %+v (known %v) from\n%s", f.stops, f.stopsKnown, page(true))
+	}
+	if f.stops.longer1ms() != 5 || f.stops.longer5ms() != 1 {
+		t.Errorf("stops longer than 1 ms %d, than 5 ms %d; want 5 and 1", f.stops.longer1ms(), f.stops.longer5ms())
 	}
 	if w.over1ms() != 20 || w.over5ms() != 5 {
 		t.Errorf("over 1 ms %v %%, over 5 ms %v %%; want 20 and 5", w.over1ms(), w.over5ms())
@@ -281,6 +304,18 @@ func TestParseWaits(t *testing.T) {
 	}
 	if _, err := w.since(later); err == nil {
 		t.Error("counts that went down (another process) gave a difference")
+	}
+	laterF := runtimeFigures{waits: later, stops: schedWaits{n: 45, within1ms: 38, within5ms: 42}, stopsKnown: true}
+	if d, err := laterF.since(f); err != nil || d.stops != (schedWaits{n: 5, within1ms: 3, within5ms: 3}) || !d.stopsKnown {
+		t.Errorf("difference of stops %+v, %v", d, err)
+	}
+	// A server without the stops: the waits still read, the stops unknown.
+	old, err := parseWaits(strings.NewReader(page(false)))
+	if err != nil || old.waits != w || old.stopsKnown {
+		t.Errorf("a page without stops: %+v, %v; want the waits and no stops", old, err)
+	}
+	if d, err := laterF.since(old); err != nil || d.stopsKnown {
+		t.Errorf("stops known at one end only: %+v, %v; want them unknown", d, err)
 	}
 	if _, err := parseWaits(strings.NewReader("bedside_goroutines 7\n")); err == nil {
 		t.Error("a page without the scheduler latency was read")
@@ -301,8 +336,8 @@ func TestScrapeWaitsSendsTheMetricsToken(t *testing.T) {
 		t.Errorf("without the token: %v, want a 401", err)
 	}
 	t.Setenv("BEDSIDE_METRICS_TOKEN", "scrape-me")
-	w, err := scrapeWaits(t.Context(), srv.URL+"/metrics")
-	if err != nil || w.n == 0 {
-		t.Errorf("with the token: %+v, %v; want the waits", w, err)
+	f, err := scrapeWaits(t.Context(), srv.URL+"/metrics")
+	if err != nil || f.waits.n == 0 {
+		t.Errorf("with the token: %+v, %v; want the waits", f, err)
 	}
 }
