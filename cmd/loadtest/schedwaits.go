@@ -147,14 +147,15 @@ func histWaits(h metrics.Histogram) (schedWaits, error) {
 func parseWaits(r io.Reader) (runtimeFigures, error) {
 	var f runtimeFigures
 	series := map[string]*uint64{}
+	familyOf := map[string]string{} // a series' family
 	add := func(name string, w *schedWaits) {
-		series[name+`_bucket{le="0.001"}`] = &w.within1ms
-		series[name+`_bucket{le="0.005"}`] = &w.within5ms
-		series[name+"_count"] = &w.n
+		for key, dst := range map[string]*uint64{name + `_bucket{le="0.001"}`: &w.within1ms, name + `_bucket{le="0.005"}`: &w.within5ms, name + "_count": &w.n} {
+			series[key], familyOf[key] = dst, name
+		}
 	}
 	add(metrics.SchedulerLatencyName, &f.waits)
 	add(metrics.StoppedWorldName, &f.stops)
-	found := map[string]bool{}
+	found := map[string]int{} // series read, by family
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
@@ -165,24 +166,15 @@ func parseWaits(r io.Reader) (runtimeFigures, error) {
 				return f, fmt.Errorf("%s: %w", key, err)
 			}
 			*dst = v
-			found[key] = true
+			found[familyOf[key]]++
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return f, err
 	}
-	family := func(name string) int {
-		n := 0
-		for key := range found {
-			if strings.HasPrefix(key, name+"_") {
-				n++
-			}
-		}
-		return n
-	}
-	if family(metrics.SchedulerLatencyName) != 3 {
+	if found[metrics.SchedulerLatencyName] != 3 {
 		return f, fmt.Errorf("no %s with 1 ms and 5 ms buckets", metrics.SchedulerLatencyName)
 	}
-	f.stopsKnown = family(metrics.StoppedWorldName) == 3
+	f.stopsKnown = found[metrics.StoppedWorldName] == 3
 	return f, nil
 }

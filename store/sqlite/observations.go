@@ -67,7 +67,8 @@ func (s *DB) commitAppends(ctx context.Context, batch []appendReq) ([]error, err
 	}
 	each := make([]error, len(batch))
 	now := time.Now()
-	// A batch of a slot's devices takes tens of milliseconds of CPU. A
+	// A batch of a slot's devices takes milliseconds of CPU (about 4.5
+	// ms at 1,000 streaming patients with readings kept as packs). A
 	// writer sharing the runtime's Ps lets the goroutines delivering live
 	// vitals run between devices, every millisecond of it, rather than
 	// wait for the scheduler to preempt the commit; one with its own
