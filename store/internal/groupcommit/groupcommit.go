@@ -31,17 +31,22 @@ type request[T any] struct {
 	res  chan error
 }
 
-// Committer runs one writer goroutine for a Commit.
+// Committer runs one writer goroutine for a Commit, and for a Background
+// one a goroutine on a lowered thread that runs the Commit calls alone.
 type Committer[T any] struct {
 	commit Commit[T]
 	max    int
-	nice   int         // the writer thread's lowered priority; 0 leaves it
+	nice   int         // the lowered thread's priority; 0 leaves it
 	lowerr error       // why the priority could not be lowered; read after started
 	lend   atomic.Bool // commit with one more P (LendProcs)
 	in     chan *request[T]
 	quit   chan struct{}
 	done   chan struct{}
 	once   sync.Once
+	// The work the lowered thread runs, one function at a time, and its
+	// answer that each is done; nil without Background.
+	work   chan func()
+	worked chan struct{}
 }
 
 // Option configures a Committer.
@@ -58,6 +63,13 @@ type options struct{ nice int }
 // holds one of the runtime's Ps while it commits, so the writer's turns
 // take that P from everything else unless the process lends it one
 // (LendProcs).
+//
+// Only the Commit calls run on that thread. The writer gathers writes
+// and releases their callers at the process's priority: a goroutine
+// locked to a thread takes the P of whoever wakes it, and the lowered
+// thread, which the kernel runs last, held that P away from the other
+// goroutines until it got the CPU, on each write that joined a batch
+// and again while it woke the batch's callers (docs/benchmarks.md).
 func Background(nice int) Option {
 	return func(o *options) { o.nice = nice }
 }
@@ -69,10 +81,44 @@ func New[T any](commit Commit[T], max int, opts ...Option) *Committer[T] {
 		f(&o)
 	}
 	c := &Committer[T]{commit: commit, max: max, nice: o.nice, in: make(chan *request[T], max), quit: make(chan struct{}), done: make(chan struct{})}
-	started := make(chan struct{})
-	go c.loop(started)
-	<-started
+	var lowered chan struct{}
+	if c.nice != 0 {
+		c.work, c.worked = make(chan func()), make(chan struct{})
+		started := make(chan struct{})
+		lowered = make(chan struct{})
+		go c.lowered(started, lowered)
+		<-started
+	}
+	go c.loop(lowered)
 	return c
+}
+
+// lowered runs the work it is given on a thread of its own at the lowered
+// priority, until work is closed; then it closes exited.
+func (c *Committer[T]) lowered(started, exited chan<- struct{}) {
+	defer close(exited)
+	// The thread stays this goroutine's, and ends with it: no other
+	// goroutine ever runs at the lowered priority.
+	runtime.LockOSThread()
+	if c.lowerr = lowerPriority(c.nice); c.lowerr != nil {
+		runtime.UnlockOSThread()
+	}
+	close(started)
+	for f := range c.work {
+		f()
+		c.worked <- struct{}{}
+	}
+}
+
+// onLowered runs f on the lowered thread, or on the caller's without
+// Background, and returns once it has.
+func (c *Committer[T]) onLowered(f func()) {
+	if c.work == nil {
+		f()
+		return
+	}
+	c.work <- f
+	<-c.worked
 }
 
 // Lowered reports whether the writer runs at the lowered priority
@@ -94,8 +140,8 @@ func (c *Committer[T]) Lowered() error {
 // two-core node, a tenth more CPU per live-vitals delivery
 // (docs/benchmarks.md). Changing the count stops the world, twice a
 // loan, so a lending Committer gathers writes for up to lendGather
-// after the first before it commits them, and has a goroutine of the
-// process's priority change the count (offThread). Committers that lend
+// after the first before it commits them, and the writer changes the
+// count at the process's priority (commitLent). Committers that lend
 // at once share one extra P. Only for a process that leaves GOMAXPROCS
 // to the runtime: going back to the default
 // (runtime.SetDefaultGOMAXPROCS) ignores the environment's GOMAXPROCS
@@ -121,9 +167,10 @@ var lent struct {
 // commits at once.
 var lendGather = 4 * time.Millisecond
 
-// resized, if set (by tests), is called by the goroutine that changes
-// the count of Ps, once it has.
-var resized func()
+// Set by tests: resized is called by the goroutine that changes the
+// count of Ps, once it has; released by the writer once it has released
+// a batch's callers.
+var resized, released func()
 
 // lendProc allows one more P, unless a commit has already.
 func lendProc() {
@@ -149,24 +196,6 @@ func returnProc() {
 			resized()
 		}
 	}
-}
-
-// offThread runs f on a goroutine of its own and waits for it, the
-// caller parked meanwhile. The writer changes the count of Ps this way:
-// the goroutine that changes it stops the world and holds it stopped
-// until the change is done, and on the writer's lowered thread the
-// kernel, with every other runnable thread of the machine ahead of it,
-// left the world stopped for milliseconds: on a two-core node streaming
-// live vitals to 1,000 viewers, 22 or 23 stops of 5 ms or more in 20
-// seconds (docs/benchmarks.md). A goroutine started here runs on a
-// thread of the process's priority, never the writer's locked one.
-func offThread(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	<-done
 }
 
 // ErrNotLowered is Lowered's answer for a Committer without Background.
@@ -211,17 +240,15 @@ func (c *Committer[T]) Close() {
 	<-c.done
 }
 
-func (c *Committer[T]) loop(started chan<- struct{}) {
+// loop is the writer: it gathers each batch, has it committed and
+// releases its callers. lowered, if not nil, closes once the lowered
+// thread's goroutine has ended, after loop closes c.work.
+func (c *Committer[T]) loop(lowered <-chan struct{}) {
 	defer close(c.done)
-	if c.nice != 0 {
-		// The thread stays this goroutine's, and ends with it: no other
-		// goroutine ever runs at the lowered priority.
-		runtime.LockOSThread()
-		if c.lowerr = lowerPriority(c.nice); c.lowerr != nil {
-			runtime.UnlockOSThread()
-		}
+	if c.work != nil {
+		defer func() { <-lowered }()
+		defer close(c.work)
 	}
-	close(started)
 	batch := make([]*request[T], 0, c.max)
 	items := make([]T, 0, c.max)
 	for {
@@ -251,6 +278,9 @@ func (c *Committer[T]) loop(started chan<- struct{}) {
 			items = append(items, rq.item)
 		}
 		c.run(live, items)
+		if released != nil {
+			released()
+		}
 		clear(batch)
 	}
 }
@@ -311,14 +341,19 @@ func (c *Committer[T]) run(rqs []*request[T], items []T) {
 	}
 }
 
-// commitLent commits items, with one more P if the Committer lends one;
-// the P is returned before any caller hears of the result.
-func (c *Committer[T]) commitLent(items []T) ([]error, error) {
+// commitLent commits items on the lowered thread, with one more P if the
+// Committer lends one; the P is returned before any caller hears of the
+// result. The writer changes the count itself: the change stops the
+// world and holds it stopped until it is done, and on the lowered thread
+// the kernel, with every other runnable thread of the machine ahead of
+// it, left the world stopped for milliseconds (docs/benchmarks.md).
+func (c *Committer[T]) commitLent(items []T) (each []error, err error) {
 	if c.lend.Load() {
-		offThread(lendProc)
-		defer offThread(returnProc)
+		lendProc()
+		defer returnProc()
 	}
-	return c.commit(context.Background(), items)
+	c.onLowered(func() { each, err = c.commit(context.Background(), items) })
+	return each, err
 }
 
 func (c *Committer[T]) failWaiting() {

@@ -164,3 +164,55 @@ func TestLendingResizesOffTheWritersThread(t *testing.T) {
 		}
 	}
 }
+
+// TestBackgroundLowersTheCommitAlone: of a lowered writer's work, only the
+// Commit runs on the lowered thread; the writer that gathers the batch
+// and wakes its callers runs at the process's priority. A goroutine
+// locked to the lowered thread takes the P of whoever wakes it, and held
+// it, away from every other goroutine, until the kernel ran that thread.
+func TestBackgroundLowersTheCommitAlone(t *testing.T) {
+	runtime.LockOSThread()
+	base := threadNice(t, "/proc/thread-self/stat")
+	runtime.UnlockOSThread()
+	if base >= 19 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the tests run at nice 19: a lowered thread cannot be told apart")
+		}
+		t.Skip("the process already runs at the lowest priority: a lowered thread cannot be told apart")
+	}
+	want := min(base+5, 19)
+	commits, releases := make(chan int, 8), make(chan int, 8)
+	released = func() {
+		n, err := readNice("/proc/thread-self/stat")
+		if err != nil {
+			t.Error(err)
+		}
+		releases <- n
+	}
+	t.Cleanup(func() { released = nil })
+	c := New(func(_ context.Context, batch []int) ([]error, error) {
+		n, err := readNice("/proc/thread-self/stat")
+		if err != nil {
+			t.Error(err)
+		}
+		commits <- n
+		return make([]error, len(batch)), nil
+	}, 4, Background(5))
+	defer c.Close()
+	if err := c.Lowered(); err != nil {
+		t.Fatalf("Lowered: %v", err)
+	}
+	for _, lend := range []bool{false, true} {
+		c.LendProcs(lend)
+		if err := c.Do(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		if n := <-commits; n != want {
+			t.Errorf("lending %v: the commit ran at nice %d, want %d", lend, n, want)
+		}
+		if n := <-releases; n != base {
+			t.Errorf("lending %v: the callers were released by a thread at nice %d, want the process's %d", lend, n, base)
+		}
+	}
+	runtime.SetDefaultGOMAXPROCS()
+}
