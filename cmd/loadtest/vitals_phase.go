@@ -51,6 +51,7 @@ type result struct {
 	lat                latencies     // from the scheduled send to the reader's clock
 	wire               latencies     // from the scheduled send to the kernel's receipt (wire.n 0: not known)
 	late               latencies     // from the scheduled send to the write
+	tenth              byTenth       // deliveries over 5 ms late by where in the clock's tenth they were sent
 	dur                time.Duration // the measured window, from the first send until all arrived
 	rate               float64       // deliveries a second over the sending time
 	serverCPU, selfCPU time.Duration
@@ -243,6 +244,7 @@ func (p phase) run(ctx context.Context) (r result, err error) {
 			r.gapMsgs += t.gapMsgs
 			all = append(all, t.lat...)
 			wire = append(wire, t.wire...)
+			r.tenth.merge(&t.tenth)
 		}
 	}
 	r.lost = r.sent - r.delivered

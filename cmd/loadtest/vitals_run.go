@@ -29,6 +29,7 @@ type vitalsConfig struct {
 	relayURL  string // ws://host:port of a relay; "" skips it
 	relayPID  int
 	rounds    int // times the relay and server phases run, alternating (0: once)
+	byTenth   bool
 }
 
 // serverPhase builds the phase against the server, each viewer watching
@@ -169,10 +170,11 @@ func runVitals(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	withRelay := fs.Bool("relay", true, "measure the bare relay first, as the floor")
 	settle := fs.Duration("settle", 3*time.Second, "how long the connections stay idle before memory is read (longer to profile the idle server)")
 	rounds := fs.Int("rounds", 1, "how many times to measure the relay and the server, alternating")
+	byTenth := fs.Bool("by-tenth", false, "also show, for each phase, the % of deliveries over 5 ms late by the 5 ms step of the clock's tenth of a second they were sent in (the server's commit slots start on the tenths)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := vitalsConfig{serverURL: *serverURL, pid: *pid, duration: *dur, settle: *settle, rounds: *rounds}
+	c := vitalsConfig{serverURL: *serverURL, pid: *pid, duration: *dur, settle: *settle, rounds: *rounds, byTenth: *byTenth}
 	if *pid <= 0 {
 		return fmt.Errorf("vitals run: --pid (the server's process id) is required")
 	}
@@ -246,6 +248,12 @@ func report(w io.Writer, c vitalsConfig, res []result) {
 			a50, a99, a999, msString(r.late.p99), r.serverPerM(), perMillion(r.selfCPU, r.delivered), kb, mpf, over1, over5, own5, stops1, stops5)
 	}
 	tw.Flush()
+	if c.byTenth {
+		fmt.Fprintln(w, "over 5 ms late, % by 5 ms step of the clock's tenth of a second they were sent in (0-5 ms first):")
+		for _, r := range res {
+			fmt.Fprintf(w, "  %s, round %d: %s\n", r.name, r.round, &r.tenth)
+		}
+	}
 	for _, r := range res {
 		if r.firstErr != "" || r.deviceErrs > 0 || r.epochs > 0 || r.gapMsgs > 0 {
 			fmt.Fprintf(w, "%s, round %d: %d device errors, %d new epochs, %d gap markers; first problem: %s\n", r.name, r.round, r.deviceErrs, r.epochs, r.gapMsgs, r.firstErr)

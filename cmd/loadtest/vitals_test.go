@@ -90,6 +90,34 @@ func TestTallyCountsHolesAndDuplicates(t *testing.T) {
 	}
 }
 
+// TestByTenthPlacesEachDelivery: a delivery is counted in the 5 ms step of
+// the clock's tenth of a second its send was scheduled in, and as late
+// when it came more than 5 ms after.
+func TestByTenthPlacesEachDelivery(t *testing.T) {
+	var b byTenth
+	tenth := time.Unix(1_800_000_000, 300_000_000)         // on a tenth
+	b.add(tenth, 6*time.Millisecond)                       // step 0, late
+	b.add(tenth.Add(4*time.Millisecond), time.Millisecond) // step 0
+	b.add(tenth.Add(12*time.Millisecond), 5*time.Millisecond)
+	b.add(tenth.Add(99*time.Millisecond), 20*time.Millisecond)
+	want := byTenth{}
+	want[0].n, want[0].late = 2, 1
+	want[2].n = 1 // 5 ms exactly is not over 5 ms
+	want[19].n, want[19].late = 1, 1
+	if b != want {
+		t.Errorf("counts %v, want %v", b, want)
+	}
+	var sum byTenth
+	sum.merge(&b)
+	sum.merge(&b)
+	if sum[0].n != 4 || sum[19].late != 2 {
+		t.Errorf("merged twice: %v", sum)
+	}
+	if got, wantStr := b.String(), "50.00 - 0.00 - - - - - - - - - - - - - - - - 100.00"; got != wantStr {
+		t.Errorf("String %q, want %q", got, wantStr)
+	}
+}
+
 // TestMeasureCountsEveryMessage runs the loadtest's own phases, briefly and
 // with three patients, against an in-process relay and a real server, and
 // checks that every message sent is accounted for exactly once.
@@ -128,7 +156,7 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 	// for the report to pair them, round by round.
 	cfg := vitalsConfig{serverURL: srv.URL, creds: c, patients: 3, duration: time.Second, watch: []int{1, 3},
 		relayURL: "ws" + strings.TrimPrefix(rel.URL, "http"), pid: os.Getpid(), relayPID: os.Getpid(),
-		settle: 100 * time.Millisecond, rounds: 2}
+		settle: 100 * time.Millisecond, rounds: 2, byTenth: true}
 	res, err := measure(ctx, cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +181,13 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		}
 		if r.deviceErrs != 0 || r.firstErr != "" {
 			t.Errorf("%s, round %d: %d device errors, first: %s", r.name, r.round, r.deviceErrs, r.firstErr)
+		}
+		var byStep int64
+		for _, c := range r.tenth {
+			byStep += c.n
+		}
+		if byStep != r.delivered {
+			t.Errorf("%s, round %d: %d deliveries placed in the tenth of a second, want all %d", r.name, r.round, byStep, r.delivered)
 		}
 		if r.frames == 0 {
 			t.Errorf("%s, round %d: no frames counted", r.name, r.round)
@@ -194,6 +229,7 @@ func TestMeasureCountsEveryMessage(t *testing.T) {
 		"every message delivered exactly once in 2 of 2",
 		"scheduler waits over 5 ms",
 		"stops of the world over 5 ms",
+		"over 5 ms late, % by 5 ms step of the clock's tenth",
 	}
 	if runtime.GOOS == "linux" {
 		lines = append(lines, "server, 3 patients per viewer on arrival: p99 ")
