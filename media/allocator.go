@@ -20,8 +20,10 @@ const (
 	pauseAfter      = time.Second
 	// Pausing is the last resort, so the estimate alone is not enough:
 	// the link must also lose pauseLoss of what is sent, or the estimate
-	// be under half of what the lowest layer needs. A link that is merely
-	// slow to deliver (a busy machine) keeps its video.
+	// be under half of what the lowest layer needs while the link has not
+	// carried, since it last lost packets, what the video would take it
+	// to. A link that is merely slow to deliver (a busy machine) keeps its
+	// video.
 	pauseLoss  = 0.10
 	pauseShare = 0.5
 	// audioReserve is budgeted for each audio track before its rate is
@@ -181,7 +183,13 @@ func (a *allocator) allocate(now time.Time) {
 			if p.d.alloc.overSince.IsZero() {
 				p.d.alloc.overSince = now
 			}
-			severe := used+need > budget/pauseShare || a.loss(p.d) >= pauseLoss
+			// GCC cuts its estimate to 0.85 times the rate it sees
+			// received on a delay swing alone, which a starved machine
+			// shows on a link that loses nothing, and climbs back by
+			// about 8% a second: the estimate far under counts only if
+			// the link has not carried as much without loss.
+			farUnder := used+need > budget/pauseShare && sent+need > a.probe.clean
+			severe := farUnder || a.loss(p.d) >= pauseLoss
 			if now.Sub(p.d.alloc.overSince) < pauseAfter || !severe {
 				p.pick = 0 // a short dip, or a slow link that loses nothing: degrade, do not pause
 			}

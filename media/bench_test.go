@@ -14,7 +14,7 @@ import (
 )
 
 // benchAPI is a client stack with Pion's defaults, on loopback.
-func benchAPI(b *testing.B) *webrtc.API {
+func benchAPI(b testing.TB) *webrtc.API {
 	b.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {

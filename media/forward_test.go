@@ -2,6 +2,7 @@ package media
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -546,4 +547,65 @@ func TestAllocatorResumesOnlyWhatTheLinkWasSeenToCarry(t *testing.T) {
 	// it could be a token bucket's burst; two in a row are the link's.
 	step("the link carries enough for a second", 3_000_000, "normal", "increase", time.Second, 50_000, -1)
 	step("and for another", 3_000_000, "normal", "increase", time.Second, 50_000, 0)
+}
+
+func TestAllocatorKeepsVideoOnALinkThatCarriedItWithoutLoss(t *testing.T) {
+	a, video, audio := subscriberAndTracks(t)
+	q, o := video.addLayer(0, "q", nil), audio.addLayer(0, "", nil)
+	vd, ad := subscribe(a, video, audio)
+	bwe := &gccBWE{}
+	al := &allocator{p: a, bwe: bwe}
+	at := time.Now()
+	step := func(name string, bps int, usage, state string, after time.Duration, sentBytes uint64, lost uint32, want int) {
+		t.Helper()
+		bwe.set(bps, usage, state)
+		at = at.Add(after)
+		steady(q, at, 300_000, 320, 180)
+		steady(o, at, 40_000, 0, 0)
+		vd.stats.bytes.Add(sentBytes)
+		vd.stats.fractionLost.Store(lost)
+		al.allocate(at)
+		if got, _ := vd.layers(); got != want {
+			t.Fatalf("%s: layer %d, want %d (clean rate %.0f)", name, got, want, al.probe.clean)
+		}
+		if got, _ := ad.layers(); got != 0 {
+			t.Fatalf("%s: the audio track's target changed to %d", name, got)
+		}
+	}
+	// The low layer and audio's reserve need 364 kbit/s, what is sent of
+	// them 340.
+	step("plenty", 3_000_000, "normal", "increase", 0, 0, 0, 0)
+	for i := range 3 {
+		step(fmt.Sprintf("the link carries 1.2 Mbit/s, second %d", i+1), 3_000_000, "normal", "increase", time.Second, 150_000, 0, 0)
+	}
+	// A delay swing with nothing lost: GCC cuts to 0.85 times the rate it
+	// sees received, far under what the video needs, and climbs slowly.
+	step("a delay-based cut", 100_000, "overuse", "decrease", time.Second, 40_000, 0, 0)
+	step("far under for long, nothing lost: the link carried more", 110_000, "normal", "increase", pauseAfter+time.Millisecond, 40_000, 0, 0)
+	step("still", 120_000, "normal", "increase", time.Second, 40_000, 0, 0)
+	// Loss in a receiver report, under the 10% that pauses by itself:
+	// what the link carried before proves nothing now, and the estimate,
+	// far under for long, pauses the video.
+	step("the subscriber reports 5% loss: pause", 120_000, "overuse", "decrease", time.Second, 40_000, 13, -1)
+}
+
+func TestAllocatorPausesOnLossWhateverTheLinkCarried(t *testing.T) {
+	a, video, audio := subscriberAndTracks(t)
+	q, o := video.addLayer(0, "q", nil), audio.addLayer(0, "", nil)
+	vd, _ := subscribe(a, video, audio)
+	bwe := &fakeBWE{}
+	al := &allocator{p: a, bwe: bwe}
+	at := time.Now()
+	al.probe.clean = 10_000_000 // as if the link had carried 10 Mbit/s
+	bwe.set(200_000, 0.2)       // over budget, but not under half of the need
+	steady(q, at, 300_000, 320, 180)
+	steady(o, at, 40_000, 0, 0)
+	al.allocate(at)
+	at = at.Add(pauseAfter + time.Millisecond)
+	steady(q, at, 300_000, 320, 180)
+	steady(o, at, 40_000, 0, 0)
+	al.allocate(at)
+	if got, _ := vd.layers(); got != -1 {
+		t.Fatalf("a link losing 20%% kept its video on layer %d", got)
+	}
 }

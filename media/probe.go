@@ -105,6 +105,14 @@ type prober struct {
 	prev      float64 // the window before: a rate counts once two in a row carried it
 	prevAt    time.Time
 	troubleAt time.Time
+	// clean is the highest rate the link carried since the subscriber
+	// last reported loss (cleanLoss or more): unlike proven, a delay-based
+	// decrease does not reset it, so that it tells a link that lost
+	// nothing from one that did (see allocate). lossAt is when loss was
+	// last reported, or the estimator's figures went stale (which only
+	// keeps the windows from counting).
+	clean  float64
+	lossAt time.Time
 	// The estimator's last delay measurement, and when it changed; and
 	// what the last look at its figures found, and those figures (for the
 	// log).
@@ -227,6 +235,35 @@ func (a *allocator) observe(now time.Time, downs []*downTrack) {
 		// carry more than its rate for a second or so, not for two.
 		pr.proven = max(pr.proven, min(carried, pr.prev))
 	}
+	switch {
+	case reportedLoss(downs) >= cleanLoss:
+		pr.clean, pr.lossAt = 0, now
+	case pr.stale:
+		pr.lossAt = now
+	case pr.prevAt.After(pr.lossAt):
+		pr.clean = max(pr.clean, min(carried, pr.prev))
+	}
+}
+
+// cleanLoss is the loss a receiver report must show for the link's clean
+// rate to start again from zero: what GCC takes for congestion.
+const cleanLoss = probeLoss
+
+// reportedLoss is the highest loss the subscriber's last receiver reports
+// show for the tracks it is sent (a paused video's last report is as old
+// as the pause). Receivers count holes in each stream's sequence numbers:
+// unlike the loss GCC reads from TWCC feedback, it does not rise when a
+// starved receiver reads one stream's packets late, after later packets
+// of another.
+func reportedLoss(downs []*downTrack) float64 {
+	var l float64
+	for _, d := range downs {
+		if target, _ := d.layers(); target < 0 {
+			continue
+		}
+		l = max(l, float64(d.stats.fractionLost.Load())/256)
+	}
+	return l
 }
 
 // steer starts, adjusts or stops the probe after an allocation. step is
