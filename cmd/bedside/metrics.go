@@ -23,6 +23,16 @@ func newMetrics() *metrics.Registry {
 	return r
 }
 
+// registerWriterMetrics exports how often the readings' commits starved
+// in the idle scheduling class, for a store that commits there.
+func registerWriterMetrics(r *metrics.Registry, st any) {
+	w, ok := st.(interface{ WriterStarved() int64 })
+	if !ok {
+		return
+	}
+	r.GaugeFunc("bedside_reading_commits_starved", "Times since start a commit of device readings waited over half a second in the idle scheduling class (the CPUs were kept busy), and the commits moved to a thread at nice +10 for 30 s.", w.WriterStarved)
+}
+
 // trackStatser lists the figures of every media stream of the node.
 type trackStatser interface {
 	TrackStats() []media.TrackStats

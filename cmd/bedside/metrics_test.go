@@ -1,8 +1,11 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bedside-health/bedside/store/sqlite"
 )
 
 // TestSchedulerLatencyMetric: the server's registry exports the runtime's
@@ -25,5 +28,34 @@ func TestSchedulerLatencyMetric(t *testing.T) {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("/metrics lacks %q in\n%s", line, b.String())
 		}
+	}
+}
+
+// TestWriterStarvedMetric: a server on SQLite exports how often the
+// readings' commits starved in the idle class (none, on an idle machine),
+// and one on a store without such a writer leaves the family out.
+func TestWriterStarvedMetric(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "bedside.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := newMetrics()
+	registerWriterMetrics(r, st)
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "\nbedside_reading_commits_starved 0\n") {
+		t.Errorf("/metrics lacks the commits starved, 0, in\n%s", b.String())
+	}
+	r = newMetrics()
+	registerWriterMetrics(r, struct{}{})
+	b.Reset()
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "bedside_reading_commits_starved") {
+		t.Error("a store without the idle-class writer exports its starved commits")
 	}
 }

@@ -270,11 +270,11 @@ func giveWriterAProc(st store.Store, getenv func(string) string, log *slog.Logge
 		return
 	}
 	if getenv("GOMAXPROCS") != "" {
-		log.Info("readings are committed by a thread at a lowered priority, with the Ps GOMAXPROCS sets")
+		log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there), with the Ps GOMAXPROCS sets")
 		return
 	}
 	w.LendWriterAProc()
-	log.Info("readings are committed by a thread at a lowered priority, with one more P while they commit")
+	log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there), with one more P while they commit")
 }
 
 // openStore opens the record store the configuration selects.
@@ -388,6 +388,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	hub := signaling.NewHub(sfu, log.With("component", "signaling"))
 	reg := newMetrics()
 	registerMediaMetrics(reg, sfu)
+	registerWriterMetrics(reg, st)
 	callRefused := reg.Counter("bedside_call_refusals_total",
 		"Call connections refused by a node limit (visits, participants, per-visit) or ended for their message rate or frame size, by limit.", "limit")
 	hub.SetLimits(c.callLimits, func(limit string) { callRefused.Inc(limit) })

@@ -104,21 +104,27 @@ func openPools(abs string) (*DB, error) {
 }
 
 // commitNice lowers the priority of the thread that commits devices'
-// readings (groupcommit.Background). A commit of a slot's devices takes
-// milliseconds of CPU (about 4.5 ms at 1,000 streaming patients, with
-// readings kept as packs); on a node that is also delivering live
+// readings when they starve in the idle scheduling class, where they
+// otherwise run (groupcommit.Background). A commit of a slot's devices
+// takes milliseconds of CPU (about 4.5 ms at 1,000 streaming patients,
+// with readings kept as packs); on a node that is also delivering live
 // vitals, the kernel then runs the delivering threads first, and the
-// commits (after which devices are acked, and nothing sooner) take the CPU
-// they leave. At 10, a commit thread competing with one busy thread for a
-// core still gets about a tenth of it, more than a thousand streaming
-// devices' readings take (docs/benchmarks.md).
+// commits (after which devices are acked, and nothing sooner) take the
+// CPU they leave. At 10, a commit thread competing with one busy thread
+// for a core still gets about a tenth of it, more than a thousand
+// streaming devices' readings take (docs/benchmarks.md).
 const commitNice = 10
 
 // WriterLowered reports whether the readings' commits run on a thread of
-// their own at a lowered priority: nil if they do, why not if they do not.
+// their own at a lower priority (the idle class, or nice +10 while they
+// starve there): nil if they do, why not if they do not.
 // That thread holds one of the runtime's Ps while it commits; a server
 // lends it one more for that time (LendWriterAProc).
 func (s *DB) WriterLowered() error { return s.appends.Lowered() }
+
+// WriterStarved counts the times a commit of readings waited too long in
+// the idle scheduling class and the commits moved to nice +10 for a while.
+func (s *DB) WriterStarved() int64 { return s.appends.Starved() }
 
 // LendWriterAProc has the runtime allow one more P while readings commit
 // (groupcommit's LendProcs), for a process that leaves GOMAXPROCS to the

@@ -10,6 +10,7 @@ package groupcommit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -43,10 +44,74 @@ type Committer[T any] struct {
 	quit   chan struct{}
 	done   chan struct{}
 	once   sync.Once
-	// The work the lowered thread runs, one function at a time, and its
-	// answer that each is done; nil without Background.
+	// The threads the commits run on (Background): idle's in the
+	// kernel's idle class, low's at the lowered nice value; nil where
+	// there is none. starvedUntil is when commits go back to idle after
+	// one there waited too long (starveAfter); only loop reads and
+	// writes it.
+	idle, low    *thread
+	starvedUntil time.Time
+	starved      atomic.Int64 // times commits moved off the idle class
+}
+
+// Starved counts the times a commit in the kernel's idle class waited
+// longer than starveAfter and the commits moved to the lowered thread
+// for a while (Background).
+func (c *Committer[T]) Starved() int64 { return c.starved.Load() }
+
+// starveAfter is how long a commit on the idle-class thread may take
+// before the following ones move to the lowered thread for starvedFor.
+// The idle class runs only on CPU time nothing else wants; on CPUs kept
+// busy it gets almost none (a fifth of what nice 19 gets), and the
+// readings waiting to commit, and their devices' acks, would pile up
+// for as long. A commit takes milliseconds of CPU (4.5 ms at 1,000
+// streaming patients); one that takes half a second has waited.
+var (
+	starveAfter = 500 * time.Millisecond
+	starvedFor  = 30 * time.Second
+)
+
+// thread runs functions, one at a time, on an OS thread of its own.
+type thread struct {
 	work   chan func()
 	worked chan struct{}
+	exited chan struct{}
+}
+
+// startThread starts a thread and runs setup on it first. If setup fails
+// the functions run on whatever thread the runtime gives, and the error
+// is returned with the thread.
+func startThread(setup func() error) (*thread, error) {
+	t := &thread{work: make(chan func()), worked: make(chan struct{}), exited: make(chan struct{})}
+	set := make(chan error, 1)
+	go func() {
+		defer close(t.exited)
+		// The thread stays this goroutine's, and ends with it: no other
+		// goroutine ever runs at its priority.
+		runtime.LockOSThread()
+		err := setup()
+		if err != nil {
+			runtime.UnlockOSThread()
+		}
+		set <- err
+		for f := range t.work {
+			f()
+			t.worked <- struct{}{}
+		}
+	}()
+	return t, <-set
+}
+
+// run runs f on the thread and returns once it has.
+func (t *thread) run(f func()) {
+	t.work <- f
+	<-t.worked
+}
+
+// stop ends the thread once it is done with its work.
+func (t *thread) stop() {
+	close(t.work)
+	<-t.exited
 }
 
 // Option configures a Committer.
@@ -54,19 +119,24 @@ type Option func(*options)
 
 type options struct{ nice int }
 
-// Background runs the writer on an OS thread of its own, its nice value
-// raised by nice (1 to 19, up to the lowest priority, 19) above the
-// process's, where the system allows it (Linux). When the CPUs are busy
-// the kernel runs the process's other threads first, and the commits
-// take what they leave: a slow commit delays only its callers, while a
-// thread woken to deliver something waits less behind one. The thread
-// holds one of the runtime's Ps while it commits, so the writer's turns
-// take that P from everything else unless the process lends it one
-// (LendProcs).
+// Background runs the commits on OS threads of their own, at a lower
+// priority than the process's, where the system allows it (Linux): on a
+// thread in the kernel's idle scheduling class, which runs only on CPU
+// time nothing else wants and gives its core up to any thread that
+// wakes; and, while a commit there has waited longer than starveAfter
+// (CPUs kept busy give that class almost nothing), for starvedFor on a
+// thread whose nice value is raised by nice (1 to 19, up to the lowest
+// priority, 19) above the process's, which the kernel still gives a
+// share of a busy core. When the CPUs are busy the kernel runs the
+// process's other threads first, and the commits take what they leave:
+// a slow commit delays only its callers, while a thread woken to deliver
+// something waits less behind one. The thread holds one of the runtime's
+// Ps while it commits, so the commits take that P from everything else
+// unless the process lends them one (LendProcs).
 //
-// Only the Commit calls run on that thread. The writer gathers writes
+// Only the Commit calls run on those threads. The writer gathers writes
 // and releases their callers at the process's priority: a goroutine
-// locked to a thread takes the P of whoever wakes it, and the lowered
+// locked to a thread takes the P of whoever wakes it, and a lowered
 // thread, which the kernel runs last, held that P away from the other
 // goroutines until it got the CPU, on each write that joined a batch
 // and again while it woke the batch's callers (docs/benchmarks.md).
@@ -81,50 +151,49 @@ func New[T any](commit Commit[T], max int, opts ...Option) *Committer[T] {
 		f(&o)
 	}
 	c := &Committer[T]{commit: commit, max: max, nice: o.nice, in: make(chan *request[T], max), quit: make(chan struct{}), done: make(chan struct{})}
-	var lowered chan struct{}
-	if c.nice != 0 {
-		c.work, c.worked = make(chan func()), make(chan struct{})
-		started := make(chan struct{})
-		lowered = make(chan struct{})
-		go c.lowered(started, lowered)
-		<-started
+	switch {
+	case c.nice == 0:
+	case c.nice < 1 || c.nice > 19:
+		c.lowerr = fmt.Errorf("groupcommit: lower the priority by %d: want 1 to 19", c.nice)
+	default:
+		idle, err := startThread(idleClass)
+		if err == nil {
+			c.idle = idle
+		} else {
+			idle.stop()
+		}
+		c.low, c.lowerr = startThread(func() error { return lowerPriority(c.nice) })
+		if c.idle != nil {
+			c.lowerr = nil // commits run lowered, if only in the idle class
+		}
 	}
-	go c.loop(lowered)
+	go c.loop()
 	return c
 }
 
-// lowered runs the work it is given on a thread of its own at the lowered
-// priority, until work is closed; then it closes exited.
-func (c *Committer[T]) lowered(started, exited chan<- struct{}) {
-	defer close(exited)
-	// The thread stays this goroutine's, and ends with it: no other
-	// goroutine ever runs at the lowered priority.
-	runtime.LockOSThread()
-	if c.lowerr = lowerPriority(c.nice); c.lowerr != nil {
-		runtime.UnlockOSThread()
-	}
-	close(started)
-	for f := range c.work {
-		f()
-		c.worked <- struct{}{}
-	}
-}
-
-// onLowered runs f on the lowered thread, or on the caller's without
+// onLowered runs f, a commit, on the idle-class thread, or on the
+// lowered thread while commits there starve, or on the caller's without
 // Background, and returns once it has.
 func (c *Committer[T]) onLowered(f func()) {
-	if c.work == nil {
+	switch {
+	case c.idle != nil && !time.Now().Before(c.starvedUntil):
+		began := time.Now()
+		c.idle.run(f)
+		if time.Since(began) > starveAfter {
+			c.starvedUntil = time.Now().Add(starvedFor)
+			c.starved.Add(1)
+		}
+	case c.low != nil:
+		c.low.run(f)
+	default:
 		f()
-		return
 	}
-	c.work <- f
-	<-c.worked
 }
 
-// Lowered reports whether the writer runs at the lowered priority
-// Background asked for: nil if it does, why not if it does not (the
-// commits then run at the process's priority), and ErrNotLowered if
-// Background was not asked for.
+// Lowered reports whether the commits run at a lower priority, as
+// Background asked: nil if they do (in the idle class, or at the lowered
+// nice value), why not if they do not (they then run at the process's
+// priority), and ErrNotLowered if Background was not asked for.
 func (c *Committer[T]) Lowered() error {
 	if c.nice == 0 {
 		return ErrNotLowered
@@ -241,13 +310,13 @@ func (c *Committer[T]) Close() {
 }
 
 // loop is the writer: it gathers each batch, has it committed and
-// releases its callers. lowered, if not nil, closes once the lowered
-// thread's goroutine has ended, after loop closes c.work.
-func (c *Committer[T]) loop(lowered <-chan struct{}) {
+// releases its callers; when it ends, so do the commits' threads.
+func (c *Committer[T]) loop() {
 	defer close(c.done)
-	if c.work != nil {
-		defer func() { <-lowered }()
-		defer close(c.work)
+	for _, t := range []*thread{c.idle, c.low} {
+		if t != nil {
+			defer t.stop()
+		}
 	}
 	batch := make([]*request[T], 0, c.max)
 	items := make([]T, 0, c.max)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // threadNice reads a thread's nice value from /proc (the 19th field of
@@ -24,47 +25,78 @@ func threadNice(t *testing.T, statPath string) int {
 }
 
 func readNice(statPath string) (int, error) {
-	b, err := os.ReadFile(statPath)
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	n, err := strconv.Atoi(f[16]) // fields from the state (the 3rd) on: nice is the 19th
-	if err != nil {
-		return 0, fmt.Errorf("nice in %q: %w", s, err)
-	}
-	return n, nil
+	s, err := readSched(statPath)
+	return s.nice, err
 }
 
-// TestBackgroundLowersTheWriterAlone: the commits run on a thread whose
-// nice value is the process's raised by the option, and no other thread
-// of the process is lowered, however many the runtime starts meanwhile.
+// sched is how the kernel schedules a thread: its policy (0 the usual,
+// 5 the idle class) and its nice value.
+type sched struct{ policy, nice int }
+
+// idle is the idle class's policy number (SCHED_IDLE).
+const idle = 5
+
+func (s sched) String() string {
+	if s.policy == idle {
+		return "the idle class"
+	}
+	return fmt.Sprintf("policy %d, nice %d", s.policy, s.nice)
+}
+
+// readSched reads a thread's policy (the 41st field of its stat) and nice
+// value (the 19th), apart from the system calls the package uses.
+func readSched(statPath string) (sched, error) {
+	b, err := os.ReadFile(statPath)
+	if err != nil {
+		return sched{}, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // from the state, the 3rd
+	n, err := strconv.Atoi(f[16])
+	if err != nil {
+		return sched{}, fmt.Errorf("nice in %q: %w", s, err)
+	}
+	p, err := strconv.Atoi(f[38])
+	if err != nil {
+		return sched{}, fmt.Errorf("policy in %q: %w", s, err)
+	}
+	return sched{policy: p, nice: n}, nil
+}
+
+// commitSched is a Commit that sends how its thread is scheduled to got.
+func commitSched(t *testing.T, got chan<- sched) Commit[int] {
+	return func(_ context.Context, batch []int) ([]error, error) {
+		s, err := readSched("/proc/thread-self/stat")
+		if err != nil {
+			t.Error(err) // not Fatal: this is the commit's goroutine
+		}
+		got <- s
+		return make([]error, len(batch)), nil
+	}
+}
+
+// TestBackgroundLowersTheWriterAlone: the commits run on a thread in the
+// idle class, and the process has one more thread, at its nice value
+// raised by the option, for when they starve there; no other thread of
+// the process is lowered, however many the runtime starts meanwhile.
 func TestBackgroundLowersTheWriterAlone(t *testing.T) {
 	runtime.LockOSThread()
 	base := threadNice(t, "/proc/thread-self/stat")
 	runtime.UnlockOSThread()
 	want := min(base+5, 19)
 
-	got := make(chan int, 1)
-	c := New(func(_ context.Context, batch []int) ([]error, error) {
-		n, err := readNice("/proc/thread-self/stat")
-		if err != nil {
-			t.Error(err) // not Fatal: this is the writer's goroutine
-		}
-		got <- n
-		return make([]error, len(batch)), nil
-	}, 4, Background(5))
+	got := make(chan sched, 1)
+	c := New(commitSched(t, got), 4, Background(5))
 	if err := c.Lowered(); err != nil {
 		t.Fatalf("Lowered: %v", err)
 	}
 	if err := c.Do(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
-	if n := <-got; n != want {
-		t.Errorf("the commit ran at nice %d, want %d (the process's %d, lowered by 5)", n, want, base)
+	if s := <-got; s.policy != idle {
+		t.Errorf("the commit ran with %v, want the idle class", s)
 	}
-	// Make the runtime start threads while the writer's exists.
+	// Make the runtime start threads while the writer's exist.
 	done := make(chan struct{})
 	for range 4 * runtime.GOMAXPROCS(0) {
 		go func() {
@@ -79,24 +111,30 @@ func TestBackgroundLowersTheWriterAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lowered := 0
+	idles, lowered := 0, 0
 	for _, p := range tasks {
-		n, err := readNice(p)
+		s, err := readSched(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // a thread that ended since (a locked goroutine's)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != base {
+		switch {
+		case s.policy == idle:
+			idles++
+		case s.nice != base:
 			lowered++
-			if n != want {
-				t.Errorf("thread %s at nice %d; want the process's %d or the writer's %d", p, n, base, want)
+			if s.nice != want {
+				t.Errorf("thread %s at nice %d; want the process's %d or the writer's %d", p, s.nice, base, want)
 			}
 		}
 	}
+	if idles != 1 {
+		t.Errorf("%d of %d threads in the idle class; want the commits' alone", idles, len(tasks))
+	}
 	if want != base && lowered != 1 {
-		t.Errorf("%d of %d threads lowered; want the writer's alone", lowered, len(tasks))
+		t.Errorf("%d of %d threads lowered; want the starved commits' alone", lowered, len(tasks))
 	}
 	c.Close()
 }
@@ -180,8 +218,7 @@ func TestBackgroundLowersTheCommitAlone(t *testing.T) {
 		}
 		t.Skip("the process already runs at the lowest priority: a lowered thread cannot be told apart")
 	}
-	want := min(base+5, 19)
-	commits, releases := make(chan int, 8), make(chan int, 8)
+	commits, releases := make(chan sched, 8), make(chan int, 8)
 	released = func() {
 		n, err := readNice("/proc/thread-self/stat")
 		if err != nil {
@@ -190,14 +227,7 @@ func TestBackgroundLowersTheCommitAlone(t *testing.T) {
 		releases <- n
 	}
 	t.Cleanup(func() { released = nil })
-	c := New(func(_ context.Context, batch []int) ([]error, error) {
-		n, err := readNice("/proc/thread-self/stat")
-		if err != nil {
-			t.Error(err)
-		}
-		commits <- n
-		return make([]error, len(batch)), nil
-	}, 4, Background(5))
+	c := New(commitSched(t, commits), 4, Background(5))
 	defer c.Close()
 	if err := c.Lowered(); err != nil {
 		t.Fatalf("Lowered: %v", err)
@@ -207,12 +237,68 @@ func TestBackgroundLowersTheCommitAlone(t *testing.T) {
 		if err := c.Do(t.Context(), 1); err != nil {
 			t.Fatal(err)
 		}
-		if n := <-commits; n != want {
-			t.Errorf("lending %v: the commit ran at nice %d, want %d", lend, n, want)
+		if s := <-commits; s.policy != idle {
+			t.Errorf("lending %v: the commit ran with %v, want the idle class", lend, s)
 		}
 		if n := <-releases; n != base {
 			t.Errorf("lending %v: the callers were released by a thread at nice %d, want the process's %d", lend, n, base)
 		}
 	}
 	runtime.SetDefaultGOMAXPROCS()
+}
+
+// TestStarvedCommitsMoveToTheLoweredThread: a commit that waited in the
+// idle class longer than starveAfter sends the next ones to the thread at
+// the lowered nice value, which the kernel still gives a share of a busy
+// core, until starvedFor has passed.
+func TestStarvedCommitsMoveToTheLoweredThread(t *testing.T) {
+	runtime.LockOSThread()
+	base := threadNice(t, "/proc/thread-self/stat")
+	runtime.UnlockOSThread()
+	if base >= 19 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the tests run at nice 19: a lowered thread cannot be told apart")
+		}
+		t.Skip("the process already runs at the lowest priority: a lowered thread cannot be told apart")
+	}
+	want := min(base+5, 19)
+	wasAfter, wasFor := starveAfter, starvedFor
+	t.Cleanup(func() { starveAfter, starvedFor = wasAfter, wasFor })
+	starveAfter = 0 // every commit in the idle class counts as starved
+
+	got := make(chan sched, 8)
+	commit := func(c *Committer[int]) sched {
+		t.Helper()
+		if err := c.Do(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		return <-got
+	}
+	starvedFor = time.Hour
+	c := New(commitSched(t, got), 4, Background(5))
+	defer c.Close()
+	if s := commit(c); s.policy != idle {
+		t.Errorf("first commit with %v, want the idle class", s)
+	}
+	for i := range 2 {
+		if s := commit(c); s.policy == idle || s.nice != want {
+			t.Errorf("commit %d after a starved one: %v, want nice %d", i+2, s, want)
+		}
+	}
+	if n := c.Starved(); n != 1 {
+		t.Errorf("Starved() = %d, want 1", n)
+	}
+
+	// Once starvedFor has passed (at once, here), back to the idle class.
+	starvedFor = 0
+	c2 := New(commitSched(t, got), 4, Background(5))
+	defer c2.Close()
+	for i := range 2 {
+		if s := commit(c2); s.policy != idle {
+			t.Errorf("commit %d once the starved spell is over: %v, want the idle class", i+1, s)
+		}
+	}
+	if n := c2.Starved(); n != 2 {
+		t.Errorf("Starved() = %d, want 2", n)
+	}
 }
