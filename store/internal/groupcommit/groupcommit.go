@@ -33,11 +33,11 @@ type request[T any] struct {
 }
 
 // Committer runs one writer goroutine for a Commit, and for a Background
-// one a goroutine on a lowered thread that runs the Commit calls alone.
+// one two threads of lower priority that run the Commit calls alone.
 type Committer[T any] struct {
 	commit Commit[T]
 	max    int
-	nice   int         // the lowered thread's priority; 0 leaves it
+	nice   int         // the nice value added for the starved commits' thread; 0: no Background
 	lowerr error       // why the priority could not be lowered; read after started
 	lend   atomic.Bool // commit with one more P (LendProcs)
 	in     chan *request[T]
@@ -410,11 +410,11 @@ func (c *Committer[T]) run(rqs []*request[T], items []T) {
 	}
 }
 
-// commitLent commits items on the lowered thread, with one more P if the
-// Committer lends one; the P is returned before any caller hears of the
-// result. The writer changes the count itself: the change stops the
-// world and holds it stopped until it is done, and on the lowered thread
-// the kernel, with every other runnable thread of the machine ahead of
+// commitLent commits items on a lowered thread (onLowered), with one
+// more P if the Committer lends one; the P is returned before any caller
+// hears of the result. The writer changes the count itself: the change
+// stops the world and holds it stopped until it is done, and on a
+// lowered thread the kernel, with every other runnable thread of the machine ahead of
 // it, left the world stopped for milliseconds (docs/benchmarks.md).
 func (c *Committer[T]) commitLent(items []T) (each []error, err error) {
 	if c.lend.Load() {

@@ -75,6 +75,23 @@ func commitSched(t *testing.T, got chan<- sched) Commit[int] {
 	}
 }
 
+// processNice is the process's nice value, for a test that tells a
+// lowered thread from the others: below 19, or the test cannot. CI runs
+// its tests at the usual priority, so there 19 is a fault of the set-up.
+func processNice(t *testing.T) int {
+	t.Helper()
+	runtime.LockOSThread()
+	base := threadNice(t, "/proc/thread-self/stat")
+	runtime.UnlockOSThread()
+	if base >= 19 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the tests run at nice 19: a lowered thread cannot be told apart")
+		}
+		t.Skip("the process already runs at the lowest priority: a lowered thread cannot be told apart")
+	}
+	return base
+}
+
 // TestBackgroundLowersTheWriterAlone: the commits run on a thread in the
 // idle class, and the process has one more thread, at its nice value
 // raised by the option, for when they starve there; no other thread of
@@ -162,17 +179,7 @@ func TestBackgroundRefusesWhatIsNotAPriority(t *testing.T) {
 // change stops the world until it is done, and on the lowered thread
 // the kernel left it stopped for milliseconds.
 func TestLendingResizesOffTheWritersThread(t *testing.T) {
-	runtime.LockOSThread()
-	base := threadNice(t, "/proc/thread-self/stat")
-	runtime.UnlockOSThread()
-	if base >= 19 {
-		// A lowered thread cannot be told apart; CI runs its tests at
-		// the usual priority, so there this is a fault of the set-up.
-		if os.Getenv("CI") != "" {
-			t.Fatal("the tests run at nice 19: a lowered thread cannot be told apart")
-		}
-		t.Skip("the process already runs at the lowest priority: a lowered thread cannot be told apart")
-	}
+	base := processNice(t)
 	runtime.SetDefaultGOMAXPROCS()
 	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
 	nices := make(chan int, 4)
@@ -209,15 +216,7 @@ func TestLendingResizesOffTheWritersThread(t *testing.T) {
 // locked to the lowered thread takes the P of whoever wakes it, and held
 // it, away from every other goroutine, until the kernel ran that thread.
 func TestBackgroundLowersTheCommitAlone(t *testing.T) {
-	runtime.LockOSThread()
-	base := threadNice(t, "/proc/thread-self/stat")
-	runtime.UnlockOSThread()
-	if base >= 19 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the tests run at nice 19: a lowered thread cannot be told apart")
-		}
-		t.Skip("the process already runs at the lowest priority: a lowered thread cannot be told apart")
-	}
+	base := processNice(t)
 	commits, releases := make(chan sched, 8), make(chan int, 8)
 	released = func() {
 		n, err := readNice("/proc/thread-self/stat")
@@ -252,15 +251,7 @@ func TestBackgroundLowersTheCommitAlone(t *testing.T) {
 // the lowered nice value, which the kernel still gives a share of a busy
 // core, until starvedFor has passed.
 func TestStarvedCommitsMoveToTheLoweredThread(t *testing.T) {
-	runtime.LockOSThread()
-	base := threadNice(t, "/proc/thread-self/stat")
-	runtime.UnlockOSThread()
-	if base >= 19 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the tests run at nice 19: a lowered thread cannot be told apart")
-		}
-		t.Skip("the process already runs at the lowest priority: a lowered thread cannot be told apart")
-	}
+	base := processNice(t)
 	want := min(base+5, 19)
 	wasAfter, wasFor := starveAfter, starvedFor
 	t.Cleanup(func() { starveAfter, starvedFor = wasAfter, wasFor })
