@@ -15,20 +15,11 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// pubSignaler is the signaling of a client that only publishes: it takes
-// the publish answer and leaves the subscribe offers unanswered.
-type pubSignaler struct{ answer chan string }
-
-func (s *pubSignaler) PublishAnswer(sdp string)                  { s.answer <- sdp }
-func (s *pubSignaler) SubscribeOffer(string, []TrackInfo)        {}
-func (s *pubSignaler) Candidate(string, webrtc.ICECandidateInit) {}
-
 // pacedPublisher is a Pion client in visit 1 publishing one VP8 track at
 // the rate the test sets (one 1,000-byte frame per packet, a keyframe
 // every half second or when asked) and one Opus track (a 100-byte packet
 // every 20 ms).
 type pacedPublisher struct {
-	p         *Participant
 	videoRate atomic.Int64 // bits per second
 }
 
@@ -62,28 +53,8 @@ func publishPaced(t *testing.T, s *SFU, id string, videoRate int) *pacedPublishe
 			}
 		}()
 	}
-	sig := &pubSignaler{answer: make(chan string, 1)}
-	p, err := s.Join(1, id, "Name of "+id, sig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	o, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(o); err != nil {
-		t.Fatal(err)
-	}
-	<-g
-	if err := p.Publish(pc.LocalDescription().SDP); err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: <-sig.answer}); err != nil {
-		t.Fatal(err)
-	}
-	pp := &pacedPublisher{p: p}
+	joinPublisher(t, s, id, "Name of "+id, pc)
+	pp := &pacedPublisher{}
 	pp.videoRate.Store(int64(videoRate))
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
@@ -178,14 +149,7 @@ func viewLagging(t *testing.T, s *SFU) *laggingViewer {
 			v.mu.Unlock()
 		}
 	})
-	sig := &viewerSignaler{client: pc, p: make(chan *Participant, 1)}
-	p, err := s.Join(1, "viewer", "Viewer", sig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig.p <- p
-	t.Cleanup(p.Close)
-	v.p = p
+	v.p = joinSubscriber(t, s, "viewer", "Viewer", pc)
 	return v
 }
 
@@ -237,36 +201,6 @@ func (v *laggingViewer) downOf(id string, kind webrtc.RTPCodecType) *downTrack {
 		}
 	}
 	return nil
-}
-
-// viewerSignaler answers the SFU's subscribe offers with the client
-// connection. An answer that fails leaves the viewer without the tracks,
-// which the test notices.
-type viewerSignaler struct {
-	client *webrtc.PeerConnection
-	p      chan *Participant // holds the participant once Join returned
-}
-
-func (s *viewerSignaler) PublishAnswer(string)                      {}
-func (s *viewerSignaler) Candidate(string, webrtc.ICECandidateInit) {}
-func (s *viewerSignaler) SubscribeOffer(sdp string, _ []TrackInfo) {
-	go func() {
-		if err := s.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-			return
-		}
-		a, err := s.client.CreateAnswer(nil)
-		if err != nil {
-			return
-		}
-		g := webrtc.GatheringCompletePromise(s.client)
-		if err := s.client.SetLocalDescription(a); err != nil {
-			return
-		}
-		<-g
-		p := <-s.p
-		s.p <- p
-		_ = p.AnswerSubscribe(s.client.LocalDescription().SDP)
-	}()
 }
 
 // publishedRate is what the SFU receives of publisher id's video, in bits

@@ -517,22 +517,42 @@ func (g *gccBWE) set(bps int, usage, state string) {
 	g.mu.Unlock()
 }
 
-func TestAllocatorResumesOnlyWhatTheLinkWasSeenToCarry(t *testing.T) {
+// gccAllocation is a subscriber of a video (its low layer 300 kbit/s)
+// and an audio track (40 kbit/s), allocated against a scripted GCC.
+type gccAllocation struct {
+	q, o   *layer
+	vd, ad *downTrack
+	bwe    *gccBWE
+	al     *allocator
+	at     time.Time
+}
+
+func newGCCAllocation(t *testing.T) *gccAllocation {
 	a, video, audio := subscriberAndTracks(t)
-	q, o := video.addLayer(0, "q", nil), audio.addLayer(0, "", nil)
-	vd, ad := subscribe(a, video, audio)
-	bwe := &gccBWE{}
-	al := &allocator{p: a, bwe: bwe}
-	at := time.Now()
+	g := &gccAllocation{q: video.addLayer(0, "q", nil), o: audio.addLayer(0, "", nil), bwe: &gccBWE{}, at: time.Now()}
+	g.vd, g.ad = subscribe(a, video, audio)
+	g.al = &allocator{p: a, bwe: g.bwe}
+	return g
+}
+
+// allocate gives GCC's figures, lets after pass with both tracks steady,
+// allocates, and returns the video's target layer.
+func (g *gccAllocation) allocate(bps int, usage, state string, after time.Duration) int {
+	g.bwe.set(bps, usage, state)
+	g.at = g.at.Add(after)
+	steady(g.q, g.at, 300_000, 320, 180)
+	steady(g.o, g.at, 40_000, 0, 0)
+	g.al.allocate(g.at)
+	target, _ := g.vd.layers()
+	return target
+}
+
+func TestAllocatorResumesOnlyWhatTheLinkWasSeenToCarry(t *testing.T) {
+	g := newGCCAllocation(t)
 	step := func(name string, bps int, usage, state string, after time.Duration, sentBytes uint64, want int) {
 		t.Helper()
-		bwe.set(bps, usage, state)
-		at = at.Add(after)
-		steady(q, at, 300_000, 320, 180)
-		steady(o, at, 40_000, 0, 0)
-		ad.stats.bytes.Add(sentBytes)
-		al.allocate(at)
-		if got, _ := vd.layers(); got != want {
+		g.ad.stats.bytes.Add(sentBytes)
+		if got := g.allocate(bps, usage, state, after); got != want {
 			t.Fatalf("%s: layer %d, want %d", name, got, want)
 		}
 	}
@@ -550,25 +570,15 @@ func TestAllocatorResumesOnlyWhatTheLinkWasSeenToCarry(t *testing.T) {
 }
 
 func TestAllocatorKeepsVideoOnALinkThatCarriedItWithoutLoss(t *testing.T) {
-	a, video, audio := subscriberAndTracks(t)
-	q, o := video.addLayer(0, "q", nil), audio.addLayer(0, "", nil)
-	vd, ad := subscribe(a, video, audio)
-	bwe := &gccBWE{}
-	al := &allocator{p: a, bwe: bwe}
-	at := time.Now()
+	g := newGCCAllocation(t)
 	step := func(name string, bps int, usage, state string, after time.Duration, sentBytes uint64, lost uint32, want int) {
 		t.Helper()
-		bwe.set(bps, usage, state)
-		at = at.Add(after)
-		steady(q, at, 300_000, 320, 180)
-		steady(o, at, 40_000, 0, 0)
-		vd.stats.bytes.Add(sentBytes)
-		vd.stats.fractionLost.Store(lost)
-		al.allocate(at)
-		if got, _ := vd.layers(); got != want {
-			t.Fatalf("%s: layer %d, want %d (clean rate %.0f)", name, got, want, al.probe.clean)
+		g.vd.stats.bytes.Add(sentBytes)
+		g.vd.stats.fractionLost.Store(lost)
+		if got := g.allocate(bps, usage, state, after); got != want {
+			t.Fatalf("%s: layer %d, want %d (clean rate %.0f)", name, got, want, g.al.probe.clean)
 		}
-		if got, _ := ad.layers(); got != 0 {
+		if got, _ := g.ad.layers(); got != 0 {
 			t.Fatalf("%s: the audio track's target changed to %d", name, got)
 		}
 	}
