@@ -63,6 +63,18 @@ func readSched(statPath string) (sched, error) {
 	return sched{policy: p, nice: n}, nil
 }
 
+// reportNice is a hook that sends the nice value of the thread it runs
+// on to got.
+func reportNice(t *testing.T, got chan<- int) func() {
+	return func() {
+		n, err := readNice("/proc/thread-self/stat")
+		if err != nil {
+			t.Error(err) // not Fatal: this is the writer's goroutine
+		}
+		got <- n
+	}
+}
+
 // commitSched is a Commit that sends how its thread is scheduled to got.
 func commitSched(t *testing.T, got chan<- sched) Commit[int] {
 	return func(_ context.Context, batch []int) ([]error, error) {
@@ -183,13 +195,7 @@ func TestLendingResizesOffTheWritersThread(t *testing.T) {
 	runtime.SetDefaultGOMAXPROCS()
 	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
 	nices := make(chan int, 4)
-	resized = func() {
-		n, err := readNice("/proc/thread-self/stat")
-		if err != nil {
-			t.Error(err)
-		}
-		nices <- n
-	}
+	resized = reportNice(t, nices)
 	t.Cleanup(func() { resized = nil })
 	c := New(func(_ context.Context, batch []int) ([]error, error) {
 		return make([]error, len(batch)), nil
@@ -211,20 +217,14 @@ func TestLendingResizesOffTheWritersThread(t *testing.T) {
 }
 
 // TestBackgroundLowersTheCommitAlone: of a lowered writer's work, only the
-// Commit runs on the lowered thread; the writer that gathers the batch
-// and wakes its callers runs at the process's priority. A goroutine
-// locked to the lowered thread takes the P of whoever wakes it, and held
-// it, away from every other goroutine, until the kernel ran that thread.
+// Commit runs on a lowered thread; the writer that gathers the batch and
+// wakes its callers runs at the process's priority. A goroutine locked to
+// a lowered thread takes the P of whoever wakes it, and held it, away
+// from every other goroutine, until the kernel ran that thread.
 func TestBackgroundLowersTheCommitAlone(t *testing.T) {
 	base := processNice(t)
 	commits, releases := make(chan sched, 8), make(chan int, 8)
-	released = func() {
-		n, err := readNice("/proc/thread-self/stat")
-		if err != nil {
-			t.Error(err)
-		}
-		releases <- n
-	}
+	released = reportNice(t, releases)
 	t.Cleanup(func() { released = nil })
 	c := New(commitSched(t, commits), 4, Background(5))
 	defer c.Close()
