@@ -270,22 +270,21 @@ const procsPerCPU = 2
 // turns off the runtime's own updates of it (a container's CPU limit
 // changed while the server runs); a restart reads the new limit.
 func setProcs(getenv func(string) string, st store.Store, log *slog.Logger) {
-	where := "at the server's priority"
 	if w, ok := st.(interface{ WriterLowered() error }); ok {
-		if err := w.WriterLowered(); err == nil {
-			where = "by a thread in the idle scheduling class (at nice +10 while starved there)"
+		if err := w.WriterLowered(); err != nil {
+			log.Info("readings are committed at the server's priority", "reason", err)
 		} else {
-			log.Info("readings are not committed at a lowered priority", "reason", err)
+			log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there)")
 		}
 	}
-	if v := getenv("GOMAXPROCS"); v != "" {
-		log.Info("readings are committed "+where+", with the Ps GOMAXPROCS sets", "procs", runtime.GOMAXPROCS(0))
+	if getenv("GOMAXPROCS") != "" {
+		log.Info("the server runs with the Ps GOMAXPROCS sets", "procs", runtime.GOMAXPROCS(0))
 		return
 	}
 	runtime.SetDefaultGOMAXPROCS()
 	n := procsPerCPU * runtime.GOMAXPROCS(0)
 	runtime.GOMAXPROCS(n)
-	log.Info("readings are committed "+where+", with two Ps a CPU", "procs", n)
+	log.Info("the server runs with two Ps a CPU", "procs", n)
 }
 
 // openStore opens the record store the configuration selects.
