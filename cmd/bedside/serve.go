@@ -257,12 +257,11 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 // off the CPU: for a slice of a busy neighbour's, or, for the SQLite
 // store's commits of readings, for as long as anything else wants the
 // CPU (they run in the kernel's idle class, holding a P). With two Ps a
-// CPU, the kernel runs whichever thread has work. On a two-core node at
-// 1,000 streaming patients the server's p99 was 1.5 times the bare
-// relay's (median of 16 rounds), against 2.8 with one more P lent only
-// while a commit ran (two stops of the world a commit), for 5 % more
-// CPU per delivery; three Ps a CPU cost more CPU again for no shorter
-// tail (docs/benchmarks.md).
+// CPU, the kernel runs whichever thread has work. One more P lent only
+// while a commit ran did the same at the price of two stops of the
+// world a commit, some over 5 ms; two a CPU cost about 5 % more CPU per
+// delivery instead, with no such stops and a p99 not told apart from
+// the lending's, and three a CPU more CPU again (docs/benchmarks.md).
 const procsPerCPU = 2
 
 // setProcs gives the runtime procsPerCPU Ps for each CPU it would use by
