@@ -283,7 +283,7 @@ func setProcs(getenv func(string) string, st store.Store, log *slog.Logger) {
 	runtime.SetDefaultGOMAXPROCS()
 	n := procsPerCPU * runtime.GOMAXPROCS(0)
 	runtime.GOMAXPROCS(n)
-	log.Info("the server runs with two Ps a CPU", "procs", n)
+	log.Info("the server runs with more Ps than CPUs", "procs", n, "per_cpu", procsPerCPU)
 }
 
 // openStore opens the record store the configuration selects.

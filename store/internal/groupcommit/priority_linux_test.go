@@ -13,17 +13,6 @@ import (
 	"time"
 )
 
-// threadNice reads a thread's nice value from /proc (the 19th field of
-// its stat), apart from the system calls the package uses.
-func threadNice(t *testing.T, statPath string) int {
-	t.Helper()
-	n, err := readNice(statPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func readNice(statPath string) (int, error) {
 	s, err := readSched(statPath)
 	return s.nice, err
@@ -108,6 +97,28 @@ func processNice(t *testing.T) int {
 	return s.nice
 }
 
+// threadScheds reads how each thread of the process is scheduled, by the
+// path of its stat; a thread that ends meanwhile is left out.
+func threadScheds(t *testing.T) map[string]sched {
+	t.Helper()
+	tasks, err := filepath.Glob("/proc/self/task/*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]sched, len(tasks))
+	for _, p := range tasks {
+		s, err := readSched(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // a thread that ended since (a locked goroutine's)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p] = s
+	}
+	return out
+}
+
 // TestBackgroundLowersTheWriterAlone: the commits run on a thread in the
 // idle class, and the process has one more thread, at its nice value
 // raised by the option, for when they starve there; no other thread of
@@ -118,16 +129,7 @@ func TestBackgroundLowersTheWriterAlone(t *testing.T) {
 	// The threads of Committers closed by earlier tests end once their
 	// goroutines have, a moment after Close returns: they are not this
 	// Committer's.
-	before := map[string]bool{}
-	earlier, err := filepath.Glob("/proc/self/task/*/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range earlier {
-		if s, err := readSched(p); err == nil && (s.policy == idle || s.nice != base) {
-			before[p] = true
-		}
-	}
+	before := threadScheds(t)
 
 	got := make(chan sched, 1)
 	c := New(commitSched(t, got), 4, Background(5))
@@ -151,21 +153,11 @@ func TestBackgroundLowersTheWriterAlone(t *testing.T) {
 	for range 4 * runtime.GOMAXPROCS(0) {
 		<-done
 	}
-	tasks, err := filepath.Glob("/proc/self/task/*/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tasks := threadScheds(t)
 	idles, lowered := 0, 0
-	for _, p := range tasks {
-		if before[p] {
+	for p, s := range tasks {
+		if old, ok := before[p]; ok && old == s {
 			continue
-		}
-		s, err := readSched(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // a thread that ended since (a locked goroutine's)
-		}
-		if err != nil {
-			t.Fatal(err)
 		}
 		switch {
 		case s.policy == idle:
