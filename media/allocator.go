@@ -19,7 +19,8 @@ const (
 	keepTolerance   = 1.25
 	pauseAfter      = time.Second
 	// Pausing is the last resort, so the estimate alone is not enough:
-	// the link must also lose pauseLoss of what is sent, or the estimate
+	// the subscriber must also report losing pauseLoss of what is sent
+	// (its receiver reports, not GCC's figure: see loss), or the estimate
 	// be under half of what the lowest layer needs while the link has not
 	// carried, since it last lost packets, what the video would take it
 	// to. A link that is merely slow to deliver (a busy machine) keeps its
@@ -48,16 +49,14 @@ type lossReporter interface {
 	GetStats() map[string]any
 }
 
-// loss is the share of d's packets the subscriber lost lately: the larger
-// of the estimator's measure and the subscriber's last receiver report.
+// loss is the share of d's packets the subscriber's last receiver report
+// says it lost. GCC's own loss figure is not read here: it counts a packet
+// as lost when the TWCC feedback that should carry it was sent before the
+// receiver read it, so a starved receiver that reads late and then all at
+// once shows loss on a link that lost nothing, and the video would pause
+// for it. Receivers count holes in the sequence numbers (reportedLoss).
 func (a *allocator) loss(d *downTrack) float64 {
-	l := float64(d.stats.fractionLost.Load()) / 256
-	if r, ok := a.bwe.(lossReporter); ok {
-		if v, ok := r.GetStats()["averageLoss"].(float64); ok {
-			l = max(l, v)
-		}
-	}
-	return l
+	return float64(d.stats.fractionLost.Load()) / 256
 }
 
 // allocator chooses, for one subscriber, the simulcast layer of each video
@@ -249,12 +248,12 @@ func (a *allocator) allocate(now time.Time) {
 			target = p.layers[p.pick].idx
 		}
 		if target != p.was {
-			// The loss and the clean rate the pause rule reads, and the
-			// packets forwarded so far: a video paused before its first
+			// The loss and the clean rate the pause rule reads (and GCC's
+			// own loss, which it does not), and the packets forwarded so far: a video paused before its first
 			// packet never starts a track in a receiver that fires on the
 			// first packet (Pion).
 			a.p.log.Debug("layer chosen", "track", p.d.id, "layer", target, "was", p.was, "budget", int(min(budget, math.MaxInt32)),
-				"loss", math.Round(a.loss(p.d)*1000)/1000, "clean", int(a.probe.clean), "packets", p.d.stats.packets.Load())
+				"loss", math.Round(a.loss(p.d)*1000)/1000, "gccLoss", math.Round(a.probe.loss*1000)/1000, "clean", int(a.probe.clean), "packets", p.d.stats.packets.Load())
 		}
 		p.d.setTarget(target)
 	}

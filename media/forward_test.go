@@ -405,31 +405,34 @@ func TestAllocatorFitsLayersToBandwidthAndTile(t *testing.T) {
 	steps := []struct {
 		name  string
 		bps   int
-		loss  float64
+		loss  float64 // in the subscriber's receiver reports
+		gcc   float64 // GCC's own loss figure
 		tileW int
 		tileH int
 		after time.Duration
 		want  int
 	}{
-		{"plenty", 3_000_000, 0, 0, 0, 0, 2},
-		{"the high layer no longer fits", 900_000, 0, 0, 0, 0, 1},
-		{"only the low layer fits", 300_000, 0, 0, 0, 0, 0},
-		{"not even the low layer: degrade first", 60_000, 0, 0, 0, 0, 0},
-		{"still not after a while, far under: pause", 60_000, 0, 0, 0, pauseAfter + time.Millisecond, -1},
-		{"room again: resume low", 250_000, 0, 0, 0, 0, 0},
-		{"a little under, losing nothing: keep the low layer", 120_000, 0, 0, 0, 0, 0},
-		{"a little under for long, losing nothing: still kept", 120_000, 0, 0, 0, 2 * pauseAfter, 0},
-		{"a little under for long and losing packets: pause", 120_000, 0.2, 0, 0, pauseAfter, -1},
-		{"room again", 250_000, 0, 0, 0, 0, 0},
-		{"upgrades need headroom", 1_150_000, 0, 0, 0, 0, 1},
-		{"with headroom", 1_400_000, 0, 0, 0, 0, 2},
-		{"a small tile needs only the low layer", 3_000_000, 0, 300, 170, 0, 0},
-		{"a mid tile", 3_000_000, 0, 600, 350, 0, 1},
-		{"a hidden tile pauses", 3_000_000, 0, 0, 0, 0, -1},
+		{"plenty", 3_000_000, 0, 0, 0, 0, 0, 2},
+		{"the high layer no longer fits", 900_000, 0, 0, 0, 0, 0, 1},
+		{"only the low layer fits", 300_000, 0, 0, 0, 0, 0, 0},
+		{"not even the low layer: degrade first", 60_000, 0, 0, 0, 0, 0, 0},
+		{"still not after a while, far under: pause", 60_000, 0, 0, 0, 0, pauseAfter + time.Millisecond, -1},
+		{"room again: resume low", 250_000, 0, 0, 0, 0, 0, 0},
+		{"a little under, losing nothing: keep the low layer", 120_000, 0, 0, 0, 0, 0, 0},
+		{"a little under for long, losing nothing: still kept", 120_000, 0, 0, 0, 0, 2 * pauseAfter, 0},
+		{"a little under for long, and GCC alone counts a fifth lost: kept", 120_000, 0, 0.2, 0, 0, pauseAfter, 0},
+		{"a little under for long and losing packets: pause", 120_000, 0.2, 0, 0, 0, pauseAfter, -1},
+		{"room again", 250_000, 0, 0, 0, 0, 0, 0},
+		{"upgrades need headroom", 1_150_000, 0, 0, 0, 0, 0, 1},
+		{"with headroom", 1_400_000, 0, 0, 0, 0, 0, 2},
+		{"a small tile needs only the low layer", 3_000_000, 0, 0, 300, 170, 0, 0},
+		{"a mid tile", 3_000_000, 0, 0, 600, 350, 0, 1},
+		{"a hidden tile pauses", 3_000_000, 0, 0, 0, 0, 0, -1},
 	}
 	at := now
 	for _, st := range steps {
-		bwe.set(st.bps, st.loss)
+		bwe.set(st.bps, st.gcc)
+		vd.stats.fractionLost.Store(uint32(st.loss * 256))
 		if st.name == "a hidden tile pauses" {
 			vd.setTile(0, 0)
 		} else if st.tileW > 0 {
@@ -606,8 +609,9 @@ func TestAllocatorPausesOnLossWhateverTheLinkCarried(t *testing.T) {
 	bwe := &fakeBWE{}
 	al := &allocator{p: a, bwe: bwe}
 	at := time.Now()
-	al.probe.clean = 10_000_000 // as if the link had carried 10 Mbit/s
-	bwe.set(200_000, 0.2)       // over budget, but not under half of the need
+	al.probe.clean = 10_000_000     // as if the link had carried 10 Mbit/s
+	bwe.set(200_000, 0)             // over budget, but not under half of the need
+	vd.stats.fractionLost.Store(51) // the subscriber reports a fifth lost
 	steady(q, at, 300_000, 320, 180)
 	steady(o, at, 40_000, 0, 0)
 	al.allocate(at)
