@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -251,39 +250,36 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-// procsPerCPU is how many of the runtime's Ps the server runs with for
-// each CPU the runtime would give it by default. A goroutine waits for a
-// P, and a P waits with its thread whenever the kernel leaves that thread
-// off the CPU: for a slice of a busy neighbour's, or, for the SQLite
-// store's commits of readings, for as long as anything else wants the
-// CPU (they run in the kernel's idle class, holding a P). With two Ps a
-// CPU, the kernel runs whichever thread has work. One more P lent only
-// while a commit ran did the same at the price of two stops of the
-// world a commit, some over 5 ms; two a CPU cost about 5 % more CPU per
-// delivery instead, with no such stops and a p99 not told apart from
-// the lending's, and three a CPU more CPU again (docs/benchmarks.md).
-const procsPerCPU = 2
-
-// setProcs gives the runtime procsPerCPU Ps for each CPU it would use by
-// default, unless GOMAXPROCS is set, and says so. Setting the count
-// turns off the runtime's own updates of it (a container's CPU limit
-// changed while the server runs); a restart reads the new limit.
-func setProcs(getenv func(string) string, st store.Store, log *slog.Logger) {
-	if w, ok := st.(interface{ WriterLowered() error }); ok {
-		if err := w.WriterLowered(); err != nil {
-			log.Info("readings are committed at the server's priority", "reason", err)
-		} else {
-			log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there)")
-		}
-	}
-	if getenv("GOMAXPROCS") != "" {
-		log.Info("the server runs with the Ps GOMAXPROCS sets", "procs", runtime.GOMAXPROCS(0))
+// giveWriterAProc lends the store's writer one more P while it commits
+// when its readings are committed by a thread at a lowered priority (the
+// SQLite store's): that thread holds a P while it runs, and when the
+// kernel leaves it waiting, the P waits with it. Without the extra P, a
+// two-core node delivered live vitals with one P whenever a commit was in
+// hand. Ps kept all the time instead cost CPU on every delivery: one more
+// a tenth more, and two a CPU (four on two cores) 5 % more on a slower
+// instance and, on a faster one, a median 1.52 times the bare relay's
+// against the lending's 1.45 (the target is 1.5), for a p99 not told
+// apart on either (docs/benchmarks.md). Each loan and return stops the
+// world once, which shows as stops of a few ms on a starved machine.
+// GOMAXPROCS, when set, is left as it is.
+func giveWriterAProc(st store.Store, getenv func(string) string, log *slog.Logger) {
+	w, ok := st.(interface {
+		WriterLowered() error
+		LendWriterAProc()
+	})
+	if !ok {
 		return
 	}
-	runtime.SetDefaultGOMAXPROCS()
-	n := procsPerCPU * runtime.GOMAXPROCS(0)
-	runtime.GOMAXPROCS(n)
-	log.Info("the server runs with more Ps than CPUs", "procs", n, "per_cpu", procsPerCPU)
+	if err := w.WriterLowered(); err != nil {
+		log.Info("readings are committed at the server's priority", "reason", err)
+		return
+	}
+	if getenv("GOMAXPROCS") != "" {
+		log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there), with the Ps GOMAXPROCS sets")
+		return
+	}
+	w.LendWriterAProc()
+	log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there), with one more P while they commit")
 }
 
 // openStore opens the record store the configuration selects.
@@ -349,7 +345,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer st.Close()
-	setProcs(getenv, st, log)
+	giveWriterAProc(st, getenv, log)
 	var bus cluster.Bus = cluster.NewLocal()
 	busName := "in-process"
 	streams := live.NewHub(c.vitals)

@@ -118,14 +118,25 @@ const commitNice = 10
 // WriterLowered reports whether the readings' commits run on a thread of
 // their own at a lower priority (the idle class, or nice +10 while they
 // starve there): nil if they do, why not if they do not.
-// That thread holds one of the runtime's Ps while it commits, also while
-// the kernel leaves it waiting; a server runs with more Ps than CPUs, so
-// that its deliveries do not wait for that one (cmd/bedside).
+// That thread holds one of the runtime's Ps while it commits; a server
+// lends it one more for that time (LendWriterAProc).
 func (s *DB) WriterLowered() error { return s.appends.Lowered() }
 
 // WriterStarved counts the times a commit of readings waited too long in
 // the idle scheduling class and the commits moved to nice +10 for a while.
 func (s *DB) WriterStarved() int64 { return s.appends.Starved() }
+
+// LendWriterAProc has the runtime allow one more P while readings commit
+// (groupcommit's LendProcs), for a process that leaves GOMAXPROCS to the
+// runtime. With its own P and a lowered thread, a commit no longer
+// yields between devices: the kernel runs the delivering threads first,
+// and each yield of a thread-locked goroutine costs the process several
+// thread switches.
+func (s *DB) LendWriterAProc() { s.appends.LendProcs(true) }
+
+// WriterHasAProc reports whether the readings commit with a P of their
+// own: on a lowered thread, with one more P lent (LendWriterAProc).
+func (s *DB) WriterHasAProc() bool { return s.appends.LendsProcs() && s.appends.Lowered() == nil }
 
 // dsn is the driver's name for the database file at the absolute path abs: a
 // file: URI, so characters such as '?', '#' and '%' in the path are escaped

@@ -2,7 +2,9 @@
 // goroutine takes the first waiting write, adds every other one already
 // waiting, commits them together and then releases each caller with its own
 // result. When writes come one at a time each commits at once; no timer
-// holds a write back to wait for company.
+// holds a write back to wait for company, except in a Committer that
+// lends Ps (LendProcs), which waits up to lendGather for more writes so
+// that one loan serves them all.
 package groupcommit
 
 import (
@@ -35,8 +37,9 @@ type request[T any] struct {
 type Committer[T any] struct {
 	commit Commit[T]
 	max    int
-	nice   int   // the nice value added for the starved commits' thread; 0: no Background
-	lowerr error // why the priority could not be lowered; read after started
+	nice   int         // the nice value added for the starved commits' thread; 0: no Background
+	lowerr error       // why the priority could not be lowered; read after started
+	lend   atomic.Bool // commit with one more P (LendProcs)
 	in     chan *request[T]
 	quit   chan struct{}
 	done   chan struct{}
@@ -128,9 +131,8 @@ type options struct{ nice int }
 // process's other threads first, and the commits take what they leave:
 // a slow commit delays only its callers, while a thread woken to deliver
 // something waits less behind one. The thread holds one of the runtime's
-// Ps while it commits, also while the kernel leaves it waiting: a
-// process whose other goroutines must not wait for that P runs with more
-// Ps than CPUs (cmd/bedside does).
+// Ps while it commits, so the commits take that P from everything else
+// unless the process lends them one (LendProcs).
 //
 // Only the Commit calls run on those threads. The writer gathers writes
 // and releases their callers at the process's priority: a goroutine
@@ -199,9 +201,71 @@ func (c *Committer[T]) Lowered() error {
 	return c.lowerr
 }
 
-// Set by tests: released is called by the writer once it has released
+// LendProcs makes the runtime allow one more P (runtime.GOMAXPROCS) while
+// a batch commits, and go back to its default after: the writer's P,
+// when it runs at a lowered priority and the kernel leaves it waiting,
+// is not one the process's other goroutines needed. Keeping the extra P
+// all the time costs its idle spinning and wake-ups instead: on a
+// two-core node, a tenth more CPU per live-vitals delivery
+// (docs/benchmarks.md). Changing the count stops the world, twice a
+// loan, so a lending Committer gathers writes for up to lendGather
+// after the first before it commits them, and the writer changes the
+// count at the process's priority (commitLent). Committers that lend
+// at once share one extra P. Only for a process that leaves GOMAXPROCS
+// to the runtime: going back to the default
+// (runtime.SetDefaultGOMAXPROCS) ignores the environment's GOMAXPROCS
+// and any count set before.
+func (c *Committer[T]) LendProcs(on bool) { c.lend.Store(on) }
+
+// LendsProcs reports whether commits are given one more P (LendProcs).
+func (c *Committer[T]) LendsProcs() bool { return c.lend.Load() }
+
+// lent counts the commits in hand with one more P, of every Committer.
+var lent struct {
+	sync.Mutex
+	n int
+}
+
+// lendGather is how long a lending Committer waits, after the first
+// write of a batch, for others to join it. Live vitals' devices commit
+// in slots (vitals' commitSlots): at 1,000 streaming patients a slot's
+// hundred devices reach the writer over a few milliseconds, which
+// without the wait made about six batches of a slot, each a loan (two
+// stops of the world) and a transaction; with it, one or two. A write
+// waits at most this long more for its commit; a batch that fills
+// commits at once.
+var lendGather = 4 * time.Millisecond
+
+// Set by tests: resized is called by the goroutine that changes the
+// count of Ps, once it has; released by the writer once it has released
 // a batch's callers.
-var released func()
+var resized, released func()
+
+// lendProc allows one more P, unless a commit has already.
+func lendProc() {
+	lent.Lock()
+	defer lent.Unlock()
+	if lent.n == 0 {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+		if resized != nil {
+			resized()
+		}
+	}
+	lent.n++
+}
+
+// returnProc goes back to the runtime's default once the last commit
+// with one more P is done.
+func returnProc() {
+	lent.Lock()
+	defer lent.Unlock()
+	if lent.n--; lent.n == 0 {
+		runtime.SetDefaultGOMAXPROCS()
+		if resized != nil {
+			resized()
+		}
+	}
+}
 
 // ErrNotLowered is Lowered's answer for a Committer without Background.
 var ErrNotLowered = errors.New("the writer's priority was not lowered")
@@ -290,13 +354,30 @@ func (c *Committer[T]) loop() {
 	}
 }
 
-// gather adds to batch the writes already waiting, up to c.max.
+// gather adds to batch the writes waiting, up to c.max: those already
+// waiting, and for a lending Committer those that come within
+// lendGather. A Close meanwhile ends the wait; the batch still commits.
 func (c *Committer[T]) gather(batch []*request[T]) []*request[T] {
+	if !c.lend.Load() || lendGather <= 0 {
+		for len(batch) < c.max {
+			select {
+			case rq := <-c.in:
+				batch = append(batch, rq)
+			default:
+				return batch
+			}
+		}
+		return batch
+	}
+	wait := time.NewTimer(lendGather)
+	defer wait.Stop()
 	for len(batch) < c.max {
 		select {
 		case rq := <-c.in:
 			batch = append(batch, rq)
-		default:
+		case <-wait.C:
+			return batch
+		case <-c.quit:
 			return batch
 		}
 	}
@@ -306,7 +387,7 @@ func (c *Committer[T]) gather(batch []*request[T]) []*request[T] {
 // run commits items; if the batch fails as a whole, each item is tried
 // alone, so one bad write does not fail the others.
 func (c *Committer[T]) run(rqs []*request[T], items []T) {
-	each, err := c.commitLowered(items)
+	each, err := c.commitLent(items)
 	if err == nil && len(each) == len(items) {
 		for i, rq := range rqs {
 			rq.res <- each[i]
@@ -321,7 +402,7 @@ func (c *Committer[T]) run(rqs []*request[T], items []T) {
 		return
 	}
 	for i, rq := range rqs {
-		one, err := c.commitLowered(items[i : i+1])
+		one, err := c.commitLent(items[i : i+1])
 		if err == nil && len(one) == 1 {
 			err = one[0]
 		}
@@ -329,8 +410,17 @@ func (c *Committer[T]) run(rqs []*request[T], items []T) {
 	}
 }
 
-// commitLowered commits items on a lowered thread (onLowered).
-func (c *Committer[T]) commitLowered(items []T) (each []error, err error) {
+// commitLent commits items on a lowered thread (onLowered), with one
+// more P if the Committer lends one; the P is returned before any caller
+// hears of the result. The writer changes the count itself: the change
+// stops the world and holds it stopped until it is done, and on a
+// lowered thread the kernel, with every other runnable thread of the machine ahead of
+// it, left the world stopped for milliseconds (docs/benchmarks.md).
+func (c *Committer[T]) commitLent(items []T) (each []error, err error) {
+	if c.lend.Load() {
+		lendProc()
+		defer returnProc()
+	}
 	c.onLowered(func() { each, err = c.commit(context.Background(), items) })
 	return each, err
 }

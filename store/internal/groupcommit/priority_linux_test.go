@@ -196,6 +196,36 @@ func TestBackgroundRefusesWhatIsNotAPriority(t *testing.T) {
 	c.Close()
 }
 
+// TestLendingResizesOffTheWritersThread: a lowered writer that lends Ps
+// has the count changed by a thread of the process's priority. The
+// change stops the world until it is done, and on the lowered thread
+// the kernel left it stopped for milliseconds.
+func TestLendingResizesOffTheWritersThread(t *testing.T) {
+	base := processNice(t)
+	runtime.SetDefaultGOMAXPROCS()
+	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
+	nices := make(chan int, 4)
+	resized = reportNice(t, nices)
+	t.Cleanup(func() { resized = nil })
+	c := New(func(_ context.Context, batch []int) ([]error, error) {
+		return make([]error, len(batch)), nil
+	}, 4, Background(5))
+	defer c.Close()
+	if err := c.Lowered(); err != nil {
+		t.Fatalf("Lowered: %v", err)
+	}
+	c.LendProcs(true)
+	if err := c.Do(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	// One loan: the count went up, and back down before Do returned.
+	for _, what := range []string{"lent", "returned"} {
+		if n := <-nices; n != base {
+			t.Errorf("the P was %s by a thread at nice %d, want the process's %d", what, n, base)
+		}
+	}
+}
+
 // TestBackgroundLowersTheCommitAlone: of a lowered writer's work, only the
 // Commit runs on a lowered thread; the writer that gathers the batch and
 // wakes its callers runs at the process's priority. A goroutine locked to
@@ -211,15 +241,19 @@ func TestBackgroundLowersTheCommitAlone(t *testing.T) {
 	if err := c.Lowered(); err != nil {
 		t.Fatalf("Lowered: %v", err)
 	}
-	if err := c.Do(t.Context(), 1); err != nil {
-		t.Fatal(err)
+	for _, lend := range []bool{false, true} {
+		c.LendProcs(lend)
+		if err := c.Do(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		if s := <-commits; s.policy != idle {
+			t.Errorf("lending %v: the commit ran with %v, want the idle class", lend, s)
+		}
+		if n := <-releases; n != base {
+			t.Errorf("lending %v: the callers were released by a thread at nice %d, want the process's %d", lend, n, base)
+		}
 	}
-	if s := <-commits; s.policy != idle {
-		t.Errorf("the commit ran with %v, want the idle class", s)
-	}
-	if n := <-releases; n != base {
-		t.Errorf("the callers were released by a thread at nice %d, want the process's %d", n, base)
-	}
+	runtime.SetDefaultGOMAXPROCS()
 }
 
 // TestStarvedCommitsMoveToTheLoweredThread: a commit that waited in the
