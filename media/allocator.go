@@ -249,9 +249,9 @@ func (a *allocator) allocate(now time.Time) {
 		}
 		if target != p.was {
 			// The loss and the clean rate the pause rule reads (and GCC's
-			// own loss, which it does not), and the packets forwarded so far: a video paused before its first
-			// packet never starts a track in a receiver that fires on the
-			// first packet (Pion).
+			// own loss, which it does not), and the packets forwarded so
+			// far: a video paused before its first packet never starts a
+			// track in a receiver that fires on the first packet (Pion).
 			a.p.log.Debug("layer chosen", "track", p.d.id, "layer", target, "was", p.was, "budget", int(min(budget, math.MaxInt32)),
 				"loss", math.Round(a.loss(p.d)*1000)/1000, "gccLoss", math.Round(a.probe.loss*1000)/1000, "clean", int(a.probe.clean), "packets", p.d.stats.packets.Load())
 		}
