@@ -2,6 +2,7 @@ package signaling_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,9 +56,20 @@ func newTestServerWith(t *testing.T, opts wsconn.Options) *testServer {
 // newTestServerOn is newTestServerWith with an SFU built from cfg.
 func newTestServerOn(t *testing.T, opts wsconn.Options, cfg media.Config) *testServer {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
+	debug := &slog.HandlerOptions{Level: slog.LevelDebug}
+	var log *slog.Logger
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		log = slog.New(slog.NewTextHandler(os.Stderr, debug))
+	} else {
+		// A failure in CI, which runs without -v, still shows why: the
+		// layers chosen, the probes and the GCC figures behind them.
+		tail := &tailLog{}
+		log = slog.New(slog.NewTextHandler(tail, debug))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("the server's last %d debug lines:\n%s", tailLines, tail)
+			}
+		})
 	}
 	sfu, err := media.New(cfg, log)
 	if err != nil {
@@ -193,5 +206,46 @@ func TestUpgradeRefusesAnotherSite(t *testing.T) {
 	}
 	if resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("got %v, want 403", resp)
+	}
+}
+
+// tailLines is how many of the server's last log lines a failing test
+// prints: a call's worth (about 50 in a congestion test) several times.
+const tailLines = 400
+
+// tailLog keeps the last tailLines lines written to it. slog's text
+// handler writes each record with one Write.
+type tailLog struct {
+	mu    sync.Mutex
+	lines [tailLines]string
+	n     int // lines written in all
+}
+
+func (l *tailLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.lines[l.n%tailLines] = string(p)
+	l.n++
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+func (l *tailLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for i := max(0, l.n-tailLines); i < l.n; i++ {
+		b.WriteString(l.lines[i%tailLines])
+	}
+	return b.String()
+}
+
+func TestTailLogKeepsTheLastLines(t *testing.T) {
+	var l tailLog
+	for i := range tailLines + 50 {
+		fmt.Fprintf(&l, "line %d\n", i)
+	}
+	lines := strings.Split(strings.TrimSuffix(l.String(), "\n"), "\n")
+	if len(lines) != tailLines || lines[0] != "line 50" || lines[tailLines-1] != fmt.Sprintf("line %d", tailLines+49) {
+		t.Fatalf("kept %d lines, from %q to %q; want the last %d", len(lines), lines[0], lines[len(lines)-1], tailLines)
 	}
 }
