@@ -274,12 +274,12 @@ func giveWriterAProc(st store.Store, getenv func(string) string, log *slog.Logge
 		log.Info("readings are committed at the server's priority", "reason", err)
 		return
 	}
-	if getenv("GOMAXPROCS") != "" {
-		log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there), with the Ps GOMAXPROCS sets")
-		return
+	procs := "with the Ps GOMAXPROCS sets"
+	if getenv("GOMAXPROCS") == "" {
+		w.LendWriterAProc()
+		procs = "with one more P while they commit"
 	}
-	w.LendWriterAProc()
-	log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there), with one more P while they commit")
+	log.Info("readings are committed by a thread in the idle scheduling class (at nice +10 while starved there), " + procs)
 }
 
 // openStore opens the record store the configuration selects.

@@ -414,8 +414,9 @@ func (c *Committer[T]) run(rqs []*request[T], items []T) {
 // more P if the Committer lends one; the P is returned before any caller
 // hears of the result. The writer changes the count itself: the change
 // stops the world and holds it stopped until it is done, and on a
-// lowered thread the kernel, with every other runnable thread of the machine ahead of
-// it, left the world stopped for milliseconds (docs/benchmarks.md).
+// lowered thread the kernel, with every other runnable thread of the
+// machine ahead of it, left the world stopped for milliseconds
+// (docs/benchmarks.md).
 func (c *Committer[T]) commitLent(items []T) (each []error, err error) {
 	if c.lend.Load() {
 		lendProc()

@@ -236,6 +236,7 @@ func TestBackgroundLowersTheCommitAlone(t *testing.T) {
 	commits, releases := make(chan sched, 8), make(chan int, 8)
 	released = reportNice(t, releases)
 	t.Cleanup(func() { released = nil })
+	t.Cleanup(runtime.SetDefaultGOMAXPROCS) // lending changes the count
 	c := New(commitSched(t, commits), 4, Background(5))
 	defer c.Close()
 	if err := c.Lowered(); err != nil {
@@ -253,7 +254,6 @@ func TestBackgroundLowersTheCommitAlone(t *testing.T) {
 			t.Errorf("lending %v: the callers were released by a thread at nice %d, want the process's %d", lend, n, base)
 		}
 	}
-	runtime.SetDefaultGOMAXPROCS()
 }
 
 // TestStarvedCommitsMoveToTheLoweredThread: a commit that waited in the
